@@ -1,0 +1,3 @@
+from archcalc.cli.app import main
+
+main()

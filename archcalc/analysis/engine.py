@@ -1,0 +1,143 @@
+"""analyse(): build a registered model on the meta device (or a real one), trace one forward pass."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+import archcalc.analysis.module_counters  # noqa: F401  (registers the layer formulas)
+import archcalc.analysis.op_counters  # noqa: F401  (registers the operation formulas)
+from archcalc.analysis.records import Analysis, LayerRecord, Totals
+from archcalc.analysis.tracer import Tracer
+from archcalc.errors import ForwardError, InputError
+from archcalc.models.registry import ModelEntry
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+DEVICES = ("meta", "cpu", "cuda")
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise InputError(f"unknown dtype {name!r}; use one of {', '.join(DTYPES)}") from None
+
+
+def resolve_device(name: str) -> torch.device:
+    kind = name.split(":", 1)[0]
+    if kind not in DEVICES:
+        raise InputError(f"unknown device {name!r}; use one of {', '.join(DEVICES)}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InputError("CUDA is not available on this machine; use --device meta (no memory) or --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as error:
+        raise InputError(f"bad device {name!r}: {error}") from None
+
+
+def input_shape(entry_default: Sequence[int], given: Sequence[int] | None, batch: int) -> tuple[int, ...]:
+    """(N, C, H, W) from the model's default C x H x W, an optional C x H x W or H x W, and the batch."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InputError(f"--batch must be a positive integer, got {batch!r}")
+    chw = tuple(entry_default)
+    if given is not None:
+        given = tuple(given)
+        if len(given) == len(chw):
+            chw = given
+        elif len(given) == len(chw) - 1:
+            chw = chw[:1] + given
+        else:
+            raise InputError(f"--input takes CxHxW or HxW, got {'x'.join(map(str, given))}")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in chw):
+        raise InputError(f"input sizes must be positive integers, got {'x'.join(map(str, chw))}")
+    return (batch, *chw)
+
+
+def build(entry: ModelEntry, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """The entry's model on the device, in eval mode, in the dtype (on meta, no memory is used)."""
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = entry.resolve()(**dict(entry.kwargs))
+    return model.to(dtype=dtype).eval()
+
+
+def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.device,
+                   dtype: torch.dtype) -> Analysis:
+    """Trace one forward pass of ``model`` on an input of ``shape`` and return its records."""
+    if device.type == "meta":
+        x = torch.empty(shape, device=device, dtype=dtype)
+    else:
+        x = torch.randn(shape, device=device, dtype=dtype)
+    tracer = Tracer(model)
+    try:
+        with torch.no_grad(), tracer:
+            output = model(x)
+    except Exception as error:  # the model's own code failed: say where
+        raise ForwardError(_failure(name, shape, tracer, error)) from error
+    records = tracer.ordered()
+    return Analysis(
+        model=name,
+        input_shape=shape,
+        output_shapes=tuple(tuple(t.shape) for t in _flat(output)),
+        device=str(device),
+        dtype=_dtype_name(dtype),
+        itemsize=x.element_size(),
+        records=records,
+        totals=_totals(model, records),
+        notes=_notes(model, records),
+    )
+
+
+def analyse(entry: ModelEntry, given_input: Sequence[int] | None = None, batch: int = 1,
+            device: str = "meta", dtype: str = "float32") -> Analysis:
+    shape = input_shape(entry.default_input, given_input, batch)
+    torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
+    model = build(entry, torch_device, torch_dtype)
+    return analyse_module(model, entry.name, shape, torch_device, torch_dtype)
+
+
+def _flat(output) -> list[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, (list, tuple)):
+        return [t for item in output for t in _flat(item)]
+    return []
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return next(name for name, value in DTYPES.items() if value == dtype)
+
+
+def _totals(model: nn.Module, records: tuple[LayerRecord, ...]) -> Totals:
+    params = list(model.parameters())
+    return Totals(
+        params=sum(p.numel() for p in params),
+        trainable_params=sum(p.numel() for p in params if p.requires_grad),
+        macs=sum(r.macs for r in records if r.macs is not None),
+        elementwise=sum(r.elementwise for r in records if r.elementwise is not None),
+        param_bytes=sum(p.numel() * p.element_size() for p in params),
+        buffer_bytes=sum(b.numel() * b.element_size() for b in model.buffers()),
+        activation_bytes=sum(r.activation_bytes for r in records),
+    )
+
+
+def _notes(model: nn.Module, records: tuple[LayerRecord, ...]) -> tuple[str, ...]:
+    notes = []
+    in_rows = sum(r.params for r in records)
+    total = sum(p.numel() for p in model.parameters())
+    if in_rows != total:
+        notes.append(f"{total - in_rows:,} parameters belong to layers that did not run in this forward pass")
+    uncounted = sorted({r.type for r in records if r.macs is None})
+    if uncounted:
+        notes.append(f"not counted (no formula): {', '.join(uncounted)}")
+    return tuple(notes)
+
+
+def _failure(name: str, shape: tuple[int, ...], tracer: Tracer, error: Exception) -> str:
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    frames = [f for f in tracer.stack if f.recorded and f.index >= 0]
+    where = f" in {frames[-1].name} ({type(frames[-1].module).__name__})" if frames else ""
+    size = "x".join(map(str, shape[1:]))
+    return f"forward pass of {name} failed{where} for input {size}: {message}"

@@ -1,0 +1,204 @@
+"""Formulas for PyTorch's layers and the lectures' own layers, registered by type.
+
+Symbols: N batch, C_in/C_out channels, K kernel, g groups, H_out/W_out output size.
+Convolution MACs = N*C_out*H_out*W_out * (C_in/g)*K_h*K_w; Linear MACs = N*n_in*n_out.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from torch import nn
+
+from archcalc.analysis.counting import MODULES, Count, ModuleCall
+from archcalc.analysis.shapes import adaptive_formula, as_tuple, elements_text, numel, window_formula
+from archcalc.formulas.numbers import grouped
+from archcalc.formulas.params import connection_table_params, conv_params, linear_params, per_map_params
+from archcalc.layers.lenet import ConnectionTableConv2d, RBFOutput, ScaledTanh, Subsampling
+
+
+def _macs_text(out: tuple, per_output: list[int], value: int) -> str:
+    return f"{elements_text(out)}*({'*'.join(str(x) for x in per_output)}) = {grouped(value)}"
+
+
+def _bias_text(out: tuple, value: int) -> str:
+    return f"bias: {elements_text(out)} adds = {grouped(value)}"
+
+
+@MODULES.register(nn.Conv1d, nn.Conv2d, nn.Conv3d)
+def conv(call: ModuleCall) -> Count:
+    m, out = call.module, call.output
+    d = len(out) - 2
+    per_output = list(m.kernel_size) + [m.in_channels // m.groups]
+    macs = numel(out) * prod(per_output)
+    elementwise = numel(out) if m.bias is not None else 0
+    spatial_in = call.input[-d:]
+    if isinstance(m.padding, str):
+        output = f"padding='{m.padding}': " + ("size kept" if m.padding == "same" else window_formula(
+            spatial_in, m.kernel_size, m.stride, 0, m.dilation, False))
+    else:
+        output = window_formula(spatial_in, m.kernel_size, m.stride, m.padding, m.dilation, False)
+    formulas = {
+        "output": output,
+        "params": str(conv_params(m.kernel_size, m.in_channels, m.out_channels, m.groups, m.bias is not None)),
+        "macs": _macs_text(out, per_output, macs),
+    }
+    if elementwise:
+        formulas["elementwise"] = _bias_text(out, elementwise)
+    return Count(macs, elementwise, formulas)
+
+
+@MODULES.register(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+def conv_transpose(call: ModuleCall) -> Count:
+    m, inp, out = call.module, call.input, call.output
+    per_input = list(m.kernel_size) + [m.out_channels // m.groups]
+    macs = numel(inp) * prod(per_input)
+    elementwise = numel(out) if m.bias is not None else 0
+    formulas = {
+        "output": "H_out = (H_in - 1)*S - 2P + D*(K - 1) + output_padding + 1",
+        "params": str(conv_params(m.kernel_size, m.in_channels, m.out_channels, m.groups, False))
+        + (f" + {m.out_channels} bias" if m.bias is not None else ""),
+        "macs": f"input {_macs_text(inp, per_input, macs)}",
+    }
+    return Count(macs, elementwise, formulas)
+
+
+@MODULES.register(nn.Linear)
+def linear(call: ModuleCall) -> Count:
+    m, out = call.module, call.output
+    rows = numel(call.input[:-1])
+    macs = rows * m.in_features * m.out_features
+    elementwise = numel(out) if m.bias is not None else 0
+    formulas = {
+        "params": str(linear_params(m.in_features, m.out_features, m.bias is not None)),
+        "macs": f"{rows}*{m.in_features}*{m.out_features} = {grouped(macs)}",
+    }
+    if elementwise:
+        formulas["elementwise"] = _bias_text(out, elementwise)
+    return Count(macs, elementwise, formulas)
+
+
+@MODULES.register(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+def batch_norm(call: ModuleCall) -> Count:
+    m, out = call.module, call.output
+    elementwise = 2 * numel(out)
+    formulas = {"elementwise": f"2*{elements_text(out)} = {grouped(elementwise)} (x*γ/σ + (β - μγ/σ), folded)"}
+    if m.affine:
+        formulas["params"] = f"(γ + β)*C = {per_map_params(m.num_features, ('γ', 'β'))}"
+    return Count(0, elementwise, formulas)
+
+
+_ACTIVATIONS = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+    nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus,
+    nn.Softmax, nn.LogSoftmax,
+)
+
+
+@MODULES.register(*_ACTIVATIONS)
+def activation(call: ModuleCall) -> Count:
+    n = numel(call.output)
+    formulas = {"elementwise": f"1 per element: {elements_text(call.output)} = {grouped(n)}"}
+    params = list(call.module.parameters(recurse=False))
+    if params:
+        formulas["params"] = " + ".join(f"{p.numel()}" for p in params) + " (learned slope)"
+    return Count(0, n, formulas)
+
+
+@MODULES.register(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+def max_pool(call: ModuleCall) -> Count:
+    m, out = call.module, call.output
+    d = len(out) - 2
+    window = prod(as_tuple(m.kernel_size, d))
+    elementwise = (window - 1) * numel(out)
+    stride = m.stride if m.stride is not None else m.kernel_size
+    return Count(0, elementwise, {
+        "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, m.dilation, m.ceil_mode),
+        "elementwise": f"({window} - 1) comparisons*{elements_text(out)} = {grouped(elementwise)}",
+    })
+
+
+@MODULES.register(nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+def avg_pool(call: ModuleCall) -> Count:
+    m, out = call.module, call.output
+    d = len(out) - 2
+    window = prod(as_tuple(m.kernel_size, d))
+    elementwise = window * numel(out)
+    stride = m.stride if m.stride is not None else m.kernel_size
+    return Count(0, elementwise, {
+        "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, 1, m.ceil_mode),
+        "elementwise": f"{window} (adds + divide)*{elements_text(out)} = {grouped(elementwise)}",
+    })
+
+
+@MODULES.register(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+                  nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+def adaptive_pool(call: ModuleCall) -> Count:
+    out = call.output
+    d = len(out) - 2
+    formula, window_elements = adaptive_formula(call.input[-d:], out[-d:])
+    planes = numel(out[:-d])
+    reads = planes * window_elements
+    is_max = "Max" in type(call.module).__name__
+    elementwise = reads - numel(out) if is_max else reads
+    what = "comparisons" if is_max else "adds and divides"
+    return Count(0, elementwise, {
+        "output": formula,
+        "elementwise": f"{what}: {grouped(elementwise)} over {grouped(reads)} window elements",
+    })
+
+
+@MODULES.register(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+def dropout(call: ModuleCall) -> Count:
+    return Count(0, 0, {}, "identity at inference (eval mode)")
+
+
+@MODULES.register(nn.Flatten, nn.Unflatten, nn.Identity)
+def reshape(call: ModuleCall) -> Count:
+    return Count(0, 0, {}, "shape only")
+
+
+@MODULES.register(Subsampling)
+def subsampling(call: ModuleCall) -> Count:
+    m, out = call.module, call.output
+    k = m.kernel_size
+    elementwise = (k * k + 1) * numel(out)
+    return Count(0, elementwise, {
+        "output": window_formula(call.input[-2:], k, k, 0, 1, False),
+        "params": f"(coefficient + bias)*maps = {per_map_params(m.maps, ('coefficient', 'bias'))}",
+        "elementwise": f"({k}*{k} - 1 adds + 1 multiply + 1 bias)*{elements_text(out)} = {grouped(elementwise)}",
+    }, "no convolution or linear work: its cost is element-wise")
+
+
+@MODULES.register(ConnectionTableConv2d)
+def connection_table_conv(call: ModuleCall) -> Count:
+    m, out = call.module, call.output
+    connections = sum(len(t) for t in m.table)
+    spatial = numel(out[:1] + out[2:])
+    per_output = list(m.kernel_size) + [connections]
+    macs = spatial * prod(per_output)
+    elementwise = numel(out)
+    return Count(macs, elementwise, {
+        "output": window_formula(call.input[-2:], m.kernel_size, 1, 0, 1, False),
+        "params": str(connection_table_params(m.kernel_size, [len(t) for t in m.table])),
+        "macs": f"{elements_text(out[:1] + out[2:])}*({'*'.join(map(str, per_output))} connections) = {grouped(macs)}",
+        "elementwise": _bias_text(out, elementwise),
+    })
+
+
+@MODULES.register(RBFOutput)
+def rbf_output(call: ModuleCall) -> Count:
+    m = call.module
+    rows = numel(call.input[:-1])
+    macs = rows * m.in_features * m.out_features
+    return Count(macs, macs, {
+        "params": f"{m.in_features}*{m.out_features} = {grouped(m.in_features * m.out_features)} (fixed, not trainable)",
+        "macs": f"y_i = Σ_j (x_j - w_ij)²: {rows}*{m.in_features}*{m.out_features} = {grouped(macs)}",
+        "elementwise": f"subtractions: {rows}*{m.in_features}*{m.out_features} = {grouped(macs)}",
+    })
+
+
+@MODULES.register(ScaledTanh)
+def scaled_tanh(call: ModuleCall) -> Count:
+    n = numel(call.output)
+    return Count(0, 3 * n, {"elementwise": f"A*tanh(S*a): 3*{elements_text(call.output)} = {grouped(3 * n)}"})

@@ -1,0 +1,90 @@
+"""The engine's output: one frozen record per layer call or operation, and the whole analysis.
+
+Records hold each layer's *own* cost (a container's record holds only the parameters it owns
+directly), so any selection of rows that partitions the tree adds up to the totals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+Shape = tuple[int, ...]
+
+LAYER = "layer"  # a module with a registered formula, counted as one
+OP = "op"  # a functional operation (torch.add, torch.cat, out * CA_map, F.relu, ...)
+MODULE = "module"  # any other module: its cost is that of the layers and operations inside it
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    index: int
+    name: str
+    call: int
+    type: str
+    kind: str
+    depth: int
+    parent: int | None
+    input_shapes: tuple[Shape, ...]
+    output_shapes: tuple[Shape, ...]
+    params: int
+    trainable_params: int
+    param_bytes: int
+    macs: int | None
+    elementwise: int | None
+    activation_elements: int
+    activation_bytes: int
+    formulas: Mapping[str, str] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def counted(self) -> bool:
+        return self.macs is not None
+
+    @property
+    def flops(self) -> int | None:
+        return None if self.macs is None else 2 * self.macs
+
+    @property
+    def output_shape(self) -> Shape | tuple[Shape, ...] | None:
+        """The output's shape, or the shapes of a layer that returns several tensors."""
+        if not self.output_shapes:
+            return None
+        return self.output_shapes[0] if len(self.output_shapes) == 1 else self.output_shapes
+
+    @property
+    def label(self) -> str:
+        """The name with the call number when a module or operation runs more than once."""
+        return self.name if self.call == 1 else f"{self.name} ({self.call})"
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int
+    trainable_params: int
+    macs: int
+    elementwise: int
+    param_bytes: int
+    buffer_bytes: int
+    activation_bytes: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+
+@dataclass(frozen=True)
+class Analysis:
+    model: str
+    input_shape: Shape
+    output_shapes: tuple[Shape, ...]
+    device: str
+    dtype: str
+    itemsize: int
+    records: tuple[LayerRecord, ...]
+    totals: Totals
+    notes: tuple[str, ...] = ()
+
+    @property
+    def not_counted(self) -> tuple[LayerRecord, ...]:
+        return tuple(r for r in self.records if r.macs is None)

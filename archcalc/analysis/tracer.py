@@ -1,0 +1,208 @@
+"""One forward pass, recorded: module hooks for the layer tree, a TorchFunctionMode for the rest.
+
+Every module call becomes a record. A module with a registered formula (a "layer") is counted as
+one, and nothing inside it is traced again. Functional operations called anywhere else (the
+forward of a container or of the model: torch.add, torch.cat, out * CA_map, expand_as, view,
+F.relu, F.max_pool2d) become records of their own, named after the module whose forward runs them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from archcalc.analysis.counting import NOT_COUNTED, OPS, Count, ModuleCall, OpCall, module_counter, op_name
+from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
+from archcalc.formulas.params import tensor_params
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _tensors(item)]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in _tensors(item)]
+    return []
+
+
+def _new_bytes(outputs: list[torch.Tensor], inputs: list[torch.Tensor]) -> tuple[int, int]:
+    """Elements and bytes the outputs add: views of an input and in-place results add none."""
+    seen = {id(t) for t in inputs}
+    bases = {id(t) for t in inputs} | {id(t._base) for t in inputs if t._base is not None}
+    elements = size = 0
+    for t in outputs:
+        if id(t) in seen or (t._base is not None and id(t._base) in bases):
+            continue
+        elements += t.numel()
+        size += t.numel() * t.element_size()
+    return elements, size
+
+
+@dataclass
+class _Frame:
+    """A module call in progress (private and mutable; records made from it are frozen)."""
+
+    module: nn.Module
+    index: int
+    name: str
+    call: int
+    depth: int
+    parent: int | None
+    counter: object | None
+    inputs: list[torch.Tensor]
+    recorded: bool = True
+    children: int = field(default=0)
+
+
+class Tracer(TorchFunctionMode):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.names = {id(m): name for name, m in model.named_modules()}
+        self.records: dict[int, LayerRecord] = {}
+        self.stack: list[_Frame] = []
+        self.next_index = 0
+        self.module_calls: Counter = Counter()
+        self.op_calls: Counter = Counter()
+        self.params_seen: set[int] = set()
+        self._handles: list = []
+        self._busy = False  # True while a hook runs: its own tensor queries are not operations
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def __enter__(self):
+        for module in self.model.modules():
+            self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
+            self._handles.append(module.register_forward_hook(self._post, with_kwargs=True))
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        return super().__exit__(*exc)
+
+    @property
+    def current(self) -> _Frame | None:
+        return self.stack[-1] if self.stack else None
+
+    @property
+    def inside_layer(self) -> bool:
+        return any(frame.counter is not None for frame in self.stack)
+
+    def ordered(self) -> tuple[LayerRecord, ...]:
+        return tuple(self.records[i] for i in sorted(self.records))
+
+    # -- modules ------------------------------------------------------------------------
+    def _pre(self, module: nn.Module, args, kwargs):
+        self._busy = True
+        try:
+            self._enter(module, args, kwargs)
+        finally:
+            self._busy = False
+
+    def _post(self, module: nn.Module, args, kwargs, output):
+        self._busy = True
+        try:
+            self._leave(module, output)
+        finally:
+            self._busy = False
+
+    def _enter(self, module: nn.Module, args, kwargs) -> None:
+        parent = self.current
+        if self.inside_layer:
+            self.stack.append(_Frame(module, -1, "", 0, 0, None, None, [], recorded=False))
+            return
+        is_root = module is self.model
+        self.module_calls[id(module)] += 1
+        frame = _Frame(
+            module=module,
+            index=-1 if is_root else self._take_index(),
+            name=self.names.get(id(module), type(module).__name__),
+            call=self.module_calls[id(module)],
+            depth=0 if parent is None else parent.depth + 1,
+            parent=None if parent is None or parent.index < 0 else parent.index,
+            counter=None if is_root else module_counter(module),
+            inputs=_tensors(args) + _tensors(kwargs),
+            recorded=not is_root,
+        )
+        if parent is not None:
+            parent.children += 1
+        self.stack.append(frame)
+
+    def _leave(self, module: nn.Module, output) -> None:
+        frame = self.stack.pop()
+        if not frame.recorded:
+            return
+        outputs = _tensors(output)
+        if frame.counter is not None:
+            call = ModuleCall(module, self._shapes(frame.inputs), self._shapes(outputs))
+            count, kind = frame.counter(call), LAYER
+        else:
+            count, kind = Count(0, 0, {}, "" if frame.children else "no operations"), MODULE
+        own = module.parameters(recurse=frame.counter is not None)
+        self._record(frame.index, frame.name, frame.call, type(module).__name__, kind, frame.depth,
+                     frame.parent, frame.inputs, outputs, count, list(own))
+
+    # -- functional operations ----------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        parent = self.current
+        if self._busy or parent is None or self.inside_layer:
+            return result
+        outputs = _tensors(result)
+        inputs = _tensors(args) + _tensors(kwargs)
+        if not outputs or not inputs:
+            return result  # metadata queries (size, dim) and tensor creation
+        name = op_name(func)
+        qualified = f"{parent.name}.{name}" if parent.name else name
+        self.op_calls[qualified] += 1
+        parent.children += 1
+        counter = OPS.get(name)
+        call = OpCall(name, tuple(args), kwargs, self._shapes(inputs), self._shapes(outputs))
+        count = counter(call) if counter is not None else NOT_COUNTED
+        self._record(self._take_index(), qualified, self.op_calls[qualified], name, OP, parent.depth + 1,
+                     None if parent.index < 0 else parent.index, inputs, outputs, count, [])
+        return result
+
+    # -- records ------------------------------------------------------------------------
+    def _take_index(self) -> int:
+        self.next_index += 1
+        return self.next_index - 1
+
+    @staticmethod
+    def _shapes(tensors: list[torch.Tensor]) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(int(s) for s in t.shape) for t in tensors)
+
+    def _record(self, index, name, call, type_name, kind, depth, parent, inputs, outputs,
+                count: Count, params: list[nn.Parameter]) -> None:
+        fresh = [p for p in params if id(p) not in self.params_seen]
+        self.params_seen.update(id(p) for p in fresh)
+        formulas = dict(count.formulas)
+        if fresh and "params" not in formulas:
+            named = [(n, tuple(p.shape)) for n, p in self._named(fresh)]
+            formulas["params"] = str(tensor_params(named))
+        if not fresh:
+            formulas.pop("params", None)
+        elements, size = _new_bytes(outputs, inputs)
+        self.records[index] = LayerRecord(
+            index=index, name=name, call=call, type=type_name, kind=kind, depth=depth, parent=parent,
+            input_shapes=self._shapes(inputs), output_shapes=self._shapes(outputs),
+            params=sum(p.numel() for p in fresh),
+            trainable_params=sum(p.numel() for p in fresh if p.requires_grad),
+            param_bytes=sum(p.numel() * p.element_size() for p in fresh),
+            macs=count.macs, elementwise=count.elementwise,
+            activation_elements=elements, activation_bytes=size,
+            formulas=formulas, note=count.note,
+        )
+
+    def _named(self, params: list[nn.Parameter]):
+        wanted = {id(p) for p in params}
+        for name, p in self.model.named_parameters():
+            if id(p) in wanted:
+                yield name.rsplit(".", 1)[-1], p

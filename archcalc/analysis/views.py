@@ -1,0 +1,56 @@
+"""Which rows to show: every layer and operation (the default), or the tree cut at a depth.
+
+Rows at the cut aggregate everything below them, so the rows shown always add up to the totals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from archcalc.analysis.records import MODULE, Analysis, LayerRecord
+
+
+def _is_leaf_row(record: LayerRecord, has_children: set[int]) -> bool:
+    return record.kind != MODULE or record.index not in has_children or record.params > 0
+
+
+def rows(analysis: Analysis, depth: int | None = None) -> tuple[LayerRecord, ...]:
+    records = analysis.records
+    has_children = {r.parent for r in records if r.parent is not None}
+    if depth is None:
+        return tuple(r for r in records if _is_leaf_row(r, has_children))
+    if depth < 1:
+        raise ValueError("depth must be >= 1")
+    shown = []
+    for r in records:
+        if r.depth < depth and _is_leaf_row(r, has_children) and not (r.kind == MODULE and r.index in has_children):
+            shown.append(r)
+        elif r.depth < depth and r.kind == MODULE and r.index in has_children and r.params > 0:
+            shown.append(r)
+        elif r.depth == depth:
+            shown.append(_aggregate(r, records) if r.index in has_children else r)
+    return tuple(shown)
+
+
+def _aggregate(root: LayerRecord, records: tuple[LayerRecord, ...]) -> LayerRecord:
+    members = {root.index}
+    subtree = [root]
+    for r in records:  # records are in execution order, so a parent precedes its children
+        if r.parent in members:
+            members.add(r.index)
+            subtree.append(r)
+    counted = [r for r in subtree if r.macs is not None]
+    uncounted = [r for r in subtree if r.macs is None and r is not root]
+    note = f"includes {len(uncounted)} not counted" if uncounted else ""
+    return replace(
+        root,
+        params=sum(r.params for r in subtree),
+        trainable_params=sum(r.trainable_params for r in subtree),
+        param_bytes=sum(r.param_bytes for r in subtree),
+        macs=sum(r.macs for r in counted),
+        elementwise=sum(r.elementwise or 0 for r in subtree),
+        activation_elements=sum(r.activation_elements for r in subtree),
+        activation_bytes=sum(r.activation_bytes for r in subtree),
+        formulas={},
+        note=note,
+    )

@@ -1,0 +1,29 @@
+"""How numbers are written: thousands separators for exact counts, M/G for the papers' rounding."""
+
+
+def grouped(n: int) -> str:
+    """An exact integer with thousands separators: 112896000 -> '112,896,000'."""
+    return f"{n:,}"
+
+
+def human(n: float) -> str:
+    """A count in the papers' style: 112896000 -> '112.9M', 3.6e9 -> '3.6G'."""
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return f"{n:g}"
+
+
+def human_bytes(n: int) -> str:
+    """Bytes in binary units: 1572864 -> '1.50 MiB'."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def product_text(factors) -> str:
+    """Factors joined as the lecture writes them: (5, 5, 480) -> '5*5*480'."""
+    return "*".join(str(f) for f in factors)
