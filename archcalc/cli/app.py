@@ -1,0 +1,159 @@
+"""archcalc's commands. Each parses its strings, calls one library function, and emits one Report.
+
+Heavy imports (torch, via archcalc.analysis) happen inside the analysis commands only, so the
+arithmetic commands (outsize, bottleneck) and --help answer without loading torch or pandas.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import click
+import typer
+from typing_extensions import Annotated
+
+from archcalc.errors import ArchcalcError
+from archcalc.output.render import FORMATS, choose_format, emit
+
+app = typer.Typer(
+    name="archcalc",
+    help="Architecture analysis and cost calculator for PyTorch CNNs: shapes, parameters, "
+    "MACs/FLOPs and memory, layer by layer, with the arithmetic shown. Add --debug anywhere "
+    "for a traceback on errors.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Format = Annotated[Optional[str], typer.Option("--format", "-f", help=f"One of {', '.join(FORMATS)}; default: from the --output suffix, else table.")]
+Output = Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.")]
+ModelName = Annotated[str, typer.Argument(help="A registered model name (see `archcalc models`).")]
+InputSize = Annotated[Optional[str], typer.Option("--input", "-i", help="Input size CxHxW or HxW (C from the model), e.g. 3x224x224; default: the model's own.")]
+Batch = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size N.")]
+Device = Annotated[str, typer.Option("--device", "-d", help="meta (no memory, any size), cpu or cuda.")]
+Dtype = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 or float64 (sets the byte counts).")]
+Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="Show the module tree cut at this nesting level (rows below it are summed into it); default: every layer and operation.")]
+
+_VIEW_HELP = {
+    "shapes": "Output shape of every layer and operation, with the output-size rule (in + 2p - k)/s + 1.",
+    "params": "Parameters of every layer with their arithmetic, e.g. LeNet-5 C1 (5*5*1 + 1)*6 = 156.",
+    "flops": "MACs (multiply-accumulates of conv/linear/matmul), FLOPs = 2 x MACs, and element-wise work.",
+    "summary": "Output shapes, parameters, MACs and activation memory of every layer, with totals.",
+}
+
+
+def _register_view(view: str) -> None:
+    def command(model: ModelName, input: InputSize = None, batch: Batch = 1, device: Device = "meta",
+                dtype: Dtype = "float32", depth: Depth = None, format: Format = None,
+                output: Output = None) -> None:
+        from archcalc.cli.parsing import parse_input
+        from archcalc.models.catalog import REGISTRY
+
+        fmt = choose_format(format, output)
+        entry = REGISTRY.get(model)
+        size = parse_input(input)
+        from archcalc.analysis.engine import analyse
+        from archcalc.analysis.views import rows
+        from archcalc.output.analysis_report import analysis_report
+
+        result = analyse(entry, size, batch=batch, device=device, dtype=dtype)
+        emit(analysis_report(result, view, rows(result, depth)), fmt, output)
+
+    command.__name__ = view
+    command.__doc__ = _VIEW_HELP[view]
+    app.command(view)(command)
+
+
+for _view in _VIEW_HELP:
+    _register_view(_view)
+
+
+@app.command()
+def models(format: Format = None, output: Output = None) -> None:
+    """The registry: name, family, default input and the seed each model comes from."""
+    from archcalc.models.catalog import REGISTRY
+    from archcalc.output.arithmetic_report import models_report
+
+    emit(models_report(REGISTRY), choose_format(format, output), output)
+
+
+@app.command()
+def outsize(
+    size: Annotated[int, typer.Argument(metavar="IN", help="Input size (one spatial dimension).")],
+    kernel: Annotated[int, typer.Argument(metavar="K", help="Kernel size.")],
+    stride: Annotated[int, typer.Option("--stride", "-s")] = 1,
+    padding: Annotated[int, typer.Option("--padding", "-p")] = 0,
+    dilation: Annotated[int, typer.Option("--dilation")] = 1,
+    ceil: Annotated[bool, typer.Option("--ceil", help="Round up, as pooling with ceil_mode=True.")] = False,
+    format: Format = None,
+    output: Output = None,
+) -> None:
+    """Output size (in + 2p - k)/s + 1 with its arithmetic: `outsize 7 3` -> 5, `outsize 7 3 --stride 2` -> 3."""
+    from archcalc.formulas.outsize import conv_out_size
+    from archcalc.output.arithmetic_report import outsize_report
+
+    fmt = choose_format(format, output)
+    emit(outsize_report(conv_out_size(size, kernel, stride, padding, dilation, ceil)), fmt, output)
+
+
+@app.command()
+def bottleneck(
+    c_in: Annotated[int, typer.Argument(metavar="C_IN", help="Input channels (480 in the lecture).")],
+    c_mid: Annotated[int, typer.Argument(metavar="C_MID", help="Channels after the 1x1 reduction (16).")],
+    c_out: Annotated[int, typer.Argument(metavar="C_OUT", help="Output channels of the KxK conv (48).")],
+    size: Annotated[int, typer.Option("--size", help="Spatial size S of the S x S input (kept).")] = 14,
+    kernel: Annotated[int, typer.Option("--kernel", help="Kernel size K of the main conv.")] = 5,
+    format: Format = None,
+    output: Output = None,
+) -> None:
+    """Direct KxK conv against a 1x1 reduction then the KxK conv: memory and multiplications, term by term."""
+    from archcalc.formulas.bottleneck import compare
+    from archcalc.output.arithmetic_report import bottleneck_report
+
+    fmt = choose_format(format, output)
+    emit(bottleneck_report(compare(c_in, c_mid, c_out, size, kernel)), fmt, output)
+
+
+def _error(message: str) -> None:
+    print(f"archcalc: error: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The one error boundary: library errors exit 1, bad arguments exit 2, each as one line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("ARCHCALC_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="archcalc", standalone_mode=False)
+    except ArchcalcError as error:
+        if debug:
+            raise
+        _error(str(error))
+        sys.exit(1)
+    except click.exceptions.NoArgsIsHelpError as error:
+        print(error.ctx.get_help() if error.ctx else "", file=sys.stderr)
+        sys.exit(2)
+    except click.UsageError as error:
+        if debug:
+            raise
+        where = f" (see `archcalc {error.ctx.info_name} --help`)" if error.ctx and error.ctx.parent else " (see `archcalc --help`)"
+        _error(error.format_message().replace("\n", " ") + where)
+        sys.exit(2)
+    except click.ClickException as error:
+        _error(error.format_message())
+        sys.exit(error.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        _error("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as error:  # a bug in archcalc: one line unless asked for the traceback
+        if debug:
+            raise
+        _error(f"internal error: {type(error).__name__}: {error} (run again with --debug for the traceback)")
+        sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)

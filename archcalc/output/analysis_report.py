@@ -1,0 +1,135 @@
+"""The four views of one analysis (shapes, params, flops, summary) and its JSON object."""
+
+from __future__ import annotations
+
+from archcalc import conventions
+from archcalc.analysis.records import Analysis, LayerRecord
+from archcalc.formulas.numbers import grouped, human, human_bytes
+from archcalc.output.report import INT, Column, Report
+
+VIEWS = ("shapes", "params", "flops", "summary")
+
+_NAME = Column("name", "Layer")
+_TYPE = Column("type", "Type")
+_COLUMNS = {
+    "shapes": (
+        _NAME, _TYPE,
+        Column("input_shape", "Input shape (N,C,H,W)"),
+        Column("output_shape", "Output shape"),
+        Column("output_formula", "Output size (in + 2p - k)/s + 1"),
+    ),
+    "params": (
+        _NAME, _TYPE,
+        Column("params", "Params", INT),
+        Column("trainable_params", "Trainable", INT),
+        Column("params_formula", "Arithmetic"),
+    ),
+    "flops": (
+        _NAME, _TYPE,
+        Column("macs", "MACs", INT),
+        Column("flops", "FLOPs (2xMACs)", INT),
+        Column("elementwise", "Element-wise ops", INT),
+        Column("macs_formula", "MAC arithmetic"),
+    ),
+    "summary": (
+        _NAME, _TYPE,
+        Column("output_shape", "Output shape"),
+        Column("params", "Params", INT),
+        Column("macs", "MACs", INT),
+        Column("elementwise", "Element-wise ops", INT),
+        Column("activation_bytes", "Activation bytes", INT),
+    ),
+}
+
+
+def shape_text(shapes) -> str:
+    return ", ".join("x".join(str(s) for s in shape) for shape in shapes)
+
+
+def _row(r: LayerRecord) -> dict:
+    note = f" ({r.note})" if r.note and r.macs is not None else ""
+    return {
+        "name": r.label,
+        "type": r.type,
+        "input_shape": shape_text(r.input_shapes),
+        "output_shape": shape_text(r.output_shapes),
+        "output_formula": r.formulas.get("output", ""),
+        "params": r.params,
+        "trainable_params": r.trainable_params,
+        "params_formula": r.formulas.get("params", ""),
+        "macs": r.macs,
+        "flops": r.flops,
+        "elementwise": r.elementwise,
+        "macs_formula": r.formulas.get("macs", "") or (r.note if r.macs is None else note.strip(" ()")),
+        "activation_bytes": r.activation_bytes,
+    }
+
+
+def footer(a: Analysis) -> tuple[str, ...]:
+    t = a.totals
+    lines = [
+        f"Input {shape_text([a.input_shape])} on {a.device}, {a.dtype}; output {shape_text(a.output_shapes)}",
+        f"Params: {grouped(t.params)} (trainable {grouped(t.trainable_params)}), "
+        f"{human_bytes(t.param_bytes)}; buffers {human_bytes(t.buffer_bytes)}",
+        f"MACs: {grouped(t.macs)} ({human(t.macs)}); FLOPs: {grouped(t.flops)} ({human(t.flops)}); "
+        f"element-wise ops: {grouped(t.elementwise)}",
+        f"Activations: {grouped(t.activation_bytes)} bytes ({human_bytes(t.activation_bytes)})",
+        f"Conventions: MACs = {conventions.MACS}; FLOPs = {conventions.FLOPS}.",
+    ]
+    not_counted = a.not_counted
+    if not_counted:
+        names = ", ".join(r.label for r in not_counted[:8]) + (" ..." if len(not_counted) > 8 else "")
+        lines.append(f"Not counted ({len(not_counted)}, no formula): {names}")
+    lines.extend(f"Note: {n}" for n in a.notes if not n.startswith("not counted"))
+    return tuple(lines)
+
+
+def _record_dict(r: LayerRecord) -> dict:
+    return {
+        "name": r.name,
+        "call": r.call,
+        "type": r.type,
+        "kind": r.kind,
+        "depth": r.depth,
+        "input_shapes": [list(s) for s in r.input_shapes],
+        "output_shape": list(r.output_shapes[0]) if len(r.output_shapes) == 1 else [list(s) for s in r.output_shapes],
+        "params": r.params,
+        "trainable_params": r.trainable_params,
+        "macs": r.macs,
+        "flops": r.flops,
+        "elementwise": r.elementwise,
+        "activation_elements": r.activation_elements,
+        "activation_bytes": r.activation_bytes,
+        "formulas": dict(r.formulas),
+        "note": r.note,
+    }
+
+
+def as_dict(a: Analysis, rows: tuple[LayerRecord, ...]) -> dict:
+    t = a.totals
+    return {
+        "model": a.model,
+        "input_shape": list(a.input_shape),
+        "output_shape": [list(s) for s in a.output_shapes] if len(a.output_shapes) != 1 else list(a.output_shapes[0]),
+        "device": a.device,
+        "dtype": a.dtype,
+        "conventions": conventions.as_dict(a.dtype, a.itemsize),
+        "totals": {
+            "params": t.params,
+            "trainable_params": t.trainable_params,
+            "macs": t.macs,
+            "flops": t.flops,
+            "elementwise": t.elementwise,
+            "param_bytes": t.param_bytes,
+            "buffer_bytes": t.buffer_bytes,
+            "activation_bytes": t.activation_bytes,
+        },
+        "layers": [_record_dict(r) for r in rows],
+        "not_counted": [{"name": r.name, "call": r.call, "type": r.type} for r in a.not_counted],
+        "notes": list(a.notes),
+    }
+
+
+def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...]) -> Report:
+    title = f"{a.model}: {view} ({shape_text([a.input_shape])}, {a.device}, {a.dtype})"
+    return Report(title, _COLUMNS[view], tuple(_row(r) for r in rows), footer(a), as_dict(a, rows))

@@ -1,0 +1,125 @@
+"""One output function: a Report as a rich table, CSV, JSON or markdown, to stdout or a file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from archcalc.errors import InputError
+from archcalc.formulas.numbers import grouped
+from archcalc.output.report import INT, Report
+
+FORMATS = ("table", "csv", "json", "md")
+_SUFFIXES = {".csv": "csv", ".json": "json", ".md": "md", ".markdown": "md", ".txt": "table"}
+
+
+def choose_format(fmt: str | None, output: str | None) -> str:
+    """The --format given, else the one the --output suffix names, else a table."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+        return fmt
+    if output is None:
+        return "table"
+    suffix = Path(output).suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise InputError(
+            f"cannot tell the format from {output!r}; use a .csv, .json, .md or .txt name, or give --format"
+        )
+    return _SUFFIXES[suffix]
+
+
+def _cell(value, kind: str) -> str:
+    if value is None:
+        return "—"
+    if kind == INT and isinstance(value, int):
+        return grouped(value)
+    return str(value)
+
+
+def to_csv(report: Report) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([c.header for c in report.columns])
+    for row in report.rows:
+        writer.writerow(["" if row.get(c.key) is None else row.get(c.key) for c in report.columns])
+    return buffer.getvalue()
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.data, indent=2, ensure_ascii=False) + "\n"
+
+
+def to_markdown(report: Report) -> str:
+    def escape(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [f"## {report.title}", ""]
+    lines.append("| " + " | ".join(c.header for c in report.columns) + " |")
+    lines.append("|" + "|".join("---:" if c.kind == INT else "---" for c in report.columns) + "|")
+    for row in report.rows:
+        lines.append("| " + " | ".join(escape(_cell(row.get(c.key), c.kind)) for c in report.columns) + " |")
+    if report.footer:
+        lines.append("")
+        lines.extend(f"- {escape(line)}" for line in report.footer)
+    return "\n".join(lines) + "\n"
+
+
+def to_table(report: Report, width: int | None = None, color: bool | None = None) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=report.title, title_justify="left", header_style="bold")
+    for column in report.columns:
+        table.add_column(column.header, justify="right" if column.kind == INT else "left",
+                         overflow="fold")
+    for row in report.rows:
+        table.add_row(*(_cell(row.get(c.key), c.kind) for c in report.columns))
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width or 200, force_terminal=bool(color), no_color=not color,
+                      highlight=False, soft_wrap=False)
+    console.print(table)
+    for line in report.footer:
+        console.print(line, markup=False)
+    return buffer.getvalue()
+
+
+def render(report: Report, fmt: str, color: bool = False) -> str:
+    if fmt == "csv":
+        return to_csv(report)
+    if fmt == "json":
+        return to_json(report)
+    if fmt == "md":
+        return to_markdown(report)
+    return to_table(report, color=color)
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write the whole file or nothing: a temporary file beside it, then an atomic rename."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise InputError(f"cannot write {path!r}: folder {str(directory)!r} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except OSError as error:
+        if "tmp" in locals() and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise InputError(f"cannot write {path!r}: {error.strerror or error}") from None
+
+
+def emit(report: Report, fmt: str, output: str | None) -> None:
+    """Print to stdout (a table in color when stdout is a terminal), or write --output."""
+    if output is None:
+        sys.stdout.write(render(report, fmt, color=sys.stdout.isatty() and fmt == "table"))
+        return
+    write_atomic(output, render(report, fmt))
+    print(f"wrote {output} ({fmt})", file=sys.stderr)

@@ -1,0 +1,25 @@
+"""What a command returns: columns with units, rows of raw values, footer lines, and its JSON object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+INT = "int"
+TEXT = "text"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    kind: str = TEXT
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    columns: tuple[Column, ...]
+    rows: tuple[Mapping[str, Any], ...]
+    footer: tuple[str, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict)
