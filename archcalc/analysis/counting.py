@@ -103,6 +103,8 @@ def module_counter(module: Any) -> Callable | None:
 def op_name(func: Any) -> str:
     """A Python-level operation's name with dunder and in-place marks removed: __iadd__ -> add."""
     name = getattr(func, "__name__", None) or str(func)
+    if name == "__get__":  # a property such as Tensor.real or Tensor.T
+        name = getattr(getattr(func, "__self__", None), "__name__", "get")
     if name.startswith("__") and name.endswith("__"):
         name = name[2:-2]
         if name.startswith(("i", "r")) and name[1:] in _ARITHMETIC_DUNDERS:

@@ -138,7 +138,7 @@ _SHAPE_ONLY = (
     "view", "reshape", "flatten", "unflatten", "expand", "expand_as", "squeeze", "unsqueeze", "permute",
     "transpose", "t", "contiguous", "getitem", "chunk", "split", "narrow", "select", "index_select",
     "view_as", "reshape_as", "repeat", "clone", "detach", "to", "type_as", "float", "half", "bfloat16",
-    "double", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "identity",
+    "double", "real", "imag", "T", "mT", "data", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "identity",
 )
 
 

@@ -144,7 +144,8 @@ class Tracer(TorchFunctionMode):
             count, kind = frame.counter(call), LAYER
         else:
             count, kind = Count(0, 0, {}, "" if frame.children else "no operations"), MODULE
-        own = module.parameters(recurse=frame.counter is not None)
+        # A layer owns its parameters; any other module's parameters go to the operations using them.
+        own = module.parameters() if frame.counter is not None else []
         self._record(frame.index, frame.name, frame.call, type(module).__name__, kind, frame.depth,
                      frame.parent, frame.inputs, outputs, count, list(own))
 
@@ -167,7 +168,8 @@ class Tracer(TorchFunctionMode):
         call = OpCall(name, tuple(args), kwargs, self._shapes(inputs), self._shapes(outputs))
         count = counter(call) if counter is not None else NOT_COUNTED
         self._record(self._take_index(), qualified, self.op_calls[qualified], name, OP, parent.depth + 1,
-                     None if parent.index < 0 else parent.index, inputs, outputs, count, [])
+                     None if parent.index < 0 else parent.index, inputs, outputs, count,
+                     [t for t in inputs if isinstance(t, nn.Parameter)])
         return result
 
     # -- records ------------------------------------------------------------------------

@@ -10,25 +10,23 @@ from dataclasses import replace
 from archcalc.analysis.records import MODULE, Analysis, LayerRecord
 
 
-def _is_leaf_row(record: LayerRecord, has_children: set[int]) -> bool:
-    return record.kind != MODULE or record.index not in has_children or record.params > 0
-
-
 def rows(analysis: Analysis, depth: int | None = None) -> tuple[LayerRecord, ...]:
     records = analysis.records
-    has_children = {r.parent for r in records if r.parent is not None}
+    parents = {r.parent for r in records if r.parent is not None}
+
+    def container(r: LayerRecord) -> bool:
+        return r.kind == MODULE and r.index in parents
+
     if depth is None:
-        return tuple(r for r in records if _is_leaf_row(r, has_children))
+        return tuple(r for r in records if not container(r))
     if depth < 1:
         raise ValueError("depth must be >= 1")
     shown = []
     for r in records:
-        if r.depth < depth and _is_leaf_row(r, has_children) and not (r.kind == MODULE and r.index in has_children):
-            shown.append(r)
-        elif r.depth < depth and r.kind == MODULE and r.index in has_children and r.params > 0:
+        if r.depth < depth and not container(r):
             shown.append(r)
         elif r.depth == depth:
-            shown.append(_aggregate(r, records) if r.index in has_children else r)
+            shown.append(_aggregate(r, records) if container(r) else r)
     return tuple(shown)
 
 

@@ -10,7 +10,6 @@ import os
 import sys
 from typing import Optional
 
-import click
 import typer
 from typing_extensions import Annotated
 
@@ -134,21 +133,22 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _error(str(error))
         sys.exit(1)
-    except click.exceptions.NoArgsIsHelpError as error:
-        print(error.ctx.get_help() if error.ctx else "", file=sys.stderr)
-        sys.exit(2)
-    except click.UsageError as error:
-        if debug:
-            raise
-        where = f" (see `archcalc {error.ctx.info_name} --help`)" if error.ctx and error.ctx.parent else " (see `archcalc --help`)"
-        _error(error.format_message().replace("\n", " ") + where)
-        sys.exit(2)
-    except click.ClickException as error:
-        _error(error.format_message())
-        sys.exit(error.exit_code)
-    except (click.Abort, KeyboardInterrupt):
+    except typer.Abort:
+        _error("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
         _error("interrupted")
         sys.exit(130)
+    except typer.TyperException as error:  # bad arguments: Typer's usage errors
+        if debug:
+            raise
+        context = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError" and context is not None:
+            print(context.get_help())
+            sys.exit(2)
+        where = f"archcalc {context.info_name}" if context is not None and context.parent else "archcalc"
+        _error(f"{error.format_message()} (see `{where} --help`)".replace("\n", " "))
+        sys.exit(getattr(error, "exit_code", 2))
     except BrokenPipeError:
         sys.exit(0)
     except Exception as error:  # a bug in archcalc: one line unless asked for the traceback

@@ -49,12 +49,6 @@ def conv_out_size(
     _require(dilation, "dilation", 1)
     extent = dilation * (kernel - 1) + 1
     padded = size + 2 * padding
-    if extent > padded:
-        what = f"kernel {kernel}" if dilation == 1 else f"dilated kernel {dilation}*({kernel} - 1) + 1 = {extent}"
-        raise InputError(
-            f"{what} is larger than the padded input {size} + 2*{padding} = {padded}; "
-            f"use a kernel of at most {padded} or more padding"
-        )
     numerator = padded - extent
     exact = numerator % stride == 0
     dropped = False
@@ -67,6 +61,12 @@ def conv_out_size(
     else:
         steps = numerator // stride
     output = steps + 1
+    if output < 1:
+        what = f"kernel {kernel}" if dilation == 1 else f"dilated kernel {dilation}*({kernel} - 1) + 1 = {extent}"
+        raise InputError(
+            f"{what} is larger than the padded input {size} + 2*{padding} = {padded}; "
+            f"use a kernel of at most {padded} or more padding"
+        )
 
     if dilation == 1:
         expr = f"({size} + 2*{padding} - {kernel})/{stride}"

@@ -1,0 +1,191 @@
+"""The tracer on tiny hand-made models: what becomes a row, and the arithmetic of each row."""
+
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archcalc.analysis.counting import CounterRegistry, op_name
+from archcalc.analysis.engine import analyse, analyse_module, input_shape
+from archcalc.analysis.views import rows
+from archcalc.errors import ForwardError, InputError
+from archcalc.models.catalog import REGISTRY
+from archcalc.models.registry import ModelEntry, Registry
+
+META, F32 = torch.device("meta"), torch.float32
+
+
+def run(model, shape, device=META, dtype=F32):
+    with torch.device(device):
+        model = model()
+    return analyse_module(model.to(dtype).eval(), "test", shape, device, dtype)
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return F.relu(torch.add(self.bn(self.conv(x)), x))
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.act = nn.ReLU(inplace=True)
+        self.blocks = nn.Sequential(Block(), Block())
+        self.head = nn.Linear(4, 5)
+
+    def forward(self, x):
+        x = self.act(self.stem(x))
+        x = self.act(self.blocks(x))
+        x = x.mean(dim=(2, 3))
+        return self.head(x)
+
+
+def test_rows_names_calls_and_arithmetic():
+    a = run(Tiny, (2, 3, 9, 9))
+    labels = [r.label for r in rows(a)]
+    assert labels == ["stem", "act", "blocks.0.conv", "blocks.0.bn", "blocks.0.add", "blocks.0.relu",
+                      "blocks.1.conv", "blocks.1.bn", "blocks.1.add", "blocks.1.relu", "act (2)", "mean", "head"]
+    stem = next(r for r in a.records if r.name == "stem")
+    assert stem.output_shape == (2, 4, 5, 5)
+    assert stem.formulas["output"] == "(9 + 2*1 - 3)/2 + 1 = 5"
+    assert stem.macs == 2 * 4 * 5 * 5 * (3 * 3 * 3)
+    assert stem.formulas["macs"] == "(2*4*5*5)*(3*3*3) = 5,400"
+    conv = next(r for r in a.records if r.name == "blocks.0.conv")
+    assert conv.formulas["params"] == "(3*3*4)*4 = 144"
+    bn = next(r for r in a.records if r.name == "blocks.0.bn")
+    assert bn.params == 8 and bn.elementwise == 2 * 2 * 4 * 5 * 5
+    head = next(r for r in a.records if r.name == "head")
+    assert head.macs == 2 * 4 * 5
+
+
+def test_depth_view_sums_blocks():
+    a = run(Tiny, (1, 3, 8, 8))
+    top = rows(a, 1)
+    assert [r.label for r in top] == ["stem", "act", "blocks", "act (2)", "mean", "head"]
+    blocks = next(r for r in top if r.name == "blocks")
+    assert blocks.params == 2 * (144 + 8)
+    assert blocks.macs == 2 * (4 * 4 * 4 * 3 * 3 * 4)
+    assert [r.label for r in rows(a, 2)][2:4] == ["blocks.0", "blocks.1"]
+
+
+def test_inplace_and_views_create_no_activation_memory():
+    a = run(Tiny, (1, 3, 8, 8))
+    act = next(r for r in a.records if r.name == "act")
+    assert act.activation_bytes == 0
+    stem = next(r for r in a.records if r.name == "stem")
+    assert stem.activation_bytes == 4 * 4 * 4 * 4
+
+
+def test_dtype_sets_the_bytes():
+    a16 = run(Tiny, (1, 3, 8, 8), dtype=torch.float16)
+    a32 = run(Tiny, (1, 3, 8, 8))
+    assert a16.totals.param_bytes * 2 == a32.totals.param_bytes
+    assert a16.totals.activation_bytes * 2 == a32.totals.activation_bytes
+    assert a16.totals.macs == a32.totals.macs
+
+
+def test_ops_inside_a_counted_layer_are_not_traced_again():
+    a = analyse(REGISTRY.get("lenet5"))
+    assert not any(r.name.startswith("c3.") for r in a.records)
+
+
+def test_unknown_operation_is_listed_not_zero():
+    class Odd(nn.Module):
+        def forward(self, x):
+            return torch.fft.fft2(x).real
+
+    a = run(Odd, (1, 1, 4, 4))
+    fft = next(r for r in a.records if r.type == "fft_fft2")
+    assert fft.macs is None and fft.elementwise is None
+    assert [r.type for r in a.not_counted] == ["fft_fft2"]
+    assert any("fft_fft2" in n for n in a.notes)
+    real = next(r for r in a.records if r.type == "real")
+    assert real.macs == 0 and real.activation_bytes == 0
+
+
+def test_reused_module_counts_parameters_once():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 1)
+
+        def forward(self, x):
+            return self.conv(self.conv(x))
+
+    a = run(Shared, (1, 2, 3, 3))
+    calls = [r for r in a.records if r.name == "conv"]
+    assert [(r.call, r.params) for r in calls] == [(1, 6), (2, 0)]
+    assert calls[0].macs == calls[1].macs == 9 * 2 * 2
+
+
+def test_functional_conv_in_a_custom_module_is_counted():
+    class Custom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(8, 3, 3, 3))
+
+        def forward(self, x):
+            return F.conv2d(x, self.w, padding=1)
+
+    a = run(Custom, (1, 3, 6, 6))
+    conv = next(r for r in a.records if r.type == "conv2d")
+    assert conv.macs == 8 * 6 * 6 * 27
+    assert conv.formulas["output"] == "(6 + 2*1 - 3)/1 + 1 = 6"
+    assert a.totals.params == 8 * 27 and sum(r.params for r in rows(a)) == 8 * 27
+
+
+def test_forward_failure_names_the_layer():
+    with pytest.raises(ForwardError, match=r"failed in fc1 \(Linear\) for input 3x64x64"):
+        analyse(REGISTRY.get("cnnet"), (3, 64, 64))
+    with pytest.raises(ForwardError, match=r"in conv2 \(Conv2d\)"):
+        analyse(REGISTRY.get("cnnet"), (3, 8, 8))
+
+
+def test_huge_inputs_on_meta_take_no_memory_and_no_time():
+    start = time.perf_counter()
+    a = run(Tiny, (100000, 3, 4096, 4096))
+    assert time.perf_counter() - start < 20
+    stem = next(r for r in a.records if r.name == "stem")
+    assert stem.output_shape == (100000, 4, 2048, 2048)
+    assert stem.macs == 100000 * 4 * 2048 * 2048 * 27  # exact Python integers, no overflow
+    assert stem.activation_bytes == 100000 * 4 * 2048 * 2048 * 4
+    assert a.totals.macs > 2**53  # beyond float precision, still exact
+
+
+def test_input_shape_rules():
+    assert input_shape((3, 32, 32), None, 4) == (4, 3, 32, 32)
+    assert input_shape((3, 32, 32), (64, 64), 1) == (1, 3, 64, 64)
+    assert input_shape((3, 32, 32), (1, 28, 28), 2) == (2, 1, 28, 28)
+    for bad in ((1, 2, 3, 4), (0, 5)):
+        with pytest.raises(InputError):
+            input_shape((3, 32, 32), bad, 1)
+    with pytest.raises(InputError):
+        input_shape((3, 32, 32), None, 0)
+
+
+def test_registries_refuse_duplicates_and_suggest_names():
+    registry = CounterRegistry("layer type")
+    registry.register(nn.Conv2d)(lambda call: None)
+    with pytest.raises(ValueError, match="already has a counter"):
+        registry.register(nn.Conv2d)(lambda call: None)
+    entry = REGISTRY.get("cnnet")
+    with pytest.raises(ValueError, match="registered twice"):
+        Registry([entry, entry])
+    with pytest.raises(InputError, match="closest: vgg_dense"):
+        REGISTRY.get("vgg_dens")
+    assert isinstance(entry, ModelEntry)
+
+
+def test_op_names_are_normalised():
+    assert op_name(torch.Tensor.__iadd__) == "add"
+    assert op_name(torch.Tensor.add_) == "add"
+    assert op_name(torch.Tensor.__rmul__) == "mul"
+    assert op_name(torch.Tensor.__getitem__) == "getitem"

@@ -1,0 +1,84 @@
+"""Whole models against independent counters: fvcore (real CPU tensors), torch.utils.flop_counter
+(meta device) and torchinfo; parameters against sum(p.numel())."""
+
+import logging
+
+import pytest
+import torch
+from fvcore.nn import FlopCountAnalysis
+from torch.utils.flop_counter import FlopCounterMode
+from torchinfo import summary
+
+from archcalc.analysis.engine import analyse, build
+from archcalc.analysis.views import rows
+from archcalc.models.catalog import REGISTRY
+
+NAMES = REGISTRY.names()
+MAC_OPERATORS = ("conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum")
+
+
+def _input(entry, batch, device):
+    return torch.randn(batch, *entry.default_input, device=device) if device != "meta" else torch.empty(
+        batch, *entry.default_input, device="meta")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_macs_equal_fvcore_on_cpu(name):
+    entry = REGISTRY.get(name)
+    model = build(entry, torch.device("cpu"), torch.float32)
+    logging.disable(logging.WARNING)
+    try:
+        counter = FlopCountAnalysis(model, _input(entry, 2, "cpu"))
+        counter.unsupported_ops_warnings(False)
+        counter.uncalled_modules_warnings(False)
+        fvcore_macs = sum(v for k, v in counter.by_operator().items() if k in MAC_OPERATORS)
+    finally:
+        logging.disable(logging.NOTSET)
+    assert analyse(entry, batch=2).totals.macs == fvcore_macs
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_flops_equal_torch_flop_counter_on_meta(name):
+    entry = REGISTRY.get(name)
+    model = build(entry, torch.device("meta"), torch.float32)
+    with FlopCounterMode(display=False) as counter:
+        model(_input(entry, 3, "meta"))
+    assert analyse(entry, batch=3).totals.flops == counter.get_total_flops()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_params_equal_sum_of_numel_and_torchinfo(name):
+    entry = REGISTRY.get(name)
+    model = build(entry, torch.device("cpu"), torch.float32)
+    a = analyse(entry)
+    assert a.totals.params == sum(p.numel() for p in model.parameters())
+    info = summary(model, input_size=(1, *entry.default_input), device="cpu", verbose=0)
+    assert a.totals.params == info.total_params
+    assert a.totals.trainable_params == info.trainable_params
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rows_add_up_to_the_totals_at_every_depth(name):
+    a = analyse(REGISTRY.get(name), batch=2)
+    for depth in (None, 1, 2):
+        shown = rows(a, depth)
+        assert sum(r.params for r in shown) == a.totals.params
+        assert sum(r.macs or 0 for r in shown) == a.totals.macs
+        assert sum(r.activation_bytes for r in shown) == a.totals.activation_bytes
+
+
+@pytest.mark.parametrize("name", ["cnnet", "vgg_skip_dense_ca", "lenet5"])
+def test_real_cpu_run_gives_the_meta_numbers(name):
+    entry = REGISTRY.get(name)
+    meta, cpu = analyse(entry, batch=2), analyse(entry, batch=2, device="cpu")
+    assert meta.totals == cpu.totals
+    assert [r.output_shapes for r in meta.records] == [r.output_shapes for r in cpu.records]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("name", ["cnnet", "vgg_dense", "lenet5"])
+def test_cuda_run_gives_the_meta_numbers(name):
+    entry = REGISTRY.get(name)
+    meta, gpu = analyse(entry, batch=4), analyse(entry, batch=4, device="cuda")
+    assert gpu.device.startswith("cuda")
+    assert meta.totals == gpu.totals
