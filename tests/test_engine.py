@@ -157,7 +157,6 @@ def test_huge_inputs_on_meta_take_no_memory_and_no_time():
     assert stem.output_shape == (100000, 4, 2048, 2048)
     assert stem.macs == 100000 * 4 * 2048 * 2048 * 27  # exact Python integers, no overflow
     assert stem.activation_bytes == 100000 * 4 * 2048 * 2048 * 4
-    assert a.totals.macs > 2**53  # beyond float precision, still exact
 
 
 def test_input_shape_rules():

@@ -1,0 +1,183 @@
+"""The command line: the JSON contract, formats and files, exit codes and one-line errors."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from archcalc.analysis.engine import analyse
+from archcalc.models.catalog import REGISTRY
+
+VIEWS = ("shapes", "params", "flops", "summary")
+TOTAL_KEYS = {"params", "trainable_params", "macs", "flops", "param_bytes", "activation_bytes"}
+LAYER_KEYS = {"name", "type", "input_shapes", "output_shape", "params", "macs", "flops", "activation_bytes", "formulas"}
+
+
+def test_every_view_prints_the_same_json_object(cli):
+    objects = [cli(view, "vgg_ca", "--format", "json").json() for view in VIEWS]
+    assert all(o == objects[0] for o in objects)
+    o = objects[0]
+    assert {"model", "input_shape", "device", "dtype", "conventions", "totals", "layers", "not_counted"} <= set(o)
+    assert o["input_shape"] == [1, 3, 32, 32] and o["device"] == "meta" and o["dtype"] == "float32"
+    assert TOTAL_KEYS <= set(o["totals"])
+    assert all(LAYER_KEYS <= set(layer) for layer in o["layers"])
+    assert {"macs", "flops"} <= set(o["conventions"])
+    expected = analyse(REGISTRY.get("vgg_ca")).totals
+    assert o["totals"]["macs"] == expected.macs and o["totals"]["flops"] == 2 * expected.macs
+    mul = next(layer for layer in o["layers"] if layer["type"] == "mul")
+    assert mul["input_shapes"] == [[1, 64, 16, 16], [1, 64, 16, 16]] and mul["output_shape"] == [1, 64, 16, 16]
+
+
+def test_json_totals_add_up_and_keep_exact_integers(cli):
+    o = cli("summary", "vgg_skip", "--batch", "100000", "--input", "3x32x32", "-f", "json").json()
+    assert o["input_shape"] == [100000, 3, 32, 32]
+    assert sum(layer["macs"] for layer in o["layers"]) == o["totals"]["macs"]
+    assert o["totals"]["macs"] == 100000 * analyse(REGISTRY.get("vgg_skip")).totals.macs
+
+
+def test_lenet5_params_table_shows_the_slide_arithmetic(cli):
+    run = cli("params", "lenet5")
+    assert run.code == 0
+    for text in ("(5*5*1 + 1)*6 = 156", "(1 + 1)*6 = 12", "(5*5*16 + 1)*120 = 48,120", "(120 + 1)*84 = 10,164",
+                 "(5*5*3 + 1)*6 + (5*5*4 + 1)*9 + (5*5*6 + 1)*1 = 1,516", "trainable 60,000"):
+        assert text in run.out
+
+
+def test_shapes_table_names_the_rule_and_the_convention(cli):
+    run = cli("shapes", "vgg_dense")
+    assert run.code == 0
+    assert "(32 + 2*1 - 3)/1 + 1 = 32" in run.out and "channels: 35 + 64 = 99" in run.out
+    assert "FLOPs = 2 x MACs" in run.out
+
+
+def test_csv_and_markdown(cli):
+    rows = list(csv.DictReader(io.StringIO(cli("flops", "cnnet", "--format", "csv").out)))
+    conv1 = next(r for r in rows if r["Layer"] == "conv1")
+    assert int(conv1["MACs"]) == 32 * 30 * 30 * 27 and int(conv1["FLOPs (2xMACs)"]) == 2 * 32 * 30 * 30 * 27
+    md = cli("summary", "cnnet", "--format", "md").out
+    assert md.startswith("## cnnet: summary") and "| conv1 | Conv2d |" in md
+
+
+def test_output_file_takes_its_format_from_the_suffix(cli, tmp_path):
+    target = tmp_path / "vgg.json"
+    run = cli("summary", "vgg_base", "--output", target)
+    assert run.code == 0 and run.out == "" and "wrote" in run.err
+    assert json.loads(target.read_text())["model"] == "vgg_base"
+    cli("shapes", "cnnet", "-o", tmp_path / "cnnet.csv")
+    assert (tmp_path / "cnnet.csv").read_text().startswith("Layer,Type,")
+    cli("params", "lenet5", "-o", tmp_path / "lenet.md")
+    assert "(5*5*1 + 1)*6 = 156" in (tmp_path / "lenet.md").read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+
+def test_outsize_and_bottleneck_json(cli):
+    o = cli("outsize", "7", "3", "--format", "json").json()
+    assert (o["output"], o["exact"], o["input"], o["kernel"], o["stride"]) == (5, True, 7, 3, 1)
+    assert cli("outsize", "7", "3", "--stride", "2", "-f", "json").json()["output"] == 3
+    floor = cli("outsize", "32", "3", "--stride", "2", "-f", "json").json()
+    assert (floor["output"], floor["exact"]) == (15, False) and "floor(14.5)" in floor["formula"]
+    b = cli("bottleneck", "480", "16", "48", "--format", "json").json()
+    assert b["direct"]["memory"] == 585456 and b["direct"]["mults"] == 112896000
+    assert b["bottleneck"]["memory"] == 39488 and b["bottleneck"]["mults"] == 5268480
+    assert set(b["direct"]) >= {"params", "activations", "memory", "mults"}
+    assert set(b["ratio"]) == {"memory", "mults"}
+
+
+def test_bottleneck_table_shows_every_term(cli):
+    out = cli("bottleneck", "480", "16", "48").out
+    for text in ("[(5*5*480) + 1]*48 + 14*14*48", "585,456", "112,896,000", "112.9M", "39,488", "5,268,480",
+                 "5.3M", "(14*14*16)*(1*1*480) + (14*14*48)*(5*5*16)", "21.43x"):
+        assert text in out
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (("shapes", "vgg_dens"), 1, "unknown model 'vgg_dens' (closest: vgg_dense"),
+    (("shapes", "cnnet", "--input", "3x32"), 1, None),
+    (("shapes", "cnnet", "--input", "abc"), 1, "--input 'abc' is not a size"),
+    (("shapes", "cnnet", "--input", "3x0x32"), 1, "zero size"),
+    (("shapes", "cnnet", "--input", "-3x32x32"), 1, "is not a size"),
+    (("shapes", "cnnet", "--input", "3x٣x32"), 1, "is not a size"),
+    (("shapes", "cnnet", "--input", ""), 1, "is not a size"),
+    (("shapes", "cnnet", "--device", "tpu"), 1, "unknown device 'tpu'"),
+    (("shapes", "cnnet", "--dtype", "float8"), 1, "unknown dtype 'float8'"),
+    (("shapes", "cnnet", "--format", "xml"), 1, "unknown format 'xml'"),
+    (("shapes", "cnnet", "--output", "x.xyz"), 1, "cannot tell the format"),
+    (("shapes", "cnnet", "--output", "/no/such/dir/x.json"), 1, "does not exist"),
+    (("shapes", "cnnet", "--batch", "0"), 2, "--batch"),
+    (("shapes", "cnnet", "--batch", "many"), 2, "--batch"),
+    (("shapes", "cnnet", "--depth", "0"), 2, "--depth"),
+    (("shapes", "cnnet", "--input", "3x8x8"), 1, "failed in conv2 (Conv2d)"),
+    (("outsize", "3", "7"), 1, "kernel 7 is larger than the padded input 3 + 2*0 = 3"),
+    (("outsize", "7", "3", "--stride", "0"), 1, "stride must be >= 1"),
+    (("outsize", "7", "x"), 2, "Invalid value"),
+    (("bottleneck", "480", "0", "48"), 1, "C_MID must be a positive integer"),
+    (("bottleneck", "480", "16"), 2, "Missing argument"),
+    (("nosuch",), 2, "No such command"),
+    (("shapes", "cnnet", "--bogus"), 2, "No such option"),
+])
+def test_bad_input_is_one_line_on_stderr(cli, args, code, message):
+    run = cli(*args)
+    assert run.code == code
+    assert run.out == ""
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("archcalc: error: ")
+    assert "Traceback" not in run.err
+    if message:
+        assert message in lines[0]
+
+
+def test_cuda_refused_cleanly_without_a_gpu(cli):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    run = cli("summary", "cnnet", "--device", "cuda")
+    assert run.code == 1 and "CUDA is not available" in run.err
+
+
+def test_debug_flag_gives_the_traceback():
+    from archcalc.cli.app import main
+    from archcalc.errors import InputError
+
+    with pytest.raises(InputError):
+        main(["--debug", "shapes", "vgg_dens"])
+
+
+def test_models_lists_the_registry(cli):
+    o = cli("models", "--format", "json").json()
+    names = [m["name"] for m in o["models"]]
+    assert names[:4] == ["lenet5", "cnnet", "vgg_base", "vgg_skip"]
+    assert {"vgg_dense", "vgg_ca", "vgg_skip_dense_ca"} <= set(names)
+    assert all(m["input"] and m["source"] and m["description"] for m in o["models"])
+
+
+def _modules_loaded(*args: str) -> set[str]:
+    code = (
+        "import sys\n"
+        "from archcalc.cli.app import main\n"
+        "try:\n"
+        f"    main({list(args)!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('LOADED:', *(m for m in ('torch', 'pandas', 'numpy', 'fvcore', 'torchinfo') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COLUMNS": "120"})
+    marker = next(line for line in done.stdout.splitlines() if line.startswith("LOADED:"))
+    return set(marker.split()[1:])
+
+
+@pytest.mark.parametrize("args", [("outsize", "7", "3"), ("bottleneck", "480", "16", "48"), ("--help",),
+                                  ("outsize", "3", "7")])
+def test_arithmetic_commands_import_no_torch(args):
+    assert _modules_loaded(*args) == set()
+
+
+def test_console_script_and_module_entry_points():
+    done = subprocess.run([sys.executable, "-m", "archcalc", "outsize", "7", "3", "-f", "json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and json.loads(done.stdout)["output"] == 5
