@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
-from typing_extensions import Annotated
+
 
 from archcalc.errors import ArchcalcError
 from archcalc.output.render import FORMATS, choose_format, emit
