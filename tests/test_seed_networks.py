@@ -112,3 +112,11 @@ def test_combinations_use_max_pooling_and_every_module():
 def test_every_entry_carries_its_metadata():
     for entry in REGISTRY:
         assert entry.description and entry.source and len(entry.default_input) == 3
+
+
+def test_hard_coded_flatten_at_another_size_is_flagged():
+    # The lab writes torch.reshape(out, (-1, 4096)): at 64x64 the batch of 1 silently becomes 4.
+    a = analyse(REGISTRY.get("vgg_base"), (3, 64, 64))
+    assert a.output_shapes == ((4, 10),)
+    assert any("reshape turned batch 1 into 4" in note for note in a.notes)
+    assert not analyse(REGISTRY.get("vgg_base")).notes

@@ -86,7 +86,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: 
         itemsize=x.element_size(),
         records=records,
         totals=_totals(model, records),
-        notes=_notes(model, records),
+        notes=_notes(model, records, shape[0]),
     )
 
 
@@ -123,8 +123,14 @@ def _totals(model: nn.Module, records: tuple[LayerRecord, ...]) -> Totals:
     )
 
 
-def _notes(model: nn.Module, records: tuple[LayerRecord, ...]) -> tuple[str, ...]:
+def _notes(model: nn.Module, records: tuple[LayerRecord, ...], batch: int) -> tuple[str, ...]:
     notes = []
+    for r in records:
+        if r.type in ("view", "reshape") and r.output_shapes and r.output_shapes[0][0] != batch:
+            notes.append(
+                f"{r.label} turned batch {batch} into {r.output_shapes[0][0]}: the model flattens to a fixed "
+                f"size ({'x'.join(map(str, r.output_shapes[0][1:]))}) that this input does not give per sample"
+            )
     in_rows = sum(r.params for r in records)
     total = sum(p.numel() for p in model.parameters())
     if in_rows != total:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -70,7 +71,7 @@ def to_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_table(report: Report, width: int | None = None, color: bool | None = None) -> str:
+def to_table(report: Report, width: int | None = None, color: bool = False) -> str:
     from rich.console import Console
     from rich.table import Table
 
@@ -89,14 +90,14 @@ def to_table(report: Report, width: int | None = None, color: bool | None = None
     return buffer.getvalue()
 
 
-def render(report: Report, fmt: str, color: bool = False) -> str:
+def render(report: Report, fmt: str) -> str:
     if fmt == "csv":
         return to_csv(report)
     if fmt == "json":
         return to_json(report)
     if fmt == "md":
         return to_markdown(report)
-    return to_table(report, color=color)
+    return to_table(report)
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -119,7 +120,10 @@ def write_atomic(path: str, text: str) -> None:
 def emit(report: Report, fmt: str, output: str | None) -> None:
     """Print to stdout (a table in color when stdout is a terminal), or write --output."""
     if output is None:
-        sys.stdout.write(render(report, fmt, color=sys.stdout.isatty() and fmt == "table"))
+        if fmt == "table" and sys.stdout.isatty():
+            sys.stdout.write(to_table(report, width=shutil.get_terminal_size().columns, color=True))
+        else:
+            sys.stdout.write(render(report, fmt))
         return
     write_atomic(output, render(report, fmt))
     print(f"wrote {output} ({fmt})", file=sys.stderr)
