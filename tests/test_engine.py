@@ -188,3 +188,12 @@ def test_op_names_are_normalised():
     assert op_name(torch.Tensor.add_) == "add"
     assert op_name(torch.Tensor.__rmul__) == "mul"
     assert op_name(torch.Tensor.__getitem__) == "getitem"
+
+
+def test_containers_do_not_count_their_childrens_activations_again():
+    a = run(Tiny, (1, 3, 8, 8))
+    blocks = next(r for r in a.records if r.name == "blocks")
+    assert blocks.kind == "module" and blocks.activation_bytes == 0
+    made = sum(r.activation_bytes for r in a.records if r.kind != "module")
+    assert a.totals.activation_bytes == made
+    assert sum(r.activation_bytes for r in rows(a, 1)) == made

@@ -60,9 +60,11 @@ def test_params_equal_sum_of_numel_and_torchinfo(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_rows_add_up_to_the_totals_at_every_depth(name):
     a = analyse(REGISTRY.get(name), batch=2)
+    ran = sum(r.params for r in a.records)
+    assert ran == a.totals.params or any("did not run" in n for n in a.notes)
     for depth in (None, 1, 2):
         shown = rows(a, depth)
-        assert sum(r.params for r in shown) == a.totals.params
+        assert sum(r.params for r in shown) == ran
         assert sum(r.macs or 0 for r in shown) == a.totals.macs
         assert sum(r.activation_bytes for r in shown) == a.totals.activation_bytes
 

@@ -120,3 +120,21 @@ def test_hard_coded_flatten_at_another_size_is_flagged():
     assert a.output_shapes == ((4, 10),)
     assert any("reshape turned batch 1 into 4" in note for note in a.notes)
     assert not analyse(REGISTRY.get("vgg_base")).notes
+
+
+def test_googlenet_aux_heads_count_only_when_asked():
+    inference = analyse(REGISTRY.get("googlenet"))
+    training = analyse(REGISTRY.get("googlenet"), overrides={"aux_in_count": True})
+    aux_params = sum(r.params for r in training.records if r.name.startswith(("aux1", "aux2")))
+    assert aux_params == 2 * ((128 * 512 + 128) + (2048 * 1024 + 1024) + (1024 * 1000 + 1000)) + (128 * 528 - 128 * 512)
+    assert inference.totals.params == training.totals.params  # the heads exist either way
+    assert any(f"{aux_params:,} parameters belong to layers that did not run" in n for n in inference.notes)
+    assert training.totals.macs - inference.totals.macs == sum(
+        r.macs for r in training.records if r.name.startswith(("aux1", "aux2")) and r.macs)
+    assert not any(r.name.startswith("aux") for r in inference.records)
+
+
+def test_googlenet_5x5_branches_are_really_5x5():
+    a = analyse(REGISTRY.get("googlenet"))
+    conv = next(r for r in a.records if r.name == "inception3a.branch3.1.0")
+    assert conv.formulas["params"] == "(5*5*16 + 1)*32 = 12,832"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -12,6 +12,7 @@ import archcalc.analysis.op_counters  # noqa: F401  (registers the operation for
 from archcalc.analysis.records import Analysis, LayerRecord, Totals
 from archcalc.analysis.tracer import Tracer
 from archcalc.errors import ForwardError, InputError
+from archcalc.models.arguments import merged
 from archcalc.models.registry import ModelEntry
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
@@ -55,11 +56,16 @@ def input_shape(entry_default: Sequence[int], given: Sequence[int] | None, batch
     return (batch, *chw)
 
 
-def build(entry: ModelEntry, device: torch.device, dtype: torch.dtype) -> nn.Module:
+def build(entry: ModelEntry, device: torch.device, dtype: torch.dtype,
+          overrides: Mapping[str, Any] | None = None) -> nn.Module:
     """The entry's model on the device, in eval mode, in the dtype (on meta, no memory is used)."""
+    kwargs = merged(entry, dict(overrides)) if overrides else dict(entry.kwargs)
     torch.manual_seed(0)
-    with torch.device(device):
-        model = entry.resolve()(**dict(entry.kwargs))
+    try:
+        with torch.device(device):
+            model = entry.resolve()(**kwargs)
+    except (ValueError, TypeError) as error:
+        raise InputError(f"cannot build {entry.name}: {error}") from None
     return model.to(dtype=dtype).eval()
 
 
@@ -91,10 +97,10 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: 
 
 
 def analyse(entry: ModelEntry, given_input: Sequence[int] | None = None, batch: int = 1,
-            device: str = "meta", dtype: str = "float32") -> Analysis:
+            device: str = "meta", dtype: str = "float32", overrides: Mapping[str, Any] | None = None) -> Analysis:
     shape = input_shape(entry.default_input, given_input, batch)
     torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
-    model = build(entry, torch_device, torch_dtype)
+    model = build(entry, torch_device, torch_dtype, overrides)
     return analyse_module(model, entry.name, shape, torch_device, torch_dtype)
 
 

@@ -11,7 +11,7 @@ from math import prod
 from torch import nn
 
 from archcalc.analysis.counting import MODULES, Count, ModuleCall
-from archcalc.analysis.shapes import adaptive_formula, as_tuple, elements_text, numel, window_formula
+from archcalc.analysis.shapes import adaptive_formula, as_tuple, elements_text, joined, numel, window_formula
 from archcalc.formulas.numbers import grouped
 from archcalc.formulas.params import connection_table_params, conv_params, linear_params, per_map_params
 from archcalc.layers.lenet import ConnectionTableConv2d, RBFOutput, ScaledTanh, Subsampling
@@ -50,16 +50,26 @@ def conv(call: ModuleCall) -> Count:
 
 @MODULES.register(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 def conv_transpose(call: ModuleCall) -> Count:
+    """Each input element is spread by a K_h*K_w*(C_out/g) kernel: MACs = N*C_in*H_in*W_in*K_h*K_w*C_out/g."""
     m, inp, out = call.module, call.input, call.output
+    d = len(out) - 2
     per_input = list(m.kernel_size) + [m.out_channels // m.groups]
     macs = numel(inp) * prod(per_input)
     elementwise = numel(out) if m.bias is not None else 0
+    sizes = [
+        f"({h} - 1)*{s} - 2*{p} + {dl}*({k} - 1) + {op} + 1 = {o}"
+        for h, s, p, dl, k, op, o in zip(inp[-d:], m.stride, m.padding, m.dilation, m.kernel_size,
+                                         m.output_padding, out[-d:])
+    ]
+    weights = conv_params(m.kernel_size, m.out_channels, m.in_channels, m.groups, False)
+    params = f"({weights.text}) + {m.out_channels}" if m.bias is not None else weights.text
     formulas = {
-        "output": "H_out = (H_in - 1)*S - 2P + D*(K - 1) + output_padding + 1",
-        "params": str(conv_params(m.kernel_size, m.in_channels, m.out_channels, m.groups, False))
-        + (f" + {m.out_channels} bias" if m.bias is not None else ""),
-        "macs": f"input {_macs_text(inp, per_input, macs)}",
+        "output": joined(sizes),
+        "params": f"{params} = {grouped(weights.value + (m.out_channels if m.bias is not None else 0))}",
+        "macs": _macs_text(inp, per_input, macs),
     }
+    if elementwise:
+        formulas["elementwise"] = _bias_text(out, elementwise)
     return Count(macs, elementwise, formulas)
 
 
@@ -146,6 +156,16 @@ def adaptive_pool(call: ModuleCall) -> Count:
         "output": formula,
         "elementwise": f"{what}: {grouped(elementwise)} over {grouped(reads)} window elements",
     })
+
+
+@MODULES.register(nn.LocalResponseNorm)
+def local_response_norm(call: ModuleCall) -> Count:
+    """b = a / (k + α/n Σ a²)^β over n neighbouring channels: per element n squares, n - 1 adds,
+    then scale, add k, power and divide (4): 2n + 3 operations."""
+    n = numel(call.output)
+    size = call.module.size
+    per = 2 * size + 3
+    return Count(0, per * n, {"elementwise": f"(2*{size} + 3)*{elements_text(call.output)} = {grouped(per * n)}"})
 
 
 @MODULES.register(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)

@@ -191,7 +191,8 @@ class Tracer(TorchFunctionMode):
             formulas["params"] = str(tensor_params(named))
         if not fresh:
             formulas.pop("params", None)
-        elements, size = _new_bytes(outputs, inputs)
+        # A container creates no tensor itself: what it returns was made by a layer or op inside it.
+        elements, size = _new_bytes(outputs, inputs) if kind != MODULE else (0, 0)
         self.records[index] = LayerRecord(
             index=index, name=name, call=call, type=type_name, kind=kind, depth=depth, parent=parent,
             input_shapes=self._shapes(inputs), output_shapes=self._shapes(outputs),

@@ -34,6 +34,7 @@ InputSize = Annotated[Optional[str], typer.Option("--input", "-i", help="Input s
 Batch = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size N.")]
 Device = Annotated[str, typer.Option("--device", "-d", help="meta (no memory, any size), cpu or cuda.")]
 Dtype = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 or float64 (sets the byte counts).")]
+Args = Annotated[Optional[list[str]], typer.Option("--arg", "-a", help="A builder argument key=value (repeatable), e.g. --arg reduction=8 --arg attention=fc_then_add.")]
 Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="Show the module tree cut at this nesting level (rows below it are summed into it); default: every layer and operation.")]
 
 _VIEW_HELP = {
@@ -46,19 +47,20 @@ _VIEW_HELP = {
 
 def _register_view(view: str) -> None:
     def command(model: ModelName, input: InputSize = None, batch: Batch = 1, device: Device = "meta",
-                dtype: Dtype = "float32", depth: Depth = None, format: Format = None,
+                dtype: Dtype = "float32", arg: Args = None, depth: Depth = None, format: Format = None,
                 output: Output = None) -> None:
         from archcalc.cli.parsing import parse_input
+        from archcalc.models.arguments import parse
         from archcalc.models.catalog import REGISTRY
 
         fmt = choose_format(format, output)
         entry = REGISTRY.get(model)
-        size = parse_input(input)
+        size, overrides = parse_input(input), parse(arg or [])
         from archcalc.analysis.engine import analyse
         from archcalc.analysis.views import rows
         from archcalc.output.analysis_report import analysis_report
 
-        result = analyse(entry, size, batch=batch, device=device, dtype=dtype)
+        result = analyse(entry, size, batch=batch, device=device, dtype=dtype, overrides=overrides)
         emit(analysis_report(result, view, rows(result, depth)), fmt, output)
 
     command.__name__ = view

@@ -1,0 +1,56 @@
+"""--arg key=value: a family's knobs from the command line, checked against the builder's signature."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from typing import Any, Iterable
+
+from archcalc.errors import InputError
+from archcalc.models.registry import ModelEntry
+
+
+def parse(pairs: Iterable[str]) -> dict[str, Any]:
+    """['reduction=8', 'attention=se'] -> {'reduction': 8, 'attention': 'se'} (Python literals, else text)."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise InputError(f"--arg {pair!r} is not key=value, e.g. --arg num_classes=10")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = {"true": True, "false": False, "none": None}.get(text.strip().lower(), text)
+        values[key] = value
+    return values
+
+
+def merged(entry: ModelEntry, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The entry's keyword arguments with the overrides applied, each checked against the builder."""
+    builder = entry.resolve()
+    parameters = {name: p for name, p in inspect.signature(builder).parameters.items()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    kwargs = dict(entry.kwargs)
+    for key, value in overrides.items():
+        if key not in parameters:
+            accepted = ", ".join(parameters) or "none"
+            raise InputError(f"{entry.name} has no argument {key!r}; it takes: {accepted}")
+        default = parameters[key].default
+        if default is not inspect.Parameter.empty and default is not None and not _fits(value, default):
+            raise InputError(
+                f"--arg {key}={value!r} for {entry.name} must be {type(default).__name__} like its default {default!r}")
+        kwargs[key] = value
+    return kwargs
+
+
+def _fits(value: Any, default: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list))
+    return isinstance(value, type(default))
