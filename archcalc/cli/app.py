@@ -118,6 +118,25 @@ def bottleneck(
     emit(bottleneck_report(compare(c_in, c_mid, c_out, size, kernel)), fmt, output)
 
 
+@app.command()
+def check(
+    files: Annotated[Optional[list[str]], typer.Argument(help="CSV tables to check; default: every table in tables/.")] = None,
+    format: Format = None,
+    output: Output = None,
+) -> None:
+    """Recompute every number the papers print (tables/*.csv) and compare; exit 1 if any row fails."""
+    from pathlib import Path
+
+    from archcalc.checking.runner import check as run_check
+    from archcalc.output.check_report import check_report
+
+    fmt = choose_format(format, output)
+    verdicts = run_check([Path(f) for f in files] if files else None)
+    emit(check_report(verdicts), fmt, output)
+    if not all(v.passed for v in verdicts):
+        raise typer.Exit(1)
+
+
 def _error(message: str) -> None:
     print(f"archcalc: error: {message}", file=sys.stderr)
 
