@@ -7,10 +7,10 @@ def grouped(n: int) -> str:
 
 
 def human(n: float) -> str:
-    """A count in the papers' style: 112896000 -> '112.9M', 3.6e9 -> '3.6G'."""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+    """A count in the papers' style: 112896000 -> '112.9M', 3857973248 -> '3.86G' (as SENet prints)."""
+    for unit, scale, digits in (("T", 1e12, 2), ("G", 1e9, 2), ("M", 1e6, 1), ("K", 1e3, 1)):
         if abs(n) >= scale:
-            return f"{n / scale:.1f}{unit}"
+            return f"{n / scale:.{digits}f}{unit}"
     return f"{n:g}"
 
 
