@@ -100,6 +100,15 @@ ENTRIES: list[ModelEntry] = [
     _entry("googlenet", "googlenet", "googlenet:GoogLeNet", IMAGENET,
            "GoogLeNet / Inception v1 with real 5x5 branches; aux classifiers run in training only",
            "001 (GoogLeNet/Inception); Szegedy et al. 2015, Table 1"),
+    *[_entry(f"{se}bn_inception", "inception", "inception:BNInception", IMAGENET,
+             "BN-Inception (Inception with batch norm, Ioffe & Szegedy 2015)" + (" with SE blocks (r = 16)" if se else ""),
+             _SENET_SOURCE + "; Ioffe & Szegedy 2015, Figure 5", **({"attention": "se"} if se else {}))
+      for se in ("", "se_")],
+    *[_entry(f"{se}inception_resnet_v2", "inception", "inception_resnet:InceptionResNetV2", (3, 299, 299),
+             "Inception-ResNet-v2 as the TF-slim network (10/20/10 blocks; --arg variant=paper for the paper's figures)"
+             + (" with SE blocks (r = 16)" if se else ""),
+             _SENET_SOURCE + "; Szegedy et al. 2017", **({"attention": "se"} if se else {}))
+      for se in ("", "se_")],
     _entry("vdsr", "super-resolution", "super_resolution:VDSR", (1, 256, 256),
            "VDSR: 20 3x3 conv layers, 64 channels, global residual (luminance, upscaled input)",
            "002 (VDSR); Kim et al. 2016"),
