@@ -72,6 +72,44 @@ def googlenet():
     return total + fc(1024, 1000), aux(512) + aux(528)
 
 
+def bn_inception(se=False):
+    def cbn(k, c_in, c_out):
+        return conv(k, c_in, c_out, bias=False) + 2 * c_out
+
+    rows = [(64, 64, 64, 64, 96, 32, 1), (64, 64, 96, 64, 96, 64, 1), (0, 128, 160, 64, 96, 0, 2),
+            (224, 64, 96, 96, 128, 128, 1), (192, 96, 128, 96, 128, 128, 1), (160, 128, 160, 128, 160, 128, 1),
+            (96, 128, 192, 160, 192, 128, 1), (0, 128, 192, 192, 256, 0, 2), (352, 192, 320, 160, 224, 128, 1),
+            (352, 192, 320, 192, 224, 128, 1)]
+    total, c = cbn(7, 3, 64) + cbn(1, 64, 64) + cbn(3, 64, 192), 192
+    for n1, r3, n3, rd, nd, proj, _ in rows:
+        total += (cbn(1, c, n1) if n1 else 0) + cbn(1, c, r3) + cbn(3, r3, n3) + cbn(1, c, rd) + cbn(3, rd, nd) \
+            + cbn(3, nd, nd) + (cbn(1, c, proj) if proj else 0)
+        c = n1 + n3 + nd + (proj or c)
+        total += fc(c, c // 16) + fc(c // 16, c) if se else 0
+    return total + fc(c, 1000)
+
+
+def srdensenet():
+    total = conv(3, 1, 128)
+    for b in range(8):
+        c = 128
+        total += sum(conv(3, c + i * 16, 16) for i in range(8))
+    return total + conv(1, 128 + 8 * 128, 256) + 2 * conv(3, 256, 256) + conv(3, 256, 1)
+
+
+def cifar_resnet50():
+    total, c = conv(3, 3, 16, bias=False) + 2 * 16, 16
+    for planes, n, stride in ((32, 3, 1), (64, 4, 1), (128, 6, 2), (256, 3, 2)):
+        out = planes * 4
+        for i in range(n):
+            total += conv(1, c, planes, False) + conv(3, planes, planes, False) + conv(1, planes, out, False) \
+                + 2 * (planes + planes + out)
+            if i == 0:
+                total += conv(1, c, out, False) + 2 * out
+            c = out
+    return total + fc(c, 10)
+
+
 ALEXNET = conv(11, 3, 96) + conv(5, 96, 256) + conv(3, 256, 384) + conv(3, 384, 384) + conv(3, 384, 256) \
     + fc(9216, 4096) + fc(4096, 4096) + fc(4096, 1000)
 
@@ -89,6 +127,11 @@ EXPECTED = {
     "densenet121": densenet((6, 12, 24, 16)), "densenet169": densenet((6, 12, 32, 32)),
     "densenet201": densenet((6, 12, 48, 32)), "densenet264": densenet((6, 12, 64, 48)),
     "vdsr": 9 * 64 + 18 * 9 * 64 * 64 + 9 * 64,
+    "bn_inception": bn_inception(), "se_bn_inception": bn_inception(se=True),
+    "srdensenet": srdensenet(), "resnet50_cifar": cifar_resnet50(),
+    "vgg16_cifar": sum(conv(3, a, b) for a, b in zip([3, 32, 32, 64, 64, 128, 128, 128, 256, 256, 256, 512, 512],
+                                                      [32, 32, 64, 64, 128, 128, 128, 256, 256, 256, 512, 512, 512]))
+    + fc(512 * 4 * 4, 4096) + fc(4096, 4096) + fc(4096, 10),
 }
 PUBLISHED = {"resnet18": 11_689_512, "resnet50": 25_557_032, "densenet121": 7_978_856, "vgg16": 138_357_544,
              "resnext50_32x4d": 25_028_904, "se_resnet50": 28_088_024,
