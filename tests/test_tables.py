@@ -97,3 +97,10 @@ def test_check_command_exit_codes_and_json(cli, tmp_path):
     assert bad.code == 1 and "FAIL" in bad.out and "0 of 1 rows reproduced; 1 failed" in bad.out
     missing = cli("check", tmp_path / "nothing.csv")
     assert missing.code == 1 and "does not exist" in missing.err
+
+
+def test_unreproduced_rows_are_kept_as_failing_data():
+    files = sorted((default_files()[0].parent / "unreproduced").glob("*.csv"))
+    verdicts = check(files)
+    assert verdicts and not any(v.passed for v in verdicts)
+    assert all(v.row.note.startswith("NOT REPRODUCED") for v in verdicts)

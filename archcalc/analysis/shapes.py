@@ -13,8 +13,9 @@ def numel(shape: Shape) -> int:
 
 
 def as_tuple(value, dims: int) -> tuple:
+    """A kernel, stride or padding for each of ``dims`` dimensions: 3 -> (3, 3), (3,) -> (3, 3)."""
     if isinstance(value, (tuple, list)):
-        return tuple(value) if len(value) == dims else tuple(value) * dims if len(value) == 1 else tuple(value)
+        return tuple(value) * dims if len(value) == 1 else tuple(value)
     return (value,) * dims
 
 

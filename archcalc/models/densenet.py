@@ -8,6 +8,7 @@ channels and a 3x3 max pool, stride 2; the head is BN-ReLU, 7x7 global average p
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Sequence
 
 import torch
@@ -84,9 +85,7 @@ class DenseNet(nn.Module):
                 channels = reduced
         stages["norm5"] = nn.BatchNorm2d(channels)
         stages["relu5"] = nn.ReLU(inplace=True)
-        self.features = nn.Sequential()
-        for name, module in stages.items():
-            self.features.add_module(name, module)
+        self.features = nn.Sequential(OrderedDict(stages))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.classifier = nn.Linear(channels, num_classes)
 
