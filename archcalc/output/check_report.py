@@ -26,7 +26,7 @@ def check_report(verdicts: list[Verdict]) -> Report:
     footer = [f"{len(verdicts) - len(failed)} of {len(verdicts)} rows reproduced"
               + (f"; {len(failed)} failed" if failed else "")]
     footer += [f"{v.row.table}:{v.row.line} {v.row.model} {v.row.quantity}: {v.row.note}"
-               for v in verdicts if v.row.note and str(v.row.tolerance) not in ("round", "exact")]
+               for v in verdicts if v.row.note and (not v.passed or str(v.row.tolerance) not in ("round", "exact"))]
     data = {
         "passed": not failed,
         "rows": [{
