@@ -72,6 +72,80 @@ for _view in _VIEW_HELP:
     _register_view(_view)
 
 
+@app.command("time")
+def time_command(
+    models: Annotated[list[str], typer.Argument(help="One or more registered model names.")],
+    device: Annotated[str, typer.Option("--device", "-d", help="cpu, cuda or auto (cuda when present).")] = "auto",
+    batch: Batch = 1,
+    input: InputSize = None,
+    dtype: Dtype = "float32",
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 3,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Timed runs (at least).")] = 20,
+    min_time: Annotated[float, typer.Option("--min-time", min=0, help="Keep timing until this many seconds have passed.")] = 0.0,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (torch.set_num_threads).")] = None,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="Model and input in channels-last memory format.")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model first (where it works).")] = False,
+    format: Format = None,
+    output: Output = None,
+) -> None:
+    """Measured forward-pass time: median and IQR over many runs, images/s and achieved GFLOP/s."""
+    from archcalc.cli.parsing import parse_input
+    from archcalc.models.catalog import REGISTRY
+
+    fmt = choose_format(format, output)
+    entries = [REGISTRY.get(name) for name in models]
+    size = parse_input(input)
+    from archcalc.output.time_report import time_report
+    from archcalc.timing.measure import Options, measure_entries
+
+    options = Options(warmup, repeat, min_time, threads, channels_last, compile)
+    results = measure_entries(entries, size, batch, device, dtype, options)
+    for failed in (t for t in results if t.error):
+        print(f"archcalc: error: {failed.model}: {failed.error}", file=sys.stderr)
+    method = (f"{warmup} warm-up runs excluded, then at least {repeat} timed runs under torch.inference_mode()"
+              + (f" for at least {min_time:g} s" if min_time else "")
+              + "; CPU: perf_counter, CUDA: events + synchronize; GFLOP/s from the analysed FLOPs (2 x MACs)")
+    emit(time_report(results, method), fmt, output)
+    if any(t.error for t in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def compare(
+    models: Annotated[list[str], typer.Argument(help="Two or more registered model names.")],
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="The model the others are measured against (default: the first).")] = None,
+    input: InputSize = None,
+    batch: Batch = 1,
+    device: Device = "meta",
+    dtype: Dtype = "float32",
+    time: Annotated[bool, typer.Option("--time", help="Also measure forward latency (on --device cpu/cuda; meta measures nothing, so cpu is used).")] = False,
+    format: Format = None,
+    output: Output = None,
+) -> None:
+    """Params, MACs, FLOPs and memory of several models, each against a baseline: `compare vgg_base vgg_skip vgg_dense vgg_ca`."""
+    from archcalc.cli.parsing import parse_input
+    from archcalc.models.catalog import REGISTRY
+
+    fmt = choose_format(format, output)
+    entries = [REGISTRY.get(name) for name in models]
+    size = parse_input(input)
+    from archcalc.analysis.compare import compare as compare_values, totals_of
+    from archcalc.analysis.engine import analyse
+    from archcalc.output.compare_report import compare_report
+
+    values = {e.name: totals_of(analyse(e, size, batch=batch, device=device, dtype=dtype)) for e in entries}
+    if time:
+        from archcalc.timing.measure import measure_entries
+
+        timed_on = "cpu" if device == "meta" else device
+        for e, result in zip(entries, measure_entries(entries, size, batch, timed_on, dtype)):
+            values[e.name]["latency_ms"] = result.median_ms
+    rows = compare_values(values, baseline or entries[0].name)
+    shape = "x".join(map(str, size)) if size else "each model's default"
+    context = f"input {shape}, batch {batch}, {device}, {dtype}"
+    emit(compare_report(rows, baseline or entries[0].name, context), fmt, output)
+
+
 @app.command()
 def models(format: Format = None, output: Output = None) -> None:
     """The registry: name, family, default input and the seed each model comes from."""

@@ -1,0 +1,182 @@
+"""Time a model's forward pass, soundly.
+
+Method: the model is built on the device with its weights there; the input is made once; warm-up
+runs are excluded; every run is under torch.inference_mode(); CPU runs are timed with
+time.perf_counter, CUDA runs with CUDA events recorded around the call and a synchronize after
+each run (so asynchronous launches are not mistaken for work done). Reported: the median and the
+interquartile range of the per-run times, their min and max, images per second (batch / median)
+and achieved GFLOP/s (the analysed FLOPs = 2 x MACs at this batch, divided by the median).
+benchmarks/timing_agreement.py shows that this loop agrees with torch.utils.benchmark.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from archcalc.analysis.engine import analyse_module, build, input_shape, resolve_dtype
+from archcalc.errors import ArchcalcError, InputError
+from archcalc.models.registry import ModelEntry
+
+
+@dataclass(frozen=True)
+class Timing:
+    model: str
+    device: str
+    dtype: str
+    batch: int
+    input_shape: tuple[int, ...]
+    times_ms: tuple[float, ...] = ()
+    flops: int = 0
+    error: str = ""
+
+    @property
+    def runs(self) -> int:
+        return len(self.times_ms)
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.times_ms)
+
+    @property
+    def iqr_ms(self) -> float:
+        if len(self.times_ms) < 2:
+            return 0.0
+        q1, _, q3 = statistics.quantiles(self.times_ms, n=4, method="inclusive")
+        return q3 - q1
+
+    @property
+    def images_per_s(self) -> float:
+        return self.batch / (self.median_ms / 1000)
+
+    @property
+    def gflops_per_s(self) -> float:
+        return self.flops / (self.median_ms / 1000) / 1e9
+
+
+@dataclass(frozen=True)
+class Options:
+    warmup: int = 3
+    repeat: int = 20
+    min_time: float = 0.0
+    threads: int | None = None
+    channels_last: bool = False
+    compile: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_timing_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.split(":")[0] == "meta":
+        raise InputError("the meta device has no time to measure; use --device cpu, cuda or auto")
+    if name.split(":")[0] == "cuda" and not torch.cuda.is_available():
+        raise InputError("CUDA is not available on this machine; use --device cpu (or auto)")
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {name!r}; use cpu, cuda or auto")
+    return torch.device(name)
+
+
+def _available_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _timed_runs(model, x, device: torch.device, options: Options, tick: Callable[[], None]) -> list[float]:
+    times: list[float] = []
+    with torch.inference_mode():
+        for _ in range(options.warmup):
+            model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        while len(times) < options.repeat or time.perf_counter() - started < options.min_time:
+            if device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                model(x)
+                end.record()
+                torch.cuda.synchronize(device)
+                times.append(start.elapsed_time(end))
+            else:
+                t0 = time.perf_counter()
+                model(x)
+                times.append((time.perf_counter() - t0) * 1000)
+            tick()
+    return times
+
+
+def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: str, dtype: str,
+            options: Options = Options(), tick: Callable[[], None] = lambda: None) -> Timing:
+    """One model's timing; a failure (no CUDA, out of memory, a model that fails) is returned, not raised,
+    so that a run over several models goes on."""
+    torch_dtype = resolve_dtype(dtype)
+    shape = input_shape(entry.default_input, size, batch)
+    try:
+        plan = analyse_module(build(entry, torch.device("meta"), torch_dtype), entry.name, shape,
+                              torch.device("meta"), torch_dtype)
+        torch_device = resolve_timing_device(device)
+    except ArchcalcError as error:
+        return Timing(entry.name, device, dtype, batch, shape, (), 0, str(error))
+    base = Timing(entry.name, str(torch_device), dtype, batch, shape, flops=plan.totals.flops)
+    needed = plan.totals.param_bytes + plan.totals.activation_bytes + plan.itemsize * int(torch.Size(shape).numel())
+    if needed > 0.8 * _available_bytes(torch_device):
+        gib = 2**30
+        return _failed(base, f"batch {batch} does not fit: about {needed / gib:.1f} GiB needed, "
+                             f"{_available_bytes(torch_device) / gib:.1f} GiB free on {torch_device}; use a smaller --batch")
+    previous_threads = torch.get_num_threads()
+    try:
+        if options.threads and torch_device.type == "cpu":
+            torch.set_num_threads(options.threads)
+        model = build(entry, torch_device, torch_dtype)
+        x = torch.randn(shape, device=torch_device, dtype=torch_dtype)
+        if options.channels_last:
+            model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+        if options.compile:
+            model = torch.compile(model)
+        times = _timed_runs(model, x, torch_device, options, tick)
+    except torch.OutOfMemoryError:
+        return _failed(base, f"batch {batch} does not fit in {torch_device} memory; use a smaller --batch")
+    except ArchcalcError as error:
+        return _failed(base, str(error))
+    except Exception as error:  # the model or torch.compile failed on this device
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return _failed(base, f"{entry.name} failed on {torch_device}: {first}")
+    finally:
+        torch.set_num_threads(previous_threads)
+        if torch_device.type == "cuda":
+            torch.cuda.empty_cache()
+    return Timing(base.model, base.device, dtype, batch, shape, tuple(times), base.flops)
+
+
+def _failed(base: Timing, message: str) -> Timing:
+    return Timing(base.model, base.device, base.dtype, base.batch, base.input_shape, (), base.flops, message)
+
+
+def measure_entries(entries: list[ModelEntry], size, batch: int, device: str, dtype: str,
+                    options: Options = Options()) -> list[Timing]:
+    """Several models under one rich progress bar on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    results = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  transient=True, console=_stderr_console()) as progress:
+        for entry in entries:
+            task = progress.add_task(f"timing {entry.name}", total=options.repeat)
+            results.append(measure(entry, size, batch, device, dtype, options,
+                                   tick=lambda: progress.advance(task)))
+            progress.remove_task(task)
+    return results
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)

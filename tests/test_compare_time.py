@@ -1,0 +1,83 @@
+"""compare (arithmetic against the baseline) and time (structure of the measurement, not speed)."""
+
+import pytest
+import torch
+
+from archcalc.analysis.compare import compare, totals_of
+from archcalc.analysis.engine import analyse
+from archcalc.errors import InputError
+from archcalc.models.catalog import REGISTRY
+from archcalc.timing.measure import Options, measure
+
+
+def test_compare_arithmetic():
+    rows = compare({"a": {"params": 100, "macs": 50}, "b": {"params": 150, "macs": 25}}, "a")
+    assert rows[0].ratio == {"params": 1.0, "macs": 1.0} and rows[0].difference == {"params": 0, "macs": 0}
+    assert rows[1].difference == {"params": 50, "macs": -25} and rows[1].ratio == {"params": 1.5, "macs": 0.5}
+    with pytest.raises(InputError, match="--baseline 'c' is not among"):
+        compare({"a": {"params": 1}}, "c")
+
+
+def test_compare_the_lab_experiment(cli):
+    data = cli("compare", "vgg_base", "vgg_skip", "vgg_dense", "vgg_ca", "-f", "json").json()
+    assert data["baseline"] == "vgg_base"
+    assert [r["model"] for r in data["rows"]] == ["vgg_base", "vgg_skip", "vgg_dense", "vgg_ca"]
+    skip = data["rows"][1]
+    # The skip projections conv_skip1/2/3: (3*3*3+1)*32 + (3*3*32+1)*64 + (3*3*64+1)*256
+    assert skip["difference"]["params"] == 896 + 18496 + 147712
+    assert skip["ratio"]["macs"] == pytest.approx(skip["macs"] / data["rows"][0]["macs"])
+    assert {"params", "macs", "flops", "param_bytes", "activation_bytes"} <= set(skip["ratio"])
+
+
+def test_compare_se_cost(cli):
+    data = cli("compare", "resnet50", "se_resnet50", "-f", "json").json()
+    se = data["rows"][1]
+    assert se["difference"]["params"] == 2_530_992  # the excitation FCs: about +2.5M
+    assert se["difference"]["macs"] == totals_of(analyse(REGISTRY.get("se_resnet50")))["macs"] - 3_857_973_248
+    table = cli("compare", "resnet50", "se_resnet50", "--baseline", "se_resnet50").out
+    assert "Comparison against se_resnet50" in table and "-2,530,992" in table
+
+
+def test_time_on_cpu_has_the_promised_structure(cli):
+    data = cli("time", "cnnet", "--device", "cpu", "--repeat", "5", "--warmup", "1", "-f", "json").json()
+    (result,) = data["results"]
+    assert {"model", "device", "dtype", "batch", "input_shape", "runs", "median_ms", "iqr_ms", "min_ms", "max_ms",
+            "images_per_s", "gflops_per_s"} <= set(result)
+    assert result["runs"] == 5 == len(result["times_ms"])
+    assert result["min_ms"] <= result["median_ms"] <= result["max_ms"]
+    flops = analyse(REGISTRY.get("cnnet")).totals.flops
+    assert result["gflops_per_s"] == pytest.approx(flops / (result["median_ms"] / 1000) / 1e9)
+    assert result["images_per_s"] == pytest.approx(1 / (result["median_ms"] / 1000))
+
+
+def test_time_goes_on_after_a_failing_model(cli):
+    run = cli("time", "cnnet", "lenet5", "--input", "3x64x64", "--device", "cpu", "--repeat", "2", "-f", "json")
+    assert run.code == 1
+    results = {r["model"]: r for r in run.json()["results"]}
+    assert "failed in fc1 (Linear)" in results["cnnet"]["error"]
+    assert "lenet5" in results and len(run.err.strip().splitlines()) == 2
+
+
+def test_time_refuses_what_does_not_fit():
+    t = measure(REGISTRY.get("vgg16"), None, 100_000, "cpu", "float32", Options(repeat=1))
+    assert t.runs == 0 and "does not fit" in t.error and "smaller --batch" in t.error
+
+
+def test_time_options_threads_and_channels_last():
+    before = torch.get_num_threads()
+    t = measure(REGISTRY.get("vgg_base"), None, 2, "cpu", "float32",
+                Options(warmup=0, repeat=3, threads=1, channels_last=True))
+    assert t.runs == 3 and not t.error and torch.get_num_threads() == before
+
+
+def test_time_without_cuda_is_one_clear_error(cli):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    run = cli("time", "cnnet", "--device", "cuda")
+    assert run.code == 1 and "CUDA is not available" in run.err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_time_on_cuda():
+    t = measure(REGISTRY.get("resnet18"), None, 8, "cuda", "float16", Options(warmup=2, repeat=5))
+    assert not t.error and t.runs == 5 and t.device.startswith("cuda")
