@@ -111,6 +111,32 @@ def time_command(
 
 
 @app.command()
+def memory(
+    model: ModelName,
+    batch: Batch = 1,
+    input: InputSize = None,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="sgd, momentum or adam.")] = "sgd",
+    dtype: Dtype = "float32",
+    measure: Annotated[Optional[str], typer.Option("--measure", help="Also run one real step on this device (cpu or cuda) and compare.")] = None,
+    format: Format = None,
+    output: Output = None,
+) -> None:
+    """Memory of one training step: parameters, gradients, optimizer state, activations kept for backward."""
+    from archcalc.cli.parsing import parse_input
+    from archcalc.models.catalog import REGISTRY
+
+    fmt = choose_format(format, output)
+    entry = REGISTRY.get(model)
+    size = parse_input(input)
+    from archcalc.memory.training import estimate, measure_peak
+    from archcalc.output.memory_report import memory_report
+
+    result = estimate(entry, size, batch, optimizer, dtype)
+    measured = measure_peak(entry, size, batch, optimizer, dtype, measure) if measure else None
+    emit(memory_report(result, measured), fmt, output)
+
+
+@app.command()
 def compare(
     models: Annotated[list[str], typer.Argument(help="Two or more registered model names.")],
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="The model the others are measured against (default: the first).")] = None,

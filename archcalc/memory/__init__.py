@@ -1,0 +1,1 @@
+"""Memory for training: parameters, gradients, optimizer state and the activations kept for backward."""

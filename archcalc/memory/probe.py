@@ -1,0 +1,75 @@
+"""Measure the peak memory of one real training step, in a fresh process.
+
+    python -m archcalc.memory.probe MODEL BATCH OPTIMIZER DTYPE DEVICE [CxHxW]
+
+Prints one JSON object: {"peak_bytes", "method"}. On CUDA the peak is
+torch.cuda.max_memory_allocated over the step. On CPU it is the growth of the process's peak
+resident set size (getrusage ru_maxrss) from just before the step (model and input in memory) to
+just after it (forward, backward, optimizer step): the memory the step itself needed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import resource
+import sys
+
+import torch
+
+from archcalc.analysis.engine import build, input_shape, resolve_dtype
+from archcalc.models.catalog import REGISTRY
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize()
+
+
+def _step(model, make_optimizer, x) -> None:
+    opt = make_optimizer(model.parameters())
+    out = model(x)
+    (out[0] if isinstance(out, tuple) else out).float().sum().backward()
+    opt.step()
+
+
+def main(argv: list[str]) -> None:
+    name, batch, optimizer, dtype, device = argv[:5]
+    size = tuple(int(s) for s in argv[5].split("x")) if len(argv) > 5 else None
+    entry = REGISTRY.get(name)
+    torch_device, torch_dtype = torch.device(device), resolve_dtype(dtype)
+    make_optimizer = {"sgd": lambda p: torch.optim.SGD(p, lr=0.01),
+                      "momentum": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
+                      "adam": lambda p: torch.optim.Adam(p, lr=0.001)}[optimizer]
+    # A one-sample step on a throw-away copy loads the backward kernels' code and workspaces, which
+    # would otherwise be counted; the measured model then allocates its own gradients and state.
+    _step(build(entry, torch_device, torch_dtype).train(), make_optimizer,
+          torch.randn(input_shape(entry.default_input, size, 1), device=torch_device, dtype=torch_dtype))
+    gc.collect()
+    if torch_device.type == "cpu":  # hand the copy's freed memory back, so the step cannot hide in it
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    model = build(entry, torch_device, torch_dtype).train()
+    x = torch.randn(input_shape(entry.default_input, size, int(batch)), device=torch_device, dtype=torch_dtype)
+    opt = make_optimizer(model.parameters())
+    if torch_device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    else:
+        before = _rss_bytes()
+    out = model(x)
+    loss = (out[0] if isinstance(out, tuple) else out).float().sum()
+    loss.backward()
+    opt.step()
+    if torch_device.type == "cuda":
+        torch.cuda.synchronize()
+        peak, method = torch.cuda.max_memory_allocated() - before, "torch.cuda.max_memory_allocated - allocated before"
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+        method = "peak RSS (getrusage) after the step - RSS before it"
+    print(json.dumps({"peak_bytes": peak, "method": method}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

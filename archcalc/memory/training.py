@@ -1,0 +1,163 @@
+"""Estimate the memory of one training step, layer by layer, on the meta device.
+
+  parameters   sum of numel * bytes per element
+  gradients    one per trainable parameter element
+  optimizer    sgd: none; momentum: one buffer per trainable element; adam: two (exp_avg,
+               exp_avg_sq) plus a 4-byte step counter per parameter tensor (PyTorch's Adam)
+  activations  every tensor autograd saves for backward during the forward pass, as autograd
+               itself reports it (torch.autograd.graph.saved_tensors_hooks), each storage counted
+               once and attributed to the innermost module that saved it; parameters excluded
+  input        the input batch, which stays alive for the step
+  backward     the gradients flowing through the largest layer while backward runs: 2 x the largest
+               saved activation (the gradient arriving and the one leaving); an approximation
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.autograd.graph import saved_tensors_hooks
+
+from archcalc.analysis.engine import build, input_shape, resolve_dtype
+from archcalc.errors import ForwardError, InputError
+from archcalc.models.registry import ModelEntry
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+@dataclass(frozen=True)
+class LayerMemory:
+    name: str
+    type: str
+    saved_tensors: int
+    saved_bytes: int
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    model: str
+    batch: int
+    input_shape: tuple[int, ...]
+    optimizer: str
+    dtype: str
+    params_bytes: int
+    grads_bytes: int
+    optimizer_bytes: int
+    activations_bytes: int
+    input_bytes: int
+    backward_bytes: int
+    layers: tuple[LayerMemory, ...]
+    arithmetic: dict
+
+    @property
+    def total_bytes(self) -> int:
+        return (self.params_bytes + self.grads_bytes + self.optimizer_bytes + self.activations_bytes
+                + self.input_bytes + self.backward_bytes)
+
+
+def _optimizer_bytes(params: list[nn.Parameter], optimizer: str) -> tuple[int, str]:
+    trainable = [p for p in params if p.requires_grad]
+    elements = sum(p.numel() * p.element_size() for p in trainable)
+    if optimizer == "sgd":
+        return 0, "plain SGD keeps no state: 0"
+    if optimizer == "momentum":
+        return elements, f"one momentum buffer per trainable element: {elements:,}"
+    steps = 4 * len(trainable)
+    return 2 * elements + steps, f"exp_avg + exp_avg_sq: 2*{elements:,} + step counters 4*{len(trainable)} = {2 * elements + steps:,}"
+
+
+class _SavedRecorder:
+    def __init__(self, model: nn.Module):
+        self.names = {id(m): (name or "(model forward)", type(m).__name__) for name, m in model.named_modules()}
+        self.stack: list[nn.Module] = []
+        self.param_storages = {p.untyped_storage()._cdata for p in model.parameters()}
+        self.seen: set[int] = set()
+        self.keep: list[torch.Tensor] = []  # holds saved tensors so storage ids cannot be reused
+        self.layers: OrderedDict[str, list] = OrderedDict()
+        self.largest = 0
+        self.input_storage: int | None = None
+
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()._cdata
+        if storage in self.param_storages or storage in self.seen or storage == self.input_storage:
+            return t
+        self.seen.add(storage)
+        self.keep.append(t)
+        module = self.stack[-1] if self.stack else None
+        name, type_name = self.names.get(id(module), ("(model)", "")) if module is not None else ("(model)", "")
+        entry = self.layers.setdefault(name, [type_name, 0, 0])
+        entry[1] += 1
+        entry[2] += t.untyped_storage().nbytes()
+        self.largest = max(self.largest, t.untyped_storage().nbytes())
+        return t
+
+
+def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str = "sgd",
+             dtype: str = "float32") -> MemoryEstimate:
+    if optimizer not in OPTIMIZERS:
+        raise InputError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+    torch_dtype = resolve_dtype(dtype)
+    shape = input_shape(entry.default_input, size, batch)
+    meta = torch.device("meta")
+    model = build(entry, meta, torch_dtype).train()
+    x = torch.empty(shape, device=meta, dtype=torch_dtype, requires_grad=False)
+    recorder = _SavedRecorder(model)
+    recorder.input_storage = x.untyped_storage()._cdata
+    def enter(module, args) -> None:
+        recorder.stack.append(module)
+
+    def leave(module, args, output) -> None:  # returns None: a hook's value would replace the output
+        recorder.stack.pop()
+
+    handles = []
+    for module in model.modules():
+        handles.append(module.register_forward_pre_hook(enter))
+        handles.append(module.register_forward_hook(leave))
+    try:
+        with saved_tensors_hooks(recorder.pack, lambda t: t):
+            model(x)
+    except Exception as error:
+        raise ForwardError(f"training forward pass of {entry.name} failed: {str(error).splitlines()[0]}") from error
+    finally:
+        for handle in handles:
+            handle.remove()
+    params = list(model.parameters())
+    params_bytes = sum(p.numel() * p.element_size() for p in params)
+    grads_bytes = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    optimizer_bytes, optimizer_text = _optimizer_bytes(params, optimizer)
+    layers = tuple(LayerMemory(name, t, n, b) for name, (t, n, b) in recorder.layers.items())
+    activations = sum(layer.saved_bytes for layer in layers)
+    itemsize = x.element_size()
+    arithmetic = {
+        "params": f"{sum(p.numel() for p in params):,} elements * {itemsize} bytes = {params_bytes:,}",
+        "grads": f"{sum(p.numel() for p in params if p.requires_grad):,} trainable elements * {itemsize} bytes = {grads_bytes:,}",
+        "optimizer": optimizer_text,
+        "activations": f"{sum(layer.saved_tensors for layer in layers)} tensors saved for backward = {activations:,}",
+        "input": f"{'*'.join(map(str, shape))} * {itemsize} bytes = {x.numel() * itemsize:,}",
+        "backward": f"2 * largest saved activation {recorder.largest:,} = {2 * recorder.largest:,}",
+    }
+    return MemoryEstimate(entry.name, batch, shape, optimizer, dtype, params_bytes, grads_bytes, optimizer_bytes,
+                          activations, x.numel() * itemsize, 2 * recorder.largest, layers, arithmetic)
+
+
+def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str, dtype: str,
+                 device: str) -> dict:
+    """The peak memory of one real training step, measured in a fresh process (see probe.py)."""
+    import json
+    import subprocess
+    import sys
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("CUDA is not available on this machine; measure with --measure on cpu")
+    command = [sys.executable, "-m", "archcalc.memory.probe", entry.name, str(batch), optimizer, dtype, device]
+    if size:
+        command.append("x".join(map(str, size)))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InputError(f"the measured training step failed: {last}")
+    return json.loads(done.stdout)

@@ -1,0 +1,76 @@
+"""archcalc memory: the arithmetic of each part, the saved activations on a hand-checked model,
+and the estimate against one measured training step."""
+
+import pytest
+import torch
+from torch import nn
+
+from archcalc.errors import InputError
+from archcalc.memory.training import estimate, measure_peak
+from archcalc.models.catalog import REGISTRY
+from archcalc.models.registry import ModelEntry
+
+
+class ConvReluLinear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 5 * 5, 2)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))  # relu saves its output
+        return self.fc(torch.flatten(y, 1))  # fc saves its input: a view of that same storage
+
+
+HAND = ModelEntry("hand", "test", "tests.test_memory:ConvReluLinear", (3, 5, 5), "", "")
+
+
+def test_saved_activations_on_a_hand_checked_model():
+    e = estimate(HAND, None, 2, "sgd")
+    assert e.activations_bytes == 2 * 4 * 5 * 5 * 4  # only relu's output: conv saves the input and weights
+    assert e.input_bytes == 2 * 3 * 5 * 5 * 4
+    assert e.backward_bytes == 2 * e.activations_bytes
+
+
+def test_parameters_gradients_and_optimizer_state():
+    params = 56_778 * 4
+    sgd, momentum, adam = (estimate(REGISTRY.get("cnnet"), None, 8, o) for o in ("sgd", "momentum", "adam"))
+    assert sgd.params_bytes == sgd.grads_bytes == params and sgd.optimizer_bytes == 0
+    assert momentum.optimizer_bytes == params
+    assert adam.optimizer_bytes == 2 * params + 4 * 6  # exp_avg, exp_avg_sq and 6 step counters
+    assert adam.total_bytes == adam.params_bytes + adam.grads_bytes + adam.optimizer_bytes \
+        + adam.activations_bytes + adam.input_bytes + adam.backward_bytes
+    lenet = estimate(REGISTRY.get("lenet5"), None, 1, "sgd")
+    assert lenet.grads_bytes == 60_000 * 4  # the RBF output's fixed 840 parameters get no gradient
+
+
+def test_activations_grow_with_the_batch():
+    one, eight = (estimate(REGISTRY.get("vgg_base"), None, b, "sgd") for b in (1, 8))
+    assert eight.activations_bytes == 8 * one.activations_bytes
+
+
+def test_estimate_against_a_measured_step():
+    entry = REGISTRY.get("cnnet")
+    e = estimate(entry, None, 128, "adam")
+    step = e.total_bytes - e.params_bytes - e.input_bytes
+    measured = measure_peak(entry, None, 128, "adam", "float32", "cpu")["peak_bytes"]
+    assert 0.7 < measured / step < 1.3
+
+
+def test_memory_command_json_and_errors(cli):
+    data = cli("memory", "vgg_base", "--batch", "4", "--optimizer", "momentum", "-f", "json").json()
+    assert {"model", "batch", "optimizer", "dtype", "totals", "layers"} <= set(data)
+    assert {"params_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes", "total_bytes"} <= set(data["totals"])
+    assert sum(layer["saved_bytes"] for layer in data["layers"]) == data["totals"]["activations_bytes"]
+    bad = cli("memory", "vgg_base", "--optimizer", "lion")
+    assert bad.code == 1 and "unknown optimizer 'lion'" in bad.err
+    with pytest.raises(InputError):
+        estimate(REGISTRY.get("cnnet"), None, 1, "rmsprop")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_estimate_against_cuda_peak():
+    entry = REGISTRY.get("resnet18")
+    e = estimate(entry, None, 16, "sgd")
+    measured = measure_peak(entry, None, 16, "sgd", "float32", "cuda")["peak_bytes"]
+    assert 0.7 < measured / (e.total_bytes - e.params_bytes - e.input_bytes) < 1.3
