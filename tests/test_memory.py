@@ -50,11 +50,12 @@ def test_activations_grow_with_the_batch():
 
 
 def test_estimate_against_a_measured_step():
+    # Peak RSS carries some 20 MB of allocator and kernel noise, so the step is made large (~250 MB).
     entry = REGISTRY.get("cnnet")
-    e = estimate(entry, None, 128, "adam")
+    e = estimate(entry, None, 512, "adam")
     step = e.total_bytes - e.params_bytes - e.input_bytes
-    measured = measure_peak(entry, None, 128, "adam", "float32", "cpu")["peak_bytes"]
-    assert 0.7 < measured / step < 1.3
+    measured = measure_peak(entry, None, 512, "adam", "float32", "cpu")["peak_bytes"]
+    assert 0.75 < measured / step < 1.35
 
 
 def test_memory_command_json_and_errors(cli):

@@ -237,6 +237,20 @@ def check(
         raise typer.Exit(1)
 
 
+@app.command()
+def report(
+    out: Annotated[str, typer.Option("--out", help="Folder to write the answer tables to.")] = "reports",
+) -> None:
+    """Write the answer tables (markdown and CSV) for the seed networks, LeNet-5, the quiz, the bottleneck,
+    the lab's VGG variants and the papers' tables: same bytes on every run."""
+    from pathlib import Path
+
+    from archcalc.reporting.answers import write
+
+    paths = write(Path(out))
+    print(f"wrote {len(paths)} files to {out}/", file=sys.stderr)
+
+
 def _error(message: str) -> None:
     print(f"archcalc: error: {message}", file=sys.stderr)
 

@@ -31,6 +31,15 @@ _COLUMNS = {
         Column("elementwise", "Element-wise ops", INT),
         Column("macs_formula", "MAC arithmetic"),
     ),
+    "answers": (
+        _NAME, _TYPE,
+        Column("output_shape", "Output shape"),
+        Column("output_formula", "Output size"),
+        Column("params", "Params", INT),
+        Column("params_formula", "Parameter arithmetic"),
+        Column("macs", "MACs", INT),
+        Column("macs_formula", "MAC arithmetic"),
+    ),
     "summary": (
         _NAME, _TYPE,
         Column("output_shape", "Output shape"),

@@ -1,0 +1,1 @@
+"""archcalc report: the answer tables a student hands in, written deterministically to reports/."""
