@@ -35,6 +35,7 @@ Batch = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size N."
 Device = Annotated[str, typer.Option("--device", "-d", help="meta (no memory, any size), cpu or cuda.")]
 Dtype = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 or float64 (sets the byte counts).")]
 Args = Annotated[Optional[list[str]], typer.Option("--arg", "-a", help="A builder argument key=value (repeatable), e.g. --arg reduction=8 --arg attention=fc_then_add.")]
+Plot = Annotated[Optional[str], typer.Option("--plot", help="Also draw a picture to this .png/.svg/.pdf file (needs matplotlib: pip install 'archcalc[plot]').")]
 Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="Show the module tree cut at this nesting level (rows below it are summed into it); default: every layer and operation.")]
 
 _VIEW_HELP = {
@@ -48,7 +49,7 @@ _VIEW_HELP = {
 def _register_view(view: str) -> None:
     def command(model: ModelName, input: InputSize = None, batch: Batch = 1, device: Device = "meta",
                 dtype: Dtype = "float32", arg: Args = None, depth: Depth = None, format: Format = None,
-                output: Output = None) -> None:
+                output: Output = None, plot: Plot = None) -> None:
         from archcalc.cli.parsing import parse_input
         from archcalc.models.arguments import parse
         from archcalc.models.catalog import REGISTRY
@@ -61,7 +62,13 @@ def _register_view(view: str) -> None:
         from archcalc.output.analysis_report import analysis_report
 
         result = analyse(entry, size, batch=batch, device=device, dtype=dtype, overrides=overrides)
-        emit(analysis_report(result, view, rows(result, depth)), fmt, output)
+        shown = rows(result, depth)
+        emit(analysis_report(result, view, shown), fmt, output)
+        if plot:
+            from archcalc.output.plots import plot_layers
+
+            counted = [r for r in shown if r.macs]
+            _wrote(plot_layers(result.model, [r.label for r in counted], [r.macs for r in counted], plot))
 
     command.__name__ = view
     command.__doc__ = _VIEW_HELP[view]
@@ -104,6 +111,8 @@ def time_command(
         print(f"archcalc: error: {failed.model}: {failed.error}", file=sys.stderr)
     method = (f"{warmup} warm-up runs excluded, then at least {repeat} timed runs under torch.inference_mode()"
               + (f" for at least {min_time:g} s" if min_time else "")
+              + (f", {threads} CPU threads" if threads else "")
+              + (", channels-last" if channels_last else "") + (", torch.compile" if compile else "")
               + "; CPU: perf_counter, CUDA: events + synchronize; GFLOP/s from the analysed FLOPs (2 x MACs)")
     emit(time_report(results, method), fmt, output)
     if any(t.error for t in results):
@@ -147,6 +156,7 @@ def compare(
     time: Annotated[bool, typer.Option("--time", help="Also measure forward latency (on --device cpu/cuda; meta measures nothing, so cpu is used).")] = False,
     format: Format = None,
     output: Output = None,
+    plot: Plot = None,
 ) -> None:
     """Params, MACs, FLOPs and memory of several models, each against a baseline: `compare vgg_base vgg_skip vgg_dense vgg_ca`."""
     from archcalc.cli.parsing import parse_input
@@ -170,6 +180,11 @@ def compare(
     shape = "x".join(map(str, size)) if size else "each model's default"
     context = f"input {shape}, batch {batch}, {device}, {dtype}"
     emit(compare_report(rows, baseline or entries[0].name, context), fmt, output)
+    if plot:
+        from archcalc.output.plots import plot_comparison
+
+        _wrote(plot_comparison([r.model for r in rows], [r.values["params"] for r in rows],
+                               [r.values["macs"] for r in rows], [r.values["activation_bytes"] for r in rows], plot))
 
 
 @app.command()
@@ -249,6 +264,10 @@ def report(
 
     paths = write(Path(out))
     print(f"wrote {len(paths)} files to {out}/", file=sys.stderr)
+
+
+def _wrote(path) -> None:
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def _error(message: str) -> None:

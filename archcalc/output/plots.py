@@ -1,0 +1,72 @@
+"""Pictures where people would rather look than read (matplotlib, the optional extra archcalc[plot])."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archcalc.errors import InputError
+
+_FORMATS = (".png", ".svg", ".pdf")
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise InputError("plotting needs matplotlib: pip install 'archcalc[plot]' (or pip install matplotlib)") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _target(path: str) -> Path:
+    target = Path(path)
+    if target.suffix.lower() not in _FORMATS:
+        raise InputError(f"--plot {path!r}: use a .png, .svg or .pdf file name")
+    if not target.parent.is_dir():
+        raise InputError(f"--plot {path!r}: folder {str(target.parent)!r} does not exist")
+    return target
+
+
+def _save(fig, target: Path) -> None:
+    # No dates or software versions in the file, so the same data gives the same picture.
+    metadata = {"Date": None} if target.suffix.lower() in (".svg", ".pdf") else {"Software": None}
+    fig.savefig(target, bbox_inches="tight", metadata=metadata)
+
+
+def plot_comparison(models: list[str], params: list[int], macs: list[int], activation_bytes: list[int],
+                    path: str) -> Path:
+    """MACs against parameters, one bubble per model, its area proportional to activation memory."""
+    target = _target(path)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    largest = max(activation_bytes) or 1
+    sizes = [40 + 1500 * b / largest for b in activation_bytes]
+    ax.scatter([m / 1e6 for m in macs], [p / 1e6 for p in params], s=sizes, alpha=0.5)
+    for name, x, y in zip(models, macs, params):
+        ax.annotate(name, (x / 1e6, y / 1e6), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_xlabel("MACs (millions; multiply-accumulates of conv/linear/matmul)")
+    ax.set_ylabel("parameters (millions)")
+    ax.set_title("MACs against parameters (bubble area: activation memory)")
+    ax.grid(True, alpha=0.3)
+    _save(fig, target)
+    plt.close(fig)
+    return target
+
+
+def plot_layers(model: str, names: list[str], macs: list[int], path: str) -> Path:
+    """Per-layer MACs as horizontal bars, in execution order."""
+    target = _target(path)
+    plt = _pyplot()
+    height = max(3.0, 0.22 * len(names) + 1)
+    fig, ax = plt.subplots(figsize=(8, height))
+    ax.barh(range(len(names)), [m / 1e6 for m in macs])
+    ax.set_yticks(range(len(names)), labels=names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("MACs (millions)")
+    ax.set_title(f"{model}: MACs per layer")
+    ax.grid(True, axis="x", alpha=0.3)
+    _save(fig, target)
+    plt.close(fig)
+    return target
