@@ -81,3 +81,16 @@ def test_time_without_cuda_is_one_clear_error(cli):
 def test_time_on_cuda():
     t = measure(REGISTRY.get("resnet18"), None, 8, "cuda", "float16", Options(warmup=2, repeat=5))
     assert not t.error and t.runs == 5 and t.device.startswith("cuda")
+
+
+def test_compare_with_time_adds_measured_latency(cli):
+    data = cli("compare", "cnnet", "vgg_base", "--time", "-f", "json").json()
+    for row in data["rows"]:
+        assert row["latency_ms"] > 0
+    assert data["rows"][0]["ratio"]["latency_ms"] == 1.0
+
+
+def test_min_time_keeps_timing():
+    t = measure(REGISTRY.get("cnnet"), None, 1, "cpu", "float32", Options(warmup=0, repeat=1, min_time=0.2))
+    # the loop ran for 0.2 s; most of it inside the timed calls (a loop stopping early would fail)
+    assert t.runs > 1 and sum(t.times_ms) >= 100
