@@ -10,4 +10,9 @@ class InputError(ArchcalcError):
 
 
 class ForwardError(ArchcalcError):
-    """The model's forward pass failed; the message names the layer where it failed."""
+    """The model's forward pass failed; the message names the layer where it failed.
+
+    ``ran`` holds the analysis of the layers that ran before the failure, when there is one.
+    """
+
+    ran = None

@@ -54,7 +54,7 @@ def test_time_goes_on_after_a_failing_model(cli):
     run = cli("time", "cnnet", "lenet5", "--input", "3x64x64", "--device", "cpu", "--repeat", "2", "-f", "json")
     assert run.code == 1
     results = {r["model"]: r for r in run.json()["results"]}
-    assert "failed in fc1 (Linear)" in results["cnnet"]["error"]
+    assert "in fc1 (Linear) receiving 1x12544" in results["cnnet"]["error"]
     assert "lenet5" in results and len(run.err.strip().splitlines()) == 2
 
 

@@ -143,9 +143,10 @@ def test_functional_conv_in_a_custom_module_is_counted():
 
 
 def test_forward_failure_names_the_layer():
-    with pytest.raises(ForwardError, match=r"failed in fc1 \(Linear\) for input 3x64x64"):
+    with pytest.raises(ForwardError, match=r"for input 3x64x64 in fc1 \(Linear\) receiving 1x12544: expects 2304 "
+                                           r"input features .* C\*H\*W = 64\*14\*14 = 12544"):
         analyse(REGISTRY.get("cnnet"), (3, 64, 64))
-    with pytest.raises(ForwardError, match=r"in conv2 \(Conv2d\)"):
+    with pytest.raises(ForwardError, match=r"in conv2 \(Conv2d\) receiving 1x32x3x3"):
         analyse(REGISTRY.get("cnnet"), (3, 8, 8))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 
 import archcalc.analysis.module_counters  # noqa: F401  (registers the layer formulas)
 import archcalc.analysis.op_counters  # noqa: F401  (registers the operation formulas)
+from archcalc.analysis.diagnosis import explain
 from archcalc.analysis.records import Analysis, LayerRecord, Totals
 from archcalc.analysis.tracer import Tracer
 from archcalc.errors import ForwardError, InputError
@@ -61,12 +63,34 @@ def build(entry: ModelEntry, device: torch.device, dtype: torch.dtype,
     """The entry's model on the device, in eval mode, in the dtype (on meta, no memory is used)."""
     kwargs = merged(entry, dict(overrides)) if overrides else dict(entry.kwargs)
     torch.manual_seed(0)
-    try:
+    if entry.family == "user":
+        from archcalc.models.user import construct
+
         with torch.device(device):
-            model = entry.resolve()(**kwargs)
-    except (ValueError, TypeError) as error:
-        raise InputError(f"cannot build {entry.name}: {error}") from None
+            model = construct(entry.builder, kwargs)
+    else:
+        try:
+            with torch.device(device):
+                model = entry.resolve()(**kwargs)
+        except (ValueError, TypeError) as error:
+            raise InputError(f"cannot build {entry.name}: {error}") from None
     return model.to(dtype=dtype).eval()
+
+
+def check_single_input(model: nn.Module, name: str) -> None:
+    """archcalc feeds one tensor: say so before running a forward that wants more (or none)."""
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return
+    if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return
+    required = [p.name for p in parameters if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(required) != 1:
+        wanted = ", ".join(required) or "no argument"
+        raise InputError(
+            f"{name}.forward takes {wanted}; archcalc passes one input tensor of the --input size: wrap the model "
+            f"in a module whose forward(x) makes the other arguments, or give them defaults")
 
 
 def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.device,
@@ -76,12 +100,16 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: 
         x = torch.empty(shape, device=device, dtype=dtype)
     else:
         x = torch.randn(shape, device=device, dtype=dtype)
+    check_single_input(model, name)
     tracer = Tracer(model)
     try:
         with torch.no_grad(), tracer:
             output = model(x)
-    except Exception as error:  # the model's own code failed: say where
-        raise ForwardError(_failure(name, shape, tracer, error)) from error
+    except Exception as error:  # the model's own code failed: say where, with what, and why
+        failure = ForwardError(_failure(name, shape, tracer, error))
+        failure.ran = Analysis(name, shape, (), str(device), _dtype_name(dtype), x.element_size(), tracer.ordered(),
+                               _totals(model, tracer.ordered()), ("the forward pass stopped here",))
+        raise failure from error
     records = tracer.ordered()
     return Analysis(
         model=name,
@@ -150,6 +178,8 @@ def _notes(model: nn.Module, records: tuple[LayerRecord, ...], batch: int) -> tu
 def _failure(name: str, shape: tuple[int, ...], tracer: Tracer, error: Exception) -> str:
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     frames = [f for f in tracer.stack if f.recorded and f.index >= 0]
-    where = f" in {frames[-1].name} ({type(frames[-1].module).__name__})" if frames else ""
+    frame = frames[-1] if frames else None
+    where, what = explain(tracer.failed_op, frame.module if frame else None, frame.name if frame else "",
+                          Tracer._shapes(frame.inputs) if frame else (), tracer.ordered(), message)
     size = "x".join(map(str, shape[1:]))
-    return f"forward pass of {name} failed{where} for input {size}: {message}"
+    return f"forward pass of {name} failed for input {size}{' ' + where if where else ''}: {what}"

@@ -72,6 +72,7 @@ class Tracer(TorchFunctionMode):
         self.params_seen: set[int] = set()
         self._handles: list = []
         self._busy = False  # True while a hook runs: its own tensor queries are not operations
+        self.failed_op: tuple | None = None  # (qualified name, op, input shapes, args, kwargs) of a failing op
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self):
@@ -152,7 +153,15 @@ class Tracer(TorchFunctionMode):
     # -- functional operations ----------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        result = func(*args, **kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except Exception:
+            parent = self.current
+            if self.failed_op is None and not self._busy and parent is not None and not self.inside_layer:
+                name = op_name(func)
+                self.failed_op = (f"{parent.name}.{name}" if parent.name else name, name,
+                                  self._shapes(_tensors(args) + _tensors(kwargs)), args, kwargs)
+            raise
         parent = self.current
         if self._busy or parent is None or self.inside_layer:
             return result

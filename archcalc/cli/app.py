@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 
-from archcalc.errors import ArchcalcError
+from archcalc.errors import ArchcalcError, ForwardError
 from archcalc.output.render import FORMATS, choose_format, emit
 
 app = typer.Typer(
@@ -29,7 +29,7 @@ app = typer.Typer(
 
 Format = Annotated[Optional[str], typer.Option("--format", "-f", help=f"One of {', '.join(FORMATS)}; default: from the --output suffix, else table.")]
 Output = Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.")]
-ModelName = Annotated[str, typer.Argument(help="A registered model name (see `archcalc models`).")]
+ModelName = Annotated[str, typer.Argument(help="A registered model name (see `archcalc models`), or your own: path/to/net.py:Net or package.module:build.")]
 InputSize = Annotated[Optional[str], typer.Option("--input", "-i", help="Input size CxHxW or HxW (C from the model), e.g. 3x224x224; default: the model's own.")]
 Batch = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size N.")]
 Device = Annotated[str, typer.Option("--device", "-d", help="meta (no memory, any size), cpu or cuda.")]
@@ -52,16 +52,21 @@ def _register_view(view: str) -> None:
                 output: Output = None, plot: Plot = None) -> None:
         from archcalc.cli.parsing import parse_input
         from archcalc.models.arguments import parse
-        from archcalc.models.catalog import REGISTRY
+        from archcalc.models.user import lookup
 
         fmt = choose_format(format, output)
-        entry = REGISTRY.get(model)
         size, overrides = parse_input(input), parse(arg or [])
+        entry = lookup(model, size)
         from archcalc.analysis.engine import analyse
         from archcalc.analysis.views import rows
         from archcalc.output.analysis_report import analysis_report
 
-        result = analyse(entry, size, batch=batch, device=device, dtype=dtype, overrides=overrides)
+        try:
+            result = analyse(entry, size, batch=batch, device=device, dtype=dtype, overrides=overrides)
+        except ForwardError as failure:  # show every layer that ran, then the one-line diagnosis
+            if failure.ran is not None and failure.ran.records and fmt == "table" and output is None:
+                emit(analysis_report(failure.ran, "shapes", rows(failure.ran)), fmt, None)
+            raise
         shown = rows(result, depth)
         emit(analysis_report(result, view, shown), fmt, output)
         if plot:

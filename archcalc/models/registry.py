@@ -28,6 +28,10 @@ class ModelEntry:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def resolve(self) -> Callable[..., Any]:
+        if self.family == "user":
+            from archcalc.models.user import load_object
+
+            return load_object(self.builder)[0]
         module_name, _, attr = self.builder.partition(":")
         return getattr(importlib.import_module(module_name), attr)
 

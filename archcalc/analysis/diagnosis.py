@@ -1,0 +1,91 @@
+"""When a forward pass fails: which layer or operation, the shapes it received, what it expected,
+and the lecture's rule that was broken, as one line."""
+
+from __future__ import annotations
+
+from math import prod
+
+from torch import nn
+
+from archcalc.analysis.records import LayerRecord
+
+
+def _x(shape) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def _last_map(records: tuple[LayerRecord, ...]) -> tuple[int, ...] | None:
+    """The C x H x W of the last feature map produced before the failure."""
+    for r in reversed(records):
+        for shape in r.output_shapes:
+            if len(shape) == 4:
+                return shape[1:]
+    return None
+
+
+def _linear(module: nn.Linear, inputs, records) -> str:
+    got = inputs[0][-1] if inputs and inputs[0] else None
+    if got is None or got == module.in_features:
+        return ""
+    chw = _last_map(records)
+    flatten = (f"the last feature map is {_x(chw)}, so flattening gives C*H*W = {'*'.join(map(str, chw))} = "
+               f"{prod(chw)} features per sample" if chw else f"it receives {got} features")
+    return (f"expects {module.in_features} input features but receives {got}: {flatten}; "
+            f"use nn.Linear({prod(chw) if chw else got}, {module.out_features}) or change the layers before it")
+
+
+def _conv(module: nn.Module, inputs) -> str:
+    got = inputs[0][1] if inputs and len(inputs[0]) > 1 else None
+    expected = getattr(module, "in_channels", None)
+    if got is not None and expected is not None and got != expected:
+        return f"expects {expected} input channels but receives {got} ({_x(inputs[0])})"
+    return ""
+
+
+def _binary(op: str, shapes) -> str:
+    if len(shapes) < 2 or len({len(s) for s in shapes}) != 1:
+        return ""
+    a, b = shapes[0], shapes[1]
+    names = ("batch", "channels", "height", "width") if len(a) == 4 else tuple(f"dim {i}" for i in range(len(a)))
+    differ = [f"{names[i]} {a[i]} vs {b[i]}" for i in range(len(a)) if a[i] != b[i] and 1 not in (a[i], b[i])]
+    if not differ:
+        return ""
+    rule = ("a skip connection needs equal width, height and channels: project the shortcut "
+            "(e.g. a conv to the same channels and stride) before adding") if op in ("add", "sub") else \
+        "element-wise operations need equal (or broadcastable) shapes"
+    return f"{_x(a)} and {_x(b)} differ in {', '.join(differ)}; {rule}"
+
+
+def _concat(shapes, args, kwargs) -> str:
+    dim = kwargs.get("dim", args[1] if len(args) > 1 and isinstance(args[1], int) else 0)
+    if len(shapes) < 2 or len({len(s) for s in shapes}) != 1:
+        return ""
+    dim %= len(shapes[0])
+    others = [i for i in range(len(shapes[0])) if i != dim]
+    if all(len({s[i] for s in shapes}) == 1 for i in others):
+        return ""
+    listed = ", ".join(_x(s) for s in shapes)
+    rule = ("a dense connection (torch.cat on channels) needs equal width and height: pool or stride so the "
+            "maps match before concatenating") if dim == 1 else f"all sizes but dim {dim} must be equal"
+    return f"torch.cat along dim {dim} receives {listed}; {rule}"
+
+
+def explain(failed_op, frame_module, frame_name, frame_inputs, records, message: str) -> tuple[str, str]:
+    """(where, what): 'in fc1 (Linear) receiving 1x8192' and the expectation or rule, else torch's message."""
+    if failed_op is not None:
+        qualified, op, shapes, args, kwargs = failed_op
+        where = f"in {qualified} ({op}) receiving {', '.join(_x(s) for s in shapes)}"
+        what = _concat(shapes, args, kwargs) if op in ("cat", "concat", "concatenate") else _binary(op, shapes)
+        return where, what or message
+    if frame_module is None:
+        return "", message
+    where = f"in {frame_name} ({type(frame_module).__name__}) receiving {', '.join(_x(s) for s in frame_inputs)}"
+    what = ""
+    if isinstance(frame_module, nn.Linear):
+        what = _linear(frame_module, frame_inputs, records)
+    elif isinstance(frame_module, nn.modules.conv._ConvNd):
+        what = _conv(frame_module, frame_inputs)
+    if not what and any(k in message for k in ("too small", "can't be greater", "Output size")):
+        what = (f"the input {', '.join(_x(s) for s in frame_inputs)} is smaller than the window: use a larger "
+                f"--input or fewer downsampling layers ({message})")
+    return where, what or message

@@ -1,0 +1,116 @@
+"""A user's own model: `path/to/net.py:Net` or `package.module:build`, with one-line errors that
+name the file, the line and the error."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from archcalc.errors import InputError
+from archcalc.models.registry import ModelEntry
+
+
+def is_user_spec(name: str) -> bool:
+    return ":" in name
+
+
+def _where(error: BaseException, file: str | None) -> str:
+    """'net.py line 12' for the deepest frame of the error inside the user's file."""
+    if isinstance(error, SyntaxError) and error.lineno:
+        return f"{Path(error.filename or file or '?').name} line {error.lineno}"
+    frames = traceback.extract_tb(error.__traceback__)
+    if file is not None:
+        frames = [f for f in frames if Path(f.filename).resolve() == Path(file).resolve()] or frames
+    else:
+        frames = [f for f in frames if "site-packages" not in f.filename and "/archcalc/" not in f.filename] or frames
+    last = frames[-1] if frames else None
+    return f"{Path(last.filename).name} line {last.lineno}" if last else "?"
+
+
+def _describe(error: BaseException) -> str:
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def load_object(spec: str) -> tuple[Callable[..., Any], str | None]:
+    """The class or function a spec names, and the file it came from (None for a module path)."""
+    location, _, attr = spec.rpartition(":")
+    if not location or not attr:
+        raise InputError(f"{spec!r} is not FILE.py:NAME or package.module:NAME")
+    if location.endswith(".py") or "/" in location or "\\" in location:
+        path = Path(location)
+        if not path.is_file():
+            raise InputError(f"no file {location!r}")
+        module_name = f"archcalc_user_{abs(hash(str(path.resolve())))}"
+        try:
+            module_spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_name] = module
+            sys.path.insert(0, str(path.parent.resolve()))
+            try:
+                module_spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(str(path.parent.resolve()))
+        except Exception as error:
+            raise InputError(f"{_where(error, str(path))}: importing {path.name} failed: {_describe(error)}") from None
+        file = str(path)
+    else:
+        try:
+            module = importlib.import_module(location)
+        except Exception as error:
+            raise InputError(f"{_where(error, None)}: importing {location} failed: {_describe(error)}") from None
+        file = getattr(module, "__file__", None)
+    if not hasattr(module, attr):
+        names = sorted(n for n, v in vars(module).items() if not n.startswith("_") and callable(v)
+                       and getattr(v, "__module__", None) == module.__name__)
+        raise InputError(f"{Path(file).name if file else location} has no {attr!r}"
+                         + (f"; it defines: {', '.join(names)}" if names else ""))
+    return getattr(module, attr), file
+
+
+def construct(spec: str, kwargs: dict[str, Any]):
+    """Call the user's class or function; anything it raises becomes one line naming file and line."""
+    import torch
+
+    obj, file = load_object(spec)
+    try:
+        model = obj(**kwargs)
+    except TypeError as error:
+        if "argument" in str(error):
+            try:
+                accepted = ", ".join(inspect.signature(obj).parameters) or "none"
+            except (TypeError, ValueError):
+                accepted = "?"
+            raise InputError(f"{spec}: {_describe(error)} (it takes: {accepted}; pass them with --arg key=value)") from None
+        raise InputError(f"{_where(error, file)}: constructing {spec} failed: {_describe(error)}") from None
+    except Exception as error:
+        raise InputError(f"{_where(error, file)}: constructing {spec} failed: {_describe(error)}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def entry_for(spec: str, given_input: tuple[int, ...] | None) -> ModelEntry:
+    """A registry-like entry for a user's model; its input size is --input CxHxW, or the
+    archcalc_input = (C, H, W) attribute of its class or function."""
+    obj, _ = load_object(spec)
+    default = getattr(obj, "archcalc_input", None)
+    if given_input is not None and len(given_input) == 3:
+        default = tuple(given_input)
+    if default is None or len(default) != 3:
+        raise InputError(f"give the input size of {spec} with --input CxHxW (or set archcalc_input = (C, H, W) on it)")
+    return ModelEntry(spec, "user", spec, tuple(default), "a user's model", spec)
+
+
+def lookup(name: str, given_input: tuple[int, ...] | None = None) -> ModelEntry:
+    """A registered model by name, or a user's model by FILE.py:NAME / package.module:NAME."""
+    if is_user_spec(name):
+        return entry_for(name, given_input)
+    from archcalc.models.catalog import REGISTRY
+
+    return REGISTRY.get(name)
