@@ -1,0 +1,146 @@
+"""Users' own models from a file or a module, and the diagnosis of their shape errors."""
+
+import textwrap
+
+import pytest
+
+NETS = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 16 * 16, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
+
+
+class Sized(Net):
+    archcalc_input = (3, 16, 16)
+
+
+class BadSkip(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+
+    def forward(self, x):
+        a = self.conv1(x)
+        return torch.add(a, self.conv2(a))
+
+
+class BadDense(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(16, 16, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return torch.cat([x, self.conv(x)], dim=1)
+
+
+class TooSmall(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pool1 = nn.MaxPool2d(2)
+        self.pool2 = nn.MaxPool2d(2)
+
+    def forward(self, x):
+        return self.pool2(self.pool1(x))
+
+
+class Two(nn.Module):
+    def forward(self, x, mask):
+        return x * mask
+
+
+def build(width=8):
+    if width % 2:
+        raise ValueError("width must be even")
+    return nn.Sequential(nn.Conv2d(3, width, 1))
+
+
+def not_a_model():
+    return [1, 2]
+'''
+
+
+@pytest.fixture
+def nets(tmp_path):
+    path = tmp_path / "nets.py"
+    path.write_text(textwrap.dedent(NETS))
+    return path
+
+
+def test_a_model_from_a_file(cli, nets):
+    data = cli("summary", f"{nets}:Net", "--input", "3x16x16", "--arg", "num_classes=5", "-f", "json").json()
+    assert data["totals"]["params"] == (3 * 3 * 3 + 1) * 8 + (8 * 16 * 16 + 1) * 5
+    assert data["output_shape"] == [1, 5]
+    sized = cli("shapes", f"{nets}:Sized", "-f", "json").json()
+    assert sized["input_shape"] == [1, 3, 16, 16]
+
+
+def test_a_builder_function_from_a_module(cli, nets, monkeypatch):
+    monkeypatch.syspath_prepend(str(nets.parent))
+    data = cli("params", "nets:build", "--input", "3x8x8", "--arg", "width=4", "-f", "json").json()
+    assert data["totals"]["params"] == 3 * 4 + 4
+
+
+@pytest.mark.parametrize("spec,extra,message", [
+    ("{nets}:Net", (), "give the input size of"),
+    ("{nets}:Nett", ("--input", "3x16x16"), "nets.py has no 'Nett'; it defines: BadDense, BadSkip, Net"),
+    ("{dir}/missing.py:Net", ("--input", "3x16x16"), "no file"),
+    ("{nets}:build", ("--input", "3x8x8", "--arg", "width=3"), "nets.py line {raise_line}: constructing"),
+    ("{nets}:build", ("--input", "3x8x8", "--arg", "depth=3"), "has no argument 'depth'; it takes: width"),
+    ("{nets}:not_a_model", ("--input", "3x8x8"), "returned list, not a torch.nn.Module"),
+    ("{nets}:Two", ("--input", "3x8x8"), "forward takes x, mask; archcalc passes one input tensor"),
+    ("no_such_package_xyz:Net", ("--input", "3x8x8"), "importing no_such_package_xyz failed: ModuleNotFoundError"),
+])
+def test_user_model_errors_are_one_line(cli, nets, spec, extra, message):
+    raise_line = NETS.splitlines().index('        raise ValueError("width must be even")') + 1
+    run = cli("shapes", spec.format(nets=nets, dir=nets.parent), *extra)
+    assert run.code == 1 and "Traceback" not in run.err
+    assert len(run.err.strip().splitlines()) == 1 and message.format(raise_line=raise_line) in run.err
+
+
+def test_a_file_that_does_not_import(cli, tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import torch\nx = 1 +\n")
+    run = cli("shapes", f"{bad}:Net", "--input", "3x8x8")
+    assert run.code == 1 and "bad.py line 2: importing bad.py failed: SyntaxError" in run.err
+
+
+@pytest.mark.parametrize("name,size,where,rule", [
+    ("BadSkip", "3x16x16", "in add (add) receiving 1x32x16x16, 1x64x16x16",
+     "differ in channels 32 vs 64; a skip connection needs equal width, height and channels"),
+    ("BadDense", "16x16x16", "in cat (cat) receiving 1x16x16x16, 1x16x8x8",
+     "a dense connection (torch.cat on channels) needs equal width and height"),
+    ("TooSmall", "3x2x2", "in pool2 (MaxPool2d) receiving 1x3x1x1", "is smaller than the window"),
+    ("Net", "3x32x32", "in fc (Linear) receiving 1x8192",
+     "expects 2048 input features but receives 8192: the last feature map is 8x32x32, so flattening gives "
+     "C*H*W = 8*32*32 = 8192"),
+])
+def test_shape_errors_are_diagnosed(cli, nets, name, size, where, rule):
+    run = cli("shapes", f"{nets}:{name}", "--input", size)
+    assert run.code == 1 and "Traceback" not in run.err
+    (line,) = run.err.strip().splitlines()
+    assert where in line and rule in line
+
+
+def test_the_layers_that_ran_are_shown_before_the_error(cli):
+    run = cli("shapes", "vgg_custom_cifar", "--arg", "classifier_in=8192")
+    assert run.code == 1
+    assert "features.28" in run.out and "the forward pass stopped here" in run.out
+    assert "C*H*W = 256*4*4 = 4096 features per sample" in run.err
+
+
+def test_debug_shows_the_traceback(nets):
+    from archcalc.cli.app import main
+    from archcalc.errors import ForwardError
+
+    with pytest.raises(ForwardError):
+        main(["--debug", "shapes", f"{nets}:BadSkip", "--input", "3x16x16"])
