@@ -181,3 +181,13 @@ def test_console_script_and_module_entry_points():
     done = subprocess.run([sys.executable, "-m", "archcalc", "outsize", "7", "3", "-f", "json"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and json.loads(done.stdout)["output"] == 5
+
+
+def test_existing_output_is_replaced_only_with_force(cli, tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("keep me")
+    refused = cli("summary", "cnnet", "-o", target)
+    assert refused.code == 1 and "exists; add --force to replace it" in refused.err
+    assert target.read_text() == "keep me"
+    assert cli("summary", "cnnet", "-o", target, "--force").code == 0
+    assert json.loads(target.read_text())["model"] == "cnnet"

@@ -29,6 +29,7 @@ app = typer.Typer(
 
 Format = Annotated[Optional[str], typer.Option("--format", "-f", help=f"One of {', '.join(FORMATS)}; default: from the --output suffix, else table.")]
 Output = Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.")]
+Force = Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")]
 ModelName = Annotated[str, typer.Argument(help="A registered model name (see `archcalc models`), or your own: path/to/net.py:Net or package.module:build.")]
 InputSize = Annotated[Optional[str], typer.Option("--input", "-i", help="Input size CxHxW or HxW (C from the model), e.g. 3x224x224; default: the model's own.")]
 Batch = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size N.")]
@@ -49,7 +50,7 @@ _VIEW_HELP = {
 def _register_view(view: str) -> None:
     def command(model: ModelName, input: InputSize = None, batch: Batch = 1, device: Device = "meta",
                 dtype: Dtype = "float32", arg: Args = None, depth: Depth = None, format: Format = None,
-                output: Output = None, plot: Plot = None) -> None:
+                output: Output = None, plot: Plot = None, force: Force = False) -> None:
         from archcalc.cli.parsing import parse_input
         from archcalc.models.arguments import parse
         from archcalc.models.user import lookup
@@ -68,7 +69,7 @@ def _register_view(view: str) -> None:
                 emit(analysis_report(failure.ran, "shapes", rows(failure.ran)), fmt, None)
             raise
         shown = rows(result, depth)
-        emit(analysis_report(result, view, shown), fmt, output)
+        emit(analysis_report(result, view, shown), fmt, output, force)
         if plot:
             from archcalc.output.plots import plot_layers
 
@@ -99,14 +100,15 @@ def time_command(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model first (where it works).")] = False,
     format: Format = None,
     output: Output = None,
+    force: Force = False,
 ) -> None:
     """Measured forward-pass time: median and IQR over many runs, images/s and achieved GFLOP/s."""
     from archcalc.cli.parsing import parse_input
-    from archcalc.models.catalog import REGISTRY
+    from archcalc.models.user import lookup
 
     fmt = choose_format(format, output)
-    entries = [REGISTRY.get(name) for name in models]
     size = parse_input(input)
+    entries = [lookup(name, size) for name in models]
     from archcalc.output.time_report import time_report
     from archcalc.timing.measure import Options, measure_entries
 
@@ -119,7 +121,7 @@ def time_command(
               + (f", {threads} CPU threads" if threads else "")
               + (", channels-last" if channels_last else "") + (", torch.compile" if compile else "")
               + "; CPU: perf_counter, CUDA: events + synchronize; GFLOP/s from the analysed FLOPs (2 x MACs)")
-    emit(time_report(results, method), fmt, output)
+    emit(time_report(results, method), fmt, output, force)
     if any(t.error for t in results):
         raise typer.Exit(1)
 
@@ -134,20 +136,21 @@ def memory(
     measure: Annotated[Optional[str], typer.Option("--measure", help="Also run one real step on this device (cpu or cuda) and compare.")] = None,
     format: Format = None,
     output: Output = None,
+    force: Force = False,
 ) -> None:
     """Memory of one training step: parameters, gradients, optimizer state, activations kept for backward."""
     from archcalc.cli.parsing import parse_input
-    from archcalc.models.catalog import REGISTRY
+    from archcalc.models.user import lookup
 
     fmt = choose_format(format, output)
-    entry = REGISTRY.get(model)
     size = parse_input(input)
+    entry = lookup(model, size)
     from archcalc.memory.training import estimate, measure_peak
     from archcalc.output.memory_report import memory_report
 
     result = estimate(entry, size, batch, optimizer, dtype)
     measured = measure_peak(entry, size, batch, optimizer, dtype, measure) if measure else None
-    emit(memory_report(result, measured), fmt, output)
+    emit(memory_report(result, measured), fmt, output, force)
 
 
 @app.command()
@@ -162,14 +165,15 @@ def compare(
     format: Format = None,
     output: Output = None,
     plot: Plot = None,
+    force: Force = False,
 ) -> None:
     """Params, MACs, FLOPs and memory of several models, each against a baseline: `compare vgg_base vgg_skip vgg_dense vgg_ca`."""
     from archcalc.cli.parsing import parse_input
-    from archcalc.models.catalog import REGISTRY
+    from archcalc.models.user import lookup
 
     fmt = choose_format(format, output)
-    entries = [REGISTRY.get(name) for name in models]
     size = parse_input(input)
+    entries = [lookup(name, size) for name in models]
     from archcalc.analysis.compare import compare as compare_values, totals_of
     from archcalc.analysis.engine import analyse
     from archcalc.output.compare_report import compare_report
@@ -184,7 +188,7 @@ def compare(
     rows = compare_values(values, baseline or entries[0].name)
     shape = "x".join(map(str, size)) if size else "each model's default"
     context = f"input {shape}, batch {batch}, {device}, {dtype}"
-    emit(compare_report(rows, baseline or entries[0].name, context), fmt, output)
+    emit(compare_report(rows, baseline or entries[0].name, context), fmt, output, force)
     if plot:
         from archcalc.output.plots import plot_comparison
 
@@ -193,12 +197,12 @@ def compare(
 
 
 @app.command()
-def models(format: Format = None, output: Output = None) -> None:
+def models(format: Format = None, output: Output = None, force: Force = False) -> None:
     """The registry: name, family, default input and the seed each model comes from."""
     from archcalc.models.catalog import REGISTRY
     from archcalc.output.arithmetic_report import models_report
 
-    emit(models_report(REGISTRY), choose_format(format, output), output)
+    emit(models_report(REGISTRY), choose_format(format, output), output, force)
 
 
 @app.command()
@@ -211,13 +215,14 @@ def outsize(
     ceil: Annotated[bool, typer.Option("--ceil", help="Round up, as pooling with ceil_mode=True.")] = False,
     format: Format = None,
     output: Output = None,
+    force: Force = False,
 ) -> None:
     """Output size (in + 2p - k)/s + 1 with its arithmetic: `outsize 7 3` -> 5, `outsize 7 3 --stride 2` -> 3."""
     from archcalc.formulas.outsize import conv_out_size
     from archcalc.output.arithmetic_report import outsize_report
 
     fmt = choose_format(format, output)
-    emit(outsize_report(conv_out_size(size, kernel, stride, padding, dilation, ceil)), fmt, output)
+    emit(outsize_report(conv_out_size(size, kernel, stride, padding, dilation, ceil)), fmt, output, force)
 
 
 @app.command()
@@ -229,13 +234,14 @@ def bottleneck(
     kernel: Annotated[int, typer.Option("--kernel", help="Kernel size K of the main conv.")] = 5,
     format: Format = None,
     output: Output = None,
+    force: Force = False,
 ) -> None:
     """Direct KxK conv against a 1x1 reduction then the KxK conv: memory and multiplications, term by term."""
     from archcalc.formulas.bottleneck import compare
     from archcalc.output.arithmetic_report import bottleneck_report
 
     fmt = choose_format(format, output)
-    emit(bottleneck_report(compare(c_in, c_mid, c_out, size, kernel)), fmt, output)
+    emit(bottleneck_report(compare(c_in, c_mid, c_out, size, kernel)), fmt, output, force)
 
 
 @app.command()
@@ -243,6 +249,7 @@ def check(
     files: Annotated[Optional[list[str]], typer.Argument(help="CSV tables to check; default: every table in tables/.")] = None,
     format: Format = None,
     output: Output = None,
+    force: Force = False,
 ) -> None:
     """Recompute every number the papers print (tables/*.csv) and compare; exit 1 if any row fails."""
     from pathlib import Path
@@ -252,7 +259,7 @@ def check(
 
     fmt = choose_format(format, output)
     verdicts = run_check([Path(f) for f in files] if files else None)
-    emit(check_report(verdicts), fmt, output)
+    emit(check_report(verdicts), fmt, output, force)
     if not all(v.passed for v in verdicts):
         raise typer.Exit(1)
 

@@ -117,13 +117,16 @@ def write_atomic(path: str, text: str) -> None:
         raise InputError(f"cannot write {path!r}: {error.strerror or error}") from None
 
 
-def emit(report: Report, fmt: str, output: str | None) -> None:
-    """Print to stdout (a table in color when stdout is a terminal), or write --output."""
+def emit(report: Report, fmt: str, output: str | None, force: bool = False) -> None:
+    """Print to stdout (a table in color when stdout is a terminal), or write --output; an existing
+    file is replaced only with force."""
     if output is None:
         if fmt == "table" and sys.stdout.isatty():
             sys.stdout.write(to_table(report, width=shutil.get_terminal_size().columns, color=True))
         else:
             sys.stdout.write(render(report, fmt))
         return
+    if os.path.exists(output) and not force:
+        raise InputError(f"{output} exists; add --force to replace it")
     write_atomic(output, render(report, fmt))
     print(f"wrote {output} ({fmt})", file=sys.stderr)
