@@ -19,7 +19,7 @@ import sys
 import torch
 
 from archcalc.analysis.engine import build, input_shape, resolve_dtype
-from archcalc.models.catalog import REGISTRY
+from archcalc.models.user import lookup
 
 
 def _rss_bytes() -> int:
@@ -37,7 +37,7 @@ def _step(model, make_optimizer, x) -> None:
 def main(argv: list[str]) -> None:
     name, batch, optimizer, dtype, device = argv[:5]
     size = tuple(int(s) for s in argv[5].split("x")) if len(argv) > 5 else None
-    entry = REGISTRY.get(name)
+    entry = lookup(name, size)
     torch_device, torch_dtype = torch.device(device), resolve_dtype(dtype)
     make_optimizer = {"sgd": lambda p: torch.optim.SGD(p, lr=0.01),
                       "momentum": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),

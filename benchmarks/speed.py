@@ -1,0 +1,106 @@
+"""archcalc's analysis against the other counters, and whole-process start-up, measured in one run.
+
+    python benchmarks/speed.py
+
+Per model and batch: the best of 3 wall times of a bare meta-device forward pass (the floor),
+archcalc's full analysis (meta), torchinfo's summary(device="meta"), torch.utils.flop_counter on
+meta, and fvcore's FlopCountAnalysis on real CPU tensors (batch 1 only: it allocates), each as a
+ratio to the floor, with the peak traced Python memory of archcalc's analysis. Then the start-up
+time of `archcalc bottleneck 480 16 48`, `archcalc outsize 7 3` and `archcalc --help` against
+`python -c "import torch"`.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import torch
+
+from archcalc.analysis.engine import analyse_module, build
+from archcalc.models.catalog import REGISTRY
+
+MODELS = ("resnet152", "densenet201", "vgg16")
+META, F32 = torch.device("meta"), torch.float32
+
+
+def best(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def peak_mib(fn) -> float:
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def analysis_speed() -> None:
+    from fvcore.nn import FlopCountAnalysis
+    from torch.utils.flop_counter import FlopCounterMode
+    from torchinfo import summary
+
+    logging.disable(logging.WARNING)
+    print(f"{'model':12s} {'batch':>5s} {'floor ms':>9s} {'archcalc':>9s} {'torchinfo':>9s} {'flop_ctr':>9s} "
+          f"{'fvcore':>9s} {'archcalc MiB':>12s}")
+    for name in MODELS:
+        entry = REGISTRY.get(name)
+        model = build(entry, META, F32)
+        for batch in (1, 64):
+            shape = (batch, *entry.default_input)
+            x = torch.empty(shape, device=META)
+
+            def bare():
+                with torch.no_grad():
+                    model(x)
+
+            def ours():
+                analyse_module(model, name, shape, META, F32)
+
+            def info():
+                summary(model, input_size=shape, device="meta", verbose=0)
+
+            def counter():
+                with torch.no_grad(), FlopCounterMode(display=False):
+                    model(x)
+
+            floor = best(bare)
+            row = [best(ours), best(info), best(counter)]
+            if batch == 1:
+                cpu_model = build(entry, torch.device("cpu"), F32)
+                real = torch.randn(shape)
+
+                def fv():
+                    analysis = FlopCountAnalysis(cpu_model, real)
+                    analysis.unsupported_ops_warnings(False)
+                    analysis.uncalled_modules_warnings(False)
+                    analysis.total()
+
+                row.append(best(fv, 1))
+            ratios = " ".join(f"{t / floor:8.2f}x" for t in row) + ("" if batch == 1 else f" {'-':>9s}")
+            print(f"{name:12s} {batch:5d} {floor * 1000:9.1f} {ratios} {peak_mib(ours):12.1f}")
+
+
+def startup() -> None:
+    def run(*args: str) -> float:
+        return best(lambda: subprocess.run(args, capture_output=True, check=True), 5)
+
+    torch_import = run(sys.executable, "-c", "import torch")
+    print(f"\npython -c 'import torch': {torch_import * 1000:.0f} ms")
+    for command in (("bottleneck", "480", "16", "48"), ("outsize", "7", "3"), ("--help",)):
+        t = run(sys.executable, "-m", "archcalc", *command)
+        print(f"archcalc {' '.join(command):22s} {t * 1000:6.0f} ms   {torch_import / t:5.1f}x faster than importing torch")
+
+
+if __name__ == "__main__":
+    analysis_speed()
+    startup()
