@@ -2,7 +2,7 @@
 
     python benchmarks/speed.py
 
-Per model and batch: the best of 3 wall times of a bare meta-device forward pass (the floor),
+Per model and batch: the best of 5 wall times of a bare meta-device forward pass (the floor),
 archcalc's full analysis (meta), torchinfo's summary(device="meta"), torch.utils.flop_counter on
 meta, and fvcore's FlopCountAnalysis on real CPU tensors (batch 1 only: it allocates), each as a
 ratio to the floor, with the peak traced Python memory of archcalc's analysis. Then the start-up
@@ -27,7 +27,7 @@ MODELS = ("resnet152", "densenet201", "vgg16")
 META, F32 = torch.device("meta"), torch.float32
 
 
-def best(fn, repeat: int = 3) -> float:
+def best(fn, repeat: int = 5) -> float:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()

@@ -8,6 +8,7 @@ F.relu, F.max_pool2d) become records of their own, named after the module whose 
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -18,6 +19,12 @@ from torch.overrides import TorchFunctionMode
 from archcalc.analysis.counting import NOT_COUNTED, OPS, Count, ModuleCall, OpCall, module_counter, op_name
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.formulas.params import tensor_params
+
+
+# The hooks' own tensor queries (shape, numel, element_size) are not operations of the model:
+# switching torch-function handling off around them saves the mode thousands of calls. The flag
+# _busy still guards them where this private switch is missing.
+_NO_TORCH_FUNCTION = getattr(torch._C, "DisableTorchFunction", contextlib.nullcontext)
 
 
 def _tensors(value) -> list[torch.Tensor]:
@@ -102,14 +109,16 @@ class Tracer(TorchFunctionMode):
     def _pre(self, module: nn.Module, args, kwargs):
         self._busy = True
         try:
-            self._enter(module, args, kwargs)
+            with _NO_TORCH_FUNCTION():
+                self._enter(module, args, kwargs)
         finally:
             self._busy = False
 
     def _post(self, module: nn.Module, args, kwargs, output):
         self._busy = True
         try:
-            self._leave(module, output)
+            with _NO_TORCH_FUNCTION():
+                self._leave(module, output)
         finally:
             self._busy = False
 
