@@ -102,6 +102,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: 
         x = torch.randn(shape, device=device, dtype=dtype)
     check_single_input(model, name)
     tracer = Tracer(model)
+    tracer.watch_input(x)
     try:
         with torch.no_grad(), tracer:
             output = model(x)

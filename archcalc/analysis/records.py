@@ -36,6 +36,7 @@ class LayerRecord:
     activation_bytes: int
     formulas: Mapping[str, str] = field(default_factory=dict)
     note: str = ""
+    receptive: object = None  # archcalc.analysis.receptive.Field of the output, None when unknown
 
     @property
     def counted(self) -> bool:

@@ -9,6 +9,7 @@ F.relu, F.max_pool2d) become records of their own, named after the module whose 
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from archcalc.analysis import receptive
 from archcalc.analysis.counting import NOT_COUNTED, OPS, Count, ModuleCall, OpCall, module_counter, op_name
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.formulas.params import tensor_params
@@ -80,6 +82,7 @@ class Tracer(TorchFunctionMode):
         self._handles: list = []
         self._busy = False  # True while a hook runs: its own tensor queries are not operations
         self.failed_op: tuple | None = None  # (qualified name, op, input shapes, args, kwargs) of a failing op
+        self.fields: dict[int, tuple] = {}  # id(tensor) -> (weak reference, receptive field)
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self):
@@ -149,15 +152,22 @@ class Tracer(TorchFunctionMode):
         if not frame.recorded:
             return
         outputs = _tensors(output)
+        in_fields = [self._field(t) for t in frame.inputs]
         if frame.counter is not None:
             call = ModuleCall(module, self._shapes(frame.inputs), self._shapes(outputs))
             count, kind = frame.counter(call), LAYER
+            field = receptive.for_module(module, in_fields, call.inputs, call.outputs)
+            for t in outputs:
+                self._set_field(t, field)
         else:
             count, kind = Count(0, 0, {}, "" if frame.children else "no operations"), MODULE
+            if outputs and self._field(outputs[0]) is None and not frame.children:
+                self._set_field(outputs[0], receptive.merge([f for f in in_fields if f] or [None]) if any(in_fields) else None)
+        field = self._field(outputs[0]) if outputs else None
         # A layer owns its parameters; any other module's parameters go to the operations using them.
         own = module.parameters() if frame.counter is not None else []
         self._record(frame.index, frame.name, frame.call, type(module).__name__, kind, frame.depth,
-                     frame.parent, frame.inputs, outputs, count, list(own))
+                     frame.parent, frame.inputs, outputs, count, list(own), field)
 
     # -- functional operations ----------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -185,10 +195,27 @@ class Tracer(TorchFunctionMode):
         counter = OPS.get(name)
         call = OpCall(name, tuple(args), kwargs, self._shapes(inputs), self._shapes(outputs))
         count = counter(call) if counter is not None else NOT_COUNTED
-        self._record(self._take_index(), qualified, self.op_calls[qualified], name, OP, parent.depth + 1,
-                     None if parent.index < 0 else parent.index, inputs, outputs, count,
-                     [t for t in inputs if isinstance(t, nn.Parameter)])
+        with _NO_TORCH_FUNCTION():
+            field = receptive.for_op(name, call, [self._field(t) for t in inputs if not isinstance(t, nn.Parameter)])
+            for t in outputs:
+                self._set_field(t, field)
+            self._record(self._take_index(), qualified, self.op_calls[qualified], name, OP, parent.depth + 1,
+                         None if parent.index < 0 else parent.index, inputs, outputs, count,
+                         [t for t in inputs if isinstance(t, nn.Parameter)], field)
         return result
+
+    # -- receptive fields -----------------------------------------------------------------
+    def watch_input(self, x: torch.Tensor) -> None:
+        if x.dim() >= 3:
+            self._set_field(x, receptive.Field.of_input(x.dim() - 2))
+
+    def _set_field(self, t: torch.Tensor, field) -> None:
+        if field is not None:
+            self.fields[id(t)] = (weakref.ref(t), field)
+
+    def _field(self, t: torch.Tensor):
+        entry = self.fields.get(id(t))
+        return entry[1] if entry is not None and entry[0]() is t else None
 
     # -- records ------------------------------------------------------------------------
     def _take_index(self) -> int:
@@ -200,7 +227,7 @@ class Tracer(TorchFunctionMode):
         return tuple(tuple(int(s) for s in t.shape) for t in tensors)
 
     def _record(self, index, name, call, type_name, kind, depth, parent, inputs, outputs,
-                count: Count, params: list[nn.Parameter]) -> None:
+                count: Count, params: list[nn.Parameter], field=None) -> None:
         fresh = [p for p in params if id(p) not in self.params_seen]
         self.params_seen.update(id(p) for p in fresh)
         formulas = dict(count.formulas)
@@ -219,7 +246,7 @@ class Tracer(TorchFunctionMode):
             param_bytes=sum(p.numel() * p.element_size() for p in fresh),
             macs=count.macs, elementwise=count.elementwise,
             activation_elements=elements, activation_bytes=size,
-            formulas=formulas, note=count.note,
+            formulas=formulas, note=count.note, receptive=field,
         )
 
     def _named(self, params: list[nn.Parameter]):

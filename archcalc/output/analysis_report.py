@@ -7,7 +7,7 @@ from archcalc.analysis.records import Analysis, LayerRecord
 from archcalc.formulas.numbers import grouped, human, human_bytes
 from archcalc.output.report import INT, Column, Report
 
-VIEWS = ("shapes", "params", "flops", "summary")
+VIEWS = ("shapes", "params", "flops", "summary", "rf")
 
 _NAME = Column("name", "Layer")
 _TYPE = Column("type", "Type")
@@ -47,6 +47,14 @@ _COLUMNS = {
         Column("macs", "MACs", INT),
         Column("elementwise", "Element-wise ops", INT),
         Column("activation_bytes", "Activation bytes", INT),
+        Column("rf", "Receptive field"),
+    ),
+    "rf": (
+        _NAME, _TYPE,
+        Column("output_shape", "Output shape"),
+        Column("rf_size", "Receptive field (input pixels)"),
+        Column("rf_jump", "Jump (effective stride)"),
+        Column("rf_centre", "Centre of the first unit"),
     ),
 }
 
@@ -71,7 +79,25 @@ def _row(r: LayerRecord) -> dict:
         "elementwise": r.elementwise,
         "macs_formula": r.formulas.get("macs", "") or (r.note if r.macs is None else note.strip(" ()")),
         "activation_bytes": r.activation_bytes,
+        **_field_cells(r.receptive),
     }
+
+
+def _field_cells(field) -> dict:
+    if field is None:
+        return {"rf": "—", "rf_size": "not computed", "rf_jump": "", "rf_centre": ""}
+    if field.whole:
+        return {"rf": "whole input", "rf_size": "whole input", "rf_jump": "", "rf_centre": ""}
+    return {"rf": field.text(), "rf_size": "x".join(map(str, field.size)),
+            "rf_jump": "x".join(f"{j:g}" for j in field.jump), "rf_centre": ", ".join(f"{c:g}" for c in field.centre)}
+
+
+def _field_dict(field) -> dict | None:
+    if field is None:
+        return None
+    if field.whole:
+        return {"size": "whole", "jump": None, "centre": None}
+    return {"size": list(field.size), "jump": list(field.jump), "centre": list(field.centre)}
 
 
 def footer(a: Analysis) -> tuple[str, ...]:
@@ -110,6 +136,7 @@ def _record_dict(r: LayerRecord) -> dict:
         "activation_elements": r.activation_elements,
         "activation_bytes": r.activation_bytes,
         "formulas": dict(r.formulas),
+        "receptive_field": _field_dict(r.receptive),
         "note": r.note,
     }
 

@@ -1,0 +1,162 @@
+"""Receptive fields, propagated tensor by tensor through the traced forward pass.
+
+For each spatial dimension a tensor carries (r, j, c): the receptive field size r in input pixels,
+the jump j (the distance in input pixels between neighbouring output units: the effective stride)
+and the centre c of the first unit's field, in input coordinates (pixel centres at 0.5, 1.5, ...).
+A window of kernel K, stride S, padding P and dilation D (K' = D*(K - 1) + 1) gives
+    r_out = r_in + (K' - 1)*j_in,   j_out = j_in*S,   c_out = c_in + ((K' - 1)/2 - P)*j_in
+(Araujo et al., Distill 2019; Dumoulin & Visin 2016). Element-wise layers pass the field through;
+where paths merge (add, multiply, concatenation) the field is the largest over the incoming paths;
+a linear layer, and global pooling, see the whole input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WHOLE = -1  # r for "the whole input"
+
+
+@dataclass(frozen=True)
+class Field:
+    size: tuple[int, ...]  # r per spatial dimension (WHOLE: the whole input)
+    jump: tuple[float, ...]
+    centre: tuple[float, ...]
+
+    @classmethod
+    def of_input(cls, dims: int) -> "Field":
+        return cls((1,) * dims, (1.0,) * dims, (0.5,) * dims)
+
+    @property
+    def whole(self) -> bool:
+        return WHOLE in self.size
+
+    def text(self) -> str:
+        if self.whole:
+            return "whole input"
+        size = "x".join(str(r) for r in self.size)
+        jump = "x".join(f"{j:g}" for j in self.jump)
+        return f"{size} (jump {jump})"
+
+
+def window(field: Field, kernel, stride, padding, dilation) -> Field:
+    """A conv or pooling window applied to a field."""
+    d = len(field.size)
+    k, s, p, dl = (_per_dim(v, d) for v in (kernel, stride, padding, dilation))
+    if field.whole:
+        return field
+    size, jump, centre = [], [], []
+    for i in range(d):
+        extent = dl[i] * (k[i] - 1) + 1
+        size.append(int(round(field.size[i] + (extent - 1) * field.jump[i])))
+        jump.append(field.jump[i] * s[i])
+        centre.append(field.centre[i] + ((extent - 1) / 2 - p[i]) * field.jump[i])
+    return Field(tuple(size), tuple(jump), tuple(centre))
+
+
+def whole(dims: int) -> Field:
+    return Field((WHOLE,) * dims, (0.0,) * dims, (0.0,) * dims)
+
+
+def merge(fields: list[Field]) -> Field:
+    """Where paths meet, the largest field (a whole-input field wins)."""
+    fields = [f for f in fields if f is not None]
+    if not fields:
+        raise ValueError("nothing to merge")
+    for f in fields:
+        if f.whole:
+            return f
+    return max(fields, key=lambda f: f.size)
+
+
+def _per_dim(value, dims: int) -> tuple:
+    if isinstance(value, (tuple, list)):
+        return tuple(value) * dims if len(value) == 1 else tuple(value)
+    return (value,) * dims
+
+
+# -- which layers and operations move the field how --------------------------------------------
+
+def _first(fields):
+    return fields[0] if fields else None
+
+
+def for_module(module, fields: list, inputs: tuple, outputs: tuple):
+    """The output field of a layer with a formula, from its input fields (None: unknown)."""
+    from torch import nn
+
+    from archcalc.layers.lenet import ConnectionTableConv2d, RBFOutput, Subsampling
+
+    field = _first(fields)
+    if field is None:
+        return None
+    dims = len(field.size)
+    if isinstance(module, (nn.Linear, RBFOutput)):
+        return whole(dims)
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        return None  # a transposed convolution spreads each input over a window: not propagated
+    if isinstance(module, nn.modules.conv._ConvNd):
+        padding = module.padding
+        if isinstance(padding, str):
+            padding = tuple((d * (k - 1)) // 2 for k, d in zip(module.kernel_size, module.dilation)) \
+                if padding == "same" else 0
+        return window(field, module.kernel_size, module.stride, padding, module.dilation)
+    if isinstance(module, ConnectionTableConv2d):
+        return window(field, module.kernel_size, 1, 0, 1)
+    if isinstance(module, Subsampling):
+        return window(field, module.kernel_size, module.kernel_size, 0, 1)
+    if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
+        return window(field, module.kernel_size, module.stride or module.kernel_size, module.padding, module.dilation)
+    if isinstance(module, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
+        return window(field, module.kernel_size, module.stride or module.kernel_size, module.padding, 1)
+    if isinstance(module, nn.modules.pooling._AdaptiveAvgPoolNd | nn.modules.pooling._AdaptiveMaxPoolNd):
+        return adaptive(field, inputs[0][-dims:], outputs[0][-dims:])
+    return merge(fields)  # element-wise: BatchNorm, activations, dropout, flatten, LRN across channels
+
+
+def adaptive(field: Field, sizes_in, sizes_out) -> Field:
+    """Adaptive pooling: global pooling sees everything; otherwise the widest window and the mean stride."""
+    if all(o == 1 for o in sizes_out):
+        return whole(len(field.size))
+    kernel = tuple(-(-i // o) + (0 if i % o == 0 else 1) for i, o in zip(sizes_in, sizes_out))
+    stride = tuple(i / o for i, o in zip(sizes_in, sizes_out))
+    return window(field, kernel, stride, 0, 1)
+
+
+_WHOLE_OPS = {"linear", "matmul", "mm", "bmm", "addmm", "sum", "mean", "amax", "amin", "max", "min", "prod"}
+_MERGING = {"add", "sub", "mul", "div", "cat", "concat", "concatenate", "stack", "maximum", "minimum", "where"}
+
+
+def for_op(name: str, call, fields: list):
+    """The output field of a functional operation."""
+    known = [f for f in fields if f is not None]
+    if not known:
+        return None
+    dims = len(known[0].size)
+    if name in _WHOLE_OPS:
+        if name in ("sum", "mean", "amax", "amin", "max", "min", "prod"):
+            reduced = call.arg(1, "dim", None)
+            if reduced is None:
+                return whole(dims)
+            axes = reduced if isinstance(reduced, (tuple, list)) else (reduced,)
+            rank = len(call.inputs[0])
+            if not any(a % rank >= rank - dims for a in axes):
+                return known[0]  # a reduction over channels only keeps the field
+        return whole(dims)
+    if name in ("conv1d", "conv2d", "conv3d"):
+        weight = call.arg(1, "weight")
+        padding = call.arg(4, "padding", 0)
+        if isinstance(padding, str):
+            return None
+        return window(known[0], tuple(weight.shape[2:]), call.arg(3, "stride", 1), padding, call.arg(5, "dilation", 1))
+    if name.startswith("max_pool"):
+        k = call.arg(1, "kernel_size")
+        return window(known[0], k, call.arg(2, "stride") or k, call.arg(3, "padding", 0), call.arg(4, "dilation", 1))
+    if name.startswith("avg_pool"):
+        k = call.arg(1, "kernel_size")
+        return window(known[0], k, call.arg(2, "stride") or k, call.arg(3, "padding", 0), 1)
+    if name.startswith("adaptive_"):
+        return adaptive(known[0], call.inputs[0][-dims:], call.output[-dims:])
+    if name in _MERGING:
+        return merge(known)
+    return merge(known)  # activations, views and copies pass the field through
