@@ -155,6 +155,63 @@ def memory(
 
 
 @app.command()
+def roofline(
+    model: ModelName,
+    input: InputSize = None,
+    batch: Batch = 1,
+    dtype: Dtype = "float32",
+    peak_gflops: Annotated[Optional[float], typer.Option("--peak-gflops", min=0.001, help="The device's peak GFLOP/s.")] = None,
+    peak_gbs: Annotated[Optional[float], typer.Option("--peak-gbs", min=0.001, help="The device's peak memory bandwidth, GB/s.")] = None,
+    measure: Annotated[Optional[str], typer.Option("--measure", help="Measure the peaks on this device (cpu or cuda): a large matmul and a large copy.")] = None,
+    time: Annotated[Optional[str], typer.Option("--time", help="Also time every layer on this device (cpu or cuda) and place it against the roof.")] = None,
+    format: Format = None,
+    output: Output = None,
+    plot: Plot = None,
+    force: Force = False,
+) -> None:
+    """Arithmetic intensity of every layer and, with peaks, whether it is compute- or memory-bound."""
+    from archcalc.cli.parsing import parse_input
+    from archcalc.models.user import lookup
+
+    fmt = choose_format(format, output)
+    size = parse_input(input)
+    entry = lookup(model, size)
+    if (peak_gflops is None) != (peak_gbs is None):
+        raise typer.BadParameter("give both --peak-gflops and --peak-gbs, or --measure")
+    if plot and peak_gflops is None and not measure:
+        raise typer.BadParameter("--plot needs the peaks: --peak-gflops and --peak-gbs, or --measure")
+    from dataclasses import replace
+
+    from archcalc.analysis.engine import analyse, build, input_shape, resolve_dtype
+    from archcalc.analysis.roofline import points as roofline_points
+    from archcalc.output.roofline_report import roofline_report
+    from archcalc.timing.measure import resolve_timing_device
+
+    result = analyse(entry, size, batch=batch, dtype=dtype)
+    pts = roofline_points(result)
+    flops_peak, bytes_peak, how = (peak_gflops and peak_gflops * 1e9), (peak_gbs and peak_gbs * 1e9), "given"
+    if measure:
+        from archcalc.timing.peaks import measure_peaks
+
+        flops_peak, bytes_peak, how = measure_peaks(resolve_timing_device(measure), resolve_dtype(dtype))
+    if time:
+        import torch
+
+        from archcalc.timing.layers import layer_times
+
+        device = resolve_timing_device(time)
+        net = build(entry, device, resolve_dtype(dtype))
+        x = torch.randn(input_shape(entry.default_input, size, batch), device=device, dtype=resolve_dtype(dtype))
+        seconds = layer_times(net, x)
+        pts = [replace(p, time_s=seconds.get(p.name)) for p in pts]
+    emit(roofline_report(result.model, result.dtype, pts, flops_peak, bytes_peak, how), fmt, output, force)
+    if plot:
+        from archcalc.output.plots import plot_roofline
+
+        _wrote(plot_roofline(result.model, pts, flops_peak, bytes_peak, plot))
+
+
+@app.command()
 def compare(
     models: Annotated[list[str], typer.Argument(help="Two or more registered model names.")],
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="The model the others are measured against (default: the first).")] = None,

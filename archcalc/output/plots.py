@@ -70,3 +70,28 @@ def plot_layers(model: str, names: list[str], macs: list[int], path: str) -> Pat
     _save(fig, target)
     plt.close(fig)
     return target
+
+
+def plot_roofline(model: str, points, peak_flops: float, peak_bytes: float, path: str) -> Path:
+    """The roofline (log-log) with each layer as a point at its intensity: achieved GFLOP/s when
+    measured, else its attainable performance on the roof."""
+    target = _target(path)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    intensities = [p.intensity for p in points if p.intensity > 0]
+    low, high = min(intensities + [0.1]) / 2, max(intensities + [peak_flops / peak_bytes]) * 2
+    xs = [low * (high / low) ** (i / 200) for i in range(201)]
+    ax.plot(xs, [min(peak_flops, x * peak_bytes) / 1e9 for x in xs], color="black", label="roof")
+    ys = [(p.achieved if p.achieved else p.attainable(peak_flops, peak_bytes)) / 1e9 for p in points]
+    ax.scatter([p.intensity for p in points], ys, s=14, alpha=0.7,
+               label="measured" if any(p.achieved for p in points) else "attainable")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    ax.set_ylabel("GFLOP/s")
+    ax.set_title(f"{model}: roofline (ridge {peak_flops / peak_bytes:.1f} FLOP/byte)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    _save(fig, target)
+    plt.close(fig)
+    return target
