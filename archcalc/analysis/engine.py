@@ -10,6 +10,7 @@ from torch import nn
 
 import archcalc.analysis.module_counters  # noqa: F401  (registers the layer formulas)
 import archcalc.analysis.op_counters  # noqa: F401  (registers the operation formulas)
+from archcalc.analysis import tool_conventions
 from archcalc.analysis.diagnosis import explain
 from archcalc.analysis.records import Analysis, LayerRecord, Totals
 from archcalc.analysis.tracer import Tracer
@@ -122,6 +123,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: 
         records=records,
         totals=_totals(model, records),
         notes=_notes(model, records, shape[0]),
+        by_convention=tool_conventions.counts(model, records),
     )
 
 

@@ -85,6 +85,10 @@ class Analysis:
     records: tuple[LayerRecord, ...]
     totals: Totals
     notes: tuple[str, ...] = ()
+    by_convention: Mapping[str, Mapping[int, int]] = field(default_factory=dict)  # convention -> index -> count
+
+    def convention_total(self, name: str) -> int:
+        return sum(self.by_convention.get(name, {}).values())
 
     @property
     def not_counted(self) -> tuple[LayerRecord, ...]:

@@ -16,6 +16,8 @@ import typer
 from archcalc.errors import ArchcalcError, ForwardError
 from archcalc.output.render import FORMATS, choose_format, emit
 
+CONVENTIONS = ("paper", "torchvision", "fvcore", "torchinfo", "flop_counter", "flops")  # tool_conventions.NAMES
+
 app = typer.Typer(
     name="archcalc",
     help="Architecture analysis and cost calculator for PyTorch CNNs: shapes, parameters, "
@@ -37,6 +39,7 @@ Device = Annotated[str, typer.Option("--device", "-d", help="meta (no memory, an
 Dtype = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 or float64 (sets the byte counts).")]
 Args = Annotated[Optional[list[str]], typer.Option("--arg", "-a", help="A builder argument key=value (repeatable), e.g. --arg reduction=8 --arg attention=fc_then_add.")]
 Plot = Annotated[Optional[str], typer.Option("--plot", help="Also draw a picture to this .png/.svg/.pdf file (needs matplotlib: pip install 'archcalc[plot]').")]
+Convention = Annotated[Optional[str], typer.Option("--convention", help="Also count under a named convention: paper, torchvision, fvcore, torchinfo, flop_counter or flops (see `archcalc reconcile`).")]
 Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="Show the module tree cut at this nesting level (rows below it are summed into it); default: every layer and operation.")]
 
 _VIEW_HELP = {
@@ -51,12 +54,15 @@ _VIEW_HELP = {
 def _register_view(view: str) -> None:
     def command(model: ModelName, input: InputSize = None, batch: Batch = 1, device: Device = "meta",
                 dtype: Dtype = "float32", arg: Args = None, depth: Depth = None, format: Format = None,
-                output: Output = None, plot: Plot = None, force: Force = False) -> None:
+                output: Output = None, plot: Plot = None, force: Force = False,
+                convention: Convention = None) -> None:
         from archcalc.cli.parsing import parse_input
         from archcalc.models.arguments import parse
         from archcalc.models.user import lookup
 
         fmt = choose_format(format, output)
+        if convention is not None and convention not in CONVENTIONS:
+            raise ArchcalcError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
         size, overrides = parse_input(input), parse(arg or [])
         entry = lookup(model, size)
         from archcalc.analysis.engine import analyse
@@ -70,7 +76,7 @@ def _register_view(view: str) -> None:
                 emit(analysis_report(failure.ran, "shapes", rows(failure.ran)), fmt, None)
             raise
         shown = rows(result, depth)
-        emit(analysis_report(result, view, shown), fmt, output, force)
+        emit(analysis_report(result, view, shown, convention), fmt, output, force)
         if plot:
             from archcalc.output.plots import plot_layers
 
@@ -209,6 +215,29 @@ def roofline(
         from archcalc.output.plots import plot_roofline
 
         _wrote(plot_roofline(result.model, pts, flops_peak, bytes_peak, plot))
+
+
+@app.command()
+def reconcile(
+    model: ModelName,
+    input: InputSize = None,
+    batch: Batch = 1,
+    format: Format = None,
+    output: Output = None,
+    force: Force = False,
+) -> None:
+    """Each counting convention's total beside fvcore's and torchinfo's own, with every difference explained."""
+    from archcalc.cli.parsing import parse_input
+    from archcalc.models.user import lookup
+
+    fmt = choose_format(format, output)
+    size = parse_input(input)
+    entry = lookup(model, size)
+    from archcalc.analysis.reconcile import reconcile as run
+    from archcalc.output.reconcile_report import reconcile_report
+
+    result, tools = run(entry, size, batch)
+    emit(reconcile_report(result, tools), fmt, output, force)
 
 
 @app.command()

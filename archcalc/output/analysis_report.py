@@ -166,6 +166,28 @@ def as_dict(a: Analysis, rows: tuple[LayerRecord, ...]) -> dict:
     }
 
 
-def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...]) -> Report:
+def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...], convention: str | None = None) -> Report:
     title = f"{a.model}: {view} ({shape_text([a.input_shape])}, {a.device}, {a.dtype})"
-    return Report(title, _COLUMNS[view], tuple(_row(r) for r in rows), footer(a), as_dict(a, rows))
+    columns, table, lines, data = _COLUMNS[view], [_row(r) for r in rows], footer(a), as_dict(a, rows)
+    if convention:
+        counts = a.by_convention.get(convention, {})
+        below = _subtree_sums(a, counts)
+        columns = (*columns, Column("convention", f"Count ({convention})", INT))
+        for cells, r in zip(table, rows):
+            cells["convention"] = below.get(r.index, 0)
+        total = a.convention_total(convention)
+        lines = (*lines, f"Under the {convention} convention: {grouped(total)} ({human(total)}); "
+                         "`archcalc reconcile` explains each difference")
+        data["convention"] = {"name": convention, "total": total}
+        for layer, r in zip(data["layers"], rows):
+            layer["convention_count"] = below.get(r.index, 0)
+    return Report(title, columns, tuple(table), lines, data)
+
+
+def _subtree_sums(a: Analysis, counts) -> dict[int, int]:
+    """Each record's count plus its descendants' (so rows cut at a depth add up too)."""
+    sums = dict(counts)
+    for r in reversed(a.records):  # children come after their parent
+        if r.parent is not None:
+            sums[r.parent] = sums.get(r.parent, 0) + sums.get(r.index, 0)
+    return sums

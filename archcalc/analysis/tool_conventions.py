@@ -1,0 +1,79 @@
+"""Named counting conventions: how each tool counts, defined once, from its source and its output.
+
+  paper        conv + linear + matmul multiply-accumulates, bias excluded (the papers' "multiply-adds")
+  torchvision  the same count as paper: torchvision's per-model _ops metadata (e.g. ResNet-50 4.09)
+  fvcore       paper + BatchNorm (eval) 2 per element (1 without affine) + adaptive_avg_pool2d 1 per
+               input element (fvcore 0.1.5 _DEFAULT_SUPPORTED_OPS; other element-wise ops ignored)
+  torchinfo    per leaf module, its weight and bias elements x N x the output's spatial size when its
+               class name contains "Conv", else x N (torchinfo 1.8 LayerInfo.calculate_macs): bias
+               included, BatchNorm counted as N x 2C, functional operations ignored
+  flop_counter 2 x MACs: torch.utils.flop_counter's count (convolution, mm, addmm, bmm; 2 per multiply-add)
+  flops        2 x MACs + every element-wise operation archcalc counts
+thop, ptflops, calflops and DeepSpeed's profiler are not installed here and are not defined yet.
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Callable
+
+from torch import nn
+
+from archcalc.analysis.records import LAYER, OP, LayerRecord
+
+NAMES = ("paper", "torchvision", "fvcore", "torchinfo", "flop_counter", "flops")
+
+
+def _paper(r: LayerRecord, module) -> int:
+    return r.macs or 0
+
+
+def _fvcore(r: LayerRecord, module) -> int:
+    count = r.macs or 0
+    batch_norm = isinstance(module, nn.modules.batchnorm._BatchNorm) or (r.kind == OP and r.type == "batch_norm")
+    if batch_norm:
+        affine = module.affine if module is not None else True
+        count += prod(r.output_shapes[0]) * (2 if affine else 1)
+    if r.type in ("AdaptiveAvgPool2d", "adaptive_avg_pool2d"):
+        count += prod(r.input_shapes[0])
+    return count
+
+
+def _torchinfo(r: LayerRecord, module) -> int:
+    if module is None or r.kind == OP or any(True for _ in module.children()):
+        return 0
+    own = [p for name, p in module.named_parameters(recurse=False) if name in ("weight", "bias")]
+    if not own or not r.output_shapes:
+        return 0
+    out = r.output_shapes[0]
+    elements = sum(p.numel() for p in own)
+    return elements * prod(out[:1] + out[2:]) if "Conv" in type(module).__name__ else out[0] * elements
+
+
+def _flop_counter(r: LayerRecord, module) -> int:
+    return 2 * (r.macs or 0)
+
+
+def _flops(r: LayerRecord, module) -> int:
+    return 2 * (r.macs or 0) + (r.elementwise or 0)
+
+
+COUNTERS: dict[str, Callable[[LayerRecord, object], int]] = {
+    "paper": _paper, "torchvision": _paper, "fvcore": _fvcore, "torchinfo": _torchinfo,
+    "flop_counter": _flop_counter, "flops": _flops,
+}
+
+
+def counts(model: nn.Module, records: tuple[LayerRecord, ...]) -> dict[str, dict[int, int]]:
+    """convention -> record index -> its count (records that count nothing are left out)."""
+    modules = dict(model.named_modules())
+    result: dict[str, dict[int, int]] = {name: {} for name in NAMES}
+    for r in records:
+        module = modules.get(r.name) if r.kind != OP else None
+        if r.kind not in (LAYER, OP) and (module is None or any(True for _ in module.children())):
+            continue
+        for name, counter in COUNTERS.items():
+            value = counter(r, module)
+            if value:
+                result[name][r.index] = value
+    return result

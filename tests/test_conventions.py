@@ -1,0 +1,55 @@
+"""Named conventions reproduce each tool's own total exactly, and reconcile explains every difference."""
+
+import pytest
+
+from archcalc.analysis.engine import analyse
+from archcalc.analysis.reconcile import differences, run_tools
+from archcalc.analysis.tool_conventions import NAMES
+from archcalc.cli.app import CONVENTIONS
+from archcalc.models.catalog import REGISTRY
+
+MODELS = ["lenet5", "cnnet", "vgg_base", "vgg_skip", "vgg_dense", "vgg_ca", "vgg_skip_dense_ca",
+          "resnet50", "densenet121"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_conventions_reproduce_the_tools_exactly(name):
+    entry = REGISTRY.get(name)
+    a = analyse(entry, batch=2)
+    tools = run_tools(entry, None, 2)
+    for convention in ("fvcore", "torchinfo", "flop_counter"):
+        assert tools[convention].total == a.convention_total(convention), convention
+    assert a.convention_total("paper") == a.totals.macs
+    assert a.convention_total("flops") == 2 * a.totals.macs + a.totals.elementwise
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vgg_ca", "lenet5"])
+def test_explanations_add_up_to_the_difference(name):
+    a = analyse(REGISTRY.get(name))
+    for convention in ("fvcore", "torchinfo", "flop_counter", "flops"):
+        explained = sum(amount for _, amount in differences(a, convention))
+        assert explained == a.convention_total(convention) - a.totals.macs, convention
+
+
+def test_fvcore_difference_on_resnet50_is_batchnorm_and_pooling():
+    a = analyse(REGISTRY.get("resnet50"))
+    reasons = dict(differences(a, "fvcore"))
+    bn = sum(r.activation_elements for r in a.records if r.type == "BatchNorm2d") * 2
+    assert reasons["BatchNorm2d: BatchNorm counted as 2 per element in eval"] == bn
+    assert reasons["AdaptiveAvgPool2d: adaptive average pooling 1 per input element"] == 2048 * 7 * 7
+
+
+def test_reconcile_and_convention_commands(cli):
+    data = cli("reconcile", "cnnet", "-f", "json").json()
+    rows = {r["convention"]: r for r in data["rows"]}
+    # torchinfo adds each conv's and linear's bias: 32*30*30 + 64*12*12 + 10
+    assert rows["torchinfo"]["tool_total"] == rows["torchinfo"]["total"] == 5_519_232 + 32 * 30 * 30 + 64 * 12 * 12 + 10
+    assert rows["fvcore"]["tool_total"] == rows["fvcore"]["total"] == 5_519_232
+    summary = cli("summary", "vgg_ca", "--convention", "fvcore", "-f", "json").json()
+    assert summary["convention"]["total"] == sum(layer["convention_count"] for layer in summary["layers"])
+    bad = cli("flops", "cnnet", "--convention", "thop")
+    assert bad.code == 1 and "unknown convention 'thop'" in bad.err
+
+
+def test_the_cli_knows_every_convention():
+    assert CONVENTIONS == NAMES
