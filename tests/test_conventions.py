@@ -53,3 +53,19 @@ def test_reconcile_and_convention_commands(cli):
 
 def test_the_cli_knows_every_convention():
     assert CONVENTIONS == NAMES
+
+
+def test_count_multiplications_as_the_lecture_does(cli, tmp_path):
+    # The lecture's bottleneck: a 5x5 conv from 14x14x480 to 48 maps is (14*14*48)*(5*5*480) multiplications.
+    net = tmp_path / "bottleneck.py"
+    net.write_text(
+        "from torch import nn\n"
+        "def direct(bias=True):\n"
+        "    return nn.Conv2d(480, 48, 5, padding=2, bias=bias)\n")
+    with_bias = cli("flops", f"{net}:direct", "--input", "480x14x14", "--count", "both", "-f", "json").json()
+    assert with_bias["totals"]["mults"] == 112_896_000
+    assert with_bias["totals"]["adds"] == 112_896_000  # 5*5*480 - 1 additions per output, + 1 for the bias
+    no_bias = cli("flops", f"{net}:direct", "--input", "480x14x14", "--arg", "bias=False", "--count", "adds",
+                  "-f", "json").json()
+    assert no_bias["totals"]["adds"] == 112_896_000 - 14 * 14 * 48
+    assert cli("flops", "cnnet", "--count", "divs").code == 1

@@ -7,6 +7,7 @@ directly), so any selection of rows that partitions the tree adds up to the tota
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import prod
 from typing import Mapping
 
 Shape = tuple[int, ...]
@@ -45,6 +46,22 @@ class LayerRecord:
     @property
     def flops(self) -> int | None:
         return None if self.macs is None else 2 * self.macs
+
+    @property
+    def mults(self) -> int | None:
+        """Multiplications of a conv, linear or matmul layer: one per multiply-accumulate."""
+        return self.macs
+
+    @property
+    def adds(self) -> int | None:
+        """Additions of a conv, linear or matmul layer: a dot product of K terms needs K - 1 additions
+        per output, plus the layer's own element-wise adds (its bias, or the RBF's subtractions)."""
+        if self.macs is None:
+            return None
+        if self.macs == 0:
+            return 0
+        outputs = sum(prod(s) for s in self.output_shapes)
+        return self.macs - outputs + (self.elementwise or 0)
 
     @property
     def output_shape(self) -> Shape | tuple[Shape, ...] | None:

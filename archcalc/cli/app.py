@@ -40,6 +40,7 @@ Dtype = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 
 Args = Annotated[Optional[list[str]], typer.Option("--arg", "-a", help="A builder argument key=value (repeatable), e.g. --arg reduction=8 --arg attention=fc_then_add.")]
 Plot = Annotated[Optional[str], typer.Option("--plot", help="Also draw a picture to this .png/.svg/.pdf file (needs matplotlib: pip install 'archcalc[plot]').")]
 Convention = Annotated[Optional[str], typer.Option("--convention", help="Also count under a named convention: paper, torchvision, fvcore, torchinfo, flop_counter or flops (see `archcalc reconcile`).")]
+CountOpt = Annotated[Optional[str], typer.Option("--count", help="Report multiplications, additions or both (mults, adds, both) of conv/linear/matmul layers.")]
 Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="Show the module tree cut at this nesting level (rows below it are summed into it); default: every layer and operation.")]
 
 _VIEW_HELP = {
@@ -55,12 +56,14 @@ def _register_view(view: str) -> None:
     def command(model: ModelName, input: InputSize = None, batch: Batch = 1, device: Device = "meta",
                 dtype: Dtype = "float32", arg: Args = None, depth: Depth = None, format: Format = None,
                 output: Output = None, plot: Plot = None, force: Force = False,
-                convention: Convention = None) -> None:
+                convention: Convention = None, count: CountOpt = None) -> None:
         from archcalc.cli.parsing import parse_input
         from archcalc.models.arguments import parse
         from archcalc.models.user import lookup
 
         fmt = choose_format(format, output)
+        if count is not None and count not in ("mults", "adds", "both"):
+            raise ArchcalcError(f"unknown --count {count!r}; use mults, adds or both")
         if convention is not None and convention not in CONVENTIONS:
             raise ArchcalcError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
         size, overrides = parse_input(input), parse(arg or [])
@@ -76,7 +79,7 @@ def _register_view(view: str) -> None:
                 emit(analysis_report(failure.ran, "shapes", rows(failure.ran)), fmt, None)
             raise
         shown = rows(result, depth)
-        emit(analysis_report(result, view, shown, convention), fmt, output, force)
+        emit(analysis_report(result, view, shown, convention, count), fmt, output, force)
         if plot:
             from archcalc.output.plots import plot_layers
 

@@ -166,9 +166,25 @@ def as_dict(a: Analysis, rows: tuple[LayerRecord, ...]) -> dict:
     }
 
 
-def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...], convention: str | None = None) -> Report:
+COUNTS = ("mults", "adds", "both")
+
+
+def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...], convention: str | None = None,
+                    count: str | None = None) -> Report:
     title = f"{a.model}: {view} ({shape_text([a.input_shape])}, {a.device}, {a.dtype})"
     columns, table, lines, data = _COLUMNS[view], [_row(r) for r in rows], footer(a), as_dict(a, rows)
+    if count:
+        wanted = ("mults", "adds") if count == "both" else (count,)
+        headers = {"mults": "Multiplications", "adds": "Additions"}
+        columns = (*columns, *(Column(k, headers[k], INT) for k in wanted))
+        for cells, layer, r in zip(table, data["layers"], rows):
+            for k in wanted:
+                cells[k] = layer[k] = getattr(r, k)
+        for k in wanted:
+            total = sum(getattr(r, k) or 0 for r in a.records)
+            data["totals"][k] = total
+            lines = (*lines, f"{headers[k]} in conv/linear/matmul layers: {grouped(total)} ({human(total)}); "
+                             "a dot product of K terms: K multiplications, K - 1 additions (+1 with bias)")
     if convention:
         counts = a.by_convention.get(convention, {})
         below = _subtree_sums(a, counts)
