@@ -4,8 +4,10 @@
 
 Prints one JSON object: {"peak_bytes", "method"}. On CUDA the peak is
 torch.cuda.max_memory_allocated over the step. On CPU it is the growth of the process's peak
-resident set size (getrusage ru_maxrss) from just before the step (model and input in memory) to
-just after it (forward, backward, optimizer step): the memory the step itself needed.
+resident set size from just before the step (model and input in memory) to
+just after it (forward, backward, optimizer step): the memory the step itself needed. The peak is
+the process's VmHWM, reset just before the step through /proc/self/clear_refs (getrusage's ru_maxrss
+would carry over the peak of the parent the probe was forked from).
 """
 
 from __future__ import annotations
@@ -25,6 +27,25 @@ from archcalc.models.user import lookup
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * resource.getpagesize()
+
+
+def _peak_rss_bytes() -> int:
+    """The process's own high-water mark (VmHWM). Unlike getrusage's ru_maxrss, which a child
+    inherits from the parent it was forked from, it starts afresh with the process."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _reset_peak() -> None:
+    """Lower the high-water mark to the current RSS (Linux: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
 
 
 def _step(model, make_optimizer, x) -> None:
@@ -57,6 +78,7 @@ def main(argv: list[str]) -> None:
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     else:
+        _reset_peak()
         before = _rss_bytes()
     out = model(x)
     loss = (out[0] if isinstance(out, tuple) else out).float().sum()
@@ -66,8 +88,8 @@ def main(argv: list[str]) -> None:
         torch.cuda.synchronize()
         peak, method = torch.cuda.max_memory_allocated() - before, "torch.cuda.max_memory_allocated - allocated before"
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-        method = "peak RSS (getrusage) after the step - RSS before it"
+        peak = _peak_rss_bytes() - before
+        method = "peak RSS (VmHWM, reset before the step) - RSS before it"
     print(json.dumps({"peak_bytes": peak, "method": method}))
 
 
