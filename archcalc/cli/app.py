@@ -52,6 +52,17 @@ _VIEW_HELP = {
 }
 
 
+def _models(format: str | None, output: str | None, input: str | None, names: list[str]):
+    """The common start of a command on models: the output format, the --input size, the entries
+    (registered names or users' FILE.py:NAME), each checked before any heavy import."""
+    from archcalc.cli.parsing import parse_input
+    from archcalc.models.user import lookup
+
+    fmt = choose_format(format, output)
+    size = parse_input(input)
+    return fmt, size, [lookup(name, size) for name in names]
+
+
 def _register_view(view: str) -> None:
     def command(model: ModelName, input: InputSize = None, batch: Batch = 1, device: Device = "meta",
                 dtype: Dtype = "float32", arg: Args = None, depth: Depth = None, format: Format = None,
@@ -113,12 +124,7 @@ def time_command(
     force: Force = False,
 ) -> None:
     """Measured forward-pass time: median and IQR over many runs, images/s and achieved GFLOP/s."""
-    from archcalc.cli.parsing import parse_input
-    from archcalc.models.user import lookup
-
-    fmt = choose_format(format, output)
-    size = parse_input(input)
-    entries = [lookup(name, size) for name in models]
+    fmt, size, entries = _models(format, output, input, models)
     from archcalc.output.time_report import time_report
     from archcalc.timing.measure import Options, measure_entries
 
@@ -149,12 +155,7 @@ def memory(
     force: Force = False,
 ) -> None:
     """Memory of one training step: parameters, gradients, optimizer state, activations kept for backward."""
-    from archcalc.cli.parsing import parse_input
-    from archcalc.models.user import lookup
-
-    fmt = choose_format(format, output)
-    size = parse_input(input)
-    entry = lookup(model, size)
+    fmt, size, (entry,) = _models(format, output, input, [model])
     from archcalc.memory.training import estimate, measure_peak
     from archcalc.output.memory_report import memory_report
 
@@ -179,12 +180,7 @@ def roofline(
     force: Force = False,
 ) -> None:
     """Arithmetic intensity of every layer and, with peaks, whether it is compute- or memory-bound."""
-    from archcalc.cli.parsing import parse_input
-    from archcalc.models.user import lookup
-
-    fmt = choose_format(format, output)
-    size = parse_input(input)
-    entry = lookup(model, size)
+    fmt, size, (entry,) = _models(format, output, input, [model])
     if (peak_gflops is None) != (peak_gbs is None):
         raise typer.BadParameter("give both --peak-gflops and --peak-gbs, or --measure")
     if plot and peak_gflops is None and not measure:
@@ -230,12 +226,7 @@ def reconcile(
     force: Force = False,
 ) -> None:
     """Each counting convention's total beside fvcore's and torchinfo's own, with every difference explained."""
-    from archcalc.cli.parsing import parse_input
-    from archcalc.models.user import lookup
-
-    fmt = choose_format(format, output)
-    size = parse_input(input)
-    entry = lookup(model, size)
+    fmt, size, (entry,) = _models(format, output, input, [model])
     from archcalc.analysis.reconcile import reconcile as run
     from archcalc.output.reconcile_report import reconcile_report
 
@@ -258,12 +249,7 @@ def compare(
     force: Force = False,
 ) -> None:
     """Params, MACs, FLOPs and memory of several models, each against a baseline: `compare vgg_base vgg_skip vgg_dense vgg_ca`."""
-    from archcalc.cli.parsing import parse_input
-    from archcalc.models.user import lookup
-
-    fmt = choose_format(format, output)
-    size = parse_input(input)
-    entries = [lookup(name, size) for name in models]
+    fmt, size, entries = _models(format, output, input, models)
     from archcalc.analysis.compare import compare as compare_values, totals_of
     from archcalc.analysis.engine import analyse
     from archcalc.output.compare_report import compare_report
