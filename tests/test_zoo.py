@@ -91,7 +91,7 @@ def bn_inception(se=False):
 
 def srdensenet():
     total = conv(3, 1, 128)
-    for b in range(8):
+    for _ in range(8):
         c = 128
         total += sum(conv(3, c + i * 16, 16) for i in range(8))
     return total + conv(1, 128 + 8 * 128, 256) + 2 * conv(3, 256, 256) + conv(3, 256, 1)
@@ -99,7 +99,7 @@ def srdensenet():
 
 def cifar_resnet50():
     total, c = conv(3, 3, 16, bias=False) + 2 * 16, 16
-    for planes, n, stride in ((32, 3, 1), (64, 4, 1), (128, 6, 2), (256, 3, 2)):
+    for planes, n in ((32, 3), (64, 4), (128, 6), (256, 3)):  # strides change no parameter count
         out = planes * 4
         for i in range(n):
             total += conv(1, c, planes, False) + conv(3, planes, planes, False) + conv(1, planes, out, False) \

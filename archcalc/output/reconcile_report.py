@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from archcalc.analysis.reconcile import NAMES, ToolTotal, differences
 from archcalc.analysis.records import Analysis
-from archcalc.formulas.numbers import grouped, human
+from archcalc.formulas.numbers import human
 from archcalc.output.report import INT, Column, Report
 
 

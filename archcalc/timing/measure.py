@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -67,7 +67,6 @@ class Options:
     threads: int | None = None
     channels_last: bool = False
     compile: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def resolve_timing_device(name: str) -> torch.device:
