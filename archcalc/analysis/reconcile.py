@@ -12,7 +12,6 @@ import torch
 
 from archcalc.analysis.engine import analyse, build, input_shape
 from archcalc.analysis.records import Analysis
-from archcalc.analysis.tool_conventions import NAMES
 from archcalc.models.registry import ModelEntry
 
 WHY = {
@@ -94,10 +93,8 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
         return [("every multiply-accumulate counted as 2 operations (x 2)", a.totals.macs)]
     if convention == "flops":
         macs = a.totals.macs
-        rest = {t: d for t, d in by_type.items()}
-        element = sum(rest.values()) - macs
         return [("every multiply-accumulate counted as 2 operations (x 2)", macs),
-                (f"element-wise work counted ({len(rest)} layer types)", element)]
+                (f"element-wise work counted ({len(by_type)} layer types)", sum(by_type.values()) - macs)]
     why = WHY.get(convention, {})
     return sorted(((f"{t}: {why.get(t, 'counted differently')}", d) for t, d in by_type.items()),
                   key=lambda item: -abs(item[1]))
@@ -106,5 +103,3 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
 def reconcile(entry: ModelEntry, size, batch: int) -> tuple[Analysis, dict[str, ToolTotal]]:
     return analyse(entry, size, batch=batch), run_tools(entry, size, batch)
 
-
-__all__ = ["NAMES", "ToolTotal", "differences", "reconcile", "run_tools"]

@@ -161,8 +161,9 @@ class Tracer(TorchFunctionMode):
                 self._set_field(t, field)
         else:
             count, kind = Count(0, 0, {}, "" if frame.children else "no operations"), MODULE
-            if outputs and self._field(outputs[0]) is None and not frame.children:
-                self._set_field(outputs[0], receptive.merge([f for f in in_fields if f] or [None]) if any(in_fields) else None)
+            known = [f for f in in_fields if f is not None]
+            if outputs and known and not frame.children and self._field(outputs[0]) is None:
+                self._set_field(outputs[0], receptive.merge(known))  # a module that did no operation
         field = self._field(outputs[0]) if outputs else None
         # A layer owns its parameters; any other module's parameters go to the operations using them.
         own = module.parameters() if frame.counter is not None else []

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from archcalc.analysis.reconcile import NAMES, ToolTotal, differences
+from archcalc.analysis.reconcile import ToolTotal, differences
+from archcalc.analysis.tool_conventions import NAMES
 from archcalc.analysis.records import Analysis
 from archcalc.formulas.numbers import human
 from archcalc.output.report import INT, Column, Report
