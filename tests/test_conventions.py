@@ -1,5 +1,7 @@
 """Named conventions reproduce each tool's own total exactly, and reconcile explains every difference."""
 
+from math import prod
+
 import pytest
 
 from archcalc.analysis.engine import analyse
@@ -17,8 +19,8 @@ def test_conventions_reproduce_the_tools_exactly(name):
     entry = REGISTRY.get(name)
     a = analyse(entry, batch=2)
     tools = run_tools(entry, None, 2)
-    for convention in ("fvcore", "torchinfo", "flop_counter"):
-        assert tools[convention].total == a.convention_total(convention), convention
+    for convention in ("fvcore", "torchinfo", "thop", "ptflops", "flop_counter"):
+        assert tools[convention].total == a.convention_total(convention), (convention, tools[convention])
     assert a.convention_total("paper") == a.totals.macs
     assert a.convention_total("flops") == 2 * a.totals.macs + a.totals.elementwise
 
@@ -26,7 +28,7 @@ def test_conventions_reproduce_the_tools_exactly(name):
 @pytest.mark.parametrize("name", ["resnet50", "vgg_ca", "lenet5"])
 def test_explanations_add_up_to_the_difference(name):
     a = analyse(REGISTRY.get(name))
-    for convention in ("fvcore", "torchinfo", "flop_counter", "flops"):
+    for convention in ("fvcore", "torchinfo", "thop", "ptflops", "flop_counter", "flops"):
         explained = sum(amount for _, amount in differences(a, convention))
         assert explained == a.convention_total(convention) - a.totals.macs, convention
 
@@ -47,8 +49,8 @@ def test_reconcile_and_convention_commands(cli):
     assert rows["fvcore"]["tool_total"] == rows["fvcore"]["total"] == 5_519_232
     summary = cli("summary", "vgg_ca", "--convention", "fvcore", "-f", "json").json()
     assert summary["convention"]["total"] == sum(layer["convention_count"] for layer in summary["layers"])
-    bad = cli("flops", "cnnet", "--convention", "thop")
-    assert bad.code == 1 and "unknown convention 'thop'" in bad.err
+    bad = cli("flops", "cnnet", "--convention", "calflops")
+    assert bad.code == 1 and "unknown convention 'calflops'" in bad.err
 
 
 def test_the_cli_knows_every_convention():
@@ -69,3 +71,26 @@ def test_count_multiplications_as_the_lecture_does(cli, tmp_path):
                   "-f", "json").json()
     assert no_bias["totals"]["adds"] == 112_896_000 - 14 * 14 * 48
     assert cli("flops", "cnnet", "--count", "divs").code == 1
+
+
+def test_thop_and_ptflops_differences_on_resnet50_are_named():
+    a = analyse(REGISTRY.get("resnet50"))
+    bn_elements = sum(r.activation_elements for r in a.records if r.type == "BatchNorm2d")
+    thop = dict(differences(a, "thop"))
+    assert thop["BatchNorm2d: BatchNorm counted as 4 per element (2, doubled for the affine)"] == 4 * bn_elements
+    assert thop["AdaptiveAvgPool2d: adaptive average pooling (window + 1) per output element"] == (49 + 1) * 2048
+    ptflops = dict(differences(a, "ptflops"))
+    assert ptflops["BatchNorm2d: BatchNorm counted as 2 per element (affine)"] == 2 * bn_elements
+    relu_elements = sum(r.activation_elements or prod(r.output_shapes[0]) for r in a.records if r.type == "ReLU")
+    assert ptflops["ReLU: counted twice, 2 per element: the module hook and the F.* call inside it"] == 2 * relu_elements
+    assert ptflops["Linear: bias counted: N x out"] == 1000
+
+
+def test_a_custom_layer_is_zero_for_thop_and_its_patched_calls_count_for_ptflops():
+    a = analyse(REGISTRY.get("lenet5"))
+    thop = dict(differences(a, "thop"))
+    c3 = "ConnectionTableConv2d: counted as 0: thop counts only the torch.nn types it lists (exact type)"
+    assert thop[c3 + " and no functional operation"] == -sum(r.macs for r in a.records if r.type == "ConnectionTableConv2d")
+    ptflops = dict(differences(a, "ptflops"))
+    # S2 and S4 call F.avg_pool2d, which ptflops patches: 1 per input element, 6x28x28 + 16x10x10
+    assert ptflops["Subsampling: the patched calls inside it are counted: F.avg_pool2d"] == 6 * 28 * 28 + 16 * 10 * 10

@@ -3,29 +3,83 @@ each convention differs from the papers' count, layer type by layer type."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Callable
 
 import torch
 
 from archcalc.analysis.engine import analyse, build, input_shape
-from archcalc.analysis.records import Analysis
+from archcalc.analysis import ptflops_rules
+from archcalc.analysis.records import OP, Analysis, LayerRecord
 from archcalc.models.registry import ModelEntry
 
+def _each(names, text: str) -> dict[str, str]:
+    return dict.fromkeys(names, text)
+
+
+_BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+_POOL_MODULES = tuple(f"{kind}Pool{d}d" for kind in ("Max", "Avg", "AdaptiveMax", "AdaptiveAvg") for d in (1, 2, 3))
+_POOL_FUNCTIONS = tuple(f"{kind}_pool{d}d" for kind in ("max", "avg", "adaptive_max", "adaptive_avg") for d in (1, 2, 3))
+
 WHY = {
-    "fvcore": {"BatchNorm1d": "BatchNorm counted as 2 per element in eval", "BatchNorm2d": "BatchNorm counted as 2 per element in eval",
-               "BatchNorm3d": "BatchNorm counted as 2 per element in eval", "batch_norm": "BatchNorm counted as 2 per element in eval",
-               "AdaptiveAvgPool2d": "adaptive average pooling 1 per input element",
-               "adaptive_avg_pool2d": "adaptive average pooling 1 per input element"},
-    "torchinfo": {"Linear": "bias counted: N x out", "BatchNorm2d": "weight and bias counted: N x 2C",
-                  "BatchNorm1d": "weight and bias counted: N x 2C", "Conv2d": "bias counted: N x C_out x H x W",
+    "fvcore": {**_each(_BATCH_NORMS + ("batch_norm",), "BatchNorm counted as 2 per element in eval"),
+               **_each(("AdaptiveAvgPool2d", "adaptive_avg_pool2d"), "adaptive average pooling 1 per input element")},
+    "torchinfo": {"Linear": "bias counted: N x out", **_each(_BATCH_NORMS, "weight and bias counted: N x 2C"),
+                  "Conv2d": "bias counted: N x C_out x H x W",
                   "matmul": "functional matrix multiplies ignored", "conv2d": "functional convolutions ignored",
                   "linear": "functional linear layers ignored"},
+    "thop": {**_each(_BATCH_NORMS, "BatchNorm counted as 4 per element (2, doubled for the affine)"),
+             **_each(("AvgPool1d", "AvgPool2d", "AvgPool3d"), "average pooling 1 per output element"),
+             **_each(("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d"),
+                     "adaptive average pooling (window + 1) per output element"),
+             **_each(("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"),
+                     "transposed convolution counted over its output: numel(y) x C_in/g x k^2"),
+             "Softmax": "3F - 1 per softmax of F features", "PReLU": "1 per element",
+             "Upsample": "interpolation counted per output element"},
+    "ptflops": {"Conv2d": "bias counted: N x C_out x H x W", "Conv1d": "bias counted: N x C_out x L",
+                "Linear": "bias counted: N x out",
+                **_each(_BATCH_NORMS, "BatchNorm counted as 2 per element (affine)"),
+                **_each(("ReLU", "ELU", "GELU", "PReLU"),
+                        "counted twice, 2 per element: the module hook and the F.* call inside it"),
+                **_each(("LeakyReLU", "ReLU6"), "1 per element"),
+                **_each(_POOL_MODULES, "counted twice, 2 per input element: the module hook and the F.* call inside it"),
+                **_each(_POOL_FUNCTIONS + ("relu", "elu", "gelu", "silu", "softmax"), "F.* call: 1 per input element"),
+                "LocalResponseNorm": "F.local_response_norm's x.mul(x), .mul(alpha), .add(k) and F.avg_pool3d",
+                "add": "torch.add counted 1 per element (x + y and x += y are not)",
+                "mul": "torch.mul counted 1 per element (x * y is not)",
+                "matmul": "only torch.matmul counted (x @ w is not)",
+                "conv2d": "F.conv2d ignored", "linear": "F.linear ignored",
+                "ConvTranspose2d": "transposed convolution: bias counted",
+                "Upsample": "counted twice: module hook (one sample) and F.interpolate inside it"},
     "flops": {},
     "flop_counter": {},
 }
+
+# Where a tool's count of a type is not in WHY: what archcalc knows of the tool's rule, or that the
+# difference is not explained.
+UNEXPLAINED = "not explained: archcalc has no rule of this tool for it"
+
+
+def _fallback(convention: str, records: list[LayerRecord], amount: int) -> str:
+    functional = all(r.kind == OP for r in records)
+    if convention == "torchinfo":
+        return "functional operations ignored" if functional else \
+            "a leaf module's weight and bias elements x N (x output H x W when its class name has 'Conv')"
+    if convention == "ptflops" and not functional:
+        patched = sorted({o.replace("torch.nn.functional.", "F.") for r in records for o, _, _ in r.inner
+                          if o in ptflops_rules.FUNCTION_RULES})
+        if patched:
+            return f"the patched calls inside it are counted: {', '.join(patched)}"
+    if convention in ("thop", "ptflops") and amount < 0:
+        return f"counted as 0: {convention} counts only the torch.nn types it lists (exact type)" + \
+            (" and no functional operation" if convention == "thop" else " and a list of F.* and torch.* calls")
+    return UNEXPLAINED
 
 
 @dataclass(frozen=True)
@@ -43,41 +97,74 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
-    """fvcore on real CPU tensors, torchinfo on the meta device; a tool that fails says why."""
-    shape = input_shape(entry.default_input, size, batch)
-    results = {}
+def _attempt(tool: str, package: str, count: Callable[[], int]) -> ToolTotal:
+    """One tool's total; its own failure (import, tracing, memory) is reported, not raised, and what
+    it prints is kept off the terminal."""
+    installed = _version(package) if package != "torch" else torch.__version__
+    if installed == "not installed":
+        return ToolTotal(tool, installed, None, f"pip install {package} to compare")
+    logging.disable(logging.WARNING)
     try:
-        from fvcore.nn import FlopCountAnalysis
-
-        logging.disable(logging.WARNING)
-        model = build(entry, torch.device("cpu"), torch.float32)
-        counter = FlopCountAnalysis(model, torch.randn(shape))
-        counter.unsupported_ops_warnings(False)
-        counter.uncalled_modules_warnings(False)
-        results["fvcore"] = ToolTotal("fvcore", _version("fvcore"), int(counter.total()))
-    except Exception as error:  # the tool's own failure (tracing, memory): reported, not raised
-        results["fvcore"] = ToolTotal("fvcore", _version("fvcore"), None, f"{type(error).__name__}: {error}".splitlines()[0])
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ToolTotal(tool, installed, int(count()))
+    except Exception as error:
+        return ToolTotal(tool, installed, None, f"{type(error).__name__}: {error}".splitlines()[0])
     finally:
         logging.disable(logging.NOTSET)
-    try:
+
+
+def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
+    """fvcore, thop and ptflops on real CPU tensors, torchinfo and flop_counter on the meta device."""
+    shape = input_shape(entry.default_input, size, batch)
+
+    def on(device: str):
+        return build(entry, torch.device(device), torch.float32)
+
+    def fvcore() -> int:
+        from fvcore.nn import FlopCountAnalysis
+
+        counter = FlopCountAnalysis(on("cpu"), torch.randn(shape))
+        counter.unsupported_ops_warnings(False)
+        counter.uncalled_modules_warnings(False)
+        return counter.total()
+
+    def torchinfo() -> int:
         from torchinfo import summary
 
-        info = summary(build(entry, torch.device("meta"), torch.float32), input_size=shape, device="meta", verbose=0)
-        results["torchinfo"] = ToolTotal("torchinfo", _version("torchinfo"), int(info.total_mult_adds))
-    except Exception as error:
-        results["torchinfo"] = ToolTotal("torchinfo", _version("torchinfo"), None, f"{type(error).__name__}: {error}".splitlines()[0])
-    try:
+        return summary(on("meta"), input_size=shape, device="meta", verbose=0).total_mult_adds
+
+    def thop() -> int:
+        from thop import profile
+
+        return profile(on("cpu"), (torch.randn(shape),), verbose=False)[0]
+
+    def ptflops() -> int:
+        # ptflops builds a batch of one and reports one image: archcalc's total is for the batch
+        from ptflops import get_model_complexity_info
+
+        macs, _ = get_model_complexity_info(on("cpu"), tuple(shape[1:]), as_strings=False,
+                                            print_per_layer_stat=False, verbose=False)
+        if macs is None:
+            raise RuntimeError("ptflops could not run the model")
+        return macs * shape[0]
+
+    def flop_counter() -> int:
         from torch.utils.flop_counter import FlopCounterMode
 
-        model = build(entry, torch.device("meta"), torch.float32)
+        model = on("meta")
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(torch.empty(shape, device="meta"))
-        results["flop_counter"] = ToolTotal("torch.utils.flop_counter", torch.__version__, int(counter.get_total_flops()))
-    except Exception as error:
-        results["flop_counter"] = ToolTotal("torch.utils.flop_counter", torch.__version__, None,
-                                            f"{type(error).__name__}: {error}".splitlines()[0])
-    return results
+        return counter.get_total_flops()
+
+    return {
+        "fvcore": _attempt("fvcore", "fvcore", fvcore),
+        "torchinfo": _attempt("torchinfo", "torchinfo", torchinfo),
+        "thop": _attempt("thop", "thop", thop),
+        "ptflops": _attempt("ptflops" + (f" (batch 1) x {shape[0]}" if shape[0] > 1 else ""), "ptflops", ptflops),
+        "flop_counter": _attempt("torch.utils.flop_counter", "torch", flop_counter),
+    }
 
 
 def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
@@ -85,10 +172,12 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
     paper = a.by_convention.get("paper", {})
     other = a.by_convention.get(convention, {})
     by_type: dict[str, int] = defaultdict(int)
+    records: dict[str, list[LayerRecord]] = defaultdict(list)
     for r in a.records:
         delta = other.get(r.index, 0) - paper.get(r.index, 0)
         if delta:
             by_type[r.type] += delta
+            records[r.type].append(r)
     if convention == "flop_counter":
         return [("every multiply-accumulate counted as 2 operations (x 2)", a.totals.macs)]
     if convention == "flops":
@@ -96,8 +185,11 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
         return [("every multiply-accumulate counted as 2 operations (x 2)", macs),
                 (f"element-wise work counted ({len(by_type)} layer types)", sum(by_type.values()) - macs)]
     why = WHY.get(convention, {})
-    return sorted(((f"{t}: {why.get(t, 'counted differently')}", d) for t, d in by_type.items()),
-                  key=lambda item: -abs(item[1]))
+
+    def explain(kind: str, amount: int) -> str:
+        return why[kind] if kind in why else _fallback(convention, records[kind], amount)
+
+    return sorted(((f"{t}: {explain(t, d)}", d) for t, d in by_type.items()), key=lambda item: -abs(item[1]))
 
 
 def reconcile(entry: ModelEntry, size, batch: int) -> tuple[Analysis, dict[str, ToolTotal]]:

@@ -38,6 +38,8 @@ class LayerRecord:
     formulas: Mapping[str, str] = field(default_factory=dict)
     note: str = ""
     receptive: object = None  # archcalc.analysis.receptive.Field of the output, None when unknown
+    origin: str = ""  # an operation's public name as the model called it: torch.add, torch.nn.functional.relu
+    inner: tuple = ()  # a layer's own torch calls, (origin, input shapes, output shapes), e.g. nn.ReLU's F.relu
 
     @property
     def counted(self) -> bool:

@@ -7,9 +7,14 @@
   torchinfo    per leaf module, its weight and bias elements x N x the output's spatial size when its
                class name contains "Conv", else x N (torchinfo 1.8 LayerInfo.calculate_macs): bias
                included, BatchNorm counted as N x 2C, functional operations ignored
+  thop         thop 0.1.1 profile(): exact torch types only; conv and linear without bias, BatchNorm 4 per
+               element, average pooling, softmax; functional operations ignored (archcalc.analysis.thop_rules)
+  ptflops      ptflops 0.7.5, pytorch backend: conv and linear with bias, BatchNorm 2, activations and pooling
+               1 per element, counted again through the F.* call inside their modules; torch.add, torch.mul,
+               torch.matmul counted (archcalc.analysis.ptflops_rules)
   flop_counter 2 x MACs: torch.utils.flop_counter's count (convolution, mm, addmm, bmm; 2 per multiply-add)
   flops        2 x MACs + every element-wise operation archcalc counts
-thop, ptflops, calflops and DeepSpeed's profiler are not installed here and are not defined yet.
+calflops and DeepSpeed's profiler are not defined.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from typing import Callable
 
 from torch import nn
 
+from archcalc.analysis import ptflops_rules, thop_rules
 from archcalc.analysis.records import LAYER, OP, LayerRecord
+from archcalc.analysis.tracer import layer_names
 
-NAMES = ("paper", "torchvision", "fvcore", "torchinfo", "flop_counter", "flops")
+NAMES = ("paper", "torchvision", "fvcore", "torchinfo", "thop", "ptflops", "flop_counter", "flops")
 
 
 def _paper(r: LayerRecord, module) -> int:
@@ -60,13 +67,14 @@ def _flops(r: LayerRecord, module) -> int:
 
 COUNTERS: dict[str, Callable[[LayerRecord, object], int]] = {
     "paper": _paper, "torchvision": _paper, "fvcore": _fvcore, "torchinfo": _torchinfo,
-    "flop_counter": _flop_counter, "flops": _flops,
+    "thop": thop_rules.count, "ptflops": ptflops_rules.count, "flop_counter": _flop_counter, "flops": _flops,
 }
 
 
 def counts(model: nn.Module, records: tuple[LayerRecord, ...]) -> dict[str, dict[int, int]]:
     """convention -> record index -> its count (records that count nothing are left out)."""
-    modules = dict(model.named_modules())
+    names = layer_names(model)
+    modules = {names[id(m)]: m for m in model.modules()}
     result: dict[str, dict[int, int]] = {name: {} for name in NAMES}
     for r in records:
         module = modules.get(r.name) if r.kind != OP else None

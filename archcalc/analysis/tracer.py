@@ -19,6 +19,7 @@ from torch.overrides import TorchFunctionMode
 
 from archcalc.analysis import receptive
 from archcalc.analysis.counting import NOT_COUNTED, OPS, Count, ModuleCall, OpCall, module_counter, op_name
+from archcalc.analysis.origins import origin
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.formulas.params import tensor_params
 
@@ -27,6 +28,12 @@ from archcalc.formulas.params import tensor_params
 # switching torch-function handling off around them saves the mode thousands of calls. The flag
 # _busy still guards them where this private switch is missing.
 _NO_TORCH_FUNCTION = getattr(torch._C, "DisableTorchFunction", contextlib.nullcontext)
+
+
+def layer_names(model: nn.Module) -> dict[int, str]:
+    """id(module) -> the name its rows carry: the qualified name; the class name for the model itself,
+    which is a row only when it is a single layer."""
+    return {id(m): name or type(m).__name__ for name, m in model.named_modules()}
 
 
 def _tensors(value) -> list[torch.Tensor]:
@@ -66,6 +73,7 @@ class _Frame:
     inputs: list[torch.Tensor]
     recorded: bool = True
     children: int = field(default=0)
+    inner: list = field(default_factory=list)  # a layer's own torch calls (for tools that count them)
 
 
 class Tracer(TorchFunctionMode):
@@ -103,7 +111,12 @@ class Tracer(TorchFunctionMode):
 
     @property
     def inside_layer(self) -> bool:
-        return any(frame.counter is not None for frame in self.stack)
+        return self.layer is not None
+
+    @property
+    def layer(self) -> _Frame | None:
+        """The counted layer whose forward is running, if any."""
+        return next((frame for frame in self.stack if frame.counter is not None), None)
 
     def ordered(self) -> tuple[LayerRecord, ...]:
         return tuple(self.records[i] for i in sorted(self.records))
@@ -130,18 +143,21 @@ class Tracer(TorchFunctionMode):
         if self.inside_layer:
             self.stack.append(_Frame(module, -1, "", 0, 0, None, None, [], recorded=False))
             return
-        is_root = module is self.model
+        counter = module_counter(module)
+        # The model itself is a row only when it is a single layer (an nn.Conv2d analysed alone).
+        recorded = module is not self.model or counter is not None or next(module.children(), None) is None
         self.module_calls[id(module)] += 1
         frame = _Frame(
             module=module,
-            index=-1 if is_root else self._take_index(),
-            name=self.names.get(id(module), type(module).__name__),
+            index=self._take_index() if recorded else -1,
+            name=layer_names(module)[id(module)] if module is self.model and recorded
+            else self.names.get(id(module), type(module).__name__),
             call=self.module_calls[id(module)],
             depth=0 if parent is None else parent.depth + 1,
             parent=None if parent is None or parent.index < 0 else parent.index,
-            counter=None if is_root else module_counter(module),
+            counter=counter if recorded else None,
             inputs=_tensors(args) + _tensors(kwargs),
-            recorded=not is_root,
+            recorded=recorded,
         )
         if parent is not None:
             parent.children += 1
@@ -168,7 +184,7 @@ class Tracer(TorchFunctionMode):
         # A layer owns its parameters; any other module's parameters go to the operations using them.
         own = module.parameters() if frame.counter is not None else []
         self._record(frame.index, frame.name, frame.call, type(module).__name__, kind, frame.depth,
-                     frame.parent, frame.inputs, outputs, count, list(own), field)
+                     frame.parent, frame.inputs, outputs, count, list(own), field, inner=tuple(frame.inner))
 
     # -- functional operations ----------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -183,12 +199,17 @@ class Tracer(TorchFunctionMode):
                                   self._shapes(_tensors(args) + _tensors(kwargs)), args, kwargs)
             raise
         parent = self.current
-        if self._busy or parent is None or self.inside_layer:
+        if self._busy or parent is None:
             return result
         outputs = _tensors(result)
         inputs = _tensors(args) + _tensors(kwargs)
         if not outputs or not inputs:
             return result  # metadata queries (size, dim) and tensor creation
+        layer = self.layer
+        if layer is not None:  # counted by the layer's formula; kept only as what the layer called
+            with _NO_TORCH_FUNCTION():
+                layer.inner.append((origin(func), self._shapes(inputs), self._shapes(outputs)))
+            return result
         name = op_name(func)
         qualified = f"{parent.name}.{name}" if parent.name else name
         self.op_calls[qualified] += 1
@@ -202,7 +223,7 @@ class Tracer(TorchFunctionMode):
                 self._set_field(t, field)
             self._record(self._take_index(), qualified, self.op_calls[qualified], name, OP, parent.depth + 1,
                          None if parent.index < 0 else parent.index, inputs, outputs, count,
-                         [t for t in inputs if isinstance(t, nn.Parameter)], field)
+                         [t for t in inputs if isinstance(t, nn.Parameter)], field, origin=origin(func))
         return result
 
     # -- receptive fields -----------------------------------------------------------------
@@ -228,7 +249,7 @@ class Tracer(TorchFunctionMode):
         return tuple(tuple(int(s) for s in t.shape) for t in tensors)
 
     def _record(self, index, name, call, type_name, kind, depth, parent, inputs, outputs,
-                count: Count, params: list[nn.Parameter], field=None) -> None:
+                count: Count, params: list[nn.Parameter], field=None, origin: str = "", inner: tuple = ()) -> None:
         fresh = [p for p in params if id(p) not in self.params_seen]
         self.params_seen.update(id(p) for p in fresh)
         formulas = dict(count.formulas)
@@ -247,7 +268,7 @@ class Tracer(TorchFunctionMode):
             param_bytes=sum(p.numel() * p.element_size() for p in fresh),
             macs=count.macs, elementwise=count.elementwise,
             activation_elements=elements, activation_bytes=size,
-            formulas=formulas, note=count.note, receptive=field,
+            formulas=formulas, note=count.note, receptive=field, origin=origin, inner=inner,
         )
 
     def _named(self, params: list[nn.Parameter]):

@@ -1,0 +1,140 @@
+"""ptflops's counting rules (ptflops 0.7.5, ``get_model_complexity_info`` with its default
+"pytorch" backend), read from its source and checked against it (tests/test_conventions.py runs
+ptflops itself).
+
+ptflops hooks modules by their *exact* type, and patches a list of Python attributes (F.relu,
+F.max_pool2d, torch.add, torch.matmul, ...) so that every call made through them also counts,
+including the call a module's own forward makes: nn.ReLU, the pooling modules and nn.Upsample
+are therefore counted twice (module hook + F.relu / F.max_pool2d / F.interpolate inside).
+Per call, with x the input and y the output:
+
+  Conv{1,2,3}d              prod(kernel) x C_in x C_out/g x N x prod(y spatial), + numel(y) with a bias
+  ConvTranspose{1,2,3}d     the same with the input's spatial size, + numel(y) with a bias
+  Linear                    (in x out + out with a bias) x prod(x.shape[:-1])
+  BatchNorm, InstanceNorm, GroupNorm, LayerNorm   numel(x), doubled when .affine (LayerNorm has none)
+  ReLU, PReLU, ELU, LeakyReLU, ReLU6, GELU        numel(y)
+  every pooling module      numel(x)
+  Upsample                  numel(y) (ptflops takes the first sample's size: right for its batch of one)
+  LocalResponseNorm         3 numel(x) + N (C + size - 1) prod(x spatial): not hooked itself, but
+                            F.local_response_norm calls x.mul(x), F.avg_pool3d on the padded squares,
+                            .mul(alpha) and .add(k), all patched
+  F.relu, F.prelu, F.elu, F.relu6, F.gelu, F.silu, F.softmax, F.*pool*   numel(x)
+  F.interpolate, F.upsample                       numel(y)
+  torch.matmul, torch.mm, torch.bmm               prod(x.shape) x other.shape[-1]
+  torch.addmm, torch.baddbmm                      prod(mat1.shape) x mat2.shape[-1] + numel(input)
+  torch.add, torch.mul                            numel of the two shapes' element-wise maximum,
+                                                  aligned from the left
+  everything else (torch.cat, x + y, x * y, x @ w, F.conv2d, F.linear)    0
+  (F.local_response_norm called directly is not reproduced: its count needs the size argument)
+
+ptflops runs a batch of one and reports one image (given a bigger batch it divides the module hooks'
+sum, not the functional calls, by the batch size). archcalc applies the rules to the whole batch:
+N x ptflops's figure for one image, except where a rule does not grow with the batch (addmm's
+bias counted once per call; torch.add's left-aligned shapes when the ranks differ).
+The methods x.add(y), x.mul(y), x.matmul(y), which ptflops counts, reach archcalc's trace as the
+operators x + y, x * y, x @ y, which it does not; archcalc follows the operators (the usual
+spelling). RNN and attention modules have ptflops rules that archcalc does not reproduce.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from torch import nn
+
+from archcalc.analysis.records import LAYER, OP, LayerRecord
+
+
+def _conv(r: LayerRecord, m) -> int:
+    x, y = r.input_shapes[0], r.output_shapes[0]
+    spatial = x[2:] if isinstance(m, nn.modules.conv._ConvTransposeNd) else y[2:]
+    per_position = prod(m.kernel_size) * m.in_channels * (m.out_channels // m.groups)
+    bias = prod(y) if m.bias is not None else 0
+    return per_position * x[0] * prod(spatial) + bias
+
+
+def _linear(r: LayerRecord, m) -> int:
+    x, y = r.input_shapes[0], r.output_shapes[0]
+    return (x[-1] * y[-1] + (y[-1] if m.bias is not None else 0)) * prod(x[:-1])
+
+
+def _local_response_norm(r: LayerRecord, m) -> int:
+    x = r.input_shapes[0]
+    return 3 * prod(x) + x[0] * (x[1] + m.size - 1) * prod(x[2:])
+
+
+def _norm(r: LayerRecord, m) -> int:
+    return prod(r.input_shapes[0]) * (2 if getattr(m, "affine", False) else 1)
+
+
+def _input(r: LayerRecord, m=None) -> int:
+    return prod(r.input_shapes[0])
+
+
+def _output(r: LayerRecord, m=None) -> int:
+    return prod(r.output_shapes[0])
+
+
+_POOLS = tuple(getattr(nn, f"{kind}Pool{d}d") for kind in ("Max", "Avg", "AdaptiveMax", "AdaptiveAvg") for d in (1, 2, 3))
+
+MODULE_RULES = {
+    **dict.fromkeys((nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
+                    _conv),
+    nn.Linear: _linear,
+    **dict.fromkeys((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d,
+                     nn.InstanceNorm3d, nn.GroupNorm, nn.LayerNorm), _norm),
+    **dict.fromkeys((nn.ReLU, nn.PReLU, nn.ELU, nn.LeakyReLU, nn.ReLU6, nn.GELU), _output),
+    **dict.fromkeys(_POOLS, _input),
+    nn.Upsample: _output,
+    nn.LocalResponseNorm: _local_response_norm,
+}
+
+
+# -- the patched functions, by the name the model called them under (archcalc.analysis.origins)
+def _matmul(inputs, outputs) -> int:
+    return prod(inputs[0]) * inputs[1][-1]
+
+
+def _addmm(inputs, outputs) -> int:
+    return prod(inputs[1]) * inputs[2][-1] + prod(inputs[0])
+
+
+def _elementwise(inputs, outputs) -> int:
+    if len(inputs) < 2:
+        return prod(inputs[0])
+    a, b = inputs[0], inputs[1]
+    return prod(max(a[i] if i < len(a) else 1, b[i] if i < len(b) else 1) for i in range(max(len(a), len(b))))
+
+
+_F = "torch.nn.functional."
+FUNCTION_RULES = {
+    **{_F + name: (lambda inputs, outputs: prod(inputs[0]))
+       for name in ("relu", "prelu", "elu", "relu6", "gelu", "silu", "softmax",
+                    *(f"{kind}_pool{d}d" for kind in ("avg", "max", "adaptive_avg", "adaptive_max") for d in (1, 2, 3)))},
+    _F + "interpolate": lambda inputs, outputs: prod(outputs[0]),
+    _F + "upsample": lambda inputs, outputs: prod(outputs[0]),
+    **dict.fromkeys(("torch.matmul", "torch.mm", "torch.bmm"), _matmul),
+    **dict.fromkeys(("torch.addmm", "torch.baddbmm"), _addmm),
+    **dict.fromkeys(("torch.add", "torch.mul"), _elementwise),
+}
+
+
+def _calls(calls) -> int:
+    total = 0
+    for origin, inputs, outputs in calls:
+        rule = FUNCTION_RULES.get(origin)
+        if rule is not None and inputs:
+            total += rule(inputs, outputs)
+    return total
+
+
+def count(r: LayerRecord, module) -> int:
+    if r.kind == OP:
+        return _calls([(r.origin, r.input_shapes, r.output_shapes)])
+    total = 0
+    rule = MODULE_RULES.get(type(module)) if module is not None else None
+    if rule is not None:
+        total += rule(r, module)
+    if r.kind == LAYER:
+        total += _calls(r.inner)
+    return total

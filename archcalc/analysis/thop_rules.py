@@ -1,0 +1,75 @@
+"""thop's counting rules (thop 0.1.1.post2209072238, ``thop.profile``), read from its source and
+checked against it (tests/test_conventions.py runs thop itself).
+
+thop hooks leaf modules by their *exact* type (a subclass of nn.Conv2d is not counted) and
+ignores every functional operation (torch.add, torch.cat, F.relu). Per call, with x the input
+and y the output:
+
+  Conv{1,2,3}d, ConvTranspose{1,2,3}d   numel(y) x C_in(x)/g x prod(kernel), bias excluded
+  Linear                                in_features x numel(y), bias excluded
+  BatchNorm, InstanceNorm, LayerNorm    2 x numel(x), doubled again when affine (4 per element)
+  AvgPool{1,2,3}d                       numel(y)
+  AdaptiveAvgPool{1,2,3}d               (prod(in_i / out_i) + 1) x numel(y), in floating point, truncated
+  Softmax                               (3F - 1) per softmax of F features
+  PReLU                                 numel(x) (thop profiles in eval mode)
+  Upsample                              numel(y) x 1 (nearest), 5 (linear), 11 (bilinear), 259 (bicubic),
+                                        0 (other modes)
+  ReLU, ReLU6, LeakyReLU, MaxPool, AdaptiveMaxPool, Dropout, ZeroPad2d, PixelShuffle   0
+  any other module                      0 ("treat it as zero Macs")
+RNN modules have thop rules of their own that archcalc does not reproduce.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from torch import nn
+
+from archcalc.analysis.records import OP, LayerRecord
+
+
+def _conv(r: LayerRecord, m) -> int:
+    return prod(r.output_shapes[0]) * (r.input_shapes[0][1] // m.groups) * prod(m.weight.shape[2:])
+
+
+def _norm(r: LayerRecord, m) -> int:
+    affine = getattr(m, "affine", False) or getattr(m, "elementwise_affine", False)
+    return 2 * prod(r.input_shapes[0]) * (2 if affine else 1)
+
+
+def _adaptive_avg(r: LayerRecord, m) -> int:
+    kernel = 1.0
+    for i, o in zip(r.input_shapes[0][2:], r.output_shapes[0][2:]):
+        kernel *= i / o
+    return int((kernel + 1) * prod(r.output_shapes[0]))
+
+
+def _softmax(r: LayerRecord, m) -> int:
+    shape = r.input_shapes[0]
+    features = shape[m.dim]
+    return prod(shape) // features * (3 * features - 1)
+
+
+_UPSAMPLE = {"nearest": 1, "linear": 5, "bilinear": 11, "bicubic": 224 + 35}
+
+
+RULES = {
+    **dict.fromkeys((nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
+                    _conv),
+    nn.Linear: lambda r, m: m.in_features * prod(r.output_shapes[0]),
+    **dict.fromkeys((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LayerNorm,
+                     nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d), _norm),
+    **dict.fromkeys((nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d), lambda r, m: prod(r.output_shapes[0])),
+    **dict.fromkeys((nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d), _adaptive_avg),
+    nn.Softmax: _softmax,
+    nn.PReLU: lambda r, m: prod(r.input_shapes[0]),
+    **dict.fromkeys((nn.Upsample, nn.UpsamplingBilinear2d, nn.UpsamplingNearest2d),
+                    lambda r, m: _UPSAMPLE.get(m.mode, 0) * prod(r.output_shapes[0])),
+}
+
+
+def count(r: LayerRecord, module) -> int:
+    if r.kind == OP or module is None:
+        return 0
+    rule = RULES.get(type(module))
+    return rule(r, module) if rule is not None else 0
