@@ -94,3 +94,26 @@ def test_a_custom_layer_is_zero_for_thop_and_its_patched_calls_count_for_ptflops
     ptflops = dict(differences(a, "ptflops"))
     # S2 and S4 call F.avg_pool2d, which ptflops patches: 1 per input element, 6x28x28 + 16x10x10
     assert ptflops["Subsampling: the patched calls inside it are counted: F.avg_pool2d"] == 6 * 28 * 28 + 16 * 10 * 10
+
+
+# torchvision's own metadata, recorded from its source (torchvision.models.*_Weights.IMAGENET1K_V1.meta,
+# torchvision 0.13 to 0.2x: unchanged): "num_params" and "_ops" (GMACs at 224x224, 3 decimals).
+# There is no CPU build of torchvision here to run; archcalc's models of the same networks must
+# reproduce both numbers.
+TORCHVISION_META = {
+    "alexnet_tv": (61_100_840, 0.714), "vgg11": (132_863_336, 7.609), "vgg11_bn": (132_868_840, 7.609),
+    "vgg13": (133_047_848, 11.308), "vgg13_bn": (133_053_736, 11.308), "vgg16": (138_357_544, 15.47),
+    "vgg16_bn": (138_365_992, 15.47), "vgg19": (143_667_240, 19.632), "vgg19_bn": (143_678_248, 19.632),
+    "resnet18": (11_689_512, 1.814), "resnet34": (21_797_672, 3.664), "resnet50_tv": (25_557_032, 4.089),
+    "resnet101_tv": (44_549_160, 7.801), "resnet152_tv": (60_192_808, 11.514),
+    "resnext50_32x4d": (25_028_904, 4.23), "densenet121": (7_978_856, 2.834), "densenet169": (14_149_480, 3.36),
+    "densenet201": (20_013_928, 4.291),
+}
+
+
+@pytest.mark.parametrize("name", TORCHVISION_META)
+def test_torchvision_convention_reproduces_its_ops_metadata(name):
+    params, gmacs = TORCHVISION_META[name]
+    a = analyse(REGISTRY.get(name))
+    assert a.totals.params == params
+    assert round(a.convention_total("torchvision") / 1e9, 3) == gmacs
