@@ -2,10 +2,10 @@
 
     python benchmarks/speed.py
 
-Per model and batch: the best of 5 wall times of a bare meta-device forward pass (the floor),
-archcalc's full analysis (meta), torchinfo's summary(device="meta"), torch.utils.flop_counter on
-meta, and fvcore's FlopCountAnalysis on real CPU tensors (batch 1 only: it allocates), each as a
-ratio to the floor, with the peak traced Python memory of archcalc's analysis. Then the start-up
+Per model and batch: the best wall time, run in turn for at least 3 seconds and 5 rounds, of a bare
+meta-device forward pass (the floor), archcalc's full analysis (meta), torchinfo's
+summary(device="meta") and torch.utils.flop_counter on meta; and fvcore's FlopCountAnalysis on real
+CPU tensors (batch 1 only, once: it allocates); each as a ratio to the floor, with the peak traced Python memory of archcalc's analysis. Then the start-up
 time of `archcalc bottleneck 480 16 48`, `archcalc outsize 7 3` and `archcalc --help` against
 `python -c "import torch"`.
 """
@@ -34,6 +34,19 @@ def best(fn, repeat: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def best_of_each(fns, seconds: float = 3.0, at_least: int = 5) -> list[float]:
+    """The best wall time of each function, run in turn (floor, archcalc, torchinfo, ...) for a few
+    seconds: interleaving keeps a slow spell of this shared machine from landing on one of them."""
+    times = [[] for _ in fns]
+    start = time.perf_counter()
+    while len(times[0]) < at_least or time.perf_counter() - start < seconds:
+        for fn, found in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            found.append(time.perf_counter() - t)
+    return [min(found) for found in times]
 
 
 def peak_mib(fn) -> float:
@@ -73,8 +86,7 @@ def analysis_speed() -> None:
                 with torch.no_grad(), FlopCounterMode(display=False):
                     model(x)
 
-            floor = best(bare)
-            row = [best(ours), best(info), best(counter)]
+            floor, *row = best_of_each([bare, ours, info, counter])
             if batch == 1:
                 cpu_model = build(entry, torch.device("cpu"), F32)
                 real = torch.randn(shape)

@@ -1,6 +1,14 @@
 import json
+import os
 
 import pytest
+from hypothesis import settings
+
+# The property tests draw the same examples on every run, so that CI is reproducible; set
+# HYPOTHESIS_PROFILE=explore to draw new ones while developing.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 from archcalc.cli.app import main
 

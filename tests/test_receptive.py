@@ -3,7 +3,7 @@
 import math
 
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -77,8 +77,9 @@ def chains(draw):
     return nn.Sequential(*layers), size
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(chains())
+@example(chain=(nn.Sequential(nn.AvgPool2d(2), nn.AvgPool2d(2), nn.Conv2d(1, 1, 5, padding=1, dilation=2)), 28))
 def test_field_equals_the_gradient_method(chain):
     """Backprop a one-hot at the centre output unit (positive weights and input keep every path
     alive) and measure the non-zero input region: it must be the field, clipped to the image."""
@@ -99,8 +100,16 @@ def test_field_equals_the_gradient_method(chain):
     rows = torch.nonzero(x.grad[0, 0].abs().sum(dim=1)).flatten()
     centre = field.centre[0] + i * field.jump[0]
     half = (field.size[0] - 1) / 2
-    low, high = max(0, math.ceil(centre - 0.5 - half)), min(size - 1, math.floor(centre - 0.5 + half))
-    assert (rows.min().item(), rows.max().item()) == (low, high)
+    first, last = math.ceil(centre - 0.5 - half), math.floor(centre - 0.5 + half)
+    seen = (rows.min().item(), rows.max().item())
+    if 0 <= first and last <= size - 1:
+        assert seen == (first, last)
+    else:
+        # Where the field runs off the image, a dilated kernel's outer taps may land wholly in the
+        # padding, leaving a hole at the border: the gradient's region then lies inside the clipped field.
+        assert max(0, first) <= seen[0] and seen[1] <= min(size - 1, last)
+        if not any(getattr(m, "dilation", 1) not in (1, (1, 1)) for m in model):
+            assert seen == (max(0, first), min(size - 1, last))
 
 
 def test_rf_command(cli):

@@ -123,7 +123,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: 
         records=records,
         totals=_totals(model, records),
         notes=_notes(model, records, shape[0]),
-        by_convention=tool_conventions.counts(model, records),
+        by_convention=tool_conventions.Counts(model, records),
     )
 
 
@@ -149,13 +149,14 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 def _totals(model: nn.Module, records: tuple[LayerRecord, ...]) -> Totals:
     params = list(model.parameters())
+    buffers = list(model.buffers())
     return Totals(
         params=sum(p.numel() for p in params),
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         macs=sum(r.macs for r in records if r.macs is not None),
         elementwise=sum(r.elementwise for r in records if r.elementwise is not None),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
-        buffer_bytes=sum(b.numel() * b.element_size() for b in model.buffers()),
+        buffer_bytes=sum(b.numel() * b.element_size() for b in buffers),
         activation_bytes=sum(r.activation_bytes for r in records),
     )
 

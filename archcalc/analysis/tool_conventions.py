@@ -20,7 +20,8 @@ calflops and DeepSpeed's profiler are not defined.
 from __future__ import annotations
 
 from math import prod
-from typing import Callable
+from collections.abc import Mapping
+from typing import Callable, Iterator
 
 from torch import nn
 
@@ -85,3 +86,26 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...]) -> dict[str, dict
             if value:
                 result[name][r.index] = value
     return result
+
+
+class Counts(Mapping):
+    """counts(), worked out the first time a convention is asked for: most views need none."""
+
+    def __init__(self, model: nn.Module, records: tuple[LayerRecord, ...]):
+        self._model, self._records = model, records
+        self._counts: dict[str, dict[int, int]] | None = None
+
+    def _all(self) -> dict[str, dict[int, int]]:
+        if self._counts is None:
+            self._counts = counts(self._model, self._records)
+            self._model = None
+        return self._counts
+
+    def __getitem__(self, name: str) -> dict[int, int]:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())

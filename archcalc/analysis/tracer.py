@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
 from archcalc.analysis import receptive
@@ -37,13 +38,20 @@ def layer_names(model: nn.Module) -> dict[int, str]:
 
 
 def _tensors(value) -> list[torch.Tensor]:
+    """The tensors in an argument, a tuple, list or dict of them, at any depth (flat, in order)."""
     if isinstance(value, torch.Tensor):
         return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for item in value for t in _tensors(item)]
     if isinstance(value, dict):
-        return [t for item in value.values() for t in _tensors(item)]
-    return []
+        value = tuple(value.values())
+    elif not isinstance(value, (list, tuple)):
+        return []
+    found = []
+    for item in value:
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, (list, tuple, dict)):
+            found.extend(_tensors(item))
+    return found
 
 
 def _new_bytes(outputs: list[torch.Tensor], inputs: list[torch.Tensor]) -> tuple[int, int]:
@@ -91,12 +99,17 @@ class Tracer(TorchFunctionMode):
         self._busy = False  # True while a hook runs: its own tensor queries are not operations
         self.failed_op: tuple | None = None  # (qualified name, op, input shapes, args, kwargs) of a failing op
         self.fields: dict[int, tuple] = {}  # id(tensor) -> (weak reference, receptive field)
+        self.layer: _Frame | None = None  # the counted layer whose forward is running, if any
+        self._counters: dict[type, object] = {}  # layer type -> its counter (None: not a layer)
+        self.param_names = {id(p): name.rsplit(".", 1)[-1] for name, p in model.named_parameters()}
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self):
-        for module in self.model.modules():
-            self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
-            self._handles.append(module.register_forward_hook(self._post, with_kwargs=True))
+        # Two process-wide hooks instead of two per module: registering and removing hundreds of
+        # hooks cost as much as a small network's whole meta forward pass. Modules outside the
+        # model (one built inside a forward) are left alone, as they were never hooked.
+        self._handles.append(register_module_forward_pre_hook(self._pre))
+        self._handles.append(register_module_forward_hook(self._post, with_kwargs=True))
         return super().__enter__()
 
     def __exit__(self, *exc):
@@ -113,37 +126,41 @@ class Tracer(TorchFunctionMode):
     def inside_layer(self) -> bool:
         return self.layer is not None
 
-    @property
-    def layer(self) -> _Frame | None:
-        """The counted layer whose forward is running, if any."""
-        return next((frame for frame in self.stack if frame.counter is not None), None)
-
     def ordered(self) -> tuple[LayerRecord, ...]:
         return tuple(self.records[i] for i in sorted(self.records))
 
     # -- modules ------------------------------------------------------------------------
-    def _pre(self, module: nn.Module, args, kwargs):
+    def _pre(self, module: nn.Module, args):
+        if id(module) not in self.names:
+            return
         self._busy = True
         try:
             with _NO_TORCH_FUNCTION():
-                self._enter(module, args, kwargs)
+                self._enter(module, args)
         finally:
             self._busy = False
 
     def _post(self, module: nn.Module, args, kwargs, output):
+        if id(module) not in self.names:
+            return
         self._busy = True
         try:
             with _NO_TORCH_FUNCTION():
+                if kwargs and self.stack[-1].recorded:
+                    self.stack[-1].inputs = _tensors(args) + _tensors(kwargs)
                 self._leave(module, output)
         finally:
             self._busy = False
 
-    def _enter(self, module: nn.Module, args, kwargs) -> None:
+    def _enter(self, module: nn.Module, args) -> None:
         parent = self.current
-        if self.inside_layer:
+        if self.layer is not None:
             self.stack.append(_Frame(module, -1, "", 0, 0, None, None, [], recorded=False))
             return
-        counter = module_counter(module)
+        kind = type(module)
+        if kind not in self._counters:
+            self._counters[kind] = module_counter(module)
+        counter = self._counters[kind]
         # The model itself is a row only when it is a single layer (an nn.Conv2d analysed alone).
         recorded = module is not self.model or counter is not None or next(module.children(), None) is None
         self.module_calls[id(module)] += 1
@@ -156,21 +173,26 @@ class Tracer(TorchFunctionMode):
             depth=0 if parent is None else parent.depth + 1,
             parent=None if parent is None or parent.index < 0 else parent.index,
             counter=counter if recorded else None,
-            inputs=_tensors(args) + _tensors(kwargs),
+            inputs=_tensors(args),
             recorded=recorded,
         )
         if parent is not None:
             parent.children += 1
+        if frame.counter is not None:
+            self.layer = frame
         self.stack.append(frame)
 
     def _leave(self, module: nn.Module, output) -> None:
         frame = self.stack.pop()
+        if frame is self.layer:
+            self.layer = None
         if not frame.recorded:
             return
         outputs = _tensors(output)
         in_fields = [self._field(t) for t in frame.inputs]
+        shapes = self._shapes(frame.inputs), self._shapes(outputs)
         if frame.counter is not None:
-            call = ModuleCall(module, self._shapes(frame.inputs), self._shapes(outputs))
+            call = ModuleCall(module, *shapes)
             count, kind = frame.counter(call), LAYER
             field = receptive.for_module(module, in_fields, call.inputs, call.outputs)
             for t in outputs:
@@ -182,9 +204,14 @@ class Tracer(TorchFunctionMode):
                 self._set_field(outputs[0], receptive.merge(known))  # a module that did no operation
         field = self._field(outputs[0]) if outputs else None
         # A layer owns its parameters; any other module's parameters go to the operations using them.
-        own = module.parameters() if frame.counter is not None else []
+        if frame.counter is None:
+            own = []
+        elif module._modules:
+            own = list(module.parameters())
+        else:  # a leaf layer: its own parameter slots (an absent bias is None)
+            own = [p for p in module._parameters.values() if p is not None]
         self._record(frame.index, frame.name, frame.call, type(module).__name__, kind, frame.depth,
-                     frame.parent, frame.inputs, outputs, count, list(own), field, inner=tuple(frame.inner))
+                     frame.parent, frame.inputs, outputs, count, own, field, inner=tuple(frame.inner), shapes=shapes)
 
     # -- functional operations ----------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -215,7 +242,8 @@ class Tracer(TorchFunctionMode):
         self.op_calls[qualified] += 1
         parent.children += 1
         counter = OPS.get(name)
-        call = OpCall(name, tuple(args), kwargs, self._shapes(inputs), self._shapes(outputs))
+        shapes = self._shapes(inputs), self._shapes(outputs)
+        call = OpCall(name, tuple(args), kwargs, *shapes)
         count = counter(call) if counter is not None else NOT_COUNTED
         with _NO_TORCH_FUNCTION():
             field = receptive.for_op(name, call, [self._field(t) for t in inputs if not isinstance(t, nn.Parameter)])
@@ -223,7 +251,7 @@ class Tracer(TorchFunctionMode):
                 self._set_field(t, field)
             self._record(self._take_index(), qualified, self.op_calls[qualified], name, OP, parent.depth + 1,
                          None if parent.index < 0 else parent.index, inputs, outputs, count,
-                         [t for t in inputs if isinstance(t, nn.Parameter)], field, origin=origin(func))
+                         [t for t in inputs if isinstance(t, nn.Parameter)], field, origin=origin(func), shapes=shapes)
         return result
 
     # -- receptive fields -----------------------------------------------------------------
@@ -246,10 +274,11 @@ class Tracer(TorchFunctionMode):
 
     @staticmethod
     def _shapes(tensors: list[torch.Tensor]) -> tuple[tuple[int, ...], ...]:
-        return tuple(tuple(int(s) for s in t.shape) for t in tensors)
+        return tuple(tuple(t.shape) for t in tensors)
 
     def _record(self, index, name, call, type_name, kind, depth, parent, inputs, outputs,
-                count: Count, params: list[nn.Parameter], field=None, origin: str = "", inner: tuple = ()) -> None:
+                count: Count, params: list[nn.Parameter], field=None, origin: str = "", inner: tuple = (),
+                shapes: tuple | None = None) -> None:
         fresh = [p for p in params if id(p) not in self.params_seen]
         self.params_seen.update(id(p) for p in fresh)
         formulas = dict(count.formulas)
@@ -262,7 +291,8 @@ class Tracer(TorchFunctionMode):
         elements, size = _new_bytes(outputs, inputs) if kind != MODULE else (0, 0)
         self.records[index] = LayerRecord(
             index=index, name=name, call=call, type=type_name, kind=kind, depth=depth, parent=parent,
-            input_shapes=self._shapes(inputs), output_shapes=self._shapes(outputs),
+            input_shapes=shapes[0] if shapes else self._shapes(inputs),
+            output_shapes=shapes[1] if shapes else self._shapes(outputs),
             params=sum(p.numel() for p in fresh),
             trainable_params=sum(p.numel() for p in fresh if p.requires_grad),
             param_bytes=sum(p.numel() * p.element_size() for p in fresh),
@@ -272,7 +302,6 @@ class Tracer(TorchFunctionMode):
         )
 
     def _named(self, params: list[nn.Parameter]):
-        wanted = {id(p) for p in params}
-        for name, p in self.model.named_parameters():
-            if id(p) in wanted:
-                yield name.rsplit(".", 1)[-1], p
+        for p in params:
+            if id(p) in self.param_names:
+                yield self.param_names[id(p)], p
