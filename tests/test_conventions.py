@@ -117,3 +117,12 @@ def test_torchvision_convention_reproduces_its_ops_metadata(name):
     a = analyse(REGISTRY.get(name))
     assert a.totals.params == params
     assert round(a.convention_total("torchvision") / 1e9, 3) == gmacs
+
+
+def test_a_tool_that_is_missing_or_fails_is_reported_not_raised():
+    from archcalc.analysis.reconcile import _attempt
+
+    missing = _attempt("nothing", "archcalc-no-such-tool", lambda: 1)
+    assert missing.total is None and missing.error == "pip install archcalc-no-such-tool to compare"
+    failing = _attempt("torch", "torch", lambda: 1 / 0)
+    assert failing.total is None and failing.error == "ZeroDivisionError: division by zero"

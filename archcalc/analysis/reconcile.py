@@ -8,7 +8,7 @@ import io
 import logging
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Callable
 
@@ -115,6 +115,13 @@ def _attempt(tool: str, package: str, count: Callable[[], int]) -> ToolTotal:
         logging.disable(logging.NOTSET)
 
 
+def _per_image(total: ToolTotal, batch: int) -> ToolTotal:
+    """ptflops reports one image: say that its total was scaled to the batch."""
+    if batch == 1 or total.total is None:
+        return total
+    return replace(total, version=f"{total.version} (one image x {batch})")
+
+
 def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
     """fvcore, thop and ptflops on real CPU tensors, torchinfo and flop_counter on the meta device."""
     shape = input_shape(entry.default_input, size, batch)
@@ -162,7 +169,7 @@ def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
         "fvcore": _attempt("fvcore", "fvcore", fvcore),
         "torchinfo": _attempt("torchinfo", "torchinfo", torchinfo),
         "thop": _attempt("thop", "thop", thop),
-        "ptflops": _attempt("ptflops" + (f" (batch 1) x {shape[0]}" if shape[0] > 1 else ""), "ptflops", ptflops),
+        "ptflops": _per_image(_attempt("ptflops", "ptflops", ptflops), shape[0]),
         "flop_counter": _attempt("torch.utils.flop_counter", "torch", flop_counter),
     }
 
