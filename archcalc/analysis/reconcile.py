@@ -8,16 +8,17 @@ import io
 import logging
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
-from typing import Callable
 
 import torch
 
-from archcalc.analysis.engine import analyse, build, input_shape
 from archcalc.analysis import ptflops_rules
+from archcalc.analysis.engine import analyse, build, input_shape
 from archcalc.analysis.records import OP, Analysis, LayerRecord
 from archcalc.models.registry import ModelEntry
+
 
 def _each(names, text: str) -> dict[str, str]:
     return dict.fromkeys(names, text)

@@ -19,9 +19,8 @@ calflops and DeepSpeed's profiler are not defined.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from math import prod
-from collections.abc import Mapping
-from typing import Callable, Iterator
 
 from torch import nn
 

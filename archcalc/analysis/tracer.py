@@ -24,7 +24,6 @@ from archcalc.analysis.origins import origin
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.formulas.params import tensor_params
 
-
 # The hooks' own tensor queries (shape, numel, element_size) are not operations of the model:
 # switching torch-function handling off around them saves the mode thousands of calls. The flag
 # _busy still guards them where this private switch is missing.

@@ -23,7 +23,9 @@ from archcalc.checking.tolerance import NEEDS_NOTE, Tolerance
 from archcalc.errors import InputError
 
 COLUMNS = ("model", "input", "quantity", "value", "unit", "convention", "tolerance", "source", "note")
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "tables"
+# The repository's tables/ (a clone or an editable install), else the copy a wheel carries (setup.py).
+_REPOSITORY, _PACKAGED = Path(__file__).resolve().parents[2] / "tables", Path(__file__).resolve().parents[1] / "_tables"
+DEFAULT_DIR = _REPOSITORY if _REPOSITORY.is_dir() else _PACKAGED
 
 
 @dataclass(frozen=True)
