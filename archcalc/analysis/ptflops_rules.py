@@ -75,7 +75,7 @@ def _output(r: LayerRecord, m=None) -> int:
     return prod(r.output_shapes[0])
 
 
-_POOLS = tuple(getattr(nn, f"{kind}Pool{d}d") for kind in ("Max", "Avg", "AdaptiveMax", "AdaptiveAvg") for d in (1, 2, 3))
+POOLS = tuple(getattr(nn, f"{kind}Pool{d}d") for kind in ("Max", "Avg", "AdaptiveMax", "AdaptiveAvg") for d in (1, 2, 3))
 
 MODULE_RULES = {
     **dict.fromkeys((nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
@@ -84,7 +84,7 @@ MODULE_RULES = {
     **dict.fromkeys((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d,
                      nn.InstanceNorm3d, nn.GroupNorm, nn.LayerNorm), _norm),
     **dict.fromkeys((nn.ReLU, nn.PReLU, nn.ELU, nn.LeakyReLU, nn.ReLU6, nn.GELU), _output),
-    **dict.fromkeys(_POOLS, _input),
+    **dict.fromkeys(POOLS, _input),
     nn.Upsample: _output,
     nn.LocalResponseNorm: _local_response_norm,
 }

@@ -25,7 +25,7 @@ def _each(names, text: str) -> dict[str, str]:
 
 
 _BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
-_POOL_MODULES = tuple(f"{kind}Pool{d}d" for kind in ("Max", "Avg", "AdaptiveMax", "AdaptiveAvg") for d in (1, 2, 3))
+_POOL_MODULES = tuple(pool.__name__ for pool in ptflops_rules.POOLS)
 _POOL_FUNCTIONS = tuple(f"{kind}_pool{d}d" for kind in ("max", "avg", "adaptive_max", "adaptive_avg") for d in (1, 2, 3))
 
 WHY = {
@@ -101,7 +101,7 @@ def _version(package: str) -> str:
 def _attempt(tool: str, package: str, count: Callable[[], int]) -> ToolTotal:
     """One tool's total; its own failure (import, tracing, memory) is reported, not raised, and what
     it prints is kept off the terminal."""
-    installed = _version(package) if package != "torch" else torch.__version__
+    installed = _version(package)
     if installed == "not installed":
         return ToolTotal(tool, installed, None, f"pip install {package} to compare")
     logging.disable(logging.WARNING)
@@ -152,10 +152,13 @@ def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
         # ptflops builds a batch of one and reports one image: archcalc's total is for the batch
         from ptflops import get_model_complexity_info
 
-        macs, _ = get_model_complexity_info(on("cpu"), tuple(shape[1:]), as_strings=False,
-                                            print_per_layer_stat=False, verbose=False)
+        said = io.StringIO()  # on failure ptflops prints the model's error and returns None
+        with contextlib.redirect_stdout(said):
+            macs, _ = get_model_complexity_info(on("cpu"), tuple(shape[1:]), as_strings=False,
+                                                print_per_layer_stat=False, verbose=False)
         if macs is None:
-            raise RuntimeError("ptflops could not run the model")
+            lines = said.getvalue().splitlines()
+            raise RuntimeError(lines[1] if len(lines) > 1 else "ptflops could not run the model")
         return macs * shape[0]
 
     def flop_counter() -> int:

@@ -121,10 +121,6 @@ class Tracer(TorchFunctionMode):
     def current(self) -> _Frame | None:
         return self.stack[-1] if self.stack else None
 
-    @property
-    def inside_layer(self) -> bool:
-        return self.layer is not None
-
     def ordered(self) -> tuple[LayerRecord, ...]:
         return tuple(self.records[i] for i in sorted(self.records))
 
@@ -166,8 +162,8 @@ class Tracer(TorchFunctionMode):
         frame = _Frame(
             module=module,
             index=self._take_index() if recorded else -1,
-            name=layer_names(module)[id(module)] if module is self.model and recorded
-            else self.names.get(id(module), type(module).__name__),
+            # the model itself is named "" (its operations' names start bare), or its class when a row
+            name=(self.names.get(id(module)) or type(module).__name__) if recorded else "",
             call=self.module_calls[id(module)],
             depth=0 if parent is None else parent.depth + 1,
             parent=None if parent is None or parent.index < 0 else parent.index,
@@ -219,7 +215,7 @@ class Tracer(TorchFunctionMode):
             result = func(*args, **kwargs)
         except Exception:
             parent = self.current
-            if self.failed_op is None and not self._busy and parent is not None and not self.inside_layer:
+            if self.failed_op is None and not self._busy and parent is not None and self.layer is None:
                 name = op_name(func)
                 self.failed_op = (f"{parent.name}.{name}" if parent.name else name, name,
                                   self._shapes(_tensors(args) + _tensors(kwargs)), args, kwargs)

@@ -23,9 +23,11 @@ from archcalc.checking.tolerance import NEEDS_NOTE, Tolerance
 from archcalc.errors import InputError
 
 COLUMNS = ("model", "input", "quantity", "value", "unit", "convention", "tolerance", "source", "note")
-# The repository's tables/ (a clone or an editable install), else the copy a wheel carries (setup.py).
-_REPOSITORY, _PACKAGED = Path(__file__).resolve().parents[2] / "tables", Path(__file__).resolve().parents[1] / "_tables"
-DEFAULT_DIR = _REPOSITORY if _REPOSITORY.is_dir() else _PACKAGED
+# The copy a wheel carries (setup.py), else the repository's tables/ (a clone or an editable install).
+# The packaged copy comes first: beside an installed package, ../tables may be another project's
+# (PyTables installs a package named tables).
+_PACKAGED, _REPOSITORY = Path(__file__).resolve().parents[1] / "_tables", Path(__file__).resolve().parents[2] / "tables"
+DEFAULT_DIR = _PACKAGED if _PACKAGED.is_dir() else _REPOSITORY
 
 
 @dataclass(frozen=True)
