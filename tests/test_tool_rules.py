@@ -116,4 +116,10 @@ def test_ptflops_counts_a_relu_module_twice_and_thop_not_at_all():
     a = analyse_module(nn.ReLU(), "relu", (1, 4, 6, 6), torch.device("meta"), torch.float32)
     assert a.convention_total("ptflops") == 2 * 4 * 6 * 6
     assert a.convention_total("thop") == 0
-    assert a.records[0].inner[0][0] == "torch.nn.functional.relu"  # what the module's forward called
+    # a plain trace leaves the layer's own calls out (the mode steps aside while a layer runs) and
+    # ptflops's count traces again for them; asked for, the first trace keeps them
+    assert a.records[0].inner == ()
+    assert a.by_convention.with_inner(a.records[0]).inner[0][0] == "torch.nn.functional.relu"
+    kept = analyse_module(nn.ReLU(), "relu", (1, 4, 6, 6), torch.device("meta"), torch.float32, inner=True)
+    assert kept.records[0].inner[0] == ("torch.nn.functional.relu", ((1, 4, 6, 6),), ((1, 4, 6, 6),))
+    assert kept.convention_total("ptflops") == a.convention_total("ptflops")

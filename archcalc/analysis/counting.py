@@ -1,31 +1,32 @@
 """Checked registries from layer type or operation name to a counting function.
 
 A counter returns a ``Count``: MACs (None = no formula: "not counted", never a silent 0), the
-element-wise operations, and the arithmetic of each number. Registering a type or name twice is
+element-wise operations, and the arithmetic of each number (a mapping, or a function that writes it
+when a row is shown: the text costs more than the counting). Registering a type or name twice is
 an error, so one formula answers for each layer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from archcalc.analysis.records import Shape
 
 
-@dataclass(frozen=True)
-class Count:
+class Count(NamedTuple):
     macs: int | None
     elementwise: int | None
-    formulas: Mapping[str, str] = field(default_factory=dict)
+    formulas: Mapping[str, str] | Callable[[], Mapping[str, str]] = MappingProxyType({})
     note: str = ""
 
 
 NOT_COUNTED = Count(None, None, {}, "no formula: not counted")
 
 
-@dataclass(frozen=True)
-class ModuleCall:
+class ModuleCall(NamedTuple):
     """What a module counter sees: the module (for its hyperparameters) and the shapes."""
 
     module: Any

@@ -25,6 +25,10 @@ def _bias_text(out: tuple, value: int) -> str:
     return f"bias: {elements_text(out)} adds = {grouped(value)}"
 
 
+def _bias_formula(out: tuple, value: int) -> dict[str, str]:
+    return {"elementwise": _bias_text(out, value)} if value else {}
+
+
 @MODULES.register(nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def conv(call: ModuleCall) -> Count:
     m, out = call.module, call.output
@@ -32,19 +36,21 @@ def conv(call: ModuleCall) -> Count:
     per_output = list(m.kernel_size) + [m.in_channels // m.groups]
     macs = numel(out) * prod(per_output)
     elementwise = numel(out) if m.bias is not None else 0
-    spatial_in = call.input[-d:]
-    if isinstance(m.padding, str):
-        output = f"padding='{m.padding}': " + ("size kept" if m.padding == "same" else window_formula(
-            spatial_in, m.kernel_size, m.stride, 0, m.dilation, False))
-    else:
-        output = window_formula(spatial_in, m.kernel_size, m.stride, m.padding, m.dilation, False)
-    formulas = {
-        "output": output,
-        "params": str(conv_params(m.kernel_size, m.in_channels, m.out_channels, m.groups, m.bias is not None)),
-        "macs": _macs_text(out, per_output, macs),
-    }
-    if elementwise:
-        formulas["elementwise"] = _bias_text(out, elementwise)
+
+    def formulas() -> dict[str, str]:
+        spatial_in = call.input[-d:]
+        if isinstance(m.padding, str):
+            output = f"padding='{m.padding}': " + ("size kept" if m.padding == "same" else window_formula(
+                spatial_in, m.kernel_size, m.stride, 0, m.dilation, False))
+        else:
+            output = window_formula(spatial_in, m.kernel_size, m.stride, m.padding, m.dilation, False)
+        return {
+            "output": output,
+            "params": str(conv_params(m.kernel_size, m.in_channels, m.out_channels, m.groups, m.bias is not None)),
+            "macs": _macs_text(out, per_output, macs),
+            **_bias_formula(out, elementwise),
+        }
+
     return Count(macs, elementwise, formulas)
 
 
@@ -56,20 +62,22 @@ def conv_transpose(call: ModuleCall) -> Count:
     per_input = list(m.kernel_size) + [m.out_channels // m.groups]
     macs = numel(inp) * prod(per_input)
     elementwise = numel(out) if m.bias is not None else 0
-    sizes = [
-        f"({h} - 1)*{s} - 2*{p} + {dl}*({k} - 1) + {op} + 1 = {o}"
-        for h, s, p, dl, k, op, o in zip(inp[-d:], m.stride, m.padding, m.dilation, m.kernel_size,
-                                         m.output_padding, out[-d:])
-    ]
-    weights = conv_params(m.kernel_size, m.out_channels, m.in_channels, m.groups, False)
-    params = f"({weights.text}) + {m.out_channels}" if m.bias is not None else weights.text
-    formulas = {
-        "output": joined(sizes),
-        "params": f"{params} = {grouped(weights.value + (m.out_channels if m.bias is not None else 0))}",
-        "macs": _macs_text(inp, per_input, macs),
-    }
-    if elementwise:
-        formulas["elementwise"] = _bias_text(out, elementwise)
+
+    def formulas() -> dict[str, str]:
+        sizes = [
+            f"({h} - 1)*{s} - 2*{p} + {dl}*({k} - 1) + {op} + 1 = {o}"
+            for h, s, p, dl, k, op, o in zip(inp[-d:], m.stride, m.padding, m.dilation, m.kernel_size,
+                                             m.output_padding, out[-d:])
+        ]
+        weights = conv_params(m.kernel_size, m.out_channels, m.in_channels, m.groups, False)
+        params = f"({weights.text}) + {m.out_channels}" if m.bias is not None else weights.text
+        return {
+            "output": joined(sizes),
+            "params": f"{params} = {grouped(weights.value + (m.out_channels if m.bias is not None else 0))}",
+            "macs": _macs_text(inp, per_input, macs),
+            **_bias_formula(out, elementwise),
+        }
+
     return Count(macs, elementwise, formulas)
 
 
@@ -79,22 +87,24 @@ def linear(call: ModuleCall) -> Count:
     rows = numel(call.input[:-1])
     macs = rows * m.in_features * m.out_features
     elementwise = numel(out) if m.bias is not None else 0
-    formulas = {
+    return Count(macs, elementwise, lambda: {
         "params": str(linear_params(m.in_features, m.out_features, m.bias is not None)),
         "macs": f"{rows}*{m.in_features}*{m.out_features} = {grouped(macs)}",
-    }
-    if elementwise:
-        formulas["elementwise"] = _bias_text(out, elementwise)
-    return Count(macs, elementwise, formulas)
+        **_bias_formula(out, elementwise),
+    })
 
 
 @MODULES.register(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 def batch_norm(call: ModuleCall) -> Count:
     m, out = call.module, call.output
     elementwise = 2 * numel(out)
-    formulas = {"elementwise": f"2*{elements_text(out)} = {grouped(elementwise)} (x*γ/σ + (β - μγ/σ), folded)"}
-    if m.affine:
-        formulas["params"] = f"(γ + β)*C = {per_map_params(m.num_features, ('γ', 'β'))}"
+
+    def formulas() -> dict[str, str]:
+        text = {"elementwise": f"2*{elements_text(out)} = {grouped(elementwise)} (x*γ/σ + (β - μγ/σ), folded)"}
+        if m.affine:
+            text["params"] = f"(γ + β)*C = {per_map_params(m.num_features, ('γ', 'β'))}"
+        return text
+
     return Count(0, elementwise, formulas)
 
 
@@ -108,10 +118,14 @@ _ACTIVATIONS = (
 @MODULES.register(*_ACTIVATIONS)
 def activation(call: ModuleCall) -> Count:
     n = numel(call.output)
-    formulas = {"elementwise": f"1 per element: {elements_text(call.output)} = {grouped(n)}"}
-    params = list(call.module.parameters(recurse=False))
-    if params:
-        formulas["params"] = " + ".join(f"{p.numel()}" for p in params) + " (learned slope)"
+
+    def formulas() -> dict[str, str]:
+        text = {"elementwise": f"1 per element: {elements_text(call.output)} = {grouped(n)}"}
+        params = list(call.module.parameters(recurse=False))
+        if params:
+            text["params"] = " + ".join(f"{p.numel()}" for p in params) + " (learned slope)"
+        return text
+
     return Count(0, n, formulas)
 
 
@@ -122,7 +136,7 @@ def max_pool(call: ModuleCall) -> Count:
     window = prod(as_tuple(m.kernel_size, d))
     elementwise = (window - 1) * numel(out)
     stride = m.stride if m.stride is not None else m.kernel_size
-    return Count(0, elementwise, {
+    return Count(0, elementwise, lambda: {
         "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, m.dilation, m.ceil_mode),
         "elementwise": f"({window} - 1) comparisons*{elements_text(out)} = {grouped(elementwise)}",
     })
@@ -135,7 +149,7 @@ def avg_pool(call: ModuleCall) -> Count:
     window = prod(as_tuple(m.kernel_size, d))
     elementwise = window * numel(out)
     stride = m.stride if m.stride is not None else m.kernel_size
-    return Count(0, elementwise, {
+    return Count(0, elementwise, lambda: {
         "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, 1, m.ceil_mode),
         "elementwise": f"{window} (adds + divide)*{elements_text(out)} = {grouped(elementwise)}",
     })
@@ -165,7 +179,7 @@ def local_response_norm(call: ModuleCall) -> Count:
     n = numel(call.output)
     size = call.module.size
     per = 2 * size + 3
-    return Count(0, per * n, {"elementwise": f"(2*{size} + 3)*{elements_text(call.output)} = {grouped(per * n)}"})
+    return Count(0, per * n, lambda: {"elementwise": f"(2*{size} + 3)*{elements_text(call.output)} = {grouped(per * n)}"})
 
 
 @MODULES.register(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
@@ -183,7 +197,7 @@ def subsampling(call: ModuleCall) -> Count:
     m, out = call.module, call.output
     k = m.kernel_size
     elementwise = (k * k + 1) * numel(out)
-    return Count(0, elementwise, {
+    return Count(0, elementwise, lambda: {
         "output": window_formula(call.input[-2:], k, k, 0, 1, False),
         "params": f"(coefficient + bias)*maps = {per_map_params(m.maps, ('coefficient', 'bias'))}",
         "elementwise": f"({k}*{k} - 1 adds + 1 multiply + 1 bias)*{elements_text(out)} = {grouped(elementwise)}",
@@ -198,7 +212,7 @@ def connection_table_conv(call: ModuleCall) -> Count:
     per_output = list(m.kernel_size) + [connections]
     macs = spatial * prod(per_output)
     elementwise = numel(out)
-    return Count(macs, elementwise, {
+    return Count(macs, elementwise, lambda: {
         "output": window_formula(call.input[-2:], m.kernel_size, 1, 0, 1, False),
         "params": str(connection_table_params(m.kernel_size, [len(t) for t in m.table])),
         "macs": f"{elements_text(out[:1] + out[2:])}*({'*'.join(map(str, per_output))} connections) = {grouped(macs)}",
@@ -211,7 +225,7 @@ def rbf_output(call: ModuleCall) -> Count:
     m = call.module
     rows = numel(call.input[:-1])
     macs = rows * m.in_features * m.out_features
-    return Count(macs, macs, {
+    return Count(macs, macs, lambda: {
         "params": f"{m.in_features}*{m.out_features} = {grouped(m.in_features * m.out_features)} (fixed, not trainable)",
         "macs": f"y_i = Σ_j (x_j - w_ij)²: {rows}*{m.in_features}*{m.out_features} = {grouped(macs)}",
         "elementwise": f"subtractions: {rows}*{m.in_features}*{m.out_features} = {grouped(macs)}",
@@ -221,4 +235,4 @@ def rbf_output(call: ModuleCall) -> Count:
 @MODULES.register(ScaledTanh)
 def scaled_tanh(call: ModuleCall) -> Count:
     n = numel(call.output)
-    return Count(0, 3 * n, {"elementwise": f"A*tanh(S*a): 3*{elements_text(call.output)} = {grouped(3 * n)}"})
+    return Count(0, 3 * n, lambda: {"elementwise": f"A*tanh(S*a): 3*{elements_text(call.output)} = {grouped(3 * n)}"})

@@ -24,7 +24,7 @@ class Field:
     centre: tuple[float, ...]
 
     @classmethod
-    def of_input(cls, dims: int) -> "Field":
+    def of_input(cls, dims: int) -> Field:
         return cls((1,) * dims, (1.0,) * dims, (0.5,) * dims)
 
     @property
@@ -41,10 +41,10 @@ class Field:
 
 def window(field: Field, kernel, stride, padding, dilation) -> Field:
     """A conv or pooling window applied to a field."""
-    d = len(field.size)
-    k, s, p, dl = (_per_dim(v, d) for v in (kernel, stride, padding, dilation))
     if field.whole:
         return field
+    d = len(field.size)
+    k, s, p, dl = _per_dim(kernel, d), _per_dim(stride, d), _per_dim(padding, d), _per_dim(dilation, d)
     size, jump, centre = [], [], []
     for i in range(d):
         extent = dl[i] * (k[i] - 1) + 1
@@ -83,35 +83,54 @@ def _first(fields):
 
 def for_module(module, fields: list, inputs: tuple, outputs: tuple):
     """The output field of a layer with a formula, from its input fields (None: unknown)."""
+    field = _first(fields)
+    if field is None:
+        return None
+    rule = _RULES.get(type(module))
+    if rule is None:
+        rule = _RULES[type(module)] = _rule_for(module)
+    return rule(module, field, fields, inputs, outputs)
+
+
+def _conv(m, field, fields, inputs, outputs):
+    padding = m.padding
+    if isinstance(padding, str):
+        padding = tuple((d * (k - 1)) // 2 for k, d in zip(m.kernel_size, m.dilation)) if padding == "same" else 0
+    return window(field, m.kernel_size, m.stride, padding, m.dilation)
+
+
+def _adaptive(m, field, fields, inputs, outputs):
+    dims = len(field.size)
+    return adaptive(field, inputs[0][-dims:], outputs[0][-dims:])
+
+
+def _rule_for(module):
+    """How a layer type moves the field (looked up once per type)."""
     from torch import nn
 
     from archcalc.layers.lenet import ConnectionTableConv2d, RBFOutput, Subsampling
 
-    field = _first(fields)
-    if field is None:
-        return None
-    dims = len(field.size)
     if isinstance(module, (nn.Linear, RBFOutput)):
-        return whole(dims)
+        return lambda m, field, *_: whole(len(field.size))
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        return None  # a transposed convolution spreads each input over a window: not propagated
+        return lambda *_: None  # a transposed convolution spreads each input over a window: not propagated
     if isinstance(module, nn.modules.conv._ConvNd):
-        padding = module.padding
-        if isinstance(padding, str):
-            padding = tuple((d * (k - 1)) // 2 for k, d in zip(module.kernel_size, module.dilation)) \
-                if padding == "same" else 0
-        return window(field, module.kernel_size, module.stride, padding, module.dilation)
+        return _conv
     if isinstance(module, ConnectionTableConv2d):
-        return window(field, module.kernel_size, 1, 0, 1)
+        return lambda m, field, *_: window(field, m.kernel_size, 1, 0, 1)
     if isinstance(module, Subsampling):
-        return window(field, module.kernel_size, module.kernel_size, 0, 1)
+        return lambda m, field, *_: window(field, m.kernel_size, m.kernel_size, 0, 1)
     if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
-        return window(field, module.kernel_size, module.stride or module.kernel_size, module.padding, module.dilation)
+        return lambda m, field, *_: window(field, m.kernel_size, m.stride or m.kernel_size, m.padding, m.dilation)
     if isinstance(module, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
-        return window(field, module.kernel_size, module.stride or module.kernel_size, module.padding, 1)
+        return lambda m, field, *_: window(field, m.kernel_size, m.stride or m.kernel_size, m.padding, 1)
     if isinstance(module, nn.modules.pooling._AdaptiveAvgPoolNd | nn.modules.pooling._AdaptiveMaxPoolNd):
-        return adaptive(field, inputs[0][-dims:], outputs[0][-dims:])
-    return merge(fields)  # element-wise: BatchNorm, activations, dropout, flatten, LRN across channels
+        return _adaptive
+    # element-wise: BatchNorm, activations, dropout, flatten, LRN across channels
+    return lambda m, field, fields, *_: field if len(fields) == 1 else merge(fields)
+
+
+_RULES: dict = {}
 
 
 def adaptive(field: Field, sizes_in, sizes_out) -> Field:

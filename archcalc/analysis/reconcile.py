@@ -17,6 +17,7 @@ import torch
 from archcalc.analysis import ptflops_rules
 from archcalc.analysis.engine import analyse, build, input_shape
 from archcalc.analysis.records import OP, Analysis, LayerRecord
+from archcalc.analysis.tool_conventions import Counts
 from archcalc.models.registry import ModelEntry
 
 
@@ -188,7 +189,7 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
         delta = other.get(r.index, 0) - paper.get(r.index, 0)
         if delta:
             by_type[r.type] += delta
-            records[r.type].append(r)
+            records[r.type].append(a.by_convention.with_inner(r) if isinstance(a.by_convention, Counts) else r)
     if convention == "flop_counter":
         return [("every multiply-accumulate counted as 2 operations (x 2)", a.totals.macs)]
     if convention == "flops":
@@ -204,5 +205,5 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
 
 
 def reconcile(entry: ModelEntry, size, batch: int) -> tuple[Analysis, dict[str, ToolTotal]]:
-    return analyse(entry, size, batch=batch), run_tools(entry, size, batch)
+    return analyse(entry, size, batch=batch, inner=True), run_tools(entry, size, batch)
 

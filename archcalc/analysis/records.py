@@ -6,9 +6,11 @@ directly), so any selection of rows that partitions the tree adds up to the tota
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from math import prod
-from typing import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
 
 Shape = tuple[int, ...]
 
@@ -17,8 +19,10 @@ OP = "op"  # a functional operation (torch.add, torch.cat, out * CA_map, F.relu,
 MODULE = "module"  # any other module: its cost is that of the layers and operations inside it
 
 
-@dataclass(frozen=True)
-class LayerRecord:
+class LayerRecord(NamedTuple):
+    """Immutable; a named tuple because a trace makes one per layer call and a dataclass costs twice as
+    much to make."""
+
     index: int
     name: str
     call: int
@@ -35,7 +39,7 @@ class LayerRecord:
     elementwise: int | None
     activation_elements: int
     activation_bytes: int
-    formulas: Mapping[str, str] = field(default_factory=dict)
+    formulas: Mapping[str, str] = MappingProxyType({})
     note: str = ""
     receptive: object = None  # archcalc.analysis.receptive.Field of the output, None when unknown
     origin: str = ""  # an operation's public name as the model called it: torch.add, torch.nn.functional.relu

@@ -71,17 +71,21 @@ COUNTERS: dict[str, Callable[[LayerRecord, object], int]] = {
 }
 
 
-def counts(model: nn.Module, records: tuple[LayerRecord, ...]) -> dict[str, dict[int, int]]:
-    """convention -> record index -> its count (records that count nothing are left out)."""
+def counts(model: nn.Module, records: tuple[LayerRecord, ...],
+           twins: Mapping[tuple[str, int], LayerRecord] | None = None) -> dict[str, dict[int, int]]:
+    """convention -> record index -> its count (records that count nothing are left out).
+    ptflops counts a layer's own F.* calls: where the records lack them, ``twins`` are the records of
+    a trace that kept them, by name and call number."""
     names = layer_names(model)
     modules = {names[id(m)]: m for m in model.modules()}
+    twins = twins or {}
     result: dict[str, dict[int, int]] = {name: {} for name in NAMES}
     for r in records:
         module = modules.get(r.name) if r.kind != OP else None
         if r.kind not in (LAYER, OP) and (module is None or any(True for _ in module.children())):
             continue
         for name, counter in COUNTERS.items():
-            value = counter(r, module)
+            value = counter(twins.get((r.name, r.call), r) if name == "ptflops" else r, module)
             if value:
                 result[name][r.index] = value
     return result
@@ -90,15 +94,24 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...]) -> dict[str, dict
 class Counts(Mapping):
     """counts(), worked out the first time a convention is asked for: most views need none."""
 
-    def __init__(self, model: nn.Module, records: tuple[LayerRecord, ...]):
-        self._model, self._records = model, records
+    def __init__(self, model: nn.Module, records: tuple[LayerRecord, ...],
+                 with_inner: Callable[[], tuple[LayerRecord, ...]] | None = None):
+        self._model, self._records, self._with_inner = model, records, with_inner
         self._counts: dict[str, dict[int, int]] | None = None
+        self._twins: dict | None = None
 
     def _all(self) -> dict[str, dict[int, int]]:
         if self._counts is None:
-            self._counts = counts(self._model, self._records)
-            self._model = None
+            traced = self._with_inner() if self._with_inner is not None else ()
+            self._twins = {(r.name, r.call): r for r in traced}
+            self._counts = counts(self._model, self._records, self._twins)
+            self._model = self._with_inner = None
         return self._counts
+
+    def with_inner(self, r: LayerRecord) -> LayerRecord:
+        """The record with its layer's own torch calls (from the second trace, if one was needed)."""
+        self._all()
+        return self._twins.get((r.name, r.call), r)
 
     def __getitem__(self, name: str) -> dict[int, int]:
         return self._all()[name]

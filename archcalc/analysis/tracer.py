@@ -8,10 +8,9 @@ F.relu, F.max_pool2d) become records of their own, named after the module whose 
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -25,9 +24,13 @@ from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.formulas.params import tensor_params
 
 # The hooks' own tensor queries (shape, numel, element_size) are not operations of the model:
-# switching torch-function handling off around them saves the mode thousands of calls. The flag
-# _busy still guards them where this private switch is missing.
-_NO_TORCH_FUNCTION = getattr(torch._C, "DisableTorchFunction", contextlib.nullcontext)
+# switching torch-function handling off around them saves the mode thousands of calls.
+_NO_TORCH_FUNCTION = torch._C.DisableTorchFunction
+
+
+def _top_mode():
+    n = torch._C._len_torch_function_stack()
+    return torch._C._get_function_stack_at(n - 1) if n else None
 
 
 def layer_names(model: nn.Module) -> dict[int, str]:
@@ -53,54 +56,74 @@ def _tensors(value) -> list[torch.Tensor]:
     return found
 
 
+def shapes_of(tensors: list[torch.Tensor]) -> tuple[tuple[int, ...], ...]:
+    return tuple([tuple(t.shape) for t in tensors])
+
+
 def _new_bytes(outputs: list[torch.Tensor], inputs: list[torch.Tensor]) -> tuple[int, int]:
     """Elements and bytes the outputs add: views of an input and in-place results add none."""
-    seen = {id(t) for t in inputs}
-    bases = {id(t) for t in inputs} | {id(t._base) for t in inputs if t._base is not None}
     elements = size = 0
     for t in outputs:
-        if id(t) in seen or (t._base is not None and id(t._base) in bases):
+        base = t._base
+        if any(t is i or (base is not None and (base is i or base is i._base)) for i in inputs):
             continue
-        elements += t.numel()
-        size += t.numel() * t.element_size()
+        n = t.numel()
+        elements += n
+        size += n * t.element_size()
     return elements, size
 
 
-@dataclass
+_CONTAINER = Count(0, 0, {})  # a module's cost is that of the layers and operations inside it
+_EMPTY = Count(0, 0, {}, "no operations")
+
+
 class _Frame:
     """A module call in progress (private and mutable; records made from it are frozen)."""
 
-    module: nn.Module
-    index: int
-    name: str
-    call: int
-    depth: int
-    parent: int | None
-    counter: object | None
-    inputs: list[torch.Tensor]
-    recorded: bool = True
-    children: int = field(default=0)
-    inner: list = field(default_factory=list)  # a layer's own torch calls (for tools that count them)
+    __slots__ = ("call", "children", "counter", "depth", "index", "inner", "inputs", "module", "name", "parent",
+                 "quiet")
+
+    def __init__(self, module, index, name, call, depth, parent, counter, inputs):
+        self.module, self.index, self.name, self.call = module, index, name, call
+        self.depth, self.parent, self.counter, self.inputs = depth, parent, counter, inputs
+        self.children = 0
+        self.inner: list = []  # a layer's own torch calls (for tools that count them), when asked for
+        self.quiet = False  # True while the mode is off the stack for this counted layer's forward
 
 
 class Tracer(TorchFunctionMode):
-    def __init__(self, model: nn.Module):
+    """With ``inner=True`` a layer's own torch calls (nn.ReLU's F.relu) are kept in its record for
+    the tools that count them (ptflops); otherwise a counted layer runs with the mode switched off,
+    which makes a trace cost little more than the forward pass itself."""
+
+    def __init__(self, model: nn.Module, inner: bool = False):
         super().__init__()
         self.model = model
-        self.names = {id(m): name for name, m in model.named_modules()}
+        self.inner = inner
+        self.names: dict[int, str] = {}
+        self.param_names: dict[int, str] = {}  # id -> its slot name (weight, bias), each parameter once
+        self.parameters: list[nn.Parameter] = []
+        self.buffers: dict[int, torch.Tensor] = {}
+        for name, m in model.named_modules():
+            self.names[id(m)] = name
+            for slot, p in m._parameters.items():
+                if p is not None and id(p) not in self.param_names:
+                    self.param_names[id(p)] = slot
+                    self.parameters.append(p)
+            for b in m._buffers.values():
+                if b is not None:
+                    self.buffers[id(b)] = b
         self.records: dict[int, LayerRecord] = {}
-        self.stack: list[_Frame] = []
+        self.stack: list[_Frame | None] = []  # None: a module running inside a counted layer
         self.next_index = 0
         self.module_calls: Counter = Counter()
         self.op_calls: Counter = Counter()
         self.params_seen: set[int] = set()
         self._handles: list = []
-        self._busy = False  # True while a hook runs: its own tensor queries are not operations
         self.failed_op: tuple | None = None  # (qualified name, op, input shapes, args, kwargs) of a failing op
         self.fields: dict[int, tuple] = {}  # id(tensor) -> (weak reference, receptive field)
         self.layer: _Frame | None = None  # the counted layer whose forward is running, if any
         self._counters: dict[type, object] = {}  # layer type -> its counter (None: not a layer)
-        self.param_names = {id(p): name.rsplit(".", 1)[-1] for name, p in model.named_parameters()}
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self):
@@ -115,6 +138,9 @@ class Tracer(TorchFunctionMode):
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        if self.layer is not None and self.layer.quiet:  # a layer's forward raised: put the mode back
+            torch._C._push_on_torch_function_stack(self)
+            self.layer.quiet = False
         return super().__exit__(*exc)
 
     @property
@@ -124,89 +150,94 @@ class Tracer(TorchFunctionMode):
     def ordered(self) -> tuple[LayerRecord, ...]:
         return tuple(self.records[i] for i in sorted(self.records))
 
+    def failing_frame(self) -> _Frame | None:
+        """The innermost recorded module that was running when the forward pass stopped."""
+        frames = [f for f in self.stack if f is not None and f.index >= 0]
+        return frames[-1] if frames else None
+
     # -- modules ------------------------------------------------------------------------
     def _pre(self, module: nn.Module, args):
-        if id(module) not in self.names:
+        name = self.names.get(id(module))
+        if name is None:
             return
-        self._busy = True
-        try:
-            with _NO_TORCH_FUNCTION():
-                self._enter(module, args)
-        finally:
-            self._busy = False
+        if self.layer is not None:  # inside a counted layer: nothing is recorded
+            self.stack.append(None)
+            return
+        with _NO_TORCH_FUNCTION():
+            self._enter(module, name, args)
 
     def _post(self, module: nn.Module, args, kwargs, output):
         if id(module) not in self.names:
             return
-        self._busy = True
-        try:
-            with _NO_TORCH_FUNCTION():
-                if kwargs and self.stack[-1].recorded:
-                    self.stack[-1].inputs = _tensors(args) + _tensors(kwargs)
-                self._leave(module, output)
-        finally:
-            self._busy = False
-
-    def _enter(self, module: nn.Module, args) -> None:
-        parent = self.current
-        if self.layer is not None:
-            self.stack.append(_Frame(module, -1, "", 0, 0, None, None, [], recorded=False))
+        frame = self.stack.pop()
+        if frame is None:
             return
+        if frame is self.layer:
+            self.layer = None
+            if frame.quiet:
+                torch._C._push_on_torch_function_stack(self)
+        if frame.index < 0:
+            return
+        with _NO_TORCH_FUNCTION():
+            if kwargs:
+                frame.inputs = _tensors(args) + _tensors(kwargs)
+            self._leave(frame, module, output)
+
+    def _enter(self, module: nn.Module, name: str, args) -> None:
+        parent = self.stack[-1] if self.stack else None
         kind = type(module)
-        if kind not in self._counters:
-            self._counters[kind] = module_counter(module)
-        counter = self._counters[kind]
+        counter = self._counters.get(kind, 0)
+        if counter == 0:
+            counter = self._counters[kind] = module_counter(module)
         # The model itself is a row only when it is a single layer (an nn.Conv2d analysed alone).
         recorded = module is not self.model or counter is not None or next(module.children(), None) is None
-        self.module_calls[id(module)] += 1
+        key = id(module)
+        calls = self.module_calls[key] = self.module_calls[key] + 1
+        if recorded:
+            index = self.next_index
+            self.next_index += 1
         frame = _Frame(
-            module=module,
-            index=self._take_index() if recorded else -1,
+            module,
+            index if recorded else -1,
             # the model itself is named "" (its operations' names start bare), or its class when a row
-            name=(self.names.get(id(module)) or type(module).__name__) if recorded else "",
-            call=self.module_calls[id(module)],
-            depth=0 if parent is None else parent.depth + 1,
-            parent=None if parent is None or parent.index < 0 else parent.index,
-            counter=counter if recorded else None,
-            inputs=_tensors(args),
-            recorded=recorded,
+            (name or kind.__name__) if recorded else "",
+            calls,
+            0 if parent is None else parent.depth + 1,
+            None if parent is None or parent.index < 0 else parent.index,
+            counter if recorded else None,
+            _tensors(args),
         )
         if parent is not None:
             parent.children += 1
         if frame.counter is not None:
             self.layer = frame
+            if not self.inner and _top_mode() is self:  # the mode steps aside while the layer runs
+                torch._C._pop_torch_function_stack()
+                frame.quiet = True
         self.stack.append(frame)
 
-    def _leave(self, module: nn.Module, output) -> None:
-        frame = self.stack.pop()
-        if frame is self.layer:
-            self.layer = None
-        if not frame.recorded:
-            return
-        outputs = _tensors(output)
-        in_fields = [self._field(t) for t in frame.inputs]
-        shapes = self._shapes(frame.inputs), self._shapes(outputs)
+    def _leave(self, frame: _Frame, module: nn.Module, output) -> None:
+        inputs, outputs = frame.inputs, _tensors(output)
+        shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
         if frame.counter is not None:
-            call = ModuleCall(module, *shapes)
-            count, kind = frame.counter(call), LAYER
-            field = receptive.for_module(module, in_fields, call.inputs, call.outputs)
+            count, kind = frame.counter(ModuleCall(module, shapes_in, shapes_out)), LAYER
+            field = receptive.for_module(module, [self._field(t) for t in inputs], shapes_in, shapes_out)
             for t in outputs:
                 self._set_field(t, field)
-        else:
-            count, kind = Count(0, 0, {}, "" if frame.children else "no operations"), MODULE
-            known = [f for f in in_fields if f is not None]
-            if outputs and known and not frame.children and self._field(outputs[0]) is None:
-                self._set_field(outputs[0], receptive.merge(known))  # a module that did no operation
-        field = self._field(outputs[0]) if outputs else None
-        # A layer owns its parameters; any other module's parameters go to the operations using them.
-        if frame.counter is None:
-            own = []
-        elif module._modules:
-            own = list(module.parameters())
-        else:  # a leaf layer: its own parameter slots (an absent bias is None)
-            own = [p for p in module._parameters.values() if p is not None]
-        self._record(frame.index, frame.name, frame.call, type(module).__name__, kind, frame.depth,
-                     frame.parent, frame.inputs, outputs, count, own, field, inner=tuple(frame.inner), shapes=shapes)
+            # A layer owns its parameters (a leaf's own slots; an absent bias is None).
+            own = list(module.parameters()) if module._modules else \
+                [p for p in module._parameters.values() if p is not None]
+            elements, size = _new_bytes(outputs, inputs)
+        else:  # any other module's parameters go to the operations using them
+            count, kind, own = (_CONTAINER if frame.children else _EMPTY), MODULE, ()
+            if outputs and not frame.children and self._field(outputs[0]) is None:  # a module that did no operation
+                known = [f for f in map(self._field, inputs) if f is not None]
+                if known:
+                    self._set_field(outputs[0], receptive.merge(known))
+            elements = size = 0  # what a container returns was made by a layer or op inside it
+        self._record(frame.index, frame.name, frame.call, type(module).__name__, kind, frame.depth, frame.parent,
+                     shapes_in, shapes_out, elements, size, count, own, self._field(outputs[0]) if outputs else None,
+                     "", tuple(frame.inner))
 
     # -- functional operations ----------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -215,13 +246,13 @@ class Tracer(TorchFunctionMode):
             result = func(*args, **kwargs)
         except Exception:
             parent = self.current
-            if self.failed_op is None and not self._busy and parent is not None and self.layer is None:
+            if self.failed_op is None and parent is not None and self.layer is None:
                 name = op_name(func)
                 self.failed_op = (f"{parent.name}.{name}" if parent.name else name, name,
-                                  self._shapes(_tensors(args) + _tensors(kwargs)), args, kwargs)
+                                  shapes_of(_tensors(args) + _tensors(kwargs)), args, kwargs)
             raise
         parent = self.current
-        if self._busy or parent is None:
+        if parent is None:
             return result
         outputs = _tensors(result)
         inputs = _tensors(args) + _tensors(kwargs)
@@ -229,24 +260,24 @@ class Tracer(TorchFunctionMode):
             return result  # metadata queries (size, dim) and tensor creation
         layer = self.layer
         if layer is not None:  # counted by the layer's formula; kept only as what the layer called
-            with _NO_TORCH_FUNCTION():
-                layer.inner.append((origin(func), self._shapes(inputs), self._shapes(outputs)))
+            layer.inner.append((origin(func), shapes_of(inputs), shapes_of(outputs)))
             return result
         name = op_name(func)
         qualified = f"{parent.name}.{name}" if parent.name else name
         self.op_calls[qualified] += 1
         parent.children += 1
         counter = OPS.get(name)
-        shapes = self._shapes(inputs), self._shapes(outputs)
+        shapes = shapes_of(inputs), shapes_of(outputs)
         call = OpCall(name, tuple(args), kwargs, *shapes)
         count = counter(call) if counter is not None else NOT_COUNTED
-        with _NO_TORCH_FUNCTION():
-            field = receptive.for_op(name, call, [self._field(t) for t in inputs if not isinstance(t, nn.Parameter)])
-            for t in outputs:
-                self._set_field(t, field)
-            self._record(self._take_index(), qualified, self.op_calls[qualified], name, OP, parent.depth + 1,
-                         None if parent.index < 0 else parent.index, inputs, outputs, count,
-                         [t for t in inputs if isinstance(t, nn.Parameter)], field, origin=origin(func), shapes=shapes)
+        field = receptive.for_op(name, call, [self._field(t) for t in inputs if not isinstance(t, nn.Parameter)])
+        for t in outputs:
+            self._set_field(t, field)
+        index = self.next_index
+        self.next_index += 1
+        self._record(index, qualified, self.op_calls[qualified], name, OP, parent.depth + 1,
+                     None if parent.index < 0 else parent.index, *shapes, *_new_bytes(outputs, inputs), count,
+                     [t for t in inputs if isinstance(t, nn.Parameter)], field, origin(func), ())
         return result
 
     # -- receptive fields -----------------------------------------------------------------
@@ -263,40 +294,51 @@ class Tracer(TorchFunctionMode):
         return entry[1] if entry is not None and entry[0]() is t else None
 
     # -- records ------------------------------------------------------------------------
-    def _take_index(self) -> int:
-        self.next_index += 1
-        return self.next_index - 1
-
-    @staticmethod
-    def _shapes(tensors: list[torch.Tensor]) -> tuple[tuple[int, ...], ...]:
-        return tuple(tuple(t.shape) for t in tensors)
-
-    def _record(self, index, name, call, type_name, kind, depth, parent, inputs, outputs,
-                count: Count, params: list[nn.Parameter], field=None, origin: str = "", inner: tuple = (),
-                shapes: tuple | None = None) -> None:
-        fresh = [p for p in params if id(p) not in self.params_seen]
-        self.params_seen.update(id(p) for p in fresh)
-        formulas = dict(count.formulas)
-        if fresh and "params" not in formulas:
-            named = [(n, tuple(p.shape)) for n, p in self._named(fresh)]
-            formulas["params"] = str(tensor_params(named))
-        if not fresh:
-            formulas.pop("params", None)
-        # A container creates no tensor itself: what it returns was made by a layer or op inside it.
-        elements, size = _new_bytes(outputs, inputs) if kind != MODULE else (0, 0)
+    def _record(self, index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, elements, size,
+                count: Count, params, field, origin: str, inner: tuple) -> None:
+        params_total = trainable = param_bytes = 0
+        fresh = []
+        seen = self.params_seen
+        for p in params:
+            if id(p) not in seen:
+                seen.add(id(p))
+                fresh.append((self.param_names.get(id(p)), p))
+                n = p.numel()
+                params_total += n
+                trainable += n if p.requires_grad else 0
+                param_bytes += n * p.element_size()
         self.records[index] = LayerRecord(
-            index=index, name=name, call=call, type=type_name, kind=kind, depth=depth, parent=parent,
-            input_shapes=shapes[0] if shapes else self._shapes(inputs),
-            output_shapes=shapes[1] if shapes else self._shapes(outputs),
-            params=sum(p.numel() for p in fresh),
-            trainable_params=sum(p.numel() for p in fresh if p.requires_grad),
-            param_bytes=sum(p.numel() * p.element_size() for p in fresh),
-            macs=count.macs, elementwise=count.elementwise,
-            activation_elements=elements, activation_bytes=size,
-            formulas=formulas, note=count.note, receptive=field, origin=origin, inner=inner,
+            index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out,
+            params_total, trainable, param_bytes, count.macs, count.elementwise, elements, size,
+            Formulas(count.formulas, fresh), count.note, field, origin, inner,
         )
 
-    def _named(self, params: list[nn.Parameter]):
-        for p in params:
-            if id(p) in self.param_names:
-                yield self.param_names[id(p)], p
+
+class Formulas(Mapping):
+    """A record's arithmetic, written out the first time it is read: most uses of a trace print
+    only some rows, and a table of text costs more to write than the numbers do to count."""
+
+    __slots__ = ("_params", "_source", "_text")
+
+    def __init__(self, source, params: list):
+        self._source, self._params, self._text = source, params, None
+
+    def _all(self) -> dict[str, str]:
+        if self._text is None:
+            text = dict(self._source() if callable(self._source) else self._source)
+            if not self._params:
+                text.pop("params", None)
+            elif "params" not in text:
+                named = [(name, tuple(p.shape)) for name, p in self._params if name is not None]
+                text["params"] = str(tensor_params(named))
+            self._text, self._source, self._params = text, None, None
+        return self._text
+
+    def __getitem__(self, key: str) -> str:
+        return self._all()[key]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())

@@ -5,8 +5,6 @@ Rows at the cut aggregate everything below them, so the rows shown always add up
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from archcalc.analysis.records import MODULE, Analysis, LayerRecord
 
 
@@ -40,8 +38,7 @@ def _aggregate(root: LayerRecord, records: tuple[LayerRecord, ...]) -> LayerReco
     counted = [r for r in subtree if r.macs is not None]
     uncounted = [r for r in subtree if r.macs is None and r is not root]
     note = f"includes {len(uncounted)} not counted" if uncounted else ""
-    return replace(
-        root,
+    return root._replace(
         params=sum(r.params for r in subtree),
         trainable_params=sum(r.trainable_params for r in subtree),
         param_bytes=sum(r.param_bytes for r in subtree),
