@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-import archcalc.analysis.module_counters
+import archcalc.analysis.module_counters  # noqa: F401  (registers the layer formulas)
 import archcalc.analysis.op_counters  # noqa: F401  (registers the operation formulas)
 from archcalc.analysis import tool_conventions
 from archcalc.analysis.diagnosis import explain
@@ -83,18 +84,33 @@ def build(entry: ModelEntry, device: torch.device, dtype: torch.dtype,
 
 def check_single_input(model: nn.Module, name: str) -> None:
     """archcalc feeds one tensor: say so before running a forward that wants more (or none)."""
-    try:
-        parameters = list(inspect.signature(model.forward).parameters.values())
-    except (TypeError, ValueError):
-        return
-    if any(p.kind == p.VAR_POSITIONAL for p in parameters):
-        return
-    required = [p.name for p in parameters if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(required) != 1:
+    if "forward" in model.__dict__:  # a forward of this instance's own
+        required = _required(model.forward)
+    else:  # every instance of a class has the class's forward: worked out once
+        cls = type(model)
+        if cls not in _REQUIRED_BY_CLASS:
+            _REQUIRED_BY_CLASS[cls] = _required(model.forward)
+        required = _REQUIRED_BY_CLASS[cls]
+    if required is not None and len(required) != 1:
         wanted = ", ".join(required) or "no argument"
         raise InputError(
             f"{name}.forward takes {wanted}; archcalc passes one input tensor of the --input size: wrap the model "
             f"in a module whose forward(x) makes the other arguments, or give them defaults")
+
+
+def _required(forward) -> tuple[str, ...] | None:
+    """The arguments a forward cannot do without (None: it takes any number)."""
+    try:
+        parameters = list(inspect.signature(forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return None
+    return tuple(p.name for p in parameters
+                 if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+_REQUIRED_BY_CLASS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.device,
@@ -128,7 +144,7 @@ def _trace(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.de
         x = torch.empty(shape, device=device, dtype=dtype)
     else:
         x = torch.randn(shape, device=device, dtype=dtype)
-    tracer = Tracer(model, inner)
+    tracer = Tracer(model, inner, deferred=device.type == "meta")
     tracer.watch_input(x)
     try:
         with torch.no_grad(), tracer:

@@ -12,13 +12,12 @@ a linear layer, and global pooling, see the whole input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 WHOLE = -1  # r for "the whole input"
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     size: tuple[int, ...]  # r per spatial dimension (WHOLE: the whole input)
     jump: tuple[float, ...]
     centre: tuple[float, ...]

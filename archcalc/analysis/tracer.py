@@ -1,9 +1,16 @@
-"""One forward pass, recorded: module hooks for the layer tree, a TorchFunctionMode for the rest.
+"""One forward pass, recorded: each module's forward wrapped for the layer tree, a TorchFunctionMode
+for the rest.
 
 Every module call becomes a record. A module with a registered formula (a "layer") is counted as
-one, and nothing inside it is traced again. Functional operations called anywhere else (the
-forward of a container or of the model: torch.add, torch.cat, out * CA_map, expand_as, view,
-F.relu, F.max_pool2d) become records of their own, named after the module whose forward runs them.
+one, and nothing inside it is traced again (the mode steps off the stack while it runs). Functional
+operations called anywhere else (the forward of a container or of the model: torch.add, torch.cat,
+out * CA_map, expand_as, view, F.relu, F.max_pool2d) become records of their own, named after the
+module whose forward runs them.
+
+Speed: a trace costs Python work between the layers' kernels, so what can wait does. Formula text is
+written when a row is read (tracer.Formulas); on the meta device each record is worked out after
+the forward pass (Tracer(deferred=True)); the per-module facts are settled once, when the forward
+is wrapped. benchmarks/speed.py measures the result against a bare meta forward pass.
 """
 
 from __future__ import annotations
@@ -11,10 +18,10 @@ from __future__ import annotations
 import weakref
 from collections import Counter
 from collections.abc import Mapping
+from math import prod
 
 import torch
 from torch import nn
-from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
 from archcalc.analysis import receptive
@@ -26,6 +33,7 @@ from archcalc.formulas.params import tensor_params
 # The hooks' own tensor queries (shape, numel, element_size) are not operations of the model:
 # switching torch-function handling off around them saves the mode thousands of calls.
 _NO_TORCH_FUNCTION = torch._C.DisableTorchFunction
+_ABSENT = object()  # a module with no forward of its own instance (the usual case)
 
 
 def _top_mode():
@@ -60,14 +68,18 @@ def shapes_of(tensors: list[torch.Tensor]) -> tuple[tuple[int, ...], ...]:
     return tuple([tuple(t.shape) for t in tensors])
 
 
-def _new_bytes(outputs: list[torch.Tensor], inputs: list[torch.Tensor]) -> tuple[int, int]:
-    """Elements and bytes the outputs add: views of an input and in-place results add none."""
+def _new_bytes(outputs: list[torch.Tensor], shapes: tuple, inputs: list[torch.Tensor]) -> tuple[int, int]:
+    """Elements and bytes the outputs (of these shapes when made) add: views of an input and in-place
+    results add none."""
     elements = size = 0
-    for t in outputs:
+    for t, shape in zip(outputs, shapes):
         base = t._base
-        if any(t is i or (base is not None and (base is i or base is i._base)) for i in inputs):
+        if base is None:
+            if any(t is i for i in inputs):
+                continue
+        elif any(t is i or base is i or base is i._base for i in inputs):
             continue
-        n = t.numel()
+        n = prod(shape)
         elements += n
         size += n * t.element_size()
     return elements, size
@@ -96,16 +108,22 @@ class Tracer(TorchFunctionMode):
     the tools that count them (ptflops); otherwise a counted layer runs with the mode switched off,
     which makes a trace cost little more than the forward pass itself."""
 
-    def __init__(self, model: nn.Module, inner: bool = False):
+    def __init__(self, model: nn.Module, inner: bool = False, deferred: bool = False):
         super().__init__()
         self.model = model
         self.inner = inner
+        # Deferred, each record is worked out after the forward pass, in one run: a third faster than
+        # between the layers' own kernels, but every tensor is held till then, so only for the meta
+        # device, where tensors take no memory. Shapes are read as the forward runs either way.
+        self.pending: list | None = [] if deferred else None
         self.names: dict[int, str] = {}
         self.param_names: dict[int, str] = {}  # id -> its slot name (weight, bias), each parameter once
         self.parameters: list[nn.Parameter] = []
         self.buffers: dict[int, torch.Tensor] = {}
+        self._walk: list[tuple[nn.Module, str]] = []
         for name, m in model.named_modules():
             self.names[id(m)] = name
+            self._walk.append((m, name))
             for slot, p in m._parameters.items():
                 if p is not None and id(p) not in self.param_names:
                     self.param_names[id(p)] = slot
@@ -114,12 +132,11 @@ class Tracer(TorchFunctionMode):
                 if b is not None:
                     self.buffers[id(b)] = b
         self.records: dict[int, LayerRecord] = {}
-        self.stack: list[_Frame | None] = []  # None: a module running inside a counted layer
+        self.stack: list[_Frame] = []
         self.next_index = 0
-        self.module_calls: Counter = Counter()
         self.op_calls: Counter = Counter()
         self.params_seen: set[int] = set()
-        self._handles: list = []
+        self._replaced: list[tuple[nn.Module, object]] = []
         self.failed_op: tuple | None = None  # (qualified name, op, input shapes, args, kwargs) of a failing op
         self.fields: dict[int, tuple] = {}  # id(tensor) -> (weak reference, receptive field)
         self.layer: _Frame | None = None  # the counted layer whose forward is running, if any
@@ -127,21 +144,33 @@ class Tracer(TorchFunctionMode):
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self):
-        # Two process-wide hooks instead of two per module: registering and removing hundreds of
-        # hooks cost as much as a small network's whole meta forward pass. Modules outside the
-        # model (one built inside a forward) are left alone, as they were never hooked.
-        self._handles.append(register_module_forward_pre_hook(self._pre))
-        self._handles.append(register_module_forward_hook(self._post, with_kwargs=True))
+        # Each module of the model runs a forward of the trace's own, and gets its own back on exit.
+        # Module hooks, even two process-wide ones, send every module call through PyTorch's slow
+        # path, which cost a tenth of a small network's meta forward pass. Modules outside the model
+        # (one built inside a forward) are left alone.
+        for module, name in self._walk:
+            own = module.__dict__
+            self._replaced.append((module, own.get("forward", _ABSENT)))
+            own["forward"] = self._traced(module, name, module.forward)
         return super().__enter__()
 
     def __exit__(self, *exc):
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        for module, forward in self._replaced:
+            if forward is _ABSENT:
+                del module.__dict__["forward"]
+            else:
+                module.__dict__["forward"] = forward
+        self._replaced.clear()
         if self.layer is not None and self.layer.quiet:  # a layer's forward raised: put the mode back
             torch._C._push_on_torch_function_stack(self)
             self.layer.quiet = False
-        return super().__exit__(*exc)
+        result = super().__exit__(*exc)
+        if self.pending:
+            with _NO_TORCH_FUNCTION():
+                for leave, args in self.pending:
+                    leave(*args)
+            self.pending.clear()
+        return result
 
     @property
     def current(self) -> _Frame | None:
@@ -152,73 +181,84 @@ class Tracer(TorchFunctionMode):
 
     def failing_frame(self) -> _Frame | None:
         """The innermost recorded module that was running when the forward pass stopped."""
-        frames = [f for f in self.stack if f is not None and f.index >= 0]
+        frames = [f for f in self.stack if f.index >= 0]
         return frames[-1] if frames else None
 
     # -- modules ------------------------------------------------------------------------
-    def _pre(self, module: nn.Module, args):
-        name = self.names.get(id(module))
-        if name is None:
-            return
-        if self.layer is not None:  # inside a counted layer: nothing is recorded
-            self.stack.append(None)
-            return
-        with _NO_TORCH_FUNCTION():
-            self._enter(module, name, args)
-
-    def _post(self, module: nn.Module, args, kwargs, output):
-        if id(module) not in self.names:
-            return
-        frame = self.stack.pop()
-        if frame is None:
-            return
-        if frame is self.layer:
-            self.layer = None
-            if frame.quiet:
-                torch._C._push_on_torch_function_stack(self)
-        if frame.index < 0:
-            return
-        with _NO_TORCH_FUNCTION():
-            if kwargs:
-                frame.inputs = _tensors(args) + _tensors(kwargs)
-            self._leave(frame, module, output)
-
-    def _enter(self, module: nn.Module, name: str, args) -> None:
-        parent = self.stack[-1] if self.stack else None
+    def _traced(self, module: nn.Module, name: str, forward):
+        """The module's forward, recorded. What does not change from call to call is settled here."""
         kind = type(module)
         counter = self._counters.get(kind, 0)
         if counter == 0:
             counter = self._counters[kind] = module_counter(module)
-        # The model itself is a row only when it is a single layer (an nn.Conv2d analysed alone).
-        recorded = module is not self.model or counter is not None or next(module.children(), None) is None
-        key = id(module)
-        calls = self.module_calls[key] = self.module_calls[key] + 1
+        # The model itself is a row only when it is a single layer (an nn.Conv2d analysed alone);
+        # it is named "" (its operations' names start bare), or its class when a row.
+        recorded = module is not self.model or counter is not None or not module._modules
+        row = (name or kind.__name__) if recorded else ""
+        counter = counter if recorded else None
+        calls = 0
+
+        def traced_forward(*args, **kwargs):
+            nonlocal calls
+            if self.layer is not None:  # inside a counted layer: nothing is recorded
+                return forward(*args, **kwargs)
+            calls += 1
+            frame = self._enter(module, row, calls, counter, recorded, args)
+            output = forward(*args, **kwargs)
+            self._exit(frame, module, args, kwargs, output)
+            return output
+
+        return traced_forward
+
+    def _exit(self, frame: _Frame, module: nn.Module, args, kwargs, output) -> None:
+        self.stack.pop()
+        if frame.index < 0:
+            return
+        if kwargs:
+            frame.inputs = _tensors(args) + _tensors(kwargs)
+        if frame.quiet:  # the mode is off the stack: the layer's tensor queries cannot reach it
+            try:
+                self._settle(frame, module, output)
+            finally:
+                self.layer = None
+                torch._C._push_on_torch_function_stack(self)
+            return
+        if frame is self.layer:
+            self.layer = None
+        with _NO_TORCH_FUNCTION():
+            self._settle(frame, module, output)
+
+    def _settle(self, frame: _Frame, module: nn.Module, output) -> None:
+        outputs = _tensors(output)
+        shapes = shapes_of(frame.inputs), shapes_of(outputs)
+        if self.pending is None:
+            self._leave(frame, module, outputs, *shapes)
+        else:
+            self.pending.append((self._leave, (frame, module, outputs, *shapes)))
+
+    def _enter(self, module: nn.Module, name: str, calls: int, counter, recorded: bool, args) -> _Frame:
+        stack = self.stack
+        parent = stack[-1] if stack else None
+        index = -1
         if recorded:
             index = self.next_index
-            self.next_index += 1
-        frame = _Frame(
-            module,
-            index if recorded else -1,
-            # the model itself is named "" (its operations' names start bare), or its class when a row
-            (name or kind.__name__) if recorded else "",
-            calls,
-            0 if parent is None else parent.depth + 1,
-            None if parent is None or parent.index < 0 else parent.index,
-            counter if recorded else None,
-            _tensors(args),
-        )
-        if parent is not None:
+            self.next_index = index + 1
+        if parent is None:
+            frame = _Frame(module, index, name, calls, 0, None, counter, _tensors(args))
+        else:
+            frame = _Frame(module, index, name, calls, parent.depth + 1, None if parent.index < 0 else parent.index,
+                           counter, _tensors(args))
             parent.children += 1
-        if frame.counter is not None:
+        if counter is not None:
             self.layer = frame
             if not self.inner and _top_mode() is self:  # the mode steps aside while the layer runs
                 torch._C._pop_torch_function_stack()
                 frame.quiet = True
-        self.stack.append(frame)
+        stack.append(frame)
+        return frame
 
-    def _leave(self, frame: _Frame, module: nn.Module, output) -> None:
-        inputs, outputs = frame.inputs, _tensors(output)
-        shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
+    def _leave(self, frame: _Frame, module: nn.Module, outputs: list, shapes_in: tuple, shapes_out: tuple) -> None:
+        inputs = frame.inputs
         if frame.counter is not None:
             count, kind = frame.counter(ModuleCall(module, shapes_in, shapes_out)), LAYER
             field = receptive.for_module(module, [self._field(t) for t in inputs], shapes_in, shapes_out)
@@ -227,7 +267,7 @@ class Tracer(TorchFunctionMode):
             # A layer owns its parameters (a leaf's own slots; an absent bias is None).
             own = list(module.parameters()) if module._modules else \
                 [p for p in module._parameters.values() if p is not None]
-            elements, size = _new_bytes(outputs, inputs)
+            elements, size = _new_bytes(outputs, shapes_out, inputs)
         else:  # any other module's parameters go to the operations using them
             count, kind, own = (_CONTAINER if frame.children else _EMPTY), MODULE, ()
             if outputs and not frame.children and self._field(outputs[0]) is None:  # a module that did no operation
@@ -266,19 +306,28 @@ class Tracer(TorchFunctionMode):
         qualified = f"{parent.name}.{name}" if parent.name else name
         self.op_calls[qualified] += 1
         parent.children += 1
+        index = self.next_index
+        self.next_index += 1
+        op = (index, name, qualified, self.op_calls[qualified], parent, func, args, kwargs, inputs, outputs,
+              shapes_of(inputs), shapes_of(outputs))
+        if self.pending is None:
+            self._leave_op(*op)
+        else:
+            self.pending.append((self._leave_op, op))
+        return result
+
+    def _leave_op(self, index, name, qualified, call_number, parent, func, args, kwargs, inputs, outputs,
+                  shapes_in, shapes_out) -> None:
         counter = OPS.get(name)
-        shapes = shapes_of(inputs), shapes_of(outputs)
-        call = OpCall(name, tuple(args), kwargs, *shapes)
+        call = OpCall(name, tuple(args), kwargs, shapes_in, shapes_out)
         count = counter(call) if counter is not None else NOT_COUNTED
         field = receptive.for_op(name, call, [self._field(t) for t in inputs if not isinstance(t, nn.Parameter)])
         for t in outputs:
             self._set_field(t, field)
-        index = self.next_index
-        self.next_index += 1
-        self._record(index, qualified, self.op_calls[qualified], name, OP, parent.depth + 1,
-                     None if parent.index < 0 else parent.index, *shapes, *_new_bytes(outputs, inputs), count,
+        self._record(index, qualified, call_number, name, OP, parent.depth + 1,
+                     None if parent.index < 0 else parent.index, shapes_in, shapes_out,
+                     *_new_bytes(outputs, shapes_out, inputs), count,
                      [t for t in inputs if isinstance(t, nn.Parameter)], field, origin(func), ())
-        return result
 
     # -- receptive fields -----------------------------------------------------------------
     def watch_input(self, x: torch.Tensor) -> None:
