@@ -3,8 +3,9 @@
     python benchmarks/speed.py
 
 Per model and batch: the best wall time, run in turn for at least 3 seconds and 5 rounds, of a bare
-meta-device forward pass (the floor), archcalc's full analysis (meta), torchinfo's
-summary(device="meta") and torch.utils.flop_counter on meta; and fvcore's FlopCountAnalysis on real
+meta-device forward pass (the floor), archcalc's full analysis (meta: every record's shapes, counts,
+parameters, memory and receptive field), the same with every row's formula text written out as a
+table shows it (+text), torchinfo's summary(device="meta") and torch.utils.flop_counter on meta; and fvcore's FlopCountAnalysis on real
 CPU tensors (batch 1 only, once: it allocates); each as a ratio to the floor, with the peak traced Python memory of archcalc's analysis. Then the start-up
 time of `archcalc bottleneck 480 16 48`, `archcalc outsize 7 3` and `archcalc --help` against
 `python -c "import torch"`.
@@ -63,8 +64,8 @@ def analysis_speed() -> None:
     from torchinfo import summary
 
     logging.disable(logging.WARNING)
-    print(f"{'model':12s} {'batch':>5s} {'floor ms':>9s} {'archcalc':>9s} {'torchinfo':>9s} {'flop_ctr':>9s} "
-          f"{'fvcore':>9s} {'archcalc MiB':>12s}")
+    print(f"{'model':12s} {'batch':>5s} {'floor ms':>9s} {'archcalc':>9s} {'+text':>9s} {'torchinfo':>9s} "
+          f"{'flop_ctr':>9s} {'fvcore':>9s} {'archcalc MiB':>12s}")
     for name in MODELS:
         entry = REGISTRY.get(name)
         model = build(entry, META, F32)
@@ -77,7 +78,11 @@ def analysis_speed() -> None:
                     model(x)
 
             def ours():
-                analyse_module(model, name, shape, META, F32)
+                return analyse_module(model, name, shape, META, F32)
+
+            def ours_text():
+                for r in ours().records:
+                    dict(r.formulas)
 
             def info():
                 summary(model, input_size=shape, device="meta", verbose=0)
@@ -86,7 +91,7 @@ def analysis_speed() -> None:
                 with torch.no_grad(), FlopCounterMode(display=False):
                     model(x)
 
-            floor, *row = best_of_each([bare, ours, info, counter])
+            floor, *row = best_of_each([bare, ours, ours_text, info, counter])
             if batch == 1:
                 cpu_model = build(entry, torch.device("cpu"), F32)
                 real = torch.randn(shape)

@@ -198,3 +198,38 @@ def test_containers_do_not_count_their_childrens_activations_again():
     made = sum(r.activation_bytes for r in a.records if r.kind != "module")
     assert a.totals.activation_bytes == made
     assert sum(r.activation_bytes for r in rows(a, 1)) == made
+
+
+def _same_records(a, b):
+    assert len(a.records) == len(b.records)
+    for x, y in zip(a.records, b.records):
+        assert x._replace(formulas={}) == y._replace(formulas={}), x.label
+        assert dict(x.formulas) == dict(y.formulas), x.label
+
+
+@pytest.mark.parametrize("name", ["lenet5", "vgg_dense", "vgg_ca"])
+def test_records_worked_out_after_the_forward_pass_equal_those_made_during_it(name):
+    # on meta each record is worked out after the forward pass; on a real device, as each layer ends
+    entry = REGISTRY.get(name)
+    _same_records(analyse(entry), analyse(entry, device="cpu"))
+
+
+def test_a_trace_leaves_the_model_and_torch_as_it_found_them():
+    class OwnForward(nn.Module):  # an instance with a forward of its own, set after construction
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.forward = lambda x: self.conv(x).relu()
+
+    model = OwnForward().to("meta").eval()
+    own = model.forward
+    a = analyse_module(model, "own", (1, 3, 8, 8), META, F32)
+    assert [r.label for r in a.records] == ["conv", "relu"] and model.forward is own
+    with pytest.raises(ForwardError):
+        analyse(REGISTRY.get("cnnet"), (3, 64, 64))
+    net = Tiny().to("meta").eval()
+    with pytest.raises(ForwardError):
+        analyse_module(net, "tiny", (1, 5, 8, 8), META, F32)  # fails inside the first counted layer
+    assert all("forward" not in m.__dict__ for m in net.modules())
+    assert torch._C._len_torch_function_stack() == 0 and torch._C._is_torch_function_enabled()
+    assert analyse_module(net, "tiny", (1, 3, 8, 8), META, F32).totals.macs == run(Tiny, (1, 3, 8, 8)).totals.macs

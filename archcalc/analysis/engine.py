@@ -194,16 +194,20 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 def _totals(tracer: Tracer, records: tuple[LayerRecord, ...]) -> Totals:
-    params = tracer.parameters
-    return Totals(
-        params=sum(p.numel() for p in params),
-        trainable_params=sum(p.numel() for p in params if p.requires_grad),
-        macs=sum(r.macs for r in records if r.macs is not None),
-        elementwise=sum(r.elementwise for r in records if r.elementwise is not None),
-        param_bytes=sum(p.numel() * p.element_size() for p in params),
-        buffer_bytes=sum(b.numel() * b.element_size() for b in tracer.buffers.values()),
-        activation_bytes=sum(r.activation_bytes for r in records),
-    )
+    params = trainable = param_bytes = 0
+    for p in tracer.parameters:
+        n = p.numel()
+        params += n
+        trainable += n if p.requires_grad else 0
+        param_bytes += n * p.element_size()
+    macs = elementwise = activation_bytes = 0
+    for r in records:
+        macs += r.macs or 0
+        elementwise += r.elementwise or 0
+        activation_bytes += r.activation_bytes
+    return Totals(params=params, trainable_params=trainable, macs=macs, elementwise=elementwise,
+                  param_bytes=param_bytes, buffer_bytes=sum(b.numel() * b.element_size() for b in tracer.buffers.values()),
+                  activation_bytes=activation_bytes)
 
 
 def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int) -> tuple[str, ...]:
