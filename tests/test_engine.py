@@ -233,3 +233,4 @@ def test_a_trace_leaves_the_model_and_torch_as_it_found_them():
     assert all("forward" not in m.__dict__ for m in net.modules())
     assert torch._C._len_torch_function_stack() == 0 and torch._C._is_torch_function_enabled()
     assert analyse_module(net, "tiny", (1, 3, 8, 8), META, F32).totals.macs == run(Tiny, (1, 3, 8, 8)).totals.macs
+

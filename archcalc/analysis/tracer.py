@@ -114,16 +114,17 @@ class Tracer(TorchFunctionMode):
         self.param_names: dict[int, str] = {}  # id -> its slot name (weight, bias), each parameter once
         self.parameters: list[nn.Parameter] = []
         self.buffers: dict[int, torch.Tensor] = {}
-        self._walk: list[tuple[nn.Module, str]] = []
-        for name, m in model.named_modules():
-            self._walk.append((m, name))
-            for slot, p in m._parameters.items():
-                if p is not None and id(p) not in self.param_names:
-                    self.param_names[id(p)] = slot
-                    self.parameters.append(p)
-            for b in m._buffers.values():
-                if b is not None:
-                    self.buffers[id(b)] = b
+        self._walk = [(m, name) for name, m in model.named_modules()]
+        for m, _ in self._walk:
+            if m._parameters:
+                for slot, p in m._parameters.items():
+                    if p is not None and id(p) not in self.param_names:
+                        self.param_names[id(p)] = slot
+                        self.parameters.append(p)
+            if m._buffers:
+                for b in m._buffers.values():
+                    if b is not None:
+                        self.buffers[id(b)] = b
         self.records: dict[int, LayerRecord] = {}
         self.stack: list[_Frame] = []
         self.next_index = 0
