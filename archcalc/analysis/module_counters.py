@@ -13,6 +13,7 @@ from torch import nn
 from archcalc.analysis.counting import MODULES, Count, ModuleCall
 from archcalc.analysis.shapes import adaptive_formula, as_tuple, elements_text, joined, numel, window_formula
 from archcalc.formulas.numbers import grouped
+from archcalc.formulas.outsize import adaptive_window_total
 from archcalc.formulas.params import connection_table_params, conv_params, linear_params, per_map_params
 from archcalc.layers.lenet import ConnectionTableConv2d, RBFOutput, ScaledTanh, Subsampling
 
@@ -31,11 +32,12 @@ def _bias_formula(out: tuple, value: int) -> dict[str, str]:
 
 @MODULES.register(nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def conv(call: ModuleCall) -> Count:
-    m, out = call.module, call.output
+    m, out = call.module, call.outputs[0]
     d = len(out) - 2
-    per_output = list(m.kernel_size) + [m.in_channels // m.groups]
-    macs = numel(out) * prod(per_output)
-    elementwise = numel(out) if m.bias is not None else 0
+    per_output = [*m.kernel_size, m.in_channels // m.groups]
+    n = prod(out)
+    macs = n * prod(per_output)
+    elementwise = n if m.bias is not None else 0
 
     def formulas() -> dict[str, str]:
         spatial_in = call.input[-d:]
@@ -160,14 +162,14 @@ def avg_pool(call: ModuleCall) -> Count:
 def adaptive_pool(call: ModuleCall) -> Count:
     out = call.output
     d = len(out) - 2
-    formula, window_elements = adaptive_formula(call.input[-d:], out[-d:])
+    window_elements = prod(adaptive_window_total(i, o) for i, o in zip(call.input[-d:], out[-d:]))
     planes = numel(out[:-d])
     reads = planes * window_elements
     is_max = "Max" in type(call.module).__name__
     elementwise = reads - numel(out) if is_max else reads
     what = "comparisons" if is_max else "adds and divides"
-    return Count(0, elementwise, {
-        "output": formula,
+    return Count(0, elementwise, lambda: {
+        "output": adaptive_formula(call.input[-d:], out[-d:])[0],
         "elementwise": f"{what}: {grouped(elementwise)} over {grouped(reads)} window elements",
     })
 

@@ -40,16 +40,16 @@ class Field(NamedTuple):
 
 def window(field: Field, kernel, stride, padding, dilation) -> Field:
     """A conv or pooling window applied to a field."""
-    if field.whole:
+    if WHOLE in field.size:
         return field
     d = len(field.size)
     k, s, p, dl = _per_dim(kernel, d), _per_dim(stride, d), _per_dim(padding, d), _per_dim(dilation, d)
     size, jump, centre = [], [], []
-    for i in range(d):
-        extent = dl[i] * (k[i] - 1) + 1
-        size.append(int(round(field.size[i] + (extent - 1) * field.jump[i])))
-        jump.append(field.jump[i] * s[i])
-        centre.append(field.centre[i] + ((extent - 1) / 2 - p[i]) * field.jump[i])
+    for r, j, c, ki, si, pi, di in zip(field.size, field.jump, field.centre, k, s, p, dl):
+        span = di * (ki - 1)  # K' - 1
+        size.append(int(round(r + span * j)))
+        jump.append(j * si)
+        centre.append(c + (span / 2 - pi) * j)
     return Field(tuple(size), tuple(jump), tuple(centre))
 
 
@@ -69,6 +69,8 @@ def merge(fields: list[Field]) -> Field:
 
 
 def _per_dim(value, dims: int) -> tuple:
+    if type(value) is tuple and len(value) == dims:  # as PyTorch's layers keep them
+        return value
     if isinstance(value, (tuple, list)):
         return tuple(value) * dims if len(value) == 1 else tuple(value)
     return (value,) * dims

@@ -221,21 +221,20 @@ class Tracer(TorchFunctionMode):
             frame.inputs = _tensors(args) + _tensors(kwargs)
         if frame.quiet:  # the mode is off the stack: the layer's tensor queries cannot reach it
             try:
-                self._settle(frame, module, output)
+                outputs = _tensors(output)
+                shapes = shapes_of(frame.inputs), shapes_of(outputs)
             finally:
                 self.layer = None
                 torch._C._push_on_torch_function_stack(self)
-            return
-        if frame is self.layer:
-            self.layer = None
-        with _NO_TORCH_FUNCTION():
-            self._settle(frame, module, output)
-
-    def _settle(self, frame: _Frame, module: nn.Module, output) -> None:
-        outputs = _tensors(output)
-        shapes = shapes_of(frame.inputs), shapes_of(outputs)
+        else:
+            if frame is self.layer:
+                self.layer = None
+            with _NO_TORCH_FUNCTION():
+                outputs = _tensors(output)
+                shapes = shapes_of(frame.inputs), shapes_of(outputs)
         if self.pending is None:
-            self._leave(frame, module, outputs, *shapes)
+            with _NO_TORCH_FUNCTION():
+                self._leave(frame, module, outputs, *shapes)
         else:
             self.pending.append((self._leave, (frame, module, outputs, *shapes)))
 
@@ -265,8 +264,11 @@ class Tracer(TorchFunctionMode):
         if frame.counter is not None:
             count, kind = frame.counter(ModuleCall(module, shapes_in, shapes_out)), LAYER
             field = receptive.for_module(module, [self._field(t) for t in inputs], shapes_in, shapes_out)
-            for t in outputs:
-                self._set_field(t, field)
+            if field is not None:
+                for t in outputs:
+                    self.fields[id(t)] = (weakref.ref(t), field)
+            elif outputs:  # the output keeps what it had (an in-place layer's input field), if anything
+                field = self._field(outputs[0])
             # A layer owns its parameters (a leaf's own slots; an absent bias is None).
             own = list(module.parameters()) if module._modules else \
                 [p for p in module._parameters.values() if p is not None]
@@ -278,9 +280,9 @@ class Tracer(TorchFunctionMode):
                 if known:
                     self._set_field(outputs[0], receptive.merge(known))
             elements = size = 0  # what a container returns was made by a layer or op inside it
+            field = self._field(outputs[0]) if outputs else None
         self._record(frame.index, frame.name, frame.call, type(module).__name__, kind, frame.depth, frame.parent,
-                     shapes_in, shapes_out, elements, size, count, own, self._field(outputs[0]) if outputs else None,
-                     "", tuple(frame.inner))
+                     shapes_in, shapes_out, elements, size, count, own, field, "", tuple(frame.inner))
 
     # -- functional operations ----------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):

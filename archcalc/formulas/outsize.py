@@ -96,6 +96,13 @@ class AdaptiveWindow:
     formula: str
 
 
+def adaptive_window_total(size: int, out: int) -> int:
+    """The sum of PyTorch's adaptive window sizes, [floor(i*in/out), ceil((i+1)*in/out)) for each i."""
+    if size % out == 0:
+        return size  # out windows of in/out each
+    return sum(-(-((i + 1) * size) // out) - (i * size) // out for i in range(out))
+
+
 def adaptive_window(size: int, out: int) -> AdaptiveWindow:
     """Stride = in // out, kernel = in - (out - 1)*stride (the lecture's rule, exact when out divides in).
 
@@ -104,7 +111,7 @@ def adaptive_window(size: int, out: int) -> AdaptiveWindow:
     """
     _require(size, "input size", 1)
     _require(out, "output size", 1)
-    window_total = sum(-(-((i + 1) * size) // out) - (i * size) // out for i in range(out))
+    window_total = adaptive_window_total(size, out)
     if size % out == 0:
         stride = size // out
         kernel = size - (out - 1) * stride
