@@ -32,7 +32,7 @@ def _bias_formula(out: tuple, value: int) -> dict[str, str]:
 
 @MODULES.register(nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def conv(call: ModuleCall) -> Count:
-    m, out = call.module, call.outputs[0]
+    m, out = call.module, call.output
     d = len(out) - 2
     per_output = [*m.kernel_size, m.in_channels // m.groups]
     n = prod(out)

@@ -266,7 +266,7 @@ class Tracer(TorchFunctionMode):
             field = receptive.for_module(module, [self._field(t) for t in inputs], shapes_in, shapes_out)
             if field is not None:
                 for t in outputs:
-                    self.fields[id(t)] = (weakref.ref(t), field)
+                    self._set_field(t, field)
             elif outputs:  # the output keeps what it had (an in-place layer's input field), if anything
                 field = self._field(outputs[0])
             # A layer owns its parameters (a leaf's own slots; an absent bias is None).
