@@ -53,6 +53,25 @@ class TooSmall(nn.Module):
         return self.pool2(self.pool1(x))
 
 
+class Lazy(nn.Module):
+    """Lazy layers make their parameters in the first forward pass; spare never runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.LazyConv2d(8, 3)
+        self.fc = nn.LazyLinear(10)
+        self.spare = nn.LazyLinear(4)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.conv(x), 1))
+
+
+class LazyTooNarrow(Lazy):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(100, 10)
+
+
 class Two(nn.Module):
     def forward(self, x, mask):
         return x * mask
@@ -92,7 +111,7 @@ def test_a_builder_function_from_a_module(cli, nets, monkeypatch):
 
 @pytest.mark.parametrize("spec,extra,message", [
     ("{nets}:Net", (), "give the input size of"),
-    ("{nets}:Nett", ("--input", "3x16x16"), "nets.py has no 'Nett'; it defines: BadDense, BadSkip, Net"),
+    ("{nets}:Nett", ("--input", "3x16x16"), "nets.py has no 'Nett'; it defines: BadDense, BadSkip, Lazy"),
     ("{dir}/missing.py:Net", ("--input", "3x16x16"), "no file"),
     ("{nets}:build", ("--input", "3x8x8", "--arg", "width=3"), "nets.py line {raise_line}: constructing"),
     ("{nets}:build", ("--input", "3x8x8", "--arg", "depth=3"), "has no argument 'depth'; it takes: width"),
@@ -136,6 +155,30 @@ def test_the_layers_that_ran_are_shown_before_the_error(cli):
     assert run.code == 1
     assert "features.28" in run.out and "the forward pass stopped here" in run.out
     assert "C*H*W = 256*4*4 = 4096 features per sample" in run.err
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_lazy_layers_are_counted_as_the_layers_they_become(cli, nets, device):
+    data = cli("summary", f"{nets}:Lazy", "--input", "3x16x16", "--device", device, "-f", "json").json()
+    rows = {r["name"]: r for r in data["layers"]}
+    assert list(rows) == ["conv", "flatten", "fc"]  # the making of the parameters is no operation of the model
+    assert (rows["conv"]["type"], rows["conv"]["params"], rows["conv"]["macs"]) == ("Conv2d", (3 * 3 * 3 + 1) * 8,
+                                                                                      8 * 14 * 14 * (3 * 3 * 3))
+    assert (rows["fc"]["type"], rows["fc"]["params"], rows["fc"]["macs"]) == ("Linear", (8 * 14 * 14 + 1) * 10,
+                                                                              8 * 14 * 14 * 10)
+    assert data["totals"]["params"] == 224 + 15690
+    assert any("2 lazy parameter tensors were never made" in n for n in data["notes"])
+
+
+def test_a_lazy_model_s_training_memory(cli, nets):
+    data = cli("memory", f"{nets}:Lazy", "--input", "3x16x16", "-f", "json").json()
+    assert data["totals"]["params_bytes"] == (224 + 15690) * 4  # spare, never run, has no size
+
+
+def test_a_lazy_model_that_fails_is_diagnosed(cli, nets):
+    run = cli("shapes", f"{nets}:LazyTooNarrow", "--input", "3x16x16")
+    assert run.code == 1 and "Traceback" not in run.err
+    assert "in fc (Linear) receiving 1x1568: expects 100 input features but receives 1568" in run.err
 
 
 def test_debug_shows_the_traceback(nets):

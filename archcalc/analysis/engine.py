@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedTensorMixin
 
 import archcalc.analysis.module_counters  # noqa: F401  (registers the layer formulas)
 import archcalc.analysis.op_counters  # noqa: F401  (registers the operation formulas)
@@ -133,7 +134,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: 
         itemsize=x.element_size(),
         records=records,
         totals=totals,
-        notes=_notes(records, totals, shape[0]),
+        notes=_notes(records, totals, shape[0], _unmade(tracer)),
         by_convention=tool_conventions.Counts(model, records, retrace),
     )
 
@@ -145,6 +146,8 @@ def _trace(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.de
     else:
         x = torch.randn(shape, device=device, dtype=dtype)
     tracer = Tracer(model, inner, deferred=device.type == "meta")
+    if tracer.lazy:
+        make_lazy_parameters(model, x)
     tracer.watch_input(x)
     try:
         with torch.no_grad(), tracer:
@@ -156,6 +159,16 @@ def _trace(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.de
                                _totals(tracer, ran), ("the forward pass stopped here",))
         raise failure from error
     return x, tracer, output
+
+
+def make_lazy_parameters(model: nn.Module, x: torch.Tensor) -> None:
+    """Lazy layers (nn.LazyConv2d, nn.LazyLinear) make their parameters, and become plain layers, in
+    their first forward pass, as PyTorch's documentation has it: one forward pass untraced first, so
+    that what follows sees each layer as it will stay. Should it fail, the next pass fails the same way
+    and says where."""
+    if any(isinstance(p, UninitializedTensorMixin) for p in model.parameters()):
+        with contextlib.suppress(Exception), torch.no_grad():
+            model(x)
 
 
 @contextlib.contextmanager
@@ -194,23 +207,33 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 def _totals(tracer: Tracer, records: tuple[LayerRecord, ...]) -> Totals:
-    params = trainable = param_bytes = 0
-    for p in tracer.parameters:
-        n = p.numel()
-        params += n
-        trainable += n if p.requires_grad else 0
-        param_bytes += n * p.element_size()
-    macs = elementwise = activation_bytes = 0
+    """The rows' sums, with the parameters no row owns (their layers did not run) added."""
+    params = trainable = param_bytes = macs = elementwise = activation_bytes = 0
     for r in records:
+        params += r.params
+        trainable += r.trainable_params
+        param_bytes += r.param_bytes
         macs += r.macs or 0
         elementwise += r.elementwise or 0
         activation_bytes += r.activation_bytes
+    owned = tracer.params_seen
+    for p in tracer.parameters:
+        if id(p) not in owned and not isinstance(p, UninitializedTensorMixin):  # a lazy layer's, never run: no size
+            n = p.numel()
+            params += n
+            trainable += n if p.requires_grad else 0
+            param_bytes += n * p.element_size()
     return Totals(params=params, trainable_params=trainable, macs=macs, elementwise=elementwise,
                   param_bytes=param_bytes, buffer_bytes=sum(b.numel() * b.element_size() for b in tracer.buffers.values()),
                   activation_bytes=activation_bytes)
 
 
-def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int) -> tuple[str, ...]:
+def _unmade(tracer: Tracer) -> int:
+    """The parameter tensors that lazy layers never made (their layers did not run)."""
+    return sum(isinstance(p, UninitializedTensorMixin) for p in tracer.parameters) if tracer.lazy else 0
+
+
+def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: int = 0) -> tuple[str, ...]:
     notes = []
     in_rows = 0
     uncounted = set()
@@ -225,6 +248,8 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int) -> tupl
             )
     if in_rows != totals.params:
         notes.append(f"{totals.params - in_rows:,} parameters belong to layers that did not run in this forward pass")
+    if lazy:
+        notes.append(f"{lazy} lazy parameter tensors were never made (their layers did not run): not counted")
     if uncounted:
         notes.append(f"not counted (no formula): {', '.join(sorted(uncounted))}")
     return tuple(notes)

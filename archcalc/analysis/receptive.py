@@ -39,18 +39,20 @@ class Field(NamedTuple):
 
 
 def window(field: Field, kernel, stride, padding, dilation) -> Field:
-    """A conv or pooling window applied to a field."""
-    if WHOLE in field.size:
+    """A conv or pooling window applied to a field, dimension by dimension."""
+    size = field.size
+    if WHOLE in size:
         return field
-    d = len(field.size)
-    k, s, p, dl = _per_dim(kernel, d), _per_dim(stride, d), _per_dim(padding, d), _per_dim(dilation, d)
-    size, jump, centre = [], [], []
-    for r, j, c, ki, si, pi, di in zip(field.size, field.jump, field.centre, k, s, p, dl):
-        span = di * (ki - 1)  # K' - 1
-        size.append(int(round(r + span * j)))
-        jump.append(j * si)
-        centre.append(c + (span / 2 - pi) * j)
-    return Field(tuple(size), tuple(jump), tuple(centre))
+    d = len(size)
+    per_dim = map(_through_window, *field, _per_dim(kernel, d), _per_dim(stride, d), _per_dim(padding, d),
+                  _per_dim(dilation, d))
+    return Field(*zip(*per_dim))
+
+
+def _through_window(r, j, c, k, s, p, dl):
+    """(r, j, c) of one dimension after a window of kernel k, stride s, padding p, dilation dl."""
+    span = dl * (k - 1)  # K' - 1
+    return round(r + span * j), j * s, c + (span / 2 - p) * j
 
 
 def whole(dims: int) -> Field:
@@ -78,13 +80,9 @@ def _per_dim(value, dims: int) -> tuple:
 
 # -- which layers and operations move the field how --------------------------------------------
 
-def _first(fields):
-    return fields[0] if fields else None
-
-
 def for_module(module, fields: list, inputs: tuple, outputs: tuple):
     """The output field of a layer with a formula, from its input fields (None: unknown)."""
-    field = _first(fields)
+    field = fields[0] if fields else None
     if field is None:
         return None
     rule = _RULES.get(type(module))

@@ -18,10 +18,14 @@ from __future__ import annotations
 import weakref
 from collections import Counter
 from collections.abc import Mapping
+from itertools import compress
 from math import prod
+from operator import attrgetter, mul
+from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedTensorMixin
 from torch.overrides import TorchFunctionMode
 
 from archcalc.analysis import receptive
@@ -33,7 +37,8 @@ from archcalc.formulas.params import tensor_params
 # The hooks' own tensor queries (shape, numel, element_size) are not operations of the model:
 # switching torch-function handling off around them saves the mode thousands of calls.
 _NO_TORCH_FUNCTION = torch._C.DisableTorchFunction
-_ABSENT = object()  # a module with no forward of its own instance (the usual case)
+_stack_depth, _pop_mode, _push_mode = (torch._C._len_torch_function_stack, torch._C._pop_torch_function_stack,
+                                       torch._C._push_on_torch_function_stack)
 
 
 def layer_names(model: nn.Module) -> dict[int, str]:
@@ -59,8 +64,11 @@ def _tensors(value) -> list[torch.Tensor]:
     return found
 
 
+_shape = attrgetter("shape")
+
+
 def shapes_of(tensors: list[torch.Tensor]) -> tuple[tuple[int, ...], ...]:
-    return tuple([tuple(t.shape) for t in tensors])
+    return tuple(map(tuple, map(_shape, tensors)))
 
 
 def _new_bytes(outputs: list[torch.Tensor], shapes: tuple, inputs: list[torch.Tensor]) -> tuple[int, int]:
@@ -83,18 +91,23 @@ _CONTAINER = Count(0, 0, {})  # a module's cost is that of the layers and operat
 _EMPTY = Count(0, 0, {}, "no operations")
 
 
-class _Frame:
-    """A module call in progress (private and mutable; records made from it are frozen)."""
+class _Frame(NamedTuple):
+    """A module call in progress: what its record needs and, should the forward pass fail there, where
+    it failed. Which records were made inside it shows in their indices (index + 1 up to the next
+    free index when it returns)."""
 
-    __slots__ = ("call", "children", "counter", "depth", "index", "inner", "inputs", "module", "name", "parent",
-                 "quiet")
+    module: nn.Module
+    index: int  # its record's; -1 for the model itself when it is not a row
+    name: str
+    call: int
+    depth: int
+    parent: int | None  # the index of the record of the module whose forward called it
+    counter: object  # the layer's counter; None for any other module
+    inputs: list
+    inner: list  # a counted layer's own torch calls, kept only when asked for (Tracer(inner=True))
 
-    def __init__(self, module, index, name, call, depth, parent, counter, inputs):
-        self.module, self.index, self.name, self.call = module, index, name, call
-        self.depth, self.parent, self.counter, self.inputs = depth, parent, counter, inputs
-        self.children = 0
-        self.inner: list = []  # a layer's own torch calls (for tools that count them), when asked for
-        self.quiet = False  # True while the mode is off the stack for this counted layer's forward
+
+_new_frame = tuple.__new__  # every field given, in order: without the named tuple's own __new__
 
 
 class Tracer(TorchFunctionMode):
@@ -111,29 +124,34 @@ class Tracer(TorchFunctionMode):
         # tensor is held till then, so only for the meta device, where tensors take no memory.
         # Shapes are read as the forward runs either way.
         self.pending: list | None = [] if deferred else None
+        self.lazy = False  # True while a lazy layer (nn.LazyLinear) has parameters still to be made
         self.param_names: dict[int, str] = {}  # id -> its slot name (weight, bias), each parameter once
         self.parameters: list[nn.Parameter] = []
         self.buffers: dict[int, torch.Tensor] = {}
         self._walk = [(m, name) for name, m in model.named_modules()]
+        names, parameters, buffers = self.param_names, self.parameters, self.buffers
         for m, _ in self._walk:
             if m._parameters:
                 for slot, p in m._parameters.items():
-                    if p is not None and id(p) not in self.param_names:
-                        self.param_names[id(p)] = slot
-                        self.parameters.append(p)
+                    if p is not None and id(p) not in names:
+                        names[id(p)] = slot
+                        parameters.append(p)
+                        self.lazy = self.lazy or isinstance(p, UninitializedTensorMixin)
             if m._buffers:
                 for b in m._buffers.values():
                     if b is not None:
-                        self.buffers[id(b)] = b
+                        buffers[id(b)] = b
         self.records: dict[int, LayerRecord] = {}
         self.stack: list[_Frame] = []
         self.next_index = 0
         self.op_calls: Counter = Counter()
         self.params_seen: set[int] = set()
-        self._replaced: list[tuple[nn.Module, object]] = []
+        self._wrapped: list[dict] = []  # the __dict__ of each module whose forward is the trace's
+        self._own_forwards: list[tuple[dict, object]] = []  # (__dict__, forward) of instances with their own
         self.failed_op: tuple | None = None  # (qualified name, op, input shapes, args, kwargs) of a failing op
         self.fields: dict[int, tuple] = {}  # id(tensor) -> (weak reference, receptive field)
         self.layer: _Frame | None = None  # the counted layer whose forward is running, if any
+        self.quiet = False  # True while the mode is off the stack for that layer's forward
         self._counters: dict[type, object] = {}  # layer type -> its counter (None: not a layer)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -142,23 +160,26 @@ class Tracer(TorchFunctionMode):
         # Module hooks, even two process-wide ones, send every module call through PyTorch's slow
         # path, which cost a tenth of a small network's meta forward pass. Modules outside the model
         # (one built inside a forward) are left alone.
+        wrapped, own_forwards = self._wrapped, self._own_forwards
         try:
             for module, name in self._walk:
                 own = module.__dict__
-                self._replaced.append((module, own.get("forward", _ABSENT)))
+                if "forward" in own:  # a forward of the instance's own: put back on exit
+                    own_forwards.append((own, own["forward"]))
                 own["forward"] = self._traced(module, name, module.forward)
+                wrapped.append(own)
         except BaseException:
             self._restore()
             raise
         entered = super().__enter__()
-        self._depth = torch._C._len_torch_function_stack()  # this mode is on top while the stack is this deep
+        self._depth = _stack_depth()  # this mode is on top while the stack is this deep
         return entered
 
     def __exit__(self, *exc):
         self._restore()
-        if self.layer is not None and self.layer.quiet:  # a layer's forward raised: put the mode back
-            torch._C._push_on_torch_function_stack(self)
-            self.layer.quiet = False
+        if self.quiet:  # a layer's forward raised while the mode stood aside: put it back
+            _push_mode(self)
+            self.quiet = False
         result = super().__exit__(*exc)
         if self.pending:
             with _NO_TORCH_FUNCTION():
@@ -168,19 +189,19 @@ class Tracer(TorchFunctionMode):
         return result
 
     def _restore(self) -> None:
-        for module, forward in self._replaced:
-            if forward is _ABSENT:
-                module.__dict__.pop("forward", None)
-            else:
-                module.__dict__["forward"] = forward
-        self._replaced.clear()
+        for own in self._wrapped:
+            own.pop("forward", None)
+        for own, forward in self._own_forwards:
+            own["forward"] = forward
+        self._wrapped.clear()
+        self._own_forwards.clear()
 
     @property
     def current(self) -> _Frame | None:
         return self.stack[-1] if self.stack else None
 
     def ordered(self) -> tuple[LayerRecord, ...]:
-        return tuple(self.records[i] for i in sorted(self.records))
+        return tuple(map(self.records.__getitem__, sorted(self.records)))
 
     def failing_frame(self) -> _Frame | None:
         """The innermost recorded module that was running when the forward pass stopped."""
@@ -189,16 +210,21 @@ class Tracer(TorchFunctionMode):
 
     # -- modules ------------------------------------------------------------------------
     def _traced(self, module: nn.Module, name: str, forward):
-        """The module's forward, recorded. What does not change from call to call is settled here."""
+        """The module's forward, recorded. What does not change from call to call is settled here;
+        each call is entered (a frame on the stack; a counted layer runs with the mode stepped aside),
+        run, and left (its shapes read, its record made now or, deferred, after the pass)."""
         kind = type(module)
         counter = self._counters.get(kind, 0)
         if counter == 0:
             counter = self._counters[kind] = module_counter(module)
         # The model itself is a row only when it is a single layer (an nn.Conv2d analysed alone);
         # it is named "" (its operations' names start bare), or its class when a row.
-        recorded = module is not self.model or counter is not None or not module._modules
-        row = (name or kind.__name__) if recorded else ""
-        counter = counter if recorded else None
+        if module is self.model and counter is None and module._modules:
+            recorded, row = False, ""
+        else:
+            recorded, row = True, name or kind.__name__
+        leave = self._leave_module if counter is None else self._leave_layer
+        stack, pending = self.stack, self.pending
         calls = 0
 
         def traced_forward(*args, **kwargs):
@@ -206,83 +232,83 @@ class Tracer(TorchFunctionMode):
             if self.layer is not None:  # inside a counted layer: nothing is recorded
                 return forward(*args, **kwargs)
             calls += 1
-            frame = self._enter(module, row, calls, counter, recorded, args)
+            index = -1
+            if recorded:
+                index = self.next_index
+                self.next_index = index + 1
+            if stack:
+                caller = stack[-1]
+                depth, parent = caller.depth + 1, (None if caller.index < 0 else caller.index)
+            else:
+                depth, parent = 0, None
+            frame = _new_frame(_Frame, (module, index, row, calls, depth, parent, counter, _tensors(args), []))
+            quiet = False
+            if counter is not None:
+                self.layer = frame
+                if not self.inner and _stack_depth() == self._depth:  # the mode steps aside
+                    _pop_mode()
+                    self.quiet = quiet = True
+            stack.append(frame)
             output = forward(*args, **kwargs)
-            self._exit(frame, module, args, kwargs, output)
+            stack.pop()
+            inputs = frame.inputs + _tensors(kwargs) if kwargs else frame.inputs
+            if quiet:  # the mode is off the stack: the layer's tensor queries cannot reach it
+                try:
+                    outputs = _tensors(output)
+                    shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
+                finally:
+                    self.layer = None
+                    self.quiet = False
+                    _push_mode(self)
+            else:
+                if frame is self.layer:
+                    self.layer = None
+                with _NO_TORCH_FUNCTION():
+                    outputs = _tensors(output)
+                    shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
+            if index < 0:  # the model itself, not a row
+                return output
+            if pending is None:
+                with _NO_TORCH_FUNCTION():
+                    leave(frame, inputs, outputs, shapes_in, shapes_out, self.next_index)
+            else:
+                pending.append((leave, (frame, inputs, outputs, shapes_in, shapes_out, self.next_index)))
             return output
 
         return traced_forward
 
-    def _exit(self, frame: _Frame, module: nn.Module, args, kwargs, output) -> None:
-        self.stack.pop()
-        if frame.index < 0:
-            return
-        if kwargs:
-            frame.inputs = _tensors(args) + _tensors(kwargs)
-        if frame.quiet:  # the mode is off the stack: the layer's tensor queries cannot reach it
-            try:
-                outputs = _tensors(output)
-                shapes = shapes_of(frame.inputs), shapes_of(outputs)
-            finally:
-                self.layer = None
-                torch._C._push_on_torch_function_stack(self)
-        else:
-            if frame is self.layer:
-                self.layer = None
-            with _NO_TORCH_FUNCTION():
-                outputs = _tensors(output)
-                shapes = shapes_of(frame.inputs), shapes_of(outputs)
-        if self.pending is None:
-            with _NO_TORCH_FUNCTION():
-                self._leave(frame, module, outputs, *shapes)
-        else:
-            self.pending.append((self._leave, (frame, module, outputs, *shapes)))
+    def _leave_layer(self, frame: _Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
+                     end: int) -> None:
+        """A counted layer's record: its formula, its output's receptive field, the parameters it owns."""
+        module = frame.module
+        count = frame.counter(ModuleCall(module, shapes_in, shapes_out))
+        field = receptive.for_module(module, self._fields(inputs), shapes_in, shapes_out)
+        if field is not None:
+            for t in outputs:
+                self._set_field(t, field)
+        elif outputs:  # the output keeps what it had (an in-place layer's input field), if anything
+            field = self._field(outputs[0])
+        # A layer owns its parameters (a leaf's own slots; an absent bias is None).
+        own = module.parameters() if module._modules else module._parameters.values()
+        self._record(frame.index, frame.name, frame.call, type(module).__name__, LAYER, frame.depth, frame.parent,
+                     shapes_in, shapes_out, _new_bytes(outputs, shapes_out, inputs), count, own, field, "",
+                     tuple(frame.inner))
 
-    def _enter(self, module: nn.Module, name: str, calls: int, counter, recorded: bool, args) -> _Frame:
-        stack = self.stack
-        parent = stack[-1] if stack else None
-        index = -1
-        if recorded:
-            index = self.next_index
-            self.next_index = index + 1
-        if parent is None:
-            frame = _Frame(module, index, name, calls, 0, None, counter, _tensors(args))
-        else:
-            frame = _Frame(module, index, name, calls, parent.depth + 1, None if parent.index < 0 else parent.index,
-                           counter, _tensors(args))
-            parent.children += 1
-        if counter is not None:
-            self.layer = frame
-            if not self.inner and torch._C._len_torch_function_stack() == self._depth:  # the mode steps aside
-                torch._C._pop_torch_function_stack()
-                frame.quiet = True
-        stack.append(frame)
-        return frame
-
-    def _leave(self, frame: _Frame, module: nn.Module, outputs: list, shapes_in: tuple, shapes_out: tuple) -> None:
-        inputs = frame.inputs
-        if frame.counter is not None:
-            count, kind = frame.counter(ModuleCall(module, shapes_in, shapes_out)), LAYER
-            field = receptive.for_module(module, [self._field(t) for t in inputs], shapes_in, shapes_out)
-            if field is not None:
-                for t in outputs:
-                    self._set_field(t, field)
-            elif outputs:  # the output keeps what it had (an in-place layer's input field), if anything
-                field = self._field(outputs[0])
-            # A layer owns its parameters (a leaf's own slots; an absent bias is None).
-            own = list(module.parameters()) if module._modules else \
-                [p for p in module._parameters.values() if p is not None]
-            elements, size = _new_bytes(outputs, shapes_out, inputs)
-        else:  # any other module's parameters go to the operations using them
-            count, kind, own = (_CONTAINER if frame.children else _EMPTY), MODULE, ()
-            if outputs and not frame.children and self._field(outputs[0]) is None:  # a module that did no operation
-                known = [f for f in map(self._field, inputs) if f is not None]
-                if known:
-                    self._set_field(outputs[0], receptive.merge(known))
-            elements = size = 0  # what a container returns was made by a layer or op inside it
-            field = self._field(outputs[0]) if outputs else None
-        self._record(frame.index, frame.name, frame.call, type(module).__name__, kind, frame.depth, frame.parent,
-                     shapes_in, shapes_out, elements, size, count, own, field, "", tuple(frame.inner))
+    def _leave_module(self, frame: _Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
+                      end: int) -> None:
+        """Any other module's record: its cost is that of the layers and operations inside it (records
+        frame.index + 1 up to ``end``), which also use its parameters."""
+        inside = end > frame.index + 1
+        field = self._field(outputs[0]) if outputs else None
+        if field is None and outputs and not inside:  # a module that did no operation
+            known = [f for f in self._fields(inputs) if f is not None]
+            if known:
+                field = receptive.merge(known)
+                self._set_field(outputs[0], field)
+        # what a container returns was made by a layer or op inside it
+        self._record(frame.index, frame.name, frame.call, type(frame.module).__name__, MODULE, frame.depth,
+                     frame.parent, shapes_in, shapes_out, (0, 0), _CONTAINER if inside else _EMPTY, (),
+                     field, "", ())
 
     # -- functional operations ----------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -293,8 +319,9 @@ class Tracer(TorchFunctionMode):
             parent = self.current
             if self.failed_op is None and parent is not None and self.layer is None:
                 name = op_name(func)
-                self.failed_op = (f"{parent.name}.{name}" if parent.name else name, name,
-                                  shapes_of(_tensors(args) + _tensors(kwargs)), args, kwargs)
+                given = [t for t in _tensors(args) + _tensors(kwargs) if not isinstance(t, UninitializedTensorMixin)]
+                self.failed_op = (f"{parent.name}.{name}" if parent.name else name, name, shapes_of(given),
+                                  args, kwargs)
             raise
         parent = self.current
         if parent is None:
@@ -303,18 +330,23 @@ class Tracer(TorchFunctionMode):
         inputs = _tensors(args) + _tensors(kwargs)
         if not outputs or not inputs:
             return result  # metadata queries (size, dim) and tensor creation
+        try:
+            shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
+        except RuntimeError:
+            if any(isinstance(t, UninitializedTensorMixin) for t in inputs + outputs):
+                return result  # a lazy layer making its parameters (its hook runs before its forward)
+            raise
         layer = self.layer
         if layer is not None:  # counted by the layer's formula; kept only as what the layer called
-            layer.inner.append((origin(func), shapes_of(inputs), shapes_of(outputs)))
+            layer.inner.append((origin(func), shapes_in, shapes_out))
             return result
         name = op_name(func)
         qualified = f"{parent.name}.{name}" if parent.name else name
         self.op_calls[qualified] += 1
-        parent.children += 1
         index = self.next_index
         self.next_index += 1
         op = (index, name, qualified, self.op_calls[qualified], parent, func, args, kwargs, inputs, outputs,
-              shapes_of(inputs), shapes_of(outputs))
+              shapes_in, shapes_out)
         if self.pending is None:
             self._leave_op(*op)
         else:
@@ -326,13 +358,13 @@ class Tracer(TorchFunctionMode):
         counter = OPS.get(name)
         call = OpCall(name, tuple(args), kwargs, shapes_in, shapes_out)
         count = counter(call) if counter is not None else NOT_COUNTED
-        field = receptive.for_op(name, call, [self._field(t) for t in inputs if not isinstance(t, nn.Parameter)])
+        field = receptive.for_op(name, call, self._fields([t for t in inputs if not isinstance(t, nn.Parameter)]))
         for t in outputs:
             self._set_field(t, field)
         self._record(index, qualified, call_number, name, OP, parent.depth + 1,
                      None if parent.index < 0 else parent.index, shapes_in, shapes_out,
-                     *_new_bytes(outputs, shapes_out, inputs), count,
-                     [t for t in inputs if isinstance(t, nn.Parameter)], field, origin(func), ())
+                     _new_bytes(outputs, shapes_out, inputs), count, [t for t in inputs if isinstance(t, nn.Parameter)],
+                     field, origin(func), ())
 
     # -- receptive fields -----------------------------------------------------------------
     def watch_input(self, x: torch.Tensor) -> None:
@@ -347,35 +379,46 @@ class Tracer(TorchFunctionMode):
         entry = self.fields.get(id(t))
         return entry[1] if entry is not None and entry[0]() is t else None
 
+    def _fields(self, tensors: list[torch.Tensor]) -> list:
+        return [self._field(t) for t in tensors]
+
     # -- records ------------------------------------------------------------------------
-    def _record(self, index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, elements, size,
+    def _record(self, index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, activation: tuple,
                 count: Count, params, field, origin: str, inner: tuple) -> None:
-        params_total = trainable = param_bytes = 0
-        fresh = []
-        seen = self.params_seen
-        for p in params:
-            if id(p) not in seen:
-                seen.add(id(p))
-                fresh.append((self.param_names.get(id(p)), p))
-                n = p.numel()
-                params_total += n
-                trainable += n if p.requires_grad else 0
-                param_bytes += n * p.element_size()
-        self.records[index] = LayerRecord(
-            index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out,
-            params_total, trainable, param_bytes, count.macs, count.elementwise, elements, size,
-            Formulas(count.formulas, fresh), count.note, field, origin, inner,
-        )
+        """``activation``: the (elements, bytes) the outputs add; ``params``: those the row may own (it
+        owns each one it is the first to use; None, an absent bias, is skipped)."""
+        if params:
+            seen = self.params_seen
+            fresh = [p for p in params if p is not None and id(p) not in seen]
+            if len(fresh) > 1 and len(set(map(id, fresh))) < len(fresh):  # one parameter given twice counts once
+                fresh = list({id(p): p for p in fresh}.values())
+            seen.update(map(id, fresh))
+            sizes = list(map(_numel, fresh))
+            total, trainable = sum(sizes), sum(compress(sizes, map(_requires_grad, fresh)))
+            size = sum(map(mul, sizes, map(_element_size, fresh)))
+        else:
+            fresh, total, trainable, size = (), 0, 0, 0
+        # tuple.__new__: every field given, in order, without the named tuple's own __new__ (a call a record)
+        self.records[index] = _new_record(LayerRecord, (
+            index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, total, trainable, size,
+            count.macs, count.elementwise, activation[0], activation[1],
+            Formulas(count.formulas, fresh, self.param_names), count.note, field, origin, inner,
+        ))
+
+
+_numel, _element_size, _requires_grad = torch.Tensor.numel, torch.Tensor.element_size, attrgetter("requires_grad")
+_new_record = tuple.__new__
 
 
 class Formulas(Mapping):
     """A record's arithmetic, written out the first time it is read: most uses of a trace print
     only some rows, and a table of text costs more to write than the numbers do to count."""
 
-    __slots__ = ("_params", "_source", "_text")
+    __slots__ = ("_names", "_params", "_source", "_text")
 
-    def __init__(self, source, params: list):
-        self._source, self._params, self._text = source, params, None
+    def __init__(self, source, params: list, names: Mapping[int, str]):
+        """``params``: the parameters the row owns; ``names``: id -> slot name (weight, bias)."""
+        self._source, self._params, self._names, self._text = source, params, names, None
 
     def _all(self) -> dict[str, str]:
         if self._text is None:
@@ -383,9 +426,9 @@ class Formulas(Mapping):
             if not self._params:
                 text.pop("params", None)
             elif "params" not in text:
-                named = [(name, tuple(p.shape)) for name, p in self._params if name is not None]
+                named = [(self._names[id(p)], tuple(p.shape)) for p in self._params if id(p) in self._names]
                 text["params"] = str(tensor_params(named))
-            self._text, self._source, self._params = text, None, None
+            self._text, self._source, self._params, self._names = text, None, None, None
         return self._text
 
     def __getitem__(self, key: str) -> str:

@@ -21,8 +21,9 @@ from typing import Sequence
 import torch
 from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
+from torch.nn.parameter import UninitializedTensorMixin
 
-from archcalc.analysis.engine import build, input_shape, resolve_dtype
+from archcalc.analysis.engine import build, input_shape, make_lazy_parameters, resolve_dtype
 from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
 
@@ -70,11 +71,15 @@ def _optimizer_bytes(params: list[nn.Parameter], optimizer: str) -> tuple[int, s
     return 2 * elements + steps, f"exp_avg + exp_avg_sq: 2*{elements:,} + step counters 4*{len(trainable)} = {2 * elements + steps:,}"
 
 
+def _made(params) -> list[nn.Parameter]:
+    return [p for p in params if not isinstance(p, UninitializedTensorMixin)]
+
+
 class _SavedRecorder:
     def __init__(self, model: nn.Module):
         self.names = {id(m): (name or "(model forward)", type(m).__name__) for name, m in model.named_modules()}
         self.stack: list[nn.Module] = []
-        self.param_storages = {p.untyped_storage()._cdata for p in model.parameters()}
+        self.param_storages = {p.untyped_storage()._cdata for p in _made(model.parameters())}
         self.seen: set[int] = set()
         self.keep: list[torch.Tensor] = []  # holds saved tensors so storage ids cannot be reused
         self.layers: OrderedDict[str, list] = OrderedDict()
@@ -105,6 +110,7 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     meta = torch.device("meta")
     model = build(entry, meta, torch_dtype).train()
     x = torch.empty(shape, device=meta, dtype=torch_dtype, requires_grad=False)
+    make_lazy_parameters(model, x)
     recorder = _SavedRecorder(model)
     recorder.input_storage = x.untyped_storage()._cdata
     def enter(module, args) -> None:
@@ -125,7 +131,7 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     finally:
         for handle in handles:
             handle.remove()
-    params = list(model.parameters())
+    params = list(_made(model.parameters()))  # a lazy layer that never ran has no size yet
     params_bytes = sum(p.numel() * p.element_size() for p in params)
     grads_bytes = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
     optimizer_bytes, optimizer_text = _optimizer_bytes(params, optimizer)
