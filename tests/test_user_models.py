@@ -85,6 +85,23 @@ def build(width=8):
 
 def not_a_model():
     return [1, 2]
+
+
+def scripted():
+    return torch.jit.script(Net())
+
+
+class HoldsScript(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.jit.script(Net())
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def compiled(num_classes=10):
+    return torch.compile(Net(num_classes))
 '''
 
 
@@ -103,6 +120,12 @@ def test_a_model_from_a_file(cli, nets):
     assert sized["input_shape"] == [1, 3, 16, 16]
 
 
+def test_a_compiled_model_is_analysed_as_the_module_it_wraps(cli, nets):
+    data = cli("summary", f"{nets}:compiled", "--input", "3x16x16", "--arg", "num_classes=5", "-f", "json").json()
+    assert [r["name"] for r in data["layers"]] == ["conv", "relu", "flatten", "fc"]
+    assert data["totals"]["macs"] == 8 * 16 * 16 * 27 + 8 * 16 * 16 * 5
+
+
 def test_a_builder_function_from_a_module(cli, nets, monkeypatch):
     monkeypatch.syspath_prepend(str(nets.parent))
     data = cli("params", "nets:build", "--input", "3x8x8", "--arg", "width=4", "-f", "json").json()
@@ -111,13 +134,15 @@ def test_a_builder_function_from_a_module(cli, nets, monkeypatch):
 
 @pytest.mark.parametrize("spec,extra,message", [
     ("{nets}:Net", (), "give the input size of"),
-    ("{nets}:Nett", ("--input", "3x16x16"), "nets.py has no 'Nett'; it defines: BadDense, BadSkip, Lazy"),
+    ("{nets}:Nett", ("--input", "3x16x16"), "nets.py has no 'Nett'; it defines: BadDense, BadSkip, HoldsScript"),
     ("{dir}/missing.py:Net", ("--input", "3x16x16"), "no file"),
     ("{nets}:build", ("--input", "3x8x8", "--arg", "width=3"), "nets.py line {raise_line}: constructing"),
     ("{nets}:build", ("--input", "3x8x8", "--arg", "depth=3"), "has no argument 'depth'; it takes: width"),
     ("{nets}:not_a_model", ("--input", "3x8x8"), "returned list, not a torch.nn.Module"),
     ("{nets}:Two", ("--input", "3x8x8"), "forward takes x, mask; archcalc passes one input tensor"),
     ("no_such_package_xyz:Net", ("--input", "3x8x8"), "importing no_such_package_xyz failed: ModuleNotFoundError"),
+    ("{nets}:scripted", ("--input", "3x16x16"), "it is a TorchScript module (torch.jit.script or torch.jit.trace)"),
+    ("{nets}:HoldsScript", ("--input", "3x16x16"), "its module 'body' is a TorchScript module"),
 ])
 def test_user_model_errors_are_one_line(cli, nets, spec, extra, message):
     raise_line = NETS.splitlines().index('        raise ValueError("width must be even")') + 1

@@ -92,6 +92,24 @@ def construct(spec: str, kwargs: dict[str, Any]):
         raise InputError(f"{_where(error, file)}: constructing {spec} failed: {_describe(error)}") from None
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
+    return _traceable(model, spec)
+
+
+def _traceable(model, spec: str):
+    """The Python module archcalc can trace: torch.compile's wrapper gives its original; a TorchScript
+    module (torch.jit.script or torch.jit.trace), whose forward runs in the TorchScript interpreter
+    where no layer can be seen, is refused rather than counted as nothing."""
+    import torch
+
+    original = getattr(model, "_orig_mod", None)
+    if type(model).__name__ == "OptimizedModule" and isinstance(original, torch.nn.Module):
+        model = original
+    for name, module in model.named_modules():
+        if isinstance(module, torch.jit.ScriptModule):
+            what = f"its module {name!r}" if name else "it"
+            raise InputError(f"{spec}: {what} is a TorchScript module (torch.jit.script or torch.jit.trace), whose "
+                             f"layers run in the TorchScript interpreter where archcalc cannot see them; give the "
+                             f"Python module it was made from")
     return model
 
 
