@@ -72,6 +72,11 @@ class LazyTooNarrow(Lazy):
         self.fc = nn.Linear(100, 10)
 
 
+class Huge(nn.Module):
+    def forward(self, x):
+        return x.new_empty(2**50)  # 4 PiB of float32: more than any address space
+
+
 class Two(nn.Module):
     def forward(self, x, mask):
         return x * mask
@@ -204,6 +209,18 @@ def test_a_lazy_model_that_fails_is_diagnosed(cli, nets):
     run = cli("shapes", f"{nets}:LazyTooNarrow", "--input", "3x16x16")
     assert run.code == 1 and "Traceback" not in run.err
     assert "in fc (Linear) receiving 1x1568: expects 100 input features but receives 1568" in run.err
+
+
+def test_running_out_of_memory_on_a_real_device_is_one_line(cli, nets):
+    run = cli("shapes", "vgg16", "--device", "cpu", "--batch", "100000000")
+    assert run.code == 1 and "Traceback" not in run.err and len(run.err.strip().splitlines()) == 1
+    assert "the input 100000000x3x224x224 (float32) needs 60,211,200,000,000 bytes, more than cpu can allocate; " \
+           "use --device meta" in run.err
+    run = cli("shapes", f"{nets}:Huge", "--input", "3x8x8", "--device", "cpu")
+    assert run.code == 1 and "Traceback" not in run.err and len(run.err.strip().splitlines()) == 1
+    assert "forward pass of" in run.err and "use --device meta" in run.err
+    meta = cli("shapes", f"{nets}:Huge", "--input", "3x8x8", "-f", "json").json()  # no memory on meta
+    assert meta["output_shape"] == [2**50]
 
 
 def test_debug_shows_the_traceback(nets):
