@@ -27,19 +27,15 @@ NOT_COUNTED = Count(None, None, {}, "no formula: not counted")
 
 
 class ModuleCall(NamedTuple):
-    """What a module counter sees: the module (for its hyperparameters) and the shapes."""
+    """What a module counter sees: the module (for its hyperparameters) and the shapes; ``input`` and
+    ``output`` are the first of each (None when there is none), fields rather than properties because
+    every counter reads them."""
 
     module: Any
     inputs: tuple[Shape, ...]
     outputs: tuple[Shape, ...]
-
-    @property
-    def input(self) -> Shape:
-        return self.inputs[0]
-
-    @property
-    def output(self) -> Shape:
-        return self.outputs[0]
+    input: Shape | None
+    output: Shape | None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from math import prod
 from torch import nn
 
 from archcalc.analysis.counting import MODULES, Count, ModuleCall
-from archcalc.analysis.shapes import adaptive_formula, as_tuple, elements_text, joined, numel, window_formula
+from archcalc.analysis.shapes import adaptive_formula, as_tuple, elements_text, joined, window_formula
 from archcalc.formulas.numbers import grouped
 from archcalc.formulas.outsize import adaptive_window_total
 from archcalc.formulas.params import connection_table_params, conv_params, linear_params, per_map_params
@@ -62,8 +62,8 @@ def conv_transpose(call: ModuleCall) -> Count:
     m, inp, out = call.module, call.input, call.output
     d = len(out) - 2
     per_input = list(m.kernel_size) + [m.out_channels // m.groups]
-    macs = numel(inp) * prod(per_input)
-    elementwise = numel(out) if m.bias is not None else 0
+    macs = prod(inp) * prod(per_input)
+    elementwise = prod(out) if m.bias is not None else 0
 
     def formulas() -> dict[str, str]:
         sizes = [
@@ -86,9 +86,9 @@ def conv_transpose(call: ModuleCall) -> Count:
 @MODULES.register(nn.Linear)
 def linear(call: ModuleCall) -> Count:
     m, out = call.module, call.output
-    rows = numel(call.input[:-1])
+    rows = prod(call.input[:-1])
     macs = rows * m.in_features * m.out_features
-    elementwise = numel(out) if m.bias is not None else 0
+    elementwise = prod(out) if m.bias is not None else 0
     return Count(macs, elementwise, lambda: {
         "params": str(linear_params(m.in_features, m.out_features, m.bias is not None)),
         "macs": f"{rows}*{m.in_features}*{m.out_features} = {grouped(macs)}",
@@ -99,7 +99,7 @@ def linear(call: ModuleCall) -> Count:
 @MODULES.register(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 def batch_norm(call: ModuleCall) -> Count:
     m, out = call.module, call.output
-    elementwise = 2 * numel(out)
+    elementwise = 2 * prod(out)
 
     def formulas() -> dict[str, str]:
         text = {"elementwise": f"2*{elements_text(out)} = {grouped(elementwise)} (x*γ/σ + (β - μγ/σ), folded)"}
@@ -119,7 +119,7 @@ _ACTIVATIONS = (
 
 @MODULES.register(*_ACTIVATIONS)
 def activation(call: ModuleCall) -> Count:
-    n = numel(call.output)
+    n = prod(call.output)
 
     def formulas() -> dict[str, str]:
         text = {"elementwise": f"1 per element: {elements_text(call.output)} = {grouped(n)}"}
@@ -136,7 +136,7 @@ def max_pool(call: ModuleCall) -> Count:
     m, out = call.module, call.output
     d = len(out) - 2
     window = prod(as_tuple(m.kernel_size, d))
-    elementwise = (window - 1) * numel(out)
+    elementwise = (window - 1) * prod(out)
     stride = m.stride if m.stride is not None else m.kernel_size
     return Count(0, elementwise, lambda: {
         "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, m.dilation, m.ceil_mode),
@@ -149,7 +149,7 @@ def avg_pool(call: ModuleCall) -> Count:
     m, out = call.module, call.output
     d = len(out) - 2
     window = prod(as_tuple(m.kernel_size, d))
-    elementwise = window * numel(out)
+    elementwise = window * prod(out)
     stride = m.stride if m.stride is not None else m.kernel_size
     return Count(0, elementwise, lambda: {
         "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, 1, m.ceil_mode),
@@ -163,10 +163,10 @@ def adaptive_pool(call: ModuleCall) -> Count:
     out = call.output
     d = len(out) - 2
     window_elements = prod(adaptive_window_total(i, o) for i, o in zip(call.input[-d:], out[-d:]))
-    planes = numel(out[:-d])
+    planes = prod(out[:-d])
     reads = planes * window_elements
     is_max = "Max" in type(call.module).__name__
-    elementwise = reads - numel(out) if is_max else reads
+    elementwise = reads - prod(out) if is_max else reads
     what = "comparisons" if is_max else "adds and divides"
     return Count(0, elementwise, lambda: {
         "output": adaptive_formula(call.input[-d:], out[-d:])[0],
@@ -178,7 +178,7 @@ def adaptive_pool(call: ModuleCall) -> Count:
 def local_response_norm(call: ModuleCall) -> Count:
     """b = a / (k + α/n Σ a²)^β over n neighbouring channels: per element n squares, n - 1 adds,
     then scale, add k, power and divide (4): 2n + 3 operations."""
-    n = numel(call.output)
+    n = prod(call.output)
     size = call.module.size
     per = 2 * size + 3
     return Count(0, per * n, lambda: {"elementwise": f"(2*{size} + 3)*{elements_text(call.output)} = {grouped(per * n)}"})
@@ -198,7 +198,7 @@ def reshape(call: ModuleCall) -> Count:
 def subsampling(call: ModuleCall) -> Count:
     m, out = call.module, call.output
     k = m.kernel_size
-    elementwise = (k * k + 1) * numel(out)
+    elementwise = (k * k + 1) * prod(out)
     return Count(0, elementwise, lambda: {
         "output": window_formula(call.input[-2:], k, k, 0, 1, False),
         "params": f"(coefficient + bias)*maps = {per_map_params(m.maps, ('coefficient', 'bias'))}",
@@ -210,10 +210,10 @@ def subsampling(call: ModuleCall) -> Count:
 def connection_table_conv(call: ModuleCall) -> Count:
     m, out = call.module, call.output
     connections = sum(len(t) for t in m.table)
-    spatial = numel(out[:1] + out[2:])
+    spatial = prod(out[:1] + out[2:])
     per_output = list(m.kernel_size) + [connections]
     macs = spatial * prod(per_output)
-    elementwise = numel(out)
+    elementwise = prod(out)
     return Count(macs, elementwise, lambda: {
         "output": window_formula(call.input[-2:], m.kernel_size, 1, 0, 1, False),
         "params": str(connection_table_params(m.kernel_size, [len(t) for t in m.table])),
@@ -225,7 +225,7 @@ def connection_table_conv(call: ModuleCall) -> Count:
 @MODULES.register(RBFOutput)
 def rbf_output(call: ModuleCall) -> Count:
     m = call.module
-    rows = numel(call.input[:-1])
+    rows = prod(call.input[:-1])
     macs = rows * m.in_features * m.out_features
     return Count(macs, macs, lambda: {
         "params": f"{m.in_features}*{m.out_features} = {grouped(m.in_features * m.out_features)} (fixed, not trainable)",
@@ -236,5 +236,5 @@ def rbf_output(call: ModuleCall) -> Count:
 
 @MODULES.register(ScaledTanh)
 def scaled_tanh(call: ModuleCall) -> Count:
-    n = numel(call.output)
+    n = prod(call.output)
     return Count(0, 3 * n, lambda: {"elementwise": f"A*tanh(S*a): 3*{elements_text(call.output)} = {grouped(3 * n)}"})

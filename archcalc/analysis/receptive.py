@@ -40,19 +40,23 @@ class Field(NamedTuple):
 
 def window(field: Field, kernel, stride, padding, dilation) -> Field:
     """A conv or pooling window applied to a field, dimension by dimension."""
-    size = field.size
+    size, jump, centre = field
     if WHOLE in size:
         return field
     d = len(size)
-    per_dim = map(_through_window, *field, _per_dim(kernel, d), _per_dim(stride, d), _per_dim(padding, d),
-                  _per_dim(dilation, d))
-    return Field(*zip(*per_dim))
+    if not (type(kernel) is type(stride) is type(padding) is type(dilation) is tuple
+            and len(kernel) == len(stride) == len(padding) == len(dilation) == d):  # as convolutions keep them
+        kernel, stride, padding, dilation = [_per_dim(v, d) for v in (kernel, stride, padding, dilation)]
+    sizes, jumps, centres = [], [], []
+    for r, j, c, k, s, p, dl in zip(size, jump, centre, kernel, stride, padding, dilation):
+        span = dl * (k - 1)  # K' - 1
+        sizes.append(round(r + span * j))
+        jumps.append(j * s)
+        centres.append(c + (span / 2 - p) * j)
+    return _new_field(Field, (tuple(sizes), tuple(jumps), tuple(centres)))
 
 
-def _through_window(r, j, c, k, s, p, dl):
-    """(r, j, c) of one dimension after a window of kernel k, stride s, padding p, dilation dl."""
-    span = dl * (k - 1)  # K' - 1
-    return round(r + span * j), j * s, c + (span / 2 - p) * j
+_new_field = tuple.__new__  # a Field from its three fields, without the named tuple's Python __new__
 
 
 def whole(dims: int) -> Field:
@@ -80,17 +84,6 @@ def _per_dim(value, dims: int) -> tuple:
 
 # -- which layers and operations move the field how --------------------------------------------
 
-def for_module(module, fields: list, inputs: tuple, outputs: tuple):
-    """The output field of a layer with a formula, from its input fields (None: unknown)."""
-    field = fields[0] if fields else None
-    if field is None:
-        return None
-    rule = _RULES.get(type(module))
-    if rule is None:
-        rule = _RULES[type(module)] = _rule_for(module)
-    return rule(module, field, fields, inputs, outputs)
-
-
 def _conv(m, field, fields, inputs, outputs):
     padding = m.padding
     if isinstance(padding, str):
@@ -103,8 +96,14 @@ def _adaptive(m, field, fields, inputs, outputs):
     return adaptive(field, inputs[0][-dims:], outputs[0][-dims:])
 
 
-def _rule_for(module):
-    """How a layer type moves the field (looked up once per type)."""
+def rule_for(module):
+    """How a layer type moves the field: rule(module, field, fields, input shapes, output shapes), with
+    ``field`` the first input's (worked out once per type, then found in RULES)."""
+    RULES[type(module)] = rule = _rule(module)
+    return rule
+
+
+def _rule(module):
     from torch import nn
 
     from archcalc.layers.lenet import ConnectionTableConv2d, RBFOutput, Subsampling
@@ -125,11 +124,15 @@ def _rule_for(module):
         return lambda m, field, *_: window(field, m.kernel_size, m.stride or m.kernel_size, m.padding, 1)
     if isinstance(module, nn.modules.pooling._AdaptiveAvgPoolNd | nn.modules.pooling._AdaptiveMaxPoolNd):
         return _adaptive
-    # element-wise: BatchNorm, activations, dropout, flatten, LRN across channels
-    return lambda m, field, fields, *_: field if len(fields) == 1 else merge(fields)
+    return through  # element-wise: BatchNorm, activations, dropout, flatten, LRN across channels
 
 
-_RULES: dict = {}
+def through(m, field, fields, *_):
+    """An element-wise layer's rule: the field passes through (the largest, if several come in)."""
+    return field if len(fields) == 1 else merge(fields)
+
+
+RULES: dict = {}  # layer type -> its rule
 
 
 def adaptive(field: Field, sizes_in, sizes_out) -> Field:

@@ -24,7 +24,7 @@ from operator import attrgetter, mul
 from typing import NamedTuple
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parameter import UninitializedTensorMixin
 from torch.overrides import TorchFunctionMode
 
@@ -44,7 +44,26 @@ _stack_depth, _pop_mode, _push_mode = (torch._C._len_torch_function_stack, torch
 def layer_names(model: nn.Module) -> dict[int, str]:
     """id(module) -> the name its rows carry: the qualified name; the class name for the model itself,
     which is a row only when it is a single layer."""
-    return {id(m): name or type(m).__name__ for name, m in model.named_modules()}
+    return {id(m): name or type(m).__name__ for m, name in modules_of(model)}
+
+
+def modules_of(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(module, qualified name) for the model and every module inside it, each once, in the order of
+    named_modules(): one call per module that has children, where named_modules resumes a generator
+    per level for each module it yields."""
+    found = [(model, "")]
+    seen = {id(model)}
+
+    def visit(module: nn.Module, prefix: str) -> None:
+        for name, child in module._modules.items():
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                found.append((child, prefix + name))
+                if child._modules:
+                    visit(child, prefix + name + ".")
+
+    visit(model, "")
+    return found
 
 
 def _tensors(value) -> list[torch.Tensor]:
@@ -71,22 +90,6 @@ def shapes_of(tensors: list[torch.Tensor]) -> tuple[tuple[int, ...], ...]:
     return tuple(map(tuple, map(_shape, tensors)))
 
 
-def _new_bytes(outputs: list[torch.Tensor], shapes: tuple, inputs: list[torch.Tensor]) -> tuple[int, int]:
-    """Elements and bytes the outputs (of these shapes when made) add: views of an input and in-place
-    results add none."""
-    elements = size = 0
-    for t, shape in zip(outputs, shapes):
-        base = t._base
-        for i in inputs:
-            if t is i or (base is not None and (base is i or base is i._base)):
-                break
-        else:
-            n = prod(shape)
-            elements += n
-            size += n * t.element_size()
-    return elements, size
-
-
 _CONTAINER = Count(0, 0, {})  # a module's cost is that of the layers and operations inside it
 _EMPTY = Count(0, 0, {}, "no operations")
 
@@ -107,9 +110,6 @@ class _Frame(NamedTuple):
     inner: list  # a counted layer's own torch calls, kept only when asked for (Tracer(inner=True))
 
 
-_new_frame = tuple.__new__  # every field given, in order: without the named tuple's own __new__
-
-
 class Tracer(TorchFunctionMode):
     """With ``inner=True`` a layer's own torch calls (nn.ReLU's F.relu) are kept in its record for
     the tools that count them (ptflops); otherwise a counted layer runs with the mode switched off,
@@ -128,7 +128,7 @@ class Tracer(TorchFunctionMode):
         self.param_names: dict[int, str] = {}  # id -> its slot name (weight, bias), each parameter once
         self.parameters: list[nn.Parameter] = []
         self.buffers: dict[int, torch.Tensor] = {}
-        self._walk = [(m, name) for name, m in model.named_modules()]
+        self._walk = modules_of(model)
         names, parameters, buffers = self.param_names, self.parameters, self.buffers
         for m, _ in self._walk:
             if m._parameters:
@@ -241,7 +241,10 @@ class Tracer(TorchFunctionMode):
                 depth, parent = caller.depth + 1, (None if caller.index < 0 else caller.index)
             else:
                 depth, parent = 0, None
-            frame = _new_frame(_Frame, (module, index, row, calls, depth, parent, counter, _tensors(args), []))
+            # (Inline where a helper would be called per module call: a Python call costs as much as
+            # what it does here. The usual call passes one tensor and returns one.)
+            inputs = [args[0]] if len(args) == 1 and isinstance(args[0], Tensor) else _tensors(args)
+            frame = _new_tuple(_Frame, (module, index, row, calls, depth, parent, counter, inputs, []))
             quiet = False
             if counter is not None:
                 self.layer = frame
@@ -251,11 +254,13 @@ class Tracer(TorchFunctionMode):
             stack.append(frame)
             output = forward(*args, **kwargs)
             stack.pop()
-            inputs = frame.inputs + _tensors(kwargs) if kwargs else frame.inputs
+            if kwargs:
+                inputs = inputs + _tensors(kwargs)
+            outputs = [output] if isinstance(output, Tensor) else _tensors(output)
             if quiet:  # the mode is off the stack: the layer's tensor queries cannot reach it
                 try:
-                    outputs = _tensors(output)
-                    shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
+                    shapes_in = tuple(map(tuple, map(_shape, inputs)))
+                    shapes_out = tuple(map(tuple, map(_shape, outputs)))
                 finally:
                     self.layer = None
                     self.quiet = False
@@ -264,7 +269,6 @@ class Tracer(TorchFunctionMode):
                 if frame is self.layer:
                     self.layer = None
                 with _NO_TORCH_FUNCTION():
-                    outputs = _tensors(output)
                     shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
             if index < 0:  # the model itself, not a row
                 return output
@@ -280,19 +284,32 @@ class Tracer(TorchFunctionMode):
     def _leave_layer(self, frame: _Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
                      end: int) -> None:
         """A counted layer's record: its formula, its output's receptive field, the parameters it owns."""
+        # (Written out where a helper would cost a Python call a record: the call to the counter, the
+        # field lookups, the receptive rule found by type.)
         module = frame.module
-        count = frame.counter(ModuleCall(module, shapes_in, shapes_out))
-        field = receptive.for_module(module, self._fields(inputs), shapes_in, shapes_out)
+        count = frame.counter(_new_tuple(ModuleCall, (module, shapes_in, shapes_out, shapes_in[0] if shapes_in else None,
+                                                      shapes_out[0] if shapes_out else None)))
+        fields = self.fields
+        known = []
+        for t in inputs:
+            entry = fields.get(id(t))
+            known.append(entry[1] if entry is not None and entry[0]() is t else None)
+        field = None
+        if known and known[0] is not None:
+            rule = receptive.RULES.get(type(module)) or receptive.rule_for(module)
+            if rule is receptive.through and len(known) == 1:  # an element-wise layer: the field passes
+                field = known[0]
+            else:
+                field = rule(module, known[0], known, shapes_in, shapes_out)
         if field is not None:
             for t in outputs:
-                self._set_field(t, field)
+                fields[id(t)] = (weakref.ref(t), field)
         elif outputs:  # the output keeps what it had (an in-place layer's input field), if anything
             field = self._field(outputs[0])
         # A layer owns its parameters (a leaf's own slots; an absent bias is None).
         own = module.parameters() if module._modules else module._parameters.values()
         self._record(frame.index, frame.name, frame.call, type(module).__name__, LAYER, frame.depth, frame.parent,
-                     shapes_in, shapes_out, _new_bytes(outputs, shapes_out, inputs), count, own, field, "",
-                     tuple(frame.inner))
+                     inputs, outputs, shapes_in, shapes_out, count, own, field, "", tuple(frame.inner))
 
     def _leave_module(self, frame: _Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
                       end: int) -> None:
@@ -305,10 +322,9 @@ class Tracer(TorchFunctionMode):
             if known:
                 field = receptive.merge(known)
                 self._set_field(outputs[0], field)
-        # what a container returns was made by a layer or op inside it
         self._record(frame.index, frame.name, frame.call, type(frame.module).__name__, MODULE, frame.depth,
-                     frame.parent, shapes_in, shapes_out, (0, 0), _CONTAINER if inside else _EMPTY, (),
-                     field, "", ())
+                     frame.parent, inputs, (), shapes_in, shapes_out, _CONTAINER if inside else _EMPTY, (), field, "",
+                     ())
 
     # -- functional operations ----------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -362,9 +378,8 @@ class Tracer(TorchFunctionMode):
         for t in outputs:
             self._set_field(t, field)
         self._record(index, qualified, call_number, name, OP, parent.depth + 1,
-                     None if parent.index < 0 else parent.index, shapes_in, shapes_out,
-                     _new_bytes(outputs, shapes_out, inputs), count, [t for t in inputs if isinstance(t, nn.Parameter)],
-                     field, origin(func), ())
+                     None if parent.index < 0 else parent.index, inputs, outputs, shapes_in, shapes_out, count,
+                     [t for t in inputs if isinstance(t, nn.Parameter)], field, origin(func), ())
 
     # -- receptive fields -----------------------------------------------------------------
     def watch_input(self, x: torch.Tensor) -> None:
@@ -383,31 +398,48 @@ class Tracer(TorchFunctionMode):
         return [self._field(t) for t in tensors]
 
     # -- records ------------------------------------------------------------------------
-    def _record(self, index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, activation: tuple,
-                count: Count, params, field, origin: str, inner: tuple) -> None:
-        """``activation``: the (elements, bytes) the outputs add; ``params``: those the row may own (it
-        owns each one it is the first to use; None, an absent bias, is skipped)."""
+    def _record(self, index, name, call, type_name, kind, depth, parent, inputs: list, outputs: list, shapes_in: tuple,
+                shapes_out: tuple, count: Count, params, field, origin: str, inner: tuple) -> None:
+        """``outputs``: the tensors the row made (none for a container: its layers made them); each adds
+        its elements and bytes (of its shape when made) unless it is an input (an in-place result) or a
+        view of one. ``params``: those the row may own; it owns each one it is the first to use (None,
+        an absent bias, is skipped)."""
+        elements = size = 0
+        for t, shape in zip(outputs, shapes_out):
+            base = t._base
+            for i in inputs:
+                if t is i or (base is not None and (base is i or base is i._base)):
+                    break
+            else:
+                n = prod(shape)
+                elements += n
+                size += n * t.element_size()
         if params:
             seen = self.params_seen
-            fresh = [p for p in params if p is not None and id(p) not in seen]
+            fresh = []  # (a loop, not a comprehension: that is a Python call of its own)
+            for p in params:
+                if p is not None and id(p) not in seen:
+                    fresh.append(p)
             if len(fresh) > 1 and len(set(map(id, fresh))) < len(fresh):  # one parameter given twice counts once
                 fresh = list({id(p): p for p in fresh}.values())
             seen.update(map(id, fresh))
             sizes = list(map(_numel, fresh))
             total, trainable = sum(sizes), sum(compress(sizes, map(_requires_grad, fresh)))
-            size = sum(map(mul, sizes, map(_element_size, fresh)))
+            param_bytes = sum(map(mul, sizes, map(_element_size, fresh)))
         else:
-            fresh, total, trainable, size = (), 0, 0, 0
-        # tuple.__new__: every field given, in order, without the named tuple's own __new__ (a call a record)
-        self.records[index] = _new_record(LayerRecord, (
-            index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, total, trainable, size,
-            count.macs, count.elementwise, activation[0], activation[1],
-            Formulas(count.formulas, fresh, self.param_names), count.note, field, origin, inner,
+            fresh, total, trainable, param_bytes = (), 0, 0, 0
+        # Both made without a Python call to their __new__ or __init__ (one a record): the record from
+        # every field, in order; the formulas' text is written when first read.
+        formulas = _new_object(Formulas)
+        formulas._source, formulas._params, formulas._names, formulas._text = count.formulas, fresh, self.param_names, None
+        self.records[index] = _new_tuple(LayerRecord, (
+            index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, total, trainable, param_bytes,
+            count.macs, count.elementwise, elements, size, formulas, count.note, field, origin, inner,
         ))
 
 
 _numel, _element_size, _requires_grad = torch.Tensor.numel, torch.Tensor.element_size, attrgetter("requires_grad")
-_new_record = tuple.__new__
+_new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
 
 
 class Formulas(Mapping):
