@@ -9,7 +9,7 @@ from __future__ import annotations
 from math import prod
 
 from archcalc.analysis.counting import OPS, Count, OpCall
-from archcalc.analysis.shapes import adaptive_formula, as_tuple, elements_text, numel, window_formula
+from archcalc.analysis.shapes import adaptive_formula, as_tuple, elements_text, window_formula
 from archcalc.formulas.numbers import grouped
 
 
@@ -23,38 +23,38 @@ def conv(call: OpCall) -> Count:
     bias = call.arg(2, "bias")
     out = call.output
     per_output = list(weight[2:]) + [weight[1]]
-    macs = numel(out) * prod(per_output)
+    macs = prod(out) * prod(per_output)
     d = len(weight) - 2
     formulas = {"macs": f"{elements_text(out)}*({'*'.join(map(str, per_output))}) = {grouped(macs)}"}
     padding = call.arg(4, "padding", 0)
     if not isinstance(padding, str):
         formulas["output"] = window_formula(call.inputs[0][-d:], weight[2:], call.arg(3, "stride", 1),
                                             padding, call.arg(5, "dilation", 1), False)
-    return Count(macs, numel(out) if bias is not None else 0, formulas)
+    return Count(macs, prod(out) if bias is not None else 0, formulas)
 
 
 @OPS.register("linear")
 def linear(call: OpCall) -> Count:
     weight = _shape(call.arg(1, "weight"))
-    rows = numel(call.inputs[0][:-1])
+    rows = prod(call.inputs[0][:-1])
     macs = rows * weight[1] * weight[0]
     bias = call.arg(2, "bias")
-    return Count(macs, numel(call.output) if bias is not None else 0,
+    return Count(macs, prod(call.output) if bias is not None else 0,
                  {"macs": f"{rows}*{weight[1]}*{weight[0]} = {grouped(macs)}"})
 
 
 @OPS.register("matmul", "mm", "bmm")
 def matmul(call: OpCall) -> Count:
     inner = call.inputs[0][-1]
-    macs = numel(call.output) * inner
+    macs = prod(call.output) * inner
     return Count(macs, 0, {"macs": f"{elements_text(call.output)}*{inner} = {grouped(macs)}"})
 
 
 @OPS.register("addmm", "baddbmm")
 def addmm(call: OpCall) -> Count:
     inner = call.inputs[1][-1]
-    macs = numel(call.output) * inner
-    return Count(macs, numel(call.output), {"macs": f"{elements_text(call.output)}*{inner} = {grouped(macs)}"})
+    macs = prod(call.output) * inner
+    return Count(macs, prod(call.output), {"macs": f"{elements_text(call.output)}*{inner} = {grouped(macs)}"})
 
 
 _ELEMENTWISE = (
@@ -67,19 +67,19 @@ _ELEMENTWISE = (
 
 @OPS.register(*_ELEMENTWISE)
 def elementwise(call: OpCall) -> Count:
-    n = numel(call.output)
+    n = prod(call.output)
     return Count(0, n, {"elementwise": f"1 per output element: {elements_text(call.output)} = {grouped(n)}"})
 
 
 @OPS.register("batch_norm")
 def batch_norm(call: OpCall) -> Count:
-    n = 2 * numel(call.output)
+    n = 2 * prod(call.output)
     return Count(0, n, {"elementwise": f"2*{elements_text(call.output)} = {grouped(n)}"})
 
 
 @OPS.register("sum", "mean", "amax", "amin", "max", "min", "prod")
 def reduction(call: OpCall) -> Count:
-    n = numel(call.inputs[0])
+    n = prod(call.inputs[0])
     return Count(0, n, {"elementwise": f"1 per input element: {elements_text(call.inputs[0])} = {grouped(n)}"})
 
 
@@ -94,7 +94,7 @@ def _pool(call: OpCall, dims: int, is_max: bool) -> Count:
     window = prod(kernel)
     out = call.output
     per = window - 1 if is_max else window
-    n = per * numel(out)
+    n = per * prod(out)
     what = f"({window} - 1) comparisons" if is_max else f"{window} (adds + divide)"
     return Count(0, n, {
         "output": window_formula(call.inputs[0][-dims:], kernel, stride, padding, dilation, ceil_mode),
@@ -119,8 +119,8 @@ def adaptive_pool(call: OpCall) -> Count:
     out = call.output
     d = len(out) - 2
     formula, window_elements = adaptive_formula(call.inputs[0][-d:], out[-d:])
-    reads = numel(out[:-d]) * window_elements
-    n = reads - numel(out) if "max" in call.name else reads
+    reads = prod(out[:-d]) * window_elements
+    n = reads - prod(out) if "max" in call.name else reads
     return Count(0, n, {"output": formula, "elementwise": f"{grouped(n)} over {grouped(reads)} window elements"})
 
 

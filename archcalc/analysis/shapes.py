@@ -8,10 +8,6 @@ from archcalc.analysis.records import Shape
 from archcalc.formulas.outsize import adaptive_window, conv_out_size
 
 
-def numel(shape: Shape) -> int:
-    return prod(shape)
-
-
 def as_tuple(value, dims: int) -> tuple:
     """A kernel, stride or padding for each of ``dims`` dimensions: 3 -> (3, 3), (3,) -> (3, 3)."""
     if isinstance(value, (tuple, list)):
