@@ -5,14 +5,18 @@
 Per model and batch: the best wall time, run in turn for at least 3 seconds and 5 rounds, of a bare
 meta-device forward pass (the floor), archcalc's full analysis (meta: every record's shapes, counts,
 parameters, memory and receptive field), the same with every row's formula text written out as a
-table shows it (+text), torchinfo's summary(device="meta") and torch.utils.flop_counter on meta; and fvcore's FlopCountAnalysis on real
-CPU tensors (batch 1 only, once: it allocates); each as a ratio to the floor, with the peak traced Python memory of archcalc's analysis. Then the start-up
-time of `archcalc bottleneck 480 16 48`, `archcalc outsize 7 3` and `archcalc --help` against
-`python -c "import torch"`.
+table shows it (+text), torchinfo's summary(device="meta") and torch.utils.flop_counter on meta; and
+fvcore's FlopCountAnalysis on real CPU tensors (batch 1 only, once: it allocates); each as a ratio to
+the floor, with the peak traced Python memory of archcalc's analysis. "paired" is archcalc's
+analysis timed again in turn with the floor alone: in the five-way turns the other tools run the
+floor's own forward pass between its calls, which keeps that code warm for the floor and not for
+archcalc. Then the start-up time of `archcalc bottleneck 480 16 48`, `archcalc outsize 7 3` and
+`archcalc --help` against `python -c "import torch"`.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import subprocess
 import sys
@@ -39,11 +43,15 @@ def best(fn, repeat: int = 5) -> float:
 
 def best_of_each(fns, seconds: float = 3.0, at_least: int = 5) -> list[float]:
     """The best wall time of each function, run in turn (floor, archcalc, torchinfo, ...) for a few
-    seconds: interleaving keeps a slow spell of this shared machine from landing on one of them."""
+    seconds: interleaving keeps a slow spell of this shared machine from landing on one of them. Each
+    call starts with the young generations collected (gc.collect(1), untimed), so that no call pays for
+    collecting the garbage of the one before it: measured here, a call after torch.utils.flop_counter
+    otherwise spent about 0.15 ms of VGG-16's 1.7 ms collecting the counter's objects."""
     times = [[] for _ in fns]
     start = time.perf_counter()
     while len(times[0]) < at_least or time.perf_counter() - start < seconds:
         for fn, found in zip(fns, times):
+            gc.collect(1)
             t = time.perf_counter()
             fn()
             found.append(time.perf_counter() - t)
@@ -64,7 +72,7 @@ def analysis_speed() -> None:
     from torchinfo import summary
 
     logging.disable(logging.WARNING)
-    print(f"{'model':12s} {'batch':>5s} {'floor ms':>9s} {'archcalc':>9s} {'+text':>9s} {'torchinfo':>9s} "
+    print(f"{'model':12s} {'batch':>5s} {'floor ms':>9s} {'paired':>9s} {'archcalc':>9s} {'+text':>9s} {'torchinfo':>9s} "
           f"{'flop_ctr':>9s} {'fvcore':>9s} {'archcalc MiB':>12s}")
     for name in MODELS:
         entry = REGISTRY.get(name)
@@ -92,6 +100,8 @@ def analysis_speed() -> None:
                     model(x)
 
             floor, *row = best_of_each([bare, ours, ours_text, info, counter])
+            paired_floor, paired = best_of_each([bare, ours])
+            row.insert(0, paired / paired_floor * floor)  # so that its column prints paired / paired_floor
             if batch == 1:
                 cpu_model = build(entry, torch.device("cpu"), F32)
                 real = torch.randn(shape)
