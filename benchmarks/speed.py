@@ -72,8 +72,8 @@ def analysis_speed() -> None:
     from torchinfo import summary
 
     logging.disable(logging.WARNING)
-    print(f"{'model':12s} {'batch':>5s} {'floor ms':>9s} {'paired':>9s} {'archcalc':>9s} {'+text':>9s} {'torchinfo':>9s} "
-          f"{'flop_ctr':>9s} {'fvcore':>9s} {'archcalc MiB':>12s}")
+    print(f"{'model':12s} {'batch':>5s} {'floor ms':>9s} {'paired':>9s} {'archcalc':>9s} {'+text':>9s} "
+          f"{'torchinfo':>9s} {'flop_ctr':>9s} {'fvcore':>9s} {'archcalc MiB':>12s}")
     for name in MODELS:
         entry = REGISTRY.get(name)
         model = build(entry, META, F32)

@@ -124,7 +124,7 @@ class Tracer(TorchFunctionMode):
         # tensor is held till then, so only for the meta device, where tensors take no memory.
         # Shapes are read as the forward runs either way.
         self.pending: list | None = [] if deferred else None
-        self.lazy = False  # True while a lazy layer (nn.LazyLinear) has parameters still to be made
+        self.lazy = False  # a lazy layer (nn.LazyLinear) had parameters still to be made when the trace began
         self.param_names: dict[int, str] = {}  # id -> its slot name (weight, bias), each parameter once
         self.parameters: list[nn.Parameter] = []
         self.buffers: dict[int, torch.Tensor] = {}
@@ -287,8 +287,8 @@ class Tracer(TorchFunctionMode):
         # (Written out where a helper would cost a Python call a record: the call to the counter, the
         # field lookups, the receptive rule found by type.)
         module = frame.module
-        count = frame.counter(_new_tuple(ModuleCall, (module, shapes_in, shapes_out, shapes_in[0] if shapes_in else None,
-                                                      shapes_out[0] if shapes_out else None)))
+        first_in, first_out = shapes_in[0] if shapes_in else None, shapes_out[0] if shapes_out else None
+        count = frame.counter(_new_tuple(ModuleCall, (module, shapes_in, shapes_out, first_in, first_out)))
         fields = self.fields
         known = []
         for t in inputs:
@@ -431,7 +431,8 @@ class Tracer(TorchFunctionMode):
         # Both made without a Python call to their __new__ or __init__ (one a record): the record from
         # every field, in order; the formulas' text is written when first read.
         formulas = _new_object(Formulas)
-        formulas._source, formulas._params, formulas._names, formulas._text = count.formulas, fresh, self.param_names, None
+        formulas._source, formulas._params, formulas._names = count.formulas, fresh, self.param_names
+        formulas._text = None
         self.records[index] = _new_tuple(LayerRecord, (
             index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, total, trainable, param_bytes,
             count.macs, count.elementwise, elements, size, formulas, count.note, field, origin, inner,
