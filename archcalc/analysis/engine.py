@@ -148,7 +148,7 @@ def _trace(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.de
         try:
             x = torch.randn(shape, device=device, dtype=dtype)
         except RuntimeError as error:
-            if not _out_of_memory(error):
+            if not out_of_memory(error):
                 raise
             size = prod(shape) * torch.empty((), dtype=dtype).element_size()
             raise InputError(f"the input {'x'.join(map(str, shape))} ({_dtype_name(dtype)}) needs {size:,} bytes, more "
@@ -269,15 +269,15 @@ def _failure(name: str, shape: tuple[int, ...], tracer: Tracer, error: Exception
     where, what = explain(tracer.failed_op, frame.module if frame else None, frame.name if frame else "",
                           shapes_of(frame.inputs) if frame else (), tracer.ordered(), message)
     size = "x".join(map(str, shape[1:]))
-    hint = f"; {_LESS_MEMORY}" if _out_of_memory(error) else ""
+    hint = f"; {_LESS_MEMORY}" if out_of_memory(error) else ""
     return f"forward pass of {name} failed for input {size}{' ' + where if where else ''}: {what}{hint}"
 
 
 _LESS_MEMORY = "use --device meta (shapes and counts without allocating memory) or a smaller --batch or --input"
 
 
-def _out_of_memory(error: BaseException) -> bool:
-    """A real device's allocator failed (CPU: DefaultCPUAllocator; CUDA: torch.cuda.OutOfMemoryError)."""
+def out_of_memory(error: BaseException) -> bool:
+    """Whether a real device's allocator failed (CPU: DefaultCPUAllocator; CUDA: torch.cuda.OutOfMemoryError)."""
     text = str(error)
     return isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)) or "can't allocate memory" in text \
         or "out of memory" in text.lower()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from archcalc.analysis.shapes import as_tuple
+
 WHOLE = -1  # r for "the whole input"
 
 
@@ -46,7 +48,7 @@ def window(field: Field, kernel, stride, padding, dilation) -> Field:
     d = len(size)
     if not (type(kernel) is type(stride) is type(padding) is type(dilation) is tuple
             and len(kernel) == len(stride) == len(padding) == len(dilation) == d):  # as convolutions keep them
-        kernel, stride, padding, dilation = [_per_dim(v, d) for v in (kernel, stride, padding, dilation)]
+        kernel, stride, padding, dilation = [as_tuple(v, d) for v in (kernel, stride, padding, dilation)]
     sizes, jumps, centres = [], [], []
     for r, j, c, k, s, p, dl in zip(size, jump, centre, kernel, stride, padding, dilation):
         span = dl * (k - 1)  # K' - 1
@@ -72,14 +74,6 @@ def merge(fields: list[Field]) -> Field:
         if f.whole:
             return f
     return max(fields, key=lambda f: f.size)
-
-
-def _per_dim(value, dims: int) -> tuple:
-    if type(value) is tuple and len(value) == dims:  # as PyTorch's layers keep them
-        return value
-    if isinstance(value, (tuple, list)):
-        return tuple(value) * dims if len(value) == 1 else tuple(value)
-    return (value,) * dims
 
 
 # -- which layers and operations move the field how --------------------------------------------

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from archcalc.analysis.engine import analyse_module, build, input_shape, resolve_dtype
+from archcalc.analysis.engine import analyse_module, build, input_shape, out_of_memory, resolve_dtype
 from archcalc.errors import ArchcalcError, InputError
 from archcalc.models.registry import ModelEntry
 
@@ -141,11 +141,11 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
         if options.compile:
             model = torch.compile(model)
         times = _timed_runs(model, x, torch_device, options, tick)
-    except torch.OutOfMemoryError:
-        return _failed(base, f"batch {batch} does not fit in {torch_device} memory; use a smaller --batch")
     except ArchcalcError as error:
         return _failed(base, str(error))
     except Exception as error:  # the model or torch.compile failed on this device
+        if out_of_memory(error):
+            return _failed(base, f"batch {batch} does not fit in {torch_device} memory; use a smaller --batch")
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return _failed(base, f"{entry.name} failed on {torch_device}: {first}")
     finally:
