@@ -46,9 +46,20 @@ def window(field: Field, kernel, stride, padding, dilation) -> Field:
     if WHOLE in size:
         return field
     d = len(size)
-    if not (type(kernel) is type(stride) is type(padding) is type(dilation) is tuple
-            and len(kernel) == len(stride) == len(padding) == len(dilation) == d):  # as convolutions keep them
-        kernel, stride, padding, dilation = [as_tuple(v, d) for v in (kernel, stride, padding, dilation)]
+    # (Each as convolutions keep them, a tuple per dimension, without a call; pooling's ints through as_tuple.)
+    if type(kernel) is not tuple or len(kernel) != d:
+        kernel = as_tuple(kernel, d)
+    if type(stride) is not tuple or len(stride) != d:
+        stride = as_tuple(stride, d)
+    if type(padding) is not tuple or len(padding) != d:
+        padding = as_tuple(padding, d)
+    if type(dilation) is not tuple or len(dilation) != d:
+        dilation = as_tuple(dilation, d)
+    if d == 2:  # the usual case, written out: the loop below costs twice as much
+        (r0, r1), (j0, j1), (c0, c1) = size, jump, centre
+        span0, span1 = dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1)  # K' - 1
+        return _new_field(Field, ((round(r0 + span0 * j0), round(r1 + span1 * j1)), (j0 * stride[0], j1 * stride[1]),
+                                  (c0 + (span0 / 2 - padding[0]) * j0, c1 + (span1 / 2 - padding[1]) * j1)))
     sizes, jumps, centres = [], [], []
     for r, j, c, k, s, p, dl in zip(size, jump, centre, kernel, stride, padding, dilation):
         span = dl * (k - 1)  # K' - 1

@@ -18,9 +18,8 @@ from __future__ import annotations
 import weakref
 from collections import Counter
 from collections.abc import Mapping
-from itertools import compress
 from math import prod
-from operator import attrgetter, mul
+from operator import attrgetter
 from typing import NamedTuple
 
 import torch
@@ -414,20 +413,18 @@ class Tracer(TorchFunctionMode):
                 n = prod(shape)
                 elements += n
                 size += n * t.element_size()
+        fresh, total, trainable, param_bytes = [], 0, 0, 0
         if params:
             seen = self.params_seen
-            fresh = []  # (a loop, not a comprehension: that is a Python call of its own)
-            for p in params:
+            for p in params:  # (one parameter given twice is counted once: it is seen after its first)
                 if p is not None and id(p) not in seen:
+                    seen.add(id(p))
                     fresh.append(p)
-            if len(fresh) > 1 and len(set(map(id, fresh))) < len(fresh):  # one parameter given twice counts once
-                fresh = list({id(p): p for p in fresh}.values())
-            seen.update(map(id, fresh))
-            sizes = list(map(_numel, fresh))
-            total, trainable = sum(sizes), sum(compress(sizes, map(_requires_grad, fresh)))
-            param_bytes = sum(map(mul, sizes, map(_element_size, fresh)))
-        else:
-            fresh, total, trainable, param_bytes = (), 0, 0, 0
+                    n = p.numel()
+                    total += n
+                    if p.requires_grad:
+                        trainable += n
+                    param_bytes += n * p.element_size()
         # Both made without a Python call to their __new__ or __init__ (one a record): the record from
         # every field, in order; the formulas' text is written when first read.
         formulas = _new_object(Formulas)
@@ -439,7 +436,6 @@ class Tracer(TorchFunctionMode):
         ))
 
 
-_numel, _element_size, _requires_grad = torch.Tensor.numel, torch.Tensor.element_size, attrgetter("requires_grad")
 _new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
 
 
