@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -69,6 +70,7 @@ class CounterRegistry:
                 if key in self._table:
                     raise ValueError(f"{self._what} {key!r} already has a counter ({self._table[key].__name__})")
                 self._table[key] = fn
+            counter_for_type.cache_clear()  # a type that had none (or a base's) may have its own now
             return fn
 
         return decorate
@@ -86,7 +88,11 @@ OPS = CounterRegistry("operation")
 
 def module_counter(module: Any) -> Callable | None:
     """The counter for a module's type, or for the nearest base type whose forward it keeps."""
-    cls = type(module)
+    return counter_for_type(type(module))
+
+
+@cache  # (found once per type: a trace asks for every module it wraps)
+def counter_for_type(cls: type) -> Callable | None:
     exact = MODULES.get(cls)
     if exact is not None:
         return exact

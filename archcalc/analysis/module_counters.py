@@ -6,6 +6,7 @@ Convolution MACs = N*C_out*H_out*W_out * (C_in/g)*K_h*K_w; Linear MACs = N*n_in*
 
 from __future__ import annotations
 
+from functools import partial
 from math import prod
 
 from torch import nn
@@ -30,30 +31,34 @@ def _bias_formula(out: tuple, value: int) -> dict[str, str]:
     return {"elementwise": _bias_text(out, value)} if value else {}
 
 
+# Each counter counts now and hands its text writer, with what it needs, to the record as a partial:
+# the text is written only for the rows that are shown (a partial costs less to make than a closure).
+
+
 @MODULES.register(nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def conv(call: ModuleCall) -> Count:
     m, out = call.module, call.output
-    d = len(out) - 2
     per_output = [*m.kernel_size, m.in_channels // m.groups]
     n = prod(out)
     macs = n * prod(per_output)
     elementwise = n if m.bias is not None else 0
+    return Count(macs, elementwise, partial(_conv_text, call, per_output, macs, elementwise))
 
-    def formulas() -> dict[str, str]:
-        spatial_in = call.input[-d:]
-        if isinstance(m.padding, str):
-            output = f"padding='{m.padding}': " + ("size kept" if m.padding == "same" else window_formula(
-                spatial_in, m.kernel_size, m.stride, 0, m.dilation, False))
-        else:
-            output = window_formula(spatial_in, m.kernel_size, m.stride, m.padding, m.dilation, False)
-        return {
-            "output": output,
-            "params": str(conv_params(m.kernel_size, m.in_channels, m.out_channels, m.groups, m.bias is not None)),
-            "macs": _macs_text(out, per_output, macs),
-            **_bias_formula(out, elementwise),
-        }
 
-    return Count(macs, elementwise, formulas)
+def _conv_text(call: ModuleCall, per_output: list[int], macs: int, elementwise: int) -> dict[str, str]:
+    m, out = call.module, call.output
+    spatial_in = call.input[-len(m.kernel_size):]
+    if isinstance(m.padding, str):
+        output = f"padding='{m.padding}': " + ("size kept" if m.padding == "same" else window_formula(
+            spatial_in, m.kernel_size, m.stride, 0, m.dilation, False))
+    else:
+        output = window_formula(spatial_in, m.kernel_size, m.stride, m.padding, m.dilation, False)
+    return {
+        "output": output,
+        "params": str(conv_params(m.kernel_size, m.in_channels, m.out_channels, m.groups, m.bias is not None)),
+        "macs": _macs_text(out, per_output, macs),
+        **_bias_formula(out, elementwise),
+    }
 
 
 @MODULES.register(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -89,25 +94,28 @@ def linear(call: ModuleCall) -> Count:
     rows = prod(call.input[:-1])
     macs = rows * m.in_features * m.out_features
     elementwise = prod(out) if m.bias is not None else 0
-    return Count(macs, elementwise, lambda: {
+    return Count(macs, elementwise, partial(_linear_text, m, out, rows, macs, elementwise))
+
+
+def _linear_text(m: nn.Linear, out: tuple, rows: int, macs: int, elementwise: int) -> dict[str, str]:
+    return {
         "params": str(linear_params(m.in_features, m.out_features, m.bias is not None)),
         "macs": f"{rows}*{m.in_features}*{m.out_features} = {grouped(macs)}",
         **_bias_formula(out, elementwise),
-    })
+    }
 
 
 @MODULES.register(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 def batch_norm(call: ModuleCall) -> Count:
-    m, out = call.module, call.output
-    elementwise = 2 * prod(out)
+    elementwise = 2 * prod(call.output)
+    return Count(0, elementwise, partial(_batch_norm_text, call.module, call.output, elementwise))
 
-    def formulas() -> dict[str, str]:
-        text = {"elementwise": f"2*{elements_text(out)} = {grouped(elementwise)} (x*γ/σ + (β - μγ/σ), folded)"}
-        if m.affine:
-            text["params"] = f"(γ + β)*C = {per_map_params(m.num_features, ('γ', 'β'))}"
-        return text
 
-    return Count(0, elementwise, formulas)
+def _batch_norm_text(m: nn.Module, out: tuple, elementwise: int) -> dict[str, str]:
+    text = {"elementwise": f"2*{elements_text(out)} = {grouped(elementwise)} (x*γ/σ + (β - μγ/σ), folded)"}
+    if m.affine:
+        text["params"] = f"(γ + β)*C = {per_map_params(m.num_features, ('γ', 'β'))}"
+    return text
 
 
 _ACTIVATIONS = (
@@ -120,41 +128,49 @@ _ACTIVATIONS = (
 @MODULES.register(*_ACTIVATIONS)
 def activation(call: ModuleCall) -> Count:
     n = prod(call.output)
+    return Count(0, n, partial(_activation_text, call.module, call.output, n))
 
-    def formulas() -> dict[str, str]:
-        text = {"elementwise": f"1 per element: {elements_text(call.output)} = {grouped(n)}"}
-        params = list(call.module.parameters(recurse=False))
-        if params:
-            text["params"] = " + ".join(f"{p.numel()}" for p in params) + " (learned slope)"
-        return text
 
-    return Count(0, n, formulas)
+def _activation_text(m: nn.Module, out: tuple, n: int) -> dict[str, str]:
+    text = {"elementwise": f"1 per element: {elements_text(out)} = {grouped(n)}"}
+    params = list(m.parameters(recurse=False))
+    if params:
+        text["params"] = " + ".join(f"{p.numel()}" for p in params) + " (learned slope)"
+    return text
 
 
 @MODULES.register(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
 def max_pool(call: ModuleCall) -> Count:
     m, out = call.module, call.output
-    d = len(out) - 2
-    window = prod(as_tuple(m.kernel_size, d))
+    window = prod(as_tuple(m.kernel_size, len(out) - 2))
     elementwise = (window - 1) * prod(out)
+    return Count(0, elementwise, partial(_max_pool_text, call, window, elementwise))
+
+
+def _max_pool_text(call: ModuleCall, window: int, elementwise: int) -> dict[str, str]:
+    m, out = call.module, call.output
     stride = m.stride if m.stride is not None else m.kernel_size
-    return Count(0, elementwise, lambda: {
-        "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, m.dilation, m.ceil_mode),
+    return {
+        "output": window_formula(call.input[2 - len(out):], m.kernel_size, stride, m.padding, m.dilation, m.ceil_mode),
         "elementwise": f"({window} - 1) comparisons*{elements_text(out)} = {grouped(elementwise)}",
-    })
+    }
 
 
 @MODULES.register(nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 def avg_pool(call: ModuleCall) -> Count:
     m, out = call.module, call.output
-    d = len(out) - 2
-    window = prod(as_tuple(m.kernel_size, d))
+    window = prod(as_tuple(m.kernel_size, len(out) - 2))
     elementwise = window * prod(out)
+    return Count(0, elementwise, partial(_avg_pool_text, call, window, elementwise))
+
+
+def _avg_pool_text(call: ModuleCall, window: int, elementwise: int) -> dict[str, str]:
+    m, out = call.module, call.output
     stride = m.stride if m.stride is not None else m.kernel_size
-    return Count(0, elementwise, lambda: {
-        "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, 1, m.ceil_mode),
+    return {
+        "output": window_formula(call.input[2 - len(out):], m.kernel_size, stride, m.padding, 1, m.ceil_mode),
         "elementwise": f"{window} (adds + divide)*{elements_text(out)} = {grouped(elementwise)}",
-    })
+    }
 
 
 @MODULES.register(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,

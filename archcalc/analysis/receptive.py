@@ -46,15 +46,15 @@ def window(field: Field, kernel, stride, padding, dilation) -> Field:
     if WHOLE in size:
         return field
     d = len(size)
-    # (Each as convolutions keep them, a tuple per dimension, without a call; pooling's ints through as_tuple.)
+    # (A tuple per dimension, as convolutions keep them, or an int, as pooling does, without a call.)
     if type(kernel) is not tuple or len(kernel) != d:
-        kernel = as_tuple(kernel, d)
+        kernel = (kernel,) * d if type(kernel) is int else as_tuple(kernel, d)
     if type(stride) is not tuple or len(stride) != d:
-        stride = as_tuple(stride, d)
+        stride = (stride,) * d if type(stride) is int else as_tuple(stride, d)
     if type(padding) is not tuple or len(padding) != d:
-        padding = as_tuple(padding, d)
+        padding = (padding,) * d if type(padding) is int else as_tuple(padding, d)
     if type(dilation) is not tuple or len(dilation) != d:
-        dilation = as_tuple(dilation, d)
+        dilation = (dilation,) * d if type(dilation) is int else as_tuple(dilation, d)
     if d == 2:  # the usual case, written out: the loop below costs twice as much
         (r0, r1), (j0, j1), (c0, c1) = size, jump, centre
         span0, span1 = dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1)  # K' - 1

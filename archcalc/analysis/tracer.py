@@ -28,7 +28,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.overrides import TorchFunctionMode
 
 from archcalc.analysis import receptive
-from archcalc.analysis.counting import NOT_COUNTED, OPS, Count, ModuleCall, OpCall, module_counter, op_name
+from archcalc.analysis.counting import NOT_COUNTED, OPS, Count, ModuleCall, OpCall, counter_for_type, op_name
 from archcalc.analysis.origins import origin
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.formulas.params import tensor_params
@@ -99,11 +99,11 @@ class _Frame(NamedTuple):
     free index when it returns)."""
 
     module: nn.Module
-    index: int  # its record's; -1 for the model itself when it is not a row
+    index: int | None  # its record's; None for the model itself when it is not a row
     name: str
     call: int
     depth: int
-    parent: int | None  # the index of the record of the module whose forward called it
+    parent: int | None  # the index of the record of the module whose forward called it (None: none)
     counter: object  # the layer's counter; None for any other module
     inputs: list
     inner: list  # a counted layer's own torch calls, kept only when asked for (Tracer(inner=True))
@@ -123,7 +123,7 @@ class Tracer(TorchFunctionMode):
         # tensor is held till then, so only for the meta device, where tensors take no memory.
         # Shapes are read as the forward runs either way.
         self.pending: list | None = [] if deferred else None
-        self.lazy = False  # a lazy layer (nn.LazyLinear) had parameters still to be made when the trace began
+        # self.lazy: a lazy layer (nn.LazyLinear) had parameters still to be made when the trace began
         self.param_names: dict[int, str] = {}  # id -> its slot name (weight, bias), each parameter once
         self.parameters: list[nn.Parameter] = []
         self.buffers: dict[int, torch.Tensor] = {}
@@ -135,11 +135,11 @@ class Tracer(TorchFunctionMode):
                     if p is not None and id(p) not in names:
                         names[id(p)] = slot
                         parameters.append(p)
-                        self.lazy = self.lazy or isinstance(p, UninitializedTensorMixin)
             if m._buffers:
                 for b in m._buffers.values():
                     if b is not None:
                         buffers[id(b)] = b
+        self.lazy = any(issubclass(kind, UninitializedTensorMixin) for kind in set(map(type, parameters)))
         self.records: dict[int, LayerRecord] = {}
         self.stack: list[_Frame] = []
         self.next_index = 0
@@ -151,7 +151,6 @@ class Tracer(TorchFunctionMode):
         self.fields: dict[int, tuple] = {}  # id(tensor) -> (weak reference, receptive field)
         self.layer: _Frame | None = None  # the counted layer whose forward is running, if any
         self.quiet = False  # True while the mode is off the stack for that layer's forward
-        self._counters: dict[type, object] = {}  # layer type -> its counter (None: not a layer)
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self):
@@ -204,7 +203,7 @@ class Tracer(TorchFunctionMode):
 
     def failing_frame(self) -> _Frame | None:
         """The innermost recorded module that was running when the forward pass stopped."""
-        frames = [f for f in self.stack if f.index >= 0]
+        frames = [f for f in self.stack if f.index is not None]
         return frames[-1] if frames else None
 
     # -- modules ------------------------------------------------------------------------
@@ -213,9 +212,7 @@ class Tracer(TorchFunctionMode):
         each call is entered (a frame on the stack; a counted layer runs with the mode stepped aside),
         run, and left (its shapes read, its record made now or, deferred, after the pass)."""
         kind = type(module)
-        counter = self._counters.get(kind, 0)
-        if counter == 0:
-            counter = self._counters[kind] = module_counter(module)
+        counter = counter_for_type(kind)
         # The model itself is a row only when it is a single layer (an nn.Conv2d analysed alone);
         # it is named "" (its operations' names start bare), or its class when a row.
         if module is self.model and counter is None and module._modules:
@@ -231,13 +228,13 @@ class Tracer(TorchFunctionMode):
             if self.layer is not None:  # inside a counted layer: nothing is recorded
                 return forward(*args, **kwargs)
             calls += 1
-            index = -1
+            index = None
             if recorded:
                 index = self.next_index
                 self.next_index = index + 1
             if stack:
                 caller = stack[-1]
-                depth, parent = caller.depth + 1, (None if caller.index < 0 else caller.index)
+                depth, parent = caller.depth + 1, caller.index
             else:
                 depth, parent = 0, None
             # (Inline where a helper would be called per module call: a Python call costs as much as
@@ -269,7 +266,7 @@ class Tracer(TorchFunctionMode):
                     self.layer = None
                 with _NO_TORCH_FUNCTION():
                     shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
-            if index < 0:  # the model itself, not a row
+            if index is None:  # the model itself, not a row
                 return output
             if pending is None:
                 with _NO_TORCH_FUNCTION():
@@ -307,8 +304,7 @@ class Tracer(TorchFunctionMode):
             field = self._field(outputs[0])
         # A layer owns its parameters (a leaf's own slots; an absent bias is None).
         own = module.parameters() if module._modules else module._parameters.values()
-        self._record(frame.index, frame.name, frame.call, type(module).__name__, LAYER, frame.depth, frame.parent,
-                     inputs, outputs, shapes_in, shapes_out, count, own, field, "", tuple(frame.inner))
+        self._record(frame, type(module).__name__, LAYER, inputs, outputs, shapes_in, shapes_out, count, own, field, "")
 
     def _leave_module(self, frame: _Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
                       end: int) -> None:
@@ -321,9 +317,8 @@ class Tracer(TorchFunctionMode):
             if known:
                 field = receptive.merge(known)
                 self._set_field(outputs[0], field)
-        self._record(frame.index, frame.name, frame.call, type(frame.module).__name__, MODULE, frame.depth,
-                     frame.parent, inputs, (), shapes_in, shapes_out, _CONTAINER if inside else _EMPTY, (), field, "",
-                     ())
+        self._record(frame, type(frame.module).__name__, MODULE, inputs, (), shapes_in, shapes_out,
+                     _CONTAINER if inside else _EMPTY, (), field, "")
 
     # -- functional operations ----------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -360,25 +355,24 @@ class Tracer(TorchFunctionMode):
         self.op_calls[qualified] += 1
         index = self.next_index
         self.next_index += 1
-        op = (index, name, qualified, self.op_calls[qualified], parent, func, args, kwargs, inputs, outputs,
-              shapes_in, shapes_out)
+        # (The operation's own frame, though it runs no forward: its record is made as a module's is.)
+        frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs, [])
+        op = (frame, name, func, args, kwargs, inputs, outputs, shapes_in, shapes_out)
         if self.pending is None:
             self._leave_op(*op)
         else:
             self.pending.append((self._leave_op, op))
         return result
 
-    def _leave_op(self, index, name, qualified, call_number, parent, func, args, kwargs, inputs, outputs,
-                  shapes_in, shapes_out) -> None:
+    def _leave_op(self, frame, name, func, args, kwargs, inputs, outputs, shapes_in, shapes_out) -> None:
         counter = OPS.get(name)
         call = OpCall(name, tuple(args), kwargs, shapes_in, shapes_out)
         count = counter(call) if counter is not None else NOT_COUNTED
         field = receptive.for_op(name, call, self._fields([t for t in inputs if not isinstance(t, nn.Parameter)]))
         for t in outputs:
             self._set_field(t, field)
-        self._record(index, qualified, call_number, name, OP, parent.depth + 1,
-                     None if parent.index < 0 else parent.index, inputs, outputs, shapes_in, shapes_out, count,
-                     [t for t in inputs if isinstance(t, nn.Parameter)], field, origin(func), ())
+        self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, count,
+                     [t for t in inputs if isinstance(t, nn.Parameter)], field, origin(func))
 
     # -- receptive fields -----------------------------------------------------------------
     def watch_input(self, x: torch.Tensor) -> None:
@@ -397,12 +391,13 @@ class Tracer(TorchFunctionMode):
         return [self._field(t) for t in tensors]
 
     # -- records ------------------------------------------------------------------------
-    def _record(self, index, name, call, type_name, kind, depth, parent, inputs: list, outputs: list, shapes_in: tuple,
-                shapes_out: tuple, count: Count, params, field, origin: str, inner: tuple) -> None:
-        """``outputs``: the tensors the row made (none for a container: its layers made them); each adds
+    def _record(self, frame: _Frame, type_name: str, kind: str, inputs: list, outputs: list, shapes_in: tuple,
+                shapes_out: tuple, count: Count, params, field, origin: str) -> None:
+        """The record of a frame (a module's call, or an operation's). ``outputs``: the tensors the row made (none for a container: its layers made them); each adds
         its elements and bytes (of its shape when made) unless it is an input (an in-place result) or a
         view of one. ``params``: those the row may own; it owns each one it is the first to use (None,
         an absent bias, is skipped)."""
+        _, index, name, call, depth, parent, _, _, inner = frame
         elements = size = 0
         for t, shape in zip(outputs, shapes_out):
             base = t._base
@@ -413,7 +408,8 @@ class Tracer(TorchFunctionMode):
                 n = prod(shape)
                 elements += n
                 size += n * t.element_size()
-        fresh, total, trainable, param_bytes = [], 0, 0, 0
+        fresh = []
+        total = trainable = param_bytes = 0
         if params:
             seen = self.params_seen
             for p in params:  # (one parameter given twice is counted once: it is seen after its first)
@@ -432,7 +428,7 @@ class Tracer(TorchFunctionMode):
         formulas._text = None
         self.records[index] = _new_tuple(LayerRecord, (
             index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, total, trainable, param_bytes,
-            count.macs, count.elementwise, elements, size, formulas, count.note, field, origin, inner,
+            count.macs, count.elementwise, elements, size, formulas, count.note, field, origin, tuple(inner),
         ))
 
 
