@@ -18,6 +18,7 @@ from __future__ import annotations
 import weakref
 from collections import Counter
 from collections.abc import Mapping
+from functools import partial
 from math import prod
 from operator import attrgetter
 from typing import NamedTuple
@@ -158,13 +159,25 @@ class Tracer(TorchFunctionMode):
         # Module hooks, even two process-wide ones, send every module call through PyTorch's slow
         # path, which cost a tenth of a small network's meta forward pass. Modules outside the model
         # (one built inside a forward) are left alone.
-        wrapped, own_forwards = self._wrapped, self._own_forwards
+        # Each forward is a partial of one method, with what does not change from call to call of
+        # its module: [module, row name, counter (None: not a layer), how its record is made, calls
+        # so far]. (A closure per module would cost a cell for each name it holds.)
+        wrapped, own_forwards, model = self._wrapped, self._own_forwards, self.model
+        traced_forward = self._traced_forward
+        leave_layer, leave_module = self._leave_layer, self._leave_module
         try:
             for module, name in self._walk:
                 own = module.__dict__
                 if "forward" in own:  # a forward of the instance's own: put back on exit
                     own_forwards.append((own, own["forward"]))
-                own["forward"] = self._traced(module, name, module.forward)
+                kind = type(module)
+                counter = counter_for_type(kind)
+                # The model itself is a row only when it is a single layer (an nn.Conv2d analysed
+                # alone); it is named "" (its operations' names start bare; no child's name can be
+                # empty), or its class when a row.
+                row = "" if module is model and counter is None and module._modules else name or kind.__name__
+                settled = [module, row, counter, leave_module if counter is None else leave_layer, 0]
+                own["forward"] = partial(traced_forward, settled, module.forward)
                 wrapped.append(own)
         except BaseException:
             self._restore()
@@ -207,75 +220,62 @@ class Tracer(TorchFunctionMode):
         return frames[-1] if frames else None
 
     # -- modules ------------------------------------------------------------------------
-    def _traced(self, module: nn.Module, name: str, forward):
-        """The module's forward, recorded. What does not change from call to call is settled here;
-        each call is entered (a frame on the stack; a counted layer runs with the mode stepped aside),
-        run, and left (its shapes read, its record made now or, deferred, after the pass)."""
-        kind = type(module)
-        counter = counter_for_type(kind)
-        # The model itself is a row only when it is a single layer (an nn.Conv2d analysed alone);
-        # it is named "" (its operations' names start bare), or its class when a row.
-        if module is self.model and counter is None and module._modules:
-            recorded, row = False, ""
+    def _traced_forward(self, settled: list, forward, *args, **kwargs):
+        """A module's forward, recorded (each module's forward is this while the trace runs, with its own
+        ``settled`` facts and ``forward``, see __enter__): the call is entered (a frame on the stack; a counted layer
+        runs with the mode stepped aside), run, and left (its shapes read, its record made now or,
+        deferred, after the pass)."""
+        if self.layer is not None:  # inside a counted layer: nothing is recorded
+            return forward(*args, **kwargs)
+        module, row, counter, leave, calls = settled
+        settled[4] = calls = calls + 1
+        index = None
+        if row:
+            index = self.next_index
+            self.next_index = index + 1
+        stack = self.stack
+        if stack:
+            caller = stack[-1]
+            depth, parent = caller.depth + 1, caller.index
         else:
-            recorded, row = True, name or kind.__name__
-        leave = self._leave_module if counter is None else self._leave_layer
-        stack, pending = self.stack, self.pending
-        calls = 0
-
-        def traced_forward(*args, **kwargs):
-            nonlocal calls
-            if self.layer is not None:  # inside a counted layer: nothing is recorded
-                return forward(*args, **kwargs)
-            calls += 1
-            index = None
-            if recorded:
-                index = self.next_index
-                self.next_index = index + 1
-            if stack:
-                caller = stack[-1]
-                depth, parent = caller.depth + 1, caller.index
-            else:
-                depth, parent = 0, None
-            # (Inline where a helper would be called per module call: a Python call costs as much as
-            # what it does here. The usual call passes one tensor and returns one.)
-            inputs = [args[0]] if len(args) == 1 and isinstance(args[0], Tensor) else _tensors(args)
-            frame = _new_tuple(_Frame, (module, index, row, calls, depth, parent, counter, inputs, []))
-            quiet = False
-            if counter is not None:
-                self.layer = frame
-                if not self.inner and _stack_depth() == self._depth:  # the mode steps aside
-                    _pop_mode()
-                    self.quiet = quiet = True
-            stack.append(frame)
-            output = forward(*args, **kwargs)
-            stack.pop()
-            if kwargs:
-                inputs = inputs + _tensors(kwargs)
-            outputs = [output] if isinstance(output, Tensor) else _tensors(output)
-            if quiet:  # the mode is off the stack: the layer's tensor queries cannot reach it
-                try:
-                    shapes_in = tuple(map(tuple, map(_shape, inputs)))
-                    shapes_out = tuple(map(tuple, map(_shape, outputs)))
-                finally:
-                    self.layer = None
-                    self.quiet = False
-                    _push_mode(self)
-            else:
-                if frame is self.layer:
-                    self.layer = None
-                with _NO_TORCH_FUNCTION():
-                    shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
-            if index is None:  # the model itself, not a row
-                return output
-            if pending is None:
-                with _NO_TORCH_FUNCTION():
-                    leave(frame, inputs, outputs, shapes_in, shapes_out, self.next_index)
-            else:
-                pending.append((leave, (frame, inputs, outputs, shapes_in, shapes_out, self.next_index)))
+            depth, parent = 0, None
+        # (Inline where a helper would be called per module call: a Python call costs as much as
+        # what it does here. The usual call passes one tensor and returns one.)
+        inputs = [args[0]] if len(args) == 1 and isinstance(args[0], Tensor) else _tensors(args)
+        frame = _new_tuple(_Frame, (module, index, row, calls, depth, parent, counter, inputs, []))
+        quiet = False
+        if counter is not None:
+            self.layer = frame
+            if not self.inner and _stack_depth() == self._depth:  # the mode steps aside
+                _pop_mode()
+                self.quiet = quiet = True
+        stack.append(frame)
+        output = forward(*args, **kwargs)
+        stack.pop()
+        if kwargs:
+            inputs = inputs + _tensors(kwargs)
+        outputs = [output] if isinstance(output, Tensor) else _tensors(output)
+        if quiet:  # the mode is off the stack: the layer's tensor queries cannot reach it
+            try:
+                shapes_in = tuple(map(tuple, map(_shape, inputs)))
+                shapes_out = tuple(map(tuple, map(_shape, outputs)))
+            finally:
+                self.layer = None
+                self.quiet = False
+                _push_mode(self)
+        else:
+            if frame is self.layer:
+                self.layer = None
+            with _NO_TORCH_FUNCTION():
+                shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
+        if index is None:  # the model itself, not a row
             return output
-
-        return traced_forward
+        if self.pending is None:
+            with _NO_TORCH_FUNCTION():
+                leave(frame, inputs, outputs, shapes_in, shapes_out, self.next_index)
+        else:
+            self.pending.append((leave, (frame, inputs, outputs, shapes_in, shapes_out, self.next_index)))
+        return output
 
     def _leave_layer(self, frame: _Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
                      end: int) -> None:
@@ -356,7 +356,8 @@ class Tracer(TorchFunctionMode):
         index = self.next_index
         self.next_index += 1
         # (The operation's own frame, though it runs no forward: its record is made as a module's is.)
-        frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs, [])
+        frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
+                       [])
         op = (frame, name, func, args, kwargs, inputs, outputs, shapes_in, shapes_out)
         if self.pending is None:
             self._leave_op(*op)
@@ -393,10 +394,10 @@ class Tracer(TorchFunctionMode):
     # -- records ------------------------------------------------------------------------
     def _record(self, frame: _Frame, type_name: str, kind: str, inputs: list, outputs: list, shapes_in: tuple,
                 shapes_out: tuple, count: Count, params, field, origin: str) -> None:
-        """The record of a frame (a module's call, or an operation's). ``outputs``: the tensors the row made (none for a container: its layers made them); each adds
-        its elements and bytes (of its shape when made) unless it is an input (an in-place result) or a
-        view of one. ``params``: those the row may own; it owns each one it is the first to use (None,
-        an absent bias, is skipped)."""
+        """The record of a frame (a module's call, or an operation's). ``outputs``: the tensors the row
+        made (none for a container: its layers made them); each adds its elements and bytes (of its shape
+        when made) unless it is an input (an in-place result) or a view of one. ``params``: those the row
+        may own; it owns each one it is the first to use (None, an absent bias, is skipped)."""
         _, index, name, call, depth, parent, _, _, inner = frame
         elements = size = 0
         for t, shape in zip(outputs, shapes_out):
