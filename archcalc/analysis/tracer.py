@@ -124,7 +124,6 @@ class Tracer(TorchFunctionMode):
         # tensor is held till then, so only for the meta device, where tensors take no memory.
         # Shapes are read as the forward runs either way.
         self.pending: list | None = [] if deferred else None
-        # self.lazy: a lazy layer (nn.LazyLinear) had parameters still to be made when the trace began
         self.param_names: dict[int, str] = {}  # id -> its slot name (weight, bias), each parameter once
         self.parameters: list[nn.Parameter] = []
         self.buffers: dict[int, torch.Tensor] = {}
@@ -140,6 +139,8 @@ class Tracer(TorchFunctionMode):
                 for b in m._buffers.values():
                     if b is not None:
                         buffers[id(b)] = b
+        # A lazy layer (nn.LazyLinear) had parameters still to be made when the trace began (by type: one
+        # test per kind of parameter, not per parameter).
         self.lazy = any(issubclass(kind, UninitializedTensorMixin) for kind in set(map(type, parameters)))
         self.records: dict[int, LayerRecord] = {}
         self.stack: list[_Frame] = []
