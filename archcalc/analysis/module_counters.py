@@ -149,9 +149,10 @@ def max_pool(call: ModuleCall) -> Count:
 
 def _max_pool_text(call: ModuleCall, window: int, elementwise: int) -> dict[str, str]:
     m, out = call.module, call.output
+    d = len(out) - 2
     stride = m.stride if m.stride is not None else m.kernel_size
     return {
-        "output": window_formula(call.input[2 - len(out):], m.kernel_size, stride, m.padding, m.dilation, m.ceil_mode),
+        "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, m.dilation, m.ceil_mode),
         "elementwise": f"({window} - 1) comparisons*{elements_text(out)} = {grouped(elementwise)}",
     }
 
@@ -166,9 +167,10 @@ def avg_pool(call: ModuleCall) -> Count:
 
 def _avg_pool_text(call: ModuleCall, window: int, elementwise: int) -> dict[str, str]:
     m, out = call.module, call.output
+    d = len(out) - 2
     stride = m.stride if m.stride is not None else m.kernel_size
     return {
-        "output": window_formula(call.input[2 - len(out):], m.kernel_size, stride, m.padding, 1, m.ceil_mode),
+        "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, 1, m.ceil_mode),
         "elementwise": f"{window} (adds + divide)*{elements_text(out)} = {grouped(elementwise)}",
     }
 
