@@ -15,8 +15,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedTensorMixin
 
-import archcalc.analysis.module_counters  # noqa: F401  (registers the layer formulas)
-import archcalc.analysis.op_counters  # noqa: F401  (registers the operation formulas)
+import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
 from archcalc.analysis import tool_conventions
 from archcalc.analysis.diagnosis import explain
 from archcalc.analysis.records import Analysis, LayerRecord, Totals

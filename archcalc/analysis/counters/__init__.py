@@ -1,0 +1,29 @@
+"""The layer-formula registry's entries, one file per family of operations.
+
+  convolution    Conv, ConvTranspose (module and F.conv*), unfold / fold (the convolution's im2col)
+  linear         nn.Linear and F.linear, matmul / @ / mm / bmm / baddbmm / addmm / mv, einsum
+  attention      F.scaled_dot_product_attention, nn.MultiheadAttention (every path), its functional forms
+  recurrent      nn.RNN / LSTM / GRU and their cells, torch's functional rnn ops
+  normalisation  BatchNorm, LayerNorm, GroupNorm, RMSNorm, InstanceNorm, LocalResponseNorm, F.normalize
+  pooling        max, average and adaptive pooling
+  elementwise    activations, arithmetic, softmax, reductions, interpolation, cumsum, addcmul
+  movement       data movement and bookkeeping (views, copies, concatenation, masks, comparisons,
+                 casts, embedding lookups): 0 operations by a declared rule
+  lecture        the lectures' own layers (LeNet-5's subsampling, connection table, RBF output)
+
+Each file registers its module entries in counting.MODULES and its functional entries in
+counting.OPS; a module entry and its functional twin are thin adapters over one formula written
+in the paper's symbols. Importing this package registers them all.
+"""
+
+from archcalc.analysis.counters import (  # noqa: F401  (each registers its formulas)
+    attention,
+    convolution,
+    elementwise,
+    lecture,
+    linear,
+    movement,
+    normalisation,
+    pooling,
+    recurrent,
+)

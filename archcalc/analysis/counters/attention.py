@@ -1,0 +1,160 @@
+"""Attention: F.scaled_dot_product_attention, nn.MultiheadAttention, and its functional forms.
+
+Symbols (Vaswani et al. 2017): batch N, heads h, query length L, key/value length S, query/key width
+d_k and value width d_v per head, model width E = h*d_k; K/V inputs of kdim and vdim features.
+  attention(Q, K, V) = softmax(QKᵀ/√d_k + mask) V
+    QKᵀ:           N*h*L*S*d_k MACs          (one dot product per score)
+    softmax(·) V:  N*h*L*S*d_v MACs          (one weighted sum per output)
+    element-wise:  per score 1 scale + 1 softmax (+ 1 mask add) (+ 1 dropout multiply)
+  Causal attention is counted in full (N*h*L*S scores), as PyTorch's math kernel and
+  torch.utils.flop_counter count it; grouped-query attention (enable_gqa, h_kv < h key/value heads)
+  costs the same per query head.
+  MultiheadAttention = in-projections (Q: N*L*E*E, K: N*S*kdim*E, V: N*S*vdim*E)
+                     + attention over S' = S (+1 with add_bias_kv) (+1 with add_zero_attn) keys
+                     + out-projection N*L*E*E; biases 1 add per output element.
+Every path gives the same count: need_weights true or false, the fused fast path PyTorch takes in
+eval mode without grad (torch._native_multi_head_attention), and F.multi_head_attention_forward.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from math import prod
+from typing import NamedTuple
+
+from torch import nn
+
+from archcalc.analysis.counters.text import tensor_shape
+from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall
+from archcalc.analysis.shapes import elements_text
+from archcalc.formulas.numbers import grouped
+
+
+def attention_count(batch: tuple, L: int, S: int, d_k: int, d_v: int, masked: bool, dropout: bool) -> Count:
+    """softmax(QKᵀ/√d_k + mask)V over batch dims ``batch`` (N, h): MACs = (N*h*L*S)*(d_k + d_v)."""
+    scores = (*batch, L, S)
+    n = prod(scores)
+    macs = n * (d_k + d_v)
+    per = 2 + masked + dropout
+    return Count(macs, per * n, partial(_attention_text, scores, d_k, d_v, macs, per, masked, dropout))
+
+
+def _attention_text(scores, d_k, d_v, macs, per, masked, dropout) -> dict[str, str]:
+    n = prod(scores)
+    extra = (" + mask" if masked else "") + (" + dropout" if dropout else "")
+    return {
+        "macs": f"QKᵀ {elements_text(scores)}*{d_k} + AV {elements_text(scores)}*{d_v} = {grouped(macs)}",
+        "elementwise": f"(scale + softmax{extra}) per score: {per}*{elements_text(scores)} = {grouped(per * n)}",
+    }
+
+
+# -- F.scaled_dot_product_attention ----------------------------------------------------------
+
+@OPS.register("scaled_dot_product_attention")
+def scaled_dot_product_attention(call: OpCall) -> Count:
+    """query (..., h, L, d_k), key (..., h_kv, S, d_k), value (..., h_kv, S, d_v)."""
+    q, k, v = (tensor_shape(call.arg(i, name)) for i, name in ((0, "query"), (1, "key"), (2, "value")))
+    masked = call.arg(3, "attn_mask") is not None or bool(call.arg(5, "is_causal", False))
+    dropout = bool(call.arg(4, "dropout_p", 0.0))
+    return attention_count(q[:-2], q[-2], k[-2], q[-1], v[-1], masked, dropout)
+
+
+# -- multi-head attention ------------------------------------------------------------------------
+
+class Heads(NamedTuple):
+    """One multi-head attention call, in the symbols above."""
+
+    N: int
+    L: int
+    S: int  # keys and values as given
+    E: int
+    kdim: int
+    vdim: int
+    h: int
+    extra_keys: int  # add_bias_kv and add_zero_attn each append one key and value
+    in_bias: bool
+    out_bias: bool
+    masked: bool
+    weights: tuple | None  # the attention weights returned (need_weights), averaged over heads or not
+
+
+def multi_head_count(a: Heads) -> Count:
+    N, L, S, E, h = a.N, a.L, a.S + a.extra_keys, a.E, a.h
+    d = E // h
+    projections = N * L * E * E + N * a.S * a.kdim * E + N * a.S * a.vdim * E
+    inner = attention_count((N, h), L, S, d, d, a.masked, False)
+    out = N * L * E * E
+    bias = (N * L * E + 2 * N * a.S * E if a.in_bias else 0) + (N * L * E if a.out_bias else 0)
+    averaged = prod(a.weights) * h if a.weights is not None and len(a.weights) == 3 else 0  # mean over h heads
+    macs = projections + inner.macs + out
+    elementwise = bias + inner.elementwise + averaged
+    return Count(macs, elementwise, partial(_multi_head_text, a, macs, bias, inner.elementwise, averaged))
+
+
+def _multi_head_text(a: Heads, macs: int, bias: int, scores: int, averaged: int) -> dict[str, str]:
+    N, L, E, h = a.N, a.L, a.E, a.h
+    S = a.S + a.extra_keys
+    d = E // h
+    keys = f"{a.S} + {a.extra_keys}" if a.extra_keys else f"{a.S}"
+    text = {
+        "macs": (f"Q {N}*{L}*{E}*{E} + K {N}*{a.S}*{a.kdim}*{E} + V {N}*{a.S}*{a.vdim}*{E} + "
+                 f"QKᵀ,AV {N}*{h}*{L}*({keys})*({d} + {d}) + out {N}*{L}*{E}*{E} = {grouped(macs)}"),
+    }
+    parts = []
+    if bias:
+        parts.append(f"biases {grouped(bias)}")
+    per = 2 + a.masked
+    parts.append(f"(scale + softmax{' + mask' if a.masked else ''}) {per}*({N}*{h}*{L}*{S}) = {grouped(scores)}")
+    if averaged:
+        parts.append(f"weights averaged over {h} heads {grouped(averaged)}")
+    text["elementwise"] = " + ".join(parts) + f" = {grouped(bias + scores + averaged)}"
+    return text
+
+
+def _layout(query: tuple, key: tuple, batch_first: bool) -> tuple[int, int, int]:
+    """(N, L, S) from (N, L, E) / (L, N, E) shapes, or unbatched (L, E)."""
+    if len(query) == 2:
+        return 1, query[0], key[0]
+    if batch_first:
+        return query[0], query[1], key[1]
+    return query[1], query[0], key[0]
+
+
+@MODULES.register(nn.MultiheadAttention)
+def multihead_attention(call: ModuleCall) -> Count:
+    m = call.module
+    query, key, value = call.inputs[:3]
+    N, L, S = _layout(query, key, m.batch_first)
+    weights = call.outputs[1] if len(call.outputs) > 1 else None  # need_weights: (N, L, S) or (N, h, L, S)
+    return multi_head_count(Heads(
+        N, L, S, m.embed_dim, key[-1], value[-1], m.num_heads,
+        (m.bias_k is not None) + bool(m.add_zero_attn), m.in_proj_bias is not None, m.out_proj.bias is not None,
+        len(call.inputs) > 3, weights))
+
+
+@OPS.register("multi_head_attention_forward")
+def multi_head_attention_forward(call: OpCall) -> Count:
+    """F.multi_head_attention_forward(query (L, N, E), key, value, embed_dim, num_heads, in_proj_weight,
+    in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p, out_proj_weight, out_proj_bias, training,
+    key_padding_mask, need_weights, attn_mask, ...)."""
+    query, key, value = (tensor_shape(call.arg(i, n)) for i, n in ((0, "query"), (1, "key"), (2, "value")))
+    N, L, S = _layout(query, key, False)
+    masked = any(call.arg(i, n) is not None for i, n in ((14, "key_padding_mask"), (16, "attn_mask"))) or bool(
+        call.arg(24, "is_causal", False))
+    weights = call.outputs[1] if len(call.outputs) > 1 else None
+    extra = (call.arg(7, "bias_k") is not None) + bool(call.arg(9, "add_zero_attn", False))
+    return multi_head_count(Heads(
+        N, L, S, call.arg(3, "embed_dim_to_check"), key[-1], value[-1], call.arg(4, "num_heads"), extra,
+        call.arg(6, "in_proj_bias") is not None, call.arg(12, "out_proj_bias") is not None, masked, weights))
+
+
+@OPS.register("_native_multi_head_attention")
+def native_multi_head_attention(call: OpCall) -> Count:
+    """The fused kernel of the fast path: (query (N, L, E), key, value, embed_dim, num_head, qkv_weight,
+    qkv_bias, proj_weight, proj_bias, mask, need_weights, average_attn_weights, mask_type)."""
+    query, key, value = (tensor_shape(call.args[i]) for i in range(3))
+    N, L, S = _layout(query, key, True)
+    weights = call.outputs[1] if len(call.outputs) > 1 and call.arg(10, "need_weights", True) else None
+    return multi_head_count(Heads(
+        N, L, S, call.args[3], key[-1], value[-1], call.args[4], 0, call.arg(6, "qkv_bias") is not None,
+        call.arg(8, "proj_bias") is not None, call.arg(9, "mask") is not None, weights))

@@ -1,0 +1,146 @@
+"""Convolution, its transpose, and unfold / fold (the convolution's im2col and col2im).
+
+Symbols: N batch, C_in/C_out channels, K kernel (K_h*K_w), g groups, H_out/W_out output size.
+  Conv:            MACs = N*C_out*H_out*W_out * (C_in/g)*K_h*K_w   (one dot product per output)
+  ConvTranspose:   MACs = N*C_in*H_in*W_in * K_h*K_w*(C_out/g)      (each input spread over a window)
+  bias:            one add per output element (element-wise column)
+  unfold:          a copy of the windows (0);  fold: overlapping windows summed, 1 add per input element
+This is torch.utils.flop_counter's conv_flop_count / 2 (transposed: the input's spatial size).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from math import prod
+
+from torch import nn
+
+from archcalc.analysis.counters.text import bias_formula, macs_text, tensor_shape
+from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall
+from archcalc.analysis.shapes import elements_text, joined, window_formula
+from archcalc.formulas.numbers import grouped
+from archcalc.formulas.params import conv_params
+
+
+def conv_count(out: tuple, per_output: list[int], bias: bool, text) -> Count:
+    """MACs = (outputs)*(K_h*K_w*C_in/g); ``text(per_output, macs, elementwise)`` writes the arithmetic."""
+    n = prod(out)
+    macs = n * prod(per_output)
+    elementwise = n if bias else 0
+    return Count(macs, elementwise, partial(text, per_output, macs, elementwise))
+
+
+def transposed_count(inp: tuple, out: tuple, per_input: list[int], bias: bool, text) -> Count:
+    """MACs = (inputs)*(K_h*K_w*C_out/g)."""
+    macs = prod(inp) * prod(per_input)
+    elementwise = prod(out) if bias else 0
+    return Count(macs, elementwise, partial(text, per_input, macs, elementwise))
+
+
+# -- modules -------------------------------------------------------------------------------
+
+@MODULES.register(nn.Conv1d, nn.Conv2d, nn.Conv3d)
+def conv(call: ModuleCall) -> Count:
+    m = call.module
+    return conv_count(call.output, [*m.kernel_size, m.in_channels // m.groups], m.bias is not None,
+                      partial(_conv_text, call))
+
+
+def _conv_text(call: ModuleCall, per_output: list[int], macs: int, elementwise: int) -> dict[str, str]:
+    m, out = call.module, call.output
+    spatial_in = call.input[-len(m.kernel_size):]
+    if isinstance(m.padding, str):
+        output = f"padding='{m.padding}': " + ("size kept" if m.padding == "same" else window_formula(
+            spatial_in, m.kernel_size, m.stride, 0, m.dilation, False))
+    else:
+        output = window_formula(spatial_in, m.kernel_size, m.stride, m.padding, m.dilation, False)
+    return {
+        "output": output,
+        "params": str(conv_params(m.kernel_size, m.in_channels, m.out_channels, m.groups, m.bias is not None)),
+        "macs": macs_text(out, per_output, macs),
+        **bias_formula(out, elementwise),
+    }
+
+
+@MODULES.register(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+def conv_transpose(call: ModuleCall) -> Count:
+    m = call.module
+    return transposed_count(call.input, call.output, [*m.kernel_size, m.out_channels // m.groups],
+                            m.bias is not None, partial(_conv_transpose_text, call))
+
+
+def _conv_transpose_text(call: ModuleCall, per_input: list[int], macs: int, elementwise: int) -> dict[str, str]:
+    m, inp, out = call.module, call.input, call.output
+    d = len(out) - 2
+    sizes = [
+        f"({h} - 1)*{s} - 2*{p} + {dl}*({k} - 1) + {op} + 1 = {o}"
+        for h, s, p, dl, k, op, o in zip(inp[-d:], m.stride, m.padding, m.dilation, m.kernel_size,
+                                         m.output_padding, out[-d:])
+    ]
+    weights = conv_params(m.kernel_size, m.out_channels, m.in_channels, m.groups, False)
+    params = f"({weights.text}) + {m.out_channels}" if m.bias is not None else weights.text
+    return {
+        "output": joined(sizes),
+        "params": f"{params} = {grouped(weights.value + (m.out_channels if m.bias is not None else 0))}",
+        "macs": macs_text(inp, per_input, macs),
+        **bias_formula(out, elementwise),
+    }
+
+
+@MODULES.register(nn.Unfold)
+def unfold_module(call: ModuleCall) -> Count:
+    return Count(0, 0, {}, "im2col: a copy of every window, no arithmetic")
+
+
+@MODULES.register(nn.Fold)
+def fold_module(call: ModuleCall) -> Count:
+    return _fold(call.input)
+
+
+# -- functional ----------------------------------------------------------------------------
+
+@OPS.register("conv1d", "conv2d", "conv3d")
+def conv_op(call: OpCall) -> Count:
+    weight = tensor_shape(call.arg(1, "weight"))
+    return conv_count(call.output, [*weight[2:], weight[1]], call.arg(2, "bias") is not None,
+                      partial(_conv_op_text, call, weight))
+
+
+def _conv_op_text(call: OpCall, weight: tuple, per_output: list[int], macs: int, elementwise: int) -> dict[str, str]:
+    d = len(weight) - 2
+    formulas = {"macs": f"{elements_text(call.output)}*({'*'.join(map(str, per_output))}) = {grouped(macs)}"}
+    padding = call.arg(4, "padding", 0)
+    if not isinstance(padding, str):
+        formulas["output"] = window_formula(call.inputs[0][-d:], weight[2:], call.arg(3, "stride", 1),
+                                            padding, call.arg(5, "dilation", 1), False)
+    return formulas
+
+
+@OPS.register("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+def conv_transpose_op(call: OpCall) -> Count:
+    """F.conv_transpose2d(input, weight (C_in, C_out/g, K...), bias, stride, padding, output_padding, groups)."""
+    weight = tensor_shape(call.arg(1, "weight"))
+    return transposed_count(call.inputs[0], call.output, [*weight[2:], weight[1]], call.arg(2, "bias") is not None,
+                            partial(_transposed_op_text, call.inputs[0]))
+
+
+def _transposed_op_text(inp: tuple, per_input: list[int], macs: int, elementwise: int) -> dict[str, str]:
+    return {"macs": macs_text(inp, per_input, macs)}
+
+
+@OPS.register("unfold")
+def unfold_op(call: OpCall) -> Count:
+    if len(call.output) == len(call.inputs[0]) + 1:  # Tensor.unfold(dim, size, step): a strided view
+        return Count(0, 0, {}, "a view of sliding windows, no arithmetic")
+    return Count(0, 0, {}, "im2col: a copy of every window, no arithmetic")
+
+
+@OPS.register("fold")
+def fold_op(call: OpCall) -> Count:
+    return _fold(call.inputs[0])
+
+
+def _fold(inp: tuple) -> Count:
+    n = prod(inp)
+    return Count(0, n, {"elementwise": f"col2im, overlapping windows summed: 1 add per input element: "
+                                       f"{elements_text(inp)} = {grouped(n)}"})

@@ -1,0 +1,136 @@
+"""Element-wise work: activations, arithmetic, softmax, reductions, scans, interpolation.
+
+No multiply-accumulates; counted in the element-wise column:
+  activations and arithmetic (ReLU, GELU, SiLU, Hardswish, Mish, sigmoid, x + y, x * y, softmax, ...)
+                       1 per output element
+  addcmul, addcdiv, lerp   2 per output element (a product or quotient, then an add)
+  reductions (sum, mean, max, var, logsumexp, argmax, ...)   1 per input element
+  cumsum, cumprod      1 per input element
+  interpolate / Upsample per output element: nearest 0 (a copy); linear, bilinear, trilinear
+                       2^d products and 2^d - 1 adds of the corner values (3, 7, 15); bicubic
+                       4^d products and 4^d - 1 adds (31 in 2-D); area: adaptive average pooling
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from math import prod
+
+from torch import nn
+
+from archcalc.analysis.counters.pooling import adaptive_count
+from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall
+from archcalc.analysis.shapes import elements_text
+from archcalc.formulas.numbers import grouped
+
+
+def per_output(out: tuple, per: int, what: str) -> Count:
+    n = per * prod(out)
+    return Count(0, n, partial(_per_output_text, out, per, what, n))
+
+
+def _per_output_text(out, per, what, n) -> dict[str, str]:
+    if per == 1:
+        return {"elementwise": f"1 per {what} element: {elements_text(out)} = {grouped(n)}"}
+    return {"elementwise": f"{per} per {what} element: {per}*{elements_text(out)} = {grouped(n)}"}
+
+
+# -- activations -----------------------------------------------------------------------------
+
+ACTIVATIONS = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+    nn.Sigmoid, nn.LogSigmoid, nn.Tanh, nn.Tanhshrink, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Hardshrink,
+    nn.Softshrink, nn.Softplus, nn.Softsign, nn.Threshold, nn.GLU,
+    nn.Softmax, nn.Softmax2d, nn.LogSoftmax, nn.Softmin,
+)
+
+
+@MODULES.register(*ACTIVATIONS)
+def activation(call: ModuleCall) -> Count:
+    n = prod(call.output)
+    return Count(0, n, partial(_activation_text, call.module, call.output, n))
+
+
+def _activation_text(m: nn.Module, out: tuple, n: int) -> dict[str, str]:
+    text = {"elementwise": f"1 per element: {elements_text(out)} = {grouped(n)}"}
+    params = list(m.parameters(recurse=False))
+    if params:
+        text["params"] = " + ".join(f"{p.numel()}" for p in params) + " (learned slope)"
+    return text
+
+
+ELEMENTWISE = (
+    # arithmetic
+    "add", "sub", "rsub", "mul", "div", "truediv", "floordiv", "floor_divide", "true_divide", "neg", "pow",
+    "float_power", "sqrt", "rsqrt", "square", "reciprocal", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
+    "abs", "sign", "sgn", "fmod", "remainder", "mod", "floor", "ceil", "round", "trunc", "frac", "erf", "erfc",
+    "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "hypot", "clamp", "clip", "clamp_min",
+    "clamp_max", "maximum", "minimum", "fmax", "fmin", "where", "nan_to_num", "xlogy", "logaddexp",
+    # activations
+    "relu", "relu6", "leaky_relu", "rrelu", "prelu", "elu", "selu", "celu", "gelu", "silu", "mish", "sigmoid",
+    "logsigmoid", "tanh", "tanhshrink", "hardswish", "hardsigmoid", "hardtanh", "hardshrink", "softshrink",
+    "softplus", "softsign", "threshold", "glu",
+    "softmax", "log_softmax", "softmin",
+)
+
+
+@OPS.register(*ELEMENTWISE)
+def elementwise(call: OpCall) -> Count:
+    return per_output(call.output, 1, "output")
+
+
+@OPS.register("addcmul", "addcdiv", "lerp")
+def fused_multiply_add(call: OpCall) -> Count:
+    """input + value*t1*t2 (addcmul), input + value*t1/t2 (addcdiv), a + w*(b - a) (lerp)."""
+    return per_output(call.output, 2, "output")
+
+
+@OPS.register("sum", "mean", "amax", "amin", "max", "min", "prod", "nansum", "nanmean", "var", "std", "var_mean",
+              "std_mean", "logsumexp", "norm", "linalg_vector_norm", "argmax", "argmin", "all", "any", "aminmax",
+              "count_nonzero")
+def reduction(call: OpCall) -> Count:
+    n = prod(call.inputs[0])
+    return Count(0, n, {"elementwise": f"1 per input element: {elements_text(call.inputs[0])} = {grouped(n)}"})
+
+
+@OPS.register("cumsum", "cumprod", "cummax", "cummin", "logcumsumexp")
+def scan(call: OpCall) -> Count:
+    n = prod(call.inputs[0])
+    return Count(0, n, {"elementwise": f"running {call.name[3:]}: 1 per input element: "
+                                       f"{elements_text(call.inputs[0])} = {grouped(n)}"})
+
+
+@OPS.register("cosine_similarity", "pairwise_distance")
+def similarity(call: OpCall) -> Count:
+    """Per pair of vectors: products (or differences and squares) and their sums: 3 per input element."""
+    n = 3 * prod(call.inputs[0])
+    return Count(0, n, {"elementwise": f"3 per input element: 3*{elements_text(call.inputs[0])} = {grouped(n)}"})
+
+
+# -- interpolation ---------------------------------------------------------------------------------
+
+_CORNERS = {"linear": 2, "bilinear": 2, "trilinear": 2, "bicubic": 4}
+
+
+def interpolation_count(inp: tuple, out: tuple, mode: str) -> Count:
+    d = len(out) - 2
+    if mode == "area":
+        return adaptive_count(inp[-d:], out, False)
+    if mode not in _CORNERS:  # nearest, nearest-exact
+        return Count(0, 0, {}, f"{mode}: a copy of the nearest input, no arithmetic")
+    taps = _CORNERS[mode] ** d
+    per = 2 * taps - 1
+    n = per * prod(out)
+    return Count(0, n, lambda: {"elementwise": f"{mode}: ({taps} products + {taps - 1} adds)*{elements_text(out)} "
+                                               f"= {grouped(n)}"})
+
+
+@OPS.register("interpolate", "upsample", "upsample_nearest", "upsample_bilinear")
+def interpolate(call: OpCall) -> Count:
+    default = {"upsample_bilinear": "bilinear"}.get(call.name, "nearest")
+    return interpolation_count(call.inputs[0], call.output, call.arg(3, "mode", default))
+
+
+@MODULES.register(nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d)
+def upsample(call: ModuleCall) -> Count:
+    return interpolation_count(call.input, call.output, call.module.mode)

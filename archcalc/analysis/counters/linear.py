@@ -1,0 +1,211 @@
+"""Linear layers and every matrix product: nn.Linear, F.linear, matmul / @, mm, bmm, mv, dot, addmm,
+baddbmm, addbmm, addmv, einsum.
+
+Symbols: a product of (..., M, K) by (..., K, N) gives (..., M, N) after broadcasting the batch dims.
+  Linear:   MACs = rows*n_in*n_out, rows = the product of the input's leading dims (N, or N*L tokens)
+  matmul:   MACs = (elements of the broadcast output)*K: each output is a dot product of K terms
+  addmm, baddbmm, addmv:  the product's MACs, + 1 add per output for the added input (element-wise)
+  einsum:   each pairwise contraction costs the product of the sizes of every index it multiplies
+            (indices summed within one operand are summed first, element-wise), operands taken in
+            the order PyTorch contracts them (left to right; opt_einsum's path when torch uses it)
+This is torch.utils.flop_counter's mm / addmm / bmm / baddbmm count / 2, whatever the broadcasting.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from math import prod
+
+from torch import nn
+
+from archcalc.analysis.counters.text import bias_formula, tensor_shape
+from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall
+from archcalc.analysis.shapes import elements_text
+from archcalc.formulas.numbers import grouped
+from archcalc.formulas.params import linear_params
+
+
+def linear_count(rows: int, n_in: int, n_out: int, out: tuple, bias: bool, text) -> Count:
+    """MACs = rows*n_in*n_out; a bias adds one per output element."""
+    macs = rows * n_in * n_out
+    elementwise = prod(out) if bias else 0
+    return Count(macs, elementwise, partial(text, rows, n_in, n_out, out, macs, elementwise))
+
+
+def product_count(out: tuple, inner: int, added: int = 0) -> Count:
+    """MACs = (outputs)*K; ``added``: element-wise adds of an added input (addmm's)."""
+    macs = prod(out) * inner
+    return Count(macs, added, partial(_product_text, out, inner, macs, added))
+
+
+def _product_text(out: tuple, inner: int, macs: int, added: int) -> dict[str, str]:
+    text = {"macs": f"{elements_text(out)}*{inner} = {grouped(macs)}"}
+    if added:
+        text["elementwise"] = f"added input: {elements_text(out)} adds = {grouped(added)}"
+    return text
+
+
+# -- nn.Linear and F.linear ------------------------------------------------------------------
+
+@MODULES.register(nn.Linear)
+def linear(call: ModuleCall) -> Count:
+    m = call.module
+    return linear_count(prod(call.input[:-1]), m.in_features, m.out_features, call.output, m.bias is not None,
+                        partial(_linear_text, m))
+
+
+def _linear_text(m, rows, n_in, n_out, out, macs, elementwise) -> dict[str, str]:
+    return {
+        "params": str(linear_params(n_in, n_out, m.bias is not None)),
+        "macs": f"{rows}*{n_in}*{n_out} = {grouped(macs)}",
+        **bias_formula(out, elementwise),
+    }
+
+
+@OPS.register("linear")
+def linear_op(call: OpCall) -> Count:
+    weight = tensor_shape(call.arg(1, "weight"))
+    n_out, n_in = (weight[0], weight[1]) if len(weight) == 2 else (1, weight[0])
+    return linear_count(prod(call.inputs[0][:-1]), n_in, n_out, call.output, call.arg(2, "bias") is not None,
+                        _linear_op_text)
+
+
+def _linear_op_text(rows, n_in, n_out, out, macs, elementwise) -> dict[str, str]:
+    return {"macs": f"{rows}*{n_in}*{n_out} = {grouped(macs)}"}
+
+
+# -- matrix products ---------------------------------------------------------------------------
+
+@OPS.register("matmul", "mm", "bmm", "mv", "dot", "vdot", "inner")
+def matmul(call: OpCall) -> Count:
+    """K is the first operand's last dimension (a vector's only one); the output holds the broadcast batch."""
+    return product_count(call.output, call.inputs[0][-1] if call.inputs[0] else 1)
+
+
+@OPS.register("addmm", "baddbmm", "addmv", "addbmm")
+def addmm(call: OpCall) -> Count:
+    """input + mat1 @ mat2 (beta, alpha scalings folded into the adds): the product's MACs and one add per
+    output (addbmm also sums its batch of products: one more add per product element)."""
+    mat1, out = call.inputs[1], call.output
+    inner = mat1[-1]
+    if call.name == "addbmm":  # sum over the batch of b (M, K) @ (K, N) products
+        macs_out = (mat1[0], *out)
+        count = product_count(macs_out, inner, prod(out) + prod(macs_out) - prod(out))
+        return count
+    return product_count(out, inner, prod(out))
+
+
+# -- einsum -------------------------------------------------------------------------------------
+
+@OPS.register("einsum")
+def einsum(call: OpCall) -> Count:
+    equation = call.args[0] if call.args and isinstance(call.args[0], str) else call.kwargs.get("equation")
+    if not isinstance(equation, str):
+        return Count(None, None, {}, "einsum in its sublist form: not counted")
+    steps, elementwise = contraction(equation, call.inputs)
+    macs = sum(prod(sizes.values()) for _, sizes in steps)
+    return Count(macs, elementwise, partial(_einsum_text, equation, steps, macs, elementwise))
+
+
+def _einsum_text(equation: str, steps: list, macs: int, elementwise: int) -> dict[str, str]:
+    if steps:
+        parts = [f"{pair} {'*'.join(f'{k}{v}' for k, v in sizes.items()) or '1'}" for pair, sizes in steps]
+        text = {"macs": f"'{equation}': " + " + ".join(parts) + f" = {grouped(macs)}"}
+    else:
+        text = {"macs": f"'{equation}': no index contracted between operands = 0"}
+    if elementwise:
+        text["elementwise"] = (f"element-wise products, and indices summed within one operand: "
+                               f"{grouped(elementwise)}")
+    return text
+
+
+def _labels(equation: str, shapes: tuple) -> tuple[list[list[str]], list[str]]:
+    """Each operand's index letters (an ellipsis written out as one letter per dimension it covers) and
+    the output's (implicit output: the letters used once, in alphabetical order)."""
+    equation = equation.replace(" ", "")
+    left, arrow, right = equation.partition("->")
+    terms = left.split(",")
+    ellipsis_rank = max((len(s) - (len(t) - 3) for t, s in zip(terms, shapes) if "..." in t), default=0)
+    broadcast = [chr(0x3B1 + i) for i in range(ellipsis_rank)]  # α, β, ... for the ellipsis's dims
+
+    def expand(term: str, rank: int | None) -> list[str]:
+        if "..." not in term:
+            return list(term)
+        before, after = term.split("...")
+        covered = (rank - len(before) - len(after)) if rank is not None else ellipsis_rank
+        return list(before) + broadcast[ellipsis_rank - covered:] + list(after)
+
+    operands = [expand(t, len(s)) for t, s in zip(terms, shapes)]
+    if arrow:
+        output = expand(right, None)
+    else:
+        counts: dict[str, int] = {}
+        for labels in operands:
+            for x in labels:
+                counts[x] = counts.get(x, 0) + 1
+        output = broadcast + sorted(x for x, c in counts.items() if c == 1 and x not in broadcast)
+    return operands, output
+
+
+def contraction(equation: str, shapes: tuple) -> tuple[list[tuple[str, dict[str, int]]], int]:
+    """The pairwise products PyTorch's einsum makes, each as (which operands, {index: size}), and the
+    element-wise work: indices summed within a single operand before its product, and the pairs with no
+    index to contract, which PyTorch multiplies element-wise."""
+    operands, output = _labels(equation, shapes)
+    size: dict[str, int] = {}
+    for labels, shape in zip(operands, shapes):
+        for x, n in zip(labels, shape):
+            size[x] = max(size.get(x, 1), n)
+    keep = set(output)
+    pending = [(f"#{i + 1}", dict.fromkeys(labels), shape) for i, (labels, shape) in enumerate(zip(operands, shapes))]
+    summed = 0
+
+    def needed_elsewhere(i: int, j: int | None) -> set:
+        rest = set(keep)
+        for k, (_, labels, _) in enumerate(pending):
+            if k != i and k != j:
+                rest.update(labels)
+        return rest
+
+    if len(pending) == 1:
+        _, labels, shape = pending[0]
+        return [], prod(shape) - prod(size[x] for x in labels if x in keep) if set(labels) - keep else 0
+    steps = []
+    pairs, at_front = _order(equation, shapes, len(pending))
+    for i, j in pairs:
+        (name_a, a, shape_a), (name_b, b, shape_b) = pending[i], pending[j]
+        rest = needed_elsewhere(i, j)
+        # an index in one operand only, needed neither later nor in the output, is summed there first
+        for labels, shape in ((a, shape_a), (b, shape_b)):
+            other = b if labels is a else a
+            alone = [x for x in labels if x not in rest and x not in other]
+            if alone:
+                summed += prod(size[x] for x in labels) - prod(size[x] for x in labels if x not in alone)
+                for x in alone:
+                    labels.pop(x)
+        multiplied = {x: size[x] for x in dict.fromkeys([*a, *b])}
+        result = dict.fromkeys(x for x in multiplied if x in rest)
+        if any(x in b and x not in rest for x in a):  # an index contracted: a batched matrix product
+            steps.append((f"{name_a}{name_b}", multiplied))
+        else:  # nothing to contract: PyTorch multiplies element-wise (outer or Hadamard product)
+            summed += prod(multiplied.values())
+        for k in sorted((i, j), reverse=True):
+            pending.pop(k)
+        made = (f"({name_a}{name_b})", result, tuple(size[x] for x in result))
+        pending.insert(0 if at_front else len(pending), made)
+    return steps, summed
+
+
+def _order(equation: str, shapes: tuple, n: int) -> tuple[list[tuple[int, int]], bool]:
+    """The pairs PyTorch contracts, as positions in the shrinking list of operands, and whether each
+    result goes first (left to right, PyTorch's own order) or last (opt_einsum's path, which torch
+    follows when torch.backends.opt_einsum is on)."""
+    import torch
+
+    backend = torch.backends.opt_einsum
+    if n > 2 and backend.is_available() and backend.enabled:
+        import opt_einsum
+
+        path, _ = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=backend.strategy)
+        return [tuple(sorted(p)) for p in path], False
+    return [(0, 1)] * (n - 1), True

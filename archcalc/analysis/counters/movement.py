@@ -1,0 +1,121 @@
+"""Data movement and bookkeeping: 0 operations, by a declared rule (not "not counted").
+
+  views and copies      view, reshape, permute, transpose, expand, contiguous, clone, to, casts, ...
+  concatenation         cat, stack (the output-size arithmetic shown for cat)
+  rearrangement         unbind, roll, flip, tile, repeat_interleave, pixel_shuffle, pad, gather, ...
+  bookkeeping           new_zeros / zeros_like / full_like, meshgrid, masked_fill, triu / tril,
+                        comparisons and logical masks (eq, lt, isnan, ...), one_hot
+  lookups               nn.Embedding / F.embedding: a row read per index, 0 MACs
+  dropout               the identity at inference (eval mode)
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from math import prod
+
+from torch import nn
+
+from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall
+from archcalc.analysis.shapes import elements_text
+from archcalc.formulas.numbers import grouped
+from archcalc.formulas.terms import product
+
+VIEWS_AND_COPIES = (
+    "view", "reshape", "flatten", "unflatten", "expand", "expand_as", "squeeze", "unsqueeze", "permute",
+    "transpose", "t", "contiguous", "getitem", "setitem", "chunk", "split", "split_with_sizes", "tensor_split",
+    "hsplit", "vsplit", "dsplit", "narrow", "select", "index_select", "view_as", "reshape_as", "repeat", "clone",
+    "detach", "to", "type", "type_as", "float", "half", "bfloat16", "double", "int", "long", "short", "bool", "byte",
+    "char", "real", "imag", "T", "mT", "H", "mH", "data", "identity", "movedim", "moveaxis", "swapaxes", "swapdims",
+    "copy", "as_strided", "diagonal", "diag", "diag_embed", "atleast_1d", "atleast_2d", "atleast_3d", "ravel",
+    "broadcast_to", "broadcast_tensors", "unfold_copy", "cpu", "cuda",
+)
+REARRANGEMENTS = (
+    "unbind", "roll", "flip", "fliplr", "flipud", "rot90", "tile", "repeat_interleave", "pixel_shuffle",
+    "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "pad", "gather", "scatter", "index", "take",
+    "take_along_dim", "index_put", "index_copy", "masked_select", "narrow_copy", "nonzero",
+)
+BOOKKEEPING = (
+    "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "zeros_like", "ones_like", "full_like",
+    "empty_like", "rand_like", "randn_like", "randint_like", "fill", "zero", "masked_fill", "index_fill", "meshgrid",
+    "triu", "tril", "one_hot", "eq", "ne", "lt", "gt", "le", "ge", "equal", "isclose", "allclose", "isnan", "isinf",
+    "isfinite", "isneginf", "isposinf", "logical_not", "logical_and", "logical_or", "logical_xor", "bitwise_not",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "and", "or", "xor", "invert", "lshift", "rshift", "size", "numel",
+    "bucketize", "searchsorted", "requires_grad", "retain_grad",
+)
+DROPOUT = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")
+
+
+@OPS.register(*VIEWS_AND_COPIES)
+def view_or_copy(call: OpCall) -> Count:
+    return Count(0, 0, {}, "shape or copy only")
+
+
+@OPS.register(*REARRANGEMENTS)
+def rearrangement(call: OpCall) -> Count:
+    return Count(0, 0, {}, "data movement, no arithmetic")
+
+
+@OPS.register(*BOOKKEEPING)
+def bookkeeping(call: OpCall) -> Count:
+    return Count(0, 0, {}, "bookkeeping (a mask, a comparison, a constant): no arithmetic counted")
+
+
+@OPS.register(*DROPOUT)
+def dropout_op(call: OpCall) -> Count:
+    return Count(0, 0, {}, "identity at inference (eval mode)")
+
+
+@OPS.register("cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "column_stack")
+def concatenate(call: OpCall) -> Count:
+    if call.name != "cat" and call.name not in ("concat", "concatenate"):
+        return Count(0, 0, {}, "copy, no arithmetic")
+    dim = call.arg(1, "dim", 0) % len(call.output)
+    parts = " + ".join(str(s[dim]) for s in call.inputs)
+    axis = "channels" if dim == 1 else f"dim {dim}"
+    return Count(0, 0, {"output": f"{axis}: {parts} = {call.output[dim]}"}, "copy, no arithmetic")
+
+
+@OPS.register("embedding")
+def embedding_op(call: OpCall) -> Count:
+    return Count(0, 0, {}, "a lookup: one row read per index, no arithmetic")
+
+
+# -- modules ------------------------------------------------------------------------------------
+
+@MODULES.register(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+def dropout(call: ModuleCall) -> Count:
+    return Count(0, 0, {}, "identity at inference (eval mode)")
+
+
+@MODULES.register(nn.Flatten, nn.Unflatten, nn.Identity)
+def reshape(call: ModuleCall) -> Count:
+    return Count(0, 0, {}, "shape only")
+
+
+@MODULES.register(nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
+                  nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d, nn.ReflectionPad1d, nn.ReflectionPad2d,
+                  nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d, nn.ReplicationPad3d,
+                  nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d)
+def rearrange(call: ModuleCall) -> Count:
+    return Count(0, 0, {}, "data movement, no arithmetic")
+
+
+@MODULES.register(nn.Embedding)
+def embedding(call: ModuleCall) -> Count:
+    m = call.module
+    return Count(0, 0, partial(_embedding_text, m), "a lookup: one row read per index, no arithmetic")
+
+
+def _embedding_text(m: nn.Embedding) -> dict[str, str]:
+    return {"params": f"num_embeddings*embedding_dim = {product(m.num_embeddings, m.embedding_dim)}"}
+
+
+@MODULES.register(nn.EmbeddingBag)
+def embedding_bag(call: ModuleCall) -> Count:
+    """Each bag's rows summed (or averaged, or maxed): 1 operation per looked-up element."""
+    m = call.module
+    rows = call.input
+    n = 0 if m.mode is None else prod(rows) * m.embedding_dim
+    return Count(0, n, lambda: {"elementwise": f"{m.mode} of the bags' rows: {elements_text(rows)}*{m.embedding_dim} "
+                                               f"= {grouped(n)}"}, "a lookup, then each bag reduced")

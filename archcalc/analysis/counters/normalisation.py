@@ -1,0 +1,143 @@
+"""Normalisation: BatchNorm, LayerNorm, GroupNorm, RMSNorm, InstanceNorm, LocalResponseNorm, F.normalize.
+
+No multiply-accumulates (torch.utils.flop_counter counts none); the element-wise work, per element:
+  BatchNorm (eval)       2    x*γ/σ + (β - μγ/σ): running statistics folded into one scale and shift
+  LayerNorm, GroupNorm,  5    statistics of each group: mean (1 add), x - μ (1), (x - μ)² summed (2),
+  InstanceNorm                and the scale by 1/σ (1); + 1 for γ, + 1 for β when affine
+                              (InstanceNorm with running statistics in eval: 2, as BatchNorm)
+  RMSNorm                3    x² summed (2) and the scale by 1/rms (1); + 1 for γ
+  F.normalize            3    |x|^p summed (2) and the divide (1)
+  LocalResponseNorm      2n + 3   b = a / (k + α/n Σ a²)^β over n neighbouring channels
+The per-group square roots and divides by the group size are not counted (one per group, not per element).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from math import prod
+
+from torch import nn
+
+from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall
+from archcalc.analysis.shapes import elements_text
+from archcalc.formulas.numbers import grouped
+from archcalc.formulas.params import per_map_params
+
+
+def norm_count(shape: tuple, statistics: int, affine: int, what: str) -> Count:
+    """(statistics + affine) operations per element of ``shape``."""
+    per = statistics + affine
+    n = per * prod(shape)
+    return Count(0, n, partial(_norm_text, shape, statistics, affine, what, n))
+
+
+def _norm_text(shape, statistics, affine, what, n) -> dict[str, str]:
+    per = f"({statistics} + {affine} affine)" if affine else f"{statistics}"
+    return {"elementwise": f"{what}: {per}*{elements_text(shape)} = {grouped(n)}"}
+
+
+# -- BatchNorm (text as the lectures' tables have it) -------------------------------------------
+
+@MODULES.register(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+def batch_norm(call: ModuleCall) -> Count:
+    elementwise = 2 * prod(call.output)
+    return Count(0, elementwise, partial(_batch_norm_text, call.module, call.output, elementwise))
+
+
+def _batch_norm_text(m: nn.Module, out: tuple, elementwise: int) -> dict[str, str]:
+    text = {"elementwise": f"2*{elements_text(out)} = {grouped(elementwise)} (x*γ/σ + (β - μγ/σ), folded)"}
+    if m.affine:
+        text["params"] = f"(γ + β)*C = {per_map_params(m.num_features, ('γ', 'β'))}"
+    return text
+
+
+@OPS.register("batch_norm")
+def batch_norm_op(call: OpCall) -> Count:
+    n = 2 * prod(call.output)
+    return Count(0, n, {"elementwise": f"2*{elements_text(call.output)} = {grouped(n)}"})
+
+
+# -- statistics of the tensor itself -------------------------------------------------------------
+
+@MODULES.register(nn.LayerNorm)
+def layer_norm(call: ModuleCall) -> Count:
+    m = call.module
+    return norm_count(call.output, 5, _affine(m.weight, m.bias), f"LayerNorm over {tuple(m.normalized_shape)}")
+
+
+@MODULES.register(nn.GroupNorm)
+def group_norm(call: ModuleCall) -> Count:
+    m = call.module
+    return norm_count(call.output, 5, _affine(m.weight, m.bias), f"GroupNorm, {m.num_groups} groups")
+
+
+@MODULES.register(nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+def instance_norm(call: ModuleCall) -> Count:
+    m = call.module
+    if m.track_running_stats and not m.training:
+        return norm_count(call.output, 2, 0, "InstanceNorm with running statistics (folded)")
+    return norm_count(call.output, 5, _affine(m.weight, m.bias), "InstanceNorm, per map")
+
+
+if hasattr(nn, "RMSNorm"):  # PyTorch 2.4 and later
+    @MODULES.register(nn.RMSNorm)
+    def rms_norm(call: ModuleCall) -> Count:
+        m = call.module
+        return norm_count(call.output, 3, _affine(m.weight), f"RMSNorm over {tuple(m.normalized_shape)}")
+
+
+@MODULES.register(nn.LocalResponseNorm)
+def local_response_norm(call: ModuleCall) -> Count:
+    """b = a / (k + α/n Σ a²)^β over n neighbouring channels: per element n squares, n - 1 adds,
+    then scale, add k, power and divide (4): 2n + 3 operations."""
+    n = prod(call.output)
+    size = call.module.size
+    per = 2 * size + 3
+    return Count(0, per * n, lambda: {"elementwise": f"(2*{size} + 3)*{elements_text(call.output)} = {grouped(per * n)}"})
+
+
+def _affine(*tensors) -> int:
+    return sum(t is not None for t in tensors)
+
+
+@OPS.register("layer_norm")
+def layer_norm_op(call: OpCall) -> Count:
+    """F.layer_norm(input, normalized_shape, weight, bias, eps)."""
+    return norm_count(call.inputs[0], 5, _affine(call.arg(2, "weight"), call.arg(3, "bias")),
+                      f"layer_norm over {tuple(call.arg(1, 'normalized_shape'))}")
+
+
+@OPS.register("group_norm")
+def group_norm_op(call: OpCall) -> Count:
+    """F.group_norm(input, num_groups, weight, bias, eps)."""
+    return norm_count(call.inputs[0], 5, _affine(call.arg(2, "weight"), call.arg(3, "bias")),
+                      f"group_norm, {call.arg(1, 'num_groups')} groups")
+
+
+@OPS.register("instance_norm")
+def instance_norm_op(call: OpCall) -> Count:
+    """F.instance_norm(input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)."""
+    if not call.arg(5, "use_input_stats", True):
+        return norm_count(call.inputs[0], 2, 0, "instance_norm with running statistics (folded)")
+    return norm_count(call.inputs[0], 5, _affine(call.arg(3, "weight"), call.arg(4, "bias")), "instance_norm, per map")
+
+
+@OPS.register("rms_norm")
+def rms_norm_op(call: OpCall) -> Count:
+    """F.rms_norm(input, normalized_shape, weight, eps)."""
+    return norm_count(call.inputs[0], 3, _affine(call.arg(2, "weight")),
+                      f"rms_norm over {tuple(call.arg(1, 'normalized_shape'))}")
+
+
+@OPS.register("normalize")
+def normalize_op(call: OpCall) -> Count:
+    """F.normalize(input, p, dim): x / max(‖x‖_p, eps)."""
+    return norm_count(call.inputs[0], 3, 0, f"normalize (p={call.arg(1, 'p', 2.0):g})")
+
+
+@OPS.register("local_response_norm")
+def local_response_norm_op(call: OpCall) -> Count:
+    size = call.arg(1, "size")
+    n = prod(call.output)
+    per = 2 * size + 3
+    return Count(0, per * n, lambda: {"elementwise": f"(2*{size} + 3)*{elements_text(call.output)} = {grouped(per * n)}"})

@@ -1,0 +1,119 @@
+"""Pooling: max, average and adaptive pooling, as modules and as F.* calls.
+
+No multiply-accumulates; element-wise work per output element, with K the window's elements:
+  max pooling       K - 1 comparisons
+  average pooling   K (K - 1 adds and a divide)
+  adaptive pooling  the windows' elements (adaptive_window_total), less one per output for max
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from math import prod
+
+from torch import nn
+
+from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall
+from archcalc.analysis.shapes import adaptive_formula, as_tuple, elements_text, window_formula
+from archcalc.formulas.numbers import grouped
+from archcalc.formulas.outsize import adaptive_window_total
+
+
+def window_count(out: tuple, window: int, is_max: bool, text) -> Count:
+    """(K - 1) comparisons or K adds-and-divide per output."""
+    elementwise = (window - 1 if is_max else window) * prod(out)
+    return Count(0, elementwise, partial(text, window, elementwise))
+
+
+def adaptive_count(spatial_in: tuple, out: tuple, is_max: bool) -> Count:
+    d = len(spatial_in)
+    reads = prod(out[:-d]) * prod(adaptive_window_total(i, o) for i, o in zip(spatial_in, out[-d:]))
+    elementwise = reads - prod(out) if is_max else reads
+    return Count(0, elementwise, partial(_adaptive_text, spatial_in, out, is_max, reads, elementwise))
+
+
+def _adaptive_text(spatial_in, out, is_max, reads, elementwise) -> dict[str, str]:
+    what = "comparisons" if is_max else "adds and divides"
+    return {
+        "output": adaptive_formula(spatial_in, out[-len(spatial_in):])[0],
+        "elementwise": f"{what}: {grouped(elementwise)} over {grouped(reads)} window elements",
+    }
+
+
+# -- modules -------------------------------------------------------------------------------
+
+@MODULES.register(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+def max_pool(call: ModuleCall) -> Count:
+    m, out = call.module, call.output
+    return window_count(out, prod(as_tuple(m.kernel_size, len(out) - 2)), True, partial(_max_pool_text, call))
+
+
+def _max_pool_text(call: ModuleCall, window: int, elementwise: int) -> dict[str, str]:
+    m, out = call.module, call.output
+    d = len(out) - 2
+    stride = m.stride if m.stride is not None else m.kernel_size
+    return {
+        "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, m.dilation, m.ceil_mode),
+        "elementwise": f"({window} - 1) comparisons*{elements_text(out)} = {grouped(elementwise)}",
+    }
+
+
+@MODULES.register(nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+def avg_pool(call: ModuleCall) -> Count:
+    m, out = call.module, call.output
+    return window_count(out, prod(as_tuple(m.kernel_size, len(out) - 2)), False, partial(_avg_pool_text, call))
+
+
+def _avg_pool_text(call: ModuleCall, window: int, elementwise: int) -> dict[str, str]:
+    m, out = call.module, call.output
+    d = len(out) - 2
+    stride = m.stride if m.stride is not None else m.kernel_size
+    return {
+        "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, 1, m.ceil_mode),
+        "elementwise": f"{window} (adds + divide)*{elements_text(out)} = {grouped(elementwise)}",
+    }
+
+
+@MODULES.register(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+                  nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+def adaptive_pool(call: ModuleCall) -> Count:
+    out = call.output
+    return adaptive_count(call.input[-(len(out) - 2):], out, "Max" in type(call.module).__name__)
+
+
+# -- functional ----------------------------------------------------------------------------
+
+def _pool(call: OpCall, is_max: bool) -> Count:
+    dims = len(call.output) - 2
+    kernel = as_tuple(call.arg(1, "kernel_size"), dims)
+    stride = call.arg(2, "stride") or kernel
+    padding = call.arg(3, "padding", 0)
+    if is_max:
+        dilation, ceil_mode = call.arg(4, "dilation", 1), call.arg(5, "ceil_mode", False)
+    else:
+        dilation, ceil_mode = 1, call.arg(4, "ceil_mode", False)
+    output = window_formula(call.inputs[0][-dims:], kernel, stride, padding, dilation, ceil_mode)
+    return window_count(call.output, prod(kernel), is_max, partial(_pool_op_text, call.output, is_max, output))
+
+
+def _pool_op_text(out, is_max, output, window, elementwise) -> dict[str, str]:
+    what = f"({window} - 1) comparisons" if is_max else f"{window} (adds + divide)"
+    return {"output": output, "elementwise": f"{what}*{elements_text(out)} = {grouped(elementwise)}"}
+
+
+@OPS.register("max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
+              "max_pool2d_with_indices", "max_pool3d_with_indices")
+def max_pool_op(call: OpCall) -> Count:
+    return _pool(call, True)
+
+
+@OPS.register("avg_pool1d", "avg_pool2d", "avg_pool3d")
+def avg_pool_op(call: OpCall) -> Count:
+    return _pool(call, False)
+
+
+@OPS.register("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+              "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d")
+def adaptive_pool_op(call: OpCall) -> Count:
+    out = call.output
+    return adaptive_count(call.inputs[0][-(len(out) - 2):], out, "max" in call.name)

@@ -1,0 +1,84 @@
+"""Recurrent layers: nn.RNN, nn.LSTM, nn.GRU, their cells, and torch's functional lstm / gru / rnn.
+
+Symbols: T time steps, N sequences, rows = T*N (a packed sequence: its total length), I input
+features, H hidden units, P projection size (LSTM's proj_size), G gates (RNN 1, GRU 3, LSTM 4).
+  At every step each weight matrix multiplies one vector per sequence:
+    MACs = rows * Σ over layers and directions of (G*H*I_l  [W_ih]  +  G*H*H_r  [W_hh]  (+ P*H [W_hr]))
+  with I_0 = I, I_l = H_out*directions above, H_r = P when projected, else H.
+  element-wise, per row and hidden unit of each layer and direction:
+    RNN   1 add (W_ih x + W_hh h) + 1 tanh/relu                                        = 2 (+2 biases)
+    GRU   2 adds (r, z) + 2 sigmoids + 1 r*(W_hn h) + 1 add + 1 tanh + 3 (h' = n + z*(h - n))  = 10 (+6)
+    LSTM  4 adds (gates) + 3 sigmoids + 1 tanh + 3 (c' = f*c + i*g) + 1 tanh + 1 (h = o*tanh c') = 13 (+8)
+This is the count of the matrix products PyTorch's kernels make (torch.utils.flop_counter / 2).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from math import prod
+
+from torch import nn
+
+from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall
+from archcalc.formulas.numbers import grouped
+
+GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
+PER_UNIT = {1: (2, 2), 3: (10, 6), 4: (13, 8)}  # gates -> (element-wise per unit, biases per unit)
+NAMES = {1: "RNN", 3: "GRU", 4: "LSTM"}
+
+
+def recurrent_count(rows: int, gates: int, weights: list[tuple[str, tuple[int, int]]], units: int, bias: bool) -> Count:
+    """``weights``: each weight matrix (name, (rows, columns)); ``units``: hidden units over every layer and
+    direction, each doing the gate arithmetic once per row."""
+    macs = rows * sum(r * c for _, (r, c) in weights)
+    per, biases = PER_UNIT[gates]
+    per += biases if bias else 0
+    elementwise = rows * units * per
+    return Count(macs, elementwise, partial(_recurrent_text, rows, gates, weights, units, per, macs, elementwise))
+
+
+def _recurrent_text(rows, gates, weights, units, per, macs, elementwise) -> dict[str, str]:
+    matrices = " + ".join(f"{name} {r}*{c}" for name, (r, c) in weights)
+    return {
+        "macs": f"{rows} rows*({matrices}) = {grouped(macs)}",
+        "elementwise": f"{NAMES[gates]} gates: {per} per unit*{rows} rows*{units} units = {grouped(elementwise)}",
+    }
+
+
+def _rows(shape: tuple) -> int:
+    """Sequence rows T*N: (T, N, I), (N, T, I), unbatched (T, I), a cell's (N, I) or (I,), and a packed
+    sequence's data (total length, I) all give prod(shape[:-1])."""
+    return prod(shape[:-1])
+
+
+@MODULES.register(nn.RNN, nn.LSTM, nn.GRU)
+def recurrent(call: ModuleCall) -> Count:
+    m = call.module
+    gates = GATES[m.mode]
+    weights = [(name, tuple(p.shape)) for name, p in m.named_parameters(recurse=False) if name.startswith("weight_")]
+    directions = 2 if m.bidirectional else 1
+    return recurrent_count(_rows(call.input), gates, weights,
+                           m.num_layers * directions * m.hidden_size, m.bias)
+
+
+@MODULES.register(nn.RNNCell, nn.LSTMCell, nn.GRUCell)
+def recurrent_cell(call: ModuleCall) -> Count:
+    m = call.module
+    gates = m.weight_ih.shape[0] // m.hidden_size
+    weights = [("W_ih", tuple(m.weight_ih.shape)), ("W_hh", tuple(m.weight_hh.shape))]
+    return recurrent_count(_rows(call.input), gates, weights, m.hidden_size, m.bias)
+
+
+@OPS.register("lstm", "gru", "rnn_tanh", "rnn_relu")
+def recurrent_op(call: OpCall) -> Count:
+    """torch.lstm(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first), or
+    with a packed sequence (data, batch_sizes, hx, params, has_biases, ...)."""
+    packed = len(call.args) > 1 and not isinstance(call.args[1], (list, tuple))
+    params = call.args[3 if packed else 2]
+    has_biases = call.args[4 if packed else 3]
+    matrices = [tuple(p.shape) for p in params if p.dim() == 2]
+    gates = {"lstm": 4, "gru": 3}.get(call.name, 1)
+    hidden = matrices[0][0] // gates
+    units = hidden * sum(1 for p in params if p.dim() == 2 and p.shape[0] == gates * hidden) // 2
+    weights = [(f"W{i}", shape) for i, shape in enumerate(matrices)]
+    return recurrent_count(prod(call.inputs[0][:-1]), gates, weights, units, bool(has_biases))
