@@ -116,23 +116,24 @@ _REQUIRED_BY_CLASS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.device,
-                   dtype: torch.dtype, inner: bool = False) -> Analysis:
+                   dtype: torch.dtype, inner: bool = False, input_dtype: torch.dtype | None = None) -> Analysis:
     """Trace one forward pass of ``model`` on an input of ``shape`` and return its records (with
     ``inner``, each layer's own torch calls too: only ptflops's convention needs them, and without
-    them it traces the model again when asked)."""
+    them it traces the model again when asked). ``input_dtype``: an integer dtype for token ids (the
+    input is then index 0 everywhere), else the input is of the model's ``dtype``."""
     check_single_input(model, name)
     with _collector_paused():
-        x, tracer, output = _trace(model, name, shape, device, dtype, inner)
+        x, tracer, output = _trace(model, name, shape, device, dtype, inner, input_dtype)
         records = tracer.ordered()
         totals = _totals(tracer, records)
-    retrace = None if inner else lambda: _trace(model, name, shape, device, dtype, True)[1].ordered()
+    retrace = None if inner else lambda: _trace(model, name, shape, device, dtype, True, input_dtype)[1].ordered()
     return Analysis(
         model=name,
         input_shape=shape,
         output_shapes=tuple(tuple(t.shape) for t in _flat(output)),
         device=str(device),
         dtype=_dtype_name(dtype),
-        itemsize=x.element_size(),
+        itemsize=dtype.itemsize,
         records=records,
         totals=totals,
         notes=_notes(records, totals, shape[0], _unmade(tracer)),
@@ -141,12 +142,14 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: 
 
 
 def _trace(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype,
-           inner: bool) -> tuple[torch.Tensor, Tracer, Any]:
+           inner: bool, input_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, Tracer, Any]:
+    integer = input_dtype is not None and not input_dtype.is_floating_point
     if device.type == "meta":
-        x = torch.empty(shape, device=device, dtype=dtype)
+        x = torch.empty(shape, device=device, dtype=input_dtype or dtype)
     else:
         try:
-            x = torch.randn(shape, device=device, dtype=dtype)
+            x = torch.zeros(shape, device=device, dtype=input_dtype) if integer else torch.randn(
+                shape, device=device, dtype=input_dtype or dtype)
         except RuntimeError as error:
             if not out_of_memory(error):
                 raise
@@ -163,7 +166,7 @@ def _trace(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.de
     except Exception as error:  # the model's own code failed: say where, with what, and why
         failure = ForwardError(_failure(name, shape, tracer, error))
         ran = tracer.ordered()
-        failure.ran = Analysis(name, shape, (), str(device), _dtype_name(dtype), x.element_size(), ran,
+        failure.ran = Analysis(name, shape, (), str(device), _dtype_name(dtype), dtype.itemsize, ran,
                                _totals(tracer, ran), ("the forward pass stopped here",))
         raise failure from error
     return x, tracer, output

@@ -7,7 +7,9 @@ A window of kernel K, stride S, padding P and dilation D (K' = D*(K - 1) + 1) gi
     r_out = r_in + (K' - 1)*j_in,   j_out = j_in*S,   c_out = c_in + ((K' - 1)/2 - P)*j_in
 (Araujo et al., Distill 2019; Dumoulin & Visin 2016). Element-wise layers pass the field through;
 where paths merge (add, multiply, concatenation) the field is the largest over the incoming paths;
-a linear layer, and global pooling, see the whole input.
+a linear layer on (N, features), global pooling, attention, recurrence and a normalisation over the whole map
+(GroupNorm, InstanceNorm, a LayerNorm over more than the channels) see the whole input. A
+transposed convolution's, an upsampling's and a fold's field are not propagated.
 """
 
 from __future__ import annotations
@@ -113,8 +115,16 @@ def _rule(module):
 
     from archcalc.layers.lenet import ConnectionTableConv2d, RBFOutput, Subsampling
 
-    if isinstance(module, (nn.Linear, RBFOutput)):
-        return lambda m, field, *_: whole(len(field.size))
+    if isinstance(module, nn.Linear):
+        return _linear
+    if isinstance(module, (RBFOutput, nn.MultiheadAttention, nn.RNNBase, nn.RNNCellBase, nn.GroupNorm)):
+        return _whole  # every output mixes every input position: attention, recurrence, a global norm
+    if isinstance(module, nn.modules.instancenorm._InstanceNorm):
+        return through if module.track_running_stats else _whole  # its statistics are the whole map's
+    if isinstance(module, (nn.LayerNorm, *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))):
+        return through if len(module.normalized_shape) == 1 else _whole  # over channels only, or the map
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag, nn.Upsample)):
+        return lambda *_: None  # indices have no field; an upsampling's is not propagated
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
         return lambda *_: None  # a transposed convolution spreads each input over a window: not propagated
     if isinstance(module, nn.modules.conv._ConvNd):
@@ -130,6 +140,15 @@ def _rule(module):
     if isinstance(module, nn.modules.pooling._AdaptiveAvgPoolNd | nn.modules.pooling._AdaptiveMaxPoolNd):
         return _adaptive
     return through  # element-wise: BatchNorm, activations, dropout, flatten, LRN across channels
+
+
+def _linear(m, field, fields, inputs, outputs):
+    """On (N, features) the whole input; on tokens or a channels-last map (N, ..., features), per position."""
+    return whole(len(field.size)) if len(inputs[0]) <= 2 else field
+
+
+def _whole(m, field, *_):
+    return whole(len(field.size))
 
 
 def through(m, field, fields, *_):
@@ -149,7 +168,11 @@ def adaptive(field: Field, sizes_in, sizes_out) -> Field:
     return window(field, kernel, stride, 0, 1)
 
 
-_WHOLE_OPS = {"linear", "matmul", "mm", "bmm", "addmm", "sum", "mean", "amax", "amin", "max", "min", "prod"}
+_WHOLE_OPS = {"linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum", "sum", "mean", "amax", "amin", "max", "min",
+              "prod", "scaled_dot_product_attention", "multi_head_attention_forward", "_native_multi_head_attention",
+              "lstm", "gru", "rnn_tanh", "rnn_relu", "group_norm", "instance_norm"}
+_NOT_PROPAGATED = {"interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "conv_transpose1d",
+                   "conv_transpose2d", "conv_transpose3d", "fold", "embedding"}
 _MERGING = {"add", "sub", "mul", "div", "cat", "concat", "concatenate", "stack", "maximum", "minimum", "where"}
 
 
@@ -159,6 +182,13 @@ def for_op(name: str, call, fields: list):
     if not known:
         return None
     dims = len(known[0].size)
+    if name in _NOT_PROPAGATED:
+        return None
+    if name in ("layer_norm", "rms_norm"):  # over the channels only, or over the whole map
+        shape = call.arg(1, "normalized_shape")
+        return known[0] if len(shape if isinstance(shape, (tuple, list)) else (shape,)) == 1 else whole(dims)
+    if name == "linear" and len(call.inputs[0]) > 2:
+        return known[0]  # applied per token or per position
     if name in _WHOLE_OPS:
         if name in ("sum", "mean", "amax", "amin", "max", "min", "prod"):
             reduced = call.arg(1, "dim", None)

@@ -95,10 +95,10 @@ def _multi_head_text(a: Heads, macs: int, bias: int, scores: int, averaged: int)
     N, L, E, h = a.N, a.L, a.E, a.h
     S = a.S + a.extra_keys
     d = E // h
-    keys = f"{a.S} + {a.extra_keys}" if a.extra_keys else f"{a.S}"
+    keys = f"({a.S} + {a.extra_keys})" if a.extra_keys else f"{a.S}"
     text = {
         "macs": (f"Q {N}*{L}*{E}*{E} + K {N}*{a.S}*{a.kdim}*{E} + V {N}*{a.S}*{a.vdim}*{E} + "
-                 f"QKᵀ,AV {N}*{h}*{L}*({keys})*({d} + {d}) + out {N}*{L}*{E}*{E} = {grouped(macs)}"),
+                 f"QKᵀ,AV {N}*{h}*{L}*{keys}*({d} + {d}) + out {N}*{L}*{E}*{E} = {grouped(macs)}"),
     }
     parts = []
     if bias:

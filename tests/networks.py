@@ -1,0 +1,191 @@
+"""Networks beyond the lectures, written from torch.nn alone (no extra dependency), for the tests of
+attention, recurrence and normalisation: each is a small member of a family the public model
+libraries publish (ViT, Swin, ConvNeXt, a U-Net block, sequence taggers)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TinyViT(nn.Module):
+    """ViT (Dosovitskiy et al. 2021): patch embedding, class token, position embedding, encoder layers."""
+
+    def __init__(self, image=32, patch=8, width=64, depth=2, heads=4, classes=10):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, width, patch, patch)
+        tokens = (image // patch) ** 2 + 1
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos_embed = nn.Parameter(torch.zeros(1, tokens, width))
+        layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x):
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        return self.head(self.norm(self.encoder(x))[:, 0])
+
+
+class SDPAttention(nn.Module):
+    """A hand-written attention block with F.scaled_dot_product_attention (timm's Attention)."""
+
+    def __init__(self, width=32, heads=4, causal=False):
+        super().__init__()
+        self.heads, self.causal = heads, causal
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x):
+        n, length, width = x.shape
+        q, k, v = self.qkv(x).reshape(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return self.proj(x.transpose(1, 2).reshape(n, length, width))
+
+
+class EinsumAttention(nn.Module):
+    """Attention written with einsum, as older reference implementations do."""
+
+    def __init__(self, width=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width, bias=False)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x):
+        n, length, width = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        q, k, v = (t.reshape(n, length, self.heads, -1) for t in (q, k, v))
+        scores = torch.einsum("bihd,bjhd->bhij", q, k) * (width // self.heads) ** -0.5
+        out = torch.einsum("bhij,bjhd->bihd", scores.softmax(-1), v)
+        return self.proj(out.reshape(n, length, width))
+
+
+class WindowAttention(nn.Module):
+    """Swin's shifted windows (Liu et al. 2021): pad to whole windows, roll, attend per window, roll back."""
+
+    def __init__(self, width=32, heads=4, window=4, shift=2):
+        super().__init__()
+        self.window, self.shift = window, shift
+        self.norm = nn.LayerNorm(width)
+        self.attn = SDPAttention(width, heads)
+
+    def forward(self, x):  # (N, H, W, C), channels last
+        n, h, w, c = x.shape
+        ws = self.window
+        y = F.pad(self.norm(x), (0, 0, 0, (-w) % ws, 0, (-h) % ws))
+        y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
+        hp, wp = y.shape[1], y.shape[2]
+        windows = y.view(n, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
+        y = self.attn(windows).view(n, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(n, hp, wp, c)
+        y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
+        return x + y[:, :h, :w]
+
+
+class SwinStage(nn.Module):
+    """A patch embedding and two window-attention blocks on a 3x30x30 image (padded to windows of 4)."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, 32, 3, 3)
+        self.blocks = nn.Sequential(WindowAttention(shift=0), WindowAttention(shift=2))
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.blocks(self.patch_embed(x).permute(0, 2, 3, 1))
+        return self.head(x.mean(dim=(1, 2)))
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt (Liu et al. 2022): depthwise 7x7, LayerNorm over channels (channels last), MLP, layer scale."""
+
+    def __init__(self, width=32):
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 4, 4)
+        self.dwconv = nn.Conv2d(width, width, 7, padding=3, groups=width)
+        self.norm = nn.LayerNorm(width)
+        self.pwconv1 = nn.Linear(width, 4 * width)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(4 * width, width)
+        self.gamma = nn.Parameter(torch.full((width,), 1e-6))
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.norm(self.dwconv(x).permute(0, 2, 3, 1))
+        y = self.gamma * self.pwconv2(self.act(self.pwconv1(y)))
+        return x + y.permute(0, 3, 1, 2)
+
+
+class UNetBlock(nn.Module):
+    """A diffusion U-Net's residual block: GroupNorm, SiLU, conv, twice, then a bilinear upsampling."""
+
+    def __init__(self, width=32):
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, width, 3, padding=1)
+        self.norm1, self.conv1 = nn.GroupNorm(8, width), nn.Conv2d(width, width, 3, padding=1)
+        self.norm2, self.conv2 = nn.GroupNorm(8, width), nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, x):
+        x = self.conv_in(x)
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return F.interpolate(x + h, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class LSTMTagger(nn.Module):
+    """A sequence tagger: token ids -> embedding -> bidirectional LSTM -> a tag per token."""
+
+    def __init__(self, vocabulary=100, width=16, hidden=24, tags=5):
+        super().__init__()
+        self.embed = nn.Embedding(vocabulary, width)
+        self.lstm = nn.LSTM(width, hidden, num_layers=2, batch_first=True, bidirectional=True)
+        self.tag = nn.Linear(2 * hidden, tags)
+
+    def forward(self, tokens):
+        return self.tag(self.lstm(self.embed(tokens))[0])
+
+
+class RowGRU(nn.Module):
+    """A GRU reading an image row by row (ReNet-style): a conv stem, each row a time step."""
+
+    def __init__(self, hidden=32, classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.gru = nn.GRU(8 * 16, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        x = self.stem(x)  # (N, 8, 16, 16)
+        rows = x.permute(0, 2, 1, 3).flatten(2)  # (N, 16 rows, 8*16)
+        return self.head(self.gru(rows)[1][-1])
+
+
+class MHABlock(nn.Module):
+    """nn.MultiheadAttention as a model holds it (need_weights as given)."""
+
+    def __init__(self, width=32, heads=4, need_weights=True):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.need_weights = need_weights
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=self.need_weights)[0]
+
+
+# name -> (builder, input shape with the batch, input dtype)
+NETWORKS = {
+    "tiny_vit": (TinyViT, (2, 3, 32, 32), torch.float32),
+    "sdpa_attention": (SDPAttention, (2, 10, 32), torch.float32),
+    "causal_attention": (lambda: SDPAttention(causal=True), (2, 10, 32), torch.float32),
+    "einsum_attention": (EinsumAttention, (2, 10, 32), torch.float32),
+    "swin_stage": (SwinStage, (2, 3, 30, 30), torch.float32),
+    "convnext_block": (ConvNeXtBlock, (2, 3, 32, 32), torch.float32),
+    "unet_block": (UNetBlock, (2, 3, 16, 16), torch.float32),
+    "lstm_tagger": (LSTMTagger, (2, 12), torch.int64),
+    "row_gru": (RowGRU, (2, 3, 16, 16), torch.float32),
+    "mha_weights": (MHABlock, (2, 10, 32), torch.float32),
+    "mha_no_weights": (lambda: MHABlock(need_weights=False), (2, 10, 32), torch.float32),
+}
