@@ -189,3 +189,37 @@ NETWORKS = {
     "mha_weights": (MHABlock, (2, 10, 32), torch.float32),
     "mha_no_weights": (lambda: MHABlock(need_weights=False), (2, 10, 32), torch.float32),
 }
+
+
+class RegNetLike(nn.Module):
+    """A constructor that computes its widths with tensors and reads them back (torchvision's RegNet
+    does: ``torch.arange(depth) * w_a + w_0`` ... ``.tolist()``), which the meta device refuses."""
+
+    def __init__(self, depth=3, w_0=8, w_a=8.0):
+        super().__init__()
+        widths = (torch.arange(depth) * w_a + w_0).round().int().tolist()
+        scale = torch.tensor(2.0).item()
+        layers, width = [], 3
+        for w in widths:
+            layers += [nn.Conv2d(width, int(w * scale), 3, padding=1), nn.BatchNorm2d(int(w * scale)), nn.ReLU()]
+            width = int(w * scale)
+        self.features = nn.Sequential(*layers)
+        self.register_buffer("scale", torch.tensor([scale]))
+
+    def forward(self, x):
+        return self.features(x) * self.scale
+
+
+class ValueBranch(nn.Module):
+    """A forward whose control flow reads a tensor's value."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.big, self.small = nn.Conv2d(8, 8, 3), nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if y.abs().mean() > -1:  # always true for real numbers
+            return self.big(y)
+        return self.small(y)

@@ -123,8 +123,8 @@ def test_hard_coded_flatten_at_another_size_is_flagged():
 
 
 def test_googlenet_aux_heads_count_only_when_asked():
-    inference = analyse(REGISTRY.get("googlenet"))
-    training = analyse(REGISTRY.get("googlenet"), overrides={"aux_in_count": True})
+    inference = analyse(REGISTRY.get("googlenet"), overrides={"aux_logits": True})
+    training = analyse(REGISTRY.get("googlenet"), overrides={"aux_logits": True, "aux_in_count": True})
     aux_params = sum(r.params for r in training.records if r.name.startswith(("aux1", "aux2")))
     assert aux_params == 2 * ((128 * 512 + 128) + (2048 * 1024 + 1024) + (1024 * 1000 + 1000)) + (128 * 528 - 128 * 512)
     assert inference.totals.params == training.totals.params  # the heads exist either way
@@ -132,6 +132,9 @@ def test_googlenet_aux_heads_count_only_when_asked():
     assert training.totals.macs - inference.totals.macs == sum(
         r.macs for r in training.records if r.name.startswith(("aux1", "aux2")) and r.macs)
     assert not any(r.name.startswith("aux") for r in inference.records)
+    plain = analyse(REGISTRY.get("googlenet"))  # the inference network: no heads built, nothing unrun
+    assert plain.totals.params == inference.totals.params - aux_params == sum(r.params for r in plain.records)
+    assert not any("did not run" in n for n in plain.notes)
 
 
 def test_googlenet_5x5_branches_are_really_5x5():

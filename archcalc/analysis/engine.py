@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedTensorMixin
 
 import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
-from archcalc.analysis import tool_conventions
+from archcalc.analysis import placement, tool_conventions
 from archcalc.analysis.diagnosis import explain
 from archcalc.analysis.records import Analysis, LayerRecord, Totals
 from archcalc.analysis.tracer import Tracer, shapes_of
@@ -68,20 +68,24 @@ def input_shape(entry_default: Sequence[int], given: Sequence[int] | None, batch
 def build(entry: ModelEntry, device: torch.device, dtype: torch.dtype,
           overrides: Mapping[str, Any] | None = None) -> nn.Module:
     """The entry's model on the device, in eval mode, in the dtype (on meta, no memory is used)."""
+    return build_noted(entry, device, dtype, overrides)[0]
+
+
+def build_noted(entry: ModelEntry, device: torch.device, dtype: torch.dtype,
+                overrides: Mapping[str, Any] | None = None) -> tuple[nn.Module, str]:
+    """build(), and a note saying how, when the meta device refused the constructor (placement.construct)."""
     kwargs = merged(entry, dict(overrides)) if overrides else dict(entry.kwargs)
     torch.manual_seed(0)
     if entry.family == "user":
         from archcalc.models.user import construct
 
-        with torch.device(device):
-            model = construct(entry.builder, kwargs)
+        model, note = placement.construct(lambda: construct(entry.builder, kwargs), device)
     else:
         try:
-            with torch.device(device):
-                model = entry.resolve()(**kwargs)
+            model, note = placement.construct(lambda: entry.resolve()(**kwargs), device)
         except (ValueError, TypeError) as error:
             raise InputError(f"cannot build {entry.name}: {error}") from None
-    return model.to(dtype=dtype).eval()
+    return model.to(dtype=dtype).eval(), note
 
 
 def check_single_input(model: nn.Module, name: str) -> None:
@@ -116,11 +120,13 @@ _REQUIRED_BY_CLASS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.device,
-                   dtype: torch.dtype, inner: bool = False, input_dtype: torch.dtype | None = None) -> Analysis:
+                   dtype: torch.dtype, inner: bool = False, input_dtype: torch.dtype | None = None,
+                   notes: tuple[str, ...] = ()) -> Analysis:
     """Trace one forward pass of ``model`` on an input of ``shape`` and return its records (with
     ``inner``, each layer's own torch calls too: only ptflops's convention needs them, and without
     them it traces the model again when asked). ``input_dtype``: an integer dtype for token ids (the
-    input is then index 0 everywhere), else the input is of the model's ``dtype``."""
+    input is then index 0 everywhere), else the input is of the model's ``dtype``. ``notes`` come first
+    among the analysis's notes (how the model was built or run)."""
     check_single_input(model, name)
     with _collector_paused():
         x, tracer, output = _trace(model, name, shape, device, dtype, inner, input_dtype)
@@ -136,7 +142,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: 
         itemsize=dtype.itemsize,
         records=records,
         totals=totals,
-        notes=_notes(records, totals, shape[0], _unmade(tracer)),
+        notes=notes + _notes(records, totals, shape[0], _unmade(tracer)),
         by_convention=tool_conventions.Counts(model, records, retrace),
     )
 
@@ -201,8 +207,22 @@ def analyse(entry: ModelEntry, given_input: Sequence[int] | None = None, batch: 
             inner: bool = False) -> Analysis:
     shape = input_shape(entry.default_input, given_input, batch)
     torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
-    model = build(entry, torch_device, torch_dtype, overrides)
-    return analyse_module(model, entry.name, shape, torch_device, torch_dtype, inner)
+    model, note = build_noted(entry, torch_device, torch_dtype, overrides)
+    try:
+        return analyse_module(model, entry.name, shape, torch_device, torch_dtype, inner, notes=(note,) if note else ())
+    except ForwardError as failure:
+        if torch_device.type != "meta" or not placement.refuses_meta(failure.__cause__):
+            raise
+        # the forward reads a value (if x.mean() > 0, .item(), a data-dependent shape): run it for real
+        where = placement.user_line(failure.__cause__)
+        reads = f"{where + ': ' if where else ''}the forward pass of {entry.name} reads a tensor's value, which the " \
+                f"meta device cannot give"
+        if not placement.fits_in_memory(model):
+            raise InputError(f"{reads}, and its parameters are too large to run it on the CPU here") from None
+    cpu = torch.device("cpu")
+    model = build(entry, cpu, torch_dtype, overrides)
+    return analyse_module(model, entry.name, shape, cpu, torch_dtype, inner, notes=(
+        f"{reads}: run on the CPU instead, with a random input; the costs are those of the branch that input took",))
 
 
 def _flat(output) -> list[torch.Tensor]:

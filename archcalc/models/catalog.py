@@ -98,7 +98,7 @@ ENTRIES: list[ModelEntry] = [
              f"DenseNet-{d} (DenseNet-BC, k = 32, blocks {blocks})", _DENSENET_SOURCE, depth=d)
       for d, blocks in ((121, "6-12-24-16"), (169, "6-12-32-32"), (201, "6-12-48-32"), (264, "6-12-64-48"))],
     _entry("googlenet", "googlenet", "googlenet:GoogLeNet", IMAGENET,
-           "GoogLeNet / Inception v1 with real 5x5 branches; aux classifiers run in training only",
+           "GoogLeNet / Inception v1 with real 5x5 branches; aux classifiers with --arg aux_logits=true",
            "001 (GoogLeNet/Inception); Szegedy et al. 2015, Table 1"),
     *[_entry(f"{se}bn_inception", "inception", "inception:BNInception", IMAGENET,
              "BN-Inception (Inception with batch norm, Ioffe & Szegedy 2015)" + (" with SE blocks (r = 16)" if se else ""),

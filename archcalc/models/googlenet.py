@@ -1,9 +1,10 @@
 """GoogLeNet / Inception v1 (Szegedy et al., CVPR 2015), Table 1 of the paper, as data.
 
 Each row: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj). The 5x5 branches are really
-5x5 (torchvision uses 3x3 there). The auxiliary classifiers after 4a and 4d exist for training:
-they run in training mode only, so the inference count leaves them out; aux_in_count=True
-runs them in the analysis too.
+5x5 (torchvision uses 3x3 there). The auxiliary classifiers after 4a and 4d exist for training
+only: the network is built without them (the paper's inference network, 6.8 M parameters);
+aux_logits=True builds them (they then run in training mode), and aux_in_count=True runs them
+in the analysis too.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _width(name: str) -> int:
 
 
 class GoogLeNet(nn.Module):
-    def __init__(self, num_classes: int = 1000, aux_logits: bool = True, aux_in_count: bool = False) -> None:
+    def __init__(self, num_classes: int = 1000, aux_logits: bool = False, aux_in_count: bool = False) -> None:
         super().__init__()
         self.aux_in_count = aux_in_count
         self.conv1 = conv_relu(3, 64, 7, stride=2)

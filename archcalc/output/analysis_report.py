@@ -104,7 +104,7 @@ def footer(a: Analysis) -> tuple[str, ...]:
     t = a.totals
     lines = [
         f"Input {shape_text([a.input_shape])} on {a.device}, {a.dtype}; output {shape_text(a.output_shapes)}",
-        f"Params: {grouped(t.params)} (trainable {grouped(t.trainable_params)}), "
+        f"Params: {grouped(t.params)} (trainable {grouped(t.trainable_params)}{_not_run(a)}), "
         f"{human_bytes(t.param_bytes)}; buffers {human_bytes(t.buffer_bytes)}",
         f"MACs: {grouped(t.macs)} ({human(t.macs)}); FLOPs: {grouped(t.flops)} ({human(t.flops)}); "
         f"element-wise ops: {grouped(t.elementwise)}",
@@ -117,6 +117,12 @@ def footer(a: Analysis) -> tuple[str, ...]:
         lines.append(f"Not counted ({len(not_counted)}, no formula): {names}")
     lines.extend(f"Note: {n}" for n in a.notes if not n.startswith("not counted"))
     return tuple(lines)
+
+
+def _not_run(a: Analysis) -> str:
+    """'; 6,379,728 in layers that did not run': the part of the total that no row holds."""
+    unrun = a.totals.params - sum(r.params for r in a.records)
+    return f"; {grouped(unrun)} in layers that did not run" if unrun else ""
 
 
 def _record_dict(r: LayerRecord) -> dict:

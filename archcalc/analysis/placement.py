@@ -1,0 +1,89 @@
+"""Where a model is built and run: the meta device when it can, the CPU where the meta device refuses.
+
+The meta device holds shapes and no values, so anything that reads a value back fails there: a
+constructor that computes its widths with tensors and calls ``.tolist()`` or ``.item()``
+(torchvision's RegNets), or a forward pass whose control flow reads a tensor (``if x.mean() > 0``).
+  - Such a constructor runs on the CPU with every parameter and buffer moved to the meta device as
+    it is registered (the ``init_empty_weights`` approach of Hugging Face's accelerate): its own
+    arithmetic sees real numbers, its weights take no memory.
+  - Such a forward pass runs again on the CPU with a random input, when the model's parameters fit
+    in memory; its costs are then those of the branch that input took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def refuses_meta(error: BaseException | None) -> bool:
+    """Whether an error is the meta device refusing to give a value ('Cannot copy out of meta tensor',
+    'Tensor.item() cannot be called on meta tensors', a data-dependent shape)."""
+    while error is not None:
+        if isinstance(error, (NotImplementedError, RuntimeError)) and "meta" in str(error).lower():
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@contextlib.contextmanager
+def parameters_on(device: torch.device) -> Iterator[None]:
+    """Every parameter and buffer registered inside is moved to ``device`` as it is registered."""
+    register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
+
+    def parameter(module: nn.Module, name: str, param) -> None:
+        register_parameter(module, name, param)
+        if param is not None:
+            made = module._parameters[name]
+            module._parameters[name] = type(made)(made.to(device), requires_grad=made.requires_grad)
+
+    def buffer(module: nn.Module, name: str, tensor, persistent: bool = True) -> None:
+        register_buffer(module, name, tensor, persistent)
+        if tensor is not None:
+            module._buffers[name] = module._buffers[name].to(device)
+
+    nn.Module.register_parameter, nn.Module.register_buffer = parameter, buffer
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter, nn.Module.register_buffer = register_parameter, register_buffer
+
+
+CONSTRUCTED_ON_CPU = ("its constructor reads tensor values, which the meta device cannot give: built on the CPU "
+                      "with its parameters and buffers on the meta device")
+
+
+def construct(make: Callable[[], nn.Module], device: torch.device) -> tuple[nn.Module, str]:
+    """The model ``make`` builds on ``device``, and a note when it had to be built another way."""
+    try:
+        with torch.device(device):
+            return make(), ""
+    except Exception as error:
+        if device.type != "meta" or not refuses_meta(error):
+            raise
+    with torch.device("cpu"), parameters_on(device):  # should this fail too, its error is the one to tell
+        return make(), CONSTRUCTED_ON_CPU
+
+
+def user_line(error: BaseException) -> str:
+    """'net.py line 12': the deepest frame of the error in code that is neither torch's nor archcalc's."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if "site-packages" not in f.filename and "/archcalc/" not in f.filename
+              and not f.filename.startswith("<")]
+    return f"{Path(frames[-1].filename).name} line {frames[-1].lineno}" if frames else ""
+
+
+def fits_in_memory(model: nn.Module) -> bool:
+    """Whether the model's parameters and buffers take under a quarter of the memory free now."""
+    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return size < 2**30
+    return size < free // 4

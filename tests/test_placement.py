@@ -1,0 +1,60 @@
+"""Models the meta device refuses: constructors and forward passes that read tensor values."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from archcalc.analysis import placement
+from archcalc.analysis.engine import analyse, build_noted
+from archcalc.errors import InputError
+from archcalc.models.user import lookup
+from tests.networks import RegNetLike
+
+NETWORKS = Path(__file__).with_name("networks.py")
+
+
+def test_a_constructor_that_reads_values_is_built_with_its_parameters_on_meta():
+    entry = lookup(f"{NETWORKS}:RegNetLike", (3, 16, 16))
+    model, note = build_noted(entry, torch.device("meta"), torch.float32)
+    assert note == placement.CONSTRUCTED_ON_CPU
+    assert {t.device.type for t in (*model.parameters(), *model.buffers())} == {"meta"}
+    a = analyse(entry)
+    assert a.notes[0] == placement.CONSTRUCTED_ON_CPU
+    on_cpu = RegNetLike()
+    assert a.totals.params == sum(p.numel() for p in on_cpu.parameters()) == 19_152
+    # widths 16, 32, 48 (8 + 8i, doubled): 3x3 convs on 16x16
+    assert a.totals.macs == 16 * 16 * 9 * (3 * 16 + 16 * 32 + 32 * 48)
+
+
+def test_registration_is_restored_even_when_the_constructor_fails():
+    before = nn.Module.register_parameter, nn.Module.register_buffer
+    with pytest.raises(ZeroDivisionError), placement.parameters_on(torch.device("meta")):
+        nn.Linear(2, 2)
+        raise ZeroDivisionError
+    assert (nn.Module.register_parameter, nn.Module.register_buffer) == before
+
+
+def test_a_constructor_that_fails_every_way_names_its_file_and_line(tmp_path):
+    net = tmp_path / "broken.py"
+    net.write_text("import torch\nfrom torch import nn\n\nclass Net(nn.Module):\n    def __init__(self):\n"
+                   "        super().__init__()\n        n = int(torch.tensor(4.0).item())\n        1 / 0\n")
+    with pytest.raises(InputError, match=r"^broken.py line 8: constructing .*ZeroDivisionError"):
+        analyse(lookup(f"{net}:Net", (3, 8, 8)))
+
+
+def test_a_forward_that_reads_values_runs_again_on_the_cpu():
+    a = analyse(lookup(f"{NETWORKS}:ValueBranch", (3, 16, 16)))
+    assert a.device == "cpu"
+    assert a.notes[0].startswith("networks.py line ")
+    assert "reads a tensor's value" in a.notes[0] and "branch that input took" in a.notes[0]
+    # conv 3->8 3x3 on 16x16 (14x14 out), then the branch taken: 8->8 3x3 (12x12 out)
+    assert a.totals.macs == 14 * 14 * 8 * 27 + 12 * 12 * 8 * 72
+
+
+def test_refusals_are_told_from_other_errors():
+    with pytest.raises(RuntimeError) as caught:
+        torch.empty(1, device="meta").item()
+    assert placement.refuses_meta(caught.value)
+    assert not placement.refuses_meta(RuntimeError("shapes differ"))
