@@ -163,6 +163,22 @@ class RowGRU(nn.Module):
         return self.head(self.gru(rows)[1][-1])
 
 
+class LSTMStack(nn.Module):
+    """A projected, bidirectional two-layer LSTM over feature sequences (N, T, I), and an LSTM cell after it."""
+
+    def __init__(self, features=32, hidden=24):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, num_layers=2, batch_first=True, bidirectional=True, proj_size=8)
+        self.cell = nn.GRUCell(16, hidden)
+
+    def forward(self, x):
+        y = self.lstm(x)[0]
+        h = None
+        for t in range(y.shape[1]):
+            h = self.cell(y[:, t], h)
+        return h
+
+
 class MHABlock(nn.Module):
     """nn.MultiheadAttention as a model holds it (need_weights as given)."""
 
@@ -186,6 +202,7 @@ NETWORKS = {
     "unet_block": (UNetBlock, (2, 3, 16, 16), torch.float32),
     "lstm_tagger": (LSTMTagger, (2, 12), torch.int64),
     "row_gru": (RowGRU, (2, 3, 16, 16), torch.float32),
+    "lstm_stack": (LSTMStack, (2, 10, 32), torch.float32),
     "mha_weights": (MHABlock, (2, 10, 32), torch.float32),
     "mha_no_weights": (lambda: MHABlock(need_weights=False), (2, 10, 32), torch.float32),
 }

@@ -1,14 +1,19 @@
 """Named conventions reproduce each tool's own total exactly, and reconcile explains every difference."""
 
 from math import prod
+from pathlib import Path
 
 import pytest
 
+import tests.networks as networks
+
 from archcalc.analysis.engine import analyse
-from archcalc.analysis.reconcile import differences, run_tools
-from archcalc.analysis.tool_conventions import NAMES
+from archcalc.analysis.reconcile import UNEXPLAINED, WHY, differences, run_tools
+from archcalc.analysis.tools import NAMES
 from archcalc.cli.app import CONVENTIONS
 from archcalc.models.catalog import REGISTRY
+from archcalc.models.registry import ModelEntry
+from tests.networks import NETWORKS
 
 MODELS = ["lenet5", "cnnet", "vgg_base", "vgg_skip", "vgg_dense", "vgg_ca", "vgg_skip_dense_ca",
           "resnet50", "densenet121"]
@@ -23,6 +28,41 @@ def test_conventions_reproduce_the_tools_exactly(name):
         assert tools[convention].total == a.convention_total(convention), (convention, tools[convention])
     assert a.convention_total("paper") == a.totals.macs
     assert a.convention_total("flops") == 2 * a.totals.macs + a.totals.elementwise
+
+
+def _network(name):
+    """A network of tests/networks.py as a user's model, at its batch."""
+    make, shape, _ = NETWORKS[name]
+    spec, kwargs = SPECS.get(name, (make.__name__, {}))
+    return ModelEntry(name, "user", f"{Path(networks.__file__)}:{spec}", shape[1:], "", "", kwargs), shape[0]
+
+
+SPECS = {"causal_attention": ("SDPAttention", {"causal": True}), "mha_weights": ("MHABlock", {}),
+         "mha_no_weights": ("MHABlock", {"need_weights": False})}
+BEYOND_CNNS = ["tiny_vit", "sdpa_attention", "einsum_attention", "swin_stage", "convnext_block", "unet_block",
+               "row_gru", "lstm_stack", "mha_weights", "mha_no_weights"]
+
+
+@pytest.mark.parametrize("name", BEYOND_CNNS + ["vit_b_32"])
+def test_conventions_reproduce_the_tools_on_attention_recurrence_and_norms(name):
+    entry, batch = _network(name) if name in NETWORKS else (REGISTRY.get(name), 1)
+    a = analyse(entry, batch=batch)
+    tools = run_tools(entry, None, batch)
+    for convention in ("fvcore", "torchinfo", "thop", "ptflops", "flop_counter"):
+        assert tools[convention].total == a.convention_total(convention), (convention, tools[convention])
+    for convention in ("fvcore", "torchinfo", "thop", "ptflops"):
+        assert not any(why.endswith(UNEXPLAINED) for why, _ in differences(a, convention)), convention
+
+
+def test_vit_reconciled():
+    """The complaint that fills the other counters' trackers: attention counted as nothing."""
+    a = analyse(REGISTRY.get("vit_b_16"))
+    assert a.totals.macs == 17_563_828_224
+    attention = 12 * 2 * 197 * 197 * 768  # QKᵀ and AV of 12 layers, 197 tokens, width 768
+    fvcore = dict(differences(a, "fvcore"))
+    assert fvcore["MultiheadAttention: " + WHY["fvcore"]["MultiheadAttention"]] == -attention
+    thop = dict(differences(a, "thop"))
+    assert thop["MultiheadAttention: counted as 0: thop has no rule for it"] == -(attention + 12 * 4 * 197 * 768 * 768)
 
 
 @pytest.mark.parametrize("name", ["resnet50", "vgg_ca", "lenet5"])
@@ -108,6 +148,9 @@ TORCHVISION_META = {
     "resnet101_tv": (44_549_160, 7.801), "resnet152_tv": (60_192_808, 11.514),
     "resnext50_32x4d": (25_028_904, 4.23), "densenet121": (7_978_856, 2.834), "densenet169": (14_149_480, 3.36),
     "densenet201": (20_013_928, 4.291),
+    # ViT_*_Weights.IMAGENET1K_V1 (ViT-H/14: IMAGENET1K_SWAG_LINEAR_V1, at 224x224)
+    "vit_b_16": (86_567_656, 17.564), "vit_b_32": (88_224_232, 4.409), "vit_l_16": (304_326_632, 61.555),
+    "vit_l_32": (306_535_400, 15.378), "vit_h_14": (632_045_800, 167.295),
 }
 
 

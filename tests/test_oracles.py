@@ -14,6 +14,13 @@ from archcalc.analysis.views import rows
 from archcalc.models.catalog import REGISTRY
 
 NAMES = REGISTRY.names()
+# The CPU oracles build real weights and run them on this machine's two cores: the large ViTs (over 300 M
+# parameters, up to 167 G MACs) are checked on the meta device by flop_counter and by torchvision's metadata
+# (test_conventions) instead.
+ON_CPU = [n for n in NAMES if n not in ("vit_l_16", "vit_l_32", "vit_h_14")]
+# fvcore 0.1.5 does not support aten::scaled_dot_product_attention, which the ViTs' attention runs as: its MAC
+# operators leave the attention out, as the fvcore convention says (test_conventions checks it on vit_b_32).
+CNNS = [n for n in ON_CPU if REGISTRY.get(n).family != "vit"]
 MAC_OPERATORS = ("conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum")
 
 
@@ -22,7 +29,7 @@ def _input(entry, batch, device):
         batch, *entry.default_input, device="meta")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CNNS)
 def test_macs_equal_fvcore_on_cpu(name):
     entry = REGISTRY.get(name)
     model = build(entry, torch.device("cpu"), torch.float32)
@@ -46,7 +53,7 @@ def test_flops_equal_torch_flop_counter_on_meta(name):
     assert analyse(entry, batch=3).totals.flops == counter.get_total_flops()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ON_CPU)
 def test_params_equal_sum_of_numel_and_torchinfo(name):
     entry = REGISTRY.get(name)
     model = build(entry, torch.device("cpu"), torch.float32)

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedTensorMixin
 
 import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
-from archcalc.analysis import placement, tool_conventions
+from archcalc.analysis import placement, tools
 from archcalc.analysis.diagnosis import explain
 from archcalc.analysis.records import Analysis, LayerRecord, Totals
 from archcalc.analysis.tracer import Tracer, shapes_of
@@ -143,7 +143,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: 
         records=records,
         totals=totals,
         notes=notes + _notes(records, totals, shape[0], _unmade(tracer)),
-        by_convention=tool_conventions.Counts(model, records, retrace),
+        by_convention=tools.Counts(model, records, retrace),
     )
 
 

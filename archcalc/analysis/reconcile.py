@@ -14,10 +14,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
-from archcalc.analysis import ptflops_rules
+from archcalc.analysis.tools import ptflops as ptflops_rules
 from archcalc.analysis.engine import analyse, build, input_shape
 from archcalc.analysis.records import OP, Analysis, LayerRecord
-from archcalc.analysis.tool_conventions import Counts
+from archcalc.analysis.tools import Counts
 from archcalc.models.registry import ModelEntry
 
 
@@ -29,13 +29,33 @@ _BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 _POOL_MODULES = tuple(pool.__name__ for pool in ptflops_rules.POOLS)
 _POOL_FUNCTIONS = tuple(f"{kind}_pool{d}d" for kind in ("max", "avg", "adaptive_max", "adaptive_avg") for d in (1, 2, 3))
 
+_NORMS = ("LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
+_RECURRENT = ("RNN", "LSTM", "GRU")
+_CELLS = ("RNNCell", "LSTMCell", "GRUCell")
+
 WHY = {
     "fvcore": {**_each(_BATCH_NORMS + ("batch_norm",), "BatchNorm counted as 2 per element in eval"),
-               **_each(("AdaptiveAvgPool2d", "adaptive_avg_pool2d"), "adaptive average pooling 1 per input element")},
-    "torchinfo": {"Linear": "bias counted: N x out", **_each(_BATCH_NORMS, "weight and bias counted: N x 2C"),
+               **_each(("AdaptiveAvgPool2d", "adaptive_avg_pool2d"), "adaptive average pooling 1 per input element"),
+               "MultiheadAttention": "its attention runs as aten::scaled_dot_product_attention (need_weights=False), "
+                                     "which fvcore does not support: projections only",
+               "scaled_dot_product_attention": "aten::scaled_dot_product_attention not supported",
+               **_each(_NORMS + ("layer_norm", "group_norm", "instance_norm"),
+                       "normalisation counted as 5 per input element (4 without affine)"),
+               **_each(_RECURRENT, "aten::lstm / gru / rnn not supported"),
+               "matmul": "torch.matmul counted as numel(x) x y.shape[-1]: the second operand's batch not broadcast",
+               **_each(("baddbmm", "mv", "dot"), "not supported"),
+               **_each(("Upsample", "interpolate"), "upsampling: nearest 1, bilinear 4 per output element")},
+    "torchinfo": {"Linear": "weight and bias elements x N (the bias counted; over L tokens, once, not L times)", **_each(_BATCH_NORMS, "weight and bias counted: N x 2C"),
                   "Conv2d": "bias counted: N x C_out x H x W",
                   "matmul": "functional matrix multiplies ignored", "conv2d": "functional convolutions ignored",
-                  "linear": "functional linear layers ignored"},
+                  "linear": "functional linear layers ignored",
+                  "MultiheadAttention": "a module with children: 0 (its out_proj never runs as a module)",
+                  **_each(_NORMS, "weight and bias counted: N x 2C"),
+                  **_each(_RECURRENT, "its weights and biases x N x T (the output's first two sizes)"),
+                  **_each(_CELLS, "weights and biases counted: N x their elements"),
+                  "Embedding": "its weight counted: N x V x D",
+                  **_each(("scaled_dot_product_attention", "einsum", "bmm", "baddbmm", "mm", "addmm"),
+                          "functional matrix products ignored")},
     "thop": {**_each(_BATCH_NORMS, "BatchNorm counted as 4 per element (2, doubled for the affine)"),
              **_each(("AvgPool1d", "AvgPool2d", "AvgPool3d"), "average pooling 1 per output element"),
              **_each(("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d"),
@@ -43,7 +63,11 @@ WHY = {
              **_each(("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"),
                      "transposed convolution counted over its output: numel(y) x C_in/g x k^2"),
              "Softmax": "3F - 1 per softmax of F features", "PReLU": "1 per element",
-             "Upsample": "interpolation counted per output element"},
+             "Upsample": "interpolation counted per output element",
+             **_each(_NORMS, "normalisation counted as 2 per input element, doubled for the affine"),
+             **_each(_RECURRENT + _CELLS, "thop's cell formula: (I + H)H + H per gate, biases and gate arithmetic, "
+                                          "x N x T"),
+             "MultiheadAttention": "counted as 0: thop has no rule for it"},
     "ptflops": {"Conv2d": "bias counted: N x C_out x H x W", "Conv1d": "bias counted: N x C_out x L",
                 "Linear": "bias counted: N x out",
                 **_each(_BATCH_NORMS, "BatchNorm counted as 2 per element (affine)"),
@@ -53,12 +77,20 @@ WHY = {
                 **_each(_POOL_MODULES, "counted twice, 2 per input element: the module hook and the F.* call inside it"),
                 **_each(_POOL_FUNCTIONS + ("relu", "elu", "gelu", "silu", "softmax"), "F.* call: 1 per input element"),
                 "LocalResponseNorm": "F.local_response_norm's x.mul(x), .mul(alpha), .add(k) and F.avg_pool3d",
+                "interpolate": "F.interpolate counted 1 per output element",
                 "add": "torch.add counted 1 per element (x + y and x += y are not)",
                 "mul": "torch.mul counted 1 per element (x * y is not)",
                 "matmul": "only torch.matmul counted (x @ w is not)",
                 "conv2d": "F.conv2d ignored", "linear": "F.linear ignored",
                 "ConvTranspose2d": "transposed convolution: bias counted",
-                "Upsample": "counted twice: module hook (one sample) and F.interpolate inside it"},
+                "Upsample": "counted twice: module hook (one sample) and F.interpolate inside it",
+                "MultiheadAttention": "ptflops's formula: Q scaling, projections (K and V as kdim^2, vdim^2), biases, "
+                                      "per-head QKᵀ, softmax and AV, out-projection with bias",
+                **_each(_NORMS, "normalisation 1 per input element, 2 with .affine (LayerNorm has none)"),
+                **_each(_RECURRENT + _CELLS, "ptflops's formula: W_ih and W_hh elements, biases and gate arithmetic "
+                                             "per step, x 2 bidirectional"),
+                **_each(("scaled_dot_product_attention", "einsum", "bmm", "baddbmm"),
+                        "not patched by ptflops 0.7.5 when called this way")},
     "flops": {},
     "flop_counter": {},
 }

@@ -16,7 +16,7 @@ import typer
 from archcalc.errors import ArchcalcError, ForwardError
 from archcalc.output.render import FORMATS, choose_format, emit
 
-CONVENTIONS = ("paper", "torchvision", "fvcore", "torchinfo", "thop", "ptflops", "flop_counter", "flops")  # tool_conventions.NAMES
+CONVENTIONS = ("paper", "torchvision", "fvcore", "torchinfo", "thop", "ptflops", "flop_counter", "flops")  # archcalc.analysis.tools.NAMES
 
 app = typer.Typer(
     name="archcalc",

@@ -109,6 +109,12 @@ ENTRIES: list[ModelEntry] = [
              + (" with SE blocks (r = 16)" if se else ""),
              _SENET_SOURCE + "; Szegedy et al. 2017", **({"attention": "se"} if se else {}))
       for se in ("", "se_")],
+    *[_entry(f"vit_{c.lower()}_{p}", "vit", "vit:VisionTransformer", (3, size, size),
+             f"ViT-{c}/{p} ({layers} layers, width {width}, {heads} heads) at {size}x{size}, as torchvision lays it out",
+             "Dosovitskiy et al. 2021, Table 1; torchvision's vit_* metadata", config=c, patch_size=p, image_size=size)
+      for c, p, size, layers, width, heads in (("B", 16, 224, 12, 768, 12), ("B", 32, 224, 12, 768, 12),
+                                               ("L", 16, 224, 24, 1024, 16), ("L", 32, 224, 24, 1024, 16),
+                                               ("H", 14, 224, 32, 1280, 16))],
     _entry("vdsr", "super-resolution", "super_resolution:VDSR", (1, 256, 256),
            "VDSR: 20 3x3 conv layers, 64 channels, global residual (luminance, upscaled input)",
            "002 (VDSR); Kim et al. 2016"),

@@ -111,7 +111,7 @@ def _multi_head_text(a: Heads, macs: int, bias: int, scores: int, averaged: int)
     return text
 
 
-def _layout(query: tuple, key: tuple, batch_first: bool) -> tuple[int, int, int]:
+def layout(query: tuple, key: tuple, batch_first: bool) -> tuple[int, int, int]:
     """(N, L, S) from (N, L, E) / (L, N, E) shapes, or unbatched (L, E)."""
     if len(query) == 2:
         return 1, query[0], key[0]
@@ -124,7 +124,7 @@ def _layout(query: tuple, key: tuple, batch_first: bool) -> tuple[int, int, int]
 def multihead_attention(call: ModuleCall) -> Count:
     m = call.module
     query, key, value = call.inputs[:3]
-    N, L, S = _layout(query, key, m.batch_first)
+    N, L, S = layout(query, key, m.batch_first)
     weights = call.outputs[1] if len(call.outputs) > 1 else None  # need_weights: (N, L, S) or (N, h, L, S)
     return multi_head_count(Heads(
         N, L, S, m.embed_dim, key[-1], value[-1], m.num_heads,
@@ -138,7 +138,7 @@ def multi_head_attention_forward(call: OpCall) -> Count:
     in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p, out_proj_weight, out_proj_bias, training,
     key_padding_mask, need_weights, attn_mask, ...)."""
     query, key, value = (tensor_shape(call.arg(i, n)) for i, n in ((0, "query"), (1, "key"), (2, "value")))
-    N, L, S = _layout(query, key, False)
+    N, L, S = layout(query, key, False)
     masked = any(call.arg(i, n) is not None for i, n in ((14, "key_padding_mask"), (16, "attn_mask"))) or bool(
         call.arg(24, "is_causal", False))
     weights = call.outputs[1] if len(call.outputs) > 1 else None
@@ -153,7 +153,7 @@ def native_multi_head_attention(call: OpCall) -> Count:
     """The fused kernel of the fast path: (query (N, L, E), key, value, embed_dim, num_head, qkv_weight,
     qkv_bias, proj_weight, proj_bias, mask, need_weights, average_attn_weights, mask_type)."""
     query, key, value = (tensor_shape(call.args[i]) for i in range(3))
-    N, L, S = _layout(query, key, True)
+    N, L, S = layout(query, key, True)
     weights = call.outputs[1] if len(call.outputs) > 1 and call.arg(10, "need_weights", True) else None
     return multi_head_count(Heads(
         N, L, S, call.args[3], key[-1], value[-1], call.args[4], 0, call.arg(6, "qkv_bias") is not None,

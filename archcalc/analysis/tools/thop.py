@@ -16,7 +16,12 @@ and y the output:
                                         0 (other modes)
   ReLU, ReLU6, LeakyReLU, MaxPool, AdaptiveMaxPool, Dropout, ZeroPad2d, PixelShuffle   0
   any other module                      0 ("treat it as zero Macs")
-RNN modules have thop rules of their own that archcalc does not reproduce.
+  RNN, LSTM, GRU (thop/rnn_hooks.py)   N x T x Σ over layers and directions of its cell's count:
+      RNN cell   (I + H)H + H (+ 2H bias)
+      GRU cell   3((I + H)H + H) (+ 6H bias) + H (r * ...) + 3H (h' = (1 - z)n + zh)
+      LSTM cell  4((I + H)H + H) (+ 8H bias) + 3H (c') + H (h'); proj_size is not seen
+      with I = input_size for the first layer, H (2H bidirectional) above; the cells: N x the cell's count
+  MultiheadAttention, Embedding, LayerNorm's functional form, any other module   0
 """
 
 from __future__ import annotations
@@ -53,6 +58,29 @@ def _softmax(r: LayerRecord, m) -> int:
 _UPSAMPLE = {"nearest": 1, "linear": 5, "bilinear": 11, "bicubic": 224 + 35}
 
 
+def _cell(kind: type, n_in: int, hidden: int, bias: bool) -> int:
+    state = (n_in + hidden) * hidden + hidden
+    if kind in (nn.RNN, nn.RNNCell):
+        return state + (2 * hidden if bias else 0)
+    if kind in (nn.GRU, nn.GRUCell):
+        return 3 * state + (6 * hidden if bias else 0) + hidden + 3 * hidden
+    return 4 * state + (8 * hidden if bias else 0) + 3 * hidden + hidden
+
+
+def _recurrent(r: LayerRecord, m) -> int:
+    kind = nn.RNN if isinstance(m, nn.RNN) else nn.GRU if isinstance(m, nn.GRU) else nn.LSTM
+    directions = 2 if m.bidirectional else 1
+    total = _cell(kind, m.input_size, m.hidden_size, m.bias) * directions
+    total += (m.num_layers - 1) * _cell(kind, m.hidden_size * directions, m.hidden_size, m.bias) * directions
+    x = r.input_shapes[0]
+    return total * prod(x[:2]) if len(x) == 3 else total * x[0]
+
+
+def _recurrent_cell(r: LayerRecord, m) -> int:
+    x = r.input_shapes[0]
+    return _cell(type(m), m.input_size, m.hidden_size, m.bias) * (x[0] if len(x) == 2 else 1)
+
+
 RULES = {
     **dict.fromkeys((nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
                     _conv),
@@ -65,6 +93,8 @@ RULES = {
     nn.PReLU: lambda r, m: prod(r.input_shapes[0]),
     **dict.fromkeys((nn.Upsample, nn.UpsamplingBilinear2d, nn.UpsamplingNearest2d),
                     lambda r, m: _UPSAMPLE.get(m.mode, 0) * prod(r.output_shapes[0])),
+    **dict.fromkeys((nn.RNN, nn.GRU, nn.LSTM), _recurrent),
+    **dict.fromkeys((nn.RNNCell, nn.GRUCell, nn.LSTMCell), _recurrent_cell),
 }
 
 

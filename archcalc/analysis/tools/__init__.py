@@ -1,18 +1,24 @@
 """Named counting conventions: how each tool counts, defined once, from its source and its output.
+Each tool's rules live in a file of their own beside this one (fvcore.py, torchinfo.py, thop.py,
+ptflops.py), each saying what the tool counts for convolution, linear layers, matrix products,
+attention, normalisation and recurrence.
 
-  paper        conv + linear + matmul multiply-accumulates, bias excluded (the papers' "multiply-adds")
-  torchvision  the same count as paper: torchvision's per-model _ops metadata (e.g. ResNet-50 4.09)
-  fvcore       paper + BatchNorm (eval) 2 per element (1 without affine) + adaptive_avg_pool2d 1 per
-               input element (fvcore 0.1.5 _DEFAULT_SUPPORTED_OPS; other element-wise ops ignored)
-  torchinfo    per leaf module, its weight and bias elements x N x the output's spatial size when its
-               class name contains "Conv", else x N (torchinfo 1.8 LayerInfo.calculate_macs): bias
-               included, BatchNorm counted as N x 2C, functional operations ignored
-  thop         thop 0.1.1 profile(): exact torch types only; conv and linear without bias, BatchNorm 4 per
-               element, average pooling, softmax; functional operations ignored (archcalc.analysis.thop_rules)
-  ptflops      ptflops 0.7.5, pytorch backend: conv and linear with bias, BatchNorm 2, activations and pooling
-               1 per element, counted again through the F.* call inside their modules; torch.add, torch.mul,
-               torch.matmul counted (archcalc.analysis.ptflops_rules)
-  flop_counter 2 x MACs: torch.utils.flop_counter's count (convolution, mm, addmm, bmm; 2 per multiply-add)
+  paper        conv + linear + matmul + attention multiply-accumulates, bias excluded (the papers'
+               "multiply-adds"): archcalc's MACs
+  torchvision  the same count as paper: torchvision's per-model _ops metadata (ResNet-50 4.089, ViT-B/16 17.564)
+  fvcore       fvcore 0.1.5's supported aten ops: conv, linear, matmul (unbroadcast), einsum, BatchNorm,
+               LayerNorm/GroupNorm/InstanceNorm, adaptive_avg_pool2d, upsampling; attention by
+               scaled_dot_product_attention and recurrence are not supported (0)
+  torchinfo    torchinfo 1.8: per leaf module, its parameters' elements x N (x output H x W for "Conv"
+               classes; x N x T for RNN weights); functional operations and attention ignored
+  thop         thop 0.1.1 profile(): exact torch types only; conv and linear without bias, the norms 4 per
+               element, average pooling, softmax, its own RNN cell formulas; attention and functional
+               operations ignored
+  ptflops      ptflops 0.7.5, pytorch backend: conv and linear with bias, norms, activations and pooling
+               per element (counted again through the F.* call inside their modules); torch.add, torch.mul,
+               torch.matmul; its own MultiheadAttention and RNN formulas
+  flop_counter 2 x MACs: torch.utils.flop_counter's count (convolution, mm, addmm, bmm, baddbmm, attention;
+               2 per multiply-add); no formula for matrix-vector products (mv, dot)
   flops        2 x MACs + every element-wise operation archcalc counts
 calflops and DeepSpeed's profiler are not defined.
 """
@@ -20,11 +26,9 @@ calflops and DeepSpeed's profiler are not defined.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from math import prod
-
 from torch import nn
 
-from archcalc.analysis import ptflops_rules, thop_rules
+from archcalc.analysis.tools import fvcore, ptflops, thop, torchinfo
 from archcalc.analysis.records import LAYER, OP, LayerRecord
 from archcalc.analysis.tracer import layer_names
 
@@ -35,29 +39,14 @@ def _paper(r: LayerRecord, module) -> int:
     return r.macs or 0
 
 
-def _fvcore(r: LayerRecord, module) -> int:
-    count = r.macs or 0
-    batch_norm = isinstance(module, nn.modules.batchnorm._BatchNorm) or (r.kind == OP and r.type == "batch_norm")
-    if batch_norm:
-        affine = module.affine if module is not None else True
-        count += prod(r.output_shapes[0]) * (2 if affine else 1)
-    if r.type in ("AdaptiveAvgPool2d", "adaptive_avg_pool2d"):
-        count += prod(r.input_shapes[0])
-    return count
-
-
-def _torchinfo(r: LayerRecord, module) -> int:
-    if module is None or r.kind == OP or any(True for _ in module.children()):
-        return 0
-    own = [p for name, p in module.named_parameters(recurse=False) if name in ("weight", "bias")]
-    if not own or not r.output_shapes:
-        return 0
-    out = r.output_shapes[0]
-    elements = sum(p.numel() for p in own)
-    return elements * prod(out[:1] + out[2:]) if "Conv" in type(module).__name__ else out[0] * elements
+_VECTOR_PRODUCTS = {"mv", "dot", "vdot", "inner", "addmv"}
 
 
 def _flop_counter(r: LayerRecord, module) -> int:
+    """2 per MAC, but for the matrix-vector and vector products, which torch.utils.flop_counter has no formula
+    for (aten.mv, aten.dot: torch.matmul by a vector becomes one of them)."""
+    if r.type in _VECTOR_PRODUCTS or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1):
+        return 0
     return 2 * (r.macs or 0)
 
 
@@ -66,8 +55,8 @@ def _flops(r: LayerRecord, module) -> int:
 
 
 COUNTERS: dict[str, Callable[[LayerRecord, object], int]] = {
-    "paper": _paper, "torchvision": _paper, "fvcore": _fvcore, "torchinfo": _torchinfo,
-    "thop": thop_rules.count, "ptflops": ptflops_rules.count, "flop_counter": _flop_counter, "flops": _flops,
+    "paper": _paper, "torchvision": _paper, "fvcore": fvcore.count, "torchinfo": torchinfo.count,
+    "thop": thop.count, "ptflops": ptflops.count, "flop_counter": _flop_counter, "flops": _flops,
 }
 
 
@@ -85,10 +74,19 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
         if r.kind not in (LAYER, OP) and (module is None or any(True for _ in module.children())):
             continue
         for name, counter in COUNTERS.items():
+            if name == "ptflops" and r.kind == OP and _kept_activation(r, modules):
+                continue
             value = counter(twins.get((r.name, r.call), r) if name == "ptflops" else r, module)
             if value:
                 result[name][r.index] = value
     return result
+
+
+def _kept_activation(r: LayerRecord, modules: Mapping[str, nn.Module]) -> bool:
+    """An F.* activation a Transformer layer holds as an attribute: bound before ptflops patched F.*."""
+    owner = modules.get(r.name.rpartition(".")[0])
+    return isinstance(owner, ptflops.KEEP_ACTIVATION) and getattr(getattr(owner, "activation", None),
+                                                                  "__name__", None) == r.type
 
 
 class Counts(Mapping):

@@ -33,7 +33,13 @@ N x ptflops's figure for one image, except where a rule does not grow with the b
 bias counted once per call; torch.add's left-aligned shapes when the ranks differ).
 The methods x.add(y), x.mul(y), x.matmul(y), which ptflops counts, reach archcalc's trace as the
 operators x + y, x * y, x @ y, which it does not; archcalc follows the operators (the usual
-spelling). RNN and attention modules have ptflops rules that archcalc does not reproduce.
+spelling).   MultiheadAttention        N x [L*E (Q scaled) + L*E*E + S*kdim*kdim + S*vdim*vdim (as ptflops writes
+                            them) + (2S + L)*E in-projection bias + h*L*S*(d_k + 1 + d_v) + L*vdim*(vdim + 1)],
+                            and with need_weights the torch.bmm and F.softmax inside F.multi_head_attention_forward
+  RNN, GRU, LSTM            N*T x Σ over layers of (W_ih + W_hh elements + biases + 1H (RNN), 7H (GRU) or 10H
+                            (LSTM)), x 2 when bidirectional; the cells: N x the same for one step
+  an activation a TransformerEncoderLayer or DecoderLayer keeps as a function (activation="gelu" stores F.gelu
+  before ptflops patches it) is not counted
 """
 
 from __future__ import annotations
@@ -75,6 +81,42 @@ def _output(r: LayerRecord, m=None) -> int:
     return prod(r.output_shapes[0])
 
 
+def _multihead_attention(r: LayerRecord, m) -> int:
+    q, k, v = r.input_shapes[:3]
+    (n, length, _), (_, keys, _) = ((q[0], q[1], q[2]), (k[0], k[1], k[2])) if m.batch_first else \
+        ((q[1], q[0], q[2]), (k[1], k[0], k[2]))
+    e, kdim, vdim, h = q[-1], k[-1], v[-1], m.num_heads
+    flops = length * e + length * e * e + keys * kdim * kdim + keys * vdim * vdim
+    if m.in_proj_bias is not None:
+        flops += (length + 2 * keys) * e
+    flops += h * (length * keys * (e // h) + length * keys + length * keys * (vdim // h))
+    flops += length * vdim * (vdim + 1)
+    if len(r.output_shapes) > 1:  # need_weights: torch.bmm twice and F.softmax, patched, inside the functional
+        flops += h * length * keys * (e // h + vdim // h) + h * length * keys
+    return n * flops
+
+
+_RECURRENT_EXTRA = {nn.RNN: 1, nn.RNNCell: 1, nn.GRU: 7, nn.GRUCell: 7, nn.LSTM: 10, nn.LSTMCell: 10}
+
+
+def _recurrent(r: LayerRecord, m) -> int:
+    per_step = 0
+    for i in range(m.num_layers):
+        per_step += getattr(m, f"weight_ih_l{i}").numel() + getattr(m, f"weight_hh_l{i}").numel()
+        per_step += _RECURRENT_EXTRA[type(m)] * m.hidden_size
+        if m.bias:
+            per_step += getattr(m, f"bias_ih_l{i}").numel() + getattr(m, f"bias_hh_l{i}").numel()
+    x = r.input_shapes[0]
+    return per_step * prod(x[:2]) * (2 if m.bidirectional else 1)
+
+
+def _recurrent_cell(r: LayerRecord, m) -> int:
+    per_step = m.weight_ih.numel() + m.weight_hh.numel() + _RECURRENT_EXTRA[type(m)] * m.hidden_size
+    if m.bias:
+        per_step += m.bias_ih.numel() + m.bias_hh.numel()
+    return per_step * r.input_shapes[0][0]
+
+
 POOLS = tuple(getattr(nn, f"{kind}Pool{d}d") for kind in ("Max", "Avg", "AdaptiveMax", "AdaptiveAvg") for d in (1, 2, 3))
 
 MODULE_RULES = {
@@ -87,7 +129,13 @@ MODULE_RULES = {
     **dict.fromkeys(POOLS, _input),
     nn.Upsample: _output,
     nn.LocalResponseNorm: _local_response_norm,
+    nn.MultiheadAttention: _multihead_attention,
+    **dict.fromkeys((nn.RNN, nn.GRU, nn.LSTM), _recurrent),
+    **dict.fromkeys((nn.RNNCell, nn.GRUCell, nn.LSTMCell), _recurrent_cell),
 }
+
+# Modules that keep a torch.nn.functional activation as an attribute, bound before ptflops patches F.*
+KEEP_ACTIVATION = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 
 # -- the patched functions, by the name the model called them under (archcalc.analysis.origins)

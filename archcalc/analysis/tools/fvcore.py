@@ -1,0 +1,72 @@
+"""fvcore's counting rules (fvcore 0.1.5, ``FlopCountAnalysis`` and its _DEFAULT_SUPPORTED_OPS), read
+from its source (fvcore/nn/jit_handles.py) and checked against it (tests/test_conventions.py).
+
+fvcore traces the model with TorchScript and counts the aten operations it has a handle for, one
+multiply-add as one "flop"; every other operation is listed as unsupported and counts 0:
+
+  aten::_convolution, linear, addmm, bmm, mm    the multiply-adds, as archcalc's MACs
+  aten::matmul        numel(x) x y.shape[-1]: the second operand's batch is not broadcast
+  aten::einsum        numpy's einsum_path optimized flop count / 2 (archcalc's count for contractions)
+  aten::batch_norm    2 per element in eval (1 without affine)
+  aten::layer_norm, group_norm, instance_norm   5 per input element with affine, 4 without
+  aten::adaptive_avg_pool2d      1 per input element
+  aten::upsample_nearest2d       1 per output element;  upsample_bilinear2d  4 per output element
+  not supported: aten::scaled_dot_product_attention (so MultiheadAttention with need_weights=False
+  counts its projections only), aten::lstm / gru / rnn_tanh (0), baddbmm, every element-wise operation;
+  the cells (LSTMCell, GRUCell, RNNCell) are traced as their linear layers: counted as archcalc does
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from torch import nn
+
+from archcalc.analysis.counters.attention import layout
+from archcalc.analysis.records import OP, LayerRecord
+
+NOT_SUPPORTED = {"scaled_dot_product_attention", "baddbmm", "addbmm", "addmv", "mv", "dot", "vdot", "inner",
+                 "lstm", "gru", "rnn_tanh", "rnn_relu", "LSTM", "GRU", "RNN",
+                 "multi_head_attention_forward", "_native_multi_head_attention"}
+_NORMS = {"LayerNorm": "elementwise_affine", "GroupNorm": "affine", "InstanceNorm1d": "affine",
+          "InstanceNorm2d": "affine", "InstanceNorm3d": "affine"}
+_NORM_OPS = {"layer_norm": 2, "group_norm": 2, "instance_norm": 3}  # op -> position of its weight argument
+
+
+def count(r: LayerRecord, module) -> int:
+    kind = r.type
+    if kind in NOT_SUPPORTED:
+        return 0
+    total = r.macs or 0
+    if kind == "MultiheadAttention" and len(r.output_shapes) == 1:  # need_weights=False: attention by SDPA
+        total -= _attention_macs(r, module)
+    elif kind == "matmul" and len(r.input_shapes) == 2 and len(r.input_shapes[1]) >= 2:
+        total = prod(r.input_shapes[0]) * r.input_shapes[1][-1]
+    batch_norm = isinstance(module, nn.modules.batchnorm._BatchNorm) or (r.kind == OP and kind == "batch_norm")
+    if batch_norm:
+        affine = module.affine if module is not None else True
+        total += prod(r.output_shapes[0]) * (2 if affine else 1)
+    elif kind in _NORMS and module is not None:
+        total += prod(r.input_shapes[0]) * (5 if getattr(module, _NORMS[kind]) else 4)
+    elif kind in _NORM_OPS:
+        total += prod(r.input_shapes[0]) * (5 if r.formulas.get("elementwise", "").find("affine") >= 0 else 4)
+    elif kind in ("AdaptiveAvgPool2d", "adaptive_avg_pool2d"):
+        total += prod(r.input_shapes[0])
+    elif kind in ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "interpolate") and \
+            len(r.output_shapes[0]) == 4:
+        mode = module.mode if module is not None else _mode(r)
+        total += prod(r.output_shapes[0]) * {"nearest": 1, "bilinear": 4}.get(mode, 0)
+    return total
+
+
+def _attention_macs(r: LayerRecord, m) -> int:
+    """softmax(QKᵀ)V inside a MultiheadAttention call: N*L*S'*2E."""
+    query, key = r.input_shapes[0], r.input_shapes[1]
+    n, length, keys = layout(query, key, m.batch_first)
+    keys += (m.bias_k is not None) + bool(m.add_zero_attn)
+    return 2 * n * length * keys * m.embed_dim
+
+
+def _mode(r: LayerRecord) -> str:
+    text = r.formulas.get("elementwise", "")
+    return text.split(":", 1)[0] if text else "nearest"
