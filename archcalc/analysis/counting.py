@@ -25,6 +25,26 @@ class Count(NamedTuple):
 
 
 NOT_COUNTED = Count(None, None, {}, "no formula: not counted")
+NO_PRODUCTS = Count(0, None, {}, "no products to differentiate: element-wise backward work not counted")
+
+
+def gradients(terms: list[tuple[str, bool, int, str]]) -> Count:
+    """A backward count from its gradient terms (what, computed?, MACs, arithmetic without its value): the
+    computed ones add up, e.g. '∂x (2*8*12*12)*(3*3*8) + ∂W (2*8*12*12)*(3*3*8) = 331,776'."""
+    done = [(what, macs, text) for what, needed, macs, text in terms if needed]
+    if not done:
+        return Count(0, None, {"macs": "no gradient: nothing before it requires one"})
+    total = sum(macs for _, macs, _ in done)
+    return Count(total, None, {"macs": " + ".join(f"{what} {text}" for what, _, text in done) + f" = {total:,}"})
+
+
+def repeated(forward: Count, *terms: tuple[str, bool]) -> Count:
+    """The gradients of a product Y = A·B each cost one more product of the forward's size (∂A = ∂Y·Bᵀ,
+    ∂B = Aᵀ·∂Y; for a convolution, ∂x is the transposed convolution of ∂y and ∂W the correlation of x with
+    ∂y): one term per (what, computed?)."""
+    text = forward.formulas() if callable(forward.formulas) else forward.formulas
+    expression = text.get("macs", f"{forward.macs:,}").rsplit(" = ", 1)[0]
+    return gradients([(what, needed, forward.macs, expression) for what, needed in terms])
 
 
 class ModuleCall(NamedTuple):
@@ -71,6 +91,7 @@ class CounterRegistry:
                     raise ValueError(f"{self._what} {key!r} already has a counter ({self._table[key].__name__})")
                 self._table[key] = fn
             counter_for_type.cache_clear()  # a type that had none (or a base's) may have its own now
+            grad_counter_for_type.cache_clear()
             return fn
 
         return decorate
@@ -84,6 +105,21 @@ class CounterRegistry:
 
 MODULES = CounterRegistry("layer type")
 OPS = CounterRegistry("operation")
+# The backward pass: a counter takes the call and what needs a gradient (Needs), and returns the
+# multiply-accumulates of the gradients that autograd computes (element-wise backward work is not counted).
+GRAD_MODULES = CounterRegistry("layer type (backward)")
+GRAD_OPS = CounterRegistry("operation (backward)")
+
+
+class Needs(NamedTuple):
+    """Which gradients the backward pass computes for a call: one flag per input tensor (does it require
+    grad?), and whether the layer's own parameters do."""
+
+    inputs: tuple[bool, ...]
+    weights: bool
+
+    def input(self, i: int) -> bool:
+        return i < len(self.inputs) and self.inputs[i]
 
 
 def module_counter(module: Any) -> Callable | None:
@@ -93,11 +129,20 @@ def module_counter(module: Any) -> Callable | None:
 
 @cache  # (found once per type: a trace asks for every module it wraps)
 def counter_for_type(cls: type) -> Callable | None:
-    exact = MODULES.get(cls)
+    return _for_type(MODULES, cls)
+
+
+@cache
+def grad_counter_for_type(cls: type) -> Callable | None:
+    return _for_type(GRAD_MODULES, cls)
+
+
+def _for_type(registry: CounterRegistry, cls: type) -> Callable | None:
+    exact = registry.get(cls)
     if exact is not None:
         return exact
     for base in cls.__mro__[1:]:
-        fn = MODULES.get(base)
+        fn = registry.get(base)
         if fn is not None and getattr(cls, "forward", None) is getattr(base, "forward", None):
             return fn
     return None

@@ -121,22 +121,25 @@ _REQUIRED_BY_CLASS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.device,
                    dtype: torch.dtype, inner: bool = False, input_dtype: torch.dtype | None = None,
-                   notes: tuple[str, ...] = ()) -> Analysis:
+                   notes: tuple[str, ...] = (), backward: bool = False) -> Analysis:
     """Trace one forward pass of ``model`` on an input of ``shape`` and return its records (with
     ``inner``, each layer's own torch calls too: only ptflops's convention needs them, and without
     them it traces the model again when asked). ``input_dtype``: an integer dtype for token ids (the
     input is then index 0 everywhere), else the input is of the model's ``dtype``. ``notes`` come first
-    among the analysis's notes (how the model was built or run)."""
+    among the analysis's notes (how the model was built or run). ``backward``: each record counts its
+    gradients too (record.backward), the forward running with autograd on."""
     check_single_input(model, name)
     with _collector_paused():
-        x, tracer, output = _trace(model, name, shape, device, dtype, inner, input_dtype)
+        x, tracer, output = _trace(model, name, shape, device, dtype, inner, input_dtype, backward)
         records = tracer.ordered()
         totals = _totals(tracer, records)
+        output_shapes = tuple(tuple(t.shape) for t in _flat(output))
+    del output  # (with backward, the autograd graph it holds)
     retrace = None if inner else lambda: _trace(model, name, shape, device, dtype, True, input_dtype)[1].ordered()
     return Analysis(
         model=name,
         input_shape=shape,
-        output_shapes=tuple(tuple(t.shape) for t in _flat(output)),
+        output_shapes=output_shapes,
         device=str(device),
         dtype=_dtype_name(dtype),
         itemsize=dtype.itemsize,
@@ -148,7 +151,8 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: 
 
 
 def _trace(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype,
-           inner: bool, input_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, Tracer, Any]:
+           inner: bool, input_dtype: torch.dtype | None = None, backward: bool = False
+           ) -> tuple[torch.Tensor, Tracer, Any]:
     integer = input_dtype is not None and not input_dtype.is_floating_point
     if device.type == "meta":
         x = torch.empty(shape, device=device, dtype=input_dtype or dtype)
@@ -162,12 +166,12 @@ def _trace(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.de
             size = prod(shape) * torch.empty((), dtype=dtype).element_size()
             raise InputError(f"the input {'x'.join(map(str, shape))} ({_dtype_name(dtype)}) needs {size:,} bytes, more "
                              f"than {device} can allocate; {_LESS_MEMORY}") from None
-    tracer = Tracer(model, inner, deferred=device.type == "meta")
+    tracer = Tracer(model, inner, deferred=device.type == "meta", backward=backward)
     if tracer.lazy:
         make_lazy_parameters(model, x)
     tracer.watch_input(x)
     try:
-        with torch.no_grad(), tracer:
+        with torch.set_grad_enabled(backward), tracer:
             output = model(x)
     except Exception as error:  # the model's own code failed: say where, with what, and why
         failure = ForwardError(_failure(name, shape, tracer, error))
@@ -204,12 +208,13 @@ def _collector_paused():
 
 def analyse(entry: ModelEntry, given_input: Sequence[int] | None = None, batch: int = 1,
             device: str = "meta", dtype: str = "float32", overrides: Mapping[str, Any] | None = None,
-            inner: bool = False) -> Analysis:
+            inner: bool = False, backward: bool = False) -> Analysis:
     shape = input_shape(entry.default_input, given_input, batch)
     torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
     model, note = build_noted(entry, torch_device, torch_dtype, overrides)
     try:
-        return analyse_module(model, entry.name, shape, torch_device, torch_dtype, inner, notes=(note,) if note else ())
+        return analyse_module(model, entry.name, shape, torch_device, torch_dtype, inner, notes=(note,) if note else (),
+                              backward=backward)
     except ForwardError as failure:
         if torch_device.type != "meta" or not placement.refuses_meta(failure.__cause__):
             raise
@@ -222,7 +227,8 @@ def analyse(entry: ModelEntry, given_input: Sequence[int] | None = None, batch: 
     cpu = torch.device("cpu")
     model = build(entry, cpu, torch_dtype, overrides)
     return analyse_module(model, entry.name, shape, cpu, torch_dtype, inner, notes=(
-        f"{reads}: run on the CPU instead, with a random input; the costs are those of the branch that input took",))
+        f"{reads}: run on the CPU instead, with a random input; the costs are those of the branch that input took",),
+        backward=backward)
 
 
 def _flat(output) -> list[torch.Tensor]:
@@ -252,7 +258,9 @@ def _totals(tracer: Tracer, records: tuple[LayerRecord, ...]) -> Totals:
     return Totals(params=params, trainable_params=trainable, macs=sum(filter(None, map(_MACS, records))),
                   elementwise=sum(filter(None, map(_ELEMENTWISE, records))), param_bytes=param_bytes,
                   buffer_bytes=sum(b.numel() * b.element_size() for b in tracer.buffers.values()),
-                  activation_bytes=sum(map(_ACTIVATION_BYTES, records)))
+                  activation_bytes=sum(map(_ACTIVATION_BYTES, records)),
+                  backward_macs=sum(r.backward.macs or 0 for r in records if r.backward is not None)
+                  if tracer.backward else None)
 
 
 # (Summed with map over the records: a column's sum without a Python step per row.)

@@ -44,6 +44,7 @@ class LayerRecord(NamedTuple):
     receptive: object = None  # archcalc.analysis.receptive.Field of the output, None when unknown
     origin: str = ""  # an operation's public name as the model called it: torch.add, torch.nn.functional.relu
     inner: tuple = ()  # a layer's own torch calls, (origin, input shapes, output shapes), e.g. nn.ReLU's F.relu
+    backward: object = None  # counting.Count of its gradients, when the backward pass was asked for
 
     @property
     def counted(self) -> bool:
@@ -91,6 +92,8 @@ class Totals:
     param_bytes: int
     buffer_bytes: int
     activation_bytes: int
+    backward_macs: int | None = None  # the backward pass's multiply-accumulates, when it was asked for
+    forward_macs: int | None = None  # the forward's, where ``macs`` is another pass's (views.for_pass)
 
     @property
     def flops(self) -> int:
@@ -109,6 +112,7 @@ class Analysis:
     totals: Totals
     notes: tuple[str, ...] = ()
     by_convention: Mapping[str, Mapping[int, int]] = field(default_factory=dict)  # convention -> index -> count
+    pass_name: str = "forward"  # which pass the records' MACs count: forward, backward or train (views.for_pass)
 
     def convention_total(self, name: str) -> int:
         return sum(self.by_convention.get(name, {}).values())

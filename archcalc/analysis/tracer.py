@@ -29,7 +29,8 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.overrides import TorchFunctionMode
 
 from archcalc.analysis import receptive
-from archcalc.analysis.counting import NOT_COUNTED, OPS, Count, ModuleCall, OpCall, counter_for_type, op_name
+from archcalc.analysis.counting import (GRAD_OPS, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs, OpCall,
+                                       counter_for_type, grad_counter_for_type, op_name)
 from archcalc.analysis.origins import origin
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.formulas.params import tensor_params
@@ -115,10 +116,13 @@ class Tracer(TorchFunctionMode):
     the tools that count them (ptflops); otherwise a counted layer runs with the mode switched off,
     which makes a trace cost little more than the forward pass itself."""
 
-    def __init__(self, model: nn.Module, inner: bool = False, deferred: bool = False):
+    def __init__(self, model: nn.Module, inner: bool = False, deferred: bool = False, backward: bool = False):
         super().__init__()
         self.model = model
         self.inner = inner
+        # With ``backward``, each record also counts its gradients (the forward then runs with autograd on,
+        # so that each tensor says whether it requires a gradient).
+        self.backward = backward
         # Deferred, each record is worked out after the forward pass, in one run (a fifth of the
         # trace's own cost saved, against the same work between the layers' kernels), but every
         # tensor is held till then, so only for the meta device, where tensors take no memory.
@@ -285,7 +289,8 @@ class Tracer(TorchFunctionMode):
         # field lookups, the receptive rule found by type.)
         module = frame.module
         first_in, first_out = shapes_in[0] if shapes_in else None, shapes_out[0] if shapes_out else None
-        count = frame.counter(_new_tuple(ModuleCall, (module, shapes_in, shapes_out, first_in, first_out)))
+        call = _new_tuple(ModuleCall, (module, shapes_in, shapes_out, first_in, first_out))
+        count = frame.counter(call)
         fields = self.fields
         known = []
         for t in inputs:
@@ -305,7 +310,12 @@ class Tracer(TorchFunctionMode):
             field = self._field(outputs[0])
         # A layer owns its parameters (a leaf's own slots; an absent bias is None).
         own = module.parameters() if module._modules else module._parameters.values()
-        self._record(frame, type(module).__name__, LAYER, inputs, outputs, shapes_in, shapes_out, count, own, field, "")
+        grad = None
+        if self.backward:
+            own = list(own)
+            grad = _gradient(grad_counter_for_type(type(module)), call, count, inputs, own)
+        self._record(frame, type(module).__name__, LAYER, inputs, outputs, shapes_in, shapes_out, count, own, field, "",
+                     grad)
 
     def _leave_module(self, frame: _Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
                       end: int) -> None:
@@ -373,8 +383,9 @@ class Tracer(TorchFunctionMode):
         field = receptive.for_op(name, call, self._fields([t for t in inputs if not isinstance(t, nn.Parameter)]))
         for t in outputs:
             self._set_field(t, field)
-        self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, count,
-                     [t for t in inputs if isinstance(t, nn.Parameter)], field, origin(func))
+        params = [t for t in inputs if isinstance(t, nn.Parameter)]
+        grad = _gradient(GRAD_OPS.get(name), call, count, inputs, params) if self.backward else None
+        self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, count, params, field, origin(func), grad)
 
     # -- receptive fields -----------------------------------------------------------------
     def watch_input(self, x: torch.Tensor) -> None:
@@ -394,7 +405,7 @@ class Tracer(TorchFunctionMode):
 
     # -- records ------------------------------------------------------------------------
     def _record(self, frame: _Frame, type_name: str, kind: str, inputs: list, outputs: list, shapes_in: tuple,
-                shapes_out: tuple, count: Count, params, field, origin: str) -> None:
+                shapes_out: tuple, count: Count, params, field, origin: str, grad: Count | None = None) -> None:
         """The record of a frame (a module's call, or an operation's). ``outputs``: the tensors the row
         made (none for a container: its layers made them); each adds its elements and bytes (of its shape
         when made) unless it is an input (an in-place result) or a view of one. ``params``: those the row
@@ -430,11 +441,22 @@ class Tracer(TorchFunctionMode):
         formulas._text = None
         self.records[index] = _new_tuple(LayerRecord, (
             index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, total, trainable, param_bytes,
-            count.macs, count.elementwise, elements, size, formulas, count.note, field, origin, tuple(inner),
+            count.macs, count.elementwise, elements, size, formulas, count.note, field, origin, tuple(inner), grad,
         ))
 
 
 _new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
+
+
+def _gradient(counter, call, count: Count, inputs: list, params) -> Count:
+    """A record's backward count: none for what has no products (norms, activations, copies), the counter's
+    for what has, "not counted" where there is no backward formula."""
+    if count.macs == 0:
+        return NO_PRODUCTS
+    if count.macs is None or counter is None:
+        return NOT_COUNTED
+    needs = Needs(tuple(t.requires_grad for t in inputs), any(p is not None and p.requires_grad for p in params))
+    return counter(call, needs)
 
 
 class Formulas(Mapping):

@@ -1,11 +1,51 @@
-"""Which rows to show: every layer and operation (the default), or the tree cut at a depth.
+"""Which rows to show: every layer and operation (the default), or the tree cut at a depth; and which
+pass they count (forward, backward, or train = forward + backward).
 
 Rows at the cut aggregate everything below them, so the rows shown always add up to the totals.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from archcalc.analysis.records import MODULE, Analysis, LayerRecord
+from archcalc.formulas.numbers import grouped
+
+PASSES = ("forward", "backward", "train")
+BACKWARD_NOTE = ("backward: the multiply-accumulates of the gradients autograd computes (∂x where the input needs "
+                 "one, ∂W where trainable); element-wise backward work is not counted")
+
+
+def for_pass(analysis: Analysis, which: str) -> Analysis:
+    """The analysis with each record's MACs those of the pass: its gradients' (backward), or forward plus
+    gradients (train). Needs an analysis made with backward=True."""
+    if which not in PASSES:
+        raise ValueError(f"unknown pass {which!r}; use one of {', '.join(PASSES)}")
+    t = analysis.totals
+    if which == "forward" or t.backward_macs is None:
+        return analysis
+    records = tuple(_pass_record(r, which) for r in analysis.records)
+    macs = t.backward_macs if which == "backward" else t.macs + t.backward_macs
+    totals = replace(t, macs=macs, elementwise=0 if which == "backward" else t.elementwise, forward_macs=t.macs)
+    return replace(analysis, records=records, totals=totals, notes=(*analysis.notes, BACKWARD_NOTE), pass_name=which)
+
+
+def _pass_record(r: LayerRecord, which: str) -> LayerRecord:
+    grad = r.backward
+    if grad is None:  # a container: its layers hold the counts
+        return r._replace(elementwise=0) if which == "backward" else r
+    text = {k: v for k, v in r.formulas.items() if k not in ("macs", "elementwise")}
+    grad_text = grad.formulas() if callable(grad.formulas) else grad.formulas
+    if which == "backward":
+        if "macs" in grad_text:
+            text["macs"] = grad_text["macs"]
+        return r._replace(macs=grad.macs, elementwise=0, formulas=text, note=grad.note)
+    macs = None if r.macs is None or grad.macs is None else r.macs + grad.macs
+    if macs:
+        text["macs"] = f"forward {grouped(r.macs)} + backward {grouped(grad.macs)} = {grouped(macs)}"
+    if "elementwise" in r.formulas:
+        text["elementwise"] = r.formulas["elementwise"]
+    return r._replace(macs=macs, formulas=text, note=r.note if grad.macs is not None else grad.note)
 
 
 def rows(analysis: Analysis, depth: int | None = None) -> tuple[LayerRecord, ...]:

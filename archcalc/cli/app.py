@@ -41,6 +41,7 @@ Args = Annotated[Optional[list[str]], typer.Option("--arg", "-a", help="A builde
 Plot = Annotated[Optional[str], typer.Option("--plot", help="Also draw a picture to this .png/.svg/.pdf file (needs matplotlib: pip install 'archcalc[plot]').")]
 Convention = Annotated[Optional[str], typer.Option("--convention", help="Also count under a named convention: paper, torchvision, fvcore, torchinfo, flop_counter or flops (see `archcalc reconcile`).")]
 CountOpt = Annotated[Optional[str], typer.Option("--count", help="Report multiplications, additions or both (mults, adds, both) of conv/linear/matmul layers.")]
+PassOpt = Annotated[str, typer.Option("--pass", help="Which pass the MACs count: forward, backward (the gradients: ∂x and ∂W of each layer) or train (forward + backward).")]
 Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="Show the module tree cut at this nesting level (rows below it are summed into it); default: every layer and operation.")]
 
 _VIEW_HELP = {
@@ -67,7 +68,7 @@ def _register_view(view: str) -> None:
     def command(model: ModelName, input: InputSize = None, batch: Batch = 1, device: Device = "meta",
                 dtype: Dtype = "float32", arg: Args = None, depth: Depth = None, format: Format = None,
                 output: Output = None, plot: Plot = None, force: Force = False,
-                convention: Convention = None, count: CountOpt = None) -> None:
+                convention: Convention = None, count: CountOpt = None, pass_: PassOpt = "forward") -> None:
         from archcalc.cli.parsing import parse_input
         from archcalc.models.arguments import parse
         from archcalc.models.user import lookup
@@ -77,14 +78,18 @@ def _register_view(view: str) -> None:
             raise ArchcalcError(f"unknown --count {count!r}; use mults, adds or both")
         if convention is not None and convention not in CONVENTIONS:
             raise ArchcalcError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
+        if pass_ not in ("forward", "backward", "train"):
+            raise ArchcalcError(f"unknown --pass {pass_!r}; use forward, backward or train")
         size, overrides = parse_input(input), parse(arg or [])
         entry = lookup(model, size)
         from archcalc.analysis.engine import analyse
-        from archcalc.analysis.views import rows
+        from archcalc.analysis.views import for_pass, rows
         from archcalc.output.analysis_report import analysis_report
 
         try:
-            result = analyse(entry, size, batch=batch, device=device, dtype=dtype, overrides=overrides)
+            result = analyse(entry, size, batch=batch, device=device, dtype=dtype, overrides=overrides,
+                             backward=pass_ != "forward")
+            result = for_pass(result, pass_)
         except ForwardError as failure:  # show every layer that ran, then the one-line diagnosis
             if failure.ran is not None and failure.ran.records and fmt == "table" and output is None:
                 emit(analysis_report(failure.ran, "shapes", rows(failure.ran)), fmt, None)

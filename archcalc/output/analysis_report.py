@@ -111,6 +111,12 @@ def footer(a: Analysis) -> tuple[str, ...]:
         f"Activations: {grouped(t.activation_bytes)} bytes ({human_bytes(t.activation_bytes)})",
         f"Conventions: MACs = {conventions.MACS}; FLOPs = {conventions.FLOPS}.",
     ]
+    if t.backward_macs is not None:
+        forward = t.forward_macs if t.forward_macs is not None else t.macs
+        step = forward + t.backward_macs
+        lines.insert(3, f"Training step: forward {grouped(forward)} + backward "
+                        f"{grouped(t.backward_macs)} = {grouped(step)} MACs, {step / forward:.2f} x the forward"
+                     if forward else f"Backward: {grouped(t.backward_macs)} MACs")
     not_counted = a.not_counted
     if not_counted:
         names = ", ".join(r.label for r in not_counted[:8]) + (" ..." if len(not_counted) > 8 else "")
@@ -165,7 +171,10 @@ def as_dict(a: Analysis, rows: tuple[LayerRecord, ...]) -> dict:
             "param_bytes": t.param_bytes,
             "buffer_bytes": t.buffer_bytes,
             "activation_bytes": t.activation_bytes,
+            **({"forward_macs": t.forward_macs if t.forward_macs is not None else t.macs,
+                "backward_macs": t.backward_macs} if t.backward_macs is not None else {}),
         },
+        **({"pass": a.pass_name} if a.totals.backward_macs is not None else {}),
         "layers": [_record_dict(r) for r in rows],
         "not_counted": [{"name": r.name, "call": r.call, "type": r.type} for r in a.not_counted],
         "notes": list(a.notes),
@@ -177,7 +186,8 @@ COUNTS = ("mults", "adds", "both")
 
 def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...], convention: str | None = None,
                     count: str | None = None) -> Report:
-    title = f"{a.model}: {view} ({shape_text([a.input_shape])}, {a.device}, {a.dtype})"
+    what = view if a.pass_name == "forward" else f"{view}, {a.pass_name} pass"
+    title = f"{a.model}: {what} ({shape_text([a.input_shape])}, {a.device}, {a.dtype})"
     columns, table, lines, data = _COLUMNS[view], [_row(r) for r in rows], footer(a), as_dict(a, rows)
     if count:
         wanted = ("mults", "adds") if count == "both" else (count,)

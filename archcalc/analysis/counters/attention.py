@@ -14,6 +14,11 @@ d_k and value width d_v per head, model width E = h*d_k; K/V inputs of kdim and 
                      + out-projection N*L*E*E; biases 1 add per output element.
 Every path gives the same count: need_weights true or false, the fused fast path PyTorch takes in
 eval mode without grad (torch._native_multi_head_attention), and F.multi_head_attention_forward.
+Backward (the math kernel's, as autograd runs it and torch.utils.flop_counter counts it on the meta device
+and the CPU): ∂P = ∂O·Vᵀ (N*h*L*S*d_v, when Q or K needs a gradient), ∂V = Pᵀ·∂O (N*h*L*S*d_v), ∂Q = ∂S·K
+and ∂K = ∂Sᵀ·Q (N*h*L*S*d_k each): twice the forward. (The fused flash and memory-efficient kernels
+recompute QKᵀ as well: 2.5 x the forward, as flop_counter counts them on CUDA.) MultiheadAttention adds the
+projections' gradients: ∂W of each (trainable) and ∂x of each input that needs one.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import NamedTuple
 from torch import nn
 
 from archcalc.analysis.counters.text import tensor_shape
-from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall
+from archcalc.analysis.counting import GRAD_MODULES, GRAD_OPS, MODULES, OPS, Count, ModuleCall, Needs, OpCall, gradients
 from archcalc.analysis.shapes import elements_text
 from archcalc.formulas.numbers import grouped
 
@@ -158,3 +163,42 @@ def native_multi_head_attention(call: OpCall) -> Count:
     return multi_head_count(Heads(
         N, L, S, call.args[3], key[-1], value[-1], call.args[4], 0, call.arg(6, "qkv_bias") is not None,
         call.arg(8, "proj_bias") is not None, call.arg(9, "mask") is not None, weights))
+
+
+# -- backward ------------------------------------------------------------------------------
+
+def attention_gradients(batch: tuple, L: int, S: int, d_k: int, d_v: int, q: bool, k: bool, v: bool) -> list:
+    scores = (*batch, L, S)
+    n, shape = prod(scores), elements_text(scores)
+    return [("∂P=∂O·Vᵀ", q or k, n * d_v, f"{shape}*{d_v}"), ("∂V=Pᵀ·∂O", v, n * d_v, f"{shape}*{d_v}"),
+            ("∂Q=∂S·K", q, n * d_k, f"{shape}*{d_k}"), ("∂K=∂Sᵀ·Q", k, n * d_k, f"{shape}*{d_k}")]
+
+
+@GRAD_OPS.register("scaled_dot_product_attention")
+def scaled_dot_product_attention_backward(call: OpCall, needs: Needs) -> Count:
+    q, k, v = (tensor_shape(call.arg(i, name)) for i, name in ((0, "query"), (1, "key"), (2, "value")))
+    return gradients(attention_gradients(q[:-2], q[-2], k[-2], q[-1], v[-1], needs.input(0), needs.input(1),
+                                         needs.input(2)))
+
+
+@GRAD_MODULES.register(nn.MultiheadAttention)
+def multihead_attention_backward(call: ModuleCall, needs: Needs) -> Count:
+    m = call.module
+    query, key, value = call.inputs[:3]
+    N, L, S = layout(query, key, m.batch_first)
+    E, h = m.embed_dim, m.num_heads
+    kdim, vdim = key[-1], value[-1]
+    w = needs.weights
+    q, k, v = w or needs.input(0), w or needs.input(1), w or needs.input(2)
+    keys = S + (m.bias_k is not None) + bool(m.add_zero_attn)
+    terms = [
+        ("∂W_q", w, N * L * E * E, f"{N}*{L}*{E}*{E}"), ("∂W_k", w, N * S * kdim * E, f"{N}*{S}*{kdim}*{E}"),
+        ("∂W_v", w, N * S * vdim * E, f"{N}*{S}*{vdim}*{E}"),
+        ("∂query", needs.input(0), N * L * E * E, f"{N}*{L}*{E}*{E}"),
+        ("∂key", needs.input(1), N * S * kdim * E, f"{N}*{S}*{kdim}*{E}"),
+        ("∂value", needs.input(2), N * S * vdim * E, f"{N}*{S}*{vdim}*{E}"),
+        *attention_gradients((N, h), L, keys, E // h, E // h, q, k, v),
+        ("∂out-projection input", q or k or v, N * L * E * E, f"{N}*{L}*{E}*{E}"),
+        ("∂W_out", w, N * L * E * E, f"{N}*{L}*{E}*{E}"),
+    ]
+    return gradients(terms)

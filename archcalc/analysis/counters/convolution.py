@@ -6,6 +6,9 @@ Symbols: N batch, C_in/C_out channels, K kernel (K_h*K_w), g groups, H_out/W_out
   bias:            one add per output element (element-wise column)
   unfold:          a copy of the windows (0);  fold: overlapping windows summed, 1 add per input element
 This is torch.utils.flop_counter's conv_flop_count / 2 (transposed: the input's spatial size).
+Backward: ∂x (a transposed convolution of ∂y, when the input needs a gradient: not for a first layer)
+and ∂W (the correlation of x with ∂y) each cost the forward's MACs. (torch.utils.flop_counter counts a
+grouped convolution's ∂W g times: it multiplies by all C_in channels instead of C_in/g.)
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from math import prod
 from torch import nn
 
 from archcalc.analysis.counters.text import bias_formula, macs_text, tensor_shape
-from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall
+from archcalc.analysis.counting import GRAD_MODULES, GRAD_OPS, MODULES, OPS, Count, ModuleCall, Needs, OpCall, repeated
 from archcalc.analysis.shapes import elements_text, joined, window_formula
 from archcalc.formulas.numbers import grouped
 from archcalc.formulas.params import conv_params
@@ -144,3 +147,25 @@ def _fold(inp: tuple) -> Count:
     n = prod(inp)
     return Count(0, n, {"elementwise": f"col2im, overlapping windows summed: 1 add per input element: "
                                        f"{elements_text(inp)} = {grouped(n)}"})
+
+
+# -- backward ------------------------------------------------------------------------------
+
+@GRAD_MODULES.register(nn.Conv1d, nn.Conv2d, nn.Conv3d)
+def conv_backward(call: ModuleCall, needs: Needs) -> Count:
+    return repeated(conv(call), ("∂x", needs.input(0)), ("∂W", needs.weights))
+
+
+@GRAD_MODULES.register(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+def conv_transpose_backward(call: ModuleCall, needs: Needs) -> Count:
+    return repeated(conv_transpose(call), ("∂x", needs.input(0)), ("∂W", needs.weights))
+
+
+@GRAD_OPS.register("conv1d", "conv2d", "conv3d")
+def conv_op_backward(call: OpCall, needs: Needs) -> Count:
+    return repeated(conv_op(call), ("∂x", needs.input(0)), ("∂W", needs.input(1)))
+
+
+@GRAD_OPS.register("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+def conv_transpose_op_backward(call: OpCall, needs: Needs) -> Count:
+    return repeated(conv_transpose_op(call), ("∂x", needs.input(0)), ("∂W", needs.input(1)))

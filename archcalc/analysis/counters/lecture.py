@@ -6,7 +6,7 @@ from __future__ import annotations
 from math import prod
 
 from archcalc.analysis.counters.text import bias_text
-from archcalc.analysis.counting import MODULES, Count, ModuleCall
+from archcalc.analysis.counting import GRAD_MODULES, MODULES, Count, ModuleCall, Needs, repeated
 from archcalc.analysis.shapes import elements_text, window_formula
 from archcalc.formulas.numbers import grouped
 from archcalc.formulas.params import connection_table_params, per_map_params
@@ -57,3 +57,10 @@ def rbf_output(call: ModuleCall) -> Count:
 def scaled_tanh(call: ModuleCall) -> Count:
     n = prod(call.output)
     return Count(0, 3 * n, lambda: {"elementwise": f"A*tanh(S*a): 3*{elements_text(call.output)} = {grouped(3 * n)}"})
+
+
+@GRAD_MODULES.register(ConnectionTableConv2d, RBFOutput)
+def products_backward(call: ModuleCall, needs: Needs) -> Count:
+    """As a convolution or linear layer: ∂x and ∂W each the forward's MACs (the RBF's W is fixed: ∂x only)."""
+    forward = connection_table_conv(call) if isinstance(call.module, ConnectionTableConv2d) else rbf_output(call)
+    return repeated(forward, ("∂x", needs.input(0)), ("∂W", needs.weights))

@@ -9,6 +9,8 @@ Symbols: a product of (..., M, K) by (..., K, N) gives (..., M, N) after broadca
             (indices summed within one operand are summed first, element-wise), operands taken in
             the order PyTorch contracts them (left to right; opt_einsum's path when torch uses it)
 This is torch.utils.flop_counter's mm / addmm / bmm / baddbmm count / 2, whatever the broadcasting.
+Backward: for Y = A·B, ∂A = ∂Y·Bᵀ and ∂B = Aᵀ·∂Y, each the forward's MACs, when that operand needs a
+gradient (a Linear's ∂x not for a first layer, its ∂W when trainable); an einsum of two operands alike.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from math import prod
 from torch import nn
 
 from archcalc.analysis.counters.text import bias_formula, tensor_shape
-from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall
+from archcalc.analysis.counting import GRAD_MODULES, GRAD_OPS, MODULES, NOT_COUNTED, OPS, Count, ModuleCall, Needs, OpCall, repeated
 from archcalc.analysis.shapes import elements_text
 from archcalc.formulas.numbers import grouped
 from archcalc.formulas.params import linear_params
@@ -209,3 +211,32 @@ def _order(equation: str, shapes: tuple, n: int) -> tuple[list[tuple[int, int]],
         path, _ = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=backend.strategy)
         return [tuple(sorted(p)) for p in path], False
     return [(0, 1)] * (n - 1), True
+
+
+# -- backward ------------------------------------------------------------------------------
+
+@GRAD_MODULES.register(nn.Linear)
+def linear_backward(call: ModuleCall, needs: Needs) -> Count:
+    return repeated(linear(call), ("∂x", needs.input(0)), ("∂W", needs.weights))
+
+
+@GRAD_OPS.register("linear")
+def linear_op_backward(call: OpCall, needs: Needs) -> Count:
+    return repeated(linear_op(call), ("∂x", needs.input(0)), ("∂W", needs.input(1)))
+
+
+@GRAD_OPS.register("matmul", "mm", "bmm", "mv", "dot", "vdot", "inner")
+def matmul_backward(call: OpCall, needs: Needs) -> Count:
+    return repeated(matmul(call), ("∂A", needs.input(0)), ("∂B", needs.input(1)))
+
+
+@GRAD_OPS.register("addmm", "baddbmm", "addmv", "addbmm")
+def addmm_backward(call: OpCall, needs: Needs) -> Count:
+    return repeated(addmm(call), ("∂A", needs.input(1)), ("∂B", needs.input(2)))
+
+
+@GRAD_OPS.register("einsum")
+def einsum_backward(call: OpCall, needs: Needs) -> Count:
+    if len(call.inputs) != 2:
+        return NOT_COUNTED  # the gradients of a chain of contractions depend on its order: no formula yet
+    return repeated(einsum(call), ("∂#1", needs.input(0)), ("∂#2", needs.input(1)))

@@ -10,6 +10,10 @@ features, H hidden units, P projection size (LSTM's proj_size), G gates (RNN 1, 
     GRU   2 adds (r, z) + 2 sigmoids + 1 r*(W_hn h) + 1 add + 1 tanh + 3 (h' = n + z*(h - n))  = 10 (+6)
     LSTM  4 adds (gates) + 3 sigmoids + 1 tanh + 3 (c' = f*c + i*g) + 1 tanh + 1 (h = o*tanh c') = 13 (+8)
 This is the count of the matrix products PyTorch's kernels make (torch.utils.flop_counter / 2).
+Backward, per layer and direction: ∂W of each weight matrix (rows * its elements, when trainable), ∂x
+through W_ih (rows * its elements; for the first layer only when its input needs a gradient), ∂h through
+W_hh at every step but the first (rows - N, the initial state being zeros; all rows when h_0 is given and
+needs one), and ∂h through a projection W_hr (rows * its elements).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from math import prod
 
 from torch import nn
 
-from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall
+from archcalc.analysis.counting import GRAD_MODULES, MODULES, OPS, Count, ModuleCall, Needs, OpCall, gradients
 from archcalc.formulas.numbers import grouped
 
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
@@ -82,3 +86,45 @@ def recurrent_op(call: OpCall) -> Count:
     units = hidden * sum(1 for p in params if p.dim() == 2 and p.shape[0] == gates * hidden) // 2
     weights = [(f"W{i}", shape) for i, shape in enumerate(matrices)]
     return recurrent_count(prod(call.inputs[0][:-1]), gates, weights, units, bool(has_biases))
+
+
+# -- backward ------------------------------------------------------------------------------
+
+def _batch(shape: tuple, batch_first: bool) -> int:
+    if len(shape) == 3:
+        return shape[0] if batch_first else shape[1]
+    return 1
+
+
+@GRAD_MODULES.register(nn.RNN, nn.LSTM, nn.GRU)
+def recurrent_backward(call: ModuleCall, needs: Needs) -> Count:
+    m = call.module
+    rows = _rows(call.input)
+    first_steps = 0 if needs.input(1) else _batch(call.input, m.batch_first)  # no ∂h_0 when h_0 is zeros
+    w = needs.weights
+    g = w or needs.input(0) or needs.input(1)  # is any gradient computed at all?
+    terms = []
+    for name, p in m.named_parameters(recurse=False):
+        if not name.startswith("weight_"):
+            continue
+        n = p.numel()
+        terms.append((f"∂{name}", w, rows * n, f"{rows}*{n}"))
+        layer = int(name.split("_l")[1].split("_")[0])
+        if name.startswith("weight_ih"):
+            terms.append(("∂x", (layer > 0 and g) or needs.input(0), rows * n, f"{rows}*{n}"))
+        elif name.startswith("weight_hh"):
+            terms.append(("∂h", g, (rows - first_steps) * n, f"{rows - first_steps}*{n}"))
+        else:  # weight_hr: the projection of h
+            terms.append(("∂h", g, rows * n, f"{rows}*{n}"))
+    return gradients(terms)
+
+
+@GRAD_MODULES.register(nn.RNNCell, nn.LSTMCell, nn.GRUCell)
+def recurrent_cell_backward(call: ModuleCall, needs: Needs) -> Count:
+    m = call.module
+    rows = _rows(call.input)
+    ih, hh = m.weight_ih.numel(), m.weight_hh.numel()
+    return gradients([
+        ("∂W_ih", needs.weights, rows * ih, f"{rows}*{ih}"), ("∂W_hh", needs.weights, rows * hh, f"{rows}*{hh}"),
+        ("∂x", needs.input(0), rows * ih, f"{rows}*{ih}"), ("∂h", needs.input(1), rows * hh, f"{rows}*{hh}"),
+    ])

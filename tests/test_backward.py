@@ -1,0 +1,104 @@
+"""The backward pass: each layer's gradients (∂x where its input needs one, ∂W where trainable), checked
+against torch.utils.flop_counter around a forward pass and loss.backward() on the meta device."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from archcalc.analysis.engine import analyse, analyse_module, build
+from archcalc.analysis.views import for_pass, rows
+from archcalc.models.catalog import REGISTRY
+from tests.networks import NETWORKS
+
+META = torch.device("meta")
+
+
+def _flop_counter(model, x) -> tuple[int, int]:
+    """(forward, backward) MACs as flop_counter counts them: a forward pass, then loss.backward()."""
+    with FlopCounterMode(display=False) as counter:
+        y = model(x)
+        forward = counter.get_total_flops()
+        (y[0] if isinstance(y, tuple) else y).sum().backward()
+    return forward // 2, (counter.get_total_flops() - forward) // 2
+
+
+def _meta_input(shape, dtype=torch.float32):
+    return torch.empty(shape, device="meta", dtype=dtype)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "cnnet", "vgg_base", "vgg_skip", "vgg_dense", "vgg_ca",
+                                  "vgg_skip_dense_ca", "resnet50", "vit_b_16"])
+def test_backward_equals_flop_counter_on_registered_networks(name):
+    entry = REGISTRY.get(name)
+    a = analyse(entry, batch=2, backward=True)
+    model = build(entry, META, torch.float32)
+    assert (a.totals.macs, a.totals.backward_macs) == _flop_counter(model, _meta_input((2, *entry.default_input)))
+    assert all(r.backward.macs is not None for r in a.records if r.backward is not None)
+
+
+@pytest.mark.parametrize("name", ["tiny_vit", "sdpa_attention", "einsum_attention", "swin_stage", "unet_block",
+                                  "lstm_tagger", "row_gru", "lstm_stack", "mha_weights", "mha_no_weights"])
+def test_backward_equals_flop_counter_beyond_cnns(name):
+    make, shape, dtype = NETWORKS[name]
+    with torch.device("meta"):
+        model = make()
+    a = analyse_module(model, name, shape, META, torch.float32, input_dtype=dtype, backward=True)
+    assert (a.totals.macs, a.totals.backward_macs) == _flop_counter(model, _meta_input(shape, dtype))
+
+
+def test_a_first_layer_computes_no_input_gradient():
+    a = analyse(REGISTRY.get("cnnet"), backward=True)
+    conv1, conv2 = (next(r for r in a.records if r.name == n) for n in ("conv1", "conv2"))
+    assert conv1.backward.macs == conv1.macs == 32 * 30 * 30 * 27
+    assert conv1.backward.formulas["macs"] == "∂W (1*32*30*30)*(3*3*3) = 777,600"
+    assert conv2.backward.macs == 2 * conv2.macs
+    assert conv2.backward.formulas["macs"] == "∂x (1*64*12*12)*(4*4*32) + ∂W (1*64*12*12)*(4*4*32) = 9,437,184"
+
+
+def test_a_frozen_layer_computes_no_weight_gradient():
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.Flatten(), nn.Linear(8 * 12 * 12, 10))
+    for p in model[0].parameters():
+        p.requires_grad_(False)
+    a = analyse_module(model, "frozen", (2, 3, 16, 16), META, torch.float32, backward=True)
+    first = next(r for r in a.records if r.name == "0")
+    assert first.backward.macs == 0  # neither ∂x (the image) nor ∂W (frozen)
+    assert (a.totals.macs, a.totals.backward_macs) == _flop_counter(model, _meta_input((2, 3, 16, 16)))
+
+
+def test_grouped_convolution_weight_gradient_is_counted_once_not_g_times():
+    """flop_counter multiplies a grouped convolution's ∂W by all C_in channels instead of C_in/g."""
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Conv2d(8, 8, 3), nn.Conv2d(8, 8, 3, groups=4))
+    a = analyse_module(model, "grouped", (2, 8, 16, 16), META, torch.float32, backward=True)
+    grouped = next(r for r in a.records if r.name == "1")
+    assert grouped.backward.macs == 2 * grouped.macs == 2 * 2 * 8 * 12 * 12 * (3 * 3 * 2)
+    _, reference = _flop_counter(model, _meta_input((2, 8, 16, 16)))
+    assert reference - a.totals.backward_macs == (4 - 1) * grouped.macs
+
+
+def test_passes_as_views():
+    a = analyse(REGISTRY.get("vgg_base"), backward=True)
+    backward, train = for_pass(a, "backward"), for_pass(a, "train")
+    assert train.totals.macs == a.totals.macs + backward.totals.macs
+    assert 2.9 < train.totals.macs / a.totals.macs < 3.0  # about 3 for a CNN: ∂x and ∂W each a forward's work
+    for depth in (None, 1):
+        assert sum(r.macs or 0 for r in rows(train, depth)) == train.totals.macs
+        assert sum(r.macs or 0 for r in rows(backward, depth)) == backward.totals.macs
+    fc = next(r for r in train.records if r.type == "Linear")
+    assert fc.formulas["macs"].startswith("forward ") and " + backward " in fc.formulas["macs"]
+    with pytest.raises(ValueError):
+        for_pass(a, "sideways")
+
+
+def test_pass_on_the_command_line(cli):
+    data = cli("flops", "cnnet", "--pass", "train", "-f", "json").json()
+    totals = data["totals"]
+    assert data["pass"] == "train"
+    assert totals["macs"] == totals["forward_macs"] + totals["backward_macs"] == 5_519_232 + 10_260_864
+    assert sum(layer["macs"] or 0 for layer in data["layers"]) == totals["macs"]
+    table = cli("flops", "cnnet", "--pass", "backward").out
+    assert "Training step: forward 5,519,232 + backward 10,260,864 = 15,780,096 MACs, 2.86 x the forward" in table
+    bad = cli("flops", "cnnet", "--pass", "sideways")
+    assert bad.code == 1 and "unknown --pass 'sideways'" in bad.err
