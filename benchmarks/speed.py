@@ -2,7 +2,7 @@
 
     python benchmarks/speed.py
 
-Per model and batch: the best wall time, run in turn for at least 3 seconds and 5 rounds, of a bare
+Per model and batch (three CNNs, a ViT-B/16 and a bidirectional LSTM): the best wall time, run in turn for at least 3 seconds and 5 rounds, of a bare
 meta-device forward pass (the floor), archcalc's full analysis (meta: every record's shapes, counts,
 parameters, memory and receptive field), the same with every row's formula text written out as a
 table shows it (+text), torchinfo's summary(device="meta") and torch.utils.flop_counter on meta; and
@@ -28,8 +28,31 @@ import torch
 from archcalc.analysis.engine import analyse_module, build
 from archcalc.models.catalog import REGISTRY
 
-MODELS = ("resnet152", "densenet201", "vgg16")
+MODELS = ("resnet152", "densenet201", "vgg16", "vit_b_16")
 META, F32 = torch.device("meta"), torch.float32
+
+
+class LSTMTagger(torch.nn.Module):
+    """The recurrent row: a two-layer bidirectional LSTM over 100 steps of 256 features, and a tag per step."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(256, 512, num_layers=2, batch_first=True, bidirectional=True)
+        self.tag = torch.nn.Linear(1024, 40)
+
+    def forward(self, x):
+        return self.tag(self.lstm(x)[0])
+
+
+def cases():
+    """(name, model on meta, model on the CPU (built when asked), input size without the batch)."""
+    for name in MODELS:
+        entry = REGISTRY.get(name)
+        yield name, build(entry, META, F32), lambda entry=entry: build(entry, torch.device("cpu"), F32), \
+            entry.default_input
+    with torch.device("meta"):
+        lstm = LSTMTagger().eval()
+    yield "lstm_tagger", lstm, lambda: LSTMTagger().eval(), (100, 256)
 
 
 def best(fn, repeat: int = 5) -> float:
@@ -74,11 +97,9 @@ def analysis_speed() -> None:
     logging.disable(logging.WARNING)
     print(f"{'model':12s} {'batch':>5s} {'floor ms':>9s} {'paired':>9s} {'archcalc':>9s} {'+text':>9s} "
           f"{'torchinfo':>9s} {'flop_ctr':>9s} {'fvcore':>9s} {'archcalc MiB':>12s}")
-    for name in MODELS:
-        entry = REGISTRY.get(name)
-        model = build(entry, META, F32)
+    for name, model, on_cpu, size in cases():
         for batch in (1, 64):
-            shape = (batch, *entry.default_input)
+            shape = (batch, *size)
             x = torch.empty(shape, device=META)
 
             def bare():
@@ -103,7 +124,7 @@ def analysis_speed() -> None:
             paired_floor, paired = best_of_each([bare, ours])
             row.insert(0, paired / paired_floor * floor)  # so that its column prints paired / paired_floor
             if batch == 1:
-                cpu_model = build(entry, torch.device("cpu"), F32)
+                cpu_model = on_cpu()
                 real = torch.randn(shape)
 
                 def fv():

@@ -22,7 +22,8 @@ def test_every_view_prints_the_same_json_object(cli):
     assert all(o == objects[0] for o in objects)
     o = objects[0]
     assert {"model", "input_shape", "device", "dtype", "conventions", "totals", "layers", "not_counted"} <= set(o)
-    assert o["input_shape"] == [1, 3, 32, 32] and o["device"] == "meta" and o["dtype"] == "float32"
+    assert o["input_shape"] == [1, 3, 32, 32] and o["device"] == "cpu" and o["dtype"] == "float32"  # auto: small
+    assert o["notes"][0].startswith("device auto: the CPU (")
     assert TOTAL_KEYS <= set(o["totals"])
     assert all(LAYER_KEYS <= set(layer) for layer in o["layers"])
     assert {"macs", "flops"} <= set(o["conventions"])

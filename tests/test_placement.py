@@ -10,6 +10,7 @@ from archcalc.analysis import placement
 from archcalc.analysis.engine import analyse, build_noted
 from archcalc.errors import InputError
 from archcalc.models.user import lookup
+from archcalc.models.catalog import REGISTRY
 from tests.networks import RegNetLike
 
 NETWORKS = Path(__file__).with_name("networks.py")
@@ -58,3 +59,15 @@ def test_refusals_are_told_from_other_errors():
         torch.empty(1, device="meta").item()
     assert placement.refuses_meta(caught.value)
     assert not placement.refuses_meta(RuntimeError("shapes differ"))
+
+
+def test_auto_runs_a_small_model_on_the_cpu_and_a_large_one_on_meta(cli):
+    small = cli("flops", "vgg_dense", "-f", "json").json()
+    assert small["device"] == "cpu" and small["notes"][0].startswith("device auto: the CPU (2,674,602 parameters")
+    meta = cli("flops", "vgg_dense", "--device", "meta", "-f", "json").json()
+    assert meta["device"] == "meta" and meta["totals"] == small["totals"] and not meta["notes"]
+    large = cli("params", "vgg16", "-f", "json").json()
+    assert large["device"] == "meta" and "138,357,544 parameters" in large["notes"][0]
+    half = analyse(REGISTRY.get("cnnet"), device="auto", dtype="float16")
+    assert half.device == "meta" and "float16" in half.notes[0]
+

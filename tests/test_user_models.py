@@ -221,6 +221,7 @@ def test_running_out_of_memory_on_a_real_device_is_one_line(cli, nets):
     assert "forward pass of" in run.err and "use --device meta" in run.err
     meta = cli("shapes", f"{nets}:Huge", "--input", "3x8x8", "-f", "json").json()  # no memory on meta
     assert meta["output_shape"] == [2**50]
+    assert meta["device"] == "meta" and meta["notes"][0] == "device auto: meta (the CPU ran out of memory)"
 
 
 def test_debug_shows_the_traceback(nets):

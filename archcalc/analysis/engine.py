@@ -210,8 +210,21 @@ def analyse(entry: ModelEntry, given_input: Sequence[int] | None = None, batch: 
             device: str = "meta", dtype: str = "float32", overrides: Mapping[str, Any] | None = None,
             inner: bool = False, backward: bool = False) -> Analysis:
     shape = input_shape(entry.default_input, given_input, batch)
-    torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
+    torch_dtype = resolve_dtype(dtype)
+    torch_device = resolve_device("meta" if device == "auto" else device)
     model, note = build_noted(entry, torch_device, torch_dtype, overrides)
+    if device == "auto":
+        choice, why = placement.auto(model, shape, torch_dtype)
+        if choice == "cpu":
+            cpu = torch.device("cpu")
+            try:
+                return analyse_module(build(entry, cpu, torch_dtype, overrides), entry.name, shape, cpu, torch_dtype,
+                                      inner, notes=(why,), backward=backward)
+            except (ForwardError, InputError) as failure:
+                if not out_of_memory(failure.__cause__ or failure):
+                    raise
+                why = "device auto: meta (the CPU ran out of memory)"
+        note = f"{note}; {why}" if note else why
     try:
         return analyse_module(model, entry.name, shape, torch_device, torch_dtype, inner, notes=(note,) if note else (),
                               backward=backward)

@@ -1,4 +1,10 @@
-"""Where a model is built and run: the meta device when it can, the CPU where the meta device refuses.
+"""Where a model is built and run, decided here: the meta device or the CPU (``--device auto``), and the
+CPU where the meta device refuses.
+
+  - auto: the first operations on the meta device make PyTorch import about a second of its own modules
+    (its Python meta kernels, sympy, torch._dynamo), which costs more than a real pass of a small model.
+    A model of at most 30 M parameters on an input of at most 2 M elements, in float32 or float64, runs
+    on the CPU (the same counts); anything larger, or a CPU pass that runs out of memory, on meta.
 
 The meta device holds shapes and no values, so anything that reads a value back fails there: a
 constructor that computes its widths with tensors and calls ``.tolist()`` or ``.item()``
@@ -20,6 +26,25 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedTensorMixin
+
+
+CPU_PARAMS, CPU_INPUT = 30_000_000, 2_000_000  # the largest model and input ``auto`` runs on the CPU
+
+
+def auto(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> tuple[str, str]:
+    """("cpu" or "meta", why) for a model built on the meta device and an input of ``shape``."""
+    params = sum(p.numel() for p in model.parameters() if not isinstance(p, UninitializedTensorMixin))  # lazy: unmade
+    elements = 1
+    for s in shape:
+        elements *= s
+    if dtype not in (torch.float32, torch.float64):
+        return "meta", f"device auto: meta ({str(dtype).removeprefix('torch.')} runs slowly or not at all on the CPU)"
+    if params <= CPU_PARAMS and elements <= CPU_INPUT:
+        return "cpu", (f"device auto: the CPU ({params:,} parameters, an input of {elements:,} elements: a real pass "
+                       f"costs less than the meta device's start-up; --device meta gives the same counts)")
+    return "meta", (f"device auto: meta ({params:,} parameters, an input of {elements:,} elements: too large to run "
+                    f"for real here at no cost)")
 
 
 def refuses_meta(error: BaseException | None) -> bool:
@@ -81,7 +106,8 @@ def user_line(error: BaseException) -> str:
 
 def fits_in_memory(model: nn.Module) -> bool:
     """Whether the model's parameters and buffers take under a quarter of the memory free now."""
-    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers())
+               if not isinstance(t, UninitializedTensorMixin))
     try:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):

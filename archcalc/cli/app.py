@@ -35,7 +35,7 @@ Force = Annotated[bool, typer.Option("--force", help="Replace an existing --outp
 ModelName = Annotated[str, typer.Argument(help="A registered model name (see `archcalc models`), or your own: path/to/net.py:Net or package.module:build.")]
 InputSize = Annotated[Optional[str], typer.Option("--input", "-i", help="Input size CxHxW or HxW (C from the model), e.g. 3x224x224; default: the model's own.")]
 Batch = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size N.")]
-Device = Annotated[str, typer.Option("--device", "-d", help="meta (no memory, any size), cpu or cuda.")]
+Device = Annotated[str, typer.Option("--device", "-d", help="auto (the CPU for a small model, where a real pass is quicker, else meta), meta (no memory, any size), cpu or cuda.")]
 Dtype = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 or float64 (sets the byte counts).")]
 Args = Annotated[Optional[list[str]], typer.Option("--arg", "-a", help="A builder argument key=value (repeatable), e.g. --arg reduction=8 --arg attention=fc_then_add.")]
 Plot = Annotated[Optional[str], typer.Option("--plot", help="Also draw a picture to this .png/.svg/.pdf file (needs matplotlib: pip install 'archcalc[plot]').")]
@@ -65,7 +65,7 @@ def _models(format: str | None, output: str | None, input: str | None, names: li
 
 
 def _register_view(view: str) -> None:
-    def command(model: ModelName, input: InputSize = None, batch: Batch = 1, device: Device = "meta",
+    def command(model: ModelName, input: InputSize = None, batch: Batch = 1, device: Device = "auto",
                 dtype: Dtype = "float32", arg: Args = None, depth: Depth = None, format: Format = None,
                 output: Output = None, plot: Plot = None, force: Force = False,
                 convention: Convention = None, count: CountOpt = None, pass_: PassOpt = "forward") -> None:

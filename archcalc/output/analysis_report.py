@@ -64,7 +64,6 @@ def shape_text(shapes) -> str:
 
 
 def _row(r: LayerRecord) -> dict:
-    note = f" ({r.note})" if r.note and r.macs is not None else ""
     return {
         "name": r.label,
         "type": r.type,
@@ -77,7 +76,7 @@ def _row(r: LayerRecord) -> dict:
         "macs": r.macs,
         "flops": r.flops,
         "elementwise": r.elementwise,
-        "macs_formula": r.formulas.get("macs", "") or (r.note if r.macs is None else note.strip(" ()")),
+        "macs_formula": r.formulas.get("macs", "") or r.note,
         "activation_bytes": r.activation_bytes,
         **_field_cells(r.receptive),
     }

@@ -14,11 +14,11 @@ d_k and value width d_v per head, model width E = h*d_k; K/V inputs of kdim and 
                      + out-projection N*L*E*E; biases 1 add per output element.
 Every path gives the same count: need_weights true or false, the fused fast path PyTorch takes in
 eval mode without grad (torch._native_multi_head_attention), and F.multi_head_attention_forward.
-Backward (the math kernel's, as autograd runs it and torch.utils.flop_counter counts it on the meta device
-and the CPU): ∂P = ∂O·Vᵀ (N*h*L*S*d_v, when Q or K needs a gradient), ∂V = Pᵀ·∂O (N*h*L*S*d_v), ∂Q = ∂S·K
-and ∂K = ∂Sᵀ·Q (N*h*L*S*d_k each): twice the forward. (The fused flash and memory-efficient kernels
-recompute QKᵀ as well: 2.5 x the forward, as flop_counter counts them on CUDA.) MultiheadAttention adds the
-projections' gradients: ∂W of each (trainable) and ∂x of each input that needs one.
+Backward (the math kernel's, as autograd runs it and torch.utils.flop_counter counts it on the meta
+device and the CPU): ∂P = ∂O·Vᵀ (N*h*L*S*d_v, when Q or K needs a gradient), ∂V = Pᵀ·∂O (N*h*L*S*d_v),
+∂Q = ∂S·K and ∂K = ∂Sᵀ·Q (N*h*L*S*d_k each): twice the forward. (The fused flash and memory-efficient
+kernels recompute QKᵀ as well: 2.5 x the forward, as flop_counter counts them on CUDA.) MultiheadAttention
+adds the projections' gradients: ∂W of each (trainable) and ∂x of each input that needs one.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ No multiply-accumulates; counted in the element-wise column:
   addcmul, addcdiv, lerp   2 per output element (a product or quotient, then an add)
   reductions (sum, mean, max, var, logsumexp, argmax, ...)   1 per input element
   cumsum, cumprod      1 per input element
-  interpolate / Upsample per output element: nearest 0 (a copy); linear, bilinear, trilinear
+  interpolate / Upsample / grid_sample   per output element: nearest 0 (a copy); linear, bilinear, trilinear
                        2^d products and 2^d - 1 adds of the corner values (3, 7, 15); bicubic
                        4^d products and 4^d - 1 adds (31 in 2-D); area: adaptive average pooling
 """
@@ -129,6 +129,12 @@ def interpolation_count(inp: tuple, out: tuple, mode: str) -> Count:
 def interpolate(call: OpCall) -> Count:
     default = {"upsample_bilinear": "bilinear"}.get(call.name, "nearest")
     return interpolation_count(call.inputs[0], call.output, call.arg(3, "mode", default))
+
+
+@OPS.register("grid_sample")
+def grid_sample(call: OpCall) -> Count:
+    """F.grid_sample(input, grid, mode, ...): each output element interpolated from its corners, as interpolate."""
+    return interpolation_count(call.inputs[0], call.output, call.arg(2, "mode", "bilinear"))
 
 
 @MODULES.register(nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d)

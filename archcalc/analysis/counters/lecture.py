@@ -47,7 +47,8 @@ def rbf_output(call: ModuleCall) -> Count:
     rows = prod(call.input[:-1])
     macs = rows * m.in_features * m.out_features
     return Count(macs, macs, lambda: {
-        "params": f"{m.in_features}*{m.out_features} = {grouped(m.in_features * m.out_features)} (fixed, not trainable)",
+        "params": f"{m.in_features}*{m.out_features} = {grouped(m.in_features * m.out_features)} "
+                  "(fixed, not trainable)",
         "macs": f"y_i = Σ_j (x_j - w_ij)²: {rows}*{m.in_features}*{m.out_features} = {grouped(macs)}",
         "elementwise": f"subtractions: {rows}*{m.in_features}*{m.out_features} = {grouped(macs)}",
     })

@@ -21,7 +21,8 @@ from math import prod
 from torch import nn
 
 from archcalc.analysis.counters.text import bias_formula, tensor_shape
-from archcalc.analysis.counting import GRAD_MODULES, GRAD_OPS, MODULES, NOT_COUNTED, OPS, Count, ModuleCall, Needs, OpCall, repeated
+from archcalc.analysis.counting import (GRAD_MODULES, GRAD_OPS, MODULES, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
+                                       OpCall, repeated)
 from archcalc.analysis.shapes import elements_text
 from archcalc.formulas.numbers import grouped
 from archcalc.formulas.params import linear_params

@@ -42,28 +42,27 @@ BOOKKEEPING = (
     "isfinite", "isneginf", "isposinf", "logical_not", "logical_and", "logical_or", "logical_xor", "bitwise_not",
     "bitwise_and", "bitwise_or", "bitwise_xor", "and", "or", "xor", "invert", "lshift", "rshift", "size", "numel",
     "bucketize", "searchsorted", "requires_grad", "retain_grad",
+    "bernoulli", "uniform", "normal", "exponential", "cauchy", "geometric", "log_normal", "random",  # random fills
 )
 DROPOUT = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")
 
 
-@OPS.register(*VIEWS_AND_COPIES)
-def view_or_copy(call: OpCall) -> Count:
-    return Count(0, 0, {}, "shape or copy only")
+def declared(note: str):
+    """A counter for what does no arithmetic by a declared rule: the same 0 every call, with its reason."""
+    count = Count(0, 0, {}, note)
+
+    def zero(call) -> Count:
+        return count
+
+    zero.__name__ = f"declared({note!r})"
+    return zero
 
 
-@OPS.register(*REARRANGEMENTS)
-def rearrangement(call: OpCall) -> Count:
-    return Count(0, 0, {}, "data movement, no arithmetic")
-
-
-@OPS.register(*BOOKKEEPING)
-def bookkeeping(call: OpCall) -> Count:
-    return Count(0, 0, {}, "bookkeeping (a mask, a comparison, a constant): no arithmetic counted")
-
-
-@OPS.register(*DROPOUT)
-def dropout_op(call: OpCall) -> Count:
-    return Count(0, 0, {}, "identity at inference (eval mode)")
+OPS.register(*VIEWS_AND_COPIES)(declared("shape or copy only"))
+OPS.register(*REARRANGEMENTS)(declared("data movement, no arithmetic"))
+OPS.register(*BOOKKEEPING)(declared("bookkeeping (a mask, a comparison, a constant): no arithmetic counted"))
+OPS.register(*DROPOUT)(declared("identity at inference (eval mode)"))
+OPS.register("embedding")(declared("a lookup: one row read per index, no arithmetic"))
 
 
 @OPS.register("cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "column_stack")
@@ -76,29 +75,15 @@ def concatenate(call: OpCall) -> Count:
     return Count(0, 0, {"output": f"{axis}: {parts} = {call.output[dim]}"}, "copy, no arithmetic")
 
 
-@OPS.register("embedding")
-def embedding_op(call: OpCall) -> Count:
-    return Count(0, 0, {}, "a lookup: one row read per index, no arithmetic")
-
-
 # -- modules ------------------------------------------------------------------------------------
 
-@MODULES.register(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
-def dropout(call: ModuleCall) -> Count:
-    return Count(0, 0, {}, "identity at inference (eval mode)")
-
-
-@MODULES.register(nn.Flatten, nn.Unflatten, nn.Identity)
-def reshape(call: ModuleCall) -> Count:
-    return Count(0, 0, {}, "shape only")
-
-
-@MODULES.register(nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
-                  nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d, nn.ReflectionPad1d, nn.ReflectionPad2d,
-                  nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d, nn.ReplicationPad3d,
-                  nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d)
-def rearrange(call: ModuleCall) -> Count:
-    return Count(0, 0, {}, "data movement, no arithmetic")
+MODULES.register(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)(
+    declared("identity at inference (eval mode)"))
+MODULES.register(nn.Flatten, nn.Unflatten, nn.Identity)(declared("shape only"))
+MODULES.register(nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
+                 nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d, nn.ReflectionPad1d, nn.ReflectionPad2d,
+                 nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d, nn.ReplicationPad3d,
+                 nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d)(declared("data movement, no arithmetic"))
 
 
 @MODULES.register(nn.Embedding)

@@ -86,14 +86,17 @@ if hasattr(nn, "RMSNorm"):  # PyTorch 2.4 and later
         return norm_count(call.output, 3, _affine(m.weight), f"RMSNorm over {tuple(m.normalized_shape)}")
 
 
-@MODULES.register(nn.LocalResponseNorm)
-def local_response_norm(call: ModuleCall) -> Count:
+def lrn_count(out: tuple, size: int) -> Count:
     """b = a / (k + α/n Σ a²)^β over n neighbouring channels: per element n squares, n - 1 adds,
     then scale, add k, power and divide (4): 2n + 3 operations."""
-    n = prod(call.output)
-    size = call.module.size
     per = 2 * size + 3
-    return Count(0, per * n, lambda: {"elementwise": f"(2*{size} + 3)*{elements_text(call.output)} = {grouped(per * n)}"})
+    n = per * prod(out)
+    return Count(0, n, lambda: {"elementwise": f"(2*{size} + 3)*{elements_text(out)} = {grouped(n)}"})
+
+
+@MODULES.register(nn.LocalResponseNorm)
+def local_response_norm(call: ModuleCall) -> Count:
+    return lrn_count(call.output, call.module.size)
 
 
 def _affine(*tensors) -> int:
@@ -137,7 +140,4 @@ def normalize_op(call: OpCall) -> Count:
 
 @OPS.register("local_response_norm")
 def local_response_norm_op(call: OpCall) -> Count:
-    size = call.arg(1, "size")
-    n = prod(call.output)
-    per = 2 * size + 3
-    return Count(0, per * n, lambda: {"elementwise": f"(2*{size} + 3)*{elements_text(call.output)} = {grouped(per * n)}"})
+    return lrn_count(call.output, call.arg(1, "size"))

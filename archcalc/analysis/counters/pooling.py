@@ -42,36 +42,23 @@ def _adaptive_text(spatial_in, out, is_max, reads, elementwise) -> dict[str, str
 
 # -- modules -------------------------------------------------------------------------------
 
-@MODULES.register(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
-def max_pool(call: ModuleCall) -> Count:
-    m, out = call.module, call.output
-    return window_count(out, prod(as_tuple(m.kernel_size, len(out) - 2)), True, partial(_max_pool_text, call))
-
-
-def _max_pool_text(call: ModuleCall, window: int, elementwise: int) -> dict[str, str]:
+def _module_pool(call: ModuleCall, is_max: bool) -> Count:
     m, out = call.module, call.output
     d = len(out) - 2
     stride = m.stride if m.stride is not None else m.kernel_size
-    return {
-        "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, m.dilation, m.ceil_mode),
-        "elementwise": f"({window} - 1) comparisons*{elements_text(out)} = {grouped(elementwise)}",
-    }
+    output = partial(window_formula, call.input[-d:], m.kernel_size, stride, m.padding, m.dilation if is_max else 1,
+                     m.ceil_mode)
+    return window_count(out, prod(as_tuple(m.kernel_size, d)), is_max, partial(_pool_text, out, is_max, output))
+
+
+@MODULES.register(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+def max_pool(call: ModuleCall) -> Count:
+    return _module_pool(call, True)
 
 
 @MODULES.register(nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 def avg_pool(call: ModuleCall) -> Count:
-    m, out = call.module, call.output
-    return window_count(out, prod(as_tuple(m.kernel_size, len(out) - 2)), False, partial(_avg_pool_text, call))
-
-
-def _avg_pool_text(call: ModuleCall, window: int, elementwise: int) -> dict[str, str]:
-    m, out = call.module, call.output
-    d = len(out) - 2
-    stride = m.stride if m.stride is not None else m.kernel_size
-    return {
-        "output": window_formula(call.input[-d:], m.kernel_size, stride, m.padding, 1, m.ceil_mode),
-        "elementwise": f"{window} (adds + divide)*{elements_text(out)} = {grouped(elementwise)}",
-    }
+    return _module_pool(call, False)
 
 
 @MODULES.register(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
@@ -92,13 +79,14 @@ def _pool(call: OpCall, is_max: bool) -> Count:
         dilation, ceil_mode = call.arg(4, "dilation", 1), call.arg(5, "ceil_mode", False)
     else:
         dilation, ceil_mode = 1, call.arg(4, "ceil_mode", False)
-    output = window_formula(call.inputs[0][-dims:], kernel, stride, padding, dilation, ceil_mode)
-    return window_count(call.output, prod(kernel), is_max, partial(_pool_op_text, call.output, is_max, output))
+    output = partial(window_formula, call.inputs[0][-dims:], kernel, stride, padding, dilation, ceil_mode)
+    return window_count(call.output, prod(kernel), is_max, partial(_pool_text, call.output, is_max, output))
 
 
-def _pool_op_text(out, is_max, output, window, elementwise) -> dict[str, str]:
+def _pool_text(out, is_max, output, window, elementwise) -> dict[str, str]:
+    """``output`` writes the output-size arithmetic."""
     what = f"({window} - 1) comparisons" if is_max else f"{window} (adds + divide)"
-    return {"output": output, "elementwise": f"{what}*{elements_text(out)} = {grouped(elementwise)}"}
+    return {"output": output(), "elementwise": f"{what}*{elements_text(out)} = {grouped(elementwise)}"}
 
 
 @OPS.register("max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
