@@ -245,9 +245,9 @@ def compare(
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="The model the others are measured against (default: the first).")] = None,
     input: InputSize = None,
     batch: Batch = 1,
-    device: Device = "meta",
+    device: Device = "auto",
     dtype: Dtype = "float32",
-    time: Annotated[bool, typer.Option("--time", help="Also measure forward latency (on --device cpu/cuda; meta measures nothing, so cpu is used).")] = False,
+    time: Annotated[bool, typer.Option("--time", help="Also measure forward latency (on --device cpu/cuda; meta and auto measure on the cpu).")] = False,
     format: Format = None,
     output: Output = None,
     plot: Plot = None,
@@ -263,7 +263,7 @@ def compare(
     if time:
         from archcalc.timing.measure import measure_entries
 
-        timed_on = "cpu" if device == "meta" else device
+        timed_on = "cpu" if device in ("meta", "auto") else device
         for e, result in zip(entries, measure_entries(entries, size, batch, timed_on, dtype)):
             values[e.name]["latency_ms"] = result.median_ms
     rows = compare_values(values, baseline or entries[0].name)
