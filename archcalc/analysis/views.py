@@ -33,13 +33,13 @@ def for_pass(analysis: Analysis, which: str) -> Analysis:
 def _pass_record(r: LayerRecord, which: str) -> LayerRecord:
     grad = r.backward
     if grad is None:  # a container: its layers hold the counts
-        return r._replace(elementwise=0) if which == "backward" else r
+        return r._replace(elementwise=None) if which == "backward" else r
     text = {k: v for k, v in r.formulas.items() if k not in ("macs", "elementwise")}
     grad_text = grad.formulas() if callable(grad.formulas) else grad.formulas
     if which == "backward":
         if "macs" in grad_text:
             text["macs"] = grad_text["macs"]
-        return r._replace(macs=grad.macs, elementwise=0, formulas=text, note=grad.note)
+        return r._replace(macs=grad.macs, elementwise=None, formulas=text, note=grad.note)  # (not counted)
     macs = None if r.macs is None or grad.macs is None else r.macs + grad.macs
     if macs:
         text["macs"] = f"forward {grouped(r.macs)} + backward {grouped(grad.macs)} = {grouped(macs)}"

@@ -106,7 +106,8 @@ def footer(a: Analysis) -> tuple[str, ...]:
         f"Params: {grouped(t.params)} (trainable {grouped(t.trainable_params)}{_not_run(a)}), "
         f"{human_bytes(t.param_bytes)}; buffers {human_bytes(t.buffer_bytes)}",
         f"MACs: {grouped(t.macs)} ({human(t.macs)}); FLOPs: {grouped(t.flops)} ({human(t.flops)}); "
-        f"element-wise ops: {grouped(t.elementwise)}",
+        + (f"element-wise ops: {grouped(t.elementwise)}" if a.pass_name != "backward" else
+           "element-wise ops: not counted in the backward pass"),
         f"Activations: {grouped(t.activation_bytes)} bytes ({human_bytes(t.activation_bytes)})",
         f"Conventions: MACs = {conventions.MACS}; FLOPs = {conventions.FLOPS}.",
     ]
