@@ -85,6 +85,18 @@ class WindowAttention(nn.Module):
         return x + y[:, :h, :w]
 
 
+class EinsumChain(nn.Module):
+    """A low-rank projection written as one einsum of three operands: x A B."""
+
+    def __init__(self, width=32, rank=8, out=16):
+        super().__init__()
+        self.a = nn.Parameter(torch.randn(width, rank))
+        self.b = nn.Parameter(torch.randn(rank, out))
+
+    def forward(self, x):
+        return torch.einsum("bld,dr,re->ble", x, self.a, self.b)
+
+
 class SwinStage(nn.Module):
     """A patch embedding and two window-attention blocks on a 3x30x30 image (padded to windows of 4)."""
 
@@ -203,6 +215,7 @@ NETWORKS = {
     "lstm_tagger": (LSTMTagger, (2, 12), torch.int64),
     "row_gru": (RowGRU, (2, 3, 16, 16), torch.float32),
     "lstm_stack": (LSTMStack, (2, 10, 32), torch.float32),
+    "einsum_chain": (EinsumChain, (2, 10, 32), torch.float32),
     "mha_weights": (MHABlock, (2, 10, 32), torch.float32),
     "mha_no_weights": (lambda: MHABlock(need_weights=False), (2, 10, 32), torch.float32),
 }

@@ -252,8 +252,10 @@ def test_recurrent_cells_over_a_sequence(kind):
 
 def test_einsum_contracts_left_to_right():
     steps, elementwise = contraction("ij,jk,kl->il", ((2, 3), (3, 4), (4, 5)))
-    assert steps == [("#1#2", {"i": 2, "j": 3, "k": 4}), ("(#1#2)#3", {"i": 2, "k": 4, "l": 5})]
+    assert [(s.pair, s.sizes) for s in steps] == [("#1#2", {"i": 2, "j": 3, "k": 4}),
+                                                 ("(#1#2)#3", {"i": 2, "k": 4, "l": 5})]
+    assert [(set(s.left), set(s.right)) for s in steps] == [({0}, {1}), ({0, 1}, {2})]
     assert elementwise == 0
     steps, elementwise = contraction("bld,ed->be", ((2, 10, 32), (16, 32)))
-    assert steps == [("#1#2", {"b": 2, "d": 32, "e": 16})]
+    assert [(s.pair, s.sizes) for s in steps] == [("#1#2", {"b": 2, "d": 32, "e": 16})]
     assert elementwise == 2 * 10 * 32 - 2 * 32  # l summed within the first operand first

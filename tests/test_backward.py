@@ -37,8 +37,8 @@ def test_backward_equals_flop_counter_on_registered_networks(name):
     assert all(r.backward.macs is not None for r in a.records if r.backward is not None)
 
 
-@pytest.mark.parametrize("name", ["tiny_vit", "sdpa_attention", "einsum_attention", "swin_stage", "unet_block",
-                                  "lstm_tagger", "row_gru", "lstm_stack", "mha_weights", "mha_no_weights"])
+@pytest.mark.parametrize("name", ["tiny_vit", "sdpa_attention", "einsum_attention", "einsum_chain", "swin_stage",
+                                  "unet_block", "lstm_tagger", "row_gru", "lstm_stack", "mha_weights", "mha_no_weights"])
 def test_backward_equals_flop_counter_beyond_cnns(name):
     make, shape, dtype = NETWORKS[name]
     with torch.device("meta"):
@@ -58,7 +58,8 @@ def test_a_first_layer_computes_no_input_gradient():
 
 def test_a_frozen_layer_computes_no_weight_gradient():
     with torch.device("meta"):
-        model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.Flatten(), nn.Linear(8 * 12 * 12, 10))
+        model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.Flatten(),
+                              nn.Linear(8 * 12 * 12, 10))
     for p in model[0].parameters():
         p.requires_grad_(False)
     a = analyse_module(model, "frozen", (2, 3, 16, 16), META, torch.float32, backward=True)

@@ -10,19 +10,20 @@ Symbols: a product of (..., M, K) by (..., K, N) gives (..., M, N) after broadca
             the order PyTorch contracts them (left to right; opt_einsum's path when torch uses it)
 This is torch.utils.flop_counter's mm / addmm / bmm / baddbmm count / 2, whatever the broadcasting.
 Backward: for Y = A·B, ∂A = ∂Y·Bᵀ and ∂B = Aᵀ·∂Y, each the forward's MACs, when that operand needs a
-gradient (a Linear's ∂x not for a first layer, its ∂W when trainable); an einsum of two operands alike.
+gradient (a Linear's ∂x not for a first layer, its ∂W when trainable); an einsum's each pairwise product alike.
 """
 
 from __future__ import annotations
 
 from functools import partial
 from math import prod
+from typing import NamedTuple
 
 from torch import nn
 
 from archcalc.analysis.counters.text import bias_formula, tensor_shape
 from archcalc.analysis.counting import (GRAD_MODULES, GRAD_OPS, MODULES, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
-                                       OpCall, repeated)
+                                       OpCall, gradients, repeated)
 from archcalc.analysis.shapes import elements_text
 from archcalc.formulas.numbers import grouped
 from archcalc.formulas.params import linear_params
@@ -106,13 +107,13 @@ def einsum(call: OpCall) -> Count:
     if not isinstance(equation, str):
         return Count(None, None, {}, "einsum in its sublist form: not counted")
     steps, elementwise = contraction(equation, call.inputs)
-    macs = sum(prod(sizes.values()) for _, sizes in steps)
+    macs = sum(prod(step.sizes.values()) for step in steps)
     return Count(macs, elementwise, partial(_einsum_text, equation, steps, macs, elementwise))
 
 
 def _einsum_text(equation: str, steps: list, macs: int, elementwise: int) -> dict[str, str]:
     if steps:
-        parts = [f"{pair} {'*'.join(f'{k}{v}' for k, v in sizes.items()) or '1'}" for pair, sizes in steps]
+        parts = [f"{pair} {'*'.join(f'{k}{v}' for k, v in sizes.items()) or '1'}" for pair, sizes, _, _ in steps]
         text = {"macs": f"'{equation}': " + " + ".join(parts) + f" = {grouped(macs)}"}
     else:
         text = {"macs": f"'{equation}': no index contracted between operands = 0"}
@@ -150,33 +151,44 @@ def _labels(equation: str, shapes: tuple) -> tuple[list[list[str]], list[str]]:
     return operands, output
 
 
-def contraction(equation: str, shapes: tuple) -> tuple[list[tuple[str, dict[str, int]]], int]:
-    """The pairwise products PyTorch's einsum makes, each as (which operands, {index: size}), and the
-    element-wise work: indices summed within a single operand before its product, and the pairs with no
-    index to contract, which PyTorch multiplies element-wise."""
+class Step(NamedTuple):
+    """One pairwise product of an einsum: its name ('#1#2', '(#1#2)#3'), {index: size}, and the original
+    operands (positions) on each side."""
+
+    pair: str
+    sizes: dict[str, int]
+    left: frozenset
+    right: frozenset
+
+
+def contraction(equation: str, shapes: tuple) -> tuple[list[Step], int]:
+    """The pairwise products PyTorch's einsum makes, and the element-wise work: indices summed within a
+    single operand before its product, and the pairs with no index to contract, which PyTorch multiplies
+    element-wise."""
     operands, output = _labels(equation, shapes)
     size: dict[str, int] = {}
     for labels, shape in zip(operands, shapes):
         for x, n in zip(labels, shape):
             size[x] = max(size.get(x, 1), n)
     keep = set(output)
-    pending = [(f"#{i + 1}", dict.fromkeys(labels), shape) for i, (labels, shape) in enumerate(zip(operands, shapes))]
+    pending = [(f"#{i + 1}", dict.fromkeys(labels), shape, frozenset((i,)))
+               for i, (labels, shape) in enumerate(zip(operands, shapes))]
     summed = 0
 
     def needed_elsewhere(i: int, j: int | None) -> set:
         rest = set(keep)
-        for k, (_, labels, _) in enumerate(pending):
+        for k, (_, labels, _, _) in enumerate(pending):
             if k != i and k != j:
                 rest.update(labels)
         return rest
 
     if len(pending) == 1:
-        _, labels, shape = pending[0]
+        _, labels, shape, _ = pending[0]
         return [], prod(shape) - prod(size[x] for x in labels if x in keep) if set(labels) - keep else 0
     steps = []
     pairs, at_front = _order(equation, shapes, len(pending))
     for i, j in pairs:
-        (name_a, a, shape_a), (name_b, b, shape_b) = pending[i], pending[j]
+        (name_a, a, shape_a, from_a), (name_b, b, shape_b, from_b) = pending[i], pending[j]
         rest = needed_elsewhere(i, j)
         # an index in one operand only, needed neither later nor in the output, is summed there first
         for labels, shape in ((a, shape_a), (b, shape_b)):
@@ -189,12 +201,12 @@ def contraction(equation: str, shapes: tuple) -> tuple[list[tuple[str, dict[str,
         multiplied = {x: size[x] for x in dict.fromkeys([*a, *b])}
         result = dict.fromkeys(x for x in multiplied if x in rest)
         if any(x in b and x not in rest for x in a):  # an index contracted: a batched matrix product
-            steps.append((f"{name_a}{name_b}", multiplied))
+            steps.append(Step(f"{name_a}{name_b}", multiplied, from_a, from_b))
         else:  # nothing to contract: PyTorch multiplies element-wise (outer or Hadamard product)
             summed += prod(multiplied.values())
         for k in sorted((i, j), reverse=True):
             pending.pop(k)
-        made = (f"({name_a}{name_b})", result, tuple(size[x] for x in result))
+        made = (f"({name_a}{name_b})", result, tuple(size[x] for x in result), from_a | from_b)
         pending.insert(0 if at_front else len(pending), made)
     return steps, summed
 
@@ -238,6 +250,16 @@ def addmm_backward(call: OpCall, needs: Needs) -> Count:
 
 @GRAD_OPS.register("einsum")
 def einsum_backward(call: OpCall, needs: Needs) -> Count:
-    if len(call.inputs) != 2:
-        return NOT_COUNTED  # the gradients of a chain of contractions depend on its order: no formula yet
-    return repeated(einsum(call), ("∂#1", needs.input(0)), ("∂#2", needs.input(1)))
+    """Autograd differentiates each pairwise product: ∂left and ∂right each cost the product, where that
+    side (an operand, or a partial result made from some) needs a gradient."""
+    equation = call.args[0] if call.args and isinstance(call.args[0], str) else call.kwargs.get("equation")
+    if not isinstance(equation, str):
+        return NOT_COUNTED
+    terms = []
+    for step in contraction(equation, call.inputs)[0]:
+        macs = prod(step.sizes.values())
+        text = "*".join(f"{k}{v}" for k, v in step.sizes.items())
+        for side in (step.left, step.right):
+            names = "".join(f"#{i + 1}" for i in sorted(side))
+            terms.append((f"∂({names}) of {step.pair}", any(needs.input(i) for i in side), macs, text))
+    return gradients(terms)
