@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from archcalc.analysis.records import Shape
+from archcalc.formulas.numbers import grouped
 
 
 class Count(NamedTuple):
@@ -22,6 +23,10 @@ class Count(NamedTuple):
     elementwise: int | None
     formulas: Mapping[str, str] | Callable[[], Mapping[str, str]] = MappingProxyType({})
     note: str = ""
+
+    def text(self) -> Mapping[str, str]:
+        """The arithmetic, written out now if it was handed over as its writer."""
+        return self.formulas() if callable(self.formulas) else self.formulas
 
 
 NOT_COUNTED = Count(None, None, {}, "no formula: not counted")
@@ -35,15 +40,14 @@ def gradients(terms: list[tuple[str, bool, int, str]]) -> Count:
     if not done:
         return Count(0, None, {"macs": "no gradient: nothing before it requires one"})
     total = sum(macs for _, macs, _ in done)
-    return Count(total, None, {"macs": " + ".join(f"{what} {text}" for what, _, text in done) + f" = {total:,}"})
+    return Count(total, None, {"macs": " + ".join(f"{what} {text}" for what, _, text in done) + f" = {grouped(total)}"})
 
 
 def repeated(forward: Count, *terms: tuple[str, bool]) -> Count:
     """The gradients of a product Y = A·B each cost one more product of the forward's size (∂A = ∂Y·Bᵀ,
     ∂B = Aᵀ·∂Y; for a convolution, ∂x is the transposed convolution of ∂y and ∂W the correlation of x with
     ∂y): one term per (what, computed?)."""
-    text = forward.formulas() if callable(forward.formulas) else forward.formulas
-    expression = text.get("macs", f"{forward.macs:,}").rsplit(" = ", 1)[0]
+    expression = forward.text().get("macs", grouped(forward.macs)).rsplit(" = ", 1)[0]
     return gradients([(what, needed, forward.macs, expression) for what, needed in terms])
 
 

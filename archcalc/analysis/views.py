@@ -34,17 +34,15 @@ def _pass_record(r: LayerRecord, which: str) -> LayerRecord:
     grad = r.backward
     if grad is None:  # a container: its layers hold the counts
         return r._replace(elementwise=None) if which == "backward" else r
-    text = {k: v for k, v in r.formulas.items() if k not in ("macs", "elementwise")}
-    grad_text = grad.formulas() if callable(grad.formulas) else grad.formulas
-    if which == "backward":
-        if "macs" in grad_text:
-            text["macs"] = grad_text["macs"]
-        return r._replace(macs=grad.macs, elementwise=None, formulas=text, note=grad.note)  # (not counted)
+    if which == "backward":  # its element-wise work is not counted
+        text = {k: v for k, v in r.formulas.items() if k not in ("macs", "elementwise")}
+        if "macs" in grad.text():
+            text["macs"] = grad.text()["macs"]
+        return r._replace(macs=grad.macs, elementwise=None, formulas=text, note=grad.note)
+    text = {k: v for k, v in r.formulas.items() if k != "macs"}
     macs = None if r.macs is None or grad.macs is None else r.macs + grad.macs
     if macs:
         text["macs"] = f"forward {grouped(r.macs)} + backward {grouped(grad.macs)} = {grouped(macs)}"
-    if "elementwise" in r.formulas:
-        text["elementwise"] = r.formulas["elementwise"]
     return r._replace(macs=macs, formulas=text, note=r.note if grad.macs is not None else grad.note)
 
 
