@@ -203,6 +203,21 @@ class MHABlock(nn.Module):
         return self.attn(x, x, x, need_weights=self.need_weights)[0]
 
 
+class FunctionalMHA(nn.Module):
+    """F.multi_head_attention_forward called directly (sequence first), after a linear layer, in training."""
+
+    def __init__(self, width=32, heads=4):
+        super().__init__()
+        self.proj = nn.Linear(width, width)
+        self.attn = nn.MultiheadAttention(width, heads)  # (its weights; its forward is not called)
+
+    def forward(self, x):
+        x, a = self.proj(x), self.attn
+        return F.multi_head_attention_forward(
+            x, x, x, a.embed_dim, a.num_heads, a.in_proj_weight, a.in_proj_bias, None, None, False, 0.0,
+            a.out_proj.weight, a.out_proj.bias, training=self.training, need_weights=False)[0]
+
+
 # name -> (builder, input shape with the batch, input dtype)
 NETWORKS = {
     "tiny_vit": (TinyViT, (2, 3, 32, 32), torch.float32),
@@ -218,6 +233,7 @@ NETWORKS = {
     "einsum_chain": (EinsumChain, (2, 10, 32), torch.float32),
     "mha_weights": (MHABlock, (2, 10, 32), torch.float32),
     "mha_no_weights": (lambda: MHABlock(need_weights=False), (2, 10, 32), torch.float32),
+    "functional_mha": (FunctionalMHA, (10, 2, 32), torch.float32),
 }
 
 

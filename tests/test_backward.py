@@ -38,7 +38,8 @@ def test_backward_equals_flop_counter_on_registered_networks(name):
 
 
 @pytest.mark.parametrize("name", ["tiny_vit", "sdpa_attention", "einsum_attention", "einsum_chain", "swin_stage",
-                                  "unet_block", "lstm_tagger", "row_gru", "lstm_stack", "mha_weights", "mha_no_weights"])
+                                  "unet_block", "lstm_tagger", "row_gru", "lstm_stack", "mha_weights", "mha_no_weights",
+                                  "functional_mha"])
 def test_backward_equals_flop_counter_beyond_cnns(name):
     make, shape, dtype = NETWORKS[name]
     with torch.device("meta"):
@@ -51,9 +52,9 @@ def test_a_first_layer_computes_no_input_gradient():
     a = analyse(REGISTRY.get("cnnet"), backward=True)
     conv1, conv2 = (next(r for r in a.records if r.name == n) for n in ("conv1", "conv2"))
     assert conv1.backward.macs == conv1.macs == 32 * 30 * 30 * 27
-    assert conv1.backward.formulas["macs"] == "∂W (1*32*30*30)*(3*3*3) = 777,600"
+    assert conv1.backward.text()["macs"] == "∂W (1*32*30*30)*(3*3*3) = 777,600"
     assert conv2.backward.macs == 2 * conv2.macs
-    assert conv2.backward.formulas["macs"] == "∂x (1*64*12*12)*(4*4*32) + ∂W (1*64*12*12)*(4*4*32) = 9,437,184"
+    assert conv2.backward.text()["macs"] == "∂x (1*64*12*12)*(4*4*32) + ∂W (1*64*12*12)*(4*4*32) = 9,437,184"
 
 
 def test_a_frozen_layer_computes_no_weight_gradient():
@@ -66,6 +67,30 @@ def test_a_frozen_layer_computes_no_weight_gradient():
     first = next(r for r in a.records if r.name == "0")
     assert first.backward.macs == 0  # neither ∂x (the image) nor ∂W (frozen)
     assert (a.totals.macs, a.totals.backward_macs) == _flop_counter(model, _meta_input((2, 3, 16, 16)))
+
+
+def test_element_wise_backward_work_follows_the_declared_rule():
+    """One operation per forward element-wise operation where a gradient flows; none where it does not."""
+    with torch.device("meta"):
+        model = nn.Sequential(nn.ReLU(), nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3, bias=False))
+    a = analyse_module(model, "rule", (2, 3, 10, 10), META, torch.float32, backward=True)
+    relu0, conv1, relu2, conv3 = a.records
+    assert relu0.backward.elementwise == 0  # its input (the image) needs no gradient, and it has no weights
+    assert conv1.backward.elementwise == conv1.elementwise == 2 * 8 * 8 * 8  # ∂b: the sum of ∂y over N*H*W
+    assert conv1.backward.text()["elementwise"] == "∂ through the forward's 1,024 element-wise operations, one each"
+    assert relu2.backward.elementwise == relu2.elementwise == 2 * 8 * 8 * 8
+    assert conv3.backward.elementwise == 0
+    assert a.totals.backward_elementwise == 2 * 1024
+    backward, train = for_pass(a, "backward"), for_pass(a, "train")
+    assert backward.totals.elementwise == 2048 and train.totals.elementwise == a.totals.elementwise + 2048
+    for view in (backward, train):
+        assert sum(r.elementwise or 0 for r in rows(view)) == view.totals.elementwise
+    assert next(r for r in train.records if r.name == "1").formulas["elementwise"] == (
+        "forward 1,024 + backward 1,024 = 2,048")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    frozen = analyse_module(model, "frozen", (2, 3, 10, 10), META, torch.float32, backward=True)
+    assert (frozen.totals.backward_macs, frozen.totals.backward_elementwise) == (0, 0)
 
 
 def test_grouped_convolution_weight_gradient_is_counted_once_not_g_times():
@@ -98,6 +123,7 @@ def test_pass_on_the_command_line(cli):
     totals = data["totals"]
     assert data["pass"] == "train"
     assert totals["macs"] == totals["forward_macs"] + totals["backward_macs"] == 5_519_232 + 10_260_864
+    assert totals["elementwise"] == totals["forward_elementwise"] + totals["backward_elementwise"] == 2 * 104_554
     assert sum(layer["macs"] or 0 for layer in data["layers"]) == totals["macs"]
     table = cli("flops", "cnnet", "--pass", "backward").out
     assert "Training step: forward 5,519,232 + backward 10,260,864 = 15,780,096 MACs, 2.86 x the forward" in table

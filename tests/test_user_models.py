@@ -137,6 +137,76 @@ def test_a_builder_function_from_a_module(cli, nets, monkeypatch):
     assert data["totals"]["params"] == 3 * 4 + 4
 
 
+ANY_INPUTS = '''
+import torch
+from torch import nn
+
+
+class MLP(nn.Sequential):
+    def __init__(self):
+        super().__init__(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+class Audio(nn.Sequential):
+    archcalc_input = (1, 16000)
+
+    def __init__(self):
+        super().__init__(nn.Conv1d(1, 16, 80, stride=16), nn.ReLU())
+
+
+class Video(nn.Sequential):
+    def __init__(self):
+        super().__init__(nn.Conv3d(3, 8, 3, padding=1))
+
+
+class Tagger(nn.Module):
+    archcalc_input = ((12,), (12,))
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.head = nn.Embedding(1000, 32), nn.Linear(32, 4)
+
+    def forward(self, ids, mask):
+        return self.head(self.embed(ids)) * mask.unsqueeze(-1)
+
+
+class Example(Tagger):
+    archcalc_input = {"ids": torch.zeros(2, 7, dtype=torch.long), "mask": torch.ones(2, 7, dtype=torch.bool)}
+'''
+
+
+@pytest.mark.parametrize("name,extra,input_shapes,macs", [
+    ("MLP", ("--input", "784", "--batch", "8"), [[8, 784]], 8 * (784 * 256 + 256 * 10)),
+    ("Audio", (), [[1, 1, 16000]], 16 * 996 * 80),
+    ("Video", ("--input", "3x8x32x32"), [[1, 3, 8, 32, 32]], 8 * 8 * 32 * 32 * 27 * 3),
+    ("Tagger", ("--input-dtype", "int64", "--input-dtype", "bool", "-b", "3"), [[3, 12], [3, 12]], 3 * 12 * 32 * 4),
+    ("Tagger", ("-i", "5", "-i", "5", "--input-dtype", "int64:1000", "--device", "cpu"), [[1, 5], [1, 5]], 5 * 128),
+    ("Example", (), [[2, 7], [2, 7]], 2 * 7 * 32 * 4),
+])
+def test_inputs_of_any_rank_several_and_integer(cli, tmp_path, name, extra, input_shapes, macs):
+    path = tmp_path / "shapes.py"
+    path.write_text(ANY_INPUTS)
+    data = cli("flops", f"{path}:{name}", *extra, "-f", "json").json()
+    assert data["input_shapes"] == input_shapes and data["totals"]["macs"] == macs
+
+
+@pytest.mark.parametrize("name,extra,message", [
+    ("Tagger", ("--input-dtype", "float8"), "unknown input dtype 'float8'"),
+    ("Tagger", ("--input-dtype", "int64:x"), "the bound after ':' must be a positive integer"),
+    ("Tagger", ("--input-dtype", "int64", "--input-dtype", "bool", "--input-dtype", "bool"),
+     "2 inputs but 3 input dtypes"),
+    ("Tagger", ("--input", "12"), "forward takes ids, mask; archcalc passes one input tensor"),
+    ("Tagger", (), "an embedding looks up integer token ids"),
+    ("Example", ("--batch", "2"), "example inputs (archcalc_input) fix its batch"),
+    ("MLP", (), "give the input size of"),
+])
+def test_input_errors_are_one_line(cli, tmp_path, name, extra, message):
+    path = tmp_path / "shapes.py"
+    path.write_text(ANY_INPUTS)
+    run = cli("flops", f"{path}:{name}", *extra)
+    assert run.code == 1 and len(run.err.strip().splitlines()) == 1 and message in run.err
+
+
 @pytest.mark.parametrize("spec,extra,message", [
     ("{nets}:Net", (), "give the input size of"),
     ("{nets}:Nett", ("--input", "3x16x16"), "nets.py has no 'Nett'; it defines: BadDense, BadSkip, HoldsScript"),

@@ -30,7 +30,27 @@ class Count(NamedTuple):
 
 
 NOT_COUNTED = Count(None, None, {}, "no formula: not counted")
-NO_PRODUCTS = Count(0, None, {}, "no products to differentiate: element-wise backward work not counted")
+NO_PRODUCTS = Count(0, None, {}, "no products to differentiate")
+ELEMENTWISE_BACKWARD = ("element-wise backward work: one operation per forward element-wise operation where a gradient "
+                        "flows (the local derivative applied to ∂y; a bias's ∂b sums ∂y), a declared rule")
+
+
+def with_elementwise(grad: Count, forward: Count, flows: bool) -> Count:
+    """A backward count with its element-wise work by the declared rule (ELEMENTWISE_BACKWARD): as many
+    operations as the forward's element-wise work where a gradient flows through the call, none where it
+    does not (nothing before it, and none of its weights, needs one)."""
+    e = forward.elementwise
+    if e is None or grad.macs is None:
+        return grad
+    if not flows:
+        return grad._replace(elementwise=0)
+    writer = grad.formulas
+
+    def text() -> Mapping[str, str]:
+        own = writer() if callable(writer) else writer
+        return {**own, "elementwise": f"∂ through the forward's {grouped(e)} element-wise operations, one each"}
+
+    return grad._replace(elementwise=e, formulas=text)
 
 
 def gradients(terms: list[tuple[str, bool, int, str]]) -> Count:
@@ -110,7 +130,8 @@ class CounterRegistry:
 MODULES = CounterRegistry("layer type")
 OPS = CounterRegistry("operation")
 # The backward pass: a counter takes the call and what needs a gradient (Needs), and returns the
-# multiply-accumulates of the gradients that autograd computes (element-wise backward work is not counted).
+# multiply-accumulates of the gradients that autograd computes; the tracer adds the element-wise backward
+# work by one declared rule (with_elementwise).
 GRAD_MODULES = CounterRegistry("layer type (backward)")
 GRAD_OPS = CounterRegistry("operation (backward)")
 

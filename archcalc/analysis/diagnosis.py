@@ -85,6 +85,9 @@ def explain(failed_op, frame_module, frame_name, frame_inputs, records, message:
         what = _linear(frame_module, frame_inputs, records)
     elif isinstance(frame_module, nn.modules.conv._ConvNd):
         what = _conv(frame_module, frame_inputs)
+    if not what and isinstance(frame_module, nn.Embedding) and "indices" in message:
+        what = (f"an embedding looks up integer token ids, and it receives floating-point numbers: give the input's "
+                f"dtype, --input-dtype int64 (input_dtypes=[torch.int64] in Python)")
     if not what and any(k in message for k in ("too small", "can't be greater", "Output size")):
         what = (f"the input {', '.join(_x(s) for s in frame_inputs)} is smaller than the window: use a larger "
                 f"--input or fewer downsampling layers ({message})")

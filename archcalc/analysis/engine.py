@@ -18,6 +18,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
 from archcalc.analysis import placement, tools
 from archcalc.analysis.diagnosis import explain
+from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.records import Analysis, LayerRecord, Totals
 from archcalc.analysis.tracer import Tracer, shapes_of
 from archcalc.errors import ForwardError, InputError
@@ -47,22 +48,105 @@ def resolve_device(name: str) -> torch.device:
         raise InputError(f"bad device {name!r}: {error}") from None
 
 
-def input_shape(entry_default: Sequence[int], given: Sequence[int] | None, batch: int) -> tuple[int, ...]:
-    """(N, C, H, W) from the model's default C x H x W, an optional C x H x W or H x W, and the batch."""
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise InputError(f"--batch must be a positive integer, got {batch!r}")
-    chw = tuple(entry_default)
+def input_shape(entry_default: Sequence[int], given: Sequence[int] | None, batch: int,
+                shorthand: bool = True) -> tuple[int, ...]:
+    """(N, ...) from the model's default size (without the batch), an optional size, and the batch. A
+    size of the default's rank replaces it; for an image model (C x H x W), H x W keeps the model's
+    channels and, with ``shorthand`` (a registered model), one number n means n x n. Any other size is
+    taken as it is (an MLP's 784, audio's 1x16000, video's 3x8x32x32) when the model is the user's."""
+    _check_batch(batch)
+    size = tuple(entry_default)
     if given is not None:
         given = tuple(given)
-        if len(given) == len(chw):
-            chw = given
-        elif len(given) == len(chw) - 1:
-            chw = chw[:1] + given
+        if len(given) == len(size) or not size:
+            size = given
+        elif len(size) == 3 and len(given) == 2:
+            size = size[:1] + given
+        elif len(size) == 3 and len(given) == 1 and shorthand:
+            size = size[:1] + given * 2
+        elif shorthand:
+            shown = "x".join(map(str, size))
+            raise InputError(f"--input {'x'.join(map(str, given))} does not fit this model's input {shown}; give "
+                             f"{len(size)} sizes" + (" (CxHxW), HxW or one number for a square" if len(size) == 3 else ""))
         else:
-            raise InputError(f"--input takes CxHxW or HxW, got {'x'.join(map(str, given))}")
-    if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in chw):
-        raise InputError(f"input sizes must be positive integers, got {'x'.join(map(str, chw))}")
-    return (batch, *chw)
+            size = given
+    if not size:
+        raise InputError("the model has no input size; give one with --input (e.g. 3x224x224, 784 or 1x16000)")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
+        raise InputError(f"input sizes must be positive integers, got {'x'.join(map(str, size))}")
+    return (batch, *size)
+
+
+def entry_shape(entry: ModelEntry, given: Sequence[int] | None, batch: int) -> tuple[int, ...]:
+    """input_shape for a registry entry: one number n is n x n only for a registered image model."""
+    return input_shape(entry.default_input, given, batch, shorthand=entry.family != "user")
+
+
+def _check_batch(batch: int) -> None:
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InputError(f"--batch must be a positive integer, got {batch!r}")
+
+
+INPUT_DTYPES = {**DTYPES, "int64": torch.int64, "int32": torch.int32, "int16": torch.int16, "int8": torch.int8,
+                "uint8": torch.uint8, "bool": torch.bool, "long": torch.int64, "int": torch.int32}
+
+
+def input_dtype(spec: Any) -> tuple[torch.dtype | None, int | None]:
+    """(dtype, value bound) from a torch.dtype, a name ('int64'), or 'int64:30522' (token ids below 30522:
+    the vocabulary of the embedding they index, on a real device; 0 everywhere otherwise)."""
+    if spec is None or isinstance(spec, torch.dtype):
+        return spec, None
+    name, _, high = str(spec).partition(":")
+    name = name.strip().removeprefix("torch.")
+    if name not in INPUT_DTYPES:
+        raise InputError(f"unknown input dtype {spec!r}; use one of {', '.join(INPUT_DTYPES)} (int64:N for token ids "
+                         f"below N)")
+    if high and not (high.isdigit() and int(high) > 0):
+        raise InputError(f"input dtype {spec!r}: the bound after ':' must be a positive integer, e.g. int64:30522")
+    dtype = INPUT_DTYPES[name]
+    if high and dtype.is_floating_point:
+        raise InputError(f"input dtype {spec!r}: a value bound is for integer inputs (token ids)")
+    return dtype, int(high) if high else None
+
+
+def is_sizes(value: Any) -> bool:
+    """Whether a value is several sizes ((3, 32, 32), (10,)) rather than example inputs."""
+    return isinstance(value, (tuple, list)) and len(value) > 0 and all(
+        isinstance(s, (tuple, list)) and s and all(isinstance(n, int) and not isinstance(n, bool) for n in s)
+        for s in value)
+
+
+def entry_inputs(entry: ModelEntry, given: Sequence[int] | Sequence[Sequence[int]] | None, batch: int,
+                 dtypes: Sequence[Any] | None = None) -> Inputs:
+    """What the entry's forward is given: its example inputs (a user's archcalc_input of tensors), one
+    size (input_shape), or several (each taken as it is, the batch put first), each of its dtype (one
+    dtype for all, or one per input; None: the model's)."""
+    several = given is not None and len(given) > 0 and not isinstance(given[0], int)
+    sizes = [tuple(g) for g in given] if several else None
+    if given is None and entry.example is not None:  # a user's archcalc_input of several sizes, or of examples
+        if is_sizes(entry.example):
+            sizes = [tuple(s) for s in entry.example]
+        else:
+            if batch != 1:
+                raise InputError(f"{entry.name}'s example inputs (archcalc_input) fix its batch; give --input sizes "
+                                 f"to set --batch")
+            return Inputs.of_example(entry.example)
+    _check_batch(batch)
+    if sizes is None:
+        return sized_inputs([entry_shape(entry, given, batch)], dtypes)
+    return sized_inputs([input_shape((), s, batch) for s in sizes], dtypes)
+
+
+def sized_inputs(shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any] | None = None) -> Inputs:
+    """One positional input per shape (with the batch), each of its dtype: one dtype for all, or one per
+    input, each as input_dtype reads it; None: the model's."""
+    specs = [input_dtype(d) for d in dtypes or ()]
+    if len(specs) == 1:
+        specs *= len(shapes)
+    if specs and len(specs) != len(shapes):
+        raise InputError(f"{len(shapes)} inputs but {len(specs)} input dtypes: give one for all, or one per input")
+    specs = specs or [(None, None)] * len(shapes)
+    return Inputs(tuple(TensorSpec(tuple(shape), dtype, high) for shape, (dtype, high) in zip(shapes, specs)))
 
 
 def build(entry: ModelEntry, device: torch.device, dtype: torch.dtype,
@@ -88,8 +172,9 @@ def build_noted(entry: ModelEntry, device: torch.device, dtype: torch.dtype,
     return model.to(dtype=dtype).eval(), note
 
 
-def check_single_input(model: nn.Module, name: str) -> None:
-    """archcalc feeds one tensor: say so before running a forward that wants more (or none)."""
+def check_arguments(model: nn.Module, name: str, inputs: Inputs | None = None) -> None:
+    """Say before running a forward that it wants other arguments than archcalc will pass (by
+    default one input tensor of the --input size)."""
     if "forward" in model.__dict__:  # a forward of this instance's own
         required = _required(model.forward)
     else:  # every instance of a class has the class's forward: worked out once
@@ -97,11 +182,36 @@ def check_single_input(model: nn.Module, name: str) -> None:
         if cls not in _REQUIRED_BY_CLASS:
             _REQUIRED_BY_CLASS[cls] = _required(model.forward)
         required = _REQUIRED_BY_CLASS[cls]
-    if required is not None and len(required) != 1:
+    if required is None:
+        return
+    given = len(inputs.args) if inputs is not None else 1
+    keywords = set(inputs.kwargs) if inputs is not None else set()
+    missing = [r for r in required[given:] if r not in keywords]
+    if missing or (given < len(required) and not keywords):
         wanted = ", ".join(required) or "no argument"
         raise InputError(
-            f"{name}.forward takes {wanted}; archcalc passes one input tensor of the --input size: wrap the model "
-            f"in a module whose forward(x) makes the other arguments, or give them defaults")
+            f"{name}.forward takes {wanted}; archcalc passes {_passed(given, keywords)}: give one --input per "
+            f"argument (or inputs= in Python), wrap the model in a module whose forward makes the others, or give "
+            f"them defaults")
+    if not keywords and given > len(required) and not _takes(model, given):
+        raise InputError(f"{name}.forward takes {', '.join(required) or 'no argument'}; archcalc was given "
+                         f"{given} inputs: give as many --input sizes as it takes")
+
+
+def _passed(given: int, keywords: set[str]) -> str:
+    what = {0: "no positional input", 1: "one input tensor"}.get(given, f"{given} input tensors")
+    return what + (f" and {', '.join(sorted(keywords))}" if keywords else "")
+
+
+def _takes(model: nn.Module, count: int) -> bool:
+    """Whether the forward accepts ``count`` positional arguments (defaults included)."""
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return True
+    return count <= sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
 
 
 def _required(forward) -> tuple[str, ...] | None:
@@ -119,77 +229,78 @@ def _required(forward) -> tuple[str, ...] | None:
 _REQUIRED_BY_CLASS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.device,
+def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs, device: torch.device,
                    dtype: torch.dtype, inner: bool = False, input_dtype: torch.dtype | None = None,
                    notes: tuple[str, ...] = (), backward: bool = False) -> Analysis:
-    """Trace one forward pass of ``model`` on an input of ``shape`` and return its records (with
-    ``inner``, each layer's own torch calls too: only ptflops's convention needs them, and without
-    them it traces the model again when asked). ``input_dtype``: an integer dtype for token ids (the
-    input is then index 0 everywhere), else the input is of the model's ``dtype``. ``notes`` come first
-    among the analysis's notes (how the model was built or run). ``backward``: each record counts its
-    gradients too (record.backward), the forward running with autograd on."""
-    check_single_input(model, name)
+    """Trace one forward pass of ``model`` and return its records. ``shape``: one input's size with the
+    batch (of ``input_dtype``: an integer dtype for token ids, index 0 everywhere; else the model's
+    ``dtype``), or the Inputs to pass (several, keyword, examples). ``inner``: each layer's own torch
+    calls too (only ptflops's convention needs them, and without them it traces the model again when
+    asked). ``notes`` come first among the analysis's notes (how the model was built or run).
+    ``backward``: each record counts its gradients too (record.backward), the forward running with
+    autograd on."""
+    inputs = shape if isinstance(shape, Inputs) else Inputs.of_shape(shape, input_dtype)
+    check_arguments(model, name, inputs)
     with _collector_paused():
-        x, tracer, output = _trace(model, name, shape, device, dtype, inner, input_dtype, backward)
+        tracer, output = _trace(model, name, inputs, device, dtype, inner, backward)
         records = tracer.ordered()
         totals = _totals(tracer, records)
         output_shapes = tuple(tuple(t.shape) for t in _flat(output))
     del output  # (with backward, the autograd graph it holds)
-    retrace = None if inner else lambda: _trace(model, name, shape, device, dtype, True, input_dtype)[1].ordered()
+    retrace = None if inner else lambda: _trace(model, name, inputs, device, dtype, True)[0].ordered()
+    shapes = inputs.shapes
     return Analysis(
         model=name,
-        input_shape=shape,
+        input_shape=shapes[0] if shapes else (),
         output_shapes=output_shapes,
         device=str(device),
         dtype=_dtype_name(dtype),
         itemsize=dtype.itemsize,
         records=records,
         totals=totals,
-        notes=notes + _notes(records, totals, shape[0], _unmade(tracer)),
+        notes=notes + _notes(records, totals, inputs.batch, _unmade(tracer)),
         by_convention=tools.Counts(model, records, retrace),
+        input_shapes=shapes,
+        input_dtypes=tuple(str(d).removeprefix("torch.") for d in inputs.dtypes(dtype)),
     )
 
 
-def _trace(model: nn.Module, name: str, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype,
-           inner: bool, input_dtype: torch.dtype | None = None, backward: bool = False
-           ) -> tuple[torch.Tensor, Tracer, Any]:
-    integer = input_dtype is not None and not input_dtype.is_floating_point
-    if device.type == "meta":
-        x = torch.empty(shape, device=device, dtype=input_dtype or dtype)
-    else:
-        try:
-            x = torch.zeros(shape, device=device, dtype=input_dtype) if integer else torch.randn(
-                shape, device=device, dtype=input_dtype or dtype)
-        except RuntimeError as error:
-            if not out_of_memory(error):
-                raise
-            size = prod(shape) * torch.empty((), dtype=dtype).element_size()
-            raise InputError(f"the input {'x'.join(map(str, shape))} ({_dtype_name(dtype)}) needs {size:,} bytes, more "
-                             f"than {device} can allocate; {_LESS_MEMORY}") from None
+def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dtype: torch.dtype,
+           inner: bool, backward: bool = False) -> tuple[Tracer, Any]:
+    try:
+        args, kwargs = inputs.make(device, dtype)
+    except RuntimeError as error:
+        if not out_of_memory(error):
+            raise
+        size = sum(prod(s) * d.itemsize for s, d in zip(inputs.shapes, inputs.dtypes(dtype)))
+        raise InputError(f"the input {inputs.text()} ({_dtype_name(dtype)}) needs {size:,} bytes, more than {device} "
+                         f"can allocate; {_LESS_MEMORY}") from None
     tracer = Tracer(model, inner, deferred=device.type == "meta", backward=backward)
     if tracer.lazy:
-        make_lazy_parameters(model, x)
-    tracer.watch_input(x)
+        make_lazy_parameters(model, args, kwargs)
+    for x in _flat([args, list(kwargs.values())]):
+        tracer.watch_input(x)
     try:
         with torch.set_grad_enabled(backward), tracer:
-            output = model(x)
+            output = model(*args, **kwargs)
     except Exception as error:  # the model's own code failed: say where, with what, and why
-        failure = ForwardError(_failure(name, shape, tracer, error))
+        failure = ForwardError(_failure(name, inputs, tracer, error))
         ran = tracer.ordered()
-        failure.ran = Analysis(name, shape, (), str(device), _dtype_name(dtype), dtype.itemsize, ran,
-                               _totals(tracer, ran), ("the forward pass stopped here",))
+        shapes = inputs.shapes
+        failure.ran = Analysis(name, shapes[0] if shapes else (), (), str(device), _dtype_name(dtype), dtype.itemsize,
+                               ran, _totals(tracer, ran), ("the forward pass stopped here",), input_shapes=shapes)
         raise failure from error
-    return x, tracer, output
+    return tracer, output
 
 
-def make_lazy_parameters(model: nn.Module, x: torch.Tensor) -> None:
+def make_lazy_parameters(model: nn.Module, args: tuple, kwargs: Mapping[str, Any]) -> None:
     """Lazy layers (nn.LazyConv2d, nn.LazyLinear) make their parameters, and become plain layers, in
     their first forward pass, as PyTorch's documentation has it: one forward pass untraced first, so
     that what follows sees each layer as it will stay. Should it fail, the next pass fails the same way
     and says where."""
     if any(isinstance(p, UninitializedTensorMixin) for p in model.parameters()):
         with contextlib.suppress(Exception), torch.no_grad():
-            model(x)
+            model(*args, **kwargs)
 
 
 @contextlib.contextmanager
@@ -206,40 +317,59 @@ def _collector_paused():
             gc.enable()
 
 
-def analyse(entry: ModelEntry, given_input: Sequence[int] | None = None, batch: int = 1,
+def analyse(entry: ModelEntry, given_input: Sequence[int] | Sequence[Sequence[int]] | None = None, batch: int = 1,
             device: str = "meta", dtype: str = "float32", overrides: Mapping[str, Any] | None = None,
-            inner: bool = False, backward: bool = False) -> Analysis:
-    shape = input_shape(entry.default_input, given_input, batch)
+            inner: bool = False, backward: bool = False, input_dtypes: Sequence[Any] | None = None) -> Analysis:
+    """A registered (or user's FILE.py:NAME) model, built for the device: ``given_input`` is one size
+    without the batch (entry_inputs), or several; ``device`` auto decides by placement.auto."""
+    inputs = entry_inputs(entry, given_input, batch, input_dtypes)
     torch_dtype = resolve_dtype(dtype)
+    return placed(lambda d: build_noted(entry, d, torch_dtype, overrides), entry.name, inputs, device, torch_dtype,
+                  inner, backward)
+
+
+def analyse_given(model: nn.Module, name: str, inputs: Inputs, device: str = "meta", dtype: str = "float32",
+                  backward: bool = False) -> Analysis:
+    """A model the caller made (an nn.Module with or without real weights), analysed through its twin
+    (twin.py): the model itself is left exactly as it was."""
+    from archcalc.analysis.twin import twin
+
+    torch_dtype = resolve_dtype(dtype)
+    return placed(lambda d: (twin(model, d, torch_dtype), ""), name, inputs, device, torch_dtype, False, backward)
+
+
+def placed(make, name: str, inputs: Inputs, device: str, dtype: torch.dtype, inner: bool = False,
+           backward: bool = False) -> Analysis:
+    """The analysis on the device asked for, ``make(device)`` giving (model, note on how it was made):
+    auto takes the CPU for a small model and meta for a large one (meta again when the CPU runs out of
+    memory); a forward that reads a value, which meta cannot give, runs again on the CPU, said in a note."""
     torch_device = resolve_device("meta" if device == "auto" else device)
-    model, note = build_noted(entry, torch_device, torch_dtype, overrides)
+    model, note = make(torch_device)
     if device == "auto":
-        choice, why = placement.auto(model, shape, torch_dtype)
+        choice, why = placement.auto(model, inputs.elements(), dtype)
         if choice == "cpu":
             cpu = torch.device("cpu")
             try:
-                return analyse_module(build(entry, cpu, torch_dtype, overrides), entry.name, shape, cpu, torch_dtype,
-                                      inner, notes=(why,), backward=backward)
+                return analyse_module(make(cpu)[0], name, inputs, cpu, dtype, inner, notes=(why,), backward=backward)
             except (ForwardError, InputError) as failure:
                 if not out_of_memory(failure.__cause__ or failure):
                     raise
                 why = "device auto: meta (the CPU ran out of memory)"
         note = f"{note}; {why}" if note else why
     try:
-        return analyse_module(model, entry.name, shape, torch_device, torch_dtype, inner, notes=(note,) if note else (),
+        return analyse_module(model, name, inputs, torch_device, dtype, inner, notes=(note,) if note else (),
                               backward=backward)
     except ForwardError as failure:
         if torch_device.type != "meta" or not placement.refuses_meta(failure.__cause__):
             raise
         # the forward reads a value (if x.mean() > 0, .item(), a data-dependent shape): run it for real
         where = placement.user_line(failure.__cause__)
-        reads = f"{where + ': ' if where else ''}the forward pass of {entry.name} reads a tensor's value, which the " \
+        reads = f"{where + ': ' if where else ''}the forward pass of {name} reads a tensor's value, which the " \
                 f"meta device cannot give"
         if not placement.fits_in_memory(model):
             raise InputError(f"{reads}, and its parameters are too large to run it on the CPU here") from None
     cpu = torch.device("cpu")
-    model = build(entry, cpu, torch_dtype, overrides)
-    return analyse_module(model, entry.name, shape, cpu, torch_dtype, inner, notes=(
+    return analyse_module(make(cpu)[0], name, inputs, cpu, dtype, inner, notes=(
         f"{reads}: run on the CPU instead, with a random input; the costs are those of the branch that input took",),
         backward=backward)
 
@@ -272,8 +402,12 @@ def _totals(tracer: Tracer, records: tuple[LayerRecord, ...]) -> Totals:
                   elementwise=sum(filter(None, map(_ELEMENTWISE, records))), param_bytes=param_bytes,
                   buffer_bytes=sum(b.numel() * b.element_size() for b in tracer.buffers.values()),
                   activation_bytes=sum(map(_ACTIVATION_BYTES, records)),
-                  backward_macs=sum(r.backward.macs or 0 for r in records if r.backward is not None)
-                  if tracer.backward else None)
+                  **(_backward_totals(records) if tracer.backward else {}))
+
+
+def _backward_totals(records: tuple[LayerRecord, ...]) -> dict[str, int]:
+    grads = [r.backward for r in records if r.backward is not None]
+    return {"backward_macs": sum(g.macs or 0 for g in grads), "backward_elementwise": sum(g.elementwise or 0 for g in grads)}
 
 
 # (Summed with map over the records: a column's sum without a Python step per row.)
@@ -308,12 +442,13 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: i
     return tuple(notes)
 
 
-def _failure(name: str, shape: tuple[int, ...], tracer: Tracer, error: Exception) -> str:
+def _failure(name: str, inputs: Inputs, tracer: Tracer, error: Exception) -> str:
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     frame = tracer.failing_frame()
     where, what = explain(tracer.failed_op, frame.module if frame else None, frame.name if frame else "",
                           shapes_of(frame.inputs) if frame else (), tracer.ordered(), message)
-    size = "x".join(map(str, shape[1:]))
+    shapes = inputs.shapes
+    size = "x".join(map(str, shapes[0][1:])) if len(shapes) == 1 else inputs.text()
     hint = f"; {_LESS_MEMORY}" if out_of_memory(error) else ""
     return f"forward pass of {name} failed for input {size}{' ' + where if where else ''}: {what}{hint}"
 

@@ -32,12 +32,9 @@ from torch.nn.parameter import UninitializedTensorMixin
 CPU_PARAMS, CPU_INPUT = 30_000_000, 2_000_000  # the largest model and input ``auto`` runs on the CPU
 
 
-def auto(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> tuple[str, str]:
-    """("cpu" or "meta", why) for a model built on the meta device and an input of ``shape``."""
+def auto(model: nn.Module, elements: int, dtype: torch.dtype) -> tuple[str, str]:
+    """("cpu" or "meta", why) for a model built on the meta device and inputs of ``elements`` in all."""
     params = sum(p.numel() for p in model.parameters() if not isinstance(p, UninitializedTensorMixin))  # lazy: unmade
-    elements = 1
-    for s in shape:
-        elements *= s
     if dtype not in (torch.float32, torch.float64):
         return "meta", f"device auto: meta ({str(dtype).removeprefix('torch.')} runs slowly or not at all on the CPU)"
     if params <= CPU_PARAMS and elements <= CPU_INPUT:

@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 
 from archcalc.analysis.tools import ptflops as ptflops_rules
-from archcalc.analysis.engine import analyse, build, input_shape
+from archcalc.analysis.engine import analyse, build, entry_shape
 from archcalc.analysis.records import OP, Analysis, LayerRecord
 from archcalc.analysis.tools import Counts
 from archcalc.models.registry import ModelEntry
@@ -158,7 +158,7 @@ def _per_image(total: ToolTotal, batch: int) -> ToolTotal:
 
 def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
     """fvcore, thop and ptflops on real CPU tensors, torchinfo and flop_counter on the meta device."""
-    shape = input_shape(entry.default_input, size, batch)
+    shape = entry_shape(entry, size, batch)
 
     def on(device: str):
         return build(entry, torch.device(device), torch.float32)

@@ -93,7 +93,9 @@ class Totals:
     buffer_bytes: int
     activation_bytes: int
     backward_macs: int | None = None  # the backward pass's multiply-accumulates, when it was asked for
+    backward_elementwise: int | None = None  # its element-wise operations (counting.ELEMENTWISE_BACKWARD)
     forward_macs: int | None = None  # the forward's, where ``macs`` is another pass's (views.for_pass)
+    forward_elementwise: int | None = None  # likewise for the element-wise work
 
     @property
     def flops(self) -> int:
@@ -113,6 +115,10 @@ class Analysis:
     notes: tuple[str, ...] = ()
     by_convention: Mapping[str, Mapping[int, int]] = field(default_factory=dict)  # convention -> index -> count
     pass_name: str = "forward"  # which pass the records' MACs count: forward, backward or train (views.for_pass)
+    input_shapes: tuple[Shape, ...] = ()  # every input tensor's (input_shape is the first)
+    input_dtypes: tuple[str, ...] = ()  # their dtypes, in the same order
+    depth: int | None = None  # the rows shown (layers, the tables): the module tree cut here; None: every layer
+    convention: str | None = None  # the tables add this convention's count as a column (tools.NAMES)
 
     def convention_total(self, name: str) -> int:
         return sum(self.by_convention.get(name, {}).values())
@@ -120,3 +126,68 @@ class Analysis:
     @property
     def not_counted(self) -> tuple[LayerRecord, ...]:
         return tuple(r for r in self.records if r.macs is None)
+
+    # -- as a Python user reads it (rendered by archcalc.output, imported when first used) --------
+    @property
+    def layers(self) -> tuple[LayerRecord, ...]:
+        """The rows of the tables: every layer and operation (containers left out), or the tree cut at
+        ``depth``; they add up to the totals."""
+        from archcalc.analysis.views import rows
+
+        return rows(self, self.depth)
+
+    def report(self, view: str = "summary"):
+        """The Report a command renders for this view: shapes, params, flops, summary or rf."""
+        from archcalc.output.analysis_report import VIEWS, analysis_report
+
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
+        return analysis_report(self, view, self.layers, self.convention)
+
+    def to_dict(self, view: str = "summary") -> dict:
+        """The command line's JSON object (`archcalc VIEW -f json`), as Python values."""
+        return dict(self.report(view).data)
+
+    def to_json(self, path: str | None = None, view: str = "summary") -> str:
+        """The JSON text; written to ``path`` as well when one is given."""
+        return self._written("json", path, view)
+
+    def to_csv(self, path: str | None = None, view: str = "summary") -> str:
+        """The CSV of a view (`archcalc VIEW -f csv`); written to ``path`` as well when one is given."""
+        return self._written("csv", path, view)
+
+    def to_html(self, path: str | None = None, view: str = "summary") -> str:
+        """A self-contained HTML page of a view (`-f html`); written to ``path`` as well when one is given."""
+        return self._written("html", path, view)
+
+    def to_frame(self, view: str = "summary"):
+        """A pandas DataFrame, one row per layer, with the columns of the view's CSV (numbers as numbers)."""
+        import pandas as pd
+
+        report = self.report(view)
+        return pd.DataFrame([[row.get(c.key) for c in report.columns] for row in report.rows],
+                            columns=[c.header for c in report.columns])
+
+    def show(self, view: str = "summary") -> None:
+        """Print a view's table with its totals and notes (the terminal's width, in colour where it can)."""
+        from rich.console import Console
+
+        Console().print(self.__rich__(view))
+
+    def __rich__(self, view: str = "summary"):
+        from archcalc.output.render import rich_table
+
+        return rich_table(self.report(view))
+
+    def _repr_html_(self) -> str:
+        from archcalc.output.html import fragment
+
+        return fragment(self.report("summary"))
+
+    def _written(self, fmt: str, path: str | None, view: str) -> str:
+        from archcalc.output.render import render, write_atomic
+
+        text = render(self.report(view), fmt)
+        if path is not None:
+            write_atomic(str(path), text)
+        return text

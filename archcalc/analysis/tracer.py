@@ -30,7 +30,7 @@ from torch.overrides import TorchFunctionMode
 
 from archcalc.analysis import receptive
 from archcalc.analysis.counting import (GRAD_OPS, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs, OpCall,
-                                       counter_for_type, grad_counter_for_type, op_name)
+                                       counter_for_type, grad_counter_for_type, op_name, with_elementwise)
 from archcalc.analysis.origins import origin
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.formulas.params import tensor_params
@@ -449,14 +449,19 @@ _new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
 
 
 def _gradient(counter, call, count: Count, inputs: list, params) -> Count:
-    """A record's backward count: none for what has no products (norms, activations, copies), the counter's
-    for what has, "not counted" where there is no backward formula."""
-    if count.macs == 0:
-        return NO_PRODUCTS
-    if count.macs is None or counter is None:
+    """A record's backward count: no MACs for what has no products (norms, activations, copies), the
+    counter's for what has, "not counted" where there is no backward formula; element-wise work by the
+    declared rule (counting.with_elementwise)."""
+    if count.macs is None:
         return NOT_COUNTED
     needs = Needs(tuple(t.requires_grad for t in inputs), any(p is not None and p.requires_grad for p in params))
-    return counter(call, needs)
+    if count.macs == 0:
+        grad = NO_PRODUCTS
+    elif counter is None:
+        return NOT_COUNTED
+    else:
+        grad = counter(call, needs)
+    return with_elementwise(grad, count, needs.weights or any(needs.inputs))
 
 
 class Formulas(Mapping):

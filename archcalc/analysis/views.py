@@ -8,25 +8,29 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from archcalc.analysis.counting import ELEMENTWISE_BACKWARD
 from archcalc.analysis.records import MODULE, Analysis, LayerRecord
 from archcalc.formulas.numbers import grouped
 
 PASSES = ("forward", "backward", "train")
 BACKWARD_NOTE = ("backward: the multiply-accumulates of the gradients autograd computes (∂x where the input needs "
-                 "one, ∂W where trainable); element-wise backward work is not counted")
+                 "one, ∂W where trainable); " + ELEMENTWISE_BACKWARD)
 
 
 def for_pass(analysis: Analysis, which: str) -> Analysis:
-    """The analysis with each record's MACs those of the pass: its gradients' (backward), or forward plus
-    gradients (train). Needs an analysis made with backward=True."""
+    """The analysis with each record's MACs and element-wise work those of the pass: its gradients'
+    (backward), or forward plus gradients (train). Needs an analysis made with backward=True."""
     if which not in PASSES:
         raise ValueError(f"unknown pass {which!r}; use one of {', '.join(PASSES)}")
     t = analysis.totals
     if which == "forward" or t.backward_macs is None:
         return analysis
     records = tuple(_pass_record(r, which) for r in analysis.records)
-    macs = t.backward_macs if which == "backward" else t.macs + t.backward_macs
-    totals = replace(t, macs=macs, elementwise=0 if which == "backward" else t.elementwise, forward_macs=t.macs)
+    if which == "backward":
+        macs, elementwise = t.backward_macs, t.backward_elementwise
+    else:
+        macs, elementwise = t.macs + t.backward_macs, t.elementwise + t.backward_elementwise
+    totals = replace(t, macs=macs, elementwise=elementwise, forward_macs=t.macs, forward_elementwise=t.elementwise)
     return replace(analysis, records=records, totals=totals, notes=(*analysis.notes, BACKWARD_NOTE), pass_name=which)
 
 
@@ -34,16 +38,24 @@ def _pass_record(r: LayerRecord, which: str) -> LayerRecord:
     grad = r.backward
     if grad is None:  # a container: its layers hold the counts
         return r._replace(elementwise=None) if which == "backward" else r
-    if which == "backward":  # its element-wise work is not counted
+    grad_text = grad.text()
+    if which == "backward":
         text = {k: v for k, v in r.formulas.items() if k not in ("macs", "elementwise")}
-        if "macs" in grad.text():
-            text["macs"] = grad.text()["macs"]
-        return r._replace(macs=grad.macs, elementwise=None, formulas=text, note=grad.note)
-    text = {k: v for k, v in r.formulas.items() if k != "macs"}
-    macs = None if r.macs is None or grad.macs is None else r.macs + grad.macs
+        text.update((k, grad_text[k]) for k in ("macs", "elementwise") if k in grad_text)
+        return r._replace(macs=grad.macs, elementwise=grad.elementwise, formulas=text, note=grad.note)
+    text = {k: v for k, v in r.formulas.items() if k not in ("macs", "elementwise")}
+    macs, elementwise = _sum(r.macs, grad.macs), _sum(r.elementwise, grad.elementwise)
     if macs:
         text["macs"] = f"forward {grouped(r.macs)} + backward {grouped(grad.macs)} = {grouped(macs)}"
-    return r._replace(macs=macs, formulas=text, note=r.note if grad.macs is not None else grad.note)
+    if elementwise:
+        text["elementwise"] = (f"forward {grouped(r.elementwise)} + backward {grouped(grad.elementwise)} = "
+                               f"{grouped(elementwise)}")
+    return r._replace(macs=macs, elementwise=elementwise, formulas=text,
+                      note=r.note if grad.macs is not None else grad.note)
+
+
+def _sum(forward: int | None, backward: int | None) -> int | None:
+    return None if forward is None or backward is None else forward + backward
 
 
 def rows(analysis: Analysis, depth: int | None = None) -> tuple[LayerRecord, ...]:

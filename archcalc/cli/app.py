@@ -33,7 +33,9 @@ Format = Annotated[Optional[str], typer.Option("--format", "-f", help=f"One of {
 Output = Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.")]
 Force = Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")]
 ModelName = Annotated[str, typer.Argument(help="A registered model name (see `archcalc models`), or your own: path/to/net.py:Net or package.module:build.")]
-InputSize = Annotated[Optional[str], typer.Option("--input", "-i", help="Input size CxHxW or HxW (C from the model), e.g. 3x224x224; default: the model's own.")]
+InputSize = Annotated[Optional[str], typer.Option("--input", "-i", help="Input size without the batch, of any rank: 3x224x224, HxW (C from the model), 784, 1x16000, 3x8x32x32; default: the model's own.")]
+InputSizes = Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Input size without the batch, of any rank: 3x224x224, HxW (C from the model), 784 (a vector), 1x16000 (audio), 3x8x32x32 (video); repeat it for a forward of several inputs; default: the model's own.")]
+InputDtype = Annotated[Optional[list[str]], typer.Option("--input-dtype", help="The input's dtype when it is not the model's: int64 for token ids (int64:N: ids below N on a real device), bool for masks; one for all inputs or one per --input.")]
 Batch = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size N.")]
 Device = Annotated[str, typer.Option("--device", "-d", help="auto (the CPU for a small model, where a real pass is quicker, else meta), meta (no memory, any size), cpu or cuda.")]
 Dtype = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 or float64 (sets the byte counts).")]
@@ -65,11 +67,12 @@ def _models(format: str | None, output: str | None, input: str | None, names: li
 
 
 def _register_view(view: str) -> None:
-    def command(model: ModelName, input: InputSize = None, batch: Batch = 1, device: Device = "auto",
+    def command(model: ModelName, input: InputSizes = None, batch: Batch = 1, device: Device = "auto",
                 dtype: Dtype = "float32", arg: Args = None, depth: Depth = None, format: Format = None,
                 output: Output = None, plot: Plot = None, force: Force = False,
-                convention: Convention = None, count: CountOpt = None, pass_: PassOpt = "forward") -> None:
-        from archcalc.cli.parsing import parse_input
+                convention: Convention = None, count: CountOpt = None, pass_: PassOpt = "forward",
+                input_dtype: InputDtype = None) -> None:
+        from archcalc.cli.parsing import parse_inputs
         from archcalc.models.arguments import parse
         from archcalc.models.user import lookup
 
@@ -80,7 +83,7 @@ def _register_view(view: str) -> None:
             raise ArchcalcError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
         if pass_ not in ("forward", "backward", "train"):
             raise ArchcalcError(f"unknown --pass {pass_!r}; use forward, backward or train")
-        size, overrides = parse_input(input), parse(arg or [])
+        size, overrides = parse_inputs(input), parse(arg or [])
         entry = lookup(model, size)
         from archcalc.analysis.engine import analyse
         from archcalc.analysis.views import for_pass, rows
@@ -88,7 +91,7 @@ def _register_view(view: str) -> None:
 
         try:
             result = analyse(entry, size, batch=batch, device=device, dtype=dtype, overrides=overrides,
-                             backward=pass_ != "forward")
+                             backward=pass_ != "forward", input_dtypes=input_dtype)
             result = for_pass(result, pass_)
         except ForwardError as failure:  # show every layer that ran, then the one-line diagnosis
             if failure.ran is not None and failure.ran.records and fmt == "table" and output is None:
@@ -192,7 +195,7 @@ def roofline(
         raise typer.BadParameter("--plot needs the peaks: --peak-gflops and --peak-gbs, or --measure")
     from dataclasses import replace
 
-    from archcalc.analysis.engine import analyse, build, input_shape, resolve_dtype
+    from archcalc.analysis.engine import analyse, build, entry_shape, resolve_dtype
     from archcalc.analysis.roofline import points as roofline_points
     from archcalc.output.roofline_report import roofline_report
     from archcalc.timing.measure import resolve_timing_device
@@ -211,7 +214,7 @@ def roofline(
 
         device = resolve_timing_device(time)
         net = build(entry, device, resolve_dtype(dtype))
-        x = torch.randn(input_shape(entry.default_input, size, batch), device=device, dtype=resolve_dtype(dtype))
+        x = torch.randn(entry_shape(entry, size, batch), device=device, dtype=resolve_dtype(dtype))
         seconds = layer_times(net, x)
         pts = [replace(p, time_s=seconds.get(p.name)) for p in pts]
     emit(roofline_report(result.model, result.dtype, pts, flops_peak, bytes_peak, how), fmt, output, force)

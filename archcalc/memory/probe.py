@@ -20,7 +20,7 @@ import sys
 
 import torch
 
-from archcalc.analysis.engine import build, input_shape, resolve_dtype
+from archcalc.analysis.engine import build, entry_shape, resolve_dtype
 from archcalc.models.user import lookup
 
 
@@ -66,12 +66,12 @@ def main(argv: list[str]) -> None:
     # A one-sample step on a throw-away copy loads the backward kernels' code and workspaces, which
     # would otherwise be counted; the measured model then allocates its own gradients and state.
     _step(build(entry, torch_device, torch_dtype).train(), make_optimizer,
-          torch.randn(input_shape(entry.default_input, size, 1), device=torch_device, dtype=torch_dtype))
+          torch.randn(entry_shape(entry, size, 1), device=torch_device, dtype=torch_dtype))
     gc.collect()
     if torch_device.type == "cpu":  # hand the copy's freed memory back, so the step cannot hide in it
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     model = build(entry, torch_device, torch_dtype).train()
-    x = torch.randn(input_shape(entry.default_input, size, int(batch)), device=torch_device, dtype=torch_dtype)
+    x = torch.randn(entry_shape(entry, size, int(batch)), device=torch_device, dtype=torch_dtype)
     opt = make_optimizer(model.parameters())
     if torch_device.type == "cuda":
         torch.cuda.synchronize()

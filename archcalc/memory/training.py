@@ -23,7 +23,7 @@ from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 from torch.nn.parameter import UninitializedTensorMixin
 
-from archcalc.analysis.engine import build, input_shape, make_lazy_parameters, resolve_dtype
+from archcalc.analysis.engine import build, entry_shape, make_lazy_parameters, resolve_dtype
 from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
 
@@ -106,11 +106,11 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     if optimizer not in OPTIMIZERS:
         raise InputError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
     torch_dtype = resolve_dtype(dtype)
-    shape = input_shape(entry.default_input, size, batch)
+    shape = entry_shape(entry, size, batch)
     meta = torch.device("meta")
     model = build(entry, meta, torch_dtype).train()
     x = torch.empty(shape, device=meta, dtype=torch_dtype, requires_grad=False)
-    make_lazy_parameters(model, x)
+    make_lazy_parameters(model, (x,), {})
     recorder = _SavedRecorder(model)
     recorder.input_storage = x.untyped_storage()._cdata
     def enter(module, args) -> None:

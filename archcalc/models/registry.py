@@ -22,10 +22,11 @@ class ModelEntry:
     name: str
     family: str
     builder: str
-    default_input: tuple[int, int, int]
+    default_input: tuple[int, ...]  # without the batch: C x H x W for an image model; () when not known
     description: str
     source: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    example: Any = None  # a user's archcalc_input of several sizes or of example inputs (tensors, tuple, dict)
 
     def resolve(self) -> Callable[..., Any]:
         if self.family == "user":

@@ -114,15 +114,32 @@ def _traceable(model, spec: str):
 
 
 def entry_for(spec: str, given_input: tuple[int, ...] | None) -> ModelEntry:
-    """A registry-like entry for a user's model; its input size is --input CxHxW, or the
-    archcalc_input = (C, H, W) attribute of its class or function."""
+    """A registry-like entry for a user's model; its input is --input (any size without the batch:
+    3x224x224, 784, 1x16000), or the archcalc_input attribute of its class or function: a size, several
+    sizes ((3, 32, 32), (10,)), or example inputs (a tensor, a tuple of them, or a dict of keyword inputs,
+    with the batch)."""
     obj, _ = load_object(spec)
-    default = getattr(obj, "archcalc_input", None)
-    if given_input is not None and len(given_input) == 3:
-        default = tuple(given_input)
-    if default is None or len(default) != 3:
-        raise InputError(f"give the input size of {spec} with --input CxHxW (or set archcalc_input = (C, H, W) on it)")
-    return ModelEntry(spec, "user", spec, tuple(default), "a user's model", spec)
+    declared = getattr(obj, "archcalc_input", None)
+    default, example = (), None
+    if declared is not None:
+        if _is_size(declared):
+            default = tuple(declared)
+        else:
+            example = declared
+    if given_input is not None and _is_size(given_input):  # the size given becomes the entry's own
+        size = tuple(given_input)
+        default, example = (default[:1] + size if len(default) == 3 and len(size) == 2 else size), None
+    elif given_input is not None:  # several sizes
+        example = [tuple(s) for s in given_input]
+    if given_input is None and not default and example is None:
+        raise InputError(f"give the input size of {spec} with --input, without the batch (e.g. 3x224x224, 784 or "
+                         f"1x16000), or set archcalc_input = (3, 224, 224) on it")
+    return ModelEntry(spec, "user", spec, default, "a user's model", spec, example=example)
+
+
+def _is_size(value) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) > 0 and all(
+        isinstance(n, int) and not isinstance(n, bool) for n in value)
 
 
 def lookup(name: str, given_input: tuple[int, ...] | None = None) -> ModelEntry:

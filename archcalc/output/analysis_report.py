@@ -14,7 +14,7 @@ _TYPE = Column("type", "Type")
 _COLUMNS = {
     "shapes": (
         _NAME, _TYPE,
-        Column("input_shape", "Input shape (N,C,H,W)"),
+        Column("input_shape", "Input shape"),
         Column("output_shape", "Output shape"),
         Column("output_formula", "Output size (in + 2p - k)/s + 1"),
     ),
@@ -102,12 +102,11 @@ def _field_dict(field) -> dict | None:
 def footer(a: Analysis) -> tuple[str, ...]:
     t = a.totals
     lines = [
-        f"Input {shape_text([a.input_shape])} on {a.device}, {a.dtype}; output {shape_text(a.output_shapes)}",
+        f"Input {_inputs_text(a)} on {a.device}, {a.dtype}; output {shape_text(a.output_shapes)}",
         f"Params: {grouped(t.params)} (trainable {grouped(t.trainable_params)}{_not_run(a)}), "
         f"{human_bytes(t.param_bytes)}; buffers {human_bytes(t.buffer_bytes)}",
         f"MACs: {grouped(t.macs)} ({human(t.macs)}); FLOPs: {grouped(t.flops)} ({human(t.flops)}); "
-        + (f"element-wise ops: {grouped(t.elementwise)}" if a.pass_name != "backward" else
-           "element-wise ops: not counted in the backward pass"),
+        + f"element-wise ops: {grouped(t.elementwise)}",
         f"Activations: {grouped(t.activation_bytes)} bytes ({human_bytes(t.activation_bytes)})",
         f"Conventions: MACs = {conventions.MACS}; FLOPs = {conventions.FLOPS}.",
     ]
@@ -123,6 +122,13 @@ def footer(a: Analysis) -> tuple[str, ...]:
         lines.append(f"Not counted ({len(not_counted)}, no formula): {names}")
     lines.extend(f"Note: {n}" for n in a.notes if not n.startswith("not counted"))
     return tuple(lines)
+
+
+def _inputs_text(a: Analysis) -> str:
+    """'1x3x224x224', or '2x12 (int64), 2x12 (bool)' for several inputs or one not of the model's dtype."""
+    shapes = a.input_shapes or (a.input_shape,)
+    dtypes = a.input_dtypes or (a.dtype,) * len(shapes)
+    return ", ".join("x".join(map(str, s)) + ("" if d == a.dtype else f" ({d})") for s, d in zip(shapes, dtypes))
 
 
 def _not_run(a: Analysis) -> str:
@@ -158,6 +164,8 @@ def as_dict(a: Analysis, rows: tuple[LayerRecord, ...]) -> dict:
     return {
         "model": a.model,
         "input_shape": list(a.input_shape),
+        "input_shapes": [list(s) for s in a.input_shapes or (a.input_shape,)],
+        "input_dtypes": list(a.input_dtypes or (a.dtype,)),
         "output_shape": [list(s) for s in a.output_shapes] if len(a.output_shapes) != 1 else list(a.output_shapes[0]),
         "device": a.device,
         "dtype": a.dtype,
@@ -172,7 +180,9 @@ def as_dict(a: Analysis, rows: tuple[LayerRecord, ...]) -> dict:
             "buffer_bytes": t.buffer_bytes,
             "activation_bytes": t.activation_bytes,
             **({"forward_macs": t.forward_macs if t.forward_macs is not None else t.macs,
-                "backward_macs": t.backward_macs} if t.backward_macs is not None else {}),
+                "backward_macs": t.backward_macs,
+                "forward_elementwise": t.forward_elementwise if t.forward_elementwise is not None else t.elementwise,
+                "backward_elementwise": t.backward_elementwise} if t.backward_macs is not None else {}),
         },
         **({"pass": a.pass_name} if a.totals.backward_macs is not None else {}),
         "layers": [_record_dict(r) for r in rows],
@@ -187,7 +197,7 @@ COUNTS = ("mults", "adds", "both")
 def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...], convention: str | None = None,
                     count: str | None = None) -> Report:
     what = view if a.pass_name == "forward" else f"{view}, {a.pass_name} pass"
-    title = f"{a.model}: {what} ({shape_text([a.input_shape])}, {a.device}, {a.dtype})"
+    title = f"{a.model}: {what} ({_inputs_text(a)}, {a.device}, {a.dtype})"
     columns, table, lines, data = _COLUMNS[view], [_row(r) for r in rows], footer(a), as_dict(a, rows)
     if count:
         wanted = ("mults", "adds") if count == "both" else (count,)

@@ -15,8 +15,9 @@ from archcalc.errors import InputError
 from archcalc.formulas.numbers import grouped
 from archcalc.output.report import INT, Report
 
-FORMATS = ("table", "csv", "json", "md")
-_SUFFIXES = {".csv": "csv", ".json": "json", ".md": "md", ".markdown": "md", ".txt": "table"}
+FORMATS = ("table", "csv", "json", "md", "html")
+_SUFFIXES = {".csv": "csv", ".json": "json", ".md": "md", ".markdown": "md", ".txt": "table", ".html": "html",
+             ".htm": "html"}
 
 
 def choose_format(fmt: str | None, output: str | None) -> str:
@@ -30,7 +31,7 @@ def choose_format(fmt: str | None, output: str | None) -> str:
     suffix = Path(output).suffix.lower()
     if suffix not in _SUFFIXES:
         raise InputError(
-            f"cannot tell the format from {output!r}; use a .csv, .json, .md or .txt name, or give --format"
+            f"cannot tell the format from {output!r}; use a .csv, .json, .md, .html or .txt name, or give --format"
         )
     return _SUFFIXES[suffix]
 
@@ -71,9 +72,11 @@ def to_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_table(report: Report, width: int | None = None, color: bool = False) -> str:
-    from rich.console import Console
+def rich_table(report: Report):
+    """The report as a rich renderable: the table, then its footer lines (rich.print, a notebook's __rich__)."""
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=report.title, title_justify="left", header_style="bold")
     for column in report.columns:
@@ -81,12 +84,16 @@ def to_table(report: Report, width: int | None = None, color: bool = False) -> s
                          overflow="fold")
     for row in report.rows:
         table.add_row(*(_cell(row.get(c.key), c.kind) for c in report.columns))
+    return Group(table, *(Text(line) for line in report.footer))
+
+
+def to_table(report: Report, width: int | None = None, color: bool = False) -> str:
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(file=buffer, width=width or 200, force_terminal=bool(color), no_color=not color,
                       highlight=False, soft_wrap=False)
-    console.print(table)
-    for line in report.footer:
-        console.print(line, markup=False)
+    console.print(rich_table(report))
     return buffer.getvalue()
 
 
@@ -97,6 +104,10 @@ def render(report: Report, fmt: str) -> str:
         return to_json(report)
     if fmt == "md":
         return to_markdown(report)
+    if fmt == "html":
+        from archcalc.output.html import page
+
+        return page(report)
     return to_table(report)
 
 

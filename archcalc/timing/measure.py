@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from archcalc.analysis.engine import analyse_module, build, input_shape, out_of_memory, resolve_dtype
+from archcalc.analysis.engine import analyse_module, build, entry_shape, out_of_memory, resolve_dtype
 from archcalc.errors import ArchcalcError, InputError
 from archcalc.models.registry import ModelEntry
 
@@ -117,7 +117,7 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
     """One model's timing; a failure (no CUDA, out of memory, a model that fails) is returned, not raised,
     so that a run over several models goes on."""
     torch_dtype = resolve_dtype(dtype)
-    shape = input_shape(entry.default_input, size, batch)
+    shape = entry_shape(entry, size, batch)
     try:
         plan = analyse_module(build(entry, torch.device("meta"), torch_dtype), entry.name, shape,
                               torch.device("meta"), torch_dtype)

@@ -18,7 +18,8 @@ Backward (the math kernel's, as autograd runs it and torch.utils.flop_counter co
 device and the CPU): ∂P = ∂O·Vᵀ (N*h*L*S*d_v, when Q or K needs a gradient), ∂V = Pᵀ·∂O (N*h*L*S*d_v),
 ∂Q = ∂S·K and ∂K = ∂Sᵀ·Q (N*h*L*S*d_k each): twice the forward. (The fused flash and memory-efficient
 kernels recompute QKᵀ as well: 2.5 x the forward, as flop_counter counts them on CUDA.) MultiheadAttention
-adds the projections' gradients: ∂W of each (trainable) and ∂x of each input that needs one.
+adds the projections' gradients: ∂W of each (trainable) and ∂x of each input that needs one (its functional
+form F.multi_head_attention_forward the same, its weights being arguments).
 """
 
 from __future__ import annotations
@@ -186,18 +187,38 @@ def multihead_attention_backward(call: ModuleCall, needs: Needs) -> Count:
     m = call.module
     query, key, value = call.inputs[:3]
     N, L, S = layout(query, key, m.batch_first)
-    E, h = m.embed_dim, m.num_heads
-    kdim, vdim = key[-1], value[-1]
-    w = needs.weights
-    q, k, v = w or needs.input(0), w or needs.input(1), w or needs.input(2)
-    keys = S + (m.bias_k is not None) + bool(m.add_zero_attn)
+    extra = (m.bias_k is not None) + bool(m.add_zero_attn)
+    return multi_head_gradients(N, L, S, m.embed_dim, m.num_heads, key[-1], value[-1], extra, needs.weights,
+                                tuple(needs.input(i) for i in range(3)))
+
+
+@GRAD_OPS.register("multi_head_attention_forward")
+def multi_head_attention_forward_backward(call: OpCall, needs: Needs) -> Count:
+    """The functional form's weights are its arguments (in_proj_weight 5, out_proj_weight 11): ∂W where
+    either requires a gradient."""
+    query, key, value = (tensor_shape(call.arg(i, n)) for i, n in ((0, "query"), (1, "key"), (2, "value")))
+    N, L, S = layout(query, key, False)
+    weights = (call.arg(5, "in_proj_weight"), call.arg(11, "out_proj_weight"),
+               call.arg(18, "q_proj_weight"), call.arg(19, "k_proj_weight"), call.arg(20, "v_proj_weight"))
+    trainable = any(w is not None and w.requires_grad for w in weights)
+    extra = (call.arg(7, "bias_k") is not None) + bool(call.arg(9, "add_zero_attn", False))
+    inputs = tuple(call.arg(i, n).requires_grad for i, n in ((0, "query"), (1, "key"), (2, "value")))
+    return multi_head_gradients(N, L, S, call.arg(3, "embed_dim_to_check"), call.arg(4, "num_heads"), key[-1],
+                                value[-1], extra, trainable, inputs)
+
+
+def multi_head_gradients(N: int, L: int, S: int, E: int, h: int, kdim: int, vdim: int, extra: int, w: bool,
+                         inputs: tuple[bool, bool, bool]) -> Count:
+    """∂W of the four projections (w: trainable), ∂ of each input that needs one, the attention's
+    gradients where Q, K or V needs one (as it does when the projections are trained)."""
+    q, k, v = (w or needed for needed in inputs)
     terms = [
         ("∂W_q", w, N * L * E * E, f"{N}*{L}*{E}*{E}"), ("∂W_k", w, N * S * kdim * E, f"{N}*{S}*{kdim}*{E}"),
         ("∂W_v", w, N * S * vdim * E, f"{N}*{S}*{vdim}*{E}"),
-        ("∂query", needs.input(0), N * L * E * E, f"{N}*{L}*{E}*{E}"),
-        ("∂key", needs.input(1), N * S * kdim * E, f"{N}*{S}*{kdim}*{E}"),
-        ("∂value", needs.input(2), N * S * vdim * E, f"{N}*{S}*{vdim}*{E}"),
-        *attention_gradients((N, h), L, keys, E // h, E // h, q, k, v),
+        ("∂query", inputs[0], N * L * E * E, f"{N}*{L}*{E}*{E}"),
+        ("∂key", inputs[1], N * S * kdim * E, f"{N}*{S}*{kdim}*{E}"),
+        ("∂value", inputs[2], N * S * vdim * E, f"{N}*{S}*{vdim}*{E}"),
+        *attention_gradients((N, h), L, S + extra, E // h, E // h, q, k, v),
         ("∂out-projection input", q or k or v, N * L * E * E, f"{N}*{L}*{E}*{E}"),
         ("∂W_out", w, N * L * E * E, f"{N}*{L}*{E}*{E}"),
     ]

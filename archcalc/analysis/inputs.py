@@ -1,0 +1,147 @@
+"""What a forward pass is given: positional and keyword inputs, each a size (a TensorSpec: shape with
+the batch, dtype) or an example value (a tensor, or a tuple, list or dict holding tensors).
+
+A size becomes a tensor of that shape on the device of the analysis: empty on the meta device,
+random on a real one (integers: index 0 everywhere, or values drawn below ``high``, so that token ids
+stay inside an embedding's vocabulary). An example tensor keeps its own shape and dtype; on the meta
+device it is replaced by an empty meta tensor of the same shape and dtype (no copy of its values), on
+a real one it is moved there (a copy only when it lies elsewhere). Anything that is not a tensor (a
+flag, a number, None) is passed as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from math import prod
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+import torch
+
+from archcalc.errors import InputError
+
+Shape = tuple[int, ...]
+
+
+class TensorSpec(NamedTuple):
+    """One input tensor described by its size alone: ``dtype`` None takes the model's dtype."""
+
+    shape: Shape
+    dtype: torch.dtype | None = None
+    high: int | None = None  # integer inputs on a real device: values drawn in [0, high)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def of_shape(cls, shape: Sequence[int], dtype: torch.dtype | None = None) -> Inputs:
+        """One positional tensor of ``shape`` (with the batch)."""
+        return cls((TensorSpec(checked_shape(shape), dtype),))
+
+    @classmethod
+    def of_example(cls, example: Any) -> Inputs:
+        """From example inputs: a tensor (one positional input), a tuple or list (positional inputs), or a
+        dict (keyword inputs)."""
+        if isinstance(example, Mapping):
+            return cls((), MappingProxyType(dict(example)))
+        if isinstance(example, (tuple, list)):
+            return cls(tuple(example))
+        return cls((example,))
+
+    # -- what they are --------------------------------------------------------------------
+    def tensors(self) -> Iterator[TensorSpec | torch.Tensor]:
+        """Every tensor input (sizes and examples), positional first, in order."""
+        for value in (*self.args, *self.kwargs.values()):
+            yield from _leaves(value)
+
+    @property
+    def shapes(self) -> tuple[Shape, ...]:
+        return tuple(tuple(t.shape) for t in self.tensors())
+
+    @property
+    def batch(self) -> int:
+        shapes = self.shapes
+        return shapes[0][0] if shapes and shapes[0] else 1
+
+    def elements(self) -> int:
+        return sum(prod(s) for s in self.shapes)
+
+    def dtypes(self, model_dtype: torch.dtype) -> tuple[torch.dtype, ...]:
+        return tuple(t.dtype or model_dtype for t in self.tensors())
+
+    def integer(self) -> bool:
+        """Whether any input is of an integer (or boolean) dtype: token ids, masks."""
+        return any(t.dtype is not None and not t.dtype.is_floating_point for t in self.tensors())
+
+    def text(self) -> str:
+        """'1x3x224x224', or '2x12 (int64), 2x12 (int64)' for several or integer inputs."""
+        parts = []
+        for t in self.tensors():
+            shape = "x".join(map(str, t.shape)) or "scalar"
+            integer = t.dtype is not None and not t.dtype.is_floating_point
+            parts.append(f"{shape} ({str(t.dtype).removeprefix('torch.')})" if integer else shape)
+        return ", ".join(parts) or "no input"
+
+    def with_batch(self, batch: int) -> Inputs:
+        """The sizes with their first dimension set to ``batch`` (examples keep theirs)."""
+        def rebatch(value):
+            if isinstance(value, TensorSpec) and value.shape:
+                return value._replace(shape=(batch, *value.shape[1:]))
+            return value
+
+        return Inputs(tuple(map(rebatch, self.args)), self.kwargs)
+
+    # -- made for a device ----------------------------------------------------------------
+    def make(self, device: torch.device, dtype: torch.dtype) -> tuple[tuple, dict[str, Any]]:
+        """The positional and keyword values to call the forward with, on ``device``."""
+        def made(value):
+            if isinstance(value, TensorSpec):
+                return _tensor(value, device, dtype)
+            if isinstance(value, torch.Tensor):
+                if device.type == "meta":
+                    return torch.empty(value.shape, dtype=value.dtype, device=device)
+                return value.detach().to(device)
+            if isinstance(value, (tuple, list)):
+                return type(value)(made(v) for v in value)
+            if isinstance(value, Mapping):
+                return {k: made(v) for k, v in value.items()}
+            return value
+
+        return tuple(made(a) for a in self.args), {k: made(v) for k, v in self.kwargs.items()}
+
+
+def checked_shape(shape: Sequence[int]) -> Shape:
+    try:
+        sizes = tuple(shape)
+    except TypeError:
+        raise InputError(f"an input size is a sequence of integers, e.g. (1, 3, 224, 224), got {shape!r}") from None
+    if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+        raise InputError(f"input sizes must be positive integers with the batch first, e.g. (1, 3, 224, 224), "
+                         f"got {shape!r}")
+    return sizes
+
+
+def _leaves(value: Any) -> Iterator[TensorSpec | torch.Tensor]:
+    if isinstance(value, (TensorSpec, torch.Tensor)):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _leaves(v)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _leaves(v)
+
+
+def _tensor(spec: TensorSpec, device: torch.device, model_dtype: torch.dtype) -> torch.Tensor:
+    dtype = spec.dtype or model_dtype
+    if device.type == "meta":
+        return torch.empty(spec.shape, device=device, dtype=dtype)
+    if dtype.is_floating_point or dtype.is_complex:
+        return torch.randn(spec.shape, device=device, dtype=dtype)
+    if spec.high is not None and spec.high > 1 and dtype != torch.bool:
+        return torch.randint(0, spec.high, spec.shape, device=device, dtype=dtype)
+    return torch.zeros(spec.shape, device=device, dtype=dtype)

@@ -1,0 +1,60 @@
+"""A user's model is analysed through a twin: the same modules (a deep copy of its structure) whose
+parameters and buffers are made for the analysis's device and dtype, so that the user's own model is
+never moved, converted, switched to eval mode or traced (its forwards patched), and a model with
+real weights is analysed on the meta device without a copy of its weights.
+
+  parameter on the analysis's device and dtype already  -> the same tensor, shared (no copy)
+  otherwise, on the meta device                         -> an empty meta tensor of its shape
+  otherwise, on a real device                           -> a copy there (the values matter on it)
+  buffers (running statistics, index tables)            -> copied likewise, never shared: a forward
+                                                           may write them
+Parameters tied between modules stay tied (one twin per tensor). Plain tensors kept as attributes
+are deep-copied with the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn.parameter import UninitializedTensorMixin
+
+from archcalc.errors import InputError
+
+
+def twin(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """The model's twin on ``device`` with floating-point tensors in ``dtype``, in eval mode."""
+    memo: dict[int, object] = {}
+    for p in model.parameters():
+        if id(p) not in memo and not isinstance(p, UninitializedTensorMixin):
+            memo[id(p)] = _parameter(p, device, dtype)
+    for b in model.buffers():
+        if id(b) not in memo and not isinstance(b, UninitializedTensorMixin):
+            memo[id(b)] = _tensor(b, device, dtype, share=False)
+    try:
+        made = copy.deepcopy(model, memo)
+    except Exception as error:  # an attribute that cannot be copied (a lock, a file, a C++ object)
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise InputError(f"cannot copy {type(model).__name__}'s structure to analyse it ({type(error).__name__}: "
+                         f"{message}); archcalc never runs a user's model itself: make its attributes copyable "
+                         f"(copy.deepcopy), or give it as FILE.py:NAME so that archcalc builds it") from None
+    return made.eval()
+
+
+def _parameter(p: nn.Parameter, device: torch.device, dtype: torch.dtype) -> nn.Parameter:
+    made = _tensor(p, device, dtype, share=True)
+    return made if made is p else nn.Parameter(made, requires_grad=p.requires_grad)
+
+
+def _tensor(t: torch.Tensor, device: torch.device, dtype: torch.dtype, share: bool) -> torch.Tensor:
+    wanted = dtype if t.is_floating_point() else t.dtype
+    if _same(t.device, device) and t.dtype == wanted:
+        return t if share else t.detach().clone()
+    if device.type == "meta":
+        return torch.empty(t.shape, dtype=wanted, device=device)
+    return t.detach().to(device=device, dtype=wanted, copy=True)
+
+
+def _same(have: torch.device, want: torch.device) -> bool:
+    return have.type == want.type and (want.index is None or have.index == want.index)

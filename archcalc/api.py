@@ -1,0 +1,138 @@
+"""archcalc in Python: ``analyze`` a model (yours, a registered name, or a FILE.py:NAME spec) and read
+the result, or ``summary`` it in one line as torchinfo's ``summary`` does.
+
+    >>> import archcalc
+    >>> a = archcalc.analyze("lenet5")
+    >>> a.totals.params, a.totals.macs
+    (60840, 326520)
+
+Sizes here include the batch, as torchinfo takes them: ``input_size=(1, 3, 224, 224)``. The command
+line's ``--input`` leaves it out (``--input 3x224x224 --batch 1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from archcalc.errors import InputError
+
+if TYPE_CHECKING:  # (torch is imported when a function runs, not when archcalc is)
+    from archcalc.analysis.records import Analysis
+
+__all__ = ["analyze", "summary"]
+
+Size = Sequence[int]
+
+
+def analyze(model: Any, input_size: Size | Sequence[Size] | None = None, *, inputs: Any = None,
+            input_dtypes: Sequence[Any] | None = None, batch: int = 1, device: str = "meta",
+            dtype: Any = "float32", args: Mapping[str, Any] | None = None, depth: int | None = None,
+            convention: str | None = None, backward: bool = False) -> Analysis:
+    """Trace one forward pass of ``model`` and count every layer: shapes, parameters, MACs, memory.
+
+    model: an ``nn.Module`` (left exactly as it is: never moved, converted, switched to eval or
+        hooked; on the meta device its weights are not copied), a registered name (``"vgg_dense"``,
+        see ``archcalc models``), or ``"path/to/net.py:Net"`` / ``"package.module:build"``.
+    input_size: one input's full shape with the batch, ``(1, 3, 224, 224)``, or a list of shapes for a
+        forward of several inputs. For a registered model, None takes its own size with ``batch``.
+    inputs: example inputs instead of sizes: a tensor, a tuple of positional inputs, or a dict of
+        keyword inputs (on the meta device, replaced by empty tensors of the same shapes and dtypes).
+    input_dtypes: one dtype per input size (or one for all): ``torch.int64`` or ``"int64"`` for token
+        ids, ``"int64:30522"`` for ids below 30522 on a real device; None: the model's dtype.
+    device: "meta" (no memory, any size), "cpu", "cuda", or "auto" (the CPU for a small model).
+    dtype: the floating-point dtype of the weights and inputs: float32, float16, bfloat16, float64.
+    args: keyword arguments for a registered model's builder, e.g. ``{"reduction": 8}``.
+    depth: the rows of the tables (``.layers``): the module tree cut at this level.
+    convention: also count under fvcore, torchinfo, thop, ptflops, flop_counter, ... (a table column).
+    backward: count each layer's gradients too (``archcalc.views.for_pass`` turns them into a view).
+
+    Returns the frozen ``Analysis``: ``.totals`` (params, macs, flops, ...), ``.layers``,
+    ``.to_frame()``, ``.to_dict()``, ``.to_json()``, ``.to_csv()``, ``.to_html()``, ``.show()``.
+    """
+    from archcalc.analysis import engine, tools
+    from archcalc.analysis.inputs import Inputs
+
+    if convention is not None and convention not in tools.NAMES:
+        raise InputError(f"unknown convention {convention!r}; use one of {', '.join(tools.NAMES)}")
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
+        raise InputError(f"depth must be a positive integer, got {depth!r}")
+    dtype_name = _dtype_name(dtype)
+    sizes = _sizes(input_size)
+    if isinstance(model, str):
+        result = _named(model, sizes, inputs, input_dtypes, batch, device, dtype_name, args, backward)
+    elif _is_module(model):
+        if args:
+            raise InputError("args are a registered model's builder arguments; build your module with them instead")
+        if inputs is not None:
+            given = Inputs.of_example(inputs)
+        elif sizes is not None:
+            given = _specs(sizes, input_dtypes)
+        elif getattr(model, "archcalc_input", None) is not None:
+            given = _specs([(batch, *model.archcalc_input)], input_dtypes)
+        else:
+            raise InputError(f"give the input of {type(model).__name__}: input_size=(1, 3, 224, 224) (with the batch), "
+                             f"or inputs=<example tensors>")
+        result = engine.analyse_given(model, type(model).__name__, given, device, dtype_name, backward)
+    else:
+        raise InputError(f"model must be an nn.Module, a registered name or a FILE.py:NAME spec, got "
+                         f"{type(model).__name__}")
+    return replace(result, depth=depth, convention=convention)
+
+
+def summary(model: Any, input_size: Size | Sequence[Size] | None = None, **options: Any) -> Analysis:
+    """Print the summary table (each layer's output shape, parameters, MACs, activation bytes and
+    receptive field, with the totals) and return the Analysis: ``analyze``'s options."""
+    result = analyze(model, input_size, **options)
+    result.show("summary")
+    return result
+
+
+# -- the pieces ---------------------------------------------------------------------------------
+
+def _named(name: str, sizes, inputs, input_dtypes, batch: int, device: str, dtype: str, args, backward: bool):
+    """A registered name or a user's spec, built by archcalc for the device."""
+    from archcalc.analysis import engine
+    from archcalc.analysis.inputs import Inputs
+    from archcalc.models.user import lookup
+
+    overrides = dict(args or {})
+    if inputs is not None or (sizes is not None and len(sizes) > 1):
+        entry = lookup(name, sizes[0][1:] if sizes else None)
+        given = Inputs.of_example(inputs) if inputs is not None else _specs(sizes, input_dtypes)
+        torch_dtype = engine.resolve_dtype(dtype)
+        return engine.placed(lambda d: engine.build_noted(entry, d, torch_dtype, overrides), entry.name, given, device,
+                             torch_dtype, backward=backward)
+    given = sizes[0][1:] if sizes else None
+    entry = lookup(name, given)
+    return engine.analyse(entry, given, batch=sizes[0][0] if sizes else batch, device=device, dtype=dtype,
+                          overrides=overrides, backward=backward, input_dtypes=input_dtypes)
+
+
+def _sizes(input_size) -> list[tuple[int, ...]] | None:
+    """[(N, ...)] from one shape or several; each checked."""
+    from archcalc.analysis.inputs import checked_shape
+
+    if input_size is None:
+        return None
+    if isinstance(input_size, (tuple, list)) and input_size and all(isinstance(s, (tuple, list)) for s in input_size):
+        return [checked_shape(s) for s in input_size]
+    return [checked_shape(input_size)]
+
+
+def _specs(sizes, input_dtypes):
+    from archcalc.analysis.engine import sized_inputs
+
+    return sized_inputs(sizes, input_dtypes)
+
+
+def _dtype_name(dtype: Any) -> str:
+    """'float32' from 'float32' or torch.float32."""
+    return str(dtype).removeprefix("torch.")
+
+
+def _is_module(model: Any) -> bool:
+    import torch
+
+    return isinstance(model, torch.nn.Module)

@@ -1,0 +1,215 @@
+"""The Python API (archcalc.analyze, archcalc.summary, the Analysis's methods) and inputs of any kind:
+vectors, audio, video, several tensors, token ids, keyword inputs; the user's model left as it was."""
+
+import doctest
+import io
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import archcalc
+from archcalc.analysis.twin import twin
+from archcalc.errors import InputError
+
+
+def _flop_counter_macs(model, *args, **kwargs) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(*args, **kwargs)
+    return counter.get_total_flops() // 2
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(784, 256), nn.Linear(256, 10)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class Tagger(nn.Module):
+    """Token ids and a mask: two inputs, neither of them floating-point."""
+
+    def __init__(self, vocabulary=1000, width=32):
+        super().__init__()
+        self.embed = nn.Embedding(vocabulary, width)
+        self.mix = nn.Linear(width, width)
+        self.head = nn.Linear(width, 5)
+
+    def forward(self, ids, mask=None):
+        y = self.head(torch.tanh(self.mix(self.embed(ids))))
+        return y if mask is None else y * mask.unsqueeze(-1)
+
+
+class Conv(nn.Module):
+    """BatchNorm (running statistics) and Dropout: what eval mode and a training step would change."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.5))
+        self.head = nn.Linear(8, 2)
+        self.head.weight = nn.Parameter(self.head.weight.detach().clone())
+
+    def forward(self, x):
+        return self.head(self.features(x).mean((2, 3)))
+
+
+def test_importing_archcalc_imports_no_torch():
+    code = "import sys, archcalc; archcalc.__all__; archcalc.ArchcalcError; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_the_docstrings_examples_hold():
+    assert doctest.testmod(archcalc).failed == 0
+    assert doctest.testmod(sys.modules["archcalc.api"]).failed == 0
+
+
+def test_public_names_are_documented():
+    for name in archcalc.__all__:
+        value = getattr(archcalc, name)
+        assert name == "__version__" or value.__doc__, name
+    for method in ("to_frame", "to_dict", "to_json", "to_csv", "to_html", "show", "report", "layers"):
+        assert getattr(archcalc.Analysis, method).__doc__, method
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu", "auto"])
+def test_the_users_model_is_left_exactly_as_it_was(device):
+    torch.manual_seed(0)
+    model = Conv().train()
+    weight = model.features[0].weight
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = [m.training for m in model.modules()]
+    hooks = [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()]
+    a = archcalc.analyze(model, (4, 3, 16, 16), device=device, backward=True)
+    assert a.totals.macs == 4 * 8 * 14 * 14 * 27 + 4 * 8 * 2
+    assert [m.training for m in model.modules()] == flags  # still in training mode, every module of it
+    assert model.features[0].weight is weight and weight.device.type == "cpu" and weight.grad is None
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())  # BatchNorm's statistics too
+    assert [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()] == hooks
+    assert not any("forward" in m.__dict__ for m in model.modules())  # no traced forward left behind
+
+
+def test_the_meta_twin_holds_no_copy_of_the_weights_and_keeps_ties():
+    model = Conv()
+    model.head.bias = model.features[1].bias  # a parameter shared by two modules stays shared
+    made = twin(model, torch.device("meta"), torch.float32)
+    assert all(t.device.type == "meta" for t in (*made.parameters(), *made.buffers()))
+    assert made.head.bias is made.features[1].bias
+    assert not made.training and model.training
+    same = twin(model, torch.device("cpu"), torch.float32)  # on the weights' own device: shared, not copied
+    assert same.features[0].weight is model.features[0].weight
+    assert same.features[1].running_mean is not model.features[1].running_mean  # buffers: a forward may write them
+
+
+def test_a_registered_name_gives_the_command_lines_json(cli):
+    a = archcalc.analyze("vgg_dense", device="cpu")
+    data = cli("summary", "vgg_dense", "-f", "json", "--device", "cpu").json()
+    assert a.to_dict() == data
+    assert (a.totals.params, a.totals.macs) == (data["totals"]["params"], data["totals"]["macs"])
+    assert archcalc.analyze("vgg_dense", (2, 3, 64, 64)).to_dict("flops") == cli(
+        "flops", "vgg_dense", "--input", "3x64x64", "--batch", "2", "--device", "meta", "-f", "json").json()
+
+
+def test_a_users_spec_by_name(tmp_path, monkeypatch):
+    (tmp_path / "mine.py").write_text("from torch import nn\n"
+                                      "class Net(nn.Sequential):\n"
+                                      "    def __init__(self, width=8):\n"
+                                      "        super().__init__(nn.Conv1d(1, width, 5), nn.ReLU())\n")
+    monkeypatch.chdir(tmp_path)
+    a = archcalc.analyze("mine.py:Net", (2, 1, 100), args={"width": 4})
+    assert a.totals.macs == 2 * 4 * 96 * 5 and a.input_shape == (2, 1, 100)
+
+
+def test_inputs_beyond_images():
+    mlp = archcalc.analyze(MLP(), (8, 784))
+    assert mlp.totals.macs == 8 * (784 * 256 + 256 * 10) and mlp.totals.params == 784 * 256 + 256 + 256 * 10 + 10
+    audio = nn.Sequential(nn.Conv1d(1, 16, 80, stride=16), nn.ReLU(), nn.Conv1d(16, 32, 3))
+    a = archcalc.analyze(audio, (1, 1, 16000))
+    assert a.layers[0].output_shapes == ((1, 16, 996),) and a.layers[0].formulas["output"].endswith("= 996")
+    assert a.totals.macs == _flop_counter_macs(audio, torch.randn(1, 1, 16000))
+    video = nn.Sequential(nn.Conv3d(3, 8, 3, padding=1), nn.MaxPool3d(2), nn.Conv3d(8, 16, 3))
+    v = archcalc.analyze(video, (2, 3, 8, 32, 32))
+    assert v.totals.macs == 2 * 8 * 8 * 32 * 32 * 27 * 3 + 2 * 16 * 2 * 14 * 14 * 27 * 8
+    assert v.totals.macs == _flop_counter_macs(video, torch.randn(2, 3, 8, 32, 32))
+
+
+def test_token_ids_by_size_by_example_and_by_keyword():
+    torch.manual_seed(0)
+    model = Tagger()
+    ids, mask = torch.randint(0, 1000, (3, 12)), torch.ones(3, 12, dtype=torch.bool)
+    expected = _flop_counter_macs(model, ids, mask)
+    assert expected == 3 * 12 * (32 * 32 + 32 * 5)
+    sized = archcalc.analyze(model, [(3, 12), (3, 12)], input_dtypes=["int64", torch.bool])
+    assert sized.totals.macs == expected and sized.input_dtypes == ("int64", "bool")
+    assert sized.to_dict()["input_shapes"] == [[3, 12], [3, 12]]
+    for device in ("meta", "cpu"):
+        assert archcalc.analyze(model, inputs=(ids, mask), device=device).totals.macs == expected
+        assert archcalc.analyze(model, inputs={"ids": ids, "mask": mask}, device=device).totals.macs == expected
+    assert archcalc.analyze(model, (3, 12), input_dtypes=["int64:1000"], device="cpu").totals.macs == expected
+    with pytest.raises(archcalc.ForwardError, match="--input-dtype int64"):
+        archcalc.analyze(model, (3, 12))  # floats into an embedding: the error says what to give
+
+
+def test_the_frame_csv_json_and_html_agree(tmp_path):
+    a = archcalc.analyze("cnnet")
+    frame = a.to_frame("flops")
+    from_csv = pd.read_csv(io.StringIO(a.to_csv(view="flops")))
+    assert list(frame.columns) == list(from_csv.columns)
+    assert frame["MACs"].sum() == from_csv["MACs"].sum() == a.totals.macs == 5_519_232
+    assert json.loads(a.to_json(tmp_path / "a.json"))["totals"]["macs"] == 5_519_232
+    assert json.loads((tmp_path / "a.json").read_text()) == a.to_dict()
+    html = a._repr_html_()
+    assert html.startswith('<div class="archcalc">') and "<table>" in html and "5,519,232" in html
+    assert "<svg" in html and "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing from outside
+    page = a.to_html(tmp_path / "a.html", view="params")
+    assert page.startswith("<!DOCTYPE html>") and (tmp_path / "a.html").read_text() == page
+
+
+def test_rich_show_and_summary(capsys):
+    from rich.console import Console
+
+    a = archcalc.summary("lenet5")
+    out = capsys.readouterr().out
+    assert "lenet5: summary" in out and "Params: 60,840" in out
+    buffer = io.StringIO()
+    Console(file=buffer, width=200).print(a)
+    assert "Params: 60,840" in buffer.getvalue()
+    cut = archcalc.analyze(Conv(), (1, 3, 8, 8), depth=1)
+    assert [r.name for r in cut.layers] == ["features", "mean", "head"]
+    assert sum(r.macs for r in cut.layers) == cut.totals.macs
+
+
+def test_bad_arguments_get_one_clear_error():
+    with pytest.raises(InputError, match="unknown convention"):
+        archcalc.analyze("cnnet", convention="mine")
+    with pytest.raises(InputError, match="give the input of MLP"):
+        archcalc.analyze(MLP())
+    with pytest.raises(InputError, match="positive integers"):
+        archcalc.analyze(MLP(), (8, 0))
+    with pytest.raises(InputError, match="must be an nn.Module"):
+        archcalc.analyze(42)
+    with pytest.raises(InputError, match="2 input sizes but 3 input dtypes|2 inputs but 3 input dtypes"):
+        archcalc.analyze(Tagger(), [(1, 4), (1, 4)], input_dtypes=["int64"] * 3)
+    with pytest.raises(InputError, match="forward takes x; archcalc was given 2 inputs"):
+        archcalc.analyze(MLP(), [(1, 784), (1, 784)])
+    with pytest.raises(InputError, match="unknown input dtype"):
+        archcalc.analyze(MLP(), (1, 784), input_dtypes=["float8"])
+
+
+def test_the_readme_python_example_prints_what_it_says(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("## In Python and in notebooks\n\n```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})
+    printed = [line for line in capsys.readouterr().out.splitlines() if line and line[0] in "0123456789("]
+    promised = [line.split("# ")[-1].strip() for line in block.splitlines() if line.startswith("print(")]
+    assert printed[:len(promised)] == promised
+    assert (tmp_path / "mlp.html").read_text().startswith("<!DOCTYPE html>")
