@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 from archcalc.errors import ArchcalcError, ForwardError, InputError
 
 __version__ = "0.1.0"
-__all__ = ["Analysis", "ArchcalcError", "ForwardError", "InputError", "LayerRecord", "Totals", "analyze", "summary",
-           "__version__"]
+__all__ = ["Analysis", "ArchcalcError", "ForwardError", "InputError", "LayerRecord", "Totals", "analyze", "check",
+           "compare", "memory", "reconcile", "summary", "time", "__version__"]
 
 if TYPE_CHECKING:
     from archcalc.analysis.records import Analysis, LayerRecord, Totals
-    from archcalc.api import analyze, summary
+    from archcalc.api import analyze, check, compare, memory, reconcile, summary, time
 
-_LAZY = {"analyze": "archcalc.api", "summary": "archcalc.api", "Analysis": "archcalc.analysis.records",
+_LAZY = {**dict.fromkeys(("analyze", "check", "compare", "memory", "reconcile", "summary", "time"), "archcalc.api"),
+         "Analysis": "archcalc.analysis.records",
          "LayerRecord": "archcalc.analysis.records", "Totals": "archcalc.analysis.records"}
 
 

@@ -21,7 +21,7 @@ from archcalc.errors import InputError
 if TYPE_CHECKING:  # (torch is imported when a function runs, not when archcalc is)
     from archcalc.analysis.records import Analysis
 
-__all__ = ["analyze", "summary"]
+__all__ = ["analyze", "check", "compare", "memory", "reconcile", "summary", "time"]
 
 Size = Sequence[int]
 
@@ -89,6 +89,72 @@ def summary(model: Any, input_size: Size | Sequence[Size] | None = None, **optio
     return result
 
 
+def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: str | None = None, batch: int = 1,
+            device: str = "auto", dtype: Any = "float32") -> list:
+    """Params, MACs, FLOPs and memory of several models (names, specs or nn.Modules), each against the
+    baseline (a name; default the first): ``archcalc compare``'s rows (analysis.compare.ComparedModel:
+    ``.model``, ``.values``, ``.difference``, ``.ratio``)."""
+    from archcalc.analysis.compare import compare as compared, totals_of
+
+    if len(models) < 1:
+        raise InputError("compare needs at least one model")
+    values: dict[str, dict[str, float]] = {}
+    for model in models:
+        result = analyze(model, input_size, batch=batch, device=device, dtype=dtype)
+        name, n = result.model, 2
+        while name in values:  # two modules of one class: vgg, vgg (2)
+            name, n = f"{result.model} ({n})", n + 1
+        values[name] = totals_of(result)
+    return compared(values, baseline or next(iter(values)))
+
+
+def time(models: str | Sequence[str], input_size: Size | None = None, *, batch: int = 1, device: str = "auto",
+         dtype: Any = "float32", warmup: int = 3, repeat: int = 20, min_time: float = 0.0, threads: int | None = None,
+         channels_last: bool = False, compile: bool = False) -> list:
+    """Measured forward-pass latency of registered models or FILE.py:NAME specs (``archcalc time``): one
+    timing.measure.Timing each (``.median_ms``, ``.iqr_ms``, ``.images_per_s``, ``.error`` when it failed)."""
+    from archcalc.timing.measure import Options, measure
+
+    names = [models] if isinstance(models, str) else list(models)
+    given, batch = _given(input_size, batch)
+    options = Options(warmup, repeat, min_time, threads, channels_last, compile)
+    return [measure(_entry(n, given), given, batch, device, _dtype_name(dtype), options) for n in names]
+
+
+def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimizer: str = "sgd",
+           dtype: Any = "float32", measure: str | None = None):
+    """Memory of one training step (``archcalc memory``): parameters, gradients, optimizer state and the
+    activations autograd keeps, per layer (training.memory.MemoryEstimate); with ``measure`` ("cpu" or
+    "cuda"), (estimate, the measured peak of a real step)."""
+    from archcalc.training.memory import estimate, measure_peak
+
+    given, batch = _given(input_size, batch)
+    entry = _entry(model, given)
+    result = estimate(entry, given, batch, optimizer, _dtype_name(dtype))
+    if measure is None:
+        return result
+    return result, measure_peak(entry, given, batch, optimizer, _dtype_name(dtype), measure)
+
+
+def reconcile(model: str, input_size: Size | None = None, *, batch: int = 1):
+    """Each counting convention's total beside fvcore's, torchinfo's, thop's, ptflops's and flop_counter's
+    own (``archcalc reconcile``): (Analysis, tool name -> reconcile.ToolTotal)."""
+    from archcalc.analysis.reconcile import reconcile as reconciled
+
+    given, batch = _given(input_size, batch)
+    return reconciled(_entry(model, given), given, batch)
+
+
+def check(files: Sequence[str] | None = None) -> list:
+    """Every number the papers print (tables/*.csv, or these files) recomputed (``archcalc check``): one
+    checking Verdict per row (``.passed``)."""
+    from pathlib import Path
+
+    from archcalc.checking.runner import check as checked
+
+    return checked([Path(f) for f in files] if files else None)
+
+
 # -- the pieces ---------------------------------------------------------------------------------
 
 def _named(name: str, sizes, inputs, input_dtypes, batch: int, device: str, dtype: str, args, backward: bool):
@@ -108,6 +174,24 @@ def _named(name: str, sizes, inputs, input_dtypes, batch: int, device: str, dtyp
     entry = lookup(name, given)
     return engine.analyse(entry, given, batch=sizes[0][0] if sizes else batch, device=device, dtype=dtype,
                           overrides=overrides, backward=backward, input_dtypes=input_dtypes)
+
+
+def _given(input_size, batch: int) -> tuple[tuple[int, ...] | None, int]:
+    """(size without the batch, batch) from a full shape, for the commands that take one input."""
+    if input_size is None:
+        return None, batch
+    shape = _sizes(input_size)
+    if len(shape) != 1:
+        raise InputError("this takes one input size (with the batch), e.g. (1, 3, 224, 224)")
+    return shape[0][1:], shape[0][0]
+
+
+def _entry(name: Any, given):
+    from archcalc.models.user import lookup
+
+    if not isinstance(name, str):
+        raise InputError(f"give a registered name or a FILE.py:NAME spec here, not {type(name).__name__}")
+    return lookup(name, given)
 
 
 def _sizes(input_size) -> list[tuple[int, ...]] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from archcalc.memory.training import estimate, measure_peak
+from archcalc.training.memory import estimate, measure_peak
 from archcalc.models.catalog import REGISTRY
 
 CONFIGS = [("cnnet", 256, "adam"), ("vgg_base", 64, "adam"), ("vgg_base", 512, "momentum"),

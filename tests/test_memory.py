@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from archcalc.errors import InputError
-from archcalc.memory.training import estimate, measure_peak
+from archcalc.training.memory import estimate, measure_peak
 from archcalc.models.catalog import REGISTRY
 from archcalc.models.registry import ModelEntry
 

@@ -45,6 +45,7 @@ class LayerRecord(NamedTuple):
     origin: str = ""  # an operation's public name as the model called it: torch.add, torch.nn.functional.relu
     inner: tuple = ()  # a layer's own torch calls, (origin, input shapes, output shapes), e.g. nn.ReLU's F.relu
     backward: object = None  # counting.Count of its gradients, when the backward pass was asked for
+    sources: tuple[int, ...] = ()  # the records whose tensors are its inputs (-1: the model's input), in order
 
     @property
     def counted(self) -> bool:
@@ -120,6 +121,12 @@ class Analysis:
     depth: int | None = None  # the rows shown (layers, the tables): the module tree cut here; None: every layer
     convention: str | None = None  # the tables add this convention's count as a column (tools.NAMES)
 
+    def __repr__(self) -> str:
+        t = self.totals
+        shapes = ", ".join("x".join(map(str, s)) for s in self.input_shapes or (self.input_shape,))
+        return (f"<Analysis {self.model}: {shapes} on {self.device}, {self.dtype}; params {t.params:,}, "
+                f"MACs {t.macs:,}, {len(self.records)} records>")
+
     def convention_total(self, name: str) -> int:
         return sum(self.by_convention.get(name, {}).values())
 
@@ -182,12 +189,33 @@ class Analysis:
     def _repr_html_(self) -> str:
         from archcalc.output.html import fragment
 
-        return fragment(self.report("summary"))
+        return fragment(self._drawn(self.report("summary")))
+
+    def graph(self, path: str | None = None, layout: str = "auto") -> str:
+        """The network drawn as SVG: a box per row, an arrow wherever a tensor flows; written to ``path``
+        as well when one is given (a .dot name writes graphviz's source instead)."""
+        from archcalc.output import graph
+        from archcalc.output.render import write_atomic
+
+        drawn = graph.of(self, self.depth)
+        text = graph.to_dot(drawn) if path is not None and str(path).endswith(".dot") else graph.svg(drawn, layout)
+        if path is not None:
+            write_atomic(str(path), text)
+        return text
+
+    def _drawn(self, report):
+        """The report with the network's drawing, for the HTML page."""
+        from dataclasses import replace as replaced
+
+        from archcalc.output.graph import drawing
+
+        return replaced(report, figures=(drawing(self, self.depth),))
 
     def _written(self, fmt: str, path: str | None, view: str) -> str:
         from archcalc.output.render import render, write_atomic
 
-        text = render(self.report(view), fmt)
+        report = self.report(view)
+        text = render(self._drawn(report) if fmt == "html" else report, fmt)
         if path is not None:
             write_atomic(str(path), text)
         return text

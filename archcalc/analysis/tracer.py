@@ -155,6 +155,7 @@ class Tracer(TorchFunctionMode):
         self._own_forwards: list[tuple[dict, object]] = []  # (__dict__, forward) of instances with their own
         self.failed_op: tuple | None = None  # (qualified name, op, input shapes, args, kwargs) of a failing op
         self.fields: dict[int, tuple] = {}  # id(tensor) -> (weak reference, receptive field)
+        self.producers: dict[int, tuple] = {}  # id(tensor) -> (weak reference, index of the record that made it)
         self.layer: _Frame | None = None  # the counted layer whose forward is running, if any
         self.quiet = False  # True while the mode is off the stack for that layer's forward
 
@@ -389,6 +390,7 @@ class Tracer(TorchFunctionMode):
 
     # -- receptive fields -----------------------------------------------------------------
     def watch_input(self, x: torch.Tensor) -> None:
+        self.producers[id(x)] = (weakref.ref(x), -1)
         if x.dim() >= 3:
             self._set_field(x, receptive.Field.of_input(x.dim() - 2))
 
@@ -411,8 +413,14 @@ class Tracer(TorchFunctionMode):
         when made) unless it is an input (an in-place result) or a view of one. ``params``: those the row
         may own; it owns each one it is the first to use (None, an absent bias, is skipped)."""
         _, index, name, call, depth, parent, _, _, inner = frame
+        producers, sources = self.producers, []
+        for t in inputs:  # which records made its inputs: the arrows of the network's drawing
+            entry = producers.get(id(t))
+            if entry is not None and entry[0]() is t:
+                sources.append(entry[1])
         elements = size = 0
         for t, shape in zip(outputs, shapes_out):
+            producers[id(t)] = (weakref.ref(t), index)
             base = t._base
             for i in inputs:
                 if t is i or (base is not None and (base is i or base is i._base)):
@@ -442,6 +450,7 @@ class Tracer(TorchFunctionMode):
         self.records[index] = _new_tuple(LayerRecord, (
             index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, total, trainable, param_bytes,
             count.macs, count.elementwise, elements, size, formulas, count.note, field, origin, tuple(inner), grad,
+            tuple(sources),
         ))
 
 

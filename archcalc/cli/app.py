@@ -98,7 +98,14 @@ def _register_view(view: str) -> None:
                 emit(analysis_report(failure.ran, "shapes", rows(failure.ran)), fmt, None)
             raise
         shown = rows(result, depth)
-        emit(analysis_report(result, view, shown, convention, count), fmt, output, force)
+        report = analysis_report(result, view, shown, convention, count)
+        if fmt == "html":  # the page shows the network drawn as well
+            from dataclasses import replace
+
+            from archcalc.output.graph import drawing
+
+            report = replace(report, figures=(drawing(result, depth),))
+        emit(report, fmt, output, force)
         if plot:
             from archcalc.output.plots import plot_layers
 
@@ -112,6 +119,49 @@ def _register_view(view: str) -> None:
 
 for _view in _VIEW_HELP:
     _register_view(_view)
+
+
+@app.command()
+def graph(
+    model: ModelName,
+    input: InputSizes = None,
+    batch: Batch = 1,
+    device: Device = "auto",
+    arg: Args = None,
+    depth: Depth = None,
+    input_dtype: InputDtype = None,
+    layout: Annotated[str, typer.Option("--layout", help="auto (graphviz's dot when installed, else archcalc's own layered layout), dot or python.")] = "auto",
+    format: Annotated[Optional[str], typer.Option("--format", "-f", help="svg (the drawing) or dot (graphviz's source); default: from the --output suffix, else svg.")] = None,
+    output: Output = None,
+    force: Force = False,
+) -> None:
+    """The network drawn: a box per layer with its output shape and MACs, an arrow wherever a tensor flows (skips, concatenations, attention)."""
+    from archcalc.cli.parsing import parse_inputs
+    from archcalc.models.arguments import parse
+    from archcalc.models.user import lookup
+    from archcalc.output import graph as drawn
+
+    fmt = format or ("dot" if output and output.endswith(".dot") else "svg")
+    if fmt not in ("svg", "dot"):
+        raise ArchcalcError(f"unknown format {fmt!r} for a graph; use svg or dot")
+    if layout not in drawn.LAYOUTS:
+        raise ArchcalcError(f"unknown --layout {layout!r}; use one of {', '.join(drawn.LAYOUTS)}")
+    size, overrides = parse_inputs(input), parse(arg or [])
+    entry = lookup(model, size)
+    from archcalc.analysis.engine import analyse
+
+    result = analyse(entry, size, batch=batch, device=device, overrides=overrides, input_dtypes=input_dtype)
+    picture = drawn.of(result, depth)
+    text = drawn.to_dot(picture) if fmt == "dot" else drawn.svg(picture, layout)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from archcalc.output.render import write_atomic
+
+    if os.path.exists(output) and not force:
+        raise ArchcalcError(f"{output} exists; add --force to replace it")
+    write_atomic(output, text)
+    _wrote(output)
 
 
 @app.command("time")
@@ -164,7 +214,7 @@ def memory(
 ) -> None:
     """Memory of one training step: parameters, gradients, optimizer state, activations kept for backward."""
     fmt, size, (entry,) = _models(format, output, input, [model])
-    from archcalc.memory.training import estimate, measure_peak
+    from archcalc.training.memory import estimate, measure_peak
     from archcalc.output.memory_report import memory_report
 
     result = estimate(entry, size, batch, optimizer, dtype)

@@ -1,7 +1,8 @@
 """A Report as HTML: a self-contained fragment (Jupyter's _repr_html_) or page (--format html), with no
 script, font or style sheet from outside, so that it opens offline: the table with the arithmetic,
-the footer (totals, conventions, notes), and a chart of each layer's MACs and parameters drawn inline
-as SVG bars (a bar's length is its share of the largest; its number is printed beside it).
+the footer (totals, conventions, notes), a chart of each layer's MACs and parameters drawn inline
+as SVG bars (a bar's length is its share of the largest; its number is printed beside it), and the
+report's figures (the network's drawing, output/graph.py).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def fragment(report: Report) -> str:
     return (f'<div class="archcalc"><style>{_STYLE}</style>'
             f"<table><caption>{escape(report.title)}</caption><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>"
-            + (f"<ul>{footer}</ul>" if footer else "") + chart(report) + "</div>")
+            + (f"<ul>{footer}</ul>" if footer else "") + chart(report)
+            + "".join(f'<div class="figure">{figure}</div>' for figure in report.figures) + "</div>")
 
 
 def page(report: Report) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from archcalc.formulas.numbers import human_bytes
-from archcalc.memory.training import MemoryEstimate
+from archcalc.training.memory import MemoryEstimate
 from archcalc.output.report import INT, Column, Report
 
 _COLUMNS = (Column("name", "Layer"), Column("type", "Type"), Column("saved_tensors", "Saved tensors", INT),

@@ -23,3 +23,4 @@ class Report:
     rows: tuple[Mapping[str, Any], ...]
     footer: tuple[str, ...] = ()
     data: Mapping[str, Any] = field(default_factory=dict)
+    figures: tuple[str, ...] = ()  # SVG drawings that only the HTML page shows (the network's graph)

@@ -159,7 +159,7 @@ def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, opti
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("CUDA is not available on this machine; measure with --measure on cpu")
-    command = [sys.executable, "-m", "archcalc.memory.probe", entry.name, str(batch), optimizer, dtype, device]
+    command = [sys.executable, "-m", "archcalc.training.probe", entry.name, str(batch), optimizer, dtype, device]
     if size:
         command.append("x".join(map(str, size)))
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)

@@ -1,6 +1,6 @@
 """Measure the peak memory of one real training step, in a fresh process.
 
-    python -m archcalc.memory.probe MODEL BATCH OPTIMIZER DTYPE DEVICE [CxHxW]
+    python -m archcalc.training.probe MODEL BATCH OPTIMIZER DTYPE DEVICE [CxHxW]
 
 Prints one JSON object: {"peak_bytes", "method"}. On CUDA the peak is
 torch.cuda.max_memory_allocated over the step. On CPU it is the growth of the process's peak
