@@ -17,13 +17,13 @@ from archcalc.errors import ArchcalcError, ForwardError, InputError
 
 __version__ = "0.1.0"
 __all__ = ["Analysis", "ArchcalcError", "ForwardError", "InputError", "LayerRecord", "Totals", "analyze", "check",
-           "compare", "memory", "reconcile", "summary", "time", "__version__"]
+           "compare", "memory", "reconcile", "rf", "summary", "time", "__version__"]
 
 if TYPE_CHECKING:
     from archcalc.analysis.records import Analysis, LayerRecord, Totals
-    from archcalc.api import analyze, check, compare, memory, reconcile, summary, time
+    from archcalc.api import analyze, check, compare, memory, reconcile, rf, summary, time
 
-_LAZY = {**dict.fromkeys(("analyze", "check", "compare", "memory", "reconcile", "summary", "time"), "archcalc.api"),
+_LAZY = {**dict.fromkeys(("analyze", "check", "compare", "memory", "reconcile", "rf", "summary", "time"), "archcalc.api"),
          "Analysis": "archcalc.analysis.records",
          "LayerRecord": "archcalc.analysis.records", "Totals": "archcalc.analysis.records"}
 

@@ -21,7 +21,7 @@ from archcalc.errors import InputError
 if TYPE_CHECKING:  # (torch is imported when a function runs, not when archcalc is)
     from archcalc.analysis.records import Analysis
 
-__all__ = ["analyze", "check", "compare", "memory", "reconcile", "summary", "time"]
+__all__ = ["analyze", "check", "compare", "memory", "reconcile", "rf", "summary", "time"]
 
 Size = Sequence[int]
 
@@ -89,11 +89,19 @@ def summary(model: Any, input_size: Size | Sequence[Size] | None = None, **optio
     return result
 
 
+def rf(model: Any, input_size: Size | Sequence[Size] | None = None, **options: Any) -> dict:
+    """The receptive field of every row (``archcalc rf``): label -> receptive.Field (``.size`` in input
+    pixels, ``.jump``, ``.centre``; ``.whole`` where the whole input is seen), None where it is not
+    defined; ``analyze``'s options."""
+    return {r.label: r.receptive for r in analyze(model, input_size, **options).layers}
+
+
 def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: str | None = None, batch: int = 1,
-            device: str = "auto", dtype: Any = "float32") -> list:
+            device: str = "auto", dtype: Any = "float32", timed: bool = False) -> list:
     """Params, MACs, FLOPs and memory of several models (names, specs or nn.Modules), each against the
     baseline (a name; default the first): ``archcalc compare``'s rows (analysis.compare.ComparedModel:
-    ``.model``, ``.values``, ``.difference``, ``.ratio``)."""
+    ``.model``, ``.values``, ``.difference``, ``.ratio``). ``timed``: the forward latency as well
+    (``latency_ms``, measured on ``device``, the CPU for meta and auto; names and specs only)."""
     from archcalc.analysis.compare import compare as compared, totals_of
 
     if len(models) < 1:
@@ -105,6 +113,12 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
         while name in values:  # two modules of one class: vgg, vgg (2)
             name, n = f"{result.model} ({n})", n + 1
         values[name] = totals_of(result)
+    if timed:
+        on = "cpu" if device in ("meta", "auto") else device
+        for name, timing in zip(values, time(list(models), input_size, batch=batch, device=on, dtype=dtype)):
+            if timing.error:
+                raise InputError(f"{name}: {timing.error}")
+            values[name]["latency_ms"] = timing.median_ms
     return compared(values, baseline or next(iter(values)))
 
 
@@ -164,16 +178,20 @@ def _named(name: str, sizes, inputs, input_dtypes, batch: int, device: str, dtyp
     from archcalc.models.user import lookup
 
     overrides = dict(args or {})
-    if inputs is not None or (sizes is not None and len(sizes) > 1):
-        entry = lookup(name, sizes[0][1:] if sizes else None)
-        given = Inputs.of_example(inputs) if inputs is not None else _specs(sizes, input_dtypes)
+    if inputs is not None:
+        given = Inputs.of_example(inputs)
+        entry = lookup(name, [shape[1:] for shape in given.shapes])
         torch_dtype = engine.resolve_dtype(dtype)
         return engine.placed(lambda d: engine.build_noted(entry, d, torch_dtype, overrides), entry.name, given, device,
                              torch_dtype, backward=backward)
-    given = sizes[0][1:] if sizes else None
-    entry = lookup(name, given)
-    return engine.analyse(entry, given, batch=sizes[0][0] if sizes else batch, device=device, dtype=dtype,
-                          overrides=overrides, backward=backward, input_dtypes=input_dtypes)
+    size = None
+    if sizes is not None:
+        if len({s[0] for s in sizes}) > 1:
+            raise InputError(f"the input sizes have different batches ({', '.join(str(s[0]) for s in sizes)}): give one")
+        batch = sizes[0][0]
+        size = sizes[0][1:] if len(sizes) == 1 else [s[1:] for s in sizes]
+    return engine.analyse(lookup(name, size), size, batch=batch, device=device, dtype=dtype, overrides=overrides,
+                          backward=backward, input_dtypes=input_dtypes)
 
 
 def _given(input_size, batch: int) -> tuple[tuple[int, ...] | None, int]:

@@ -241,3 +241,6 @@ def test_one_function_per_command_returns_what_the_command_renders(cli):
     assert not timing.error and len(timing.times_ms) >= 2 and timing.median_ms > 0
     with pytest.raises(InputError, match="registered name or a FILE.py:NAME"):
         archcalc.memory(MLP())
+    fields = archcalc.rf("vgg_dense")
+    rows = cli("rf", "vgg_dense", "-f", "json").json()["layers"]
+    assert fields["conv2_2"].size == (14, 14) == tuple(next(r for r in rows if r["name"] == "conv2_2")["receptive_field"]["size"])

@@ -118,3 +118,12 @@ def test_a_model_with_two_inputs_draws_both_into_its_merge():
     g = graph.of(archcalc.analyze(Two(), [(1, 4), (1, 4)]))
     assert _merges(g) == {"add (add)": ["a (Linear)", "b (Linear)"]}
     assert [n.key for n in g.nodes if g.into(n.key) == [INPUT]] == [0, 1]
+
+
+@pytest.mark.parametrize("command", [("compare", "vgg_base", "vgg_dense"), ("check",), ("outsize", "7", "3"),
+                                     ("bottleneck", "480", "16", "48"), ("memory", "cnnet"), ("models",),
+                                     ("reconcile", "cnnet"), ("roofline", "cnnet")])
+def test_every_report_has_an_html_page(cli, command):
+    run = cli(*command, "-f", "html")
+    assert run.code == 0 and run.out.startswith("<!DOCTYPE html>") and run.out.count("<tr>") >= 2
+    assert "<script" not in run.out

@@ -74,7 +74,6 @@ def _register_view(view: str) -> None:
                 input_dtype: InputDtype = None) -> None:
         from archcalc.cli.parsing import parse_inputs
         from archcalc.models.arguments import parse
-        from archcalc.models.user import lookup
 
         fmt = choose_format(format, output)
         if count is not None and count not in ("mults", "adds", "both"):
@@ -83,14 +82,13 @@ def _register_view(view: str) -> None:
             raise ArchcalcError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
         if pass_ not in ("forward", "backward", "train"):
             raise ArchcalcError(f"unknown --pass {pass_!r}; use forward, backward or train")
-        size, overrides = parse_inputs(input), parse(arg or [])
-        entry = lookup(model, size)
-        from archcalc.analysis.engine import analyse
+        sizes, overrides = _full_sizes(parse_inputs(input), batch), parse(arg or [])
         from archcalc.analysis.views import for_pass, rows
+        from archcalc.api import analyze
         from archcalc.output.analysis_report import analysis_report
 
         try:
-            result = analyse(entry, size, batch=batch, device=device, dtype=dtype, overrides=overrides,
+            result = analyze(model, sizes, batch=batch, device=device, dtype=dtype, args=overrides,
                              backward=pass_ != "forward", input_dtypes=input_dtype)
             result = for_pass(result, pass_)
         except ForwardError as failure:  # show every layer that ran, then the one-line diagnosis
@@ -138,7 +136,6 @@ def graph(
     """The network drawn: a box per layer with its output shape and MACs, an arrow wherever a tensor flows (skips, concatenations, attention)."""
     from archcalc.cli.parsing import parse_inputs
     from archcalc.models.arguments import parse
-    from archcalc.models.user import lookup
     from archcalc.output import graph as drawn
 
     fmt = format or ("dot" if output and output.endswith(".dot") else "svg")
@@ -146,11 +143,10 @@ def graph(
         raise ArchcalcError(f"unknown format {fmt!r} for a graph; use svg or dot")
     if layout not in drawn.LAYOUTS:
         raise ArchcalcError(f"unknown --layout {layout!r}; use one of {', '.join(drawn.LAYOUTS)}")
-    size, overrides = parse_inputs(input), parse(arg or [])
-    entry = lookup(model, size)
-    from archcalc.analysis.engine import analyse
+    from archcalc.api import analyze
 
-    result = analyse(entry, size, batch=batch, device=device, overrides=overrides, input_dtypes=input_dtype)
+    result = analyze(model, _full_sizes(parse_inputs(input), batch), batch=batch, device=device,
+                     args=parse(arg or []), input_dtypes=input_dtype)
     picture = drawn.of(result, depth)
     text = drawn.to_dot(picture) if fmt == "dot" else drawn.svg(picture, layout)
     if output is None:
@@ -308,18 +304,11 @@ def compare(
 ) -> None:
     """Params, MACs, FLOPs and memory of several models, each against a baseline: `compare vgg_base vgg_skip vgg_dense vgg_ca`."""
     fmt, size, entries = _models(format, output, input, models)
-    from archcalc.analysis.compare import compare as compare_values, totals_of
-    from archcalc.analysis.engine import analyse
+    from archcalc.api import compare as compared
     from archcalc.output.compare_report import compare_report
 
-    values = {e.name: totals_of(analyse(e, size, batch=batch, device=device, dtype=dtype)) for e in entries}
-    if time:
-        from archcalc.timing.measure import measure_entries
-
-        timed_on = "cpu" if device in ("meta", "auto") else device
-        for e, result in zip(entries, measure_entries(entries, size, batch, timed_on, dtype)):
-            values[e.name]["latency_ms"] = result.median_ms
-    rows = compare_values(values, baseline or entries[0].name)
+    rows = compared(models, _full_sizes(size, batch), baseline=baseline, batch=batch, device=device, dtype=dtype,
+                    timed=time)
     shape = "x".join(map(str, size)) if size else "each model's default"
     context = f"input {shape}, batch {batch}, {device}, {dtype}"
     emit(compare_report(rows, baseline or entries[0].name, context), fmt, output, force)
@@ -410,6 +399,13 @@ def report(
 
     paths = write(Path(out))
     print(f"wrote {len(paths)} files to {out}/", file=sys.stderr)
+
+
+def _full_sizes(given, batch: int):
+    """The command line's sizes (without the batch) as the Python API takes them: (N, ...) each."""
+    if given is None:
+        return None
+    return (batch, *given) if given and isinstance(given[0], int) else [(batch, *g) for g in given]
 
 
 def _wrote(path) -> None:
