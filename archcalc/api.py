@@ -63,6 +63,9 @@ def analyze(model: Any, input_size: Size | Sequence[Size] | None = None, *, inpu
     if isinstance(model, str):
         result = _named(model, sizes, inputs, input_dtypes, batch, device, dtype_name, args, backward)
     elif _is_module(model):
+        from archcalc.models.user import traceable
+
+        model = traceable(model, type(model).__name__)  # torch.compile's wrapper -> its module; TorchScript refused
         if args:
             raise InputError("args are a registered model's builder arguments; build your module with them instead")
         if inputs is not None:

@@ -244,3 +244,10 @@ def test_one_function_per_command_returns_what_the_command_renders(cli):
     fields = archcalc.rf("vgg_dense")
     rows = cli("rf", "vgg_dense", "-f", "json").json()["layers"]
     assert fields["conv2_2"].size == (14, 14) == tuple(next(r for r in rows if r["name"] == "conv2_2")["receptive_field"]["size"])
+
+
+def test_compiled_and_scripted_modules():
+    compiled = torch.compile(MLP())
+    assert archcalc.analyze(compiled, (1, 784)).totals.macs == 784 * 256 + 256 * 10
+    with pytest.raises(InputError, match="TorchScript module"):
+        archcalc.analyze(torch.jit.script(MLP()), (1, 784))

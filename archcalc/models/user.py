@@ -92,10 +92,10 @@ def construct(spec: str, kwargs: dict[str, Any]):
         raise InputError(f"{_where(error, file)}: constructing {spec} failed: {_describe(error)}") from None
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
-    return _traceable(model, spec)
+    return traceable(model, spec)
 
 
-def _traceable(model, spec: str):
+def traceable(model, spec: str):
     """The Python module archcalc can trace: torch.compile's wrapper gives its original; a TorchScript
     module (torch.jit.script or torch.jit.trace), whose forward runs in the TorchScript interpreter
     where no layer can be seen, is refused rather than counted as nothing."""
