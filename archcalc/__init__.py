@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from archcalc.analysis.records import Analysis, LayerRecord, Totals
     from archcalc.api import analyze, check, compare, memory, reconcile, rf, summary, time
 
-_LAZY = {**dict.fromkeys(("analyze", "check", "compare", "memory", "reconcile", "rf", "summary", "time"), "archcalc.api"),
+_FUNCTIONS = ("analyze", "check", "compare", "memory", "reconcile", "rf", "summary", "time")
+_LAZY = {**dict.fromkeys(_FUNCTIONS, "archcalc.api"),
          "Analysis": "archcalc.analysis.records",
          "LayerRecord": "archcalc.analysis.records", "Totals": "archcalc.analysis.records"}
 

@@ -127,26 +127,35 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
 
 def time(models: str | Sequence[str], input_size: Size | None = None, *, batch: int = 1, device: str = "auto",
          dtype: Any = "float32", warmup: int = 3, repeat: int = 20, min_time: float = 0.0, threads: int | None = None,
-         channels_last: bool = False, compile: bool = False) -> list:
-    """Measured forward-pass latency of registered models or FILE.py:NAME specs (``archcalc time``): one
-    timing.measure.Timing each (``.median_ms``, ``.iqr_ms``, ``.images_per_s``, ``.error`` when it failed)."""
+         channels_last: bool = False, compile: bool = False, training: bool = False, optimizer: str = "sgd") -> list:
+    """Measured forward-pass latency of registered models or FILE.py:NAME specs (``archcalc time``), or
+    with ``training`` that of a whole training step: one timing.measure.Timing each (``.median_ms``,
+    ``.iqr_ms``, ``.images_per_s``, ``.error`` when it failed); timing.measure.run_estimate turns a step
+    into the time of a run."""
     from archcalc.timing.measure import Options, measure
 
     names = [models] if isinstance(models, str) else list(models)
     given, batch = _given(input_size, batch)
-    options = Options(warmup, repeat, min_time, threads, channels_last, compile)
+    options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer)
     return [measure(_entry(n, given), given, batch, device, _dtype_name(dtype), options) for n in names]
 
 
 def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimizer: str = "sgd",
-           dtype: Any = "float32", measure: str | None = None):
+           dtype: Any = "float32", measure: str | None = None, fit: str | int | None = None):
     """Memory of one training step (``archcalc memory``): parameters, gradients, optimizer state and the
     activations autograd keeps, per layer (training.memory.MemoryEstimate); with ``measure`` ("cpu" or
-    "cuda"), (estimate, the measured peak of a real step)."""
+    "cuda"), (estimate, the measured peak of a real step); with ``fit`` (bytes, or "16GiB"), the largest
+    batch whose predicted step fits (training.fit.Fit: ``.batch``, ``.text()``)."""
     from archcalc.training.memory import estimate, measure_peak
 
     given, batch = _given(input_size, batch)
     entry = _entry(model, given)
+    if fit is not None:
+        from archcalc.training.fit import largest_batch, parse_budget
+
+        budget = fit if isinstance(fit, int) and not isinstance(fit, bool) else parse_budget(str(fit))
+        return largest_batch(entry.name, lambda b: estimate(entry, given, b, optimizer, _dtype_name(dtype)).total_bytes,
+                             budget)
     result = estimate(entry, given, batch, optimizer, _dtype_name(dtype))
     if measure is None:
         return result
@@ -190,7 +199,8 @@ def _named(name: str, sizes, inputs, input_dtypes, batch: int, device: str, dtyp
     size = None
     if sizes is not None:
         if len({s[0] for s in sizes}) > 1:
-            raise InputError(f"the input sizes have different batches ({', '.join(str(s[0]) for s in sizes)}): give one")
+            batches = ", ".join(str(s[0]) for s in sizes)
+            raise InputError(f"the input sizes have different batches ({batches}): give one")
         batch = sizes[0][0]
         size = sizes[0][1:] if len(sizes) == 1 else [s[1:] for s in sizes]
     return engine.analyse(lookup(name, size), size, batch=batch, device=device, dtype=dtype, overrides=overrides,

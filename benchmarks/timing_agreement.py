@@ -1,9 +1,10 @@
 """Does archcalc's timing loop agree with torch.utils.benchmark? Measured in one run.
 
-    python benchmarks/timing_agreement.py [--device cpu|cuda]
+    python benchmarks/timing_agreement.py [--device cpu|cuda] [--training]
 
 For a few models, prints archcalc's median and torch.utils.benchmark's median (blocked_autorange)
-on the same model object and input, and their ratio (1.00 = agreement).
+on the same model object and input, and their ratio (1.00 = agreement); with --training, of the
+same training step (archcalc.timing.measure.training_step: zero_grad, forward, loss, backward, SGD step).
 """
 
 from __future__ import annotations
@@ -15,22 +16,29 @@ import torch.utils.benchmark as benchmark
 
 from archcalc.analysis.engine import build
 from archcalc.models.catalog import REGISTRY
-from archcalc.timing.measure import Options, _timed_runs
+from archcalc.timing.measure import Options, _timed_runs, optimizer_for, training_step
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
-    device = torch.device(parser.parse_args().device)
-    print(f"{'model':12s} {'archcalc ms':>12s} {'torch ms':>10s} {'ratio':>6s}")
-    for name, batch in (("cnnet", 8), ("vgg_base", 8), ("resnet18", 1), ("densenet121", 1)):
+    parser.add_argument("--training", action="store_true")
+    options = parser.parse_args()
+    device = torch.device(options.device)
+    what = "training step" if options.training else "forward"
+    print(f"{'model':12s} {'archcalc ms':>12s} {'torch ms':>10s} {'ratio':>6s}   ({what})")
+    for name, batch in (("cnnet", 8), ("vgg_base", 8), ("resnet18", 2), ("densenet121", 2)):
         entry = REGISTRY.get(name)
         model = build(entry, device, torch.float32)
         x = torch.randn(batch, *entry.default_input, device=device)
-        times = sorted(_timed_runs(model, x, device, Options(warmup=5, repeat=30), lambda: None))
+        if options.training:
+            run = training_step(model.train(), x, optimizer_for(model.parameters(), "sgd"))
+        else:
+            run = lambda: model(x)  # noqa: E731
+        times = sorted(_timed_runs(run, device, Options(warmup=5, repeat=30), lambda: None, grad=options.training))
         ours = times[len(times) // 2]
-        with torch.inference_mode():
-            timer = benchmark.Timer("model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
+        with torch.inference_mode(not options.training):
+            timer = benchmark.Timer("run()", globals={"run": run}, num_threads=torch.get_num_threads())
             theirs = timer.blocked_autorange(min_run_time=2.0).median * 1000
         print(f"{name:12s} {ours:12.3f} {theirs:10.3f} {ours / theirs:6.2f}")
 

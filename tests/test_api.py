@@ -173,7 +173,7 @@ def test_the_frame_csv_json_and_html_agree(tmp_path):
     assert json.loads((tmp_path / "a.json").read_text()) == a.to_dict()
     html = a._repr_html_()
     assert html.startswith('<div class="archcalc">') and "<table>" in html and "5,519,232" in html
-    assert "<svg" in html and "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing from outside
+    assert "<svg" in html and "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # all inline
     page = a.to_html(tmp_path / "a.html", view="params")
     assert page.startswith("<!DOCTYPE html>") and (tmp_path / "a.html").read_text() == page
 
@@ -231,6 +231,8 @@ def test_one_function_per_command_returns_what_the_command_renders(cli):
         (d["model"], d["macs"], d["ratio"]["params"]) for d in data]
     twins = archcalc.compare([MLP(), MLP()], (1, 784))
     assert [r.model for r in twins] == ["MLP", "MLP (2)"] and twins[1].ratio["macs"] == 1.0
+    fitted = cli("memory", "cnnet", "--fit", "64MiB", "-f", "json").json()["batch"]
+    assert archcalc.memory("cnnet", fit="64MiB").batch == fitted == archcalc.memory("cnnet", fit=64 * 2**20).batch
     estimate = archcalc.memory("cnnet", (8, 3, 32, 32))
     assert estimate.total_bytes == cli("memory", "cnnet", "--batch", "8", "-f", "json").json()["totals"]["total_bytes"]
     analysis, tools = archcalc.reconcile("cnnet")
@@ -243,7 +245,8 @@ def test_one_function_per_command_returns_what_the_command_renders(cli):
         archcalc.memory(MLP())
     fields = archcalc.rf("vgg_dense")
     rows = cli("rf", "vgg_dense", "-f", "json").json()["layers"]
-    assert fields["conv2_2"].size == (14, 14) == tuple(next(r for r in rows if r["name"] == "conv2_2")["receptive_field"]["size"])
+    shown = next(r for r in rows if r["name"] == "conv2_2")["receptive_field"]["size"]
+    assert fields["conv2_2"].size == (14, 14) == tuple(shown)
 
 
 def test_compiled_and_scripted_modules():

@@ -94,3 +94,47 @@ def test_min_time_keeps_timing():
     t = measure(REGISTRY.get("cnnet"), None, 1, "cpu", "float32", Options(warmup=0, repeat=1, min_time=0.2))
     # the loop ran for 0.2 s; most of it inside the timed calls (a loop stopping early would fail)
     assert t.runs > 1 and sum(t.times_ms) >= 100
+
+
+def test_a_training_step_is_timed_with_the_training_flops():
+    from archcalc.analysis.engine import analyse
+
+    t = measure(REGISTRY.get("cnnet"), None, 4, "cpu", "float32",
+                Options(warmup=1, repeat=3, training=True, optimizer="adam"))
+    a = analyse(REGISTRY.get("cnnet"), batch=4, backward=True)
+    assert not t.error and t.runs == 3
+    assert t.flops == 2 * (a.totals.macs + a.totals.backward_macs) == 2 * 4 * (5_519_232 + 10_260_864)
+    from archcalc.timing.measure import Timing, run_estimate
+
+    seconds, text = run_estimate(Timing("vgg_base", "cpu", "float32", 100, (100, 3, 32, 32), (40.0, 50.0, 60.0)),
+                                 50_000, 20)
+    assert seconds == 500 * 20 * 0.050 == 500.0
+    assert text == "vgg_base: ceil(50,000 / 100) = 500 steps an epoch x 20 epochs x 50.00 ms = 8.3 min (500 s)"
+
+
+def test_the_training_step_leaves_the_weights_changed_and_the_forward_untouched():
+    from archcalc.analysis.engine import build
+    from archcalc.timing.measure import optimizer_for, training_step
+
+    model = build(REGISTRY.get("cnnet"), torch.device("cpu"), torch.float32).train()
+    before = model.fc1.weight.detach().clone()
+    training_step(model, torch.randn(2, 3, 32, 32), optimizer_for(model.parameters(), "momentum"))()
+    assert not torch.equal(before, model.fc1.weight) and model.fc1.weight.grad is not None
+
+
+def test_time_training_on_the_command_line(cli):
+    data = cli("time", "cnnet", "--training", "--batch", "4", "--warmup", "0", "--repeat", "2",
+               "--samples", "1000", "--epochs", "3", "-f", "json").json()
+    (row,) = data["results"]
+    assert data["step"] == "training" and row["runs"] == 2
+    assert row["run_estimate_s"] == pytest.approx(250 * 3 * row["median_ms"] / 1000)
+    table = cli("time", "cnnet", "--training", "--repeat", "2", "--warmup", "0", "--batch", "4",
+                "--samples", "1000", "--epochs", "3").out
+    assert "Training-step time" in table
+    assert "Run estimate: cnnet: ceil(1,000 / 4) = 250 steps an epoch x 3 epochs" in table
+    for extra, message in ((("--samples", "10"), "give both --samples and --epochs"),
+                           (("--samples", "10", "--epochs", "2"), "add --training"),
+                           (("--optimizer", "adam"), "add --training"),
+                           (("--training", "--optimizer", "lbfgs"), "unknown optimizer 'lbfgs'")):
+        run = cli("time", "cnnet", "--repeat", "1", *extra)
+        assert run.code == 1 and message in run.err, extra

@@ -234,3 +234,20 @@ def test_a_trace_leaves_the_model_and_torch_as_it_found_them():
     assert torch._C._len_torch_function_stack() == 0 and torch._C._is_torch_function_enabled()
     assert analyse_module(net, "tiny", (1, 3, 8, 8), META, F32).totals.macs == run(Tiny, (1, 3, 8, 8)).totals.macs
 
+
+
+@pytest.mark.parametrize("name", ["vgg_ca", "resnet50", "vit_b_32", "googlenet"])
+def test_without_pytorchs_private_stack_functions_the_counts_are_the_same(name, monkeypatch):
+    """A PyTorch without torch._C._push_on_torch_function_stack (and friends): the public path."""
+    import itertools
+
+    from archcalc.analysis import tracer
+
+    fast = analyse(REGISTRY.get(name))
+    monkeypatch.setattr(tracer, "_stack_depth", itertools.count().__next__)
+    monkeypatch.setattr(tracer, "_pop_mode", None)
+    monkeypatch.setattr(tracer, "_push_mode", None)
+    slow = analyse(REGISTRY.get(name))
+    assert [(r.name, r.macs, r.params, r.elementwise, r.output_shapes) for r in slow.records] == [
+        (r.name, r.macs, r.params, r.elementwise, r.output_shapes) for r in fast.records]
+    assert slow.totals == fast.totals

@@ -75,3 +75,42 @@ def test_estimate_against_cuda_peak():
     e = estimate(entry, None, 16, "sgd")
     measured = measure_peak(entry, None, 16, "sgd", "float32", "cuda")["peak_bytes"]
     assert 0.7 < measured / (e.total_bytes - e.params_bytes - e.input_bytes) < 1.3
+
+
+def test_the_budget_is_read_in_binary_and_decimal_units():
+    from archcalc.training.fit import parse_budget
+
+    assert parse_budget("16GiB") == 16 * 2**30 == parse_budget("16 g") and parse_budget("24GB") == 24 * 10**9
+    assert parse_budget("1.5TiB") == 3 * 2**39 and parse_budget("512MiB") == 2**29
+    for bad in ("lots", "16 parsecs", "0MiB"):
+        with pytest.raises(InputError):
+            parse_budget(bad)
+
+
+def test_the_largest_batch_is_exact_for_any_growth():
+    from archcalc.training.fit import largest_batch
+
+    linear = largest_batch("m", lambda b: 1000 + 37 * b, 10_000)
+    assert linear.batch == (10_000 - 1000) // 37 == 243 and 1000 + 37 * 244 > 10_000
+    assert len(linear.tried) <= 4  # extrapolated from batches 1 and 2, then confirmed
+    stepped = largest_batch("m", lambda b: 500 + 10 * b + (2_000 if b > 100 else 0) + b * b // 10, 6_000)
+    total = lambda b: 500 + 10 * b + (2_000 if b > 100 else 0) + b * b // 10  # noqa: E731
+    assert total(stepped.batch) <= 6_000 < total(stepped.batch + 1)
+    assert largest_batch("m", lambda b: 100 * b, 50).batch == 0
+
+
+def test_fit_on_the_command_line_agrees_with_the_estimate(cli):
+    data = cli("memory", "cnnet", "--fit", "64MiB", "--optimizer", "adam", "-f", "json").json()
+    batch = data["batch"]
+    assert batch > 1 and data["budget_bytes"] == 64 * 2**20
+    fits = estimate(REGISTRY.get("cnnet"), None, batch, "adam").total_bytes
+    over = estimate(REGISTRY.get("cnnet"), None, batch + 1, "adam").total_bytes
+    assert fits <= 64 * 2**20 < over
+    assert f"largest batch that fits in 64.00 MiB: {batch:,}" in data["text"]
+    for extra, message in ((("--fit", "lots"), "is not a memory size"),
+                           (("--fit", "1GiB", "--measure", "cpu"), "--fit answers from the estimate")):
+        run = cli("memory", "cnnet", *extra)
+        assert run.code == 1 and message in run.err
+    if not torch.cuda.is_available():
+        run = cli("memory", "cnnet", "--fit", "device")
+        assert run.code == 1 and "--fit device needs a GPU" in run.err

@@ -66,8 +66,9 @@ def input_shape(entry_default: Sequence[int], given: Sequence[int] | None, batch
             size = size[:1] + given * 2
         elif shorthand:
             shown = "x".join(map(str, size))
+            square = " (CxHxW), HxW or one number for a square" if len(size) == 3 else ""
             raise InputError(f"--input {'x'.join(map(str, given))} does not fit this model's input {shown}; give "
-                             f"{len(size)} sizes" + (" (CxHxW), HxW or one number for a square" if len(size) == 3 else ""))
+                             f"{len(size)} sizes{square}")
         else:
             size = given
     if not size:
@@ -407,7 +408,8 @@ def _totals(tracer: Tracer, records: tuple[LayerRecord, ...]) -> Totals:
 
 def _backward_totals(records: tuple[LayerRecord, ...]) -> dict[str, int]:
     grads = [r.backward for r in records if r.backward is not None]
-    return {"backward_macs": sum(g.macs or 0 for g in grads), "backward_elementwise": sum(g.elementwise or 0 for g in grads)}
+    return {"backward_macs": sum(g.macs or 0 for g in grads),
+            "backward_elementwise": sum(g.elementwise or 0 for g in grads)}
 
 
 # (Summed with map over the records: a column's sum without a Python step per row.)

@@ -15,6 +15,7 @@ is wrapped. benchmarks/speed.py measures the result against a bare meta forward 
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections import Counter
 from collections.abc import Mapping
@@ -38,8 +39,16 @@ from archcalc.formulas.params import tensor_params
 # The hooks' own tensor queries (shape, numel, element_size) are not operations of the model:
 # switching torch-function handling off around them saves the mode thousands of calls.
 _NO_TORCH_FUNCTION = torch._C.DisableTorchFunction
-_stack_depth, _pop_mode, _push_mode = (torch._C._len_torch_function_stack, torch._C._pop_torch_function_stack,
-                                       torch._C._push_on_torch_function_stack)
+# A counted layer's forward runs with the mode stepped off PyTorch's torch-function stack (its inner
+# calls are not the model's operations, and stepping aside saves their cost). Those are private
+# functions: a PyTorch without them gets the public path, where the mode stays on the stack and a
+# layer's inner calls are kept as what it called (Tracer.layer), slower and with the same counts.
+_stack = [getattr(torch._C, name, None) for name in
+          ("_len_torch_function_stack", "_pop_torch_function_stack", "_push_on_torch_function_stack")]
+if all(_stack):
+    _stack_depth, _pop_mode, _push_mode = _stack
+else:  # each answer differs from the last, so the depth never matches and the mode never steps aside
+    _stack_depth, _pop_mode, _push_mode = itertools.count().__next__, None, None
 
 
 def layer_names(model: nn.Module) -> dict[int, str]:

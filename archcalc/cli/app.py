@@ -173,25 +173,38 @@ def time_command(
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (torch.set_num_threads).")] = None,
     channels_last: Annotated[bool, typer.Option("--channels-last", help="Model and input in channels-last memory format.")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model first (where it works).")] = False,
+    training: Annotated[bool, typer.Option("--training", help="Time a whole training step: zero_grad, forward, loss, backward, optimizer step.")] = False,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="The training step's optimizer: sgd, momentum or adam.")] = "sgd",
+    samples: Annotated[Optional[int], typer.Option("--samples", min=1, help="With --training and --epochs: estimate a run over this many samples an epoch (CIFAR-10: 50000).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="With --training and --samples: the run's epochs.")] = None,
     format: Format = None,
     output: Output = None,
     force: Force = False,
 ) -> None:
-    """Measured forward-pass time: median and IQR over many runs, images/s and achieved GFLOP/s."""
+    """Measured forward-pass (or, with --training, training-step) time: median and IQR over many runs, images/s and achieved GFLOP/s."""
     fmt, size, entries = _models(format, output, input, models)
+    if (samples is None) != (epochs is None):
+        raise ArchcalcError("give both --samples and --epochs to estimate a training run")
+    if samples is not None and not training:
+        raise ArchcalcError("--samples and --epochs estimate a training run from its step: add --training")
+    if optimizer != "sgd" and not training:
+        raise ArchcalcError("--optimizer is the training step's: add --training")
     from archcalc.output.time_report import time_report
     from archcalc.timing.measure import Options, measure_entries
 
-    options = Options(warmup, repeat, min_time, threads, channels_last, compile)
+    options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer)
     results = measure_entries(entries, size, batch, device, dtype, options)
     for failed in (t for t in results if t.error):
         print(f"archcalc: error: {failed.model}: {failed.error}", file=sys.stderr)
-    method = (f"{warmup} warm-up runs excluded, then at least {repeat} timed runs under torch.inference_mode()"
+    what = (f"training steps ({optimizer}; zero_grad(set_to_none=True), forward, mean of the output as the loss, "
+            f"backward, step)" if training else "runs under torch.inference_mode()")
+    method = (f"{warmup} warm-up runs excluded, then at least {repeat} timed {what}"
               + (f" for at least {min_time:g} s" if min_time else "")
               + (f", {threads} CPU threads" if threads else "")
               + (", channels-last" if channels_last else "") + (", torch.compile" if compile else "")
-              + "; CPU: perf_counter, CUDA: events + synchronize; GFLOP/s from the analysed FLOPs (2 x MACs)")
-    emit(time_report(results, method), fmt, output, force)
+              + "; CPU: perf_counter, CUDA: events + synchronize; GFLOP/s from the analysed FLOPs (2 x MACs"
+              + (" of the forward and backward passes)" if training else ")"))
+    emit(time_report(results, method, training, samples, epochs), fmt, output, force)
     if any(t.error for t in results):
         raise typer.Exit(1)
 
@@ -204,14 +217,27 @@ def memory(
     optimizer: Annotated[str, typer.Option("--optimizer", help="sgd, momentum or adam.")] = "sgd",
     dtype: Dtype = "float32",
     measure: Annotated[Optional[str], typer.Option("--measure", help="Also run one real step on this device (cpu or cuda) and compare.")] = None,
+    fit: Annotated[Optional[str], typer.Option("--fit", help="Answer the largest batch whose predicted step fits in this memory: 16GiB, 512MiB, 24GB, or device (the GPU's).")] = None,
     format: Format = None,
     output: Output = None,
     force: Force = False,
 ) -> None:
-    """Memory of one training step: parameters, gradients, optimizer state, activations kept for backward."""
+    """Memory of one training step: parameters, gradients, optimizer state, activations kept for backward; --fit: the largest batch that fits."""
     fmt, size, (entry,) = _models(format, output, input, [model])
     from archcalc.training.memory import estimate, measure_peak
     from archcalc.output.memory_report import memory_report
+
+    if fit is not None:
+        if measure:
+            raise ArchcalcError("--fit answers from the estimate; run --measure at the batch it answers to check it")
+        from archcalc.output.fit_report import fit_report
+        from archcalc.training.fit import largest_batch, parse_budget
+
+        budget = parse_budget(fit)
+        answer = largest_batch(entry.name, lambda b: estimate(entry, size, b, optimizer, dtype).total_bytes, budget)
+        shape = estimate(entry, size, 1, optimizer, dtype).input_shape[1:]
+        emit(fit_report(answer, optimizer, dtype, shape), fmt, output, force)
+        return
 
     result = estimate(entry, size, batch, optimizer, dtype)
     measured = measure_peak(entry, size, batch, optimizer, dtype, measure) if measure else None

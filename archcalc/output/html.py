@@ -10,6 +10,7 @@ from __future__ import annotations
 from html import escape
 
 from archcalc.formulas.numbers import grouped, human
+from archcalc.output.render import cell_text
 from archcalc.output.report import INT, Report
 
 _STYLE = """
@@ -33,8 +34,7 @@ def fragment(report: Report) -> str:
     for row in report.rows:
         cells = []
         for c in report.columns:
-            value = row.get(c.key)
-            text = "—" if value is None else grouped(value) if c.kind == INT and isinstance(value, int) else str(value)
+            text = cell_text(row.get(c.key), c.kind)
             cells.append(f'<td class="n">{escape(text)}</td>' if c.kind == INT else f"<td>{escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     footer = "".join(f"<li>{escape(line)}</li>" for line in report.footer)

@@ -36,7 +36,7 @@ def choose_format(fmt: str | None, output: str | None) -> str:
     return _SUFFIXES[suffix]
 
 
-def _cell(value, kind: str) -> str:
+def cell_text(value, kind: str) -> str:
     if value is None:
         return "—"
     if kind == INT and isinstance(value, int):
@@ -65,7 +65,7 @@ def to_markdown(report: Report) -> str:
     lines.append("| " + " | ".join(c.header for c in report.columns) + " |")
     lines.append("|" + "|".join("---:" if c.kind == INT else "---" for c in report.columns) + "|")
     for row in report.rows:
-        lines.append("| " + " | ".join(escape(_cell(row.get(c.key), c.kind)) for c in report.columns) + " |")
+        lines.append("| " + " | ".join(escape(cell_text(row.get(c.key), c.kind)) for c in report.columns) + " |")
     if report.footer:
         lines.append("")
         lines.extend(f"- {escape(line)}" for line in report.footer)
@@ -83,7 +83,7 @@ def rich_table(report: Report):
         table.add_column(column.header, justify="right" if column.kind == INT else "left",
                          overflow="fold")
     for row in report.rows:
-        table.add_row(*(_cell(row.get(c.key), c.kind) for c in report.columns))
+        table.add_row(*(cell_text(row.get(c.key), c.kind) for c in report.columns))
     return Group(table, *(Text(line) for line in report.footer))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from archcalc.output.report import Column, Report
-from archcalc.timing.measure import Timing
+from archcalc.timing.measure import Timing, run_estimate
 
 _COLUMNS = (
     Column("model", "Model"), Column("device", "Device"), Column("input", "Input (NxCxHxW)"),
@@ -12,8 +12,16 @@ _COLUMNS = (
 )
 
 
-def time_report(results: list[Timing], method: str) -> Report:
-    rows = []
+def time_report(results: list[Timing], method: str, training: bool = False, samples: int | None = None,
+                epochs: int | None = None) -> Report:
+    """The timings; with ``samples`` and ``epochs``, each model's training run estimated from its median step."""
+    rows, lines, runs = [], [method], {}
+    if samples is not None and epochs is not None:
+        for t in results:
+            if not t.error:
+                seconds, text = run_estimate(t, samples, epochs)
+                runs[t.model] = seconds
+                lines.append(f"Run estimate: {text}")
     for t in results:
         row = {"model": t.model, "device": t.device, "input": "x".join(map(str, t.input_shape))}
         if t.error:
@@ -32,5 +40,13 @@ def time_report(results: list[Timing], method: str) -> Report:
         "min_ms": None if t.error else min(t.times_ms), "max_ms": None if t.error else max(t.times_ms),
         "images_per_s": None if t.error else t.images_per_s, "gflops_per_s": None if t.error else t.gflops_per_s,
         "times_ms": list(t.times_ms), "error": t.error or None,
-    } for t in results], "method": method}
-    return Report("Forward-pass time", _COLUMNS, tuple(rows), (method,), data)
+        **({"run_estimate_s": runs.get(t.model), "samples": samples, "epochs": epochs} if runs else {}),
+    } for t in results], "method": method, "step": "training" if training else "forward"}
+    columns = _COLUMNS
+    if runs:
+        columns = (*columns, Column("run_min", f"Run min ({samples:,} x {epochs})"))
+        for row, t in zip(rows, results):
+            if t.model in runs:
+                row["run_min"] = f"{runs[t.model] / 60:.1f}"
+    title = "Training-step time" if training else "Forward-pass time"
+    return Report(title, columns, tuple(rows), tuple(lines), data)

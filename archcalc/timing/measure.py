@@ -1,11 +1,15 @@
-"""Time a model's forward pass, soundly.
+"""Time a model's forward pass, or a whole training step, soundly.
 
 Method: the model is built on the device with its weights there; the input is made once; warm-up
-runs are excluded; every run is under torch.inference_mode(); CPU runs are timed with
+runs are excluded; every forward run is under torch.inference_mode(); a training step (Options.training)
+is the model in train mode, ``zero_grad(set_to_none=True)``, the forward, a loss (the mean of the
+first output, in float32: the loss's own cost is negligible beside the network's), ``backward()`` and
+the optimizer's ``step()``, its state made by the warm-up steps; CPU runs are timed with
 time.perf_counter, CUDA runs with CUDA events recorded around the call and a synchronize after
 each run (so asynchronous launches are not mistaken for work done). Reported: the median and the
 interquartile range of the per-run times, their min and max, images per second (batch / median)
-and achieved GFLOP/s (the analysed FLOPs = 2 x MACs at this batch, divided by the median).
+and achieved GFLOP/s (the analysed FLOPs = 2 x MACs at this batch, divided by the median; for a
+training step, 2 x the forward and backward MACs, `--pass train`).
 benchmarks/timing_agreement.py shows that this loop agrees with torch.utils.benchmark.
 """
 
@@ -67,6 +71,42 @@ class Options:
     threads: int | None = None
     channels_last: bool = False
     compile: bool = False
+    training: bool = False  # time a whole training step rather than the forward pass
+    optimizer: str = "sgd"  # the step's optimizer: sgd, momentum (0.9) or adam
+
+
+def optimizer_for(parameters, name: str) -> torch.optim.Optimizer:
+    """The training step's optimizer: plain SGD, SGD with momentum 0.9, or Adam (lr 1e-3)."""
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=0.01)
+    if name == "momentum":
+        return torch.optim.SGD(parameters, lr=0.01, momentum=0.9)
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=1e-3)
+    raise InputError(f"unknown optimizer {name!r}; use sgd, momentum or adam")
+
+
+def training_step(model: torch.nn.Module, x: torch.Tensor, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """One step as a training loop runs it: zero_grad(set_to_none=True), forward, loss, backward, step."""
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        y = model(x)
+        first = y if isinstance(y, torch.Tensor) else next(t for t in _tensors(y))
+        first.float().mean().backward()
+        optimizer.step()
+
+    return step
+
+
+def _tensors(value):
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _tensors(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
 
 
 def resolve_timing_device(name: str) -> torch.device:
@@ -88,11 +128,13 @@ def _available_bytes(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def _timed_runs(model, x, device: torch.device, options: Options, tick: Callable[[], None]) -> list[float]:
+def _timed_runs(run: Callable[[], object], device: torch.device, options: Options, tick: Callable[[], None],
+                grad: bool = False) -> list[float]:
+    """The times of ``run()`` in ms after the warm-up runs, under inference_mode unless ``grad``."""
     times: list[float] = []
-    with torch.inference_mode():
+    with torch.inference_mode(not grad):
         for _ in range(options.warmup):
-            model(x)
+            run()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         started = time.perf_counter()
@@ -100,13 +142,13 @@ def _timed_runs(model, x, device: torch.device, options: Options, tick: Callable
             if device.type == "cuda":
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
-                model(x)
+                run()
                 end.record()
                 torch.cuda.synchronize(device)
                 times.append(start.elapsed_time(end))
             else:
                 t0 = time.perf_counter()
-                model(x)
+                run()
                 times.append((time.perf_counter() - t0) * 1000)
             tick()
     return times
@@ -120,11 +162,14 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
     shape = entry_shape(entry, size, batch)
     try:
         plan = analyse_module(build(entry, torch.device("meta"), torch_dtype), entry.name, shape,
-                              torch.device("meta"), torch_dtype)
+                              torch.device("meta"), torch_dtype, backward=options.training)
+        if options.training:
+            optimizer_for([torch.nn.Parameter(torch.empty(1))], options.optimizer)  # (a bad name: said now)
         torch_device = resolve_timing_device(device)
     except ArchcalcError as error:
         return Timing(entry.name, device, dtype, batch, shape, (), 0, str(error))
-    base = Timing(entry.name, str(torch_device), dtype, batch, shape, flops=plan.totals.flops)
+    macs = plan.totals.macs + (plan.totals.backward_macs or 0)
+    base = Timing(entry.name, str(torch_device), dtype, batch, shape, flops=2 * macs)
     needed = plan.totals.param_bytes + plan.totals.activation_bytes + plan.itemsize * int(torch.Size(shape).numel())
     if needed > 0.8 * _available_bytes(torch_device):
         gib = 2**30
@@ -140,7 +185,15 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
             model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
         if options.compile:
             model = torch.compile(model)
-        times = _timed_runs(model, x, torch_device, options, tick)
+        if options.training:
+            model.train()
+            trainable = [p for p in model.parameters() if p.requires_grad]
+            if not trainable:
+                return _failed(base, f"{entry.name} has no trainable parameters: there is no training step to time")
+            times = _timed_runs(training_step(model, x, optimizer_for(trainable, options.optimizer)), torch_device,
+                                options, tick, grad=True)
+        else:
+            times = _timed_runs(lambda: model(x), torch_device, options, tick)
     except ArchcalcError as error:
         return _failed(base, str(error))
     except Exception as error:  # the model or torch.compile failed on this device
@@ -153,6 +206,15 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
         if torch_device.type == "cuda":
             torch.cuda.empty_cache()
     return Timing(base.model, base.device, dtype, batch, shape, tuple(times), base.flops)
+
+
+def run_estimate(t: Timing, samples: int, epochs: int) -> tuple[float, str]:
+    """(seconds, arithmetic) of a training run from the median step: ceil(samples / batch) steps an
+    epoch (the last one partial, counted whole), times the epochs."""
+    steps = -(-samples // t.batch)
+    seconds = steps * epochs * t.median_ms / 1000
+    return seconds, (f"{t.model}: ceil({samples:,} / {t.batch}) = {steps:,} steps an epoch x {epochs} epochs x "
+                     f"{t.median_ms:.2f} ms = {seconds / 60:.1f} min ({seconds:,.0f} s)")
 
 
 def _failed(base: Timing, message: str) -> Timing:
