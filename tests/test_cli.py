@@ -192,3 +192,75 @@ def test_existing_output_is_replaced_only_with_force(cli, tmp_path):
     assert target.read_text() == "keep me"
     assert cli("summary", "cnnet", "-o", target, "--force").code == 0
     assert json.loads(target.read_text())["model"] == "cnnet"
+
+
+def test_version(cli):
+    from archcalc import __version__
+
+    run = cli("--version")
+    assert run.code == 0 and run.out == f"archcalc {__version__}\n"
+
+
+def test_an_own_package_from_the_current_folder(cli, tmp_path, monkeypatch):
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "models.py").write_text(
+        "from torch import nn\n\ndef build(num_classes=10):\n    return nn.Sequential(nn.Flatten(), nn.Linear(12, num_classes))\n")
+    monkeypatch.chdir(tmp_path)
+    data = cli("params", "mypkg.models:build", "--input", "3x2x2", "--arg", "num_classes=5", "-f", "json").json()
+    assert data["totals"]["params"] == 13 * 5
+    missing = cli("params", "nopkg.models:build", "--input", "3x2x2")
+    assert missing.code == 1 and "nopkg.models:build: no module named 'nopkg' in the current folder" in missing.err
+
+
+@pytest.mark.parametrize("args,message", [
+    (("params", "net.py"), "'net.py' is a file, not a model: name the class or function in it as FILE.py:NAME, "
+                           "e.g. net.py:Net"),
+    (("memory", "cnnet", "--measure", "gpu"), "unknown --measure 'gpu'; use cpu or cuda"),
+    (("memory", "cnnet", "--measure", "auto"), "unknown --measure 'auto'; use cpu or cuda"),
+    (("roofline", "vgg_base", "--time", "gpu"), "unknown --time 'gpu'; use cpu or cuda"),
+    (("time", "cnnet", "--device", "gpu"), "unknown --device 'gpu'; use cpu, cuda or auto"),
+    (("roofline", "vgg_base", "--peak-gflops", "100", "--peak-gbs", "20", "--measure", "cpu"),
+     "give the peaks (--peak-gflops and --peak-gbs) or --measure them, not both"),
+    (("flops", "cnnet", "--plot", "macs.jpg"), "--plot 'macs.jpg': use a .png, .svg or .pdf file name"),
+    (("shapes", "cnnet", "--input", "3x224"), "did you mean --input 3x224x224?"),
+])
+def test_newcomers_mistakes_get_one_line_naming_what_to_type(cli, args, message):
+    run = cli(*args)
+    assert run.code == 1 and len(run.err.strip().splitlines()) == 1 and message in run.err
+    assert "Traceback" not in run.err and "internal error" not in run.err
+
+
+def test_files_in_the_way_are_one_line_errors(cli, tmp_path):
+    afile, folder, existing = tmp_path / "afile", tmp_path / "d.png", tmp_path / "m.png"
+    afile.write_text("x")
+    folder.mkdir()
+    existing.write_bytes(b"x")
+    for args, message in ((("report", "--out", afile), "is a file; give a folder"),
+                          (("flops", "cnnet", "--plot", folder), "is a folder; give a file name inside it"),
+                          (("flops", "cnnet", "--plot", existing), "exists; add --force to replace it")):
+        run = cli(*args)
+        assert run.code == 1 and message in run.err and run.out == ""  # checked before any table is printed
+    import torch
+
+    if not torch.cuda.is_available():
+        for args in (("memory", "cnnet", "--measure", "cuda"), ("roofline", "vgg_base", "--measure", "cuda")):
+            run = cli(*args)
+            assert run.code == 1 and "CUDA is not available on this machine; use --measure cpu" in run.err
+
+
+def test_a_failed_forward_shows_the_view_asked_with_the_unrun_parameters_said(cli):
+    run = cli("params", "vgg_custom_cifar", "--arg", "classifier_in=8192")
+    assert run.code == 1 and "Trainable" in run.out  # the params view, not shapes
+    assert "Params: 52,303,498 (trainable 52,303,498; 50,380,810 in layers that did not run)" in run.out
+    data = json.loads(cli("flops", "vgg_custom_cifar", "--arg", "classifier_in=8192", "-f", "json").out)
+    assert data["error"].startswith("forward pass of vgg_custom_cifar failed") and data["layers"]
+
+
+def test_help_agrees_with_the_tool(cli):
+    def words(*args) -> str:  # the help's text, its box and line breaks taken out
+        return " ".join(cli(*args).out.replace("│", " ").split())
+
+    flops = words("flops", "--help")
+    assert "thop, ptflops, flop_counter" in flops and "pip install 'archcalc[plot]'" in flops
+    assert "thop's, ptflops's" in words("reconcile", "--help") and "net.py:Net" in words("time", "--help")

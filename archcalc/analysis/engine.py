@@ -325,8 +325,18 @@ def analyse(entry: ModelEntry, given_input: Sequence[int] | Sequence[Sequence[in
     without the batch (entry_inputs), or several; ``device`` auto decides by placement.auto."""
     inputs = entry_inputs(entry, given_input, batch, input_dtypes)
     torch_dtype = resolve_dtype(dtype)
-    return placed(lambda d: build_noted(entry, d, torch_dtype, overrides), entry.name, inputs, device, torch_dtype,
-                  inner, backward)
+    try:
+        return placed(lambda d: build_noted(entry, d, torch_dtype, overrides), entry.name, inputs, device, torch_dtype,
+                      inner, backward)
+    except ForwardError as failure:
+        given = tuple(given_input) if given_input is not None and isinstance(next(iter(given_input), None), int) else ()
+        if len(given) == 2 and len(entry.default_input) == 3 and given[0] <= 4:  # '3x224' read as H=3, W=224
+            meant = "x".join(map(str, (given[0], given[1], given[1])))
+            hint = ForwardError(f"{failure} (--input {'x'.join(map(str, given))} is H x W = {given[0]} x {given[1]} "
+                                f"with the model's {entry.default_input[0]} channels; did you mean --input {meant}?)")
+            hint.ran = failure.ran
+            raise hint from failure.__cause__
+        raise
 
 
 def analyse_given(model: nn.Module, name: str, inputs: Inputs, device: str = "meta", dtype: str = "float32",
@@ -417,12 +427,14 @@ _PARAMS, _TRAINABLE, _PARAM_BYTES, _MACS, _ELEMENTWISE, _ACTIVATION_BYTES = map(
     "params", "trainable_params", "param_bytes", "macs", "elementwise", "activation_bytes"))
 
 
-def _unmade(tracer: Tracer) -> int:
-    """The parameter tensors that lazy layers never made (their layers did not run)."""
-    return sum(isinstance(p, UninitializedTensorMixin) for p in tracer.parameters) if tracer.lazy else 0
+def _unmade(tracer: Tracer) -> tuple[str, ...]:
+    """The parameters that lazy layers never made (their layers did not run), by name: 'fc.weight'."""
+    if not tracer.lazy:
+        return ()
+    return tuple(name for name, p in tracer.model.named_parameters() if isinstance(p, UninitializedTensorMixin))
 
 
-def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: int = 0) -> tuple[str, ...]:
+def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: tuple[str, ...] = ()) -> tuple[str, ...]:
     notes = []
     in_rows = 0
     uncounted = set()
@@ -438,7 +450,10 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: i
     if in_rows != totals.params:
         notes.append(f"{totals.params - in_rows:,} parameters belong to layers that did not run in this forward pass")
     if lazy:
-        notes.append(f"{lazy} lazy parameter tensors were never made (their layers did not run): not counted")
+        layers = sorted({name.rsplit(".", 1)[0] for name in lazy})
+        notes.append(f"{len(lazy)} lazy parameter tensor{'s were' if len(lazy) != 1 else ' was'} never made "
+                     f"({', '.join(lazy)}: {'their layers' if len(layers) > 1 else 'its layer'} "
+                     f"{', '.join(layers)} did not run): not counted")
     if uncounted:
         notes.append(f"not counted (no formula): {', '.join(sorted(uncounted))}")
     return tuple(notes)

@@ -29,6 +29,20 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from archcalc import __version__
+
+        print(f"archcalc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print archcalc's version and exit.")] = False) -> None:
+    pass
+
+
 Format = Annotated[Optional[str], typer.Option("--format", "-f", help=f"One of {', '.join(FORMATS)}; default: from the --output suffix, else table.")]
 Output = Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.")]
 Force = Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")]
@@ -40,8 +54,8 @@ Batch = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size N."
 Device = Annotated[str, typer.Option("--device", "-d", help="auto (the CPU for a small model, where a real pass is quicker, else meta), meta (no memory, any size), cpu or cuda.")]
 Dtype = Annotated[str, typer.Option("--dtype", help="float32, float16, bfloat16 or float64 (sets the byte counts).")]
 Args = Annotated[Optional[list[str]], typer.Option("--arg", "-a", help="A builder argument key=value (repeatable), e.g. --arg reduction=8 --arg attention=fc_then_add.")]
-Plot = Annotated[Optional[str], typer.Option("--plot", help="Also draw a picture to this .png/.svg/.pdf file (needs matplotlib: pip install 'archcalc[plot]').")]
-Convention = Annotated[Optional[str], typer.Option("--convention", help="Also count under a named convention: paper, torchvision, fvcore, torchinfo, flop_counter or flops (see `archcalc reconcile`).")]
+Plot = Annotated[Optional[str], typer.Option("--plot", help="Also draw a picture to this .png/.svg/.pdf file (needs matplotlib: pip install 'archcalc\\[plot]'); an existing file needs --force.")]
+Convention = Annotated[Optional[str], typer.Option("--convention", help=f"Also count under a named convention: {', '.join(CONVENTIONS)} (see `archcalc reconcile`).")]
 CountOpt = Annotated[Optional[str], typer.Option("--count", help="Report multiplications, additions or both (mults, adds, both) of conv/linear/matmul layers.")]
 PassOpt = Annotated[str, typer.Option("--pass", help="Which pass the MACs count: forward, backward (the gradients: ∂x and ∂W of each layer) or train (forward + backward).")]
 Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="Show the module tree cut at this nesting level (rows below it are summed into it); default: every layer and operation.")]
@@ -82,6 +96,7 @@ def _register_view(view: str) -> None:
             raise ArchcalcError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
         if pass_ not in ("forward", "backward", "train"):
             raise ArchcalcError(f"unknown --pass {pass_!r}; use forward, backward or train")
+        _check_plot(plot, force)
         sizes, overrides = _full_sizes(parse_inputs(input), batch), parse(arg or [])
         from archcalc.analysis.views import for_pass, rows
         from archcalc.api import analyze
@@ -91,9 +106,13 @@ def _register_view(view: str) -> None:
             result = analyze(model, sizes, batch=batch, device=device, dtype=dtype, args=overrides,
                              backward=pass_ != "forward", input_dtypes=input_dtype)
             result = for_pass(result, pass_)
-        except ForwardError as failure:  # show every layer that ran, then the one-line diagnosis
-            if failure.ran is not None and failure.ran.records and fmt == "table" and output is None:
-                emit(analysis_report(failure.ran, "shapes", rows(failure.ran)), fmt, None)
+        except ForwardError as failure:  # show every layer that ran (in the view and format asked), then the error
+            ran = failure.ran
+            if ran is not None and ran.records and output is None:
+                from dataclasses import replace
+
+                partial = analysis_report(ran, view, rows(ran))
+                emit(replace(partial, data={**partial.data, "error": str(failure)}), fmt, None)
             raise
         shown = rows(result, depth)
         report = analysis_report(result, view, shown, convention, count)
@@ -162,7 +181,7 @@ def graph(
 
 @app.command("time")
 def time_command(
-    models: Annotated[list[str], typer.Argument(help="One or more registered model names.")],
+    models: Annotated[list[str], typer.Argument(help="One or more models: registered names (see `archcalc models`) or your own, path/to/net.py:Net.")],
     device: Annotated[str, typer.Option("--device", "-d", help="cpu, cuda or auto (cuda when present).")] = "auto",
     batch: Batch = 1,
     input: InputSize = None,
@@ -190,7 +209,9 @@ def time_command(
     if optimizer != "sgd" and not training:
         raise ArchcalcError("--optimizer is the training step's: add --training")
     from archcalc.output.time_report import time_report
-    from archcalc.timing.measure import Options, measure_entries
+    from archcalc.timing.measure import Options, measure_entries, resolve_timing_device
+
+    resolve_timing_device(device)  # (a device that cannot be had: one line, before any model is built)
 
     options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer)
     results = measure_entries(entries, size, batch, device, dtype, options)
@@ -265,6 +286,9 @@ def roofline(
         raise typer.BadParameter("give both --peak-gflops and --peak-gbs, or --measure")
     if plot and peak_gflops is None and not measure:
         raise typer.BadParameter("--plot needs the peaks: --peak-gflops and --peak-gbs, or --measure")
+    if peak_gflops is not None and measure:
+        raise ArchcalcError("give the peaks (--peak-gflops and --peak-gbs) or --measure them, not both")
+    _check_plot(plot, force)
     from dataclasses import replace
 
     from archcalc.analysis.engine import analyse, build, entry_shape, resolve_dtype
@@ -278,13 +302,13 @@ def roofline(
     if measure:
         from archcalc.timing.peaks import measure_peaks
 
-        flops_peak, bytes_peak, how = measure_peaks(resolve_timing_device(measure), resolve_dtype(dtype))
+        flops_peak, bytes_peak, how = measure_peaks(resolve_timing_device(measure, "--measure"), resolve_dtype(dtype))
     if time:
         import torch
 
         from archcalc.timing.layers import layer_times
 
-        device = resolve_timing_device(time)
+        device = resolve_timing_device(time, "--time")
         net = build(entry, device, resolve_dtype(dtype))
         x = torch.randn(entry_shape(entry, size, batch), device=device, dtype=resolve_dtype(dtype))
         seconds = layer_times(net, x)
@@ -305,7 +329,7 @@ def reconcile(
     output: Output = None,
     force: Force = False,
 ) -> None:
-    """Each counting convention's total beside fvcore's and torchinfo's own, with every difference explained."""
+    """Each counting convention's total beside fvcore's, torchinfo's, thop's, ptflops's and torch.utils.flop_counter's own, with every difference explained."""
     fmt, size, (entry,) = _models(format, output, input, [model])
     from archcalc.analysis.reconcile import reconcile as run
     from archcalc.output.reconcile_report import reconcile_report
@@ -316,7 +340,7 @@ def reconcile(
 
 @app.command()
 def compare(
-    models: Annotated[list[str], typer.Argument(help="Two or more registered model names.")],
+    models: Annotated[list[str], typer.Argument(help="Two or more models: registered names (see `archcalc models`) or your own, path/to/net.py:Net.")],
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="The model the others are measured against (default: the first).")] = None,
     input: InputSize = None,
     batch: Batch = 1,
@@ -330,6 +354,7 @@ def compare(
 ) -> None:
     """Params, MACs, FLOPs and memory of several models, each against a baseline: `compare vgg_base vgg_skip vgg_dense vgg_ca`."""
     fmt, size, entries = _models(format, output, input, models)
+    _check_plot(plot, force)
     from archcalc.api import compare as compared
     from archcalc.output.compare_report import compare_report
 
@@ -423,8 +448,18 @@ def report(
 
     from archcalc.reporting.answers import write
 
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ArchcalcError(f"--out {out!r} is a file; give a folder (it is made if missing), e.g. --out reports")
     paths = write(Path(out))
     print(f"wrote {len(paths)} files to {out}/", file=sys.stderr)
+
+
+def _check_plot(plot: str | None, force: bool) -> None:
+    """A --plot file checked before the work, as --output is."""
+    if plot:
+        from archcalc.output.plots import check_target
+
+        check_target(plot, force)
 
 
 def _full_sizes(given, batch: int):

@@ -60,10 +60,23 @@ def load_object(spec: str) -> tuple[Callable[..., Any], str | None]:
             raise InputError(f"{_where(error, str(path))}: importing {path.name} failed: {_describe(error)}") from None
         file = str(path)
     else:
+        here = str(Path.cwd())
+        added = here not in sys.path  # the console script's sys.path lacks the current folder; python -m has it
+        if added:
+            sys.path.insert(0, here)
         try:
             module = importlib.import_module(location)
+        except ModuleNotFoundError as error:
+            if error.name is not None and location.split(".")[0] == error.name.split(".")[0]:
+                raise InputError(f"{spec}: no module named {error.name!r} in the current folder ({here}) or the "
+                                 f"installed packages; run archcalc from the folder that holds it, or give "
+                                 f"path/to/file.py:NAME") from None
+            raise InputError(f"{_where(error, None)}: importing {location} failed: {_describe(error)}") from None
         except Exception as error:
             raise InputError(f"{_where(error, None)}: importing {location} failed: {_describe(error)}") from None
+        finally:
+            if added:
+                sys.path.remove(here)
         file = getattr(module, "__file__", None)
     if not hasattr(module, attr):
         names = sorted(n for n, v in vars(module).items() if not n.startswith("_") and callable(v)
@@ -146,6 +159,10 @@ def lookup(name: str, given_input: tuple[int, ...] | None = None) -> ModelEntry:
     """A registered model by name, or a user's model by FILE.py:NAME / package.module:NAME."""
     if is_user_spec(name):
         return entry_for(name, given_input)
+    if name.endswith(".py") or "/" in name or "\\" in name:
+        example = f"{name}:Net" if name.endswith(".py") else "path/to/net.py:Net"
+        raise InputError(f"{name!r} is a file, not a model: name the class or function in it as FILE.py:NAME, e.g. "
+                         f"{example}")
     from archcalc.models.catalog import REGISTRY
 
     return REGISTRY.get(name)

@@ -20,13 +20,23 @@ def _pyplot():
     return plt
 
 
-def _target(path: str) -> Path:
+def check_target(path: str, force: bool = False) -> Path:
+    """The picture's file, checked before any work: its suffix, its folder, and (without force) that it
+    is not there already, as --output is."""
     target = Path(path)
     if target.suffix.lower() not in _FORMATS:
         raise InputError(f"--plot {path!r}: use a .png, .svg or .pdf file name")
+    if target.is_dir():
+        raise InputError(f"--plot {path!r} is a folder; give a file name inside it, e.g. {target / 'plot.png'}")
     if not target.parent.is_dir():
         raise InputError(f"--plot {path!r}: folder {str(target.parent)!r} does not exist")
+    if target.exists() and not force:
+        raise InputError(f"--plot {path!r} exists; add --force to replace it")
     return target
+
+
+def _target(path: str) -> Path:
+    return check_target(path, force=True)
 
 
 def _save(fig, target: Path) -> None:

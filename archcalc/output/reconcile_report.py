@@ -17,6 +17,8 @@ def reconcile_report(a: Analysis, tools: dict[str, ToolTotal]) -> Report:
         tool = tools.get(name)
         if tool is None:
             measured, verdict = "", "no tool to run (definition only)"
+        elif tool.total is None and tool.version == "not installed":
+            measured, verdict = "", f"{tool.tool} is not installed: {tool.error}"
         elif tool.total is None:
             measured, verdict = "", f"{tool.tool} {tool.version} failed: {tool.error}"
         else:

@@ -109,15 +109,18 @@ def _tensors(value):
             yield from _tensors(v)
 
 
-def resolve_timing_device(name: str) -> torch.device:
-    if name == "auto":
+def resolve_timing_device(name: str, option: str = "--device") -> torch.device:
+    """The device to time (or measure) on; ``option`` names the flag in the errors (roofline's --measure
+    and --time take cpu or cuda, time's --device auto as well)."""
+    offer = "cpu, cuda or auto" if option == "--device" else "cpu or cuda"
+    if name == "auto" and option == "--device":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.split(":")[0] == "meta":
-        raise InputError("the meta device has no time to measure; use --device cpu, cuda or auto")
+        raise InputError(f"the meta device has no time to measure; use {option} {offer}")
     if name.split(":")[0] == "cuda" and not torch.cuda.is_available():
-        raise InputError("CUDA is not available on this machine; use --device cpu (or auto)")
+        raise InputError(f"CUDA is not available on this machine; use {option} cpu")
     if name.split(":")[0] not in ("cpu", "cuda"):
-        raise InputError(f"unknown device {name!r}; use cpu, cuda or auto")
+        raise InputError(f"unknown {option} {name!r}; use {offer}")
     return torch.device(name)
 
 

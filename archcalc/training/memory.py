@@ -157,8 +157,11 @@ def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, opti
     import subprocess
     import sys
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("CUDA is not available on this machine; measure with --measure on cpu")
+    kind = device.split(":", 1)[0]
+    if kind not in ("cpu", "cuda"):
+        raise InputError(f"unknown --measure {device!r}; use cpu or cuda")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InputError("CUDA is not available on this machine; use --measure cpu")
     command = [sys.executable, "-m", "archcalc.training.probe", entry.name, str(batch), optimizer, dtype, device]
     if size:
         command.append("x".join(map(str, size)))
