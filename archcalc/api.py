@@ -100,25 +100,37 @@ def rf(model: Any, input_size: Size | Sequence[Size] | None = None, **options: A
 
 
 def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: str | None = None, batch: int = 1,
-            device: str = "auto", dtype: Any = "float32", timed: bool = False) -> list:
+            device: str = "auto", dtype: Any = "float32", timed: bool = False,
+            args: Mapping[str, Any] | None = None) -> list:
     """Params, MACs, FLOPs and memory of several models (names, specs or nn.Modules), each against the
     baseline (a name; default the first): ``archcalc compare``'s rows (analysis.compare.ComparedModel:
     ``.model``, ``.values``, ``.difference``, ``.ratio``). ``timed``: the forward latency as well
-    (``latency_ms``, measured on ``device``, the CPU for meta and auto; names and specs only)."""
+    (``latency_ms``, measured on ``device``, the CPU for meta and auto; names and specs only). ``args``:
+    builder arguments for every named model (``{"reduction": 8}``); one model's own follow its name:
+    ``"se_resnet50@reduction=8"``."""
     from archcalc.analysis.compare import compare as compared, totals_of
 
     if len(models) < 1:
         raise InputError("compare needs at least one model")
     values: dict[str, dict[str, float]] = {}
+    from archcalc.models.arguments import split_arguments
+
     for model in models:
-        result = analyze(model, input_size, batch=batch, device=device, dtype=dtype)
-        name, n = result.model, 2
+        label, own = (model, dict(args or {})) if not isinstance(model, str) else (model, {})
+        if isinstance(model, str):  # se_resnet50@reduction=8: this model's own arguments after its name
+            model, own = split_arguments(model)
+            own = {**dict(args or {}), **own}
+        result = analyze(model, input_size, batch=batch, device=device, dtype=dtype,
+                         args=own if isinstance(model, str) else None)
+        label = label if isinstance(label, str) and "@" in label else result.model
+        name, n = label, 2
         while name in values:  # two modules of one class: vgg, vgg (2)
-            name, n = f"{result.model} ({n})", n + 1
+            name, n = f"{label} ({n})", n + 1
         values[name] = totals_of(result)
     if timed:
         on = "cpu" if device in ("meta", "auto") else device
-        for name, timing in zip(values, time(list(models), input_size, batch=batch, device=on, dtype=dtype)):
+        for name, timing in zip(values, time(list(models), input_size, batch=batch, device=on, dtype=dtype,
+                                             args=args)):
             if timing.error:
                 raise InputError(f"{name}: {timing.error}")
             values[name]["latency_ms"] = timing.median_ms
@@ -127,7 +139,8 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
 
 def time(models: str | Sequence[str], input_size: Size | None = None, *, batch: int = 1, device: str = "auto",
          dtype: Any = "float32", warmup: int = 3, repeat: int = 20, min_time: float = 0.0, threads: int | None = None,
-         channels_last: bool = False, compile: bool = False, training: bool = False, optimizer: str = "sgd") -> list:
+         channels_last: bool = False, compile: bool = False, training: bool = False, optimizer: str = "sgd",
+         args: Mapping[str, Any] | None = None) -> list:
     """Measured forward-pass latency of registered models or FILE.py:NAME specs (``archcalc time``), or
     with ``training`` that of a whole training step: one timing.measure.Timing each (``.median_ms``,
     ``.iqr_ms``, ``.images_per_s``, ``.error`` when it failed); timing.measure.run_estimate turns a step
@@ -137,7 +150,7 @@ def time(models: str | Sequence[str], input_size: Size | None = None, *, batch: 
     names = [models] if isinstance(models, str) else list(models)
     given, batch = _given(input_size, batch)
     options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer)
-    return [measure(_entry(n, given), given, batch, device, _dtype_name(dtype), options) for n in names]
+    return [measure(_entry(n, given, args), given, batch, device, _dtype_name(dtype), options) for n in names]
 
 
 def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimizer: str = "sgd",
@@ -217,12 +230,14 @@ def _given(input_size, batch: int) -> tuple[tuple[int, ...] | None, int]:
     return shape[0][1:], shape[0][0]
 
 
-def _entry(name: Any, given):
+def _entry(name: Any, given, args: Mapping[str, Any] | None = None):
+    from archcalc.models.arguments import split_arguments, with_arguments
     from archcalc.models.user import lookup
 
     if not isinstance(name, str):
         raise InputError(f"give a registered name or a FILE.py:NAME spec here, not {type(name).__name__}")
-    return lookup(name, given)
+    name, own = split_arguments(name)
+    return with_arguments(lookup(name, given), {**dict(args or {}), **own})
 
 
 def _sizes(input_size) -> list[tuple[int, ...]] | None:

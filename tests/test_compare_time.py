@@ -138,3 +138,30 @@ def test_time_training_on_the_command_line(cli):
                            (("--training", "--optimizer", "lbfgs"), "unknown optimizer 'lbfgs'")):
         run = cli("time", "cnnet", "--repeat", "1", *extra)
         assert run.code == 1 and message in run.err, extra
+
+
+def test_compare_shows_the_ratio_and_its_csv_holds_numbers(cli):
+    import csv
+    import io
+
+    table = cli("compare", "vgg_base", "vgg_skip").out
+    assert "+167,104 (x1.0635)" in table and "x the ratio model / baseline" in table
+    rows = list(csv.DictReader(io.StringIO(cli("compare", "vgg_base", "vgg_skip", "-f", "csv").out)))
+    skip = rows[1]
+    assert int(skip["Params difference"]) == 167_104 and float(skip["Params ratio"]) == round(2_800_522 / 2_633_418, 6)
+    assert (int(rows[0]["MACs difference"]), float(rows[0]["MACs ratio"])) == (0, 1.0)
+
+
+def test_one_models_own_arguments_and_arg_on_every_command(cli):
+    data = cli("compare", "se_resnet50", "se_resnet50@reduction=8", "-f", "json").json()
+    r16, r8 = data["rows"]
+    assert (r16["model"], r8["model"]) == ("se_resnet50", "se_resnet50@reduction=8")
+    # the excitation FCs of the 16 blocks: C*C/r + C/r + C/r*C + C, twice as many C*C/r weights at r = 8
+    widths = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3
+    assert r8["difference"]["params"] == sum(2 * c * c // 8 + c // 8 - 2 * c * c // 16 - c // 16 for c in widths)
+    assert cli("memory", "se_resnet50", "--arg", "reduction=8", "-f", "json").json()["totals"]["params_bytes"] == (
+        4 * r8["params"])
+    bad = cli("time", "cnnet", "--arg", "bogus=1")
+    assert bad.code == 1 and "cnnet has no argument 'bogus'; it takes: num_classes" in bad.err
+    worse = cli("compare", "cnnet", "cnnet@")
+    assert worse.code == 1 and "NAME@key=value" in worse.err

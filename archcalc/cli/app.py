@@ -69,15 +69,22 @@ _VIEW_HELP = {
 }
 
 
-def _models(format: str | None, output: str | None, input: str | None, names: list[str]):
+def _models(format: str | None, output: str | None, input: str | None, names: list[str], args: list[str] | None = None):
     """The common start of a command on models: the output format, the --input size, the entries
-    (registered names or users' FILE.py:NAME), each checked before any heavy import."""
+    (registered names or users' FILE.py:NAME, with the --arg values applied), each checked before any
+    heavy import."""
     from archcalc.cli.parsing import parse_input
+    from archcalc.models.arguments import parse, split_arguments, with_arguments
     from archcalc.models.user import lookup
 
     fmt = choose_format(format, output)
     size = parse_input(input)
-    return fmt, size, [lookup(name, size) for name in names]
+    overrides = parse(args or [])
+    entries = []
+    for spec in names:  # NAME@key=value: one model's own arguments
+        name, own = split_arguments(spec)
+        entries.append(with_arguments(lookup(name, size), {**overrides, **own}))
+    return fmt, size, entries
 
 
 def _register_view(view: str) -> None:
@@ -185,6 +192,7 @@ def time_command(
     device: Annotated[str, typer.Option("--device", "-d", help="cpu, cuda or auto (cuda when present).")] = "auto",
     batch: Batch = 1,
     input: InputSize = None,
+    arg: Args = None,
     dtype: Dtype = "float32",
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 3,
     repeat: Annotated[int, typer.Option("--repeat", min=1, help="Timed runs (at least).")] = 20,
@@ -201,7 +209,7 @@ def time_command(
     force: Force = False,
 ) -> None:
     """Measured forward-pass (or, with --training, training-step) time: median and IQR over many runs, images/s and achieved GFLOP/s."""
-    fmt, size, entries = _models(format, output, input, models)
+    fmt, size, entries = _models(format, output, input, models, arg)
     if (samples is None) != (epochs is None):
         raise ArchcalcError("give both --samples and --epochs to estimate a training run")
     if samples is not None and not training:
@@ -235,6 +243,7 @@ def memory(
     model: ModelName,
     batch: Batch = 1,
     input: InputSize = None,
+    arg: Args = None,
     optimizer: Annotated[str, typer.Option("--optimizer", help="sgd, momentum or adam.")] = "sgd",
     dtype: Dtype = "float32",
     measure: Annotated[Optional[str], typer.Option("--measure", help="Also run one real step on this device (cpu or cuda) and compare.")] = None,
@@ -244,7 +253,7 @@ def memory(
     force: Force = False,
 ) -> None:
     """Memory of one training step: parameters, gradients, optimizer state, activations kept for backward; --fit: the largest batch that fits."""
-    fmt, size, (entry,) = _models(format, output, input, [model])
+    fmt, size, (entry,) = _models(format, output, input, [model], arg)
     from archcalc.training.memory import estimate, measure_peak
     from archcalc.output.memory_report import memory_report
 
@@ -269,6 +278,7 @@ def memory(
 def roofline(
     model: ModelName,
     input: InputSize = None,
+    arg: Args = None,
     batch: Batch = 1,
     dtype: Dtype = "float32",
     peak_gflops: Annotated[Optional[float], typer.Option("--peak-gflops", min=0.001, help="The device's peak GFLOP/s.")] = None,
@@ -281,7 +291,7 @@ def roofline(
     force: Force = False,
 ) -> None:
     """Arithmetic intensity of every layer and, with peaks, whether it is compute- or memory-bound."""
-    fmt, size, (entry,) = _models(format, output, input, [model])
+    fmt, size, (entry,) = _models(format, output, input, [model], arg)
     if (peak_gflops is None) != (peak_gbs is None):
         raise typer.BadParameter("give both --peak-gflops and --peak-gbs, or --measure")
     if plot and peak_gflops is None and not measure:
@@ -324,13 +334,14 @@ def roofline(
 def reconcile(
     model: ModelName,
     input: InputSize = None,
+    arg: Args = None,
     batch: Batch = 1,
     format: Format = None,
     output: Output = None,
     force: Force = False,
 ) -> None:
     """Each counting convention's total beside fvcore's, torchinfo's, thop's, ptflops's and torch.utils.flop_counter's own, with every difference explained."""
-    fmt, size, (entry,) = _models(format, output, input, [model])
+    fmt, size, (entry,) = _models(format, output, input, [model], arg)
     from archcalc.analysis.reconcile import reconcile as run
     from archcalc.output.reconcile_report import reconcile_report
 
@@ -340,9 +351,10 @@ def reconcile(
 
 @app.command()
 def compare(
-    models: Annotated[list[str], typer.Argument(help="Two or more models: registered names (see `archcalc models`) or your own, path/to/net.py:Net.")],
+    models: Annotated[list[str], typer.Argument(help="Two or more models: registered names (see `archcalc models`) or your own, path/to/net.py:Net; NAME@key=value[,key=value] gives one model its own builder arguments: se_resnet50 se_resnet50@reduction=8.")],
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="The model the others are measured against (default: the first).")] = None,
     input: InputSize = None,
+    arg: Args = None,
     batch: Batch = 1,
     device: Device = "auto",
     dtype: Dtype = "float32",
@@ -353,13 +365,14 @@ def compare(
     force: Force = False,
 ) -> None:
     """Params, MACs, FLOPs and memory of several models, each against a baseline: `compare vgg_base vgg_skip vgg_dense vgg_ca`."""
-    fmt, size, entries = _models(format, output, input, models)
+    fmt, size, entries = _models(format, output, input, models, arg)
     _check_plot(plot, force)
     from archcalc.api import compare as compared
+    from archcalc.models.arguments import parse
     from archcalc.output.compare_report import compare_report
 
     rows = compared(models, _full_sizes(size, batch), baseline=baseline, batch=batch, device=device, dtype=dtype,
-                    timed=time)
+                    timed=time, args=parse(arg or []))
     shape = "x".join(map(str, size)) if size else "each model's default"
     context = f"input {shape}, batch {batch}, {device}, {dtype}"
     emit(compare_report(rows, baseline or entries[0].name, context), fmt, output, force)

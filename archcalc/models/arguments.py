@@ -54,3 +54,25 @@ def _fits(value: Any, default: Any) -> bool:
     if isinstance(default, (tuple, list)):
         return isinstance(value, (tuple, list))
     return isinstance(value, type(default))
+
+
+def with_arguments(entry: ModelEntry, overrides: dict[str, Any]) -> ModelEntry:
+    """The entry with its builder's keyword arguments overridden (checked), for the commands that build a
+    model from the entry as it stands (time, memory, roofline, reconcile)."""
+    if not overrides:
+        return entry
+    from dataclasses import replace
+
+    return replace(entry, kwargs=merged(entry, overrides))
+
+
+def split_arguments(spec: str) -> tuple[str, dict[str, Any]]:
+    """'se_resnet50@reduction=8,attention=se' -> ('se_resnet50', {'reduction': 8, 'attention': 'se'}): a
+    model's own arguments after its name, so that compare can set one model's apart from another's."""
+    name, sep, pairs = spec.partition("@")
+    if not sep:
+        return spec, {}
+    if not name or not pairs:
+        raise InputError(f"{spec!r}: write a model's own arguments as NAME@key=value[,key=value], "
+                         f"e.g. se_resnet50@reduction=8")
+    return name, parse(p for p in pairs.split(",") if p)

@@ -47,9 +47,10 @@ def cell_text(value, kind: str) -> str:
 def to_csv(report: Report) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([c.header for c in report.columns])
+    columns = report.csv_columns or report.columns
+    writer.writerow([c.header for c in columns])
     for row in report.rows:
-        writer.writerow(["" if row.get(c.key) is None else row.get(c.key) for c in report.columns])
+        writer.writerow(["" if row.get(c.key) is None else row.get(c.key) for c in columns])
     return buffer.getvalue()
 
 

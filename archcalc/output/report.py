@@ -24,3 +24,4 @@ class Report:
     footer: tuple[str, ...] = ()
     data: Mapping[str, Any] = field(default_factory=dict)
     figures: tuple[str, ...] = ()  # SVG drawings that only the HTML page shows (the network's graph)
+    csv_columns: tuple[Column, ...] | None = None  # the CSV's own columns (numbers a spreadsheet can use), if not these

@@ -54,12 +54,18 @@ def _lab_comparison() -> Report:
     return compare_report(compare(values, "vgg_base"), "vgg_base", "input 1x3x32x32 (CIFAR-10), meta, float32")
 
 
+_PAPERS = {"lenet5": "LeNet-5", "resnet": "ResNet", "senet": "SENet", "densenet": "DenseNet", "alexnet": "AlexNet"}
+
+
 def _paper_table(stem: str) -> Report:
+    from dataclasses import replace
+
     from archcalc.checking.runner import check
     from archcalc.checking.table import DEFAULT_DIR
     from archcalc.output.check_report import check_report
 
-    return check_report(check([DEFAULT_DIR / f"{stem}.csv"]))
+    report = check_report(check([DEFAULT_DIR / f"{stem}.csv"]))
+    return replace(report, title=f"{report.title}: {_PAPERS[stem]} (tables/{stem}.csv)")
 
 
 def answer_tables() -> dict[str, Report]:
@@ -68,7 +74,7 @@ def answer_tables() -> dict[str, Report]:
     tables["output_size_quiz"] = _quiz()
     tables["bottleneck_480_16_48"] = _bottleneck()
     tables["lab_vgg_variants"] = _lab_comparison()
-    for stem in ("lenet5", "resnet", "senet", "densenet", "alexnet"):
+    for stem in _PAPERS:
         tables[f"paper_{stem}"] = _paper_table(stem)
     return tables
 
