@@ -105,6 +105,12 @@ class HoldsScript(nn.Module):
         return self.body(x)
 
 
+class HoldsTrace(HoldsScript):
+    def __init__(self):
+        nn.Module.__init__(self)
+        self.body = torch.jit.trace(nn.Conv2d(3, 4, 3), torch.randn(1, 3, 8, 8))
+
+
 def compiled(num_classes=10):
     return torch.compile(Net(num_classes))
 '''
@@ -218,6 +224,8 @@ def test_input_errors_are_one_line(cli, tmp_path, name, extra, message):
     ("no_such_package_xyz:Net", ("--input", "3x8x8"), "no module named 'no_such_package_xyz' in the current folder"),
     ("{nets}:scripted", ("--input", "3x16x16"), "it is a TorchScript module (torch.jit.script or torch.jit.trace)"),
     ("{nets}:HoldsScript", ("--input", "3x16x16"), "its module 'body' is a TorchScript module"),
+    ("{nets}:HoldsTrace", ("--input", "3x16x16"), "its module 'body' is a TorchScript module"),
+    ("{nets}:HoldsTrace", ("--input", "3x16x16", "--device", "meta"), "its module 'body' is a TorchScript module"),
 ])
 def test_user_model_errors_are_one_line(cli, nets, spec, extra, message):
     raise_line = NETS.splitlines().index('        raise ValueError("width must be even")') + 1

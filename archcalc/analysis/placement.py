@@ -79,6 +79,8 @@ def parameters_on(device: torch.device) -> Iterator[None]:
 
 CONSTRUCTED_ON_CPU = ("its constructor reads tensor values, which the meta device cannot give: built on the CPU "
                       "with its parameters and buffers on the meta device")
+CONSTRUCTED_ON_CPU_WITH_WEIGHTS = ("its constructor runs tensors through its own weights, which neither the meta device "
+                                   "nor meta parameters allow: built on the CPU, then moved to the meta device")
 
 
 def construct(make: Callable[[], nn.Module], device: torch.device) -> tuple[nn.Module, str]:
@@ -86,11 +88,19 @@ def construct(make: Callable[[], nn.Module], device: torch.device) -> tuple[nn.M
     try:
         with torch.device(device):
             return make(), ""
-    except Exception as error:
-        if device.type != "meta" or not refuses_meta(error):
+    except Exception:
+        # On meta, any failure may be the meta device's (a value read back, a torch.jit.trace of a CPU
+        # example through meta weights, a check on a tensor): build on the CPU with the parameters on meta.
+        if device.type != "meta":
             raise
-    with torch.device("cpu"), parameters_on(device):  # should this fail too, its error is the one to tell
-        return make(), CONSTRUCTED_ON_CPU
+    try:
+        with torch.device("cpu"), parameters_on(device):
+            return make(), CONSTRUCTED_ON_CPU
+    except Exception:  # (a torch.jit.trace in the constructor runs its CPU example through the weights)
+        pass
+    with torch.device("cpu"):  # a plain CPU build: should this fail too, its error is the one to tell
+        model = make()
+    return model.to(device), CONSTRUCTED_ON_CPU_WITH_WEIGHTS
 
 
 def user_line(error: BaseException) -> str:

@@ -179,7 +179,10 @@ class Analysis:
         """Print a view's table with its totals and notes (the terminal's width, in colour where it can)."""
         from rich.console import Console
 
-        Console().print(self.__rich__(view))
+        from archcalc.output.render import rich_table
+
+        console = Console()
+        console.print(rich_table(self.report(view), console.width))
 
     def __rich__(self, view: str = "summary"):
         from archcalc.output.render import rich_table

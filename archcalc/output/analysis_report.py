@@ -5,7 +5,7 @@ from __future__ import annotations
 from archcalc import conventions
 from archcalc.analysis.records import Analysis, LayerRecord
 from archcalc.formulas.numbers import grouped, human, human_bytes
-from archcalc.output.report import INT, Column, Report
+from archcalc.output.report import FORMULA, INT, Column, Report
 
 VIEWS = ("shapes", "params", "flops", "summary", "rf")
 
@@ -16,29 +16,29 @@ _COLUMNS = {
         _NAME, _TYPE,
         Column("input_shape", "Input shape"),
         Column("output_shape", "Output shape"),
-        Column("output_formula", "Output size (in + 2p - k)/s + 1"),
+        Column("output_formula", "Output size (in + 2p - k)/s + 1", FORMULA),
     ),
     "params": (
         _NAME, _TYPE,
         Column("params", "Params", INT),
         Column("trainable_params", "Trainable", INT),
-        Column("params_formula", "Arithmetic"),
+        Column("params_formula", "Arithmetic", FORMULA),
     ),
     "flops": (
         _NAME, _TYPE,
         Column("macs", "MACs", INT),
         Column("flops", "FLOPs (2xMACs)", INT),
         Column("elementwise", "Element-wise ops", INT),
-        Column("macs_formula", "MAC arithmetic"),
+        Column("macs_formula", "MAC arithmetic", FORMULA),
     ),
     "answers": (
         _NAME, _TYPE,
         Column("output_shape", "Output shape"),
-        Column("output_formula", "Output size"),
+        Column("output_formula", "Output size", FORMULA),
         Column("params", "Params", INT),
-        Column("params_formula", "Parameter arithmetic"),
+        Column("params_formula", "Parameter arithmetic", FORMULA),
         Column("macs", "MACs", INT),
-        Column("macs_formula", "MAC arithmetic"),
+        Column("macs_formula", "MAC arithmetic", FORMULA),
     ),
     "summary": (
         _NAME, _TYPE,

@@ -7,7 +7,7 @@ from archcalc.formulas.numbers import grouped, human
 from archcalc.formulas.outsize import OutSize
 from archcalc.formulas.terms import expanded, total
 from archcalc.models.registry import Registry
-from archcalc.output.report import INT, Column, Report
+from archcalc.output.report import FORMULA, INT, Column, Report
 
 
 def outsize_report(result: OutSize) -> Report:
@@ -21,7 +21,7 @@ def outsize_report(result: OutSize) -> Report:
     }
     row = {"rule": rule, "arithmetic": result.formula, "output": result.output,
            "exact": "yes" if result.exact else f"no ({rounding})"}
-    columns = (Column("rule", "Rule"), Column("arithmetic", "Arithmetic"), Column("output", "Output", INT),
+    columns = (Column("rule", "Rule"), Column("arithmetic", "Arithmetic", FORMULA), Column("output", "Output", INT),
                Column("exact", "Exact division"))
     footer = ("in = input size, k = kernel, s = stride, p = padding, d = dilation (lecture 003; PyTorch Conv2d/MaxPool2d)",)
     return Report("Output size", columns, (row,), footer, data)
@@ -42,9 +42,9 @@ def bottleneck_report(result: BottleneckComparison) -> Report:
         })
     columns = (
         Column("design", "Design"),
-        Column("memory_arithmetic", "Memory = params + activations (values)"),
+        Column("memory_arithmetic", "Memory = params + activations (values)", FORMULA),
         Column("memory", "Memory", INT),
-        Column("mults_arithmetic", "Multiplications"),
+        Column("mults_arithmetic", "Multiplications", FORMULA),
         Column("mults", "Mults", INT),
         Column("mults_human", "≈"),
     )

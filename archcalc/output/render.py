@@ -13,9 +13,10 @@ from pathlib import Path
 
 from archcalc.errors import InputError
 from archcalc.formulas.numbers import grouped
-from archcalc.output.report import INT, Report
+from archcalc.output.report import FORMULA, INT, Column, Report
 
 FORMATS = ("table", "csv", "json", "md", "html")
+PIPE_WIDTH = 200  # a table's width when stdout is no terminal (a file, a pipe): laid out as it comes
 _SUFFIXES = {".csv": "csv", ".json": "json", ".md": "md", ".markdown": "md", ".txt": "table", ".html": "html",
              ".htm": "html"}
 
@@ -73,28 +74,99 @@ def to_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rich_table(report: Report):
-    """The report as a rich renderable: the table, then its footer lines (rich.print, a notebook's __rich__)."""
+# What a narrow terminal leaves out first, by column key (each is in the CSV and JSON): FLOPs (2 x the
+# MACs beside them), the trainable count, element-wise work, activation bytes, the receptive field,
+# input shapes, the bottleneck's rounded figure, timing's spread, and last the layer's type (its name says
+# where it is; `archcalc shapes` at a wider width says what it is).
+DROP_ORDER = ("flops", "trainable_params", "elementwise", "activation_bytes", "rf", "input_shape", "mults_human",
+              "iqr_ms", "min_max", "images_per_s", "type")
+
+
+def rich_table(report: Report, width: int | None = None):
+    """The report as a rich renderable: the table, then its footer lines (rich.print, a notebook's __rich__).
+    Given a ``width`` the table is laid out to fit it without breaking a number or a formula inside a
+    token: the arithmetic columns move onto lines of their own under the table, then columns leave in
+    DROP_ORDER (said in a line), and the remaining columns wrap only at spaces."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
+    columns, folded, dropped = fit_columns(report, width)
     table = Table(title=report.title, title_justify="left", header_style="bold")
-    for column in report.columns:
-        table.add_column(column.header, justify="right" if column.kind == INT else "left",
-                         overflow="fold")
+    sizes = _widths(columns, report.rows, width) if width else [None] * len(columns)
+    for column, size in zip(columns, sizes):
+        table.add_column(column.header, justify="right" if column.kind == INT else "left", overflow="fold",
+                         width=size)
     for row in report.rows:
-        table.add_row(*(cell_text(row.get(c.key), c.kind) for c in report.columns))
-    return Group(table, *(Text(line) for line in report.footer))
+        table.add_row(*(cell_text(row.get(c.key), c.kind) for c in columns))
+    lines = []
+    for column in folded:  # each row's arithmetic on a line of its own: "conv1: (1*32*30*30)*(3*3*3) = 777,600"
+        texts = [(row.get("name") or row.get(columns[0].key, ""), row.get(column.key)) for row in report.rows]
+        texts = [(name, text) for name, text in texts if text]
+        if texts:
+            lines.append(Text(f"{column.header}:", style="bold"))
+            lines.extend(Text(f"  {name}: {text}") for name, text in texts)
+    if dropped:
+        lines.append(Text(f"(left out at {width} columns: {', '.join(c.header for c in dropped)}; a wider terminal, "
+                          f"-f csv or -f json has them)"))
+    return Group(table, *lines, *(Text(line) for line in report.footer))
+
+
+def fit_columns(report: Report, width: int | None) -> tuple[list[Column], list[Column], list[Column]]:
+    """(the table's columns, the arithmetic columns moved under it, the columns left out) at ``width``."""
+    columns, folded, dropped = list(report.columns), [], []
+    if width is not None and _needed(columns, report.rows) > width:
+        folded = [c for c in columns if c.kind == FORMULA]
+        columns = [c for c in columns if c.kind != FORMULA]
+        for key in DROP_ORDER:
+            if _needed(columns, report.rows) <= width:
+                break
+            dropped += [c for c in columns if c.key == key]
+            columns = [c for c in columns if c.key != key]
+    return columns, folded, dropped
+
+
+_WHOLE = ("name", "model")  # a row's label ("max_pool2d (2)") stays on one line
+
+
+def _least(column: Column, rows) -> int:
+    """The narrowest the column can be without breaking a word of its header or a token of a cell (a
+    number is one token)."""
+    words = [len(w) for w in column.header.split()]
+    for row in rows:
+        text = cell_text(row.get(column.key), column.kind)
+        whole = column.kind == INT or column.key in _WHOLE
+        words.extend([len(text)] if whole else [len(w) for w in text.split()])
+    return max(words, default=1)
+
+
+def _widths(columns: list[Column], rows, width: int) -> list[int]:
+    """Each column's width: its natural one (the longest header or cell), narrowed one character at a time
+    from the column with the most to spare over its least (_least) until the table fits ``width``."""
+    natural = [max([len(c.header)] + [len(cell_text(r.get(c.key), c.kind)) for r in rows]) for c in columns]
+    least = [_least(c, rows) for c in columns]
+    sizes = list(natural)
+    while sum(sizes) + 3 * len(sizes) + 1 > width:
+        spare = [size - low for size, low in zip(sizes, least)]
+        widest = max(range(len(sizes)), key=lambda i: (spare[i], sizes[i]))
+        if spare[widest] <= 0:
+            break
+        sizes[widest] -= 1
+    return sizes
+
+
+def _needed(columns: list[Column], rows) -> int:
+    """The width of the table at its narrowest: each column's least width, its padding and rules."""
+    return sum(_least(c, rows) + 3 for c in columns) + 1
 
 
 def to_table(report: Report, width: int | None = None, color: bool = False) -> str:
     from rich.console import Console
 
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width or 200, force_terminal=bool(color), no_color=not color,
+    console = Console(file=buffer, width=width or PIPE_WIDTH, force_terminal=bool(color), no_color=not color,
                       highlight=False, soft_wrap=False)
-    console.print(rich_table(report))
+    console.print(rich_table(report, width))
     return buffer.getvalue()
 
 

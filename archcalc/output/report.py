@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 INT = "int"
 TEXT = "text"
+FORMULA = "formula"  # a row's arithmetic: on a narrow terminal it moves onto a line of its own under the table
 
 
 @dataclass(frozen=True)
