@@ -114,3 +114,12 @@ def test_fit_on_the_command_line_agrees_with_the_estimate(cli):
     if not torch.cuda.is_available():
         run = cli("memory", "cnnet", "--fit", "device")
         assert run.code == 1 and "--fit device needs a GPU" in run.err
+
+
+def test_a_reused_layer_is_a_row_per_call_as_in_every_other_view():
+    e = estimate(REGISTRY.get("vgg_base"), None, 1, "sgd")
+    relus = [layer for layer in e.layers if layer.type == "ReLU"]
+    assert [layer.name for layer in relus] == ["relu"] + [f"relu ({i})" for i in range(2, 9)]
+    assert all(layer.saved_tensors == 1 for layer in relus)  # each call saves its own output
+    assert relus[1].saved_bytes == 32 * 32 * 32 * 4  # conv1_2's 32x32x32 map, after relu (2)
+    assert sum(layer.saved_bytes for layer in e.layers) == e.activations_bytes

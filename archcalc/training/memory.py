@@ -78,7 +78,8 @@ def _made(params) -> list[nn.Parameter]:
 class _SavedRecorder:
     def __init__(self, model: nn.Module):
         self.names = {id(m): (name or "(model forward)", type(m).__name__) for name, m in model.named_modules()}
-        self.stack: list[nn.Module] = []
+        self.stack: list[tuple[nn.Module, int]] = []  # (module, its call number), innermost last
+        self.calls: dict[int, int] = {}  # id(module) -> calls so far: a reused ReLU is a row per call
         self.param_storages = {p.untyped_storage()._cdata for p in _made(model.parameters())}
         self.seen: set[int] = set()
         self.keep: list[torch.Tensor] = []  # holds saved tensors so storage ids cannot be reused
@@ -92,9 +93,9 @@ class _SavedRecorder:
             return t
         self.seen.add(storage)
         self.keep.append(t)
-        module = self.stack[-1] if self.stack else None
+        module, call = self.stack[-1] if self.stack else (None, 1)
         name, type_name = self.names.get(id(module), ("(model)", "")) if module is not None else ("(model)", "")
-        entry = self.layers.setdefault(name, [type_name, 0, 0])
+        entry = self.layers.setdefault(name if call == 1 else f"{name} ({call})", [type_name, 0, 0])
         entry[1] += 1
         entry[2] += t.untyped_storage().nbytes()
         self.largest = max(self.largest, t.untyped_storage().nbytes())
@@ -114,7 +115,8 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     recorder = _SavedRecorder(model)
     recorder.input_storage = x.untyped_storage()._cdata
     def enter(module, args) -> None:
-        recorder.stack.append(module)
+        call = recorder.calls[id(module)] = recorder.calls.get(id(module), 0) + 1
+        recorder.stack.append((module, call))
 
     def leave(module, args, output) -> None:  # returns None: a hook's value would replace the output
         recorder.stack.pop()
