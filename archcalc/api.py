@@ -71,9 +71,9 @@ def analyze(model: Any, input_size: Size | Sequence[Size] | None = None, *, inpu
         if inputs is not None:
             given = Inputs.of_example(inputs)
         elif sizes is not None:
-            given = _specs(sizes, input_dtypes)
+            given = engine.sized_inputs(sizes, input_dtypes)
         elif getattr(model, "archcalc_input", None) is not None:
-            given = _specs([(batch, *model.archcalc_input)], input_dtypes)
+            given = engine.sized_inputs([(batch, *model.archcalc_input)], input_dtypes)
         else:
             raise InputError(f"give the input of {type(model).__name__}: input_size=(1, 3, 224, 224) (with the batch), "
                              f"or inputs=<example tensors>")
@@ -249,12 +249,6 @@ def _sizes(input_size) -> list[tuple[int, ...]] | None:
     if isinstance(input_size, (tuple, list)) and input_size and all(isinstance(s, (tuple, list)) for s in input_size):
         return [checked_shape(s) for s in input_size]
     return [checked_shape(input_size)]
-
-
-def _specs(sizes, input_dtypes):
-    from archcalc.analysis.engine import sized_inputs
-
-    return sized_inputs(sizes, input_dtypes)
 
 
 def _dtype_name(dtype: Any) -> str:

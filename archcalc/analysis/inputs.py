@@ -56,7 +56,7 @@ class Inputs:
     def tensors(self) -> Iterator[TensorSpec | torch.Tensor]:
         """Every tensor input (sizes and examples), positional first, in order."""
         for value in (*self.args, *self.kwargs.values()):
-            yield from _leaves(value)
+            yield from leaves(value)
 
     @property
     def shapes(self) -> tuple[Shape, ...]:
@@ -73,10 +73,6 @@ class Inputs:
     def dtypes(self, model_dtype: torch.dtype) -> tuple[torch.dtype, ...]:
         return tuple(t.dtype or model_dtype for t in self.tensors())
 
-    def integer(self) -> bool:
-        """Whether any input is of an integer (or boolean) dtype: token ids, masks."""
-        return any(t.dtype is not None and not t.dtype.is_floating_point for t in self.tensors())
-
     def text(self) -> str:
         """'1x3x224x224', or '2x12 (int64), 2x12 (int64)' for several or integer inputs."""
         parts = []
@@ -85,15 +81,6 @@ class Inputs:
             integer = t.dtype is not None and not t.dtype.is_floating_point
             parts.append(f"{shape} ({str(t.dtype).removeprefix('torch.')})" if integer else shape)
         return ", ".join(parts) or "no input"
-
-    def with_batch(self, batch: int) -> Inputs:
-        """The sizes with their first dimension set to ``batch`` (examples keep theirs)."""
-        def rebatch(value):
-            if isinstance(value, TensorSpec) and value.shape:
-                return value._replace(shape=(batch, *value.shape[1:]))
-            return value
-
-        return Inputs(tuple(map(rebatch, self.args)), self.kwargs)
 
     # -- made for a device ----------------------------------------------------------------
     def make(self, device: torch.device, dtype: torch.dtype) -> tuple[tuple, dict[str, Any]]:
@@ -125,15 +112,15 @@ def checked_shape(shape: Sequence[int]) -> Shape:
     return sizes
 
 
-def _leaves(value: Any) -> Iterator[TensorSpec | torch.Tensor]:
+def leaves(value: Any) -> Iterator[TensorSpec | torch.Tensor]:
     if isinstance(value, (TensorSpec, torch.Tensor)):
         yield value
     elif isinstance(value, (tuple, list)):
         for v in value:
-            yield from _leaves(v)
+            yield from leaves(v)
     elif isinstance(value, Mapping):
         for v in value.values():
-            yield from _leaves(v)
+            yield from leaves(v)
 
 
 def _tensor(spec: TensorSpec, device: torch.device, model_dtype: torch.dtype) -> torch.Tensor:

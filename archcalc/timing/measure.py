@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import torch
 
 from archcalc.analysis.engine import analyse_module, build, entry_shape, out_of_memory, resolve_dtype
+from archcalc.analysis.inputs import leaves
 from archcalc.errors import ArchcalcError, InputError
 from archcalc.models.registry import ModelEntry
 
@@ -91,22 +92,12 @@ def training_step(model: torch.nn.Module, x: torch.Tensor, optimizer: torch.opti
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         y = model(x)
-        first = y if isinstance(y, torch.Tensor) else next(t for t in _tensors(y))
+        first = y if isinstance(y, torch.Tensor) else next(leaves(y))
         first.float().mean().backward()
         optimizer.step()
 
     return step
 
-
-def _tensors(value):
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            yield from _tensors(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _tensors(v)
 
 
 def resolve_timing_device(name: str, option: str = "--device") -> torch.device:
