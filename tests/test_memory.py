@@ -123,3 +123,42 @@ def test_a_reused_layer_is_a_row_per_call_as_in_every_other_view():
     assert all(layer.saved_tensors == 1 for layer in relus)  # each call saves its own output
     assert relus[1].saved_bytes == 32 * 32 * 32 * 4  # conv1_2's 32x32x32 map, after relu (2)
     assert sum(layer.saved_bytes for layer in e.layers) == e.activations_bytes
+
+
+class Residual(nn.Module):
+    """A block whose own forward calls functional operations: relu, and a product that saves both inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return torch.relu(y * x)  # mul saves y and x (x is the input: not counted again)
+
+
+class TwoBlocks(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 1)
+        self.block = Residual()
+
+    def forward(self, x):
+        return self.block(torch.sigmoid(self.stem(x)))
+
+
+def test_a_modules_own_functional_operations_are_rows_named_as_in_the_shapes_view():
+    from archcalc.analysis.engine import analyse
+
+    entry = ModelEntry("two", "test", "tests.test_memory:TwoBlocks", (3, 6, 6), "", "")
+    e = estimate(entry, None, 2, "sgd")
+    plane = 2 * 4 * 6 * 6 * 4  # one 2x4x6x6 float32 map
+    rows = {layer.name: (layer.type, layer.saved_tensors, layer.saved_bytes) for layer in e.layers}
+    # sigmoid saves its output; block.conv saves its input (that same output: counted once, by sigmoid);
+    # relu its output; mul its two inputs (y, the first relu's output, already counted, and x, sigmoid's);
+    # relu (2) its output
+    assert rows == {"sigmoid": ("sigmoid", 1, plane), "block.relu": ("relu", 1, plane),
+                    "block.relu (2)": ("relu", 1, plane)}
+    shown = {record.label for record in analyse(entry, None).records}
+    assert set(rows) <= shown  # the same names as the shapes, params and flops views
+    assert e.activations_bytes == 3 * plane

@@ -6,7 +6,8 @@
                exp_avg_sq) plus a 4-byte step counter per parameter tensor (PyTorch's Adam)
   activations  every tensor autograd saves for backward during the forward pass, as autograd
                itself reports it (torch.autograd.graph.saved_tensors_hooks), each storage counted
-               once and attributed to the innermost module that saved it; parameters excluded
+               once and put on the row of the layer or functional operation that saved it, as the
+               other views name them (relu, relu (2), layer1.0.add); parameters excluded
   input        the input batch, which stays alive for the step
   backward     the gradients flowing through the largest layer while backward runs: 2 x the largest
                saved activation (the gradient arriving and the one leaving); an approximation
@@ -23,7 +24,9 @@ from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 from torch.nn.parameter import UninitializedTensorMixin
 
+from archcalc.analysis.counting import op_name
 from archcalc.analysis.engine import build, entry_shape, make_lazy_parameters, resolve_dtype
+from archcalc.analysis.tracer import Tracer
 from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
 
@@ -75,17 +78,51 @@ def _made(params) -> list[nn.Parameter]:
     return [p for p in params if not isinstance(p, UninitializedTensorMixin)]
 
 
-class _SavedRecorder:
+class _SavingTracer(Tracer):
+    """The analysis' tracer, which also knows the operation being run, so that each tensor saved for
+    backward is put on the row every other view shows: the counted layer that saved it, or the
+    functional operation (F.relu, torch.cat, ``x + identity``) of a module's own forward, a row per call
+    (relu, relu (2), ...)."""
+
     def __init__(self, model: nn.Module):
-        self.names = {id(m): (name or "(model forward)", type(m).__name__) for name, m in model.named_modules()}
-        self.stack: list[tuple[nn.Module, int]] = []  # (module, its call number), innermost last
-        self.calls: dict[int, int] = {}  # id(module) -> calls so far: a reused ReLU is a row per call
+        super().__init__(model)
+        self.running = None  # the torch function being run, outside counted layers
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        outer, self.running = self.running, func
+        try:
+            return super().__torch_function__(func, types, args, kwargs)
+        finally:
+            self.running = outer
+
+    def row(self) -> tuple[str, str]:
+        """(row label, type) of what is running now."""
+        if self.layer is not None:  # a counted layer's own work: the mode stands aside inside it
+            frame = self.layer
+            return _label(frame.name, frame.call), type(frame.module).__name__
+        parent = self.current
+        if parent is None:
+            return "(model)", ""
+        if self.running is None:
+            return _label(parent.name or type(parent.module).__name__, parent.call), type(parent.module).__name__
+        name = op_name(self.running)
+        qualified = f"{parent.name}.{name}" if parent.name else name
+        return _label(qualified, self.op_calls[qualified] + 1), name  # counted once it returns
+
+
+def _label(name: str, call: int) -> str:
+    return name if call == 1 else f"{name} ({call})"
+
+
+class _SavedRecorder:
+    def __init__(self, model: nn.Module, tracer: _SavingTracer, x: torch.Tensor):
+        self.tracer = tracer
         self.param_storages = {p.untyped_storage()._cdata for p in _made(model.parameters())}
+        self.input_storage = x.untyped_storage()._cdata
         self.seen: set[int] = set()
         self.keep: list[torch.Tensor] = []  # holds saved tensors so storage ids cannot be reused
         self.layers: OrderedDict[str, list] = OrderedDict()
         self.largest = 0
-        self.input_storage: int | None = None
 
     def pack(self, t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()._cdata
@@ -93,9 +130,8 @@ class _SavedRecorder:
             return t
         self.seen.add(storage)
         self.keep.append(t)
-        module, call = self.stack[-1] if self.stack else (None, 1)
-        name, type_name = self.names.get(id(module), ("(model)", "")) if module is not None else ("(model)", "")
-        entry = self.layers.setdefault(name if call == 1 else f"{name} ({call})", [type_name, 0, 0])
+        name, type_name = self.tracer.row()
+        entry = self.layers.setdefault(name, [type_name, 0, 0])
         entry[1] += 1
         entry[2] += t.untyped_storage().nbytes()
         self.largest = max(self.largest, t.untyped_storage().nbytes())
@@ -112,27 +148,13 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     model = build(entry, meta, torch_dtype).train()
     x = torch.empty(shape, device=meta, dtype=torch_dtype, requires_grad=False)
     make_lazy_parameters(model, (x,), {})
-    recorder = _SavedRecorder(model)
-    recorder.input_storage = x.untyped_storage()._cdata
-    def enter(module, args) -> None:
-        call = recorder.calls[id(module)] = recorder.calls.get(id(module), 0) + 1
-        recorder.stack.append((module, call))
-
-    def leave(module, args, output) -> None:  # returns None: a hook's value would replace the output
-        recorder.stack.pop()
-
-    handles = []
-    for module in model.modules():
-        handles.append(module.register_forward_pre_hook(enter))
-        handles.append(module.register_forward_hook(leave))
+    tracer = _SavingTracer(model)
+    recorder = _SavedRecorder(model, tracer, x)
     try:
-        with saved_tensors_hooks(recorder.pack, lambda t: t):
+        with saved_tensors_hooks(recorder.pack, lambda t: t), tracer:
             model(x)
     except Exception as error:
         raise ForwardError(f"training forward pass of {entry.name} failed: {str(error).splitlines()[0]}") from error
-    finally:
-        for handle in handles:
-            handle.remove()
     params = list(_made(model.parameters()))  # a lazy layer that never ran has no size yet
     params_bytes = sum(p.numel() * p.element_size() for p in params)
     grads_bytes = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
