@@ -467,6 +467,34 @@ def report(
     print(f"wrote {len(paths)} files to {out}/", file=sys.stderr)
 
 
+@app.command()
+def homework(
+    kind: Annotated[str, typer.Argument(metavar="KIND", help="outsize, params, macs, receptive, memory or network.")],
+    count: Annotated[int, typer.Option("--count", "-n", help="How many questions (1 to 500).")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="The draw: the same seed gives the same files.")] = 0,
+    level: Annotated[int, typer.Option("--level", help="1 (exact, one layer), 2, or 3 (floor, ceil_mode, "
+                                                      "dilation, groups, deeper stacks).")] = 1,
+    lang: Annotated[str, typer.Option("--lang", help="en, or ko (the lectures' Korean terms).")] = "en",
+    out: Annotated[Optional[str], typer.Option("--out", help="Folder for questions.md, answers.md and answers.csv; "
+                                                             "default homework/KIND-seedS-levelL.")] = None,
+    force: Force = False,
+) -> None:
+    """A homework set: new questions with answer keys that show the lecture's arithmetic, every answer checked
+    by building the layer in PyTorch on the meta device."""
+    from pathlib import Path
+
+    from archcalc.homework.generate import generate, validate
+    from archcalc.homework.write import write
+
+    validate(kind, count, seed, level, lang)
+    folder = Path(out) if out else Path("homework") / (f"{kind}-seed{seed}-level{level}" +
+                                                      ("" if lang == "en" else f"-{lang}"))
+    made = generate(kind, count, seed, level, lang)
+    paths = write(made, folder, force)
+    print(f"wrote {', '.join(p.name for p in paths)} to {folder}/ ({count} {kind} questions, level {level}, "
+          f"seed {seed}; every answer checked in PyTorch)", file=sys.stderr)
+
+
 def _check_plot(plot: str | None, force: bool) -> None:
     """A --plot file checked before the work, as --output is."""
     if plot:

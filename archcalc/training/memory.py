@@ -71,7 +71,8 @@ def _optimizer_bytes(params: list[nn.Parameter], optimizer: str) -> tuple[int, s
     if optimizer == "momentum":
         return elements, f"one momentum buffer per trainable element: {elements:,}"
     steps = 4 * len(trainable)
-    return 2 * elements + steps, f"exp_avg + exp_avg_sq: 2*{elements:,} + step counters 4*{len(trainable)} = {2 * elements + steps:,}"
+    return 2 * elements + steps, (f"exp_avg + exp_avg_sq: 2*{elements:,} + step counters 4*{len(trainable)} = "
+                                  f"{2 * elements + steps:,}")
 
 
 def _made(params) -> list[nn.Parameter]:
@@ -164,7 +165,8 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     itemsize = x.element_size()
     arithmetic = {
         "params": f"{sum(p.numel() for p in params):,} elements * {itemsize} bytes = {params_bytes:,}",
-        "grads": f"{sum(p.numel() for p in params if p.requires_grad):,} trainable elements * {itemsize} bytes = {grads_bytes:,}",
+        "grads": f"{sum(p.numel() for p in params if p.requires_grad):,} trainable elements * {itemsize} bytes = "
+                 f"{grads_bytes:,}",
         "optimizer": optimizer_text,
         "activations": f"{sum(layer.saved_tensors for layer in layers)} tensors saved for backward = {activations:,}",
         "input": f"{'*'.join(map(str, shape))} * {itemsize} bytes = {x.numel() * itemsize:,}",

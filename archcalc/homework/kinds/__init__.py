@@ -1,0 +1,8 @@
+"""One file a kind of question: how its numbers are drawn, its answer worked out with archcalc's formulas,
+and checked in PyTorch (homework.meta). Each has COLUMNS (its answers.csv columns after the first five),
+ask(rng, level, lang) -> Question and check(question) -> the disagreements found (none: right)."""
+
+from archcalc.homework.kinds import macs, memory, network, outsize, params, receptive
+
+KINDS = {"outsize": outsize, "params": params, "macs": macs, "receptive": receptive, "memory": memory,
+         "network": network}

@@ -1,0 +1,145 @@
+"""Every sentence a homework set prints, in English and in Korean (the lectures' own terms: 합성곱,
+출력 크기, 훈련해야 할 파라미터 개수, 가중치, 입력맵, 특성맵, 바이어스, 연산횟수, 수용 영역)."""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "ko")
+
+_TEXT = {
+    # layer names, as a sentence names them
+    "conv": ("a convolution (Conv2d)", "합성곱(Conv2d) 층"),
+    "maxpool": ("a max pooling layer (MaxPool2d)", "max pooling 층(MaxPool2d)"),
+    "avgpool": ("an average pooling layer (AvgPool2d)", "average pooling 층(AvgPool2d)"),
+    "batchnorm": ("a batch normalisation layer (BatchNorm2d)", "배치 정규화 층(BatchNorm2d)"),
+    "linear": ("a fully connected layer (Linear)", "fully connected 층(Linear)"),
+    # outsize
+    "outsize.forward": ("A {size}x{size} input goes through {layer} with {settings}. What is the output size?",
+                        "{size}x{size} 입력에 {settings}인 {layer}을 적용한다. 출력 크기(output size)는?"),
+    "outsize.padding": ("A {size}x{size} input goes through {layer} with {settings}. Which padding keeps the "
+                        "output {size}x{size}?",
+                        "{size}x{size} 입력에 {settings}인 {layer}을 적용한다. 출력 크기를 입력과 같은 "
+                        "{size}x{size}로 유지하려면 padding은 얼마인가?"),
+    "outsize.stride": ("A {size}x{size} input goes through {layer} with {settings}. Which stride halves the "
+                       "size, to {half}x{half}?",
+                       "{size}x{size} 입력에 {settings}인 {layer}을 적용한다. 출력 크기를 절반인 {half}x{half}로 "
+                       "줄이려면 stride는 얼마인가?"),
+    "outsize.rule": ("output size = (in + 2p - k)/s + 1", "output size = (input_size + 2*padding - kernel_size)/"
+                     "stride + 1 (padding을 적용한 후의 input_size로는 강의의 (input_size - kernel_size)/stride + 1)"),
+    "outsize.rule_dilated": ("output size = (in + 2p - d*(k - 1) - 1)/s + 1: a dilated kernel spans d*(k - 1) + 1 "
+                             "pixels",
+                             "output size = (input_size + 2p - d*(k - 1) - 1)/s + 1: dilation d인 kernel은 "
+                             "d*(k - 1) + 1 픽셀에 걸친다"),
+    "outsize.floor": ("the division is not exact: rounded down (floor), as PyTorch does",
+                      "나누어떨어지지 않으면 내림(floor), PyTorch와 같다"),
+    "outsize.ceil": ("ceil_mode=True: rounded up, but a last window that would start in the padding is dropped",
+                     "ceil_mode=True: 올림(ceil), 단 padding 안에서 시작하는 마지막 window는 버린다"),
+    "outsize.keeps": ("with stride 1, out = in + 2p - d*(k - 1), so p = d*(k - 1)/2",
+                      "stride 1이면 out = in + 2p - d*(k - 1)이므로 p = d*(k - 1)/2"),
+    "outsize.halves": ("stride {s} is the only one that gives {half}", "{half}이 되는 stride는 {s}뿐이다"),
+    # params
+    "params.ask": ("How many trainable parameters does {layer} have: {code}?",
+                   "{layer} {code}의 훈련해야 할 파라미터 개수는?"),
+    "params.conv": ("(weights*input maps + bias)*feature maps", "(가중치*입력맵개수 + 바이어스)*특성맵개수"),
+    "params.conv_groups": ("(weights*input maps per group + bias)*feature maps: each filter sees C_in/groups "
+                           "= {c_in}/{groups} = {per} of the input maps",
+                           "(가중치*그룹당 입력맵개수 + 바이어스)*특성맵개수: 각 필터는 C_in/groups = "
+                           "{c_in}/{groups} = {per}개의 입력맵만 본다"),
+    "params.nobias": ("no bias (bias=False): weights*input maps*feature maps",
+                      "바이어스 없음(bias=False): 가중치*입력맵개수*특성맵개수"),
+    "params.linear": ("(inputs + bias)*outputs", "연결개수 = (입력개수 + 바이어스)*출력개수"),
+    "params.linear_nobias": ("inputs*outputs (bias=False)", "입력개수*출력개수 (bias=False)"),
+    "params.batchnorm": ("one scale γ and one shift β per channel: (γ + β)*C; running_mean and running_var are "
+                         "buffers, not trained",
+                         "채널마다 γ(scale)와 β(shift) 하나씩: (γ + β)*C; running_mean, running_var는 훈련하지 "
+                         "않는 buffer"),
+    "params.pool": ("pooling has no weights: 0", "pooling 층에는 가중치가 없다: 0"),
+    # macs
+    "macs.ask": ("How many multiply-accumulates (MACs, bias excluded) does {layer} {code} perform on a "
+                 "{size}x{size}x{c_in} input?",
+                 "{size}x{size}x{c_in} 입력에 {layer} {code}을 적용할 때 연산횟수(곱셈-누적 MACs, "
+                 "바이어스 제외)는?"),
+    "macs.ask_linear": ("How many multiply-accumulates (MACs, bias excluded) does {code} perform on one input?",
+                        "입력 하나에 {code}을 적용할 때 연산횟수(MACs, 바이어스 제외)는?"),
+    "macs.conv": ("(H_out*W_out*C_out)*(K*K*C_in/groups), with H_out = {rule}",
+                  "(출력 H*W*특성맵개수)*(K*K*입력맵개수/groups), 출력 크기 {rule}"),
+    "macs.bottleneck": ("A {size}x{size}x{c_in} input goes through a {k}x{k} convolution to {c_out} maps "
+                        "(padding keeps the size). How many multiplications does it take, and how many with a "
+                        "1x1 convolution to {c_mid} maps first (the bottleneck layer)? How many times fewer?",
+                        "{size}x{size}x{c_in} 입력에 {k}x{k} 합성곱으로 {c_out}개의 feature map을 만든다 "
+                        "(padding으로 크기 유지). 연산횟수는? 먼저 1x1 합성곱으로 {c_mid}개로 줄인 뒤 "
+                        "(bottleneck layer) {k}x{k} 합성곱을 하면? 몇 배 줄어드는가?"),
+    "macs.separable": ("A {size}x{size}x{c_in} input goes through a {k}x{k} convolution to {c_out} maps "
+                       "(padding keeps the size). How many multiplications does it take, and how many as a "
+                       "depthwise {k}x{k} convolution (groups={c_in}) followed by a 1x1 convolution to {c_out} "
+                       "maps (depthwise separable)? How many times fewer?",
+                       "{size}x{size}x{c_in} 입력에 {k}x{k} 합성곱으로 {c_out}개의 feature map을 만든다 "
+                       "(padding으로 크기 유지). 연산횟수는? depthwise {k}x{k} 합성곱(groups={c_in}) 다음 "
+                       "1x1 합성곱으로 {c_out}개를 만들면(depthwise separable)? 몇 배 줄어드는가?"),
+    "macs.direct": ("direct", "직접"),
+    "macs.reduced": ("with the 1x1 reduction", "1x1 축소 후"),
+    "macs.factored": ("depthwise + pointwise", "depthwise + pointwise"),
+    "macs.ratio": ("ratio", "비율"),
+    # receptive
+    "receptive.ask": ("These layers are stacked, in order: {stack}. How large is the receptive field of one "
+                      "output value (in input pixels, along one side)?",
+                      "다음 층을 차례로 쌓는다: {stack}. 마지막 출력 한 값의 수용 영역(receptive field) "
+                      "크기는 (입력 픽셀, 한 변)?"),
+    "receptive.ask_jump": ("These layers are stacked, in order: {stack}. How large is the receptive field of one "
+                           "output value, and how many input pixels apart are two neighbouring outputs?",
+                           "다음 층을 차례로 쌓는다: {stack}. 마지막 출력 한 값의 수용 영역(receptive field) "
+                           "크기와, 이웃한 두 출력 사이의 입력 픽셀 간격(jump)은?"),
+    "receptive.ask_count": ("How many {k}x{k} convolutions with stride 1, stacked, see a {rf}x{rf} region of the "
+                            "input, as one {rf}x{rf} convolution does (VGG's argument)?",
+                            "stride 1인 {k}x{k} 합성곱을 몇 개 쌓으면 {rf}x{rf} 합성곱 하나와 같은 {rf}x{rf} "
+                            "수용 영역을 보는가 (VGG의 논리)?"),
+    "receptive.rule": ("r = r + d*(k - 1)*j, then j = j*s, from r = 1, j = 1",
+                       "r = 1, j = 1에서 시작해 층마다 r = r + d*(k - 1)*j, j = j*s"),
+    "receptive.count": ("each {k}x{k} stride-1 convolution adds {k} - 1 = {grow}: 1 + {grow}*n = {rf}, n = {n}",
+                        "stride 1인 {k}x{k} 합성곱 하나가 {k} - 1 = {grow}씩 늘린다: 1 + {grow}*n = {rf}, "
+                        "n = {n}"),
+    # memory
+    "memory.ask": ("A batch of {batch} inputs of {c_in}x{size}x{size} in {dtype} goes through {code}. How many "
+                   "bytes does its output take?",
+                   "{dtype}, batch {batch}, {c_in}x{size}x{size} 입력이 {code}을 통과한다. 출력(activation)이 "
+                   "차지하는 메모리는 몇 byte인가?"),
+    "memory.ask_net": ("A batch of {batch} inputs of {c_in}x{size}x{size} in {dtype} goes through {stack}. How "
+                       "many bytes do the outputs of all these layers take together (each kept for backward)?",
+                       "{dtype}, batch {batch}, {c_in}x{size}x{size} 입력이 {stack}을 차례로 통과한다. 모든 층의 "
+                       "출력(activation)이 함께 차지하는 메모리는 몇 byte인가 (backward를 위해 모두 보관)?"),
+    "memory.rule": ("bytes = N*C*H*W*(bytes per element: {bpe} for {dtype})",
+                    "byte = N*C*H*W*(원소당 byte: {dtype}는 {bpe})"),
+    # network
+    "network.ask": ("Fill in every row of this network for a {c_in}x{size}x{size} input (batch 1): output shape "
+                    "(C x H x W), trainable parameters, and MACs (multiply-accumulates of convolution and "
+                    "linear layers, bias excluded; pooling, BatchNorm, ReLU and Flatten do none).",
+                    "{c_in}x{size}x{size} 입력(batch 1)에 대해 이 네트워크의 모든 행을 채우시오: 출력 크기 "
+                    "(C x H x W), 훈련해야 할 파라미터 개수, 연산횟수(MACs: 합성곱과 linear 층의 곱셈-누적, "
+                    "바이어스 제외; pooling, BatchNorm, ReLU, Flatten은 0)."),
+    "network.row": ("Network {net}, row {row}: {code} on {shape}: output shape, parameters, MACs",
+                    "네트워크 {net}, {row}행: {shape} 입력의 {code}: 출력 크기, 파라미터 개수, MACs"),
+    "network.total": ("total", "합계"),
+    "network.same": ("the same shape; no parameters, no MACs", "크기 그대로; 파라미터 0, MACs 0"),
+    # sets
+    "set.title": ("Homework: {what}", "과제: {what}"),
+    "set.answers": ("Answer key: {what}", "정답: {what}"),
+    "set.made": ("seed {seed}, level {level}; made by `{command}`",
+                 "seed {seed}, level {level}; `{command}`로 생성"),
+    "set.answer": ("Answer", "답"),
+    "set.working": ("Working", "풀이"),
+    "kind.outsize": ("output size", "출력 크기(output size)"),
+    "kind.params": ("trainable parameters", "훈련해야 할 파라미터 개수"),
+    "kind.macs": ("multiply-accumulates (MACs)", "연산횟수(MACs)"),
+    "kind.receptive": ("receptive field", "수용 영역(receptive field)"),
+    "kind.memory": ("activation memory", "activation 메모리"),
+    "kind.network": ("a network, row by row", "네트워크의 각 층"),
+    "column.layer": ("Layer", "층"),
+    "column.shape": ("Output shape", "출력 크기"),
+    "column.params": ("Parameters", "파라미터 개수"),
+    "column.macs": ("MACs", "MACs"),
+}
+
+
+def say(lang: str, key: str, **values) -> str:
+    """The sentence ``key`` in ``lang`` with ``values`` filled in."""
+    english, korean = _TEXT[key]
+    return (korean if lang == "ko" else english).format(**values)
