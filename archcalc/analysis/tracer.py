@@ -192,7 +192,10 @@ class Tracer(TorchFunctionMode):
                 # empty), or its class when a row.
                 row = "" if module is model and counter is None and module._modules else name or kind.__name__
                 settled = [module, row, counter, leave_module if counter is None else leave_layer, 0]
-                own["forward"] = partial(traced_forward, settled, module.forward)
+                forward = module.forward
+                if isinstance(module, _LOOKUPS):
+                    forward = partial(_looked_up, forward)
+                own["forward"] = partial(traced_forward, settled, forward)
                 wrapped.append(own)
         except BaseException:
             self._restore()
@@ -464,6 +467,17 @@ class Tracer(TorchFunctionMode):
 
 
 _new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
+
+_LOOKUPS = (nn.Embedding, nn.EmbeddingBag)
+
+
+def _looked_up(forward, indices, *args, **kwargs):
+    """An embedding's forward, refusing floating-point ids on every device: the CPU and CUDA refuse them, and
+    PyTorch 2.13's meta device does, but 2.11's counted a lookup that no real run could make."""
+    if isinstance(indices, Tensor) and (indices.is_floating_point() or indices.is_complex()):
+        raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the following scalar types: "
+                           f"Long, Int; but got {indices.dtype} instead")
+    return forward(indices, *args, **kwargs)
 
 
 def _gradient(counter, call, count: Count, inputs: list, params) -> Count:
