@@ -154,22 +154,26 @@ def time(models: str | Sequence[str], input_size: Size | None = None, *, batch: 
 
 
 def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimizer: str = "sgd",
-           dtype: Any = "float32", measure: str | None = None, fit: str | int | None = None):
+           dtype: Any = "float32", measure: str | None = None, fit: str | int | None = None, device: str | None = None):
     """Memory of one training step (``archcalc memory``): parameters, gradients, optimizer state and the
-    activations autograd keeps, per layer (training.memory.MemoryEstimate); with ``measure`` ("cpu" or
-    "cuda"), (estimate, the measured peak of a real step); with ``fit`` (bytes, or "16GiB"), the largest
-    batch whose predicted step fits (training.fit.Fit: ``.batch``, ``.text()``)."""
-    from archcalc.training.memory import estimate, measure_peak
+    activations autograd keeps, per layer (training.memory.MemoryEstimate); ``device="cuda"`` adds the step's
+    peak simulated as the CUDA caching allocator counts it (``.peak``; ``.predicted_bytes``), and is the default
+    with ``measure="cuda"`` or ``fit="device"``; with ``measure`` ("cpu" or "cuda"), (estimate, the measured
+    peak of a real step); with ``fit`` (bytes, or "16GiB"), the largest batch whose predicted step fits
+    (training.fit.Fit: ``.batch``, ``.text()``)."""
+    from archcalc.training.memory import device_kind, estimate, measure_peak
 
     given, batch = _given(input_size, batch)
     entry = _entry(model, given)
+    implied = "cuda" if (measure or "").startswith("cuda") or str(fit).strip().lower() == "device" else "cpu"
+    kind = device_kind(device or implied)
     if fit is not None:
         from archcalc.training.fit import largest_batch, parse_budget
 
         budget = fit if isinstance(fit, int) and not isinstance(fit, bool) else parse_budget(str(fit))
-        return largest_batch(entry.name, lambda b: estimate(entry, given, b, optimizer, _dtype_name(dtype)).total_bytes,
-                             budget)
-    result = estimate(entry, given, batch, optimizer, _dtype_name(dtype))
+        return largest_batch(entry.name, lambda b: estimate(entry, given, b, optimizer, _dtype_name(dtype),
+                                                           kind).predicted_bytes, budget)
+    result = estimate(entry, given, batch, optimizer, _dtype_name(dtype), kind)
     if measure is None:
         return result
     return result, measure_peak(entry, given, batch, optimizer, _dtype_name(dtype), measure)

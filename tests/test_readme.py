@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import torch
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -72,14 +73,26 @@ def _inline_commands() -> list[str]:
 INLINE = _inline_commands()
 
 
+def _runs_on_a_gpu(command: str) -> bool:
+    """Whether a command measures on CUDA (`memory --device cuda` only simulates, and runs anywhere)."""
+    args = shlex.split(command)[1:]
+    pairs = set(zip(args, args[1:]))
+    return bool({("--measure", "cuda"), ("--time", "cuda")} & pairs) or (
+        args[0] != "memory" and ("--device", "cuda") in pairs)
+
+
 def test_the_readme_names_concrete_commands_in_its_prose():
     assert {"archcalc bottleneck 480 16 48", "archcalc compare se_resnet50 se_resnet50@reduction=8",
             "archcalc reconcile vit_b_16"} <= set(INLINE)  # (the filter keeps what it should)
     assert "archcalc shapes MODEL" not in INLINE and "archcalc flops -f csv" not in INLINE
+    assert _runs_on_a_gpu("archcalc time resnet50_tv --device cuda --batch 64")
+    assert not _runs_on_a_gpu("archcalc memory resnet50 --fit 16GiB --device cuda")
 
 
 @pytest.mark.parametrize("command", INLINE)
 def test_a_command_in_the_readmes_prose_runs_as_written(cli, command, tmp_path, monkeypatch):
+    if _runs_on_a_gpu(command) and not torch.cuda.is_available():
+        pytest.skip(f"{command}: needs a CUDA device")
     monkeypatch.chdir(tmp_path)
     run = cli(*shlex.split(command)[1:])
     assert run.code == 0, f"{command}: exit {run.code}: {(run.err or run.out).strip().splitlines()[-1:]}"

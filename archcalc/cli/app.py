@@ -248,15 +248,21 @@ def memory(
     dtype: Dtype = "float32",
     measure: Annotated[Optional[str], typer.Option("--measure", help="Also run one real step on this device (cpu or cuda) and compare.")] = None,
     fit: Annotated[Optional[str], typer.Option("--fit", help="Answer the largest batch whose predicted step fits in this memory: 16GiB, 512MiB, 24GB, or device (the GPU's).")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="Whose memory to predict: cpu, or cuda (the step simulated as the CUDA caching allocator counts it; no GPU needed). Default: cuda with --measure cuda or --fit device, else cpu.")] = None,
     format: Format = None,
     output: Output = None,
     force: Force = False,
 ) -> None:
     """Memory of one training step: parameters, gradients, optimizer state, activations kept for backward; --fit: the largest batch that fits."""
     fmt, size, (entry,) = _models(format, output, input, [model], arg)
-    from archcalc.training.memory import estimate, measure_peak
+    from archcalc.training.memory import device_kind, estimate, measure_peak
     from archcalc.output.memory_report import memory_report
 
+    implied = "cuda" if (measure or "").startswith("cuda") or (fit or "").strip().lower() == "device" else "cpu"
+    kind = device_kind(device or implied)
+    if measure and device and device_kind(measure) != kind:
+        raise ArchcalcError(f"--measure {measure} compares with the {device_kind(measure)} model: drop --device "
+                            f"{device}, or measure on {kind}")
     if fit is not None:
         if measure:
             raise ArchcalcError("--fit answers from the estimate; run --measure at the batch it answers to check it")
@@ -264,12 +270,13 @@ def memory(
         from archcalc.training.fit import largest_batch, parse_budget
 
         budget = parse_budget(fit)
-        answer = largest_batch(entry.name, lambda b: estimate(entry, size, b, optimizer, dtype).total_bytes, budget)
+        answer = largest_batch(entry.name, lambda b: estimate(entry, size, b, optimizer, dtype, kind).predicted_bytes,
+                               budget)
         shape = estimate(entry, size, 1, optimizer, dtype).input_shape[1:]
-        emit(fit_report(answer, optimizer, dtype, shape), fmt, output, force)
+        emit(fit_report(answer, optimizer, dtype, shape, kind), fmt, output, force)
         return
 
-    result = estimate(entry, size, batch, optimizer, dtype)
+    result = estimate(entry, size, batch, optimizer, dtype, kind)
     measured = measure_peak(entry, size, batch, optimizer, dtype, measure) if measure else None
     emit(memory_report(result, measured), fmt, output, force)
 

@@ -1,8 +1,9 @@
 """The largest batch whose predicted training step fits in a memory budget (`archcalc memory --fit`).
 
-The prediction is memory.estimate's total for one step (parameters, gradients, optimizer state, the
-activations autograd saves, the input, the gradients in flight), traced on the meta device at each
-batch tried, so a batch of thousands costs no memory. The total grows with the batch almost exactly
+The prediction is memory.estimate's for one step at each batch tried: the CPU's sum of parts (parameters,
+gradients, optimizer state, the activations autograd saves, the input, the gradients in flight), or for
+cuda the simulated allocator's peak (peak.py); both on the meta device, so a batch of thousands costs no
+memory. The total grows with the batch almost exactly
 linearly (everything but the parameters, their gradients and the optimizer state is per sample): the
 first guess extrapolates from batches 1 and 2, and the answer is then confirmed, and if need be
 found by bisection, so that the batch fits and the next one up does not, by the estimate itself.

@@ -1,0 +1,193 @@
+"""The peak of one training step on a GPU, as PyTorch's CUDA caching allocator counts it, simulated on the
+meta device: every tensor the step makes is followed from the operation that allocates it to the moment its
+storage is freed, so what is alive at the worst moment is known tensor by tensor.
+
+  allocated   max over the step of the sum of the live blocks (torch.cuda.max_memory_allocated):
+              each storage takes a block of its size rounded up to 512 bytes, the allocator's smallest
+  terms       what is alive at that moment: the parameters (and buffers), the input, the gradients made so
+              far, the optimizer's state, the activations autograd saved and has not yet released, and
+              the gradients in flight with the other temporaries of the operation running then
+  reserved    at least the live blocks packed into the allocator's segments: blocks of up to 1 MiB in 2 MiB
+              segments, up to 10 MiB in 20 MiB ones, larger ones in their own, rounded up to 2 MiB
+              (fragmentation adds to it: not modelled)
+
+The step is the probe's (probe.py): forward, loss = output.sum(), backward, optimizer.step(), with the
+optimizer's foreach implementation, PyTorch's default on CUDA. Not modelled: the workspaces cuDNN and cuBLAS
+take inside an operation (the simulation sees only the tensors the operations return), autocast.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from functools import partial
+from typing import Sequence
+
+import torch
+from torch.autograd.graph import saved_tensors_hooks
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from archcalc.analysis.engine import build, entry_shape, make_lazy_parameters, resolve_dtype
+from archcalc.analysis.inputs import leaves
+from archcalc.errors import ForwardError
+from archcalc.models.registry import ModelEntry
+
+BLOCK = 512  # the caching allocator's smallest block and its rounding (kMinBlockSize)
+SMALL, SMALL_SEGMENT = 2**20, 2 * 2**20  # blocks up to 1 MiB come from 2 MiB segments (kSmallSize, kSmallBuffer)
+MEDIUM, MEDIUM_SEGMENT = 10 * 2**20, 20 * 2**20  # up to 10 MiB from 20 MiB segments (kMinLargeAlloc, kLargeBuffer)
+LARGE_ROUND = 2 * 2**20  # larger ones: their own segment, rounded up to 2 MiB (kRoundLarge)
+TERMS = ("parameters", "input", "gradients", "optimizer state", "saved activations", "in flight")
+
+
+def block(nbytes: int) -> int:
+    """The block the allocator gives a storage of ``nbytes``: rounded up to a multiple of 512 bytes."""
+    return BLOCK * max(1, -(-nbytes // BLOCK))
+
+
+def reserved_at_least(blocks: Sequence[int]) -> int:
+    """The live blocks packed into segments of the allocator's three kinds, with no fragmentation."""
+    small = sum(b for b in blocks if b <= SMALL)
+    medium = sum(b for b in blocks if SMALL < b < MEDIUM)
+    large = sum(LARGE_ROUND * -(-b // LARGE_ROUND) for b in blocks if b >= MEDIUM)
+    return (SMALL_SEGMENT * -(-small // SMALL_SEGMENT) + MEDIUM_SEGMENT * -(-medium // MEDIUM_SEGMENT) + large)
+
+
+@dataclass(frozen=True)
+class Term:
+    name: str
+    tensors: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Peak:
+    model: str
+    batch: int
+    input_shape: tuple[int, ...]
+    optimizer: str
+    dtype: str
+    allocated: int  # the predicted torch.cuda.max_memory_allocated over the step, model and input included
+    reserved: int  # at least this much reserved at that moment
+    phase: str  # forward, backward or optimizer step
+    op: str  # the operation that had just allocated when the peak was reached
+    terms: tuple[Term, ...]
+
+    @property
+    def before(self) -> int:
+        """What is allocated before the step: the parameters, buffers and input."""
+        return sum(t.bytes for t in self.terms if t.name in ("parameters", "input"))
+
+    @property
+    def step(self) -> int:
+        """What the step adds to it at its peak: what the probe measures (peak - allocated before)."""
+        return self.allocated - self.before
+
+    def arithmetic(self) -> str:
+        parts = [t for t in self.terms if t.bytes]
+        return " + ".join(f"{t.name} {t.bytes:,}" for t in parts) + f" = {self.allocated:,}"
+
+
+class _Live(TorchDispatchMode):
+    """Every storage an operation returns, alive until PyTorch frees it (a weak reference's callback: PyTorch
+    keeps one Python object per storage); the blocks' sum after each operation, and at its peak, what each
+    live block was (``kinds``, asked then: a freed storage's key can be another's later)."""
+
+    def __init__(self, kinds):
+        super().__init__()
+        self.kinds = kinds  # () -> {term: set of storage keys}, as things stand
+        self.saved: set[int] = set()  # storages autograd holds for backward
+        self.blocks: dict[int, int] = {}
+        self.refs: dict[int, weakref.ref] = {}
+        self.total = self.peak = 0
+        self.at_peak: dict[str, list[int]] = {}
+        self.phase = self.at_phase = "forward"
+        self.op = ""
+
+    def track(self, t: torch.Tensor) -> None:
+        if t.device.type != "meta":  # a CPU tensor (Adam's step counter) takes no GPU memory
+            return
+        storage = t.untyped_storage()
+        key = storage._cdata
+        if key not in self.blocks:
+            self.blocks[key] = size = block(storage.nbytes())
+            self.refs[key] = weakref.ref(storage, partial(self._freed, key))
+            self.total += size
+
+    def _freed(self, key: int, _ref) -> None:
+        self.total -= self.blocks.pop(key, 0)
+        self.refs.pop(key, None)
+        self.saved.discard(key)
+
+    def note(self, op: str) -> None:
+        if self.total <= self.peak:
+            return
+        self.peak, self.op, self.at_phase = self.total, op, self.phase
+        kinds = self.kinds() | {"saved activations": self.saved}
+        terms: dict[str, list[int]] = {name: [] for name in TERMS}
+        for key, size in self.blocks.items():
+            terms[next((n for n, keys in kinds.items() if key in keys), "in flight")].append(size)
+        self.at_peak = terms
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.track(t)
+        self.note(func.overloadpacket.__name__)
+        return out
+
+
+def _keys(tensors) -> set[int]:
+    return {t.untyped_storage()._cdata for t in tensors if isinstance(t, torch.Tensor)}
+
+
+def _optimizer(parameters, name: str) -> torch.optim.Optimizer:
+    """The probe's optimizers, with the foreach implementation CUDA uses by default."""
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=0.01, foreach=True)
+    if name == "momentum":
+        return torch.optim.SGD(parameters, lr=0.01, momentum=0.9, foreach=True)
+    return torch.optim.Adam(parameters, lr=0.001, foreach=True)
+
+
+def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str = "sgd",
+             dtype: str = "float32") -> Peak:
+    torch_dtype = resolve_dtype(dtype)
+    shape = entry_shape(entry, size, batch)
+    meta = torch.device("meta")
+    model = build(entry, meta, torch_dtype).train()
+    x = torch.empty(shape, device=meta, dtype=torch_dtype)
+    make_lazy_parameters(model, (x,), {})
+    params = list(model.parameters())
+    opt = _optimizer(params, optimizer)
+    fixed = _keys(params) | _keys(model.buffers())
+
+    def kinds() -> dict[str, set[int]]:
+        return {"parameters": fixed, "input": _keys([x]), "gradients": _keys(p.grad for p in params),
+                "optimizer state": _keys(v for state in opt.state.values() for v in state.values())}
+
+    live = _Live(kinds)
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        live.saved.add(t.untyped_storage()._cdata)
+        return t
+
+    for t in [*params, *model.buffers(), x]:
+        live.track(t)
+    live.note("(before the step)")
+    try:
+        with live:
+            with saved_tensors_hooks(pack, lambda t: t):
+                out = model(x)
+            loss = next(leaves(out)).float().sum()
+            live.phase = "backward"
+            loss.backward()
+            live.phase = "optimizer step"
+            opt.step()
+    except Exception as error:
+        raise ForwardError(f"the simulated training step of {entry.name} failed: "
+                           f"{str(error).splitlines()[0]}") from error
+    terms = tuple(Term(name, len(live.at_peak[name]), sum(live.at_peak[name])) for name in TERMS)
+    reserved = reserved_at_least([b for blocks in live.at_peak.values() for b in blocks])
+    return Peak(entry.name, batch, shape, optimizer, dtype, live.peak, reserved, live.at_phase, live.op, terms)
