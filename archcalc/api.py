@@ -159,8 +159,9 @@ def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimi
     activations autograd keeps, per layer (training.memory.MemoryEstimate); ``device="cuda"`` adds the step's
     peak simulated as the CUDA caching allocator counts it (``.peak``; ``.predicted_bytes``), and is the default
     with ``measure="cuda"`` or ``fit="device"``; with ``measure`` ("cpu" or "cuda"), (estimate, the measured
-    peak of a real step); with ``fit`` (bytes, or "16GiB"), the largest batch whose predicted step fits
-    (training.fit.Fit: ``.batch``, ``.text()``)."""
+    peak of two real steps); with ``fit`` (bytes, or "16GiB"), the largest batch whose predicted step fits
+    (training.fit.Fit: ``.batch``, ``.text()``), and with ``measure`` too, (Fit, training.fit.Confirmation: the
+    largest batch measured to fit, found by running steps)."""
     from archcalc.training.memory import device_kind, estimate, measure_peak
 
     given, batch = _given(input_size, batch)
@@ -169,10 +170,18 @@ def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimi
     kind = device_kind(device or implied)
     if fit is not None:
         from archcalc.training.fit import largest_batch, parse_budget
+        from archcalc.training.peak import simulate
 
         budget = fit if isinstance(fit, int) and not isinstance(fit, bool) else parse_budget(str(fit))
-        return largest_batch(entry.name, lambda b: estimate(entry, given, b, optimizer, _dtype_name(dtype),
-                                                           kind).predicted_bytes, budget)
+        answer = largest_batch(entry.name, lambda b: simulate(entry, given, b, optimizer, _dtype_name(dtype),
+                                                             kind).allocated, budget)
+        if measure is None:
+            return answer
+        from archcalc.training.fit import confirm
+        from archcalc.training.memory import measured_run
+
+        return answer, confirm(lambda b: measured_run(entry, given, b, optimizer, _dtype_name(dtype), measure, budget),
+                               budget, answer.batch)
     result = estimate(entry, given, batch, optimizer, _dtype_name(dtype), kind)
     if measure is None:
         return result

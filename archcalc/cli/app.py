@@ -246,16 +246,16 @@ def memory(
     arg: Args = None,
     optimizer: Annotated[str, typer.Option("--optimizer", help="sgd, momentum or adam.")] = "sgd",
     dtype: Dtype = "float32",
-    measure: Annotated[Optional[str], typer.Option("--measure", help="Also run one real step on this device (cpu or cuda) and compare.")] = None,
+    measure: Annotated[Optional[str], typer.Option("--measure", help="Also run two real steps on this device (cpu or cuda) and compare; with --fit, confirm the answer by running steps (bisection).")] = None,
     fit: Annotated[Optional[str], typer.Option("--fit", help="Answer the largest batch whose predicted step fits in this memory: 16GiB, 512MiB, 24GB, or device (the GPU's).")] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="Whose memory to predict: cpu, or cuda (the step simulated as the CUDA caching allocator counts it; no GPU needed). Default: cuda with --measure cuda or --fit device, else cpu.")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="Whose allocator the step is simulated for: cpu, or cuda (as the CUDA caching allocator counts it; no GPU needed). Default: cuda with --measure cuda or --fit device, else cpu.")] = None,
     format: Format = None,
     output: Output = None,
     force: Force = False,
 ) -> None:
     """Memory of one training step: parameters, gradients, optimizer state, activations kept for backward; --fit: the largest batch that fits."""
     fmt, size, (entry,) = _models(format, output, input, [model], arg)
-    from archcalc.training.memory import device_kind, estimate, measure_peak
+    from archcalc.training.memory import device_kind, estimate, measure_peak, measured_run
     from archcalc.output.memory_report import memory_report
 
     implied = "cuda" if (measure or "").startswith("cuda") or (fit or "").strip().lower() == "device" else "cpu"
@@ -264,16 +264,17 @@ def memory(
         raise ArchcalcError(f"--measure {measure} compares with the {device_kind(measure)} model: drop --device "
                             f"{device}, or measure on {kind}")
     if fit is not None:
-        if measure:
-            raise ArchcalcError("--fit answers from the estimate; run --measure at the batch it answers to check it")
         from archcalc.output.fit_report import fit_report
-        from archcalc.training.fit import largest_batch, parse_budget
+        from archcalc.analysis.engine import entry_shape
+        from archcalc.training.fit import confirm, largest_batch, parse_budget
+        from archcalc.training.peak import simulate
 
         budget = parse_budget(fit)
-        answer = largest_batch(entry.name, lambda b: estimate(entry, size, b, optimizer, dtype, kind).predicted_bytes,
-                               budget)
-        shape = estimate(entry, size, 1, optimizer, dtype).input_shape[1:]
-        emit(fit_report(answer, optimizer, dtype, shape, kind), fmt, output, force)
+        answer = largest_batch(entry.name, lambda b: simulate(entry, size, b, optimizer, dtype, kind).allocated, budget)
+        shape = entry_shape(entry, size, 1)[1:]
+        confirmed = confirm(lambda b: measured_run(entry, size, b, optimizer, dtype, measure, budget), budget,
+                            answer.batch) if measure else None
+        emit(fit_report(answer, optimizer, dtype, shape, kind, confirmed), fmt, output, force)
         return
 
     result = estimate(entry, size, batch, optimizer, dtype, kind)

@@ -6,21 +6,29 @@ from collections.abc import Sequence
 
 from archcalc.formulas.numbers import human_bytes
 from archcalc.output.report import INT, Column, Report
-from archcalc.training.fit import Fit
+from archcalc.training.fit import Confirmation, Fit
 
 
-def fit_report(fit: Fit, optimizer: str, dtype: str, shape: Sequence[int], device: str = "cpu") -> Report:
+def fit_report(fit: Fit, optimizer: str, dtype: str, shape: Sequence[int], device: str = "cpu",
+               confirmed: Confirmation | None = None) -> Report:
     rows = tuple({"batch": b, "predicted_bytes": n, "predicted": human_bytes(n),
                   "fits": "yes" if n <= fit.budget else "no"} for b, n in sorted(fit.tried))
     columns = (Column("batch", "Batch", INT), Column("predicted_bytes", "Predicted step (bytes)", INT),
                Column("predicted", "Predicted"), Column("fits", f"Fits in {human_bytes(fit.budget)}"))
-    model = ("the CUDA peak of archcalc memory --device cuda at each batch tried: the step simulated on the meta "
-             "device as the caching allocator counts it (cuDNN and cuBLAS workspaces not modelled)" if device == "cuda"
-             else "the estimate of archcalc memory at each batch tried (traced on the meta device), the CPU's model; "
-                  "--device cuda predicts a GPU's")
-    footer = (fit.text(), f"one {optimizer} training step, {dtype}, input {'x'.join(map(str, shape))} per sample: "
+    cuda = ("the CUDA peak of archcalc memory --device cuda at each batch tried: two steps simulated on the meta "
+            "device as the caching allocator counts them (cuDNN and cuBLAS workspaces not modelled)")
+    cpu = ("the CPU peak of archcalc memory at each batch tried: two steps simulated on the meta device, each "
+           "storage until PyTorch frees it; --device cuda predicts a GPU's")
+    model = cuda if device == "cuda" else cpu
+    footer = (fit.text(), f"{optimizer} training steps, {dtype}, input {'x'.join(map(str, shape))} per sample: "
                           f"{model}")
+    if confirmed is not None:
+        footer += (confirmed.text(),)
     data = {"model": fit.model, "budget_bytes": fit.budget, "batch": fit.batch, "optimizer": optimizer, "dtype": dtype,
             "device": device,
             "tried": [{"batch": b, "predicted_bytes": n} for b, n in sorted(fit.tried)], "text": fit.text()}
+    if confirmed is not None:
+        data["measured"] = {"batch": confirmed.batch, "text": confirmed.text(),
+                            "runs": [{"batch": r.batch, "bytes": r.total, "fits": r.fits(fit.budget), "note": r.note}
+                                     for r in sorted(confirmed.runs, key=lambda r: r.batch)]}
     return Report(f"{fit.model}: the largest batch that fits", columns, rows, footer, data)

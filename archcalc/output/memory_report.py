@@ -17,35 +17,43 @@ def memory_report(e: MemoryEstimate, measured: dict | None = None) -> Report:
              ("optimizer state", e.optimizer_bytes, "optimizer"), ("activations", e.activations_bytes, "activations"),
              ("input", e.input_bytes, "input"), ("backward gradients", e.backward_bytes, "backward"))
     footer = [f"{label}: {human_bytes(value)} ({e.arithmetic[key]})" for label, value, key in parts]
-    footer.append(f"total: {human_bytes(e.total_bytes)} ({e.total_bytes:,} bytes) for one {e.optimizer} step, "
-                  f"batch {e.batch}, {e.dtype}" + (" (the CPU's model)" if e.peak is not None else ""))
-    if e.peak is not None:
-        footer += _peak_lines(e.peak)
+    footer.append(f"sum of the parts: {human_bytes(e.total_bytes)} ({e.total_bytes:,} bytes) for one {e.optimizer} "
+                  f"step, batch {e.batch}, {e.dtype}: every part as if alive at once, an upper bound")
+    footer += _peak_lines(e.peak)
     totals = {"params_bytes": e.params_bytes, "grads_bytes": e.grads_bytes, "optimizer_bytes": e.optimizer_bytes,
               "activations_bytes": e.activations_bytes, "input_bytes": e.input_bytes,
               "backward_bytes": e.backward_bytes, "total_bytes": e.total_bytes}
     data = {"model": e.model, "batch": e.batch, "input_shape": list(e.input_shape), "optimizer": e.optimizer,
             "dtype": e.dtype, "totals": totals, "arithmetic": e.arithmetic,
             "layers": [dict(r) for r in rows]}
-    if e.peak is not None:
-        p = e.peak
-        data["cuda_peak"] = {"allocated_bytes": p.allocated, "reserved_at_least_bytes": p.reserved,
-                             "step_bytes": p.step, "phase": p.phase, "op": p.op,
-                             "terms": {t.name: {"tensors": t.tensors, "bytes": t.bytes} for t in p.terms}}
+    p = e.peak
+    data["peak"] = {"device": p.device, "allocated_bytes": p.allocated,
+                    "reserved_at_least_bytes": p.reserved if p.device == "cuda" else None, "step_bytes": p.step,
+                    "steps_bytes": list(p.steps), "at_step": p.at_step, "phase": p.phase, "op": p.op,
+                    "terms": {t.name: {"tensors": t.tensors, "bytes": t.bytes} for t in p.terms}}
     if measured is not None:
         step = e.predicted_step_bytes
-        ratio = measured["peak_bytes"] / step if step else None
+        each = " and ".join(f"step {i} {human_bytes(b)}" for i, b in enumerate(measured["steps"], 1))
         footer.append(f"measured: the step needed {human_bytes(measured['peak_bytes'])} beyond the model and input "
-                      f"({measured['method']}); {'simulated' if e.peak is not None else 'estimated'} "
-                      f"{human_bytes(step)}" + (f"; measured/{'simulated' if e.peak is not None else 'estimated'} "
-                                                f"{ratio:.2f}" if ratio else ""))
-        data["measured"] = {**measured, "estimated_step_bytes": step, "ratio": ratio}
+                      f"({each}; {measured['method']}); simulated {human_bytes(step)}; measured/simulated "
+                      f"{measured['peak_bytes'] / step:.2f}")
+        data["measured"] = {**measured, "simulated_step_bytes": step, "ratio": measured["peak_bytes"] / step}
     return Report(f"{e.model}: training memory ({e.optimizer}, batch {e.batch})", _COLUMNS, rows, tuple(footer), data)
 
 
 def _peak_lines(p) -> list[str]:
-    return [f"CUDA peak, simulated on the meta device as the caching allocator counts it (max_memory_allocated): "
-            f"{human_bytes(p.allocated)} = {p.arithmetic()} bytes (each storage in blocks of 512 bytes), reached in "
-            f"the {p.phase} at {p.op}; of it the step's own: {human_bytes(p.step)}",
-            f"CUDA reserved: at least {human_bytes(p.reserved)} (the live blocks in 2 MiB and 20 MiB segments, "
-            f"without fragmentation); not modelled: cuDNN and cuBLAS workspaces inside an operation"]
+    cuda = p.device == "cuda"
+    how = ("CUDA peak, simulated on the meta device as the caching allocator counts it (max_memory_allocated)"
+           if cuda else "CPU peak, simulated on the meta device (each storage from the operation that makes it "
+                        "until PyTorch frees it)")
+    lines = [f"{how}: {human_bytes(p.allocated)} = {p.arithmetic()} bytes (each storage in blocks of "
+             f"{512 if cuda else 64} bytes), reached in the {p.phase} of step {p.at_step} at {p.op} (step 1, which "
+             f"makes the optimizer's state, peaks at {human_bytes(p.steps[0])}, step 2 on at "
+             f"{human_bytes(p.steps[1])}); of it the step's own: {human_bytes(p.step)}"]
+    if cuda:
+        lines.append(f"CUDA reserved: at least {human_bytes(p.reserved)} (the live blocks in 2 MiB and 20 MiB "
+                     f"segments, without fragmentation); not modelled: cuDNN and cuBLAS workspaces inside an operation")
+    else:
+        lines.append("not modelled: the C library's allocator's own overhead, and oneDNN's scratch memory inside an "
+                     "operation")
+    return lines

@@ -7,6 +7,11 @@ memory. The total grows with the batch almost exactly
 linearly (everything but the parameters, their gradients and the optimizer state is per sample): the
 first guess extrapolates from batches 1 and 2, and the answer is then confirmed, and if need be
 found by bisection, so that the batch fits and the next one up does not, by the estimate itself.
+
+confirm() checks an answer by measurement (`--fit ... --measure cpu|cuda`): two real training steps at the
+answered batch, each run in a fresh process, on CUDA with the allocator capped at the budget so that a step
+over it runs out of memory as on a GPU of that size; then up or down from there, and bisection, until a batch
+that fits sits beside one that does not.
 """
 
 from __future__ import annotations
@@ -102,3 +107,81 @@ def largest_batch(model: str, total: Callable[[int], int], budget: int) -> Fit:
     if high is not None:
         at(low + 1)  # the one above, for the margin line (already known when high == low + 1)
     return Fit(model, budget, low, tuple(tried.items()))
+
+
+@dataclass(frozen=True)
+class Run:
+    """Two real training steps at one batch: the bytes they needed at their peak (what was allocated before
+    them, the model and the input, plus the steps' own peak), or None where they ran out of memory."""
+    batch: int
+    total: int | None
+    note: str = ""
+
+    def fits(self, budget: int) -> bool:
+        return self.total is not None and self.total <= budget
+
+    def text(self, budget: int) -> str:
+        if self.total is None:
+            return f"batch {self.batch:,} {self.note or 'ran out of memory'}"
+        return (f"batch {self.batch:,} needed {human_bytes(self.total)} "
+                f"({'fits' if self.fits(budget) else 'over by ' + format(self.total - budget, ',') + ' bytes'})")
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    budget: int
+    predicted: int  # the batch the prediction answered
+    batch: int  # the largest batch measured to fit (0: not even one)
+    runs: tuple[Run, ...]  # in the order run
+
+    def text(self) -> str:
+        runs = {r.batch: r for r in self.runs}
+        said = "; ".join(runs[b].text(self.budget) for b in sorted(runs))
+        if self.batch == self.predicted:
+            verdict = f"the prediction is confirmed: {self.batch:,} fits and {self.batch + 1:,} does not"
+        elif self.batch > self.predicted:
+            verdict = (f"the prediction is conservative by {self.batch - self.predicted:,} "
+                       f"({(self.batch - self.predicted) / max(1, self.predicted):.1%}): {self.batch:,} fits")
+        elif self.batch == 0:
+            verdict = "the prediction is optimistic: not even batch 1 fits"
+        else:
+            verdict = (f"the prediction is optimistic by {self.predicted - self.batch:,}: the largest batch that "
+                       f"fits is {self.batch:,}")
+        return f"measured: {said}; {verdict}"
+
+
+def confirm(run: Callable[[int], Run], budget: int, predicted: int) -> Confirmation:
+    """The largest batch that runs within the budget, found by running from the predicted one: up while the
+    next fits (doubling the step), down while it does not, then bisection between the last that fits and the
+    first that does not; so the answer is a batch measured to fit beside the one above measured not to."""
+    runs: dict[int, Run] = {}
+
+    def fits(batch: int) -> bool:
+        if batch not in runs:
+            runs[batch] = run(batch)
+        return runs[batch].fits(budget)
+
+    low, high, step = 0, None, 1  # fits(low) (0: nothing yet); not fits(high)
+    start = max(1, predicted)
+    if fits(start):
+        low = start
+        while high is None and low < LARGEST:
+            if fits(min(low + step, LARGEST)):
+                low, step = min(low + step, LARGEST), step * 2
+            else:
+                high = min(low + step, LARGEST)
+    else:
+        high = start
+        while low == 0 and high > 1:
+            below = max(1, high - step)
+            if fits(below):
+                low = below
+            else:
+                high, step = below, step * 2
+    while high is not None and high - low > 1:
+        middle = (low + high) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle
+    return Confirmation(budget, predicted, low, tuple(runs.values()))

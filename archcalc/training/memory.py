@@ -12,9 +12,10 @@
   backward     the gradients flowing through the largest layer while backward runs: 2 x the largest
                saved activation (the gradient arriving and the one leaving); an approximation
 
-That sum is the CPU's model (against the measured peak RSS: 0.88-1.11, benchmarks/memory_check.py). For
-``device="cuda"`` the step is also simulated tensor by tensor as the CUDA caching allocator counts it
-(training/peak.py), and that simulated peak is the prediction.
+That sum takes every part as alive at once: an upper bound, with each part's arithmetic. The prediction is
+the peak of two training steps simulated tensor by tensor on the meta device (training/peak.py), as the
+device's allocator counts it: ``device="cpu"`` (64-byte alignment, the optimizer's loop over tensors) or
+``"cuda"`` (the caching allocator's 512-byte blocks, foreach optimizers).
 """
 
 from __future__ import annotations
@@ -26,15 +27,13 @@ from typing import Sequence
 import torch
 from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
-from torch.nn.parameter import UninitializedTensorMixin
 
 from archcalc.analysis.counting import op_name
 from archcalc.analysis.engine import build, entry_shape, make_lazy_parameters, resolve_dtype
 from archcalc.analysis.tracer import Tracer
 from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
-
-OPTIMIZERS = ("sgd", "momentum", "adam")
+from archcalc.training.peak import OPTIMIZERS, made, simulate
 
 
 @dataclass(frozen=True)
@@ -60,8 +59,8 @@ class MemoryEstimate:
     backward_bytes: int
     layers: tuple[LayerMemory, ...]
     arithmetic: dict
-    device: str = "cpu"  # whose memory is predicted: cpu (the sum above) or cuda (the simulated peak)
-    peak: object = None  # training.peak.Peak, for cuda
+    device: str = "cpu"  # whose allocator the peak is simulated for: cpu or cuda
+    peak: object = None  # training.peak.Peak: the prediction
 
     @property
     def total_bytes(self) -> int:
@@ -70,13 +69,13 @@ class MemoryEstimate:
 
     @property
     def predicted_bytes(self) -> int:
-        """The step's peak on the device: the sum of the parts (cpu), or the simulated allocator's peak (cuda)."""
-        return self.peak.allocated if self.peak is not None else self.total_bytes
+        """The peak of a training step on the device, model and input included: the simulated one."""
+        return self.peak.allocated
 
     @property
     def predicted_step_bytes(self) -> int:
         """What the step adds to the model and input at its peak: what --measure measures."""
-        return self.peak.step if self.peak is not None else self.total_bytes - self.params_bytes - self.input_bytes
+        return self.peak.step
 
 
 def _optimizer_bytes(params: list[nn.Parameter], optimizer: str) -> tuple[int, str]:
@@ -89,10 +88,6 @@ def _optimizer_bytes(params: list[nn.Parameter], optimizer: str) -> tuple[int, s
     steps = 4 * len(trainable)
     return 2 * elements + steps, (f"exp_avg + exp_avg_sq: 2*{elements:,} + step counters 4*{len(trainable)} = "
                                   f"{2 * elements + steps:,}")
-
-
-def _made(params) -> list[nn.Parameter]:
-    return [p for p in params if not isinstance(p, UninitializedTensorMixin)]
 
 
 class _SavingTracer(Tracer):
@@ -134,7 +129,7 @@ def _label(name: str, call: int) -> str:
 class _SavedRecorder:
     def __init__(self, model: nn.Module, tracer: _SavingTracer, x: torch.Tensor):
         self.tracer = tracer
-        self.param_storages = {p.untyped_storage()._cdata for p in _made(model.parameters())}
+        self.param_storages = {p.untyped_storage()._cdata for p in made(model.parameters())}
         self.input_storage = x.untyped_storage()._cdata
         self.seen: set[int] = set()
         self.keep: list[torch.Tensor] = []  # holds saved tensors so storage ids cannot be reused
@@ -182,7 +177,7 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
             model(x)
     except Exception as error:
         raise ForwardError(f"training forward pass of {entry.name} failed: {str(error).splitlines()[0]}") from error
-    params = list(_made(model.parameters()))  # a lazy layer that never ran has no size yet
+    params = list(made(model.parameters()))  # a lazy layer that never ran has no size yet
     params_bytes = sum(p.numel() * p.element_size() for p in params)
     grads_bytes = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
     optimizer_bytes, optimizer_text = _optimizer_bytes(params, optimizer)
@@ -198,19 +193,17 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
         "input": f"{'*'.join(map(str, shape))} * {itemsize} bytes = {x.numel() * itemsize:,}",
         "backward": f"2 * largest saved activation {recorder.largest:,} = {2 * recorder.largest:,}",
     }
-    peak = None
-    if kind == "cuda":
-        from archcalc.training.peak import simulate
-
-        peak = simulate(entry, size, batch, optimizer, dtype)
+    peak = simulate(entry, size, batch, optimizer, dtype, kind)
     return MemoryEstimate(entry.name, batch, shape, optimizer, dtype, params_bytes, grads_bytes, optimizer_bytes,
                           activations, x.numel() * itemsize, 2 * recorder.largest, layers, arithmetic, kind, peak)
 
 
 def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str, dtype: str,
-                 device: str) -> dict:
-    """The peak memory of one real training step, measured in a fresh process (see probe.py)."""
+                 device: str, limit: int | None = None) -> dict:
+    """The peak memory of two real training steps, measured in a fresh process (see probe.py); with ``limit``
+    (bytes, CUDA), on a GPU capped at that size, where running out of memory is an answer ({"oom": True})."""
     import json
+    import os
     import subprocess
     import sys
 
@@ -222,8 +215,26 @@ def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, opti
     command = [sys.executable, "-m", "archcalc.training.probe", entry.name, str(batch), optimizer, dtype, device]
     if size:
         command.append("x".join(map(str, size)))
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if limit is not None:
+        command += ["--limit", str(limit)]
+    # glibc's mmap threshold fixed at its initial 128 KiB: a freed tensor's pages go back to the system at once.
+    # By default glibc raises the threshold after each large free, and later tensors come from its heap, which
+    # keeps freed memory resident: on CPU the second step would then measure up to 45 MiB more (cnnet, 256).
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}, no output"])[-1]
         raise InputError(f"the measured training step failed: {last}")
     return json.loads(done.stdout)
+
+
+def measured_run(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str, dtype: str,
+                 device: str, budget: int):
+    """fit.Run at one batch: two real steps, on CUDA within an allocator capped at the budget."""
+    from archcalc.training.fit import Run
+
+    cuda = device.startswith("cuda")
+    got = measure_peak(entry, size, batch, optimizer, dtype, device, budget if cuda else None)
+    if got.get("oom"):
+        return Run(batch, None, f"ran out of memory within the cap ({got['message']})")
+    return Run(batch, got["before_bytes"] + got["peak_bytes"])

@@ -12,8 +12,13 @@ storage is freed, so what is alive at the worst moment is known tensor by tensor
               (fragmentation adds to it: not modelled)
 
 The step is the probe's (probe.py): forward, loss = output.sum(), backward, optimizer.step(), with the
-optimizer's foreach implementation, PyTorch's default on CUDA. Not modelled: the workspaces cuDNN and cuBLAS
-take inside an operation (the simulation sees only the tensors the operations return), autocast.
+optimizer's foreach implementation, PyTorch's default on CUDA; and it is simulated twice, with
+zero_grad(set_to_none=True) between, as a training loop runs it. The first step makes the optimizer's state
+(momentum buffers, Adam's moments) at its end; from the second on, that state is alive through the forward
+and the backward: the steady state, whose peak is what a run needs (for Adam or momentum it is the larger).
+Attention runs the fused kernel the device would (fused.py), not the meta device's math path. Not modelled:
+the workspaces cuDNN and cuBLAS take inside an operation (the simulation sees only the tensors the
+operations return), autocast.
 """
 
 from __future__ import annotations
@@ -25,24 +30,30 @@ from typing import Sequence
 
 import torch
 from torch.autograd.graph import saved_tensors_hooks
+from torch.nn.parameter import UninitializedTensorMixin
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from archcalc.analysis.engine import build, entry_shape, make_lazy_parameters, resolve_dtype
 from archcalc.analysis.inputs import leaves
-from archcalc.errors import ForwardError
+from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
+from archcalc.training.fused import fused_attention
 
 BLOCK = 512  # the caching allocator's smallest block and its rounding (kMinBlockSize)
+CPU_ALIGNMENT = 64  # PyTorch's CPU allocator aligns every storage to 64 bytes (c10 gAlignment)
 SMALL, SMALL_SEGMENT = 2**20, 2 * 2**20  # blocks up to 1 MiB come from 2 MiB segments (kSmallSize, kSmallBuffer)
 MEDIUM, MEDIUM_SEGMENT = 10 * 2**20, 20 * 2**20  # up to 10 MiB from 20 MiB segments (kMinLargeAlloc, kLargeBuffer)
 LARGE_ROUND = 2 * 2**20  # larger ones: their own segment, rounded up to 2 MiB (kRoundLarge)
+OPTIMIZERS = ("sgd", "momentum", "adam")
 TERMS = ("parameters", "input", "gradients", "optimizer state", "saved activations", "in flight")
 
 
-def block(nbytes: int) -> int:
-    """The block the allocator gives a storage of ``nbytes``: rounded up to a multiple of 512 bytes."""
-    return BLOCK * max(1, -(-nbytes // BLOCK))
+def block(nbytes: int, device: str = "cuda") -> int:
+    """The block the allocator gives a storage of ``nbytes``: on CUDA rounded up to a multiple of 512 bytes,
+    on the CPU to 64."""
+    unit = BLOCK if device == "cuda" else CPU_ALIGNMENT
+    return unit * max(1, -(-nbytes // unit))
 
 
 def reserved_at_least(blocks: Sequence[int]) -> int:
@@ -67,11 +78,18 @@ class Peak:
     input_shape: tuple[int, ...]
     optimizer: str
     dtype: str
-    allocated: int  # the predicted torch.cuda.max_memory_allocated over the step, model and input included
+    allocated: int  # the predicted torch.cuda.max_memory_allocated over the two steps, model and input included
     reserved: int  # at least this much reserved at that moment
     phase: str  # forward, backward or optimizer step
     op: str  # the operation that had just allocated when the peak was reached
     terms: tuple[Term, ...]
+    steps: tuple[int, int] = (0, 0)  # the peak of the first step, and of the second (the steady state)
+    device: str = "cuda"  # whose allocator: cuda (512-byte blocks, foreach optimizers) or cpu
+
+    @property
+    def at_step(self) -> int:
+        """The step whose peak this is: 1, or 2 where the steady state is higher."""
+        return 2 if self.steps[1] > self.steps[0] else 1
 
     @property
     def before(self) -> int:
@@ -93,24 +111,25 @@ class _Live(TorchDispatchMode):
     keeps one Python object per storage); the blocks' sum after each operation, and at its peak, what each
     live block was (``kinds``, asked then: a freed storage's key can be another's later)."""
 
-    def __init__(self, kinds):
+    def __init__(self, kinds, device: str):
         super().__init__()
+        self.device = device  # cuda: only meta tensors are the GPU's (Adam's step counters are CPU tensors)
         self.kinds = kinds  # () -> {term: set of storage keys}, as things stand
         self.saved: set[int] = set()  # storages autograd holds for backward
         self.blocks: dict[int, int] = {}
         self.refs: dict[int, weakref.ref] = {}
-        self.total = self.peak = 0
+        self.total = self.peak = self.step_peak = 0
         self.at_peak: dict[str, list[int]] = {}
         self.phase = self.at_phase = "forward"
         self.op = ""
 
     def track(self, t: torch.Tensor) -> None:
-        if t.device.type != "meta":  # a CPU tensor (Adam's step counter) takes no GPU memory
+        if t.device.type != "meta" and (self.device == "cuda" or t.device.type != "cpu"):
             return
         storage = t.untyped_storage()
         key = storage._cdata
         if key not in self.blocks:
-            self.blocks[key] = size = block(storage.nbytes())
+            self.blocks[key] = size = block(storage.nbytes(), self.device)
             self.refs[key] = weakref.ref(storage, partial(self._freed, key))
             self.total += size
 
@@ -120,6 +139,7 @@ class _Live(TorchDispatchMode):
         self.saved.discard(key)
 
     def note(self, op: str) -> None:
+        self.step_peak = max(self.step_peak, self.total)
         if self.total <= self.peak:
             return
         self.peak, self.op, self.at_phase = self.total, op, self.phase
@@ -138,56 +158,74 @@ class _Live(TorchDispatchMode):
         return out
 
 
+def made(tensors) -> list[torch.Tensor]:
+    """The parameters or buffers that have a size: not a lazy layer's that never ran."""
+    return [t for t in tensors if not isinstance(t, UninitializedTensorMixin)]
+
+
 def _keys(tensors) -> set[int]:
     return {t.untyped_storage()._cdata for t in tensors if isinstance(t, torch.Tensor)}
 
 
-def _optimizer(parameters, name: str) -> torch.optim.Optimizer:
-    """The probe's optimizers, with the foreach implementation CUDA uses by default."""
+def _optimizer(parameters, name: str, device: str = "cuda") -> torch.optim.Optimizer:
+    """The probe's optimizers, with the implementation PyTorch picks by default: foreach (one operation over
+    every tensor, its temporaries for all at once) on CUDA, a loop over the tensors on the CPU."""
+    foreach = device == "cuda"
     if name == "sgd":
-        return torch.optim.SGD(parameters, lr=0.01, foreach=True)
+        return torch.optim.SGD(parameters, lr=0.01, foreach=foreach)
     if name == "momentum":
-        return torch.optim.SGD(parameters, lr=0.01, momentum=0.9, foreach=True)
-    return torch.optim.Adam(parameters, lr=0.001, foreach=True)
+        return torch.optim.SGD(parameters, lr=0.01, momentum=0.9, foreach=foreach)
+    return torch.optim.Adam(parameters, lr=0.001, foreach=foreach)
 
 
 def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str = "sgd",
-             dtype: str = "float32") -> Peak:
+             dtype: str = "float32", device: str = "cuda") -> Peak:
+    """The peak of two training steps on ``device`` (cuda or cpu), simulated on the meta device."""
+    if optimizer not in OPTIMIZERS:
+        raise InputError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
     torch_dtype = resolve_dtype(dtype)
     shape = entry_shape(entry, size, batch)
     meta = torch.device("meta")
     model = build(entry, meta, torch_dtype).train()
     x = torch.empty(shape, device=meta, dtype=torch_dtype)
     make_lazy_parameters(model, (x,), {})
-    params = list(model.parameters())
-    opt = _optimizer(params, optimizer)
-    fixed = _keys(params) | _keys(model.buffers())
+    params = made(model.parameters())  # a lazy layer that never ran has no size, and no memory
+    buffers = made(model.buffers())
+    opt = _optimizer(params, optimizer, device)
+    fixed = _keys(params) | _keys(buffers)
 
     def kinds() -> dict[str, set[int]]:
         return {"parameters": fixed, "input": _keys([x]), "gradients": _keys(p.grad for p in params),
                 "optimizer state": _keys(v for state in opt.state.values() for v in state.values())}
 
-    live = _Live(kinds)
+    live = _Live(kinds, device)
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         live.saved.add(t.untyped_storage()._cdata)
         return t
 
-    for t in [*params, *model.buffers(), x]:
+    for t in [*params, *buffers, x]:
         live.track(t)
     live.note("(before the step)")
+    steps = []
     try:
         with live:
-            with saved_tensors_hooks(pack, lambda t: t):
-                out = model(x)
-            loss = next(leaves(out)).float().sum()
-            live.phase = "backward"
-            loss.backward()
-            live.phase = "optimizer step"
-            opt.step()
+            for _ in range(2):
+                live.phase, live.step_peak = "forward", 0
+                opt.zero_grad(set_to_none=True)
+                with saved_tensors_hooks(pack, lambda t: t), fused_attention(device):
+                    out = model(x)
+                loss = next(leaves(out)).float().sum()
+                live.phase = "backward"
+                loss.backward()
+                live.phase = "optimizer step"
+                opt.step()
+                steps.append(live.step_peak)
+                del out, loss
     except Exception as error:
         raise ForwardError(f"the simulated training step of {entry.name} failed: "
                            f"{str(error).splitlines()[0]}") from error
     terms = tuple(Term(name, len(live.at_peak[name]), sum(live.at_peak[name])) for name in TERMS)
     reserved = reserved_at_least([b for blocks in live.at_peak.values() for b in blocks])
-    return Peak(entry.name, batch, shape, optimizer, dtype, live.peak, reserved, live.at_phase, live.op, terms)
+    return Peak(entry.name, batch, shape, optimizer, dtype, live.peak, reserved, live.at_phase, live.op, terms,
+                tuple(steps), device)

@@ -1,13 +1,20 @@
 """Measure the peak memory of one real training step, in a fresh process.
 
-    python -m archcalc.training.probe MODEL BATCH OPTIMIZER DTYPE DEVICE [CxHxW]
+    python -m archcalc.training.probe MODEL BATCH OPTIMIZER DTYPE DEVICE [CxHxW] [--limit BYTES]
 
-Prints one JSON object: {"peak_bytes", "method"}. On CUDA the peak is
-torch.cuda.max_memory_allocated over the step. On CPU it is the growth of the process's peak
-resident set size from just before the step (model and input in memory) to
-just after it (forward, backward, optimizer step): the memory the step itself needed. The peak is
-the process's VmHWM, reset just before the step through /proc/self/clear_refs (getrusage's ru_maxrss
-would carry over the peak of the parent the probe was forked from).
+Prints one JSON object: {"peak_bytes", "steps", "method"}. Two steps are run as a training loop runs them
+(zero_grad(set_to_none=True), forward, loss, backward, optimizer step; the output and loss then dropped):
+the first makes the optimizer's state, the second is the steady state. "steps" holds each step's peak
+beyond what was allocated before the first (the model and the input), "peak_bytes" the larger. On CUDA the
+peak is torch.cuda.max_memory_allocated over the step. On CPU it is the growth of the process's peak
+resident set size: its VmHWM, reset just before each step through /proc/self/clear_refs (getrusage's
+ru_maxrss would carry over the peak of the parent the probe was forked from). "before_bytes" is what was
+allocated before the first step: on CUDA the allocator's count, on CPU the model's and the input's bytes (the
+process's own resident set, its libraries included, is not the model's).
+
+--limit BYTES (CUDA) caps the caching allocator at that much of the GPU
+(torch.cuda.set_per_process_memory_fraction), as on a GPU of that size; a step that runs out of memory then
+prints {"oom": true, "message"} instead of a peak.
 """
 
 from __future__ import annotations
@@ -56,10 +63,24 @@ def _step(model, make_optimizer, x) -> None:
 
 
 def main(argv: list[str]) -> None:
+    limit = None
+    if "--limit" in argv:
+        at = argv.index("--limit")
+        limit, argv = int(argv[at + 1]), argv[:at] + argv[at + 2:]
     name, batch, optimizer, dtype, device = argv[:5]
     size = tuple(int(s) for s in argv[5].split("x")) if len(argv) > 5 else None
     entry = lookup(name, size)
     torch_device, torch_dtype = torch.device(device), resolve_dtype(dtype)
+    if limit is not None and torch_device.type == "cuda":
+        total = torch.cuda.get_device_properties(torch_device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), torch_device)
+    try:
+        print(json.dumps(_measure(entry, size, int(batch), optimizer, torch_device, torch_dtype)))
+    except torch.OutOfMemoryError as error:
+        print(json.dumps({"oom": True, "message": str(error).strip().splitlines()[0]}))
+
+
+def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype) -> dict:
     make_optimizer = {"sgd": lambda p: torch.optim.SGD(p, lr=0.01),
                       "momentum": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
                       "adam": lambda p: torch.optim.Adam(p, lr=0.001)}[optimizer]
@@ -71,26 +92,36 @@ def main(argv: list[str]) -> None:
     if torch_device.type == "cpu":  # hand the copy's freed memory back, so the step cannot hide in it
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     model = build(entry, torch_device, torch_dtype).train()
-    x = torch.randn(entry_shape(entry, size, int(batch)), device=torch_device, dtype=torch_dtype)
+    x = torch.randn(entry_shape(entry, size, batch), device=torch_device, dtype=torch_dtype)
     opt = make_optimizer(model.parameters())
     if torch_device.type == "cuda":
         torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
+        before = allocated = torch.cuda.memory_allocated()
     else:
-        _reset_peak()
         before = _rss_bytes()
-    out = model(x)
-    loss = (out[0] if isinstance(out, tuple) else out).float().sum()
-    loss.backward()
-    opt.step()
-    if torch_device.type == "cuda":
-        torch.cuda.synchronize()
-        peak, method = torch.cuda.max_memory_allocated() - before, "torch.cuda.max_memory_allocated - allocated before"
-    else:
-        peak = _peak_rss_bytes() - before
-        method = "peak RSS (VmHWM, reset before the step) - RSS before it"
-    print(json.dumps({"peak_bytes": peak, "method": method}))
+        allocated = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers(), x])
+    steps = []
+    for _ in range(2):  # the first step makes the optimizer's state; the second is the steady state
+        if torch_device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            _reset_peak()
+        opt.zero_grad(set_to_none=True)
+        out = model(x)
+        loss = (out[0] if isinstance(out, tuple) else out).float().sum()
+        loss.backward()
+        opt.step()
+        del out, loss
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize()
+            steps.append(torch.cuda.max_memory_allocated() - before)
+        else:
+            steps.append(_peak_rss_bytes() - before)
+    peak = max(steps)
+    method = ("torch.cuda.max_memory_allocated - allocated before" if torch_device.type == "cuda"
+              else "peak RSS (VmHWM, reset before each step) - RSS before the first")
+    return {"peak_bytes": peak, "steps": steps, "before_bytes": allocated, "method": method}
 
 
 if __name__ == "__main__":
