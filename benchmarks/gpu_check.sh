@@ -32,18 +32,18 @@ step 20 "the machine" bash -c 'nvidia-smi -L; python3 -c "import torch; print(to
 torch.backends.cudnn.version(), torch.cuda.get_device_name())"'
 # 1. GPU memory: the simulated peak against max_memory_allocated for every configuration, then with cuDNN's
 #    convolution workspace capped at 1 MiB, which leaves the tensors alone: the difference is the workspace
-step 120 "memory_check, cuda" python3 benchmarks/memory_check.py --device cuda
-step 80 "memory_check --quick, cuda, cuDNN workspace capped" env CUDNN_CONV_WSCAP_DBG=1 \
-    python3 benchmarks/memory_check.py --device cuda --quick
+step 200 "memory_check, cuda" python3 benchmarks/memory_check.py --device cuda
+step 70 "memory_check --quick --no-amp, cuda, cuDNN workspace capped" env CUDNN_CONV_WSCAP_DBG=1 \
+    python3 benchmarks/memory_check.py --device cuda --quick --no-amp
 # 2. the largest batch: predicted on the meta device, then confirmed by running steps under a 16 GiB cap
 step 60 "fit resnet50 16GiB, measured" python3 -m archcalc memory resnet50 --fit 16GiB --measure cuda
-step 40 "fit vgg_base 2GiB momentum, measured" python3 -m archcalc memory vgg_base --fit 2GiB \
-    --optimizer momentum --measure cuda
+step 60 "fit resnet50 16GiB adam float16, measured" python3 -m archcalc memory resnet50 --fit 16GiB \
+    --optimizer adam --amp float16 --measure cuda
 # 3. the time of a training step and of a run, and its agreement with torch.utils.benchmark
 step 45 "training time, the lab's run" python3 -m archcalc time vgg_base vgg_skip vgg_dense vgg_ca --training \
     --device cuda --batch 100 --samples 50000 --epochs 20
 step 45 "timing agreement, training, cuda" python3 benchmarks/timing_agreement.py --device cuda --training
-# 4. the suite, with a GPU present (the property tests too), last (about 530 s in all, under the 600 s of a run)
-step 120 "the suite" bash -c "python3 -m pytest -q -n 14 -p no:cacheprovider >'$OUT/pytest.log' 2>&1; \
+# 4. the suite, with a GPU present (the property tests too), last (about 585 s in all, under the 600 s of a run)
+step 90 "the suite" bash -c "python3 -m pytest -q -n 14 -p no:cacheprovider >'$OUT/pytest.log' 2>&1; \
     tail -40 '$OUT/pytest.log'"
 echo "done after ${SECONDS}s" >>"$LOG"

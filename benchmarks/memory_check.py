@@ -1,13 +1,14 @@
 """archcalc memory's predictions against a measured training step, in one run.
 
-    python benchmarks/memory_check.py [--device cpu|cuda] [--quick]
+    python benchmarks/memory_check.py [--device cpu|cuda] [--quick] [--no-amp]
 
 For each configuration, beyond the model and the input: the sum of the parts (gradients + optimizer state +
 activations saved for backward + backward gradients, every part as if alive at once), the peak of the first
 step and of the second simulated on the meta device for the device's allocator (training/peak.py), and the
 peak growth measured during two real steps in a fresh process (CPU: peak RSS; CUDA:
-torch.cuda.max_memory_allocated); ratio: the larger measured over the larger simulated. --quick leaves out the
-four large configurations.
+torch.cuda.max_memory_allocated); ratio: the larger measured over the larger simulated. Then the same under
+mixed precision (--amp: float16 and bfloat16 on CUDA, bfloat16 on the CPU). --quick leaves out the four large
+float32 configurations, --no-amp the mixed-precision ones.
 """
 
 from __future__ import annotations
@@ -17,27 +18,34 @@ import argparse
 from archcalc.models.catalog import REGISTRY
 from archcalc.training.memory import estimate, measure_peak
 
-CONFIGS = [("cnnet", 256, "adam"), ("vgg_base", 64, "adam"), ("vgg_base", 512, "momentum"),
-           ("resnet18", 16, "adam"), ("resnet18", 64, "sgd"), ("densenet121", 8, "sgd"),
-           ("vgg16", 32, "adam"), ("resnet50", 64, "adam"), ("densenet121", 32, "sgd"), ("vit_b_16", 16, "adam")]
+CONFIGS = [("cnnet", 256, "adam", None), ("vgg_base", 64, "adam", None), ("vgg_base", 512, "momentum", None),
+           ("resnet18", 16, "adam", None), ("resnet18", 64, "sgd", None), ("densenet121", 8, "sgd", None),
+           ("vgg16", 32, "adam", None), ("resnet50", 64, "adam", None), ("densenet121", 32, "sgd", None),
+           ("vit_b_16", 16, "adam", None)]
+# mixed precision: float16 on CUDA (the AMP recipe), bfloat16 on the CPU (the only one its autocast speeds up)
+AMP = {"cuda": [("resnet18", 16, "adam", "float16"), ("resnet50", 64, "adam", "float16"),
+                ("vit_b_16", 16, "adam", "float16"), ("vit_b_16", 16, "adam", "bfloat16")],
+       "cpu": [("resnet18", 16, "adam", "bfloat16"), ("vgg_base", 64, "adam", "bfloat16")]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-amp", action="store_true")
     options = parser.parse_args()
     cuda = options.device.startswith("cuda")
-    print(f"{'model':12s} {'batch':>5s} {'optimizer':9s} {'sum of parts':>12s} {'simulated MiB (1, 2)':>20s} "
-          f"{'measured MiB (1, 2)':>19s} {'ratio':>6s}")
-    for name, batch, optimizer in CONFIGS[:6] if options.quick else CONFIGS:
+    print(f"{'model':12s} {'batch':>5s} {'optimizer':9s} {'amp':8s} {'sum of parts':>12s} "
+          f"{'simulated MiB (1, 2)':>20s} {'measured MiB (1, 2)':>19s} {'ratio':>6s}")
+    mixed = [] if options.no_amp else AMP["cuda" if cuda else "cpu"]
+    for name, batch, optimizer, amp in (CONFIGS[:6] if options.quick else CONFIGS) + mixed:
         entry = REGISTRY.get(name)
-        e = estimate(entry, None, batch, optimizer, device="cuda" if cuda else "cpu")
+        e = estimate(entry, None, batch, optimizer, device="cuda" if cuda else "cpu", amp=amp)
         parts = e.total_bytes - e.params_bytes - e.input_bytes
         simulated = [s - e.peak.before for s in e.peak.steps]
-        measured = measure_peak(entry, None, batch, optimizer, "float32", options.device)
+        measured = measure_peak(entry, None, batch, optimizer, "float32", options.device, amp=amp)
         ratio = measured["peak_bytes"] / e.predicted_step_bytes
-        print(f"{name:12s} {batch:5d} {optimizer:9s} {parts / 2**20:12.1f} {_pair(simulated):>20s} "
+        print(f"{name:12s} {batch:5d} {optimizer:9s} {amp or '-':8s} {parts / 2**20:12.1f} {_pair(simulated):>20s} "
               f"{_pair(measured['steps']):>19s} {ratio:6.2f}", flush=True)
 
 

@@ -127,18 +127,15 @@ def test_the_simulated_peak_against_a_real_gpu(name, batch, optimizer):
     assert 0.9 <= measured / simulate(entry, None, batch, optimizer).step <= 1.1
 
 
-@pytest.mark.parametrize("name,batch,optimizer", [("vgg_base", 8, "adam"), ("resnet18", 2, "momentum"),
-                                                  ("vit_b_16", 1, "sgd")])
-def test_the_meta_simulation_peaks_where_real_cpu_tensors_do(name, batch, optimizer):
-    """The same tracker over two real training steps on the CPU, its kernels making the tensors: the same peak
-    to the byte, so what the meta device's kernels return (sizes, views, in-place results) is what runs."""
-    from archcalc.analysis.engine import build, entry_shape
+def real_cpu_peak(entry, shape, optimizer, amp=None):
+    """Two real training steps on the CPU, the forward and the loss under torch.autocast("cpu", amp) when
+    given, followed by the simulation's own tracker: the tensors the CPU's kernels make."""
+    from archcalc.analysis.engine import build
     from archcalc.training.peak import _Live, _optimizer
 
-    entry = REGISTRY.get(name)
     torch.manual_seed(0)
     model = build(entry, torch.device("cpu"), torch.float32).train()
-    x = torch.randn(entry_shape(entry, None, batch))
+    x = torch.randn(shape)
     opt = _optimizer(list(model.parameters()), optimizer, "cpu")
     live = _Live(lambda: {}, "cpu")
     for t in [*model.parameters(), *model.buffers(), x]:
@@ -146,12 +143,23 @@ def test_the_meta_simulation_peaks_where_real_cpu_tensors_do(name, batch, optimi
     with live:
         for _ in range(2):
             opt.zero_grad(set_to_none=True)
-            out = model(x)
-            loss = out.float().sum()  # kept through the optimizer's step, as the probe keeps it
+            with torch.autocast("cpu", dtype=getattr(torch, amp or "bfloat16"), enabled=amp is not None):
+                out = model(x)
+                loss = out.float().sum()  # kept through the optimizer's step, as the probe keeps it
             loss.backward()
             opt.step()
             del out, loss
-    assert live.peak == simulate(entry, None, batch, optimizer, device="cpu").allocated
+    return live.peak
+
+
+@pytest.mark.parametrize("name,batch,optimizer", [("vgg_base", 8, "adam"), ("resnet18", 2, "momentum"),
+                                                  ("vit_b_16", 1, "sgd")])
+def test_the_meta_simulation_peaks_where_real_cpu_tensors_do(name, batch, optimizer):
+    """The same peak to the byte, so what the meta device's kernels return (sizes, views, in-place results)
+    is what runs."""
+    entry = REGISTRY.get(name)
+    assert real_cpu_peak(entry, (batch, *entry.default_input), optimizer) == \
+        simulate(entry, None, batch, optimizer, device="cpu").allocated
 
 
 def _attention_kernels(device, dtype, d=64, mask=None, dropout=0.0):

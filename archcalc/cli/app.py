@@ -249,6 +249,7 @@ def memory(
     measure: Annotated[Optional[str], typer.Option("--measure", help="Also run two real steps on this device (cpu or cuda) and compare; with --fit, confirm the answer by running steps (bisection).")] = None,
     fit: Annotated[Optional[str], typer.Option("--fit", help="Answer the largest batch whose predicted step fits in this memory: 16GiB, 512MiB, 24GB, or device (the GPU's).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="Whose allocator the step is simulated for: cpu, or cuda (as the CUDA caching allocator counts it; no GPU needed). Default: cuda with --measure cuda or --fit device, else cpu.")] = None,
+    amp: Annotated[Optional[str], typer.Option("--amp", help="Mixed precision: the forward and the loss under torch.autocast(device, float16 or bfloat16), as the AMP recipe runs them.")] = None,
     format: Format = None,
     output: Output = None,
     force: Force = False,
@@ -270,15 +271,16 @@ def memory(
         from archcalc.training.peak import simulate
 
         budget = parse_budget(fit)
-        answer = largest_batch(entry.name, lambda b: simulate(entry, size, b, optimizer, dtype, kind).allocated, budget)
+        answer = largest_batch(entry.name, lambda b: simulate(entry, size, b, optimizer, dtype, kind, amp).allocated,
+                               budget)
         shape = entry_shape(entry, size, 1)[1:]
-        confirmed = confirm(lambda b: measured_run(entry, size, b, optimizer, dtype, measure, budget), budget,
+        confirmed = confirm(lambda b: measured_run(entry, size, b, optimizer, dtype, measure, budget, amp), budget,
                             answer.batch) if measure else None
         emit(fit_report(answer, optimizer, dtype, shape, kind, confirmed), fmt, output, force)
         return
 
-    result = estimate(entry, size, batch, optimizer, dtype, kind)
-    measured = measure_peak(entry, size, batch, optimizer, dtype, measure) if measure else None
+    result = estimate(entry, size, batch, optimizer, dtype, kind, amp)
+    measured = measure_peak(entry, size, batch, optimizer, dtype, measure, amp=amp) if measure else None
     emit(memory_report(result, measured), fmt, output, force)
 
 

@@ -18,7 +18,8 @@ def memory_report(e: MemoryEstimate, measured: dict | None = None) -> Report:
              ("input", e.input_bytes, "input"), ("backward gradients", e.backward_bytes, "backward"))
     footer = [f"{label}: {human_bytes(value)} ({e.arithmetic[key]})" for label, value, key in parts]
     footer.append(f"sum of the parts: {human_bytes(e.total_bytes)} ({e.total_bytes:,} bytes) for one {e.optimizer} "
-                  f"step, batch {e.batch}, {e.dtype}: every part as if alive at once, an upper bound")
+                  f"step, batch {e.batch}, {e.dtype}: every part as if alive at once, an upper bound"
+                  + (f" (without autocast: the peak below runs it in {e.peak.amp})" if e.peak.amp else ""))
     footer += _peak_lines(e.peak)
     totals = {"params_bytes": e.params_bytes, "grads_bytes": e.grads_bytes, "optimizer_bytes": e.optimizer_bytes,
               "activations_bytes": e.activations_bytes, "input_bytes": e.input_bytes,
@@ -27,7 +28,7 @@ def memory_report(e: MemoryEstimate, measured: dict | None = None) -> Report:
             "dtype": e.dtype, "totals": totals, "arithmetic": e.arithmetic,
             "layers": [dict(r) for r in rows]}
     p = e.peak
-    data["peak"] = {"device": p.device, "allocated_bytes": p.allocated,
+    data["peak"] = {"device": p.device, "amp": p.amp, "notes": list(p.notes), "allocated_bytes": p.allocated,
                     "reserved_at_least_bytes": p.reserved if p.device == "cuda" else None, "step_bytes": p.step,
                     "steps_bytes": list(p.steps), "at_step": p.at_step, "phase": p.phase, "op": p.op,
                     "terms": {t.name: {"tensors": t.tensors, "bytes": t.bytes} for t in p.terms}}
@@ -46,10 +47,13 @@ def _peak_lines(p) -> list[str]:
     how = ("CUDA peak, simulated on the meta device as the caching allocator counts it (max_memory_allocated)"
            if cuda else "CPU peak, simulated on the meta device (each storage from the operation that makes it "
                         "until PyTorch frees it)")
+    if p.amp:
+        how += f", the forward and the loss under torch.autocast({p.device!r}, {p.amp})"
     lines = [f"{how}: {human_bytes(p.allocated)} = {p.arithmetic()} bytes (each storage in blocks of "
              f"{512 if cuda else 64} bytes), reached in the {p.phase} of step {p.at_step} at {p.op} (step 1, which "
              f"makes the optimizer's state, peaks at {human_bytes(p.steps[0])}, step 2 on at "
              f"{human_bytes(p.steps[1])}); of it the step's own: {human_bytes(p.step)}"]
+    lines += list(p.notes)
     if cuda:
         lines.append(f"CUDA reserved: at least {human_bytes(p.reserved)} (the live blocks in 2 MiB and 20 MiB "
                      f"segments, without fragmentation); not modelled: cuDNN and cuBLAS workspaces inside an operation")

@@ -15,7 +15,8 @@
 That sum takes every part as alive at once: an upper bound, with each part's arithmetic. The prediction is
 the peak of two training steps simulated tensor by tensor on the meta device (training/peak.py), as the
 device's allocator counts it: ``device="cpu"`` (64-byte alignment, the optimizer's loop over tensors) or
-``"cuda"`` (the caching allocator's 512-byte blocks, foreach optimizers).
+``"cuda"`` (the caching allocator's 512-byte blocks, foreach optimizers); with ``amp``, the forward under
+autocast.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def device_kind(device: str) -> str:
 
 
 def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str = "sgd",
-             dtype: str = "float32", device: str = "cpu") -> MemoryEstimate:
+             dtype: str = "float32", device: str = "cpu", amp: str | None = None) -> MemoryEstimate:
     if optimizer not in OPTIMIZERS:
         raise InputError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
     kind = device_kind(device)
@@ -193,13 +194,13 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
         "input": f"{'*'.join(map(str, shape))} * {itemsize} bytes = {x.numel() * itemsize:,}",
         "backward": f"2 * largest saved activation {recorder.largest:,} = {2 * recorder.largest:,}",
     }
-    peak = simulate(entry, size, batch, optimizer, dtype, kind)
+    peak = simulate(entry, size, batch, optimizer, dtype, kind, amp)
     return MemoryEstimate(entry.name, batch, shape, optimizer, dtype, params_bytes, grads_bytes, optimizer_bytes,
                           activations, x.numel() * itemsize, 2 * recorder.largest, layers, arithmetic, kind, peak)
 
 
 def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str, dtype: str,
-                 device: str, limit: int | None = None) -> dict:
+                 device: str, limit: int | None = None, amp: str | None = None) -> dict:
     """The peak memory of two real training steps, measured in a fresh process (see probe.py); with ``limit``
     (bytes, CUDA), on a GPU capped at that size, where running out of memory is an answer ({"oom": True})."""
     import json
@@ -217,6 +218,8 @@ def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, opti
         command.append("x".join(map(str, size)))
     if limit is not None:
         command += ["--limit", str(limit)]
+    if amp is not None:
+        command += ["--amp", amp]
     # glibc's mmap threshold fixed at its initial 128 KiB: a freed tensor's pages go back to the system at once.
     # By default glibc raises the threshold after each large free, and later tensors come from its heap, which
     # keeps freed memory resident: on CPU the second step would then measure up to 45 MiB more (cnnet, 256).
@@ -229,12 +232,12 @@ def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, opti
 
 
 def measured_run(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str, dtype: str,
-                 device: str, budget: int):
+                 device: str, budget: int, amp: str | None = None):
     """fit.Run at one batch: two real steps, on CUDA within an allocator capped at the budget."""
     from archcalc.training.fit import Run
 
     cuda = device.startswith("cuda")
-    got = measure_peak(entry, size, batch, optimizer, dtype, device, budget if cuda else None)
+    got = measure_peak(entry, size, batch, optimizer, dtype, device, budget if cuda else None, amp)
     if got.get("oom"):
         return Run(batch, None, f"ran out of memory within the cap ({got['message']})")
     return Run(batch, got["before_bytes"] + got["peak_bytes"])

@@ -16,19 +16,22 @@ optimizer's foreach implementation, PyTorch's default on CUDA; and it is simulat
 zero_grad(set_to_none=True) between, as a training loop runs it. The first step makes the optimizer's state
 (momentum buffers, Adam's moments) at its end; from the second on, that state is alive through the forward
 and the backward: the steady state, whose peak is what a run needs (for Adam or momentum it is the larger).
-Attention runs the fused kernel the device would (fused.py), not the meta device's math path. Not modelled:
-the workspaces cuDNN and cuBLAS take inside an operation (the simulation sees only the tensors the
-operations return), autocast.
+Attention runs the fused kernel the device would (fused.py), not the meta device's math path; with ``amp``
+the forward and the loss run under autocast (autocast.py). Not modelled: the workspaces cuDNN and cuBLAS take
+inside an operation (the simulation sees only the tensors the operations return), GradScaler's few scalars,
+and the fused RNN kernels of cuDNN and oneDNN (recurrent layers are simulated as the meta device runs them).
 """
 
 from __future__ import annotations
 
 import weakref
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Sequence
 
 import torch
+from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 from torch.nn.parameter import UninitializedTensorMixin
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -38,6 +41,7 @@ from archcalc.analysis.engine import build, entry_shape, make_lazy_parameters, r
 from archcalc.analysis.inputs import leaves
 from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
+from archcalc.training.autocast import DTYPES as AMP_DTYPES, autocast
 from archcalc.training.fused import fused_attention
 
 BLOCK = 512  # the caching allocator's smallest block and its rounding (kMinBlockSize)
@@ -46,7 +50,8 @@ SMALL, SMALL_SEGMENT = 2**20, 2 * 2**20  # blocks up to 1 MiB come from 2 MiB se
 MEDIUM, MEDIUM_SEGMENT = 10 * 2**20, 20 * 2**20  # up to 10 MiB from 20 MiB segments (kMinLargeAlloc, kLargeBuffer)
 LARGE_ROUND = 2 * 2**20  # larger ones: their own segment, rounded up to 2 MiB (kRoundLarge)
 OPTIMIZERS = ("sgd", "momentum", "adam")
-TERMS = ("parameters", "input", "gradients", "optimizer state", "saved activations", "in flight")
+TERMS = ("parameters", "input", "gradients", "optimizer state", "autocast copies", "saved activations",
+         "in flight")
 
 
 def block(nbytes: int, device: str = "cuda") -> int:
@@ -85,6 +90,8 @@ class Peak:
     terms: tuple[Term, ...]
     steps: tuple[int, int] = (0, 0)  # the peak of the first step, and of the second (the steady state)
     device: str = "cuda"  # whose allocator: cuda (512-byte blocks, foreach optimizers) or cpu
+    amp: str | None = None  # the autocast dtype of the forward, if any
+    notes: tuple[str, ...] = ()  # what the simulation knows it does not model for this network
 
     @property
     def at_step(self) -> int:
@@ -116,6 +123,7 @@ class _Live(TorchDispatchMode):
         self.device = device  # cuda: only meta tensors are the GPU's (Adam's step counters are CPU tensors)
         self.kinds = kinds  # () -> {term: set of storage keys}, as things stand
         self.saved: set[int] = set()  # storages autograd holds for backward
+        self.casts: set[int] = set()  # autocast's cached casts of the parameters, until freed
         self.blocks: dict[int, int] = {}
         self.refs: dict[int, weakref.ref] = {}
         self.total = self.peak = self.step_peak = 0
@@ -137,6 +145,7 @@ class _Live(TorchDispatchMode):
         self.total -= self.blocks.pop(key, 0)
         self.refs.pop(key, None)
         self.saved.discard(key)
+        self.casts.discard(key)
 
     def note(self, op: str) -> None:
         self.step_peak = max(self.step_peak, self.total)
@@ -179,24 +188,40 @@ def _optimizer(parameters, name: str, device: str = "cuda") -> torch.optim.Optim
 
 
 def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str = "sgd",
-             dtype: str = "float32", device: str = "cuda") -> Peak:
-    """The peak of two training steps on ``device`` (cuda or cpu), simulated on the meta device."""
+             dtype: str = "float32", device: str = "cuda", amp: str | None = None) -> Peak:
+    """The peak of two training steps on ``device`` (cuda or cpu), simulated on the meta device; with ``amp``
+    (float16 or bfloat16), the forward and the loss under torch.autocast(device, amp), as the mixed-precision
+    recipe runs them (the parameters, their gradients and the optimizer's state stay in ``dtype``)."""
     if optimizer not in OPTIMIZERS:
         raise InputError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+    if amp is not None and amp not in AMP_DTYPES:
+        raise InputError(f"unknown --amp {amp!r}; use float16 or bfloat16")
+    if amp is not None and dtype != "float32":
+        raise InputError(f"--amp {amp} runs a float32 model's forward in {amp}; drop --dtype {dtype}")
     torch_dtype = resolve_dtype(dtype)
     shape = entry_shape(entry, size, batch)
     meta = torch.device("meta")
     model = build(entry, meta, torch_dtype).train()
     x = torch.empty(shape, device=meta, dtype=torch_dtype)
     make_lazy_parameters(model, (x,), {})
+    recurrent = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (nn.RNNBase, nn.RNNCellBase))})
+    if amp is not None and recurrent:
+        raise InputError(f"autocast is not simulated for recurrent layers ({', '.join(recurrent)}): cuDNN's and "
+                         f"oneDNN's RNN kernels cast inside themselves; drop --amp")
+    notes = (f"recurrent layers ({', '.join(recurrent)}) are simulated as the meta device decomposes them, not "
+             f"as the device's fused RNN kernel runs them (on small GRU and LSTM networks the CPU kept 1-11% "
+             f"less)",) if recurrent else ()
     params = made(model.parameters())  # a lazy layer that never ran has no size, and no memory
     buffers = made(model.buffers())
     opt = _optimizer(params, optimizer, device)
     fixed = _keys(params) | _keys(buffers)
 
+    region = partial(autocast, device, amp) if amp else nullcontext  # a region a step
+
     def kinds() -> dict[str, set[int]]:
         return {"parameters": fixed, "input": _keys([x]), "gradients": _keys(p.grad for p in params),
-                "optimizer state": _keys(v for state in opt.state.values() for v in state.values())}
+                "optimizer state": _keys(v for state in opt.state.values() for v in state.values()),
+                "autocast copies": live.casts}
 
     live = _Live(kinds, device)
 
@@ -213,9 +238,10 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
             for _ in range(2):
                 live.phase, live.step_peak = "forward", 0
                 opt.zero_grad(set_to_none=True)
-                with saved_tensors_hooks(pack, lambda t: t), fused_attention(device):
-                    out = model(x)
-                loss = next(leaves(out)).float().sum()
+                with fused_attention(device), region(*([live.casts] if amp else [])):
+                    with saved_tensors_hooks(pack, lambda t: t):
+                        out = model(x)
+                    loss = next(leaves(out)).float().sum()
                 live.phase = "backward"
                 loss.backward()
                 live.phase = "optimizer step"
@@ -228,4 +254,4 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     terms = tuple(Term(name, len(live.at_peak[name]), sum(live.at_peak[name])) for name in TERMS)
     reserved = reserved_at_least([b for blocks in live.at_peak.values() for b in blocks])
     return Peak(entry.name, batch, shape, optimizer, dtype, live.peak, reserved, live.at_phase, live.op, terms,
-                tuple(steps), device)
+                tuple(steps), device, amp, notes)

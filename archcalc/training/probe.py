@@ -1,6 +1,6 @@
 """Measure the peak memory of one real training step, in a fresh process.
 
-    python -m archcalc.training.probe MODEL BATCH OPTIMIZER DTYPE DEVICE [CxHxW] [--limit BYTES]
+    python -m archcalc.training.probe MODEL BATCH OPTIMIZER DTYPE DEVICE [CxHxW] [--limit BYTES] [--amp DTYPE]
 
 Prints one JSON object: {"peak_bytes", "steps", "method"}. Two steps are run as a training loop runs them
 (zero_grad(set_to_none=True), forward, loss, backward, optimizer step; the output and loss then dropped):
@@ -14,7 +14,8 @@ process's own resident set, its libraries included, is not the model's).
 
 --limit BYTES (CUDA) caps the caching allocator at that much of the GPU
 (torch.cuda.set_per_process_memory_fraction), as on a GPU of that size; a step that runs out of memory then
-prints {"oom": true, "message"} instead of a peak.
+prints {"oom": true, "message"} instead of a peak. --amp float16|bfloat16 runs the forward and the loss under
+torch.autocast(DEVICE, DTYPE), backward and step outside it (GradScaler's few scalars are left out).
 """
 
 from __future__ import annotations
@@ -63,10 +64,13 @@ def _step(model, make_optimizer, x) -> None:
 
 
 def main(argv: list[str]) -> None:
-    limit = None
-    if "--limit" in argv:
-        at = argv.index("--limit")
-        limit, argv = int(argv[at + 1]), argv[:at] + argv[at + 2:]
+    options = {}
+    for flag in ("--limit", "--amp"):
+        if flag in argv:
+            at = argv.index(flag)
+            options[flag], argv = argv[at + 1], argv[:at] + argv[at + 2:]
+    limit = int(options["--limit"]) if "--limit" in options else None
+    amp = getattr(torch, options["--amp"]) if "--amp" in options else None
     name, batch, optimizer, dtype, device = argv[:5]
     size = tuple(int(s) for s in argv[5].split("x")) if len(argv) > 5 else None
     entry = lookup(name, size)
@@ -75,12 +79,12 @@ def main(argv: list[str]) -> None:
         total = torch.cuda.get_device_properties(torch_device).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), torch_device)
     try:
-        print(json.dumps(_measure(entry, size, int(batch), optimizer, torch_device, torch_dtype)))
+        print(json.dumps(_measure(entry, size, int(batch), optimizer, torch_device, torch_dtype, amp)))
     except torch.OutOfMemoryError as error:
         print(json.dumps({"oom": True, "message": str(error).strip().splitlines()[0]}))
 
 
-def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype) -> dict:
+def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype, amp=None) -> dict:
     make_optimizer = {"sgd": lambda p: torch.optim.SGD(p, lr=0.01),
                       "momentum": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
                       "adam": lambda p: torch.optim.Adam(p, lr=0.001)}[optimizer]
@@ -108,8 +112,9 @@ def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype)
             ctypes.CDLL("libc.so.6").malloc_trim(0)
             _reset_peak()
         opt.zero_grad(set_to_none=True)
-        out = model(x)
-        loss = (out[0] if isinstance(out, tuple) else out).float().sum()
+        with torch.autocast(torch_device.type, dtype=amp or torch.float16, enabled=amp is not None):
+            out = model(x)
+            loss = (out[0] if isinstance(out, tuple) else out).float().sum()
         loss.backward()
         opt.step()
         del out, loss

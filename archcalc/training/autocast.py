@@ -1,0 +1,236 @@
+"""Mixed precision (torch.autocast) in a training step simulated on the meta device.
+
+PyTorch's autocast casts at the dispatcher, for CUDA and CPU tensors: on the meta device it does nothing. The
+simulation applies its policy itself, operation by operation, as aten/src/ATen/autocast_mode.h and
+autocast_mode.cpp define it for each device:
+
+  lower       run in the low precision (float16 or bfloat16): every floating-point argument but float64 is
+              cast to it; an fp32 parameter's cast is made once and kept until the autocast region ends
+              (the cache autocast keeps for leaves that require grad)
+  fp32        run in float32: every low-precision argument is cast up
+  set dtype   (softmax, sum, cumsum, ...) asked for a float32 result, unless a dtype is given
+  promote     every floating-point argument cast to the widest among them
+
+The operations are caught where a model calls them: torch.*, torch.nn.functional.*, torch.linalg.* and the
+tensor methods and operators (x @ w), replaced while the region is open. A call that escapes (an operation
+of the lower list reached with float32 inputs, or one of the fp32 list left in low precision, outside the
+operations caught) is refused, never counted wrong: see Escaped. Inside a caught operation autocast is off,
+as PyTorch turns it off inside its own wrappers.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves, tree_map
+
+from archcalc.errors import ForwardError
+
+# CUDA: AT_FORALL_LOWER_PRECISION_FP, AT_FORALL_FP32, AT_FORALL_FP32_SET_OPT_DTYPE and AT_FORALL_PROMOTE of
+# autocast_mode.h (tests/test_autocast.py compares them with the installed PyTorch's header), and the two
+# cuDNN convolutions autocast_mode.cpp adds.
+CUDA = {
+    "lower": {"_convolution", "_scaled_dot_product_flash_attention", "_thnn_fused_gru_cell", "_thnn_fused_lstm_cell",
+              "addbmm", "addmm", "addmv", "addr", "baddbmm", "bmm", "chain_matmul", "conv1d", "conv2d", "conv3d",
+              "conv_tbc", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "convolution", "einsum",
+              "gru_cell", "linalg_multi_dot", "linalg_vecdot", "linear", "lstm_cell", "matmul", "mm", "mv", "prelu",
+              "rnn_relu_cell", "rnn_tanh_cell", "scaled_dot_product_attention", "cudnn_convolution",
+              "cudnn_convolution_transpose"},
+    "fp32": {"_upsample_bicubic2d_aa", "_upsample_bilinear2d_aa", "_upsample_nearest_exact1d",
+             "_upsample_nearest_exact2d", "_upsample_nearest_exact3d", "acos", "asin",
+             "binary_cross_entropy_with_logits", "cdist", "cosh", "cosine_embedding_loss", "cosine_similarity", "dist",
+             "erfinv", "exp", "expm1", "frobenius_norm", "group_norm", "hinge_embedding_loss", "huber_loss", "kl_div",
+             "l1_loss", "layer_norm", "log", "log10", "log1p", "log2", "logsumexp", "margin_ranking_loss", "mse_loss",
+             "multi_margin_loss", "multilabel_margin_loss", "native_layer_norm", "nll_loss", "nll_loss2d",
+             "nuclear_norm", "pdist", "poisson_nll_loss", "pow", "reciprocal", "renorm", "rms_norm", "rsqrt", "sinh",
+             "smooth_l1_loss", "soft_margin_loss", "softplus", "tan", "triplet_margin_loss", "upsample_bicubic2d",
+             "upsample_bilinear2d", "upsample_linear1d", "upsample_nearest1d", "upsample_nearest2d",
+             "upsample_nearest3d", "upsample_trilinear3d"},
+    "set dtype": {"cumprod", "cumsum", "linalg_matrix_norm", "linalg_vector_norm", "log_softmax", "prod", "softmax",
+                  "sum"},
+    # not an autocast entry on CUDA, but all it runs is: log_softmax (set dtype) and nll_loss (fp32)
+    "fp32 inside": {"cross_entropy_loss"},
+    "promote": {"addcdiv", "addcmul", "atan2", "bilinear", "cross", "dot", "grid_sampler", "index_put", "scatter_add",
+                "tensordot", "vdot"},
+}
+# CPU: the AutocastCPU registrations of autocast_mode.cpp (the fp32 list without its linear-algebra, FFT and
+# quantisation entries, which no network here calls: an escape among them is refused all the same)
+CPU = {
+    "lower": {"conv1d", "conv2d", "conv3d", "bmm", "mm", "linalg_vecdot", "baddbmm", "addmm", "_addmm_activation",
+              "addbmm", "linear", "_convolution", "matmul", "conv_tbc", "mkldnn_rnn_layer", "conv_transpose1d",
+              "conv_transpose2d", "conv_transpose3d", "prelu", "scaled_dot_product_attention",
+              "_native_multi_head_attention"},
+    "fp32": {"avg_pool3d", "binary_cross_entropy", "grid_sampler", "polar", "prod", "quantile", "nanquantile", "stft",
+             "cdist", "grid_sampler_2d", "grid_sampler_3d", "trace", "view_as_complex", "max_pool3d", "max_unpool2d",
+             "max_unpool3d", "adaptive_avg_pool3d", "reflection_pad1d", "reflection_pad2d", "replication_pad1d",
+             "replication_pad2d", "replication_pad3d", "mse_loss", "cosine_embedding_loss", "nll_loss", "nll_loss2d",
+             "hinge_embedding_loss", "poisson_nll_loss", "smooth_l1_loss", "cross_entropy_loss", "l1_loss",
+             "huber_loss", "margin_ranking_loss", "soft_margin_loss", "triplet_margin_loss", "multi_margin_loss",
+             "ctc_loss", "kl_div", "multilabel_margin_loss", "binary_cross_entropy_with_logits",
+             "fractional_max_pool2d", "fractional_max_pool3d", "adaptive_max_pool3d"},
+    "set dtype": set(),
+    "promote": {"stack", "cat", "index_copy"},
+}
+POLICIES = {"cuda": CUDA, "cpu": CPU}
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+# Where a model reaches an operation, by the name autocast knows it by: the namespaces searched for each
+# name, and the operators and Python-level names that are the same operation.
+_OWNERS = (torch, F, torch.Tensor, torch.linalg, torch._C._nn)
+_ALIASES = {"__matmul__": "matmul", "__rmatmul__": "matmul", "__pow__": "pow", "__rpow__": "pow",
+            "cross_entropy": "cross_entropy_loss", "vecdot": "linalg_vecdot", "multi_dot": "linalg_multi_dot",
+            "vector_norm": "linalg_vector_norm", "matrix_norm": "linalg_matrix_norm"}
+# The operations below autograd that the caught ones become (conv2d -> convolution, softmax -> _softmax), by
+# device, to find an escape by: a "lower" one in float32, or an "fp32" one left in low precision.
+_BELOW = {
+    "cuda": {"lower": {"mm", "addmm", "bmm", "baddbmm", "addbmm", "mv", "addmv", "addr", "convolution", "_convolution",
+                       "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
+                       "_thnn_fused_lstm_cell", "_thnn_fused_gru_cell"},
+             "fp32": {"_softmax", "_log_softmax", "native_layer_norm", "native_group_norm", "nll_loss_forward",
+                      "nll_loss2d_forward", "mse_loss", "exp", "log", "pow", "sum", "cumsum", "prod", "logsumexp",
+                      "rsqrt", "reciprocal"}},
+    "cpu": {"lower": {"mm", "addmm", "bmm", "baddbmm", "addbmm", "convolution", "_convolution",
+                      "_scaled_dot_product_flash_attention_for_cpu"},
+            "fp32": {"nll_loss_forward", "nll_loss2d_forward", "mse_loss", "prod"}},
+}
+
+
+class Escaped(ForwardError):
+    """An operation autocast would cast, reached where the simulation does not catch it."""
+
+
+def _policy_of(name: str, policy: dict) -> str | None:
+    name = _ALIASES.get(name, name)
+    return next((kind for kind, names in policy.items() if name in names), None)
+
+
+def _eligible(t) -> bool:
+    return isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float64
+
+
+class _Region:
+    """One open autocast region: its cast cache and whether a caught operation is running (autocast off)."""
+
+    def __init__(self, device: str, dtype: torch.dtype, copies: set[int]):
+        self.device, self.dtype = device, dtype
+        self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.copies = copies  # the cached casts' storages, for the simulation's terms (kept after the region)
+        self.depth = 0
+
+    def cast(self, t, to: torch.dtype):
+        if not _eligible(t) or t.dtype == to:
+            return t
+        if to == self.dtype and t.dtype == torch.float32 and t.requires_grad and t.is_leaf:
+            if id(t) not in self.cache:
+                self.cache[id(t)] = (t, t.to(to))  # (the source is held, so that its id is not reused)
+                self.copies.add(self.cache[id(t)][1].untyped_storage()._cdata)
+            return self.cache[id(t)][1]
+        return t.to(to)
+
+    def wrap(self, function, kind: str):
+        region = self
+
+        def caught(*args, **kwargs):
+            if region.depth:  # inside another caught operation: autocast is off there
+                return function(*args, **kwargs)
+            if kind == "set dtype":
+                first = next((a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)), None)
+                if _eligible(first) and kwargs.get("dtype") is None:
+                    kwargs = {**kwargs, "dtype": torch.float32}
+                    if region._half_to_float(function, first, args, kwargs):
+                        return region._softmax_half_to_float(function, args, kwargs)
+            else:
+                if kind == "lower":
+                    to = region.dtype
+                elif kind in ("fp32", "fp32 inside"):
+                    to = torch.float32
+                else:  # promote: the widest floating type among the arguments
+                    floats = [a.dtype for a in tree_leaves((args, kwargs)) if _eligible(a)]
+                    to = torch.float32 if torch.float32 in floats else region.dtype
+                args, kwargs = tree_map(lambda a: region.cast(a, to), (args, kwargs))
+            region.depth += 1
+            try:
+                return function(*args, **kwargs)
+            finally:
+                region.depth -= 1
+
+        caught.__name__ = getattr(function, "__name__", "caught")
+        caught.__wrapped__ = function
+        return caught
+
+    def _half_to_float(self, function, first, args, kwargs) -> bool:
+        """CUDA's softmax of a float16 tensor asked for float32 runs one kernel (half_to_float), no copy."""
+        name = getattr(function, "__name__", "")
+        dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        return (self.device == "cuda" and first.dtype == torch.float16 and name in ("softmax", "log_softmax")
+                and isinstance(dim, int))
+
+    def _softmax_half_to_float(self, function, args, kwargs):
+        x, dim = args[0], (args[1] if len(args) > 1 else kwargs.get("dim"))
+        op = torch._softmax if function.__name__ == "softmax" else torch._log_softmax
+        self.depth += 1
+        try:
+            return op(x, dim, True)
+        finally:
+            self.depth -= 1
+
+
+class _Watch(TorchDispatchMode):
+    """Below autograd: an operation that should have been cast and was not, outside the caught ones."""
+
+    def __init__(self, region: _Region):
+        super().__init__()
+        self.region = region
+        self.lower, self.fp32 = _BELOW[region.device]["lower"], _BELOW[region.device]["fp32"]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not self.region.depth:
+            name = func.overloadpacket.__name__
+            inputs = [a for a in tree_leaves((args, kwargs)) if _eligible(a)]
+            if name in self.lower and any(a.dtype == torch.float32 for a in inputs):
+                raise Escaped(f"autocast is not simulated for this network: {name} ran in float32 where "
+                              f"autocast would cast it (called from an operation archcalc does not catch)")
+            outputs = [o for o in tree_leaves(out) if _eligible(o)]
+            if (name in self.fp32 and any(a.dtype != torch.float32 for a in inputs)
+                    and any(o.dtype != torch.float32 for o in outputs)):
+                raise Escaped(f"autocast is not simulated for this network: {name} ran in "
+                              f"{outputs[0].dtype} where autocast would run it in float32")
+        return out
+
+
+def _entry_points(policy: dict) -> list[tuple[object, str, object, bool]]:
+    """(owner, name, function, owned): every callable a model can reach a policy's operation by. A tensor
+    method defined on the C base class is shadowed on torch.Tensor (owned False: deleted afterwards)."""
+    found = []
+    for owner in _OWNERS:
+        names = set(vars(owner)) | (set(dir(torch._C.TensorBase)) if owner is torch.Tensor else set())
+        for name in sorted(names):
+            function = getattr(owner, name, None)
+            if _policy_of(name, policy) and callable(function) and not isinstance(function, type):
+                found.append((owner, name, function, name in vars(owner)))
+    return found
+
+
+@contextmanager
+def autocast(device: str, dtype: str, copies: set[int] | None = None):
+    """torch.autocast(device, dtype) for a forward pass on the meta device; the storages of the parameters'
+    cached casts are added to ``copies``."""
+    policy = POLICIES[device]
+    region = _Region(device, DTYPES[dtype], set() if copies is None else copies)
+    points = _entry_points(policy)
+    try:
+        for owner, name, function, _ in points:
+            setattr(owner, name, region.wrap(function, _policy_of(name, policy)))
+        with _Watch(region):
+            yield region
+    finally:
+        for owner, name, function, owned in points:
+            if owned:
+                setattr(owner, name, function)
+            else:
+                delattr(owner, name)
+        region.cache.clear()

@@ -1,0 +1,111 @@
+"""Mixed precision in the simulated training step (training/autocast.py): against PyTorch's real autocast on
+real CPU tensors, byte for byte; the CUDA policy against the installed PyTorch's own header; by hand on a
+small network; and the refusals where autocast is not simulated."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from archcalc.analysis.engine import build
+from archcalc.errors import ArchcalcError
+from archcalc.models.catalog import REGISTRY
+from archcalc.models.registry import ModelEntry
+from archcalc.training.autocast import CUDA
+from archcalc.training.peak import simulate
+from tests.networks import NETWORKS
+from tests.test_peak import HAND, LOSS, W1, W2, X, real_cpu_peak
+
+
+SMALL = {"tiny_vit": "TinyViT", "sdpa_attention": "SDPAttention", "einsum_attention": "EinsumAttention",
+         "swin_stage": "SwinStage", "convnext_block": "ConvNeXtBlock", "unet_block": "UNetBlock",
+         "mha_weights": "MHABlock", "functional_mha": "FunctionalMHA"}
+
+
+@pytest.mark.parametrize("amp", [None, "bfloat16"])
+@pytest.mark.parametrize("name", SMALL)
+def test_the_simulation_holds_what_real_cpu_autocast_holds(name, amp):
+    """Attention (SDPA, multi-head, einsum), windows, LayerNorm, GroupNorm, depthwise convs: the same peak to
+    the byte as PyTorch's real autocast, whose casts, cached weight copies and float32 operations the
+    simulation makes itself on the meta device."""
+    shape = NETWORKS[name][1]
+    entry = ModelEntry(name, "test", f"tests.networks:{SMALL[name]}", shape[1:], "", "")
+    assert simulate(entry, None, shape[0], "adam", device="cpu", amp=amp).allocated == \
+        real_cpu_peak(entry, shape, "adam", amp)
+
+
+@pytest.mark.parametrize("name,batch,optimizer", [("cnnet", 8, "adam"), ("resnet18", 2, "momentum")])
+def test_whole_networks_under_real_cpu_autocast(name, batch, optimizer):
+    entry = REGISTRY.get(name)
+    shape = (batch, *entry.default_input)
+    simulated = simulate(entry, None, batch, optimizer, device="cpu", amp="bfloat16")
+    assert simulated.allocated == real_cpu_peak(entry, shape, optimizer, "bfloat16")
+    assert simulated.allocated < simulate(entry, None, batch, optimizer, device="cpu").allocated
+
+
+def test_cuda_float16_by_hand():
+    """Two bias-free linear layers, batch 64, SGD. The peak is in the backward, where autocast's cast of W1
+    (ToCopyBackward) turns W1's float16 gradient into float32: both are alive, beside W2's float32 gradient,
+    the float16 output (64*128*2) and the loss with its gradient. Higher than float32's 1,803,264: in so small
+    a network the weights' copies outweigh the halved activations."""
+    p = simulate(HAND, None, 64, "sgd", amp="float16")
+    assert (p.phase, p.op) == ("backward", "_to_copy")
+    terms = {t.name: t.bytes for t in p.terms if t.bytes}
+    assert terms == {"parameters": W1 + W2, "input": X, "gradients": W2,
+                     "in flight": W1 + W1 // 2 + 64 * 128 * 2 + LOSS + LOSS}
+    assert p.allocated == 1_917_952
+
+
+def test_autocast_keeps_the_float16_copies_of_the_weights_it_saves_for_backward():
+    """VGG-16, batch 1: the peak is in the classifier's backward (fc1's float16 gradient made float32), when
+    the float16 copies of the 13 convolutions' weights, saved for their input gradients, are still alive: a
+    term of their own, 2 bytes a weight. (Their biases' copies, not saved, went with the autocast region.)"""
+    from archcalc.training.peak import block
+
+    p = simulate(REGISTRY.get("vgg16"), None, 1, "sgd", amp="float16")
+    model = build(REGISTRY.get("vgg16"), torch.device("meta"), torch.float32)
+    convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    copies = next(t for t in p.terms if t.name == "autocast copies")
+    assert (p.phase, p.op) == ("backward", "_to_copy")
+    assert copies.tensors == len(convs) == 13 and sum(w.numel() for w in convs) == 14_710_464
+    assert copies.bytes == sum(block(w.numel() * 2) for w in convs) == 29_421_056
+
+
+def test_the_cuda_policy_is_the_installed_pytorchs():
+    header = Path(torch.__file__).parent / "include" / "ATen" / "autocast_mode.h"
+    if not header.exists():
+        pytest.skip("this PyTorch ships no C++ headers")
+    text = header.read_text()
+
+    def names(macro):
+        body = re.search(r"#define " + macro + r"\(_\)(.*?)\n\n", text, re.S).group(1)
+        return set(re.findall(r"_\((\w+)", body))
+
+    assert names("AT_FORALL_LOWER_PRECISION_FP") | {"cudnn_convolution", "cudnn_convolution_transpose"} == \
+        CUDA["lower"]
+    assert names("AT_FORALL_FP32") == CUDA["fp32"]
+    assert names("AT_FORALL_FP32_SET_OPT_DTYPE") == CUDA["set dtype"]
+    assert names("AT_FORALL_PROMOTE") == CUDA["promote"]
+
+
+def test_where_autocast_is_not_simulated_it_says_so():
+    lstm = ModelEntry("lstm_stack", "test", "tests.networks:LSTMStack", (10, 32), "", "")
+    with pytest.raises(ArchcalcError, match=r"not simulated for recurrent layers \(GRUCell, LSTM\)"):
+        simulate(lstm, None, 2, "sgd", device="cpu", amp="bfloat16")
+    chain = ModelEntry("einsum_chain", "test", "tests.networks:EinsumChain", (10, 32), "", "")
+    with pytest.raises(ArchcalcError, match="bmm ran in float32 where autocast would cast it"):
+        simulate(chain, None, 2, "sgd", device="cpu", amp="bfloat16")  # CPU autocast casts inside einsum
+    assert simulate(chain, None, 2, "sgd", device="cuda", amp="bfloat16").allocated > 0  # CUDA's casts einsum
+    assert torch.Tensor.sum is torch._C.TensorBase.sum and torch.nn.functional.linear is torch._C._nn.linear
+
+
+def test_memory_amp_on_the_command_line(cli):
+    data = cli("memory", "resnet18", "--batch", "4", "--amp", "float16", "--device", "cuda", "-f", "json").json()
+    assert data["peak"]["amp"] == "float16"
+    assert data["peak"]["allocated_bytes"] == simulate(REGISTRY.get("resnet18"), None, 4, "sgd",
+                                                       amp="float16").allocated
+    for args, message in ((("--amp", "fp8"), "unknown --amp 'fp8'"),
+                          (("--amp", "float16", "--dtype", "float64"), "drop --dtype float64")):
+        run = cli("memory", "cnnet", *args)
+        assert run.code == 1 and message in run.err and "Traceback" not in run.err
