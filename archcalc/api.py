@@ -155,13 +155,13 @@ def time(models: str | Sequence[str], input_size: Size | None = None, *, batch: 
 
 def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimizer: str = "sgd",
            dtype: Any = "float32", measure: str | None = None, fit: str | int | None = None, device: str | None = None,
-           amp: str | None = None):
+           amp: str | None = None, channels_last: bool = False):
     """Memory of one training step (``archcalc memory``): parameters, gradients, optimizer state and the
     activations autograd keeps, per layer (training.memory.MemoryEstimate), and the peak of two training steps
     simulated for the CPU's allocator or, with ``device="cuda"`` (the default with ``measure="cuda"`` or
     ``fit="device"``), CUDA's (``.peak``; ``.predicted_bytes``); ``amp="float16"`` or ``"bfloat16"`` runs the
-    forward under autocast; with ``measure`` ("cpu" or "cuda"), (estimate, the measured
-    peak of two real steps); with ``fit`` (bytes, or "16GiB"), the largest batch whose predicted step fits
+    forward under autocast, ``channels_last=True`` the model and input in torch.channels_last; with ``measure``
+    ("cpu" or "cuda"), (estimate, the measured peak of two real steps); with ``fit`` (bytes, or "16GiB"), the largest batch whose predicted step fits
     (training.fit.Fit: ``.batch``, ``.text()``), and with ``measure`` too, (Fit, training.fit.Confirmation: the
     largest batch measured to fit, found by running steps)."""
     from archcalc.training.memory import device_kind, estimate, measure_peak
@@ -176,18 +176,19 @@ def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimi
 
         budget = fit if isinstance(fit, int) and not isinstance(fit, bool) else parse_budget(str(fit))
         answer = largest_batch(entry.name, lambda b: simulate(entry, given, b, optimizer, _dtype_name(dtype),
-                                                             kind, amp).allocated, budget)
+                                                             kind, amp, channels_last).allocated, budget)
         if measure is None:
             return answer
         from archcalc.training.fit import confirm
         from archcalc.training.memory import measured_run
 
         return answer, confirm(lambda b: measured_run(entry, given, b, optimizer, _dtype_name(dtype), measure, budget,
-                                                      amp), budget, answer.batch)
-    result = estimate(entry, given, batch, optimizer, _dtype_name(dtype), kind, amp)
+                                                      amp, channels_last), budget, answer.batch)
+    result = estimate(entry, given, batch, optimizer, _dtype_name(dtype), kind, amp, channels_last)
     if measure is None:
         return result
-    return result, measure_peak(entry, given, batch, optimizer, _dtype_name(dtype), measure, amp=amp)
+    return result, measure_peak(entry, given, batch, optimizer, _dtype_name(dtype), measure, amp=amp,
+                                channels_last=channels_last)
 
 
 def reconcile(model: str, input_size: Size | None = None, *, batch: int = 1):

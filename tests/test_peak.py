@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from archcalc.errors import InputError
 from archcalc.models.catalog import REGISTRY
 from archcalc.models.registry import ModelEntry
 from archcalc.training.peak import block, reserved_at_least, simulate
@@ -127,7 +128,7 @@ def test_the_simulated_peak_against_a_real_gpu(name, batch, optimizer):
     assert 0.9 <= measured / simulate(entry, None, batch, optimizer).step <= 1.1
 
 
-def real_cpu_peak(entry, shape, optimizer, amp=None):
+def real_cpu_peak(entry, shape, optimizer, amp=None, channels_last=False):
     """Two real training steps on the CPU, the forward and the loss under torch.autocast("cpu", amp) when
     given, followed by the simulation's own tracker: the tensors the CPU's kernels make."""
     from archcalc.analysis.engine import build
@@ -136,6 +137,8 @@ def real_cpu_peak(entry, shape, optimizer, amp=None):
     torch.manual_seed(0)
     model = build(entry, torch.device("cpu"), torch.float32).train()
     x = torch.randn(shape)
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     opt = _optimizer(list(model.parameters()), optimizer, "cpu")
     live = _Live(lambda: {}, "cpu")
     for t in [*model.parameters(), *model.buffers(), x]:
@@ -152,14 +155,23 @@ def real_cpu_peak(entry, shape, optimizer, amp=None):
     return live.peak
 
 
-@pytest.mark.parametrize("name,batch,optimizer", [("vgg_base", 8, "adam"), ("resnet18", 2, "momentum"),
-                                                  ("vit_b_16", 1, "sgd")])
-def test_the_meta_simulation_peaks_where_real_cpu_tensors_do(name, batch, optimizer):
-    """The same peak to the byte, so what the meta device's kernels return (sizes, views, in-place results)
-    is what runs."""
+@pytest.mark.parametrize("name,batch,optimizer,channels_last", [
+    ("vgg_base", 8, "adam", False), ("resnet18", 2, "momentum", False), ("vit_b_16", 1, "sgd", False),
+    ("vgg_base", 8, "sgd", True), ("densenet121", 2, "adam", True)])
+def test_the_meta_simulation_peaks_where_real_cpu_tensors_do(name, batch, optimizer, channels_last):
+    """The same peak to the byte, so what the meta device's kernels return (sizes, views, in-place results,
+    and in channels-last the layout of each output) is what runs."""
     entry = REGISTRY.get(name)
-    assert real_cpu_peak(entry, (batch, *entry.default_input), optimizer) == \
-        simulate(entry, None, batch, optimizer, device="cpu").allocated
+    assert real_cpu_peak(entry, (batch, *entry.default_input), optimizer, channels_last=channels_last) == \
+        simulate(entry, None, batch, optimizer, device="cpu", channels_last=channels_last).allocated
+
+
+def test_channels_last_needs_an_image_and_says_so(cli):
+    with pytest.raises(InputError, match="needs a 4-d input"):
+        simulate(HAND, None, 2, "sgd", channels_last=True)
+    data = cli("memory", "resnet18", "--batch", "2", "--channels-last", "-f", "json").json()["peak"]
+    assert data["channels_last"] and data["allocated_bytes"] == simulate(
+        REGISTRY.get("resnet18"), None, 2, "sgd", device="cpu", channels_last=True).allocated
 
 
 def _attention_kernels(device, dtype, d=64, mask=None, dropout=0.0):

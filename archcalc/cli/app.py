@@ -250,13 +250,14 @@ def memory(
     fit: Annotated[Optional[str], typer.Option("--fit", help="Answer the largest batch whose predicted step fits in this memory: 16GiB, 512MiB, 24GB, or device (the GPU's).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="Whose allocator the step is simulated for: cpu, or cuda (as the CUDA caching allocator counts it; no GPU needed). Default: cuda with --measure cuda or --fit device, else cpu.")] = None,
     amp: Annotated[Optional[str], typer.Option("--amp", help="Mixed precision: the forward and the loss under torch.autocast(device, float16 or bfloat16), as the AMP recipe runs them.")] = None,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="The model and the input in torch.channels_last.")] = False,
     format: Format = None,
     output: Output = None,
     force: Force = False,
 ) -> None:
     """Memory of one training step: parameters, gradients, optimizer state, activations kept for backward; --fit: the largest batch that fits."""
     fmt, size, (entry,) = _models(format, output, input, [model], arg)
-    from archcalc.training.memory import device_kind, estimate, measure_peak, measured_run
+    from archcalc.training.memory import device_kind, estimate, measurable, measure_peak, measured_run
     from archcalc.output.memory_report import memory_report
 
     implied = "cuda" if (measure or "").startswith("cuda") or (fit or "").strip().lower() == "device" else "cpu"
@@ -264,6 +265,8 @@ def memory(
     if measure and device and device_kind(measure) != kind:
         raise ArchcalcError(f"--measure {measure} compares with the {device_kind(measure)} model: drop --device "
                             f"{device}, or measure on {kind}")
+    if measure:
+        measurable(measure)  # before any simulation: the fit's can take a while
     if fit is not None:
         from archcalc.output.fit_report import fit_report
         from archcalc.analysis.engine import entry_shape
@@ -271,16 +274,17 @@ def memory(
         from archcalc.training.peak import simulate
 
         budget = parse_budget(fit)
-        answer = largest_batch(entry.name, lambda b: simulate(entry, size, b, optimizer, dtype, kind, amp).allocated,
-                               budget)
+        answer = largest_batch(entry.name, lambda b: simulate(entry, size, b, optimizer, dtype, kind, amp,
+                                                              channels_last).allocated, budget)
         shape = entry_shape(entry, size, 1)[1:]
-        confirmed = confirm(lambda b: measured_run(entry, size, b, optimizer, dtype, measure, budget, amp), budget,
-                            answer.batch) if measure else None
+        confirmed = confirm(lambda b: measured_run(entry, size, b, optimizer, dtype, measure, budget, amp,
+                                                   channels_last), budget, answer.batch) if measure else None
         emit(fit_report(answer, optimizer, dtype, shape, kind, confirmed), fmt, output, force)
         return
 
-    result = estimate(entry, size, batch, optimizer, dtype, kind, amp)
-    measured = measure_peak(entry, size, batch, optimizer, dtype, measure, amp=amp) if measure else None
+    result = estimate(entry, size, batch, optimizer, dtype, kind, amp, channels_last)
+    measured = (measure_peak(entry, size, batch, optimizer, dtype, measure, amp=amp, channels_last=channels_last)
+                if measure else None)
     emit(memory_report(result, measured), fmt, output, force)
 
 

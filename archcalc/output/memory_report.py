@@ -28,7 +28,8 @@ def memory_report(e: MemoryEstimate, measured: dict | None = None) -> Report:
             "dtype": e.dtype, "totals": totals, "arithmetic": e.arithmetic,
             "layers": [dict(r) for r in rows]}
     p = e.peak
-    data["peak"] = {"device": p.device, "amp": p.amp, "notes": list(p.notes), "allocated_bytes": p.allocated,
+    data["peak"] = {"device": p.device, "amp": p.amp, "channels_last": p.channels_last, "notes": list(p.notes),
+                    "allocated_bytes": p.allocated,
                     "reserved_at_least_bytes": p.reserved if p.device == "cuda" else None, "step_bytes": p.step,
                     "steps_bytes": list(p.steps), "at_step": p.at_step, "phase": p.phase, "op": p.op,
                     "terms": {t.name: {"tensors": t.tensors, "bytes": t.bytes} for t in p.terms}}
@@ -49,6 +50,8 @@ def _peak_lines(p) -> list[str]:
                         "until PyTorch frees it)")
     if p.amp:
         how += f", the forward and the loss under torch.autocast({p.device!r}, {p.amp})"
+    if p.channels_last:
+        how += ", channels-last"
     lines = [f"{how}: {human_bytes(p.allocated)} = {p.arithmetic()} bytes (each storage in blocks of "
              f"{512 if cuda else 64} bytes), reached in the {p.phase} of step {p.at_step} at {p.op} (step 1, which "
              f"makes the optimizer's state, peaks at {human_bytes(p.steps[0])}, step 2 on at "

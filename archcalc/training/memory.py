@@ -161,7 +161,8 @@ def device_kind(device: str) -> str:
 
 
 def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str = "sgd",
-             dtype: str = "float32", device: str = "cpu", amp: str | None = None) -> MemoryEstimate:
+             dtype: str = "float32", device: str = "cpu", amp: str | None = None,
+             channels_last: bool = False) -> MemoryEstimate:
     if optimizer not in OPTIMIZERS:
         raise InputError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
     kind = device_kind(device)
@@ -194,13 +195,24 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
         "input": f"{'*'.join(map(str, shape))} * {itemsize} bytes = {x.numel() * itemsize:,}",
         "backward": f"2 * largest saved activation {recorder.largest:,} = {2 * recorder.largest:,}",
     }
-    peak = simulate(entry, size, batch, optimizer, dtype, kind, amp)
+    peak = simulate(entry, size, batch, optimizer, dtype, kind, amp, channels_last)
     return MemoryEstimate(entry.name, batch, shape, optimizer, dtype, params_bytes, grads_bytes, optimizer_bytes,
                           activations, x.numel() * itemsize, 2 * recorder.largest, layers, arithmetic, kind, peak)
 
 
+def measurable(device: str) -> str:
+    """cpu or cuda, where a real step can run here; anything else is one line saying what to type."""
+    kind = device.split(":", 1)[0]
+    if kind not in ("cpu", "cuda"):
+        raise InputError(f"unknown --measure {device!r}; use cpu or cuda")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InputError("CUDA is not available on this machine; use --measure cpu")
+    return kind
+
+
 def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str, dtype: str,
-                 device: str, limit: int | None = None, amp: str | None = None) -> dict:
+                 device: str, limit: int | None = None, amp: str | None = None,
+                 channels_last: bool = False) -> dict:
     """The peak memory of two real training steps, measured in a fresh process (see probe.py); with ``limit``
     (bytes, CUDA), on a GPU capped at that size, where running out of memory is an answer ({"oom": True})."""
     import json
@@ -208,11 +220,7 @@ def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, opti
     import subprocess
     import sys
 
-    kind = device.split(":", 1)[0]
-    if kind not in ("cpu", "cuda"):
-        raise InputError(f"unknown --measure {device!r}; use cpu or cuda")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise InputError("CUDA is not available on this machine; use --measure cpu")
+    measurable(device)
     command = [sys.executable, "-m", "archcalc.training.probe", entry.name, str(batch), optimizer, dtype, device]
     if size:
         command.append("x".join(map(str, size)))
@@ -220,6 +228,8 @@ def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, opti
         command += ["--limit", str(limit)]
     if amp is not None:
         command += ["--amp", amp]
+    if channels_last:
+        command.append("--channels-last")
     # glibc's mmap threshold fixed at its initial 128 KiB: a freed tensor's pages go back to the system at once.
     # By default glibc raises the threshold after each large free, and later tensors come from its heap, which
     # keeps freed memory resident: on CPU the second step would then measure up to 45 MiB more (cnnet, 256).
@@ -232,12 +242,12 @@ def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, opti
 
 
 def measured_run(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str, dtype: str,
-                 device: str, budget: int, amp: str | None = None):
+                 device: str, budget: int, amp: str | None = None, channels_last: bool = False):
     """fit.Run at one batch: two real steps, on CUDA within an allocator capped at the budget."""
     from archcalc.training.fit import Run
 
     cuda = device.startswith("cuda")
-    got = measure_peak(entry, size, batch, optimizer, dtype, device, budget if cuda else None, amp)
+    got = measure_peak(entry, size, batch, optimizer, dtype, device, budget if cuda else None, amp, channels_last)
     if got.get("oom"):
         return Run(batch, None, f"ran out of memory within the cap ({got['message']})")
     return Run(batch, got["before_bytes"] + got["peak_bytes"])

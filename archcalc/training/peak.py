@@ -92,6 +92,7 @@ class Peak:
     device: str = "cuda"  # whose allocator: cuda (512-byte blocks, foreach optimizers) or cpu
     amp: str | None = None  # the autocast dtype of the forward, if any
     notes: tuple[str, ...] = ()  # what the simulation knows it does not model for this network
+    channels_last: bool = False
 
     @property
     def at_step(self) -> int:
@@ -188,10 +189,12 @@ def _optimizer(parameters, name: str, device: str = "cuda") -> torch.optim.Optim
 
 
 def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str = "sgd",
-             dtype: str = "float32", device: str = "cuda", amp: str | None = None) -> Peak:
+             dtype: str = "float32", device: str = "cuda", amp: str | None = None,
+             channels_last: bool = False) -> Peak:
     """The peak of two training steps on ``device`` (cuda or cpu), simulated on the meta device; with ``amp``
     (float16 or bfloat16), the forward and the loss under torch.autocast(device, amp), as the mixed-precision
-    recipe runs them (the parameters, their gradients and the optimizer's state stay in ``dtype``)."""
+    recipe runs them (the parameters, their gradients and the optimizer's state stay in ``dtype``); with
+    ``channels_last``, the model and a 4-d input in torch.channels_last, as `archcalc time --channels-last`."""
     if optimizer not in OPTIMIZERS:
         raise InputError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
     if amp is not None and amp not in AMP_DTYPES:
@@ -204,6 +207,10 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     model = build(entry, meta, torch_dtype).train()
     x = torch.empty(shape, device=meta, dtype=torch_dtype)
     make_lazy_parameters(model, (x,), {})
+    if channels_last:
+        if x.dim() != 4:
+            raise InputError(f"--channels-last needs a 4-d input (N, C, H, W); {entry.name} takes {tuple(shape)}")
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     recurrent = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (nn.RNNBase, nn.RNNCellBase))})
     if amp is not None and recurrent:
         raise InputError(f"autocast is not simulated for recurrent layers ({', '.join(recurrent)}): cuDNN's and "
@@ -254,4 +261,4 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     terms = tuple(Term(name, len(live.at_peak[name]), sum(live.at_peak[name])) for name in TERMS)
     reserved = reserved_at_least([b for blocks in live.at_peak.values() for b in blocks])
     return Peak(entry.name, batch, shape, optimizer, dtype, live.peak, reserved, live.at_phase, live.op, terms,
-                tuple(steps), device, amp, notes)
+                tuple(steps), device, amp, notes, channels_last)

@@ -1,6 +1,7 @@
 """Measure the peak memory of one real training step, in a fresh process.
 
     python -m archcalc.training.probe MODEL BATCH OPTIMIZER DTYPE DEVICE [CxHxW] [--limit BYTES] [--amp DTYPE]
+        [--channels-last]
 
 Prints one JSON object: {"peak_bytes", "steps", "method"}. Two steps are run as a training loop runs them
 (zero_grad(set_to_none=True), forward, loss, backward, optimizer step; the output and loss then dropped):
@@ -15,7 +16,8 @@ process's own resident set, its libraries included, is not the model's).
 --limit BYTES (CUDA) caps the caching allocator at that much of the GPU
 (torch.cuda.set_per_process_memory_fraction), as on a GPU of that size; a step that runs out of memory then
 prints {"oom": true, "message"} instead of a peak. --amp float16|bfloat16 runs the forward and the loss under
-torch.autocast(DEVICE, DTYPE), backward and step outside it (GradScaler's few scalars are left out).
+torch.autocast(DEVICE, DTYPE), backward and step outside it (GradScaler's few scalars are left out);
+--channels-last puts the model and the input in torch.channels_last.
 """
 
 from __future__ import annotations
@@ -56,10 +58,12 @@ def _reset_peak() -> None:
         pass
 
 
-def _step(model, make_optimizer, x) -> None:
+def _step(model, make_optimizer, x, amp=None) -> None:
     opt = make_optimizer(model.parameters())
-    out = model(x)
-    (out[0] if isinstance(out, tuple) else out).float().sum().backward()
+    with torch.autocast(x.device.type, dtype=amp or torch.float16, enabled=amp is not None):
+        out = model(x)
+        loss = (out[0] if isinstance(out, tuple) else out).float().sum()
+    loss.backward()
     opt.step()
 
 
@@ -71,6 +75,8 @@ def main(argv: list[str]) -> None:
             options[flag], argv = argv[at + 1], argv[:at] + argv[at + 2:]
     limit = int(options["--limit"]) if "--limit" in options else None
     amp = getattr(torch, options["--amp"]) if "--amp" in options else None
+    channels_last = "--channels-last" in argv
+    argv = [a for a in argv if a != "--channels-last"]
     name, batch, optimizer, dtype, device = argv[:5]
     size = tuple(int(s) for s in argv[5].split("x")) if len(argv) > 5 else None
     entry = lookup(name, size)
@@ -79,24 +85,28 @@ def main(argv: list[str]) -> None:
         total = torch.cuda.get_device_properties(torch_device).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), torch_device)
     try:
-        print(json.dumps(_measure(entry, size, int(batch), optimizer, torch_device, torch_dtype, amp)))
+        print(json.dumps(_measure(entry, size, int(batch), optimizer, torch_device, torch_dtype, amp, channels_last)))
     except torch.OutOfMemoryError as error:
         print(json.dumps({"oom": True, "message": str(error).strip().splitlines()[0]}))
 
 
-def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype, amp=None) -> dict:
+def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype, amp=None,
+             channels_last: bool = False) -> dict:
     make_optimizer = {"sgd": lambda p: torch.optim.SGD(p, lr=0.01),
                       "momentum": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
                       "adam": lambda p: torch.optim.Adam(p, lr=0.001)}[optimizer]
     # A one-sample step on a throw-away copy loads the backward kernels' code and workspaces, which
     # would otherwise be counted; the measured model then allocates its own gradients and state.
-    _step(build(entry, torch_device, torch_dtype).train(), make_optimizer,
-          torch.randn(entry_shape(entry, size, 1), device=torch_device, dtype=torch_dtype))
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    _step(build(entry, torch_device, torch_dtype).train().to(memory_format=layout), make_optimizer,
+          torch.randn(entry_shape(entry, size, 1), device=torch_device, dtype=torch_dtype).contiguous(
+              memory_format=layout), amp)
     gc.collect()
     if torch_device.type == "cpu":  # hand the copy's freed memory back, so the step cannot hide in it
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     model = build(entry, torch_device, torch_dtype).train()
     x = torch.randn(entry_shape(entry, size, batch), device=torch_device, dtype=torch_dtype)
+    model, x = model.to(memory_format=layout), x.contiguous(memory_format=layout)
     opt = make_optimizer(model.parameters())
     if torch_device.type == "cuda":
         torch.cuda.synchronize()
