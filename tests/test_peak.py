@@ -124,15 +124,17 @@ def test_the_simulated_peak_against_a_real_gpu(name, batch, optimizer):
     from archcalc.training.memory import measure_peak
 
     entry = REGISTRY.get(name)
-    measured = measure_peak(entry, None, batch, optimizer, "float32", "cuda")["peak_bytes"]
-    assert 0.9 <= measured / simulate(entry, None, batch, optimizer).step <= 1.1
+    measured = measure_peak(entry, None, batch, optimizer, "float32", "cuda")
+    simulated = simulate(entry, None, batch, optimizer)
+    assert 0.9 <= measured["peak_bytes"] / simulated.step <= 1.1
+    assert 0.9 <= measured["tensors"]["peak_bytes"] / simulated.allocated <= 1.1  # the real tensors, followed
 
 
 def real_cpu_peak(entry, shape, optimizer, amp=None, channels_last=False):
     """Two real training steps on the CPU, the forward and the loss under torch.autocast("cpu", amp) when
     given, followed by the simulation's own tracker: the tensors the CPU's kernels make."""
     from archcalc.analysis.engine import build
-    from archcalc.training.peak import _Live, _optimizer
+    from archcalc.training.peak import _optimizer, follow, tracker
 
     torch.manual_seed(0)
     model = build(entry, torch.device("cpu"), torch.float32).train()
@@ -140,18 +142,9 @@ def real_cpu_peak(entry, shape, optimizer, amp=None, channels_last=False):
     if channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     opt = _optimizer(list(model.parameters()), optimizer, "cpu")
-    live = _Live(lambda: {}, "cpu")
-    for t in [*model.parameters(), *model.buffers(), x]:
-        live.track(t)
-    with live:
-        for _ in range(2):
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=getattr(torch, amp or "bfloat16"), enabled=amp is not None):
-                out = model(x)
-                loss = out.float().sum()  # kept through the optimizer's step, as the probe keeps it
-            loss.backward()
-            opt.step()
-            del out, loss
+    live = tracker(model, x, opt, "cpu", frozenset({"cpu"}))
+    follow(model, x, opt, live, lambda: torch.autocast("cpu", dtype=getattr(torch, amp or "bfloat16"),
+                                                      enabled=amp is not None))
     return live.peak
 
 
@@ -203,3 +196,20 @@ def test_attention_runs_the_kernel_the_device_would():
     assert _attention_kernels("cuda", torch.float16, mask=mask.half())[0] == "_scaled_dot_product_efficient_attention"
     assert "bmm" in _attention_kernels("cuda", torch.float16, d=60)  # 60: no fused kernel's alignment
     assert torch.nn.functional.scaled_dot_product_attention.__name__ == "scaled_dot_product_attention"  # restored
+
+
+def test_the_probe_follows_the_real_tensors_of_its_measured_steps():
+    """--tensors (always on CUDA): the measured steps are followed by the simulation's tracker too, so the
+    real tensors' peak, term by term, stands beside the allocator's; on the CPU it is the simulated peak."""
+    import subprocess
+    import sys
+
+    from archcalc.output.memory_report import _tensor_line
+
+    done = subprocess.run([sys.executable, "-m", "archcalc.training.probe", "cnnet", "16", "adam", "float32", "cpu",
+                           "--tensors"], capture_output=True, text=True, check=True)
+    measured = json.loads(done.stdout)
+    simulated = simulate(REGISTRY.get("cnnet"), None, 16, "adam", device="cpu")
+    assert measured["tensors"]["peak_bytes"] == simulated.allocated
+    assert sum(measured["tensors"]["terms"].values()) == simulated.allocated
+    assert "tensors measured/simulated 1.000" in _tensor_line(measured, simulated)

@@ -40,6 +40,8 @@ def memory_report(e: MemoryEstimate, measured: dict | None = None) -> Report:
                       f"({each}; {measured['method']}); simulated {human_bytes(step)}; measured/simulated "
                       f"{measured['peak_bytes'] / step:.2f}")
         data["measured"] = {**measured, "simulated_step_bytes": step, "ratio": measured["peak_bytes"] / step}
+        if "tensors" in measured:
+            footer.append(_tensor_line(measured, p))
     return Report(f"{e.model}: training memory ({e.optimizer}, batch {e.batch})", _COLUMNS, rows, tuple(footer), data)
 
 
@@ -64,3 +66,16 @@ def _peak_lines(p) -> list[str]:
         lines.append("not modelled: the C library's allocator's own overhead, and oneDNN's scratch memory inside an "
                      "operation")
     return lines
+
+
+def _tensor_line(measured: dict, p) -> str:
+    """The real tensors' peak, followed on the device during the measured steps, against the allocator's and
+    the simulation's: what the allocator held beyond the tensors is memory inside operations (workspaces)."""
+    t = measured["tensors"]
+    allocator = measured["before_bytes"] + measured["peak_bytes"]
+    parts = " + ".join(f"{name} {b:,}" for name, b in t["terms"].items() if b)
+    return (f"measured tensors: {human_bytes(t['peak_bytes'])} at their peak = {parts} bytes, in the {t['phase']} "
+            f"at {t['op']} (simulated {human_bytes(p.allocated)}: tensors measured/simulated "
+            f"{t['peak_bytes'] / p.allocated:.3f}); the allocator's peak, {human_bytes(allocator)}, is "
+            f"{human_bytes(max(0, allocator - t['peak_bytes']))} above the tensors' (memory inside operations: "
+            + ("cuDNN and cuBLAS workspaces)" if p.device == "cuda" else "oneDNN's scratch, the C allocator's own)"))

@@ -123,7 +123,7 @@ class _Region:
     def cast(self, t, to: torch.dtype):
         if not _eligible(t) or t.dtype == to:
             return t
-        if to == self.dtype and t.dtype == torch.float32 and t.requires_grad and t.is_leaf:
+        if to == self.dtype and t.dtype == torch.float32 and t.requires_grad and t.is_leaf and not t._is_view():
             if id(t) not in self.cache:
                 self.cache[id(t)] = (t, t.to(to))  # (the source is held, so that its id is not reused)
                 self.copies.add(self.cache[id(t)][1].untyped_storage()._cdata)

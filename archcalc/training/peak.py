@@ -25,7 +25,7 @@ and the fused RNN kernels of cuDNN and oneDNN (recurrent layers are simulated as
 from __future__ import annotations
 
 import weakref
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Sequence
@@ -119,9 +119,11 @@ class _Live(TorchDispatchMode):
     keeps one Python object per storage); the blocks' sum after each operation, and at its peak, what each
     live block was (``kinds``, asked then: a freed storage's key can be another's later)."""
 
-    def __init__(self, kinds, device: str):
+    def __init__(self, kinds, device: str, counted: frozenset[str] = frozenset({"meta"})):
         super().__init__()
-        self.device = device  # cuda: only meta tensors are the GPU's (Adam's step counters are CPU tensors)
+        self.device = device  # whose allocator: cuda or cpu (the blocks' rounding)
+        self.counted = counted  # the device types whose tensors take that memory (a CUDA step's Adam counters
+        # are CPU tensors: not the GPU's)
         self.kinds = kinds  # () -> {term: set of storage keys}, as things stand
         self.saved: set[int] = set()  # storages autograd holds for backward
         self.casts: set[int] = set()  # autocast's cached casts of the parameters, until freed
@@ -133,7 +135,7 @@ class _Live(TorchDispatchMode):
         self.op = ""
 
     def track(self, t: torch.Tensor) -> None:
-        if t.device.type != "meta" and (self.device == "cuda" or t.device.type != "cpu"):
+        if t.device.type not in self.counted:
             return
         storage = t.untyped_storage()
         key = storage._cdata
@@ -188,6 +190,62 @@ def _optimizer(parameters, name: str, device: str = "cuda") -> torch.optim.Optim
     return torch.optim.Adam(parameters, lr=0.001, foreach=foreach)
 
 
+def tracker(model: nn.Module, x: torch.Tensor, opt: torch.optim.Optimizer, device: str,
+            counted: frozenset[str]) -> _Live:
+    """A _Live for a training step of ``model`` on ``x``, which knows each storage's term as things stand, with
+    the parameters, buffers and input already counted."""
+    params, buffers = made(model.parameters()), made(model.buffers())
+    fixed = _keys(params) | _keys(buffers)
+
+    def kinds() -> dict[str, set[int]]:
+        return {"parameters": fixed, "input": _keys([x]), "gradients": _keys(p.grad for p in params),
+                "optimizer state": _keys(v for state in opt.state.values() for v in state.values()),
+                "autocast copies": live.casts}
+
+    live = _Live(kinds, device, counted)
+    for t in [*params, *buffers, x]:
+        live.track(t)
+    live.note("(before the step)")
+    return live
+
+
+def follow(model: nn.Module, x: torch.Tensor, opt: torch.optim.Optimizer, live: _Live | None, forward,
+           around=None) -> list[int]:
+    """Two training steps as a training loop runs them (zero_grad(set_to_none=True), forward, loss =
+    output.float().sum(), backward, step; the output and the loss dropped after), the forward and the loss
+    inside ``forward()``; under ``live`` (None: untracked), whose peak of each step is returned. ``around``
+    (a context manager factory, the probe's measurement) wraps each step."""
+    steps = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        live.saved.add(t.untyped_storage()._cdata)
+        return t
+
+    with live if live is not None else nullcontext():
+        for _ in range(2):
+            with around() if around else nullcontext():
+                if live is not None:
+                    live.phase, live.step_peak = "forward", 0
+                opt.zero_grad(set_to_none=True)
+                with forward():
+                    with saved_tensors_hooks(pack, lambda t: t) if live is not None else nullcontext():
+                        out = model(x)
+                    loss = next(leaves(out)).float().sum()
+                if live is not None:
+                    live.phase = "backward"
+                loss.backward()
+                if live is not None:
+                    live.phase = "optimizer step"
+                opt.step()
+                del out, loss
+            steps.append(live.step_peak if live is not None else 0)
+    return steps
+
+
+def terms_at_peak(live: _Live) -> tuple[Term, ...]:
+    return tuple(Term(name, len(live.at_peak[name]), sum(live.at_peak[name])) for name in TERMS)
+
+
 def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str = "sgd",
              dtype: str = "float32", device: str = "cuda", amp: str | None = None,
              channels_last: bool = False) -> Peak:
@@ -218,47 +276,22 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     notes = (f"recurrent layers ({', '.join(recurrent)}) are simulated as the meta device decomposes them, not "
              f"as the device's fused RNN kernel runs them (on small GRU and LSTM networks the CPU kept 1-11% "
              f"less)",) if recurrent else ()
-    params = made(model.parameters())  # a lazy layer that never ran has no size, and no memory
-    buffers = made(model.buffers())
-    opt = _optimizer(params, optimizer, device)
-    fixed = _keys(params) | _keys(buffers)
+    opt = _optimizer(made(model.parameters()), optimizer, device)
+    live = tracker(model, x, opt, device, frozenset({"meta", "cpu"} if device == "cpu" else {"meta"}))
 
-    region = partial(autocast, device, amp) if amp else nullcontext  # a region a step
+    def forward():  # the device's attention kernels; autocast's policy, its cached casts kept in live.casts
+        stack = ExitStack()
+        stack.enter_context(fused_attention(device))
+        if amp:
+            stack.enter_context(autocast(device, amp, live.casts))
+        return stack
 
-    def kinds() -> dict[str, set[int]]:
-        return {"parameters": fixed, "input": _keys([x]), "gradients": _keys(p.grad for p in params),
-                "optimizer state": _keys(v for state in opt.state.values() for v in state.values()),
-                "autocast copies": live.casts}
-
-    live = _Live(kinds, device)
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        live.saved.add(t.untyped_storage()._cdata)
-        return t
-
-    for t in [*params, *buffers, x]:
-        live.track(t)
-    live.note("(before the step)")
-    steps = []
     try:
-        with live:
-            for _ in range(2):
-                live.phase, live.step_peak = "forward", 0
-                opt.zero_grad(set_to_none=True)
-                with fused_attention(device), region(*([live.casts] if amp else [])):
-                    with saved_tensors_hooks(pack, lambda t: t):
-                        out = model(x)
-                    loss = next(leaves(out)).float().sum()
-                live.phase = "backward"
-                loss.backward()
-                live.phase = "optimizer step"
-                opt.step()
-                steps.append(live.step_peak)
-                del out, loss
+        steps = follow(model, x, opt, live, forward)
     except Exception as error:
         raise ForwardError(f"the simulated training step of {entry.name} failed: "
                            f"{str(error).splitlines()[0]}") from error
-    terms = tuple(Term(name, len(live.at_peak[name]), sum(live.at_peak[name])) for name in TERMS)
+    terms = terms_at_peak(live)
     reserved = reserved_at_least([b for blocks in live.at_peak.values() for b in blocks])
     return Peak(entry.name, batch, shape, optimizer, dtype, live.peak, reserved, live.at_phase, live.op, terms,
                 tuple(steps), device, amp, notes, channels_last)

@@ -1,7 +1,7 @@
 """Measure the peak memory of one real training step, in a fresh process.
 
     python -m archcalc.training.probe MODEL BATCH OPTIMIZER DTYPE DEVICE [CxHxW] [--limit BYTES] [--amp DTYPE]
-        [--channels-last]
+        [--channels-last] [--tensors]
 
 Prints one JSON object: {"peak_bytes", "steps", "method"}. Two steps are run as a training loop runs them
 (zero_grad(set_to_none=True), forward, loss, backward, optimizer step; the output and loss then dropped):
@@ -17,13 +17,17 @@ process's own resident set, its libraries included, is not the model's).
 (torch.cuda.set_per_process_memory_fraction), as on a GPU of that size; a step that runs out of memory then
 prints {"oom": true, "message"} instead of a peak. --amp float16|bfloat16 runs the forward and the loss under
 torch.autocast(DEVICE, DTYPE), backward and step outside it (GradScaler's few scalars are left out);
---channels-last puts the model and the input in torch.channels_last.
+--channels-last puts the model and the input in torch.channels_last. On CUDA (and on the CPU with --tensors)
+the steps are also followed tensor by tensor with the simulation's tracker (peak.py): "tensors" says the
+real tensors' peak and its terms, so that what the allocator holds beyond them (a workspace inside an
+operation) is the difference.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
+from contextlib import contextmanager
 import json
 import resource
 import sys
@@ -32,6 +36,7 @@ import torch
 
 from archcalc.analysis.engine import build, entry_shape, resolve_dtype
 from archcalc.models.user import lookup
+from archcalc.training.peak import follow, terms_at_peak, tracker
 
 
 def _rss_bytes() -> int:
@@ -75,8 +80,8 @@ def main(argv: list[str]) -> None:
             options[flag], argv = argv[at + 1], argv[:at] + argv[at + 2:]
     limit = int(options["--limit"]) if "--limit" in options else None
     amp = getattr(torch, options["--amp"]) if "--amp" in options else None
-    channels_last = "--channels-last" in argv
-    argv = [a for a in argv if a != "--channels-last"]
+    channels_last, tensors = "--channels-last" in argv, "--tensors" in argv
+    argv = [a for a in argv if a not in ("--channels-last", "--tensors")]
     name, batch, optimizer, dtype, device = argv[:5]
     size = tuple(int(s) for s in argv[5].split("x")) if len(argv) > 5 else None
     entry = lookup(name, size)
@@ -85,13 +90,14 @@ def main(argv: list[str]) -> None:
         total = torch.cuda.get_device_properties(torch_device).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), torch_device)
     try:
-        print(json.dumps(_measure(entry, size, int(batch), optimizer, torch_device, torch_dtype, amp, channels_last)))
+        print(json.dumps(_measure(entry, size, int(batch), optimizer, torch_device, torch_dtype, amp, channels_last,
+                                  tensors)))
     except torch.OutOfMemoryError as error:
         print(json.dumps({"oom": True, "message": str(error).strip().splitlines()[0]}))
 
 
 def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype, amp=None,
-             channels_last: bool = False) -> dict:
+             channels_last: bool = False, tensors: bool = False) -> dict:
     make_optimizer = {"sgd": lambda p: torch.optim.SGD(p, lr=0.01),
                       "momentum": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
                       "adam": lambda p: torch.optim.Adam(p, lr=0.001)}[optimizer]
@@ -114,29 +120,35 @@ def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype,
     else:
         before = _rss_bytes()
         allocated = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers(), x])
+    cuda = torch_device.type == "cuda"
     steps = []
-    for _ in range(2):  # the first step makes the optimizer's state; the second is the steady state
-        if torch_device.type == "cuda":
+
+    @contextmanager
+    def measured():  # one step: the first makes the optimizer's state; the second is the steady state
+        if cuda:
             torch.cuda.reset_peak_memory_stats()
         else:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
             _reset_peak()
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(torch_device.type, dtype=amp or torch.float16, enabled=amp is not None):
-            out = model(x)
-            loss = (out[0] if isinstance(out, tuple) else out).float().sum()
-        loss.backward()
-        opt.step()
-        del out, loss
-        if torch_device.type == "cuda":
+        yield
+        if cuda:
             torch.cuda.synchronize()
             steps.append(torch.cuda.max_memory_allocated() - before)
         else:
             steps.append(_peak_rss_bytes() - before)
+
+    # the tensors too, on CUDA (on the CPU only when asked: the tracker's own objects are resident memory)
+    live = tracker(model, x, opt, torch_device.type, frozenset({torch_device.type})) if cuda or tensors else None
+    follow(model, x, opt, live, lambda: torch.autocast(torch_device.type, dtype=amp or torch.float16,
+                                                      enabled=amp is not None), measured)
     peak = max(steps)
-    method = ("torch.cuda.max_memory_allocated - allocated before" if torch_device.type == "cuda"
+    method = ("torch.cuda.max_memory_allocated - allocated before" if cuda
               else "peak RSS (VmHWM, reset before each step) - RSS before the first")
-    return {"peak_bytes": peak, "steps": steps, "before_bytes": allocated, "method": method}
+    result = {"peak_bytes": peak, "steps": steps, "before_bytes": allocated, "method": method}
+    if live is not None:
+        result["tensors"] = {"peak_bytes": live.peak, "phase": live.at_phase, "op": live.op,
+                             "terms": {t.name: t.bytes for t in terms_at_peak(live)}}
+    return result
 
 
 if __name__ == "__main__":
