@@ -140,16 +140,16 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
 def time(models: str | Sequence[str], input_size: Size | None = None, *, batch: int = 1, device: str = "auto",
          dtype: Any = "float32", warmup: int = 3, repeat: int = 20, min_time: float = 0.0, threads: int | None = None,
          channels_last: bool = False, compile: bool = False, training: bool = False, optimizer: str = "sgd",
-         args: Mapping[str, Any] | None = None) -> list:
+         args: Mapping[str, Any] | None = None, amp: str | None = None) -> list:
     """Measured forward-pass latency of registered models or FILE.py:NAME specs (``archcalc time``), or
     with ``training`` that of a whole training step: one timing.measure.Timing each (``.median_ms``,
     ``.iqr_ms``, ``.images_per_s``, ``.error`` when it failed); timing.measure.run_estimate turns a step
-    into the time of a run."""
+    into the time of a run; ``amp`` ("float16", "bfloat16") runs the forward under autocast."""
     from archcalc.timing.measure import Options, measure
 
     names = [models] if isinstance(models, str) else list(models)
     given, batch = _given(input_size, batch)
-    options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer)
+    options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer, amp)
     return [measure(_entry(n, given, args), given, batch, device, _dtype_name(dtype), options) for n in names]
 
 
@@ -161,9 +161,9 @@ def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimi
     simulated for the CPU's allocator or, with ``device="cuda"`` (the default with ``measure="cuda"`` or
     ``fit="device"``), CUDA's (``.peak``; ``.predicted_bytes``); ``amp="float16"`` or ``"bfloat16"`` runs the
     forward under autocast, ``channels_last=True`` the model and input in torch.channels_last; with ``measure``
-    ("cpu" or "cuda"), (estimate, the measured peak of two real steps); with ``fit`` (bytes, or "16GiB"), the largest batch whose predicted step fits
-    (training.fit.Fit: ``.batch``, ``.text()``), and with ``measure`` too, (Fit, training.fit.Confirmation: the
-    largest batch measured to fit, found by running steps)."""
+    ("cpu" or "cuda"), (estimate, the measured peak of two real steps); with ``fit`` (bytes, or "16GiB"), the
+    largest batch whose predicted step fits (training.fit.Fit: ``.batch``, ``.text()``), and with ``measure``
+    too, (Fit, training.fit.Confirmation: the largest batch measured to fit, found by running steps)."""
     from archcalc.training.memory import device_kind, estimate, measure_peak
 
     given, batch = _given(input_size, batch)

@@ -32,7 +32,7 @@ step 20 "the machine" bash -c 'nvidia-smi -L; python3 -c "import torch; print(to
 torch.backends.cudnn.version(), torch.cuda.get_device_name())"'
 # 1. GPU memory: the simulated peak against max_memory_allocated for every configuration, then with cuDNN's
 #    convolution workspace capped at 1 MiB, which leaves the tensors alone: the difference is the workspace
-step 180 "memory_check, cuda" python3 benchmarks/memory_check.py --device cuda
+step 170 "memory_check, cuda" python3 benchmarks/memory_check.py --device cuda
 step 60 "memory_check --quick --no-amp, cuda, cuDNN workspace capped" env CUDNN_CONV_WSCAP_DBG=1 \
     python3 benchmarks/memory_check.py --device cuda --quick --no-amp
 step 25 "resnet50 channels-last, measured" python3 -m archcalc memory resnet50 --batch 64 --optimizer adam \
@@ -44,9 +44,12 @@ step 60 "fit resnet50 16GiB adam float16, measured" python3 -m archcalc memory r
 # 3. the time of a training step and of a run, and its agreement with torch.utils.benchmark
 step 45 "training time, the lab's run" python3 -m archcalc time vgg_base vgg_skip vgg_dense vgg_ca --training \
     --device cuda --batch 100 --samples 50000 --epochs 20
+step 30 "training time, resnet50 Adam, float32 and float16 autocast" bash -c "python3 -m archcalc time resnet50_tv \
+    --training --optimizer adam --device cuda --batch 64 && python3 -m archcalc time resnet50_tv --training \
+    --optimizer adam --device cuda --batch 64 --amp float16"
 step 45 "timing agreement, training, cuda" python3 benchmarks/timing_agreement.py --device cuda --training
-# 4. the suite, with a GPU present (the property tests too), last (about 575 s in all, under the 600 s of a run)
+# 4. the suite, with a GPU present (the property tests too), last (about 585 s in all, under the 600 s of a run)
 PARALLEL=$(python3 -c "import xdist" 2>/dev/null && echo "-n 14")  # pytest-xdist, where the image has it
-step 80 "the suite" bash -c "python3 -m pytest -q $PARALLEL -p no:cacheprovider >'$OUT/pytest.log' 2>&1; \
+step 70 "the suite" bash -c "python3 -m pytest -q $PARALLEL -p no:cacheprovider >'$OUT/pytest.log' 2>&1; \
     echo pytest exit \$?; tail -40 '$OUT/pytest.log'"
 echo "done after ${SECONDS}s" >>"$LOG"

@@ -122,6 +122,25 @@ def test_the_training_step_leaves_the_weights_changed_and_the_forward_untouched(
     assert not torch.equal(before, model.fc1.weight) and model.fc1.weight.grad is not None
 
 
+def test_the_training_step_under_autocast_runs_its_forward_in_low_precision():
+    from archcalc.analysis.engine import build
+    from archcalc.timing.measure import optimizer_for, training_step
+
+    model = build(REGISTRY.get("cnnet"), torch.device("cpu"), torch.float32).train()
+    seen = []
+    model.fc1.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    training_step(model, torch.randn(2, 3, 32, 32), optimizer_for(model.parameters(), "sgd"), "bfloat16")()
+    assert seen == [torch.bfloat16] and model.fc1.weight.grad.dtype == torch.float32
+
+
+def test_time_with_amp_on_the_command_line(cli):
+    data = cli("time", "cnnet", "--training", "--amp", "bfloat16", "--batch", "2", "--warmup", "0", "--repeat", "1",
+               "-f", "json").json()
+    assert data["results"][0]["runs"] == 1 and "under torch.autocast(bfloat16)" in data["method"]
+    run = cli("time", "cnnet", "--amp", "fp8")
+    assert run.code == 1 and "unknown --amp 'fp8'; use float16 or bfloat16" in run.err
+
+
 def test_time_training_on_the_command_line(cli):
     data = cli("time", "cnnet", "--training", "--batch", "4", "--warmup", "0", "--repeat", "2",
                "--samples", "1000", "--epochs", "3", "-f", "json").json()

@@ -202,6 +202,7 @@ def time_command(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model first (where it works).")] = False,
     training: Annotated[bool, typer.Option("--training", help="Time a whole training step: zero_grad, forward, loss, backward, optimizer step.")] = False,
     optimizer: Annotated[str, typer.Option("--optimizer", help="The training step's optimizer: sgd, momentum or adam.")] = "sgd",
+    amp: Annotated[Optional[str], typer.Option("--amp", help="Mixed precision: the forward (and the training step's loss) under torch.autocast in float16 or bfloat16.")] = None,
     samples: Annotated[Optional[int], typer.Option("--samples", min=1, help="With --training and --epochs: estimate a run over this many samples an epoch (CIFAR-10: 50000).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="With --training and --samples: the run's epochs.")] = None,
     format: Format = None,
@@ -216,12 +217,14 @@ def time_command(
         raise ArchcalcError("--samples and --epochs estimate a training run from its step: add --training")
     if optimizer != "sgd" and not training:
         raise ArchcalcError("--optimizer is the training step's: add --training")
+    if amp not in (None, "float16", "bfloat16"):
+        raise ArchcalcError(f"unknown --amp {amp!r}; use float16 or bfloat16")
     from archcalc.output.time_report import time_report
     from archcalc.timing.measure import Options, measure_entries, resolve_timing_device
 
     resolve_timing_device(device)  # (a device that cannot be had: one line, before any model is built)
 
-    options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer)
+    options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer, amp)
     results = measure_entries(entries, size, batch, device, dtype, options)
     for failed in (t for t in results if t.error):
         print(f"archcalc: error: {failed.model}: {failed.error}", file=sys.stderr)
@@ -231,6 +234,7 @@ def time_command(
               + (f" for at least {min_time:g} s" if min_time else "")
               + (f", {threads} CPU threads" if threads else "")
               + (", channels-last" if channels_last else "") + (", torch.compile" if compile else "")
+              + (f", under torch.autocast({amp})" if amp else "")
               + "; CPU: perf_counter, CUDA: events + synchronize; GFLOP/s from the analysed FLOPs (2 x MACs"
               + (" of the forward and backward passes)" if training else ")"))
     emit(time_report(results, method, training, samples, epochs), fmt, output, force)

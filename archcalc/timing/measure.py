@@ -74,6 +74,7 @@ class Options:
     compile: bool = False
     training: bool = False  # time a whole training step rather than the forward pass
     optimizer: str = "sgd"  # the step's optimizer: sgd, momentum (0.9) or adam
+    amp: str | None = None  # float16 or bfloat16: the forward (and the loss) under torch.autocast
 
 
 def optimizer_for(parameters, name: str) -> torch.optim.Optimizer:
@@ -87,16 +88,35 @@ def optimizer_for(parameters, name: str) -> torch.optim.Optimizer:
     raise InputError(f"unknown optimizer {name!r}; use sgd, momentum or adam")
 
 
-def training_step(model: torch.nn.Module, x: torch.Tensor, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
-    """One step as a training loop runs it: zero_grad(set_to_none=True), forward, loss, backward, step."""
+def mixed(x: torch.Tensor, amp: str | None):
+    """torch.autocast on x's device in ``amp`` (float16 or bfloat16), or nothing."""
+    if amp not in (None, "float16", "bfloat16"):
+        raise InputError(f"unknown --amp {amp!r}; use float16 or bfloat16")
+    return torch.autocast(x.device.type, dtype=getattr(torch, amp or "float16"), enabled=amp is not None)
+
+
+def training_step(model: torch.nn.Module, x: torch.Tensor, optimizer: torch.optim.Optimizer,
+                  amp: str | None = None) -> Callable[[], None]:
+    """One step as a training loop runs it: zero_grad(set_to_none=True), forward, loss, backward, step; with
+    ``amp``, the forward and the loss under autocast, as the mixed-precision recipe runs them."""
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        y = model(x)
-        first = y if isinstance(y, torch.Tensor) else next(leaves(y))
-        first.float().mean().backward()
+        with mixed(x, amp):
+            y = model(x)
+            first = y if isinstance(y, torch.Tensor) else next(leaves(y))
+            loss = first.float().mean()
+        loss.backward()
         optimizer.step()
 
     return step
+
+
+def forward_pass(model: torch.nn.Module, x: torch.Tensor, amp: str | None = None) -> Callable[[], object]:
+    def run():
+        with mixed(x, amp):
+            return model(x)
+
+    return run
 
 
 
@@ -159,6 +179,7 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
                               torch.device("meta"), torch_dtype, backward=options.training)
         if options.training:
             optimizer_for([torch.nn.Parameter(torch.empty(1))], options.optimizer)  # (a bad name: said now)
+        mixed(torch.empty(0), options.amp)  # (likewise)
         torch_device = resolve_timing_device(device)
     except ArchcalcError as error:
         return Timing(entry.name, device, dtype, batch, shape, (), 0, str(error))
@@ -184,10 +205,10 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
             trainable = [p for p in model.parameters() if p.requires_grad]
             if not trainable:
                 return _failed(base, f"{entry.name} has no trainable parameters: there is no training step to time")
-            times = _timed_runs(training_step(model, x, optimizer_for(trainable, options.optimizer)), torch_device,
-                                options, tick, grad=True)
+            times = _timed_runs(training_step(model, x, optimizer_for(trainable, options.optimizer), options.amp),
+                                torch_device, options, tick, grad=True)
         else:
-            times = _timed_runs(lambda: model(x), torch_device, options, tick)
+            times = _timed_runs(forward_pass(model, x, options.amp), torch_device, options, tick)
     except ArchcalcError as error:
         return _failed(base, str(error))
     except Exception as error:  # the model or torch.compile failed on this device
