@@ -259,7 +259,7 @@ def memory(
     output: Output = None,
     force: Force = False,
 ) -> None:
-    """Memory of one training step: parameters, gradients, optimizer state, activations kept for backward; --fit: the largest batch that fits."""
+    """Peak memory of training: two steps simulated tensor by tensor (CPU or CUDA allocator), its parts per layer; --fit: the largest batch that fits."""
     fmt, size, (entry,) = _models(format, output, input, [model], arg)
     from archcalc.training.memory import device_kind, estimate, measurable, measure_peak, measured_run
     from archcalc.output.memory_report import memory_report
