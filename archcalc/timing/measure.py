@@ -27,6 +27,7 @@ from archcalc.analysis.engine import analyse_module, build, entry_shape, out_of_
 from archcalc.analysis.inputs import leaves
 from archcalc.errors import ArchcalcError, InputError
 from archcalc.models.registry import ModelEntry
+from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 
 
 @dataclass(frozen=True)
@@ -75,17 +76,6 @@ class Options:
     training: bool = False  # time a whole training step rather than the forward pass
     optimizer: str = "sgd"  # the step's optimizer: sgd, momentum (0.9) or adam
     amp: str | None = None  # float16 or bfloat16: the forward (and the loss) under torch.autocast
-
-
-def optimizer_for(parameters, name: str) -> torch.optim.Optimizer:
-    """The training step's optimizer: plain SGD, SGD with momentum 0.9, or Adam (lr 1e-3)."""
-    if name == "sgd":
-        return torch.optim.SGD(parameters, lr=0.01)
-    if name == "momentum":
-        return torch.optim.SGD(parameters, lr=0.01, momentum=0.9)
-    if name == "adam":
-        return torch.optim.Adam(parameters, lr=1e-3)
-    raise InputError(f"unknown optimizer {name!r}; use sgd, momentum or adam")
 
 
 def mixed(x: torch.Tensor, amp: str | None):
@@ -178,7 +168,7 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
         plan = analyse_module(build(entry, torch.device("meta"), torch_dtype), entry.name, shape,
                               torch.device("meta"), torch_dtype, backward=options.training)
         if options.training:
-            optimizer_for([torch.nn.Parameter(torch.empty(1))], options.optimizer)  # (a bad name: said now)
+            check_optimizer(options.optimizer)  # (a bad name: said now)
         mixed(torch.empty(0), options.amp)  # (likewise)
         torch_device = resolve_timing_device(device)
     except ArchcalcError as error:

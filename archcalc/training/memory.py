@@ -34,7 +34,8 @@ from archcalc.analysis.engine import build, entry_shape, make_lazy_parameters, r
 from archcalc.analysis.tracer import Tracer
 from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
-from archcalc.training.peak import OPTIMIZERS, made, simulate
+from archcalc.training.optimizers import check as check_optimizer
+from archcalc.training.peak import made, simulate
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,7 @@ def device_kind(device: str) -> str:
 def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str = "sgd",
              dtype: str = "float32", device: str = "cpu", amp: str | None = None,
              channels_last: bool = False) -> MemoryEstimate:
-    if optimizer not in OPTIMIZERS:
-        raise InputError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+    check_optimizer(optimizer)
     kind = device_kind(device)
     torch_dtype = resolve_dtype(dtype)
     shape = entry_shape(entry, size, batch)

@@ -1,9 +1,10 @@
-"""The peak of one training step on a GPU, as PyTorch's CUDA caching allocator counts it, simulated on the
-meta device: every tensor the step makes is followed from the operation that allocates it to the moment its
-storage is freed, so what is alive at the worst moment is known tensor by tensor.
+"""The peak of training, as a device's allocator counts it (CUDA's caching allocator, or the CPU's),
+simulated on the meta device: every tensor the step makes is followed from the operation that allocates it
+to the moment its storage is freed, so what is alive at the worst moment is known tensor by tensor.
 
-  allocated   max over the step of the sum of the live blocks (torch.cuda.max_memory_allocated):
-              each storage takes a block of its size rounded up to 512 bytes, the allocator's smallest
+  allocated   max over the steps of the sum of the live blocks (on CUDA torch.cuda.max_memory_allocated):
+              each storage takes a block of its size rounded up to 512 bytes, the caching allocator's
+              smallest (on the CPU, to the 64 bytes PyTorch aligns a storage to)
   terms       what is alive at that moment: the parameters (and buffers), the input, the gradients made so
               far, the optimizer's state, the activations autograd saved and has not yet released, and
               the gradients in flight with the other temporaries of the operation running then
@@ -12,7 +13,7 @@ storage is freed, so what is alive at the worst moment is known tensor by tensor
               (fragmentation adds to it: not modelled)
 
 The step is the probe's (probe.py): forward, loss = output.sum(), backward, optimizer.step(), with the
-optimizer's foreach implementation, PyTorch's default on CUDA; and it is simulated twice, with
+optimizer's implementation PyTorch picks on the device (foreach on CUDA); and it is simulated twice, with
 zero_grad(set_to_none=True) between, as a training loop runs it. The first step makes the optimizer's state
 (momentum buffers, Adam's moments) at its end; from the second on, that state is alive through the forward
 and the backward: the steady state, whose peak is what a run needs (for Adam or momentum it is the larger).
@@ -43,13 +44,13 @@ from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
 from archcalc.training.autocast import DTYPES as AMP_DTYPES, autocast
 from archcalc.training.fused import fused_attention
+from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 
 BLOCK = 512  # the caching allocator's smallest block and its rounding (kMinBlockSize)
 CPU_ALIGNMENT = 64  # PyTorch's CPU allocator aligns every storage to 64 bytes (c10 gAlignment)
 SMALL, SMALL_SEGMENT = 2**20, 2 * 2**20  # blocks up to 1 MiB come from 2 MiB segments (kSmallSize, kSmallBuffer)
 MEDIUM, MEDIUM_SEGMENT = 10 * 2**20, 20 * 2**20  # up to 10 MiB from 20 MiB segments (kMinLargeAlloc, kLargeBuffer)
 LARGE_ROUND = 2 * 2**20  # larger ones: their own segment, rounded up to 2 MiB (kRoundLarge)
-OPTIMIZERS = ("sgd", "momentum", "adam")
 TERMS = ("parameters", "input", "gradients", "optimizer state", "autocast copies", "saved activations",
          "in flight")
 
@@ -180,14 +181,9 @@ def _keys(tensors) -> set[int]:
 
 
 def _optimizer(parameters, name: str, device: str = "cuda") -> torch.optim.Optimizer:
-    """The probe's optimizers, with the implementation PyTorch picks by default: foreach (one operation over
-    every tensor, its temporaries for all at once) on CUDA, a loop over the tensors on the CPU."""
-    foreach = device == "cuda"
-    if name == "sgd":
-        return torch.optim.SGD(parameters, lr=0.01, foreach=foreach)
-    if name == "momentum":
-        return torch.optim.SGD(parameters, lr=0.01, momentum=0.9, foreach=foreach)
-    return torch.optim.Adam(parameters, lr=0.001, foreach=foreach)
+    """The optimizer as PyTorch runs it on ``device``, its default there made explicit (the meta device's
+    tensors would not choose CUDA's foreach)."""
+    return optimizer_for(parameters, name, foreach=device == "cuda")
 
 
 def tracker(model: nn.Module, x: torch.Tensor, opt: torch.optim.Optimizer, device: str,
@@ -221,21 +217,25 @@ def follow(model: nn.Module, x: torch.Tensor, opt: torch.optim.Optimizer, live: 
         live.saved.add(t.untyped_storage()._cdata)
         return t
 
+    def phase(name: str) -> None:
+        if live is not None:
+            live.phase = name
+
+    saving = (lambda: saved_tensors_hooks(pack, lambda t: t)) if live is not None else nullcontext
     with live if live is not None else nullcontext():
         for _ in range(2):
             with around() if around else nullcontext():
+                phase("forward")
                 if live is not None:
-                    live.phase, live.step_peak = "forward", 0
+                    live.step_peak = 0
                 opt.zero_grad(set_to_none=True)
                 with forward():
-                    with saved_tensors_hooks(pack, lambda t: t) if live is not None else nullcontext():
+                    with saving():
                         out = model(x)
                     loss = next(leaves(out)).float().sum()
-                if live is not None:
-                    live.phase = "backward"
+                phase("backward")
                 loss.backward()
-                if live is not None:
-                    live.phase = "optimizer step"
+                phase("optimizer step")
                 opt.step()
                 del out, loss
             steps.append(live.step_peak if live is not None else 0)
@@ -253,8 +253,7 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     (float16 or bfloat16), the forward and the loss under torch.autocast(device, amp), as the mixed-precision
     recipe runs them (the parameters, their gradients and the optimizer's state stay in ``dtype``); with
     ``channels_last``, the model and a 4-d input in torch.channels_last, as `archcalc time --channels-last`."""
-    if optimizer not in OPTIMIZERS:
-        raise InputError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+    check_optimizer(optimizer)
     if amp is not None and amp not in AMP_DTYPES:
         raise InputError(f"unknown --amp {amp!r}; use float16 or bfloat16")
     if amp is not None and dtype != "float32":

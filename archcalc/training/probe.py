@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import gc
 from contextlib import contextmanager
+from functools import partial
 import json
 import resource
 import sys
@@ -36,6 +37,7 @@ import torch
 
 from archcalc.analysis.engine import build, entry_shape, resolve_dtype
 from archcalc.models.user import lookup
+from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 from archcalc.training.peak import follow, terms_at_peak, tracker
 
 
@@ -98,9 +100,7 @@ def main(argv: list[str]) -> None:
 
 def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype, amp=None,
              channels_last: bool = False, tensors: bool = False) -> dict:
-    make_optimizer = {"sgd": lambda p: torch.optim.SGD(p, lr=0.01),
-                      "momentum": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
-                      "adam": lambda p: torch.optim.Adam(p, lr=0.001)}[optimizer]
+    make_optimizer = partial(optimizer_for, name=check_optimizer(optimizer))  # PyTorch's own implementation
     # A one-sample step on a throw-away copy loads the backward kernels' code and workspaces, which
     # would otherwise be counted; the measured model then allocates its own gradients and state.
     layout = torch.channels_last if channels_last else torch.contiguous_format
