@@ -3,12 +3,14 @@ independently of archcalc's formulas; the same seed gives the same bytes; bad op
 generator's own check (the layer rebuilt in PyTorch) catches a planted wrong formula."""
 
 import csv
+import html
 import io
 import math
 import re
 
 import pytest
 import torch
+from markdown_it import MarkdownIt
 
 from archcalc.homework.generate import generate
 from archcalc.homework.kinds import KINDS
@@ -205,7 +207,11 @@ def test_questions_hold_no_answers_and_the_key_shows_the_working(tmp_path, cli):
     assert len(rows) == 8 and "Answer" not in questions and answers.count("Answer: **") == 8
     for r in rows:
         assert f"Answer: **{r['answer']}**" in answers
-    assert "\\*" in answers  # the arithmetic's '*' escaped, so markdown shows it instead of italics
+    page = MarkdownIt("commonmark").enable("table").render(answers)  # the parser rich uses
+    assert "<em>" not in page  # the arithmetic's '*' escaped, so markdown shows it instead of italics
+    shown = html.unescape(re.sub(r"<[^>]+>", "", page))
+    for r in rows:
+        assert all(line in shown for line in r["arithmetic"].split("; ")), r["arithmetic"]
 
 
 def test_korean_sets_use_the_lectures_terms(cli, tmp_path):

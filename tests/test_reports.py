@@ -1,6 +1,12 @@
 """reports/ is what `archcalc report` writes today, byte for byte."""
 
+import csv
+import html
+import re
 from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
 
 from archcalc.reporting.answers import write
 
@@ -23,3 +29,19 @@ def test_reports_hold_the_lecture_answers():
     quiz = (COMMITTED / "output_size_quiz.csv").read_text()
     assert "(7 + 2*0 - 3)/1 + 1 = 5" in quiz and "(7 + 2*0 - 3)/2 + 1 = 3" in quiz
     assert "| vgg_dense |" in (COMMITTED / "lab_vgg_variants.md").read_text()
+
+
+def rendered_cells(markdown: str) -> list[str]:
+    """Each table cell's text as a markdown viewer shows it (markdown-it, the parser rich uses, with tables)."""
+    page = MarkdownIt("commonmark").enable("table").render(markdown)
+    assert "<em>" not in page and "<strong>" not in page, "a '*' of the arithmetic was read as emphasis"
+    cells = re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", page, re.S)
+    return [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in cells]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in COMMITTED.glob("*.md") if p.name != "README.md"))
+def test_markdown_shows_every_cell_as_written(name):
+    shown = set(rendered_cells((COMMITTED / f"{name}.md").read_text()))
+    with open(COMMITTED / f"{name}.csv", newline="") as f:
+        written = {cell for row in csv.reader(f) for cell in row if "*" in cell or "|" in cell}
+    assert written <= shown, sorted(written - shown)[:3]

@@ -12,15 +12,9 @@ from archcalc.errors import InputError
 from archcalc.homework.generate import HomeworkSet
 from archcalc.homework.question import Question
 from archcalc.homework.words import say
-from archcalc.output.render import write_atomic
+from archcalc.output.render import markdown_text as _md, write_atomic
 
 FILES = ("questions.md", "answers.md", "answers.csv")
-
-
-def _md(text: str) -> str:
-    """Markdown that shows the arithmetic as written: '*' escaped outside `code`, where it would mean emphasis."""
-    parts = text.split("`")
-    return "`".join(part if i % 2 else part.replace("*", "\\*") for i, part in enumerate(parts))
 
 
 def _what(s: HomeworkSet) -> str:

@@ -59,10 +59,22 @@ def to_json(report: Report) -> str:
     return json.dumps(report.data, indent=2, ensure_ascii=False) + "\n"
 
 
-def to_markdown(report: Report) -> str:
-    def escape(text: str) -> str:
-        return text.replace("|", "\\|")
+def markdown_text(text: str) -> str:
+    """Text that markdown shows as written: '*' escaped outside `code` (``5*5*1`` would otherwise read as 5,
+    an italic 5, then 1), '|' escaped everywhere (it would end a table cell)."""
+    parts = text.split("`")
+    return "`".join(part if i % 2 else part.replace("*", "\\*") for i, part in enumerate(parts)).replace("|", "\\|")
 
+
+def markdown_cell(text: str) -> str:
+    """A table cell: arithmetic (a '*' in it) as `code`, which shows it as written and reads the same raw."""
+    if "*" in text and "`" not in text:
+        return f"`{text}`".replace("|", "\\|")
+    return markdown_text(text)
+
+
+def to_markdown(report: Report) -> str:
+    escape = markdown_cell
     lines = [f"## {report.title}", ""]
     lines.append("| " + " | ".join(c.header for c in report.columns) + " |")
     lines.append("|" + "|".join("---:" if c.kind == INT else "---" for c in report.columns) + "|")
@@ -70,7 +82,7 @@ def to_markdown(report: Report) -> str:
         lines.append("| " + " | ".join(escape(cell_text(row.get(c.key), c.kind)) for c in report.columns) + " |")
     if report.footer:
         lines.append("")
-        lines.extend(f"- {escape(line)}" for line in report.footer)
+        lines.extend(f"- {markdown_text(line)}" for line in report.footer)
     return "\n".join(lines) + "\n"
 
 
