@@ -28,6 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
 
 from archcalc.errors import ForwardError
+from archcalc.training.patching import TURN, replaced
 
 # CUDA: AT_FORALL_LOWER_PRECISION_FP, AT_FORALL_FP32, AT_FORALL_FP32_SET_OPT_DTYPE and AT_FORALL_PROMOTE of
 # autocast_mode.h (tests/test_autocast.py compares them with the installed PyTorch's header), and the two
@@ -202,35 +203,30 @@ class _Watch(TorchDispatchMode):
         return out
 
 
-def _entry_points(policy: dict) -> list[tuple[object, str, object, bool]]:
-    """(owner, name, function, owned): every callable a model can reach a policy's operation by. A tensor
-    method defined on the C base class is shadowed on torch.Tensor (owned False: deleted afterwards)."""
+def _entry_points(policy: dict) -> list[tuple[object, str, object]]:
+    """(owner, name, function): every callable a model can reach a policy's operation by (a tensor method
+    of the C base class too: torch.Tensor shadows it while the region is open)."""
     found = []
     for owner in _OWNERS:
         names = set(vars(owner)) | (set(dir(torch._C.TensorBase)) if owner is torch.Tensor else set())
         for name in sorted(names):
             function = getattr(owner, name, None)
             if _policy_of(name, policy) and callable(function) and not isinstance(function, type):
-                found.append((owner, name, function, name in vars(owner)))
+                found.append((owner, name, function))
     return found
 
 
 @contextmanager
 def autocast(device: str, dtype: str, copies: set[int] | None = None):
-    """torch.autocast(device, dtype) for a forward pass on the meta device; the storages of the parameters'
-    cached casts are added to ``copies``."""
+    """torch.autocast(device, dtype) for a forward pass on the meta device, on this thread (patching.py);
+    the storages of the parameters' cached casts are added to ``copies``."""
     policy = POLICIES[device]
     region = _Region(device, DTYPES[dtype], set() if copies is None else copies)
-    points = _entry_points(policy)
     try:
-        for owner, name, function, _ in points:
-            setattr(owner, name, region.wrap(function, _policy_of(name, policy)))
-        with _Watch(region):
-            yield region
+        with TURN:  # (the functions read are PyTorch's, not another thread's simulation's)
+            points = [(owner, name, region.wrap(function, _policy_of(name, policy)))
+                      for owner, name, function in _entry_points(policy)]
+            with replaced(points), _Watch(region):
+                yield region
     finally:
-        for owner, name, function, owned in points:
-            if owned:
-                setattr(owner, name, function)
-            else:
-                delattr(owner, name)
         region.cache.clear()

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from archcalc.training.patching import TURN, replaced
+
 _ATEN = torch.ops.aten
 _FLASH = 1  # torch.nn.attention.SDPBackend.FLASH_ATTENTION
 
@@ -35,22 +37,22 @@ def fused_attention(device: str):
     """While it is open, F.scaled_dot_product_attention (also as multi_head_attention_forward and the
     transformer layers call it, by its module's name) runs the kernel ``device`` would run. (A function of
     torch.nn.functional, not a torch-function mode: a mode steps aside inside the Python functions it sees,
-    such as multi_head_attention_forward, and would miss the call they make.)"""
-    math = F.scaled_dot_product_attention
+    such as multi_head_attention_forward, and would miss the call they make. Other threads keep PyTorch's:
+    patching.py.)"""
     chooser = _Chooser(device)
+    with TURN:  # (math is PyTorch's function, not another thread's simulation's)
+        math = F.scaled_dot_product_attention
 
-    def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
-        out = chooser.fused(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
-        if out is None:
-            return math(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
-                        scale=scale, enable_gqa=enable_gqa)
-        return out
+        def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                      enable_gqa=False):
+            out = chooser.fused(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+            if out is None:
+                return math(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
+                            scale=scale, enable_gqa=enable_gqa)
+            return out
 
-    F.scaled_dot_product_attention = attention
-    try:
-        yield
-    finally:
-        F.scaled_dot_product_attention = math
+        with replaced([(F, "scaled_dot_product_attention", attention)]):
+            yield
 
 
 class _Chooser:

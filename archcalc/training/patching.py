@@ -1,0 +1,43 @@
+"""Torch's functions replaced while a simulation runs, for the simulating thread only.
+
+The simulations of fused attention and of autocast replace functions of torch, torch.nn.functional and
+torch.Tensor (module attributes: every thread sees them). So that a notebook's other threads, or a data
+loader's, keep PyTorch's own functions while one simulates, each replacement calls the simulation's function
+only on the thread that opened it and PyTorch's everywhere else; and simulations on two threads take turns
+(one lock), so that each puts back PyTorch's functions and not the other's.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from contextlib import contextmanager
+
+TURN = threading.RLock()  # held by the thread whose simulation has torch's functions replaced
+
+
+@contextmanager
+def replaced(points):
+    """Open while ``points`` ((owner, name, replacement) each) are set on their owners for this thread. A
+    name the owner inherits (a tensor method of the C base class) is deleted afterwards, not set back."""
+    with TURN:
+        thread = threading.get_ident()
+        saved = [(owner, name, getattr(owner, name), name in vars(owner)) for owner, name, _ in points]
+        try:
+            for (owner, name, replacement), (_, _, original, _) in zip(points, saved):
+                setattr(owner, name, _on(thread, replacement, original))
+            yield
+        finally:
+            for owner, name, original, owned in reversed(saved):
+                if owned:
+                    setattr(owner, name, original)
+                elif name in vars(owner):
+                    delattr(owner, name)
+
+
+def _on(thread: int, replacement, original):
+    @functools.wraps(original)
+    def call(*args, **kwargs):
+        return (replacement if threading.get_ident() == thread else original)(*args, **kwargs)
+
+    return call
