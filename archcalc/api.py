@@ -183,7 +183,7 @@ def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimi
         from archcalc.training.memory import measured_run
 
         return answer, confirm(lambda b: measured_run(entry, given, b, optimizer, _dtype_name(dtype), measure, budget,
-                                                      amp, channels_last), budget, answer.batch)
+                                                      amp, channels_last), budget, answer.batch, answer.slope)
     result = estimate(entry, given, batch, optimizer, _dtype_name(dtype), kind, amp, channels_last)
     if measure is None:
         return result

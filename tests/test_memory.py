@@ -92,6 +92,10 @@ def test_the_largest_batch_is_exact_for_any_growth():
     total = lambda b: 500 + 10 * b + (2_000 if b > 100 else 0) + b * b // 10  # noqa: E731
     assert total(stepped.batch) <= 6_000 < total(stepped.batch + 1)
     assert largest_batch("m", lambda b: 100 * b, 50).batch == 0
+    aligned = lambda b: 266_172_928 + sum(-(-(b * m) // 512) * 512 for m in (802_816, 3_211_264, 200_704))  # noqa
+    nearly = largest_batch("m", aligned, 8 * 2**30)
+    assert aligned(nearly.batch) <= 8 * 2**30 < aligned(nearly.batch + 1) and len(nearly.tried) <= 6
+
 
 
 def test_fit_on_the_command_line_agrees_with_the_estimate(cli):
@@ -123,6 +127,29 @@ def test_confirming_by_measurement_finds_the_largest_batch_that_runs_from_any_pr
     assert "conservative by 43 (21.5%)" in confirm(run, 10_000, 200).text()
     assert "optimistic by 17: the largest batch that fits is 243" in confirm(run, 10_000, 260).text()
     assert confirm(run, 500, 3).batch == 0 and "not even batch 1 fits" in confirm(run, 500, 3).text()
+    for predicted in (243, 200, 260, 1, 5000):  # aimed from below by the prediction's slope, within 20%
+        for slope in (37, 30, 45, None):
+            c = confirm(run, 10_000, predicted, slope)
+            assert c.batch == 243 and {243, 244} <= {r.batch for r in c.runs}
+            assert len(c.runs) <= 2 + 2 * math.ceil(math.log2(abs(predicted - 243) + 1))
+
+    def rss(batch):  # the CPU: every run measures its bytes, over the budget too
+        return Run(batch, 1000 + 37 * batch)
+
+    for predicted in (243, 200, 260, 1, 5000):
+        for slope, most in ((37, 3), (30, 5), (45, 4), (1, 5), (10**6, 4), (None, 4)):
+            c = confirm(rss, 10_000, predicted, slope)
+            assert c.batch == 243 and {243, 244} <= {r.batch for r in c.runs} and len(c.runs) <= most, slope
+
+
+def test_confirming_aims_each_run_by_the_last_ones_bytes():
+    from archcalc.training.fit import Run, confirm
+
+    def run(batch):  # RSS-like: 1000 + 37 per sample, 60 bytes more from sample 150 on, never out of memory
+        return Run(batch, 1000 + 37 * batch + (60 if batch >= 150 else 0))
+
+    c = confirm(run, 10_000, 139, slope=37)
+    assert [r.batch for r in c.runs] == [139, 243, 241, 242] and c.batch == 241  # 243: 10,051 bytes, 51 over
 
 
 def test_fit_with_measure_runs_steps_beside_the_answer(cli):

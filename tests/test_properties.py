@@ -4,6 +4,7 @@ counters, and random junk on the command line (a clean error, never a traceback 
 import contextlib
 import io
 import json
+import math
 
 import torch
 import torch.nn.functional as F
@@ -146,3 +147,46 @@ def test_bottleneck_junk_is_refused_or_right(c_in, c_mid, c_out, size):
 def test_analysis_option_junk_is_a_clean_error(option, value):
     code, out, err = run("summary", "cnnet", option, value)
     assert_clean(code, err)
+
+
+@settings(max_examples=200, deadline=None)
+@given(base=st.integers(0, 10**6), slope=st.integers(0, 10**4), square=st.integers(0, 50),
+       jumps=st.lists(st.tuples(st.integers(1, 5_000), st.integers(0, 10**6)), max_size=4),
+       budget=st.integers(1, 10**8))
+def test_the_largest_batch_is_the_one_brute_force_finds(base, slope, square, jumps, budget):
+    """Any total that does not fall as the batch grows: the answer is exact, in a number of tries that
+    stays logarithmic (an interpolation that does not halve the gap is followed by a bisection)."""
+    from archcalc.training.fit import LARGEST, largest_batch
+
+    def total(b):
+        return base + slope * b + square * b * b + sum(size for at, size in jumps if b >= at)
+
+    fit = largest_batch("m", total, budget)
+    assert all(total(b) == bytes_ for b, bytes_ in fit.tried)
+    if fit.batch == 0:
+        assert total(1) > budget
+    else:
+        assert total(fit.batch) <= budget and (fit.batch == LARGEST or total(fit.batch + 1) > budget)
+    assert len(fit.tried) <= 2 * math.log2(LARGEST) + 6
+
+
+@settings(max_examples=200, deadline=None)
+@given(base=st.integers(0, 10**6), slope=st.integers(1, 10**4), square=st.integers(0, 50),
+       jumps=st.lists(st.tuples(st.integers(1, 5_000), st.integers(0, 10**6)), max_size=4),
+       budget=st.integers(1, 10**8), predicted=st.integers(0, 10**5), aim=st.one_of(st.none(), st.integers(1, 10**5)),
+       oom=st.booleans())
+def test_confirming_finds_what_brute_force_finds(base, slope, square, jumps, budget, predicted, aim, oom):
+    """Measured steps that grow with the batch, over the budget measured (the CPU) or out of memory (a GPU),
+    from any prediction and any predicted slope: the largest batch that fits, beside one that does not."""
+    from archcalc.training.fit import LARGEST, Run, confirm
+
+    def total(b):
+        return base + slope * b + square * b * b + sum(size for at, size in jumps if b >= at)
+
+    c = confirm(lambda b: Run(b, None if oom and total(b) > budget else total(b)), budget, predicted, aim)
+    ran = {r.batch for r in c.runs}
+    if c.batch == 0:
+        assert total(1) > budget and 1 in ran
+    else:
+        assert total(c.batch) <= budget < total(c.batch + 1) and {c.batch, c.batch + 1} <= ran
+    assert len(c.runs) <= 2 * math.log2(LARGEST) + 8

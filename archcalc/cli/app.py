@@ -250,7 +250,7 @@ def memory(
     arg: Args = None,
     optimizer: Annotated[str, typer.Option("--optimizer", help="sgd, momentum or adam.")] = "sgd",
     dtype: Dtype = "float32",
-    measure: Annotated[Optional[str], typer.Option("--measure", help="Also run two real steps on this device (cpu or cuda) and compare; with --fit, confirm the answer by running steps (bisection).")] = None,
+    measure: Annotated[Optional[str], typer.Option("--measure", help="Also run two real steps on this device (cpu or cuda) and compare; with --fit, confirm the answer by running steps, each aimed by the last one's bytes.")] = None,
     fit: Annotated[Optional[str], typer.Option("--fit", help="Answer the largest batch whose predicted step fits in this memory: 16GiB, 512MiB, 24GB, or device (the GPU's).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="Whose allocator the step is simulated for: cpu, or cuda (as the CUDA caching allocator counts it; no GPU needed). Default: cuda with --measure cuda or --fit device, else cpu.")] = None,
     amp: Annotated[Optional[str], typer.Option("--amp", help="Mixed precision: the forward and the loss under torch.autocast(device, float16 or bfloat16), as the AMP recipe runs them.")] = None,
@@ -282,7 +282,7 @@ def memory(
                                                               channels_last).allocated, budget)
         shape = entry_shape(entry, size, 1)[1:]
         confirmed = confirm(lambda b: measured_run(entry, size, b, optimizer, dtype, measure, budget, amp,
-                                                   channels_last), budget, answer.batch) if measure else None
+                                                   channels_last), budget, answer.batch, answer.slope) if measure else None
         emit(fit_report(answer, optimizer, dtype, shape, kind, confirmed), fmt, output, force)
         return
 
