@@ -6,7 +6,9 @@ For each configuration, beyond the model and the input: the sum of the parts (gr
 activations saved for backward + backward gradients, every part as if alive at once), the peak of the first
 step and of the second simulated on the meta device for the device's allocator (training/peak.py), and the
 peak growth measured during two real steps in a fresh process (CPU: peak RSS; CUDA:
-torch.cuda.max_memory_allocated); ratio: the larger measured over the larger simulated. Then the same under
+torch.cuda.max_memory_allocated); ratio: the larger measured over the larger simulated. On the CPU, "held":
+what the first step left resident that no tensor holds (the math libraries' caches for these shapes), and
+"without": the ratio without it. Then the same under
 mixed precision (--amp: float16 and bfloat16 on CUDA, bfloat16 on the CPU). --quick leaves out the four large
 float32 configurations, --no-amp the mixed-precision ones.
 """
@@ -36,7 +38,8 @@ def main() -> None:
     options = parser.parse_args()
     cuda = options.device.startswith("cuda")
     print(f"{'model':12s} {'batch':>5s} {'optimizer':9s} {'amp':8s} {'sum of parts':>12s} "
-          f"{'simulated MiB (1, 2)':>20s} {'measured MiB (1, 2)':>19s} {'ratio':>6s}")
+          f"{'simulated MiB (1, 2)':>20s} {'measured MiB (1, 2)':>19s} {'ratio':>6s}"
+          + ("" if cuda else f" {'held MiB':>8s} {'without':>7s}"))
     mixed = [] if options.no_amp else AMP["cuda" if cuda else "cpu"]
     for name, batch, optimizer, amp in (CONFIGS[:6] if options.quick else CONFIGS) + mixed:
         entry = REGISTRY.get(name)
@@ -45,8 +48,11 @@ def main() -> None:
         simulated = [s - e.peak.before for s in e.peak.steps]
         measured = measure_peak(entry, None, batch, optimizer, "float32", options.device, amp=amp)
         ratio = measured["peak_bytes"] / e.predicted_step_bytes
+        held = measured.get("held_bytes")  # the CPU: what step 1 left resident that no tensor holds
+        without = "" if held is None else \
+            f" {held / 2**20:8.1f} {(measured['peak_bytes'] - held) / e.predicted_step_bytes:7.2f}"
         print(f"{name:12s} {batch:5d} {optimizer:9s} {amp or '-':8s} {parts / 2**20:12.1f} {_pair(simulated):>20s} "
-              f"{_pair(measured['steps']):>19s} {ratio:6.2f}", flush=True)
+              f"{_pair(measured['steps']):>19s} {ratio:6.2f}{without}", flush=True)
 
 
 def _pair(values) -> str:

@@ -40,6 +40,9 @@ def memory_report(e: MemoryEstimate, measured: dict | None = None) -> Report:
                       f"({each}; {measured['method']}); simulated {human_bytes(step)}; measured/simulated "
                       f"{measured['peak_bytes'] / step:.2f}")
         data["measured"] = {**measured, "simulated_step_bytes": step, "ratio": measured["peak_bytes"] / step}
+        if "held_bytes" in measured:
+            footer.append(_held_line(measured, step))
+            data["measured"]["ratio_without_held"] = (measured["peak_bytes"] - measured["held_bytes"]) / step
         if "tensors" in measured:
             footer.append(_tensor_line(measured, p))
     return Report(f"{e.model}: training memory ({e.optimizer}, batch {e.batch})", _COLUMNS, rows, tuple(footer), data)
@@ -63,9 +66,18 @@ def _peak_lines(p) -> list[str]:
         lines.append(f"CUDA reserved: at least {human_bytes(p.reserved)} (the live blocks in 2 MiB and 20 MiB "
                      f"segments, without fragmentation); not modelled: cuDNN and cuBLAS workspaces inside an operation")
     else:
-        lines.append("not modelled: the C library's allocator's own overhead, and oneDNN's scratch memory inside an "
-                     "operation")
+        lines.append("not modelled: what the math libraries keep after an operation's first use at a shape (--measure "
+                     "cpu says it apart) and their scratch memory inside one, and the C library's allocator's overhead")
     return lines
+
+
+def _held_line(measured: dict, step: int) -> str:
+    """What the CPU's first step left resident that no tensor holds, and the ratio without it."""
+    held = measured["held_bytes"]
+    return (f"held by no tensor since step 1: {human_bytes(held)} ({held:,} bytes = the resident set at step 2's "
+            f"start - before step 1 - the gradients and the optimizer's state): memory the math libraries make at "
+            f"the first use of these shapes (oneDNN's primitive cache, MKL's buffers), not simulated; without it "
+            f"measured/simulated {(measured['peak_bytes'] - held) / step:.2f}")
 
 
 def _tensor_line(measured: dict, p) -> str:

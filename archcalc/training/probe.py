@@ -15,7 +15,10 @@ process's own resident set, its libraries included, is not the model's).
 
 --limit BYTES (CUDA) caps the caching allocator at that much of the GPU
 (torch.cuda.set_per_process_memory_fraction), as on a GPU of that size; a step that runs out of memory then
-prints {"oom": true, "message"} instead of a peak. --amp float16|bfloat16 runs the forward and the loss under
+prints {"oom": true, "message"} instead of a peak. On the CPU "held_bytes" is what the first step left
+resident that no tensor holds (at the second step's start: the resident set less what it was before the
+first step, the gradients and the optimizer's state): the math libraries' memory made at the first use of
+these shapes (oneDNN's primitive cache, MKL's buffers). --amp float16|bfloat16 runs the forward and the loss under
 torch.autocast(DEVICE, DTYPE), backward and step outside it (GradScaler's few scalars are left out);
 --channels-last puts the model and the input in torch.channels_last. On CUDA (and on the CPU with --tensors)
 the steps are also followed tensor by tensor with the simulation's tracker (peak.py): "tensors" says the
@@ -63,6 +66,13 @@ def _reset_peak() -> None:
             handle.write("5")
     except OSError:
         pass
+
+
+def _kept_bytes(model, opt) -> int:
+    """The bytes of the tensors one step leaves for the next: the gradients and the optimizer's state."""
+    kept = [p.grad for p in model.parameters() if p.grad is not None]
+    kept += [t for state in opt.state.values() for t in state.values() if isinstance(t, torch.Tensor)]
+    return sum({t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in kept}.values())
 
 
 def _step(model, make_optimizer, x, amp=None) -> None:
@@ -123,12 +133,16 @@ def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype,
     cuda = torch_device.type == "cuda"
     steps = []
 
+    held = []
+
     @contextmanager
     def measured():  # one step: the first makes the optimizer's state; the second is the steady state
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         else:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
+            if steps:  # what the first step left resident that no tensor holds
+                held.append(_rss_bytes() - before - _kept_bytes(model, opt))
             _reset_peak()
         yield
         if cuda:
@@ -145,6 +159,8 @@ def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype,
     method = ("torch.cuda.max_memory_allocated - allocated before" if cuda
               else "peak RSS (VmHWM, reset before each step) - RSS before the first")
     result = {"peak_bytes": peak, "steps": steps, "before_bytes": allocated, "method": method}
+    if held:
+        result["held_bytes"] = max(0, held[0])
     if live is not None:
         result["tensors"] = {"peak_bytes": live.peak, "phase": live.at_phase, "op": live.op,
                              "terms": {t.name: t.bytes for t in terms_at_peak(live)}}
