@@ -123,9 +123,6 @@ class CounterRegistry:
     def get(self, key: Any) -> Callable | None:
         return self._table.get(key)
 
-    def keys(self) -> list:
-        return list(self._table)
-
 
 MODULES = CounterRegistry("layer type")
 OPS = CounterRegistry("operation")

@@ -8,10 +8,7 @@ from math import prod
 from torch import nn
 
 from archcalc.analysis.records import LayerRecord
-
-
-def _x(shape) -> str:
-    return "x".join(str(s) for s in shape)
+from archcalc.formulas.numbers import product_text, shape_text, shapes_text
 
 
 def _last_map(records: tuple[LayerRecord, ...]) -> tuple[int, ...] | None:
@@ -28,7 +25,7 @@ def _linear(module: nn.Linear, inputs, records) -> str:
     if got is None or got == module.in_features:
         return ""
     chw = _last_map(records)
-    flatten = (f"the last feature map is {_x(chw)}, so flattening gives C*H*W = {'*'.join(map(str, chw))} = "
+    flatten = (f"the last feature map is {shape_text(chw)}, so flattening gives C*H*W = {product_text(chw)} = "
                f"{prod(chw)} features per sample" if chw else f"it receives {got} features")
     return (f"expects {module.in_features} input features but receives {got}: {flatten}; "
             f"use nn.Linear({prod(chw) if chw else got}, {module.out_features}) or change the layers before it")
@@ -38,7 +35,7 @@ def _conv(module: nn.Module, inputs) -> str:
     got = inputs[0][1] if inputs and len(inputs[0]) > 1 else None
     expected = getattr(module, "in_channels", None)
     if got is not None and expected is not None and got != expected:
-        return f"expects {expected} input channels but receives {got} ({_x(inputs[0])})"
+        return f"expects {expected} input channels but receives {got} ({shape_text(inputs[0])})"
     return ""
 
 
@@ -53,7 +50,7 @@ def _binary(op: str, shapes) -> str:
     rule = ("a skip connection needs equal width, height and channels: project the shortcut "
             "(e.g. a conv to the same channels and stride) before adding") if op in ("add", "sub") else \
         "element-wise operations need equal (or broadcastable) shapes"
-    return f"{_x(a)} and {_x(b)} differ in {', '.join(differ)}; {rule}"
+    return f"{shape_text(a)} and {shape_text(b)} differ in {', '.join(differ)}; {rule}"
 
 
 def _concat(shapes, args, kwargs) -> str:
@@ -64,7 +61,7 @@ def _concat(shapes, args, kwargs) -> str:
     others = [i for i in range(len(shapes[0])) if i != dim]
     if all(len({s[i] for s in shapes}) == 1 for i in others):
         return ""
-    listed = ", ".join(_x(s) for s in shapes)
+    listed = shapes_text(shapes)
     rule = ("a dense connection (torch.cat on channels) needs equal width and height: pool or stride so the "
             "maps match before concatenating") if dim == 1 else f"all sizes but dim {dim} must be equal"
     return f"torch.cat along dim {dim} receives {listed}; {rule}"
@@ -74,12 +71,12 @@ def explain(failed_op, frame_module, frame_name, frame_inputs, records, message:
     """(where, what): 'in fc1 (Linear) receiving 1x8192' and the expectation or rule, else torch's message."""
     if failed_op is not None:
         qualified, op, shapes, args, kwargs = failed_op
-        where = f"in {qualified} ({op}) receiving {', '.join(_x(s) for s in shapes)}"
+        where = f"in {qualified} ({op}) receiving {shapes_text(shapes)}"
         what = _concat(shapes, args, kwargs) if op in ("cat", "concat", "concatenate") else _binary(op, shapes)
         return where, what or message
     if frame_module is None:
         return "", message
-    where = f"in {frame_name} ({type(frame_module).__name__}) receiving {', '.join(_x(s) for s in frame_inputs)}"
+    where = f"in {frame_name} ({type(frame_module).__name__}) receiving {shapes_text(frame_inputs)}"
     what = ""
     if isinstance(frame_module, nn.Linear):
         what = _linear(frame_module, frame_inputs, records)
@@ -89,6 +86,6 @@ def explain(failed_op, frame_module, frame_name, frame_inputs, records, message:
         what = (f"an embedding looks up integer token ids, and it receives floating-point numbers: give the input's "
                 f"dtype, --input-dtype int64 (input_dtypes=[torch.int64] in Python)")
     if not what and any(k in message for k in ("too small", "can't be greater", "Output size")):
-        what = (f"the input {', '.join(_x(s) for s in frame_inputs)} is smaller than the window: use a larger "
+        what = (f"the input {shapes_text(frame_inputs)} is smaller than the window: use a larger "
                 f"--input or fewer downsampling layers ({message})")
     return where, what or message

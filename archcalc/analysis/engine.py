@@ -22,6 +22,7 @@ from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.records import Analysis, LayerRecord, Totals
 from archcalc.analysis.tracer import Tracer, shapes_of
 from archcalc.errors import ForwardError, InputError
+from archcalc.formulas.numbers import shape_text
 from archcalc.models.arguments import merged
 from archcalc.models.registry import ModelEntry
 
@@ -65,9 +66,9 @@ def input_shape(entry_default: Sequence[int], given: Sequence[int] | None, batch
         elif len(size) == 3 and len(given) == 1 and shorthand:
             size = size[:1] + given * 2
         elif shorthand:
-            shown = "x".join(map(str, size))
+            shown = shape_text(size)
             square = " (CxHxW), HxW or one number for a square" if len(size) == 3 else ""
-            raise InputError(f"--input {'x'.join(map(str, given))} does not fit this model's input {shown}; give "
+            raise InputError(f"--input {shape_text(given)} does not fit this model's input {shown}; give "
                              f"{len(size)} sizes{square}")
         else:
             size = given
@@ -331,8 +332,8 @@ def analyse(entry: ModelEntry, given_input: Sequence[int] | Sequence[Sequence[in
     except ForwardError as failure:
         given = tuple(given_input) if given_input is not None and isinstance(next(iter(given_input), None), int) else ()
         if len(given) == 2 and len(entry.default_input) == 3 and given[0] <= 4:  # '3x224' read as H=3, W=224
-            meant = "x".join(map(str, (given[0], given[1], given[1])))
-            hint = ForwardError(f"{failure} (--input {'x'.join(map(str, given))} is H x W = {given[0]} x {given[1]} "
+            meant = shape_text((given[0], given[1], given[1]))
+            hint = ForwardError(f"{failure} (--input {shape_text(given)} is H x W = {given[0]} x {given[1]} "
                                 f"with the model's {entry.default_input[0]} channels; did you mean --input {meant}?)")
             hint.ran = failure.ran
             raise hint from failure.__cause__
@@ -465,7 +466,7 @@ def _failure(name: str, inputs: Inputs, tracer: Tracer, error: Exception) -> str
     where, what = explain(tracer.failed_op, frame.module if frame else None, frame.name if frame else "",
                           shapes_of(frame.inputs) if frame else (), tracer.ordered(), message)
     shapes = inputs.shapes
-    size = "x".join(map(str, shapes[0][1:])) if len(shapes) == 1 else inputs.text()
+    size = shape_text(shapes[0][1:]) if len(shapes) == 1 else inputs.text()
     hint = f"; {_LESS_MEMORY}" if out_of_memory(error) else ""
     return f"forward pass of {name} failed for input {size}{' ' + where if where else ''}: {what}{hint}"
 

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import torch
 
 from archcalc.errors import InputError
+from archcalc.formulas.numbers import shape_text
 
 Shape = tuple[int, ...]
 
@@ -77,7 +78,7 @@ class Inputs:
         """'1x3x224x224', or '2x12 (int64), 2x12 (int64)' for several or integer inputs."""
         parts = []
         for t in self.tensors():
-            shape = "x".join(map(str, t.shape)) or "scalar"
+            shape = shape_text(t.shape) or "scalar"
             integer = t.dtype is not None and not t.dtype.is_floating_point
             parts.append(f"{shape} ({str(t.dtype).removeprefix('torch.')})" if integer else shape)
         return ", ".join(parts) or "no input"

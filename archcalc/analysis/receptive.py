@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from archcalc.analysis.shapes import as_tuple
+from archcalc.formulas.numbers import shape_text
 
 WHOLE = -1  # r for "the whole input"
 
@@ -37,7 +38,7 @@ class Field(NamedTuple):
     def text(self) -> str:
         if self.whole:
             return "whole input"
-        size = "x".join(str(r) for r in self.size)
+        size = shape_text(self.size)
         jump = "x".join(f"{j:g}" for j in self.jump)
         return f"{size} (jump {jump})"
 

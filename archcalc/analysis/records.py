@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from math import prod
 from types import MappingProxyType
 from typing import NamedTuple
+from archcalc.formulas.numbers import shapes_text
 
 Shape = tuple[int, ...]
 
@@ -123,7 +124,7 @@ class Analysis:
 
     def __repr__(self) -> str:
         t = self.totals
-        shapes = ", ".join("x".join(map(str, s)) for s in self.input_shapes or (self.input_shape,))
+        shapes = shapes_text(self.input_shapes or (self.input_shape,))
         return (f"<Analysis {self.model}: {shapes} on {self.device}, {self.dtype}; params {t.params:,}, "
                 f"MACs {t.macs:,}, {len(self.records)} records>")
 

@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-
 from archcalc.errors import ArchcalcError, ForwardError
+from archcalc.formulas.numbers import shape_text
 from archcalc.output.render import FORMATS, choose_format, emit
 
 CONVENTIONS = ("paper", "torchvision", "fvcore", "torchinfo", "thop", "ptflops", "flop_counter", "flops")  # archcalc.analysis.tools.NAMES
@@ -391,7 +391,7 @@ def compare(
 
     rows = compared(models, _full_sizes(size, batch), baseline=baseline, batch=batch, device=device, dtype=dtype,
                     timed=time, args=parse(arg or []))
-    shape = "x".join(map(str, size)) if size else "each model's default"
+    shape = shape_text(size) if size else "each model's default"
     context = f"input {shape}, batch {batch}, {device}, {dtype}"
     emit(compare_report(rows, baseline or entries[0].name, context), fmt, output, force)
     if plot:

@@ -27,3 +27,13 @@ def human_bytes(n: int) -> str:
 def product_text(factors) -> str:
     """Factors joined as the lecture writes them: (5, 5, 480) -> '5*5*480'."""
     return "*".join(str(f) for f in factors)
+
+
+def shape_text(shape) -> str:
+    """A tensor's shape as the tables write it: (1, 3, 32, 32) -> '1x3x32x32'."""
+    return "x".join(str(s) for s in shape)
+
+
+def shapes_text(shapes) -> str:
+    """Several shapes, one per input or output: '1x3x32x32, 1x10'."""
+    return ", ".join(shape_text(s) for s in shapes)

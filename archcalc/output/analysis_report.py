@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from archcalc import conventions
 from archcalc.analysis.records import Analysis, LayerRecord
-from archcalc.formulas.numbers import grouped, human, human_bytes
+from archcalc.formulas.numbers import grouped, human, human_bytes, shape_text, shapes_text
 from archcalc.output.report import FORMULA, INT, Column, Report
 
 VIEWS = ("shapes", "params", "flops", "summary", "rf")
@@ -59,16 +59,12 @@ _COLUMNS = {
 }
 
 
-def shape_text(shapes) -> str:
-    return ", ".join("x".join(str(s) for s in shape) for shape in shapes)
-
-
 def _row(r: LayerRecord) -> dict:
     return {
         "name": r.label,
         "type": r.type,
-        "input_shape": shape_text(r.input_shapes),
-        "output_shape": shape_text(r.output_shapes),
+        "input_shape": shapes_text(r.input_shapes),
+        "output_shape": shapes_text(r.output_shapes),
         "output_formula": r.formulas.get("output", ""),
         "params": r.params,
         "trainable_params": r.trainable_params,
@@ -87,7 +83,7 @@ def _field_cells(field) -> dict:
         return {"rf": "—", "rf_size": "not computed", "rf_jump": "", "rf_centre": ""}
     if field.whole:
         return {"rf": "whole input", "rf_size": "whole input", "rf_jump": "", "rf_centre": ""}
-    return {"rf": field.text(), "rf_size": "x".join(map(str, field.size)),
+    return {"rf": field.text(), "rf_size": shape_text(field.size),
             "rf_jump": "x".join(f"{j:g}" for j in field.jump), "rf_centre": ", ".join(f"{c:g}" for c in field.centre)}
 
 
@@ -102,7 +98,7 @@ def _field_dict(field) -> dict | None:
 def footer(a: Analysis) -> tuple[str, ...]:
     t = a.totals
     lines = [
-        f"Input {_inputs_text(a)} on {a.device}, {a.dtype}; output {shape_text(a.output_shapes)}",
+        f"Input {_inputs_text(a)} on {a.device}, {a.dtype}; output {shapes_text(a.output_shapes)}",
         f"Params: {grouped(t.params)} (trainable {grouped(t.trainable_params)}{_not_run(a)}), "
         f"{human_bytes(t.param_bytes)}; buffers {human_bytes(t.buffer_bytes)}",
         f"MACs: {grouped(t.macs)} ({human(t.macs)}); FLOPs: {grouped(t.flops)} ({human(t.flops)}); "
@@ -128,7 +124,7 @@ def _inputs_text(a: Analysis) -> str:
     """'1x3x224x224', or '2x12 (int64), 2x12 (bool)' for several inputs or one not of the model's dtype."""
     shapes = a.input_shapes or (a.input_shape,)
     dtypes = a.input_dtypes or (a.dtype,) * len(shapes)
-    return ", ".join("x".join(map(str, s)) + ("" if d == a.dtype else f" ({d})") for s, d in zip(shapes, dtypes))
+    return ", ".join(shape_text(s) + ("" if d == a.dtype else f" ({d})") for s, d in zip(shapes, dtypes))
 
 
 def _not_run(a: Analysis) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from archcalc.formulas.bottleneck import BottleneckComparison, as_dict as bottleneck_dict
-from archcalc.formulas.numbers import grouped, human
+from archcalc.formulas.numbers import grouped, human, shape_text
 from archcalc.formulas.outsize import OutSize
 from archcalc.formulas.terms import expanded, total
 from archcalc.models.registry import Registry
@@ -62,7 +62,7 @@ def bottleneck_report(result: BottleneckComparison) -> Report:
 
 def models_report(registry: Registry) -> Report:
     rows = tuple({
-        "name": e.name, "family": e.family, "input": "x".join(map(str, e.default_input)),
+        "name": e.name, "family": e.family, "input": shape_text(e.default_input),
         "description": e.description, "source": e.source,
     } for e in registry)
     columns = (Column("name", "Name"), Column("family", "Family"), Column("input", "Default input (CxHxW)"),

@@ -17,7 +17,7 @@ from html import escape
 
 from archcalc.analysis.records import MODULE, Analysis
 from archcalc.errors import InputError
-from archcalc.formulas.numbers import human
+from archcalc.formulas.numbers import human, shapes_text
 
 INPUT = -1  # the node of the model's input(s)
 LAYOUTS = ("auto", "dot", "python")
@@ -62,10 +62,10 @@ def of(analysis: Analysis, depth: int | None = None) -> Graph:
             start = INPUT if source == INPUT else owner.get(source)
             if to is not None and start is not None and start != to:
                 edges[(start, to)] = None
-    shapes = ", ".join("x".join(map(str, s)) for s in analysis.input_shapes or (analysis.input_shape,))
+    shapes = shapes_text(analysis.input_shapes or (analysis.input_shape,))
     nodes = [Node(INPUT, "input", shapes)]
     for r in shown:
-        shape = ", ".join("x".join(map(str, s)) for s in r.output_shapes)
+        shape = shapes_text(r.output_shapes)
         cost = f" · {human(r.macs)} MACs" if r.macs else ""
         nodes.append(Node(r.index, f"{r.label} ({r.type})", shape + cost))
     title = f"{analysis.model} ({shapes})"

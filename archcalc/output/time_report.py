@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from archcalc.formulas.numbers import shape_text
 from archcalc.output.report import Column, Report
 from archcalc.timing.measure import Timing, run_estimate
 
@@ -23,7 +24,7 @@ def time_report(results: list[Timing], method: str, training: bool = False, samp
                 runs[t.model] = seconds
                 lines.append(f"Run estimate: {text}")
     for t in results:
-        row = {"model": t.model, "device": t.device, "input": "x".join(map(str, t.input_shape))}
+        row = {"model": t.model, "device": t.device, "input": shape_text(t.input_shape)}
         if t.error:
             row["runs"] = f"error: {t.error}"
         else:

@@ -33,6 +33,7 @@ from archcalc.analysis.counting import op_name
 from archcalc.analysis.engine import build, entry_shape, make_lazy_parameters, resolve_dtype
 from archcalc.analysis.tracer import Tracer
 from archcalc.errors import ForwardError, InputError
+from archcalc.formulas.numbers import shape_text
 from archcalc.models.registry import ModelEntry
 from archcalc.training.optimizers import check as check_optimizer
 from archcalc.training.peak import made, simulate
@@ -223,7 +224,7 @@ def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, opti
     measurable(device)
     command = [sys.executable, "-m", "archcalc.training.probe", entry.name, str(batch), optimizer, dtype, device]
     if size:
-        command.append("x".join(map(str, size)))
+        command.append(shape_text(size))
     if limit is not None:
         command += ["--limit", str(limit)]
     if amp is not None:
