@@ -110,6 +110,11 @@ def test_the_largest_batch_is_exact_for_any_growth():
     total = lambda b: 500 + 10 * b + (2_000 if b > 100 else 0) + b * b // 10  # noqa: E731
     assert total(stepped.batch) <= 6_000 < total(stepped.batch + 1)
     assert largest_batch("m", lambda b: 100 * b, 50).batch == 0
+    from archcalc.training.fit import LARGEST
+
+    unbounded = largest_batch("m", lambda b: 1000 + b, 10**12)
+    assert unbounded.batch == LARGEST and unbounded.text().startswith(
+        f"every batch up to {LARGEST:,} (the most archcalc tries) fits in 931.32 GiB")
     aligned = lambda b: 266_172_928 + sum(-(-(b * m) // 512) * 512 for m in (802_816, 3_211_264, 200_704))  # noqa
     nearly = largest_batch("m", aligned, 8 * 2**30)
     assert aligned(nearly.batch) <= 8 * 2**30 < aligned(nearly.batch + 1) and len(nearly.tried) <= 6
@@ -126,6 +131,11 @@ def test_fit_on_the_command_line_agrees_with_the_estimate(cli):
     assert f"largest batch that fits in 64.00 MiB: {batch:,}" in data["text"]
     run = cli("memory", "cnnet", "--fit", "lots")
     assert run.code == 1 and "is not a memory size" in run.err
+    run = cli("memory", "cnnet", "--fit", "1GiB", "--batch", "4")
+    assert run.code == 1 and "--fit answers the batch itself; drop --batch 4" in run.err
+    limited = cli("memory", "cnnet", "--fit", "100TiB", "-f", "json").json()
+    assert limited["at_search_limit"] and limited["text"].startswith("every batch up to 16,777,216")
+    assert not data["at_search_limit"]
     if not torch.cuda.is_available():
         run = cli("memory", "cnnet", "--fit", "device")
         assert run.code == 1 and "--fit device needs a GPU" in run.err

@@ -75,7 +75,7 @@ def input_shape(entry_default: Sequence[int], given: Sequence[int] | None, batch
     if not size:
         raise InputError("the model has no input size; give one with --input (e.g. 3x224x224, 784 or 1x16000)")
     if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
-        raise InputError(f"input sizes must be positive integers, got {'x'.join(map(str, size))}")
+        raise InputError(f"input sizes must be positive integers, got {shape_text(size)}")
     return (batch, *size)
 
 
@@ -446,7 +446,7 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
         if r.type in ("view", "reshape") and r.output_shapes and r.output_shapes[0][0] != batch:
             notes.append(
                 f"{r.label} turned batch {batch} into {r.output_shapes[0][0]}: the model flattens to a fixed "
-                f"size ({'x'.join(map(str, r.output_shapes[0][1:]))}) that this input does not give per sample"
+                f"size ({shape_text(r.output_shapes[0][1:])}) that this input does not give per sample"
             )
     if in_rows != totals.params:
         notes.append(f"{totals.params - in_rows:,} parameters belong to layers that did not run in this forward pass")

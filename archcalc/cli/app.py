@@ -245,7 +245,7 @@ def time_command(
 @app.command()
 def memory(
     model: ModelName,
-    batch: Batch = 1,
+    batch: Annotated[Optional[int], typer.Option("--batch", "-b", min=1, help="Batch size N (default 1; not with --fit, which answers it).")] = None,
     input: InputSize = None,
     arg: Args = None,
     optimizer: Annotated[str, typer.Option("--optimizer", help="sgd, momentum or adam.")] = "sgd",
@@ -271,6 +271,8 @@ def memory(
                             f"{device}, or measure on {kind}")
     if measure:
         measurable(measure)  # before any simulation: the fit's can take a while
+    if fit is not None and batch is not None:
+        raise ArchcalcError(f"--fit answers the batch itself; drop --batch {batch}")
     if fit is not None:
         from archcalc.output.fit_report import fit_report
         from archcalc.analysis.engine import entry_shape
@@ -286,6 +288,7 @@ def memory(
         emit(fit_report(answer, optimizer, dtype, shape, kind, confirmed), fmt, output, force)
         return
 
+    batch = batch or 1
     result = estimate(entry, size, batch, optimizer, dtype, kind, amp, channels_last)
     measured = (measure_peak(entry, size, batch, optimizer, dtype, measure, amp=amp, channels_last=channels_last)
                 if measure else None)

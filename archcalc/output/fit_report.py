@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from archcalc.formulas.numbers import human_bytes
+from archcalc.formulas.numbers import human_bytes, shape_text
 from archcalc.output.report import INT, Column, Report
-from archcalc.training.fit import Confirmation, Fit
+from archcalc.training.fit import LARGEST, Confirmation, Fit
 
 
 def fit_report(fit: Fit, optimizer: str, dtype: str, shape: Sequence[int], device: str = "cpu",
@@ -20,12 +20,12 @@ def fit_report(fit: Fit, optimizer: str, dtype: str, shape: Sequence[int], devic
     cpu = ("the CPU peak of archcalc memory at each batch tried: two steps simulated on the meta device, each "
            "storage until PyTorch frees it; --device cuda predicts a GPU's")
     model = cuda if device == "cuda" else cpu
-    footer = (fit.text(), f"{optimizer} training steps, {dtype}, input {'x'.join(map(str, shape))} per sample: "
+    footer = (fit.text(), f"{optimizer} training steps, {dtype}, input {shape_text(shape)} per sample: "
                           f"{model}")
     if confirmed is not None:
         footer += (confirmed.text(),)
     data = {"model": fit.model, "budget_bytes": fit.budget, "batch": fit.batch, "optimizer": optimizer, "dtype": dtype,
-            "device": device,
+            "device": device, "at_search_limit": fit.batch >= LARGEST,
             "tried": [{"batch": b, "predicted_bytes": n} for b, n in sorted(fit.tried)], "text": fit.text()}
     if confirmed is not None:
         data["measured"] = {"batch": confirmed.batch, "text": confirmed.text(),

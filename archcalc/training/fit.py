@@ -70,6 +70,10 @@ class Fit:
             return (f"not even batch 1 fits in {human_bytes(self.budget)}: one step is predicted at "
                     f"{human_bytes(one)} ({one:,} bytes)")
         peak, above = self.predicted(self.batch), self.predicted(self.batch + 1)
+        if self.batch >= LARGEST:  # the search's limit, not the answer
+            return (f"every batch up to {LARGEST:,} (the most archcalc tries) fits in {human_bytes(self.budget)}: "
+                    f"batch {self.batch:,} is predicted at {human_bytes(peak)} ({peak:,} bytes), margin "
+                    f"{human_bytes(self.budget - peak)}")
         line = (f"largest batch that fits in {human_bytes(self.budget)}: {self.batch:,}, predicted peak "
                 f"{human_bytes(peak)} ({peak:,} bytes), margin {human_bytes(self.budget - peak)}")
         if above is not None:
