@@ -1,0 +1,132 @@
+"""What an LSTM keeps for backward on the CPU, where oneDNN runs it, on the meta device.
+
+On the CPU, nn.LSTM in float32 (no proj_size, oneDNN enabled, not a packed sequence) is run by oneDNN's
+fused RNN primitive, one call per layer and direction (PyTorch's mkldnn_rnn: aten.mkldnn_rnn_layer), which
+returns, beside y, h_T and c_T, a workspace that autograd saves for the backward. The meta device instead
+decomposes the LSTM into its gates, step by step (other tensors saved), and its mkldnn_rnn_layer returns an
+empty workspace. While fused_lstm("cpu") is open, _VF.lstm runs the CPU's path on the meta device, with the
+workspace oneDNN allocates (oneDNN 3's rnn_utils: set_workspace_sizes, set_offsets) for T steps, a batch of
+N, input size I (SLC), hidden size H (DHC), G = 4 gates, L = 1 layer and one direction a call, in float32:
+
+  gates                        T * N * ld(G*H)
+  ht                           T * N * ld(H)
+  states (layer and iter)      (L+1) * (T+1) * N * ld(max(I, H))
+  c states                     (L+1) * (T+1) * N * H
+  diff states, layer and iter  (L+1) * (T+1) * N * ld(max(I, H)), each
+  diff c states                (L+1) * (T+1) * N * H
+
+each part starting at a 4096-byte page, ld(d) = d rounded up to 16 floats (64 bytes), plus 16 where that
+is a multiple of 256 (oneDNN's get_good_ld, against 4K aliasing). tests/test_onednn.py checks it against the
+real kernel's workspace on layers of random shapes, and whole networks against real CPU tensors.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+
+from archcalc.training.patching import TURN, replaced
+
+PAGE = 4096
+_LSTM = 2  # ideep::rnn_kind::LSTM
+
+
+def good_ld(d: int) -> int:
+    """oneDNN's leading dimension for d floats: a multiple of 16 (64 bytes), never of 256."""
+    ld = -(-d // 16) * 16
+    return ld + 16 if ld % 256 == 0 else ld
+
+
+def workspace_bytes(T: int, N: int, I: int, H: int) -> int:
+    """The workspace of one LSTM layer and direction, training, float32 (the table above)."""
+    L, G, f32 = 1, 4, 4
+    states = (L + 1) * (T + 1) * N * good_ld(max(I, H)) * f32
+    c_states = (L + 1) * (T + 1) * N * H * f32
+    parts = (T * N * good_ld(G * H) * f32, T * N * good_ld(H) * f32, states, c_states, states, states, c_states)
+    offset = 0
+    for part in parts:
+        offset = -(-offset // PAGE) * PAGE + part
+    return -(-offset // PAGE) * PAGE
+
+
+def takes_onednn(x: torch.Tensor, hx) -> bool:
+    """Whether the CPU would run this LSTM with oneDNN (PyTorch's use_mkldnn, float32, no projection)."""
+    return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled and x.dtype == torch.float32
+            and x.numel() > 0 and hx[0].size(-1) == hx[1].size(-1))
+
+
+@contextmanager
+def fused_lstm(device: str):
+    """While open (for device "cpu"), an LSTM on the meta device runs as the CPU runs it with oneDNN."""
+    if device != "cpu":
+        yield
+        return
+    with TURN:
+        original = torch._VF.lstm
+
+        def lstm(*args, **kwargs):
+            if kwargs or len(args) != 9 or not isinstance(args[1], (tuple, list)) or not args[0].is_meta \
+                    or not takes_onednn(args[0], args[1]):
+                return original(*args, **kwargs)  # a packed sequence, a projection, ...: PyTorch's own path
+            return _mkldnn_rnn(*args)
+
+        with replaced([(torch._VF, "lstm", lstm)]):
+            yield
+
+
+def _mkldnn_rnn(x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
+    """PyTorch's mkldnn_rnn (aten/src/ATen/native/mkldnn/RNN.cpp), op for op."""
+    x = (x.transpose(0, 1) if batch_first else x).contiguous()
+    h0, c0 = hx[0].contiguous(), hx[1].contiguous()
+    stride, directions = (4 if has_biases else 2), (2 if bidirectional else 1)
+    hidden = h0.size(2)
+    layer_input, hy, cy = x, [], []
+    for layer in range(num_layers):
+        outputs = []
+        for direction in range(directions):
+            index = layer * directions + direction
+            w = params[index * stride:(index + 1) * stride]
+            b_ih = w[2] if has_biases else torch.zeros(w[0].shape, dtype=w[0].dtype, device=w[0].device)
+            b_hh = w[3] if has_biases else torch.zeros(w[1].shape, dtype=w[1].dtype, device=w[1].device)
+            options = (direction > 0, hidden, num_layers, has_biases, bidirectional, batch_first, train)
+            out, h, c = _Layer.apply(layer_input, w[0], w[1], b_ih, b_hh, h0[index], c0[index], options)
+            outputs.append(out)
+            hy.append(h)
+            cy.append(c)
+        layer_input = outputs[0] if directions == 1 else torch.cat(outputs, -1)
+        if dropout and train and layer < num_layers - 1:
+            layer_input = torch.dropout(layer_input, dropout, True)
+    output = layer_input.transpose(0, 1) if batch_first else layer_input
+    return output, torch.stack(hy, 0), torch.stack(cy, 0)
+
+
+class _Layer(torch.autograd.Function):
+    """aten.mkldnn_rnn_layer with the workspace oneDNN makes, saved for mkldnn_rnn_layer_backward as
+    PyTorch's own autograd formula saves it (the inputs, the outputs and the workspace)."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0, options):
+        reverse, hidden, num_layers, has_biases, bidirectional, batch_first, train = options
+        out, hy, cy, _ = torch.ops.aten.mkldnn_rnn_layer(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, [], _LSTM,
+                                                          hidden, num_layers, has_biases, bidirectional,
+                                                          batch_first, train)
+        T, N, I = x.shape
+        workspace = torch.empty(workspace_bytes(T, N, I, hidden), dtype=torch.uint8, device=x.device)
+        ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hy, cy, workspace)
+        ctx.options = options
+        ctx.set_materialize_grads(False)
+        return out, hy, cy
+
+    @staticmethod
+    def backward(ctx, d_out, d_hy, d_cy):
+        x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hy, cy, workspace = ctx.saved_tensors
+        reverse, hidden, num_layers, has_biases, bidirectional, batch_first, train = ctx.options
+        grads = torch.ops.aten.mkldnn_rnn_layer_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hy, cy, d_out,
+                                                         d_hy, d_cy, reverse, _LSTM, hidden, num_layers,
+                                                         has_biases, train, bidirectional, [], batch_first,
+                                                         workspace)
+        dx, dw_ih, dw_hh, db, db2, dh0, dc0 = grads
+        if db2 is db:  # the meta kernel returns one tensor twice; the CPU's returns a clone (diff_b2)
+            db2 = db.clone()
+        return dx, dw_ih, dw_hh, db, db2, dh0, dc0, None

@@ -1,0 +1,97 @@
+"""An LSTM on the CPU, where oneDNN runs it (training/onednn.py): its workspace against the real kernel's,
+layer by layer on random shapes, and whole networks' simulated peak against real CPU tensors, to the byte."""
+
+import random
+
+import pytest
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from archcalc.models.registry import ModelEntry
+from archcalc.training.onednn import workspace_bytes
+from archcalc.training.peak import simulate
+from tests.test_peak import real_cpu_peak
+
+pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN")
+
+
+class _Workspaces(TorchDispatchMode):
+    """(T, N, I, H) and the workspace bytes of every real mkldnn_rnn_layer call."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func is torch.ops.aten.mkldnn_rnn_layer.default:
+            self.seen.append(((*args[0].shape, args[5].shape[-1]), out[3].numel()))
+        return out
+
+
+def test_the_workspace_is_the_one_onednn_allocates():
+    """T 1-40, N 1-40, input and hidden sizes on both sides of oneDNN's 16-float and 256-float rules, one or
+    two layers, both directions (the second layer of a bidirectional LSTM takes 2H), with and without bias."""
+    rng, seen = random.Random(0), []
+    for _ in range(25):
+        T, N = rng.randint(1, 40), rng.randint(1, 40)
+        I, H = rng.choice((1, 16, 17, 64, 100, 255, 256, 257)), rng.choice((1, 5, 16, 63, 64, 65, 128, 256, 257))
+        lstm = nn.LSTM(I, H, rng.randint(1, 2), bidirectional=rng.random() < 0.5, bias=rng.random() < 0.7)
+        with _Workspaces() as mode:
+            lstm(torch.randn(T, N, I))[0].sum().backward()
+        seen += mode.seen
+    assert len(seen) >= 25
+    assert [w for _, w in seen] == [workspace_bytes(*shape) for shape, _ in seen]
+    assert workspace_bytes(50, 16, 64, 256) == 12_877_824  # 3,144 pages: gates 1040 floats wide, states 272
+
+
+class Recurrent(nn.Module):
+    def __init__(self, kind="LSTM", layers=2, bidirectional=True, batch_first=True, bias=True, dropout=0.0,
+                 proj=0):
+        super().__init__()
+        extra = {"proj_size": proj} if proj else {}
+        self.rnn = getattr(nn, kind)(16, 32, layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias,
+                                     dropout=dropout, **extra)
+        self.batch_first = batch_first
+        self.head = nn.Linear((proj or 32) * (2 if bidirectional else 1), 10)
+
+    def forward(self, x):
+        out = self.rnn(x if self.batch_first else x.transpose(0, 1))[0]
+        return self.head(out[:, -1] if self.batch_first else out[-1])
+
+
+NETS = {"lstm_bi_2": {}, "lstm_1": {"layers": 1, "bidirectional": False},
+        "lstm_seq_first_no_bias": {"batch_first": False, "bias": False},
+        "lstm_3_dropout": {"layers": 3, "dropout": 0.3, "bidirectional": False},
+        "gru": {"kind": "GRU"}, "lstm_proj": {"proj": 8}}
+
+
+def build(name):
+    return Recurrent(**NETS[name])
+
+
+def _entry(name):
+    return ModelEntry(name, "test", f"tests.test_onednn:{name}", (20, 16), "", "")
+
+
+for _name in NETS:  # one builder a network, as a registry entry names it
+    globals()[_name] = (lambda name: lambda: build(name))(_name)
+
+
+@pytest.mark.parametrize("name", [n for n in NETS if n.startswith("lstm") and n != "lstm_proj"])
+def test_an_lstm_peaks_where_the_cpus_tensors_do(name):
+    """The CPU's LSTM keeps oneDNN's workspace (about 16 floats per hidden unit and step for each layer and
+    direction) where the meta device would keep its gates: the same peak to the byte, over two Adam steps."""
+    simulated = simulate(_entry(name), None, 8, "adam", device="cpu")
+    assert simulated.allocated == real_cpu_peak(_entry(name), (8, 20, 16), "adam")
+    assert not simulated.notes  # oneDNN's LSTM is simulated: nothing to say
+
+
+def test_the_other_recurrent_layers_say_they_are_decomposed():
+    (note,) = simulate(_entry("gru"), None, 4, "sgd", device="cpu").notes
+    assert note.startswith("recurrent layers (GRU) are simulated as the meta device decomposes them")
+    (note,) = simulate(_entry("lstm_proj"), None, 4, "sgd", device="cpu").notes
+    assert "(LSTM with proj_size)" in note
+    (note,) = simulate(_entry("lstm_1"), None, 4, "sgd", device="cuda").notes
+    assert "not as cuDNN's fused RNN kernel runs them" in note
