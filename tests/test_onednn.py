@@ -48,8 +48,9 @@ def test_the_workspace_is_the_one_onednn_allocates():
 
 class Recurrent(nn.Module):
     def __init__(self, kind="LSTM", layers=2, bidirectional=True, batch_first=True, bias=True, dropout=0.0,
-                 proj=0):
+                 proj=0, frozen=False):
         super().__init__()
+        self.frozen = frozen  # the recurrent layer run under no_grad (a frozen encoder): no workspace
         extra = {"proj_size": proj} if proj else {}
         self.rnn = getattr(nn, kind)(16, 32, layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias,
                                      dropout=dropout, **extra)
@@ -57,13 +58,14 @@ class Recurrent(nn.Module):
         self.head = nn.Linear((proj or 32) * (2 if bidirectional else 1), 10)
 
     def forward(self, x):
-        out = self.rnn(x if self.batch_first else x.transpose(0, 1))[0]
+        with torch.set_grad_enabled(not self.frozen and torch.is_grad_enabled()):
+            out = self.rnn(x if self.batch_first else x.transpose(0, 1))[0]
         return self.head(out[:, -1] if self.batch_first else out[-1])
 
 
 NETS = {"lstm_bi_2": {}, "lstm_1": {"layers": 1, "bidirectional": False},
         "lstm_seq_first_no_bias": {"batch_first": False, "bias": False},
-        "lstm_3_dropout": {"layers": 3, "dropout": 0.3, "bidirectional": False},
+        "lstm_3_dropout": {"layers": 3, "dropout": 0.3, "bidirectional": False}, "lstm_frozen": {"frozen": True},
         "gru": {"kind": "GRU"}, "lstm_proj": {"proj": 8}}
 
 

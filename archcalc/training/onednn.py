@@ -2,9 +2,9 @@
 
 On the CPU, nn.LSTM in float32 (no proj_size, oneDNN enabled, not a packed sequence) is run by oneDNN's
 fused RNN primitive, one call per layer and direction (PyTorch's mkldnn_rnn: aten.mkldnn_rnn_layer), which
-returns, beside y, h_T and c_T, a workspace that autograd saves for the backward. The meta device instead
-decomposes the LSTM into its gates, step by step (other tensors saved), and its mkldnn_rnn_layer returns an
-empty workspace. While fused_lstm("cpu") is open, _VF.lstm runs the CPU's path on the meta device, with the
+returns, beside y, h_T and c_T, a workspace that autograd saves for the backward (made wherever grad mode is
+on, in eval mode too). The meta device instead decomposes the LSTM into its gates, step by step (other
+tensors saved), and its mkldnn_rnn_layer returns an empty workspace. While fused_lstm("cpu") is open, _VF.lstm runs the CPU's path on the meta device, with the
 workspace oneDNN allocates (oneDNN 3's rnn_utils: set_workspace_sizes, set_offsets) for T steps, a batch of
 N, input size I (SLC), hidden size H (DHC), G = 4 gates, L = 1 layer and one direction a call, in float32:
 
@@ -89,7 +89,8 @@ def _mkldnn_rnn(x, hx, params, has_biases, num_layers, dropout, train, bidirecti
             w = params[index * stride:(index + 1) * stride]
             b_ih = w[2] if has_biases else torch.zeros(w[0].shape, dtype=w[0].dtype, device=w[0].device)
             b_hh = w[3] if has_biases else torch.zeros(w[1].shape, dtype=w[1].dtype, device=w[1].device)
-            options = (direction > 0, hidden, num_layers, has_biases, bidirectional, batch_first, train)
+            options = (direction > 0, hidden, num_layers, has_biases, bidirectional, batch_first, train,
+                       torch.is_grad_enabled())
             out, h, c = _Layer.apply(layer_input, w[0], w[1], b_ih, b_hh, h0[index], c0[index], options)
             outputs.append(out)
             hy.append(h)
@@ -107,12 +108,13 @@ class _Layer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0, options):
-        reverse, hidden, num_layers, has_biases, bidirectional, batch_first, train = options
+        reverse, hidden, num_layers, has_biases, bidirectional, batch_first, train, grad = options
         out, hy, cy, _ = torch.ops.aten.mkldnn_rnn_layer(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, [], _LSTM,
                                                           hidden, num_layers, has_biases, bidirectional,
                                                           batch_first, train)
         T, N, I = x.shape
-        workspace = torch.empty(workspace_bytes(T, N, I, hidden), dtype=torch.uint8, device=x.device)
+        size = workspace_bytes(T, N, I, hidden) if grad else 0  # the CPU makes one wherever grad mode is on
+        workspace = torch.empty(size, dtype=torch.uint8, device=x.device)
         ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hy, cy, workspace)
         ctx.options = options
         ctx.set_materialize_grads(False)
@@ -121,7 +123,7 @@ class _Layer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_out, d_hy, d_cy):
         x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hy, cy, workspace = ctx.saved_tensors
-        reverse, hidden, num_layers, has_biases, bidirectional, batch_first, train = ctx.options
+        reverse, hidden, num_layers, has_biases, bidirectional, batch_first, train, _ = ctx.options
         grads = torch.ops.aten.mkldnn_rnn_layer_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hy, cy, d_out,
                                                          d_hy, d_cy, reverse, _LSTM, hidden, num_layers,
                                                          has_biases, train, bidirectional, [], batch_first,
