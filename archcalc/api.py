@@ -170,6 +170,8 @@ def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimi
     entry = _entry(model, given)
     implied = "cuda" if (measure or "").startswith("cuda") or str(fit).strip().lower() == "device" else "cpu"
     kind = device_kind(device or implied)
+    if fit is not None and batch != 1:
+        raise InputError(f"fit answers the batch itself; drop the batch of {batch}")
     if fit is not None:
         from archcalc.training.fit import largest_batch, parse_budget
         from archcalc.training.peak import simulate

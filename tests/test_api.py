@@ -233,6 +233,8 @@ def test_one_function_per_command_returns_what_the_command_renders(cli):
     assert [r.model for r in twins] == ["MLP", "MLP (2)"] and twins[1].ratio["macs"] == 1.0
     fitted = cli("memory", "cnnet", "--fit", "64MiB", "-f", "json").json()["batch"]
     assert archcalc.memory("cnnet", fit="64MiB").batch == fitted == archcalc.memory("cnnet", fit=64 * 2**20).batch
+    with pytest.raises(InputError, match="fit answers the batch itself; drop the batch of 8"):
+        archcalc.memory("cnnet", (8, 3, 32, 32), fit="64MiB")
     estimate = archcalc.memory("cnnet", (8, 3, 32, 32))
     assert estimate.total_bytes == cli("memory", "cnnet", "--batch", "8", "-f", "json").json()["totals"]["total_bytes"]
     analysis, tools = archcalc.reconcile("cnnet")
