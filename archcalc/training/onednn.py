@@ -51,9 +51,18 @@ def workspace_bytes(T: int, N: int, I: int, H: int) -> int:
 
 
 def takes_onednn(x: torch.Tensor, hx) -> bool:
-    """Whether the CPU would run this LSTM with oneDNN (PyTorch's use_mkldnn, float32, no projection)."""
-    return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled and x.dtype == torch.float32
-            and x.numel() > 0 and hx[0].size(-1) == hx[1].size(-1))
+    """Whether the CPU would run this LSTM call with oneDNN (PyTorch's use_mkldnn, float32, no projection)."""
+    return _enabled() and x.dtype == torch.float32 and x.numel() > 0 and hx[0].size(-1) == hx[1].size(-1)
+
+
+def runs(module: torch.nn.Module) -> bool:
+    """Whether the CPU runs this module with oneDNN's LSTM (float32, no proj_size)."""
+    return (isinstance(module, torch.nn.LSTM) and not module.proj_size and _enabled()
+            and next(module.parameters()).dtype == torch.float32)
+
+
+def _enabled() -> bool:
+    return torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
 
 
 @contextmanager

@@ -45,7 +45,7 @@ from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
 from archcalc.training.autocast import DTYPES as AMP_DTYPES, autocast
 from archcalc.training.fused import fused_attention
-from archcalc.training.onednn import fused_lstm
+from archcalc.training.onednn import fused_lstm, runs as runs_onednn
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 
 BLOCK = 512  # the caching allocator's smallest block and its rounding (kMinBlockSize)
@@ -249,9 +249,7 @@ def _recurrent_notes(model: nn.Module, device: str) -> tuple[str, ...]:
     recurrent = [m for m in model.modules() if isinstance(m, (nn.RNNBase, nn.RNNCellBase))]
     notes = []
     if device == "cpu":  # oneDNN's LSTM is simulated (onednn.py); the rest runs as the meta device decomposes it
-        fused = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-        onednn = [m for m in recurrent if isinstance(m, nn.LSTM) and not m.proj_size and fused
-                  and next(m.parameters()).dtype == torch.float32]
+        onednn = [m for m in recurrent if runs_onednn(m)]
         recurrent = [m for m in recurrent if m not in onednn]
         how = ("not as the CPU runs them (it projects every step's input at once): on small networks the CPU "
                "held 0.89-1.07 times the simulated peak")
