@@ -1,5 +1,6 @@
-"""An LSTM on the CPU, where oneDNN runs it (training/onednn.py): its workspace against the real kernel's,
-layer by layer on random shapes, and whole networks' simulated peak against real CPU tensors, to the byte."""
+"""Recurrent layers on the CPU: oneDNN's LSTM (training/onednn.py), its workspace against the real kernel's,
+layer by layer on random shapes; GRU, RNN and projected LSTMs as PyTorch's native CPU path runs them
+(training/native_rnn.py); whole networks' simulated peak against real CPU tensors, to the byte."""
 
 import random
 
@@ -13,7 +14,8 @@ from archcalc.training.onednn import workspace_bytes
 from archcalc.training.peak import simulate
 from tests.test_peak import real_cpu_peak
 
-pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN")
+pytestmark = [pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN"),
+              pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")]
 
 
 class _Workspaces(TorchDispatchMode):
@@ -48,10 +50,10 @@ def test_the_workspace_is_the_one_onednn_allocates():
 
 class Recurrent(nn.Module):
     def __init__(self, kind="LSTM", layers=2, bidirectional=True, batch_first=True, bias=True, dropout=0.0,
-                 proj=0, frozen=False):
+                 proj=0, frozen=False, relu=False):
         super().__init__()
         self.frozen = frozen  # the recurrent layer run under no_grad (a frozen encoder): no workspace
-        extra = {"proj_size": proj} if proj else {}
+        extra = {"proj_size": proj} if proj else {"nonlinearity": "relu"} if relu else {}
         self.rnn = getattr(nn, kind)(16, 32, layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias,
                                      dropout=dropout, **extra)
         self.batch_first = batch_first
@@ -66,7 +68,9 @@ class Recurrent(nn.Module):
 NETS = {"lstm_bi_2": {}, "lstm_1": {"layers": 1, "bidirectional": False},
         "lstm_seq_first_no_bias": {"batch_first": False, "bias": False},
         "lstm_3_dropout": {"layers": 3, "dropout": 0.3, "bidirectional": False}, "lstm_frozen": {"frozen": True},
-        "gru": {"kind": "GRU"}, "lstm_proj": {"proj": 8}}
+        "gru": {"kind": "GRU"}, "gru_seq_first_no_bias": {"kind": "GRU", "batch_first": False, "bias": False},
+        "rnn_relu_3_dropout": {"kind": "RNN", "layers": 3, "dropout": 0.2, "relu": True},
+        "rnn_tanh": {"kind": "RNN", "bidirectional": False}, "lstm_proj": {"proj": 8}}
 
 
 def build(name):
@@ -81,19 +85,18 @@ for _name in NETS:  # one builder a network, as a registry entry names it
     globals()[_name] = (lambda name: lambda: build(name))(_name)
 
 
-@pytest.mark.parametrize("name", [n for n in NETS if n.startswith("lstm") and n != "lstm_proj"])
-def test_an_lstm_peaks_where_the_cpus_tensors_do(name):
+@pytest.mark.parametrize("name", NETS)
+def test_a_recurrent_network_peaks_where_the_cpus_tensors_do(name):
     """The CPU's LSTM keeps oneDNN's workspace (about 16 floats per hidden unit and step for each layer and
-    direction) where the meta device would keep its gates: the same peak to the byte, over two Adam steps."""
+    direction) where the meta device would keep its gates; a GRU, and an LSTM with proj_size, project every
+    step's input at once (native_rnn.py): the same peak to the byte as real CPU tensors, over two Adam steps."""
     simulated = simulate(_entry(name), None, 8, "adam", device="cpu")
     assert simulated.allocated == real_cpu_peak(_entry(name), (8, 20, 16), "adam")
-    assert [n.split(":")[0] for n in simulated.notes] == ["LSTM layers run by oneDNN"]  # (its pages, said)
+    onednn = name.startswith("lstm") and name != "lstm_proj"
+    assert [n.split(":")[0] for n in simulated.notes] == (["LSTM layers run by oneDNN"] if onednn else [])
 
 
-def test_the_other_recurrent_layers_say_they_are_decomposed():
-    (note,) = simulate(_entry("gru"), None, 4, "sgd", device="cpu").notes
+def test_on_cuda_recurrent_layers_say_they_are_decomposed():
+    (note,) = simulate(_entry("gru"), None, 4, "sgd", device="cuda").notes
     assert note.startswith("recurrent layers (GRU) are simulated as the meta device decomposes them")
-    (note,) = simulate(_entry("lstm_proj"), None, 4, "sgd", device="cpu").notes
-    assert "(LSTM with proj_size)" in note and "the CPU held 0.89-1.07 times" in note
-    (note,) = simulate(_entry("lstm_1"), None, 4, "sgd", device="cuda").notes
     assert "not as cuDNN's fused RNN kernel runs them" in note

@@ -20,8 +20,8 @@ and the backward: the steady state, whose peak is what a run needs (for Adam or 
 Attention runs the fused kernel the device would (fused.py), not the meta device's math path; with ``amp``
 the forward and the loss run under autocast (autocast.py). Not modelled: the workspaces cuDNN and cuBLAS take
 inside an operation (the simulation sees only the tensors the operations return), GradScaler's few scalars,
-and cuDNN's fused RNN kernel (recurrent layers are simulated as the meta device runs them, but on the CPU an
-LSTM that oneDNN runs, which onednn.py simulates with its workspace).
+and cuDNN's fused RNN kernel (on CUDA recurrent layers are simulated as the meta device decomposes them; on
+the CPU as the CPU runs them: oneDNN's LSTM with its workspace, onednn.py, the others native_rnn.py).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
 from archcalc.training.autocast import DTYPES as AMP_DTYPES, autocast
 from archcalc.training.fused import fused_attention
+from archcalc.training.native_rnn import cpu_recurrence
 from archcalc.training.onednn import fused_lstm, runs as runs_onednn
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 
@@ -245,24 +246,18 @@ def follow(model: nn.Module, x: torch.Tensor, opt: torch.optim.Optimizer, live: 
 
 
 def _recurrent_notes(model: nn.Module, device: str) -> tuple[str, ...]:
-    """What the simulation says of recurrent layers it does not run as the device does."""
+    """What the simulation says of recurrent layers: on the CPU they run as the CPU runs them (onednn.py,
+    native_rnn.py), but for the pages of oneDNN's workspace; on CUDA as the meta device decomposes them."""
     recurrent = [m for m in model.modules() if isinstance(m, (nn.RNNBase, nn.RNNCellBase))]
-    notes = []
-    if device == "cpu":  # oneDNN's LSTM is simulated (onednn.py); the rest runs as the meta device decomposes it
-        onednn = [m for m in recurrent if runs_onednn(m)]
-        recurrent = [m for m in recurrent if m not in onednn]
-        how = ("not as the CPU runs them (it projects every step's input at once): on small networks the CPU "
-               "held 0.89-1.07 times the simulated peak")
-        if onednn:
-            notes.append("LSTM layers run by oneDNN: their workspace is counted in full, as allocated; the CPU "
-                         "touches only part of it, so the resident set measures less (a 2-layer bidirectional "
-                         "LSTM, hidden 256: 0.76 of the simulated step)")
-    else:
-        how = "not as cuDNN's fused RNN kernel runs them (its reserve space for backward is not simulated)"
-    names = sorted({type(m).__name__ + (" with proj_size" if getattr(m, "proj_size", 0) else "") for m in recurrent})
-    if names:
-        notes.append(f"recurrent layers ({', '.join(names)}) are simulated as the meta device decomposes them, {how}")
-    return tuple(notes)
+    if device == "cpu":
+        if any(runs_onednn(m) for m in recurrent):
+            return ("LSTM layers run by oneDNN: their workspace is counted in full, as allocated; the CPU touches "
+                    "only part of it, so the resident set measures less (a 2-layer bidirectional LSTM, hidden "
+                    "256: 0.76 of the simulated step)",)
+        return ()
+    names = sorted({type(m).__name__ for m in recurrent})
+    return (f"recurrent layers ({', '.join(names)}) are simulated as the meta device decomposes them, not as "
+            f"cuDNN's fused RNN kernel runs them (its reserve space for backward is not simulated)",) if names else ()
 
 
 def terms_at_peak(live: _Live) -> tuple[Term, ...]:
@@ -302,7 +297,8 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     def forward():  # the device's attention kernels; autocast's policy, its cached casts kept in live.casts
         stack = ExitStack()
         stack.enter_context(fused_attention(device))
-        stack.enter_context(fused_lstm(device))
+        stack.enter_context(cpu_recurrence(device))
+        stack.enter_context(fused_lstm(device))  # (over cpu_recurrence, which takes the LSTMs oneDNN does not)
         if amp:
             stack.enter_context(autocast(device, amp, live.casts))
         return stack
