@@ -65,6 +65,32 @@ class Recurrent(nn.Module):
         return self.head(out[:, -1] if self.batch_first else out[-1])
 
 
+class Packed(nn.Module):
+    """Sequences of different lengths, packed (pack_padded_sequence): the batch shrinks step by step. The
+    last hidden state and the packed outputs are used as they are (pad_packed_sequence cannot run on the meta
+    device: it copies indices to the CPU)."""
+
+    def __init__(self, kind="LSTM", bidirectional=True, layers=2):
+        super().__init__()
+        self.rnn = getattr(nn, kind)(16, 32, layers, bidirectional=bidirectional, batch_first=True)
+        self.head = nn.Linear(32 * (2 if bidirectional else 1), 10)
+
+    def forward(self, x):
+        lengths = torch.tensor([x.shape[1] - (i * 3) % x.shape[1] for i in range(x.shape[0])])
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, hidden = self.rnn(packed)
+        h = hidden[0] if isinstance(hidden, tuple) else hidden
+        return self.head(torch.cat([h[-1], h[-2]], 1) if self.rnn.bidirectional else h[-1]) + out.data.sum()
+
+
+def packed_lstm():
+    return Packed()
+
+
+def packed_gru():
+    return Packed("GRU", bidirectional=False, layers=1)
+
+
 NETS = {"lstm_bi_2": {}, "lstm_1": {"layers": 1, "bidirectional": False},
         "lstm_seq_first_no_bias": {"batch_first": False, "bias": False},
         "lstm_3_dropout": {"layers": 3, "dropout": 0.3, "bidirectional": False}, "lstm_frozen": {"frozen": True},
@@ -81,7 +107,7 @@ def _entry(name):
     return ModelEntry(name, "test", f"tests.test_onednn:{name}", (20, 16), "", "")
 
 
-for _name in NETS:  # one builder a network, as a registry entry names it
+for _name in NETS:  # one builder a network, as a registry entry names it (the packed ones above)
     globals()[_name] = (lambda name: lambda: build(name))(_name)
 
 
@@ -94,6 +120,12 @@ def test_a_recurrent_network_peaks_where_the_cpus_tensors_do(name):
     assert simulated.allocated == real_cpu_peak(_entry(name), (8, 20, 16), "adam")
     onednn = name.startswith("lstm") and name != "lstm_proj"
     assert [n.split(":")[0] for n in simulated.notes] == (["LSTM layers run by oneDNN"] if onednn else [])
+
+
+@pytest.mark.parametrize("name", ["packed_lstm", "packed_gru"])
+def test_a_packed_sequence_peaks_where_the_cpus_tensors_do(name):
+    assert simulate(_entry(name), None, 8, "adam", device="cpu").allocated == \
+        real_cpu_peak(_entry(name), (8, 20, 16), "adam")
 
 
 def test_on_cuda_recurrent_layers_say_they_are_decomposed():

@@ -9,7 +9,7 @@ so while cpu_recurrence("cpu") is open, _VF.gru, _VF.rnn_tanh, _VF.rnn_relu and 
 op for op on the meta device (the cells: r = σ(W_ir x + b_ir + W_hr h + b_hr), z likewise, n = tanh(W_in x +
 b_in + r ⊙ (W_hn h + b_hn)), h' = (h - n) ⊙ z + n; an RNN cell h' = tanh(W_ih x + b_ih + W_hh h + b_hh);
 an LSTM cell with its projection h' = W_hr (o ⊙ tanh(c'))), in PyTorch's order of operations and in-place
-updates. Packed sequences keep PyTorch's own path.
+updates; packed sequences too (PackedLayer: the batch shrinks as sequences end).
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ def cpu_recurrence(device: str):
 
         def entry(name):
             def run(*args, **kwargs):
-                if kwargs or len(args) != 9 or not isinstance(args[3], bool) or not args[0].is_meta:
-                    return originals[name](*args, **kwargs)  # a packed sequence (its 4th: the weights): PyTorch's
-                return _rnn(name, *args)
+                if kwargs or len(args) != 9 or not args[0].is_meta:
+                    return originals[name](*args, **kwargs)
+                if isinstance(args[3], bool):
+                    return _rnn(name, *args)
+                return _packed_rnn(name, *args)  # (data, batch_sizes, hx, weights, ...): a packed sequence
 
             return run
 
@@ -63,50 +65,124 @@ class _Params:
         return h if self.w_hr is None else torch.matmul(h, self.w_hr.t())
 
 
-def _rnn(name, x, hx, flat, has_biases, num_layers, dropout, train, bidirectional, batch_first):
+def _setup(name, hx, flat, has_biases):
+    """(cell, gather_params's weights, the hidden states a layer and direction) for one call."""
     lstm = name == "lstm"
     projected = lstm and hx[0].size(-1) != hx[1].size(-1)
     stride = (4 if has_biases else 2) + projected
     params = [_Params(flat[i:i + stride], has_biases, projected) for i in range(0, len(flat), stride)]
-    x = x.transpose(0, 1) if batch_first else x
     hiddens = list(zip(hx[0].unbind(0), hx[1].unbind(0))) if lstm else list(hx.unbind(0))
     cell = {"gru": _gru, "rnn_tanh": _simple(torch.tanh), "rnn_relu": _simple(torch.relu), "lstm": _lstm}[name]
-    output, finals = _layer_stack(cell, x, hiddens, params, num_layers, dropout, train, bidirectional)
-    if lstm:
-        hy, cy = torch.stack([h for h, _ in finals], 0), torch.stack([c for _, c in finals], 0)
-        return (output.transpose(0, 1) if batch_first else output), hy, cy
-    hy = torch.stack(finals, 0)
-    return (output.transpose_(0, 1) if batch_first else output), hy
+    return cell, params, hiddens
 
 
-def _layer_stack(cell, x, hiddens, params, num_layers, dropout, train, bidirectional):
-    """apply_layer_stack over FullLayer or FullBidirectionalLayer, with the CPU's input projection."""
+def _finals(name, finals):
+    if name == "lstm":
+        return torch.stack([h for h, _ in finals], 0), torch.stack([c for _, c in finals], 0)
+    return (torch.stack(finals, 0),)
+
+
+def _rnn(name, x, hx, flat, has_biases, num_layers, dropout, train, bidirectional, batch_first):
+    cell, params, hiddens = _setup(name, hx, flat, has_biases)
+    x = x.transpose(0, 1) if batch_first else x
+    output, finals = _layer_stack(_full_layer, cell, x, hiddens, params, num_layers, dropout, train, bidirectional)
+    if batch_first:
+        output = output.transpose(0, 1) if name == "lstm" else output.transpose_(0, 1)
+    return (output, *_finals(name, finals))
+
+
+def _packed_rnn(name, data, batch_sizes, hx, flat, has_biases, num_layers, dropout, train, bidirectional):
+    cell, params, hiddens = _setup(name, hx, flat, has_biases)
+    sizes = [int(b) for b in batch_sizes]
+    layer = lambda *a: _packed_layer(sizes, *a)  # noqa: E731
+    output, finals = _layer_stack(layer, cell, data, hiddens, params, num_layers, dropout, train, bidirectional)
+    return (output, *_finals(name, finals))
+
+
+def _layer_stack(layer, cell, x, hiddens, params, num_layers, dropout, train, bidirectional):
+    """apply_layer_stack: layer after layer (both directions in each), dropout between them."""
     layer_input, finals, directions = x, [], 2 if bidirectional else 1
-    for layer in range(num_layers):
-        at = layer * directions
+    for index in range(num_layers):
+        at = index * directions
         if bidirectional:
-            input_w = params[at].linear_ih(layer_input)
-            step_inputs = input_w.unbind(0)
-            fw_outputs, fw_hidden = _full(cell, step_inputs, hiddens[at], params[at])
-            fw_output = torch.stack(fw_outputs, 0)
-            input_w = params[at + 1].linear_ih(layer_input)
-            step_inputs = input_w.unbind(0)
-            rev_outputs, rev_hidden = _full(cell, step_inputs[::-1], hiddens[at + 1], params[at + 1])
-            rev_output = torch.stack(rev_outputs[::-1], 0)
-            outputs = torch.cat([fw_output, rev_output], fw_output.dim() - 1)
-            finals += [fw_hidden, rev_hidden]
-            del input_w, step_inputs, fw_outputs, fw_output, rev_outputs, rev_output
+            layer_input, hidden = layer(cell, layer_input, hiddens[at:at + 2], params[at:at + 2])
+            finals += hidden
         else:
-            input_w = params[at].linear_ih(layer_input)  # (alive until the layer returns, its stack made)
-            step_outputs, hidden = _full(cell, input_w.unbind(0), hiddens[at], params[at])
-            outputs = torch.stack(step_outputs, 0)
+            layer_input, hidden = layer(cell, layer_input, hiddens[at], params[at])
             finals.append(hidden)
-            del input_w, step_outputs
-        layer_input = outputs
-        del outputs
-        if dropout and train and layer < num_layers - 1:
+        if dropout and train and index < num_layers - 1:
             layer_input = torch.dropout(layer_input, dropout, True)
     return layer_input, finals
+
+
+def _full_layer(cell, x, hidden, params):
+    """FullLayer, or FullBidirectionalLayer (hidden and params pairs), with the CPU's input projection."""
+    if isinstance(params, list):
+        input_w = params[0].linear_ih(x)
+        step_inputs = input_w.unbind(0)
+        fw_outputs, fw_hidden = _full(cell, step_inputs, hidden[0], params[0])
+        fw_output = torch.stack(fw_outputs, 0)
+        input_w = params[1].linear_ih(x)
+        step_inputs = input_w.unbind(0)
+        rev_outputs, rev_hidden = _full(cell, step_inputs[::-1], hidden[1], params[1])
+        rev_output = torch.stack(rev_outputs[::-1], 0)
+        return torch.cat([fw_output, rev_output], fw_output.dim() - 1), [fw_hidden, rev_hidden]
+    input_w = params.linear_ih(x)  # (alive until the layer returns, its stack made)
+    step_outputs, hidden = _full(cell, input_w.unbind(0), hidden, params)
+    return torch.stack(step_outputs, 0), hidden
+
+
+def _packed_layer(sizes, cell, data, hidden, params):
+    """PackedLayer and ReversedPackedLayer, or PackedBidirectionalLayer (pairs): the batch shrinks step by
+    step; each direction projects all of the data at once first, on the CPU."""
+    if isinstance(params, list):
+        fw, fw_hidden = _packed_forward(sizes, cell, data, hidden[0], params[0])
+        rev, rev_hidden = _packed_reversed(sizes, cell, data, hidden[1], params[1])
+        return torch.cat([fw, rev], -1), [fw_hidden, rev_hidden]
+    return _packed_forward(sizes, cell, data, hidden, params)
+
+
+def _packed_forward(sizes, cell, data, hidden, params):
+    step_outputs, hiddens, offset, last = [], [], 0, sizes[0]
+    data_w = params.linear_ih(data)
+    for size in sizes:
+        step_input = data_w.narrow(0, offset, size)
+        offset += size
+        if last - size > 0:
+            hiddens.append(_slice(hidden, size, last))
+            hidden = _slice(hidden, 0, size)
+        last = size
+        hidden = cell(step_input, hidden, params)
+        step_outputs.append(hidden[0] if isinstance(hidden, tuple) else hidden)
+    hiddens.append(hidden)
+    return torch.cat(step_outputs, 0), _concat(hiddens[::-1])
+
+
+def _packed_reversed(sizes, cell, data, input_hidden, params):
+    step_outputs, offset, last = [], data.size(0), sizes[-1]
+    data_w = params.linear_ih(data)
+    hidden = _slice(input_hidden, 0, sizes[-1])
+    for size in reversed(sizes):
+        if size - last > 0:
+            hidden = _concat([hidden, _slice(input_hidden, last, size)])
+        step_input = data_w.narrow(0, offset - size, size)
+        offset -= size
+        last = size
+        hidden = cell(step_input, hidden, params)
+        step_outputs.append(hidden[0] if isinstance(hidden, tuple) else hidden)
+    return torch.cat(step_outputs[::-1], 0), hidden
+
+
+def _slice(hidden, start, end):
+    if isinstance(hidden, tuple):
+        return tuple(h.narrow(0, start, end - start) for h in hidden)
+    return hidden.narrow(0, start, end - start)
+
+
+def _concat(hiddens):
+    if isinstance(hiddens[0], tuple):
+        return tuple(torch.cat(parts, 0) for parts in zip(*hiddens))
+    return torch.cat(hiddens, 0)
 
 
 def _full(cell, step_inputs, hidden, params):
