@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from math import prod
 from types import MappingProxyType
 from typing import NamedTuple
+
 from archcalc.formulas.numbers import shapes_text
 
 Shape = tuple[int, ...]

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 
+from archcalc.training.onednn import mkldnn_rnn, takes_onednn
 from archcalc.training.patching import TURN, replaced
 
 _CELLS = ("gru", "rnn_tanh", "rnn_relu", "lstm")
@@ -26,7 +29,8 @@ _CELLS = ("gru", "rnn_tanh", "rnn_relu", "lstm")
 
 @contextmanager
 def cpu_recurrence(device: str):
-    """While open (for device "cpu"), recurrent layers on the meta device run the CPU's native path."""
+    """While open (for device "cpu"), recurrent layers on the meta device run as the CPU runs them: an LSTM
+    that oneDNN takes by its kernel (onednn.py), the rest by PyTorch's native path."""
     if device != "cpu":
         yield
         return
@@ -38,6 +42,8 @@ def cpu_recurrence(device: str):
                 if kwargs or len(args) != 9 or not args[0].is_meta:
                     return originals[name](*args, **kwargs)
                 if isinstance(args[3], bool):
+                    if name == "lstm" and takes_onednn(args[0], args[1]):
+                        return mkldnn_rnn(*args)  # oneDNN's fused LSTM, with its workspace (onednn.py)
                     return _rnn(name, *args)
                 return _packed_rnn(name, *args)  # (data, batch_sizes, hx, weights, ...): a packed sequence
 
@@ -93,8 +99,7 @@ def _rnn(name, x, hx, flat, has_biases, num_layers, dropout, train, bidirectiona
 
 def _packed_rnn(name, data, batch_sizes, hx, flat, has_biases, num_layers, dropout, train, bidirectional):
     cell, params, hiddens = _setup(name, hx, flat, has_biases)
-    sizes = [int(b) for b in batch_sizes]
-    layer = lambda *a: _packed_layer(sizes, *a)  # noqa: E731
+    layer = partial(_packed_layer, [int(b) for b in batch_sizes])
     output, finals = _layer_stack(layer, cell, data, hiddens, params, num_layers, dropout, train, bidirectional)
     return (output, *_finals(name, finals))
 

@@ -4,9 +4,10 @@ On the CPU, nn.LSTM in float32 (no proj_size, oneDNN enabled, not a packed seque
 fused RNN primitive, one call per layer and direction (PyTorch's mkldnn_rnn: aten.mkldnn_rnn_layer), which
 returns, beside y, h_T and c_T, a workspace that autograd saves for the backward (made wherever grad mode is
 on, in eval mode too). The meta device instead decomposes the LSTM into its gates, step by step (other
-tensors saved), and its mkldnn_rnn_layer returns an empty workspace. While fused_lstm("cpu") is open, _VF.lstm runs the CPU's path on the meta device, with the
-workspace oneDNN allocates (oneDNN 3's rnn_utils: set_workspace_sizes, set_offsets) for T steps, a batch of
-N, input size I (SLC), hidden size H (DHC), G = 4 gates, L = 1 layer and one direction a call, in float32:
+tensors saved), and its mkldnn_rnn_layer returns an empty workspace. mkldnn_rnn runs the CPU's path on the
+meta device (native_rnn.cpu_recurrence calls it for such an LSTM), with the workspace oneDNN allocates
+(oneDNN 3's rnn_utils: set_workspace_sizes, set_offsets) for T steps, a batch of N, input size I (SLC),
+hidden size H (DHC), G = 4 gates, L = 1 layer and one direction a call, in float32:
 
   gates                        T * N * ld(G*H)
   ht                           T * N * ld(H)
@@ -22,11 +23,7 @@ real kernel's workspace on layers of random shapes, and whole networks against r
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
-
-from archcalc.training.patching import TURN, replaced
 
 PAGE = 4096
 _LSTM = 2  # ideep::rnn_kind::LSTM
@@ -65,26 +62,7 @@ def _enabled() -> bool:
     return torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
 
 
-@contextmanager
-def fused_lstm(device: str):
-    """While open (for device "cpu"), an LSTM on the meta device runs as the CPU runs it with oneDNN."""
-    if device != "cpu":
-        yield
-        return
-    with TURN:
-        original = torch._VF.lstm
-
-        def lstm(*args, **kwargs):
-            if kwargs or len(args) != 9 or not isinstance(args[1], (tuple, list)) or not args[0].is_meta \
-                    or not takes_onednn(args[0], args[1]):
-                return original(*args, **kwargs)  # a packed sequence, a projection, ...: PyTorch's own path
-            return _mkldnn_rnn(*args)
-
-        with replaced([(torch._VF, "lstm", lstm)]):
-            yield
-
-
-def _mkldnn_rnn(x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
+def mkldnn_rnn(x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
     """PyTorch's mkldnn_rnn (aten/src/ATen/native/mkldnn/RNN.cpp), op for op."""
     x = (x.transpose(0, 1) if batch_first else x).contiguous()
     h0, c0 = hx[0].contiguous(), hx[1].contiguous()

@@ -46,7 +46,7 @@ from archcalc.models.registry import ModelEntry
 from archcalc.training.autocast import DTYPES as AMP_DTYPES, autocast
 from archcalc.training.fused import fused_attention
 from archcalc.training.native_rnn import cpu_recurrence
-from archcalc.training.onednn import fused_lstm, runs as runs_onednn
+from archcalc.training.onednn import runs as runs_onednn
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 
 BLOCK = 512  # the caching allocator's smallest block and its rounding (kMinBlockSize)
@@ -298,7 +298,6 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
         stack = ExitStack()
         stack.enter_context(fused_attention(device))
         stack.enter_context(cpu_recurrence(device))
-        stack.enter_context(fused_lstm(device))  # (over cpu_recurrence, which takes the LSTMs oneDNN does not)
         if amp:
             stack.enter_context(autocast(device, amp, live.casts))
         return stack
