@@ -105,7 +105,7 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
     """Params, MACs, FLOPs and memory of several models (names, specs or nn.Modules), each against the
     baseline (a name; default the first): ``archcalc compare``'s rows (analysis.compare.ComparedModel:
     ``.model``, ``.values``, ``.difference``, ``.ratio``). ``timed``: the forward latency as well
-    (``latency_ms``, measured on ``device``, the CPU for meta and auto; names and specs only). ``args``:
+    (``latency_ms``, measured on ``device``, the CPU for meta and auto; a module is timed through a copy). ``args``:
     builder arguments for every named model (``{"reduction": 8}``); one model's own follow its name:
     ``"se_resnet50@reduction=8"``."""
     from archcalc.analysis.compare import compare as compared, totals_of
@@ -137,33 +137,41 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
     return compared(values, baseline or next(iter(values)))
 
 
-def time(models: str | Sequence[str], input_size: Size | None = None, *, batch: int = 1, device: str = "auto",
+def time(models: Any, input_size: Size | Sequence[Size] | None = None, *, batch: int = 1, device: str = "auto",
          dtype: Any = "float32", warmup: int = 3, repeat: int = 20, min_time: float = 0.0, threads: int | None = None,
          channels_last: bool = False, compile: bool = False, training: bool = False, optimizer: str = "sgd",
-         args: Mapping[str, Any] | None = None, amp: str | None = None) -> list:
-    """Measured forward-pass latency of registered models or FILE.py:NAME specs (``archcalc time``), or
-    with ``training`` that of a whole training step: one timing.measure.Timing each (``.median_ms``,
-    ``.iqr_ms``, ``.images_per_s``, ``.error`` when it failed); timing.measure.run_estimate turns a step
-    into the time of a run; ``amp`` ("float16", "bfloat16") runs the forward under autocast."""
+         args: Mapping[str, Any] | None = None, amp: str | None = None,
+         input_dtypes: Sequence[Any] | None = None) -> list:
+    """Measured forward-pass latency of registered models, FILE.py:NAME specs or nn.Modules (``archcalc
+    time``; a module is timed through a copy on the device, itself left as it is), or with ``training`` that
+    of a whole training step: one timing.measure.Timing each (``.median_ms``, ``.iqr_ms``, ``.images_per_s``,
+    ``.error`` when it failed); timing.measure.run_estimate turns a step into the time of a run; ``amp``
+    ("float16", "bfloat16") runs the forward under autocast. ``input_size``: one full shape or several (a
+    forward of several inputs), ``input_dtypes`` as analyze's (``"int64:30522"``: token ids below 30522)."""
     from archcalc.timing.measure import Options, measure
 
-    names = [models] if isinstance(models, str) else list(models)
+    names = [models] if isinstance(models, str) or _is_module(models) else list(models)
     given, batch = _given(input_size, batch)
     options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer, amp)
-    return [measure(_entry(n, given, args), given, batch, device, _dtype_name(dtype), options) for n in names]
+    return [measure(_entry(n, given, args), given, batch, device, _dtype_name(dtype), options,
+                    input_dtypes=input_dtypes) for n in names]
 
 
-def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimizer: str = "sgd",
+def memory(model: Any, input_size: Size | Sequence[Size] | None = None, *, batch: int = 1, optimizer: str = "sgd",
            dtype: Any = "float32", measure: str | None = None, fit: str | int | None = None, device: str | None = None,
-           amp: str | None = None, channels_last: bool = False):
-    """Memory of one training step (``archcalc memory``): parameters, gradients, optimizer state and the
+           amp: str | None = None, channels_last: bool = False, input_dtypes: Sequence[Any] | None = None):
+    """Memory of one training step (``archcalc memory``) of a registered name, a FILE.py:NAME spec or an
+    nn.Module (simulated on a meta copy, the module left as it is; ``measure`` needs a name or a spec, which
+    a fresh process can build): parameters, gradients, optimizer state and the
     activations autograd keeps, per layer (training.memory.MemoryEstimate), and the peak of two training steps
     simulated for the CPU's allocator or, with ``device="cuda"`` (the default with ``measure="cuda"`` or
     ``fit="device"``), CUDA's (``.peak``; ``.predicted_bytes``); ``amp="float16"`` or ``"bfloat16"`` runs the
     forward under autocast, ``channels_last=True`` the model and input in torch.channels_last; with ``measure``
     ("cpu" or "cuda"), (estimate, the measured peak of two real steps); with ``fit`` (bytes, or "16GiB"), the
     largest batch whose predicted step fits (training.fit.Fit: ``.batch``, ``.text()``), and with ``measure``
-    too, (Fit, training.fit.Confirmation: the largest batch measured to fit, found by running steps)."""
+    too, (Fit, training.fit.Confirmation: the largest batch measured to fit, found by running steps).
+    ``input_size``: one full shape or several (a forward of several inputs), with ``input_dtypes`` as
+    analyze's (``"int64"`` for token ids, ``"bool"`` for a mask)."""
     from archcalc.training.memory import device_kind, estimate, measure_peak
 
     given, batch = _given(input_size, batch)
@@ -178,19 +186,20 @@ def memory(model: str, input_size: Size | None = None, *, batch: int = 1, optimi
 
         budget = fit if isinstance(fit, int) and not isinstance(fit, bool) else parse_budget(str(fit))
         answer = largest_batch(entry.name, lambda b: simulate(entry, given, b, optimizer, _dtype_name(dtype),
-                                                             kind, amp, channels_last).allocated, budget)
+                                                             kind, amp, channels_last, input_dtypes).allocated, budget)
         if measure is None:
             return answer
         from archcalc.training.fit import confirm
         from archcalc.training.memory import measured_run
 
         return answer, confirm(lambda b: measured_run(entry, given, b, optimizer, _dtype_name(dtype), measure, budget,
-                                                      amp, channels_last), budget, answer.batch, answer.slope)
-    result = estimate(entry, given, batch, optimizer, _dtype_name(dtype), kind, amp, channels_last)
+                                                      amp, channels_last, input_dtypes), budget, answer.batch,
+                               answer.slope)
+    result = estimate(entry, given, batch, optimizer, _dtype_name(dtype), kind, amp, channels_last, input_dtypes)
     if measure is None:
         return result
     return result, measure_peak(entry, given, batch, optimizer, _dtype_name(dtype), measure, amp=amp,
-                                channels_last=channels_last)
+                                channels_last=channels_last, input_dtypes=input_dtypes)
 
 
 def reconcile(model: str, input_size: Size | None = None, *, batch: int = 1):
@@ -199,6 +208,8 @@ def reconcile(model: str, input_size: Size | None = None, *, batch: int = 1):
     from archcalc.analysis.reconcile import reconcile as reconciled
 
     given, batch = _given(input_size, batch)
+    if given is not None and not isinstance(given[0], int):
+        raise InputError("reconcile takes one input size (with the batch), e.g. (1, 3, 224, 224)")
     return reconciled(_entry(model, given), given, batch)
 
 
@@ -227,33 +238,34 @@ def _named(name: str, sizes, inputs, input_dtypes, batch: int, device: str, dtyp
         torch_dtype = engine.resolve_dtype(dtype)
         return engine.placed(lambda d: engine.build_noted(entry, d, torch_dtype, overrides), entry.name, given, device,
                              torch_dtype, backward=backward)
-    size = None
-    if sizes is not None:
-        if len({s[0] for s in sizes}) > 1:
-            batches = ", ".join(str(s[0]) for s in sizes)
-            raise InputError(f"the input sizes have different batches ({batches}): give one")
-        batch = sizes[0][0]
-        size = sizes[0][1:] if len(sizes) == 1 else [s[1:] for s in sizes]
+    size, batch = _given(sizes, batch)
     return engine.analyse(lookup(name, size), size, batch=batch, device=device, dtype=dtype, overrides=overrides,
                           backward=backward, input_dtypes=input_dtypes)
 
 
-def _given(input_size, batch: int) -> tuple[tuple[int, ...] | None, int]:
-    """(size without the batch, batch) from a full shape, for the commands that take one input."""
+def _given(input_size, batch: int):
+    """(the size without the batch, or several such sizes; the batch) from full shapes, as the command line
+    gives them (--input without the batch, --batch)."""
     if input_size is None:
         return None, batch
-    shape = _sizes(input_size)
-    if len(shape) != 1:
-        raise InputError("this takes one input size (with the batch), e.g. (1, 3, 224, 224)")
-    return shape[0][1:], shape[0][0]
+    shapes = _sizes(input_size)
+    if len({s[0] for s in shapes}) > 1:
+        raise InputError(f"the input sizes have different batches ({', '.join(str(s[0]) for s in shapes)}): give one")
+    sizes = [s[1:] for s in shapes]
+    return (sizes[0] if len(sizes) == 1 else sizes), shapes[0][0]
 
 
 def _entry(name: Any, given, args: Mapping[str, Any] | None = None):
     from archcalc.models.arguments import split_arguments, with_arguments
-    from archcalc.models.user import lookup
+    from archcalc.models.user import lookup, module_entry
 
+    if _is_module(name):
+        if args:
+            raise InputError("args are a registered model's builder arguments; build your module with them instead")
+        return module_entry(name, given)
     if not isinstance(name, str):
-        raise InputError(f"give a registered name or a FILE.py:NAME spec here, not {type(name).__name__}")
+        raise InputError(f"give an nn.Module, a registered name or a FILE.py:NAME spec here, not "
+                         f"{type(name).__name__}")
     name, own = split_arguments(name)
     return with_arguments(lookup(name, given), {**dict(args or {}), **own})
 

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import argparse
 
-from archcalc.models.catalog import REGISTRY
+from archcalc.models.user import lookup
 from archcalc.training.memory import estimate, measure_peak
 
 CONFIGS = [("cnnet", 256, "adam", None), ("vgg_base", 64, "adam", None), ("vgg_base", 512, "momentum", None),
            ("resnet18", 16, "adam", None), ("resnet18", 64, "sgd", None), ("densenet121", 8, "sgd", None),
            ("vgg16", 32, "adam", None), ("resnet50", 64, "adam", None), ("densenet121", 32, "sgd", None),
-           ("vit_b_16", 16, "adam", None)]
+           ("vit_b_16", 16, "adam", None), ("examples/tiny_gpt.py:TinyGPT", 32, "adam", None)]
+# a model of one's own and what it takes: a language model on token ids (int64 below its vocabulary)
+INPUTS = {"examples/tiny_gpt.py:TinyGPT": ((128,), ["int64:1000"])}
 # mixed precision: float16 on CUDA (the AMP recipe), bfloat16 on the CPU (the only one its autocast speeds up)
 AMP = {"cuda": [("resnet18", 16, "adam", "float16"), ("resnet50", 64, "adam", "float16"),
                 ("vit_b_16", 16, "adam", "float16"), ("vit_b_16", 16, "adam", "bfloat16")],
@@ -42,16 +44,18 @@ def main() -> None:
           + ("" if cuda else f" {'held MiB':>8s} {'without':>7s}"))
     mixed = [] if options.no_amp else AMP["cuda" if cuda else "cpu"]
     for name, batch, optimizer, amp in (CONFIGS[:6] if options.quick else CONFIGS) + mixed:
-        entry = REGISTRY.get(name)
-        e = estimate(entry, None, batch, optimizer, device="cuda" if cuda else "cpu", amp=amp)
+        size, dtypes = INPUTS.get(name, (None, None))
+        entry = lookup(name, size)
+        e = estimate(entry, size, batch, optimizer, device="cuda" if cuda else "cpu", amp=amp, input_dtypes=dtypes)
         parts = e.total_bytes - e.params_bytes - e.input_bytes
         simulated = [s - e.peak.before for s in e.peak.steps]
-        measured = measure_peak(entry, None, batch, optimizer, "float32", options.device, amp=amp)
+        measured = measure_peak(entry, size, batch, optimizer, "float32", options.device, amp=amp, input_dtypes=dtypes)
         ratio = measured["peak_bytes"] / e.predicted_step_bytes
         held = measured.get("held_bytes")  # the CPU: what step 1 left resident that no tensor holds
         without = "" if held is None else \
             f" {held / 2**20:8.1f} {(measured['peak_bytes'] - held) / e.predicted_step_bytes:7.2f}"
-        print(f"{name:12s} {batch:5d} {optimizer:9s} {amp or '-':8s} {parts / 2**20:12.1f} {_pair(simulated):>20s} "
+        short = name.split(":")[-1]  # (a model of one's own: its class's name)
+        print(f"{short:12s} {batch:5d} {optimizer:9s} {amp or '-':8s} {parts / 2**20:12.1f} {_pair(simulated):>20s} "
               f"{_pair(measured['steps']):>19s} {ratio:6.2f}{without}", flush=True)
 
 

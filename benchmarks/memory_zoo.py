@@ -18,6 +18,7 @@ import torch
 
 from archcalc.analysis.engine import build, entry_shape
 from archcalc.models.user import lookup
+from archcalc.training.batch import Batch
 from archcalc.training.peak import _optimizer, follow, simulate, tracker
 
 ZOO = ["lenet5", "cnnet", "vgg_dense_ca", "vgg_skip_dense_ca", "alexnet", "vgg11_lrn_bn", "vgg16_cifar",
@@ -30,8 +31,8 @@ def real_peak(entry, batch: int, amp: str | None) -> int:
     model = build(entry, torch.device("cpu"), torch.float32).train()
     x = torch.randn(entry_shape(entry, None, batch))
     opt = _optimizer(list(model.parameters()), "momentum", "cpu")
-    live = tracker(model, x, opt, "cpu", frozenset({"cpu"}))
-    follow(model, x, opt, live, lambda: torch.autocast("cpu", dtype=getattr(torch, amp or "bfloat16"),
+    live = tracker(model, Batch.of(x), opt, "cpu", frozenset({"cpu"}))
+    follow(model, Batch.of(x), opt, live, lambda: torch.autocast("cpu", dtype=getattr(torch, amp or "bfloat16"),
                                                       enabled=amp is not None))
     return live.peak
 

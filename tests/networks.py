@@ -218,6 +218,48 @@ class FunctionalMHA(nn.Module):
             a.out_proj.weight, a.out_proj.bias, training=self.training, need_weights=False)[0]
 
 
+class TinyGPT(nn.Module):
+    """A decoder-only language model (GPT-style): token and position embeddings, pre-norm causal encoder
+    layers, the output head tied to the token embedding; token ids and a padding mask (True: padding) in."""
+
+    def __init__(self, vocabulary=100, width=32, heads=4, layers=2, context=16):
+        super().__init__()
+        self.tokens, self.positions = nn.Embedding(vocabulary, width), nn.Embedding(context, width)
+        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm, self.head = nn.LayerNorm(width), nn.Linear(width, vocabulary, bias=False)
+        self.head.weight = self.tokens.weight
+
+    def forward(self, ids, padding=None):
+        t = ids.shape[1]
+        x = self.tokens(ids) + self.positions(torch.arange(t, device=ids.device))
+        causal = torch.ones(t, t, dtype=torch.bool, device=ids.device).triu(1)  # True: not attended
+        return self.head(self.norm(self.blocks(x, mask=causal, is_causal=True, src_key_padding_mask=padding)))
+
+
+class PackedTagger(nn.Module):
+    """A tagger over sentences of different lengths, as NLP courses write it: pack_padded_sequence, a
+    bidirectional LSTM, pad_packed_sequence. Unsorted, the packed sequence's indices are read back to the CPU
+    (pad_packed_sequence), which the meta device cannot do; sorted (enforce_sorted) there are none."""
+
+    def __init__(self, vocabulary=100, width=16, hidden=24, tags=5, sort=False):
+        super().__init__()
+        self.sort = sort
+        self.embed = nn.Embedding(vocabulary, width)
+        self.lstm = nn.LSTM(width, hidden, batch_first=True, bidirectional=True)
+        self.tag = nn.Linear(2 * hidden, tags)
+
+    def forward(self, tokens):
+        n, t = tokens.shape
+        lengths = torch.tensor([t - i % 3 for i in range(n)])
+        if self.sort:
+            lengths = lengths.sort(descending=True).values
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths, batch_first=True,
+                                                   enforce_sorted=self.sort)
+        y, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=t)
+        return self.tag(y)
+
+
 # name -> (builder, input shape with the batch, input dtype)
 NETWORKS = {
     "tiny_vit": (TinyViT, (2, 3, 32, 32), torch.float32),

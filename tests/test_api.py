@@ -243,8 +243,10 @@ def test_one_function_per_command_returns_what_the_command_renders(cli):
     assert verdicts and all(v.passed for v in verdicts)
     (timing,) = archcalc.time("cnnet", device="cpu", warmup=0, repeat=2)
     assert not timing.error and len(timing.times_ms) >= 2 and timing.median_ms > 0
-    with pytest.raises(InputError, match="registered name or a FILE.py:NAME"):
+    with pytest.raises(InputError, match="give the input of MLP"):
         archcalc.memory(MLP())
+    with pytest.raises(InputError, match="an nn.Module, a registered name or a FILE.py:NAME"):
+        archcalc.memory(42, (1, 784))
     fields = archcalc.rf("vgg_dense")
     rows = cli("rf", "vgg_dense", "-f", "json").json()["layers"]
     shown = next(r for r in rows if r["name"] == "conv2_2")["receptive_field"]["size"]

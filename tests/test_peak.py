@@ -132,15 +132,19 @@ def test_the_simulated_peak_against_a_real_gpu(name, batch, optimizer):
 
 def real_cpu_peak(entry, shape, optimizer, amp=None, channels_last=False):
     """Two real training steps on the CPU, the forward and the loss under torch.autocast("cpu", amp) when
-    given, followed by the simulation's own tracker: the tensors the CPU's kernels make."""
+    given, followed by the simulation's own tracker: the tensors the CPU's kernels make. ``shape``: one
+    input's size with the batch, or the Inputs to give (token ids, several inputs)."""
     from archcalc.analysis.engine import build
+    from archcalc.analysis.inputs import Inputs
+    from archcalc.training.batch import made
     from archcalc.training.peak import _optimizer, follow, tracker
 
     torch.manual_seed(0)
-    model = build(entry, torch.device("cpu"), torch.float32).train()
-    x = torch.randn(shape)
+    cpu = torch.device("cpu")
+    model = build(entry, cpu, torch.float32).train()
+    x = made(shape if isinstance(shape, Inputs) else Inputs.of_shape(shape), cpu, torch.float32, channels_last)
     if channels_last:
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)
     opt = _optimizer(list(model.parameters()), optimizer, "cpu")
     live = tracker(model, x, opt, "cpu", frozenset({"cpu"}))
     follow(model, x, opt, live, lambda: torch.autocast("cpu", dtype=getattr(torch, amp or "bfloat16"),

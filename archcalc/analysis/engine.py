@@ -160,6 +160,10 @@ def build(entry: ModelEntry, device: torch.device, dtype: torch.dtype,
 def build_noted(entry: ModelEntry, device: torch.device, dtype: torch.dtype,
                 overrides: Mapping[str, Any] | None = None) -> tuple[nn.Module, str]:
     """build(), and a note saying how, when the meta device refused the constructor (placement.construct)."""
+    if entry.module is not None:  # the caller's own module: a twin with its own parameters (a step trains them)
+        from archcalc.analysis.twin import twin
+
+        return twin(entry.module, device, dtype, share=False), ""
     kwargs = merged(entry, dict(overrides)) if overrides else dict(entry.kwargs)
     torch.manual_seed(0)
     if entry.family == "user":

@@ -74,11 +74,12 @@ class Inputs:
     def dtypes(self, model_dtype: torch.dtype) -> tuple[torch.dtype, ...]:
         return tuple(t.dtype or model_dtype for t in self.tensors())
 
-    def text(self) -> str:
-        """'1x3x224x224', or '2x12 (int64), 2x12 (int64)' for several or integer inputs."""
+    def text(self, batch: bool = True) -> str:
+        """'1x3x224x224', or '2x12 (int64), 2x12 (int64)' for several or integer inputs; without the ``batch``
+        (a sample's): '3x224x224', '12 (int64), 12 (int64)'."""
         parts = []
         for t in self.tensors():
-            shape = shape_text(t.shape) or "scalar"
+            shape = shape_text(t.shape if batch else t.shape[1:]) or "scalar"
             integer = t.dtype is not None and not t.dtype.is_floating_point
             parts.append(f"{shape} ({str(t.dtype).removeprefix('torch.')})" if integer else shape)
         return ", ".join(parts) or "no input"

@@ -3,7 +3,8 @@ parameters and buffers are made for the analysis's device and dtype, so that the
 never moved, converted, switched to eval mode or traced (its forwards patched), and a model with
 real weights is analysed on the meta device without a copy of its weights.
 
-  parameter on the analysis's device and dtype already  -> the same tensor, shared (no copy)
+  parameter on the analysis's device and dtype already  -> the same tensor, shared (no copy), unless the
+                                                           twin is to be trained (share=False: a copy)
   otherwise, on the meta device                         -> an empty meta tensor of its shape
   otherwise, on a real device                           -> a copy there (the values matter on it)
   buffers (running statistics, index tables)            -> copied likewise, never shared: a forward
@@ -23,12 +24,13 @@ from torch.nn.parameter import UninitializedTensorMixin
 from archcalc.errors import InputError
 
 
-def twin(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
-    """The model's twin on ``device`` with floating-point tensors in ``dtype``, in eval mode."""
+def twin(model: nn.Module, device: torch.device, dtype: torch.dtype, share: bool = True) -> nn.Module:
+    """The model's twin on ``device`` with floating-point tensors in ``dtype``, in eval mode; ``share``
+    False: never the model's own parameters (a training step of the twin updates its own)."""
     memo: dict[int, object] = {}
     for p in model.parameters():
         if id(p) not in memo and not isinstance(p, UninitializedTensorMixin):
-            memo[id(p)] = _parameter(p, device, dtype)
+            memo[id(p)] = _parameter(p, device, dtype, share)
     for b in model.buffers():
         if id(b) not in memo and not isinstance(b, UninitializedTensorMixin):
             memo[id(b)] = _tensor(b, device, dtype, share=False)
@@ -42,8 +44,8 @@ def twin(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Modul
     return made.eval()
 
 
-def _parameter(p: nn.Parameter, device: torch.device, dtype: torch.dtype) -> nn.Parameter:
-    made = _tensor(p, device, dtype, share=True)
+def _parameter(p: nn.Parameter, device: torch.device, dtype: torch.dtype, share: bool) -> nn.Parameter:
+    made = _tensor(p, device, dtype, share)
     return made if made is p else nn.Parameter(made, requires_grad=p.requires_grad)
 
 

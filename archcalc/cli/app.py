@@ -69,16 +69,17 @@ _VIEW_HELP = {
 }
 
 
-def _models(format: str | None, output: str | None, input: str | None, names: list[str], args: list[str] | None = None):
-    """The common start of a command on models: the output format, the --input size, the entries
-    (registered names or users' FILE.py:NAME, with the --arg values applied), each checked before any
-    heavy import."""
-    from archcalc.cli.parsing import parse_input
+def _models(format: str | None, output: str | None, input: str | list[str] | None, names: list[str],
+            args: list[str] | None = None):
+    """The common start of a command on models: the output format, the --input size (or, repeated, the
+    sizes), the entries (registered names or users' FILE.py:NAME, with the --arg values applied), each checked
+    before any heavy import."""
+    from archcalc.cli.parsing import parse_input, parse_inputs
     from archcalc.models.arguments import parse, split_arguments, with_arguments
     from archcalc.models.user import lookup
 
     fmt = choose_format(format, output)
-    size = parse_input(input)
+    size = parse_inputs(input) if isinstance(input, list) else parse_input(input)
     overrides = parse(args or [])
     entries = []
     for spec in names:  # NAME@key=value: one model's own arguments
@@ -191,7 +192,8 @@ def time_command(
     models: Annotated[list[str], typer.Argument(help="One or more models: registered names (see `archcalc models`) or your own, path/to/net.py:Net.")],
     device: Annotated[str, typer.Option("--device", "-d", help="cpu, cuda or auto (cuda when present).")] = "auto",
     batch: Batch = 1,
-    input: InputSize = None,
+    input: InputSizes = None,
+    input_dtype: InputDtype = None,
     arg: Args = None,
     dtype: Dtype = "float32",
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 3,
@@ -225,7 +227,7 @@ def time_command(
     resolve_timing_device(device)  # (a device that cannot be had: one line, before any model is built)
 
     options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer, amp)
-    results = measure_entries(entries, size, batch, device, dtype, options)
+    results = measure_entries(entries, size, batch, device, dtype, options, input_dtype)
     for failed in (t for t in results if t.error):
         print(f"archcalc: error: {failed.model}: {failed.error}", file=sys.stderr)
     what = (f"training steps ({optimizer}; zero_grad(set_to_none=True), forward, mean of the output as the loss, "
@@ -246,7 +248,8 @@ def time_command(
 def memory(
     model: ModelName,
     batch: Annotated[Optional[int], typer.Option("--batch", "-b", min=1, help="Batch size N (default 1; not with --fit, which answers it).")] = None,
-    input: InputSize = None,
+    input: InputSizes = None,
+    input_dtype: InputDtype = None,
     arg: Args = None,
     optimizer: Annotated[str, typer.Option("--optimizer", help="sgd, momentum or adam.")] = "sgd",
     dtype: Dtype = "float32",
@@ -275,23 +278,24 @@ def memory(
         raise ArchcalcError(f"--fit answers the batch itself; drop --batch {batch}")
     if fit is not None:
         from archcalc.output.fit_report import fit_report
-        from archcalc.analysis.engine import entry_shape
+        from archcalc.analysis.engine import entry_inputs
         from archcalc.training.fit import confirm, largest_batch, parse_budget
         from archcalc.training.peak import simulate
 
         budget = parse_budget(fit)
+        per_sample = entry_inputs(entry, size, 1, input_dtype).text(batch=False)
         answer = largest_batch(entry.name, lambda b: simulate(entry, size, b, optimizer, dtype, kind, amp,
-                                                              channels_last).allocated, budget)
-        shape = entry_shape(entry, size, 1)[1:]
+                                                              channels_last, input_dtype).allocated, budget)
         confirmed = confirm(lambda b: measured_run(entry, size, b, optimizer, dtype, measure, budget, amp,
-                                                   channels_last), budget, answer.batch, answer.slope) if measure else None
-        emit(fit_report(answer, optimizer, dtype, shape, kind, confirmed), fmt, output, force)
+                                                   channels_last, input_dtype), budget, answer.batch,
+                            answer.slope) if measure else None
+        emit(fit_report(answer, optimizer, dtype, per_sample, kind, confirmed), fmt, output, force)
         return
 
     batch = batch or 1
-    result = estimate(entry, size, batch, optimizer, dtype, kind, amp, channels_last)
-    measured = (measure_peak(entry, size, batch, optimizer, dtype, measure, amp=amp, channels_last=channels_last)
-                if measure else None)
+    result = estimate(entry, size, batch, optimizer, dtype, kind, amp, channels_last, input_dtype)
+    measured = (measure_peak(entry, size, batch, optimizer, dtype, measure, amp=amp, channels_last=channels_last,
+                             input_dtypes=input_dtype) if measure else None)
     emit(memory_report(result, measured), fmt, output, force)
 
 

@@ -27,6 +27,7 @@ class ModelEntry:
     source: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     example: Any = None  # a user's archcalc_input of several sizes or of example inputs (tensors, tuple, dict)
+    module: Any = None  # an nn.Module given from Python (archcalc.memory(net, ...)): built as its twin, never run
 
     def resolve(self) -> Callable[..., Any]:
         if self.family == "user":

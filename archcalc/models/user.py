@@ -99,7 +99,8 @@ def construct(spec: str, kwargs: dict[str, Any]):
                 accepted = ", ".join(inspect.signature(obj).parameters) or "none"
             except (TypeError, ValueError):
                 accepted = "?"
-            raise InputError(f"{spec}: {_describe(error)} (it takes: {accepted}; pass them with --arg key=value)") from None
+            raise InputError(f"{spec}: {_describe(error)} (it takes: {accepted}; pass them with --arg "
+                             f"key=value)") from None
         raise InputError(f"{_where(error, file)}: constructing {spec} failed: {_describe(error)}") from None
     except Exception as error:
         raise InputError(f"{_where(error, file)}: constructing {spec} failed: {_describe(error)}") from None
@@ -132,7 +133,23 @@ def entry_for(spec: str, given_input: tuple[int, ...] | None) -> ModelEntry:
     sizes ((3, 32, 32), (10,)), or example inputs (a tensor, a tuple of them, or a dict of keyword inputs,
     with the batch)."""
     obj, _ = load_object(spec)
-    declared = getattr(obj, "archcalc_input", None)
+    return _entry(spec, spec, getattr(obj, "archcalc_input", None), given_input)
+
+
+def module_entry(model, given_input) -> ModelEntry:
+    """The entry of an nn.Module given from Python (archcalc.memory(net, ...), archcalc.time(net, ...)):
+    built as its twin on each device (analysis/twin.py), so the module itself is never moved or run; its
+    input as entry_for's (the size given, else its archcalc_input)."""
+    model = traceable(model, type(model).__name__)
+    name = type(model).__name__
+    entry = _entry(name, "", getattr(model, "archcalc_input", None), given_input, f"give the input of {name}: "
+                   f"input_size=(1, 3, 224, 224) (with the batch), or set archcalc_input = (3, 224, 224) on it")
+    from dataclasses import replace
+
+    return replace(entry, description="a module given from Python", source="", module=model)
+
+
+def _entry(name: str, builder: str, declared, given_input, missing: str | None = None) -> ModelEntry:
     default, example = (), None
     if declared is not None:
         if _is_size(declared):
@@ -145,9 +162,9 @@ def entry_for(spec: str, given_input: tuple[int, ...] | None) -> ModelEntry:
     elif given_input is not None:  # several sizes
         example = [tuple(s) for s in given_input]
     if given_input is None and not default and example is None:
-        raise InputError(f"give the input size of {spec} with --input, without the batch (e.g. 3x224x224, 784 or "
-                         f"1x16000), or set archcalc_input = (3, 224, 224) on it")
-    return ModelEntry(spec, "user", spec, default, "a user's model", spec, example=example)
+        raise InputError(missing or f"give the input size of {name} with --input, without the batch (e.g. "
+                                    f"3x224x224, 784 or 1x16000), or set archcalc_input = (3, 224, 224) on it")
+    return ModelEntry(name, "user", builder, default, "a user's model", name, example=example)
 
 
 def _is_size(value) -> bool:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from archcalc.formulas.numbers import human_bytes, shape_text
+from archcalc.formulas.numbers import human_bytes
 from archcalc.output.report import INT, Column, Report
 from archcalc.training.fit import LARGEST, Confirmation, Fit
 
 
-def fit_report(fit: Fit, optimizer: str, dtype: str, shape: Sequence[int], device: str = "cpu",
+def fit_report(fit: Fit, optimizer: str, dtype: str, per_sample: str, device: str = "cpu",
                confirmed: Confirmation | None = None) -> Report:
+    """``per_sample``: the input of one sample (Inputs.text(batch=False)): '3x32x32', '128 (int64)'."""
     rows = tuple({"batch": b, "predicted_bytes": n, "predicted": human_bytes(n),
                   "fits": "yes" if n <= fit.budget else "no"} for b, n in sorted(fit.tried))
     columns = (Column("batch", "Batch", INT), Column("predicted_bytes", "Predicted step (bytes)", INT),
@@ -20,7 +19,7 @@ def fit_report(fit: Fit, optimizer: str, dtype: str, shape: Sequence[int], devic
     cpu = ("the CPU peak of archcalc memory at each batch tried: two steps simulated on the meta device, each "
            "storage until PyTorch frees it; --device cuda predicts a GPU's")
     model = cuda if device == "cuda" else cpu
-    footer = (fit.text(), f"{optimizer} training steps, {dtype}, input {shape_text(shape)} per sample: "
+    footer = (fit.text(), f"{optimizer} training steps, {dtype}, input {per_sample} per sample: "
                           f"{model}")
     if confirmed is not None:
         footer += (confirmed.text(),)

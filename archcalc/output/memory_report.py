@@ -24,7 +24,8 @@ def memory_report(e: MemoryEstimate, measured: dict | None = None) -> Report:
     totals = {"params_bytes": e.params_bytes, "grads_bytes": e.grads_bytes, "optimizer_bytes": e.optimizer_bytes,
               "activations_bytes": e.activations_bytes, "input_bytes": e.input_bytes,
               "backward_bytes": e.backward_bytes, "total_bytes": e.total_bytes}
-    data = {"model": e.model, "batch": e.batch, "input_shape": list(e.input_shape), "optimizer": e.optimizer,
+    data = {"model": e.model, "batch": e.batch, "input_shape": list(e.input_shape), "inputs": e.peak.inputs,
+            "optimizer": e.optimizer,
             "dtype": e.dtype, "totals": totals, "arithmetic": e.arithmetic,
             "layers": [dict(r) for r in rows]}
     p = e.peak

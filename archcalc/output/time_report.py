@@ -7,7 +7,7 @@ from archcalc.output.report import Column, Report
 from archcalc.timing.measure import Timing, run_estimate
 
 _COLUMNS = (
-    Column("model", "Model"), Column("device", "Device"), Column("input", "Input (NxCxHxW)"),
+    Column("model", "Model"), Column("device", "Device"), Column("input", "Input"),
     Column("runs", "Runs"), Column("median_ms", "Median ms"), Column("iqr_ms", "IQR ms"),
     Column("min_max", "Min-max ms"), Column("images_per_s", "Images/s"), Column("gflops_per_s", "GFLOP/s"),
 )
@@ -24,7 +24,7 @@ def time_report(results: list[Timing], method: str, training: bool = False, samp
                 runs[t.model] = seconds
                 lines.append(f"Run estimate: {text}")
     for t in results:
-        row = {"model": t.model, "device": t.device, "input": shape_text(t.input_shape)}
+        row = {"model": t.model, "device": t.device, "input": t.inputs or shape_text(t.input_shape)}
         if t.error:
             row["runs"] = f"error: {t.error}"
         else:
@@ -36,7 +36,7 @@ def time_report(results: list[Timing], method: str, training: bool = False, samp
         rows.append(row)
     data = {"results": [{
         "model": t.model, "device": t.device, "dtype": t.dtype, "batch": t.batch,
-        "input_shape": list(t.input_shape), "runs": t.runs,
+        "input_shape": list(t.input_shape), "inputs": t.inputs or shape_text(t.input_shape), "runs": t.runs,
         "median_ms": None if t.error else t.median_ms, "iqr_ms": None if t.error else t.iqr_ms,
         "min_ms": None if t.error else min(t.times_ms), "max_ms": None if t.error else max(t.times_ms),
         "images_per_s": None if t.error else t.images_per_s, "gflops_per_s": None if t.error else t.gflops_per_s,
@@ -44,6 +44,8 @@ def time_report(results: list[Timing], method: str, training: bool = False, samp
         **({"run_estimate_s": runs.get(t.model), "samples": samples, "epochs": epochs} if runs else {}),
     } for t in results], "method": method, "step": "training" if training else "forward"}
     columns = _COLUMNS
+    if any(t.inputs and t.inputs != shape_text(t.input_shape) or len(t.input_shape) != 4 for t in results):
+        columns = tuple(Column(c.key, "Samples/s", c.kind) if c.key == "images_per_s" else c for c in columns)
     if runs:
         columns = (*columns, Column("run_min", f"Run min ({samples:,} x {epochs})"))
         for row, t in zip(rows, results):

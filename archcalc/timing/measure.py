@@ -18,15 +18,16 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, replace
+from math import prod
+from typing import Any, Callable, Sequence
 
 import torch
 
-from archcalc.analysis.engine import analyse_module, build, entry_shape, out_of_memory, resolve_dtype
-from archcalc.analysis.inputs import leaves
+from archcalc.analysis.engine import analyse_module, build, entry_inputs, out_of_memory, resolve_dtype
 from archcalc.errors import ArchcalcError, InputError
 from archcalc.models.registry import ModelEntry
+from archcalc.training.batch import Batch, loss_of, made as made_batch
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 
 
@@ -40,6 +41,7 @@ class Timing:
     times_ms: tuple[float, ...] = ()
     flops: int = 0
     error: str = ""
+    inputs: str = ""  # every input, as Inputs.text() writes them, where there are several or integer ones
 
     @property
     def runs(self) -> int:
@@ -78,33 +80,36 @@ class Options:
     amp: str | None = None  # float16 or bfloat16: the forward (and the loss) under torch.autocast
 
 
-def mixed(x: torch.Tensor, amp: str | None):
-    """torch.autocast on x's device in ``amp`` (float16 or bfloat16), or nothing."""
+def mixed(device: torch.device, amp: str | None):
+    """torch.autocast on ``device`` in ``amp`` (float16 or bfloat16), or nothing."""
     if amp not in (None, "float16", "bfloat16"):
         raise InputError(f"unknown --amp {amp!r}; use float16 or bfloat16")
-    return torch.autocast(x.device.type, dtype=getattr(torch, amp or "float16"), enabled=amp is not None)
+    return torch.autocast(device.type, dtype=getattr(torch, amp or "float16"), enabled=amp is not None)
 
 
-def training_step(model: torch.nn.Module, x: torch.Tensor, optimizer: torch.optim.Optimizer,
+def training_step(model: torch.nn.Module, x: torch.Tensor | Batch, optimizer: torch.optim.Optimizer,
                   amp: str | None = None) -> Callable[[], None]:
-    """One step as a training loop runs it: zero_grad(set_to_none=True), forward, loss, backward, step; with
-    ``amp``, the forward and the loss under autocast, as the mixed-precision recipe runs them."""
+    """One step as a training loop runs it: zero_grad(set_to_none=True), forward, loss (the mean of the first
+    trained output, batch.py), backward, step; with ``amp``, the forward and the loss under autocast, as the
+    mixed-precision recipe runs them. ``x``: one input tensor, or the Batch of several."""
+    batch = x if isinstance(x, Batch) else Batch((x,), {})
+
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with mixed(x, amp):
-            y = model(x)
-            first = y if isinstance(y, torch.Tensor) else next(leaves(y))
-            loss = first.float().mean()
+        with mixed(batch.device, amp):
+            loss = loss_of(batch.into(model), "mean")
         loss.backward()
         optimizer.step()
 
     return step
 
 
-def forward_pass(model: torch.nn.Module, x: torch.Tensor, amp: str | None = None) -> Callable[[], object]:
+def forward_pass(model: torch.nn.Module, x: torch.Tensor | Batch, amp: str | None = None) -> Callable[[], object]:
+    batch = x if isinstance(x, Batch) else Batch((x,), {})
+
     def run():
-        with mixed(x, amp):
-            return model(x)
+        with mixed(batch.device, amp):
+            return batch.into(model)
 
     return run
 
@@ -159,35 +164,42 @@ def _timed_runs(run: Callable[[], object], device: torch.device, options: Option
 
 
 def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: str, dtype: str,
-            options: Options = Options(), tick: Callable[[], None] = lambda: None) -> Timing:
-    """One model's timing; a failure (no CUDA, out of memory, a model that fails) is returned, not raised,
-    so that a run over several models goes on."""
+            options: Options = Options(), tick: Callable[[], None] = lambda: None,
+            input_dtypes: Sequence[Any] | None = None) -> Timing:
+    """One model's timing, given what engine.entry_inputs makes of ``size`` (one size without the batch, or
+    several) and ``input_dtypes``; a failure (no CUDA, out of memory, a model that fails) is returned, not
+    raised, so that a run over several models goes on."""
     torch_dtype = resolve_dtype(dtype)
-    shape = entry_shape(entry, size, batch)
+    shape, text = (batch,), ""
     try:
-        plan = analyse_module(build(entry, torch.device("meta"), torch_dtype), entry.name, shape,
+        inputs = entry_inputs(entry, size, batch, input_dtypes)
+        shape, text = (inputs.shapes[0] if inputs.shapes else (batch,)), inputs.text()
+        plan = analyse_module(build(entry, torch.device("meta"), torch_dtype), entry.name, inputs,
                               torch.device("meta"), torch_dtype, backward=options.training)
         if options.training:
             check_optimizer(options.optimizer)  # (a bad name: said now)
-        mixed(torch.empty(0), options.amp)  # (likewise)
+        mixed(torch.device("cpu"), options.amp)  # (likewise)
         torch_device = resolve_timing_device(device)
     except ArchcalcError as error:
-        return Timing(entry.name, device, dtype, batch, shape, (), 0, str(error))
+        return Timing(entry.name, device, dtype, batch, shape, (), 0, str(error), text)
+    batch = inputs.batch
     macs = plan.totals.macs + (plan.totals.backward_macs or 0)
-    base = Timing(entry.name, str(torch_device), dtype, batch, shape, flops=2 * macs)
-    needed = plan.totals.param_bytes + plan.totals.activation_bytes + plan.itemsize * int(torch.Size(shape).numel())
+    base = Timing(entry.name, str(torch_device), dtype, batch, shape, flops=2 * macs, inputs=text)
+    needed = plan.totals.param_bytes + plan.totals.activation_bytes + sum(
+        prod(s) * d.itemsize for s, d in zip(inputs.shapes, inputs.dtypes(torch_dtype)))
     if needed > 0.8 * _available_bytes(torch_device):
         gib = 2**30
         return _failed(base, f"batch {batch} does not fit: about {needed / gib:.1f} GiB needed, "
-                             f"{_available_bytes(torch_device) / gib:.1f} GiB free on {torch_device}; use a smaller --batch")
+                             f"{_available_bytes(torch_device) / gib:.1f} GiB free on {torch_device}; use a smaller "
+                             f"--batch")
     previous_threads = torch.get_num_threads()
     try:
         if options.threads and torch_device.type == "cpu":
             torch.set_num_threads(options.threads)
         model = build(entry, torch_device, torch_dtype)
-        x = torch.randn(shape, device=torch_device, dtype=torch_dtype)
+        x = made_batch(inputs, torch_device, torch_dtype, options.channels_last, entry.name)
         if options.channels_last:
-            model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)
         if options.compile:
             model = torch.compile(model)
         if options.training:
@@ -210,7 +222,7 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
         torch.set_num_threads(previous_threads)
         if torch_device.type == "cuda":
             torch.cuda.empty_cache()
-    return Timing(base.model, base.device, dtype, batch, shape, tuple(times), base.flops)
+    return replace(base, times_ms=tuple(times))
 
 
 def run_estimate(t: Timing, samples: int, epochs: int) -> tuple[float, str]:
@@ -223,11 +235,11 @@ def run_estimate(t: Timing, samples: int, epochs: int) -> tuple[float, str]:
 
 
 def _failed(base: Timing, message: str) -> Timing:
-    return Timing(base.model, base.device, base.dtype, base.batch, base.input_shape, (), base.flops, message)
+    return replace(base, times_ms=(), error=message)
 
 
 def measure_entries(entries: list[ModelEntry], size, batch: int, device: str, dtype: str,
-                    options: Options = Options()) -> list[Timing]:
+                    options: Options = Options(), input_dtypes: Sequence[Any] | None = None) -> list[Timing]:
     """Several models under one rich progress bar on stderr."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -237,7 +249,7 @@ def measure_entries(entries: list[ModelEntry], size, batch: int, device: str, dt
         for entry in entries:
             task = progress.add_task(f"timing {entry.name}", total=options.repeat)
             results.append(measure(entry, size, batch, device, dtype, options,
-                                   tick=lambda: progress.advance(task)))
+                                   tick=lambda: progress.advance(task), input_dtypes=input_dtypes))
             progress.remove_task(task)
     return results
 

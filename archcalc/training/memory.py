@@ -23,20 +23,20 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 
 from archcalc.analysis.counting import op_name
-from archcalc.analysis.engine import build, entry_shape, make_lazy_parameters, resolve_dtype
+from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, resolve_dtype
 from archcalc.analysis.tracer import Tracer
 from archcalc.errors import ForwardError, InputError
-from archcalc.formulas.numbers import shape_text
 from archcalc.models.registry import ModelEntry
+from archcalc.training.batch import Batch, input_arithmetic, input_bytes, made as made_batch
 from archcalc.training.optimizers import check as check_optimizer
-from archcalc.training.peak import made, simulate
+from archcalc.training.peak import made, meta_else_cpu, simulate
 
 
 @dataclass(frozen=True)
@@ -130,10 +130,10 @@ def _label(name: str, call: int) -> str:
 
 
 class _SavedRecorder:
-    def __init__(self, model: nn.Module, tracer: _SavingTracer, x: torch.Tensor):
+    def __init__(self, model: nn.Module, tracer: _SavingTracer, batch: Batch):
         self.tracer = tracer
         self.param_storages = {p.untyped_storage()._cdata for p in made(model.parameters())}
-        self.input_storage = x.untyped_storage()._cdata
+        self.input_storages = {t.untyped_storage()._cdata for t in batch.tensors()}
         self.seen: set[int] = set()
         self.keep: list[torch.Tensor] = []  # holds saved tensors so storage ids cannot be reused
         self.layers: OrderedDict[str, list] = OrderedDict()
@@ -141,7 +141,7 @@ class _SavedRecorder:
 
     def pack(self, t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()._cdata
-        if storage in self.param_storages or storage in self.seen or storage == self.input_storage:
+        if storage in self.param_storages or storage in self.seen or storage in self.input_storages:
             return t
         self.seen.add(storage)
         self.keep.append(t)
@@ -164,41 +164,49 @@ def device_kind(device: str) -> str:
 
 def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str = "sgd",
              dtype: str = "float32", device: str = "cpu", amp: str | None = None,
-             channels_last: bool = False) -> MemoryEstimate:
+             channels_last: bool = False, input_dtypes: Sequence[Any] | None = None) -> MemoryEstimate:
+    """The parts of one training step and its simulated peak (peak.simulate), the model given what
+    engine.entry_inputs makes of ``size`` (one size without the batch, or several) and ``input_dtypes``."""
     check_optimizer(optimizer)
     kind = device_kind(device)
     torch_dtype = resolve_dtype(dtype)
-    shape = entry_shape(entry, size, batch)
-    meta = torch.device("meta")
-    model = build(entry, meta, torch_dtype).train()
-    x = torch.empty(shape, device=meta, dtype=torch_dtype, requires_grad=False)
-    make_lazy_parameters(model, (x,), {})
-    tracer = _SavingTracer(model)
-    recorder = _SavedRecorder(model, tracer, x)
-    try:
-        with saved_tensors_hooks(recorder.pack, lambda t: t), tracer:
-            model(x)
-    except Exception as error:
-        raise ForwardError(f"training forward pass of {entry.name} failed: {str(error).splitlines()[0]}") from error
+    inputs = entry_inputs(entry, size, batch, input_dtypes)
+
+    def forward_on(on: torch.device):
+        model = build(entry, on, torch_dtype).train()
+        given = made_batch(inputs, on, torch_dtype)
+        make_lazy_parameters(model, given.args, given.kwargs)
+        tracer = _SavingTracer(model)
+        recorder = _SavedRecorder(model, tracer, given)
+        try:
+            with saved_tensors_hooks(recorder.pack, lambda t: t), tracer:
+                given.into(model)
+        except Exception as error:
+            raise ForwardError(f"training forward pass of {entry.name} failed: {str(error).splitlines()[0]}") \
+                from error
+        return model, given, recorder
+
+    (model, given, recorder), _ = meta_else_cpu(forward_on, entry.name, kind, inputs.elements())
     params = list(made(model.parameters()))  # a lazy layer that never ran has no size yet
     params_bytes = sum(p.numel() * p.element_size() for p in params)
     grads_bytes = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
     optimizer_bytes, optimizer_text = _optimizer_bytes(params, optimizer)
     layers = tuple(LayerMemory(name, t, n, b) for name, (t, n, b) in recorder.layers.items())
     activations = sum(layer.saved_bytes for layer in layers)
-    itemsize = x.element_size()
+    itemsize = torch_dtype.itemsize
     arithmetic = {
         "params": f"{sum(p.numel() for p in params):,} elements * {itemsize} bytes = {params_bytes:,}",
         "grads": f"{sum(p.numel() for p in params if p.requires_grad):,} trainable elements * {itemsize} bytes = "
                  f"{grads_bytes:,}",
         "optimizer": optimizer_text,
         "activations": f"{sum(layer.saved_tensors for layer in layers)} tensors saved for backward = {activations:,}",
-        "input": f"{'*'.join(map(str, shape))} * {itemsize} bytes = {x.numel() * itemsize:,}",
+        "input": input_arithmetic(given),
         "backward": f"2 * largest saved activation {recorder.largest:,} = {2 * recorder.largest:,}",
     }
-    peak = simulate(entry, size, batch, optimizer, dtype, kind, amp, channels_last)
-    return MemoryEstimate(entry.name, batch, shape, optimizer, dtype, params_bytes, grads_bytes, optimizer_bytes,
-                          activations, x.numel() * itemsize, 2 * recorder.largest, layers, arithmetic, kind, peak)
+    peak = simulate(entry, size, batch, optimizer, dtype, kind, amp, channels_last, input_dtypes)
+    return MemoryEstimate(entry.name, inputs.batch, peak.input_shape, optimizer, dtype, params_bytes, grads_bytes,
+                          optimizer_bytes, activations, input_bytes(given), 2 * recorder.largest, layers, arithmetic,
+                          kind, peak)
 
 
 def measurable(device: str) -> str:
@@ -213,42 +221,43 @@ def measurable(device: str) -> str:
 
 def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str, dtype: str,
                  device: str, limit: int | None = None, amp: str | None = None,
-                 channels_last: bool = False) -> dict:
+                 channels_last: bool = False, input_dtypes: Sequence[Any] | None = None) -> dict:
     """The peak memory of two real training steps, measured in a fresh process (see probe.py); with ``limit``
     (bytes, CUDA), on a GPU capped at that size, where running out of memory is an answer ({"oom": True})."""
     import json
     import os
+    import pickle
     import subprocess
     import sys
 
+    from archcalc.training.probe import Request
+
     measurable(device)
-    command = [sys.executable, "-m", "archcalc.training.probe", entry.name, str(batch), optimizer, dtype, device]
-    if size:
-        command.append(shape_text(size))
-    if limit is not None:
-        command += ["--limit", str(limit)]
-    if amp is not None:
-        command += ["--amp", amp]
-    if channels_last:
-        command.append("--channels-last")
+    if entry.module is not None:
+        raise InputError(f"measuring runs two real steps in a fresh process, which builds the model itself: give "
+                         f"{entry.name} as a registered name or path/to/net.py:{entry.name}, not a module object")
+    request = Request(entry, size, batch, optimizer, dtype, device, limit, amp, channels_last, False, input_dtypes)
+    command = [sys.executable, "-m", "archcalc.training.probe", "-"]
     # glibc's mmap threshold fixed at its initial 128 KiB: a freed tensor's pages go back to the system at once.
     # By default glibc raises the threshold after each large free, and later tensors come from its heap, which
     # keeps freed memory resident: on CPU the second step would then measure up to 45 MiB more (cnnet, 256).
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    done = subprocess.run(command, input=pickle.dumps(request), capture_output=True, timeout=600, env=env)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}, no output"])[-1]
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or [f"exit {done.returncode}, no output"])[-1]
         raise InputError(f"the measured training step failed: {last}")
     return json.loads(done.stdout)
 
 
 def measured_run(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str, dtype: str,
-                 device: str, budget: int, amp: str | None = None, channels_last: bool = False):
+                 device: str, budget: int, amp: str | None = None, channels_last: bool = False,
+                 input_dtypes: Sequence[Any] | None = None):
     """fit.Run at one batch: two real steps, on CUDA within an allocator capped at the budget."""
     from archcalc.training.fit import Run
 
     cuda = device.startswith("cuda")
-    got = measure_peak(entry, size, batch, optimizer, dtype, device, budget if cuda else None, amp, channels_last)
+    got = measure_peak(entry, size, batch, optimizer, dtype, device, budget if cuda else None, amp, channels_last,
+                       input_dtypes)
     if got.get("oom"):
         return Run(batch, None, f"ran out of memory within the cap ({got['message']})")
     return Run(batch, got["before_bytes"] + got["peak_bytes"])

@@ -30,7 +30,7 @@ import weakref
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from functools import partial
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -39,11 +39,12 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from archcalc.analysis.engine import build, entry_shape, make_lazy_parameters, resolve_dtype
-from archcalc.analysis.inputs import leaves
+from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, out_of_memory, resolve_dtype
+from archcalc.analysis.placement import CPU_INPUT, refuses_meta, user_line
 from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
 from archcalc.training.autocast import DTYPES as AMP_DTYPES, autocast
+from archcalc.training.batch import Batch, loss_of, made as made_batch
 from archcalc.training.fused import fused_attention
 from archcalc.training.native_rnn import cpu_recurrence
 from archcalc.training.onednn import runs as runs_onednn
@@ -97,6 +98,7 @@ class Peak:
     amp: str | None = None  # the autocast dtype of the forward, if any
     notes: tuple[str, ...] = ()  # what the simulation knows it does not model for this network
     channels_last: bool = False
+    inputs: str = ""  # every input, as Inputs.text() writes them: '8x3x32x32', '4x128 (int64), 4x128 (bool)'
 
     @property
     def at_step(self) -> int:
@@ -189,29 +191,30 @@ def _optimizer(parameters, name: str, device: str = "cuda") -> torch.optim.Optim
     return optimizer_for(parameters, name, foreach=device == "cuda")
 
 
-def tracker(model: nn.Module, x: torch.Tensor, opt: torch.optim.Optimizer, device: str,
+def tracker(model: nn.Module, batch: Batch, opt: torch.optim.Optimizer, device: str,
             counted: frozenset[str]) -> _Live:
-    """A _Live for a training step of ``model`` on ``x``, which knows each storage's term as things stand, with
-    the parameters, buffers and input already counted."""
+    """A _Live for a training step of ``model`` on ``batch``, which knows each storage's term as things stand,
+    with the parameters, buffers and inputs already counted."""
     params, buffers = made(model.parameters()), made(model.buffers())
-    fixed = _keys(params) | _keys(buffers)
+    fixed, inputs = _keys(params) | _keys(buffers), batch.tensors()
 
     def kinds() -> dict[str, set[int]]:
-        return {"parameters": fixed, "input": _keys([x]), "gradients": _keys(p.grad for p in params),
+        return {"parameters": fixed, "input": _keys(inputs), "gradients": _keys(p.grad for p in params),
                 "optimizer state": _keys(v for state in opt.state.values() for v in state.values()),
                 "autocast copies": live.casts}
 
     live = _Live(kinds, device, counted)
-    for t in [*params, *buffers, x]:
+    for t in [*params, *buffers, *inputs]:
         live.track(t)
     live.note("(before the step)")
     return live
 
 
-def follow(model: nn.Module, x: torch.Tensor, opt: torch.optim.Optimizer, live: _Live | None, forward,
-           around=None) -> list[int]:
-    """Two training steps as a training loop runs them (zero_grad(set_to_none=True), forward, loss =
-    output.float().sum(), backward, step; the output and the loss dropped after), the forward and the loss
+def follow(model: nn.Module, batch: Batch, opt: torch.optim.Optimizer, live: _Live | None, forward,
+           around=None, name: str = "the model") -> list[int]:
+    """Two training steps as a training loop runs them (zero_grad(set_to_none=True), forward, loss = the
+    first trained output's float().sum() (batch.py), backward, step; the output and the loss dropped after),
+    the forward and the loss
     inside ``forward()``; under ``live`` (None: untracked), whose peak of each step is returned. ``around``
     (a context manager factory, the probe's measurement) wraps each step."""
     steps = []
@@ -234,8 +237,8 @@ def follow(model: nn.Module, x: torch.Tensor, opt: torch.optim.Optimizer, live: 
                 opt.zero_grad(set_to_none=True)
                 with forward():
                     with saving():
-                        out = model(x)
-                    loss = next(leaves(out)).float().sum()
+                        out = batch.into(model)
+                    loss = loss_of(out, "sum", name)
                 phase("backward")
                 loss.backward()
                 phase("optimizer step")
@@ -260,14 +263,46 @@ def _recurrent_notes(model: nn.Module, device: str) -> tuple[str, ...]:
             f"cuDNN's fused RNN kernel runs them (its reserve space for backward is not simulated)",) if names else ()
 
 
+def meta_else_cpu(run, name: str, device: str, elements: int):
+    """(run(meta), ()); where the forward reads a tensor's value, which the meta device cannot give (a packed
+    sequence's indices, ``if x.mean() > 0``), (run(cpu), a note): the steps then run on the CPU with real
+    tensors, followed tensor by tensor as on the meta device, which is the CPU's peak itself (its inputs
+    random: a branch taken on their values is that input's). The CUDA peak has no such way without a GPU."""
+    try:
+        return run(torch.device("meta")), ()
+    except ForwardError as failure:
+        if not refuses_meta(failure.__cause__):
+            raise
+        where = user_line(failure.__cause__)
+        reads = f"{where + ': ' if where else ''}the forward pass of {name} reads a tensor's value, which the meta " \
+                f"device cannot give"
+    if device != "cpu":
+        raise InputError(f"{reads}, so its CUDA peak cannot be simulated (that needs the values on the meta "
+                         f"device); its CPU peak can: --device cpu")
+    if elements > CPU_INPUT:
+        raise InputError(f"{reads}, and its input of {elements:,} elements is too large to run its steps on the CPU "
+                         f"here (at most {CPU_INPUT:,}): give a smaller --batch or --input")
+    try:
+        result = run(torch.device("cpu"))
+    except ForwardError as failure:
+        if out_of_memory(failure.__cause__ or failure):
+            raise InputError(f"{reads}, and its steps ran out of memory on the CPU here: give a smaller --batch") \
+                from None
+        raise
+    return result, (f"{reads}: its two steps ran on the CPU with real tensors (a random input), each followed as "
+                    f"the simulation follows them",)
+
+
 def terms_at_peak(live: _Live) -> tuple[Term, ...]:
     return tuple(Term(name, len(live.at_peak[name]), sum(live.at_peak[name])) for name in TERMS)
 
 
 def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimizer: str = "sgd",
              dtype: str = "float32", device: str = "cuda", amp: str | None = None,
-             channels_last: bool = False) -> Peak:
-    """The peak of two training steps on ``device`` (cuda or cpu), simulated on the meta device; with ``amp``
+             channels_last: bool = False, input_dtypes: Sequence[Any] | None = None) -> Peak:
+    """The peak of two training steps on ``device`` (cuda or cpu), simulated on the meta device, the model
+    given what engine.entry_inputs makes of ``size`` (one size without the batch, or several) and
+    ``input_dtypes`` (int64 token ids, bool masks); with ``amp``
     (float16 or bfloat16), the forward and the loss under torch.autocast(device, amp), as the mixed-precision
     recipe runs them (the parameters, their gradients and the optimizer's state stay in ``dtype``); with
     ``channels_last``, the model and a 4-d input in torch.channels_last, as `archcalc time --channels-last`."""
@@ -277,37 +312,41 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     if amp is not None and dtype != "float32":
         raise InputError(f"--amp {amp} runs a float32 model's forward in {amp}; drop --dtype {dtype}")
     torch_dtype = resolve_dtype(dtype)
-    shape = entry_shape(entry, size, batch)
-    meta = torch.device("meta")
-    model = build(entry, meta, torch_dtype).train()
-    x = torch.empty(shape, device=meta, dtype=torch_dtype)
-    make_lazy_parameters(model, (x,), {})
-    if channels_last:
-        if x.dim() != 4:
-            raise InputError(f"--channels-last needs a 4-d input (N, C, H, W); {entry.name} takes {tuple(shape)}")
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    recurrent = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (nn.RNNBase, nn.RNNCellBase))})
-    if amp is not None and recurrent:
-        raise InputError(f"autocast is not simulated for recurrent layers ({', '.join(recurrent)}): cuDNN's and "
-                         f"oneDNN's RNN kernels cast inside themselves; drop --amp")
-    notes = _recurrent_notes(model, device)
-    opt = _optimizer(made(model.parameters()), optimizer, device)
-    live = tracker(model, x, opt, device, frozenset({"meta", "cpu"} if device == "cpu" else {"meta"}))
+    inputs = entry_inputs(entry, size, batch, input_dtypes)
 
-    def forward():  # the device's attention kernels; autocast's policy, its cached casts kept in live.casts
-        stack = ExitStack()
-        stack.enter_context(fused_attention(device))
-        stack.enter_context(cpu_recurrence(device))
-        if amp:
-            stack.enter_context(autocast(device, amp, live.casts))
-        return stack
+    def steps_on(on: torch.device):
+        model = build(entry, on, torch_dtype).train()
+        given = made_batch(inputs, on, torch_dtype, channels_last, entry.name)
+        make_lazy_parameters(model, given.args, given.kwargs)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        recurrent = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (nn.RNNBase, nn.RNNCellBase))})
+        if amp is not None and recurrent:
+            raise InputError(f"autocast is not simulated for recurrent layers ({', '.join(recurrent)}): cuDNN's and "
+                             f"oneDNN's RNN kernels cast inside themselves; drop --amp")
+        opt = _optimizer(made(model.parameters()), optimizer, device)
+        live = tracker(model, given, opt, device, frozenset({"meta", "cpu"} if device == "cpu" else {"meta"}))
 
-    try:
-        steps = follow(model, x, opt, live, forward)
-    except Exception as error:
-        raise ForwardError(f"the simulated training step of {entry.name} failed: "
-                           f"{str(error).splitlines()[0]}") from error
+        def forward():  # the device's attention kernels; autocast's policy, its cached casts kept in live.casts
+            stack = ExitStack()
+            stack.enter_context(fused_attention(device))
+            stack.enter_context(cpu_recurrence(device))
+            if amp:
+                stack.enter_context(autocast(device, amp, live.casts))
+            return stack
+
+        try:
+            steps = follow(model, given, opt, live, forward, name=entry.name)
+        except InputError:
+            raise
+        except Exception as error:
+            raise ForwardError(f"the simulated training step of {entry.name} failed: "
+                               f"{str(error).splitlines()[0]}") from error
+        return live, steps, _recurrent_notes(model, device)
+
+    (live, steps, notes), ran = meta_else_cpu(steps_on, entry.name, device, inputs.elements())
     terms = terms_at_peak(live)
     reserved = reserved_at_least([b for blocks in live.at_peak.values() for b in blocks])
-    return Peak(entry.name, batch, shape, optimizer, dtype, live.peak, reserved, live.at_phase, live.op, terms,
-                tuple(steps), device, amp, notes, channels_last)
+    return Peak(entry.name, inputs.batch, inputs.shapes[0] if inputs.shapes else (), optimizer, dtype, live.peak,
+                reserved, live.at_phase, live.op, terms, tuple(steps), device, amp, ran + notes, channels_last,
+                inputs.text())

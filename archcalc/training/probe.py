@@ -2,6 +2,10 @@
 
     python -m archcalc.training.probe MODEL BATCH OPTIMIZER DTYPE DEVICE [CxHxW] [--limit BYTES] [--amp DTYPE]
         [--channels-last] [--tensors]
+    python -m archcalc.training.probe - < REQUEST      (archcalc's own call: a pickled Request on stdin)
+
+The second form is how archcalc memory --measure runs it (memory.measure_peak): the entry as the command
+built it (its --arg values included), and its inputs (several, token ids, masks: engine.entry_inputs).
 
 Prints one JSON object: {"peak_bytes", "steps", "method"}. Two steps are run as a training loop runs them
 (zero_grad(set_to_none=True), forward, loss, backward, optimizer step; the output and loss then dropped):
@@ -31,17 +35,39 @@ from __future__ import annotations
 import ctypes
 import gc
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 import json
+import pickle
 import resource
 import sys
+from typing import Any
 
 import torch
 
-from archcalc.analysis.engine import build, entry_shape, resolve_dtype
+from archcalc.analysis.engine import build, entry_inputs, resolve_dtype
+from archcalc.models.registry import ModelEntry
 from archcalc.models.user import lookup
+from archcalc.training.batch import loss_of, made as made_batch
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 from archcalc.training.peak import follow, terms_at_peak, tracker
+
+
+@dataclass(frozen=True)
+class Request:
+    """One measurement: the entry, its inputs (engine.entry_inputs's size, batch and dtypes) and the step."""
+
+    entry: ModelEntry
+    size: Any
+    batch: int
+    optimizer: str
+    dtype: str
+    device: str
+    limit: int | None = None  # CUDA: the allocator capped at this many bytes
+    amp: str | None = None
+    channels_last: bool = False
+    tensors: bool = False  # follow the real tensors too (always on CUDA)
+    input_dtypes: Any = None
 
 
 def _rss_bytes() -> int:
@@ -75,61 +101,68 @@ def _kept_bytes(model, opt) -> int:
     return sum({t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in kept}.values())
 
 
-def _step(model, make_optimizer, x, amp=None) -> None:
+def _step(model, make_optimizer, batch, amp=None) -> None:
     opt = make_optimizer(model.parameters())
-    with torch.autocast(x.device.type, dtype=amp or torch.float16, enabled=amp is not None):
-        out = model(x)
-        loss = (out[0] if isinstance(out, tuple) else out).float().sum()
+    with torch.autocast(batch.device.type, dtype=amp or torch.float16, enabled=amp is not None):
+        loss = loss_of(batch.into(model))
     loss.backward()
     opt.step()
 
 
 def main(argv: list[str]) -> None:
+    request = pickle.load(sys.stdin.buffer) if argv == ["-"] else _from_words(argv)
+    torch_device = torch.device(request.device)
+    if request.limit is not None and torch_device.type == "cuda":
+        total = torch.cuda.get_device_properties(torch_device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, request.limit / total), torch_device)
+    try:
+        print(json.dumps(_measure(request)))
+    except torch.OutOfMemoryError as error:
+        print(json.dumps({"oom": True, "message": str(error).strip().splitlines()[0]}))
+
+
+def _from_words(argv: list[str]) -> Request:
+    """The Request of the command line's first form."""
     options = {}
     for flag in ("--limit", "--amp"):
         if flag in argv:
             at = argv.index(flag)
             options[flag], argv = argv[at + 1], argv[:at] + argv[at + 2:]
-    limit = int(options["--limit"]) if "--limit" in options else None
-    amp = getattr(torch, options["--amp"]) if "--amp" in options else None
     channels_last, tensors = "--channels-last" in argv, "--tensors" in argv
     argv = [a for a in argv if a not in ("--channels-last", "--tensors")]
     name, batch, optimizer, dtype, device = argv[:5]
     size = tuple(int(s) for s in argv[5].split("x")) if len(argv) > 5 else None
-    entry = lookup(name, size)
-    torch_device, torch_dtype = torch.device(device), resolve_dtype(dtype)
-    if limit is not None and torch_device.type == "cuda":
-        total = torch.cuda.get_device_properties(torch_device).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), torch_device)
-    try:
-        print(json.dumps(_measure(entry, size, int(batch), optimizer, torch_device, torch_dtype, amp, channels_last,
-                                  tensors)))
-    except torch.OutOfMemoryError as error:
-        print(json.dumps({"oom": True, "message": str(error).strip().splitlines()[0]}))
+    limit = int(options["--limit"]) if "--limit" in options else None
+    return Request(lookup(name, size), size, int(batch), optimizer, dtype, device, limit, options.get("--amp"),
+                   channels_last, tensors)
 
 
-def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype, amp=None,
-             channels_last: bool = False, tensors: bool = False) -> dict:
-    make_optimizer = partial(optimizer_for, name=check_optimizer(optimizer))  # PyTorch's own implementation
+def _measure(request: Request) -> dict:
+    entry, size, batch, channels_last = request.entry, request.size, request.batch, request.channels_last
+    torch_device, torch_dtype = torch.device(request.device), resolve_dtype(request.dtype)
+    amp = getattr(torch, request.amp) if request.amp else None
+    make_optimizer = partial(optimizer_for, name=check_optimizer(request.optimizer))  # PyTorch's own implementation
+
+    def inputs(n: int):
+        return made_batch(entry_inputs(entry, size, n, request.input_dtypes), torch_device, torch_dtype,
+                          channels_last, entry.name)
+
     # A one-sample step on a throw-away copy loads the backward kernels' code and workspaces, which
     # would otherwise be counted; the measured model then allocates its own gradients and state.
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    _step(build(entry, torch_device, torch_dtype).train().to(memory_format=layout), make_optimizer,
-          torch.randn(entry_shape(entry, size, 1), device=torch_device, dtype=torch_dtype).contiguous(
-              memory_format=layout), amp)
+    _step(build(entry, torch_device, torch_dtype).train().to(memory_format=layout), make_optimizer, inputs(1), amp)
     gc.collect()
     if torch_device.type == "cpu":  # hand the copy's freed memory back, so the step cannot hide in it
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    model = build(entry, torch_device, torch_dtype).train()
-    x = torch.randn(entry_shape(entry, size, batch), device=torch_device, dtype=torch_dtype)
-    model, x = model.to(memory_format=layout), x.contiguous(memory_format=layout)
+    model = build(entry, torch_device, torch_dtype).train().to(memory_format=layout)
+    x = inputs(batch)
     opt = make_optimizer(model.parameters())
     if torch_device.type == "cuda":
         torch.cuda.synchronize()
         before = allocated = torch.cuda.memory_allocated()
     else:
         before = _rss_bytes()
-        allocated = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers(), x])
+        allocated = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers(), *x.tensors()])
     cuda = torch_device.type == "cuda"
     steps = []
 
@@ -152,9 +185,10 @@ def _measure(entry, size, batch: int, optimizer: str, torch_device, torch_dtype,
             steps.append(_peak_rss_bytes() - before)
 
     # the tensors too, on CUDA (on the CPU only when asked: the tracker's own objects are resident memory)
-    live = tracker(model, x, opt, torch_device.type, frozenset({torch_device.type})) if cuda or tensors else None
+    live = tracker(model, x, opt, torch_device.type, frozenset({torch_device.type})) if cuda or request.tensors \
+        else None
     follow(model, x, opt, live, lambda: torch.autocast(torch_device.type, dtype=amp or torch.float16,
-                                                      enabled=amp is not None), measured)
+                                                      enabled=amp is not None), measured, entry.name)
     peak = max(steps)
     method = ("torch.cuda.max_memory_allocated - allocated before" if cuda
               else "peak RSS (VmHWM, reset before each step) - RSS before the first")

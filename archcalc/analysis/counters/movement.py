@@ -2,9 +2,10 @@
 
   views and copies      view, reshape, permute, transpose, expand, contiguous, clone, to, casts, ...
   concatenation         cat, stack (the output-size arithmetic shown for cat)
-  rearrangement         unbind, roll, flip, tile, repeat_interleave, pixel_shuffle, pad, gather, ...
+  rearrangement         unbind, roll, flip, tile, repeat_interleave, pixel_shuffle, pad, gather, packing and
+                        unpacking a padded sequence, ...
   bookkeeping           new_zeros / zeros_like / full_like, meshgrid, masked_fill, triu / tril,
-                        comparisons and logical masks (eq, lt, isnan, ...), one_hot
+                        comparisons and logical masks (eq, lt, isnan, ...), sorting (sort, topk), one_hot
   lookups               nn.Embedding / F.embedding: a row read per index, 0 MACs
   dropout               the identity at inference (eval mode)
 """
@@ -34,6 +35,7 @@ REARRANGEMENTS = (
     "unbind", "roll", "flip", "fliplr", "flipud", "rot90", "tile", "repeat_interleave", "pixel_shuffle",
     "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "pad", "gather", "scatter", "index", "take",
     "take_along_dim", "index_put", "index_copy", "masked_select", "narrow_copy", "nonzero",
+    "_pack_padded_sequence", "_pad_packed_sequence",  # packed sequences (nn.utils.rnn): the rows rearranged
 )
 BOOKKEEPING = (
     "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "zeros_like", "ones_like", "full_like",
@@ -42,6 +44,7 @@ BOOKKEEPING = (
     "isfinite", "isneginf", "isposinf", "logical_not", "logical_and", "logical_or", "logical_xor", "bitwise_not",
     "bitwise_and", "bitwise_or", "bitwise_xor", "and", "or", "xor", "invert", "lshift", "rshift", "size", "numel",
     "bucketize", "searchsorted", "requires_grad", "retain_grad",
+    "sort", "argsort", "msort", "topk", "kthvalue", "unique", "unique_consecutive",  # comparisons, as above
     "bernoulli", "uniform", "normal", "exponential", "cauchy", "geometric", "log_normal", "random",  # random fills
 )
 DROPOUT = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")

@@ -1,0 +1,114 @@
+"""A training step of any network, not only of one image tensor: token ids and masks (several inputs, integer
+and boolean dtypes), nn.Modules given from Python, builder arguments that reach the measured step, and a forward
+that reads a tensor's value (a packed sequence), simulated by memory, --fit and time --training."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import archcalc
+from archcalc.analysis.engine import build, entry_inputs
+from archcalc.errors import InputError
+from archcalc.models.arguments import with_arguments
+from archcalc.models.user import lookup
+from archcalc.training.peak import simulate
+from tests.networks import TinyGPT
+from tests.test_peak import real_cpu_peak
+
+NETWORKS = Path(__file__).with_name("networks.py")
+GPT = f"{NETWORKS}:TinyGPT"
+TOKENS = ["int64:100", "bool"]  # token ids below the vocabulary, a padding mask
+
+
+def test_a_language_model_on_token_ids_and_a_mask_peaks_where_real_cpu_tensors_do():
+    """Token ids (int64) and a padding mask (bool), two inputs: the simulated step holds both as its input and
+    peaks, to the byte, where real CPU tensors running the same two Adam steps do."""
+    entry = lookup(GPT, [(16,), (16,)])
+    simulated = simulate(entry, [(16,), (16,)], 4, "adam", device="cpu", input_dtypes=TOKENS)
+    real = real_cpu_peak(entry, entry_inputs(entry, [(16,), (16,)], 4, TOKENS), "adam")
+    assert simulated.allocated == real
+    assert simulated.inputs == "4x16 (int64), 4x16 (bool)"
+    assert dict((t.name, t.bytes) for t in simulated.terms)["input"] == 4 * 16 * 8 + 64  # (a block of 64 bytes)
+
+
+def test_memory_and_fit_take_several_inputs_and_their_dtypes_on_the_command_line(cli):
+    args = ["--input", "16", "--input", "16", "--input-dtype", "int64", "--input-dtype", "bool"]
+    data = cli("memory", GPT, *args, "--batch", "4", "--optimizer", "adam", "-f", "json").json()
+    assert data["inputs"] == "4x16 (int64), 4x16 (bool)" and data["input_shape"] == [4, 16]
+    assert data["totals"]["input_bytes"] == 4 * 16 * 8 + 4 * 16 * 1
+    assert data["arithmetic"]["input"] == "4*16 * 8 bytes + 4*16 * 1 bytes = 576"
+    params = sum(p.numel() for p in TinyGPT().parameters())  # the tied head counted once
+    assert data["totals"]["params_bytes"] == 4 * params
+    fit = cli("memory", GPT, *args, "--fit", "24MiB", "-f", "json")
+    assert fit.code == 0, fit.err
+    answer = fit.json()["batch"]
+    entry = lookup(GPT, [(16,), (16,)])
+    at = {b: simulate(entry, [(16,), (16,)], b, device="cpu", input_dtypes=["int64", "bool"]).allocated
+          for b in (answer, answer + 1)}
+    assert at[answer] <= 24 * 2**20 < at[answer + 1]
+    table = cli("memory", GPT, *args, "--fit", "24MiB")
+    assert "input 16 (int64), 16 (bool) per sample" in " ".join(table.out.split())
+
+
+def test_a_module_from_python_is_simulated_without_being_touched():
+    """archcalc.memory and archcalc.time take the nn.Module a notebook holds: the same numbers as its file's
+    spec, the module's weights, device and mode left as they were; measuring needs a name or spec (a fresh
+    process builds it) and says so in one line."""
+    net = TinyGPT().train(False)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    mine = archcalc.memory(net, [(4, 16), (4, 16)], input_dtypes=TOKENS, optimizer="adam")
+    theirs = archcalc.memory(GPT, [(4, 16), (4, 16)], input_dtypes=TOKENS, optimizer="adam")
+    assert mine.peak.allocated == theirs.peak.allocated and mine.total_bytes == theirs.total_bytes
+    assert mine.model == "TinyGPT" and not net.training
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    assert archcalc.memory(net, [(1, 16), (1, 16)], input_dtypes=TOKENS, fit="24MiB").batch == \
+        archcalc.memory(GPT, [(1, 16), (1, 16)], input_dtypes=TOKENS, fit="24MiB").batch
+    with pytest.raises(InputError, match="measuring runs two real steps in a fresh process"):
+        archcalc.memory(net, [(4, 16), (4, 16)], input_dtypes=TOKENS, measure="cpu")
+    (step,) = archcalc.time(net, [(4, 16), (4, 16)], input_dtypes=TOKENS, training=True, warmup=1, repeat=2)
+    assert not step.error and step.runs >= 2 and step.inputs == "4x16 (int64), 4x16 (bool)"
+    forward = archcalc.analyze(net, [(4, 16), (4, 16)], input_dtypes=TOKENS, backward=True).totals
+    assert step.flops == 2 * (forward.macs + forward.backward_macs)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+def test_time_on_token_ids_says_samples_not_images(cli):
+    run = cli("time", GPT, "--input", "16", "--input-dtype", "int64:100", "--batch", "2", "--training",
+              "--warmup", "1", "--repeat", "2", "-f", "json")
+    assert run.code == 0, run.err
+    (result,) = run.json()["results"]
+    assert result["inputs"] == "2x16 (int64)" and result["error"] is None
+    table = cli("time", GPT, "--input", "16", "--input-dtype", "int64:100", "--warmup", "0", "--repeat", "1")
+    assert "Samples/s" in table.out and "Images/s" not in table.out
+
+
+def test_the_measured_step_is_the_model_built_with_its_arguments(cli):
+    """--arg reaches the fresh process that measures: what it holds before the step is the model with
+    reduction 2 (more parameters than the default 16), with its buffers and the input."""
+    data = cli("memory", "se_resnet18", "--arg", "reduction=2", "--batch", "2", "--measure", "cpu",
+               "-f", "json").json()
+    default = archcalc.memory("se_resnet18", (2, 3, 224, 224))
+    assert data["totals"]["params_bytes"] > default.params_bytes
+    model = build(with_arguments(lookup("se_resnet18"), {"reduction": 2}), torch.device("meta"), torch.float32)
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    assert data["measured"]["before_bytes"] >= data["totals"]["params_bytes"] + data["totals"]["input_bytes"]
+    assert data["measured"]["before_bytes"] - data["totals"]["params_bytes"] - data["totals"]["input_bytes"] \
+        == buffers  # the BatchNorms' statistics and counters, nothing more
+
+
+def test_a_forward_that_reads_values_runs_its_steps_on_real_cpu_tensors(cli):
+    """pad_packed_sequence reads the packed sequence's indices back to the CPU: the steps run with real CPU
+    tensors, said in a note, and peak 64 bytes (one block: those 8 int64 indices, kept for backward) above the
+    sorted tagger, which has no indices and is simulated on the meta device. CUDA's peak cannot be had that
+    way: one line, exit 1."""
+    spec, size = f"{NETWORKS}:PackedTagger", (20,)
+    unsorted = simulate(lookup(spec, size), size, 8, "adam", device="cpu", input_dtypes=["int64:100"])
+    sorted_ = simulate(with_arguments(lookup(spec, size), {"sort": True}), size, 8, "adam", device="cpu",
+                       input_dtypes=["int64:100"])
+    assert unsorted.notes[0].startswith("networks.py line ") and "ran on the CPU with real tensors" in \
+        unsorted.notes[0]
+    assert not any("real tensors" in n for n in sorted_.notes)
+    assert unsorted.allocated - sorted_.allocated == 64
+    run = cli("memory", spec, "--input", "20", "--input-dtype", "int64", "--batch", "8", "--device", "cuda")
+    assert run.code == 1 and "its CUDA peak cannot be simulated" in run.err and len(run.err.splitlines()) == 1
