@@ -48,6 +48,42 @@ def test_backward_equals_flop_counter_beyond_cnns(name):
     assert (a.totals.macs, a.totals.backward_macs) == _flop_counter(model, _meta_input(shape, dtype))
 
 
+class PooledEncoder(nn.Module):
+    """BERT's shape: an encoder and a pooler over the first token, which a model that returns only the
+    encoder's states (Hugging Face's last_hidden_state) runs but never uses."""
+
+    def __init__(self, both=False):
+        super().__init__()
+        self.both = both
+        self.embed, self.encode, self.pooler = nn.Embedding(50, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+
+    def forward(self, ids):
+        states = self.encode(self.embed(ids))
+        pooled = self.pooler(states[:, 0]).tanh()
+        return (states, pooled) if self.both else states
+
+
+def test_a_layer_whose_output_leads_nowhere_computes_no_gradient():
+    """No gradient reaches the unused pooler: autograd's graph from the output does not contain it. (BERT-base
+    from Hugging Face, 2 x 64 tokens: its pooler's 2,359,296 backward MACs were counted, 1.00007 of
+    flop_counter's training step.) Returned as well, it has its ∂x and ∂W."""
+    shape = (2, 8)
+    with torch.device("meta"):
+        alone, both = PooledEncoder(), PooledEncoder(both=True)
+    a = analyse_module(alone, "encoder", shape, META, torch.float32, input_dtype=torch.int64, backward=True)
+    pooler = next(r for r in a.records if r.name == "pooler")
+    assert pooler.macs == 2 * 16 * 16 and pooler.backward.macs == 0
+    assert pooler.backward.note.startswith("no gradient reaches it")
+    assert (a.totals.macs, a.totals.backward_macs) == _flop_counter(alone, _meta_input(shape, torch.int64))
+    b = analyse_module(both, "encoder", shape, META, torch.float32, input_dtype=torch.int64, backward=True)
+    assert next(r for r in b.records if r.name == "pooler").backward.macs == 2 * 2 * 16 * 16
+    with FlopCounterMode(display=False) as counter:
+        states, pooled = both(_meta_input(shape, torch.int64))
+        forward = counter.get_total_flops()
+        (states.sum() + pooled.sum()).backward()
+    assert b.totals.backward_macs == (counter.get_total_flops() - forward) // 2
+
+
 def test_a_first_layer_computes_no_input_gradient():
     a = analyse(REGISTRY.get("cnnet"), backward=True)
     conv1, conv2 = (next(r for r in a.records if r.name == n) for n in ("conv1", "conv2"))

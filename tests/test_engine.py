@@ -251,3 +251,30 @@ def test_without_pytorchs_private_stack_functions_the_counts_are_the_same(name, 
     assert [(r.name, r.macs, r.params, r.elementwise, r.output_shapes) for r in slow.records] == [
         (r.name, r.macs, r.params, r.elementwise, r.output_shapes) for r in fast.records]
     assert slow.totals == fast.totals
+
+
+class TokenLinear(nn.Module):
+    """A linear layer as Hugging Face's GPT-2 writes it (transformers' Conv1D): the tokens of every sample
+    flattened into rows, addmm, the rows folded back; and a key cache that starts as a 1-d empty tensor,
+    which torch.cat skips."""
+
+    def __init__(self, width=8):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.randn(width, 2 * width)), nn.Parameter(torch.zeros(2 * width))
+
+    def forward(self, x):
+        rows = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+        keys = torch.cat([x.new_empty(0), rows.view(*x.shape[:-1], -1)], dim=-2)
+        return keys
+
+
+def test_tokens_flattened_into_rows_and_an_empty_cache_are_taken_as_they_are():
+    """(N, T, C) -> (N*T, C) merges the batch with the tokens: no note that the batch changed (there is one
+    for vgg_base's fixed flatten at 64x64, test_seed_networks); cat's arithmetic leaves out the empty cache."""
+    with torch.device("meta"):
+        model = TokenLinear()
+    a = analyse_module(model, "token_linear", (2, 5, 8), torch.device("meta"), torch.float32)
+    assert a.totals.macs == 2 * 5 * 8 * 16 and a.output_shapes == ((2, 5, 16),)
+    assert not [n for n in a.notes if "turned batch" in n]
+    cat = next(r for r in a.records if r.type == "cat")
+    assert cat.formulas["output"] == "dim 1: 5 = 5"

@@ -17,6 +17,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 
 import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
 from archcalc.analysis import placement, tools
+from archcalc.analysis.counting import OFF_THE_PATH
 from archcalc.analysis.diagnosis import explain
 from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.records import Analysis, LayerRecord, Totals
@@ -250,6 +251,9 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
     with _collector_paused():
         tracer, output = _trace(model, name, inputs, device, dtype, inner, backward)
         records = tracer.ordered()
+        if backward:  # a row whose output leads nowhere gets no gradient
+            dead = tracer.off_the_path(output)
+            records = tuple(r._replace(backward=OFF_THE_PATH) if r.index in dead else r for r in records)
         totals = _totals(tracer, records)
         output_shapes = tuple(tuple(t.shape) for t in _flat(output))
     del output  # (with backward, the autograd graph it holds)
@@ -391,8 +395,11 @@ def placed(make, name: str, inputs: Inputs, device: str, dtype: torch.dtype, inn
 
 
 def _flat(output) -> list[torch.Tensor]:
+    """The output's tensors: a tensor, or those in a tuple, list or dict (Hugging Face's ModelOutput)."""
     if isinstance(output, torch.Tensor):
         return [output]
+    if isinstance(output, Mapping):
+        output = list(output.values())
     if isinstance(output, (list, tuple)):
         return [t for item in output for t in _flat(item)]
     return []
@@ -447,7 +454,8 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
         in_rows += r.params
         if r.macs is None:
             uncounted.add(r.type)
-        if r.type in ("view", "reshape") and r.output_shapes and r.output_shapes[0][0] != batch:
+        if r.type in ("view", "reshape") and r.output_shapes and r.output_shapes[0][0] != batch \
+                and not _merges_leading(r.input_shapes[0] if r.input_shapes else (), r.output_shapes[0]):
             notes.append(
                 f"{r.label} turned batch {batch} into {r.output_shapes[0][0]}: the model flattens to a fixed "
                 f"size ({shape_text(r.output_shapes[0][1:])}) that this input does not give per sample"
@@ -462,6 +470,12 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
     if uncounted:
         notes.append(f"not counted (no formula): {', '.join(sorted(uncounted))}")
     return tuple(notes)
+
+
+def _merges_leading(given: tuple[int, ...], made: tuple[int, ...]) -> bool:
+    """Whether a view's first size is the batch merged with the next sizes ((N, T, C) -> (N*T, C): a linear
+    layer applied per token, as Hugging Face's Conv1D writes it), not a fixed size that regroups samples."""
+    return any(prod(given[:k]) == made[0] for k in range(1, len(given) + 1))
 
 
 def _failure(name: str, inputs: Inputs, tracer: Tracer, error: Exception) -> str:

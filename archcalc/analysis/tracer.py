@@ -132,6 +132,9 @@ class Tracer(TorchFunctionMode):
         # With ``backward``, each record also counts its gradients (the forward then runs with autograd on,
         # so that each tensor says whether it requires a gradient).
         self.backward = backward
+        # ... and the autograd node of each row's outputs as made, so that a row whose output leads nowhere
+        # (an unused pooler, a head left out of the output) is known to get no gradient (off_the_path).
+        self.grad_nodes: dict[int, tuple] | None = {} if backward else None
         # Deferred, each record is worked out after the forward pass, in one run (a fifth of the
         # trace's own cost saved, against the same work between the layers' kernels), but every
         # tensor is held till then, so only for the meta device, where tensors take no memory.
@@ -232,6 +235,19 @@ class Tracer(TorchFunctionMode):
     def ordered(self) -> tuple[LayerRecord, ...]:
         return tuple(map(self.records.__getitem__, sorted(self.records)))
 
+    def off_the_path(self, output) -> set[int]:
+        """The rows (indices) whose outputs autograd made but the output's graph does not reach from
+        ``output`` (the tensors a loss is taken from): the backward pass computes no gradient there."""
+        roots = [t.grad_fn for t in _tensors(output) if t.grad_fn is not None]
+        reached, stack = set(), roots
+        while stack:
+            node = stack.pop()
+            if node not in reached:
+                reached.add(node)
+                stack.extend(n for n, _ in node.next_functions if n is not None)
+        return {index for index, nodes in (self.grad_nodes or {}).items()
+                if any(n is not None for n in nodes) and not any(n in reached for n in nodes if n is not None)}
+
     def failing_frame(self) -> _Frame | None:
         """The innermost recorded module that was running when the forward pass stopped."""
         frames = [f for f in self.stack if f.index is not None]
@@ -288,6 +304,8 @@ class Tracer(TorchFunctionMode):
                 shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
         if index is None:  # the model itself, not a row
             return output
+        if self.grad_nodes is not None:
+            self.grad_nodes[index] = tuple(t.grad_fn for t in outputs)
         if self.pending is None:
             with _NO_TORCH_FUNCTION():
                 leave(frame, inputs, outputs, shapes_in, shapes_out, self.next_index)
@@ -379,6 +397,8 @@ class Tracer(TorchFunctionMode):
         self.op_calls[qualified] += 1
         index = self.next_index
         self.next_index += 1
+        if self.grad_nodes is not None:
+            self.grad_nodes[index] = tuple(t.grad_fn for t in outputs)
         # (The operation's own frame, though it runs no forward: its record is made as a module's is.)
         frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
                        [])

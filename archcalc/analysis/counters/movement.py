@@ -73,8 +73,9 @@ def concatenate(call: OpCall) -> Count:
     if call.name != "cat" and call.name not in ("concat", "concatenate"):
         return Count(0, 0, {}, "copy, no arithmetic")
     dim = call.arg(1, "dim", 0) % len(call.output)
-    parts = " + ".join(str(s[dim]) for s in call.inputs)
-    axis = "channels" if dim == 1 else f"dim {dim}"
+    joined = [s for s in call.inputs if s != (0,)]  # torch.cat skips a 1-d empty tensor (an empty cache, say)
+    parts = " + ".join(str(s[dim]) for s in joined)
+    axis = "channels" if dim == 1 and len(call.output) >= 4 else f"dim {dim}"  # (N, T, C): dim 1 is the tokens
     return Count(0, 0, {"output": f"{axis}: {parts} = {call.output[dim]}"}, "copy, no arithmetic")
 
 
