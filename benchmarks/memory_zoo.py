@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from archcalc.analysis.engine import build, entry_shape
+from archcalc.analysis.engine import build, entry_inputs
 from archcalc.models.user import lookup
-from archcalc.training.batch import Batch
+from archcalc.training.batch import made
 from archcalc.training.peak import _optimizer, follow, simulate, tracker
 
 ZOO = ["lenet5", "cnnet", "vgg_dense_ca", "vgg_skip_dense_ca", "alexnet", "vgg11_lrn_bn", "vgg16_cifar",
@@ -26,13 +26,15 @@ ZOO = ["lenet5", "cnnet", "vgg_dense_ca", "vgg_skip_dense_ca", "alexnet", "vgg11
        "densenet121", "inception_resnet_v2", "vdsr", "srdensenet", "vit_b_32"]
 
 
-def real_peak(entry, batch: int, amp: str | None) -> int:
+def real_peak(entry, batch: int, amp: str | None, size=None, input_dtypes=None, optimizer: str = "momentum") -> int:
+    """Two real training steps on the CPU followed by the simulation's tracker: the real tensors' peak."""
     torch.manual_seed(0)
-    model = build(entry, torch.device("cpu"), torch.float32).train()
-    x = torch.randn(entry_shape(entry, None, batch))
-    opt = _optimizer(list(model.parameters()), "momentum", "cpu")
-    live = tracker(model, Batch.of(x), opt, "cpu", frozenset({"cpu"}))
-    follow(model, Batch.of(x), opt, live, lambda: torch.autocast("cpu", dtype=getattr(torch, amp or "bfloat16"),
+    cpu = torch.device("cpu")
+    model = build(entry, cpu, torch.float32).train()
+    x = made(entry_inputs(entry, size, batch, input_dtypes), cpu, torch.float32)
+    opt = _optimizer(list(model.parameters()), optimizer, "cpu")
+    live = tracker(model, x, opt, "cpu", frozenset({"cpu"}))
+    follow(model, x, opt, live, lambda: torch.autocast("cpu", dtype=getattr(torch, amp or "bfloat16"),
                                                       enabled=amp is not None))
     return live.peak
 

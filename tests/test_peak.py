@@ -153,6 +153,7 @@ def real_cpu_peak(entry, shape, optimizer, amp=None, channels_last=False):
 
 
 @pytest.mark.parametrize("name,batch,optimizer,channels_last", [
+    ("lenet5", 2, "momentum", False),  # (C3's connection table indexes with Python lists: 16 index tensors)
     ("vgg_base", 8, "adam", False), ("resnet18", 2, "momentum", False), ("vit_b_16", 1, "sgd", False),
     ("vgg_base", 8, "sgd", True), ("densenet121", 2, "adam", True)])
 def test_the_meta_simulation_peaks_where_real_cpu_tensors_do(name, batch, optimizer, channels_last):
@@ -217,3 +218,28 @@ def test_the_probe_follows_the_real_tensors_of_its_measured_steps():
     assert measured["tensors"]["peak_bytes"] == simulated.allocated
     assert sum(measured["tensors"]["terms"].values()) == simulated.allocated
     assert "tensors measured/simulated 1.000" in _tensor_line(measured, simulated)
+
+
+class LearnedBiasAttention(torch.nn.Module):
+    """Attention with a learned position bias given as attn_mask (Swin's relative position bias, as Hugging
+    Face's Swin passes it to scaled_dot_product_attention): a mask that needs a gradient, which the CPU's
+    flash kernel cannot differentiate, so PyTorch takes the math path."""
+
+    def __init__(self, width=32, heads=4, tokens=10):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.out = torch.nn.Linear(width, 3 * width), torch.nn.Linear(width, width)
+        self.bias = torch.nn.Parameter(torch.zeros(1, heads, tokens, tokens))
+
+    def forward(self, x):
+        n, t, c = x.shape
+        q, k, v = self.qkv(x).view(n, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=self.bias)
+        return self.out(y.transpose(1, 2).reshape(n, t, c))
+
+
+def test_a_mask_that_needs_a_gradient_takes_the_math_path_as_on_the_cpu():
+    from archcalc.models.user import module_entry
+
+    entry = module_entry(LearnedBiasAttention(), (10, 32))
+    assert simulate(entry, None, 4, "adam", device="cpu").allocated == real_cpu_peak(entry, (4, 10, 32), "adam")

@@ -72,9 +72,12 @@ class _Chooser:
 
     @staticmethod
     def _cpu(query, key, value, attn_mask, dropout_p, is_causal, scale):
-        one = [torch.empty(t.shape[1:], dtype=t.dtype).unsqueeze(0) for t in (query, key, value)]
+        grad = torch.is_grad_enabled()  # (a mask that needs a gradient, a learned position bias: the math path)
+        one = [torch.empty(t.shape[1:], dtype=t.dtype).unsqueeze(0).requires_grad_(grad and t.requires_grad)
+               for t in (query, key, value)]
         mask = None if attn_mask is None else torch.empty(
-            (1, *attn_mask.shape[1:]) if attn_mask.dim() == 4 else attn_mask.shape, dtype=attn_mask.dtype)
+            (1, *attn_mask.shape[1:]) if attn_mask.dim() == 4 else attn_mask.shape, dtype=attn_mask.dtype
+        ).requires_grad_(grad and attn_mask.requires_grad)
         if torch._fused_sdp_choice(*one, mask, dropout_p, is_causal, scale=scale) != _FLASH:
             return None
         return _ATEN._scaled_dot_product_flash_attention_for_cpu(query, key, value, dropout_p, is_causal,

@@ -168,6 +168,9 @@ class _Live(TorchDispatchMode):
         self.at_peak = terms
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        for t in tree_leaves(args):  # one made outside any operation (indices from a Python list): from now
+            if isinstance(t, torch.Tensor):
+                self.track(t)
         out = func(*args, **(kwargs or {}))
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor):
