@@ -112,3 +112,34 @@ def test_a_forward_that_reads_values_runs_its_steps_on_real_cpu_tensors(cli):
     assert unsorted.allocated - sorted_.allocated == 64
     run = cli("memory", spec, "--input", "20", "--input-dtype", "int64", "--batch", "8", "--device", "cuda")
     assert run.code == 1 and "its CUDA peak cannot be simulated" in run.err and len(run.err.splitlines()) == 1
+
+
+class TwoHeads(torch.nn.Module):
+    """A trunk and two classifiers, both returned (GoogLeNet's auxiliary heads in training)."""
+
+    def __init__(self):
+        super().__init__()
+        self.trunk, self.main, self.aux = torch.nn.Linear(8, 8), torch.nn.Linear(8, 3), torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.trunk(x).relu()
+        return self.main(h), self.aux(h)
+
+
+def test_every_output_that_needs_a_gradient_is_in_the_loss():
+    """The timed and the simulated steps train both heads, as --pass train counts them (rows that lead to no
+    output get no gradient: tests/test_backward.py); an output with none says so in one line."""
+    from archcalc.timing.measure import optimizer_for, training_step
+
+    torch.manual_seed(0)
+    model = TwoHeads()
+    aux = model.aux.weight.detach().clone()
+    training_step(model, torch.randn(4, 8), optimizer_for(model.parameters(), "sgd"))()
+    assert not torch.equal(model.aux.weight, aux)
+    a = archcalc.analyze(TwoHeads(), (4, 8), backward=True)
+    assert next(r for r in a.layers if r.name == "aux").backward.macs == 2 * 4 * 8 * 3  # ∂x and ∂W
+    (step,) = archcalc.time(TwoHeads(), (4, 8), device="cpu", training=True, warmup=0, repeat=1)
+    assert step.flops == 2 * (a.totals.macs + a.totals.backward_macs)
+    frozen = TwoHeads().requires_grad_(False)
+    with pytest.raises(InputError, match=r"TwoHeads's output \(4x3 \(float32\), 4x3 \(float32\)\) has no floating"):
+        archcalc.memory(frozen, (4, 8))

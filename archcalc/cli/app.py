@@ -230,7 +230,7 @@ def time_command(
     results = measure_entries(entries, size, batch, device, dtype, options, input_dtype)
     for failed in (t for t in results if t.error):
         print(f"archcalc: error: {failed.model}: {failed.error}", file=sys.stderr)
-    what = (f"training steps ({optimizer}; zero_grad(set_to_none=True), forward, mean of the output as the loss, "
+    what = (f"training steps ({optimizer}; zero_grad(set_to_none=True), forward, mean of the outputs as the loss, "
             f"backward, step)" if training else "runs under torch.inference_mode()")
     method = (f"{warmup} warm-up runs excluded, then at least {repeat} timed {what}"
               + (f" for at least {min_time:g} s" if min_time else "")

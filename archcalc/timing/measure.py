@@ -2,8 +2,8 @@
 
 Method: the model is built on the device with its weights there; the input is made once; warm-up
 runs are excluded; every forward run is under torch.inference_mode(); a training step (Options.training)
-is the model in train mode, ``zero_grad(set_to_none=True)``, the forward, a loss (the mean of the
-first output, in float32: the loss's own cost is negligible beside the network's), ``backward()`` and
+is the model in train mode, ``zero_grad(set_to_none=True)``, the forward, a loss (the mean of each
+output that needs a gradient, in float32, added up: the loss's own cost is negligible beside the network's), ``backward()`` and
 the optimizer's ``step()``, its state made by the warm-up steps; CPU runs are timed with
 time.perf_counter, CUDA runs with CUDA events recorded around the call and a synchronize after
 each run (so asynchronous launches are not mistaken for work done). Reported: the median and the
@@ -89,8 +89,8 @@ def mixed(device: torch.device, amp: str | None):
 
 def training_step(model: torch.nn.Module, x: torch.Tensor | Batch, optimizer: torch.optim.Optimizer,
                   amp: str | None = None) -> Callable[[], None]:
-    """One step as a training loop runs it: zero_grad(set_to_none=True), forward, loss (the mean of the first
-    trained output, batch.py), backward, step; with ``amp``, the forward and the loss under autocast, as the
+    """One step as a training loop runs it: zero_grad(set_to_none=True), forward, loss (the means of the
+    trained outputs, batch.py), backward, step; with ``amp``, the forward and the loss under autocast, as the
     mixed-precision recipe runs them. ``x``: one input tensor, or the Batch of several."""
     batch = x if isinstance(x, Batch) else Batch((x,), {})
 

@@ -2,13 +2,16 @@
 
 A step is given what an analysis is given (analysis/inputs.py): one input or several, positional or keyword,
 of any dtype (token ids as int64, masks as bool), or a user's example inputs; every tensor among them is the
-"input" of the memory model, alive for the whole step. The loss is a reduction of the output's first
-floating-point tensor that autograd can differentiate (a classifier's logits, a language model's next-token
-scores), in float32 as the mixed-precision recipe takes it; an output with none cannot be trained.
+"input" of the memory model, alive for the whole step. The loss is a reduction of every floating-point
+tensor of the output that autograd can differentiate (a classifier's logits, a language model's next-token
+scores, auxiliary heads), in float32 as the mixed-precision recipe takes it; an output with none cannot be
+trained.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,11 +75,14 @@ def _in_channels_last(value):
     return value
 
 
-def trained_output(output, name: str = "the model") -> torch.Tensor:
-    """The tensor a step's loss is taken from: the output's first floating-point tensor with a gradient."""
-    for t in leaves(output):
-        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad:
-            return t
+def trained_outputs(output, name: str = "the model") -> list[torch.Tensor]:
+    """The tensors a step's loss is taken from: every floating-point tensor of the output that needs a
+    gradient (a classifier's logits; GoogLeNet's two auxiliary heads beside its own, as its training loss
+    weighs them in), as `--pass train` takes them (a row none of them leads to gets no gradient)."""
+    trained = [t for t in leaves(output)
+               if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad]
+    if trained:
+        return trained
     shapes = ", ".join(f"{shape_text(t.shape) or 'scalar'} ({str(t.dtype).removeprefix('torch.')})"
                        for t in leaves(output) if isinstance(t, torch.Tensor)) or "no tensor"
     raise InputError(f"{name}'s output ({shapes}) has no floating-point tensor that needs a gradient: there is "
@@ -84,9 +90,10 @@ def trained_output(output, name: str = "the model") -> torch.Tensor:
 
 
 def loss_of(output, reduce: str = "sum", name: str = "the model") -> torch.Tensor:
-    """The step's loss: the sum (the memory model's) or the mean (the timing's) of trained_output in float32."""
-    first = trained_output(output, name).float()
-    return first.sum() if reduce == "sum" else first.mean()
+    """The step's loss: the sum (the memory model's) or the mean (the timing's) of each trained output in
+    float32, added up (one output: its own reduction, with no addition)."""
+    losses = [t.float().sum() if reduce == "sum" else t.float().mean() for t in trained_outputs(output, name)]
+    return functools.reduce(operator.add, losses)
 
 
 def input_bytes(batch: Batch) -> int:

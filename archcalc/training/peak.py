@@ -12,7 +12,7 @@ to the moment its storage is freed, so what is alive at the worst moment is know
               segments, up to 10 MiB in 20 MiB ones, larger ones in their own, rounded up to 2 MiB
               (fragmentation adds to it: not modelled)
 
-The step is the probe's (probe.py): forward, loss = output.sum(), backward, optimizer.step(), with the
+The step is the probe's (probe.py): forward, loss = the outputs' sum (batch.py), backward, optimizer.step(), with the
 optimizer's implementation PyTorch picks on the device (foreach on CUDA); and it is simulated twice, with
 zero_grad(set_to_none=True) between, as a training loop runs it. The first step makes the optimizer's state
 (momentum buffers, Adam's moments) at its end; from the second on, that state is alive through the forward
@@ -216,7 +216,7 @@ def tracker(model: nn.Module, batch: Batch, opt: torch.optim.Optimizer, device: 
 def follow(model: nn.Module, batch: Batch, opt: torch.optim.Optimizer, live: _Live | None, forward,
            around=None, name: str = "the model") -> list[int]:
     """Two training steps as a training loop runs them (zero_grad(set_to_none=True), forward, loss = the
-    first trained output's float().sum() (batch.py), backward, step; the output and the loss dropped after),
+    trained outputs' float().sum() added up (batch.py), backward, step; the output and the loss dropped after),
     the forward and the loss
     inside ``forward()``; under ``live`` (None: untracked), whose peak of each step is returned. ``around``
     (a context manager factory, the probe's measurement) wraps each step."""
