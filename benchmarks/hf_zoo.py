@@ -6,11 +6,11 @@ independent counts of the same model, in one run:
 
 For each network: its parameters against transformers' own num_parameters(); the forward pass's FLOPs (2 x
 MACs) against torch.utils.flop_counter, and a training step's (forward + backward, the loss the sum of every
-output) likewise, both on the meta device (on CPU tensors flop_counter counts the CPU's attention kernel as
-nothing, pytorch/pytorch#195460), the training step's less flop_counter's excess on grouped convolutions' ∂W
-(g times what it is: ConvNeXt's depthwise convolutions read 0.34 otherwise); with --memory, the CPU peak of
-two Adam steps simulated on the meta device against the real tensors of the same steps on the CPU
-(benchmarks/memory_zoo.py's tracker).
+output) likewise, on the meta device (on CPU tensors flop_counter counts the CPU's attention kernel as
+nothing, pytorch/pytorch#195460; a model that reads a value runs on the CPU, with eager attention), with
+flop_counter's convolution backward corrected for groups (its ∂W of a grouped convolution is g times what it
+is); with --memory, the CPU peak of two Adam steps simulated on the meta device against the real tensors of
+the same steps on the CPU (benchmarks/memory_zoo.py's tracker).
 """
 
 from __future__ import annotations
@@ -19,34 +19,64 @@ import argparse
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import archcalc
 
-TOKENS, IMAGE = (2, 64), (2, 3, 224, 224)
+aten = torch.ops.aten
+TOKENS, IMAGE = [(2, 64)], [(2, 3, 224, 224)]
+IDS = ["int64:1000"]  # token ids below 1000 (every vocabulary here is larger)
+
+
+class Seq2Seq(torch.nn.Module):
+    """An encoder-decoder given its two token sequences as positional inputs."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids, decoder_ids):
+        return self.model(input_ids=ids, decoder_input_ids=decoder_ids)
 
 
 def _zoo():
     import transformers as t
 
-    sdpa = {"attn_implementation": "sdpa"}
-    return {  # name -> (model class, configuration, input shape with the batch, token ids or not)
-        "gpt2": (t.GPT2LMHeadModel, t.GPT2Config(**sdpa), TOKENS, True),
-        "bert-base": (t.BertModel, t.BertConfig(**sdpa), TOKENS, True),
-        "distilbert": (t.DistilBertModel, t.DistilBertConfig(**sdpa), TOKENS, True),
-        "roberta-base": (t.RobertaModel, t.RobertaConfig(**sdpa), TOKENS, True),
-        "llama-gqa": (t.LlamaForCausalLM, t.LlamaConfig(vocab_size=32000, hidden_size=512, intermediate_size=1376,
-                                                         num_hidden_layers=4, num_attention_heads=8,
-                                                         num_key_value_heads=2, **sdpa), TOKENS, True),
-        "mistral": (t.MistralForCausalLM, t.MistralConfig(vocab_size=32000, hidden_size=512, intermediate_size=1792,
-                                                           num_hidden_layers=4, num_attention_heads=8,
-                                                           num_key_value_heads=2, sliding_window=32, **sdpa),
-                    TOKENS, True),
-        "t5-encoder": (t.T5EncoderModel, t.T5Config(), TOKENS, True),
-        "vit-base": (t.ViTForImageClassification, t.ViTConfig(**sdpa), IMAGE, False),
-        "swin-tiny": (t.SwinForImageClassification, t.SwinConfig(), IMAGE, False),
-        "convnext-tiny": (t.ConvNextForImageClassification, t.ConvNextConfig(), IMAGE, False),
-        "resnet-50": (t.ResNetForImageClassification, t.ResNetConfig(), IMAGE, False),
+    sdpa, eager = {"attn_implementation": "sdpa"}, {"attn_implementation": "eager"}
+    small = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8}
+    return {  # name -> (builder, input sizes with the batch, their dtypes: None for floating-point)
+        "gpt2": (lambda: t.GPT2LMHeadModel(t.GPT2Config(**sdpa)), TOKENS, IDS),
+        "bert-base": (lambda: t.BertModel(t.BertConfig(**sdpa)), TOKENS, IDS),
+        "distilbert": (lambda: t.DistilBertModel(t.DistilBertConfig(**sdpa)), TOKENS, IDS),
+        "roberta-base": (lambda: t.RobertaModel(t.RobertaConfig(**sdpa)), TOKENS, IDS),
+        "llama-gqa": (lambda: t.LlamaForCausalLM(t.LlamaConfig(
+            vocab_size=32000, hidden_size=512, intermediate_size=1376, num_hidden_layers=4, num_attention_heads=8,
+            num_key_value_heads=2, **sdpa)), TOKENS, IDS),
+        "mistral": (lambda: t.MistralForCausalLM(t.MistralConfig(
+            vocab_size=32000, hidden_size=512, intermediate_size=1792, num_hidden_layers=4, num_attention_heads=8,
+            num_key_value_heads=2, sliding_window=32, **sdpa)), TOKENS, IDS),
+        "gpt-neo": (lambda: t.GPTNeoForCausalLM(t.GPTNeoConfig(
+            hidden_size=256, num_layers=4, num_heads=8, attention_types=[[["global", "local"], 2]],
+            window_size=16)), TOKENS, IDS),
+        "opt": (lambda: t.OPTForCausalLM(t.OPTConfig(ffn_dim=1024, word_embed_proj_dim=256, **small)), TOKENS, IDS),
+        "mamba": (lambda: t.MambaForCausalLM(t.MambaConfig(hidden_size=128, num_hidden_layers=2, vocab_size=1000)),
+                  [(2, 32)], IDS),
+        "t5-small": (lambda: Seq2Seq(t.T5ForConditionalGeneration(t.T5Config(
+            d_model=512, num_layers=6, num_heads=8, d_ff=2048))), [(2, 32), (2, 16)], IDS),
+        "bart-large": (lambda: Seq2Seq(t.BartModel(t.BartConfig(**eager))), [(2, 32), (2, 16)], IDS),
+        "whisper-tiny": (lambda: t.WhisperForAudioClassification(t.WhisperConfig(
+            d_model=384, encoder_layers=4, encoder_attention_heads=6, decoder_layers=4, decoder_attention_heads=6)),
+                         [(2, 80, 3000)], None),
+        "clip": (lambda: t.CLIPModel(t.CLIPConfig()), [(2, 16), (2, 3, 224, 224)], ["int64:1000", "float32"]),
+        "vit-base": (lambda: t.ViTForImageClassification(t.ViTConfig(**sdpa)), IMAGE, None),
+        "deit-base": (lambda: t.DeiTForImageClassificationWithTeacher(t.DeiTConfig(**sdpa)), IMAGE, None),
+        "swin-tiny": (lambda: t.SwinForImageClassification(t.SwinConfig()), IMAGE, None),
+        "convnext-tiny": (lambda: t.ConvNextForImageClassification(t.ConvNextConfig()), IMAGE, None),
+        "resnet-50": (lambda: t.ResNetForImageClassification(t.ResNetConfig()), IMAGE, None),
+        "segformer-b0": (lambda: t.SegformerForSemanticSegmentation(t.SegformerConfig()), [(2, 3, 128, 128)], None),
+        "yolos": (lambda: t.YolosForObjectDetection(t.YolosConfig(
+            hidden_size=192, num_hidden_layers=4, num_attention_heads=3, intermediate_size=768,
+            image_size=[256, 256])), [(1, 3, 256, 256)], None),
     }
 
 
@@ -56,21 +86,37 @@ def _loss(output) -> torch.Tensor:
     return sum(v.float().sum() for v in values if isinstance(v, torch.Tensor) and v.is_floating_point())
 
 
-def _flop_counter(model, x) -> tuple[int, int]:
-    """(forward, forward + backward) FLOPs as torch.utils.flop_counter counts them, on the meta device."""
-    with FlopCounterMode(display=False) as counter:
-        y = model(x)
-        forward = counter.get_total_flops()
-        _loss(y).backward()
-    return forward, counter.get_total_flops()
+def _inputs(sizes, dtypes, device: str) -> list[torch.Tensor]:
+    kinds = dtypes if dtypes and len(dtypes) == len(sizes) else [(dtypes or [None])[0]] * len(sizes)
+    return [torch.randint(0, 1000, s, device=device) if kind and kind.startswith("int") else
+            torch.randn(s, device=device) for s, kind in zip(sizes, kinds)]
 
 
-def _grouped_excess(model, analysis) -> int:
-    """What flop_counter adds to a grouped convolution's ∂W: it multiplies by all C_in channels, not C_in/g
-    (tests/test_backward.py), so (g - 1) x its MACs x 2 FLOPs more, for every grouped convolution trained."""
-    modules = dict(model.named_modules())
-    return sum(2 * (modules[r.name].groups - 1) * r.macs for r in analysis.layers
-               if isinstance(modules.get(r.name), torch.nn.Conv2d) and modules[r.name].weight.requires_grad)
+def _flop_counter(make, sizes, dtypes) -> tuple[int, int]:
+    """(forward, forward + backward) FLOPs as torch.utils.flop_counter counts them, on the meta device (on the
+    CPU where the model reads a value), its convolution backward corrected for groups (_conv_backward)."""
+    for device in ("meta", "cpu"):
+        try:
+            with torch.device(device):
+                model = make().train()
+            with FlopCounterMode(display=False, custom_mapping={aten.convolution_backward: _conv_backward}) as c:
+                y = model(*_inputs(sizes, dtypes, device))
+                forward = c.get_total_flops()
+                _loss(y).backward()
+            return forward, c.get_total_flops()
+        except (NotImplementedError, RuntimeError):
+            if device == "cpu":
+                raise
+    raise AssertionError("unreachable")
+
+
+def _conv_backward(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
+                   _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+    """∂x and ∂W of a convolution, each as many multiply-accumulates as its forward (flop_counter's own
+    formula multiplies a grouped convolution's ∂W by all C_in channels, not C_in/g: tests/test_backward.py;
+    ConvNeXt's and Mamba's depthwise convolutions read 0.34 and 0.65 with it)."""
+    forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
 
 
 def main() -> None:
@@ -83,29 +129,24 @@ def main() -> None:
           f"{'train GFLOPs':>12s} {'/flop_counter':>13s}" + (f" {'CPU peak MiB':>12s} {'/real':>8s}"
                                                               if options.memory else "") + f" {'s':>5s}")
     for name in options.names or zoo:
-        cls, config, shape, tokens = zoo[name]
+        make, sizes, dtypes = zoo[name]
         start = time.perf_counter()
         torch.manual_seed(0)
-        model = cls(config)
-        dtypes = [f"int64:{config.vocab_size}"] if tokens else None
-        a = archcalc.analyze(model, shape, input_dtypes=dtypes, backward=True)
-        with torch.device("meta"):
-            twin = cls(config).train()
-        x = torch.zeros(shape, dtype=torch.int64, device="meta") if tokens else torch.empty(shape, device="meta")
-        forward, train = _flop_counter(twin, x)
+        model = make()
+        a = archcalc.analyze(model, sizes, input_dtypes=dtypes, backward=True)
+        forward, train = _flop_counter(make, sizes, dtypes)
         ours_train = 2 * (a.totals.macs + a.totals.backward_macs)
-        train -= _grouped_excess(model, a)
-        line = (f"{name:14s} {a.totals.params:12,d} {a.totals.params / model.num_parameters():8.6f} "
+        theirs = (model.model if isinstance(model, Seq2Seq) else model).num_parameters()
+        line = (f"{name:14s} {a.totals.params:12,d} {a.totals.params / theirs:8.6f} "
                 f"{a.totals.flops / 1e9:14.3f} {a.totals.flops / forward:13.6f} {ours_train / 1e9:12.3f} "
                 f"{ours_train / train:13.6f}")
         if options.memory:
             import memory_zoo
-
             from archcalc.models.user import module_entry
 
-            entry = module_entry(model, shape[1:])
-            simulated = archcalc.memory(model, shape, input_dtypes=dtypes, optimizer="adam").peak.allocated
-            real = memory_zoo.real_peak(entry, shape[0], None, shape[1:], dtypes, "adam")
+            size = sizes[0][1:] if len(sizes) == 1 else [s[1:] for s in sizes]
+            simulated = archcalc.memory(model, sizes, input_dtypes=dtypes, optimizer="adam").peak.allocated
+            real = memory_zoo.real_peak(module_entry(model, size), sizes[0][0], None, size, dtypes, "adam")
             line += f" {simulated / 2**20:12.1f} {real / simulated:8.6f}"
         print(f"{line} {time.perf_counter() - start:5.1f}", flush=True)
 

@@ -265,12 +265,14 @@ class TokenLinear(nn.Module):
     def forward(self, x):
         rows = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
         keys = torch.cat([x.new_empty(0), rows.view(*x.shape[:-1], -1)], dim=-2)
-        return keys
+        position = torch.zeros(x.shape[1], x.shape[1], device=x.device).view(1, 1, x.shape[1], x.shape[1])  # (T5's)
+        return keys + position.mean()
 
 
 def test_tokens_flattened_into_rows_and_an_empty_cache_are_taken_as_they_are():
-    """(N, T, C) -> (N*T, C) merges the batch with the tokens: no note that the batch changed (there is one
-    for vgg_base's fixed flatten at 64x64, test_seed_networks); cat's arithmetic leaves out the empty cache."""
+    """(N, T, C) -> (N*T, C) merges the batch with the tokens, and a position bias (T, T) -> (1, 1, T, T) has
+    no batch: no note that the batch changed (there is one for vgg_base's fixed flatten at 64x64,
+    test_seed_networks); cat's arithmetic leaves out the empty cache."""
     with torch.device("meta"):
         model = TokenLinear()
     a = analyse_module(model, "token_linear", (2, 5, 8), torch.device("meta"), torch.float32)
@@ -278,3 +280,35 @@ def test_tokens_flattened_into_rows_and_an_empty_cache_are_taken_as_they_are():
     assert not [n for n in a.notes if "turned batch" in n]
     cat = next(r for r in a.records if r.type == "cat")
     assert cat.formulas["output"] == "dim 1: 5 = 5"
+
+
+class MaskPositions(nn.Embedding):
+    """OPT's learned positions: an embedding whose own forward takes the attention mask (floating-point) and
+    looks up the positions it counts."""
+
+    def forward(self, mask):
+        return super().forward((mask.long().cumsum(1) - 1).clamp(min=0))
+
+
+class PositionedTokens(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.tokens, self.positions = nn.Embedding(50, 8), MaskPositions(16, 8)
+
+    def forward(self, ids, mask):
+        return self.tokens(ids) + self.positions(mask)
+
+
+def test_an_embedding_with_a_forward_of_its_own_takes_what_it_takes():
+    """The refusal of floating-point ids is nn.Embedding's own forward's: a subclass's forward (OPT's, BART's
+    positions) may take a float mask and look up integers it makes."""
+    with torch.device("meta"):
+        model = PositionedTokens()
+    from archcalc.analysis.engine import sized_inputs
+
+    a = analyse_module(model, "positioned", sized_inputs([(2, 5), (2, 5)], ["int64", "float32"]),
+                       torch.device("meta"), torch.float32)
+    assert a.output_shapes == ((2, 5, 8),) and a.totals.params == 50 * 8 + 16 * 8
+    with pytest.raises(ForwardError, match="receives floating-point numbers"):
+        analyse_module(model, "positioned", sized_inputs([(2, 5), (2, 5)], ["float32"]), torch.device("meta"),
+                       torch.float32)

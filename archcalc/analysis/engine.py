@@ -454,8 +454,10 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
         in_rows += r.params
         if r.macs is None:
             uncounted.add(r.type)
+        given = r.input_shapes[0] if r.input_shapes else ()
         if r.type in ("view", "reshape") and r.output_shapes and r.output_shapes[0][0] != batch \
-                and not _merges_leading(r.input_shapes[0] if r.input_shapes else (), r.output_shapes[0]):
+                and given[:1] == (batch,) and not _merges_leading(given, r.output_shapes[0]):  # (T5's position
+            # bias, (T, T) -> (1, 1, T, T), carries no batch)
             notes.append(
                 f"{r.label} turned batch {batch} into {r.output_shapes[0][0]}: the model flattens to a fixed "
                 f"size ({shape_text(r.output_shapes[0][1:])}) that this input does not give per sample"

@@ -196,7 +196,8 @@ class Tracer(TorchFunctionMode):
                 row = "" if module is model and counter is None and module._modules else name or kind.__name__
                 settled = [module, row, counter, leave_module if counter is None else leave_layer, 0]
                 forward = module.forward
-                if isinstance(module, _LOOKUPS):
+                if isinstance(module, _LOOKUPS) and kind.forward in _LOOKUP_FORWARDS:  # (a subclass's own forward
+                    # takes what it likes: BART's positions take the ids' shape, OPT's the attention mask)
                     forward = partial(_looked_up, forward)
                 own["forward"] = partial(traced_forward, settled, forward)
                 wrapped.append(own)
@@ -489,6 +490,7 @@ class Tracer(TorchFunctionMode):
 _new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
 
 _LOOKUPS = (nn.Embedding, nn.EmbeddingBag)
+_LOOKUP_FORWARDS = (nn.Embedding.forward, nn.EmbeddingBag.forward)
 
 
 def _looked_up(forward, indices, *args, **kwargs):
