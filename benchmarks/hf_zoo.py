@@ -2,7 +2,7 @@
 independent counts of the same model, in one run:
 
     pip install transformers   # (not one of archcalc's dependencies)
-    python benchmarks/hf_zoo.py [--memory] [NAME ...]
+    python benchmarks/hf_zoo.py [--memory [--amp bfloat16]] [NAME ...]
 
 For each network: its parameters against transformers' own num_parameters(); the forward pass's FLOPs (2 x
 MACs) against torch.utils.flop_counter, and a training step's (forward + backward, the loss the sum of every
@@ -10,7 +10,8 @@ output) likewise, on the meta device (on CPU tensors flop_counter counts the CPU
 nothing, pytorch/pytorch#195460; a model that reads a value runs on the CPU, with eager attention), with
 flop_counter's convolution backward corrected for groups (its ∂W of a grouped convolution is g times what it
 is); with --memory, the CPU peak of two Adam steps simulated on the meta device against the real tensors of
-the same steps on the CPU (benchmarks/memory_zoo.py's tracker).
+the same steps on the CPU (benchmarks/memory_zoo.py's tracker), with --amp under autocast (simulated by
+archcalc's policy, against PyTorch's own on the real tensors).
 """
 
 from __future__ import annotations
@@ -112,9 +113,10 @@ def _flop_counter(make, sizes, dtypes) -> tuple[int, int]:
 
 def _conv_backward(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
                    _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
-    """∂x and ∂W of a convolution, each as many multiply-accumulates as its forward (flop_counter's own
-    formula multiplies a grouped convolution's ∂W by all C_in channels, not C_in/g: tests/test_backward.py;
-    ConvNeXt's and Mamba's depthwise convolutions read 0.34 and 0.65 with it)."""
+    """∂x and ∂W of a convolution, each as many multiply-accumulates as its forward. flop_counter's own formula
+    (PyTorch 2.13) multiplies a grouped convolution's ∂W by all C_in channels, not C_in/g (tests/test_backward.py;
+    a division by g was proposed in pytorch/pytorch#183405): ConvNeXt's and Mamba's depthwise convolutions read
+    0.34 and 0.65 with it."""
     forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed)
     return forward * (int(output_mask[0]) + int(output_mask[1]))
 
@@ -123,6 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("names", nargs="*")
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--amp", default=None, help="with --memory: the steps under torch.autocast('cpu', AMP)")
     options = parser.parse_args()
     zoo = _zoo()
     print(f"{'model':14s} {'params':>12s} {'/theirs':>8s} {'forward GFLOPs':>14s} {'/flop_counter':>13s} "
@@ -145,8 +148,9 @@ def main() -> None:
             from archcalc.models.user import module_entry
 
             size = sizes[0][1:] if len(sizes) == 1 else [s[1:] for s in sizes]
-            simulated = archcalc.memory(model, sizes, input_dtypes=dtypes, optimizer="adam").peak.allocated
-            real = memory_zoo.real_peak(module_entry(model, size), sizes[0][0], None, size, dtypes, "adam")
+            simulated = archcalc.memory(model, sizes, input_dtypes=dtypes, optimizer="adam",
+                                        amp=options.amp).peak.allocated
+            real = memory_zoo.real_peak(module_entry(model, size), sizes[0][0], options.amp, size, dtypes, "adam")
             line += f" {simulated / 2**20:12.1f} {real / simulated:8.6f}"
         print(f"{line} {time.perf_counter() - start:5.1f}", flush=True)
 
