@@ -25,7 +25,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves, tree_map
+from torch.utils._pytree import tree_flatten, tree_leaves, tree_unflatten
 
 from archcalc.errors import ForwardError
 from archcalc.training.patching import TURN, replaced
@@ -131,6 +131,15 @@ class _Region:
             return self.cache[id(t)][1]
         return t.to(to)
 
+    def cast_all(self, values, to: torch.dtype):
+        """Every argument cast, the last first: PyTorch's autocast casts a kernel's arguments in a C++ call's
+        argument list, which GCC (the compiler of PyTorch's Linux builds) evaluates right to left. The order
+        is autograd's: the later cast's backward runs first (a convolution's weight gradient is cast up
+        before its bias's), and with it which gradient is alive at the backward's peak."""
+        leaves, spec = tree_flatten(values)
+        cast = [self.cast(a, to) for a in reversed(leaves)][::-1]
+        return tree_unflatten(cast, spec)
+
     def wrap(self, function, kind: str):
         region = self
 
@@ -151,7 +160,7 @@ class _Region:
                 else:  # promote: the widest floating type among the arguments
                     floats = [a.dtype for a in tree_leaves((args, kwargs)) if _eligible(a)]
                     to = torch.float32 if torch.float32 in floats else region.dtype
-                args, kwargs = tree_map(lambda a: region.cast(a, to), (args, kwargs))
+                args, kwargs = region.cast_all((args, kwargs), to)
             region.depth += 1
             try:
                 return function(*args, **kwargs)
