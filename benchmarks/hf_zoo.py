@@ -1,7 +1,7 @@
 """Hugging Face's networks, built from their configurations (random weights, nothing downloaded), against
 independent counts of the same model, in one run:
 
-    pip install transformers   # (not one of archcalc's dependencies)
+    pip install transformers diffusers   # (not archcalc's dependencies; without diffusers, its three are left out)
     python benchmarks/hf_zoo.py [--memory [--amp bfloat16]] [NAME ...]
 
 For each network: its parameters against transformers' own num_parameters(); the forward pass's FLOPs (2 x
@@ -81,6 +81,49 @@ def _zoo():
     }
 
 
+class Denoiser(torch.nn.Module):
+    """A diffusion model's U-Net given its noisy sample, its timestep and (conditioned) the text's states."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, sample, timestep, *text):
+        return self.model(sample, timestep, *text).sample
+
+
+class Autoencoder(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x).sample
+
+
+def _diffusers():
+    """diffusers' U-Nets and VAE at small widths, where diffusers is installed (pip install diffusers)."""
+    try:
+        import diffusers as d
+    except ImportError:
+        return {}
+    small = {"block_out_channels": (32, 64), "layers_per_block": 1, "norm_num_groups": 8}
+    return {
+        "unet": (lambda: Denoiser(d.UNet2DModel(
+            sample_size=32, block_out_channels=(32, 64, 64), layers_per_block=1, norm_num_groups=8,
+            down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"))), [(2, 3, 32, 32), (2,)],
+            ["float32", "int64:1000"]),
+        "unet-text": (lambda: Denoiser(d.UNet2DConditionModel(
+            sample_size=16, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32, attention_head_dim=8,
+            **small)), [(2, 4, 16, 16), (2,), (2, 7, 32)], ["float32", "int64:1000", "float32"]),
+        "vae": (lambda: Autoencoder(d.AutoencoderKL(
+            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+            latent_channels=4, **small)), [(2, 3, 64, 64)], None),
+    }
+
+
 def _loss(output) -> torch.Tensor:
     """Every floating-point output summed: a loss every output leads to, as archcalc's --pass train takes it."""
     values = [output] if isinstance(output, torch.Tensor) else list(output.values())
@@ -127,7 +170,7 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--amp", default=None, help="with --memory: the steps under torch.autocast('cpu', AMP)")
     options = parser.parse_args()
-    zoo = _zoo()
+    zoo = {**_zoo(), **_diffusers()}
     print(f"{'model':14s} {'params':>12s} {'/theirs':>8s} {'forward GFLOPs':>14s} {'/flop_counter':>13s} "
           f"{'train GFLOPs':>12s} {'/flop_counter':>13s}" + (f" {'CPU peak MiB':>12s} {'/real':>8s}"
                                                               if options.memory else "") + f" {'s':>5s}")
@@ -139,7 +182,8 @@ def main() -> None:
         a = archcalc.analyze(model, sizes, input_dtypes=dtypes, backward=True)
         forward, train = _flop_counter(make, sizes, dtypes)
         ours_train = 2 * (a.totals.macs + a.totals.backward_macs)
-        theirs = (model.model if isinstance(model, Seq2Seq) else model).num_parameters()
+        inner = model.model if isinstance(model, (Seq2Seq, Denoiser, Autoencoder)) else model
+        theirs = inner.num_parameters()
         line = (f"{name:14s} {a.totals.params:12,d} {a.totals.params / theirs:8.6f} "
                 f"{a.totals.flops / 1e9:14.3f} {a.totals.flops / forward:13.6f} {ours_train / 1e9:12.3f} "
                 f"{ours_train / train:13.6f}")

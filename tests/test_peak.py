@@ -243,3 +243,46 @@ def test_a_mask_that_needs_a_gradient_takes_the_math_path_as_on_the_cpu():
 
     entry = module_entry(LearnedBiasAttention(), (10, 32))
     assert simulate(entry, None, 4, "adam", device="cpu").allocated == real_cpu_peak(entry, (4, 10, 32), "adam")
+
+
+class TokensBackToImage(torch.nn.Module):
+    """A feature map read as tokens and written back (diffusers' attention blocks): the map comes back
+    channels-last, which the CPU's GroupNorm and convolutions keep and the meta device's do not; then a
+    ``.contiguous()``, which copies on the CPU. And a timestep, one number a sample."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv0, self.proj = torch.nn.Conv2d(4, 16, 3, padding=1), torch.nn.Linear(16, 16)
+        self.norm, self.conv1 = torch.nn.GroupNorm(4, 16), torch.nn.Conv2d(16, 16, 3, padding=1)
+        self.time, self.shortcut = torch.nn.Embedding(10, 16), torch.nn.Conv2d(16, 8, 1)
+
+    def forward(self, x, t):
+        h = self.conv0(x)
+        n, c, height, width = h.shape
+        tokens = self.proj(h.view(n, c, height * width).transpose(1, 2))
+        h = tokens.transpose(1, 2).reshape(n, c, height, width) + self.time(t)[:, :, None, None]
+        return self.shortcut(self.conv1(self.norm(h)).contiguous())
+
+
+def test_the_cpus_layouts_are_the_simulations():
+    from archcalc.analysis.engine import entry_inputs
+    from archcalc.models.user import module_entry
+
+    entry = module_entry(TokensBackToImage(), [(4, 16, 16), ()])
+    inputs = entry_inputs(entry, None, 2, ["float32", "int64:10"])
+    assert inputs.shapes == ((2, 4, 16, 16), (2,))
+    assert simulate(entry, None, 2, "adam", device="cpu", input_dtypes=["float32", "int64:10"]).allocated == \
+        real_cpu_peak(entry, inputs, "adam")
+
+
+def test_the_suggested_memory_format_is_pytorchs():
+    import random
+
+    prims = pytest.importorskip("torch._prims_common")
+    from archcalc.training.layout import suggested_format
+
+    rng = random.Random(0)
+    for _ in range(500):
+        shape = [rng.choice([1, 2, 3, 5]) for _ in range(rng.choice([3, 4, 5]))]
+        t = torch.empty(shape).permute(rng.sample(range(len(shape)), len(shape)))
+        assert suggested_format(t) == prims.suggest_memory_format(t), (shape, t.stride())

@@ -114,8 +114,8 @@ def input_dtype(spec: Any) -> tuple[torch.dtype | None, int | None]:
 
 def is_sizes(value: Any) -> bool:
     """Whether a value is several sizes ((3, 32, 32), (10,)) rather than example inputs."""
-    return isinstance(value, (tuple, list)) and len(value) > 0 and all(
-        isinstance(s, (tuple, list)) and s and all(isinstance(n, int) and not isinstance(n, bool) for n in s)
+    return isinstance(value, (tuple, list)) and any(value) and all(  # (): one number a sample, beside others
+        isinstance(s, (tuple, list)) and all(isinstance(n, int) and not isinstance(n, bool) for n in s)
         for s in value)
 
 
@@ -137,7 +137,8 @@ def entry_inputs(entry: ModelEntry, given: Sequence[int] | Sequence[Sequence[int
     _check_batch(batch)
     if sizes is None:
         return sized_inputs([entry_shape(entry, given, batch)], dtypes)
-    return sized_inputs([input_shape((), s, batch) for s in sizes], dtypes)
+    return sized_inputs([input_shape((), s, batch) if s else (batch,) for s in sizes], dtypes)  # (): one number a
+    # sample (a diffusion model's timestep)
 
 
 def sized_inputs(shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any] | None = None) -> Inputs:

@@ -17,7 +17,8 @@ optimizer's implementation PyTorch picks on the device (foreach on CUDA); and it
 zero_grad(set_to_none=True) between, as a training loop runs it. The first step makes the optimizer's state
 (momentum buffers, Adam's moments) at its end; from the second on, that state is alive through the forward
 and the backward: the steady state, whose peak is what a run needs (for Adam or momentum it is the larger).
-Attention runs the fused kernel the device would (fused.py), not the meta device's math path; with ``amp``
+Attention runs the fused kernel the device would (fused.py), not the meta device's math path, and
+convolutions and GroupNorm give the device's memory layout (layout.py); with ``amp``
 the forward and the loss run under autocast (autocast.py). Not modelled: the workspaces cuDNN and cuBLAS take
 inside an operation (the simulation sees only the tensors the operations return), GradScaler's few scalars,
 and cuDNN's fused RNN kernel (on CUDA recurrent layers are simulated as the meta device decomposes them; on
@@ -45,6 +46,7 @@ from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
 from archcalc.training.autocast import DTYPES as AMP_DTYPES, autocast
 from archcalc.training.batch import Batch, loss_of, made as made_batch
+from archcalc.training.layout import layouts
 from archcalc.training.fused import fused_attention
 from archcalc.training.native_rnn import cpu_recurrence
 from archcalc.training.onednn import runs as runs_onednn
@@ -339,7 +341,8 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
             return stack
 
         try:
-            steps = follow(model, given, opt, live, forward, name=entry.name)
+            with layouts(device):  # (under the tracker, which follow opens)
+                steps = follow(model, given, opt, live, forward, name=entry.name)
         except InputError:
             raise
         except Exception as error:

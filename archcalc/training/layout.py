@@ -1,0 +1,124 @@
+"""The memory layout the device's kernels give, on the meta device.
+
+A tensor's layout decides what a later ``.contiguous()`` (or a reshape that cannot view) copies, and so the
+memory of a step. The meta device's kernels do not always give the device's layout:
+
+  convolution    the CPU's kernels (oneDNN, and the slow path) and cuDNN give a channels-last output where the
+                 input or the weight is channels-last (ConvUtils.h: mkldnn_conv_use_channels_last,
+                 thnn_conv_use_channels_last, cudnn_conv_suggest_memory_format); the meta kernel, a contiguous
+                 one always
+  pixel_shuffle  the CPU's kernel keeps a channels-last input's layout; the meta kernel does not
+  group_norm     PyTorch's group_norm (group_norm.cpp) makes its input contiguous in the input's own suggested
+                 format on the CPU, in NCHW elsewhere, the meta device included: a channels-last input, which a
+                 CPU network makes without asking for it (a transpose and reshape back to N x C x H x W, as
+                 diffusers' attention blocks write it), stays channels-last on the CPU, not on meta
+
+While layouts(device) is open, those operations on meta tensors give the device's layout: the first two by
+a dispatch mode under the simulation's tracker (the output made again in the device's layout: the meta
+device allocates nothing, and the tracker sees only the tensor returned), group_norm by native_group_norm
+on the input in its own format for the CPU (its meta kernel keeps that format, as the CPU's does), with the
+CPU's backward (no copies of a channels-last gradient and input first). A VAE's decoder from diffusers was
+2 MiB low on the CPU before.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+from math import prod
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from archcalc.training.patching import TURN, replaced
+
+_ATEN = torch.ops.aten
+channels_last, channels_last_3d = torch.channels_last, torch.channels_last_3d
+
+
+@contextmanager
+def layouts(device: str):
+    """Open around the tracked steps (its dispatch mode must be under the tracker's): meta tensors take the
+    layouts ``device`` (cpu or cuda) gives."""
+    with ExitStack() as stack:
+        if device == "cpu":
+            stack.enter_context(_cpu_group_norm())
+        stack.enter_context(_Layouts(device))
+        yield
+
+
+class _Layouts(TorchDispatchMode):
+    def __init__(self, device: str):
+        super().__init__()
+        self.device = device
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func is _ATEN.convolution.default and args[0].is_meta and out.dim() in (4, 5):
+            wanted = channels_last if out.dim() == 4 else channels_last_3d
+            if wanted in (suggested_format(args[0]), suggested_format(args[1])):
+                return _in(out, wanted)
+        elif func is _ATEN.pixel_shuffle.default and self.device == "cpu" and args[0].is_meta:
+            if suggested_format(args[0]) == channels_last:
+                return _in(out, channels_last)
+        return out
+
+
+def _in(out: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:
+    return out if out.is_contiguous(memory_format=layout) else torch.empty(
+        out.shape, dtype=out.dtype, device=out.device, memory_format=layout)
+
+
+@contextmanager
+def _cpu_group_norm():
+    """F.group_norm on the meta device as on the CPU: its input kept in its own suggested format."""
+    with TURN:
+        group_norm = F.group_norm
+
+        def as_on_the_cpu(input, num_groups, weight=None, bias=None, eps=1e-5):
+            if not (isinstance(input, torch.Tensor) and input.is_meta and input.dim() >= 2):
+                return group_norm(input, num_groups, weight, bias, eps)
+            return _GroupNorm.apply(input.contiguous(memory_format=suggested_format(input)), weight, bias,
+                                    num_groups, eps)
+
+        with replaced([(F, "group_norm", as_on_the_cpu)]):
+            yield
+
+
+class _GroupNorm(torch.autograd.Function):
+    """native_group_norm with the CPU's backward: its gradient and input made contiguous in the input's own
+    format (derivatives.yaml: the CPU's suggest_memory_format, NCHW elsewhere), so a channels-last map is
+    not copied twice before the backward kernel, as it is on the meta device. It saves what autograd's own
+    NativeGroupNormBackward saves: the input, the weight, the mean and the reciprocal deviation."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, groups: int, eps: float):
+        n, c, spread = x.shape[0], x.shape[1], prod(x.shape[2:])
+        out, mean, rstd = torch.native_group_norm(x, weight, bias, n, c, spread, groups, eps)
+        ctx.save_for_backward(x, weight, mean, rstd)
+        ctx.sizes = (n, c, spread, groups)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, mean, rstd = ctx.saved_tensors
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]]
+        grads = torch.ops.aten.native_group_norm_backward(
+            grad.contiguous(memory_format=suggested_format(x)), x, mean, rstd, weight, *ctx.sizes, mask)
+        return (*grads, None, None)
+
+
+def suggested_format(t: torch.Tensor) -> torch.memory_format:
+    """Tensor::suggest_memory_format (c10's is_channels_last_strides_2d/3d): channels-last where the strides
+    run C, W, H, N from the smallest (ambiguous cases, a trivial C or N x 1 x 1 x 1, are NCHW's)."""
+    order = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}.get(t.dim())
+    if order is None:
+        return torch.contiguous_format
+    sizes, strides, least = t.shape, t.stride(), 0
+    if strides[1] == 0:
+        return torch.contiguous_format
+    for d in order:
+        if sizes[d] == 0 or strides[d] < least or (d == 0 and least == strides[1]):
+            return torch.contiguous_format
+        least = strides[d] * (sizes[d] if sizes[d] > 1 else 1)
+    return channels_last if t.dim() == 4 else channels_last_3d
