@@ -1,7 +1,7 @@
 """Hugging Face's networks, built from their configurations (random weights, nothing downloaded), against
 independent counts of the same model, in one run:
 
-    pip install transformers diffusers   # (not archcalc's dependencies; without diffusers, its three are left out)
+    pip install transformers diffusers timm   # (not archcalc's dependencies; a library not installed is left out)
     python benchmarks/hf_zoo.py [--memory [--amp bfloat16]] [NAME ...]
 
 For each network: its parameters against transformers' own num_parameters(); the forward pass's FLOPs (2 x
@@ -124,6 +124,29 @@ def _diffusers():
     }
 
 
+TIMM = {  # name -> image size: convolutional, attention, hybrid and MLP families, at their default resolution
+    "efficientnet_b0": 224, "mobilenetv3_large_100": 224, "ghostnet_100": 224, "rexnet_100": 224,
+    "regnety_016": 224, "res2net50_26w_4s": 224, "dla34": 224, "cspdarknet53": 256, "hrnet_w18_small": 224,
+    "convnextv2_atto": 224, "edgenext_small": 256, "repvit_m1": 224, "fastvit_t8": 256, "mobilevit_s": 256,
+    "efficientformer_l1": 224, "levit_128": 224, "poolformer_s12": 224, "coatnet_0_rw_224": 224,
+    "maxvit_tiny_tf_224": 224, "deit3_small_patch16_224": 224, "eva02_tiny_patch14_224": 224,
+    "beit_base_patch16_224": 224, "cait_xxs24_224": 224, "crossvit_tiny_240": 240, "pit_ti_224": 224,
+    "twins_svt_small": 224, "pvt_v2_b0": 224, "xcit_tiny_12_p16_224": 224, "swinv2_tiny_window8_256": 256,
+    "mixer_b16_224": 224, "resmlp_12_224": 224, "botnet26t_256": 256, "halonet26t": 256,
+    "gcvit_xxtiny": 224, "davit_tiny": 224, "focalnet_tiny_srf": 224, "inception_next_tiny": 224,
+}
+
+
+def _timm():
+    """timm's networks (pip install timm, which needs torchvision), where timm is installed."""
+    try:
+        import timm
+    except ImportError:
+        return {}
+    return {name: ((lambda n: lambda: timm.create_model(n, pretrained=False))(name), [(2, 3, size, size)], None)
+            for name, size in TIMM.items()}
+
+
 def _loss(output) -> torch.Tensor:
     """Every floating-point output summed: a loss every output leads to, as archcalc's --pass train takes it."""
     values = [output] if isinstance(output, torch.Tensor) else list(output.values())
@@ -170,7 +193,7 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--amp", default=None, help="with --memory: the steps under torch.autocast('cpu', AMP)")
     options = parser.parse_args()
-    zoo = {**_zoo(), **_diffusers()}
+    zoo = {**_zoo(), **_diffusers(), **_timm()}
     print(f"{'model':14s} {'params':>12s} {'/theirs':>8s} {'forward GFLOPs':>14s} {'/flop_counter':>13s} "
           f"{'train GFLOPs':>12s} {'/flop_counter':>13s}" + (f" {'CPU peak MiB':>12s} {'/real':>8s}"
                                                               if options.memory else "") + f" {'s':>5s}")
@@ -183,7 +206,8 @@ def main() -> None:
         forward, train = _flop_counter(make, sizes, dtypes)
         ours_train = 2 * (a.totals.macs + a.totals.backward_macs)
         inner = model.model if isinstance(model, (Seq2Seq, Denoiser, Autoencoder)) else model
-        theirs = inner.num_parameters()
+        theirs = inner.num_parameters() if hasattr(inner, "num_parameters") else \
+            sum(p.numel() for p in inner.parameters())  # (timm's: PyTorch's own count of the module's parameters)
         line = (f"{name:14s} {a.totals.params:12,d} {a.totals.params / theirs:8.6f} "
                 f"{a.totals.flops / 1e9:14.3f} {a.totals.flops / forward:13.6f} {ours_train / 1e9:12.3f} "
                 f"{ours_train / train:13.6f}")

@@ -306,7 +306,7 @@ class Tracer(TorchFunctionMode):
         if index is None:  # the model itself, not a row
             return output
         if self.grad_nodes is not None:
-            self.grad_nodes[index] = tuple(t.grad_fn for t in outputs)
+            self.grad_nodes[index] = _grad_nodes(outputs)
         if self.pending is None:
             with _NO_TORCH_FUNCTION():
                 leave(frame, inputs, outputs, shapes_in, shapes_out, self.next_index)
@@ -399,7 +399,7 @@ class Tracer(TorchFunctionMode):
         index = self.next_index
         self.next_index += 1
         if self.grad_nodes is not None:
-            self.grad_nodes[index] = tuple(t.grad_fn for t in outputs)
+            self.grad_nodes[index] = _grad_nodes(outputs)
         # (The operation's own frame, though it runs no forward: its record is made as a module's is.)
         frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
                        [])
@@ -491,6 +491,19 @@ _new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
 
 _LOOKUPS = (nn.Embedding, nn.EmbeddingBag)
 _LOOKUP_FORWARDS = (nn.Embedding.forward, nn.EmbeddingBag.forward)
+
+
+def _grad_nodes(outputs) -> tuple:
+    """Each output's autograd node, and a view's base's too: an in-place operation on a view (a linear layer's
+    output over tokens, then ReLU(inplace=True), as SwinV2's position-bias MLP has it) rebases the view's
+    history onto its base, so the view's own node drops out of the graph while its base's stays in it."""
+    nodes = []
+    with _NO_TORCH_FUNCTION():  # (tensor queries of the trace's own, not the model's operations)
+        for t in outputs:
+            nodes.append(t.grad_fn)
+            if t._is_view() and t._base is not None:
+                nodes.append(t._base.grad_fn)
+    return tuple(nodes)
 
 
 def _looked_up(forward, indices, *args, **kwargs):
