@@ -286,3 +286,21 @@ def test_the_suggested_memory_format_is_pytorchs():
         shape = [rng.choice([1, 2, 3, 5]) for _ in range(rng.choice([3, 4, 5]))]
         t = torch.empty(shape).permute(rng.sample(range(len(shape)), len(shape)))
         assert suggested_format(t) == prims.suggest_memory_format(t), (shape, t.stride())
+
+
+def test_layer_norms_gradient_is_contiguous_as_on_the_cpu():
+    """LayerNorm over tokens read off a map (flatten(2).transpose(1, 2)), as PVT's patch embeddings do: the
+    CPU's backward gives ∂x contiguous, the meta kernel in the input's transposed layout, which a later view
+    copies (timm's PVT-v2-b0 was 250,880 bytes high); under layouts() the meta device gives the CPU's."""
+    from archcalc.training.layout import layouts
+
+    def dx(device):
+        x = torch.empty(2, 32, 49, device=device).transpose(1, 2)
+        weight, bias = torch.ones(32, device=device), torch.zeros(32, device=device)
+        _, mean, rstd = torch.native_layer_norm(x, [32], weight, bias, 1e-5)
+        return torch.ops.aten.native_layer_norm_backward(x, x, [32], mean, rstd, weight, bias,
+                                                         [True, True, True])[0]
+
+    with layouts("cpu"):
+        simulated = dx("meta")
+    assert simulated.stride() == dx("cpu").stride() == (49 * 32, 32, 1)

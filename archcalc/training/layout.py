@@ -8,12 +8,16 @@ memory of a step. The meta device's kernels do not always give the device's layo
                  thnn_conv_use_channels_last, cudnn_conv_suggest_memory_format); the meta kernel, a contiguous
                  one always
   pixel_shuffle  the CPU's kernel keeps a channels-last input's layout; the meta kernel does not
+  layer_norm     the CPU's and CUDA's backward kernels give a contiguous ∂x (empty_like of the contiguous
+                 input); the meta kernel, ∂x in the input's layout: for tokens read off a feature map by
+                 flatten(2).transpose(1, 2), as PVT's and many hybrids' patch embeddings do, a transposed ∂x,
+                 whose next view then copies (timm's PVT-v2-b0: 250,880 bytes high)
   group_norm     PyTorch's group_norm (group_norm.cpp) makes its input contiguous in the input's own suggested
                  format on the CPU, in NCHW elsewhere, the meta device included: a channels-last input, which a
                  CPU network makes without asking for it (a transpose and reshape back to N x C x H x W, as
                  diffusers' attention blocks write it), stays channels-last on the CPU, not on meta
 
-While layouts(device) is open, those operations on meta tensors give the device's layout: the first two by
+While layouts(device) is open, those operations on meta tensors give the device's layout: the first three by
 a dispatch mode under the simulation's tracker (the output made again in the device's layout: the meta
 device allocates nothing, and the tracker sees only the tensor returned), group_norm by native_group_norm
 on the input in its own format for the CPU (its meta kernel keeps that format, as the CPU's does), with the
@@ -61,6 +65,8 @@ class _Layouts(TorchDispatchMode):
         elif func is _ATEN.pixel_shuffle.default and self.device == "cpu" and args[0].is_meta:
             if suggested_format(args[0]) == channels_last:
                 return _in(out, channels_last)
+        elif func is _ATEN.native_layer_norm_backward.default and args[0].is_meta and out[0] is not None:
+            return (_in(out[0], torch.contiguous_format), *out[1:])
         return out
 
 
