@@ -134,3 +134,29 @@ def test_memory_amp_on_the_command_line(cli):
                           (("--amp", "float16", "--dtype", "float64"), "drop --dtype float64")):
         run = cli("memory", "cnnet", *args)
         assert run.code == 1 and message in run.err and "Traceback" not in run.err
+
+
+class MixedEinsum(torch.nn.Module):
+    """torchvision's MaxViT: attention weights made float32 by a float32 position bias, then an einsum with
+    bfloat16 values. CPU autocast does not cast einsum itself, only the bmm it decomposes into, below where
+    the simulation casts."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.bias = torch.nn.Linear(8, 24), torch.nn.Parameter(torch.zeros(5, 5))
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        weights = torch.softmax(torch.einsum("bid,bjd->bij", q, k) + self.bias, dim=-1)
+        return torch.einsum("bij,bjd->bid", weights, v)
+
+
+def test_what_autocast_casts_below_the_simulation_is_refused_in_one_line():
+    """Refused (ForwardError: no number), not a crash inside a meta kernel and never a wrong number."""
+    from archcalc.errors import ForwardError
+    from archcalc.models.user import module_entry
+
+    entry = module_entry(MixedEinsum(), (5, 8))
+    with pytest.raises(ForwardError, match="autocast is not simulated for this network: bmm ran in float32"):
+        simulate(entry, None, 2, "sgd", device="cpu", amp="bfloat16")
+    assert simulate(entry, None, 2, "sgd", device="cpu").allocated == real_cpu_peak(entry, (2, 5, 8), "sgd")

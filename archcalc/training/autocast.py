@@ -197,13 +197,14 @@ class _Watch(TorchDispatchMode):
         self.lower, self.fp32 = _BELOW[region.device]["lower"], _BELOW[region.device]["fp32"]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        inputs = [a for a in tree_leaves((args, kwargs)) if _eligible(a)] if not self.region.depth else []
+        if name in self.lower and any(a.dtype == torch.float32 for a in inputs):  # (before it runs: with mixed
+            # dtypes, as torchvision's MaxViT gives CPU autocast's bmm inside an einsum, it would fail)
+            raise Escaped(f"autocast is not simulated for this network: {name} ran in float32 where "
+                          f"autocast would cast it (called from an operation archcalc does not catch)")
         out = func(*args, **(kwargs or {}))
         if not self.region.depth:
-            name = func.overloadpacket.__name__
-            inputs = [a for a in tree_leaves((args, kwargs)) if _eligible(a)]
-            if name in self.lower and any(a.dtype == torch.float32 for a in inputs):
-                raise Escaped(f"autocast is not simulated for this network: {name} ran in float32 where "
-                              f"autocast would cast it (called from an operation archcalc does not catch)")
             outputs = [o for o in tree_leaves(out) if _eligible(o)]
             if (name in self.fp32 and any(a.dtype != torch.float32 for a in inputs)
                     and any(o.dtype != torch.float32 for o in outputs)):
