@@ -3,8 +3,8 @@
 Method: the model is built on the device with its weights there; the input is made once; warm-up
 runs are excluded; every forward run is under torch.inference_mode(); a training step (Options.training)
 is the model in train mode, ``zero_grad(set_to_none=True)``, the forward, a loss (the mean of each
-output that needs a gradient, in float32, added up: the loss's own cost is negligible beside the network's), ``backward()`` and
-the optimizer's ``step()``, its state made by the warm-up steps; CPU runs are timed with
+output that needs a gradient, in float32, added up: the loss's own cost is negligible beside the
+network's), ``backward()`` and the optimizer's ``step()``, its state made by the warm-up steps; CPU runs are timed with
 time.perf_counter, CUDA runs with CUDA events recorded around the call and a synchronize after
 each run (so asynchronous launches are not mistaken for work done). Reported: the median and the
 interquartile range of the per-run times, their min and max, images per second (batch / median)
@@ -92,7 +92,7 @@ def training_step(model: torch.nn.Module, x: torch.Tensor | Batch, optimizer: to
     """One step as a training loop runs it: zero_grad(set_to_none=True), forward, loss (the means of the
     trained outputs, batch.py), backward, step; with ``amp``, the forward and the loss under autocast, as the
     mixed-precision recipe runs them. ``x``: one input tensor, or the Batch of several."""
-    batch = x if isinstance(x, Batch) else Batch((x,), {})
+    batch = _as_batch(x)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -105,7 +105,7 @@ def training_step(model: torch.nn.Module, x: torch.Tensor | Batch, optimizer: to
 
 
 def forward_pass(model: torch.nn.Module, x: torch.Tensor | Batch, amp: str | None = None) -> Callable[[], object]:
-    batch = x if isinstance(x, Batch) else Batch((x,), {})
+    batch = _as_batch(x)
 
     def run():
         with mixed(batch.device, amp):
@@ -113,6 +113,10 @@ def forward_pass(model: torch.nn.Module, x: torch.Tensor | Batch, amp: str | Non
 
     return run
 
+
+
+def _as_batch(x: torch.Tensor | Batch) -> Batch:
+    return x if isinstance(x, Batch) else Batch.of(x)
 
 
 def resolve_timing_device(name: str, option: str = "--device") -> torch.device:
