@@ -30,6 +30,13 @@ from torch.utils._pytree import tree_flatten, tree_leaves, tree_unflatten
 from archcalc.errors import ForwardError
 from archcalc.training.patching import TURN, replaced
 
+
+def _since(release: tuple[int, int], *names: str) -> set[str]:
+    """Entries autocast_mode.h gained in ``release``: the policy is the installed PyTorch's, which will run the
+    step, so on an older one they are not cast."""
+    return set(names) if torch.__version__ >= release else set()
+
+
 # CUDA: AT_FORALL_LOWER_PRECISION_FP, AT_FORALL_FP32, AT_FORALL_FP32_SET_OPT_DTYPE and AT_FORALL_PROMOTE of
 # autocast_mode.h (tests/test_autocast.py compares them with the installed PyTorch's header), and the two
 # cuDNN convolutions autocast_mode.cpp adds.
@@ -46,10 +53,10 @@ CUDA = {
              "erfinv", "exp", "expm1", "frobenius_norm", "group_norm", "hinge_embedding_loss", "huber_loss", "kl_div",
              "l1_loss", "layer_norm", "log", "log10", "log1p", "log2", "logsumexp", "margin_ranking_loss", "mse_loss",
              "multi_margin_loss", "multilabel_margin_loss", "native_layer_norm", "nll_loss", "nll_loss2d",
-             "nuclear_norm", "pdist", "poisson_nll_loss", "pow", "reciprocal", "renorm", "rms_norm", "rsqrt", "sinh",
+             "nuclear_norm", "pdist", "poisson_nll_loss", "pow", "reciprocal", "renorm", "rsqrt", "sinh",
              "smooth_l1_loss", "soft_margin_loss", "softplus", "tan", "triplet_margin_loss", "upsample_bicubic2d",
              "upsample_bilinear2d", "upsample_linear1d", "upsample_nearest1d", "upsample_nearest2d",
-             "upsample_nearest3d", "upsample_trilinear3d"},
+             "upsample_nearest3d", "upsample_trilinear3d"} | _since((2, 12), "rms_norm"),
     "set dtype": {"cumprod", "cumsum", "linalg_matrix_norm", "linalg_vector_norm", "log_softmax", "prod", "softmax",
                   "sum"},
     # not an autocast entry on CUDA, but all it runs is: log_softmax (set dtype) and nll_loss (fp32)

@@ -111,6 +111,9 @@ class _Layer(torch.autograd.Function):
     def backward(ctx, d_out, d_hy, d_cy):
         x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hy, cy, workspace = ctx.saved_tensors
         reverse, hidden, num_layers, has_biases, bidirectional, batch_first, train, _ = ctx.options
+        # The CPU's ∂b is 4H floats. PyTorch 2.11's meta kernel gives it b_ih's shape, which without biases is
+        # the zeros of w_ih's shape (2.12 fixed it): a 1-d view of them gives 4H on every version, for free.
+        b_ih, b_hh = b_ih.view(-1)[:4 * hidden], b_hh.view(-1)[:4 * hidden]
         grads = torch.ops.aten.mkldnn_rnn_layer_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hy, cy, d_out,
                                                          d_hy, d_cy, reverse, _LSTM, hidden, num_layers,
                                                          has_biases, train, bidirectional, [], batch_first,
