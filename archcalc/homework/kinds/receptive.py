@@ -1,6 +1,6 @@
 """Receptive field of a small stack of convolutions and pools: r = r + d*(k - 1)*j, j = j*s, from r = j = 1.
 
-Level 1: two or three 3x3 or 5x5 stride-1 convolutions and 2x2 pools; level 2: larger kernels, strided
+Level 1: two to four 3x3, 5x5 or 7x7 stride-1 convolutions and 2x2 pools; level 2: larger kernels, strided
 convolutions, and "how many stacked 3x3 convolutions see a 7x7 region?" (VGG's argument); level 3: dilation,
 deeper stacks, and the jump (how far apart neighbouring outputs are in the input) asked too.
 """
@@ -26,14 +26,14 @@ def _name(layer: Layer) -> str:
 
 
 def _draw(rng: random.Random, level: int) -> list[Layer]:
-    depth = rng.randint(2, 3) if level == 1 else rng.randint(3, 5) if level == 2 else rng.randint(4, DEEPEST)
+    depth = rng.randint(2, 4) if level == 1 else rng.randint(3, 5) if level == 2 else rng.randint(4, DEEPEST)
     layers = []
     for _ in range(depth):
         if rng.random() < 0.3 and (not layers or layers[-1].kind == "conv"):
             k = 2 if level == 1 else rng.choice((2, 3))
             layers.append(Layer("maxpool", 1, 1, k, 2))
         else:
-            k = rng.choice((3, 3, 5)) if level == 1 else rng.choice((1, 3, 3, 5, 7))
+            k = rng.choice((3, 3, 5, 7)) if level == 1 else rng.choice((1, 3, 3, 5, 7))
             s = 1 if level == 1 else rng.choice((1, 1, 2))
             d = rng.choice((1, 1, 2, 4)) if level == 3 and k > 1 else 1
             layers.append(Layer("conv", 1, 1, k, s, 0, d))
