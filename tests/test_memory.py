@@ -100,6 +100,18 @@ def test_the_budget_is_read_in_binary_and_decimal_units():
             parse_budget(bad)
 
 
+def test_fit_device_is_the_memory_the_gpu_has_free(monkeypatch):
+    """Not its total: the CUDA context and other processes hold the rest, which the allocator cannot have."""
+    from archcalc.training.fit import parse_budget
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (78 * 2**30, 80 * 2**30))
+    assert parse_budget("device") == parse_budget(" Device ") == 78 * 2**30
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="--fit device needs a GPU"):
+        parse_budget("device")
+
+
 def test_the_largest_batch_is_exact_for_any_growth():
     from archcalc.training.fit import largest_batch
 

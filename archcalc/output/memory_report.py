@@ -65,7 +65,9 @@ def _peak_lines(p) -> list[str]:
     lines += list(p.notes)
     if cuda:
         lines.append(f"CUDA reserved: at least {human_bytes(p.reserved)} (the live blocks in 2 MiB and 20 MiB "
-                     f"segments, without fragmentation); not modelled: cuDNN and cuBLAS workspaces inside an operation")
+                     f"segments, without fragmentation); not modelled: cuDNN's workspaces inside an operation, and the "
+                     f"workspace PyTorch keeps for cuBLAS from the first matrix product on (8 MiB + 128 KiB a stream, "
+                     f"32 MiB on Hopper GPUs; CUBLAS_WORKSPACE_CONFIG sets it)")
     else:
         lines.append("not modelled: what the math libraries keep after an operation's first use at a shape (--measure "
                      "cpu says it apart) and their scratch memory inside one, and the C library's allocator's overhead")

@@ -31,13 +31,14 @@ LARGEST = 2**24  # no batch beyond this is tried
 
 def parse_budget(text: str) -> int:
     """Bytes from '16GiB', '16 GB', '512MiB', '1.5TiB' (binary units for KiB-TiB and K, M, G, T; decimal
-    for kB-TB), or 'device' for the memory of the GPU present."""
+    for kB-TB), or 'device' for the memory the GPU present has free: its total less what the CUDA context (made
+    by asking) and other processes hold, which the caching allocator can never have."""
     if text.strip().lower() == "device":
         import torch
 
         if not torch.cuda.is_available():
             raise InputError("--fit device needs a GPU, and this machine has none; give a size, e.g. --fit 16GiB")
-        return torch.cuda.mem_get_info()[1]
+        return torch.cuda.mem_get_info()[0]
     match = _SIZE.match(text)
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:
