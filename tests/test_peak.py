@@ -304,3 +304,32 @@ def test_layer_norms_gradient_is_contiguous_as_on_the_cpu():
     with layouts("cpu"):
         simulated = dx("meta")
     assert simulated.stride() == dx("cpu").stride() == (49 * 32, 32, 1)
+
+
+def test_the_gradients_of_convolution_and_batch_norm_take_the_cpus_layouts():
+    """Every layout of input, weight and ∂y: under layouts() the meta device's ∂x and ∂W of a convolution (by
+    the forward's rule; PyTorch 2.11's meta kernel followed ∂y's layout, timm's EfficientFormer-L1 read 3.6 MB
+    high there) and ∂x of batch norm (the input's layout; the meta kernel follows ∂y's) are the CPU's kernels'."""
+    import itertools
+
+    from archcalc.training.layout import layouts
+
+    def laid(t, last):
+        return t.contiguous(memory_format=torch.channels_last if last else torch.contiguous_format)
+
+    def strides(device, kernel, groups, x_last, w_last, g_last):
+        x = laid(torch.empty(2, 8, 9, 9, device=device), x_last)
+        w = laid(torch.empty(16, 8 // groups, kernel, kernel, device=device), w_last)
+        y = torch.ops.aten.convolution(x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], groups)
+        dx, dw, _ = torch.ops.aten.convolution_backward(laid(torch.ones_like(y), g_last), x, w, [16], [1, 1], [1, 1],
+                                                        [1, 1], False, [0, 0], groups, [True, True, True])
+        ones, zeros = torch.ones(16, device=device), torch.zeros(16, device=device)
+        _, mean, invstd = torch.ops.aten.native_batch_norm(y, ones, zeros, zeros, ones, True, 0.1, 1e-5)
+        dbn = torch.ops.aten.native_batch_norm_backward(laid(torch.ones_like(y), g_last), y, ones, zeros, ones,
+                                                        mean, invstd, True, 1e-5, [True, True, True])[0]
+        return dx.stride(), dw.stride(), dbn.stride()
+
+    for case in itertools.product((1, 3), (1, 4), (False, True), (False, True), (False, True)):
+        with layouts("cpu"):
+            simulated = strides("meta", *case)
+        assert simulated == strides("cpu", *case), case

@@ -7,7 +7,15 @@ memory of a step. The meta device's kernels do not always give the device's layo
                  input or the weight is channels-last (ConvUtils.h: mkldnn_conv_use_channels_last,
                  thnn_conv_use_channels_last, cudnn_conv_suggest_memory_format); the meta kernel, a contiguous
                  one always
+  convolution_backward
+                 ∂x and ∂W by the forward's rule, whatever ∂y's layout; PyTorch 2.11's meta kernel follows ∂y's
+                 and each tensor's own instead, so a channels-last ∂W of a contiguous weight was copied by
+                 autograd's layout contract before it was accumulated (timm's EfficientFormer-L1: 3.6 MB high
+                 on 2.11; 2.13's meta kernel keeps the rule)
   pixel_shuffle  the CPU's kernel keeps a channels-last input's layout; the meta kernel does not
+  batch_norm     the backward kernels give ∂x in the input's suggested layout (the CPU's batch_norm_backward,
+                 cuDNN's); the meta kernel, in ∂y's: a map whose gradient comes back from tokens
+                 (permute or transpose after the norm) is channels-last on meta, contiguous on the device
   layer_norm     the CPU's and CUDA's backward kernels give a contiguous ∂x (empty_like of the contiguous
                  input); the meta kernel, ∂x in the input's layout: for tokens read off a feature map by
                  flatten(2).transpose(1, 2), as PVT's and many hybrids' patch embeddings do, a transposed ∂x,
@@ -17,7 +25,7 @@ memory of a step. The meta device's kernels do not always give the device's layo
                  CPU network makes without asking for it (a transpose and reshape back to N x C x H x W, as
                  diffusers' attention blocks write it), stays channels-last on the CPU, not on meta
 
-While layouts(device) is open, those operations on meta tensors give the device's layout: the first three by
+While layouts(device) is open, those operations on meta tensors give the device's layout: all but group_norm by
 a dispatch mode under the simulation's tracker (the output made again in the device's layout: the meta
 device allocates nothing, and the tracker sees only the tensor returned), group_norm by native_group_norm
 on the input in its own format for the CPU (its meta kernel keeps that format, as the CPU's does), with the
@@ -59,9 +67,12 @@ class _Layouts(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if func is _ATEN.convolution.default and args[0].is_meta and out.dim() in (4, 5):
-            wanted = channels_last if out.dim() == 4 else channels_last_3d
-            if wanted in (suggested_format(args[0]), suggested_format(args[1])):
-                return _in(out, wanted)
+            return _in(out, _convolution_format(args[0], args[1]))
+        elif func is _ATEN.convolution_backward.default and args[1].is_meta and args[1].dim() in (4, 5):
+            wanted = _convolution_format(args[1], args[2])  # (grad_output, input, weight, ...)
+            return tuple(g if g is None or i == 2 else _in(g, wanted) for i, g in enumerate(out))
+        elif func is _ATEN.native_batch_norm_backward.default and args[1].is_meta and out[0] is not None:
+            return (_in(out[0], suggested_format(args[1])), *out[1:])  # (grad_out, input, ...)
         elif func is _ATEN.pixel_shuffle.default and self.device == "cpu" and args[0].is_meta:
             if suggested_format(args[0]) == channels_last:
                 return _in(out, channels_last)
@@ -70,9 +81,20 @@ class _Layouts(TorchDispatchMode):
         return out
 
 
+def _convolution_format(x: torch.Tensor, weight: torch.Tensor) -> torch.memory_format:
+    """ConvUtils.h's rule for a convolution's output and gradients: channels-last where the input or the weight
+    is (oneDNN's mkldnn_conv_use_channels_last, thnn_conv_use_channels_last, cudnn_conv_suggest_memory_format)."""
+    if x.dim() not in (4, 5):
+        return torch.contiguous_format
+    wanted = channels_last if x.dim() == 4 else channels_last_3d
+    return wanted if wanted in (suggested_format(x), suggested_format(weight)) else torch.contiguous_format
+
+
 def _in(out: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:
-    return out if out.is_contiguous(memory_format=layout) else torch.empty(
-        out.shape, dtype=out.dtype, device=out.device, memory_format=layout)
+    """``out`` with the strides the device's kernel gives, to the size-1 dimensions' (a 1x1 kernel's ∂W is
+    contiguous and channels-last alike by is_contiguous, not by its strides)."""
+    made = torch.empty(out.shape, dtype=out.dtype, device=out.device, memory_format=layout)
+    return out if out.stride() == made.stride() else made
 
 
 @contextmanager
