@@ -7,8 +7,8 @@
 #
 # The environment is a venv in ${VENV:-/tmp/archcalc-torch-TORCH-PYTHON}, made once (PyPI's CUDA build of torch
 # with its libraries: some 5 GB and three minutes here; the CUDA libraries only load, nothing runs on a GPU);
-# the suite runs on a fresh clone of this checkout's HEAD beside it, with two workers (about 6 minutes), its log
-# in $VENV/pytest.log. pyproject.toml's torch range names the releases this has passed on.
+# the suite runs on a fresh clone of this checkout's HEAD beside it ($VENV-tree), with two workers (about 6
+# minutes), its log in $VENV/pytest.log. pyproject.toml's torch range names the releases this has passed on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH=${1:-2.11.0}
@@ -20,9 +20,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q "torch==$TORCH" "torchvision==$VISION" "pandas>=3,<3.1" numpy timm \
         transformers matplotlib typer rich hypothesis pytest pytest-xdist fvcore==0.1.5.post20221221 torchinfo==1.8.0 \
-        thop==0.1.1.post2209072238 ptflops==0.7.5
+        thop==0.1.1.post2209072238 ptflops==0.7.5 2>&1 | { grep -v "is ignored: it is neither a file nor" || true; }
 fi
-TREE="$VENV/archcalc"
+TREE="$VENV-tree"  # (beside the venv, not in it: a user's file inside sys.prefix would read as a library's)
 rm -rf "$TREE"
 git clone -q . "$TREE"
 "$VENV/bin/python" -c "import sys, torch, torchvision, pandas; print(sys.version.split()[0], torch.__version__,

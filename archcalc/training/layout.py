@@ -28,7 +28,8 @@ memory of a step. The meta device's kernels do not always give the device's layo
 While layouts(device) is open, those operations on meta tensors give the device's layout: all but group_norm by
 a dispatch mode under the simulation's tracker (the output made again in the device's layout: the meta
 device allocates nothing, and the tracker sees only the tensor returned), group_norm by native_group_norm
-on the input in its own format for the CPU (its meta kernel keeps that format, as the CPU's does), with the
+on the input in its own format for the CPU (its output in that format too: 2.13's meta kernel keeps it, as the
+CPU's does, 2.14's makes it contiguous), with the
 CPU's backward (no copies of a channels-last gradient and input first). A VAE's decoder from diffusers was
 2 MiB low on the CPU before.
 """
@@ -76,6 +77,8 @@ class _Layouts(TorchDispatchMode):
         elif func is _ATEN.pixel_shuffle.default and self.device == "cpu" and args[0].is_meta:
             if suggested_format(args[0]) == channels_last:
                 return _in(out, channels_last)
+        elif func is _ATEN.native_group_norm.default and self.device == "cpu" and args[0].is_meta:
+            return (_in(out[0], suggested_format(args[0])), *out[1:])  # (2.14's meta kernel: contiguous always)
         elif func is _ATEN.native_layer_norm_backward.default and args[0].is_meta and out[0] is not None:
             return (_in(out[0], torch.contiguous_format), *out[1:])
         return out
