@@ -1,4 +1,11 @@
-"""The one exception family the library raises for bad input; the CLI turns it into one line."""
+"""The one exception family the library raises for bad input; the CLI turns it into one line. And where in the
+user's own code an error happened, which its line names."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
 
 
 class ArchcalcError(Exception):
@@ -16,3 +23,17 @@ class ForwardError(ArchcalcError):
     """
 
     ran = None
+
+
+def user_frames(error: BaseException) -> list[traceback.FrameSummary]:
+    """The frames of ``error``'s traceback in the user's own code: not archcalc's package, not a library's
+    (site-packages, PyTorch's folder), not generated code (<string>). Told by folder, not by name: a project
+    checked out as .../archcalc/ (git's folder for this repository) is the user's."""
+    folders = [os.path.dirname(os.path.abspath(__file__))]
+    torch = sys.modules.get("torch")
+    if getattr(torch, "__file__", None):
+        folders.append(os.path.dirname(os.path.abspath(torch.__file__)))
+    libraries = tuple(os.path.join(folder, "") for folder in folders)
+    return [f for f in traceback.extract_tb(error.__traceback__)
+            if not f.filename.startswith("<") and "site-packages" not in f.filename
+            and not os.path.abspath(f.filename).startswith(libraries)]

@@ -54,6 +54,18 @@ def test_a_forward_that_reads_values_runs_again_on_the_cpu():
     assert a.totals.macs == 14 * 14 * 8 * 27 + 12 * 12 * 8 * 72
 
 
+def test_the_users_line_is_found_in_a_folder_named_archcalc(tmp_path):
+    """git clones this repository into archcalc/: a user's file there is still the user's, not the package's."""
+    folder = tmp_path / "archcalc"
+    folder.mkdir()
+    (folder / "net.py").write_text("import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+                                   "    def __init__(self):\n        super().__init__()\n"
+                                   "        self.conv = nn.Conv2d(3, 4, 3)\n\n    def forward(self, x):\n"
+                                   "        y = self.conv(x)\n        return y if y.mean() > -1 else -y\n")
+    a = analyse(lookup(f"{folder / 'net.py'}:Net", (3, 8, 8)))
+    assert a.device == "cpu" and a.notes[0].startswith("net.py line 12: ")
+
+
 def test_refusals_are_told_from_other_errors():
     with pytest.raises(RuntimeError) as caught:
         torch.empty(1, device="meta").item()

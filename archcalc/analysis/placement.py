@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn.parameter import UninitializedTensorMixin
+
+from archcalc.errors import user_frames
 
 
 CPU_PARAMS, CPU_INPUT = 30_000_000, 2_000_000  # the largest model and input ``auto`` runs on the CPU
@@ -105,9 +106,7 @@ def construct(make: Callable[[], nn.Module], device: torch.device) -> tuple[nn.M
 
 def user_line(error: BaseException) -> str:
     """'net.py line 12': the deepest frame of the error in code that is neither torch's nor archcalc's."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if "site-packages" not in f.filename and "/archcalc/" not in f.filename
-              and not f.filename.startswith("<")]
+    frames = user_frames(error)
     return f"{Path(frames[-1].filename).name} line {frames[-1].lineno}" if frames else ""
 
 

@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from archcalc.errors import InputError
+from archcalc.errors import InputError, user_frames
 from archcalc.models.registry import ModelEntry
 
 
@@ -27,7 +27,7 @@ def _where(error: BaseException, file: str | None) -> str:
     if file is not None:
         frames = [f for f in frames if Path(f.filename).resolve() == Path(file).resolve()] or frames
     else:
-        frames = [f for f in frames if "site-packages" not in f.filename and "/archcalc/" not in f.filename] or frames
+        frames = user_frames(error) or frames
     last = frames[-1] if frames else None
     return f"{Path(last.filename).name} line {last.lineno}" if last else "?"
 
