@@ -29,7 +29,7 @@ git clone -q . "$TREE"
 torchvision.__version__, 'pandas', pandas.__version__)"
 cd "$TREE"
 set +e
-PYTHONPATH="$TREE" "$VENV/bin/python" -m pytest -q -n 2 -p no:cacheprovider >"$VENV/pytest.log" 2>&1
+PYTHONPATH="$TREE" "$VENV/bin/python" -m pytest -n 2 -p no:cacheprovider >"$VENV/pytest.log" 2>&1
 code=$?
-tail -15 "$VENV/pytest.log"
+tail -3 "$VENV/pytest.log"
 exit $code
