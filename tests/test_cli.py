@@ -264,3 +264,22 @@ def test_help_agrees_with_the_tool(cli):
     flops = words("flops", "--help")
     assert "thop, ptflops, flop_counter" in flops and "pip install 'archcalc[plot]'" in flops
     assert "thop's, ptflops's" in words("reconcile", "--help") and "net.py:Net" in words("time", "--help")
+
+
+def test_a_file_or_folder_that_cannot_be_written_is_one_line(cli, tmp_path):
+    """A folder that cannot be made (under a file), a file that cannot be replaced (a folder of its name), a
+    graph name whose suffix says no format: one line each, exit 1, the path as typed (no PosixPath(...))."""
+    (tmp_path / "afile").write_text("x")
+    blocked = tmp_path / "afile" / "set"
+    (tmp_path / "set" / "questions.md").mkdir(parents=True)
+    for args, message in (
+            (("report", "--out", blocked), f"cannot make the folder '{blocked}'"),
+            (("homework", "params", "--count", "2", "--out", blocked), f"cannot make the folder '{blocked}'"),
+            (("homework", "params", "--count", "2", "--out", tmp_path / "set", "--force"),
+             f"cannot write '{tmp_path / 'set' / 'questions.md'}'"),
+            (("graph", "cnnet", "-o", tmp_path / "net.bmp"), "cannot tell the graph's format from")):
+        run = cli(*args)
+        assert run.code == 1 and message in run.err and len(run.err.strip().splitlines()) == 1, (args, run.err)
+    assert not (tmp_path / "net.bmp").exists()
+    assert cli("graph", "cnnet", "-o", tmp_path / "net.gv").code == 0
+    assert (tmp_path / "net.gv").read_text().startswith("digraph")

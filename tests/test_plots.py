@@ -31,6 +31,10 @@ def test_summary_plot_is_an_svg_with_one_bar_per_counted_layer(cli, tmp_path):
 def test_plot_errors_are_one_line(cli, tmp_path, monkeypatch):
     bad = cli("summary", "cnnet", "--plot", tmp_path / "layers.gif")
     assert bad.code == 1 and "use a .png, .svg or .pdf" in bad.err
+    unwritable = tmp_path / ("x" * 300 + ".png")  # a name longer than any file system takes
+    failed = cli("summary", "cnnet", "--plot", unwritable)
+    assert failed.code == 1 and f"cannot write --plot '{unwritable}'" in failed.err
+    assert len(failed.err.strip().splitlines()) == 1
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     absent = cli("compare", "cnnet", "lenet5", "--plot", tmp_path / "x.png")
     assert absent.code == 1 and "pip install 'archcalc[plot]'" in absent.err

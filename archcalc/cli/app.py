@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -165,7 +166,11 @@ def graph(
     from archcalc.models.arguments import parse
     from archcalc.output import graph as drawn
 
-    fmt = format or ("dot" if output and output.endswith(".dot") else "svg")
+    suffix = Path(output).suffix.lower() if output else ""
+    if format is None and output is not None and suffix not in (".svg", ".dot", ".gv"):
+        raise ArchcalcError(f"cannot tell the graph's format from {output!r}; use a .svg or .dot name, or give "
+                            f"--format svg|dot")
+    fmt = format or ("svg" if suffix in ("", ".svg") else "dot")
     if fmt not in ("svg", "dot"):
         raise ArchcalcError(f"unknown format {fmt!r} for a graph; use svg or dot")
     if layout not in drawn.LAYOUTS:
@@ -464,8 +469,6 @@ def check(
     force: Force = False,
 ) -> None:
     """Recompute every number the papers print (tables/*.csv) and compare; exit 1 if any row fails."""
-    from pathlib import Path
-
     from archcalc.checking.runner import check as run_check
     from archcalc.output.check_report import check_report
 
@@ -482,8 +485,6 @@ def report(
 ) -> None:
     """Write the answer tables (markdown and CSV) for the seed networks, LeNet-5, the quiz, the bottleneck,
     the lab's VGG variants and the papers' tables: same bytes on every run."""
-    from pathlib import Path
-
     from archcalc.reporting.answers import write
 
     if Path(out).exists() and not Path(out).is_dir():
@@ -506,8 +507,6 @@ def homework(
 ) -> None:
     """A homework set: new questions with answer keys that show the lecture's arithmetic, every answer checked
     by building the layer in PyTorch on the meta device."""
-    from pathlib import Path
-
     from archcalc.homework.generate import generate, validate
     from archcalc.homework.write import write
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 from archcalc.errors import InputError
 from archcalc.homework.generate import HomeworkSet
-from archcalc.homework.question import Question
 from archcalc.homework.words import say
-from archcalc.output.render import markdown_text as _md, write_atomic
+from archcalc.output.render import make_folder, markdown_text as _md, write_atomic
 
 FILES = ("questions.md", "answers.md", "answers.csv")
 
@@ -88,7 +87,7 @@ def write(s: HomeworkSet, folder: Path, force: bool = False) -> list[Path]:
     there = [p.name for p in paths if p.exists()]
     if there and not force:
         raise InputError(f"{folder}/ already holds {', '.join(there)}; add --force to overwrite, or give another --out")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     for path, text in zip(paths, (questions_md(s), answers_md(s), answers_csv(s))):
         write_atomic(path, text)
     return paths

@@ -23,15 +23,18 @@ def _pyplot():
 def check_target(path: str, force: bool = False) -> Path:
     """The picture's file, checked before any work: its suffix, its folder, and (without force) that it
     is not there already, as --output is."""
-    target = Path(path)
+    target, path = Path(path), str(path)
     if target.suffix.lower() not in _FORMATS:
         raise InputError(f"--plot {path!r}: use a .png, .svg or .pdf file name")
-    if target.is_dir():
-        raise InputError(f"--plot {path!r} is a folder; give a file name inside it, e.g. {target / 'plot.png'}")
-    if not target.parent.is_dir():
-        raise InputError(f"--plot {path!r}: folder {str(target.parent)!r} does not exist")
-    if target.exists() and not force:
-        raise InputError(f"--plot {path!r} exists; add --force to replace it")
+    try:
+        if target.is_dir():
+            raise InputError(f"--plot {path!r} is a folder; give a file name inside it, e.g. {target / 'plot.png'}")
+        if not target.parent.is_dir():
+            raise InputError(f"--plot {path!r}: folder {str(target.parent)!r} does not exist")
+        if target.exists() and not force:
+            raise InputError(f"--plot {path!r} exists; add --force to replace it")
+    except OSError as error:  # (a name the file system refuses: too long, say)
+        raise InputError(f"cannot write --plot {path!r}: {error.strerror or error}") from None
     return target
 
 
@@ -42,7 +45,10 @@ def _target(path: str) -> Path:
 def _save(fig, target: Path) -> None:
     # No dates or software versions in the file, so the same data gives the same picture.
     metadata = {"Date": None} if target.suffix.lower() in (".svg", ".pdf") else {"Software": None}
-    fig.savefig(target, bbox_inches="tight", metadata=metadata)
+    try:
+        fig.savefig(target, bbox_inches="tight", metadata=metadata)
+    except OSError as error:
+        raise InputError(f"cannot write --plot {str(target)!r}: {error.strerror or error}") from None
 
 
 def plot_comparison(models: list[str], params: list[int], macs: list[int], activation_bytes: list[int],

@@ -196,9 +196,17 @@ def render(report: Report, fmt: str) -> str:
     return to_table(report)
 
 
-def write_atomic(path: str, text: str) -> None:
+def make_folder(folder: Path) -> None:
+    """The folder, with its parents, made if missing; one line where it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot make the folder {str(folder)!r}: {error.strerror or error}") from None
+
+
+def write_atomic(path: str | Path, text: str) -> None:
     """Write the whole file or nothing: a temporary file beside it, then an atomic rename."""
-    target = Path(path)
+    target, path = Path(path), str(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise InputError(f"cannot write {path!r}: folder {str(directory)!r} does not exist")
