@@ -60,6 +60,8 @@ def analyze(model: Any, input_size: Size | Sequence[Size] | None = None, *, inpu
         raise InputError(f"depth must be a positive integer, got {depth!r}")
     dtype_name = _dtype_name(dtype)
     sizes = _sizes(input_size)
+    if sizes is not None and inputs is not None:
+        raise InputError("give input_size or inputs (example tensors), not both")
     if isinstance(model, str):
         result = _named(model, sizes, inputs, input_dtypes, batch, device, dtype_name, args, backward)
     elif _is_module(model):
@@ -75,8 +77,8 @@ def analyze(model: Any, input_size: Size | Sequence[Size] | None = None, *, inpu
         elif getattr(model, "archcalc_input", None) is not None:
             given = engine.sized_inputs([(batch, *model.archcalc_input)], input_dtypes)
         else:
-            raise InputError(f"give the input of {type(model).__name__}: input_size=(1, 3, 224, 224) (with the batch), "
-                             f"or inputs=<example tensors>")
+            raise InputError(f"give the input of {type(model).__name__}, with the batch: e.g. "
+                             f"input_size={_example_size(model)}, or inputs=<example tensors>")
         result = engine.analyse_given(model, type(model).__name__, given, device, dtype_name, backward)
     else:
         raise InputError(f"model must be an nn.Module, a registered name or a FILE.py:NAME spec, got "
@@ -224,6 +226,20 @@ def check(files: Sequence[str] | None = None) -> list:
 
 
 # -- the pieces ---------------------------------------------------------------------------------
+
+def _example_size(model) -> str:
+    """An input size to suggest, from the first layer that says what it takes (a suggestion: the forward decides)."""
+    from torch import nn
+
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            return f"(1, {m.in_features})"
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            return f"(1, {m.in_channels}{', 224' * (m.weight.dim() - 2)})"
+        if isinstance(m, nn.Embedding):
+            return f"(1, 128), input_dtypes=['int64:{m.num_embeddings}']"
+    return "(1, 3, 224, 224)"
+
 
 def _named(name: str, sizes, inputs, input_dtypes, batch: int, device: str, dtype: str, args, backward: bool):
     """A registered name or a user's spec, built by archcalc for the device."""

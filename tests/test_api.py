@@ -195,8 +195,10 @@ def test_rich_show_and_summary(capsys):
 def test_bad_arguments_get_one_clear_error():
     with pytest.raises(InputError, match="unknown convention"):
         archcalc.analyze("cnnet", convention="mine")
-    with pytest.raises(InputError, match="give the input of MLP"):
-        archcalc.analyze(MLP())
+    with pytest.raises(InputError, match=r"give the input of MLP, with the batch: e.g. input_size=\(1, 784\)"):
+        archcalc.analyze(MLP())  # (the size its first layer takes)
+    with pytest.raises(InputError, match=r"input_size=\(1, 128\), input_dtypes=\['int64:100'\]"):
+        archcalc.analyze(nn.Embedding(100, 8))
     with pytest.raises(InputError, match="positive integers"):
         archcalc.analyze(MLP(), (8, 0))
     with pytest.raises(InputError, match="must be an nn.Module"):
@@ -207,6 +209,14 @@ def test_bad_arguments_get_one_clear_error():
         archcalc.analyze(MLP(), [(1, 784), (1, 784)])
     with pytest.raises(InputError, match="unknown input dtype"):
         archcalc.analyze(MLP(), (1, 784), input_dtypes=["float8"])
+    with pytest.raises(InputError, match="give input_size or inputs"):  # (which would win? neither: said)
+        archcalc.analyze(MLP(), (1, 784), inputs=torch.randn(2, 784))
+    with pytest.raises(InputError, match="unknown view 'nope'"):
+        archcalc.analyze(MLP(), (1, 784)).to_dict("nope")
+    for options, message in (({"repeat": 0}, "repeat must be"), ({"warmup": -1}, "warmup must be"),
+                             ({"min_time": float("nan")}, "min_time must be"), ({"threads": 0}, "threads must be")):
+        with pytest.raises(InputError, match=message):  # (before anything is built or timed)
+            archcalc.time(MLP(), (1, 784), device="cpu", **options)
 
 
 def test_the_readme_python_example_prints_what_it_says(tmp_path, monkeypatch, capsys):

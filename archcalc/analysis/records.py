@@ -12,6 +12,7 @@ from math import prod
 from types import MappingProxyType
 from typing import NamedTuple
 
+from archcalc.errors import InputError
 from archcalc.formulas.numbers import shapes_text
 
 Shape = tuple[int, ...]
@@ -150,7 +151,7 @@ class Analysis:
         from archcalc.output.analysis_report import VIEWS, analysis_report
 
         if view not in VIEWS:
-            raise ValueError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
+            raise InputError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
         return analysis_report(self, view, self.layers, self.convention)
 
     def to_dict(self, view: str = "summary") -> dict:

@@ -79,6 +79,17 @@ class Options:
     optimizer: str = "sgd"  # the step's optimizer: sgd, momentum (0.9) or adam
     amp: str | None = None  # float16 or bfloat16: the forward (and the loss) under torch.autocast
 
+    def __post_init__(self):
+        for name, least in (("warmup", 0), ("repeat", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InputError(f"{name} must be a whole number >= {least}, got {value!r}")
+        if not self.min_time >= 0:  # (NaN too)
+            raise InputError(f"min_time must be a number of seconds >= 0, got {self.min_time!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise InputError(f"threads must be a whole number >= 1, got {self.threads!r}")
+
 
 def mixed(device: torch.device, amp: str | None):
     """torch.autocast on ``device`` in ``amp`` (float16 or bfloat16), or nothing."""
