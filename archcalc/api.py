@@ -58,10 +58,13 @@ def analyze(model: Any, input_size: Size | Sequence[Size] | None = None, *, inpu
         raise InputError(f"unknown convention {convention!r}; use one of {', '.join(tools.NAMES)}")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
         raise InputError(f"depth must be a positive integer, got {depth!r}")
+    if not isinstance(backward, bool):
+        raise InputError(f"backward must be True or False, got {backward!r}")
     dtype_name = _dtype_name(dtype)
     sizes = _sizes(input_size)
     if sizes is not None and inputs is not None:
         raise InputError("give input_size or inputs (example tensors), not both")
+    _same_batch(sizes, batch)
     if isinstance(model, str):
         result = _named(model, sizes, inputs, input_dtypes, batch, device, dtype_name, args, backward)
     elif _is_module(model):
@@ -112,6 +115,8 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
     ``"se_resnet50@reduction=8"``."""
     from archcalc.analysis.compare import compare as compared, totals_of
 
+    if isinstance(models, str) or _is_module(models):
+        models = [models]
     if len(models) < 1:
         raise InputError("compare needs at least one model")
     values: dict[str, dict[str, float]] = {}
@@ -187,6 +192,8 @@ def memory(model: Any, input_size: Size | Sequence[Size] | None = None, *, batch
         from archcalc.training.peak import simulate
 
         budget = fit if isinstance(fit, int) and not isinstance(fit, bool) else parse_budget(str(fit))
+        if budget < 1:
+            raise InputError(f"fit must be a positive number of bytes or a size such as '16GiB', got {fit!r}")
         answer = largest_batch(entry.name, lambda b: simulate(entry, given, b, optimizer, _dtype_name(dtype),
                                                              kind, amp, channels_last, input_dtypes).allocated, budget)
         if measure is None:
@@ -259,12 +266,20 @@ def _named(name: str, sizes, inputs, input_dtypes, batch: int, device: str, dtyp
                           backward=backward, input_dtypes=input_dtypes)
 
 
+def _same_batch(sizes, batch: int) -> None:
+    """A batch given beside full sizes must be theirs (the sizes carry it; the default 1 defers to them)."""
+    if sizes is not None and batch != 1 and any(s[0] != batch for s in sizes):
+        raise InputError(f"input_size carries the batch ({', '.join(str(s[0]) for s in sizes)}), and batch={batch} "
+                         f"differs: drop batch, or make them agree")
+
+
 def _given(input_size, batch: int):
     """(the size without the batch, or several such sizes; the batch) from full shapes, as the command line
     gives them (--input without the batch, --batch)."""
     if input_size is None:
         return None, batch
     shapes = _sizes(input_size)
+    _same_batch(shapes, batch)
     if len({s[0] for s in shapes}) > 1:
         raise InputError(f"the input sizes have different batches ({', '.join(str(s[0]) for s in shapes)}): give one")
     sizes = [s[1:] for s in shapes]

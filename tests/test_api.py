@@ -213,8 +213,17 @@ def test_bad_arguments_get_one_clear_error():
         archcalc.analyze(MLP(), (1, 784), inputs=torch.randn(2, 784))
     with pytest.raises(InputError, match="unknown view 'nope'"):
         archcalc.analyze(MLP(), (1, 784)).to_dict("nope")
+    with pytest.raises(InputError, match="backward must be True or False"):
+        archcalc.analyze(MLP(), (1, 784), backward="yes")
+    with pytest.raises(InputError, match=r"input_size carries the batch \(8\), and batch=4 differs"):
+        archcalc.memory(MLP(), (8, 784), batch=4)  # (the default batch, 1, defers to the size's)
+    with pytest.raises(InputError, match="fit must be a positive number of bytes"):
+        archcalc.memory(MLP(), (1, 784), fit=-5)
+    assert [row.model for row in archcalc.compare("cnnet")] == ["cnnet"]  # one name is one model, not letters
     for options, message in (({"repeat": 0}, "repeat must be"), ({"warmup": -1}, "warmup must be"),
-                             ({"min_time": float("nan")}, "min_time must be"), ({"threads": 0}, "threads must be")):
+                             ({"min_time": float("nan")}, "min_time must be"), ({"threads": 0}, "threads must be"),
+                             ({"training": True, "optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
+                             ({"amp": "fp8"}, "unknown amp 'fp8'")):
         with pytest.raises(InputError, match=message):  # (before anything is built or timed)
             archcalc.time(MLP(), (1, 784), device="cpu", **options)
 

@@ -89,6 +89,9 @@ class Options:
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
                                          or self.threads < 1):
             raise InputError(f"threads must be a whole number >= 1, got {self.threads!r}")
+        check_optimizer(self.optimizer)
+        if self.amp not in (None, "float16", "bfloat16"):
+            raise InputError(f"unknown amp {self.amp!r}; use float16 or bfloat16")
 
 
 def mixed(device: torch.device, amp: str | None):
