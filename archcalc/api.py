@@ -189,13 +189,13 @@ def memory(model: Any, input_size: Size | Sequence[Size] | None = None, *, batch
         raise InputError(f"fit answers the batch itself; drop the batch of {batch}")
     if fit is not None:
         from archcalc.training.fit import largest_batch, parse_budget
-        from archcalc.training.peak import simulate
+        from archcalc.training.peak import FitTotal
 
         budget = fit if isinstance(fit, int) and not isinstance(fit, bool) else parse_budget(str(fit))
         if budget < 1:
             raise InputError(f"fit must be a positive number of bytes or a size such as '16GiB', got {fit!r}")
-        answer = largest_batch(entry.name, lambda b: simulate(entry, given, b, optimizer, _dtype_name(dtype),
-                                                             kind, amp, channels_last, input_dtypes).allocated, budget)
+        answer = largest_batch(entry.name, FitTotal(entry, given, optimizer, _dtype_name(dtype), kind, amp,
+                                                    channels_last, input_dtypes, budget), budget)
         if measure is None:
             return answer
         from archcalc.training.fit import confirm

@@ -112,6 +112,20 @@ def test_a_forward_that_reads_values_runs_its_steps_on_real_cpu_tensors(cli):
     assert unsorted.allocated - sorted_.allocated == 64
     run = cli("memory", spec, "--input", "20", "--input-dtype", "int64", "--batch", "8", "--device", "cuda")
     assert run.code == 1 and "its CUDA peak cannot be simulated" in run.err and len(run.err.splitlines()) == 1
+    assert unsorted.real and not sorted_.real
+
+
+def test_fit_refuses_a_budget_this_cpu_cannot_give_where_every_batch_runs_for_real(cli):
+    """A forward that reads values runs the steps of each batch --fit tries on real CPU tensors: a budget
+    beyond the machine's free memory is refused at batch 1 (it would swap), a small one is answered."""
+    spec = f"{NETWORKS}:PackedTagger"
+    run = cli("memory", spec, "--input", "20", "--input-dtype", "int64:100", "--fit", "64TiB")
+    assert run.code == 1 and "runs for real on this CPU, and 64.00 TiB is more than the" in run.err
+    assert len(run.err.strip().splitlines()) == 1
+    small = cli("memory", spec, "--input", "20", "--input-dtype", "int64:100", "--fit", "4MiB", "-f", "json")
+    assert small.code == 0 and small.json()["batch"] >= 1 and small.json()["real_tensors"]
+    table = cli("memory", spec, "--input", "20", "--input-dtype", "int64:100", "--fit", "4MiB").out
+    assert "ran on real CPU tensors at each" in " ".join(table.split())  # (the footer wraps)
 
 
 class TwoHeads(torch.nn.Module):

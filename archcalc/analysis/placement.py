@@ -110,12 +110,25 @@ def user_line(error: BaseException) -> str:
     return f"{Path(frames[-1].filename).name} line {frames[-1].lineno}" if frames else ""
 
 
+def free_memory() -> int | None:
+    """The bytes this machine can give now without swapping: /proc/meminfo's MemAvailable (what the page cache
+    holds counts as free), else the free pages; None where neither can be read."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def fits_in_memory(model: nn.Module) -> bool:
     """Whether the model's parameters and buffers take under a quarter of the memory free now."""
     size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers())
                if not isinstance(t, UninitializedTensorMixin))
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return size < 2**30
-    return size < free // 4
+    free = free_memory()
+    return size < (2**30 if free is None else free // 4)

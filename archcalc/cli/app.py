@@ -285,12 +285,12 @@ def memory(
         from archcalc.output.fit_report import fit_report
         from archcalc.analysis.engine import entry_inputs
         from archcalc.training.fit import confirm, largest_batch, parse_budget
-        from archcalc.training.peak import simulate
+        from archcalc.training.peak import FitTotal
 
         budget = parse_budget(fit)
         per_sample = entry_inputs(entry, size, 1, input_dtype).text(batch=False)
-        answer = largest_batch(entry.name, lambda b: simulate(entry, size, b, optimizer, dtype, kind, amp,
-                                                              channels_last, input_dtype).allocated, budget)
+        answer = largest_batch(entry.name, FitTotal(entry, size, optimizer, dtype, kind, amp, channels_last,
+                                                    input_dtype, budget), budget)
         confirmed = confirm(lambda b: measured_run(entry, size, b, optimizer, dtype, measure, budget, amp,
                                                    channels_last, input_dtype), budget, answer.batch,
                             answer.slope) if measure else None

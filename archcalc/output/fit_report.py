@@ -18,13 +18,17 @@ def fit_report(fit: Fit, optimizer: str, dtype: str, per_sample: str, device: st
             "device as the caching allocator counts them (cuDNN and cuBLAS workspaces not modelled)")
     cpu = ("the CPU peak of archcalc memory at each batch tried: two steps simulated on the meta device, each "
            "storage until PyTorch frees it; --device cuda predicts a GPU's")
+    if fit.real:  # (a forward that reads values: never on CUDA, which refuses it)
+        cpu = ("the CPU peak of archcalc memory at each batch tried: the forward pass reads a tensor's value, so "
+               "its two steps ran on real CPU tensors at each, a random input, each storage followed until PyTorch "
+               "frees it")
     model = cuda if device == "cuda" else cpu
     footer = (fit.text(), f"{optimizer} training steps, {dtype}, input {per_sample} per sample: "
                           f"{model}")
     if confirmed is not None:
         footer += (confirmed.text(),)
     data = {"model": fit.model, "budget_bytes": fit.budget, "batch": fit.batch, "optimizer": optimizer, "dtype": dtype,
-            "device": device, "at_search_limit": fit.batch >= LARGEST,
+            "device": device, "at_search_limit": fit.batch >= LARGEST, "real_tensors": fit.real,
             "tried": [{"batch": b, "predicted_bytes": n} for b, n in sorted(fit.tried)], "text": fit.text()}
     if confirmed is not None:
         data["measured"] = {"batch": confirmed.batch, "text": confirmed.text(),

@@ -15,7 +15,6 @@ benchmarks/timing_agreement.py shows that this loop agrees with torch.utils.benc
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -25,6 +24,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from archcalc.analysis.engine import analyse_module, build, entry_inputs, out_of_memory, resolve_dtype
+from archcalc.analysis.placement import free_memory
 from archcalc.errors import ArchcalcError, InputError
 from archcalc.models.registry import ModelEntry
 from archcalc.training.batch import Batch, loss_of, made as made_batch
@@ -152,7 +152,8 @@ def _available_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    free = free_memory()
+    return 2**62 if free is None else free  # (unknown: no refusal)
 
 
 def _timed_runs(run: Callable[[], object], device: torch.device, options: Options, tick: Callable[[], None],

@@ -55,6 +55,7 @@ class Fit:
     budget: int
     batch: int  # the largest batch that fits; 0 when not even one sample does
     tried: tuple[tuple[int, int], ...]  # (batch, predicted bytes), in the order tried
+    real: bool = False  # each batch's steps ran on real CPU tensors (a forward that reads values), not simulated
 
     def predicted(self, batch: int) -> int | None:
         return next((b for n, b in self.tried if n == batch), None)
@@ -84,7 +85,8 @@ class Fit:
 
 
 def largest_batch(model: str, total: Callable[[int], int], budget: int) -> Fit:
-    """The largest batch b with total(b) <= budget (total: the predicted bytes of a step at batch b)."""
+    """The largest batch b with total(b) <= budget (total: the predicted bytes of a step at batch b; its
+    ``real``, where it has one, says whether they were measured on real CPU tensors)."""
     tried: dict[int, int] = {}
 
     def at(batch: int) -> int:
@@ -93,7 +95,7 @@ def largest_batch(model: str, total: Callable[[int], int], budget: int) -> Fit:
         return tried[batch]
 
     if at(1) > budget:
-        return Fit(model, budget, 0, tuple(tried.items()))
+        return Fit(model, budget, 0, tuple(tried.items()), getattr(total, "real", False))
     slope = at(2) - at(1)
     guess = 1 + (budget - at(1)) // slope if slope > 0 else 2
     low, high = 1, None  # total(low) fits; total(high) does not
@@ -120,7 +122,7 @@ def largest_batch(model: str, total: Callable[[int], int], budget: int) -> Fit:
         halve = not halve and 2 * (high - low) > width
     if high is not None:
         at(low + 1)  # the one above, for the margin line (already known when high == low + 1)
-    return Fit(model, budget, low, tuple(tried.items()))
+    return Fit(model, budget, low, tuple(tried.items()), getattr(total, "real", False))
 
 
 def _interpolated(low: int, high: int, at_low: int, at_high: int, budget: int) -> int:

@@ -41,8 +41,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, out_of_memory, resolve_dtype
-from archcalc.analysis.placement import CPU_INPUT, refuses_meta, user_line
+from archcalc.analysis.placement import CPU_INPUT, free_memory, refuses_meta, user_line
 from archcalc.errors import ForwardError, InputError
+from archcalc.formulas.numbers import human_bytes
 from archcalc.models.registry import ModelEntry
 from archcalc.training.autocast import DTYPES as AMP_DTYPES, autocast
 from archcalc.training.batch import Batch, loss_of, made as made_batch
@@ -101,6 +102,7 @@ class Peak:
     notes: tuple[str, ...] = ()  # what the simulation knows it does not model for this network
     channels_last: bool = False
     inputs: str = ""  # every input, as Inputs.text() writes them: '8x3x32x32', '4x128 (int64), 4x128 (bool)'
+    real: bool = False  # the steps ran on real CPU tensors (a forward that reads values), not on the meta device
 
     @property
     def at_step(self) -> int:
@@ -355,4 +357,26 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     reserved = reserved_at_least([b for blocks in live.at_peak.values() for b in blocks])
     return Peak(entry.name, inputs.batch, inputs.shapes[0] if inputs.shapes else (), optimizer, dtype, live.peak,
                 reserved, live.at_phase, live.op, terms, tuple(steps), device, amp, ran + notes, channels_last,
-                inputs.text())
+                inputs.text(), bool(ran))
+
+
+class FitTotal:
+    """total(batch) for fit.largest_batch: the simulated peak at that batch. Where the forward reads values, the
+    steps of every batch tried run for real on this CPU (``real``), so a budget beyond the memory it has free is
+    refused at the first batch, before a larger one could push the machine into swap."""
+
+    def __init__(self, entry: ModelEntry, size, optimizer: str, dtype: str, device: str, amp: str | None,
+                 channels_last: bool, input_dtypes, budget: int):
+        self.step = partial(simulate, entry, size, optimizer=optimizer, dtype=dtype, device=device, amp=amp,
+                            channels_last=channels_last, input_dtypes=input_dtypes)
+        self.name, self.budget, self.real = entry.name, budget, False
+
+    def __call__(self, batch: int) -> int:
+        peak = self.step(batch=batch)
+        self.real = peak.real
+        free = free_memory()
+        if peak.real and free is not None and self.budget > free:
+            raise InputError(f"the forward pass of {self.name} reads a tensor's value, so each batch --fit tries "
+                             f"runs for real on this CPU, and {human_bytes(self.budget)} is more than the "
+                             f"{human_bytes(free)} it has free: give a --fit below that")
+        return peak.allocated
