@@ -178,6 +178,22 @@ def test_the_frame_csv_json_and_html_agree(tmp_path):
     assert page.startswith("<!DOCTYPE html>") and (tmp_path / "a.html").read_text() == page
 
 
+def test_a_memory_estimate_shows_its_table_in_a_notebook_and_a_terminal(capsys):
+    """archcalc.memory's result renders as `archcalc memory` prints it: a notebook's HTML, rich.print, show()."""
+    from rich.console import Console
+
+    e = archcalc.memory("cnnet", (8, 3, 32, 32), optimizer="adam")
+    html = e._repr_html_()
+    assert html.startswith('<div class="archcalc">') and html.count("<tr>") == 1 + len(e.layers)  # (the header)
+    assert f"= {e.predicted_bytes:,} bytes" in html and "CPU peak, simulated" in html
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(e)
+    text = console.export_text()
+    assert "sum of the parts" in text and f"{e.total_bytes:,}" in text
+    e.show()
+    assert "sum of the parts" in capsys.readouterr().out
+
+
 def test_rich_show_and_summary(capsys):
     from rich.console import Console
 

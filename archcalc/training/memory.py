@@ -80,6 +80,32 @@ class MemoryEstimate:
         """What the step adds to the model and input at its peak: what --measure measures."""
         return self.peak.step
 
+    # -- as a Python user reads it: `archcalc memory`'s table (rendered by archcalc.output, imported when used)
+    def report(self):
+        """The Report `archcalc memory` renders: each part with its arithmetic, per layer, and the peak."""
+        from archcalc.output.memory_report import memory_report
+
+        return memory_report(self)
+
+    def show(self) -> None:
+        """Print the table with its parts and the simulated peak, as `archcalc memory` does."""
+        from rich.console import Console
+
+        from archcalc.output.render import rich_table
+
+        console = Console()
+        console.print(rich_table(self.report(), console.width))
+
+    def __rich__(self):
+        from archcalc.output.render import rich_table
+
+        return rich_table(self.report())
+
+    def _repr_html_(self) -> str:
+        from archcalc.output.html import fragment
+
+        return fragment(self.report())
+
 
 def _optimizer_bytes(params: list[nn.Parameter], optimizer: str) -> tuple[int, str]:
     trainable = [p for p in params if p.requires_grad]
