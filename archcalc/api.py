@@ -109,7 +109,8 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
             args: Mapping[str, Any] | None = None) -> list:
     """Params, MACs, FLOPs and memory of several models (names, specs or nn.Modules), each against the
     baseline (a name; default the first): ``archcalc compare``'s rows (analysis.compare.ComparedModel:
-    ``.model``, ``.values``, ``.difference``, ``.ratio``). ``timed``: the forward latency as well
+    ``.model``, ``.values``, ``.difference``, ``.ratio``), a list that shows as the command's table (in a
+    notebook, rich.print, ``.show()``). ``timed``: the forward latency as well
     (``latency_ms``, measured on ``device``, the CPU for meta and auto; a module is timed through a copy). ``args``:
     builder arguments for every named model (``{"reduction": 8}``); one model's own follow its name:
     ``"se_resnet50@reduction=8"``."""
@@ -141,7 +142,12 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
             if timing.error:
                 raise InputError(f"{name}: {timing.error}")
             values[name]["latency_ms"] = timing.median_ms
-    return compared(values, baseline or next(iter(values)))
+    from archcalc.formulas.numbers import shape_text
+
+    shape = shape_text(tuple(input_size)[1:]) if input_size else "each model's default"
+    batch = tuple(input_size)[0] if input_size else batch
+    context = f"input {shape}, batch {batch}, {device}, {_dtype_name(dtype)}"
+    return compared(values, baseline or next(iter(values)), context)
 
 
 def time(models: Any, input_size: Size | Sequence[Size] | None = None, *, batch: int = 1, device: str = "auto",
@@ -152,16 +158,17 @@ def time(models: Any, input_size: Size | Sequence[Size] | None = None, *, batch:
     """Measured forward-pass latency of registered models, FILE.py:NAME specs or nn.Modules (``archcalc
     time``; a module is timed through a copy on the device, itself left as it is), or with ``training`` that
     of a whole training step: one timing.measure.Timing each (``.median_ms``, ``.iqr_ms``, ``.images_per_s``,
-    ``.error`` when it failed); timing.measure.run_estimate turns a step into the time of a run; ``amp``
+    ``.error`` when it failed), a list that shows as the command's table (``.report(samples, epochs)`` adds
+    each run's estimate); timing.measure.run_estimate turns a step into the time of a run; ``amp``
     ("float16", "bfloat16") runs the forward under autocast. ``input_size``: one full shape or several (a
     forward of several inputs), ``input_dtypes`` as analyze's (``"int64:30522"``: token ids below 30522)."""
-    from archcalc.timing.measure import Options, measure
+    from archcalc.timing.measure import Options, Timings, measure
 
     names = [models] if isinstance(models, str) or _is_module(models) else list(models)
     given, batch = _given(input_size, batch)
     options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer, amp)
-    return [measure(_entry(n, given, args), given, batch, device, _dtype_name(dtype), options,
-                    input_dtypes=input_dtypes) for n in names]
+    return Timings([measure(_entry(n, given, args), given, batch, device, _dtype_name(dtype), options,
+                            input_dtypes=input_dtypes) for n in names], options)
 
 
 def memory(model: Any, input_size: Size | Sequence[Size] | None = None, *, batch: int = 1, optimizer: str = "sgd",

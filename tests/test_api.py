@@ -194,6 +194,19 @@ def test_a_memory_estimate_shows_its_table_in_a_notebook_and_a_terminal(capsys):
     assert "sum of the parts" in capsys.readouterr().out
 
 
+def test_compare_and_time_results_show_their_commands_tables(cli):
+    """compare()'s and time()'s lists render as the commands print them: the same report, so the same JSON."""
+    rows = archcalc.compare(["vgg_base", "vgg_dense"])
+    assert [r.model for r in rows] == ["vgg_base", "vgg_dense"]  # (still the list of rows)
+    assert rows.report().data == cli("compare", "vgg_base", "vgg_dense", "-f", "json").json()
+    assert "+7.36%" in rows._repr_html_() or "x1.0736" in rows._repr_html_()
+    timings = archcalc.time("cnnet", device="cpu", repeat=2, warmup=1)
+    assert timings[0].median_ms > 0 and "1 warm-up runs excluded, then at least 2 timed runs" in \
+        " ".join(timings.report().footer)
+    estimate = timings.report(samples=50_000, epochs=20).footer
+    assert any(line.startswith("Run estimate: cnnet: ceil(50,000 / 1) = 50,000 steps an epoch") for line in estimate)
+
+
 def test_rich_show_and_summary(capsys):
     from rich.console import Console
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from archcalc.analysis.records import Analysis
 from archcalc.errors import InputError
+from archcalc.output.shown import Shown
 
 QUANTITIES = ("params", "macs", "flops", "param_bytes", "activation_bytes")
 
@@ -24,7 +25,21 @@ def totals_of(a: Analysis) -> dict[str, float]:
             "activation_bytes": t.activation_bytes}
 
 
-def compare(values: dict[str, dict[str, float]], baseline: str) -> list[ComparedModel]:
+class Comparison(list, Shown):
+    """compare's rows (ComparedModel, a list), with the baseline and the setting they were counted in
+    (``context``: input, batch, device, dtype), shown as `archcalc compare` prints them."""
+
+    def __init__(self, rows: list[ComparedModel], baseline: str, context: str = ""):
+        super().__init__(rows)
+        self.baseline, self.context = baseline, context
+
+    def report(self):
+        from archcalc.output.compare_report import compare_report
+
+        return compare_report(self, self.baseline, self.context)
+
+
+def compare(values: dict[str, dict[str, float]], baseline: str, context: str = "") -> Comparison:
     """values: model -> quantity -> number (in the caller's order); baseline must be one of them."""
     if baseline not in values:
         raise InputError(f"--baseline {baseline!r} is not among the models compared: {', '.join(values)}")
@@ -34,4 +49,4 @@ def compare(values: dict[str, dict[str, float]], baseline: str) -> list[Compared
         difference = {k: own[k] - base[k] for k in own if k in base}
         ratio = {k: (own[k] / base[k] if base[k] else None) for k in own if k in base}
         rows.append(ComparedModel(model, own, difference, ratio))
-    return rows
+    return Comparison(rows, baseline, context)

@@ -14,7 +14,6 @@ from typing import Annotated, Optional
 import typer
 
 from archcalc.errors import ArchcalcError, ForwardError
-from archcalc.formulas.numbers import shape_text
 from archcalc.output.render import FORMATS, choose_format, emit
 
 CONVENTIONS = ("paper", "torchvision", "fvcore", "torchinfo", "thop", "ptflops", "flop_counter", "flops")  # archcalc.analysis.tools.NAMES
@@ -226,7 +225,6 @@ def time_command(
         raise ArchcalcError("--optimizer is the training step's: add --training")
     if amp not in (None, "float16", "bfloat16"):
         raise ArchcalcError(f"unknown --amp {amp!r}; use float16 or bfloat16")
-    from archcalc.output.time_report import time_report
     from archcalc.timing.measure import Options, measure_entries, resolve_timing_device
 
     resolve_timing_device(device)  # (a device that cannot be had: one line, before any model is built)
@@ -235,16 +233,7 @@ def time_command(
     results = measure_entries(entries, size, batch, device, dtype, options, input_dtype)
     for failed in (t for t in results if t.error):
         print(f"archcalc: error: {failed.model}: {failed.error}", file=sys.stderr)
-    what = (f"training steps ({optimizer}; zero_grad(set_to_none=True), forward, mean of the outputs as the loss, "
-            f"backward, step)" if training else "runs under torch.inference_mode()")
-    method = (f"{warmup} warm-up runs excluded, then at least {repeat} timed {what}"
-              + (f" for at least {min_time:g} s" if min_time else "")
-              + (f", {threads} CPU threads" if threads else "")
-              + (", channels-last" if channels_last else "") + (", torch.compile" if compile else "")
-              + (f", under torch.autocast({amp})" if amp else "")
-              + "; CPU: perf_counter, CUDA: events + synchronize; GFLOP/s from the analysed FLOPs (2 x MACs"
-              + (" of the forward and backward passes)" if training else ")"))
-    emit(time_report(results, method, training, samples, epochs), fmt, output, force)
+    emit(results.report(samples, epochs), fmt, output, force)
     if any(t.error for t in results):
         raise typer.Exit(1)
 
@@ -399,13 +388,10 @@ def compare(
     _check_plot(plot, force)
     from archcalc.api import compare as compared
     from archcalc.models.arguments import parse
-    from archcalc.output.compare_report import compare_report
 
     rows = compared(models, _full_sizes(size, batch), baseline=baseline, batch=batch, device=device, dtype=dtype,
                     timed=time, args=parse(arg or []))
-    shape = shape_text(size) if size else "each model's default"
-    context = f"input {shape}, batch {batch}, {device}, {dtype}"
-    emit(compare_report(rows, baseline or entries[0].name, context), fmt, output, force)
+    emit(rows.report(), fmt, output, force)
     if plot:
         from archcalc.output.plots import plot_comparison
 

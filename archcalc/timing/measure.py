@@ -27,6 +27,7 @@ from archcalc.analysis.engine import analyse_module, build, entry_inputs, out_of
 from archcalc.analysis.placement import free_memory
 from archcalc.errors import ArchcalcError, InputError
 from archcalc.models.registry import ModelEntry
+from archcalc.output.shown import Shown
 from archcalc.training.batch import Batch, loss_of, made as made_batch
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 
@@ -92,6 +93,32 @@ class Options:
         check_optimizer(self.optimizer)
         if self.amp not in (None, "float16", "bfloat16"):
             raise InputError(f"unknown amp {self.amp!r}; use float16 or bfloat16")
+
+    def method(self) -> str:
+        """How the times were taken, as the report says it."""
+        what = (f"training steps ({self.optimizer}; zero_grad(set_to_none=True), forward, mean of the outputs as "
+                f"the loss, backward, step)" if self.training else "runs under torch.inference_mode()")
+        return (f"{self.warmup} warm-up runs excluded, then at least {self.repeat} timed {what}"
+                + (f" for at least {self.min_time:g} s" if self.min_time else "")
+                + (f", {self.threads} CPU threads" if self.threads else "")
+                + (", channels-last" if self.channels_last else "") + (", torch.compile" if self.compile else "")
+                + (f", under torch.autocast({self.amp})" if self.amp else "")
+                + "; CPU: perf_counter, CUDA: events + synchronize; GFLOP/s from the analysed FLOPs (2 x MACs"
+                + (" of the forward and backward passes)" if self.training else ")"))
+
+
+class Timings(list, Shown):
+    """time()'s results (Timing, a list) with the Options they were taken under, shown as `archcalc time`
+    prints them; report(samples, epochs) adds each model's run estimate."""
+
+    def __init__(self, timings: list[Timing], options: Options):
+        super().__init__(timings)
+        self.options = options
+
+    def report(self, samples: int | None = None, epochs: int | None = None):
+        from archcalc.output.time_report import time_report
+
+        return time_report(self, self.options.method(), self.options.training, samples, epochs)
 
 
 def mixed(device: torch.device, amp: str | None):
@@ -258,7 +285,7 @@ def _failed(base: Timing, message: str) -> Timing:
 
 
 def measure_entries(entries: list[ModelEntry], size, batch: int, device: str, dtype: str,
-                    options: Options = Options(), input_dtypes: Sequence[Any] | None = None) -> list[Timing]:
+                    options: Options = Options(), input_dtypes: Sequence[Any] | None = None) -> Timings:
     """Several models under one rich progress bar on stderr."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -270,7 +297,7 @@ def measure_entries(entries: list[ModelEntry], size, batch: int, device: str, dt
             results.append(measure(entry, size, batch, device, dtype, options,
                                    tick=lambda: progress.advance(task), input_dtypes=input_dtypes))
             progress.remove_task(task)
-    return results
+    return Timings(results, options)
 
 
 def _stderr_console():

@@ -34,6 +34,7 @@ from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, 
 from archcalc.analysis.tracer import Tracer
 from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
+from archcalc.output.shown import Shown
 from archcalc.training.batch import Batch, input_arithmetic, input_bytes, made as made_batch
 from archcalc.training.optimizers import check as check_optimizer
 from archcalc.training.peak import made, meta_else_cpu, simulate
@@ -48,7 +49,7 @@ class LayerMemory:
 
 
 @dataclass(frozen=True)
-class MemoryEstimate:
+class MemoryEstimate(Shown):
     model: str
     batch: int
     input_shape: tuple[int, ...]
@@ -80,31 +81,11 @@ class MemoryEstimate:
         """What the step adds to the model and input at its peak: what --measure measures."""
         return self.peak.step
 
-    # -- as a Python user reads it: `archcalc memory`'s table (rendered by archcalc.output, imported when used)
     def report(self):
-        """The Report `archcalc memory` renders: each part with its arithmetic, per layer, and the peak."""
+        """The Report `archcalc memory` renders (a notebook, rich.print and show() show it: output/shown.py)."""
         from archcalc.output.memory_report import memory_report
 
         return memory_report(self)
-
-    def show(self) -> None:
-        """Print the table with its parts and the simulated peak, as `archcalc memory` does."""
-        from rich.console import Console
-
-        from archcalc.output.render import rich_table
-
-        console = Console()
-        console.print(rich_table(self.report(), console.width))
-
-    def __rich__(self):
-        from archcalc.output.render import rich_table
-
-        return rich_table(self.report())
-
-    def _repr_html_(self) -> str:
-        from archcalc.output.html import fragment
-
-        return fragment(self.report())
 
 
 def _optimizer_bytes(params: list[nn.Parameter], optimizer: str) -> tuple[int, str]:
