@@ -24,7 +24,7 @@ def test_the_quickstart_notebook_runs_and_shows_the_numbers(tmp_path):
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
-    lenet, dense, mine, compared, frame = code
+    lenet, dense, mine, compared, frame, memory = code
     assert _texts(lenet) == "60840 60000 326520\nc1 (5*5*1 + 1)*6 = 156\n"
     html = _html(dense)
     assert "<table>" in html and "conv2_1" in html and "40,864,256" in html and html.count("<svg") == 2
@@ -34,3 +34,8 @@ def test_the_quickstart_notebook_runs_and_shows_the_numbers(tmp_path):
     assert [line.split()[0] for line in lines] == ["vgg_base", "vgg_skip", "vgg_dense", "vgg_ca"]
     assert "53,103,104 MACs x1.395" in lines[1]
     assert _texts(frame) == "40864256\n" and "<table" in _html(frame)
+    html = _html(memory)  # (the estimate shows as archcalc memory's table: the same simulated peak)
+    import archcalc
+
+    estimate = archcalc.memory("vgg_base", (64, 3, 32, 32), optimizer="adam")
+    assert "<table>" in html and "CPU peak, simulated" in html and f"= {estimate.predicted_bytes:,} bytes" in html
