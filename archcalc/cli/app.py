@@ -384,7 +384,7 @@ def compare(
     force: Force = False,
 ) -> None:
     """Params, MACs, FLOPs and memory of several models, each against a baseline: `compare vgg_base vgg_skip vgg_dense vgg_ca`."""
-    fmt, size, entries = _models(format, output, input, models, arg)
+    fmt, size, _ = _models(format, output, input, models, arg)  # (every name checked before any work)
     _check_plot(plot, force)
     from archcalc.api import compare as compared
     from archcalc.models.arguments import parse
