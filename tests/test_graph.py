@@ -82,6 +82,10 @@ def test_the_html_page_holds_the_table_the_chart_and_the_drawing(cli, tmp_path):
     assert "<script" not in html and not re.search(r'(src|href)="https?:', html)  # opens offline
     a = archcalc.analyze("vgg_dense")
     assert a._repr_html_().count("<svg") == 2 and a.graph().startswith("<svg")
+    with pytest.raises(archcalc.InputError, match="cannot tell the graph's format"):
+        a.graph(tmp_path / "vgg.bmp")  # (was SVG in a .bmp file)
+    assert not (tmp_path / "vgg.bmp").exists()
+    assert a.graph(tmp_path / "vgg.gv").startswith("digraph") and (tmp_path / "vgg.gv").is_file()
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

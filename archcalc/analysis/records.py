@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from archcalc.errors import InputError
 from archcalc.formulas.numbers import shapes_text
+from archcalc.output.shown import Shown
 
 Shape = tuple[int, ...]
 
@@ -107,7 +108,7 @@ class Totals:
 
 
 @dataclass(frozen=True)
-class Analysis:
+class Analysis(Shown):
     model: str
     input_shape: Shape
     output_shapes: tuple[Shape, ...]
@@ -178,21 +179,7 @@ class Analysis:
         return pd.DataFrame([[row.get(c.key) for c in report.columns] for row in report.rows],
                             columns=[c.header for c in report.columns])
 
-    def show(self, view: str = "summary") -> None:
-        """Print a view's table with its totals and notes (the terminal's width, in colour where it can)."""
-        from rich.console import Console
-
-        from archcalc.output.render import rich_table
-
-        console = Console()
-        console.print(rich_table(self.report(view), console.width))
-
-    def __rich__(self, view: str = "summary"):
-        from archcalc.output.render import rich_table
-
-        return rich_table(self.report(view))
-
-    def _repr_html_(self) -> str:
+    def _repr_html_(self) -> str:  # (Shown's, with the network drawn)
         from archcalc.output.html import fragment
 
         return fragment(self._drawn(self.report("summary")))
@@ -203,8 +190,9 @@ class Analysis:
         from archcalc.output import graph
         from archcalc.output.render import write_atomic
 
+        fmt = graph.format_of(path)  # (before any drawing: x.bmp is refused, not written as SVG)
         drawn = graph.of(self, self.depth)
-        text = graph.to_dot(drawn) if path is not None and str(path).endswith(".dot") else graph.svg(drawn, layout)
+        text = graph.to_dot(drawn) if fmt == "dot" else graph.svg(drawn, layout)
         if path is not None:
             write_atomic(str(path), text)
         return text

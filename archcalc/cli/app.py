@@ -165,13 +165,7 @@ def graph(
     from archcalc.models.arguments import parse
     from archcalc.output import graph as drawn
 
-    suffix = Path(output).suffix.lower() if output else ""
-    if format is None and output is not None and suffix not in (".svg", ".dot", ".gv"):
-        raise ArchcalcError(f"cannot tell the graph's format from {output!r}; use a .svg or .dot name, or give "
-                            f"--format svg|dot")
-    fmt = format or ("svg" if suffix in ("", ".svg") else "dot")
-    if fmt not in ("svg", "dot"):
-        raise ArchcalcError(f"unknown format {fmt!r} for a graph; use svg or dot")
+    fmt = drawn.format_of(output, format)
     if layout not in drawn.LAYOUTS:
         raise ArchcalcError(f"unknown --layout {layout!r}; use one of {', '.join(drawn.LAYOUTS)}")
     from archcalc.api import analyze

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 
 from archcalc.analysis.records import MODULE, Analysis
 from archcalc.errors import InputError
@@ -21,6 +22,23 @@ from archcalc.formulas.numbers import human, shapes_text
 
 INPUT = -1  # the node of the model's input(s)
 LAYOUTS = ("auto", "dot", "python")
+_SUFFIXES = {".svg": "svg", ".dot": "dot", ".gv": "dot"}
+
+
+def format_of(path: str | None, given: str | None = None) -> str:
+    """svg (the drawing) or dot (graphviz's source): the one given, else the one the file's suffix names (svg
+    without a file); a suffix that names neither is refused rather than written as SVG."""
+    if given is not None:
+        if given not in ("svg", "dot"):
+            raise InputError(f"unknown format {given!r} for a graph; use svg or dot")
+        return given
+    if path is None:
+        return "svg"
+    suffix = Path(str(path)).suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise InputError(f"cannot tell the graph's format from {str(path)!r}; use a .svg or .dot name, or give "
+                         f"--format svg|dot")
+    return _SUFFIXES[suffix]
 
 
 @dataclass(frozen=True)

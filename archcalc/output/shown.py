@@ -5,19 +5,20 @@ from __future__ import annotations
 
 
 class Shown:
-    """A result whose ``report()`` is the Report its command renders."""
+    """A result whose ``report(*view)`` is the Report its command renders (an analysis takes the view:
+    shapes, params, flops, summary or rf)."""
 
-    def report(self):
+    def report(self, *view):
         raise NotImplementedError
 
-    def show(self) -> None:
-        """Print the command's table with its footer, laid out for the terminal's width."""
+    def show(self, *view) -> None:
+        """Print the command's table with its footer, laid out for the terminal's width (in colour where it can)."""
         from rich.console import Console
 
         from archcalc.output.render import rich_table
 
         console = Console()
-        console.print(rich_table(self.report(), console.width))
+        console.print(rich_table(self.report(*view), console.width))
 
     def __rich__(self):
         from archcalc.output.render import rich_table
