@@ -142,7 +142,35 @@ def _network(rows: list[dict]) -> None:
         assert int(total["macs"]) == sum(int(r["macs"]) for r in layers)
 
 
-RECOMPUTE = {"outsize": _outsize, "params": _param_row, "macs": _macs, "receptive": _receptive, "memory": _memory}
+def _recurrent(r: dict) -> None:
+    """nn.RNN/GRU/LSTM: G gates, each W_ih (H x I), W_hh (H x H), b_ih and b_hh, per layer and direction."""
+    gates = {"RNN": 1, "GRU": 3, "LSTM": 4}[r["cell"]]
+    h, directions = int(r["hidden"]), 2 if _true(r["bidirectional"]) else 1
+    widths = [int(r["input_size"])] + [h * directions] * (int(r["layers"]) - 1)
+    assert int(r["params"]) == sum(directions * gates * (h * w + h * h + 2 * h * _true(r["bias"])) for w in widths)
+    if r["asked"] == "params":
+        assert r["steps"] == r["macs"] == "" and r["answer"] == r["params"]
+        return
+    steps = int(r["steps"])  # every step multiplies each weight matrix by one vector
+    assert int(r["macs"]) == sum(steps * directions * gates * h * (w + h) for w in widths) and r["answer"] == r["macs"]
+
+
+def _attention(r: dict) -> None:
+    """nn.MultiheadAttention: Q, K, V and output projections (E x E, E x kdim, E x vdim, E x E), biases of E."""
+    e, kdim, vdim = int(r["embed"]), int(r["kdim"]), int(r["vdim"])
+    assert e % int(r["heads"]) == 0
+    assert int(r["params"]) == 2 * e * e + e * kdim + e * vdim + 4 * e * _true(r["bias"])
+    if r["counted"] == "parameters":
+        assert r["asked"] == "params" and r["answer"] == r["params"] and r["macs"] == ""
+        return
+    queries, keys = int(r["queries"]), int(r["keys"])
+    scores = queries * keys * e  # Q Kᵀ over all heads: h*L*S*(E/h); P V as many
+    macs = 2 * scores + (0 if r["counted"] == "attention" else 2 * queries * e * e + keys * (kdim + vdim) * e)
+    assert r["asked"] == "macs" and int(r["macs"]) == macs and r["answer"] == r["macs"]
+
+
+RECOMPUTE = {"outsize": _outsize, "params": _param_row, "macs": _macs, "receptive": _receptive, "memory": _memory,
+             "recurrent": _recurrent, "attention": _attention}
 
 
 @pytest.mark.parametrize("level", (1, 2, 3))
@@ -176,6 +204,14 @@ def test_the_levels_ask_what_they_say():
     assert {r["layer"] for r in _rows("macs", 60, 3, 3)} == {"conv", "linear", "bottleneck", "separable"}
     assert any(r["d1"] not in ("", "1") or r["d2"] not in ("", "1") for r in _rows("receptive", 30, 3, 3))
     assert {r["dtype"] for r in _rows("memory", 40, 3, 2)} == {"float32", "float16", "bfloat16", "float64"}
+    recurrent2 = _rows("recurrent", 60, 3, 2)
+    assert {r["cell"] for r in recurrent2} == {"RNN", "GRU", "LSTM"} and {r["layers"] for r in recurrent2} == {"1", "2", "3"}
+    assert {r["bidirectional"] for r in recurrent2} == {r["bias"] for r in recurrent2} == {"true", "false"}
+    assert {r["asked"] for r in _rows("recurrent", 20, 3, 3)} == {"macs"}
+    assert {r["counted"] for lv in (1, 2, 3) for r in _rows("attention", 20, 3, lv)} == {"parameters", "attention",
+                                                                                          "forward"}
+    attention3 = _rows("attention", 60, 3, 3)
+    assert any(r["kdim"] != r["embed"] for r in attention3) and any(r["bias"] == "false" for r in attention3)
 
 
 def test_the_lecture_s_own_numbers_are_questions_it_can_ask():
@@ -247,7 +283,8 @@ def test_a_network_s_pytorch_code_runs_and_gives_the_key_s_shapes():
     (("outsize", "--count", "0"), "--count must be a whole number from 1 to 500, got 0"),
     (("outsize", "--count", "-3"), "--count must be a whole number from 1 to 500, got -3"),
     (("outsize", "--count", "501"), "--count must be a whole number from 1 to 500"),
-    (("volume",), "unknown homework kind 'volume'; use one of outsize, params, macs, receptive, memory, network"),
+    (("volume",), "unknown homework kind 'volume'; use one of outsize, params, macs, receptive, memory, network, "
+                  "attention, recurrent"),
     (("params", "--level", "4"), "--level must be 1, 2 or 3, got 4"),
     (("params", "--level", "0"), "--level must be 1, 2 or 3, got 0"),
     (("params", "--seed", "-1"), "--seed must be a whole number >= 0"),
@@ -312,6 +349,22 @@ def test_a_planted_wrong_macs_or_receptive_formula_is_caught(monkeypatch):
     monkeypatch.setattr(receptive, "field", lambda stack: (field(stack)[0] + 2, *field(stack)[1:]))
     with pytest.raises(SelfCheckError, match="rf: the formula gives"):
         generate("receptive", 10, seed=1, level=2)
+
+
+def test_a_planted_wrong_attention_or_recurrent_formula_is_caught(monkeypatch):
+    """Their formulas against modules built in PyTorch and torch.utils.flop_counter's count."""
+    from archcalc.formulas.terms import Term
+    from archcalc.homework.kinds import attention, recurrent
+
+    monkeypatch.setitem(recurrent.GATES, "GRU", 4)  # a GRU counted with an LSTM's gates
+    with pytest.raises(SelfCheckError, match="params: the formula gives"):
+        generate("recurrent", 40, seed=1, level=1)
+    with pytest.raises(SelfCheckError, match="(params|macs): the formula gives"):
+        generate("recurrent", 40, seed=1, level=3)
+    monkeypatch.undo()
+    monkeypatch.setattr(attention, "attention", lambda n: [Term(n["queries"] * n["keys"] * n["embed"], "QKᵀ only")])
+    with pytest.raises(SelfCheckError, match="macs: the formula gives"):
+        generate("attention", 10, seed=1, level=2)
 
 
 def test_the_cli_writes_into_a_default_folder(cli, tmp_path, monkeypatch):

@@ -30,3 +30,11 @@ class Question:
 
 class SelfCheckError(ArchcalcError):
     """A formula's answer disagrees with PyTorch's: a bug in archcalc, so no key is written."""
+
+
+def disagreements(q: Question, found: dict[str, int]) -> list[str]:
+    """What PyTorch ``found`` (name -> number) says against the question's numbers and its answer."""
+    problems = [f"{name}: the formula gives {q.numbers[name]}, PyTorch {value}" for name, value in found.items()
+                if q.numbers[name] != value]
+    asked = found[q.asked[0]]
+    return problems + ([] if q.answer == str(asked) else [f"answer {q.answer}, PyTorch {asked}"])

@@ -119,6 +119,52 @@ _TEXT = {
                     "네트워크 {net}, {row}행: {shape} 입력의 {code}: 출력 크기, 파라미터 개수, MACs"),
     "network.total": ("total", "합계"),
     "network.same": ("the same shape; no parameters, no MACs", "크기 그대로; 파라미터 0, MACs 0"),
+    # a module's parameters (attention, recurrent)
+    "module.ask_params": ("How many trainable parameters does {code} have?", "{code}의 훈련해야 할 파라미터 개수는?"),
+    # recurrent
+    "recurrent.ask_macs": ("How many multiply-accumulates (MACs, bias excluded) does {code} perform on a sequence of "
+                           "{t} steps (batch 1)?",
+                           "{code}에 길이 {t}의 sequence(batch 1)를 넣을 때 연산횟수(곱셈-누적 MACs, 바이어스 "
+                           "제외)는?"),
+    "recurrent.rule": ("each of {cell}'s {g} gates has a weight on the input (H x I), one on the hidden state "
+                       "(H x H) and two biases (b_ih, b_hh): {g}*(H*I + H*H + 2*H) a layer and direction",
+                       "{cell}의 gate {g}개마다 입력에 대한 가중치(H x I), hidden state에 대한 가중치(H x H), "
+                       "바이어스 두 개(b_ih, b_hh): 층과 방향마다 {g}*(H*I + H*H + 2*H)"),
+    "recurrent.rule_nobias": ("each of {cell}'s {g} gates has a weight on the input (H x I) and one on the hidden "
+                              "state (H x H), no biases (bias=False): {g}*(H*I + H*H) a layer and direction",
+                              "{cell}의 gate {g}개마다 입력에 대한 가중치(H x I)와 hidden state에 대한 가중치"
+                              "(H x H), 바이어스 없음(bias=False): 층과 방향마다 {g}*(H*I + H*H)"),
+    "recurrent.bidirectional": ("bidirectional: D = 2 directions a layer, each with weights of its own",
+                                "bidirectional: 층마다 방향 D = 2개, 방향마다 따로 가중치를 가진다"),
+    "recurrent.stacked": ("a layer above the first takes the output of the one below: I = H*D = {width} wide",
+                          "첫 층 위의 층은 아래 층의 출력을 입력으로 받는다: I = H*D = {width}"),
+    "recurrent.steps": ("at each of the {t} steps every weight matrix of {cell}'s {g} gates multiplies one vector, "
+                        "on the input (G*H*I) and on the hidden state (G*H*H); biases are additions, not MACs: "
+                        "T*D*G*H*(I + H) a layer",
+                        "{t}개의 step마다 {cell}의 gate {g}개의 모든 가중치 행렬이 벡터 하나를 곱한다: 입력에 "
+                        "G*H*I, hidden state에 G*H*H; 바이어스는 덧셈일 뿐 MACs가 아니다: 층마다 T*D*G*H*(I + H)"),
+    # attention
+    "attention.params_rule": ("the Q, K and V projections (E x E, E x kdim, E x vdim, a bias of E each) and the "
+                              "output projection (E x E + E); the {h} heads split E = {e} into {h} slices of {d} "
+                              "and add no weights",
+                              "Q, K, V projection(E x E, E x kdim, E x vdim, 각각 바이어스 E)과 output "
+                              "projection(E x E + E); head {h}개는 E = {e}를 {d}씩 {h}조각으로 나눌 뿐 가중치를 "
+                              "더하지 않는다"),
+    "attention.ask_sdpa": ("Scaled dot-product attention with {h} heads of {d} numbers each (E = {e}) runs {l} "
+                           "queries over {s} keys (batch 1). How many multiply-accumulates (MACs) do the scores "
+                           "QKᵀ and the weighted sum PV take together?",
+                           "head {h}개(각 {d}차원, E = {e})의 scaled dot-product attention에 query {l}개와 key "
+                           "{s}개(batch 1)를 넣는다. score QKᵀ와 가중합 PV의 연산횟수(MACs)는 합해서 얼마인가?"),
+    "attention.sdpa_rule": ("QKᵀ: h*L*S*d, then PV: h*L*S*d (softmax and the scaling are element-wise, no MACs)",
+                            "QKᵀ: h*L*S*d, PV: h*L*S*d (softmax와 scaling은 원소별 연산, MACs 0)"),
+    "attention.ask_forward": ("How many multiply-accumulates (MACs, bias excluded) does {code} perform in one "
+                              "forward of {l} queries over {s} keys and values (batch 1)?",
+                              "{code}에 query {l}개, key와 value {s}개(batch 1)를 넣는 forward 한 번의 연산횟수"
+                              "(곱셈-누적 MACs, 바이어스 제외)는?"),
+    "attention.forward_rule": ("the Q projection L*E*E, K's S*kdim*E, V's S*vdim*E, the attention h*L*S*d twice "
+                               "(QKᵀ, PV), the output projection L*E*E",
+                               "Q projection L*E*E, K projection S*kdim*E, V projection S*vdim*E, attention "
+                               "h*L*S*d 두 번(QKᵀ, PV), output projection L*E*E"),
     # sets
     "set.title": ("Homework: {what}", "과제: {what}"),
     "set.answers": ("Answer key: {what}", "정답: {what}"),
@@ -132,6 +178,8 @@ _TEXT = {
     "kind.receptive": ("receptive field", "수용 영역(receptive field)"),
     "kind.memory": ("activation memory", "activation 메모리"),
     "kind.network": ("a network, row by row", "네트워크의 각 층"),
+    "kind.attention": ("attention (nn.MultiheadAttention)", "어텐션(nn.MultiheadAttention)"),
+    "kind.recurrent": ("recurrent layers (RNN, GRU, LSTM)", "순환 층(RNN, GRU, LSTM)"),
     "column.layer": ("Layer", "층"),
     "column.shape": ("Output shape", "출력 크기"),
     "column.params": ("Parameters", "파라미터 개수"),

@@ -2,7 +2,7 @@
 and checked in PyTorch (homework.meta). Each has COLUMNS (its answers.csv columns after the first five),
 ask(rng, level, lang) -> Question and check(question) -> the disagreements found (none: right)."""
 
-from archcalc.homework.kinds import macs, memory, network, outsize, params, receptive
+from archcalc.homework.kinds import attention, macs, memory, network, outsize, params, receptive, recurrent
 
 KINDS = {"outsize": outsize, "params": params, "macs": macs, "receptive": receptive, "memory": memory,
-         "network": network}
+         "network": network, "attention": attention, "recurrent": recurrent}
