@@ -89,8 +89,10 @@ def ask(rng: random.Random, level: int, lang: str) -> Question:
 
 
 def check(q: Question) -> list[str]:
-    """The layer built in PyTorch on the meta device: its parameters counted, a forward of T steps counted by
-    torch.utils.flop_counter (FLOPs / 2)."""
+    """The layer built in PyTorch on the meta device: its parameters counted, and forwards of 1, 2 and 3 steps
+    counted by torch.utils.flop_counter (FLOPs / 2): each step adds the same products (the two differences
+    agree), so T steps cost the first step's and T - 1 more (a forward of 100 steps on the meta device would
+    take a second a question)."""
     import torch
     from torch import nn
     from torch.utils.flop_counter import FlopCounterMode
@@ -100,7 +102,13 @@ def check(q: Question) -> list[str]:
                                    bidirectional=n["bidirectional"], device="meta")
     found = {"params": sum(p.numel() for p in layer.parameters())}
     if n["steps"] is not None:
-        with FlopCounterMode(display=False) as counter:
-            layer(torch.empty(n["steps"], 1, n["input_size"], device="meta"))
-        found["macs"] = counter.get_total_flops() // 2
+        counted = []
+        for steps in (1, 2, 3):
+            with FlopCounterMode(display=False) as counter:
+                layer(torch.empty(steps, 1, n["input_size"], device="meta"))
+            counted.append(counter.get_total_flops() // 2)
+        first, step = counted[0], counted[1] - counted[0]
+        if counted[2] - counted[1] != step:
+            return [f"macs: PyTorch's steps differ in cost ({counted}), so T steps cannot be had from three"]
+        found["macs"] = first + (n["steps"] - 1) * step
     return disagreements(q, found)
