@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from archcalc.analysis.records import Analysis
 from archcalc.errors import InputError
-from archcalc.output.shown import Shown
+from archcalc.shown import Shown
 
 QUANTITIES = ("params", "macs", "flops", "param_bytes", "activation_bytes")
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from archcalc.errors import InputError
 from archcalc.formulas.numbers import shapes_text
-from archcalc.output.shown import Shown
+from archcalc.shown import Shown
 
 Shape = tuple[int, ...]
 

@@ -27,7 +27,7 @@ from archcalc.analysis.engine import analyse_module, build, entry_inputs, out_of
 from archcalc.analysis.placement import free_memory
 from archcalc.errors import ArchcalcError, InputError
 from archcalc.models.registry import ModelEntry
-from archcalc.output.shown import Shown
+from archcalc.shown import Shown
 from archcalc.training.batch import Batch, loss_of, made as made_batch
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 

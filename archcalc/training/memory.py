@@ -34,7 +34,7 @@ from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, 
 from archcalc.analysis.tracer import Tracer
 from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
-from archcalc.output.shown import Shown
+from archcalc.shown import Shown
 from archcalc.training.batch import Batch, input_arithmetic, input_bytes, made as made_batch
 from archcalc.training.optimizers import check as check_optimizer
 from archcalc.training.peak import made, meta_else_cpu, simulate
@@ -82,7 +82,7 @@ class MemoryEstimate(Shown):
         return self.peak.step
 
     def report(self):
-        """The Report `archcalc memory` renders (a notebook, rich.print and show() show it: output/shown.py)."""
+        """The Report `archcalc memory` renders (a notebook, rich.print and show() show it: archcalc/shown.py)."""
         from archcalc.output.memory_report import memory_report
 
         return memory_report(self)

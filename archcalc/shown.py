@@ -1,5 +1,7 @@
 """What a result held in Python shows: the report its command prints, in a notebook (Jupyter's
-_repr_html_), in rich.print (__rich__) and with .show(), rendered by this package when first used."""
+_repr_html_), in rich.print (__rich__) and with .show(). The results (analysis, training, timing) inherit it
+from here, beside errors.py, so that none of them imports archcalc.output, which renders them: it is
+imported only when a result is shown."""
 
 from __future__ import annotations
 
