@@ -182,11 +182,12 @@ def memory(model: Any, input_size: Size | Sequence[Size] | None = None, *, batch
     ``fit="device"``), CUDA's (``.peak``; ``.predicted_bytes``); ``amp="float16"`` or ``"bfloat16"`` runs the
     forward under autocast, ``channels_last=True`` the model and input in torch.channels_last; with ``measure``
     ("cpu" or "cuda"), (estimate, the measured peak of two real steps); with ``fit`` (bytes, or "16GiB"), the
-    largest batch whose predicted step fits (training.fit.Fit: ``.batch``, ``.text()``), and with ``measure``
-    too, (Fit, training.fit.Confirmation: the largest batch measured to fit, found by running steps).
+    largest batch whose predicted step fits (training.fit.Fit: ``.batch``, ``.text()``, shown as the command's
+    table), and with ``measure`` too, (Fit, training.fit.Confirmation: the largest batch measured to fit, found
+    by running steps; also the Fit's ``.confirmed``, which its table shows).
     ``input_size``: one full shape or several (a forward of several inputs), with ``input_dtypes`` as
     analyze's (``"int64"`` for token ids, ``"bool"`` for a mask)."""
-    from archcalc.training.memory import device_kind, estimate, measure_peak
+    from archcalc.training.memory import device_kind, estimate, largest_fitting, measure_peak
 
     given, batch = _given(input_size, batch)
     entry = _entry(model, given)
@@ -195,22 +196,14 @@ def memory(model: Any, input_size: Size | Sequence[Size] | None = None, *, batch
     if fit is not None and batch != 1:
         raise InputError(f"fit answers the batch itself; drop the batch of {batch}")
     if fit is not None:
-        from archcalc.training.fit import largest_batch, parse_budget
-        from archcalc.training.peak import FitTotal
+        from archcalc.training.fit import parse_budget
 
         budget = fit if isinstance(fit, int) and not isinstance(fit, bool) else parse_budget(str(fit))
         if budget < 1:
             raise InputError(f"fit must be a positive number of bytes or a size such as '16GiB', got {fit!r}")
-        answer = largest_batch(entry.name, FitTotal(entry, given, optimizer, _dtype_name(dtype), kind, amp,
-                                                    channels_last, input_dtypes, budget), budget)
-        if measure is None:
-            return answer
-        from archcalc.training.fit import confirm
-        from archcalc.training.memory import measured_run
-
-        return answer, confirm(lambda b: measured_run(entry, given, b, optimizer, _dtype_name(dtype), measure, budget,
-                                                      amp, channels_last, input_dtypes), budget, answer.batch,
-                               answer.slope)
+        answer = largest_fitting(entry, given, budget, optimizer, _dtype_name(dtype), kind, amp, channels_last,
+                                 input_dtypes, measure)
+        return answer if measure is None else (answer, answer.confirmed)
     result = estimate(entry, given, batch, optimizer, _dtype_name(dtype), kind, amp, channels_last, input_dtypes)
     if measure is None:
         return result

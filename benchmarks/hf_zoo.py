@@ -1,7 +1,7 @@
 """Hugging Face's networks, built from their configurations (random weights, nothing downloaded), against
 independent counts of the same model, in one run:
 
-    pip install transformers diffusers timm   # (not archcalc's dependencies; a library not installed is left out)
+    pip install transformers diffusers timm torchaudio   # (not archcalc's dependencies; one not installed is left out)
     python benchmarks/hf_zoo.py [--memory [--amp bfloat16]] [NAME ...]
 
 For each network: its parameters against transformers' own num_parameters(); the forward pass's FLOPs (2 x
@@ -134,6 +134,7 @@ TIMM = {  # name -> image size: convolutional, attention, hybrid and MLP familie
     "twins_svt_small": 224, "pvt_v2_b0": 224, "xcit_tiny_12_p16_224": 224, "swinv2_tiny_window8_256": 256,
     "mixer_b16_224": 224, "resmlp_12_224": 224, "botnet26t_256": 256, "halonet26t": 256,
     "gcvit_xxtiny": 224, "davit_tiny": 224, "focalnet_tiny_srf": 224, "inception_next_tiny": 224,
+    "lowformer_b0": 224,  # (Q, K and V cut by a permute and a chunk: not stride 1, so the math path)
 }
 
 
@@ -145,6 +146,60 @@ def _timm():
         return {}
     return {name: ((lambda n: lambda: timm.create_model(n, pretrained=False))(name), [(2, 3, size, size)], None)
             for name, size in TIMM.items()}
+
+
+class WithLengths(torch.nn.Module):
+    """A torchaudio model that takes (input, lengths), every sequence given its full length."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x, torch.full((x.shape[0],), x.shape[1], dtype=torch.int64, device=x.device))[0]
+
+
+class First(torch.nn.Module):
+    """A torchaudio model whose forward returns a tuple (output, lengths or a second output): its first."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs):
+        return self.model(*inputs)[0]
+
+
+def _torchaudio():
+    """torchaudio's networks (speech, separation, music), where torchaudio is installed: wav2vec 2.0, HuBERT and
+    WavLM without LayerDrop (in training it drops each layer at random, so two passes differ), Conformer and
+    Emformer given full lengths, an LSTM (HDemucs, DeepSpeech) and a GRU (WaveRNN). flop_counter on the CPU,
+    where Conformer (which reads the lengths) and HDemucs run, counts neither SDPA (pytorch/pytorch#195460)
+    nor oneDNN's LSTM layer: Conformer reads 1.181324 (its attention's QKᵀ and AV) and HDemucs 1.034 (its
+    BLSTM: 87 steps x 2,949,120 FLOPs a layer pair), archcalc's counts being the right ones."""
+    try:
+        import torchaudio.models as m
+    except ImportError:
+        return {}
+    no_drop = {"encoder_layer_drop": 0.0}
+    return {
+        "wav2vec2-base": (lambda: First(m.wav2vec2_base(**no_drop)), [(2, 16000)], None),
+        "hubert-base": (lambda: First(m.hubert_base(**no_drop)), [(2, 16000)], None),
+        "wavlm-base": (lambda: First(m.wavlm_base(**no_drop)), [(2, 16000)], None),
+        "conv-tasnet": (lambda: m.conv_tasnet_base(num_sources=2), [(2, 1, 8000)], None),
+        "hdemucs-low": (lambda: m.hdemucs_low(sources=["drums", "bass", "other", "vocals"]), [(1, 2, 44100)], None),
+        "wav2letter": (lambda: m.Wav2Letter(num_classes=40, input_type="waveform", num_features=1), [(2, 1, 16000)],
+                       None),
+        "deepspeech": (lambda: m.DeepSpeech(n_feature=80, n_hidden=256), [(2, 1, 100, 80)], None),
+        "conformer": (lambda: WithLengths(m.Conformer(input_dim=80, num_heads=4, ffn_dim=128, num_layers=2,
+                                                      depthwise_conv_kernel_size=31)), [(2, 100, 80)], None),
+        "emformer": (lambda: WithLengths(m.Emformer(input_dim=128, num_heads=4, ffn_dim=256, num_layers=2,
+                                                    segment_length=4, right_context_length=1)), [(2, 41, 128)], None),
+        "wavernn": (lambda: First(m.WaveRNN(upsample_scales=[5, 5, 8], n_classes=256, hop_length=200, n_res_block=2,
+                                            n_rnn=128, n_fc=128, n_hidden=64, n_output=64)),
+                    [(2, 1, 600), (2, 1, 128, 7)], None),
+        "squim-objective": (lambda: First(m.squim_objective_base()), [(2, 16000)], None),
+    }
 
 
 def _loss(output) -> torch.Tensor:
@@ -193,7 +248,7 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--amp", default=None, help="with --memory: the steps under torch.autocast('cpu', AMP)")
     options = parser.parse_args()
-    zoo = {**_zoo(), **_diffusers(), **_timm()}
+    zoo = {**_zoo(), **_diffusers(), **_timm(), **_torchaudio()}
     print(f"{'model':14s} {'params':>12s} {'/theirs':>8s} {'forward GFLOPs':>14s} {'/flop_counter':>13s} "
           f"{'train GFLOPs':>12s} {'/flop_counter':>13s}" + (f" {'CPU peak MiB':>12s} {'/real':>8s}"
                                                               if options.memory else "") + f" {'s':>5s}")

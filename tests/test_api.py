@@ -207,6 +207,22 @@ def test_compare_and_time_results_show_their_commands_tables(cli):
     assert any(line.startswith("Run estimate: cnnet: ceil(50,000 / 1) = 50,000 steps an epoch") for line in estimate)
 
 
+def test_a_fit_shows_the_table_of_memory_fit_with_its_setting(cli):
+    """memory(fit=...) answers the Fit that `archcalc memory --fit` prints: the same report (so the same JSON),
+    its footer naming the step it was found for, autocast and channels-last included."""
+    fit = archcalc.memory("cnnet", fit="64MiB", optimizer="adam", amp="bfloat16", channels_last=True)
+    said = cli("memory", "cnnet", "--fit", "64MiB", "--optimizer", "adam", "--amp", "bfloat16", "--channels-last",
+               "-f", "json").json()
+    assert fit.report().data == said and said["batch"] == fit.batch > 1 and said["amp"] == "bfloat16"
+    assert fit.predicted(fit.batch) <= 64 * 2**20 < fit.predicted(fit.batch + 1)
+    footer = fit.report().footer
+    assert footer[0] == fit.text() and footer[1].startswith(
+        "adam training steps, float32, the forward and the loss under torch.autocast('cpu', bfloat16), "
+        "channels-last, input 3x32x32 per sample: the CPU peak")
+    html = fit._repr_html_()
+    assert html.startswith('<div class="archcalc">') and f"{fit.predicted(fit.batch):,}" in html
+
+
 def test_rich_show_and_summary(capsys):
     from rich.console import Console
 

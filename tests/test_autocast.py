@@ -160,3 +160,111 @@ def test_what_autocast_casts_below_the_simulation_is_refused_in_one_line():
     with pytest.raises(ForwardError, match="autocast is not simulated for this network: bmm ran in float32"):
         simulate(entry, None, 2, "sgd", device="cpu", amp="bfloat16")
     assert simulate(entry, None, 2, "sgd", device="cpu").allocated == real_cpu_peak(entry, (2, 5, 8), "sgd")
+
+
+class Float32Island(torch.nn.Module):
+    """A model that opens torch.autocast itself, on the device its tensors are on (``x.device.type``: "meta"
+    in a simulation, which PyTorch's autocast refuses): to keep a product in float32 (rotary embeddings,
+    EfficientViT's linear attention), to run it in float16, or as a decorator on a method."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.a, self.b, self.how = torch.nn.Linear(64, 64), torch.nn.Linear(64, 64), how
+
+    def forward(self, x):
+        h = self.a(x)
+        if self.how == "off":
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                h = h.float() @ h.float().transpose(-1, -2)
+        elif self.how == "float16":
+            with torch.autocast(device_type=x.device.type, dtype=torch.float16):
+                h = h @ h.transpose(-1, -2)
+        elif self.how == "decorated":
+            h = self.in_float32(h)
+        else:
+            h = h @ h.transpose(-1, -2)
+        return self.b(h.softmax(-1) @ x)
+
+    @torch.autocast("cpu", enabled=False)
+    def in_float32(self, h):
+        return h.float() @ h.float().transpose(-1, -2)
+
+
+@pytest.mark.parametrize("how", ["off", "float16", "decorated"])
+def test_a_models_own_autocast_regions_are_followed(how):
+    """Inside the simulated autocast the model's own region turns it off, or changes its dtype, until it
+    exits, as PyTorch's does: the same peak as real CPU autocast (the float32 product's 16 KiB a sample more
+    than without the region)."""
+    from archcalc.models.user import module_entry
+
+    entry = module_entry(Float32Island(how), (32, 64))
+    simulated = simulate(entry, None, 4, "adam", device="cpu", amp="bfloat16").allocated
+    assert simulated == real_cpu_peak(entry, (4, 32, 64), "adam", "bfloat16")
+    plain = simulate(module_entry(Float32Island("none"), (32, 64)), None, 4, "adam", device="cpu", amp="bfloat16")
+    assert simulated != plain.allocated
+    assert torch.amp.autocast_mode.autocast.__init__.__module__ == "torch.amp.autocast_mode"  # (put back)
+
+
+def test_torch_autocast_on_the_meta_device_is_analysed_not_refused():
+    """torch.autocast("meta", enabled=False), which PyTorch refuses ("unsupported scalarType"), is a region
+    that changes nothing in an analysis on the meta device: the counts are the CPU's."""
+    import archcalc
+
+    on_meta = archcalc.analyze(Float32Island("off"), (2, 32, 64), device="meta")
+    on_cpu = archcalc.analyze(Float32Island("off"), (2, 32, 64), device="cpu")
+    assert on_meta.totals.macs == on_cpu.totals.macs == 2 * (32 * 64 * 64 * 2 + 32 * 32 * 64 * 2)
+    with pytest.raises(RuntimeError):
+        torch.autocast("meta", enabled=False)  # (outside an analysis: PyTorch's own)
+
+
+class Blur(torch.nn.Module):
+    """timm's BlurPool2d (TResNet's anti-aliased downsampling): F.pad in reflect mode, which runs
+    reflection_pad2d, of CPU autocast's float32 list, then a depthwise convolution by a fixed filter (a buffer,
+    cast again at every call); ``how`` also pads by constant and replicate, or calls the kernel directly."""
+
+    def __init__(self, how: str = "reflect"):
+        super().__init__()
+        self.conv, self.how = torch.nn.Conv2d(3, 8, 3, padding=1), how
+        self.register_buffer("filt", torch.full((8, 1, 3, 3), 1 / 9))
+
+    def forward(self, x):
+        h = self.conv(x)
+        if self.how == "aten":  # (the kernel itself, from nowhere the simulation catches)
+            h = torch.ops.aten.reflection_pad2d(h, [1, 1, 1, 1])
+        else:
+            h = torch.nn.functional.pad(h, [1, 1, 1, 1], mode=self.how)
+        return torch.nn.functional.conv2d(h, self.filt, stride=2, groups=8)
+
+
+@pytest.mark.parametrize("how", ["reflect", "replicate", "constant"])
+def test_padding_is_cast_as_its_kernel_is(how):
+    """F.pad is no autocast entry, but the reflection and replication kernels it runs are of CPU autocast's
+    float32 list: a bfloat16 input is padded in float32 (and cast back down for the convolution). Constant
+    padding is not cast."""
+    from archcalc.models.user import module_entry
+
+    entry = module_entry(Blur(how), (3, 16, 16))
+    assert simulate(entry, None, 2, "adam", device="cpu", amp="bfloat16").allocated == \
+        real_cpu_peak(entry, (2, 3, 16, 16), "adam", "bfloat16")
+
+
+def test_a_float32_kernel_reached_in_low_precision_is_refused():
+    from archcalc.errors import ForwardError
+    from archcalc.models.user import module_entry
+
+    with pytest.raises(ForwardError, match="reflection_pad2d ran in torch.bfloat16 where autocast would run it in "
+                                           "float32"):
+        simulate(module_entry(Blur("aten"), (3, 16, 16)), None, 2, "adam", device="cpu", amp="bfloat16")
+
+
+def test_a_group_norm_of_a_bfloat16_map_keeps_the_cpus_dtypes():
+    """CPU autocast leaves group_norm alone, so a convolution's bfloat16 map meets a float32 GroupNorm: the
+    CPU's kernels keep its mean and 1/σ in float32 and give ∂x in bfloat16, where the meta kernels gave the
+    mean in bfloat16 and ∂x in float32, which autograd copied down (the simulation 24% high)."""
+    from archcalc.models.user import module_entry
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.GroupNorm(32, 64),
+                              torch.nn.Conv2d(64, 8, 1))
+    entry = module_entry(net, (3, 32, 32))
+    assert simulate(entry, None, 2, "adam", device="cpu", amp="bfloat16").allocated == \
+        real_cpu_peak(entry, (2, 3, 32, 32), "adam", "bfloat16")

@@ -1,4 +1,4 @@
-"""The simulations replace torch's functions for their own thread only (training/patching.py): another
+"""The simulations replace torch's functions for their own thread only (archcalc/patching.py): another
 thread meanwhile computes with PyTorch's own, and two threads simulating at once get what each gets alone."""
 
 import math
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from archcalc.models.registry import ModelEntry
 from archcalc.training.autocast import autocast
-from archcalc.training.patching import replaced
+from archcalc.patching import replaced
 from archcalc.training.peak import simulate
 
 

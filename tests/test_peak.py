@@ -245,6 +245,40 @@ def test_a_mask_that_needs_a_gradient_takes_the_math_path_as_on_the_cpu():
     assert simulate(entry, None, 4, "adam", device="cpu").allocated == real_cpu_peak(entry, (4, 10, 32), "adam")
 
 
+class ChunkedAttention(torch.nn.Module):
+    """Q, K and V cut from one 1x1 convolution by a reshape, a permute and a chunk (timm's LowFormer): each has
+    stride L along the head dimension, which no fused kernel takes (check_last_dim_stride_equals_1_dense), so
+    the CPU and a GPU take the math path, which keeps the L x L attention matrix."""
+
+    def __init__(self, heads=2, head=16):
+        super().__init__()
+        self.heads, self.head = heads, head
+        self.project = torch.nn.Conv2d(3, 3 * heads * head, 1)
+
+    def forward(self, x):
+        y = self.project(x)
+        n, _, h, w = y.shape
+        q, k, v = y.reshape(n, self.heads, 3 * self.head, h * w).permute(0, 1, 3, 2).chunk(3, dim=3)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+
+def test_q_k_and_v_without_stride_1_take_the_math_path_as_on_the_cpu():
+    from archcalc.models.user import module_entry
+
+    entry = module_entry(ChunkedAttention(), (3, 14, 14))
+    simulated = simulate(entry, None, 2, "adam", device="cpu").allocated
+    assert simulated == real_cpu_peak(entry, (2, 3, 14, 14), "adam")
+    contiguous = torch.empty(2, 2, 196, 16, device="meta")
+    cut = torch.empty(2, 2, 48, 196, device="meta").permute(0, 1, 3, 2)[..., :16]
+    from archcalc.training.fused import _Chooser
+
+    assert _Chooser._cpu(contiguous, contiguous, contiguous, None, 0.0, False, None) is not None
+    assert _Chooser._cpu(cut, cut, cut, None, 0.0, False, None) is None  # (the math path)
+    assert _Chooser._cuda(contiguous.half(), contiguous.half(), contiguous.half(), None, 0.0, False, None) is not None
+    assert _Chooser._cuda(cut.half(), cut.half(), cut.half(), None, 0.0, False, None) is None
+    assert _Chooser._cuda(cut, cut, cut, None, 0.0, False, None) is None  # (float32: nor the efficient kernel)
+
+
 class TokensBackToImage(torch.nn.Module):
     """A feature map read as tokens and written back (diffusers' attention blocks): the map comes back
     channels-last, which the CPU's GroupNorm and convolutions keep and the meta device's do not; then a

@@ -124,11 +124,10 @@ def test_fit_refuses_a_budget_this_cpu_cannot_give_where_every_batch_runs_for_re
     assert len(run.err.strip().splitlines()) == 1
     small = cli("memory", spec, "--input", "20", "--input-dtype", "int64:100", "--fit", "2MiB", "-f", "json")
     assert small.code == 0 and small.json()["batch"] >= 1 and small.json()["real_tensors"]
-    from archcalc.output.fit_report import fit_report
-    from archcalc.training.fit import Fit
+    from archcalc.training.fit import Fit, Setting
 
-    said = fit_report(Fit("tagger", 2**21, 3, ((3, 2**20),), real=True), "sgd", "float32", "20 (int64)").footer
-    assert "its two steps ran on real CPU tensors at each" in said[1]
+    said = Fit("tagger", 2**21, 3, ((3, 2**20),), real=True, setting=Setting("sgd", "float32", "20 (int64)")).report()
+    assert "its two steps ran on real CPU tensors at each" in said.footer[1]
 
 
 class TwoHeads(torch.nn.Module):

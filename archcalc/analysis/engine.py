@@ -20,6 +20,7 @@ from archcalc.analysis import placement, tools
 from archcalc.analysis.counting import OFF_THE_PATH
 from archcalc.analysis.diagnosis import explain
 from archcalc.analysis.inputs import Inputs, TensorSpec
+from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.records import Analysis, LayerRecord, Totals
 from archcalc.analysis.tracer import Tracer, shapes_of
 from archcalc.errors import ForwardError, InputError
@@ -292,7 +293,7 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
     for x in _flat([args, list(kwargs.values())]):
         tracer.watch_input(x)
     try:
-        with torch.set_grad_enabled(backward), tracer:
+        with torch.set_grad_enabled(backward), meta_autocast(), tracer:  # (torch.autocast("meta") allowed)
             output = model(*args, **kwargs)
     except Exception as error:  # the model's own code failed: say where, with what, and why
         failure = ForwardError(_failure(name, inputs, tracer, error))

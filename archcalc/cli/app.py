@@ -252,7 +252,7 @@ def memory(
 ) -> None:
     """Peak memory of training: two steps simulated tensor by tensor (CPU or CUDA allocator), its parts per layer; --fit: the largest batch that fits."""
     fmt, size, (entry,) = _models(format, output, input, [model], arg)
-    from archcalc.training.memory import device_kind, estimate, measurable, measure_peak, measured_run
+    from archcalc.training.memory import device_kind, estimate, measurable, measure_peak
     from archcalc.output.memory_report import memory_report
 
     implied = "cuda" if (measure or "").startswith("cuda") or (fit or "").strip().lower() == "device" else "cpu"
@@ -265,19 +265,12 @@ def memory(
     if fit is not None and batch is not None:
         raise ArchcalcError(f"--fit answers the batch itself; drop --batch {batch}")
     if fit is not None:
-        from archcalc.output.fit_report import fit_report
-        from archcalc.analysis.engine import entry_inputs
-        from archcalc.training.fit import confirm, largest_batch, parse_budget
-        from archcalc.training.peak import FitTotal
+        from archcalc.training.fit import parse_budget
+        from archcalc.training.memory import largest_fitting
 
-        budget = parse_budget(fit)
-        per_sample = entry_inputs(entry, size, 1, input_dtype).text(batch=False)
-        answer = largest_batch(entry.name, FitTotal(entry, size, optimizer, dtype, kind, amp, channels_last,
-                                                    input_dtype, budget), budget)
-        confirmed = confirm(lambda b: measured_run(entry, size, b, optimizer, dtype, measure, budget, amp,
-                                                   channels_last, input_dtype), budget, answer.batch,
-                            answer.slope) if measure else None
-        emit(fit_report(answer, optimizer, dtype, per_sample, kind, confirmed), fmt, output, force)
+        answer = largest_fitting(entry, size, parse_budget(fit), optimizer, dtype, kind, amp, channels_last,
+                                 input_dtype, measure)
+        emit(answer.report(), fmt, output, force)
         return
 
     batch = batch or 1

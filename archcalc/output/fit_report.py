@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from archcalc.formulas.numbers import human_bytes
 from archcalc.output.report import INT, Column, Report
-from archcalc.training.fit import LARGEST, Confirmation, Fit
+from archcalc.training.fit import LARGEST, Fit
 
 
-def fit_report(fit: Fit, optimizer: str, dtype: str, per_sample: str, device: str = "cpu",
-               confirmed: Confirmation | None = None) -> Report:
-    """``per_sample``: the input of one sample (Inputs.text(batch=False)): '3x32x32', '128 (int64)'."""
+def fit_report(fit: Fit) -> Report:
+    """The table of the batches tried, the answer and, where it has them, its setting and its confirmation."""
     rows = tuple({"batch": b, "predicted_bytes": n, "predicted": human_bytes(n),
                   "fits": "yes" if n <= fit.budget else "no"} for b, n in sorted(fit.tried))
     columns = (Column("batch", "Batch", INT), Column("predicted_bytes", "Predicted step (bytes)", INT),
@@ -22,13 +21,16 @@ def fit_report(fit: Fit, optimizer: str, dtype: str, per_sample: str, device: st
         cpu = ("the CPU peak of archcalc memory at each batch tried: the forward pass reads a tensor's value, so "
                "its two steps ran on real CPU tensors at each, a random input, each storage followed until PyTorch "
                "frees it")
+    setting, confirmed = fit.setting, fit.confirmed
+    device = setting.device if setting else "cpu"
     model = cuda if device == "cuda" else cpu
-    footer = (fit.text(), f"{optimizer} training steps, {dtype}, input {per_sample} per sample: "
-                          f"{model}")
+    footer = (fit.text(), f"{setting.text()}: {model}" if setting else model[0].upper() + model[1:])
     if confirmed is not None:
         footer += (confirmed.text(),)
-    data = {"model": fit.model, "budget_bytes": fit.budget, "batch": fit.batch, "optimizer": optimizer, "dtype": dtype,
-            "device": device, "at_search_limit": fit.batch >= LARGEST, "real_tensors": fit.real,
+    data = {"model": fit.model, "budget_bytes": fit.budget, "batch": fit.batch,
+            "optimizer": setting and setting.optimizer, "dtype": setting and setting.dtype, "device": device,
+            "amp": setting and setting.amp, "channels_last": bool(setting and setting.channels_last),
+            "at_search_limit": fit.batch >= LARGEST, "real_tensors": fit.real,
             "tried": [{"batch": b, "predicted_bytes": n} for b, n in sorted(fit.tried)], "text": fit.text()}
     if confirmed is not None:
         data["measured"] = {"batch": confirmed.batch, "text": confirmed.text(),

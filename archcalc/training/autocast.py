@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_leaves, tree_unflatten
 
+from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.errors import ForwardError
-from archcalc.training.patching import TURN, replaced
+from archcalc.patching import TURN, replaced
 
 
 def _since(release: tuple[int, int], *names: str) -> set[str]:
@@ -81,6 +82,9 @@ CPU = {
              "fractional_max_pool2d", "fractional_max_pool3d", "adaptive_max_pool3d"},
     "set dtype": set(),
     "promote": {"stack", "cat", "index_copy"},
+    # not an autocast entry, but F.pad runs reflection_pad2d, replication_pad3d, ... of the fp32 list by its
+    # mode and the number of padded dimensions (timm's BlurPool2d: reflect): _pad_kernel
+    "pad": {"pad"},
 }
 POLICIES = {"cuda": CUDA, "cpu": CPU}
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -102,8 +106,18 @@ _BELOW = {
                       "rsqrt", "reciprocal"}},
     "cpu": {"lower": {"mm", "addmm", "bmm", "baddbmm", "addbmm", "convolution", "_convolution",
                       "_scaled_dot_product_flash_attention_for_cpu"},
-            "fp32": {"nll_loss_forward", "nll_loss2d_forward", "mse_loss", "prod"}},
+            "fp32": {"nll_loss_forward", "nll_loss2d_forward", "mse_loss", "prod", "reflection_pad1d",
+                     "reflection_pad2d", "replication_pad1d", "replication_pad2d", "replication_pad3d",
+                     "avg_pool3d", "max_pool3d_with_indices", "_adaptive_avg_pool3d", "adaptive_max_pool3d",
+                     "grid_sampler_2d", "grid_sampler_3d", "binary_cross_entropy"}},
 }
+
+
+def _pad_kernel(input, pad, mode="constant", value=None) -> str | None:
+    """The padding kernel F.pad(input, pad, mode) runs: reflection_pad2d for mode="reflect" over 2 dimensions
+    (4 numbers), replication_pad1d for "replicate" over one, ...; None for constant and circular padding."""
+    name = {"reflect": "reflection_pad", "replicate": "replication_pad"}.get(mode)
+    return f"{name}{len(pad) // 2}d" if name else None
 
 
 class Escaped(ForwardError):
@@ -120,13 +134,24 @@ def _eligible(t) -> bool:
 
 
 class _Region:
-    """One open autocast region: its cast cache and whether a caught operation is running (autocast off)."""
+    """One open autocast region: its cast cache, whether a caught operation is running (autocast off), and
+    the torch.autocast regions the model opens inside it (on or off, and their dtype: ``states``)."""
 
     def __init__(self, device: str, dtype: torch.dtype, copies: set[int]):
-        self.device, self.dtype = device, dtype
+        self.device = device
+        self.states = [(True, dtype)]  # (enabled, low-precision dtype): the innermost region last
         self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.copies = copies  # the cached casts' storages, for the simulation's terms (kept after the region)
         self.depth = 0
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.states[-1][1]
+
+    @property
+    def casting(self) -> bool:
+        """Autocast is on here: not inside a caught operation, nor in a region the model turned it off in."""
+        return not self.depth and self.states[-1][0]
 
     def cast(self, t, to: torch.dtype):
         if not _eligible(t) or t.dtype == to:
@@ -151,7 +176,7 @@ class _Region:
         region = self
 
         def caught(*args, **kwargs):
-            if region.depth:  # inside another caught operation: autocast is off there
+            if not region.casting:  # inside another caught operation, or turned off by the model
                 return function(*args, **kwargs)
             if kind == "set dtype":
                 first = next((a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)), None)
@@ -160,9 +185,11 @@ class _Region:
                     if region._half_to_float(function, first, args, kwargs):
                         return region._softmax_half_to_float(function, args, kwargs)
             else:
+                if kind == "pad" and _pad_kernel(*args, **kwargs) not in POLICIES[region.device]["fp32"]:
+                    return function(*args, **kwargs)  # (constant and circular padding: not cast)
                 if kind == "lower":
                     to = region.dtype
-                elif kind in ("fp32", "fp32 inside"):
+                elif kind in ("fp32", "fp32 inside", "pad"):
                     to = torch.float32
                 else:  # promote: the widest floating type among the arguments
                     floats = [a.dtype for a in tree_leaves((args, kwargs)) if _eligible(a)]
@@ -205,13 +232,14 @@ class _Watch(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__
-        inputs = [a for a in tree_leaves((args, kwargs)) if _eligible(a)] if not self.region.depth else []
+        casting = self.region.casting
+        inputs = [a for a in tree_leaves((args, kwargs)) if _eligible(a)] if casting else []
         if name in self.lower and any(a.dtype == torch.float32 for a in inputs):  # (before it runs: with mixed
             # dtypes, as torchvision's MaxViT gives CPU autocast's bmm inside an einsum, it would fail)
             raise Escaped(f"autocast is not simulated for this network: {name} ran in float32 where "
                           f"autocast would cast it (called from an operation archcalc does not catch)")
         out = func(*args, **(kwargs or {}))
-        if not self.region.depth:
+        if casting:
             outputs = [o for o in tree_leaves(out) if _eligible(o)]
             if (name in self.fp32 and any(a.dtype != torch.float32 for a in inputs)
                     and any(o.dtype != torch.float32 for o in outputs)):
@@ -243,7 +271,8 @@ def autocast(device: str, dtype: str, copies: set[int] | None = None):
         with TURN:  # (the functions read are PyTorch's, not another thread's simulation's)
             points = [(owner, name, region.wrap(function, _policy_of(name, policy)))
                       for owner, name, function in _entry_points(policy)]
-            with replaced(points), _Watch(region):
+            # (the model's own torch.autocast regions inside, on this device or "meta", turn it off or on)
+            with replaced(points), meta_autocast(("meta", device), region.states), _Watch(region):
                 yield region
     finally:
         region.cache.clear()

@@ -22,6 +22,7 @@ from typing import Callable
 
 from archcalc.errors import InputError
 from archcalc.formulas.numbers import human_bytes
+from archcalc.shown import Shown
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -50,12 +51,40 @@ def parse_budget(text: str) -> int:
 
 
 @dataclass(frozen=True)
-class Fit:
+class Setting:
+    """The training step a fit was found for, as its report words it."""
+    optimizer: str
+    dtype: str
+    per_sample: str  # one sample's input (Inputs.text(batch=False)): '3x32x32', '128 (int64)'
+    device: str = "cpu"  # whose allocator: cpu or cuda
+    amp: str | None = None
+    channels_last: bool = False
+
+    def text(self) -> str:
+        words = f"{self.optimizer} training steps, {self.dtype}"
+        if self.amp:
+            words += f", the forward and the loss under torch.autocast({self.device!r}, {self.amp})"
+        if self.channels_last:
+            words += ", channels-last"
+        return f"{words}, input {self.per_sample} per sample"
+
+
+@dataclass(frozen=True)
+class Fit(Shown):
+    """The answer of ``archcalc memory --fit`` (and ``archcalc.memory(..., fit=...)``): it shows as that
+    command's table in a notebook, in rich.print and with .show()."""
     model: str
     budget: int
     batch: int  # the largest batch that fits; 0 when not even one sample does
     tried: tuple[tuple[int, int], ...]  # (batch, predicted bytes), in the order tried
     real: bool = False  # each batch's steps ran on real CPU tensors (a forward that reads values), not simulated
+    setting: Setting | None = None  # what was simulated at each batch (None: a bare search, as in the tests)
+    confirmed: Confirmation | None = None  # with --measure: the batches run for real
+
+    def report(self):
+        from archcalc.output.fit_report import fit_report
+
+        return fit_report(self)
 
     def predicted(self, batch: int) -> int | None:
         return next((b for n, b in self.tried if n == batch), None)

@@ -9,10 +9,15 @@ through its meta implementation (the same outputs, shapes and saved tensors; its
 backward), while fused_attention(device) is open:
 
   cpu    _scaled_dot_product_flash_attention_for_cpu, where PyTorch's own choice
-         (torch._fused_sdp_choice, asked with real tensors of one sample) is flash attention
+         (torch._fused_sdp_choice, asked with real tensors of one sample, with the inputs' strides) is
+         flash attention
   cuda   flash attention for float16 and bfloat16 (head size a multiple of 8, at most 256, no attention
          mask), else the memory-efficient kernel (head size a multiple of 4 in float32, 8 in half
-         precision; its log-sum-exp padded to a multiple of 32 rows), else the math path. cuDNN's attention,
+         precision; its log-sum-exp padded to a multiple of 32 rows), else the math path.
+         Both fused kernels want Q, K and V with stride 1 along the head dimension, and a mask with
+         stride 1 along its last dimension
+         (check_last_dim_stride_equals_1_dense): Q, K and V cut from one projection by a permute and a
+         chunk (timm's LowFormer) take the math path, which keeps the attention matrix. cuDNN's attention,
          which recent PyTorch prefers on sm90 and sm100 with cuDNN 9.15 or newer, saves the same tensors as
          flash attention. (The rule is PyTorch's sdp_utils.cpp for sm80 and newer, without a GPU to ask.)
 
@@ -26,7 +31,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
-from archcalc.training.patching import TURN, replaced
+from archcalc.patching import TURN, replaced
 
 _ATEN = torch.ops.aten
 _FLASH = 1  # torch.nn.attention.SDPBackend.FLASH_ATTENTION
@@ -73,8 +78,8 @@ class _Chooser:
     @staticmethod
     def _cpu(query, key, value, attn_mask, dropout_p, is_causal, scale):
         grad = torch.is_grad_enabled()  # (a mask that needs a gradient, a learned position bias: the math path)
-        one = [torch.empty(t.shape[1:], dtype=t.dtype).unsqueeze(0).requires_grad_(grad and t.requires_grad)
-               for t in (query, key, value)]
+        one = [torch.empty_strided((1, *t.shape[1:]), t.stride(), dtype=t.dtype).requires_grad_(
+            grad and t.requires_grad) for t in (query, key, value)]  # (the strides: a fused kernel wants stride 1)
         mask = None if attn_mask is None else torch.empty(
             (1, *attn_mask.shape[1:]) if attn_mask.dim() == 4 else attn_mask.shape, dtype=attn_mask.dtype
         ).requires_grad_(grad and attn_mask.requires_grad)
@@ -87,12 +92,14 @@ class _Chooser:
     def _cuda(query, key, value, attn_mask, dropout_p, is_causal, scale):
         d, d_v = query.shape[-1], value.shape[-1]
         half = query.dtype in (torch.float16, torch.bfloat16)
-        if half and attn_mask is None and d == key.shape[-1] == d_v and d % 8 == 0 and d <= 256:
+        unit = all(t.stride(-1) == 1 for t in (query, key, value)) and (attn_mask is None or
+                                                                          attn_mask.stride(-1) == 1)
+        if half and attn_mask is None and d == key.shape[-1] == d_v and d % 8 == 0 and d <= 256 and unit:
             return _ATEN._scaled_dot_product_flash_attention(query, key, value, dropout_p, is_causal,
                                                              scale=scale)[0]
         alignment = 8 if half else 4
         if query.dtype in (torch.float32, torch.float16, torch.bfloat16) and d == key.shape[-1] \
-                and d % alignment == 0 and d_v % alignment == 0:
+                and d % alignment == 0 and d_v % alignment == 0 and unit:
             grad = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
             return _ATEN._scaled_dot_product_efficient_attention(query, key, value, attn_mask, grad, dropout_p,
                                                                  is_causal, scale=scale)[0]

@@ -1,4 +1,5 @@
-"""The memory layout the device's kernels give, on the meta device.
+"""The memory layout (and, for a mixed-precision GroupNorm, the dtypes) the device's kernels give, on the meta
+device.
 
 A tensor's layout decides what a later ``.contiguous()`` (or a reshape that cannot view) copies, and so the
 memory of a step. The meta device's kernels do not always give the device's layout:
@@ -23,7 +24,11 @@ memory of a step. The meta device's kernels do not always give the device's layo
   group_norm     PyTorch's group_norm (group_norm.cpp) makes its input contiguous in the input's own suggested
                  format on the CPU, in NCHW elsewhere, the meta device included: a channels-last input, which a
                  CPU network makes without asking for it (a transpose and reshape back to N x C x H x W, as
-                 diffusers' attention blocks write it), stays channels-last on the CPU, not on meta
+                 diffusers' attention blocks write it), stays channels-last on the CPU, not on meta.
+                 And its dtypes, where a bfloat16 or float16 map meets float32 parameters (CPU autocast does
+                 not cast group_norm): the device's kernels keep the mean and 1/σ in float32 and give ∂x in
+                 the map's dtype; the meta kernels, the mean and 1/σ in the map's and ∂x in float32, which
+                 autograd then copied down (a convolution and a GroupNorm under bfloat16: 25% high)
 
 While layouts(device) is open, those operations on meta tensors give the device's layout: all but group_norm by
 a dispatch mode under the simulation's tracker (the output made again in the device's layout: the meta
@@ -43,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from archcalc.training.patching import TURN, replaced
+from archcalc.patching import TURN, replaced
 
 _ATEN = torch.ops.aten
 channels_last, channels_last_3d = torch.channels_last, torch.channels_last_3d
@@ -77,11 +82,26 @@ class _Layouts(TorchDispatchMode):
         elif func is _ATEN.pixel_shuffle.default and self.device == "cpu" and args[0].is_meta:
             if suggested_format(args[0]) == channels_last:
                 return _in(out, channels_last)
-        elif func is _ATEN.native_group_norm.default and self.device == "cpu" and args[0].is_meta:
-            return (_in(out[0], suggested_format(args[0])), *out[1:])  # (2.14's meta kernel: contiguous always)
+        elif func is _ATEN.native_group_norm.default and args[0].is_meta:
+            if self.device == "cpu":  # (2.14's meta kernel: contiguous always)
+                out = (_in(out[0], suggested_format(args[0])), *out[1:])
+            if _mixed(args[0], args[1], args[2]):  # (its mean and 1/σ in float32, as group_norm.cpp makes them)
+                out = (out[0], *(torch.empty_like(t, dtype=torch.float32) for t in out[1:]))
+            return out
+        elif func is _ATEN.native_group_norm_backward.default and args[1].is_meta and out[0] is not None:
+            if out[0].dtype != args[1].dtype:  # (∂x in x's dtype: empty_like(X) in group_norm_kernel.cpp)
+                return (torch.empty_like(out[0], dtype=args[1].dtype), *out[1:])
         elif func is _ATEN.native_layer_norm_backward.default and args[0].is_meta and out[0] is not None:
             return (_in(out[0], torch.contiguous_format), *out[1:])
         return out
+
+
+def _mixed(x: torch.Tensor, *parameters) -> bool:
+    """group_norm.cpp's is_mixed_type: a float16 or bfloat16 input with float32 parameters (a bfloat16
+    feature map under CPU autocast, which does not cast group_norm, meeting a float32 GroupNorm)."""
+    given = [p for p in parameters if isinstance(p, torch.Tensor)]
+    return x.dtype in (torch.float16, torch.bfloat16) and bool(given) and all(p.dtype == torch.float32
+                                                                               for p in given)
 
 
 def _convolution_format(x: torch.Tensor, weight: torch.Tensor) -> torch.memory_format:

@@ -31,6 +31,7 @@ from torch.autograd.graph import saved_tensors_hooks
 
 from archcalc.analysis.counting import op_name
 from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, resolve_dtype
+from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.tracer import Tracer
 from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
@@ -186,7 +187,7 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
         tracer = _SavingTracer(model)
         recorder = _SavedRecorder(model, tracer, given)
         try:
-            with saved_tensors_hooks(recorder.pack, lambda t: t), tracer:
+            with saved_tensors_hooks(recorder.pack, lambda t: t), meta_autocast(), tracer:
                 given.into(model)
         except Exception as error:
             raise ForwardError(f"training forward pass of {entry.name} failed: {str(error).splitlines()[0]}") \
@@ -268,3 +269,24 @@ def measured_run(entry: ModelEntry, size: Sequence[int] | None, batch: int, opti
     if got.get("oom"):
         return Run(batch, None, f"ran out of memory within the cap ({got['message']})")
     return Run(batch, got["before_bytes"] + got["peak_bytes"])
+
+
+def largest_fitting(entry: ModelEntry, size: Sequence[int] | None, budget: int, optimizer: str = "sgd",
+                    dtype: str = "float32", device: str = "cpu", amp: str | None = None,
+                    channels_last: bool = False, input_dtypes: Sequence[Any] | None = None,
+                    measure: str | None = None):
+    """fit.Fit: the largest batch whose simulated step (peak.FitTotal) fits in ``budget`` bytes, with the
+    setting it was found for and, with ``measure`` (cpu or cuda), its confirmation by real steps
+    (fit.confirm)."""
+    from dataclasses import replace
+
+    from archcalc.training.fit import Setting, confirm, largest_batch
+    from archcalc.training.peak import FitTotal
+
+    setting = Setting(optimizer, dtype, entry_inputs(entry, size, 1, input_dtypes).text(batch=False), device, amp,
+                      channels_last)
+    answer = largest_batch(entry.name, FitTotal(entry, size, optimizer, dtype, device, amp, channels_last,
+                                                input_dtypes, budget), budget)
+    confirmed = confirm(lambda b: measured_run(entry, size, b, optimizer, dtype, measure, budget, amp, channels_last,
+                                               input_dtypes), budget, answer.batch, answer.slope) if measure else None
+    return replace(answer, setting=setting, confirmed=confirmed)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from archcalc.training.onednn import mkldnn_rnn, takes_onednn
-from archcalc.training.patching import TURN, replaced
+from archcalc.patching import TURN, replaced
 
 _CELLS = ("gru", "rnn_tanh", "rnn_relu", "lstm")
 

@@ -41,6 +41,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, out_of_memory, resolve_dtype
+from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.placement import CPU_INPUT, free_memory, refuses_meta, user_line
 from archcalc.errors import ForwardError, InputError
 from archcalc.formulas.numbers import human_bytes
@@ -336,6 +337,7 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
 
         def forward():  # the device's attention kernels; autocast's policy, its cached casts kept in live.casts
             stack = ExitStack()
+            stack.enter_context(meta_autocast())  # (a model's torch.autocast("meta"); with amp, autocast's own)
             stack.enter_context(fused_attention(device))
             stack.enter_context(cpu_recurrence(device))
             if amp:
