@@ -32,7 +32,8 @@ step 20 "the machine" bash -c 'nvidia-smi -L; python3 -c "import torch; print(to
 torch.backends.cudnn.version(), torch.cuda.get_device_name())"'
 # 1. GPU memory: the simulated peak against max_memory_allocated for every configuration, then with cuDNN's
 #    convolution workspace capped at 1 MiB, which leaves the tensors alone: the difference is the workspace
-step 170 "memory_check, cuda" python3 benchmarks/memory_check.py --device cuda
+step 10 "the attention kernel the simulation assumes, against this GPU's choice" python3 benchmarks/sdpa_rule.py
+step 160 "memory_check, cuda" python3 benchmarks/memory_check.py --device cuda
 step 60 "memory_check --quick --no-amp, cuda, cuDNN workspace capped" env CUDNN_CONV_WSCAP_DBG=1 \
     python3 benchmarks/memory_check.py --device cuda --quick --no-amp
 step 25 "resnet50 channels-last, measured" python3 -m archcalc memory resnet50 --batch 64 --optimizer adam \

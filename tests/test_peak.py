@@ -199,7 +199,16 @@ def test_attention_runs_the_kernel_the_device_would():
     assert _attention_kernels("cuda", torch.float32)[0] == "_scaled_dot_product_efficient_attention"
     assert _attention_kernels("cuda", torch.float16)[0] == "_scaled_dot_product_flash_attention"
     assert _attention_kernels("cuda", torch.float16, mask=mask.half())[0] == "_scaled_dot_product_efficient_attention"
-    assert "bmm" in _attention_kernels("cuda", torch.float16, d=60)  # 60: no fused kernel's alignment
+    # a head size of 60: flash attention on Q, K and V padded to 64 (attention.cpp's pad_last_dim<8>); in float32,
+    # the memory-efficient kernel (60 = 4 x 15); 62: no fused kernel's alignment, the math path
+    assert _attention_kernels("cuda", torch.float16, d=60)[0] == "_scaled_dot_product_flash_attention"
+    assert _attention_kernels("cuda", torch.float32, d=60)[0] == "_scaled_dot_product_efficient_attention"
+    assert "bmm" in _attention_kernels("cuda", torch.float32, d=62)
+    from archcalc.training.fused import _Chooser
+
+    q = torch.empty(2, 12, 197, 60, device="meta", dtype=torch.float16)
+    out = _Chooser._cuda(q, q, q, None, 0.0, False, None)
+    assert out.shape == q.shape and out.stride()[-2] == 64  # (a slice of the padded output: its storage)
     assert torch.nn.functional.scaled_dot_product_attention.__name__ == "scaled_dot_product_attention"  # restored
 
 

@@ -11,8 +11,9 @@ backward), while fused_attention(device) is open:
   cpu    _scaled_dot_product_flash_attention_for_cpu, where PyTorch's own choice
          (torch._fused_sdp_choice, asked with real tensors of one sample, with the inputs' strides) is
          flash attention
-  cuda   flash attention for float16 and bfloat16 (head size a multiple of 8, at most 256, no attention
-         mask), else the memory-efficient kernel (head size a multiple of 4 in float32, 8 in half
+  cuda   flash attention for float16 and bfloat16 (head size at most 256, no attention mask; a head size
+         not a multiple of 8 is padded to one first, the padded Q, K and V kept for backward, as
+         attention.cpp does it), else the memory-efficient kernel (head size a multiple of 4 in float32, 8 in half
          precision; its log-sum-exp padded to a multiple of 32 rows), else the math path.
          Both fused kernels want Q, K and V with stride 1 along the head dimension, and a mask with
          stride 1 along its last dimension
@@ -90,17 +91,31 @@ class _Chooser:
 
     @staticmethod
     def _cuda(query, key, value, attn_mask, dropout_p, is_causal, scale):
-        d, d_v = query.shape[-1], value.shape[-1]
-        half = query.dtype in (torch.float16, torch.bfloat16)
-        unit = all(t.stride(-1) == 1 for t in (query, key, value)) and (attn_mask is None or
-                                                                          attn_mask.stride(-1) == 1)
-        if half and attn_mask is None and d == key.shape[-1] == d_v and d % 8 == 0 and d <= 256 and unit:
-            return _ATEN._scaled_dot_product_flash_attention(query, key, value, dropout_p, is_causal,
-                                                             scale=scale)[0]
-        alignment = 8 if half else 4
-        if query.dtype in (torch.float32, torch.float16, torch.bfloat16) and d == key.shape[-1] \
-                and d % alignment == 0 and d_v % alignment == 0 and unit:
+        kernel, d = cuda_kernel(query, key, value, attn_mask), query.shape[-1]
+        if kernel == "flash":
+            if d % 8:  # attention.cpp: pad_last_dim<8> of Q, K and V (copies autograd keeps), output sliced back
+                query, key, value = (F.pad(t, [0, 8 - d % 8]) for t in (query, key, value))
+                scale = d ** -0.5 if scale is None else scale  # (the unpadded head size's)
+            out = _ATEN._scaled_dot_product_flash_attention(query, key, value, dropout_p, is_causal, scale=scale)[0]
+            return out[..., :d]
+        if kernel == "efficient":
             grad = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
             return _ATEN._scaled_dot_product_efficient_attention(query, key, value, attn_mask, grad, dropout_p,
                                                                  is_causal, scale=scale)[0]
         return None
+
+
+def cuda_kernel(query, key, value, attn_mask=None) -> str | None:
+    """The fused kernel a GPU of sm80 or newer runs for these 4-d inputs, by sdp_utils.cpp's rule: "flash",
+    "efficient" or None (the math path). benchmarks/sdpa_rule.py compares it with torch._fused_sdp_choice on
+    a GPU."""
+    d, d_v = query.shape[-1], value.shape[-1]
+    half = query.dtype in (torch.float16, torch.bfloat16)
+    unit = all(t.stride(-1) == 1 for t in (query, key, value)) and (attn_mask is None or attn_mask.stride(-1) == 1)
+    if half and attn_mask is None and d == key.shape[-1] == d_v and d <= 256 and unit:
+        return "flash"
+    alignment = 8 if half else 4
+    if query.dtype in (torch.float32, torch.float16, torch.bfloat16) and d == key.shape[-1] \
+            and d % alignment == 0 and d_v % alignment == 0 and unit:
+        return "efficient"
+    return None

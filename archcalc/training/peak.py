@@ -125,10 +125,28 @@ class Peak:
         return " + ".join(f"{t.name} {t.bytes:,}" for t in parts) + f" = {self.allocated:,}"
 
 
+class _Keys(set):
+    """Storage keys (the saved activations, autocast's copies) that note, while a peak is pending, which were
+    added after it (``since``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.since: set[int] | None = None  # None: no peak pending
+
+    def add(self, key) -> None:
+        if self.since is not None and key not in self:
+            self.since.add(key)
+        super().add(key)
+
+
 class _Live(TorchDispatchMode):
     """Every storage an operation returns, alive until PyTorch frees it (a weak reference's callback: PyTorch
     keeps one Python object per storage); the blocks' sum after each operation, and at its peak, what each
-    live block was (``kinds``, asked then: a freed storage's key can be another's later)."""
+    live block was (``kinds``, asked then: a freed storage's key can be another's later). The live blocks are
+    sorted into terms once, when asked, from the peak's kinds and a journal of what changed after it (blocks
+    made and freed, storages saved for backward or cast by autocast): a recurrent layer's forward tops its
+    last peak at every step, and a pass over the live blocks each time made a long sequence's simulation
+    quadratic in its length."""
 
     def __init__(self, kinds, device: str, counted: frozenset[str] = frozenset({"meta"})):
         super().__init__()
@@ -136,14 +154,17 @@ class _Live(TorchDispatchMode):
         self.counted = counted  # the device types whose tensors take that memory (a CUDA step's Adam counters
         # are CPU tensors: not the GPU's)
         self.kinds = kinds  # () -> {term: set of storage keys}, as things stand
-        self.saved: set[int] = set()  # storages autograd holds for backward
-        self.casts: set[int] = set()  # autocast's cached casts of the parameters, until freed
+        self.saved = _Keys()  # storages autograd holds for backward
+        self.casts = _Keys()  # autocast's cached casts of the parameters, until freed
         self.blocks: dict[int, int] = {}
         self.refs: dict[int, weakref.ref] = {}
         self.total = self.peak = self.step_peak = 0
-        self.at_peak: dict[str, list[int]] = {}
         self.phase = self.at_phase = "forward"
         self.op = ""
+        self._at_peak: dict[str, list[int]] = {}
+        self._pending: dict[str, set[int]] | None = None  # the peak's kinds, its terms not yet sorted
+        self._made: set[int] = set()  # the journal since the pending peak: blocks made after it,
+        self._freed: dict[int, tuple[int, bool, bool]] = {}  # and those it had that were freed: (size, saved, cast)
 
     def track(self, t: torch.Tensor) -> None:
         if t.device.type not in self.counted:
@@ -152,12 +173,21 @@ class _Live(TorchDispatchMode):
         key = storage._cdata
         if key not in self.blocks:
             self.blocks[key] = size = block(storage.nbytes(), self.device)
-            self.refs[key] = weakref.ref(storage, partial(self._freed, key))
+            self.refs[key] = weakref.ref(storage, partial(self._freed_block, key))
             self.total += size
+            if self._pending is not None:
+                self._made.add(key)
 
-    def _freed(self, key: int, _ref) -> None:
-        self.total -= self.blocks.pop(key, 0)
+    def _freed_block(self, key: int, _ref) -> None:
+        size = self.blocks.pop(key, 0)
+        self.total -= size
         self.refs.pop(key, None)
+        if self._pending is not None:
+            if key in self._made:  # (made after the peak: not in it)
+                self._made.discard(key)
+            elif key not in self._freed:
+                self._freed[key] = (size, key in self.saved and key not in self.saved.since,
+                                    key in self.casts and key not in self.casts.since)
         self.saved.discard(key)
         self.casts.discard(key)
 
@@ -166,11 +196,26 @@ class _Live(TorchDispatchMode):
         if self.total <= self.peak:
             return
         self.peak, self.op, self.at_phase = self.total, op, self.phase
-        kinds = self.kinds() | {"saved activations": self.saved}
-        terms: dict[str, list[int]] = {name: [] for name in TERMS}
-        for key, size in self.blocks.items():
-            terms[next((n for n, keys in kinds.items() if key in keys), "in flight")].append(size)
-        self.at_peak = terms
+        self._pending = self.kinds()  # (the gradients and optimizer state as they are now, after this operation)
+        self._made, self._freed, self.saved.since, self.casts.since = set(), {}, set(), set()
+
+    @property
+    def at_peak(self) -> dict[str, list[int]]:
+        """Each term's live blocks at the peak: the live blocks now, without those made after it and with those
+        freed after it, each of the kind it was then."""
+        if self._pending is not None:
+            freed = self._freed
+            blocks = {k: size for k, size in self.blocks.items() if k not in self._made}
+            blocks.update((k, size) for k, (size, _, _) in freed.items())
+            kinds = self._pending | {
+                "autocast copies": (self.casts - self.casts.since) | {k for k, e in freed.items() if e[2]},
+                "saved activations": (self.saved - self.saved.since) | {k for k, e in freed.items() if e[1]}}
+            terms: dict[str, list[int]] = {name: [] for name in TERMS}
+            for key, size in blocks.items():
+                terms[next((n for n, keys in kinds.items() if key in keys), "in flight")].append(size)
+            self._at_peak, self._pending = terms, None
+            self.saved.since = self.casts.since = None
+        return self._at_peak
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         for t in tree_leaves(args):  # one made outside any operation (indices from a Python list): from now
