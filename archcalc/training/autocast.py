@@ -10,6 +10,9 @@ autocast_mode.cpp define it for each device:
   fp32        run in float32: every low-precision argument is cast up
   set dtype   (softmax, sum, cumsum, ...) asked for a float32 result, unless a dtype is given
   promote     every floating-point argument cast to the widest among them
+  composite   (CPU einsum, tensordot, chain_matmul, multi_dot: not autocast entries, but the bmm and mm they
+              become are) the decomposition recorded on the same inputs, then replayed above autograd with
+              its parts cast by the policy
 
 The operations are caught where a model calls them: torch.*, torch.nn.functional.*, torch.linalg.* and the
 tensor methods and operators (x @ w), replaced while the region is open. A call that escapes (an operation
@@ -24,8 +27,8 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_leaves, tree_unflatten
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils._pytree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.errors import ForwardError
@@ -82,6 +85,8 @@ CPU = {
              "fractional_max_pool2d", "fractional_max_pool3d", "adaptive_max_pool3d"},
     "set dtype": set(),
     "promote": {"stack", "cat", "index_copy"},
+    # not autocast entries, but composites of one (bmm, mm): replayed, their parts cast (_Region.replayed)
+    "composite": {"einsum", "tensordot", "chain_matmul", "linalg_multi_dot"},
     # not an autocast entry, but F.pad runs reflection_pad2d, replication_pad3d, ... of the fp32 list by its
     # mode and the number of padded dimensions (timm's BlurPool2d: reflect): _pad_kernel
     "pad": {"pad"},
@@ -184,17 +189,12 @@ class _Region:
                     kwargs = {**kwargs, "dtype": torch.float32}
                     if region._half_to_float(function, first, args, kwargs):
                         return region._softmax_half_to_float(function, args, kwargs)
+            elif kind == "composite":
+                return region.replayed(function, args, kwargs)
             else:
                 if kind == "pad" and _pad_kernel(*args, **kwargs) not in POLICIES[region.device]["fp32"]:
                     return function(*args, **kwargs)  # (constant and circular padding: not cast)
-                if kind == "lower":
-                    to = region.dtype
-                elif kind in ("fp32", "fp32 inside", "pad"):
-                    to = torch.float32
-                else:  # promote: the widest floating type among the arguments
-                    floats = [a.dtype for a in tree_leaves((args, kwargs)) if _eligible(a)]
-                    to = torch.float32 if torch.float32 in floats else region.dtype
-                args, kwargs = region.cast_all((args, kwargs), to)
+                args, kwargs = region.cast_all((args, kwargs), region.target(kind, args, kwargs))
             region.depth += 1
             try:
                 return function(*args, **kwargs)
@@ -204,6 +204,57 @@ class _Region:
         caught.__name__ = getattr(function, "__name__", "caught")
         caught.__wrapped__ = function
         return caught
+
+    def target(self, kind: str, args, kwargs) -> torch.dtype:
+        """The dtype an operation of ``kind`` runs in: lower, fp32, or promote (the widest among its arguments)."""
+        if kind == "lower":
+            return self.dtype
+        if kind in ("fp32", "fp32 inside", "pad"):
+            return torch.float32
+        floats = [a.dtype for a in tree_leaves((args, kwargs)) if _eligible(a)]
+        return torch.float32 if torch.float32 in floats else self.dtype
+
+    def replayed(self, function, args, kwargs):
+        """A composite operation the policy does not name, whose parts it does (the CPU's einsum, tensordot,
+        chain_matmul and multi_dot, which become bmm or mm), run as PyTorch runs it under autocast: each
+        operation of its decomposition cast by the policy as the composite's kernel calls it. The decomposition
+        is recorded first on the same meta inputs, outside the simulation's modes and autograd (nothing
+        allocated, nothing counted); then replayed above autograd, operation by operation, so that autograd
+        keeps what it keeps for each and the tracker sees each storage made."""
+        record = _Record(self)
+        calls = record.calls
+        self.depth += 1
+        try:
+            with _disable_current_modes(), torch.no_grad(), record:
+                result = function(*args, **kwargs)
+            made = {id(t): t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+
+            def replay(x):
+                return made.get(id(x), x) if isinstance(x, torch.Tensor) else x
+
+            last = {}  # each recorded tensor's last use (the result's: after the last call), so that the
+            for i, (_, a, k, _, _) in enumerate(calls):  # replay frees what the composite's kernel frees
+                last.update((id(t), i) for t in tree_leaves((a, k)) if isinstance(t, torch.Tensor))
+            last.update((id(t), len(calls)) for t in tree_leaves(result) if isinstance(t, torch.Tensor))
+            for i, (func, a, k, kind, out) in enumerate(calls):
+                a, k = tree_map(replay, (a, k))
+                if kind in ("lower", "fp32", "promote"):
+                    self.depth -= 1  # (the cast as at the top level: a cached weight copy too)
+                    try:
+                        a, k = self.cast_all((a, k), self.target(kind, a, k))
+                    finally:
+                        self.depth += 1
+                got = func(*a, **k)
+                made.update((id(o), g) for o, g in zip(tree_leaves(out), tree_leaves(got))
+                            if isinstance(o, torch.Tensor) and last.get(id(o), -1) > i)
+                for t in tree_leaves((calls[i][1], calls[i][2])):
+                    if isinstance(t, torch.Tensor) and last.get(id(t)) == i:
+                        made.pop(id(t), None)
+                del a, k, got
+            return tree_map(replay, result)
+        finally:
+            self.depth -= 1
+            calls.clear()  # (the recorded inputs are the model's tensors: not to be kept past the call)
 
     def _half_to_float(self, function, first, args, kwargs) -> bool:
         """CUDA's softmax of a float16 tensor asked for float32 runs one kernel (half_to_float), no copy."""
@@ -220,6 +271,26 @@ class _Region:
             return op(x, dim, True)
         finally:
             self.depth -= 1
+
+
+class _Record(TorchDispatchMode):
+    """The decomposition of a composite (_Region.replayed): each call, its arguments as given, and its output
+    as the policy casts it (a bmm of float32 parts made in low precision)."""
+
+    def __init__(self, region: _Region):
+        super().__init__()
+        self.region, self.policy = region, POLICIES[region.device]
+        self.calls: list = []  # (func, args, kwargs, kind, output)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kind, kwargs = _policy_of(func.overloadpacket.__name__, self.policy), kwargs or {}
+        cast = (args, kwargs)
+        if kind in ("lower", "fp32", "promote"):
+            to = self.region.target(kind, args, kwargs)
+            cast = tree_map(lambda t: t.to(to) if _eligible(t) and t.dtype != to else t, (args, kwargs))
+        out = func(*cast[0], **cast[1])
+        self.calls.append((func, args, kwargs, kind, out))
+        return out
 
 
 class _Watch(TorchDispatchMode):
