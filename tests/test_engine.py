@@ -312,3 +312,30 @@ def test_an_embedding_with_a_forward_of_its_own_takes_what_it_takes():
     with pytest.raises(ForwardError, match="receives floating-point numbers"):
         analyse_module(model, "positioned", sized_inputs([(2, 5), (2, 5)], ["float32"]), torch.device("meta"),
                        torch.float32)
+
+
+class SwitchesItsAttention(torch.nn.Module):
+    """Hugging Face's BigBird on a short sequence: its forward builds a new attention layer (nn.Linear's
+    reset_parameters runs kaiming_uniform_ and uniform_ on the new weights) and gives it the old projections."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention = torch.nn.Sequential(torch.nn.Linear(16, 16))
+
+    def forward(self, x):
+        fresh = torch.nn.Sequential(torch.nn.Linear(16, 16, device=x.device))
+        fresh[0] = self.attention[0]
+        self.attention = fresh
+        return self.attention(x)
+
+
+def test_a_layer_built_in_the_forward_adds_no_parameters():
+    """The initialisers write the new weights in place: they use no parameter, so own none (BigBird counted
+    17% more parameters than it has)."""
+    import archcalc
+
+    for device in ("meta", "cpu"):
+        model = SwitchesItsAttention()
+        a = archcalc.analyze(model, (2, 16), device=device)
+        assert a.totals.params == sum(p.numel() for p in model.parameters()) == 16 * 16 + 16
+        assert a.totals.macs == 2 * 16 * 16

@@ -288,6 +288,31 @@ def test_q_k_and_v_without_stride_1_take_the_math_path_as_on_the_cpu():
     assert _Chooser._cuda(cut, cut, cut, None, 0.0, False, None) is None  # (float32: nor the efficient kernel)
 
 
+class GroupedQueryAttention(torch.nn.Module):
+    """Keys and values of 2 heads for queries of 4 (grouped-query attention, as Hugging Face's Llama, Qwen and
+    Gemma pass them to SDPA with enable_gqa=True), head size 64 > the width: the CPU's flash kernel takes them
+    as they are, where the math path would repeat K and V to 4 heads and keep the attention matrix."""
+
+    def __init__(self, width=32, head=64):
+        super().__init__()
+        self.q, self.kv, self.out = (torch.nn.Linear(width, 4 * head), torch.nn.Linear(width, 4 * head),
+                                     torch.nn.Linear(4 * head, width))
+
+    def forward(self, x):
+        n, t, _ = x.shape
+        q = self.q(x).view(n, t, 4, -1).transpose(1, 2)
+        k, v = self.kv(x).view(n, t, 2, 2, -1).permute(2, 0, 3, 1, 4)
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        return self.out(y.transpose(1, 2).reshape(n, t, -1))
+
+
+def test_grouped_query_attention_runs_the_cpus_flash_kernel():
+    from archcalc.models.user import module_entry
+
+    entry = module_entry(GroupedQueryAttention(), (48, 32))
+    assert simulate(entry, None, 2, "adam", device="cpu").allocated == real_cpu_peak(entry, (2, 48, 32), "adam")
+
+
 class TokensBackToImage(torch.nn.Module):
     """A feature map read as tokens and written back (diffusers' attention blocks): the map comes back
     channels-last, which the CPU's GroupNorm and convolutions keep and the meta device's do not; then a

@@ -417,7 +417,9 @@ class Tracer(TorchFunctionMode):
         field = receptive.for_op(name, call, self._fields([t for t in inputs if not isinstance(t, nn.Parameter)]))
         for t in outputs:
             self._set_field(t, field)
-        params = [t for t in inputs if isinstance(t, nn.Parameter)]
+        # (a parameter an operation writes in place, its output itself, is not used by it: nn.init's
+        # kaiming_uniform_ on a layer a forward builds, as BigBird's does when it switches its attention)
+        params = [t for t in inputs if isinstance(t, nn.Parameter) and not any(o is t for o in outputs)]
         grad = _gradient(GRAD_OPS.get(name), call, count, inputs, params) if self.backward else None
         self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, count, params, field, origin(func), grad)
 

@@ -22,7 +22,9 @@ backward), while fused_attention(device) is open:
          which recent PyTorch prefers on sm90 and sm100 with cuDNN 9.15 or newer, saves the same tensors as
          flash attention. (The rule is PyTorch's sdp_utils.cpp for sm80 and newer, without a GPU to ask.)
 
-Nested tensors, grouped-query attention (enable_gqa) and anything else keep the math path.
+Grouped-query attention (enable_gqa: K and V with fewer heads, as Hugging Face's Llama, Qwen and Gemma pass
+them) runs the CPU's flash kernel, which takes them as they are (PyTorch's choice, asked the same way); on
+CUDA it keeps the math path here (not checked on a GPU). Nested tensors and anything else keep the math path.
 """
 
 from __future__ import annotations
@@ -67,24 +69,26 @@ class _Chooser:
 
     def fused(self, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa):
         tensors = [t for t in (query, key, value) if isinstance(t, torch.Tensor)]
-        if enable_gqa or len(tensors) < 3 or any(t.dim() != 4 or t.is_nested for t in tensors):
+        if len(tensors) < 3 or any(t.dim() != 4 or t.is_nested for t in tensors):
+            return None
+        if enable_gqa and self.device != "cpu":  # (the CPU's flash kernel takes K and V of fewer heads itself)
             return None
         if attn_mask is not None and attn_mask.dtype == torch.bool:  # as PyTorch converts it: 0 or -inf
             attn_mask = torch.zeros_like(attn_mask, dtype=query.dtype).masked_fill_(attn_mask.logical_not(),
                                                                                     float("-inf"))
         if self.device == "cpu":
-            return self._cpu(query, key, value, attn_mask, dropout_p, is_causal, scale)
+            return self._cpu(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
         return self._cuda(query, key, value, attn_mask, dropout_p, is_causal, scale)
 
     @staticmethod
-    def _cpu(query, key, value, attn_mask, dropout_p, is_causal, scale):
+    def _cpu(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa=False):
         grad = torch.is_grad_enabled()  # (a mask that needs a gradient, a learned position bias: the math path)
         one = [torch.empty_strided((1, *t.shape[1:]), t.stride(), dtype=t.dtype).requires_grad_(
             grad and t.requires_grad) for t in (query, key, value)]  # (the strides: a fused kernel wants stride 1)
         mask = None if attn_mask is None else torch.empty(
             (1, *attn_mask.shape[1:]) if attn_mask.dim() == 4 else attn_mask.shape, dtype=attn_mask.dtype
         ).requires_grad_(grad and attn_mask.requires_grad)
-        if torch._fused_sdp_choice(*one, mask, dropout_p, is_causal, scale=scale) != _FLASH:
+        if torch._fused_sdp_choice(*one, mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa) != _FLASH:
             return None
         return _ATEN._scaled_dot_product_flash_attention_for_cpu(query, key, value, dropout_p, is_causal,
                                                                  attn_mask=attn_mask, scale=scale)[0]
