@@ -339,3 +339,44 @@ def test_a_layer_built_in_the_forward_adds_no_parameters():
         a = archcalc.analyze(model, (2, 16), device=device)
         assert a.totals.params == sum(p.numel() for p in model.parameters()) == 16 * 16 + 16
         assert a.totals.macs == 2 * 16 * 16
+
+
+class Experts(torch.nn.Module):
+    """A mixture of experts' MLP as transformers 5 runs it: tokens sorted by expert, one torch._grouped_mm
+    per projection (``offs``: where each expert's tokens end); ``how`` gives the other shapes it takes."""
+
+    def __init__(self, how: str = "ragged rows"):
+        super().__init__()
+        self.how = how
+        self.w = torch.nn.Parameter(torch.randn(2, 8, 16) if how != "ragged columns" else torch.randn(8, 16))
+
+    def forward(self, x):
+        if self.how == "batched":
+            return torch._grouped_mm(x, self.w)
+        if self.how == "ragged inner":
+            return torch._grouped_mm(x, self.w.flatten(0, 1), offs=torch.tensor([8, 16], dtype=torch.int32))
+        if self.how == "ragged columns":
+            return torch._grouped_mm(x, self.w, offs=torch.tensor([4, 16], dtype=torch.int32))
+        return torch._grouped_mm(x, self.w, offs=torch.tensor([5, x.shape[0]], dtype=torch.int32))
+
+
+@pytest.mark.parametrize("how,size,per_group", [
+    ("ragged rows", (12, 8), lambda x, w: [x[:5] @ w[0], x[5:] @ w[1]]),
+    ("batched", (2, 8, 8), lambda x, w: [x[0] @ w[0], x[1] @ w[1]]),
+    ("ragged inner", (8, 16), lambda x, w: [x[:, :8] @ w.flatten(0, 1)[:8], x[:, 8:] @ w.flatten(0, 1)[8:]]),
+    ("ragged columns", (2, 8, 8), lambda x, w: [x[0] @ w[:, :4], x[1] @ w[:, 4:]])])
+def test_grouped_products_are_the_sum_of_their_groups(how, size, per_group):
+    """torch._grouped_mm, which flop_counter has no formula for (a mixture of experts' MLPs were 0 MACs): its
+    MACs are those of the groups' products one by one, as flop_counter counts them, and so are its gradients'."""
+    import archcalc
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = Experts(how)
+    x = torch.randn(size)
+    a = archcalc.analyze(model, size, device="cpu", backward=True)
+    with FlopCounterMode(display=False) as counter:
+        torch.stack([p.sum() for p in per_group(x, model.w)]).sum().backward()
+    assert 2 * a.totals.macs * 2 == counter.get_total_flops()  # (forward + ∂W, each the products' MACs)
+    assert a.totals.backward_macs == a.totals.macs
+    assert torch.allclose(torch.cat([p.flatten() for p in per_group(x, model.w)]).sort().values,
+                          model(x).flatten().sort().values, atol=1e-4)  # (the groups are the operation's)

@@ -1,10 +1,11 @@
 """Linear layers and every matrix product: nn.Linear, F.linear, matmul / @, mm, bmm, mv, dot, addmm,
-baddbmm, addbmm, addmv, einsum.
+baddbmm, addbmm, addmv, grouped_mm (a mixture of experts'), einsum.
 
 Symbols: a product of (..., M, K) by (..., K, N) gives (..., M, N) after broadcasting the batch dims.
   Linear:   MACs = rows*n_in*n_out, rows = the product of the input's leading dims (N, or N*L tokens)
   matmul:   MACs = (elements of the broadcast output)*K: each output is a dot product of K terms
   addmm, baddbmm, addmv:  the product's MACs, + 1 add per output for the added input (element-wise)
+  grouped_mm:  each row of A by its group's K x N matrix: MACs = (outputs)*K (flop_counter has no formula)
   einsum:   each pairwise contraction costs the product of the sizes of every index it multiplies
             (indices summed within one operand are summed first, element-wise), operands taken in
             the order PyTorch contracts them (left to right; opt_einsum's path when torch uses it)
@@ -97,6 +98,19 @@ def addmm(call: OpCall) -> Count:
         count = product_count(macs_out, inner, prod(out) + prod(macs_out) - prod(out))
         return count
     return product_count(out, inner, prod(out))
+
+
+@OPS.register("_grouped_mm", "grouped_mm")
+def grouped_mm(call: OpCall) -> Count:
+    """A mixture of experts' products (torch._grouped_mm, F.grouped_mm): each row of A by its group's matrix.
+    (M, K) by (G, K, N), rows split by ``offs``; (G, M, K) by (G, K, N); (G, M, K) by (K, N), columns split:
+    MACs = (outputs)*K, every row counted once (offs[-1] = M, as a router's sorted tokens give it). (M, K) by
+    (K, N) with K split into G groups, giving (G, M, N): MACs = M*K*N. An added bias: one add per output."""
+    a, b, out = call.inputs[0], call.inputs[1], call.output
+    added = prod(out) if call.arg(3, "bias") is not None else 0
+    if len(a) == 2 and len(b) == 2:
+        return product_count((a[0], b[1]), a[1], added)
+    return product_count(out, a[-1], added)
 
 
 # -- einsum -------------------------------------------------------------------------------------
@@ -246,6 +260,11 @@ def matmul_backward(call: OpCall, needs: Needs) -> Count:
 @GRAD_OPS.register("addmm", "baddbmm", "addmv", "addbmm")
 def addmm_backward(call: OpCall, needs: Needs) -> Count:
     return repeated(addmm(call), ("∂A", needs.input(1)), ("∂B", needs.input(2)))
+
+
+@GRAD_OPS.register("_grouped_mm", "grouped_mm")
+def grouped_mm_backward(call: OpCall, needs: Needs) -> Count:
+    return repeated(grouped_mm(call), ("∂A", needs.input(0)), ("∂B", needs.input(1)))
 
 
 @GRAD_OPS.register("einsum")
