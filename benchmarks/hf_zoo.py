@@ -59,6 +59,10 @@ def _zoo():
         "gpt-neo": (lambda: t.GPTNeoForCausalLM(t.GPTNeoConfig(
             hidden_size=256, num_layers=4, num_heads=8, attention_types=[[["global", "local"], 2]],
             window_size=16)), TOKENS, IDS),
+        "qwen3-gqa": (lambda: t.Qwen3ForCausalLM(t.Qwen3Config(  # (SDPA with enable_gqa: the CPU's flash kernel)
+            vocab_size=32000, hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,
+            num_key_value_heads=2, head_dim=64, **sdpa)), TOKENS, IDS),
+        "big-bird": (lambda: t.BigBirdModel(t.BigBirdConfig(**small)), TOKENS, IDS),  # (a layer built in forward)
         "opt": (lambda: t.OPTForCausalLM(t.OPTConfig(ffn_dim=1024, word_embed_proj_dim=256, **small)), TOKENS, IDS),
         "mamba": (lambda: t.MambaForCausalLM(t.MambaConfig(hidden_size=128, num_hidden_layers=2, vocab_size=1000)),
                   [(2, 32)], IDS),
