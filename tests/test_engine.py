@@ -378,5 +378,8 @@ def test_grouped_products_are_the_sum_of_their_groups(how, size, per_group):
         torch.stack([p.sum() for p in per_group(x, model.w)]).sum().backward()
     assert 2 * a.totals.macs * 2 == counter.get_total_flops()  # (forward + ∂W, each the products' MACs)
     assert a.totals.backward_macs == a.totals.macs
+    on_meta = archcalc.analyze(model, size, device="meta", backward=True)  # (its meta kernel refuses float32:
+    assert (on_meta.totals.macs, on_meta.totals.backward_macs) == (a.totals.macs, a.totals.backward_macs)  # stand_ins)
+    assert [r.output_shapes for r in on_meta.layers] == [r.output_shapes for r in a.layers]
     assert torch.allclose(torch.cat([p.flatten() for p in per_group(x, model.w)]).sort().values,
                           model(x).flatten().sort().values, atol=1e-4)  # (the groups are the operation's)

@@ -34,6 +34,7 @@ from archcalc.analysis.counting import (GRAD_OPS, NO_PRODUCTS, NOT_COUNTED, OPS,
                                        counter_for_type, grad_counter_for_type, op_name, with_elementwise)
 from archcalc.analysis.origins import origin
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
+from archcalc.analysis.stand_ins import stand_in
 from archcalc.formulas.params import tensor_params
 
 # The hooks' own tensor queries (shape, numel, element_size) are not operations of the model:
@@ -369,6 +370,9 @@ class Tracer(TorchFunctionMode):
         try:
             result = func(*args, **kwargs)
         except Exception:
+            result = stand_in(func, args, kwargs)  # (a meta kernel that refuses what the CPU's runs)
+            if result is not None:
+                return self._traced(func, args, kwargs, result)
             parent = self.current
             if self.failed_op is None and parent is not None and self.layer is None:
                 name = op_name(func)
@@ -376,6 +380,9 @@ class Tracer(TorchFunctionMode):
                 self.failed_op = (f"{parent.name}.{name}" if parent.name else name, name, shapes_of(given),
                                   args, kwargs)
             raise
+        return self._traced(func, args, kwargs, result)
+
+    def _traced(self, func, args, kwargs, result):
         parent = self.current
         if parent is None:
             return result

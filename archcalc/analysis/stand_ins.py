@@ -1,0 +1,42 @@
+"""Stand-ins for meta kernels that refuse what the CPU's kernels run, so that an analysis on the meta device
+goes on: each gives the output the CPU's kernel gives (its shape and dtype), joined to its inputs for
+autograd; the row's counts come from the operation's formula, as every row's do. Only the analysis (the
+tracer) uses them: a simulated training step needs the kernel's own saved tensors, and keeps PyTorch's
+refusal.
+
+  _grouped_mm   PyTorch 2.11-2.13's meta kernel takes bfloat16 only ("Expected inputs of BF16 type"); the
+                CPU's takes float32 too, as transformers 5's mixture-of-experts layers (Mixtral, Qwen2-MoE)
+                call it. (M, K) by (G, K, N) gives (M, N); (G, M, K) by (G, K, N) gives (G, M, N); (M, K) by
+                (K, N) with offs of G groups gives (G, M, N); (G, M, K) by (K, N) gives (M, N).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def stand_in(func, args: tuple, kwargs: dict):
+    """The output of ``func`` where its meta kernel refused inputs its CPU kernel takes; None otherwise."""
+    if func is torch._grouped_mm or func is getattr(F, "grouped_mm", None):
+        return _grouped_mm(*args, **kwargs)
+    return None
+
+
+def _grouped_mm(mat_a=None, mat_b=None, offs=None, bias=None, out_dtype=None):
+    a, b = mat_a, mat_b
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.is_meta and b.is_meta) \
+            or a.dim() not in (2, 3) or b.dim() not in (2, 3):
+        return None
+    if a.dim() == 2 and b.dim() == 2:
+        if offs is None:
+            return None
+        shape = (offs.shape[0], a.shape[0], b.shape[1])
+    elif a.dim() == 3 and b.dim() == 3:
+        shape = (a.shape[0], a.shape[1], b.shape[2])
+    else:
+        shape = (a.shape[0], b.shape[2]) if a.dim() == 2 else (a.shape[1], b.shape[1])
+    out = torch.zeros(shape, dtype=out_dtype or a.dtype, device="meta")
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        out = out + (a.sum() + b.sum()).to(out.dtype) * 0  # (joined to both for autograd)
+    return out
