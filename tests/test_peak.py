@@ -401,3 +401,17 @@ def test_the_gradients_of_convolution_and_batch_norm_take_the_cpus_layouts():
         with layouts("cpu"):
             simulated = strides("meta", *case)
         assert simulated == strides("cpu", *case), case
+
+
+def test_a_meta_kernel_that_refuses_float32_runs_the_steps_on_the_cpu():
+    """torch._grouped_mm's meta kernel takes bfloat16 only (a mixture of experts in float32): the steps run on
+    the CPU, as for a forward that reads values, and say why; CUDA's peak is refused with the reason."""
+    from archcalc.models.user import module_entry
+    from tests.test_engine import Experts
+
+    entry = module_entry(nn.Sequential(Experts(), nn.Tanh()), (8,))  # (the CPU's backward takes no expanded ∂y)
+    peak = simulate(entry, None, 12, "adam", device="cpu")
+    assert peak.allocated == real_cpu_peak(entry, (12, 8), "adam") and peak.real
+    assert "calls torch._grouped_mm in float32, which the meta device's kernel refuses" in peak.notes[0]
+    with pytest.raises(InputError, match="so its CUDA peak cannot be simulated; its CPU peak can: --device cpu"):
+        simulate(entry, None, 12, "adam", device="cuda")

@@ -1,10 +1,10 @@
 """Stand-ins for meta kernels that refuse what the CPU's kernels run, so that an analysis on the meta device
 goes on: each gives the output the CPU's kernel gives (its shape and dtype), joined to its inputs for
 autograd; the row's counts come from the operation's formula, as every row's do. Only the analysis (the
-tracer) uses them: a simulated training step needs the kernel's own saved tensors, and keeps PyTorch's
-refusal.
+tracer) uses them: a simulated training step needs the kernel's own saved tensors, so there meta_refusal()
+names the refusal, and the steps run on the CPU where they fit (training/peak.py's meta_else_cpu).
 
-  _grouped_mm   PyTorch 2.11-2.13's meta kernel takes bfloat16 only ("Expected inputs of BF16 type"); the
+  _grouped_mm   PyTorch 2.11-2.14's meta kernel takes bfloat16 only ("Expected inputs of BF16 type"); the
                 CPU's takes float32 too, as transformers 5's mixture-of-experts layers (Mixtral, Qwen2-MoE)
                 call it. (M, K) by (G, K, N) gives (M, N); (G, M, K) by (G, K, N) gives (G, M, N); (M, K) by
                 (K, N) with offs of G groups gives (G, M, N); (G, M, K) by (K, N) gives (M, N).
@@ -21,6 +21,29 @@ def stand_in(func, args: tuple, kwargs: dict):
     if func is torch._grouped_mm or func is getattr(F, "grouped_mm", None):
         return _grouped_mm(*args, **kwargs)
     return None
+
+
+def meta_refusal(error: BaseException | None) -> str | None:
+    """What a meta kernel of the list above refused, said as the rest of a sentence ("the forward pass of X
+    ..."), where ``error`` (or its cause) is that refusal; None otherwise."""
+    while error is not None:
+        if isinstance(error, RuntimeError) and "float32" in str(error) and _raised_in(error, "grouped_mm"):
+            return ("calls torch._grouped_mm in float32, which the meta device's kernel refuses (it takes "
+                    "bfloat16 only; the CPU's takes float32)")
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _raised_in(error: BaseException, kernel: str) -> bool:
+    """Whether PyTorch's meta kernel of ``kernel`` raised ``error`` (its wording differs between releases:
+    "Expected inputs of BF16 type" in 2.11 and 2.13, "Expected mat_a to be BFloat16" in 2.14)."""
+    frame = error.__traceback__
+    while frame is not None:
+        code = frame.tb_frame.f_code
+        if code.co_filename.endswith("_meta_registrations.py") and kernel in code.co_name:
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def _grouped_mm(mat_a=None, mat_b=None, offs=None, bias=None, out_dtype=None):

@@ -43,6 +43,7 @@ from torch.utils._pytree import tree_leaves
 from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, out_of_memory, resolve_dtype
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.placement import CPU_INPUT, free_memory, refuses_meta, user_line
+from archcalc.analysis.stand_ins import meta_refusal
 from archcalc.errors import ForwardError, InputError
 from archcalc.formulas.numbers import human_bytes
 from archcalc.models.registry import ModelEntry
@@ -324,14 +325,17 @@ def meta_else_cpu(run, name: str, device: str, elements: int):
     try:
         return run(torch.device("meta")), ()
     except ForwardError as failure:
-        if not refuses_meta(failure.__cause__):
+        refused, values = meta_refusal(failure.__cause__), " (that needs the values on the meta device)"
+        if refused:  # (a meta kernel that refuses what the CPU's runs: the CPU's steps are the answer too)
+            reads, values = f"the forward pass of {name} {refused}", ""
+        elif not refuses_meta(failure.__cause__):
             raise
-        where = user_line(failure.__cause__)
-        reads = f"{where + ': ' if where else ''}the forward pass of {name} reads a tensor's value, which the meta " \
-                f"device cannot give"
+        else:
+            where = user_line(failure.__cause__)
+            reads = f"{where + ': ' if where else ''}the forward pass of {name} reads a tensor's value, which the " \
+                    f"meta device cannot give"
     if device != "cpu":
-        raise InputError(f"{reads}, so its CUDA peak cannot be simulated (that needs the values on the meta "
-                         f"device); its CPU peak can: --device cpu")
+        raise InputError(f"{reads}, so its CUDA peak cannot be simulated{values}; its CPU peak can: --device cpu")
     if elements > CPU_INPUT:
         raise InputError(f"{reads}, and its input of {elements:,} elements is too large to run its steps on the CPU "
                          f"here (at most {CPU_INPUT:,}): give a smaller --batch or --input")
