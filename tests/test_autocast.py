@@ -296,3 +296,22 @@ def test_a_group_norm_of_a_bfloat16_map_keeps_the_cpus_dtypes():
     entry = module_entry(net, (3, 32, 32))
     assert simulate(entry, None, 2, "adam", device="cpu", amp="bfloat16").allocated == \
         real_cpu_peak(entry, (2, 3, 32, 32), "adam", "bfloat16")
+
+
+class Fourier(torch.nn.Module):
+    """FNet's token mixing: torch.fft.fftn, of CPU autocast's float32 list (its FFTs take no bfloat16)."""
+
+    def __init__(self):
+        super().__init__()
+        self.mix = torch.nn.Linear(16, 16)
+
+    def forward(self, x):
+        return torch.fft.fftn(self.mix(x), dim=(1, 2)).real
+
+
+def test_fourier_transforms_run_in_float32_under_cpu_autocast():
+    from archcalc.models.user import module_entry
+
+    entry = module_entry(Fourier(), (8, 16))
+    assert simulate(entry, None, 2, "adam", device="cpu", amp="bfloat16").allocated == \
+        real_cpu_peak(entry, (2, 8, 16), "adam", "bfloat16")

@@ -68,8 +68,9 @@ CUDA = {
     "promote": {"addcdiv", "addcmul", "atan2", "bilinear", "cross", "dot", "grid_sampler", "index_put", "scatter_add",
                 "tensordot", "vdot"},
 }
-# CPU: the AutocastCPU registrations of autocast_mode.cpp (the fp32 list without its linear-algebra, FFT and
-# quantisation entries, which no network here calls: an escape among them is refused all the same)
+# CPU: the AutocastCPU registrations of autocast_mode.cpp (the fp32 list without its linear-algebra and
+# quantisation entries, which no network here calls: an escape among them is refused all the same; its FFTs,
+# which Hugging Face's FNet calls, are in)
 CPU = {
     "lower": {"conv1d", "conv2d", "conv3d", "bmm", "mm", "linalg_vecdot", "baddbmm", "addmm", "_addmm_activation",
               "addbmm", "linear", "_convolution", "matmul", "conv_tbc", "mkldnn_rnn_layer", "conv_transpose1d",
@@ -82,7 +83,9 @@ CPU = {
              "hinge_embedding_loss", "poisson_nll_loss", "smooth_l1_loss", "cross_entropy_loss", "l1_loss",
              "huber_loss", "margin_ranking_loss", "soft_margin_loss", "triplet_margin_loss", "multi_margin_loss",
              "ctc_loss", "kl_div", "multilabel_margin_loss", "binary_cross_entropy_with_logits",
-             "fractional_max_pool2d", "fractional_max_pool3d", "adaptive_max_pool3d"},
+             "fractional_max_pool2d", "fractional_max_pool3d", "adaptive_max_pool3d",
+             "fft_fft", "fft_ifft", "fft_fft2", "fft_ifft2", "fft_fftn", "fft_ifftn", "fft_rfft", "fft_irfft",
+             "fft_rfft2", "fft_irfft2", "fft_rfftn", "fft_irfftn", "fft_hfft", "fft_ihfft"},
     "set dtype": set(),
     "promote": {"stack", "cat", "index_copy"},
     # not autocast entries, but composites of one (bmm, mm): replayed, their parts cast (_Region.replayed)
@@ -96,7 +99,8 @@ DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
 # Where a model reaches an operation, by the name autocast knows it by: the namespaces searched for each
 # name, and the operators and Python-level names that are the same operation.
-_OWNERS = (torch, F, torch.Tensor, torch.linalg, torch._C._nn)
+_OWNERS = (torch, F, torch.Tensor, torch.linalg, torch._C._nn, torch.fft)
+_PREFIXES = {torch.fft: "fft_"}  # (torch.fft.fftn is autocast's fft_fftn)
 _ALIASES = {"__matmul__": "matmul", "__rmatmul__": "matmul", "__pow__": "pow", "__rpow__": "pow",
             "cross_entropy": "cross_entropy_loss", "vecdot": "linalg_vecdot", "multi_dot": "linalg_multi_dot",
             "vector_norm": "linalg_vector_norm", "matrix_norm": "linalg_matrix_norm"}
@@ -319,16 +323,17 @@ class _Watch(TorchDispatchMode):
         return out
 
 
-def _entry_points(policy: dict) -> list[tuple[object, str, object]]:
-    """(owner, name, function): every callable a model can reach a policy's operation by (a tensor method
-    of the C base class too: torch.Tensor shadows it while the region is open)."""
+def _entry_points(policy: dict) -> list[tuple[object, str, object, str]]:
+    """(owner, name, function, its kind in the policy): every callable a model can reach a policy's operation
+    by (a tensor method of the C base class too: torch.Tensor shadows it while the region is open)."""
     found = []
     for owner in _OWNERS:
         names = set(vars(owner)) | (set(dir(torch._C.TensorBase)) if owner is torch.Tensor else set())
         for name in sorted(names):
             function = getattr(owner, name, None)
-            if _policy_of(name, policy) and callable(function) and not isinstance(function, type):
-                found.append((owner, name, function))
+            kind = _policy_of(_PREFIXES.get(owner, "") + name, policy)
+            if kind and callable(function) and not isinstance(function, type):
+                found.append((owner, name, function, kind))
     return found
 
 
@@ -340,8 +345,7 @@ def autocast(device: str, dtype: str, copies: set[int] | None = None):
     region = _Region(device, DTYPES[dtype], set() if copies is None else copies)
     try:
         with TURN:  # (the functions read are PyTorch's, not another thread's simulation's)
-            points = [(owner, name, region.wrap(function, _policy_of(name, policy)))
-                      for owner, name, function in _entry_points(policy)]
+            points = [(owner, name, region.wrap(function, kind)) for owner, name, function, kind in _entry_points(policy)]
             # (the model's own torch.autocast regions inside, on this device or "meta", turn it off or on)
             with replaced(points), meta_autocast(("meta", device), region.states), _Watch(region):
                 yield region
