@@ -293,7 +293,8 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
     for x in _flat([args, list(kwargs.values())]):
         tracer.watch_input(x)
     try:
-        with torch.set_grad_enabled(backward), meta_autocast(), tracer:  # (torch.autocast("meta") allowed)
+        on_meta = meta_autocast() if device.type == "meta" else contextlib.nullcontext()  # (torch.autocast("meta"))
+        with torch.set_grad_enabled(backward), on_meta, tracer:
             output = model(*args, **kwargs)
     except Exception as error:  # the model's own code failed: say where, with what, and why
         failure = ForwardError(_failure(name, inputs, tracer, error))

@@ -227,37 +227,39 @@ class _Region:
         keeps what it keeps for each and the tracker sees each storage made."""
         record = _Record(self)
         calls = record.calls
-        self.depth += 1
         try:
-            with _disable_current_modes(), torch.no_grad(), record:
-                result = function(*args, **kwargs)
+            self.depth += 1  # (autocast is off inside: the recording casts as the policy says, by itself)
+            try:
+                with _disable_current_modes(), torch.no_grad(), record:
+                    result = function(*args, **kwargs)
+            finally:
+                self.depth -= 1
             made = {id(t): t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
 
             def replay(x):
                 return made.get(id(x), x) if isinstance(x, torch.Tensor) else x
 
-            last = {}  # each recorded tensor's last use (the result's: after the last call), so that the
-            for i, (_, a, k, _, _) in enumerate(calls):  # replay frees what the composite's kernel frees
-                last.update((id(t), i) for t in tree_leaves((a, k)) if isinstance(t, torch.Tensor))
+            last = {}  # each recorded tensor's last use (the result's: after the last call), so that the replay
+            for i, (_, given, _, _) in enumerate(calls):  # frees what the composite's kernel frees
+                last.update((id(t), i) for t in tree_leaves(given) if isinstance(t, torch.Tensor))
             last.update((id(t), len(calls)) for t in tree_leaves(result) if isinstance(t, torch.Tensor))
-            for i, (func, a, k, kind, out) in enumerate(calls):
-                a, k = tree_map(replay, (a, k))
-                if kind in ("lower", "fp32", "promote"):
-                    self.depth -= 1  # (the cast as at the top level: a cached weight copy too)
-                    try:
-                        a, k = self.cast_all((a, k), self.target(kind, a, k))
-                    finally:
-                        self.depth += 1
-                got = func(*a, **k)
+            for i, (func, given, kind, out) in enumerate(calls):
+                a, k = tree_map(replay, given)
+                if kind in ("lower", "fp32", "promote"):  # (cast as at the top level: a cached weight copy too)
+                    a, k = self.cast_all((a, k), self.target(kind, a, k))
+                self.depth += 1  # (its arguments cast already: nothing for the watch to find)
+                try:
+                    got = func(*a, **k)
+                finally:
+                    self.depth -= 1
                 made.update((id(o), g) for o, g in zip(tree_leaves(out), tree_leaves(got))
                             if isinstance(o, torch.Tensor) and last.get(id(o), -1) > i)
-                for t in tree_leaves((calls[i][1], calls[i][2])):
+                for t in tree_leaves(given):
                     if isinstance(t, torch.Tensor) and last.get(id(t)) == i:
                         made.pop(id(t), None)
                 del a, k, got
             return tree_map(replay, result)
         finally:
-            self.depth -= 1
             calls.clear()  # (the recorded inputs are the model's tensors: not to be kept past the call)
 
     def _half_to_float(self, function, first, args, kwargs) -> bool:
@@ -284,7 +286,7 @@ class _Record(TorchDispatchMode):
     def __init__(self, region: _Region):
         super().__init__()
         self.region, self.policy = region, POLICIES[region.device]
-        self.calls: list = []  # (func, args, kwargs, kind, output)
+        self.calls: list = []  # (func, (args, kwargs), kind, output)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kind, kwargs = _policy_of(func.overloadpacket.__name__, self.policy), kwargs or {}
@@ -293,7 +295,7 @@ class _Record(TorchDispatchMode):
             to = self.region.target(kind, args, kwargs)
             cast = tree_map(lambda t: t.to(to) if _eligible(t) and t.dtype != to else t, (args, kwargs))
         out = func(*cast[0], **cast[1])
-        self.calls.append((func, args, kwargs, kind, out))
+        self.calls.append((func, (args, kwargs), kind, out))
         return out
 
 
@@ -345,7 +347,8 @@ def autocast(device: str, dtype: str, copies: set[int] | None = None):
     region = _Region(device, DTYPES[dtype], set() if copies is None else copies)
     try:
         with TURN:  # (the functions read are PyTorch's, not another thread's simulation's)
-            points = [(owner, name, region.wrap(function, kind)) for owner, name, function, kind in _entry_points(policy)]
+            points = [(owner, name, region.wrap(function, kind))
+                      for owner, name, function, kind in _entry_points(policy)]
             # (the model's own torch.autocast regions inside, on this device or "meta", turn it off or on)
             with replaced(points), meta_autocast(("meta", device), region.states), _Watch(region):
                 yield region

@@ -22,6 +22,7 @@ autocast.
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -187,7 +188,8 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
         tracer = _SavingTracer(model)
         recorder = _SavedRecorder(model, tracer, given)
         try:
-            with saved_tensors_hooks(recorder.pack, lambda t: t), meta_autocast(), tracer:
+            with saved_tensors_hooks(recorder.pack, lambda t: t), \
+                    meta_autocast() if on.type == "meta" else nullcontext(), tracer:
                 given.into(model)
         except Exception as error:
             raise ForwardError(f"training forward pass of {entry.name} failed: {str(error).splitlines()[0]}") \

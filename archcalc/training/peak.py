@@ -386,7 +386,8 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
 
         def forward():  # the device's attention kernels; autocast's policy, its cached casts kept in live.casts
             stack = ExitStack()
-            stack.enter_context(meta_autocast())  # (a model's torch.autocast("meta"); with amp, autocast's own)
+            if on.type == "meta":  # (a model's torch.autocast("meta"); with amp, autocast's own follows it)
+                stack.enter_context(meta_autocast())
             stack.enter_context(fused_attention(device))
             stack.enter_context(cpu_recurrence(device))
             if amp:
