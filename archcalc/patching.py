@@ -19,13 +19,18 @@ TURN = threading.RLock()  # held by the thread whose simulation has torch's func
 @contextmanager
 def replaced(points):
     """Open while ``points`` ((owner, name, replacement) each) are set on their owners for this thread. A
-    name the owner inherits (a tensor method of the C base class) is deleted afterwards, not set back."""
+    name the owner inherits (a tensor method of the C base class) is deleted afterwards, not set back. A
+    class method (torch.autograd.Function.apply) stays one: its replacement is called with the class."""
     with TURN:
         thread = threading.get_ident()
-        saved = [(owner, name, getattr(owner, name), name in vars(owner)) for owner, name, _ in points]
+        saved = [(owner, name, vars(owner)[name] if name in vars(owner) else getattr(owner, name), name in vars(owner))
+                 for owner, name, _ in points]
         try:
             for (owner, name, replacement), (_, _, original, _) in zip(points, saved):
-                setattr(owner, name, _on(thread, replacement, original))
+                if isinstance(original, classmethod):
+                    setattr(owner, name, classmethod(_on(thread, replacement, original.__func__)))
+                else:
+                    setattr(owner, name, _on(thread, replacement, original))
             yield
         finally:
             for owner, name, original, owned in reversed(saved):

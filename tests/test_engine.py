@@ -383,3 +383,38 @@ def test_grouped_products_are_the_sum_of_their_groups(how, size, per_group):
     assert [r.output_shapes for r in on_meta.layers] == [r.output_shapes for r in a.layers]
     assert torch.allclose(torch.cat([p.flatten() for p in per_group(x, model.w)]).sort().values,
                           model(x).flatten().sort().values, atol=1e-4)  # (the groups are the operation's)
+
+
+class ScalarMask(torch.nn.Module):
+    """Scores masked with a CPU 0-dim tensor as the value (Hugging Face's SEW-D and DeBERTa-style XSoftmax:
+    ``masked_fill(mask, torch.tensor(torch.finfo(dtype).min))``), which the meta kernel refuses; and a
+    position table handed to a LayerNorm as its input (SEW-D's rel_embeddings.weight)."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = torch.nn.Linear(8, 8)
+        self.table = torch.nn.Parameter(torch.randn(6, 8))
+        self.norm = torch.nn.LayerNorm(8)
+
+    def forward(self, x):
+        scores = self.q(x) @ self.norm(self.table).t()
+        return scores.masked_fill(scores > 0, torch.tensor(torch.finfo(scores.dtype).min)).softmax(-1)
+
+
+def test_a_cpu_scalar_value_and_a_parameter_given_to_a_layer():
+    import archcalc
+
+    model = ScalarMask()
+    a, cpu = (archcalc.analyze(model, (2, 4, 8), device=d, backward=True) for d in ("meta", "cpu"))
+    assert [(r.name, r.output_shapes, r.macs, r.params) for r in a.records] == \
+        [(r.name, r.output_shapes, r.macs, r.params) for r in cpu.records]
+    assert a.totals.macs == 2 * 4 * 8 * 8 + 2 * 4 * 8 * 6
+    norm = next(r for r in a.records if r.name == "norm")
+    assert norm.params == 8 + 8 + 6 * 8 and norm.formulas["params"] == "weight 8 + bias 8 + table 6*8 = 64"
+    assert not any("did not run" in n for n in a.notes) and a.totals.params == sum(p.numel() for p in model.parameters())
+    x = torch.randn(2, 4, 8)
+    with torch.device("meta"):
+        refused = torch.empty(2, 4, 6)
+    with pytest.raises(RuntimeError, match="same device"):  # (what the stand-in is for)
+        refused.masked_fill(refused > 0, torch.tensor(-1.0))
+    assert model(x).shape == (2, 4, 6)

@@ -415,3 +415,14 @@ def test_a_meta_kernel_that_refuses_float32_runs_the_steps_on_the_cpu():
     assert "calls torch._grouped_mm in float32, which the meta device's kernel refuses" in peak.notes[0]
     with pytest.raises(InputError, match="so its CUDA peak cannot be simulated; its CPU peak can: --device cpu"):
         simulate(entry, None, 12, "adam", device="cuda")
+
+
+def test_a_cpu_scalar_value_in_masked_fill_takes_no_device_memory():
+    """masked_fill with a CPU 0-dim value (refused by the meta kernel): the steps run on the meta device, the
+    value as a number, and the peak is the CPU's own."""
+    from archcalc.models.user import module_entry
+    from tests.test_engine import ScalarMask
+
+    entry = module_entry(ScalarMask(), (4, 8))
+    peak = simulate(entry, None, 2, "adam", device="cpu")
+    assert peak.allocated == real_cpu_peak(entry, (2, 4, 8), "adam") and not peak.notes

@@ -32,6 +32,8 @@ class Count(NamedTuple):
 NOT_COUNTED = Count(None, None, {}, "no formula: not counted")
 NO_PRODUCTS = Count(0, None, {}, "no products to differentiate")
 OFF_THE_PATH = Count(0, 0, {}, "no gradient reaches it: its output does not lead to the model's output")
+GRADIENTS_OFF = Count(0, 0, {}, "made with gradients off (torch.no_grad, or a custom autograd.Function's forward, "
+                                "whose own backward is counted on its row): autograd does not differentiate it")
 ELEMENTWISE_BACKWARD = ("element-wise backward work: one operation per forward element-wise operation where a gradient "
                         "flows (the local derivative applied to ∂y; a bias's ∂b sums ∂y), a declared rule")
 

@@ -17,7 +17,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 
 import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
 from archcalc.analysis import placement, tools
-from archcalc.analysis.counting import OFF_THE_PATH
+from archcalc.analysis.counting import GRADIENTS_OFF, OFF_THE_PATH
 from archcalc.analysis.diagnosis import explain
 from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.meta_autocast import meta_autocast
@@ -254,8 +254,9 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
         tracer, output = _trace(model, name, inputs, device, dtype, inner, backward)
         records = tracer.ordered()
         if backward:  # a row whose output leads nowhere gets no gradient
-            dead = tracer.off_the_path(output)
-            records = tuple(r._replace(backward=OFF_THE_PATH) if r.index in dead else r for r in records)
+            dead, off = tracer.off_the_path(output), tracer.gradients_off()
+            records = tuple(r._replace(backward=GRADIENTS_OFF) if r.index in off and r.backward is not None else
+                            r._replace(backward=OFF_THE_PATH) if r.index in dead else r for r in records)
         totals = _totals(tracer, records)
         output_shapes = tuple(tuple(t.shape) for t in _flat(output))
     del output  # (with backward, the autograd graph it holds)
@@ -296,6 +297,8 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
         on_meta = meta_autocast() if device.type == "meta" else contextlib.nullcontext()  # (torch.autocast("meta"))
         with torch.set_grad_enabled(backward), on_meta, tracer:
             output = model(*args, **kwargs)
+            if backward:
+                tracer.functions_unseen(output)
     except Exception as error:  # the model's own code failed: say where, with what, and why
         failure = ForwardError(_failure(name, inputs, tracer, error))
         ran = tracer.ordered()
@@ -474,6 +477,10 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
                      f"{', '.join(layers)} did not run): not counted")
     if uncounted:
         notes.append(f"not counted (no formula): {', '.join(sorted(uncounted))}")
+    unknown = {r.type: r.backward.note for r in records
+               if r.backward is not None and r.backward.macs is None and r.macs is not None}
+    if unknown:
+        notes.append("backward not counted: " + "; ".join(f"{kind} ({why})" for kind, why in sorted(unknown.items())))
     return tuple(notes)
 
 

@@ -8,18 +8,31 @@ names the refusal, and the steps run on the CPU where they fit (training/peak.py
                 CPU's takes float32 too, as transformers 5's mixture-of-experts layers (Mixtral, Qwen2-MoE)
                 call it. (M, K) by (G, K, N) gives (M, N); (G, M, K) by (G, K, N) gives (G, M, N); (M, K) by
                 (K, N) with offs of G groups gives (G, M, N); (G, M, K) by (K, N) gives (M, N).
+  masked_fill   with its value a 0-dim tensor on the CPU (``torch.tensor(torch.finfo(dtype).min)``, as
+                Hugging Face's SEW-D and DeBERTa-style XSoftmax write it): the CPU and CUDA take a CPU scalar
+                tensor; the meta kernel wants ``value`` on the meta device. The same call with the value as a
+                number (cast to the input's dtype as the tensor is, refused the same way where it overflows),
+                in the analysis and, by meta_fills(), in the simulated steps (no meta tensor made for it: on
+                CUDA the value takes no memory either).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from functools import partial
+
 import torch
 import torch.nn.functional as F
+
+from archcalc.patching import replaced
 
 
 def stand_in(func, args: tuple, kwargs: dict):
     """The output of ``func`` where its meta kernel refused inputs its CPU kernel takes; None otherwise."""
     if func is torch._grouped_mm or func is getattr(F, "grouped_mm", None):
         return _grouped_mm(*args, **kwargs)
+    if func in _MASKED_FILLS:
+        return _masked_fill(func, *args, **kwargs)
     return None
 
 
@@ -63,3 +76,28 @@ def _grouped_mm(mat_a=None, mat_b=None, offs=None, bias=None, out_dtype=None):
     if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
         out = out + (a.sum() + b.sum()).to(out.dtype) * 0  # (joined to both for autograd)
     return out
+
+
+_MASKED_FILLS = (torch.Tensor.masked_fill, torch.Tensor.masked_fill_, torch.masked_fill)
+
+
+def _masked_fill(func, input=None, mask=None, value=None):
+    if not (isinstance(input, torch.Tensor) and input.is_meta and isinstance(value, torch.Tensor)
+            and value.dim() == 0 and not value.is_meta and not value.requires_grad):
+        return None
+    return func(input, mask, value.item())
+
+
+@contextmanager
+def meta_fills():
+    """Open while a simulated step runs on the meta device: masked_fill with a CPU 0-dim value runs as the
+    analysis's stand-in runs it (this thread only, patching.py)."""
+    with replaced([(owner, name, partial(_filled, getattr(owner, name)))
+                   for owner, name in ((torch.Tensor, "masked_fill"), (torch.Tensor, "masked_fill_"),
+                                       (torch, "masked_fill"))]):
+        yield
+
+
+def _filled(func, *args, **kwargs):
+    out = _masked_fill(func, *args, **kwargs)
+    return func(*args, **kwargs) if out is None else out

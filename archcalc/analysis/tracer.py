@@ -15,9 +15,10 @@ is wrapped. benchmarks/speed.py measures the result against a bare meta forward 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import weakref
-from collections import Counter
+from collections import ChainMap, Counter
 from collections.abc import Mapping
 from functools import partial
 from math import prod
@@ -29,13 +30,14 @@ from torch import Tensor, nn
 from torch.nn.parameter import UninitializedTensorMixin
 from torch.overrides import TorchFunctionMode
 
-from archcalc.analysis import receptive
+from archcalc.analysis import custom_functions, receptive
 from archcalc.analysis.counting import (GRAD_OPS, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs, OpCall,
                                        counter_for_type, grad_counter_for_type, op_name, with_elementwise)
 from archcalc.analysis.origins import origin
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.analysis.stand_ins import stand_in
 from archcalc.formulas.params import tensor_params
+from archcalc.patching import replaced
 
 # The hooks' own tensor queries (shape, numel, element_size) are not operations of the model:
 # switching torch-function handling off around them saves the mode thousands of calls.
@@ -135,7 +137,12 @@ class Tracer(TorchFunctionMode):
         self.backward = backward
         # ... and the autograd node of each row's outputs as made, so that a row whose output leads nowhere
         # (an unused pooler, a head left out of the output) is known to get no gradient (off_the_path).
-        self.grad_nodes: dict[int, tuple] | None = {} if backward else None
+        # (None for a row made with gradients off, under torch.no_grad or in a custom autograd.Function's
+        # forward: autograd never differentiates it; see custom_functions.py.)
+        self.grad_nodes: dict[int, tuple | None] | None = {} if backward else None
+        self.functions_seen: set = set()  # the autograd nodes of the custom Functions whose rows are made
+        self.recomputing = 0  # inside torch.utils.checkpoint's reentrant forward: differentiated when run again
+        self._functions = contextlib.ExitStack()  # torch.autograd.Function.apply, the trace's while it runs
         # Deferred, each record is worked out after the forward pass, in one run (a fifth of the
         # trace's own cost saved, against the same work between the layers' kernels), but every
         # tensor is held till then, so only for the meta device, where tensors take no memory.
@@ -202,6 +209,10 @@ class Tracer(TorchFunctionMode):
                     forward = partial(_looked_up, forward)
                 own["forward"] = partial(traced_forward, settled, forward)
                 wrapped.append(own)
+            if self.backward:
+                apply = vars(torch.autograd.Function)["apply"].__func__
+                self._functions.enter_context(replaced([(torch.autograd.Function, "apply",
+                                                         partial(self._applied, apply))]))
         except BaseException:
             self._restore()
             raise
@@ -229,6 +240,7 @@ class Tracer(TorchFunctionMode):
             own["forward"] = forward
         self._wrapped.clear()
         self._own_forwards.clear()
+        self._functions.close()
 
     @property
     def current(self) -> _Frame | None:
@@ -240,6 +252,14 @@ class Tracer(TorchFunctionMode):
     def off_the_path(self, output) -> set[int]:
         """The rows (indices) whose outputs autograd made but the output's graph does not reach from
         ``output`` (the tensors a loss is taken from): the backward pass computes no gradient there."""
+        reached = self._reached(output)
+        return {index for index, nodes in (self.grad_nodes or {}).items()
+                if nodes is not None and any(n is not None for n in nodes)
+                and not any(n in reached for n in nodes if n is not None)}
+
+    @staticmethod
+    def _reached(output) -> set:
+        """The autograd nodes of ``output``'s graph."""
         roots = [t.grad_fn for t in _tensors(output) if t.grad_fn is not None]
         reached, stack = set(), roots
         while stack:
@@ -247,8 +267,12 @@ class Tracer(TorchFunctionMode):
             if node not in reached:
                 reached.add(node)
                 stack.extend(n for n, _ in node.next_functions if n is not None)
-        return {index for index, nodes in (self.grad_nodes or {}).items()
-                if any(n is not None for n in nodes) and not any(n in reached for n in nodes if n is not None)}
+        return reached
+
+    def gradients_off(self) -> set[int]:
+        """The rows made with gradients off (torch.no_grad, a custom autograd.Function's forward): autograd
+        computes no gradient for them, whatever their inputs need."""
+        return {index for index, nodes in (self.grad_nodes or {}).items() if nodes is None}
 
     def failing_frame(self) -> _Frame | None:
         """The innermost recorded module that was running when the forward pass stopped."""
@@ -307,7 +331,7 @@ class Tracer(TorchFunctionMode):
         if index is None:  # the model itself, not a row
             return output
         if self.grad_nodes is not None:
-            self.grad_nodes[index] = _grad_nodes(outputs)
+            self.grad_nodes[index] = _grad_nodes(outputs) if torch.is_grad_enabled() or self.recomputing else None
         if self.pending is None:
             with _NO_TORCH_FUNCTION():
                 leave(frame, inputs, outputs, shapes_in, shapes_out, self.next_index)
@@ -341,14 +365,24 @@ class Tracer(TorchFunctionMode):
                 fields[id(t)] = (weakref.ref(t), field)
         elif outputs:  # the output keeps what it had (an in-place layer's input field), if anything
             field = self._field(outputs[0])
-        # A layer owns its parameters (a leaf's own slots; an absent bias is None).
+        # A layer owns its parameters (a leaf's own slots; an absent bias is None), and one given to it as an
+        # input, if none used it before (SEW-D's relative position table, rel_embeddings.weight, into a
+        # LayerNorm): it did run, and its gradient is the layer's ∂x.
         own = module.parameters() if module._modules else module._parameters.values()
         grad = None
         if self.backward:
             own = list(own)
             grad = _gradient(grad_counter_for_type(type(module)), call, count, inputs, own)
+        foreign = [t for t in inputs if isinstance(t, nn.Parameter)]
+        if foreign:
+            own = [*own, *foreign]
         self._record(frame, type(module).__name__, LAYER, inputs, outputs, shapes_in, shapes_out, count, own, field, "",
                      grad)
+        if foreign:  # (named in full in the arithmetic: "weight" would read as the layer's own)
+            names = {id(p): n for n, p in self.model.named_parameters() if any(p is f for f in foreign)}
+            formulas = self.records[frame.index].formulas
+            if isinstance(formulas, Formulas) and formulas._names is not None:
+                formulas._names = ChainMap(names, self.param_names)
 
     def _leave_module(self, frame: _Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
                       end: int) -> None:
@@ -385,6 +419,8 @@ class Tracer(TorchFunctionMode):
     def _traced(self, func, args, kwargs, result):
         parent = self.current
         if parent is None:
+            if self.layer is not None:  # (a custom Function's backward, run after the forward pass)
+                self._backward_call(func, args, kwargs, result)
             return result
         outputs = _tensors(result)
         inputs = _tensors(args) + _tensors(kwargs)
@@ -398,7 +434,10 @@ class Tracer(TorchFunctionMode):
             raise
         layer = self.layer
         if layer is not None:  # counted by the layer's formula; kept only as what the layer called
-            layer.inner.append((origin(func), shapes_in, shapes_out))
+            if layer.counter is _BACKWARD_RUN:  # (a custom Function's backward, running: its calls are its cost)
+                layer.inner.append(OpCall(op_name(func), tuple(args), kwargs, shapes_in, shapes_out))
+            else:
+                layer.inner.append((origin(func), shapes_in, shapes_out))
             return result
         name = op_name(func)
         qualified = f"{parent.name}.{name}" if parent.name else name
@@ -406,7 +445,7 @@ class Tracer(TorchFunctionMode):
         index = self.next_index
         self.next_index += 1
         if self.grad_nodes is not None:
-            self.grad_nodes[index] = _grad_nodes(outputs)
+            self.grad_nodes[index] = _grad_nodes(outputs) if torch.is_grad_enabled() or self.recomputing else None
         # (The operation's own frame, though it runs no forward: its record is made as a module's is.)
         frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
                        [])
@@ -429,6 +468,115 @@ class Tracer(TorchFunctionMode):
         params = [t for t in inputs if isinstance(t, nn.Parameter) and not any(o is t for o in outputs)]
         grad = _gradient(GRAD_OPS.get(name), call, count, inputs, params) if self.backward else None
         self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, count, params, field, origin(func), grad)
+
+    # -- custom autograd Functions (custom_functions.py) -------------------------------------
+    def _applied(self, apply, cls, *args, **kwargs):
+        """torch.autograd.Function.apply while the trace counts gradients: the Function's forward runs (its
+        operations are rows, made with gradients off), then its backward once, its calls counted; a row of
+        the Function's own carries that count."""
+        parent = self.current
+        if parent is None or self.layer is not None:  # (inside a counted layer, or a Function's backward)
+            return apply(cls, *args, **kwargs)
+        if issubclass(cls, custom_functions.RECOMPUTED):
+            self.recomputing += 1
+            try:
+                return apply(cls, *args, **kwargs)
+            finally:
+                self.recomputing -= 1
+        first = self.next_index
+        result = apply(cls, *args, **kwargs)
+        outputs = _tensors(result)
+        if not outputs:
+            return result
+        node = custom_functions.node_of(outputs)
+        if node is None:
+            grad = custom_functions.no_backward(cls.__name__)
+        else:
+            self.functions_seen.add(node)
+            with _NO_TORCH_FUNCTION():
+                grads = [torch.zeros_like(t) for t in outputs]
+            grad = self._backward_of(cls.__name__, node, grads)
+        inputs = _tensors(args) + _tensors(kwargs)
+        qualified = f"{parent.name}.{cls.__name__}" if parent.name else cls.__name__
+        self.op_calls[qualified] += 1
+        index = self.next_index
+        self.next_index += 1
+        with _NO_TORCH_FUNCTION():
+            shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
+            if self.grad_nodes is not None:
+                self.grad_nodes[index] = _grad_nodes(outputs) if torch.is_grad_enabled() else None
+        frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
+                       [])
+        done = (frame, cls, first, inputs, outputs, shapes_in, shapes_out, grad)
+        if self.pending is None:
+            with _NO_TORCH_FUNCTION():
+                self._leave_function(*done)
+        else:
+            self.pending.append((self._leave_function, done))
+        return result
+
+    def functions_unseen(self, output) -> None:
+        """The rows, after all others, of the custom Functions in ``output``'s graph that were applied out of
+        the trace's sight (by an alias of their apply taken before it began, ``fn = F.apply``): their
+        backward counted as _applied counts it, where PyTorch tells the shapes of its ∂y (2.13 does)."""
+        for node in self._reached(output):
+            if not isinstance(node, torch.autograd.function.BackwardCFunction) or node in self.functions_seen:
+                continue
+            cls = getattr(node, "_forward_cls", None)
+            if cls is None or issubclass(cls, custom_functions.RECOMPUTED):
+                continue
+            grads = custom_functions.grads_for(node)
+            grad = (self._backward_of(cls.__name__, node, grads) if grads is not None else
+                    custom_functions.failed(cls.__name__, RuntimeError("PyTorch does not tell the shapes of its ∂y")))
+            self.functions_seen.add(node)
+            self.op_calls[cls.__name__] += 1
+            index = self.next_index
+            self.next_index += 1
+            frame = _Frame(None, index, cls.__name__, self.op_calls[cls.__name__], 1, None, None, [], [])
+            with _NO_TORCH_FUNCTION():
+                self._leave_function(frame, cls, index, [], [], (), (), grad)
+
+    def _backward_of(self, name: str, node, grads: list[Tensor]) -> Count:
+        """A Function's backward, run with ``grads`` as its ∂y, its calls counted (custom_functions.py)."""
+        calls: list[OpCall] = []
+        layer, self.layer = self.layer, _new_tuple(_Frame, (None, None, name, 0, 0, None, _BACKWARD_RUN, [], calls))
+        try:
+            custom_functions.run_backward(node, grads)  # (the mode on: it sees the backward's calls)
+            return custom_functions.backward_count(name, calls)
+        except Exception as error:  # (its backward needs values the meta device has not, or fails)
+            return custom_functions.failed(name, error)
+        finally:
+            self.layer = layer
+
+    def _leave_function(self, frame, cls, first: int, inputs: list, outputs: list, shapes_in: tuple,
+                        shapes_out: tuple, grad: Count) -> None:
+        """A custom Function's row: no forward cost of its own (its operations are the rows from ``first``),
+        the activations only of outputs none of them made, its backward's count."""
+        producers = self.producers
+        made = set()
+        for t in outputs:
+            entry = producers.get(id(t))
+            if entry is not None and entry[0]() is t and entry[1] >= first:
+                made.add(id(t))
+        field = self._field(outputs[0]) if outputs else None
+        note = f"custom autograd.Function: its forward's operations are the rows above it; {grad.note}"
+        self._record(frame, cls.__name__, OP, inputs, outputs, shapes_in, shapes_out, Count(0, 0, {}, note), (),
+                     field, f"{cls.__module__}.{cls.__qualname__}.apply", grad)
+        if made:  # (_record counted every output it did not take for an input or a view of one)
+            elements = size = 0
+            for t, shape in zip(outputs, shapes_out):
+                base = t._base
+                if id(t) not in made and not any(t is i or (base is not None and (base is i or base is i._base))
+                                                 for i in inputs):
+                    elements += prod(shape)
+                    size += prod(shape) * t.element_size()
+            self.records[frame.index] = self.records[frame.index]._replace(activation_elements=elements,
+                                                                           activation_bytes=size)
+
+    def _backward_call(self, func, args, kwargs, result) -> None:
+        outputs, inputs = _tensors(result), _tensors(args) + _tensors(kwargs)
+        if outputs and inputs:
+            self.layer.inner.append(OpCall(op_name(func), tuple(args), kwargs, shapes_of(inputs), shapes_of(outputs)))
 
     # -- receptive fields -----------------------------------------------------------------
     def watch_input(self, x: torch.Tensor) -> None:
@@ -497,6 +645,7 @@ class Tracer(TorchFunctionMode):
 
 
 _new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
+_BACKWARD_RUN = object()  # the counter of the frame a custom Function's backward runs in (Tracer._applied)
 
 _LOOKUPS = (nn.Embedding, nn.EmbeddingBag)
 _LOOKUP_FORWARDS = (nn.Embedding.forward, nn.EmbeddingBag.forward)

@@ -43,7 +43,7 @@ from torch.utils._pytree import tree_leaves
 from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, out_of_memory, resolve_dtype
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.placement import CPU_INPUT, free_memory, refuses_meta, user_line
-from archcalc.analysis.stand_ins import meta_refusal
+from archcalc.analysis.stand_ins import meta_fills, meta_refusal
 from archcalc.errors import ForwardError, InputError
 from archcalc.formulas.numbers import human_bytes
 from archcalc.models.registry import ModelEntry
@@ -388,6 +388,7 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
             stack = ExitStack()
             if on.type == "meta":  # (a model's torch.autocast("meta"); with amp, autocast's own follows it)
                 stack.enter_context(meta_autocast())
+                stack.enter_context(meta_fills())
             stack.enter_context(fused_attention(device))
             stack.enter_context(cpu_recurrence(device))
             if amp:

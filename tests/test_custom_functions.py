@@ -1,0 +1,231 @@
+"""Gradients autograd does not derive: a custom torch.autograd.Function (its own backward runs), a region
+under torch.no_grad (no backward at all), torch.utils.checkpoint. Each checked against flop_counter
+around a forward pass and loss.backward() on real tensors, or against the same network without the
+region."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+from torch.utils.flop_counter import FlopCounterMode
+
+import archcalc
+
+META, CPU = "meta", "cpu"
+
+
+def _flop_counter(model, shape) -> tuple[int, int]:
+    """(forward, backward) MACs as flop_counter counts them on the CPU."""
+    with FlopCounterMode(display=False) as counter:
+        y = model(torch.randn(shape))
+        forward = counter.get_total_flops()
+        y.sum().backward()
+    return forward // 2, (counter.get_total_flops() - forward) // 2
+
+
+def _ours(model, shape, device=META):
+    a = archcalc.analyze(model, [shape], device=device, backward=True)
+    return a, (a.totals.macs, a.totals.backward_macs)
+
+
+class ThreeProducts(torch.autograd.Function):
+    """Y = A·B whose backward does ∂A = ∂Y·Bᵀ and ∂B = Aᵀ·∂Y twice (a Function may do what it likes)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        return grad @ b.t(), a.t() @ grad + a.t() @ grad
+
+
+class StraightThrough(torch.autograd.Function):
+    """Rounding forward, ∂y passed on unchanged (a quantiser's straight-through estimator)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x @ x.t() @ x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class Custom(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(16, 8))
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return StraightThrough.apply(self.fc(ThreeProducts.apply(x, self.w)))
+
+
+@pytest.mark.parametrize("device", [META, CPU])
+def test_a_custom_function_costs_what_its_own_backward_runs(device):
+    """4 x 16 inputs: ThreeProducts' forward 4*16*8 = 512 MACs, its backward ∂A and ∂B twice = 3 * 512 (∂A too,
+    which autograd computes though x needs none, then drops); the linear layer ∂x + ∂W = 2 * 256; the straight-through estimator nothing, though its forward
+    has products (4*4*8 + 4*4*8 = 256 MACs) that autograd's rule would have differentiated."""
+    torch.manual_seed(0)
+    model = Custom()
+    a, counts = _ours(model, (4, 16), device)
+    assert counts == _flop_counter(model, (4, 16)) == (512 + 256 + 256, 3 * 512 + 2 * 256)
+    rows = {r.name: r for r in a.records}
+    assert rows["ThreeProducts"].backward.macs == 3 * 512 and rows["ThreeProducts"].macs == 0
+    assert rows["ThreeProducts"].backward.text()["macs"] == "ThreeProducts.backward: 3 × matmul 512 = 1,536"
+    assert rows["StraightThrough"].backward.macs == 0
+    inside = [r for r in a.records if r.type in ("matmul", "round")]
+    assert len(inside) == 4 and all(r.backward.macs == 0 and "gradients off" in r.backward.note for r in inside)
+    # a Function's row takes no activation of its own: its output is its last operation's, counted there
+    assert rows["ThreeProducts"].activation_bytes == rows["StraightThrough"].activation_bytes == 0
+    assert sum(r.activation_bytes for r in a.records) == 4 * (8 + 8 + 4 + 8 + 8) * 4  # (the transpose a view)
+
+
+class AliasProducts(nn.Module):
+    """A Function applied through an alias of its apply, taken at import (``fn = F.apply``, as many libraries
+    write it): the trace never sees the call, only the node in the graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(16, 8))
+        self.fc = nn.Linear(16, 16)
+
+    def forward(self, x):
+        return products(self.fc(x), self.w)
+
+
+products = ThreeProducts.apply
+
+
+def test_a_custom_function_applied_through_an_alias_is_found_in_the_graph():
+    torch.manual_seed(0)
+    model = AliasProducts()
+    a, counts = _ours(model, (4, 16))
+    assert counts == _flop_counter(model, (4, 16)) == (1024 + 512, 1024 + 3 * 512)  # (fc: ∂W only)
+    assert a.records[-1].name == "ThreeProducts" and a.records[-1].backward.macs == 3 * 512
+
+
+class UsesItem(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * float(x.abs().sum().item())
+
+
+def test_a_backward_that_reads_values_is_not_counted_on_meta_and_says_so():
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(8, 8))
+    model.forward = lambda x: UsesItem.apply(model[0](x))
+    a, (_, backward) = _ours(model, (2, 8))
+    assert next(r for r in a.records if r.name == "UsesItem").backward.macs is None
+    note = next(n for n in a.notes if n.startswith("backward not counted"))
+    assert "UsesItem.backward could not run here: Tensor.item() cannot be called on meta tensors" in note
+    assert "--device cpu" in note
+    cpu, counts = _ours(nn.Sequential(nn.Linear(8, 8)), (2, 8), CPU)
+    assert not any(n.startswith("backward not counted") for n in cpu.notes) and counts[1] == 2 * 8 * 8
+
+
+class Teacher(nn.Module):
+    """A frozen teacher's features under torch.no_grad beside a student's: its weights require gradients,
+    but autograd never differentiates what it computed."""
+
+    def __init__(self):
+        super().__init__()
+        self.teacher, self.student = nn.Linear(32, 32), nn.Linear(32, 32)
+
+    def forward(self, x):
+        with torch.no_grad():
+            target = self.teacher(x).relu()
+        return self.student(x) - target
+
+
+def test_a_region_under_no_grad_gets_no_gradient():
+    torch.manual_seed(0)
+    model = Teacher()
+    a, counts = _ours(model, (8, 32))
+    assert counts == _flop_counter(model, (8, 32)) == (2 * 8 * 32 * 32, 8 * 32 * 32)  # the student's ∂W only
+    teacher = next(r for r in a.records if r.name == "teacher")
+    assert teacher.backward.macs == 0 and teacher.backward.note.startswith("made with gradients off")
+
+
+class Checkpointed(nn.Module):
+    def __init__(self, reentrant: bool | None):
+        super().__init__()
+        self.first, self.second = nn.Linear(32, 32), nn.Linear(32, 32)
+        self.reentrant = reentrant
+
+    def forward(self, x):
+        x = self.first(x)
+        return self.second(x) if self.reentrant is None else checkpoint(self.second, x, use_reentrant=self.reentrant)
+
+
+@pytest.mark.parametrize("reentrant", [True, False])
+def test_checkpointing_counts_the_model_s_gradients_not_the_forward_run_again(reentrant):
+    """torch.utils.checkpoint: the reentrant form's forward runs with gradients off inside a custom Function;
+    its operations still get their gradients, as without checkpointing. flop_counter counts the forward run
+    again in the reentrant form (one more 8*32*32) and not in the other."""
+    torch.manual_seed(0)
+    _, plain = _ours(Checkpointed(None), (8, 32))
+    _, counts = _ours(Checkpointed(reentrant), (8, 32))
+    assert counts == plain == (2 * 8 * 32 * 32, 3 * 8 * 32 * 32)
+    forward, backward = _flop_counter(Checkpointed(reentrant), (8, 32))
+    assert (forward, backward) == (plain[0], plain[1] + (8 * 32 * 32 if reentrant else 0))
+
+
+class SetupContext(torch.autograd.Function):
+    """The newer form: forward without ctx, setup_context apart, and an output that is not differentiable."""
+
+    @staticmethod
+    def forward(x, w):
+        y = x @ w
+        return y, y.argmax(-1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+        ctx.mark_non_differentiable(output[1])
+
+    @staticmethod
+    def backward(ctx, grad, _):
+        x, w = ctx.saved_tensors
+        return grad @ w.t(), x.t() @ grad
+
+
+class WithSetup(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.w = nn.Linear(16, 16), nn.Parameter(torch.randn(16, 8))
+
+    def forward(self, x):
+        return SetupContext.apply(self.fc(x), self.w)[0]
+
+
+def test_a_function_with_setup_context_and_a_non_differentiable_output():
+    torch.manual_seed(0)
+    model = WithSetup()
+    _, counts = _ours(model, (4, 16))
+    assert counts == _flop_counter(model, (4, 16)) == (1024 + 512, 1024 + 2 * 512)  # (fc: ∂W only)
+
+
+def test_train_flops_on_the_command_line_name_the_function(cli, tmp_path):
+    (tmp_path / "net.py").write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Twice(torch.autograd.Function):\n"
+        "    @staticmethod\n    def forward(ctx, x):\n        return x * 2\n"
+        "    @staticmethod\n    def backward(ctx, g):\n        return g @ torch.eye(g.shape[-1])\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(8, 8)\n\n"
+        "    def forward(self, x):\n        return Twice.apply(self.fc(x))\n")
+    data = cli("flops", f"{tmp_path / 'net.py'}:Net", "--input", "8", "--batch", "2", "--pass", "backward",
+               "-f", "json").json()
+    twice = next(layer for layer in data["layers"] if layer["name"] == "Twice")
+    assert twice["macs"] == 2 * 8 * 8  # its backward's (2, 8) x (8, 8) product
+    assert data["totals"]["macs"] == 2 * 8 * 8 + 2 * 8 * 8  # + the linear layer's ∂W (∂x: the input needs none)
