@@ -63,6 +63,17 @@ def _zoo():
             vocab_size=32000, hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,
             num_key_value_heads=2, head_dim=64, **sdpa)), TOKENS, IDS),
         "big-bird": (lambda: t.BigBirdModel(t.BigBirdConfig(**small)), TOKENS, IDS),  # (a layer built in forward)
+        "yoso": (lambda: t.YosoModel(t.YosoConfig(**small)), TOKENS, IDS),  # (custom autograd.Functions)
+        "recurrent-gemma": (lambda: t.RecurrentGemmaModel(t.RecurrentGemmaConfig(  # (one, SqrtBoundDerivative)
+            hidden_size=256, lru_width=256, intermediate_size=512, num_hidden_layers=3, num_attention_heads=8,
+            vocab_size=1000, attention_window_size=16, block_types=["recurrent", "recurrent", "attention"], **sdpa)),
+            TOKENS, IDS),
+        "sew-d": (lambda: t.SEWDModel(t.SEWDConfig(  # (XSoftmax, XDropout; a CPU scalar in masked_fill; its
+            # train mode asks the waveform's gradient: flop_counter's training step has the first conv's ∂x more,
+            # 0.995009, README's "The backward pass"; LayerDrop and time masks off: they draw at random)
+            hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, squeeze_factor=2,
+            conv_dim=(32, 32, 32), conv_stride=(5, 4, 2), conv_kernel=(10, 8, 4), num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=4, layerdrop=0.0, mask_time_prob=0.0)), [(2, 16000)], None),
         "opt": (lambda: t.OPTForCausalLM(t.OPTConfig(ffn_dim=1024, word_embed_proj_dim=256, **small)), TOKENS, IDS),
         "mamba": (lambda: t.MambaForCausalLM(t.MambaConfig(hidden_size=128, num_hidden_layers=2, vocab_size=1000)),
                   [(2, 32)], IDS),

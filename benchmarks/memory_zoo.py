@@ -1,6 +1,6 @@
 """The simulated training peak against the real tensors of the same two steps, on many networks, on the CPU.
 
-    python benchmarks/memory_zoo.py [--amp bfloat16] [MODEL ...]
+    python benchmarks/memory_zoo.py [--amp bfloat16 | --dtype bfloat16] [MODEL ...]
 
 For each network (registered names, or your own as path/to/net.py:NAME or package.module:NAME): two real training
 steps on the CPU (SGD with momentum), followed by the simulation's own tracker (training/peak.py), against
@@ -26,12 +26,13 @@ ZOO = ["lenet5", "cnnet", "vgg_dense_ca", "vgg_skip_dense_ca", "alexnet", "vgg11
        "densenet121", "inception_resnet_v2", "vdsr", "srdensenet", "vit_b_32"]
 
 
-def real_peak(entry, batch: int, amp: str | None, size=None, input_dtypes=None, optimizer: str = "momentum") -> int:
+def real_peak(entry, batch: int, amp: str | None, size=None, input_dtypes=None, optimizer: str = "momentum",
+              dtype: str = "float32") -> int:
     """Two real training steps on the CPU followed by the simulation's tracker: the real tensors' peak."""
     torch.manual_seed(0)
     cpu = torch.device("cpu")
-    model = build(entry, cpu, torch.float32).train()
-    x = made(entry_inputs(entry, size, batch, input_dtypes), cpu, torch.float32)
+    model = build(entry, cpu, getattr(torch, dtype)).train()
+    x = made(entry_inputs(entry, size, batch, input_dtypes), cpu, getattr(torch, dtype))
     opt = _optimizer(list(model.parameters()), optimizer, "cpu")
     live = tracker(model, x, opt, "cpu", frozenset({"cpu"}))
     follow(model, x, opt, live, lambda: torch.autocast("cpu", dtype=getattr(torch, amp or "bfloat16"),
@@ -43,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("models", nargs="*")
     parser.add_argument("--amp", default=None)
+    parser.add_argument("--dtype", default="float32", help="the model's and the input's (bfloat16: a whole bfloat16 step)")
     parser.add_argument("--batch", type=int, default=2)
     options = parser.parse_args()
     print(f"{'model':40s} {'simulated':>14s} {'real tensors':>14s} {'ratio':>9s} {'seconds':>8s}")
@@ -50,8 +52,9 @@ def main() -> None:
         start = time.perf_counter()
         try:
             entry = lookup(name, None)
-            simulated = simulate(entry, None, options.batch, "momentum", device="cpu", amp=options.amp).allocated
-            real = real_peak(entry, options.batch, options.amp)
+            simulated = simulate(entry, None, options.batch, "momentum", dtype=options.dtype, device="cpu",
+                                 amp=options.amp).allocated
+            real = real_peak(entry, options.batch, options.amp, dtype=options.dtype)
         except Exception as error:  # noqa: BLE001 (a benchmark reports and goes on)
             print(f"{name:40s} {str(error).splitlines()[0][:90]}", flush=True)
             continue

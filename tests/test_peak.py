@@ -130,10 +130,11 @@ def test_the_simulated_peak_against_a_real_gpu(name, batch, optimizer):
     assert 0.9 <= measured["tensors"]["peak_bytes"] / simulated.allocated <= 1.1  # the real tensors, followed
 
 
-def real_cpu_peak(entry, shape, optimizer, amp=None, channels_last=False):
+def real_cpu_peak(entry, shape, optimizer, amp=None, channels_last=False, dtype=torch.float32):
     """Two real training steps on the CPU, the forward and the loss under torch.autocast("cpu", amp) when
     given, followed by the simulation's own tracker: the tensors the CPU's kernels make. ``shape``: one
-    input's size with the batch, or the Inputs to give (token ids, several inputs)."""
+    input's size with the batch, or the Inputs to give (token ids, several inputs); ``dtype``: the model's
+    and its floating-point input's."""
     from archcalc.analysis.engine import build
     from archcalc.analysis.inputs import Inputs
     from archcalc.training.batch import made
@@ -141,8 +142,8 @@ def real_cpu_peak(entry, shape, optimizer, amp=None, channels_last=False):
 
     torch.manual_seed(0)
     cpu = torch.device("cpu")
-    model = build(entry, cpu, torch.float32).train()
-    x = made(shape if isinstance(shape, Inputs) else Inputs.of_shape(shape), cpu, torch.float32, channels_last)
+    model = build(entry, cpu, dtype).train()
+    x = made(shape if isinstance(shape, Inputs) else Inputs.of_shape(shape), cpu, dtype, channels_last)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = _optimizer(list(model.parameters()), optimizer, "cpu")
@@ -426,3 +427,31 @@ def test_a_cpu_scalar_value_in_masked_fill_takes_no_device_memory():
     entry = module_entry(ScalarMask(), (4, 8))
     peak = simulate(entry, None, 2, "adam", device="cpu")
     assert peak.allocated == real_cpu_peak(entry, (2, 4, 8), "adam") and not peak.notes
+
+
+class Norms(nn.Module):
+    """A convolution, a BatchNorm, a LayerNorm over its tokens and one without affine parameters (Data2Vec-
+    Audio's positional convolution has that one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 16, 3, padding=1, groups=1), nn.BatchNorm2d(16)
+        self.ln, self.bare = nn.LayerNorm(16), nn.LayerNorm(16, elementwise_affine=False)
+        self.mix = nn.Conv1d(16, 16, 5, padding=2, groups=4)
+
+    def forward(self, x):
+        tokens = self.bn(self.conv(x)).flatten(2).transpose(1, 2)
+        tokens = self.ln(tokens)
+        return self.bare(self.mix(tokens.transpose(1, 2)).transpose(1, 2)).relu()
+
+
+@pytest.mark.parametrize("dtype,amp", [("bfloat16", None), ("float16", None), ("float32", "bfloat16")])
+def test_norm_statistics_in_the_dtype_the_cpu_keeps_them(dtype, amp):
+    """The CPU's layer_norm and batch_norm keep their saved mean and 1/σ in a bfloat16 or float16 input's own
+    dtype unless their parameters are float32; the meta kernels (and CUDA's) in float32: a bfloat16 model, or
+    a LayerNorm without parameters under autocast, was high by the statistics' size."""
+    from archcalc.models.user import module_entry
+
+    entry = module_entry(Norms(), (3, 12, 12))
+    peak = simulate(entry, None, 4, "adam", dtype=dtype, device="cpu", amp=amp)
+    assert peak.allocated == real_cpu_peak(entry, (4, 3, 12, 12), "adam", amp, dtype=getattr(torch, dtype))

@@ -269,6 +269,11 @@ class Tracer(TorchFunctionMode):
                 stack.extend(n for n, _ in node.next_functions if n is not None)
         return reached
 
+    def _made_nodes(self, outputs) -> tuple | None:
+        """The outputs' autograd nodes (grad_nodes), None when made with gradients off, but for checkpoint's
+        reentrant forward (run again with them on, see custom_functions.py)."""
+        return _grad_nodes(outputs) if torch.is_grad_enabled() or self.recomputing else None
+
     def gradients_off(self) -> set[int]:
         """The rows made with gradients off (torch.no_grad, a custom autograd.Function's forward): autograd
         computes no gradient for them, whatever their inputs need."""
@@ -331,7 +336,7 @@ class Tracer(TorchFunctionMode):
         if index is None:  # the model itself, not a row
             return output
         if self.grad_nodes is not None:
-            self.grad_nodes[index] = _grad_nodes(outputs) if torch.is_grad_enabled() or self.recomputing else None
+            self.grad_nodes[index] = self._made_nodes(outputs)
         if self.pending is None:
             with _NO_TORCH_FUNCTION():
                 leave(frame, inputs, outputs, shapes_in, shapes_out, self.next_index)
@@ -445,7 +450,7 @@ class Tracer(TorchFunctionMode):
         index = self.next_index
         self.next_index += 1
         if self.grad_nodes is not None:
-            self.grad_nodes[index] = _grad_nodes(outputs) if torch.is_grad_enabled() or self.recomputing else None
+            self.grad_nodes[index] = self._made_nodes(outputs)
         # (The operation's own frame, though it runs no forward: its record is made as a module's is.)
         frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
                        [])
@@ -504,7 +509,7 @@ class Tracer(TorchFunctionMode):
         with _NO_TORCH_FUNCTION():
             shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
             if self.grad_nodes is not None:
-                self.grad_nodes[index] = _grad_nodes(outputs) if torch.is_grad_enabled() else None
+                self.grad_nodes[index] = self._made_nodes(outputs)
         frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
                        [])
         done = (frame, cls, first, inputs, outputs, shapes_in, shapes_out, grad)

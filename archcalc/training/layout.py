@@ -1,5 +1,5 @@
-"""The memory layout (and, for a mixed-precision GroupNorm, the dtypes) the device's kernels give, on the meta
-device.
+"""The memory layout (and, for the norms' statistics in reduced precision, the dtypes) the device's kernels
+give, on the meta device.
 
 A tensor's layout decides what a later ``.contiguous()`` (or a reshape that cannot view) copies, and so the
 memory of a step. The meta device's kernels do not always give the device's layout:
@@ -20,7 +20,9 @@ memory of a step. The meta device's kernels do not always give the device's layo
   layer_norm     the CPU's and CUDA's backward kernels give a contiguous ∂x (empty_like of the contiguous
                  input); the meta kernel, ∂x in the input's layout: for tokens read off a feature map by
                  flatten(2).transpose(1, 2), as PVT's and many hybrids' patch embeddings do, a transposed ∂x,
-                 whose next view then copies (timm's PVT-v2-b0: 250,880 bytes high)
+                 whose next view then copies (timm's PVT-v2-b0: 250,880 bytes high). And with batch_norm,
+                 the saved mean and 1/σ of a float16 or bfloat16 input: the CPU keeps them in the input's
+                 dtype unless the parameters are float32; the meta kernels (as CUDA's) in float32 always
   group_norm     PyTorch's group_norm (group_norm.cpp) makes its input contiguous in the input's own suggested
                  format on the CPU, in NCHW elsewhere, the meta device included: a channels-last input, which a
                  CPU network makes without asking for it (a transpose and reshape back to N x C x H x W, as
@@ -93,7 +95,29 @@ class _Layouts(TorchDispatchMode):
                 return (torch.empty_like(out[0], dtype=args[1].dtype), *out[1:])
         elif func is _ATEN.native_layer_norm_backward.default and args[0].is_meta and out[0] is not None:
             return (_in(out[0], torch.contiguous_format), *out[1:])
+        elif func in _STATISTICS and self.device == "cpu" and args[0].is_meta:
+            return _cpu_statistics(args[0], _STATISTICS[func](args), out)
         return out
+
+
+def _cpu_statistics(x: torch.Tensor, parameters: tuple, out: tuple) -> tuple:
+    """layer_norm's and batch_norm's saved statistics as the CPU's kernels make them: in a float16 or bfloat16
+    input's own dtype where its parameters (running statistics too) are in it, or absent (layer_norm_cpu's
+    param_scalar_type, batch_norm_cpu's), in float32 only where those are float32 (mixed); the meta kernels
+    make them float32 always, as CUDA's do (their accumulation type). A LayerNorm without affine parameters
+    under CPU autocast (Data2Vec-Audio's positional convolution), or a whole bfloat16 model on the CPU, was
+    high by the statistics' size."""
+    if x.dtype not in (torch.float16, torch.bfloat16) or _mixed(x, *parameters):
+        return out
+    return (out[0], *(torch.empty_like(t, dtype=x.dtype) for t in out[1:3]), *out[3:])
+
+
+_STATISTICS = {  # the kernel -> its parameters among its arguments
+    _ATEN.native_layer_norm.default: lambda args: args[2:4],  # (input, normalized_shape, weight, bias, eps)
+    _ATEN.native_batch_norm.default: lambda args: args[1:5],  # (input, weight, bias, running_mean, running_var, ...)
+    _ATEN._native_batch_norm_legit.default: lambda args: args[1:5],
+    _ATEN._native_batch_norm_legit.no_stats: lambda args: args[1:3],
+}
 
 
 def _mixed(x: torch.Tensor, *parameters) -> bool:
