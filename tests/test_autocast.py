@@ -3,6 +3,7 @@ real CPU tensors, byte for byte; the CUDA policy against the installed PyTorch's
 small network; and the refusals where autocast is not simulated."""
 
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -309,9 +310,23 @@ class Fourier(torch.nn.Module):
         return torch.fft.fftn(self.mix(x), dim=(1, 2)).real
 
 
-def test_fourier_transforms_run_in_float32_under_cpu_autocast():
+class HeldFourier(torch.nn.Module):
+    """The same through references taken at construction, before autocast's region replaces the functions:
+    FNet's partial(torch.fft.fftn, dim=(1, 2)), and a product kept as self.mm = torch.matmul."""
+
+    def __init__(self):
+        super().__init__()
+        self.mix, self.w = torch.nn.Linear(16, 16), torch.nn.Parameter(torch.randn(16, 16))
+        self.fft, self.mm = partial(torch.fft.fftn, dim=(1, 2)), torch.matmul
+
+    def forward(self, x):
+        return self.mm(self.fft(self.mix(x)).real, self.w)
+
+
+@pytest.mark.parametrize("model", [Fourier, HeldFourier])
+def test_fourier_transforms_run_in_float32_under_cpu_autocast(model):
     from archcalc.models.user import module_entry
 
-    entry = module_entry(Fourier(), (8, 16))
+    entry = module_entry(model(), (8, 16))
     assert simulate(entry, None, 2, "adam", device="cpu", amp="bfloat16").allocated == \
         real_cpu_peak(entry, (2, 8, 16), "adam", "bfloat16")

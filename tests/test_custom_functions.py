@@ -120,17 +120,44 @@ class UsesItem(torch.autograd.Function):
         return grad * float(x.abs().sum().item())
 
 
-def test_a_backward_that_reads_values_is_not_counted_on_meta_and_says_so():
-    with torch.device("meta"):
-        model = nn.Sequential(nn.Linear(8, 8))
-    model.forward = lambda x: UsesItem.apply(model[0](x))
-    a, (_, backward) = _ours(model, (2, 8))
-    assert next(r for r in a.records if r.name == "UsesItem").backward.macs is None
-    note = next(n for n in a.notes if n.startswith("backward not counted"))
-    assert "UsesItem.backward could not run here: Tensor.item() cannot be called on meta tensors" in note
-    assert "--device cpu" in note
-    cpu, counts = _ours(nn.Sequential(nn.Linear(8, 8)), (2, 8), CPU)
-    assert not any(n.startswith("backward not counted") for n in cpu.notes) and counts[1] == 2 * 8 * 8
+class ReadsValues(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return UsesItem.apply(self.fc(x))
+
+
+def test_a_backward_that_reads_values_runs_on_the_cpu_and_says_so():
+    """The meta device cannot give .item(): the analysis runs again on the CPU, as for a forward that reads a
+    value, and the note names the Function and the line."""
+    torch.manual_seed(0)
+    model = ReadsValues()
+    a, counts = _ours(model, (2, 8))
+    assert a.device == "cpu" and counts == _flop_counter(model, (2, 8)) == (2 * 8 * 8, 2 * 8 * 8)
+    assert any("the backward of UsesItem (a custom autograd.Function) reads a tensor's value, which the meta "
+               "device cannot give: run on the CPU instead" in n for n in a.notes)
+    assert next(r for r in a.records if r.name == "UsesItem").backward.macs == 0  # (2 element-wise operations)
+
+
+class Refuses(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise ValueError("double backward is not supported here")
+
+
+def test_a_backward_that_fails_is_not_counted_and_says_so():
+    model = nn.Linear(8, 8)
+    model.forward = lambda x: Refuses.apply(nn.functional.linear(x, model.weight, model.bias))
+    a = archcalc.analyze(model, [(2, 8)], device="meta", backward=True)
+    assert next(r for r in a.records if r.name == "Refuses").backward.macs is None
+    assert "backward not counted: Refuses (Refuses.backward could not run here: double backward is not supported " \
+           "here)" in a.notes
 
 
 class Teacher(nn.Module):

@@ -306,7 +306,20 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
         failure.ran = Analysis(name, shapes[0] if shapes else (), (), str(device), _dtype_name(dtype), dtype.itemsize,
                                ran, _totals(tracer, ran), ("the forward pass stopped here",), input_shapes=shapes)
         raise failure from error
+    if device.type == "meta":
+        _backward_reads_values(tracer, name)
     return tracer, output
+
+
+def _backward_reads_values(tracer: Tracer, name: str) -> None:
+    """A custom Function's backward that reads a value (``.item()``) cannot run on the meta device: raised as a
+    forward that reads one is, so that placed() runs the analysis on the CPU instead and says why."""
+    for function, error in tracer.backward_errors:
+        if placement.refuses_meta(error):
+            failure = ForwardError(f"{function}.backward in {name} reads a tensor's value")
+            failure.reads = f"the backward of {function} (a custom autograd.Function) reads a tensor's value, " \
+                            f"which the meta device cannot give"
+            raise failure from error
 
 
 def make_lazy_parameters(model: nn.Module, args: tuple, kwargs: Mapping[str, Any]) -> None:
@@ -390,8 +403,9 @@ def placed(make, name: str, inputs: Inputs, device: str, dtype: torch.dtype, inn
             raise
         # the forward reads a value (if x.mean() > 0, .item(), a data-dependent shape): run it for real
         where = placement.user_line(failure.__cause__)
-        reads = f"{where + ': ' if where else ''}the forward pass of {name} reads a tensor's value, which the " \
-                f"meta device cannot give"
+        reads = getattr(failure, "reads", f"the forward pass of {name} reads a tensor's value, which the meta "
+                                          f"device cannot give")
+        reads = f"{where + ': ' if where else ''}{reads}"
         if not placement.fits_in_memory(model):
             raise InputError(f"{reads}, and its parameters are too large to run it on the CPU here") from None
     cpu = torch.device("cpu")

@@ -141,6 +141,7 @@ class Tracer(TorchFunctionMode):
         # forward: autograd never differentiates it; see custom_functions.py.)
         self.grad_nodes: dict[int, tuple | None] | None = {} if backward else None
         self.functions_seen: set = set()  # the autograd nodes of the custom Functions whose rows are made
+        self.backward_errors: list[tuple[str, Exception]] = []  # (Function, why its backward could not run)
         self.recomputing = 0  # inside torch.utils.checkpoint's reentrant forward: differentiated when run again
         self._functions = contextlib.ExitStack()  # torch.autograd.Function.apply, the trace's while it runs
         # Deferred, each record is worked out after the forward pass, in one run (a fifth of the
@@ -549,6 +550,7 @@ class Tracer(TorchFunctionMode):
             custom_functions.run_backward(node, grads)  # (the mode on: it sees the backward's calls)
             return custom_functions.backward_count(name, calls)
         except Exception as error:  # (its backward needs values the meta device has not, or fails)
+            self.backward_errors.append((name, error))
             return custom_functions.failed(name, error)
         finally:
             self.layer = layer

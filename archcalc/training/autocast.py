@@ -15,7 +15,9 @@ autocast_mode.cpp define it for each device:
               its parts cast by the policy
 
 The operations are caught where a model calls them: torch.*, torch.nn.functional.*, torch.linalg.* and the
-tensor methods and operators (x @ w), replaced while the region is open. A call that escapes (an operation
+tensor methods and operators (x @ w), replaced while the region is open; and, by a torch-function mode, where
+a model holds one of them from before the region opened (Hugging Face's FNet keeps partial(torch.fft.fftn),
+a layer may keep self.mm = torch.matmul): see _Held. A call that escapes (an operation
 of the lower list reached with float32 inputs, or one of the fp32 list left in low precision, outside the
 operations caught) is refused, never counted wrong: see Escaped. Inside a caught operation autocast is off,
 as PyTorch turns it off inside its own wrappers.
@@ -27,6 +29,7 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
@@ -325,6 +328,21 @@ class _Watch(TorchDispatchMode):
         return out
 
 
+class _Held(TorchFunctionMode):
+    """A policy's operation called through a reference to PyTorch's own function, taken before the region
+    replaced it (``partial(torch.fft.fftn, dim=(1, 2))`` at a model's construction): cast as the caught one
+    is. Where autocast is off (inside a caught operation, which calls PyTorch's function itself, or in a region
+    the model turned off) the call passes."""
+
+    def __init__(self, region: _Region, caught: dict):
+        super().__init__()
+        self.region, self.caught = region, caught  # id(PyTorch's function) -> its caught replacement
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        caught = self.caught.get(id(func)) if self.region.casting else None
+        return (caught or func)(*args, **(kwargs or {}))
+
+
 def _entry_points(policy: dict) -> list[tuple[object, str, object, str]]:
     """(owner, name, function, its kind in the policy): every callable a model can reach a policy's operation
     by (a tensor method of the C base class too: torch.Tensor shadows it while the region is open)."""
@@ -347,10 +365,11 @@ def autocast(device: str, dtype: str, copies: set[int] | None = None):
     region = _Region(device, DTYPES[dtype], set() if copies is None else copies)
     try:
         with TURN:  # (the functions read are PyTorch's, not another thread's simulation's)
-            points = [(owner, name, region.wrap(function, kind))
-                      for owner, name, function, kind in _entry_points(policy)]
+            entries = _entry_points(policy)
+            points = [(owner, name, region.wrap(function, kind)) for owner, name, function, kind in entries]
+            held = _Held(region, {id(entry[2]): point[2] for entry, point in zip(entries, points)})
             # (the model's own torch.autocast regions inside, on this device or "meta", turn it off or on)
-            with replaced(points), meta_autocast(("meta", device), region.states), _Watch(region):
+            with replaced(points), meta_autocast(("meta", device), region.states), _Watch(region), held:
                 yield region
     finally:
         region.cache.clear()
