@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from archcalc.errors import InputError
@@ -455,3 +456,30 @@ def test_norm_statistics_in_the_dtype_the_cpu_keeps_them(dtype, amp):
     entry = module_entry(Norms(), (3, 12, 12))
     peak = simulate(entry, None, 4, "adam", dtype=dtype, device="cpu", amp=amp)
     assert peak.allocated == real_cpu_peak(entry, (4, 3, 12, 12), "adam", amp, dtype=getattr(torch, dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_cpu_kernels_without_low_precision_are_those_pytorch_lacks(dtype):
+    """Each operation of cpu_kernels.MISSING fails on the installed PyTorch's CPU in float16 and bfloat16 (a
+    kernel PyTorch adds fails this test), and a step reaching one is refused, as the real step fails."""
+    from archcalc.models.user import module_entry
+    from archcalc.training.cpu_kernels import MISSING
+
+    x = torch.rand(1, 2, 4, 4, 4, dtype=dtype)
+    calls = {"avg_pool3d": lambda: F.avg_pool3d(x, 2), "_cdist_forward": lambda: torch.cdist(x[0, 0], x[0, 0]),
+             "_ctc_loss": lambda: F.ctc_loss(torch.randn(5, 1, 4, dtype=dtype).log_softmax(2), torch.tensor([[1, 2]]),
+                                             [5], [2]),
+             "polar": lambda: torch.polar(x, x)}
+    assert sorted(calls) == sorted(op.__name__ for op in MISSING)
+    for name, call in calls.items():
+        with pytest.raises((RuntimeError, NotImplementedError)):
+            call()
+    entry = module_entry(nn.Sequential(nn.Conv2d(3, 8, 3), nn.LocalResponseNorm(2)), (3, 8, 8))
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(InputError, match=f"the CPU has no {name} kernel for avg_pool3d"):
+        simulate(entry, None, 2, "sgd", dtype=name, device="cpu")
+    with pytest.raises(RuntimeError, match="not implemented"):
+        real_cpu_peak(entry, (2, 3, 8, 8), "sgd", dtype=dtype)
+    assert simulate(entry, None, 2, "sgd", dtype=name, device="cuda").allocated > 0  # (CUDA has them)
+    assert simulate(entry, None, 2, "sgd", device="cpu", amp="bfloat16").allocated == \
+        real_cpu_peak(entry, (2, 3, 8, 8), "sgd", "bfloat16")

@@ -50,7 +50,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from archcalc.errors import InputError
 from archcalc.patching import TURN, replaced
+from archcalc.training.cpu_kernels import refusal
 
 _ATEN = torch.ops.aten
 channels_last, channels_last_3d = torch.channels_last, torch.channels_last_3d
@@ -73,6 +75,10 @@ class _Layouts(TorchDispatchMode):
         self.device = device
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if self.device == "cpu":
+            refused = refusal(func, args)
+            if refused:
+                raise InputError(refused)
         out = func(*args, **(kwargs or {}))
         if func is _ATEN.convolution.default and args[0].is_meta and out.dim() in (4, 5):
             return _in(out, _convolution_format(args[0], args[1]))
