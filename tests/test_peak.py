@@ -458,6 +458,7 @@ def test_norm_statistics_in_the_dtype_the_cpu_keeps_them(dtype, amp):
     assert peak.allocated == real_cpu_peak(entry, (4, 3, 12, 12), "adam", amp, dtype=getattr(torch, dtype))
 
 
+@pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental")
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_the_cpu_kernels_without_low_precision_are_those_pytorch_lacks(dtype):
     """Each operation of cpu_kernels.MISSING fails on the installed PyTorch's CPU in float16 and bfloat16 (a
