@@ -1,7 +1,8 @@
 """Hugging Face's networks, built from their configurations (random weights, nothing downloaded), against
 independent counts of the same model, in one run:
 
-    pip install transformers diffusers timm torchaudio   # (not archcalc's dependencies; one not installed is left out)
+    pip install transformers diffusers timm torchaudio ultralytics segmentation-models-pytorch   # (not archcalc's
+    # dependencies; one not installed is left out)
     python benchmarks/hf_zoo.py [--memory [--amp bfloat16]] [NAME ...]
 
 For each network: its parameters against transformers' own num_parameters(); the forward pass's FLOPs (2 x
@@ -163,6 +164,30 @@ def _timm():
             for name, size in TIMM.items()}
 
 
+def _detection_and_segmentation():
+    """Ultralytics' YOLO (built from its YAML, pip install ultralytics) and segmentation_models_pytorch's
+    decoders (pip install segmentation-models-pytorch), where installed. flop_counter's step here is in train
+    mode, where a YOLO detection head returns its raw maps; archcalc counts eval mode, where the head also
+    decodes the boxes (its DFL convolution and the anchors' arithmetic): YOLOv8n reads 1.000123 (in eval mode
+    both count 4,371,993,600 FLOPs at 2 x 320 x 320)."""
+    zoo = {}
+    try:
+        from ultralytics.nn.tasks import ClassificationModel, DetectionModel
+    except ImportError:
+        pass
+    else:
+        zoo["yolov8n"] = (lambda: DetectionModel("yolov8n.yaml", verbose=False), [(2, 3, 320, 320)], None)
+        zoo["yolov8n-cls"] = (lambda: ClassificationModel("yolov8n-cls.yaml", verbose=False), IMAGE, None)
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError:
+        return zoo
+    zoo["smp-unet-r18"] = (lambda: smp.Unet("resnet18", encoder_weights=None, classes=3), [(2, 3, 256, 256)], None)
+    zoo["smp-segformer"] = (lambda: smp.Segformer("mit_b0", encoder_weights=None, classes=3), [(2, 3, 256, 256)],
+                            None)
+    return zoo
+
+
 class WithLengths(torch.nn.Module):
     """A torchaudio model that takes (input, lengths), every sequence given its full length."""
 
@@ -263,7 +288,7 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--amp", default=None, help="with --memory: the steps under torch.autocast('cpu', AMP)")
     options = parser.parse_args()
-    zoo = {**_zoo(), **_diffusers(), **_timm(), **_torchaudio()}
+    zoo = {**_zoo(), **_diffusers(), **_timm(), **_torchaudio(), **_detection_and_segmentation()}
     print(f"{'model':14s} {'params':>12s} {'/theirs':>8s} {'forward GFLOPs':>14s} {'/flop_counter':>13s} "
           f"{'train GFLOPs':>12s} {'/flop_counter':>13s}" + (f" {'CPU peak MiB':>12s} {'/real':>8s}"
                                                               if options.memory else "") + f" {'s':>5s}")

@@ -282,6 +282,22 @@ def test_tokens_flattened_into_rows_and_an_empty_cache_are_taken_as_they_are():
     assert cat.formulas["output"] == "dim 1: 5 = 5"
 
 
+class AreaAttention(nn.Module):
+    """YOLO12's area attention: the tokens of each sample cut into ``area`` runs, each run a sample of its own
+    ((N, L, C) -> (N*a, L/a, C)), attended, and put back."""
+
+    def forward(self, x):
+        n, length, c = x.shape
+        runs = x.reshape(n * 4, length // 4, c)
+        return F.scaled_dot_product_attention(runs, runs, runs).reshape(n, length, c)
+
+
+def test_a_batch_split_into_areas_is_not_taken_for_a_fixed_flatten():
+    a = analyse_module(AreaAttention(), "area", (2, 40, 8), torch.device("meta"), torch.float32)
+    assert not [n for n in a.notes if "turned batch" in n]
+    assert a.totals.macs == 2 * 4 * 10 * 10 * (8 + 8)  # (N*a)*L'*S'*(d_k + d_v)
+
+
 class MaskPositions(nn.Embedding):
     """OPT's learned positions: an embedding whose own forward takes the attention mask (floating-point) and
     looks up the positions it counts."""

@@ -500,8 +500,17 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
 
 def _merges_leading(given: tuple[int, ...], made: tuple[int, ...]) -> bool:
     """Whether a view's first size is the batch merged with the next sizes ((N, T, C) -> (N*T, C): a linear
-    layer applied per token, as Hugging Face's Conv1D writes it), not a fixed size that regroups samples."""
-    return any(prod(given[:k]) == made[0] for k in range(1, len(given) + 1))
+    layer applied per token, as Hugging Face's Conv1D writes it), or with a part of the next size, the rest of
+    which comes next ((N, L, C) -> (N*a, L/a, C): YOLO12's area attention), not a fixed size that regroups
+    samples."""
+    if any(prod(given[:k]) == made[0] for k in range(1, len(given) + 1)):
+        return True
+    for k in range(1, len(given)):
+        lead = prod(given[:k])
+        a = made[0] // lead if lead and made[0] % lead == 0 else 0
+        if a > 1 and given[k] % a == 0 and len(made) > 1 and made[1] == given[k] // a:
+            return True
+    return False
 
 
 def _failure(name: str, inputs: Inputs, tracer: Tracer, error: Exception) -> str:
