@@ -39,6 +39,34 @@ def test_a_replacement_is_seen_only_by_the_thread_that_made_it():
     assert (inside, outside) == (-1.0, 2.0) and math.sqrt is sqrt
 
 
+class Doubled(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return 2 * grad
+
+
+def test_a_class_method_stays_one_for_each_subclass():
+    """torch.autograd.Function.apply, replaced while a trace counts gradients (custom_functions.py): the
+    replacement is called with the subclass it is called on, only on its own thread, and the class method is
+    PyTorch's again afterwards."""
+    original = vars(torch.autograd.Function)["apply"]
+    called = []
+
+    def apply(cls, *args):
+        called.append(cls)
+        return original.__func__(cls, *args)
+
+    x = torch.ones(2)
+    inside, outside = _while_open(replaced([(torch.autograd.Function, "apply", apply)]),
+                                  lambda: Doubled.apply(x).tolist(), lambda: Doubled.apply(x).tolist())
+    assert inside == outside == [2.0, 2.0] and called == [Doubled]
+    assert vars(torch.autograd.Function)["apply"] is original
+
+
 def test_another_thread_keeps_float32_while_one_simulates_autocast():
     """During a simulated bfloat16 region, this thread's real float32 linear layer and matmul stay float32
     (torch.Tensor's methods too), and afterwards torch.Tensor holds no name it did not hold before."""

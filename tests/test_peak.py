@@ -484,3 +484,38 @@ def test_the_cpu_kernels_without_low_precision_are_those_pytorch_lacks(dtype):
     assert simulate(entry, None, 2, "sgd", dtype=name, device="cuda").allocated > 0  # (CUDA has them)
     assert simulate(entry, None, 2, "sgd", device="cpu", amp="bfloat16").allocated == \
         real_cpu_peak(entry, (2, 3, 8, 8), "sgd", "bfloat16")
+
+
+class LayerDrop(nn.Module):
+    """Hugging Face's LayerDrop (wav2vec 2.0, HuBERT): in train mode each layer skipped when a draw falls below
+    ``p``; and torchaudio's, kept when torch.rand(1) exceeds it."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+        self.layers = nn.ModuleList(nn.Sequential(nn.Linear(32, 32), nn.GELU()) for _ in range(6))
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            if i % 2 and self.training and torch.rand([]) < self.p:
+                continue
+            if not i % 2 and self.training and not torch.rand(1).item() > self.p:
+                continue
+            x = layer(x)
+        return x
+
+
+def test_a_step_with_layerdrop_peaks_as_the_step_that_keeps_every_layer():
+    """Two steps drawn at random gave a peak that changed from run to run (down to half of it with 6 layers):
+    the draws are 1.0 while the steps are simulated, every layer runs, and the answer is the same each time."""
+    from archcalc.models.user import module_entry
+
+    dropping, keeping = module_entry(LayerDrop(0.7), (16, 32)), module_entry(LayerDrop(0.0), (16, 32))
+    runs = [simulate(dropping, None, 4, "adam", device="cpu") for _ in range(3)]
+    full = real_cpu_peak(keeping, (4, 16, 32), "adam")
+    assert [r.allocated for r in runs] == [full] * 3
+    assert "6 single-number random draws a step (torch.rand, as LayerDrop draws whether to skip a layer) taken " \
+           "as 1.0, which keeps every layer" in runs[0].notes[0]
+    before = torch.random.get_rng_state()
+    simulate(dropping, None, 4, "adam", device="cpu")
+    assert torch.equal(before, torch.random.get_rng_state())  # (the caller's generator left as it was)

@@ -48,6 +48,7 @@ from archcalc.errors import ForwardError, InputError
 from archcalc.formulas.numbers import human_bytes
 from archcalc.models.registry import ModelEntry
 from archcalc.training.autocast import DTYPES as AMP_DTYPES, autocast
+from archcalc.training import draws
 from archcalc.training.batch import Batch, loss_of, made as made_batch
 from archcalc.training.layout import layouts
 from archcalc.training.fused import fused_attention
@@ -396,14 +397,14 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
             return stack
 
         try:
-            with layouts(device):  # (under the tracker, which follow opens)
+            with layouts(device), draws.every_layer_kept() as taken:  # (under the tracker, which follow opens)
                 steps = follow(model, given, opt, live, forward, name=entry.name)
         except InputError:
             raise
         except Exception as error:
             raise ForwardError(f"the simulated training step of {entry.name} failed: "
                                f"{str(error).splitlines()[0]}") from error
-        return live, steps, _recurrent_notes(model, device)
+        return live, steps, _recurrent_notes(model, device) + draws.note(taken, len(steps))
 
     (live, steps, notes), ran = meta_else_cpu(steps_on, entry.name, device, inputs.elements())
     terms = terms_at_peak(live)
