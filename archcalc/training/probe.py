@@ -1,4 +1,5 @@
-"""Measure the peak memory of one real training step, in a fresh process.
+"""Measure the peak memory of one real training step, in a fresh process (LayerDrop keeping every layer, as
+the simulation does: draws.py).
 
     python -m archcalc.training.probe MODEL BATCH OPTIMIZER DTYPE DEVICE [CxHxW] [--limit BYTES] [--amp DTYPE]
         [--channels-last] [--tensors]
@@ -49,6 +50,7 @@ from archcalc.analysis.engine import build, entry_inputs, resolve_dtype
 from archcalc.models.registry import ModelEntry
 from archcalc.models.user import lookup
 from archcalc.training.batch import loss_of, made as made_batch
+from archcalc.training.draws import every_layer_kept
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 from archcalc.training.peak import follow, terms_at_peak, tracker
 
@@ -187,8 +189,9 @@ def _measure(request: Request) -> dict:
     # the tensors too, on CUDA (on the CPU only when asked: the tracker's own objects are resident memory)
     live = tracker(model, x, opt, torch_device.type, frozenset({torch_device.type})) if cuda or request.tensors \
         else None
-    follow(model, x, opt, live, lambda: torch.autocast(torch_device.type, dtype=amp or torch.float16,
-                                                      enabled=amp is not None), measured, entry.name)
+    with every_layer_kept():  # (the step the simulation predicts: LayerDrop keeps every layer)
+        follow(model, x, opt, live, lambda: torch.autocast(torch_device.type, dtype=amp or torch.float16,
+                                                          enabled=amp is not None), measured, entry.name)
     peak = max(steps)
     method = ("torch.cuda.max_memory_allocated - allocated before" if cuda
               else "peak RSS (VmHWM, reset before each step) - RSS before the first")
