@@ -243,9 +243,17 @@ def _torchaudio():
 
 
 def _loss(output) -> torch.Tensor:
-    """Every floating-point output summed: a loss every output leads to, as archcalc's --pass train takes it."""
-    values = [output] if isinstance(output, torch.Tensor) else list(output.values())
-    return sum(v.float().sum() for v in values if isinstance(v, torch.Tensor) and v.is_floating_point())
+    """Every floating-point output summed, at any depth (a ModelOutput's tuples of every layer's states, YOLOv10's
+    dict of two heads): a loss every output leads to, as archcalc's --pass train takes it."""
+    return sum(v.float().sum() for v in _tensors(output) if v.is_floating_point())
+
+
+def _tensors(output) -> list[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, dict):  # (a ModelOutput too)
+        output = list(output.values())
+    return [t for item in output for t in _tensors(item)] if isinstance(output, (list, tuple)) else []
 
 
 def _inputs(sizes, dtypes, device: str) -> list[torch.Tensor]:

@@ -434,3 +434,20 @@ def test_a_cpu_scalar_value_and_a_parameter_given_to_a_layer():
     with pytest.raises(RuntimeError, match="same device"):  # (what the stand-in is for)
         refused.masked_fill(refused > 0, torch.tensor(-1.0))
     assert model(x).shape == (2, 4, 6)
+
+
+class Norms(nn.Module):
+    """Embeddings normalised as OWL-ViT does (torch.linalg.norm over the last dimension), a Frobenius norm, and
+    a nuclear norm, which comes from singular values."""
+
+    def forward(self, x):
+        unit = x / torch.linalg.norm(x, dim=-1, keepdim=True)
+        return unit.sum() + torch.linalg.matrix_norm(x).sum() + torch.linalg.norm(x, ord="nuc", dim=(-2, -1)).sum()
+
+
+def test_norms_are_reductions_but_those_of_singular_values():
+    a = analyse_module(Norms(), "norms", (2, 4, 8), torch.device("meta"), torch.float32)
+    vector, frobenius, nuclear = (r for r in a.records if "norm" in r.type)
+    assert (vector.macs, vector.elementwise) == (frobenius.macs, frobenius.elementwise) == (0, 2 * 4 * 8)
+    assert nuclear.macs is None and nuclear.note == "matrix norm ord='nuc': from the singular values, no formula"
+    assert "not counted (no formula): linalg_norm" in a.notes

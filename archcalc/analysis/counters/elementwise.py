@@ -89,11 +89,28 @@ def fused_multiply_add(call: OpCall) -> Count:
 
 
 @OPS.register("sum", "mean", "amax", "amin", "max", "min", "prod", "nansum", "nanmean", "var", "std", "var_mean",
-              "std_mean", "logsumexp", "norm", "linalg_vector_norm", "argmax", "argmin", "all", "any", "aminmax",
+              "std_mean", "logsumexp", "linalg_vector_norm", "argmax", "argmin", "all", "any", "aminmax",
               "count_nonzero")
 def reduction(call: OpCall) -> Count:
     n = prod(call.inputs[0])
     return Count(0, n, {"elementwise": f"1 per input element: {elements_text(call.inputs[0])} = {grouped(n)}"})
+
+
+_SPECTRAL = (2, -2, "nuc")  # a matrix's 2-norm, its inverse and the nuclear norm: from its singular values
+
+
+@OPS.register("norm", "linalg_norm", "linalg_matrix_norm")
+def norm(call: OpCall) -> Count:
+    """torch.norm, torch.linalg.norm, torch.linalg.matrix_norm (OWL-ViT normalises its embeddings with the
+    second): a vector norm or the Frobenius norm is a reduction, 1 per input element; the matrix norms of the
+    singular values (ord 2, -2, 'nuc') have no formula here."""
+    matrix_only = call.name == "linalg_matrix_norm"
+    order = call.arg(1, "p" if call.name == "norm" else "ord", "fro" if matrix_only else None)
+    dim = call.arg(2, "dim", (-2, -1) if matrix_only else None)
+    pair = isinstance(dim, (tuple, list)) and len(dim) == 2 or dim is None and len(call.inputs[0]) == 2
+    if order in _SPECTRAL and (matrix_only or pair or order == "nuc"):
+        return Count(None, None, {}, f"matrix norm ord={order!r}: from the singular values, no formula")
+    return reduction(call)
 
 
 @OPS.register("cumsum", "cumprod", "cummax", "cummin", "logcumsumexp")
