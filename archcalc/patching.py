@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import threading
 from contextlib import contextmanager
+from functools import partial
+from types import ClassMethodDescriptorType
 
 TURN = threading.RLock()  # held by the thread whose simulation has torch's functions replaced
 
@@ -27,8 +29,8 @@ def replaced(points):
                  for owner, name, _ in points]
         try:
             for (owner, name, replacement), (_, _, original, _) in zip(points, saved):
-                if isinstance(original, classmethod):
-                    setattr(owner, name, classmethod(_on(thread, replacement, original.__func__)))
+                if isinstance(original, (classmethod, ClassMethodDescriptorType)):  # (2.14's Function.apply: C's)
+                    setattr(owner, name, classmethod(_on(thread, replacement, partial(on_class, original))))
                 else:
                     setattr(owner, name, _on(thread, replacement, original))
             yield
@@ -38,6 +40,11 @@ def replaced(points):
                     setattr(owner, name, original)
                 elif name in vars(owner):
                     delattr(owner, name)
+
+
+def on_class(method, cls, *args, **kwargs):
+    """A class method (Python's or C's) called on ``cls``."""
+    return method.__get__(None, cls)(*args, **kwargs)
 
 
 def _on(thread: int, replacement, original):

@@ -37,7 +37,7 @@ from archcalc.analysis.origins import origin
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.analysis.stand_ins import stand_in
 from archcalc.formulas.params import tensor_params
-from archcalc.patching import replaced
+from archcalc.patching import on_class, replaced
 
 # The hooks' own tensor queries (shape, numel, element_size) are not operations of the model:
 # switching torch-function handling off around them saves the mode thousands of calls.
@@ -211,7 +211,7 @@ class Tracer(TorchFunctionMode):
                 own["forward"] = partial(traced_forward, settled, forward)
                 wrapped.append(own)
             if self.backward:
-                apply = vars(torch.autograd.Function)["apply"].__func__
+                apply = partial(on_class, vars(torch.autograd.Function)["apply"])  # (C's on 2.14, Python's before)
                 self._functions.enter_context(replaced([(torch.autograd.Function, "apply",
                                                          partial(self._applied, apply))]))
         except BaseException:
