@@ -256,3 +256,28 @@ def test_train_flops_on_the_command_line_name_the_function(cli, tmp_path):
     twice = next(layer for layer in data["layers"] if layer["name"] == "Twice")
     assert twice["macs"] == 2 * 8 * 8  # its backward's (2, 8) x (8, 8) product
     assert data["totals"]["macs"] == 2 * 8 * 8 + 2 * 8 * 8  # + the linear layer's ∂W (∂x: the input needs none)
+
+
+class AsksAutograd(torch.autograd.Function):
+    """A backward that asks autograd for the gradients of a forward it runs again (as checkpointing does)."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x @ w
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = (t.detach().requires_grad_() for t in ctx.saved_tensors)
+        with torch.enable_grad():
+            return torch.autograd.grad(x @ w, (x, w), grad)
+
+
+def test_a_backward_that_calls_autograd_is_not_counted_and_says_so():
+    """autograd's engine runs out of the count's sight: no short count, a note."""
+    model = nn.Linear(8, 8)
+    model.forward = lambda x: AsksAutograd.apply(x, model.weight)
+    a = archcalc.analyze(model, [(2, 8)], device="meta", backward=True)
+    assert next(r for r in a.records if r.type == "AsksAutograd").backward.macs is None
+    assert "backward not counted: AsksAutograd (AsksAutograd.backward calls torch.autograd itself, whose engine " \
+           "computes out of the count's sight: not counted)" in a.notes

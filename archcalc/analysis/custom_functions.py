@@ -22,6 +22,7 @@ from torch.utils.checkpoint import CheckpointFunction
 
 from archcalc.analysis.counting import NOT_COUNTED, OPS, Count, OpCall
 from archcalc.formulas.numbers import grouped
+from archcalc.patching import replaced
 
 RECOMPUTED = (CheckpointFunction,)  # Functions whose backward differentiates their forward's operations again
 
@@ -46,10 +47,20 @@ def grads_for(node) -> list[torch.Tensor] | None:
         return None
 
 
+class RunsAutograd(RuntimeError):
+    """A Function's backward that calls autograd itself: the gradients it asks for are computed by autograd's
+    engine, out of the count's sight, so its count would be short."""
+
+
 def run_backward(node, grads: list[torch.Tensor]) -> None:
     """The node's backward, called as autograd calls it: with gradients off, one ∂y per output (made
-    outside the count: zeros of each output's shape)."""
-    with torch.no_grad():
+    outside the count: zeros of each output's shape). One that calls torch.autograd.grad or backward raises
+    RunsAutograd (before they run)."""
+
+    def refused(*args, **kwargs):
+        raise RunsAutograd("it calls torch.autograd itself, whose work is not seen")
+
+    with torch.no_grad(), replaced([(torch.autograd, "grad", refused), (torch.autograd, "backward", refused)]):
         node.apply(*grads)
 
 
@@ -87,6 +98,9 @@ def no_backward(function: str) -> Count:
 
 
 def failed(function: str, error: Exception) -> Count:
+    if isinstance(error, RunsAutograd):
+        return Count(None, None, {}, f"{function}.backward calls torch.autograd itself, whose engine computes out "
+                                     f"of the count's sight: not counted")
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     where = "; on the CPU (--device cpu) it runs on values" if "meta" in first else ""
     return Count(None, None, {}, f"{function}.backward could not run here: {first[:160]}{where}")
