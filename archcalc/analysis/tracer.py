@@ -141,6 +141,7 @@ class Tracer(TorchFunctionMode):
         # forward: autograd never differentiates it; see custom_functions.py.)
         self.grad_nodes: dict[int, tuple | None] | None = {} if backward else None
         self.functions_seen: set = set()  # the autograd nodes of the custom Functions whose rows are made
+        self._graph: tuple | None = None  # (output, the autograd nodes its graph reaches), once walked
         self.backward_errors: list[tuple[str, Exception]] = []  # (Function, why its backward could not run)
         self.recomputing = 0  # inside torch.utils.checkpoint's reentrant forward: differentiated when run again
         self._functions = contextlib.ExitStack()  # torch.autograd.Function.apply, the trace's while it runs
@@ -254,13 +255,16 @@ class Tracer(TorchFunctionMode):
         """The rows (indices) whose outputs autograd made but the output's graph does not reach from
         ``output`` (the tensors a loss is taken from): the backward pass computes no gradient there."""
         reached = self._reached(output)
+        self._graph = None  # (its last use: the graph, and on a real device its saved tensors, not held on)
         return {index for index, nodes in (self.grad_nodes or {}).items()
                 if nodes is not None and any(n is not None for n in nodes)
                 and not any(n in reached for n in nodes if n is not None)}
 
-    @staticmethod
-    def _reached(output) -> set:
-        """The autograd nodes of ``output``'s graph."""
+    def _reached(self, output) -> set:
+        """The autograd nodes of ``output``'s graph (walked once for both its uses: functions_unseen,
+        off_the_path)."""
+        if self._graph is not None and self._graph[0] is output:
+            return self._graph[1]
         roots = [t.grad_fn for t in _tensors(output) if t.grad_fn is not None]
         reached, stack = set(), roots
         while stack:
@@ -268,6 +272,7 @@ class Tracer(TorchFunctionMode):
             if node not in reached:
                 reached.add(node)
                 stack.extend(n for n, _ in node.next_functions if n is not None)
+        self._graph = (output, reached)
         return reached
 
     def _made_nodes(self, outputs) -> tuple | None:
