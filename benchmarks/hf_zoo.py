@@ -173,9 +173,11 @@ def _detection_and_segmentation():
     zoo = {}
     try:
         from ultralytics.nn.tasks import ClassificationModel, DetectionModel
+        from ultralytics.utils import LOGGER
     except ImportError:
         pass
     else:
+        LOGGER.setLevel("WARNING")  # (its classifier prints a summary of its own, verbose=False or not)
         zoo["yolov8n"] = (lambda: DetectionModel("yolov8n.yaml", verbose=False), [(2, 3, 320, 320)], None)
         zoo["yolov8n-cls"] = (lambda: ClassificationModel("yolov8n-cls.yaml", verbose=False), IMAGE, None)
     try:
