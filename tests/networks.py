@@ -261,6 +261,46 @@ class PackedTagger(nn.Module):
 
 
 # name -> (builder, input shape with the batch, input dtype)
+class _Quantise(torch.autograd.Function):
+    """Rounding to steps of ``scale`` in the forward, ∂y passed on as it is (a straight-through estimator, as
+    quantisation-aware training writes it)."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        return torch.round(x / scale) * scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+class Product(torch.autograd.Function):
+    """x @ w, whose backward computes both gradients itself."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x @ w
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        return grad @ w.t(), x.transpose(-1, -2) @ grad
+
+
+class CustomFunctions(nn.Module):
+    """Custom autograd Functions between layers: TorchScript (so fvcore) sees each as one opaque op, autograd runs
+    their own backward."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(32, 64)
+        self.w = nn.Parameter(torch.randn(64, 32) * 0.1)
+
+    def forward(self, x):
+        return Product.apply(_Quantise.apply(self.fc(x), 0.1), self.w)
+
+
 NETWORKS = {
     "tiny_vit": (TinyViT, (2, 3, 32, 32), torch.float32),
     "sdpa_attention": (SDPAttention, (2, 10, 32), torch.float32),
@@ -276,6 +316,7 @@ NETWORKS = {
     "mha_weights": (MHABlock, (2, 10, 32), torch.float32),
     "mha_no_weights": (lambda: MHABlock(need_weights=False), (2, 10, 32), torch.float32),
     "functional_mha": (FunctionalMHA, (10, 2, 32), torch.float32),
+    "custom_functions": (CustomFunctions, (2, 10, 32), torch.float32),
 }
 
 

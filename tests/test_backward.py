@@ -39,7 +39,7 @@ def test_backward_equals_flop_counter_on_registered_networks(name):
 
 @pytest.mark.parametrize("name", ["tiny_vit", "sdpa_attention", "einsum_attention", "einsum_chain", "swin_stage",
                                   "unet_block", "lstm_tagger", "row_gru", "lstm_stack", "mha_weights", "mha_no_weights",
-                                  "functional_mha"])
+                                  "functional_mha", "custom_functions"])
 def test_backward_equals_flop_counter_beyond_cnns(name):
     make, shape, dtype = NETWORKS[name]
     with torch.device("meta"):

@@ -10,6 +10,7 @@ from torch.utils.checkpoint import checkpoint
 from torch.utils.flop_counter import FlopCounterMode
 
 import archcalc
+from tests.networks import Product
 
 META, CPU = "meta", "cpu"
 
@@ -28,13 +29,8 @@ def _ours(model, shape, device=META):
     return a, (a.totals.macs, a.totals.backward_macs)
 
 
-class ThreeProducts(torch.autograd.Function):
+class ThreeProducts(Product):
     """Y = A·B whose backward does ∂A = ∂Y·Bᵀ and ∂B = Aᵀ·∂Y twice (a Function may do what it likes)."""
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return a @ b
 
     @staticmethod
     def backward(ctx, grad):
@@ -258,13 +254,8 @@ def test_train_flops_on_the_command_line_name_the_function(cli, tmp_path):
     assert data["totals"]["macs"] == 2 * 8 * 8 + 2 * 8 * 8  # + the linear layer's ∂W (∂x: the input needs none)
 
 
-class AsksAutograd(torch.autograd.Function):
+class AsksAutograd(Product):
     """A backward that asks autograd for the gradients of a forward it runs again (as checkpointing does)."""
-
-    @staticmethod
-    def forward(ctx, x, w):
-        ctx.save_for_backward(x, w)
-        return x @ w
 
     @staticmethod
     def backward(ctx, grad):

@@ -252,7 +252,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
     check_arguments(model, name, inputs)
     with _collector_paused():
         tracer, output = _trace(model, name, inputs, device, dtype, inner, backward)
-        records = tracer.ordered()
+        records = tracer.inside_functions(tracer.ordered())
         if backward:  # a row whose output leads nowhere gets no gradient
             dead, off = tracer.off_the_path(output), tracer.gradients_off()
             records = tuple(r._replace(backward=GRADIENTS_OFF) if r.index in off and r.backward is not None else

@@ -95,6 +95,8 @@ WHY = {
     "flop_counter": {},
 }
 
+_FUNCTION = "(custom autograd.Function)"  # fvcore's differences inside one are said of it, not of its operations
+
 # Where a tool's count of a type is not in WHY: what archcalc knows of the tool's rule, or that the
 # difference is not explained.
 UNEXPLAINED = "not explained: archcalc has no rule of this tool for it"
@@ -220,8 +222,9 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
     for r in a.records:
         delta = other.get(r.index, 0) - paper.get(r.index, 0)
         if delta:
-            by_type[r.type] += delta
-            records[r.type].append(a.by_convention.with_inner(r) if isinstance(a.by_convention, Counts) else r)
+            kind = f"{r.inside} {_FUNCTION}" if r.inside and convention == "fvcore" else r.type
+            by_type[kind] += delta
+            records[kind].append(a.by_convention.with_inner(r) if isinstance(a.by_convention, Counts) else r)
     if convention == "flop_counter":
         return [("every multiply-accumulate counted as 2 operations (x 2)", a.totals.macs)]
     if convention == "flops":
@@ -231,6 +234,8 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
     why = WHY.get(convention, {})
 
     def explain(kind: str, amount: int) -> str:
+        if kind.endswith(_FUNCTION):
+            return "one prim::PythonOp in TorchScript's trace, which fvcore does not count: nothing its forward runs"
         return why[kind] if kind in why else _fallback(convention, records[kind], amount)
 
     return sorted(((f"{t}: {explain(t, d)}", d) for t, d in by_type.items()), key=lambda item: -abs(item[1]))

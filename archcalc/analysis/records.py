@@ -50,6 +50,7 @@ class LayerRecord(NamedTuple):
     inner: tuple = ()  # a layer's own torch calls, (origin, input shapes, output shapes), e.g. nn.ReLU's F.relu
     backward: object = None  # counting.Count of its gradients, when the backward pass was asked for
     sources: tuple[int, ...] = ()  # the records whose tensors are its inputs (-1: the model's input), in order
+    inside: str = ""  # the custom autograd.Function whose forward ran it ("": none), which TorchScript does not see
 
     @property
     def counted(self) -> bool:

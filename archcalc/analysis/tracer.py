@@ -141,6 +141,7 @@ class Tracer(TorchFunctionMode):
         # forward: autograd never differentiates it; see custom_functions.py.)
         self.grad_nodes: dict[int, tuple | None] | None = {} if backward else None
         self.functions_seen: set = set()  # the autograd nodes of the custom Functions whose rows are made
+        self.function_rows: list[tuple[int, int, str]] = []  # (first, end, Function): the rows its forward made
         self._graph: tuple | None = None  # (output, the autograd nodes its graph reaches), once walked
         self.backward_errors: list[tuple[str, Exception]] = []  # (Function, why its backward could not run)
         self.recomputing = 0  # inside torch.utils.checkpoint's reentrant forward: differentiated when run again
@@ -211,10 +212,9 @@ class Tracer(TorchFunctionMode):
                     forward = partial(_looked_up, forward)
                 own["forward"] = partial(traced_forward, settled, forward)
                 wrapped.append(own)
-            if self.backward:
-                apply = partial(on_class, vars(torch.autograd.Function)["apply"])  # (C's on 2.14, Python's before)
-                self._functions.enter_context(replaced([(torch.autograd.Function, "apply",
-                                                         partial(self._applied, apply))]))
+            apply = partial(on_class, vars(torch.autograd.Function)["apply"])  # (C's on 2.14, Python's before)
+            self._functions.enter_context(replaced([(torch.autograd.Function, "apply",
+                                                     partial(self._applied, apply))]))
         except BaseException:
             self._restore()
             raise
@@ -279,6 +279,15 @@ class Tracer(TorchFunctionMode):
         """The outputs' autograd nodes (grad_nodes), None when made with gradients off, but for checkpoint's
         reentrant forward (run again with them on, see custom_functions.py)."""
         return _grad_nodes(outputs) if torch.is_grad_enabled() or self.recomputing else None
+
+    def inside_functions(self, records: tuple[LayerRecord, ...]) -> tuple[LayerRecord, ...]:
+        """The records, each made in a custom Function's forward marked with its name (LayerRecord.inside)."""
+        if not self.function_rows:
+            return records
+        inside = {}
+        for first, end, name in reversed(self.function_rows):  # (the outer one's name where they nest: it ends last)
+            inside.update((i, name) for i in range(first, end) if i not in inside)
+        return tuple(r._replace(inside=inside[r.index]) if r.index in inside else r for r in records)
 
     def gradients_off(self) -> set[int]:
         """The rows made with gradients off (torch.no_grad, a custom autograd.Function's forward): autograd
@@ -482,25 +491,29 @@ class Tracer(TorchFunctionMode):
 
     # -- custom autograd Functions (custom_functions.py) -------------------------------------
     def _applied(self, apply, cls, *args, **kwargs):
-        """torch.autograd.Function.apply while the trace counts gradients: the Function's forward runs (its
-        operations are rows, made with gradients off), then its backward once, its calls counted; a row of
-        the Function's own carries that count."""
+        """torch.autograd.Function.apply while the trace runs: the Function's forward runs (its operations are
+        rows, made with gradients off, marked as its: inside_functions), and a row of the Function's own follows;
+        when the trace counts gradients, its backward runs once, its calls counted on that row."""
         parent = self.current
         if parent is None or self.layer is not None:  # (inside a counted layer, or a Function's backward)
             return apply(cls, *args, **kwargs)
+        first = self.next_index
         if issubclass(cls, custom_functions.RECOMPUTED):
             self.recomputing += 1
             try:
                 return apply(cls, *args, **kwargs)
             finally:
                 self.recomputing -= 1
-        first = self.next_index
+                self.function_rows.append((first, self.next_index, cls.__name__))
         result = apply(cls, *args, **kwargs)
+        self.function_rows.append((first, self.next_index, cls.__name__))
         outputs = _tensors(result)
         if not outputs:
             return result
-        node = custom_functions.node_of(outputs)
-        if node is None:
+        node = custom_functions.node_of(outputs) if self.backward else None
+        if not self.backward:
+            grad = None
+        elif node is None:
             grad = custom_functions.no_backward(cls.__name__)
         else:
             self.functions_seen.add(node)
@@ -571,7 +584,8 @@ class Tracer(TorchFunctionMode):
             if entry is not None and entry[0]() is t and entry[1] >= first:
                 made.add(id(t))
         field = self._field(outputs[0]) if outputs else None
-        note = f"custom autograd.Function: its forward's operations are the rows above it; {grad.note}"
+        note = "custom autograd.Function: its forward's operations are the rows above it" + (
+            f"; {grad.note}" if grad is not None else "")
         self._record(frame, cls.__name__, OP, inputs, outputs, shapes_in, shapes_out, Count(0, 0, {}, note), (),
                      field, f"{cls.__module__}.{cls.__qualname__}.apply", grad)
         if made:  # (_record counted every output it did not take for an input or a view of one)
@@ -652,7 +666,7 @@ class Tracer(TorchFunctionMode):
         self.records[index] = _new_tuple(LayerRecord, (
             index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, total, trainable, param_bytes,
             count.macs, count.elementwise, elements, size, formulas, count.note, field, origin, tuple(inner), grad,
-            tuple(sources),
+            tuple(sources), "",
         ))
 
 

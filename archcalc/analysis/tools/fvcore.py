@@ -14,6 +14,8 @@ multiply-add as one "flop"; every other operation is listed as unsupported and c
   not supported: aten::scaled_dot_product_attention (so MultiheadAttention with need_weights=False
   counts its projections only), aten::lstm / gru / rnn_tanh (0), baddbmm, every element-wise operation;
   the cells (LSTMCell, GRUCell, RNNCell) are traced as their linear layers: counted as archcalc does
+  a custom torch.autograd.Function is one prim::PythonOp in the trace, unsupported: nothing its forward runs
+  is counted (LayerRecord.inside), torch.utils.checkpoint's reentrant form included
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ _NORM_OPS = {"layer_norm": 2, "group_norm": 2, "instance_norm": 3}  # op -> posi
 
 def count(r: LayerRecord, module) -> int:
     kind = r.type
-    if kind in NOT_SUPPORTED:
+    if kind in NOT_SUPPORTED or r.inside:
         return 0
     total = r.macs or 0
     if kind == "MultiheadAttention" and len(r.output_shapes) == 1:  # need_weights=False: attention by SDPA
