@@ -169,3 +169,21 @@ def test_a_tool_that_is_missing_or_fails_is_reported_not_raised():
     assert missing.total is None and missing.error == "pip install archcalc-no-such-tool to compare"
     failing = _attempt("torch", "torch", lambda: 1 / 0)
     assert failing.total is None and failing.error == "ZeroDivisionError: division by zero"
+
+
+def test_ultralytics_thop_is_named_for_what_it_is(monkeypatch):
+    """Ultralytics' YOLO installs ultralytics-thop, whose module of the same name replaces thop's files and
+    counts by other rules: reconcile names it, so that its difference is not read as thop 0.1.1's."""
+    import archcalc.analysis.reconcile as reconcile
+
+    versions = {"ultralytics-thop": "2.2.3", "thop": "0.1.1.post2209072238"}
+
+    def version(package):
+        if package not in versions:
+            raise reconcile.PackageNotFoundError(package)
+        return versions[package]
+
+    monkeypatch.setattr(reconcile, "version", version)
+    assert reconcile._version("thop") == "2.2.3 of ultralytics-thop (archcalc's thop rules are thop 0.1.1's)"
+    del versions["ultralytics-thop"]
+    assert reconcile._version("thop") == "0.1.1.post2209072238"

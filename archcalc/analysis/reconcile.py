@@ -127,6 +127,9 @@ class ToolTotal:
 
 
 def _version(package: str) -> str:
+    if package == "thop":  # (ultralytics-thop, which Ultralytics' YOLO installs, writes its own thop module over thop's)
+        with contextlib.suppress(PackageNotFoundError):
+            return f"{version('ultralytics-thop')} of ultralytics-thop (archcalc's thop rules are thop 0.1.1's)"
     try:
         return version(package)
     except PackageNotFoundError:
