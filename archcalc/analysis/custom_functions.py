@@ -102,5 +102,4 @@ def failed(function: str, error: Exception) -> Count:
         return Count(None, None, {}, f"{function}.backward calls torch.autograd itself, whose engine computes out "
                                      f"of the count's sight: not counted")
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    where = "; on the CPU (--device cpu) it runs on values" if "meta" in first else ""
-    return Count(None, None, {}, f"{function}.backward could not run here: {first[:160]}{where}")
+    return Count(None, None, {}, f"{function}.backward could not run here: {first[:160]}")

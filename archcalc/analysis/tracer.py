@@ -438,9 +438,7 @@ class Tracer(TorchFunctionMode):
 
     def _traced(self, func, args, kwargs, result):
         parent = self.current
-        if parent is None:
-            if self.layer is not None:  # (a custom Function's backward, run after the forward pass)
-                self._backward_call(func, args, kwargs, result)
+        if parent is None and self.layer is None:  # (a layer here: a custom Function's backward, after the pass)
             return result
         outputs = _tensors(result)
         inputs = _tensors(args) + _tensors(kwargs)
@@ -577,32 +575,16 @@ class Tracer(TorchFunctionMode):
                         shapes_out: tuple, grad: Count) -> None:
         """A custom Function's row: no forward cost of its own (its operations are the rows from ``first``),
         the activations only of outputs none of them made, its backward's count."""
-        producers = self.producers
-        made = set()
+        made = []
         for t in outputs:
-            entry = producers.get(id(t))
+            entry = self.producers.get(id(t))
             if entry is not None and entry[0]() is t and entry[1] >= first:
-                made.add(id(t))
+                made.append(t)
         field = self._field(outputs[0]) if outputs else None
         note = "custom autograd.Function: its forward's operations are the rows above it" + (
             f"; {grad.note}" if grad is not None else "")
         self._record(frame, cls.__name__, OP, inputs, outputs, shapes_in, shapes_out, Count(0, 0, {}, note), (),
-                     field, f"{cls.__module__}.{cls.__qualname__}.apply", grad)
-        if made:  # (_record counted every output it did not take for an input or a view of one)
-            elements = size = 0
-            for t, shape in zip(outputs, shapes_out):
-                base = t._base
-                if id(t) not in made and not any(t is i or (base is not None and (base is i or base is i._base))
-                                                 for i in inputs):
-                    elements += prod(shape)
-                    size += prod(shape) * t.element_size()
-            self.records[frame.index] = self.records[frame.index]._replace(activation_elements=elements,
-                                                                           activation_bytes=size)
-
-    def _backward_call(self, func, args, kwargs, result) -> None:
-        outputs, inputs = _tensors(result), _tensors(args) + _tensors(kwargs)
-        if outputs and inputs:
-            self.layer.inner.append(OpCall(op_name(func), tuple(args), kwargs, shapes_of(inputs), shapes_of(outputs)))
+                     field, f"{cls.__module__}.{cls.__qualname__}.apply", grad, made)
 
     # -- receptive fields -----------------------------------------------------------------
     def watch_input(self, x: torch.Tensor) -> None:
@@ -623,10 +605,12 @@ class Tracer(TorchFunctionMode):
 
     # -- records ------------------------------------------------------------------------
     def _record(self, frame: _Frame, type_name: str, kind: str, inputs: list, outputs: list, shapes_in: tuple,
-                shapes_out: tuple, count: Count, params, field, origin: str, grad: Count | None = None) -> None:
+                shapes_out: tuple, count: Count, params, field, origin: str, grad: Count | None = None,
+                made: list | None = None) -> None:
         """The record of a frame (a module's call, or an operation's). ``outputs``: the tensors the row
         made (none for a container: its layers made them); each adds its elements and bytes (of its shape
-        when made) unless it is an input (an in-place result) or a view of one. ``params``: those the row
+        when made) unless it is an input (an in-place result) or a view of one, or among ``made``, those
+        other rows made (a custom Function's outputs, its forward's operations'). ``params``: those the row
         may own; it owns each one it is the first to use (None, an absent bias, is skipped)."""
         _, index, name, call, depth, parent, _, _, inner = frame
         producers, sources = self.producers, []
@@ -635,10 +619,11 @@ class Tracer(TorchFunctionMode):
             if entry is not None and entry[0]() is t:
                 sources.append(entry[1])
         elements = size = 0
+        within = inputs + made if made else inputs
         for t, shape in zip(outputs, shapes_out):
             producers[id(t)] = (weakref.ref(t), index)
             base = t._base
-            for i in inputs:
+            for i in within:
                 if t is i or (base is not None and (base is i or base is i._base)):
                     break
             else:
