@@ -16,7 +16,12 @@ memory of a step. The meta device's kernels do not always give the device's layo
   pixel_shuffle  the CPU's kernel keeps a channels-last input's layout; the meta kernel does not
   batch_norm     the backward kernels give ∂x in the input's suggested layout (the CPU's batch_norm_backward,
                  cuDNN's); the meta kernel, in ∂y's: a map whose gradient comes back from tokens
-                 (permute or transpose after the norm) is channels-last on meta, contiguous on the device
+                 (permute or transpose after the norm) is channels-last on meta, contiguous on the device.
+                 The CPU's forward too gives its output in the input's suggested layout (batch_norm_cpu), the
+                 meta kernel in the input's own: tokens normalised by BatchNorm1d through a transpose, as
+                 PatchTST does, came out transposed on meta and contiguous on the CPU, so the reshape after it
+                 copied on the CPU only (PatchTST: 6% low). CUDA's native kernel keeps the input's strides as
+                 the meta kernel does; cuDNN's is not known here (not measured: no GPU)
   layer_norm     the CPU's and CUDA's backward kernels give a contiguous ∂x (empty_like of the contiguous
                  input); the meta kernel, ∂x in the input's layout: for tokens read off a feature map by
                  flatten(2).transpose(1, 2), as PVT's and many hybrids' patch embeddings do, a transposed ∂x,
@@ -102,6 +107,8 @@ class _Layouts(TorchDispatchMode):
         elif func is _ATEN.native_layer_norm_backward.default and args[0].is_meta and out[0] is not None:
             return (_in(out[0], torch.contiguous_format), *out[1:])
         elif func in _STATISTICS and self.device == "cpu" and args[0].is_meta:
+            if func is not _ATEN.native_layer_norm.default:  # (batch_norm_cpu: empty_like in the suggested format)
+                out = (_in(out[0], suggested_format(args[0])), *out[1:])
             return _cpu_statistics(args[0], _STATISTICS[func](args), out)
         return out
 
