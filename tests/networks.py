@@ -301,6 +301,27 @@ class CustomFunctions(nn.Module):
         return Product.apply(_Quantise.apply(self.fc(x), 0.1), self.w)
 
 
+class MatrixProducts(nn.Module):
+    """The products beyond matmul: tensordot, a multi_dot chain, nn.Bilinear, addbmm, a unit-triangular solve
+    (the gated DeltaNet's), outer and kron. flop_counter has no formula for bilinear, addbmm and the solve."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 4) * 0.1)
+        self.chain = nn.ParameterList([nn.Parameter(torch.randn(*s) * 0.1) for s in ((8, 16), (16, 3), (3, 5))])
+        self.bilinear = nn.Bilinear(8, 4, 5)
+        self.mix = nn.Parameter(torch.randn(6, 6) * 0.1)
+
+    def forward(self, x):  # x: (N, 6, 8)
+        t = torch.tensordot(x, self.w, dims=1)  # (N, 6, 4)
+        c = torch.linalg.multi_dot([x.flatten(0, 1), *self.chain]).view(x.shape[0], 6, 5)
+        b = self.bilinear(x, t)  # (N, 6, 5)
+        s = torch.addbmm(x.new_zeros(8, 4), x.transpose(1, 2), t)  # (8, 4), summed over the batch
+        a = torch.eye(6, device=x.device) + self.mix.tril(-1)
+        u = torch.linalg.solve_triangular(a, b + c, upper=False, unitriangular=True)
+        return u.sum() + s.sum() + torch.outer(s[0], s[1]).sum() + torch.kron(s[:2, :2], s[:2, :2]).sum()
+
+
 NETWORKS = {
     "tiny_vit": (TinyViT, (2, 3, 32, 32), torch.float32),
     "sdpa_attention": (SDPAttention, (2, 10, 32), torch.float32),
@@ -317,6 +338,9 @@ NETWORKS = {
     "mha_no_weights": (lambda: MHABlock(need_weights=False), (2, 10, 32), torch.float32),
     "functional_mha": (FunctionalMHA, (10, 2, 32), torch.float32),
     "custom_functions": (CustomFunctions, (2, 10, 32), torch.float32),
+}
+BEYOND_FLOP_COUNTER = {  # networks with operations torch.utils.flop_counter has no formula for (it counts them 0)
+    "matrix_products": (MatrixProducts, (2, 6, 8), torch.float32),
 }
 
 

@@ -13,7 +13,7 @@ from archcalc.analysis.tools import NAMES
 from archcalc.cli.app import CONVENTIONS
 from archcalc.models.catalog import REGISTRY
 from archcalc.models.registry import ModelEntry
-from tests.networks import NETWORKS
+from tests.networks import BEYOND_FLOP_COUNTER, NETWORKS
 
 MODELS = ["lenet5", "cnnet", "vgg_base", "vgg_skip", "vgg_dense", "vgg_ca", "vgg_skip_dense_ca",
           "resnet50", "densenet121"]
@@ -32,7 +32,7 @@ def test_conventions_reproduce_the_tools_exactly(name):
 
 def _network(name):
     """A network of tests/networks.py as a user's model, at its batch."""
-    make, shape, _ = NETWORKS[name]
+    make, shape, _ = {**NETWORKS, **BEYOND_FLOP_COUNTER}[name]
     spec, kwargs = SPECS.get(name, (make.__name__, {}))
     return ModelEntry(name, "user", f"{Path(networks.__file__)}:{spec}", shape[1:], "", "", kwargs), shape[0]
 
@@ -40,18 +40,21 @@ def _network(name):
 SPECS = {"causal_attention": ("SDPAttention", {"causal": True}), "mha_weights": ("MHABlock", {}),
          "mha_no_weights": ("MHABlock", {"need_weights": False})}
 BEYOND_CNNS = ["tiny_vit", "sdpa_attention", "einsum_attention", "swin_stage", "convnext_block", "unet_block",
-               "row_gru", "lstm_stack", "mha_weights", "mha_no_weights", "custom_functions"]
+               "row_gru", "lstm_stack", "mha_weights", "mha_no_weights", "custom_functions", "matrix_products"]
 
 
 @pytest.mark.parametrize("name", BEYOND_CNNS + ["vit_b_32"])
 def test_conventions_reproduce_the_tools_on_attention_recurrence_and_norms(name):
-    entry, batch = _network(name) if name in NETWORKS else (REGISTRY.get(name), 1)
+    entry, batch = _network(name) if name in NETWORKS or name in BEYOND_FLOP_COUNTER else (REGISTRY.get(name), 1)
     a = analyse(entry, batch=batch)
     tools = run_tools(entry, None, batch)
     for convention in ("fvcore", "torchinfo", "thop", "ptflops", "flop_counter"):
         assert tools[convention].total == a.convention_total(convention), (convention, tools[convention])
-    for convention in ("fvcore", "torchinfo", "thop", "ptflops"):
+    for convention in ("fvcore", "torchinfo", "thop", "ptflops", "flop_counter"):
         assert not any(why.endswith(UNEXPLAINED) for why, _ in differences(a, convention)), convention
+    for convention in ("fvcore", "torchinfo", "thop", "ptflops", "flop_counter", "flops"):
+        explained = sum(amount for _, amount in differences(a, convention))
+        assert explained == a.convention_total(convention) - a.totals.macs, convention
 
 
 def test_vit_reconciled():

@@ -1,6 +1,7 @@
 """The tracer on tiny hand-made models: what becomes a row, and the arithmetic of each row."""
 
 import time
+import warnings
 
 import pytest
 import torch
@@ -451,3 +452,117 @@ def test_norms_are_reductions_but_those_of_singular_values():
     assert (vector.macs, vector.elementwise) == (frobenius.macs, frobenius.elementwise) == (0, 2 * 4 * 8)
     assert nuclear.macs is None and nuclear.note == "matrix norm ord='nuc': from the singular values, no formula"
     assert "not counted (no formula): linalg_norm" in a.notes
+
+
+class GatesAndBins(nn.Module):
+    """xLSTM's forget gate (F.logsigmoid, whose own name is log_sigmoid), a mixture of experts' load (histc,
+    bincount) and Reformer's legacy Tensor.new."""
+
+    def forward(self, x):
+        load = torch.histc(x, bins=4, min=0, max=1) + torch.bincount(x.flatten().long().clamp(0, 3), minlength=4)
+        return F.logsigmoid(x) + x.new(*x.shape).zero_() + load.sum()
+
+
+def test_a_log_sigmoid_gate_is_element_wise_and_histograms_do_no_arithmetic():
+    a = analyse_module(GatesAndBins(), "gates", (2, 4, 8), torch.device("cpu"), torch.float32)
+    assert not [n for n in a.notes if "not counted" in n]
+    gate = next(r for r in a.records if r.type == "log_sigmoid")
+    assert (gate.macs, gate.elementwise) == (0, 2 * 4 * 8)
+    bins = [r for r in a.records if r.type in ("histc", "bincount", "new")]
+    assert [(r.type, r.macs, r.elementwise) for r in bins] == [("histc", 0, 0), ("bincount", 0, 0), ("new", 0, 0)]
+
+
+class TriangularSolves(nn.Module):
+    """The gated DeltaNet's chunk solve (Qwen3-Next: a unit lower-triangular system), a right-side solve with
+    its divisions, and the older torch.triangular_solve (B first)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.v = nn.Parameter(torch.randn(8, 8)), nn.Linear(3, 3)
+
+    def forward(self, x):  # x: (B, 8, 3)
+        a = torch.eye(8) + self.w.tril(-1)
+        unit = torch.linalg.solve_triangular(a, self.v(x), upper=False, unitriangular=True)
+        right = torch.linalg.solve_triangular(a.mT, x.mT, upper=True, left=False)
+        with warnings.catch_warnings():  # (deprecated, once a process)
+            warnings.simplefilter("ignore")
+            legacy = torch.triangular_solve(x, a, upper=False).solution
+        return unit.sum() + right.sum() + legacy.sum()
+
+
+def test_a_triangular_solve_is_substitution_and_its_gradient_a_solve_and_a_product():
+    """2 matrices x 3 right-hand sides of 8 unknowns: 6*8*7/2 = 168 MACs, 48 divisions unless unitriangular.
+    Backward (PyTorch's linalg_solve_triangular_backward, one solve and one bmm of 2x8x3 by 2x3x8):
+    168 + 2*8*8*3 = 552; ∂B's solve alone where only B needs a gradient."""
+    a = analyse_module(TriangularSolves(), "solves", (2, 8, 3), torch.device("cpu"), torch.float32, backward=True)
+    unit, right, legacy = (r for r in a.records if "solve" in r.type)
+    assert [(r.macs, r.elementwise) for r in (unit, right, legacy)] == [(168, 0), (168, 48), (168, 48)]
+    assert unit.formulas["macs"] == "6 right-hand sides * 8*7/2 = 168"
+    assert unit.formulas["elementwise"] == "unitriangular: no division"
+    assert right.formulas["elementwise"] == "1 division per unknown: 6*8 = 48"
+    assert unit.backward.macs == right.backward.macs == legacy.backward.macs == 168 + 2 * 8 * 8 * 3
+    assert unit.backward.text()["macs"] == "∂B (a solve) 6 right-hand sides * 8*7/2 + ∂A -∂B·Xᴴ (2*8*3)*8 = 552"
+    frozen = TriangularSolves()
+    frozen.w.requires_grad_(False)  # A needs no gradient: B's alone (the first solve's; the others' need none)
+    only_b = analyse_module(frozen, "solves", (2, 8, 3), torch.device("cpu"), torch.float32, backward=True)
+    assert [r.backward.macs for r in only_b.records if "solve" in r.type] == [168, 0, 0]
+    assert not [n for n in a.notes if "not counted" in n]
+
+
+class Chain(nn.Module):
+    """x times a chain of matrices by torch.linalg.multi_dot, and a tensordot over two dimensions."""
+
+    def __init__(self, shapes, dims):
+        super().__init__()
+        self.mats = nn.ParameterList([nn.Parameter(torch.randn(*s)) for s in shapes])
+        self.dims, self.t = dims, nn.Parameter(torch.randn(*{0: (6, 3), 1: (7, 4, 5)}[dims[0][0]]))
+
+    def forward(self, x):  # x: (6, 4, 5)
+        chained = torch.linalg.multi_dot([x.flatten(1), *self.mats])
+        return chained.sum() + torch.tensordot(x, self.t, dims=self.dims).sum()
+
+
+@pytest.mark.parametrize("shapes", [[(20, 3), (3, 5)], [(20, 30), (30, 2)], [(20, 2), (2, 20), (20, 7), (7, 7)],
+                                    [(20, 9), (9, 1), (1, 9), (9, 40), (40, 3)]])
+@pytest.mark.parametrize("dims", [([1, 2], [1, 2]), ([0], [0])])
+def test_multi_dot_and_tensordot_equal_flop_counter_forward_and_backward(shapes, dims):
+    """multi_dot's products in PyTorch's order (for three matrices its own rule, for more the matrix-chain
+    recurrence), tensordot as one product over the contracted dimensions; gradients each a product alike."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = Chain(shapes, dims)
+    a = analyse_module(model, "chain", (6, 4, 5), torch.device("cpu"), torch.float32, backward=True)
+    x = torch.randn(6, 4, 5)  # (the input, which needs no gradient)
+    with FlopCounterMode(display=False) as counter:
+        y = model(x)
+        forward = counter.get_total_flops()
+        y.backward()
+    products = [r for r in a.records if r.type in ("linalg_multi_dot", "tensordot")]
+    assert 2 * sum(r.macs for r in products) == forward
+    assert 2 * sum(r.macs + r.backward.macs for r in products) == counter.get_total_flops()
+
+
+def test_a_chain_is_multiplied_in_the_cheapest_order_and_says_so():
+    # (20x20)(20x2)(2x20): (AB)C = 20*20*2 + 20*2*20 = 1,600; A(BC) = 20*2*20 + 20*20*20 = 8,800
+    a = analyse_module(Chain([(20, 2), (2, 20)], ([1, 2], [1, 2])), "chain", (20, 4, 5), torch.device("cpu"),
+                       torch.float32)  # (x flattened: 20x20)
+    chain = next(r for r in a.records if r.type == "linalg_multi_dot")
+    assert chain.macs == 1_600 and chain.formulas["macs"] == "20*20*2 + 20*2*20 = 1,600"
+
+
+def test_bilinear_by_hand():
+    """y_k = x1ᵀA_k x2 + b_k over 2x6 rows, in1 8, in2 4, out 5: PyTorch computes x1ᵀA_k, then by x2, one k at a
+    time: 12*5*4*(8+1) = 2,160; its gradients each 12*5*8*4 = 1,920 (∂A and ∂x2 here: x1, the input, needs none)."""
+    from tests.networks import MatrixProducts
+
+    with torch.device("meta"):
+        model = MatrixProducts()
+    a = analyse_module(model, "products", (2, 6, 8), torch.device("meta"), torch.float32, backward=True)
+    bilinear = next(r for r in a.records if r.type == "Bilinear")
+    assert (bilinear.params, bilinear.macs, bilinear.elementwise) == (5 * 8 * 4 + 5, 2_160, 12 * 5)
+    assert bilinear.formulas["macs"] == "12*5*4*(8+1) = 2,160"
+    assert bilinear.formulas["params"] == "weight 5*8*4 + bias 5 = 165"
+    assert bilinear.backward.macs == 2 * 1_920
+    assert bilinear.backward.text()["macs"] == "∂A 12*5*8*4 + ∂x2 12*5*8*4 = 3,840"
+    outer, kron = (next(r for r in a.records if r.type == t) for t in ("outer", "kron"))
+    assert (outer.macs, outer.elementwise, kron.macs, kron.elementwise) == (0, 4 * 4, 0, 4 * 4)

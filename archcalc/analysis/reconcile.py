@@ -43,7 +43,9 @@ WHY = {
                        "normalisation counted as 5 per input element (4 without affine)"),
                **_each(_RECURRENT, "aten::lstm / gru / rnn not supported"),
                "matmul": "torch.matmul counted as numel(x) x y.shape[-1]: the second operand's batch not broadcast",
-               **_each(("baddbmm", "mv", "dot"), "not supported"),
+               **_each(("baddbmm", "addbmm", "mv", "dot", "addmv", "vdot", "inner", "tensordot", "linalg_multi_dot",
+                        "chain_matmul", "bilinear", "Bilinear", "_grouped_mm", "grouped_mm", "linalg_solve_triangular",
+                        "triangular_solve"), "not supported"),
                **_each(("Upsample", "interpolate"), "upsampling: nearest 1, bilinear 4 per output element")},
     "torchinfo": {"Linear": "weight and bias elements x N (the bias counted; over L tokens, once, not L times)", **_each(_BATCH_NORMS, "weight and bias counted: N x 2C"),
                   "Conv2d": "bias counted: N x C_out x H x W",
@@ -92,7 +94,11 @@ WHY = {
                 **_each(("scaled_dot_product_attention", "einsum", "bmm", "baddbmm"),
                         "not patched by ptflops 0.7.5 when called this way")},
     "flops": {},
-    "flop_counter": {},
+    "flop_counter": {**_each(("mv", "dot", "addmv", "vdot", "inner", "addbmm", "_grouped_mm", "grouped_mm", "bilinear",
+                              "Bilinear", "linalg_solve_triangular", "triangular_solve"),
+                             "flop_counter has no formula for it: 0"),
+                     "matmul": "torch.matmul by a vector runs as aten.mv or aten.dot, which flop_counter has no "
+                               "formula for: 0"},
 }
 
 _FUNCTION = "(custom autograd.Function)"  # fvcore's differences inside one are said of it, not of its operations
@@ -220,20 +226,18 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
     """(explanation, amount) for each layer type where the convention differs from the papers' MACs."""
     paper = a.by_convention.get("paper", {})
     other = a.by_convention.get(convention, {})
+    doubled = convention in ("flop_counter", "flops")  # (their differences are from 2 x the papers' MACs)
     by_type: dict[str, int] = defaultdict(int)
     records: dict[str, list[LayerRecord]] = defaultdict(list)
     for r in a.records:
-        delta = other.get(r.index, 0) - paper.get(r.index, 0)
+        delta = other.get(r.index, 0) - (2 if doubled else 1) * paper.get(r.index, 0)
         if delta:
             kind = f"{r.inside} {_FUNCTION}" if r.inside and convention == "fvcore" else r.type
             by_type[kind] += delta
             records[kind].append(a.by_convention.with_inner(r) if isinstance(a.by_convention, Counts) else r)
-    if convention == "flop_counter":
-        return [("every multiply-accumulate counted as 2 operations (x 2)", a.totals.macs)]
+    twice = [("every multiply-accumulate counted as 2 operations (x 2)", a.totals.macs)] if doubled else []
     if convention == "flops":
-        macs = a.totals.macs
-        return [("every multiply-accumulate counted as 2 operations (x 2)", macs),
-                (f"element-wise work counted ({len(by_type)} layer types)", sum(by_type.values()) - macs)]
+        return twice + [(f"element-wise work counted ({len(by_type)} layer types)", sum(by_type.values()))]
     why = WHY.get(convention, {})
 
     def explain(kind: str, amount: int) -> str:
@@ -241,7 +245,7 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
             return "one prim::PythonOp in TorchScript's trace, which fvcore does not count: nothing its forward runs"
         return why[kind] if kind in why else _fallback(convention, records[kind], amount)
 
-    return sorted(((f"{t}: {explain(t, d)}", d) for t, d in by_type.items()), key=lambda item: -abs(item[1]))
+    return twice + sorted(((f"{t}: {explain(t, d)}", d) for t, d in by_type.items()), key=lambda item: -abs(item[1]))
 
 
 def reconcile(entry: ModelEntry, size, batch: int) -> tuple[Analysis, dict[str, ToolTotal]]:

@@ -71,6 +71,8 @@ ELEMENTWISE = (
     "logsigmoid", "tanh", "tanhshrink", "hardswish", "hardsigmoid", "hardtanh", "hardshrink", "softshrink",
     "softplus", "softsign", "threshold", "glu",
     "softmax", "log_softmax", "softmin",
+    "log_sigmoid",  # F.logsigmoid's own name (torch._C._nn.log_sigmoid: xLSTM's gates)
+    "outer", "ger", "kron",  # products of every pair, nothing summed: one multiplication per output element
     # their gradients, called by name in a custom autograd.Function's backward (SEW-D's XSoftmax): 1 per
     # element, as the backward rule (counting.ELEMENTWISE_BACKWARD) counts a softmax's
     "_softmax_backward_data", "_log_softmax_backward_data",

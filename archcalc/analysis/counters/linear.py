@@ -9,9 +9,20 @@ Symbols: a product of (..., M, K) by (..., K, N) gives (..., M, N) after broadca
   einsum:   each pairwise contraction costs the product of the sizes of every index it multiplies
             (indices summed within one operand are summed first, element-wise), operands taken in
             the order PyTorch contracts them (left to right; opt_einsum's path when torch uses it)
-This is torch.utils.flop_counter's mm / addmm / bmm / baddbmm count / 2, whatever the broadcasting.
+  tensordot: MACs = (outputs)*K, K the product of the contracted dimensions
+  multi_dot, chain_matmul:  the products in the order PyTorch chooses (the cheapest, by the matrix-chain
+            recurrence), each (rows)*K*(columns)
+  Bilinear: y_k = x1ᵀ A_k x2 + b_k, as PyTorch computes it (_trilinear, one k at a time): x1ᵀ A_k, then by x2:
+            MACs = N*out*in2*(in1 + 1); a bias adds N*out
+  solve_triangular:  X = A⁻¹B for a triangular n x n A, by substitution: x_i = (b_i - Σ_j<i A_ij x_j) / A_ii,
+            MACs = (right-hand sides)*n(n-1)/2, + n divisions each (none where A is unitriangular)
+This is torch.utils.flop_counter's mm / addmm / bmm / baddbmm count / 2, whatever the broadcasting
+(flop_counter has no formula for addbmm, grouped_mm, bilinear and triangular solves: 0).
 Backward: for Y = A·B, ∂A = ∂Y·Bᵀ and ∂B = Aᵀ·∂Y, each the forward's MACs, when that operand needs a
 gradient (a Linear's ∂x not for a first layer, its ∂W when trainable); an einsum's each pairwise product alike.
+A Bilinear's ∂x1, ∂A and ∂x2 (_trilinear again, each k): N*out*in1*in2 each.
+A triangular solve's (PyTorch's linalg_solve_triangular_backward): ∂B = (Aᴴ)⁻¹∂X, a solve as the forward, made
+whenever either needs a gradient; ∂A = -∂B·Xᴴ, a product of n*n*k per matrix, kept to A's triangle.
 """
 
 from __future__ import annotations
@@ -111,6 +122,123 @@ def grouped_mm(call: OpCall) -> Count:
     if len(a) == 2 and len(b) == 2:
         return product_count((a[0], b[1]), a[1], added)
     return product_count(out, a[-1], added)
+
+
+@OPS.register("tensordot")
+def tensordot(call: OpCall) -> Count:
+    """torch.tensordot(a, b, dims): a's free dimensions by b's, over K = the product of the contracted ones
+    (reshaped to one matrix product, as PyTorch does)."""
+    a, dims = call.inputs[0], call.arg(2, "dims", 2)
+    if isinstance(dims, int):
+        inner = prod(a[len(a) - dims:])
+    else:  # (a's dimensions, b's): given as two lists, or a tensor of them
+        first = dims[0].tolist() if hasattr(dims[0], "tolist") else dims[0]
+        inner = prod(a[d] for d in ([first] if isinstance(first, int) else first))
+    return product_count(call.output, inner)
+
+
+class Product(NamedTuple):
+    """One product of a chain: the operands' positions on each side, and its (rows, K, columns)."""
+    left: frozenset
+    right: frozenset
+    sizes: tuple[int, int, int]
+
+
+@OPS.register("linalg_multi_dot", "chain_matmul")
+def multi_dot(call: OpCall) -> Count:
+    """torch.linalg.multi_dot / torch.chain_matmul: the products in PyTorch's order (multi_dot_impl: for three,
+    (AB)C unless A(BC) is cheaper; for more, the matrix-chain recurrence), each rows*K*columns."""
+    steps = chain(call.inputs)
+    macs = sum(prod(step.sizes) for step in steps)
+    parts = " + ".join("*".join(map(str, step.sizes)) for step in steps)
+    return Count(macs, 0, {"macs": f"{parts or 'one matrix'} = {grouped(macs)}"})
+
+
+def chain(shapes: tuple) -> list[Product]:
+    """The matrix products of a chain (a first vector a row, a last one a column), cheapest first-found order."""
+    matrices = [tuple(s) for s in shapes]
+    if len(matrices[0]) == 1:
+        matrices[0] = (1, matrices[0][0])
+    if len(matrices[-1]) == 1:
+        matrices[-1] = (matrices[-1][0], 1)
+    dims = [matrices[0][0]] + [m[1] for m in matrices]  # matrix i is dims[i] x dims[i + 1]
+    n = len(matrices)
+    cost = [[0] * n for _ in range(n)]
+    split = [[0] * n for _ in range(n)]
+    for length in range(1, n):
+        for i in range(n - length):
+            j = i + length
+            cost[i][j] = None
+            for k in range(i, j):
+                q = cost[i][k] + cost[k + 1][j] + dims[i] * dims[k + 1] * dims[j + 1]
+                if cost[i][j] is None or q < cost[i][j]:
+                    cost[i][j], split[i][j] = q, k
+    if n == 3:  # (multi_dot_impl: its own comparison for three, (AB)C on a tie)
+        a, b, c, d = dims
+        split[0][2] = 1 if a * c * (b + d) <= b * d * (a + c) else 0
+    steps: list[Product] = []
+
+    def walk(i: int, j: int) -> None:
+        if i == j:
+            return
+        k = split[i][j]
+        walk(i, k)
+        walk(k + 1, j)
+        steps.append(Product(frozenset(range(i, k + 1)), frozenset(range(k + 1, j + 1)),
+                          (dims[i], dims[k + 1], dims[j + 1])))
+
+    walk(0, n - 1)
+    return steps
+
+
+@MODULES.register(nn.Bilinear)
+def bilinear_module(call: ModuleCall) -> Count:
+    m = call.module
+    return bilinear_count(call.inputs[0], m.in1_features, m.in2_features, m.out_features, m.bias is not None,
+                          f"weight {m.out_features}*{m.in1_features}*{m.in2_features}"
+                          + (f" + bias {m.out_features}" if m.bias is not None else ""))
+
+
+@OPS.register("bilinear")
+def bilinear_op(call: OpCall) -> Count:
+    out, n_in1, n_in2 = tensor_shape(call.arg(2, "weight"))
+    return bilinear_count(call.inputs[0], n_in1, n_in2, out, call.arg(3, "bias") is not None, "")
+
+
+def bilinear_count(x1: tuple, n_in1: int, n_in2: int, n_out: int, bias: bool, params: str) -> Count:
+    """y_k = x1ᵀ A_k x2 + b_k, PyTorch's way (_trilinear, one k at a time: x1ᵀ A_k, then that by x2)."""
+    rows = prod(x1[:-1])
+    macs, adds = rows * n_out * n_in2 * (n_in1 + 1), rows * n_out if bias else 0
+    text = {"macs": f"{rows}*{n_out}*{n_in2}*({n_in1}+1) = {grouped(macs)}"}
+    if params:
+        text["params"] = f"{params} = {grouped(n_out * n_in1 * n_in2 + (n_out if bias else 0))}"
+    if adds:
+        text["elementwise"] = f"bias: {rows}*{n_out} adds = {grouped(adds)}"
+    return Count(macs, adds, text)
+
+
+# -- triangular solves ------------------------------------------------------------------------
+
+@OPS.register("linalg_solve_triangular", "triangular_solve")
+def solve_triangular(call: OpCall) -> Count:
+    """torch.linalg.solve_triangular(A, B, upper=, left=, unitriangular=) and the older
+    torch.triangular_solve(B, A, upper, transpose, unitriangular): the gated DeltaNet's chunk solve (Qwen3-Next,
+    unitriangular). Each right-hand side (a column of B, a row where left=False) costs n(n-1)/2 MACs and, unless
+    A's diagonal is ones, n divisions."""
+    legacy = call.name == "triangular_solve"
+    a = call.inputs[1] if legacy else call.inputs[0]
+    unit = bool(call.arg(4, "unitriangular", False) if legacy else call.kwargs.get("unitriangular", False))
+    n, out = a[-1], call.output
+    sides = prod(out) // n if n else 0
+    macs, divisions = sides * n * (n - 1) // 2, 0 if unit else prod(out)
+    return Count(macs, divisions, partial(_solve_text, sides, n, macs, divisions))
+
+
+def _solve_text(sides: int, n: int, macs: int, divisions: int) -> dict[str, str]:
+    text = {"macs": f"{sides} right-hand sides * {n}*{n - 1}/2 = {grouped(macs)}"}
+    text["elementwise"] = (f"1 division per unknown: {sides}*{n} = {grouped(divisions)}" if divisions else
+                           "unitriangular: no division")
+    return text
 
 
 # -- einsum -------------------------------------------------------------------------------------
@@ -265,6 +393,55 @@ def addmm_backward(call: OpCall, needs: Needs) -> Count:
 @GRAD_OPS.register("_grouped_mm", "grouped_mm")
 def grouped_mm_backward(call: OpCall, needs: Needs) -> Count:
     return repeated(grouped_mm(call), ("∂A", needs.input(0)), ("∂B", needs.input(1)))
+
+
+@GRAD_OPS.register("tensordot")
+def tensordot_backward(call: OpCall, needs: Needs) -> Count:
+    return repeated(tensordot(call), ("∂a", needs.input(0)), ("∂b", needs.input(1)))
+
+
+@GRAD_OPS.register("linalg_multi_dot", "chain_matmul")
+def multi_dot_backward(call: OpCall, needs: Needs) -> Count:
+    """Each product of the chain differentiated as a matmul: a side's gradient where an operand in it needs one."""
+    terms = []
+    for step in chain(call.inputs):
+        text = "*".join(map(str, step.sizes))
+        for side in (step.left, step.right):
+            names = "".join(f"#{i + 1}" for i in sorted(side))
+            terms.append((f"∂({names})", any(needs.input(i) for i in side), prod(step.sizes), text))
+    return gradients(terms)
+
+
+def _bilinear_backward(x1: tuple, n_in1: int, n_in2: int, n_out: int, needs: Needs, weight: bool) -> Count:
+    """∂x1, ∂A, ∂x2: _trilinear of the other two and ∂y, one k at a time: N*out*in1*in2 each."""
+    rows = prod(x1[:-1])
+    macs, text = rows * n_out * n_in1 * n_in2, f"{rows}*{n_out}*{n_in1}*{n_in2}"
+    return gradients([("∂x1", needs.input(0), macs, text), ("∂A", weight, macs, text),
+                      ("∂x2", needs.input(1), macs, text)])
+
+
+@GRAD_MODULES.register(nn.Bilinear)
+def bilinear_module_backward(call: ModuleCall, needs: Needs) -> Count:
+    m = call.module
+    return _bilinear_backward(call.inputs[0], m.in1_features, m.in2_features, m.out_features, needs,
+                              m.weight.requires_grad)
+
+
+@GRAD_OPS.register("bilinear")
+def bilinear_op_backward(call: OpCall, needs: Needs) -> Count:
+    out, n_in1, n_in2 = tensor_shape(call.arg(2, "weight"))
+    return _bilinear_backward(call.inputs[0], n_in1, n_in2, out, needs, needs.input(2))
+
+
+@GRAD_OPS.register("linalg_solve_triangular", "triangular_solve")
+def solve_triangular_backward(call: OpCall, needs: Needs) -> Count:
+    """∂B = (Aᴴ)⁻¹∂X, one solve as the forward's (computed for ∂A too), and ∂A = -∂B·Xᴴ: n*n*k per matrix."""
+    b, a = (0, 1) if call.name == "triangular_solve" else (1, 0)
+    solve = solve_triangular(call)
+    expression = solve.text()["macs"].rsplit(" = ", 1)[0]
+    n, out = call.inputs[a][-1], call.output
+    return gradients([("∂B (a solve)", needs.input(a) or needs.input(b), solve.macs, expression),
+                      ("∂A -∂B·Xᴴ", needs.input(a), prod(out) * n, f"{elements_text(out)}*{n}")])
 
 
 @GRAD_OPS.register("einsum")

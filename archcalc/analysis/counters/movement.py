@@ -29,7 +29,7 @@ VIEWS_AND_COPIES = (
     "detach", "to", "type", "type_as", "float", "half", "bfloat16", "double", "int", "long", "short", "bool", "byte",
     "char", "real", "imag", "T", "mT", "H", "mH", "data", "identity", "movedim", "moveaxis", "swapaxes", "swapdims",
     "copy", "as_strided", "diagonal", "diag", "diag_embed", "atleast_1d", "atleast_2d", "atleast_3d", "ravel",
-    "broadcast_to", "broadcast_tensors", "unfold_copy", "cpu", "cuda",
+    "broadcast_to", "broadcast_tensors", "unfold_copy", "cpu", "cuda", "conj", "resolve_conj", "resolve_neg",
 )
 REARRANGEMENTS = (
     "unbind", "roll", "flip", "fliplr", "flipud", "rot90", "tile", "repeat_interleave", "pixel_shuffle",
@@ -43,7 +43,8 @@ BOOKKEEPING = (
     "triu", "tril", "one_hot", "eq", "ne", "lt", "gt", "le", "ge", "equal", "isclose", "allclose", "isnan", "isinf",
     "isfinite", "isneginf", "isposinf", "logical_not", "logical_and", "logical_or", "logical_xor", "bitwise_not",
     "bitwise_and", "bitwise_or", "bitwise_xor", "and", "or", "xor", "invert", "lshift", "rshift", "size", "numel",
-    "bucketize", "searchsorted", "requires_grad", "retain_grad",
+    "bucketize", "searchsorted", "requires_grad", "retain_grad", "new",  # Tensor.new: legacy uninitialised
+    "histc", "bincount", "histogram",  # counting into bins (a mixture of experts' load): comparisons
     "sort", "argsort", "msort", "topk", "kthvalue", "unique", "unique_consecutive",  # comparisons, as above
     "bernoulli", "uniform", "normal", "exponential", "cauchy", "geometric", "log_normal", "random",  # random fills
 )

@@ -18,7 +18,8 @@ attention, normalisation and recurrence.
                per element (counted again through the F.* call inside their modules); torch.add, torch.mul,
                torch.matmul; its own MultiheadAttention and RNN formulas
   flop_counter 2 x MACs: torch.utils.flop_counter's count (convolution, mm, addmm, bmm, baddbmm, attention;
-               2 per multiply-add); no formula for matrix-vector products (mv, dot)
+               2 per multiply-add); no formula for matrix-vector products (mv, dot), addbmm, grouped_mm,
+               bilinear and triangular solves
   flops        2 x MACs + every element-wise operation archcalc counts
 calflops and DeepSpeed's profiler are not defined.
 """
@@ -39,13 +40,16 @@ def _paper(r: LayerRecord, module) -> int:
     return r.macs or 0
 
 
-_VECTOR_PRODUCTS = {"mv", "dot", "vdot", "inner", "addmv"}
+_NO_FORMULA = {"mv", "dot", "vdot", "inner", "addmv",  # (vector products)
+               "addbmm", "_grouped_mm", "grouped_mm", "bilinear", "Bilinear", "linalg_solve_triangular",
+               "triangular_solve"}
 
 
 def _flop_counter(r: LayerRecord, module) -> int:
-    """2 per MAC, but for the matrix-vector and vector products, which torch.utils.flop_counter has no formula
-    for (aten.mv, aten.dot: torch.matmul by a vector becomes one of them)."""
-    if r.type in _VECTOR_PRODUCTS or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1):
+    """2 per MAC, but for what torch.utils.flop_counter has no formula for: the matrix-vector and vector products
+    (aten.mv, aten.dot: torch.matmul by a vector becomes one of them), addbmm, _grouped_mm, bilinear (one
+    _trilinear kernel) and triangular solves."""
+    if r.type in _NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1):
         return 0
     return 2 * (r.macs or 0)
 
