@@ -1,12 +1,15 @@
 """The layer-formula registry's entries, one file per family of operations.
 
   convolution    Conv, ConvTranspose (module and F.conv*), unfold / fold (the convolution's im2col)
-  linear         nn.Linear and F.linear, matmul / @ / mm / bmm / baddbmm / addmm / mv, einsum
+  linear         nn.Linear and F.linear, matmul / @ / mm / bmm / baddbmm / addmm / mv, einsum, tensordot,
+                 multi_dot, nn.Bilinear, triangular solves
   attention      F.scaled_dot_product_attention, nn.MultiheadAttention (every path), its functional forms
   recurrent      nn.RNN / LSTM / GRU and their cells, torch's functional rnn ops
   normalisation  BatchNorm, LayerNorm, GroupNorm, RMSNorm, InstanceNorm, LocalResponseNorm, F.normalize
   pooling        max, average and adaptive pooling
   elementwise    activations, arithmetic, softmax, reductions, interpolation, cumsum, addcmul
+  losses         the loss functions a forward may compute (MSE, cross-entropy, ...)
+  spectral       Fourier transforms (torch.fft, torch.stft)
   movement       data movement and bookkeeping (views, copies, concatenation, masks, comparisons,
                  casts, embedding lookups): 0 operations by a declared rule
   lecture        the lectures' own layers (LeNet-5's subsampling, connection table, RBF output)
@@ -22,8 +25,10 @@ from archcalc.analysis.counters import (  # noqa: F401  (each registers its form
     elementwise,
     lecture,
     linear,
+    losses,
     movement,
     normalisation,
     pooling,
     recurrent,
+    spectral,
 )

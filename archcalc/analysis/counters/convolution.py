@@ -74,7 +74,7 @@ def conv_transpose(call: ModuleCall) -> Count:
 
 def _conv_transpose_text(call: ModuleCall, per_input: list[int], macs: int, elementwise: int) -> dict[str, str]:
     m, inp, out = call.module, call.input, call.output
-    d = len(out) - 2
+    d = len(m.kernel_size)  # (not the output's rank: an unbatched input has one less)
     sizes = [
         f"({h} - 1)*{s} - 2*{p} + {dl}*({k} - 1) + {op} + 1 = {o}"
         for h, s, p, dl, k, op, o in zip(inp[-d:], m.stride, m.padding, m.dilation, m.kernel_size,

@@ -73,6 +73,17 @@ ELEMENTWISE = (
     "softmax", "log_softmax", "softmin",
     "log_sigmoid",  # F.logsigmoid's own name (torch._C._nn.log_sigmoid: xLSTM's gates)
     "outer", "ger", "kron",  # products of every pair, nothing summed: one multiplication per output element
+    "diff",  # neighbours' differences
+    # further functions of one or two elements, and their aliases
+    "absolute", "negative", "multiply", "divide", "subtract", "arccos", "arcsin", "arctan", "arctan2", "arccosh",
+    "arcsinh", "arctanh", "acosh", "asinh", "atanh", "fix", "logit", "erfinv", "lgamma", "digamma", "polygamma",
+    "mvlgamma", "i0", "sinc", "heaviside", "copysign", "rad2deg", "deg2rad", "angle", "logaddexp2", "ldexp", "gcd",
+    "lcm", "nextafter", "igamma", "igammac", "special_expit", "special_logit", "special_erf",
+    "special_erfc", "special_erfcx", "special_erfinv", "special_gammaln", "special_digamma", "special_psi",
+    "special_polygamma", "special_multigammaln", "special_i0", "special_i0e", "special_i1", "special_i1e",
+    "special_ndtr", "special_ndtri", "special_log_ndtr", "special_sinc", "special_entr", "special_xlog1py",
+    "special_xlogy", "special_exp2", "special_expm1", "special_log1p", "special_round", "special_softmax",
+    "special_log_softmax", "special_zeta", "special_gammainc", "special_gammaincc",
     # their gradients, called by name in a custom autograd.Function's backward (SEW-D's XSoftmax): 1 per
     # element, as the backward rule (counting.ELEMENTWISE_BACKWARD) counts a softmax's
     "_softmax_backward_data", "_log_softmax_backward_data",
@@ -84,10 +95,43 @@ def elementwise(call: OpCall) -> Count:
     return per_output(call.output, 1, "output")
 
 
-@OPS.register("addcmul", "addcdiv", "lerp")
+@OPS.register("addcmul", "addcdiv", "lerp", "addr", "quantile", "nanquantile")
 def fused_multiply_add(call: OpCall) -> Count:
-    """input + value*t1*t2 (addcmul), input + value*t1/t2 (addcdiv), a + w*(b - a) (lerp)."""
+    """input + value*t1*t2 (addcmul), input + value*t1/t2 (addcdiv), a + w*(b - a) (lerp), input + v1⊗v2
+    (addr); quantile: the two order statistics around it interpolated, a lerp (the sort is comparisons)."""
     return per_output(call.output, 2, "output")
+
+
+@OPS.register("linalg_cross", "cross")
+def cross(call: OpCall) -> Count:
+    """a × b: each component a_i b_j - a_j b_i, two products and a subtraction."""
+    return per_output(call.output, 3, "output")
+
+
+@OPS.register("index_add", "scatter_add", "scatter_reduce", "index_reduce", "segment_reduce")
+def scattered(call: OpCall) -> Count:
+    """Adds (or max, min, products) into places: one per source element, the tensor of values (index_add's
+    ``source``, scatter's ``src``: the largest input)."""
+    n = max(prod(shape) for shape in call.inputs)
+    return Count(0, n, {"elementwise": f"1 per source element: {grouped(n)}"})
+
+
+@OPS.register("embedding_bag")
+def embedding_bag(call: OpCall) -> Count:
+    """F.embedding_bag(input, weight, offsets, ..., mode): each bag sums (mean: and divides, max: compares) the
+    rows its indices pick: one per picked element (the indices times the embedding's width)."""
+    weight = call.inputs[1]
+    n = prod(call.inputs[0]) * weight[-1]
+    return Count(0, n, {"elementwise": f"1 per picked element: {elements_text(call.inputs[0])}*{weight[-1]} = "
+                                       f"{grouped(n)}"})
+
+
+@OPS.register("gumbel_softmax")
+def gumbel_softmax(call: OpCall) -> Count:
+    """F.gumbel_softmax(logits, tau, hard): noise -log(E) (log, negation), (logits + noise)/tau (add, divide) and
+    the softmax: 5 per element; hard=True adds y_hard - y_soft.detach() + y_soft: 2 more."""
+    per = 7 if call.arg(2, "hard", False) else 5
+    return per_output(call.output, per, "element")
 
 
 @OPS.register("sum", "mean", "amax", "amin", "max", "min", "prod", "nansum", "nanmean", "var", "std", "var_mean",

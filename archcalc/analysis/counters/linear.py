@@ -14,10 +14,14 @@ Symbols: a product of (..., M, K) by (..., K, N) gives (..., M, N) after broadca
             recurrence), each (rows)*K*(columns)
   Bilinear: y_k = x1ᵀ A_k x2 + b_k, as PyTorch computes it (_trilinear, one k at a time): x1ᵀ A_k, then by x2:
             MACs = N*out*in2*(in1 + 1); a bias adds N*out
+  vecdot:   a dot product of K terms per output;  matrix_power: A^k by PyTorch's squarings and products, n^3 each
+  affine_grid:  every output point's (x, y, 1) by θᵀ: points*3*2 (3-D: points*4*3)
+  cdist, pdist (p = 2):  per pair of rows, M squared differences summed: pairs*M
   solve_triangular:  X = A⁻¹B for a triangular n x n A, by substitution: x_i = (b_i - Σ_j<i A_ij x_j) / A_ii,
             MACs = (right-hand sides)*n(n-1)/2, + n divisions each (none where A is unitriangular)
 This is torch.utils.flop_counter's mm / addmm / bmm / baddbmm count / 2, whatever the broadcasting
-(flop_counter has no formula for addbmm, grouped_mm, bilinear and triangular solves: 0).
+(flop_counter has no formula for addbmm, grouped_mm, bilinear, vecdot, affine_grid, cdist, pdist and triangular
+solves: 0).
 Backward: for Y = A·B, ∂A = ∂Y·Bᵀ and ∂B = Aᵀ·∂Y, each the forward's MACs, when that operand needs a
 gradient (a Linear's ∂x not for a first layer, its ∂W when trainable); an einsum's each pairwise product alike.
 A Bilinear's ∂x1, ∂A and ∂x2 (_trilinear again, each k): N*out*in1*in2 each.
@@ -217,6 +221,67 @@ def bilinear_count(x1: tuple, n_in1: int, n_in2: int, n_out: int, bias: bool, pa
     return Count(macs, adds, text)
 
 
+@OPS.register("linalg_vecdot")
+def vecdot(call: OpCall) -> Count:
+    """torch.linalg.vecdot(x, y, dim): a dot product of K terms per output (PyTorch runs it as a product and a
+    sum, which flop_counter does not count)."""
+    dim = call.kwargs.get("dim", -1)
+    return product_count(call.output, call.inputs[0][dim])
+
+
+@OPS.register("linalg_matrix_power", "matrix_power")
+def matrix_power(call: OpCall) -> Count:
+    """A^k by PyTorch's products (linalg_matrix_power): A·A for 2, (A·A)·A for 3, else by the binary digits of
+    k: a squaring for each digit after the first, a product for each 1 digit after the first; n^3 MACs each a
+    matrix. k = 0, 1: no product; k < 0 inverts A first, which has no formula here."""
+    k, shape = call.arg(1, "n"), call.inputs[0]
+    if not isinstance(k, int) or k < 0:
+        return Count(None, None, {}, "a negative power inverts the matrix: no formula")
+    products = matrix_power_products(k)
+    each = prod(shape) * shape[-1]
+    macs = products * each
+    return Count(macs, 0, {"macs": f"{products} products of {elements_text(shape)}*{shape[-1]} = {grouped(macs)}"})
+
+
+def matrix_power_products(k: int) -> int:
+    if k <= 1:
+        return 0
+    if k <= 3:
+        return k - 1
+    return (k.bit_length() - 1) + (bin(k).count("1") - 1)
+
+
+@OPS.register("affine_grid")
+def affine_grid(call: OpCall) -> Count:
+    """F.affine_grid(θ, size): every output point's coordinates (x, y, 1) by θᵀ: (points)*3*2 in 2-D,
+    (points)*4*3 in 3-D."""
+    theta, size = call.inputs[0], call.arg(1, "size")
+    rows, columns = theta[-1], theta[-2]
+    points = size[0] * prod(size[2:])
+    macs = points * rows * columns
+    return Count(macs, 0, {"macs": f"{size[0]}*{'*'.join(map(str, size[2:]))} points * {rows}*{columns} = "
+                                   f"{grouped(macs)}"})
+
+
+# -- distances --------------------------------------------------------------------------------
+
+@OPS.register("cdist", "pdist")
+def distance(call: OpCall) -> Count:
+    """torch.cdist(x1, x2, p) between every row of x1 and of x2, F.pdist(x, p) between every pair of rows of x:
+    for p = 2, per pair of rows of M coordinates, M differences (element-wise), their squares summed (M MACs)
+    and a root; for another p, M differences, powers and adds (3 per coordinate) and a root."""
+    pairs, width = prod(call.output), call.inputs[0][-1]
+    p = call.arg(2 if call.name == "cdist" else 1, "p", 2.0)
+    if p == 2:
+        macs, elementwise = pairs * width, pairs * (width + 1)
+        text = {"macs": f"{grouped(pairs)} pairs * {width} squares summed = {grouped(macs)}",
+                "elementwise": f"{grouped(pairs)} pairs * ({width} differences + a root) = {grouped(elementwise)}"}
+    else:
+        macs, elementwise = 0, pairs * (3 * width + 1)
+        text = {"elementwise": f"{grouped(pairs)} pairs * (3*{width} + a root) = {grouped(elementwise)}"}
+    return Count(macs, elementwise, text)
+
+
 # -- triangular solves ------------------------------------------------------------------------
 
 @OPS.register("linalg_solve_triangular", "triangular_solve")
@@ -375,29 +440,24 @@ def linear_backward(call: ModuleCall, needs: Needs) -> Count:
     return repeated(linear(call), ("∂x", needs.input(0)), ("∂W", needs.weights))
 
 
-@GRAD_OPS.register("linear")
-def linear_op_backward(call: OpCall, needs: Needs) -> Count:
-    return repeated(linear_op(call), ("∂x", needs.input(0)), ("∂W", needs.input(1)))
+def product_gradients(forward, *sides: tuple[str, int]):
+    """The backward counter of a product: the forward's MACs once for each (gradient, input position) whose
+    input needs one."""
+    def backward(call: OpCall, needs: Needs) -> Count:
+        return repeated(forward(call), *((what, needs.input(i)) for what, i in sides))
+
+    backward.__name__ = f"{forward.__name__}_backward"
+    return backward
 
 
-@GRAD_OPS.register("matmul", "mm", "bmm", "mv", "dot", "vdot", "inner")
-def matmul_backward(call: OpCall, needs: Needs) -> Count:
-    return repeated(matmul(call), ("∂A", needs.input(0)), ("∂B", needs.input(1)))
-
-
-@GRAD_OPS.register("addmm", "baddbmm", "addmv", "addbmm")
-def addmm_backward(call: OpCall, needs: Needs) -> Count:
-    return repeated(addmm(call), ("∂A", needs.input(1)), ("∂B", needs.input(2)))
-
-
-@GRAD_OPS.register("_grouped_mm", "grouped_mm")
-def grouped_mm_backward(call: OpCall, needs: Needs) -> Count:
-    return repeated(grouped_mm(call), ("∂A", needs.input(0)), ("∂B", needs.input(1)))
-
-
-@GRAD_OPS.register("tensordot")
-def tensordot_backward(call: OpCall, needs: Needs) -> Count:
-    return repeated(tensordot(call), ("∂a", needs.input(0)), ("∂b", needs.input(1)))
+GRAD_OPS.register("linear")(product_gradients(linear_op, ("∂x", 0), ("∂W", 1)))
+GRAD_OPS.register("matmul", "mm", "bmm", "mv", "dot", "vdot", "inner")(
+    product_gradients(matmul, ("∂A", 0), ("∂B", 1)))
+GRAD_OPS.register("addmm", "baddbmm", "addmv", "addbmm")(product_gradients(addmm, ("∂A", 1), ("∂B", 2)))
+GRAD_OPS.register("_grouped_mm", "grouped_mm")(product_gradients(grouped_mm, ("∂A", 0), ("∂B", 1)))
+GRAD_OPS.register("tensordot")(product_gradients(tensordot, ("∂a", 0), ("∂b", 1)))
+GRAD_OPS.register("linalg_vecdot")(product_gradients(vecdot, ("∂x", 0), ("∂y", 1)))
+GRAD_OPS.register("affine_grid")(product_gradients(affine_grid, ("∂θ", 0)))
 
 
 @GRAD_OPS.register("linalg_multi_dot", "chain_matmul")
@@ -433,9 +493,24 @@ def bilinear_op_backward(call: OpCall, needs: Needs) -> Count:
     return _bilinear_backward(call.inputs[0], n_in1, n_in2, out, needs, needs.input(2))
 
 
+@GRAD_OPS.register("linalg_matrix_power", "matrix_power")
+def matrix_power_backward(call: OpCall, needs: Needs) -> Count:
+    """Each product's two gradients (both factors are powers of A)."""
+    return repeated(matrix_power(call), ("∂ left factors", needs.input(0)), ("∂ right factors", needs.input(0)))
+
+
+@GRAD_OPS.register("cdist", "pdist")
+def distance_backward(call: OpCall, needs: Needs) -> Count:
+    """∂ of each set of rows: per pair, its M coordinates' differences scaled by ∂D (the forward's products)."""
+    forward = distance(call)
+    if not forward.macs:
+        return Count(0, None, {"macs": "p ≠ 2: element-wise only"})
+    return repeated(forward, ("∂x1", needs.input(0)), ("∂x2", needs.input(1)))
+
+
 @GRAD_OPS.register("linalg_solve_triangular", "triangular_solve")
 def solve_triangular_backward(call: OpCall, needs: Needs) -> Count:
-    """∂B = (Aᴴ)⁻¹∂X, one solve as the forward's (computed for ∂A too), and ∂A = -∂B·Xᴴ: n*n*k per matrix."""
+    """∂B = (Aᴴ)⁻¹∂X, one solve as the forward's (made for ∂A too), and ∂A = -∂B·Xᴴ: n*n*k a matrix."""
     b, a = (0, 1) if call.name == "triangular_solve" else (1, 0)
     solve = solve_triangular(call)
     expression = solve.text()["macs"].rsplit(" = ", 1)[0]

@@ -36,6 +36,9 @@ REARRANGEMENTS = (
     "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "pad", "gather", "scatter", "index", "take",
     "take_along_dim", "index_put", "index_copy", "masked_select", "narrow_copy", "nonzero",
     "_pack_padded_sequence", "_pad_packed_sequence",  # packed sequences (nn.utils.rnn): the rows rearranged
+    "max_unpool1d", "max_unpool2d", "max_unpool3d", "block_diag", "cartesian_prod", "combinations", "masked_scatter",
+    "put", "diagflat", "view_as_real", "view_as_complex", "complex", "argwhere", "tril_indices",
+    "triu_indices",
 )
 BOOKKEEPING = (
     "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "zeros_like", "ones_like", "full_like",
@@ -46,6 +49,8 @@ BOOKKEEPING = (
     "bucketize", "searchsorted", "requires_grad", "retain_grad", "new",  # Tensor.new: legacy uninitialised
     "histc", "bincount", "histogram",  # counting into bins (a mixture of experts' load): comparisons
     "sort", "argsort", "msort", "topk", "kthvalue", "unique", "unique_consecutive",  # comparisons, as above
+    "median", "nanmedian", "mode", "isin", "greater", "greater_equal", "less", "less_equal", "not_equal", "signbit",
+    "is_nonzero", "is_same_size",
     "bernoulli", "uniform", "normal", "exponential", "cauchy", "geometric", "log_normal", "random",  # random fills
 )
 DROPOUT = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")

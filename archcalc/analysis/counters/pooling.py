@@ -4,10 +4,13 @@ No multiply-accumulates; element-wise work per output element, with K the window
   max pooling       K - 1 comparisons
   average pooling   K (K - 1 adds and a divide)
   adaptive pooling  the windows' elements (adaptive_window_total), less one per output for max
+  fractional max    K - 1 comparisons, as max pooling
+  LP pooling        x^p per input element, then K per output (K - 1 adds and the p-th root)
 """
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from math import prod
 
@@ -42,9 +45,20 @@ def _adaptive_text(spatial_in, out, is_max, reads, elementwise) -> dict[str, str
 
 # -- modules -------------------------------------------------------------------------------
 
+def spatial(name: str) -> int:
+    """The spatial dimensions a pooling works over, from its name (MaxPool2d, adaptive_avg_pool3d: 2, 3): not
+    from the output's rank, which an unbatched C x H x W input makes one less."""
+    return int(re.search(r"([123])d", name).group(1))
+
+
+def module_spatial(m: nn.Module) -> int:
+    """spatial() of the torch.nn class a pooling module is (a subclass may be named anything)."""
+    return spatial(next(c.__name__ for c in type(m).__mro__ if re.search(r"Pool[123]d$", c.__name__)))
+
+
 def _module_pool(call: ModuleCall, is_max: bool) -> Count:
     m, out = call.module, call.output
-    d = len(out) - 2
+    d = module_spatial(m)
     stride = m.stride if m.stride is not None else m.kernel_size
     output = partial(window_formula, call.input[-d:], m.kernel_size, stride, m.padding, m.dilation if is_max else 1,
                      m.ceil_mode)
@@ -61,17 +75,20 @@ def avg_pool(call: ModuleCall) -> Count:
     return _module_pool(call, False)
 
 
+_ADAPTIVE_MAX = (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+
+
 @MODULES.register(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
                   nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
 def adaptive_pool(call: ModuleCall) -> Count:
     out = call.output
-    return adaptive_count(call.input[-(len(out) - 2):], out, "Max" in type(call.module).__name__)
+    return adaptive_count(call.input[-module_spatial(call.module):], out, isinstance(call.module, _ADAPTIVE_MAX))
 
 
 # -- functional ----------------------------------------------------------------------------
 
 def _pool(call: OpCall, is_max: bool) -> Count:
-    dims = len(call.output) - 2
+    dims = spatial(call.name)
     kernel = as_tuple(call.arg(1, "kernel_size"), dims)
     stride = call.arg(2, "stride") or kernel
     padding = call.arg(3, "padding", 0)
@@ -95,13 +112,37 @@ def max_pool_op(call: OpCall) -> Count:
     return _pool(call, True)
 
 
+@OPS.register("fractional_max_pool2d", "fractional_max_pool3d", "fractional_max_pool2d_with_indices",
+              "fractional_max_pool3d_with_indices")
+def fractional_max_pool(call: OpCall) -> Count:
+    """Windows of the kernel's size at pseudo-random places: (K - 1) comparisons per output, as max pooling."""
+    kernel = as_tuple(call.arg(1, "kernel_size"), spatial(call.name))
+    window = prod(kernel)
+    return window_count(call.output, window, True,
+                        lambda w, n: {"elementwise": f"({w} - 1) comparisons*{elements_text(call.output)} = "
+                                                     f"{grouped(n)}"})
+
+
+@OPS.register("lp_pool1d", "lp_pool2d", "lp_pool3d")
+def lp_pool(call: OpCall) -> Count:
+    """F.lp_pool (nn.LPPool): x^p for every input element, each window's K powers summed, the p-th root:
+    (input elements) + K per output."""
+    window = prod(as_tuple(call.arg(2, "kernel_size"), spatial(call.name)))
+    powers, sums = prod(call.inputs[0]), window * prod(call.output)
+    n = powers + sums
+    return Count(0, n, {"elementwise": f"powers {elements_text(call.inputs[0])} + ({window - 1} adds + 1 root)*"
+                                       f"{elements_text(call.output)} = {grouped(n)}"})
+
+
 @OPS.register("avg_pool1d", "avg_pool2d", "avg_pool3d")
 def avg_pool_op(call: OpCall) -> Count:
     return _pool(call, False)
 
 
 @OPS.register("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
-              "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d")
+              "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+              "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
+              "adaptive_max_pool3d_with_indices")
 def adaptive_pool_op(call: OpCall) -> Count:
     out = call.output
-    return adaptive_count(call.inputs[0][-(len(out) - 2):], out, "max" in call.name)
+    return adaptive_count(call.inputs[0][-spatial(call.name):], out, "max" in call.name)

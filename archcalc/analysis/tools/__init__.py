@@ -19,7 +19,7 @@ attention, normalisation and recurrence.
                torch.matmul; its own MultiheadAttention and RNN formulas
   flop_counter 2 x MACs: torch.utils.flop_counter's count (convolution, mm, addmm, bmm, baddbmm, attention;
                2 per multiply-add); no formula for matrix-vector products (mv, dot), addbmm, grouped_mm,
-               bilinear and triangular solves
+               bilinear, vecdot, affine_grid, cdist, pdist and triangular solves
   flops        2 x MACs + every element-wise operation archcalc counts
 calflops and DeepSpeed's profiler are not defined.
 """
@@ -42,13 +42,13 @@ def _paper(r: LayerRecord, module) -> int:
 
 _NO_FORMULA = {"mv", "dot", "vdot", "inner", "addmv",  # (vector products)
                "addbmm", "_grouped_mm", "grouped_mm", "bilinear", "Bilinear", "linalg_solve_triangular",
-               "triangular_solve"}
+               "triangular_solve", "linalg_vecdot", "affine_grid", "cdist", "pdist"}
 
 
 def _flop_counter(r: LayerRecord, module) -> int:
     """2 per MAC, but for what torch.utils.flop_counter has no formula for: the matrix-vector and vector products
     (aten.mv, aten.dot: torch.matmul by a vector becomes one of them), addbmm, _grouped_mm, bilinear (one
-    _trilinear kernel) and triangular solves."""
+    _trilinear kernel), vecdot (a product and a sum), affine_grid, cdist, pdist and triangular solves."""
     if r.type in _NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1):
         return 0
     return 2 * (r.macs or 0)

@@ -13,7 +13,8 @@ multiply-add as one "flop"; every other operation is listed as unsupported and c
   aten::upsample_nearest2d       1 per output element;  upsample_bilinear2d  4 per output element
   not supported: aten::scaled_dot_product_attention (so MultiheadAttention with need_weights=False
   counts its projections only), aten::lstm / gru / rnn_tanh (0), baddbmm, addbmm, tensordot, linalg_multi_dot,
-  bilinear (nn.Bilinear), _grouped_mm, linalg_solve_triangular, every element-wise operation;
+  bilinear (nn.Bilinear), _grouped_mm, linalg_solve_triangular, vecdot, matrix_power, affine_grid, cdist,
+  pdist, every element-wise operation;
   the cells (LSTMCell, GRUCell, RNNCell) are traced as their linear layers: counted as archcalc does
   a custom torch.autograd.Function is one prim::PythonOp in the trace, unsupported: nothing its forward runs
   is counted (LayerRecord.inside), torch.utils.checkpoint's reentrant form included
@@ -33,7 +34,8 @@ NOT_SUPPORTED = {"scaled_dot_product_attention", "baddbmm", "addbmm", "addmv", "
                  "multi_head_attention_forward", "_native_multi_head_attention",
                  # one aten node each in the trace, none with a handle
                  "tensordot", "linalg_multi_dot", "chain_matmul", "bilinear", "Bilinear", "_grouped_mm",
-                 "grouped_mm", "linalg_solve_triangular", "triangular_solve"}
+                 "grouped_mm", "linalg_solve_triangular", "triangular_solve", "linalg_vecdot", "linalg_matrix_power",
+                 "matrix_power", "affine_grid", "cdist", "pdist"}
 _NORMS = {"LayerNorm": "elementwise_affine", "GroupNorm": "affine", "InstanceNorm1d": "affine",
           "InstanceNorm2d": "affine", "InstanceNorm3d": "affine"}
 _NORM_OPS = {"layer_norm": 2, "group_norm": 2, "instance_norm": 3}  # op -> position of its weight argument

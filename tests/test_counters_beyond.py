@@ -1,0 +1,133 @@
+"""Formulas beyond the lectures' layers, by hand and against torch.utils.flop_counter where it counts them:
+losses a forward computes, Fourier transforms, matrix powers and products, distances, pooling variants, scatters."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from archcalc.analysis.engine import analyse_module
+
+
+class Calls(nn.Module):
+    def __init__(self, *calls):
+        super().__init__()
+        self.calls = calls
+
+    def forward(self, x):
+        return [call(x) for call in self.calls]
+
+
+def rows(*calls, shape=(2, 4, 8), backward=False):
+    """Each call's records, by type, and the analysis' notes."""
+    a = analyse_module(Calls(*calls), "calls", shape, torch.device("cpu"), torch.float32, backward=backward)
+    assert not [n for n in a.notes if "not counted" in n], a.notes
+    return {r.type: r for r in a.records}
+
+
+def labels(x, classes=10):
+    return torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+
+
+def test_losses_a_forward_computes():
+    """1 per element for the loss and 1 for the reduction (an activation's and a reduction's rule): MSE over
+    2x4x8 = 128, 64 with reduction='none'; cross-entropy over 2x10 logits: log_softmax 20 + nll 2 = 22, with
+    label smoothing 42, probabilities as target 3*20 = 60; nll_loss 2."""
+    got = rows(lambda x: F.mse_loss(x, x * 2), lambda x: F.l1_loss(x, x * 2, reduction="none"),
+               lambda x: F.cross_entropy(x.flatten(1)[:, :10], labels(x)),
+               lambda x: nn.CrossEntropyLoss(label_smoothing=0.1)(x.flatten(1)[:, :10], labels(x)),
+               lambda x: F.binary_cross_entropy_with_logits(x, torch.ones_like(x)),
+               lambda x: F.nll_loss(x.flatten(1)[:, :10], labels(x)))
+    assert got["mse_loss"].elementwise == 128 and got["l1_loss"].elementwise == 64
+    assert got["mse_loss"].formulas["elementwise"] == "(the loss + the reduction) per input element: 2*(2*4*8) = 128"
+    assert got["binary_cross_entropy_with_logits"].elementwise == 128 and got["nll_loss"].elementwise == 2
+    probabilities = rows(lambda x: F.cross_entropy(x[:, 0, :5], x[:, 1, :5].softmax(-1)))["cross_entropy"]
+    assert probabilities.elementwise == 3 * 10
+    smoothing = analyse_module(Calls(lambda x: F.cross_entropy(x.flatten(1)[:, :10], labels(x)),
+                                     lambda x: F.cross_entropy(x.flatten(1)[:, :10], labels(x), label_smoothing=0.1)),
+                               "ce", (2, 4, 8), torch.device("cpu"), torch.float32)
+    assert [r.elementwise for r in smoothing.records if r.type == "cross_entropy"] == [22, 42]
+    assert all(r.macs == 0 for r in got.values() if "loss" in r.type or r.type == "cross_entropy")
+
+
+def test_fourier_transforms_by_fftws_count():
+    """5 N log2 N a complex transform, 2.5 N log2 N a real one, once for each position of the other dimensions:
+    rfft over 8 points of 2x4x8: 2.5*8*3 = 60, x 8 = 480; fft2 over 4x8: 5*32*5 = 800, x 2 = 1,600; fftn over
+    dims (1, 2) the same; irfft back to 8 points from a 5-point half spectrum: 480; rfft of 6 points:
+    2.5*6*log2(6) x 8 = 310 (rounded)."""
+    got = rows(lambda x: torch.fft.rfft(x), lambda x: torch.fft.fft2(x), lambda x: torch.fft.fftn(x, dim=(1, 2)),
+               lambda x: torch.fft.irfft(torch.fft.rfft(x), n=8), lambda x: torch.fft.ihfft(x[..., :6]))
+    assert got["fft_rfft"].elementwise == 480 and got["fft_fft2"].elementwise == 1_600
+    assert got["fft_fftn"].elementwise == 1_600 and got["fft_irfft"].elementwise == 480
+    assert got["fft_ihfft"].elementwise == round(2.5 * 6 * 2.584962500721156 * 8) == 310
+    assert got["fft_rfft"].formulas["elementwise"] == "fft.rfft: 2.5*8*log2(8) a transform * 8 = 480"
+    assert got["fft_fft2"].macs == 0
+
+
+def test_a_short_time_fourier_transform():
+    """64 samples, n_fft 16, hop 4, centred: 17 frames a signal, 34 in all, each 16 window products and a real
+    transform of 16 points (2.5*16*4 = 160): 34*176 = 5,984."""
+    window = torch.hann_window(16)
+    got = rows(lambda x: torch.stft(x, 16, window=window, return_complex=True), shape=(2, 64))
+    assert got["stft"].elementwise == 5_984
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 7, 8, 13])
+def test_matrix_power_equals_flop_counter(k):
+    """PyTorch's products for A^k: 1 for 2, 2 for 3, else a squaring per binary digit after the first and a
+    product per 1 after the first (13 = 1101b: 3 + 2 = 5); each n^3 a matrix; gradients twice the forward."""
+    w = nn.Parameter(torch.randn(3, 4, 4))
+    got = rows(lambda x: torch.linalg.matrix_power(w, k), backward=True)["linalg_matrix_power"]
+    with FlopCounterMode(display=False) as counter:
+        y = torch.linalg.matrix_power(w, k)
+        forward = counter.get_total_flops()
+        y.sum().backward()
+    assert 2 * got.macs == forward and 2 * (got.macs + got.backward.macs) == counter.get_total_flops()
+    assert got.macs == {2: 1, 3: 2, 4: 2, 5: 3, 7: 4, 8: 3, 13: 5}[k] * 3 * 4 * 4 * 4
+
+
+def test_products_flop_counter_has_no_formula_for():
+    """vecdot 2x4 dot products of 8 terms = 64; affine_grid: 2x5x6 points by θᵀ (3x2) = 360, its ∂θ as much
+    (flop_counter counts that backward product: 2*360); cdist between 2x5 and 2x6 rows of 3 coordinates: 60
+    pairs x 3 = 180 MACs, 60 x (3 + 1) element-wise."""
+    theta = nn.Parameter(torch.randn(2, 2, 3))
+    got = rows(lambda x: torch.linalg.vecdot(x, x), lambda x: F.affine_grid(theta, [2, 1, 5, 6], align_corners=False),
+               lambda x: torch.cdist(x[:, :, :3], x[:, :, 3:6].repeat(1, 2, 1)[:, :6]), backward=True)
+    assert got["linalg_vecdot"].macs == 64
+    assert got["affine_grid"].macs == 360 and got["affine_grid"].backward.macs == 360
+    with FlopCounterMode(display=False) as counter:
+        F.affine_grid(theta, [2, 1, 5, 6], align_corners=False).sum().backward()
+    assert counter.get_total_flops() == 2 * 360
+    cdist = got["cdist"]
+    assert (cdist.macs, cdist.elementwise) == (2 * 4 * 6 * 3, 2 * 4 * 6 * 4)
+
+
+def test_pooling_variants_scatters_and_bags():
+    """LP pooling (p = 2, windows of 2) over 2x4x8: 64 powers + 2 per output (a sum and a root) x 32 = 128;
+    fractional max pooling (2x2 windows) of the 2-channel 4x8 map to 2x4: 3 comparisons x 2*2*4 = 48;
+    scatter_add and index_add 1 per source element (64); embedding_bag of 2 bags of 3 indices, 4 wide: 24;
+    gumbel_softmax 5 per element."""
+    got = rows(lambda x: F.lp_pool1d(x, 2, 2), lambda x: F.fractional_max_pool2d(x, 2, output_size=(2, 4)),
+               lambda x: torch.zeros_like(x).scatter_add(1, torch.zeros_like(x, dtype=torch.long), x),
+               lambda x: x.index_add(0, torch.tensor([1, 0]), x),
+               lambda x: F.embedding_bag(torch.zeros(2, 3, dtype=torch.long), torch.randn(10, 4)),
+               lambda x: F.gumbel_softmax(x), lambda x: F.max_unpool1d(*F.max_pool1d(x, 2, return_indices=True), 2))
+    assert got["lp_pool1d"].elementwise == 64 + 2 * 32
+    assert got["fractional_max_pool2d"].elementwise == 3 * 2 * 2 * 4
+    assert got["scatter_add"].elementwise == got["index_add"].elementwise == 64
+    assert got["embedding_bag"].elementwise == 24 and got["gumbel_softmax"].elementwise == 5 * 64
+    assert got["max_unpool1d"].elementwise == 0
+
+
+def test_pooling_an_unbatched_map_counts_every_spatial_dimension():
+    """A C x H x W map without its batch (which PyTorch's 2-D pooling takes): 2x2 windows, not 2-wide ones,
+    though the output has one dimension less than a batch would give (the window was read off the rank)."""
+    got = rows(lambda x: F.max_pool2d(x, 2), lambda x: F.avg_pool2d(x, 2), lambda x: F.adaptive_avg_pool2d(x, 2))
+    modules = analyse_module(nn.Sequential(nn.MaxPool2d(2), nn.AdaptiveMaxPool2d(1)), "pools", (2, 4, 8),
+                             torch.device("cpu"), torch.float32).records
+    got.update({r.type: r for r in modules})
+    assert got["max_pool2d"].elementwise == got["MaxPool2d"].elementwise == 3 * 2 * 2 * 4
+    assert got["avg_pool2d"].elementwise == 4 * 2 * 2 * 4 and got["adaptive_avg_pool2d"].elementwise == 2 * 4 * 8
+    assert got["AdaptiveMaxPool2d"].elementwise == 2 * (2 * 4 - 1)  # (after the 2x2 max pooling: 2x4)
+    assert got["max_pool2d"].formulas["output"] == "H: (4 + 2*0 - 2)/2 + 1 = 2; W: (8 + 2*0 - 2)/2 + 1 = 4"
