@@ -183,9 +183,101 @@ def test_pass_on_the_command_line(cli):
     totals = data["totals"]
     assert data["pass"] == "train"
     assert totals["macs"] == totals["forward_macs"] + totals["backward_macs"] == 5_519_232 + 10_260_864
-    assert totals["elementwise"] == totals["forward_elementwise"] + totals["backward_elementwise"] == 2 * 104_554
+    train_forward = 104_554 + 2 * 2304  # the forward's in train mode: dropout's mask scaled and applied, 2 per element
+    assert totals["forward_elementwise"] == train_forward
+    assert totals["elementwise"] == totals["forward_elementwise"] + totals["backward_elementwise"] == 2 * train_forward
     assert sum(layer["macs"] or 0 for layer in data["layers"]) == totals["macs"]
     table = cli("flops", "cnnet", "--pass", "backward").out
     assert "Training step: forward 5,519,232 + backward 10,260,864 = 15,780,096 MACs, 2.86 x the forward" in table
     bad = cli("flops", "cnnet", "--pass", "sideways")
     assert bad.code == 1 and "unknown --pass 'sideways'" in bad.err
+
+
+class TrainsDifferently(nn.Module):
+    """What train mode changes: BatchNorm's batch statistics, dropout (element-wise and per channel), attention
+    weights' dropout, an LSTM's dropout between layers, a feature encoder asking the waveform's gradient (Hugging
+    Face's wav2vec 2.0: hidden_states.requires_grad = True in train mode) and an auxiliary head run in train
+    mode only (GoogLeNet's, Inception v3's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.norm = nn.Conv1d(1, 8, 3), nn.BatchNorm1d(8)
+        self.drop, self.channels = nn.Dropout(0.1), nn.Dropout1d(0.2)
+        self.attention = nn.MultiheadAttention(8, 2, dropout=0.1, batch_first=True)
+        self.lstm = nn.LSTM(8, 8, num_layers=2, dropout=0.3, batch_first=True)
+        self.aux = nn.Linear(8, 3)
+
+    def forward(self, wave):  # (N, 1, T)
+        if self.training:
+            wave.requires_grad = True
+        h = self.channels(self.drop(self.norm(self.conv(wave))))  # (N, 8, T - 2)
+        tokens = h.transpose(1, 2)
+        tokens = self.attention(tokens, tokens, tokens, need_weights=False)[0]
+        out = self.lstm(tokens)[0]
+        return (out, self.aux(out)) if self.training else out
+
+
+def test_a_training_step_is_counted_in_train_mode():
+    """2 waves of 18 samples: 2x8x16 after the convolution (256 elements), 2x2 heads of 16x16 scores (1,024)."""
+    with torch.device("meta"):
+        model = TrainsDifferently().eval()
+    forward = analyse_module(model, "t", (2, 1, 18), META, torch.float32)
+    step = analyse_module(model, "t", (2, 1, 18), META, torch.float32, backward=True)
+    assert not model.training and not any(m.training for m in model.modules())  # (its modes left as they were)
+    eval_rows, train_rows = ({r.name: r for r in a.records} for a in (forward, step))
+    assert eval_rows["norm"].elementwise == 2 * 256 and train_rows["norm"].elementwise == (5 + 2) * 256
+    assert eval_rows["drop"].elementwise == 0 and train_rows["drop"].elementwise == 2 * 256
+    assert train_rows["channels"].elementwise == 256 + 2 * 8  # the mask: one entry a map, scaled, then applied
+    scores = 2 * 2 * 16 * 16
+    assert train_rows["attention"].elementwise - eval_rows["attention"].elementwise == 2 * scores
+    assert train_rows["lstm"].elementwise - eval_rows["lstm"].elementwise == 2 * (2 * 16) * 8 * (2 - 1)
+    assert "aux" not in eval_rows and train_rows["aux"].macs == 2 * 16 * 8 * 3
+    assert train_rows["conv"].backward.macs == 2 * train_rows["conv"].macs  # ∂W, and ∂x: the wave wants one
+    with torch.device("meta"):
+        trained = TrainsDifferently().train()
+    with FlopCounterMode(display=False) as counter:  # (a train-mode step, its loss over both heads)
+        out, aux = trained(_meta_input((2, 1, 18)))
+        forward = counter.get_total_flops()
+        (out.sum() + aux.sum()).backward()
+    assert 2 * step.totals.macs == forward and 2 * step.totals.backward_macs == counter.get_total_flops() - forward
+    assert any("in train mode" in n for n in for_pass(step, "train").notes)
+
+
+class LayerDrop(nn.Module):
+    """Hugging Face's LayerDrop: each layer skipped when torch.rand([]) < p, in train mode."""
+
+    def __init__(self, p=0.9):
+        super().__init__()
+        self.p, self.layers = p, nn.ModuleList(nn.Linear(16, 16) for _ in range(4))
+
+    def forward(self, x):
+        for layer in self.layers:
+            if not (self.training and torch.rand([]) < self.p):
+                x = layer(x)
+        return x
+
+
+class WantsTargets(nn.Module):
+    """A detector's shape: in train mode its forward asks for targets (torchvision's: 'targets should not be
+    none when in training mode')."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x, targets=None):
+        if self.training and targets is None:
+            raise ValueError("targets should not be none when in training mode")
+        return self.fc(x)
+
+
+def test_layer_drop_counts_every_layer_and_a_detector_is_counted_in_eval_mode():
+    with torch.device("meta"):
+        dropping, detector = LayerDrop(), WantsTargets()
+    step = analyse_module(dropping, "drop", (2, 16), META, torch.float32, backward=True)
+    assert step.totals.macs == 4 * 2 * 16 * 16 and step.totals.backward_macs == 2 * 16 * 16 * (1 + 2 * 3)
+    assert any(n.startswith("4 single-number random draws") for n in step.notes)
+    counted = analyse_module(detector, "detector", (2, 16), META, torch.float32, backward=True)
+    assert counted.totals.macs == 2 * 16 * 4
+    assert ("counted in eval mode: in train mode the forward of detector fails (targets should not be none when "
+            "in training mode)") in counted.notes

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedTensorMixin
 
 import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
-from archcalc.analysis import placement, tools
+from archcalc.analysis import draws, placement, tools
 from archcalc.analysis.counting import GRADIENTS_OFF, OFF_THE_PATH
 from archcalc.analysis.diagnosis import explain
 from archcalc.analysis.inputs import Inputs, TensorSpec
@@ -251,7 +251,12 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
     inputs = shape if isinstance(shape, Inputs) else Inputs.of_shape(shape, input_dtype)
     check_arguments(model, name, inputs)
     with _collector_paused():
-        tracer, output = _trace(model, name, inputs, device, dtype, inner, backward)
+        if backward:
+            tracer, output, trained, step_notes = _trace_step(model, name, inputs, device, dtype, inner)
+            notes += step_notes
+        else:
+            tracer, output = _trace(model, name, inputs, device, dtype, inner)
+            trained = False
         records = tracer.inside_functions(tracer.ordered())
         if backward:  # a row whose output leads nowhere gets no gradient
             dead, off = tracer.off_the_path(output), tracer.gradients_off()
@@ -260,7 +265,11 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
         totals = _totals(tracer, records)
         output_shapes = tuple(tuple(t.shape) for t in _flat(output))
     del output  # (with backward, the autograd graph it holds)
-    retrace = None if inner else lambda: _trace(model, name, inputs, device, dtype, True)[0].ordered()
+    def retrace() -> tuple[LayerRecord, ...]:
+        with _train_mode(model, trained) if backward else contextlib.nullcontext(), \
+                draws.every_layer_kept() if trained else contextlib.nullcontext():
+            return _trace(model, name, inputs, device, dtype, True)[0].ordered()
+
     shapes = inputs.shapes
     return Analysis(
         model=name,
@@ -272,10 +281,44 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
         records=records,
         totals=totals,
         notes=notes + _notes(records, totals, inputs.batch, _unmade(tracer)),
-        by_convention=tools.Counts(model, records, retrace),
+        by_convention=tools.Counts(model, records, None if inner else retrace),
         input_shapes=shapes,
         input_dtypes=tuple(str(d).removeprefix("torch.") for d in inputs.dtypes(dtype)),
     )
+
+
+def _trace_step(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dtype: torch.dtype,
+                inner: bool) -> tuple[Tracer, Any, bool, tuple[str, ...]]:
+    """The forward of a training step, which the backward pass follows: the model in train mode (dropout's
+    masks, BatchNorm's batch statistics, auxiliary classifiers), every layer LayerDrop may skip kept
+    (draws.every_layer_kept); each module's own mode restored after. A forward that fails in train mode for
+    another reason than the meta device (a detector asks for its targets) is traced in eval mode, and a note
+    says so. (tracer, output, whether in train mode, notes)."""
+    try:
+        with _train_mode(model), draws.every_layer_kept() as taken:
+            tracer, output = _trace(model, name, inputs, device, dtype, inner, True)
+        return tracer, output, True, draws.counted(taken)
+    except ForwardError as failure:
+        if placement.refuses_meta(failure.__cause__) or hasattr(failure, "reads") or \
+                out_of_memory(failure.__cause__ or failure):
+            raise
+        why = str(failure.__cause__ or failure).splitlines()[0] if str(failure.__cause__ or failure) else \
+            type(failure.__cause__).__name__
+    with _train_mode(model, False):
+        tracer, output = _trace(model, name, inputs, device, dtype, inner, True)
+    return tracer, output, False, (f"counted in eval mode: in train mode the forward of {name} fails ({why})",)
+
+
+@contextlib.contextmanager
+def _train_mode(model: nn.Module, training: bool = True):
+    """Every module in train mode (eval mode with ``training`` False) inside; each one's own mode after."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.train(training)
+    try:
+        yield
+    finally:
+        for m, was in modes:
+            m.training = was
 
 
 def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dtype: torch.dtype,

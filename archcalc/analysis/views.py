@@ -14,8 +14,9 @@ from archcalc.formulas.numbers import grouped
 
 PASSES = ("forward", "backward", "train")
 BACKWARD_NOTE = ("backward: the multiply-accumulates of the gradients autograd computes (∂x where the input needs "
-                 "one, ∂W where trainable), the model in eval mode as for the forward (what train mode changes, "
-                 "dropout, LayerDrop, is left out); " + ELEMENTWISE_BACKWARD)
+                 "one, ∂W where trainable), after a forward in train mode, as a training step runs it (dropout's "
+                 "masks, BatchNorm's batch statistics, auxiliary classifiers; every layer LayerDrop may skip); "
+                 + ELEMENTWISE_BACKWARD)
 
 
 def for_pass(analysis: Analysis, which: str) -> Analysis:

@@ -48,7 +48,7 @@ from archcalc.errors import ForwardError, InputError
 from archcalc.formulas.numbers import human_bytes
 from archcalc.models.registry import ModelEntry
 from archcalc.training.autocast import DTYPES as AMP_DTYPES, autocast
-from archcalc.training import draws
+from archcalc.analysis import draws
 from archcalc.training.batch import Batch, loss_of, made as made_batch
 from archcalc.training.layout import layouts
 from archcalc.training.fused import fused_attention

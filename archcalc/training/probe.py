@@ -50,7 +50,7 @@ from archcalc.analysis.engine import build, entry_inputs, resolve_dtype
 from archcalc.models.registry import ModelEntry
 from archcalc.models.user import lookup
 from archcalc.training.batch import loss_of, made as made_batch
-from archcalc.training.draws import every_layer_kept
+from archcalc.analysis.draws import every_layer_kept
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 from archcalc.training.peak import follow, terms_at_peak, tracker
 

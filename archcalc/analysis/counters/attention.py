@@ -5,7 +5,8 @@ d_k and value width d_v per head, model width E = h*d_k; K/V inputs of kdim and 
   attention(Q, K, V) = softmax(QKᵀ/√d_k + mask) V
     QKᵀ:           N*h*L*S*d_k MACs          (one dot product per score)
     softmax(·) V:  N*h*L*S*d_v MACs          (one weighted sum per output)
-    element-wise:  per score 1 scale + 1 softmax (+ 1 mask add) (+ 1 dropout multiply)
+    element-wise:  per score 1 scale + 1 softmax (+ 1 mask add) (+ 2 dropout: its mask scaled and applied,
+                   where dropout_p > 0: SDPA's argument, a MultiheadAttention's in train mode)
   Causal attention is counted in full (N*h*L*S scores), as PyTorch's math kernel and
   torch.utils.flop_counter count it; grouped-query attention (enable_gqa, h_kv < h key/value heads)
   costs the same per query head.
@@ -41,7 +42,7 @@ def attention_count(batch: tuple, L: int, S: int, d_k: int, d_v: int, masked: bo
     scores = (*batch, L, S)
     n = prod(scores)
     macs = n * (d_k + d_v)
-    per = 2 + masked + dropout
+    per = 2 + masked + 2 * dropout
     return Count(macs, per * n, partial(_attention_text, scores, d_k, d_v, macs, per, masked, dropout))
 
 
@@ -82,13 +83,14 @@ class Heads(NamedTuple):
     out_bias: bool
     masked: bool
     weights: tuple | None  # the attention weights returned (need_weights), averaged over heads or not
+    dropout: bool = False  # on the attention weights (train mode, dropout_p > 0)
 
 
 def multi_head_count(a: Heads) -> Count:
     N, L, S, E, h = a.N, a.L, a.S + a.extra_keys, a.E, a.h
     d = E // h
     projections = N * L * E * E + N * a.S * a.kdim * E + N * a.S * a.vdim * E
-    inner = attention_count((N, h), L, S, d, d, a.masked, False)
+    inner = attention_count((N, h), L, S, d, d, a.masked, a.dropout)
     out = N * L * E * E
     bias = (N * L * E + 2 * N * a.S * E if a.in_bias else 0) + (N * L * E if a.out_bias else 0)
     averaged = prod(a.weights) * h if a.weights is not None and len(a.weights) == 3 else 0  # mean over h heads
@@ -109,8 +111,9 @@ def _multi_head_text(a: Heads, macs: int, bias: int, scores: int, averaged: int)
     parts = []
     if bias:
         parts.append(f"biases {grouped(bias)}")
-    per = 2 + a.masked
-    parts.append(f"(scale + softmax{' + mask' if a.masked else ''}) {per}*({N}*{h}*{L}*{S}) = {grouped(scores)}")
+    per = 2 + a.masked + 2 * a.dropout
+    extra = (" + mask" if a.masked else "") + (" + dropout 2" if a.dropout else "")
+    parts.append(f"(scale + softmax{extra}) {per}*({N}*{h}*{L}*{S}) = {grouped(scores)}")
     if averaged:
         parts.append(f"weights averaged over {h} heads {grouped(averaged)}")
     text["elementwise"] = " + ".join(parts) + f" = {grouped(bias + scores + averaged)}"
@@ -135,7 +138,7 @@ def multihead_attention(call: ModuleCall) -> Count:
     return multi_head_count(Heads(
         N, L, S, m.embed_dim, key[-1], value[-1], m.num_heads,
         (m.bias_k is not None) + bool(m.add_zero_attn), m.in_proj_bias is not None, m.out_proj.bias is not None,
-        len(call.inputs) > 3, weights))
+        len(call.inputs) > 3, weights, m.training and m.dropout > 0))
 
 
 @OPS.register("multi_head_attention_forward")
@@ -151,7 +154,8 @@ def multi_head_attention_forward(call: OpCall) -> Count:
     extra = (call.arg(7, "bias_k") is not None) + bool(call.arg(9, "add_zero_attn", False))
     return multi_head_count(Heads(
         N, L, S, call.arg(3, "embed_dim_to_check"), key[-1], value[-1], call.arg(4, "num_heads"), extra,
-        call.arg(6, "in_proj_bias") is not None, call.arg(12, "out_proj_bias") is not None, masked, weights))
+        call.arg(6, "in_proj_bias") is not None, call.arg(12, "out_proj_bias") is not None, masked, weights,
+        bool(call.arg(13, "training", True)) and call.arg(10, "dropout_p", 0.0) > 0))
 
 
 @OPS.register("_native_multi_head_attention")

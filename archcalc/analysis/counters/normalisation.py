@@ -2,6 +2,7 @@
 
 No multiply-accumulates (torch.utils.flop_counter counts none); the element-wise work, per element:
   BatchNorm (eval)       2    x*γ/σ + (β - μγ/σ): running statistics folded into one scale and shift
+  BatchNorm (train)      5    the batch's statistics, as LayerNorm's below (+ 1 for γ, + 1 for β)
   LayerNorm, GroupNorm,  5    statistics of each group: mean (1 add), x - μ (1), (x - μ)² summed (2),
   InstanceNorm                and the scale by 1/σ (1); + 1 for γ, + 1 for β when affine
                               (InstanceNorm with running statistics in eval: 2, as BatchNorm)
@@ -40,12 +41,17 @@ def _norm_text(shape, statistics, affine, what, n) -> dict[str, str]:
 
 @MODULES.register(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 def batch_norm(call: ModuleCall) -> Count:
+    m = call.module
+    if m.training or not m.track_running_stats:  # the batch's own statistics (PyTorch's bn_training)
+        count = norm_count(call.output, 5, _affine(m.weight, m.bias), "BatchNorm with the batch's statistics")
+        return count._replace(formulas={**count.text(), **_batch_norm_text(m, call.output, 0, params_only=True)})
     elementwise = 2 * prod(call.output)
-    return Count(0, elementwise, partial(_batch_norm_text, call.module, call.output, elementwise))
+    return Count(0, elementwise, partial(_batch_norm_text, m, call.output, elementwise))
 
 
-def _batch_norm_text(m: nn.Module, out: tuple, elementwise: int) -> dict[str, str]:
-    text = {"elementwise": f"2*{elements_text(out)} = {grouped(elementwise)} (x*γ/σ + (β - μγ/σ), folded)"}
+def _batch_norm_text(m: nn.Module, out: tuple, elementwise: int, params_only: bool = False) -> dict[str, str]:
+    text = {} if params_only else {
+        "elementwise": f"2*{elements_text(out)} = {grouped(elementwise)} (x*γ/σ + (β - μγ/σ), folded)"}
     if m.affine:
         text["params"] = f"(γ + β)*C = {per_map_params(m.num_features, ('γ', 'β'))}"
     return text
@@ -53,6 +59,11 @@ def _batch_norm_text(m: nn.Module, out: tuple, elementwise: int) -> dict[str, st
 
 @OPS.register("batch_norm")
 def batch_norm_op(call: OpCall) -> Count:
+    """F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps): the running
+    statistics folded (2 per element), or with training (or no running statistics) the batch's own."""
+    if call.arg(5, "training", False) or call.arg(1, "running_mean") is None:
+        return norm_count(call.output, 5, _affine(call.arg(3, "weight"), call.arg(4, "bias")),
+                          "batch_norm with the batch's statistics")
     n = 2 * prod(call.output)
     return Count(0, n, {"elementwise": f"2*{elements_text(call.output)} = {grouped(n)}"})
 

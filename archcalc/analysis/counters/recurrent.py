@@ -61,8 +61,15 @@ def recurrent(call: ModuleCall) -> Count:
     gates = GATES[m.mode]
     weights = [(name, tuple(p.shape)) for name, p in m.named_parameters(recurse=False) if name.startswith("weight_")]
     directions = 2 if m.bidirectional else 1
-    return recurrent_count(_rows(call.input), gates, weights,
-                           m.num_layers * directions * m.hidden_size, m.bias)
+    count = recurrent_count(_rows(call.input), gates, weights, m.num_layers * directions * m.hidden_size, m.bias)
+    if not (m.training and m.dropout > 0 and m.num_layers > 1):
+        return count
+    width = (getattr(m, "proj_size", 0) or m.hidden_size) * directions  # (train mode: dropout between layers)
+    between = 2 * _rows(call.input) * width * (m.num_layers - 1)
+    text = count.text()
+    return count._replace(elementwise=count.elementwise + between, formulas={
+        **text, "elementwise": f"{text['elementwise']} + dropout between layers 2*{_rows(call.input)} rows*{width}*"
+                               f"{m.num_layers - 1} = {grouped(count.elementwise + between)}"})
 
 
 @MODULES.register(nn.RNNCell, nn.LSTMCell, nn.GRUCell)

@@ -1,4 +1,5 @@
-"""The random draws of a simulated training step, so that its peak is the worst step's and the same every time.
+"""The random draws of a training step, simulated or counted, so that its peak is the worst step's and its count
+that of every layer, the same every time.
 
 LayerDrop skips a whole layer at random in train mode: Hugging Face's wav2vec 2.0, HuBERT, WavLM, SEW, the
 Conformer variant (``torch.rand([]) < config.layerdrop``: skip) and torchaudio's encoders (``torch.rand(1) >
@@ -46,3 +47,11 @@ def note(taken: list, steps: int) -> tuple[str, ...]:
     return (f"{per} single-number random draw{'s' if per != 1 else ''} a step (torch.rand, as LayerDrop draws "
             f"whether to skip a layer) taken as 1.0, which keeps every layer: the peak of the step that runs them "
             f"all, the one a batch must fit",)
+
+
+def counted(taken: list) -> tuple[str, ...]:
+    """What a training step's count says of the draws taken as 1.0 (LayerDrop's), if any."""
+    if not taken:
+        return ()
+    return (f"{len(taken)} single-number random draw{'s' if len(taken) != 1 else ''} (torch.rand, as LayerDrop "
+            f"draws whether to skip a layer) taken as 1.0: every layer counted, as a step that skips none runs",)
