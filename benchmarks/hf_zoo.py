@@ -41,6 +41,17 @@ class Seq2Seq(torch.nn.Module):
         return self.model(input_ids=ids, decoder_input_ids=decoder_ids)
 
 
+class Keyword(torch.nn.Module):
+    """A model given its one input by keyword (PatchTST's past_values)."""
+
+    def __init__(self, model, key: str):
+        super().__init__()
+        self.model, self.key = model, key
+
+    def forward(self, x):
+        return self.model(**{self.key: x})
+
+
 def _zoo():
     import transformers as t
 
@@ -70,14 +81,30 @@ def _zoo():
             vocab_size=1000, attention_window_size=16, block_types=["recurrent", "recurrent", "attention"], **sdpa)),
             TOKENS, IDS),
         "sew-d": (lambda: t.SEWDModel(t.SEWDConfig(  # (XSoftmax, XDropout; a CPU scalar in masked_fill; its
-            # train mode asks the waveform's gradient: flop_counter's training step has the first conv's ∂x more,
-            # 0.995009, README's "The backward pass"; LayerDrop and time masks off: they draw at random)
+            # train mode asks the waveform's gradient, which the training step counts since it runs in train
+            # mode, 0.995009 before; time masks off: they draw at random)
             hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, squeeze_factor=2,
             conv_dim=(32, 32, 32), conv_stride=(5, 4, 2), conv_kernel=(10, 8, 4), num_conv_pos_embeddings=16,
             num_conv_pos_embedding_groups=4, layerdrop=0.0, mask_time_prob=0.0)), [(2, 16000)], None),
         "opt": (lambda: t.OPTForCausalLM(t.OPTConfig(ffn_dim=1024, word_embed_proj_dim=256, **small)), TOKENS, IDS),
         "mamba": (lambda: t.MambaForCausalLM(t.MambaConfig(hidden_size=128, num_hidden_layers=2, vocab_size=1000)),
                   [(2, 32)], IDS),
+        "mamba2": (lambda: t.Mamba2Model(t.Mamba2Config(  # (the chunked scan of PyTorch's reference path)
+            hidden_size=64, num_hidden_layers=2, num_heads=8, head_dim=16, n_groups=1, state_size=16,
+            vocab_size=1000, chunk_size=16)), [(2, 32)], IDS),
+        "rwkv": (lambda: t.RwkvModel(t.RwkvConfig(hidden_size=64, num_hidden_layers=2, attention_hidden_size=64,
+                                                  intermediate_size=128, vocab_size=1000, context_length=64)),
+                 [(2, 32)], IDS),
+        "qwen3-next": (lambda: t.Qwen3NextModel(t.Qwen3NextConfig(  # (gated DeltaNet: a unit-triangular solve, and
+            # experts by _grouped_mm; neither has a flop_counter formula: archcalc's count is higher by them)
+            layer_types=["linear_attention", "full_attention"], linear_num_value_heads=4, linear_num_key_heads=2,
+            linear_key_head_dim=16, linear_value_head_dim=16, num_experts=4, num_experts_per_tok=2,
+            moe_intermediate_size=64, shared_expert_intermediate_size=64, head_dim=16, hidden_size=64,
+            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+            vocab_size=1000, **sdpa)), [(2, 32)], IDS),
+        "patchtst": (lambda: Keyword(t.PatchTSTModel(t.PatchTSTConfig(  # (BatchNorm1d over tokens, by a transpose)
+            num_input_channels=3, context_length=64, patch_length=8, patch_stride=8, d_model=32,
+            num_attention_heads=4, num_hidden_layers=2, ffn_dim=64)), "past_values"), [(2, 64, 3)], None),
         "t5-small": (lambda: Seq2Seq(t.T5ForConditionalGeneration(t.T5Config(
             d_model=512, num_layers=6, num_heads=8, d_ff=2048))), [(2, 32), (2, 16)], IDS),
         "bart-large": (lambda: Seq2Seq(t.BartModel(t.BartConfig(**eager))), [(2, 32), (2, 16)], IDS),
@@ -164,13 +191,33 @@ def _timm():
             for name, size in TIMM.items()}
 
 
+class Flow(torch.nn.Module):
+    """RAFT with three refinement steps (grid_sample's correlation lookups, a GRU-like update each)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, first, second):
+        return self.model(first, second, num_flow_updates=3)
+
+
 def _detection_and_segmentation():
     """Ultralytics' YOLO (built from its YAML, pip install ultralytics) and segmentation_models_pytorch's
-    decoders (pip install segmentation-models-pytorch), where installed. flop_counter's step here is in train
-    mode, where a YOLO detection head returns its raw maps; archcalc counts eval mode, where the head also
-    decodes the boxes (its DFL convolution and the anchors' arithmetic): YOLOv8n reads 1.000123 (in eval mode
-    both count 4,371,993,600 FLOPs at 2 x 320 x 320)."""
+    decoders (pip install segmentation-models-pytorch), where installed; torchvision's video networks and RAFT.
+    Both count a training step in train mode, where a YOLO detection head returns its raw maps (in eval mode it
+    also decodes the boxes: its DFL convolution and the anchors' arithmetic; YOLOv8n read 1.000123 while
+    archcalc counted the step in eval mode)."""
     zoo = {}
+    try:
+        import torchvision.models.optical_flow as flow
+        import torchvision.models.video as video
+    except ImportError:
+        pass
+    else:
+        zoo["r2plus1d_18"] = (lambda: video.r2plus1d_18(), [(1, 3, 8, 112, 112)], None)
+        zoo["swin3d_t"] = (lambda: video.swin3d_t(), [(1, 3, 8, 112, 112)], None)
+        zoo["raft_small"] = (lambda: Flow(flow.raft_small()), [(1, 3, 128, 128), (1, 3, 128, 128)], None)
     try:
         from ultralytics.nn.tasks import ClassificationModel, DetectionModel
         from ultralytics.utils import LOGGER
