@@ -46,7 +46,8 @@ def analyze(model: Any, input_size: Size | Sequence[Size] | None = None, *, inpu
     args: keyword arguments for a registered model's builder, e.g. ``{"reduction": 8}``.
     depth: the rows of the tables (``.layers``): the module tree cut at this level.
     convention: also count under fvcore, torchinfo, thop, ptflops, flop_counter, ... (a table column).
-    backward: count each layer's gradients too (``archcalc.views.for_pass`` turns them into a view).
+    backward: count a training step: each layer's gradients too (``archcalc.views.for_pass`` turns them into a
+        view), after a forward in train mode (dropout, BatchNorm's batch statistics; the model's modes untouched).
 
     Returns the frozen ``Analysis``: ``.totals`` (params, macs, flops, ...), ``.layers``,
     ``.to_frame()``, ``.to_dict()``, ``.to_json()``, ``.to_csv()``, ``.to_html()``, ``.show()``.

@@ -57,7 +57,7 @@ Args = Annotated[Optional[list[str]], typer.Option("--arg", "-a", help="A builde
 Plot = Annotated[Optional[str], typer.Option("--plot", help="Also draw a picture to this .png/.svg/.pdf file (needs matplotlib: pip install 'archcalc\\[plot]'); an existing file needs --force.")]
 Convention = Annotated[Optional[str], typer.Option("--convention", help=f"Also count under a named convention: {', '.join(CONVENTIONS)} (see `archcalc reconcile`).")]
 CountOpt = Annotated[Optional[str], typer.Option("--count", help="Report multiplications, additions or both (mults, adds, both) of conv/linear/matmul layers.")]
-PassOpt = Annotated[str, typer.Option("--pass", help="Which pass the MACs count: forward, backward (the gradients: ∂x and ∂W of each layer) or train (forward + backward).")]
+PassOpt = Annotated[str, typer.Option("--pass", help="Which pass the MACs count: forward (eval mode), backward (the gradients: ∂x and ∂W of each layer) or train (forward + backward); backward and train count a training step, its forward in train mode.")]
 Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="Show the module tree cut at this nesting level (rows below it are summed into it); default: every layer and operation.")]
 
 _VIEW_HELP = {
