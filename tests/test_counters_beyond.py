@@ -131,3 +131,21 @@ def test_pooling_an_unbatched_map_counts_every_spatial_dimension():
     assert got["avg_pool2d"].elementwise == 4 * 2 * 2 * 4 and got["adaptive_avg_pool2d"].elementwise == 2 * 4 * 8
     assert got["AdaptiveMaxPool2d"].elementwise == 2 * (2 * 4 - 1)  # (after the 2x2 max pooling: 2x4)
     assert got["max_pool2d"].formulas["output"] == "H: (4 + 2*0 - 2)/2 + 1 = 2; W: (8 + 2*0 - 2)/2 + 1 = 4"
+
+
+def test_other_call_forms():
+    """tensordot over dims given as a tensor (2x2 outputs of 32 terms: 128); multi_dot with a vector first (1x8,
+    8x4, 4x3: (AB)C = 1*8*4 + 1*4*3 = 44 against A(BC) 8*4*3 + 1*8*3 = 120); cdist with p = 1 (16 pairs,
+    3 operations a coordinate and a root: 16*(3*8 + 1) = 400); fft of n = 16 points over 8 rows (5*16*4*8 =
+    2,560); a right-side upper solve with divisions (8 rows of 8 unknowns: 8*28 = 224 MACs, 64 divisions); dropout2d of a 3-D input, which PyTorch takes as N x C x L (8 mask entries: 64 + 8)."""
+    got = rows(lambda x: torch.tensordot(x, x, dims=torch.tensor([[1, 2], [1, 2]])),
+               lambda x: torch.linalg.multi_dot([x[0, 0], x[0].T, x[0, :, :3]]),
+               lambda x: torch.cdist(x[0], x[1], p=1.0), lambda x: torch.fft.fft(x, n=16),
+               lambda x: torch.linalg.solve_triangular(torch.eye(8), x, upper=True, left=False),
+               lambda x: F.dropout2d(x, 0.5, training=True), backward=True)
+    assert got["tensordot"].macs == 128 and got["linalg_multi_dot"].macs == 44
+    assert got["linalg_multi_dot"].formulas["macs"] == "1*8*4 + 1*4*3 = 44"
+    assert (got["cdist"].macs, got["cdist"].elementwise) == (0, 400) and got["fft_fft"].elementwise == 2_560
+    solve = got["linalg_solve_triangular"]
+    assert (solve.macs, solve.elementwise) == (224, 64)
+    assert got["dropout2d"].elementwise == 64 + 8

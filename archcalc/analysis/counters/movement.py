@@ -106,7 +106,7 @@ def _mask_entries(out: tuple, spatial: int | None) -> int:
     feature_alpha_dropout, all but N and C); 0 for an element-wise dropout."""
     if spatial == 0 or not out:
         return 0
-    if spatial is None:
+    if spatial is None or (spatial == 2 and len(out) == 3):  # (dropout2d takes a 3-D input as N x C x L)
         return prod(out[:2])
     return prod(out[:-spatial]) if len(out) > spatial else 1
 OPS.register("embedding")(declared("a lookup: one row read per index, no arithmetic"))
