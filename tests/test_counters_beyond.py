@@ -133,6 +133,7 @@ def test_pooling_an_unbatched_map_counts_every_spatial_dimension():
     assert got["max_pool2d"].formulas["output"] == "H: (4 + 2*0 - 2)/2 + 1 = 2; W: (8 + 2*0 - 2)/2 + 1 = 4"
 
 
+@pytest.mark.filterwarnings("ignore:dropout2d")  # (PyTorch's warning that it takes a 3-D input as N x C x L)
 def test_other_call_forms():
     """tensordot over dims given as a tensor (2x2 outputs of 32 terms: 128); multi_dot with a vector first (1x8,
     8x4, 4x3: (AB)C = 1*8*4 + 1*4*3 = 44 against A(BC) 8*4*3 + 1*8*3 = 120); cdist with p = 1 (16 pairs,
