@@ -150,3 +150,32 @@ def test_other_call_forms():
     solve = got["linalg_solve_triangular"]
     assert (solve.macs, solve.elementwise) == (224, 64)
     assert got["dropout2d"].elementwise == 64 + 8
+
+
+class Flex(nn.Module):
+    def __init__(self, score_mod=None):
+        super().__init__()
+        self.project, self.score_mod = nn.Linear(8, 8), score_mod
+
+    def forward(self, x):
+        from torch.nn.attention.flex_attention import flex_attention
+
+        q = self.project(x)
+        return flex_attention(q, q, q, score_mod=self.score_mod)
+
+
+def test_flex_attention_is_counted_as_attention():
+    """flex_attention compiles its kernel even in eager mode, which stopped the trace ("cls_source must not be
+    None for MRO walk"); a trace now calls the kernel directly: 2x4 heads of 16x16 scores, d = 8: QKᵀ + AV =
+    2,048*(8 + 8) = 32,768 MACs, 2 a score (scale, softmax), 3 with a score_mod. Its kernel refuses the meta
+    device: the analysis runs on the CPU and says why. flex_attention's own switch is left as it was."""
+    import torch.nn.attention.flex_attention as flex
+
+    import archcalc
+
+    for score_mod, per in ((None, 2), (lambda s, b, h, q, kv: s + (q - kv), 3)):
+        a = archcalc.analyze(Flex(score_mod), [(2, 4, 16, 8)], device="meta")
+        attention = next(r for r in a.records if r.type == "flex_attention")
+        assert (attention.macs, attention.elementwise) == (2 * 4 * 16 * 16 * (8 + 8), per * 2 * 4 * 16 * 16)
+        assert "a kernel in the forward pass of Flex runs on real devices only" in a.notes[0]
+    assert flex._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG is False

@@ -446,8 +446,7 @@ def placed(make, name: str, inputs: Inputs, device: str, dtype: torch.dtype, inn
             raise
         # the forward reads a value (if x.mean() > 0, .item(), a data-dependent shape): run it for real
         where = placement.user_line(failure.__cause__)
-        reads = getattr(failure, "reads", f"the forward pass of {name} reads a tensor's value, which the meta "
-                                          f"device cannot give")
+        reads = getattr(failure, "reads", None) or placement.refusal(failure.__cause__, name)
         reads = f"{where + ': ' if where else ''}{reads}"
         if not placement.fits_in_memory(model):
             raise InputError(f"{reads}, and its parameters are too large to run it on the CPU here") from None

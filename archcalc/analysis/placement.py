@@ -45,11 +45,26 @@ def auto(model: nn.Module, elements: int, dtype: torch.dtype) -> tuple[str, str]
                     f"for real here at no cost)")
 
 
+_KERNEL_ELSEWHERE = "tensors on meta device"
+
+
+def refusal(error: BaseException | None, name: str) -> str:
+    """What the meta device's refusal was, said as a note's start: a kernel with no meta version (flex_attention),
+    else the forward reading a value."""
+    while error is not None:
+        if isinstance(error, ValueError) and _KERNEL_ELSEWHERE in str(error):
+            return f"a kernel in the forward pass of {name} runs on real devices only ({str(error).splitlines()[0]})"
+        error = error.__cause__ or error.__context__
+    return f"the forward pass of {name} reads a tensor's value, which the meta device cannot give"
+
+
 def refuses_meta(error: BaseException | None) -> bool:
     """Whether an error is the meta device refusing to give a value ('Cannot copy out of meta tensor',
     'Tensor.item() cannot be called on meta tensors', a data-dependent shape)."""
     while error is not None:
         if isinstance(error, (NotImplementedError, RuntimeError)) and "meta" in str(error).lower():
+            return True
+        if isinstance(error, ValueError) and _KERNEL_ELSEWHERE in str(error):  # (flex_attention's check)
             return True
         error = error.__cause__ or error.__context__
     return False

@@ -215,6 +215,7 @@ class Tracer(TorchFunctionMode):
             apply = partial(on_class, vars(torch.autograd.Function)["apply"])  # (C's on 2.14, Python's before)
             self._functions.enter_context(replaced([(torch.autograd.Function, "apply",
                                                      partial(self._applied, apply))]))
+            self._functions.enter_context(_flex_eagerly())
         except BaseException:
             self._restore()
             raise
@@ -729,3 +730,25 @@ class Formulas(Mapping):
 
     def __len__(self) -> int:
         return len(self._all())
+
+
+@contextlib.contextmanager
+def _flex_eagerly():
+    """flex_attention (torch.nn.attention.flex_attention) runs its kernel through torch.compile even in eager
+    mode, and Dynamo cannot trace this mode's __torch_function__ ("cls_source must not be None for MRO walk"):
+    while a trace runs, its own debugging switch makes it call the kernel (one higher-order operation, counted
+    by attention.py) directly. (Imported here, a few milliseconds once: a model may import it in its forward.)"""
+    try:
+        import torch.nn.attention.flex_attention as flex
+    except ImportError:  # (a PyTorch without it)
+        flex = None
+    switch = "_FLEX_ATTENTION_DISABLE_COMPILE_DEBUG"
+    if flex is None or not hasattr(flex, switch):
+        yield
+        return
+    was = getattr(flex, switch)
+    setattr(flex, switch, True)
+    try:
+        yield
+    finally:
+        setattr(flex, switch, was)

@@ -66,6 +66,16 @@ def scaled_dot_product_attention(call: OpCall) -> Count:
     return attention_count(q[:-2], q[-2], k[-2], q[-1], v[-1], masked, dropout)
 
 
+@OPS.register("flex_attention")
+def flex_attention(call: OpCall) -> Count:
+    """torch.nn.attention.flex_attention's kernel (query, key, value, score_mod, block_mask, scale, ...): every
+    score counted, as flop_counter counts it (a block mask's skipped blocks too, as causal SDPA's); a score_mod
+    other than the identity is one more operation a score, as a mask's add."""
+    q, k, v = (tensor_shape(call.args[i]) for i in range(3))
+    modified = getattr(call.arg(3, "score_mod"), "__name__", "") != "_identity"
+    return attention_count(q[:-2], q[-2], k[-2], q[-1], v[-1], modified, False)
+
+
 # -- multi-head attention ------------------------------------------------------------------------
 
 class Heads(NamedTuple):
