@@ -566,3 +566,31 @@ def test_bilinear_by_hand():
     assert bilinear.backward.text()["macs"] == "∂A 12*5*8*4 + ∂x2 12*5*8*4 = 3,840"
     outer, kron = (next(r for r in a.records if r.type == t) for t in ("outer", "kron"))
     assert (outer.macs, outer.elementwise, kron.macs, kron.elementwise) == (0, 4 * 4, 0, 4 * 4)
+
+
+@torch.compile
+def _swish(x):
+    return x * torch.sigmoid(1.702 * x)
+
+
+class PartlyCompiled(nn.Module):
+    """A torch.compile'd function and a torch.compile'd layer inside a model: Dynamo could not trace the
+    tracer's mode, and the analysis stopped ("cls_source must not be None for MRO walk")."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 16), torch.compile(nn.Linear(16, 4))
+
+    def forward(self, x):
+        return self.b(_swish(self.a(x)))
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_compiled_parts_are_counted_as_plain_python(device):
+    """2x8 -> 16 -> 4: 256 + 128 MACs; the swish's 3 operations over 2x16; ∂W of the first layer, ∂x and ∂W of
+    the second (128 each) and no compilation (it runs as PyTorch's "force_eager" stance has it)."""
+    with torch.device(device):
+        model = PartlyCompiled()
+    a = analyse_module(model, "compiled", (2, 8), torch.device(device), torch.float32, backward=True)
+    assert (a.totals.macs, a.totals.backward_macs) == (256 + 128, 256 + 2 * 128)
+    assert [r.type for r in a.records if r.type in ("mul", "sigmoid")] == ["mul", "sigmoid", "mul"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 import weakref
 from collections import ChainMap, Counter
 from collections.abc import Mapping
@@ -216,6 +217,7 @@ class Tracer(TorchFunctionMode):
             self._functions.enter_context(replaced([(torch.autograd.Function, "apply",
                                                      partial(self._applied, apply))]))
             self._functions.enter_context(_flex_eagerly())
+            self._functions.enter_context(_compiled_eagerly())
         except BaseException:
             self._restore()
             raise
@@ -752,3 +754,13 @@ def _flex_eagerly():
         yield
     finally:
         setattr(flex, switch, was)
+
+
+def _compiled_eagerly():
+    """A torch.compile'd function or layer inside the model (``@torch.compile``) runs as plain Python while a
+    trace runs (torch.compiler.set_stance("force_eager")), so that its operations are counted: Dynamo cannot
+    trace this mode's __torch_function__ and stopped the analysis. Nothing to do where Dynamo was never
+    imported (then nothing was compiled)."""
+    if "torch._dynamo" not in sys.modules or not hasattr(torch.compiler, "set_stance"):
+        return contextlib.nullcontext()
+    return torch.compiler.set_stance("force_eager")
