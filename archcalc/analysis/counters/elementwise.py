@@ -9,6 +9,9 @@ No multiply-accumulates; counted in the element-wise column:
   interpolate / Upsample / grid_sample   per output element: nearest 0 (a copy); linear, bilinear, trilinear
                        2^d products and 2^d - 1 adds of the corner values (3, 7, 15); bicubic
                        4^d products and 4^d - 1 adds (31 in 2-D); area: adaptive average pooling
+  dropout              the identity at inference (eval mode, or p = 0); in train mode (a training step's count)
+                       its mask scaled by 1/(1 - p) and applied, 2 per element; a channel dropout's mask has one
+                       entry a map: 1 per element + 1 a map
 """
 
 from __future__ import annotations
@@ -206,3 +209,54 @@ def grid_sample(call: OpCall) -> Count:
 @MODULES.register(nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d)
 def upsample(call: ModuleCall) -> Count:
     return interpolation_count(call.input, call.output, call.module.mode)
+
+
+# -- dropout -------------------------------------------------------------------------------------
+
+DROPOUT = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")
+
+
+def dropout_count(out: tuple, p: float, training: bool, features: int = 0) -> Count:
+    """Dropout in train mode: the mask (a random fill, 0) scaled by 1/(1 - p) and applied, 2 per element; a
+    channel (feature) dropout's mask has one entry a map: 1 per element + 1 per mask entry (``features``).
+    In eval mode, or with p = 0, the identity: 0."""
+    if not training:
+        return Count(0, 0, {}, "identity at inference (eval mode)")
+    if not p:
+        return Count(0, 0, {}, "identity: p = 0")
+    n = prod(out)
+    if features:
+        total = n + features
+        return Count(0, total, {"elementwise": f"mask of {grouped(features)} maps scaled + applied to "
+                                               f"{elements_text(out)}: {grouped(total)}"})
+    return Count(0, 2 * n, {"elementwise": f"mask scaled by 1/(1 - {p:g}) and applied: 2*{elements_text(out)} = "
+                                           f"{grouped(2 * n)}"})
+
+
+_FEATURE_DIMS = {"dropout1d": 1, "dropout2d": 2, "dropout3d": 3, "feature_alpha_dropout": None}
+_FEATURE_MODULES = ((nn.Dropout1d, 1), (nn.Dropout2d, 2), (nn.Dropout3d, 3), (nn.FeatureAlphaDropout, None))
+
+
+@OPS.register(*DROPOUT)
+def dropout_op(call: OpCall) -> Count:
+    """F.dropout*(input, p=0.5, training, inplace): ``training`` defaults to True, but for the alpha dropouts'."""
+    training = bool(call.arg(2, "training", "alpha" not in call.name))
+    return dropout_count(call.output, call.arg(1, "p", 0.5), training,
+                         _mask_entries(call.output, _FEATURE_DIMS.get(call.name, 0)))
+
+
+def _mask_entries(out: tuple, spatial: int | None) -> int:
+    """A channel dropout's mask entries: one a map (the elements over the last ``spatial`` dimensions; for
+    feature_alpha_dropout, all but N and C); 0 for an element-wise dropout."""
+    if spatial == 0 or not out:
+        return 0
+    if spatial is None or (spatial == 2 and len(out) == 3):  # (dropout2d takes a 3-D input as N x C x L)
+        return prod(out[:2])
+    return prod(out[:-spatial]) if len(out) > spatial else 1
+
+
+@MODULES.register(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+def dropout_module(call: ModuleCall) -> Count:
+    m = call.module
+    spatial = next((d for kind, d in _FEATURE_MODULES if isinstance(m, kind)), 0)
+    return dropout_count(call.output, m.p, m.training, _mask_entries(call.output, spatial))

@@ -7,8 +7,7 @@
   bookkeeping           new_zeros / zeros_like / full_like, meshgrid, masked_fill, triu / tril,
                         comparisons and logical masks (eq, lt, isnan, ...), sorting (sort, topk), one_hot
   lookups               nn.Embedding / F.embedding: a row read per index, 0 MACs
-  dropout               the identity at inference (eval mode); in train mode (a training step's count) its mask
-                        scaled and applied, 2 per element (a channel dropout: 1 per element + 1 a map)
+(Dropout, element-wise work in train mode, is counted in elementwise.py.)
 """
 
 from __future__ import annotations
@@ -54,7 +53,6 @@ BOOKKEEPING = (
     "is_nonzero", "is_same_size",
     "bernoulli", "uniform", "normal", "exponential", "cauchy", "geometric", "log_normal", "random",  # random fills
 )
-DROPOUT = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")
 
 
 def declared(note: str):
@@ -71,44 +69,6 @@ def declared(note: str):
 OPS.register(*VIEWS_AND_COPIES)(declared("shape or copy only"))
 OPS.register(*REARRANGEMENTS)(declared("data movement, no arithmetic"))
 OPS.register(*BOOKKEEPING)(declared("bookkeeping (a mask, a comparison, a constant): no arithmetic counted"))
-
-
-def dropout_count(out: tuple, p: float, training: bool, features: int = 0) -> Count:
-    """Dropout in train mode: the mask (a random fill, 0) scaled by 1/(1 - p) and applied, 2 per element; a
-    channel (feature) dropout's mask has one entry a map: 1 per element + 1 per mask entry (``features``).
-    In eval mode, or with p = 0, the identity: 0."""
-    if not training:
-        return Count(0, 0, {}, "identity at inference (eval mode)")
-    if not p:
-        return Count(0, 0, {}, "identity: p = 0")
-    n = prod(out)
-    if features:
-        total = n + features
-        return Count(0, total, {"elementwise": f"mask of {grouped(features)} maps scaled + applied to "
-                                               f"{elements_text(out)}: {grouped(total)}"})
-    return Count(0, 2 * n, {"elementwise": f"mask scaled by 1/(1 - {p:g}) and applied: 2*{elements_text(out)} = "
-                                           f"{grouped(2 * n)}"})
-
-
-_FEATURE_DIMS = {"dropout1d": 1, "dropout2d": 2, "dropout3d": 3, "feature_alpha_dropout": None}
-
-
-@OPS.register(*DROPOUT)
-def dropout_op(call: OpCall) -> Count:
-    """F.dropout*(input, p=0.5, training, inplace): ``training`` defaults to True, but for the alpha dropouts'."""
-    training = bool(call.arg(2, "training", "alpha" not in call.name))
-    return dropout_count(call.output, call.arg(1, "p", 0.5), training,
-                         _mask_entries(call.output, _FEATURE_DIMS.get(call.name, 0)))
-
-
-def _mask_entries(out: tuple, spatial: int | None) -> int:
-    """A channel dropout's mask entries: one a map (the elements over the last ``spatial`` dimensions; for
-    feature_alpha_dropout, all but N and C); 0 for an element-wise dropout."""
-    if spatial == 0 or not out:
-        return 0
-    if spatial is None or (spatial == 2 and len(out) == 3):  # (dropout2d takes a 3-D input as N x C x L)
-        return prod(out[:2])
-    return prod(out[:-spatial]) if len(out) > spatial else 1
 OPS.register("embedding")(declared("a lookup: one row read per index, no arithmetic"))
 
 
@@ -125,11 +85,6 @@ def concatenate(call: OpCall) -> Count:
 
 # -- modules ------------------------------------------------------------------------------------
 
-@MODULES.register(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
-def dropout_module(call: ModuleCall) -> Count:
-    m = call.module
-    spatial = {nn.Dropout1d: 1, nn.Dropout2d: 2, nn.Dropout3d: 3, nn.FeatureAlphaDropout: None}.get(type(m), 0)
-    return dropout_count(call.output, m.p, m.training, _mask_entries(call.output, spatial))
 MODULES.register(nn.Flatten, nn.Unflatten, nn.Identity)(declared("shape only"))
 MODULES.register(nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
                  nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d, nn.ReflectionPad1d, nn.ReflectionPad2d,
