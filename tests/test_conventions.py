@@ -190,3 +190,69 @@ def test_ultralytics_thop_is_named_for_what_it_is(monkeypatch):
     assert reconcile._version("thop") == "2.2.3 of ultralytics-thop (archcalc's thop rules are thop 0.1.1's)"
     del versions["ultralytics-thop"]
     assert reconcile._version("thop") == "0.1.1.post2209072238"
+
+
+def _random_einsums(count, seed=0):
+    """Equations of 2 to 4 operands over random indices, some of size 1 (broadcast)."""
+    import random
+
+    rng = random.Random(seed)
+    while count:
+        letters = rng.sample("abcdefg", rng.randint(2, 5))
+        size = {x: rng.choice([1, 1, 2, 3, 4]) for x in letters}
+        terms = [rng.sample(letters, rng.randint(1, len(letters))) for _ in range(rng.choice([2, 2, 3, 4]))]
+        used = {x for term in terms for x in term}
+        output = "".join(x for x in letters if x in used and rng.random() < 0.4)
+        shapes = [tuple(size[x] if rng.random() > 0.15 else 1 for x in term) for term in terms]
+        equation = ",".join("".join(term) for term in terms) + "->" + output
+        count -= 1
+        yield equation, shapes
+
+
+def test_flop_counters_convention_counts_an_einsum_as_it_does():
+    """flop_counter counts an einsum's batched matrix products only: ATen multiplies element-wise a pair whose
+    contracted indices have size 1 on a side (Longformer's sliding-window einsum), and contracts an index early
+    where later operands have it only as 1. Against flop_counter itself on 300 random equations."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archcalc.analysis.counters.linear import bmm_macs
+
+    checked = 0
+    for equation, shapes in _random_einsums(300):
+        operands = [torch.randn(*s) for s in shapes]
+        try:
+            torch.einsum(equation, *operands)
+        except RuntimeError:  # (a random equation PyTorch refuses)
+            continue
+        with FlopCounterMode(display=False) as counter:
+            torch.einsum(equation, *operands)
+        assert 2 * bmm_macs(equation, tuple(shapes)) == counter.get_total_flops(), (equation, shapes)
+        checked += 1
+    assert checked > 250
+    assert bmm_macs("bcxd,bcyd->bcxy", ((2, 3, 4, 1), (2, 3, 5, 1))) == 0  # (archcalc's own count: 120 products)
+
+
+def test_a_sliding_window_einsum_is_reconciled_with_flop_counter():
+    """Longformer's einsum over a width-1 index (its attention mask through the same code): archcalc counts
+    the products, flop_counter nothing; the convention reproduces flop_counter and reconcile says why."""
+    import torch
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archcalc.analysis.engine import analyse_module
+
+    class SlidingWindow(nn.Module):
+        def forward(self, x):  # x: (b, c, 4, 8)
+            scores = torch.einsum("bcxd,bcyd->bcxy", x, x)
+            mask = torch.einsum("bcxd,bcyd->bcxy", x[..., :1], x[..., :1])
+            return scores + mask
+
+    a = analyse_module(SlidingWindow(), "window", (2, 3, 4, 8), torch.device("cpu"), torch.float32)
+    with FlopCounterMode(display=False) as counter:
+        SlidingWindow()(torch.randn(2, 3, 4, 8))
+    assert a.convention_total("flop_counter") == counter.get_total_flops() == 2 * (2 * 3 * 4 * 4 * 8)
+    assert a.totals.macs == 2 * 3 * 4 * 4 * (8 + 1)
+    reasons = dict(differences(a, "flop_counter"))
+    assert reasons["einsum: an einsum's pair whose contracted index has size 1 on a side runs as an element-wise "
+                   "mul, which flop_counter does not count"] == -2 * (2 * 3 * 4 * 4)

@@ -100,7 +100,9 @@ WHY = {
                               "affine_grid", "cdist", "pdist"),
                              "flop_counter has no formula for it: 0"),
                      "matmul": "torch.matmul by a vector runs as aten.mv or aten.dot, which flop_counter has no "
-                               "formula for: 0"},
+                               "formula for: 0",
+                     "einsum": "an einsum's pair whose contracted index has size 1 on a side runs as an element-wise "
+                               "mul, which flop_counter does not count"},
 }
 
 _FUNCTION = "(custom autograd.Function)"  # fvcore's differences inside one are said of it, not of its operations

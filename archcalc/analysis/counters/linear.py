@@ -368,6 +368,34 @@ class Step(NamedTuple):
     right: frozenset
 
 
+def bmm_macs(equation: str, shapes: tuple) -> int:
+    """The MACs of an einsum's products that PyTorch runs as batched matrix products, which is what
+    torch.utils.flop_counter counts. ATen's einsum takes an index of size 1 as broadcast: an operand that has
+    it only so does not keep it from being contracted earlier, and an index contracted where one side has size
+    1 is summed on the other side first; a product with nothing left to contract is an element-wise mul,
+    which flop_counter does not count (Longformer's sliding-window einsum over an index of size 1)."""
+    operands, output = _labels(equation, shapes)
+    pending = [dict(zip(labels, shape)) for labels, shape in zip(operands, shapes)]
+    pairs, at_front = _order(equation, shapes, len(pending))
+    total = 0
+    for i, j in pairs:
+        a, b = pending[i], pending[j]
+        needed = set(output) | {x for k, other in enumerate(pending) if k not in (i, j)
+                                for x, n in other.items() if n > 1}
+        for side, other in ((a, b), (b, a)):  # (an index on one side only, needed nowhere: summed there first)
+            for x in [x for x in side if x not in needed and x not in other]:
+                side.pop(x)
+        contracted = {x for x in a if x in b and x not in needed}
+        if any(a[x] > 1 and b[x] > 1 for x in contracted):
+            total += prod(max(a.get(x, 1), b.get(x, 1)) for x in {**a, **b}
+                          if x not in contracted or (a[x] > 1 and b[x] > 1))
+        result = {x: max(a.get(x, 1), b.get(x, 1)) for x in {**a, **b} if x not in contracted}
+        for k in sorted((i, j), reverse=True):
+            pending.pop(k)
+        pending.insert(0 if at_front else len(pending), result)
+    return total
+
+
 def contraction(equation: str, shapes: tuple) -> tuple[list[Step], int]:
     """The pairwise products PyTorch's einsum makes, and the element-wise work: indices summed within a
     single operand before its product, and the pairs with no index to contract, which PyTorch multiplies

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from torch import nn
 
+from archcalc.analysis.counters.linear import bmm_macs
 from archcalc.analysis.tools import fvcore, ptflops, thop, torchinfo
 from archcalc.analysis.records import LAYER, OP, LayerRecord
 from archcalc.analysis.tracer import layer_names
@@ -48,10 +49,20 @@ _NO_FORMULA = {"mv", "dot", "vdot", "inner", "addmv",  # (vector products)
 def _flop_counter(r: LayerRecord, module) -> int:
     """2 per MAC, but for what torch.utils.flop_counter has no formula for: the matrix-vector and vector products
     (aten.mv, aten.dot: torch.matmul by a vector becomes one of them), addbmm, _grouped_mm, bilinear (one
-    _trilinear kernel), vecdot (a product and a sum), affine_grid, cdist, pdist and triangular solves."""
+    _trilinear kernel), vecdot (a product and a sum), affine_grid, cdist, pdist and triangular solves; of an
+    einsum, the products PyTorch runs as bmm (linear.bmm_macs: not a size-1 contraction's mul, not a dot)."""
     if r.type in _NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1):
         return 0
+    equation = _einsum_equation(r)
+    if equation is not None:
+        return 2 * bmm_macs(equation, r.input_shapes)
     return 2 * (r.macs or 0)
+
+
+def _einsum_equation(r: LayerRecord) -> str | None:
+    """An einsum's equation, as its arithmetic opens ("'bij,bjk->bik': ...")."""
+    text = r.formulas.get("macs", "") if r.type == "einsum" and r.formulas else ""
+    return text[1:text.index("'", 1)] if text.startswith("'") and "'" in text[1:] else None
 
 
 def _flops(r: LayerRecord, module) -> int:
