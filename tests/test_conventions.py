@@ -256,3 +256,43 @@ def test_a_sliding_window_einsum_is_reconciled_with_flop_counter():
     reasons = dict(differences(a, "flop_counter"))
     assert reasons["einsum: an einsum's pair whose contracted index has size 1 on a side runs as an element-wise "
                    "mul, which flop_counter does not count"] == -2 * (2 * 3 * 4 * 4)
+
+
+def test_fvcores_convention_counts_an_einsum_as_it_does():
+    """fvcore counts an einsum by numpy's einsum_path (the flop count of its optimal path, halved), but for two
+    equations it takes as bmm: not archcalc's MACs where a pair multiplies element-wise or contracts an index of
+    size 1. Against fvcore itself on 60 random equations (its trace of each)."""
+    import logging
+
+    import torch
+    from fvcore.nn import FlopCountAnalysis
+    from torch import nn
+
+    from archcalc.analysis.engine import analyse_module
+
+    class Einsum(nn.Module):
+        def __init__(self, equation, shapes):
+            super().__init__()
+            self.equation = equation
+            self.rest = nn.ParameterList(nn.Parameter(torch.randn(*s)) for s in shapes[1:])
+
+        def forward(self, x):
+            return torch.einsum(self.equation, x, *self.rest)
+
+    logging.disable(logging.WARNING)
+    try:
+        checked = 0
+        for equation, shapes in _random_einsums(60, seed=1):
+            try:
+                torch.einsum(equation, *(torch.randn(*s) for s in shapes))
+            except RuntimeError:
+                continue
+            model = Einsum(equation, shapes)
+            counted = FlopCountAnalysis(model, (torch.randn(*shapes[0]),))
+            counted.unsupported_ops_warnings(False)
+            a = analyse_module(model, "einsum", shapes[0], torch.device("cpu"), torch.float32)
+            assert a.convention_total("fvcore") == counted.total(), (equation, shapes)
+            checked += 1
+    finally:
+        logging.disable(logging.NOTSET)
+    assert checked > 50

@@ -43,6 +43,8 @@ WHY = {
                        "normalisation counted as 5 per input element (4 without affine)"),
                **_each(_RECURRENT, "aten::lstm / gru / rnn not supported"),
                "matmul": "torch.matmul counted as numel(x) x y.shape[-1]: the second operand's batch not broadcast",
+               "einsum": "counted by numpy's einsum_path (its optimal path's flop count, halved): element-wise "
+                         "products and the terms summed counted too",
                **_each(("baddbmm", "addbmm", "mv", "dot", "addmv", "vdot", "inner", "tensordot", "linalg_multi_dot",
                         "chain_matmul", "bilinear", "Bilinear", "_grouped_mm", "grouped_mm", "linalg_solve_triangular",
                         "triangular_solve", "linalg_vecdot", "linalg_matrix_power", "matrix_power", "affine_grid",

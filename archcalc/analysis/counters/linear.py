@@ -368,6 +368,11 @@ class Step(NamedTuple):
     right: frozenset
 
 
+def equation_of(text: str) -> str | None:
+    """An einsum's equation, as its row's arithmetic opens ("'bij,bjk->bik': ...")."""
+    return text[1:text.index("'", 1)] if text.startswith("'") and "'" in text[1:] else None
+
+
 def bmm_macs(equation: str, shapes: tuple) -> int:
     """The MACs of an einsum's products that PyTorch runs as batched matrix products, which is what
     torch.utils.flop_counter counts. ATen's einsum takes an index of size 1 as broadcast: an operand that has

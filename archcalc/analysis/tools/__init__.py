@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from torch import nn
 
-from archcalc.analysis.counters.linear import bmm_macs
+from archcalc.analysis.counters.linear import bmm_macs, equation_of
 from archcalc.analysis.tools import fvcore, ptflops, thop, torchinfo
 from archcalc.analysis.records import LAYER, OP, LayerRecord
 from archcalc.analysis.tracer import layer_names
@@ -53,16 +53,10 @@ def _flop_counter(r: LayerRecord, module) -> int:
     einsum, the products PyTorch runs as bmm (linear.bmm_macs: not a size-1 contraction's mul, not a dot)."""
     if r.type in _NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1):
         return 0
-    equation = _einsum_equation(r)
+    equation = equation_of(r.formulas.get("macs", "")) if r.type == "einsum" and r.formulas else None
     if equation is not None:
         return 2 * bmm_macs(equation, r.input_shapes)
     return 2 * (r.macs or 0)
-
-
-def _einsum_equation(r: LayerRecord) -> str | None:
-    """An einsum's equation, as its arithmetic opens ("'bij,bjk->bik': ...")."""
-    text = r.formulas.get("macs", "") if r.type == "einsum" and r.formulas else ""
-    return text[1:text.index("'", 1)] if text.startswith("'") and "'" in text[1:] else None
 
 
 def _flops(r: LayerRecord, module) -> int:

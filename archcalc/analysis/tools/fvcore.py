@@ -6,7 +6,8 @@ multiply-add as one "flop"; every other operation is listed as unsupported and c
 
   aten::_convolution, linear, addmm, bmm, mm    the multiply-adds, as archcalc's MACs
   aten::matmul        numel(x) x y.shape[-1]: the second operand's batch is not broadcast
-  aten::einsum        numpy's einsum_path optimized flop count / 2 (archcalc's count for contractions)
+  aten::einsum        'abc,abd->acd' and 'abc,adc->adb' (its letters renamed in order) as bmm; any other,
+                      numpy's einsum_path(optimize="optimal") "Optimized FLOP count" / 2, floored
   aten::batch_norm    2 per element in eval (1 without affine)
   aten::layer_norm, group_norm, instance_norm   5 per input element with affine, 4 without
   aten::adaptive_avg_pool2d      1 per input element
@@ -27,6 +28,7 @@ from math import prod
 from torch import nn
 
 from archcalc.analysis.counters.attention import layout
+from archcalc.analysis.counters.linear import equation_of
 from archcalc.analysis.records import OP, LayerRecord
 
 NOT_SUPPORTED = {"scaled_dot_product_attention", "baddbmm", "addbmm", "addmv", "mv", "dot", "vdot", "inner",
@@ -46,6 +48,8 @@ def count(r: LayerRecord, module) -> int:
     if kind in NOT_SUPPORTED or r.inside:
         return 0
     total = r.macs or 0
+    if kind == "einsum" and r.formulas and equation_of(r.formulas.get("macs", "")) is not None:
+        return einsum(equation_of(r.formulas["macs"]), r.input_shapes)
     if kind == "MultiheadAttention" and len(r.output_shapes) == 1:  # need_weights=False: attention by SDPA
         total -= _attention_macs(r, module)
     elif kind == "matmul" and len(r.input_shapes) == 2 and len(r.input_shapes[1]) >= 2:
@@ -78,3 +82,22 @@ def _attention_macs(r: LayerRecord, m) -> int:
 def _mode(r: LayerRecord) -> str:
     text = r.formulas.get("elementwise", "")
     return text.split(":", 1)[0] if text else "nearest"
+
+
+def einsum(equation: str, shapes: tuple) -> int:
+    """fvcore's einsum_flop_jit: its two batched-product equations by their sizes, any other by numpy's optimal
+    einsum path's flop count, halved and floored (numpy counts an element-wise product and the terms summed,
+    so it is not archcalc's MACs where nothing or a size-1 index is contracted)."""
+    import numpy as np
+
+    equation = equation.replace(" ", "")
+    order = dict.fromkeys(x for x in equation if x.isalpha())
+    equation = equation.translate({ord(x): 97 + i for i, x in enumerate(order)})
+    if equation == "abc,abd->acd":
+        return prod(shapes[0]) * shapes[-1][-1]
+    if equation == "abc,adc->adb":
+        return prod(shapes[0]) * shapes[-1][1]
+    arrays = [np.broadcast_to(np.zeros(()), s) for s in shapes]  # (shapes only: no memory)
+    report = np.einsum_path(equation, *arrays, optimize="optimal")[1]
+    line = next(line for line in report.split("\n") if "optimized flop" in line.lower())
+    return int(float(line.split(":")[-1]) // 2)
