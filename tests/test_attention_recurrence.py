@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from archcalc.analysis.counters.linear import contraction
+from archcalc.analysis.counters.linear import contraction, einsum
+from archcalc.analysis.counting import OpCall
 from archcalc.analysis.engine import analyse_module
 from archcalc.analysis.views import rows
 from tests.networks import NETWORKS, MHABlock, TinyViT
@@ -259,3 +260,30 @@ def test_einsum_contracts_left_to_right():
     steps, elementwise = contraction("bld,ed->be", ((2, 10, 32), (16, 32)))
     assert [(s.pair, s.sizes) for s in steps] == [("#1#2", {"b": 2, "d": 32, "e": 16})]
     assert elementwise == 2 * 10 * 32 - 2 * 32  # l summed within the first operand first
+
+
+def test_einsum_takes_a_size_1_index_of_a_later_operand_as_broadcast():
+    """ATen contracts an index as soon as later operands hold it only as 1: 'cad,cda,da->dc' with da of 4x1
+    contracts a in the first product (c3*a3*d4 = 36, flop_counter's count), where keeping it for the third
+    operand gave two element-wise products and no matrix product. And on random equations without a contracted
+    index of size 1 on one side (which archcalc counts as products, ATen as a sum and a mul), archcalc's MACs
+    are flop_counter's."""
+    from tests.test_conventions import _random_einsums
+
+    steps, _ = contraction("cad,cda,da->dc", ((3, 3, 4), (1, 4, 3), (4, 1)))
+    assert [(s.pair, s.sizes) for s in steps] == [("#1#2", {"c": 3, "a": 3, "d": 4})]
+    compared = 0
+    for equation, shapes in _random_einsums(300, seed=2):
+        operands = [torch.randn(*s) for s in shapes]
+        try:
+            torch.einsum(equation, *operands)
+        except RuntimeError:
+            continue
+        if any(1 in s for s in shapes):
+            continue
+        with FlopCounterMode(display=False) as counter:
+            torch.einsum(equation, *operands)
+        call = OpCall("einsum", (equation, *operands), {}, tuple(shapes), ((),))
+        assert 2 * einsum(call).macs == counter.get_total_flops(), (equation, shapes)
+        compared += 1
+    assert compared > 20

@@ -411,15 +411,17 @@ def contraction(equation: str, shapes: tuple) -> tuple[list[Step], int]:
         for x, n in zip(labels, shape):
             size[x] = max(size.get(x, 1), n)
     keep = set(output)
-    pending = [(f"#{i + 1}", dict.fromkeys(labels), shape, frozenset((i,)))
+    pending = [(f"#{i + 1}", dict(zip(labels, shape)), shape, frozenset((i,)))  # (index: its size there)
                for i, (labels, shape) in enumerate(zip(operands, shapes))]
     summed = 0
 
     def needed_elsewhere(i: int, j: int | None) -> set:
+        """The output's indices and those another operand holds; one held only as 1 (broadcast) does not keep
+        an index from being contracted now, as in ATen."""
         rest = set(keep)
         for k, (_, labels, _, _) in enumerate(pending):
             if k != i and k != j:
-                rest.update(labels)
+                rest.update(x for x, n in labels.items() if n > 1)
         return rest
 
     if len(pending) == 1:
@@ -428,25 +430,24 @@ def contraction(equation: str, shapes: tuple) -> tuple[list[Step], int]:
     steps = []
     pairs, at_front = _order(equation, shapes, len(pending))
     for i, j in pairs:
-        (name_a, a, shape_a, from_a), (name_b, b, shape_b, from_b) = pending[i], pending[j]
+        (name_a, a, _, from_a), (name_b, b, _, from_b) = pending[i], pending[j]
         rest = needed_elsewhere(i, j)
         # an index in one operand only, needed neither later nor in the output, is summed there first
-        for labels, shape in ((a, shape_a), (b, shape_b)):
-            other = b if labels is a else a
+        for labels, other in ((a, b), (b, a)):
             alone = [x for x in labels if x not in rest and x not in other]
             if alone:
-                summed += prod(size[x] for x in labels) - prod(size[x] for x in labels if x not in alone)
+                summed += prod(labels.values()) - prod(n for x, n in labels.items() if x not in alone)
                 for x in alone:
                     labels.pop(x)
-        multiplied = {x: size[x] for x in dict.fromkeys([*a, *b])}
-        result = dict.fromkeys(x for x in multiplied if x in rest)
+        multiplied = {x: max(a.get(x, 1), b.get(x, 1)) for x in dict.fromkeys([*a, *b])}
+        result = {x: n for x, n in multiplied.items() if x in rest}
         if any(x in b and x not in rest for x in a):  # an index contracted: a batched matrix product
             steps.append(Step(f"{name_a}{name_b}", multiplied, from_a, from_b))
         else:  # nothing to contract: PyTorch multiplies element-wise (outer or Hadamard product)
             summed += prod(multiplied.values())
         for k in sorted((i, j), reverse=True):
             pending.pop(k)
-        made = (f"({name_a}{name_b})", result, tuple(size[x] for x in result), from_a | from_b)
+        made = (f"({name_a}{name_b})", result, tuple(result.values()), from_a | from_b)
         pending.insert(0 if at_front else len(pending), made)
     return steps, summed
 
