@@ -302,8 +302,8 @@ def _trace_step(model: nn.Module, name: str, inputs: Inputs, device: torch.devic
         if placement.refuses_meta(failure.__cause__) or hasattr(failure, "reads") or \
                 out_of_memory(failure.__cause__ or failure):
             raise
-        why = str(failure.__cause__ or failure).splitlines()[0] if str(failure.__cause__ or failure) else \
-            type(failure.__cause__).__name__
+        cause = failure.__cause__ or failure
+        why = (str(cause).splitlines() or [type(cause).__name__])[0]
     with _train_mode(model, False):
         tracer, output = _trace(model, name, inputs, device, dtype, inner, True)
     return tracer, output, False, (f"counted in eval mode: in train mode the forward of {name} fails ({why})",)

@@ -48,26 +48,31 @@ def auto(model: nn.Module, elements: int, dtype: torch.dtype) -> tuple[str, str]
 _KERNEL_ELSEWHERE = "tensors on meta device"
 
 
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _elsewhere(error: BaseException) -> bool:
+    """A kernel with no meta version refusing meta tensors (flex_attention's device check)."""
+    return isinstance(error, ValueError) and _KERNEL_ELSEWHERE in str(error)
+
+
 def refusal(error: BaseException | None, name: str) -> str:
     """What the meta device's refusal was, said as a note's start: a kernel with no meta version (flex_attention),
     else the forward reading a value."""
-    while error is not None:
-        if isinstance(error, ValueError) and _KERNEL_ELSEWHERE in str(error):
-            return f"a kernel in the forward pass of {name} runs on real devices only ({str(error).splitlines()[0]})"
-        error = error.__cause__ or error.__context__
+    kernel = next((e for e in _chain(error) if _elsewhere(e)), None)
+    if kernel is not None:
+        return f"a kernel in the forward pass of {name} runs on real devices only ({str(kernel).splitlines()[0]})"
     return f"the forward pass of {name} reads a tensor's value, which the meta device cannot give"
 
 
 def refuses_meta(error: BaseException | None) -> bool:
     """Whether an error is the meta device refusing to give a value ('Cannot copy out of meta tensor',
-    'Tensor.item() cannot be called on meta tensors', a data-dependent shape)."""
-    while error is not None:
-        if isinstance(error, (NotImplementedError, RuntimeError)) and "meta" in str(error).lower():
-            return True
-        if isinstance(error, ValueError) and _KERNEL_ELSEWHERE in str(error):  # (flex_attention's check)
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    'Tensor.item() cannot be called on meta tensors', a data-dependent shape), or refusing meta tensors."""
+    return any(isinstance(e, (NotImplementedError, RuntimeError)) and "meta" in str(e).lower() or _elsewhere(e)
+               for e in _chain(error))
 
 
 @contextlib.contextmanager

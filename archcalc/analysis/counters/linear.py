@@ -320,7 +320,7 @@ def einsum(call: OpCall) -> Count:
 
 def _einsum_text(equation: str, steps: list, macs: int, elementwise: int) -> dict[str, str]:
     if steps:
-        parts = [f"{pair} {'*'.join(f'{k}{v}' for k, v in sizes.items()) or '1'}" for pair, sizes, _, _ in steps]
+        parts = [f"{pair} {'*'.join(f'{k}{v}' for k, v in sizes.items()) or '1'}" for pair, sizes, *_ in steps]
         text = {"macs": f"'{equation}': " + " + ".join(parts) + f" = {grouped(macs)}"}
     else:
         text = {"macs": f"'{equation}': no index contracted between operands = 0"}
@@ -359,13 +359,14 @@ def _labels(equation: str, shapes: tuple) -> tuple[list[list[str]], list[str]]:
 
 
 class Step(NamedTuple):
-    """One pairwise product of an einsum: its name ('#1#2', '(#1#2)#3'), {index: size}, and the original
-    operands (positions) on each side."""
+    """One pairwise product of an einsum: its name ('#1#2', '(#1#2)#3'), {index: size}, the original
+    operands (positions) on each side, and the indices it contracts with their size on each side."""
 
     pair: str
     sizes: dict[str, int]
     left: frozenset
     right: frozenset
+    contracted: dict[str, tuple[int, int]] = {}  # index -> its size on each side
 
 
 def equation_of(text: str) -> str | None:
@@ -375,29 +376,14 @@ def equation_of(text: str) -> str | None:
 
 def bmm_macs(equation: str, shapes: tuple) -> int:
     """The MACs of an einsum's products that PyTorch runs as batched matrix products, which is what
-    torch.utils.flop_counter counts. ATen's einsum takes an index of size 1 as broadcast: an operand that has
-    it only so does not keep it from being contracted earlier, and an index contracted where one side has size
-    1 is summed on the other side first; a product with nothing left to contract is an element-wise mul,
-    which flop_counter does not count (Longformer's sliding-window einsum over an index of size 1)."""
-    operands, output = _labels(equation, shapes)
-    pending = [dict(zip(labels, shape)) for labels, shape in zip(operands, shapes)]
-    pairs, at_front = _order(equation, shapes, len(pending))
+    torch.utils.flop_counter counts: contraction()'s products, but for a pair whose every contracted index has
+    size 1 on a side (ATen sums the other side first and multiplies element-wise, which flop_counter does not
+    count: Longformer's sliding-window einsum), and without the one-sided size-1 indices where others remain."""
     total = 0
-    for i, j in pairs:
-        a, b = pending[i], pending[j]
-        needed = set(output) | {x for k, other in enumerate(pending) if k not in (i, j)
-                                for x, n in other.items() if n > 1}
-        for side, other in ((a, b), (b, a)):  # (an index on one side only, needed nowhere: summed there first)
-            for x in [x for x in side if x not in needed and x not in other]:
-                side.pop(x)
-        contracted = {x for x in a if x in b and x not in needed}
-        if any(a[x] > 1 and b[x] > 1 for x in contracted):
-            total += prod(max(a.get(x, 1), b.get(x, 1)) for x in {**a, **b}
-                          if x not in contracted or (a[x] > 1 and b[x] > 1))
-        result = {x: max(a.get(x, 1), b.get(x, 1)) for x in {**a, **b} if x not in contracted}
-        for k in sorted((i, j), reverse=True):
-            pending.pop(k)
-        pending.insert(0 if at_front else len(pending), result)
+    for step in contraction(equation, shapes)[0]:
+        one_sided = {x for x, (m, n) in step.contracted.items() if m == 1 or n == 1}
+        if len(one_sided) < len(step.contracted):
+            total += prod(n for x, n in step.sizes.items() if x not in one_sided)
     return total
 
 
@@ -441,8 +427,9 @@ def contraction(equation: str, shapes: tuple) -> tuple[list[Step], int]:
                     labels.pop(x)
         multiplied = {x: max(a.get(x, 1), b.get(x, 1)) for x in dict.fromkeys([*a, *b])}
         result = {x: n for x, n in multiplied.items() if x in rest}
-        if any(x in b and x not in rest for x in a):  # an index contracted: a batched matrix product
-            steps.append(Step(f"{name_a}{name_b}", multiplied, from_a, from_b))
+        contracted = {x: (n, b[x]) for x, n in a.items() if x in b and x not in rest}
+        if contracted:  # an index contracted: a batched matrix product
+            steps.append(Step(f"{name_a}{name_b}", multiplied, from_a, from_b, contracted))
         else:  # nothing to contract: PyTorch multiplies element-wise (outer or Hadamard product)
             summed += prod(multiplied.values())
         for k in sorted((i, j), reverse=True):

@@ -44,17 +44,18 @@ def batch_norm(call: ModuleCall) -> Count:
     m = call.module
     if m.training or not m.track_running_stats:  # the batch's own statistics (PyTorch's bn_training)
         count = norm_count(call.output, 5, _affine(m.weight, m.bias), "BatchNorm with the batch's statistics")
-        return count._replace(formulas={**count.text(), **_batch_norm_text(m, call.output, 0, params_only=True)})
+        return count._replace(formulas={**count.text(), **_batch_norm_params(m)})
     elementwise = 2 * prod(call.output)
     return Count(0, elementwise, partial(_batch_norm_text, m, call.output, elementwise))
 
 
-def _batch_norm_text(m: nn.Module, out: tuple, elementwise: int, params_only: bool = False) -> dict[str, str]:
-    text = {} if params_only else {
-        "elementwise": f"2*{elements_text(out)} = {grouped(elementwise)} (x*γ/σ + (β - μγ/σ), folded)"}
-    if m.affine:
-        text["params"] = f"(γ + β)*C = {per_map_params(m.num_features, ('γ', 'β'))}"
-    return text
+def _batch_norm_text(m: nn.Module, out: tuple, elementwise: int) -> dict[str, str]:
+    return {"elementwise": f"2*{elements_text(out)} = {grouped(elementwise)} (x*γ/σ + (β - μγ/σ), folded)",
+            **_batch_norm_params(m)}
+
+
+def _batch_norm_params(m: nn.Module) -> dict[str, str]:
+    return {"params": f"(γ + β)*C = {per_map_params(m.num_features, ('γ', 'β'))}"} if m.affine else {}
 
 
 @OPS.register("batch_norm")

@@ -48,8 +48,9 @@ def count(r: LayerRecord, module) -> int:
     if kind in NOT_SUPPORTED or r.inside:
         return 0
     total = r.macs or 0
-    if kind == "einsum" and r.formulas and equation_of(r.formulas.get("macs", "")) is not None:
-        return einsum(equation_of(r.formulas["macs"]), r.input_shapes)
+    equation = equation_of(r.formulas.get("macs", "")) if kind == "einsum" and r.formulas else None
+    if equation is not None:
+        return einsum(equation, r.input_shapes)
     if kind == "MultiheadAttention" and len(r.output_shapes) == 1:  # need_weights=False: attention by SDPA
         total -= _attention_macs(r, module)
     elif kind == "matmul" and len(r.input_shapes) == 2 and len(r.input_shapes[1]) >= 2:
