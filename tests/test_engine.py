@@ -293,6 +293,31 @@ class AreaAttention(nn.Module):
         return F.scaled_dot_product_attention(runs, runs, runs).reshape(n, length, c)
 
 
+class Anchors(nn.Module):
+    """A detector's anchors: made from constants (3 aspect ratios x 4 corners), viewed as (1, 3, 4) and added to
+    positions; torchvision's detectors take a list of C x H x W images, whose first size (3) is not a batch."""
+
+    def forward(self, x):
+        ratios = torch.tensor([0.5, 1.0, 2.0], device=x.device)
+        base = torch.stack([-ratios, -1 / ratios, ratios, 1 / ratios], dim=1)  # (3, 4)
+        return x.flatten(1)[:, :4, None] + base.view(1, -1, 4).sum(1)
+
+
+def test_a_tensor_made_from_constants_is_not_taken_for_the_batch():
+    """Only a view of what the model's input became can turn the batch into something else: the anchors' view
+    (3, 4) -> (1, 3, 4) at batch 3 says nothing (torchvision's Faster R-CNN printed five such notes), while the
+    input's own flatten to a fixed size still does."""
+    a = analyse_module(Anchors(), "anchors", (3, 8, 8), torch.device("meta"), torch.float32)
+    assert not [n for n in a.notes if "turned batch" in n], a.notes
+
+    class Fixed(nn.Module):
+        def forward(self, x):
+            return x.view(-1, 32)
+
+    a = analyse_module(Fixed(), "fixed", (3, 8, 8), torch.device("meta"), torch.float32)
+    assert [n for n in a.notes if "turned batch 3 into 6" in n]
+
+
 def test_a_batch_split_into_areas_is_not_taken_for_a_fixed_flatten():
     a = analyse_module(AreaAttention(), "area", (2, 40, 8), torch.device("meta"), torch.float32)
     assert not [n for n in a.notes if "turned batch" in n]

@@ -512,10 +512,15 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
     notes = []
     in_rows = 0
     uncounted = set()
+    fed = {-1}  # the records whose tensors come from the model's input (-1) by some path
     for r in records:
         in_rows += r.params
         if r.macs is None:
             uncounted.add(r.type)
+        if not fed.isdisjoint(r.sources):
+            fed.add(r.index)
+        else:
+            continue  # (a tensor made from constants, as a detector's anchors: 3x4 is not the batch)
         given = r.input_shapes[0] if r.input_shapes else ()
         if r.type in ("view", "reshape") and r.output_shapes and r.output_shapes[0][0] != batch \
                 and given[:1] == (batch,) and not _merges_leading(given, r.output_shapes[0]):  # (T5's position
