@@ -1,6 +1,7 @@
 """The layer-formula registry's entries, one file per family of operations.
 
-  convolution    Conv, ConvTranspose (module and F.conv*), unfold / fold (the convolution's im2col)
+  convolution    Conv, ConvTranspose (module and F.conv*), unfold / fold (the convolution's im2col),
+                 torchvision's deformable convolution
   linear         nn.Linear and F.linear, matmul / @ / mm / bmm / baddbmm / addmm / mv, einsum, tensordot,
                  multi_dot, nn.Bilinear, triangular solves
   attention      F.scaled_dot_product_attention, nn.MultiheadAttention (every path), its functional forms
@@ -10,6 +11,8 @@
   elementwise    activations, arithmetic, softmax, reductions, interpolation, cumsum, addcmul
   losses         the loss functions a forward may compute (MSE, cross-entropy, ...)
   spectral       Fourier transforms (torch.fft, torch.stft)
+  detection      torchvision.ops: RoIAlign, RoIPool (and their position-sensitive forms), non-maximum
+                 suppression
   movement       data movement and bookkeeping (views, copies, concatenation, masks, comparisons,
                  casts, embedding lookups): 0 operations by a declared rule
   lecture        the lectures' own layers (LeNet-5's subsampling, connection table, RBF output)
@@ -22,6 +25,7 @@ in the paper's symbols. Importing this package registers them all.
 from archcalc.analysis.counters import (  # noqa: F401  (each registers its formulas)
     attention,
     convolution,
+    detection,
     elementwise,
     lecture,
     linear,

@@ -5,6 +5,12 @@ Symbols: N batch, C_in/C_out channels, K kernel (K_h*K_w), g groups, H_out/W_out
   ConvTranspose:   MACs = N*C_in*H_in*W_in * K_h*K_w*(C_out/g)      (each input spread over a window)
   bias:            one add per output element (element-wise column)
   unfold:          a copy of the windows (0);  fold: overlapping windows summed, 1 add per input element
+  deform_conv2d (torchvision.ops, DCN v1/v2): the convolution's MACs (torchvision samples the input at the
+                   offset positions into columns, then multiplies them by the weights: one GEMM a group), and
+                   element-wise, per sample (N*C_in*K_h*K_w*H_out*W_out of them) a bilinear interpolation, 4
+                   products + 3 adds, and its product by the mask: 8; the bias 1 per output. As its kernel
+                   runs: a DCN v1 call (no mask) multiplies by a mask of ones, one without a bias adds zeros;
+                   every sample is counted alike (one outside the map reads zeros).
 This is torch.utils.flop_counter's conv_flop_count / 2 (transposed: the input's spatial size).
 Backward: ∂x (a transposed convolution of ∂y, when the input needs a gradient: not for a first layer)
 and ∂W (the correlation of x with ∂y) each cost the forward's MACs. (torch.utils.flop_counter counts a
@@ -113,7 +119,10 @@ def _conv_op_text(call: OpCall, weight: tuple, per_output: list[int], macs: int,
     d = len(weight) - 2
     formulas = {"macs": f"{elements_text(call.output)}*({'*'.join(map(str, per_output))}) = {grouped(macs)}"}
     padding = call.arg(4, "padding", 0)
-    if not isinstance(padding, str):
+    if isinstance(padding, str):
+        formulas["output"] = f"padding='{padding}': " + ("size kept" if padding == "same" else window_formula(
+            call.inputs[0][-d:], weight[2:], call.arg(3, "stride", 1), 0, call.arg(5, "dilation", 1), False))
+    else:
         formulas["output"] = window_formula(call.inputs[0][-d:], weight[2:], call.arg(3, "stride", 1),
                                             padding, call.arg(5, "dilation", 1), False)
     return formulas
@@ -129,6 +138,23 @@ def conv_transpose_op(call: OpCall) -> Count:
 
 def _transposed_op_text(inp: tuple, per_input: list[int], macs: int, elementwise: int) -> dict[str, str]:
     return {"macs": macs_text(inp, per_input, macs)}
+
+
+@OPS.register("deform_conv2d")
+def deform_conv_op(call: OpCall) -> Count:
+    """torch.ops.torchvision.deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
+    dil_h, dil_w, n_weight_grps, n_offset_grps, use_mask), as torchvision.ops.deform_conv2d calls it."""
+    weight, out = tensor_shape(call.args[1]), call.output
+    samples = out[0] * call.inputs[0][1] * prod(weight[2:]) * prod(out[2:])
+    macs = prod(out) * prod(weight[1:])
+    elementwise = 8 * samples + prod(out)
+    return Count(macs, elementwise, partial(_deform_text, out, weight, samples, macs, elementwise))
+
+
+def _deform_text(out, weight, samples, macs, elementwise) -> dict[str, str]:
+    return {"macs": f"{elements_text(out)}*({'*'.join(map(str, weight[2:]))}*{weight[1]}) = {grouped(macs)}",
+            "elementwise": f"8*{grouped(samples)} samples (bilinear: 4 products + 3 adds; the mask's product) + "
+                           f"bias {elements_text(out)} = {grouped(elementwise)}"}
 
 
 @OPS.register("unfold")
@@ -164,6 +190,14 @@ def conv_transpose_backward(call: ModuleCall, needs: Needs) -> Count:
 @GRAD_OPS.register("conv1d", "conv2d", "conv3d")
 def conv_op_backward(call: OpCall, needs: Needs) -> Count:
     return repeated(conv_op(call), ("∂x", needs.input(0)), ("∂W", needs.input(1)))
+
+
+@GRAD_OPS.register("deform_conv2d")
+def deform_conv_op_backward(call: OpCall, needs: Needs) -> Count:
+    """torchvision's backward computes every gradient at once: the columns' (Wᵀ·∂y, from which ∂x, ∂offset and
+    ∂mask are scattered) and ∂W (∂y·columnsᵀ, on the columns sampled again), each the forward's MACs."""
+    flows = needs.weights or any(needs.inputs)
+    return repeated(deform_conv_op(call), ("∂columns", flows), ("∂W", flows))
 
 
 @GRAD_OPS.register("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
