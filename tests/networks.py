@@ -322,6 +322,63 @@ class MatrixProducts(nn.Module):
         return u.sum() + s.sum() + torch.outer(s[0], s[1]).sum() + torch.kron(s[:2, :2], s[:2, :2]).sum()
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """timm's idiom: a LayerNorm subclass with a forward of its own (over the channels of an image), which
+    archcalc counts by the F.layer_norm it runs."""
+
+    def forward(self, x):
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                            self.eps).permute(0, 3, 1, 2)
+
+
+class LayerNormNoBias(nn.LayerNorm):
+    """timm's MetaFormer idiom: a subclass that keeps LayerNorm's forward (counted as one), without a bias."""
+
+    def __init__(self, width):
+        super().__init__(width, bias=False)
+
+
+class StdConv2d(nn.Conv2d):
+    """timm's weight-standardised convolution (NFNet, BiT): the weight normalised by F.batch_norm with
+    training=True (the batch's statistics, which fvcore counts as a norm's 5 per element), then F.conv2d."""
+
+    def forward(self, x):
+        weight = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True,
+                              momentum=0.0, eps=1e-6).reshape_as(self.weight)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding)
+
+
+class SharedBlock(nn.Module):
+    def __init__(self, shared: nn.Module, width: int):
+        super().__init__()
+        self.position = shared  # (one module, held by every block and by the model)
+        self.mix = nn.Conv2d(width, width, 1)
+
+    def forward(self, x):
+        return self.mix(x + self.position(x))
+
+
+class TimmIdioms(nn.Module):
+    """What the model libraries do that the counting tools read differently: ConvMixer's padding='same' (a
+    convolution that TorchScript traces as aten::_convolution_mode, which fvcore does not count), a LayerNorm
+    subclass with its own forward, and CoaT's module shared by several parents (thop and ptflops add its count
+    once a parent), a LayerNorm subclass that keeps its base's forward (fvcore counts its aten::layer_norm) and a
+    weight-standardised convolution (NFNet's)."""
+
+    def __init__(self, width=8):
+        super().__init__()
+        self.stem = StdConv2d(3, width, 3, padding=1)
+        self.depthwise = nn.Conv2d(width, width, 5, padding="same", groups=width)
+        self.norm = LayerNorm2d(width)
+        self.position = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, groups=width))
+        self.blocks = nn.Sequential(*(SharedBlock(self.position, width) for _ in range(2)))
+        self.rows = LayerNormNoBias(12)  # (over the last size: the width of a 12 x 12 input)
+
+    def forward(self, x):
+        x = self.norm(self.depthwise(self.stem(x)))
+        return self.rows(self.blocks(self.position(x)))
+
+
 NETWORKS = {
     "tiny_vit": (TinyViT, (2, 3, 32, 32), torch.float32),
     "sdpa_attention": (SDPAttention, (2, 10, 32), torch.float32),
@@ -338,6 +395,7 @@ NETWORKS = {
     "mha_no_weights": (lambda: MHABlock(need_weights=False), (2, 10, 32), torch.float32),
     "functional_mha": (FunctionalMHA, (10, 2, 32), torch.float32),
     "custom_functions": (CustomFunctions, (2, 10, 32), torch.float32),
+    "timm_idioms": (TimmIdioms, (2, 3, 12, 12), torch.float32),
 }
 BEYOND_FLOP_COUNTER = {  # networks with operations torch.utils.flop_counter has no formula for (it counts them 0)
     "matrix_products": (MatrixProducts, (2, 6, 8), torch.float32),

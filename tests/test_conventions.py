@@ -40,7 +40,8 @@ def _network(name):
 SPECS = {"causal_attention": ("SDPAttention", {"causal": True}), "mha_weights": ("MHABlock", {}),
          "mha_no_weights": ("MHABlock", {"need_weights": False})}
 BEYOND_CNNS = ["tiny_vit", "sdpa_attention", "einsum_attention", "swin_stage", "convnext_block", "unet_block",
-               "row_gru", "lstm_stack", "mha_weights", "mha_no_weights", "custom_functions", "matrix_products"]
+               "row_gru", "lstm_stack", "mha_weights", "mha_no_weights", "custom_functions", "matrix_products",
+               "timm_idioms"]
 
 
 @pytest.mark.parametrize("name", BEYOND_CNNS + ["vit_b_32"])
@@ -80,7 +81,7 @@ def test_fvcore_difference_on_resnet50_is_batchnorm_and_pooling():
     a = analyse(REGISTRY.get("resnet50"))
     reasons = dict(differences(a, "fvcore"))
     bn = sum(r.activation_elements for r in a.records if r.type == "BatchNorm2d") * 2
-    assert reasons["BatchNorm2d: BatchNorm counted as 2 per element in eval"] == bn
+    assert reasons["BatchNorm2d: " + WHY["fvcore"]["BatchNorm2d"]] == bn
     assert reasons["AdaptiveAvgPool2d: adaptive average pooling 1 per input element"] == 2048 * 7 * 7
 
 
@@ -296,3 +297,49 @@ def test_fvcores_convention_counts_an_einsum_as_it_does():
     finally:
         logging.disable(logging.NOTSET)
     assert checked > 50
+
+
+def test_ptflops_hooks_timms_attention_in_place_of_its_layers(monkeypatch):
+    """With timm installed ptflops hooks timm's Attention (the ViT block's) and its total takes the hook's count
+    in place of the qkv and proj layers inside: 10 tokens, 4 heads of 16, 10*16*4 + 4*(2*10*10*16 + 10*10) =
+    13,840, beside a Linear 10*(32*64 + 64) = 21,120 and a LayerNorm 640 (no .affine). Here ptflops's own hook on
+    a stand-in of timm's class, registered as ptflops registers it: archcalc's convention equals ptflops (on a
+    real timm ViT-Ti: 912,887,404 both, where the layers counted too gave 1,082,606,056)."""
+    import sys
+    import types
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    pytorch_ops = pytest.importorskip("ptflops.pytorch_ops")
+    from ptflops import get_model_complexity_info
+
+    from archcalc.analysis.engine import analyse_module
+
+    class Attention(nn.Module):  # timm.models.vision_transformer.Attention's layers and attributes
+        def __init__(self, dim=64, num_heads=4):
+            super().__init__()
+            self.num_heads, self.head_dim = num_heads, dim // num_heads
+            self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+        def forward(self, x):
+            n, t, c = x.shape
+            q, k, v = self.qkv(x).reshape(n, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, t, c))
+
+    timm_module = types.ModuleType("timm.models.vision_transformer")
+    timm_module.Attention = Attention
+    monkeypatch.setitem(sys.modules, "timm.models.vision_transformer", timm_module)
+    monkeypatch.setitem(pytorch_ops.MODULES_MAPPING, Attention, pytorch_ops.timm_attention_counter_hook)
+    block = nn.Sequential(nn.Linear(32, 64), Attention(), nn.LayerNorm(64)).eval()
+    real, _ = get_model_complexity_info(block, (10, 32), as_strings=False, print_per_layer_stat=False,
+                                        verbose=False)
+    assert real == 13_840 + 21_120 + 640
+    a = analyse_module(block, "block", (1, 10, 32), torch.device("cpu"), torch.float32)
+    assert a.convention_total("ptflops") == real
+    why = dict(differences(a, "ptflops"))
+    assert why["Attention: " + WHY["ptflops"]["Attention"]] == 13_840
+    assert why["Linear in Attention: left out: ptflops hooks the Attention around it and counts that instead"] == \
+        -10 * (64 * 192 + 64 * 64)
+    assert sum(why.values()) == real - a.totals.macs

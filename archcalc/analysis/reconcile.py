@@ -16,7 +16,7 @@ import torch
 
 from archcalc.analysis.tools import ptflops as ptflops_rules
 from archcalc.analysis.engine import analyse, build, entry_shape
-from archcalc.analysis.records import OP, Analysis, LayerRecord
+from archcalc.analysis.records import LAYER, OP, Analysis, LayerRecord
 from archcalc.analysis.tools import Counts
 from archcalc.models.registry import ModelEntry
 
@@ -34,7 +34,8 @@ _RECURRENT = ("RNN", "LSTM", "GRU")
 _CELLS = ("RNNCell", "LSTMCell", "GRUCell")
 
 WHY = {
-    "fvcore": {**_each(_BATCH_NORMS + ("batch_norm",), "BatchNorm counted as 2 per element in eval"),
+    "fvcore": {**_each(_BATCH_NORMS + ("batch_norm",), "BatchNorm counted as 2 per element in eval, with the batch's "
+                                                       "statistics (training=True) 5 (4 without affine)"),
                **_each(("AdaptiveAvgPool2d", "adaptive_avg_pool2d"), "adaptive average pooling 1 per input element"),
                "MultiheadAttention": "its attention runs as aten::scaled_dot_product_attention (need_weights=False), "
                                      "which fvcore does not support: projections only",
@@ -49,6 +50,9 @@ WHY = {
                         "chain_matmul", "bilinear", "Bilinear", "_grouped_mm", "grouped_mm", "linalg_solve_triangular",
                         "triangular_solve", "linalg_vecdot", "linalg_matrix_power", "matrix_power", "affine_grid",
                         "cdist", "pdist"), "not supported"),
+               "deform_conv2d": "torchvision::deform_conv2d not supported",
+               **_each(("Conv1d", "Conv2d", "Conv3d", "conv1d", "conv2d", "conv3d"),
+                       "padding='same' or 'valid' traces as aten::_convolution_mode, not supported: 0"),
                **_each(("Upsample", "interpolate"), "upsampling: nearest 1, bilinear 4 per output element")},
     "torchinfo": {"Linear": "weight and bias elements x N (the bias counted; over L tokens, once, not L times)", **_each(_BATCH_NORMS, "weight and bias counted: N x 2C"),
                   "Conv2d": "bias counted: N x C_out x H x W",
@@ -83,9 +87,9 @@ WHY = {
                 **_each(_POOL_FUNCTIONS + ("relu", "elu", "gelu", "silu", "softmax"), "F.* call: 1 per input element"),
                 "LocalResponseNorm": "F.local_response_norm's x.mul(x), .mul(alpha), .add(k) and F.avg_pool3d",
                 "interpolate": "F.interpolate counted 1 per output element",
-                "add": "torch.add counted 1 per element (x + y and x += y are not)",
-                "mul": "torch.mul counted 1 per element (x * y is not)",
-                "matmul": "only torch.matmul counted (x @ w is not)",
+                "add": "torch.add and x.add(y) counted 1 per element (x + y and x += y are not)",
+                "mul": "torch.mul and x.mul(y) counted 1 per element (x * y is not)",
+                "matmul": "torch.matmul and x.matmul(w) counted (x @ w is not)",
                 "conv2d": "F.conv2d ignored", "linear": "F.linear ignored",
                 "ConvTranspose2d": "transposed convolution: bias counted",
                 "Upsample": "counted twice: module hook (one sample) and F.interpolate inside it",
@@ -95,18 +99,25 @@ WHY = {
                 **_each(_RECURRENT + _CELLS, "ptflops's formula: W_ih and W_hh elements, biases and gate arithmetic "
                                              "per step, x 2 bidirectional"),
                 **_each(("scaled_dot_product_attention", "einsum", "bmm", "baddbmm"),
-                        "not patched by ptflops 0.7.5 when called this way")},
+                        "not patched by ptflops 0.7.5 when called this way"),
+                "DeformConv2d": "ptflops's hook (torchvision loaded): prod(kernel) x (C_in x C_out/g + 24, + 1 given a "
+                                "mask) x N x H_out x W_out, + bias",
+                "deform_conv2d": "counted on its DeformConv2d module instead (ptflops's hook)",
+                "Attention": "ptflops's hook for timm's Attention: N x [T*d*h (Q scaled) + h*(2*T*T*d + T*T)], "
+                             "in place of its layers' counts"},
     "flops": {},
     "flop_counter": {**_each(("mv", "dot", "addmv", "vdot", "inner", "addbmm", "_grouped_mm", "grouped_mm", "bilinear",
                               "Bilinear", "linalg_solve_triangular", "triangular_solve", "linalg_vecdot",
                               "affine_grid", "cdist", "pdist"),
                              "flop_counter has no formula for it: 0"),
+                     "deform_conv2d": "torchvision's operation, not aten's: flop_counter has no formula for it, 0",
                      "matmul": "torch.matmul by a vector runs as aten.mv or aten.dot, which flop_counter has no "
                                "formula for: 0",
                      "einsum": "an einsum's pair whose contracted index has size 1 on a side runs as an element-wise "
                                "mul, which flop_counter does not count"},
 }
 
+_NORM_TEXTS = ("LayerNorm", "GroupNorm", "InstanceNorm")  # (how a norm layer's element-wise arithmetic begins)
 _FUNCTION = "(custom autograd.Function)"  # fvcore's differences inside one are said of it, not of its operations
 
 # Where a tool's count of a type is not in WHY: what archcalc knows of the tool's rule, or that the
@@ -116,6 +127,8 @@ UNEXPLAINED = "not explained: archcalc has no rule of this tool for it"
 
 def _fallback(convention: str, records: list[LayerRecord], amount: int) -> str:
     functional = all(r.kind == OP for r in records)
+    if convention == "fvcore" and all(r.formulas.get("elementwise", "").startswith(_NORM_TEXTS) for r in records):
+        return WHY["fvcore"]["LayerNorm"]  # (a subclass of a norm: timm's LayerNormNoBias)
     if convention == "torchinfo":
         return "functional operations ignored" if functional else \
             "a leaf module's weight and bias elements x N (x output H x W when its class name has 'Conv')"
@@ -235,10 +248,17 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
     doubled = convention in ("flop_counter", "flops")  # (their differences are from 2 x the papers' MACs)
     by_type: dict[str, int] = defaultdict(int)
     records: dict[str, list[LayerRecord]] = defaultdict(list)
+    # (ptflops's modules with layers inside that it hooks itself, timm's Attention: it counts them in their place)
+    hooked = {r.index: r.type for r in a.records if convention == "ptflops" and r.index in other
+              and r.kind not in (LAYER, OP)}
     for r in a.records:
         delta = other.get(r.index, 0) - (2 if doubled else 1) * paper.get(r.index, 0)
         if delta:
-            kind = f"{r.inside} {_FUNCTION}" if r.inside and convention == "fvcore" else r.type
+            owner = _hooked_owner(r, a.records, hooked) if hooked else None
+            parents = a.by_convention.parents(r) if convention in ("thop", "ptflops") and r.kind != OP and \
+                isinstance(a.by_convention, Counts) else 1
+            kind = f"{r.inside} {_FUNCTION}" if r.inside and convention == "fvcore" else \
+                f"{r.type} in {owner}" if owner else f"{r.type} held by {parents} parents" if parents > 1 else r.type
             by_type[kind] += delta
             records[kind].append(a.by_convention.with_inner(r) if isinstance(a.by_convention, Counts) else r)
     twice = [("every multiply-accumulate counted as 2 operations (x 2)", a.totals.macs)] if doubled else []
@@ -247,11 +267,31 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
     why = WHY.get(convention, {})
 
     def explain(kind: str, amount: int) -> str:
+        if " held by " in kind:
+            k = kind.rsplit(" held by ", 1)[1].split()[0]
+            return (f"a module that {k} parents hold: thop hooks it once from each and adds its count from each, "
+                    f"{k} x {k} times" if convention == "thop" else
+                    f"a module that {k} parents hold: ptflops adds its count (by its own rule) from each, {k} times")
+        if " in " in kind and kind not in why:
+            return f"left out: ptflops hooks the {kind.rsplit(' in ', 1)[1]} around it and counts that instead"
         if kind.endswith(_FUNCTION):
             return "one prim::PythonOp in TorchScript's trace, which fvcore does not count: nothing its forward runs"
         return why[kind] if kind in why else _fallback(convention, records[kind], amount)
 
     return twice + sorted(((f"{t}: {explain(t, d)}", d) for t, d in by_type.items()), key=lambda item: -abs(item[1]))
+
+
+def _hooked_owner(r: LayerRecord, records: tuple[LayerRecord, ...], hooked: dict[int, str]) -> str | None:
+    """The type of the hooked module a layer's module hook is left out for (its ancestor), or None; an operation
+    (a patched call) still counts."""
+    if r.kind == OP:
+        return None
+    parent = r.parent
+    while parent is not None:
+        if parent in hooked:
+            return hooked[parent]
+        parent = records[parent].parent if parent < len(records) and records[parent].index == parent else None
+    return None
 
 
 def reconcile(entry: ModelEntry, size, batch: int) -> tuple[Analysis, dict[str, ToolTotal]]:

@@ -34,7 +34,7 @@ from torch.overrides import TorchFunctionMode
 from archcalc.analysis import custom_functions, receptive
 from archcalc.analysis.counting import (GRAD_OPS, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs, OpCall,
                                        counter_for_type, grad_counter_for_type, op_name, with_elementwise)
-from archcalc.analysis.origins import origin
+from archcalc.analysis.origins import operator_spelling, origin
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.analysis.stand_ins import stand_in
 from archcalc.formulas.params import tensor_params
@@ -424,12 +424,13 @@ class Tracer(TorchFunctionMode):
     # -- functional operations ----------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        spelled = operator_spelling(func, 1)  # (x * y, not x.mul(y): read off the caller's instruction now)
         try:
             result = func(*args, **kwargs)
         except Exception:
             result = stand_in(func, args, kwargs)  # (a meta kernel that refuses what the CPU's runs)
             if result is not None:
-                return self._traced(func, args, kwargs, result)
+                return self._traced(func, args, kwargs, result, spelled)
             parent = self.current
             if self.failed_op is None and parent is not None and self.layer is None:
                 name = op_name(func)
@@ -437,9 +438,9 @@ class Tracer(TorchFunctionMode):
                 self.failed_op = (f"{parent.name}.{name}" if parent.name else name, name, shapes_of(given),
                                   args, kwargs)
             raise
-        return self._traced(func, args, kwargs, result)
+        return self._traced(func, args, kwargs, result, spelled)
 
-    def _traced(self, func, args, kwargs, result):
+    def _traced(self, func, args, kwargs, result, spelled: str | None = None):
         parent = self.current
         if parent is None and self.layer is None:  # (a layer here: a custom Function's backward, after the pass)
             return result
@@ -458,7 +459,7 @@ class Tracer(TorchFunctionMode):
             if layer.counter is _BACKWARD_RUN:  # (a custom Function's backward, running: its calls are its cost)
                 layer.inner.append(OpCall(op_name(func), tuple(args), kwargs, shapes_in, shapes_out))
             else:
-                layer.inner.append((origin(func), shapes_in, shapes_out))
+                layer.inner.append((spelled or origin(func), shapes_in, shapes_out))
             return result
         name = op_name(func)
         qualified = f"{parent.name}.{name}" if parent.name else name
@@ -470,14 +471,14 @@ class Tracer(TorchFunctionMode):
         # (The operation's own frame, though it runs no forward: its record is made as a module's is.)
         frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
                        [])
-        op = (frame, name, func, args, kwargs, inputs, outputs, shapes_in, shapes_out)
+        op = (frame, name, func, args, kwargs, inputs, outputs, shapes_in, shapes_out, spelled)
         if self.pending is None:
             self._leave_op(*op)
         else:
             self.pending.append((self._leave_op, op))
         return result
 
-    def _leave_op(self, frame, name, func, args, kwargs, inputs, outputs, shapes_in, shapes_out) -> None:
+    def _leave_op(self, frame, name, func, args, kwargs, inputs, outputs, shapes_in, shapes_out, spelled) -> None:
         counter = OPS.get(name)
         call = OpCall(name, tuple(args), kwargs, shapes_in, shapes_out)
         count = counter(call) if counter is not None else NOT_COUNTED
@@ -488,7 +489,8 @@ class Tracer(TorchFunctionMode):
         # kaiming_uniform_ on a layer a forward builds, as BigBird's does when it switches its attention)
         params = [t for t in inputs if isinstance(t, nn.Parameter) and not any(o is t for o in outputs)]
         grad = _gradient(GRAD_OPS.get(name), call, count, inputs, params) if self.backward else None
-        self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, count, params, field, origin(func), grad)
+        self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, count, params, field,
+                     spelled or origin(func), grad)
 
     # -- custom autograd Functions (custom_functions.py) -------------------------------------
     def _applied(self, apply, cls, *args, **kwargs):

@@ -19,7 +19,7 @@ attention, normalisation and recurrence.
                torch.matmul; its own MultiheadAttention and RNN formulas
   flop_counter 2 x MACs: torch.utils.flop_counter's count (convolution, mm, addmm, bmm, baddbmm, attention;
                2 per multiply-add); no formula for matrix-vector products (mv, dot), addbmm, grouped_mm,
-               bilinear, vecdot, affine_grid, cdist, pdist and triangular solves
+               bilinear, vecdot, affine_grid, cdist, pdist, triangular solves and torchvision's deform_conv2d
   flops        2 x MACs + every element-wise operation archcalc counts
 calflops and DeepSpeed's profiler are not defined.
 """
@@ -43,14 +43,16 @@ def _paper(r: LayerRecord, module) -> int:
 
 _NO_FORMULA = {"mv", "dot", "vdot", "inner", "addmv",  # (vector products)
                "addbmm", "_grouped_mm", "grouped_mm", "bilinear", "Bilinear", "linalg_solve_triangular",
-               "triangular_solve", "linalg_vecdot", "affine_grid", "cdist", "pdist"}
+               "triangular_solve", "linalg_vecdot", "affine_grid", "cdist", "pdist",
+               "deform_conv2d"}  # (torchvision's: flop_counter knows aten's operations only)
 
 
 def _flop_counter(r: LayerRecord, module) -> int:
     """2 per MAC, but for what torch.utils.flop_counter has no formula for: the matrix-vector and vector products
     (aten.mv, aten.dot: torch.matmul by a vector becomes one of them), addbmm, _grouped_mm, bilinear (one
     _trilinear kernel), vecdot (a product and a sum), affine_grid, cdist, pdist and triangular solves; of an
-    einsum, the products PyTorch runs as bmm (linear.bmm_macs: not a size-1 contraction's mul, not a dot)."""
+    einsum, the products PyTorch runs as bmm (linear.bmm_macs: not a size-1 contraction's mul, not a dot); nor for
+    torchvision's deform_conv2d, not an aten operation."""
     if r.type in _NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1):
         return 0
     equation = equation_of(r.formulas.get("macs", "")) if r.type == "einsum" and r.formulas else None
@@ -70,25 +72,58 @@ COUNTERS: dict[str, Callable[[LayerRecord, object], int]] = {
 
 
 def counts(model: nn.Module, records: tuple[LayerRecord, ...],
-           twins: Mapping[tuple[str, int], LayerRecord] | None = None) -> dict[str, dict[int, int]]:
+           twins: Mapping[tuple[str, int], LayerRecord] | None = None,
+           shared: Mapping[int, int] | None = None) -> dict[str, dict[int, int]]:
     """convention -> record index -> its count (records that count nothing are left out).
     ptflops counts a layer's own F.* calls: where the records lack them, ``twins`` are the records of
-    a trace that kept them, by name and call number."""
+    a trace that kept them, by name and call number. ``shared``: _shared(model), where it is known."""
     names = layer_names(model)
     modules = {names[id(m)]: m for m in model.modules()}
     twins = twins or {}
     result: dict[str, dict[int, int]] = {name: {} for name in NAMES}
+    hooked = [name + "." for name, m in modules.items() if name and ptflops.hooked(m) and _has_children(m)]
+    shared = _shared(model) if shared is None else shared
     for r in records:
         module = modules.get(r.name) if r.kind != OP else None
-        if r.kind not in (LAYER, OP) and (module is None or any(True for _ in module.children())):
+        container = r.kind not in (LAYER, OP) and (module is None or _has_children(module))
+        if container and (module is None or r.name + "." not in hooked):
             continue
         for name, counter in COUNTERS.items():
-            if name == "ptflops" and r.kind == OP and _kept_activation(r, modules):
+            if name == "ptflops":
+                if r.kind == OP and _kept_activation(r, modules):
+                    continue
+                shadowed = any(r.name.startswith(prefix) for prefix in hooked)
+                value = ptflops.count(twins.get((r.name, r.call), r), module, shadowed,
+                                      shared.get(id(module), 1) if module is not None else 1)
+            elif container:  # (a module only ptflops counts as one)
                 continue
-            value = counter(twins.get((r.name, r.call), r) if name == "ptflops" else r, module)
+            else:
+                value = counter(r, module)
+                if name == "thop" and module is not None:  # (its hook is registered once a path too, model.apply
+                    value *= shared.get(id(module), 1) ** 2  # visiting the module from each parent: paths^2)
             if value:
                 result[name][r.index] = value
     return result
+
+
+def _shared(model: nn.Module) -> dict[int, int]:
+    """id -> how many paths of the module tree reach a module held by several parents (CoaT's convolutional
+    position encodings, shared by its serial and parallel blocks): thop and ptflops add up a module's count
+    (every call of it) from each parent that holds it, so once a path; thop also hooks it once a path, so each
+    call counts once a path too. Only those above 1."""
+    paths: dict[int, int] = {}
+
+    def walk(module: nn.Module) -> None:
+        for child in module.children():  # (each child once a parent, as named_children gives them)
+            paths[id(child)] = paths.get(id(child), 0) + 1
+            walk(child)
+
+    walk(model)
+    return {key: n for key, n in paths.items() if n > 1}
+
+
+def _has_children(module: nn.Module) -> bool:
+    return any(True for _ in module.children())
 
 
 def _kept_activation(r: LayerRecord, modules: Mapping[str, nn.Module]) -> bool:
@@ -106,14 +141,23 @@ class Counts(Mapping):
         self._model, self._records, self._with_inner = model, records, with_inner
         self._counts: dict[str, dict[int, int]] | None = None
         self._twins: dict | None = None
+        self._paths: dict[str, int] = {}
 
     def _all(self) -> dict[str, dict[int, int]]:
         if self._counts is None:
             traced = self._with_inner() if self._with_inner is not None else ()
             self._twins = {(r.name, r.call): r for r in traced}
-            self._counts = counts(self._model, self._records, self._twins)
+            shared = _shared(self._model)
+            self._counts = counts(self._model, self._records, self._twins, shared)
+            self._paths = {name: shared[key] for key, name in layer_names(self._model).items() if key in shared}
             self._model = self._with_inner = None
         return self._counts
+
+    def parents(self, r: LayerRecord) -> int:
+        """How many parents hold the record's module (1 but for a shared module: thop and ptflops count it
+        once a parent)."""
+        self._all()
+        return self._paths.get(r.name, 1)
 
     def with_inner(self, r: LayerRecord) -> LayerRecord:
         """The record with its layer's own torch calls (from the second trace, if one was needed)."""

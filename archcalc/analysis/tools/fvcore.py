@@ -8,15 +8,19 @@ multiply-add as one "flop"; every other operation is listed as unsupported and c
   aten::matmul        numel(x) x y.shape[-1]: the second operand's batch is not broadcast
   aten::einsum        'abc,abd->acd' and 'abc,adc->adb' (its letters renamed in order) as bmm; any other,
                       numpy's einsum_path(optimize="optimal") "Optimized FLOP count" / 2, floored
-  aten::batch_norm    2 per element in eval (1 without affine)
+  aten::batch_norm    2 per element in eval (1 without affine); with the batch's statistics (training=True:
+                      a training step, no running statistics, timm's weight-standardised convolutions) 5 (4)
   aten::layer_norm, group_norm, instance_norm   5 per input element with affine, 4 without
   aten::adaptive_avg_pool2d      1 per input element
   aten::upsample_nearest2d       1 per output element;  upsample_bilinear2d  4 per output element
-  not supported: aten::scaled_dot_product_attention (so MultiheadAttention with need_weights=False
+  not supported: aten::_convolution_mode (a convolution with padding='same' or 'valid': 0),
+  aten::scaled_dot_product_attention (so MultiheadAttention with need_weights=False
   counts its projections only), aten::lstm / gru / rnn_tanh (0), baddbmm, addbmm, tensordot, linalg_multi_dot,
   bilinear (nn.Bilinear), _grouped_mm, linalg_solve_triangular, vecdot, matrix_power, affine_grid, cdist,
   pdist, every element-wise operation;
   the cells (LSTMCell, GRUCell, RNNCell) are traced as their linear layers: counted as archcalc does
+  a module subclass with a forward of its own (timm's LayerNorm) is counted by the operations it runs, as
+  the trace sees them, not by its base class's rule
   a custom torch.autograd.Function is one prim::PythonOp in the trace, unsupported: nothing its forward runs
   is counted (LayerRecord.inside), torch.utils.checkpoint's reentrant form included
 """
@@ -29,7 +33,7 @@ from torch import nn
 
 from archcalc.analysis.counters.attention import layout
 from archcalc.analysis.counters.linear import equation_of
-from archcalc.analysis.records import OP, LayerRecord
+from archcalc.analysis.records import LAYER, OP, LayerRecord
 
 NOT_SUPPORTED = {"scaled_dot_product_attention", "baddbmm", "addbmm", "addmv", "mv", "dot", "vdot", "inner",
                  "lstm", "gru", "rnn_tanh", "rnn_relu", "LSTM", "GRU", "RNN",
@@ -37,16 +41,18 @@ NOT_SUPPORTED = {"scaled_dot_product_attention", "baddbmm", "addbmm", "addmv", "
                  # one aten node each in the trace, none with a handle
                  "tensordot", "linalg_multi_dot", "chain_matmul", "bilinear", "Bilinear", "_grouped_mm",
                  "grouped_mm", "linalg_solve_triangular", "triangular_solve", "linalg_vecdot", "linalg_matrix_power",
-                 "matrix_power", "affine_grid", "cdist", "pdist"}
-_NORMS = {"LayerNorm": "elementwise_affine", "GroupNorm": "affine", "InstanceNorm1d": "affine",
-          "InstanceNorm2d": "affine", "InstanceNorm3d": "affine"}
+                 "matrix_power", "affine_grid", "cdist", "pdist",
+                 "deform_conv2d"}  # (torchvision's: a custom op, torchvision::deform_conv2d in the trace)
+_NORMS = ((nn.LayerNorm, "elementwise_affine"), (nn.GroupNorm, "affine"),
+          (nn.modules.instancenorm._InstanceNorm, "affine"))  # (subclasses too: timm's LayerNormNoBias)
 _NORM_OPS = {"layer_norm": 2, "group_norm": 2, "instance_norm": 3}  # op -> position of its weight argument
 
 
 def count(r: LayerRecord, module) -> int:
     kind = r.type
-    if kind in NOT_SUPPORTED or r.inside:
-        return 0
+    if r.kind not in (LAYER, OP) or kind in NOT_SUPPORTED or r.inside or _padding_by_name(r, module):
+        return 0  # (a module archcalc has no formula of its own for is counted by the operations it runs: timm's
+        # LayerNorm, a subclass with its own forward, is its F.layer_norm's row, not a LayerNorm's too)
     total = r.macs or 0
     equation = equation_of(r.formulas.get("macs", "")) if kind == "einsum" and r.formulas else None
     if equation is not None:
@@ -57,10 +63,14 @@ def count(r: LayerRecord, module) -> int:
         total = prod(r.input_shapes[0]) * r.input_shapes[1][-1]
     batch_norm = isinstance(module, nn.modules.batchnorm._BatchNorm) or (r.kind == OP and kind == "batch_norm")
     if batch_norm:
-        affine = module.affine if module is not None else True
-        total += prod(r.output_shapes[0]) * (2 if affine else 1)
-    elif kind in _NORMS and module is not None:
-        total += prod(r.input_shapes[0]) * (5 if getattr(module, _NORMS[kind]) else 4)
+        text = r.formulas.get("elementwise", "")
+        if "batch's statistics" in text:  # (training=True, as fvcore's batchnorm_flop_jit reads it: its norm rule)
+            total += prod(r.input_shapes[0]) * (5 if "affine" in text else 4)
+        else:
+            affine = module.affine if module is not None else True
+            total += prod(r.output_shapes[0]) * (2 if affine else 1)
+    elif _norm_affine(module) is not None:
+        total += prod(r.input_shapes[0]) * (5 if _norm_affine(module) else 4)
     elif kind in _NORM_OPS:
         total += prod(r.input_shapes[0]) * (5 if r.formulas.get("elementwise", "").find("affine") >= 0 else 4)
     elif kind in ("AdaptiveAvgPool2d", "adaptive_avg_pool2d"):
@@ -70,6 +80,20 @@ def count(r: LayerRecord, module) -> int:
         mode = module.mode if module is not None else _mode(r)
         total += prod(r.output_shapes[0]) * {"nearest": 1, "bilinear": 4}.get(mode, 0)
     return total
+
+
+def _norm_affine(module) -> bool | None:
+    """A LayerNorm's, GroupNorm's or InstanceNorm's affine flag (of a subclass too); None for any other."""
+    return next((getattr(module, flag) for cls, flag in _NORMS if isinstance(module, cls)), None)
+
+
+def _padding_by_name(r: LayerRecord, module) -> bool:
+    """A convolution with padding='same' or 'valid' traces as aten::_convolution_mode, which fvcore has no
+    handle for."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return isinstance(module.padding, str)
+    return r.kind == OP and r.type in ("conv1d", "conv2d", "conv3d") and \
+        r.formulas.get("output", "").startswith("padding='")
 
 
 def _attention_macs(r: LayerRecord, m) -> int:

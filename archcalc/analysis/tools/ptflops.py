@@ -20,30 +20,43 @@ Per call, with x the input and y the output:
                             .mul(alpha) and .add(k), all patched
   F.relu, F.prelu, F.elu, F.relu6, F.gelu, F.silu, F.softmax, F.*pool*   numel(x)
   F.interpolate, F.upsample                       numel(y)
-  torch.matmul, torch.mm, torch.bmm               prod(x.shape) x other.shape[-1]
-  torch.addmm, torch.baddbmm                      prod(mat1.shape) x mat2.shape[-1] + numel(input)
-  torch.add, torch.mul                            numel of the two shapes' element-wise maximum,
+  torch.matmul, torch.mm, torch.bmm and the methods x.matmul(w), x.mm(w), x.bmm(w)   prod(x.shape) x other.shape[-1]
+  torch.addmm, torch.baddbmm, x.addmm(...)        prod(mat1.shape) x mat2.shape[-1] + numel(input)
+  torch.add, torch.mul, x.add(y), x.mul(y)        numel of the two shapes' element-wise maximum,
                                                   aligned from the left
-  everything else (torch.cat, x + y, x * y, x @ w, F.conv2d, F.linear)    0
+  everything else (torch.cat, the operators x + y, x * y, x @ w, F.conv2d, F.linear)    0
   (F.local_response_norm called directly is not reproduced: its count needs the size argument)
 
 ptflops runs a batch of one and reports one image (given a bigger batch it divides the module hooks'
 sum, not the functional calls, by the batch size). archcalc applies the rules to the whole batch:
 N x ptflops's figure for one image, except where a rule does not grow with the batch (addmm's
 bias counted once per call; torch.add's left-aligned shapes when the ranks differ).
-The methods x.add(y), x.mul(y), x.matmul(y), which ptflops counts, reach archcalc's trace as the
-operators x + y, x * y, x @ y, which it does not; archcalc follows the operators (the usual
-spelling).   MultiheadAttention        N x [L*E (Q scaled) + L*E*E + S*kdim*kdim + S*vdim*vdim (as ptflops writes
+The operators x + y, x * y, x @ y reach archcalc's trace as the methods x.add(y), x.mul(y), x.matmul(y),
+which ptflops counts where the operators it does not; the calling line's instruction tells them apart
+(origins.operator_spelling).
+Its own formulas:
+  MultiheadAttention        N x [L*E (Q scaled) + L*E*E + S*kdim*kdim + S*vdim*vdim (as ptflops writes
                             them) + (2S + L)*E in-projection bias + h*L*S*(d_k + 1 + d_v) + L*vdim*(vdim + 1)],
                             and with need_weights the torch.bmm and F.softmax inside F.multi_head_attention_forward
   RNN, GRU, LSTM            N*T x Σ over layers of (W_ih + W_hh elements + biases + 1H (RNN), 7H (GRU) or 10H
                             (LSTM)), x 2 when bidirectional; the cells: N x the same for one step
   an activation a TransformerEncoderLayer or DecoderLayer keeps as a function (activation="gelu" stores F.gelu
   before ptflops patches it) is not counted
+A module held by k parents: hooked once, but its count added from each parent, k times (the patched calls
+inside it once: tools.counts multiplies the hook's part).
+Two hooks ptflops adds when their library imports (and a model holding one has imported it):
+  torchvision.ops.DeformConv2d   prod(kernel) x (C_in x C_out/g + 24, + 1 given a mask positionally) x N x
+                            prod(y spatial), + numel(y) with a bias (24: its "cost of bilinear interpolation
+                            and fractional coordinates")
+  timm's Attention (timm.models.vision_transformer.Attention, the ViT/DeiT block's)
+                            N x [T*d*h (Q scaled) + h*(2*T*T*d + T*T)] for T tokens, h heads of d; ptflops's total
+                            takes a hooked module's own count in place of its children's, so the qkv and proj
+                            Linear layers inside it are left out (their patched F.* calls still count)
 """
 
 from __future__ import annotations
 
+import sys
 from math import prod
 
 from torch import nn
@@ -134,6 +147,35 @@ MODULE_RULES = {
     **dict.fromkeys((nn.RNNCell, nn.GRUCell, nn.LSTMCell), _recurrent_cell),
 }
 
+def _deform_conv(r: LayerRecord, m) -> int:
+    y = r.output_shapes[0]
+    extra = 24 + (1 if len(r.input_shapes) > 2 else 0)
+    per_position = prod(m.kernel_size) * (m.in_channels * (m.out_channels // m.groups) + extra)
+    return per_position * y[0] * prod(y[2:]) + (prod(y) if m.bias is not None else 0)
+
+
+def _timm_attention(r: LayerRecord, m) -> int:
+    n, tokens, _ = r.input_shapes[0]
+    h, d = m.num_heads, m.head_dim
+    return n * (tokens * d * h + h * (2 * tokens * tokens * d + tokens * tokens))
+
+
+def _optional_rules() -> dict:
+    """The hooks ptflops adds for torchvision's DeformConv2d and timm's Attention, where those are loaded."""
+    rules = {}
+    for module, name, rule in (("torchvision.ops", "DeformConv2d", _deform_conv),
+                               ("timm.models.vision_transformer", "Attention", _timm_attention)):
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type):
+            rules[cls] = rule
+    return rules
+
+
+def hooked(module) -> bool:
+    """Whether ptflops hooks a module with children itself (its total then leaves the children's hooks out)."""
+    return type(module) in MODULE_RULES or type(module) in _optional_rules()
+
+
 # Modules that keep a torch.nn.functional activation as an attribute, bound before ptflops patches F.*
 KEEP_ACTIVATION = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
@@ -161,10 +203,10 @@ FUNCTION_RULES = {
                     *(f"{kind}_pool{d}d" for kind in ("avg", "max", "adaptive_avg", "adaptive_max") for d in (1, 2, 3)))},
     _F + "interpolate": lambda inputs, outputs: prod(outputs[0]),
     _F + "upsample": lambda inputs, outputs: prod(outputs[0]),
-    **dict.fromkeys(("torch.matmul", "torch.mm", "torch.bmm"), _matmul),
-    **dict.fromkeys(("torch.addmm", "torch.baddbmm"), _addmm),
-    **dict.fromkeys(("torch.add", "torch.mul"), _elementwise),
-}
+    **dict.fromkeys(("torch.matmul", "torch.mm", "torch.bmm", "Tensor.matmul", "Tensor.mm", "Tensor.bmm"), _matmul),
+    **dict.fromkeys(("torch.addmm", "torch.baddbmm", "Tensor.addmm"), _addmm),
+    **dict.fromkeys(("torch.add", "torch.mul", "Tensor.add", "Tensor.mul"), _elementwise),
+}  # (the methods x.mul(y), x.matmul(w), ...; the operators x * y, x @ w are Tensor.__mul__, ... : 0)
 
 
 def _calls(calls) -> int:
@@ -176,13 +218,17 @@ def _calls(calls) -> int:
     return total
 
 
-def count(r: LayerRecord, module) -> int:
+def count(r: LayerRecord, module, shadowed: bool = False, paths: int = 1) -> int:
+    """``shadowed``: the layer is inside a module ptflops hooks (timm's Attention), whose own count replaces
+    its children's hooks; ``paths``: the parents that hold the module (ptflops's total adds its hook's count
+    from each), the patched calls inside it counted once."""
     if r.kind == OP:
         return _calls([(r.origin, r.input_shapes, r.output_shapes)])
     total = 0
-    rule = MODULE_RULES.get(type(module)) if module is not None else None
+    rule = None if module is None or shadowed else \
+        MODULE_RULES.get(type(module)) or _optional_rules().get(type(module))
     if rule is not None:
-        total += rule(r, module)
+        total += rule(r, module) * paths
     if r.kind == LAYER:
         total += _calls(r.inner)
     return total

@@ -22,6 +22,9 @@ and y the output:
       LSTM cell  4((I + H)H + H) (+ 8H bias) + 3H (c') + H (h'); proj_size is not seen
       with I = input_size for the first layer, H (2H bidirectional) above; the cells: N x the cell's count
   MultiheadAttention, Embedding, LayerNorm's functional form, any other module   0
+A module held by k parents (CoaT's shared position encodings): model.apply reaches it k times and hooks it
+each time, and thop's sum adds its count from each parent: every call of it counts k x k times
+(tools.counts multiplies).
 """
 
 from __future__ import annotations
