@@ -212,13 +212,16 @@ def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
         return profile(on("cpu"), (torch.randn(shape),), verbose=False)[0]
 
     def ptflops() -> int:
-        # ptflops builds a batch of one and reports one image: archcalc's total is for the batch
+        # ptflops runs a batch of one and reports one image: archcalc's total is for the batch. Its own batch is
+        # new_empty(), whatever the memory held: given to DeformConv2d's offsets as NaN or 1e30, torchvision
+        # 0.26's kernel reads outside the map and the process dies (a segmentation fault); random values instead
         from ptflops import get_model_complexity_info
 
         said = io.StringIO()  # on failure ptflops prints the model's error and returns None
         with contextlib.redirect_stdout(said):
             macs, _ = get_model_complexity_info(on("cpu"), tuple(shape[1:]), as_strings=False,
-                                                print_per_layer_stat=False, verbose=False)
+                                                print_per_layer_stat=False, verbose=False,
+                                                input_constructor=lambda size: torch.randn(1, *size))
         if macs is None:
             lines = said.getvalue().splitlines()
             raise RuntimeError(lines[1] if len(lines) > 1 else "ptflops could not run the model")

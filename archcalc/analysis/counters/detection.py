@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from math import prod
 
+import numpy as np
 import torch
 
 from archcalc.analysis.counting import OPS, Count, OpCall
@@ -149,30 +150,40 @@ def ps_roi_pool(call: OpCall) -> Count:
 # -- non-maximum suppression -------------------------------------------------------------------
 
 def compared_pairs(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> tuple[int, int]:
-    """torchvision's CPU loop, run again: (the IoUs it computes, the boxes it keeps). In the order of the scores
-    (the same sort), each box not yet suppressed is kept and compared with every later box not yet suppressed;
-    one whose IoU exceeds the threshold (a float compared with a double, as in C++) is suppressed."""
+    """torchvision's CPU loop, worked out again: (the IoUs it computes, the boxes it keeps). In the order of the
+    scores (the same sort), each box not yet suppressed is kept and compared with every later box not yet
+    suppressed; one whose IoU exceeds the threshold (a float compared with a double, as in C++) is suppressed. So
+    a kept box is compared with every kept box before it, and a suppressed one with every kept box up to the one
+    that suppressed it: the sum of those, from which boxes suppress which (their IoUs in blocks of rows, as the
+    kernel computes them in the boxes' dtype, and the loop over the rows on those)."""
     order = scores.sort(0, descending=True)[1]
-    b = boxes[order]
-    x1, y1, x2, y2 = b.unbind(1)
+    x1, y1, x2, y2 = boxes[order].unbind(1)
     areas = (x2 - x1) * (y2 - y1)
-    n = b.shape[0]
-    suppressed = torch.zeros(n, dtype=torch.bool)
-    pairs = kept = 0
-    for i in range(n):
-        if suppressed[i]:
-            continue
-        kept += 1
-        later = (~suppressed[i + 1:]).nonzero().squeeze(1) + i + 1
-        pairs += later.numel()
-        if not later.numel():
-            continue
-        w = (torch.minimum(x2[i], x2[later]) - torch.maximum(x1[i], x1[later])).clamp(min=0)
-        h = (torch.minimum(y2[i], y2[later]) - torch.maximum(y1[i], y1[later])).clamp(min=0)
+    n = order.numel()
+    removed = np.zeros(n, dtype=bool)
+    kept = np.zeros(n, dtype=bool)
+    suppressor = np.full(n, -1)
+    for start in range(0, n, _ROWS):
+        rows, cols = slice(start, min(start + _ROWS, n)), slice(start, n)  # (a row's later boxes only)
+        w = (torch.minimum(x2[rows, None], x2[None, cols]) - torch.maximum(x1[rows, None], x1[None, cols])).clamp(min=0)
+        h = (torch.minimum(y2[rows, None], y2[None, cols]) - torch.maximum(y1[rows, None], y1[None, cols])).clamp(min=0)
         inter = w * h
-        iou = inter / (areas[i] + areas[later] - inter)
-        suppressed[later[iou.double() > threshold]] = True
-    return pairs, kept
+        over = ((inter / (areas[rows, None] + areas[None, cols] - inter)).double() > threshold).numpy()
+        for i in range(rows.start, rows.stop):
+            if removed[i]:
+                continue
+            kept[i] = True
+            hits = over[i - start, i + 1 - start:]
+            if hits.any():
+                later = hits & ~removed[i + 1:]
+                suppressor[i + 1:][later] = i
+                removed[i + 1:] |= later
+    rank = np.cumsum(kept)  # kept boxes up to each position
+    pairs = int((rank[kept] - 1).sum() + rank[suppressor[~kept]].sum())
+    return pairs, int(kept.sum())
+
+
+_ROWS = 256  # (rows of IoUs worked out at once: 256 x N floats)
 
 
 @OPS.register("nms")
