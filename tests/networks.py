@@ -348,6 +348,18 @@ class StdConv2d(nn.Conv2d):
         return F.conv2d(x, weight, self.bias, self.stride, self.padding)
 
 
+class GELUActivation(nn.Module):
+    """Hugging Face's: the function kept as an attribute (self.act = nn.functional.gelu), bound before ptflops
+    patches F.gelu, so ptflops does not count its calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.act = F.gelu
+
+    def forward(self, x):
+        return self.act(x)
+
+
 class SharedBlock(nn.Module):
     def __init__(self, shared: nn.Module, width: int):
         super().__init__()
@@ -358,12 +370,12 @@ class SharedBlock(nn.Module):
         return self.mix(x + self.position(x))
 
 
-class TimmIdioms(nn.Module):
+class LibraryIdioms(nn.Module):
     """What the model libraries do that the counting tools read differently: ConvMixer's padding='same' (a
     convolution that TorchScript traces as aten::_convolution_mode, which fvcore does not count), a LayerNorm
     subclass with its own forward, and CoaT's module shared by several parents (thop and ptflops add its count
     once a parent), a LayerNorm subclass that keeps its base's forward (fvcore counts its aten::layer_norm) and a
-    weight-standardised convolution (NFNet's)."""
+    weight-standardised convolution (NFNet's); and Hugging Face's GELUActivation."""
 
     def __init__(self, width=8):
         super().__init__()
@@ -373,9 +385,10 @@ class TimmIdioms(nn.Module):
         self.position = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, groups=width))
         self.blocks = nn.Sequential(*(SharedBlock(self.position, width) for _ in range(2)))
         self.rows = LayerNormNoBias(12)  # (over the last size: the width of a 12 x 12 input)
+        self.act = GELUActivation()
 
     def forward(self, x):
-        x = self.norm(self.depthwise(self.stem(x)))
+        x = self.act(self.norm(self.depthwise(self.stem(x))))
         return self.rows(self.blocks(self.position(x)))
 
 
@@ -395,7 +408,7 @@ NETWORKS = {
     "mha_no_weights": (lambda: MHABlock(need_weights=False), (2, 10, 32), torch.float32),
     "functional_mha": (FunctionalMHA, (10, 2, 32), torch.float32),
     "custom_functions": (CustomFunctions, (2, 10, 32), torch.float32),
-    "timm_idioms": (TimmIdioms, (2, 3, 12, 12), torch.float32),
+    "library_idioms": (LibraryIdioms, (2, 3, 12, 12), torch.float32),
 }
 BEYOND_FLOP_COUNTER = {  # networks with operations torch.utils.flop_counter has no formula for (it counts them 0)
     "matrix_products": (MatrixProducts, (2, 6, 8), torch.float32),

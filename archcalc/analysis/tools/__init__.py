@@ -127,10 +127,8 @@ def _has_children(module: nn.Module) -> bool:
 
 
 def _kept_activation(r: LayerRecord, modules: Mapping[str, nn.Module]) -> bool:
-    """An F.* activation a Transformer layer holds as an attribute: bound before ptflops patched F.*."""
-    owner = modules.get(r.name.rpartition(".")[0])
-    return isinstance(owner, ptflops.KEEP_ACTIVATION) and getattr(getattr(owner, "activation", None),
-                                                                  "__name__", None) == r.type
+    """An F.* function called through an attribute of the module that calls it: bound before ptflops patched F.*."""
+    return ptflops.held(modules.get(r.name.rpartition(".")[0]), r.origin)
 
 
 class Counts(Mapping):

@@ -40,8 +40,8 @@ Its own formulas:
                             and with need_weights the torch.bmm and F.softmax inside F.multi_head_attention_forward
   RNN, GRU, LSTM            N*T x Σ over layers of (W_ih + W_hh elements + biases + 1H (RNN), 7H (GRU) or 10H
                             (LSTM)), x 2 when bidirectional; the cells: N x the same for one step
-  an activation a TransformerEncoderLayer or DecoderLayer keeps as a function (activation="gelu" stores F.gelu
-  before ptflops patches it) is not counted
+  an F.* function a module keeps as an attribute (a TransformerEncoderLayer's activation="gelu", Hugging Face's
+  GELUActivation: self.act = nn.functional.gelu), bound before ptflops patches it, is not counted
 A module held by k parents: hooked once, but its count added from each parent, k times (the patched calls
 inside it once: tools.counts multiplies the hook's part).
 Two hooks ptflops adds when their library imports (and a model holding one has imported it):
@@ -59,6 +59,7 @@ from __future__ import annotations
 import sys
 from math import prod
 
+import torch.nn.functional as F
 from torch import nn
 
 from archcalc.analysis.records import LAYER, OP, LayerRecord
@@ -176,8 +177,15 @@ def hooked(module) -> bool:
     return type(module) in MODULE_RULES or type(module) in _optional_rules()
 
 
-# Modules that keep a torch.nn.functional activation as an attribute, bound before ptflops patches F.*
-KEEP_ACTIVATION = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+def held(owner, origin: str) -> bool:
+    """Whether the module that called torch.nn.functional's ``origin`` holds that function as an attribute
+    (Hugging Face's GELUActivation: self.act = nn.functional.gelu; nn.TransformerEncoderLayer's activation; a
+    functools.partial of it): bound before ptflops patched F.*, the call reaches the function itself, which
+    ptflops does not count."""
+    if owner is None or not origin.startswith(_F):
+        return False
+    fn = getattr(F, origin[len(_F):], None)
+    return fn is not None and any(v is fn or getattr(v, "func", None) is fn for v in vars(owner).values())
 
 
 # -- the patched functions, by the name the model called them under (archcalc.analysis.origins)
