@@ -7,6 +7,8 @@ the meta device.
 
 import contextlib
 import copy
+import functools
+import operator
 import io
 import warnings
 
@@ -80,6 +82,8 @@ CASES = {
     "x @ w": (Call(lambda x, w: x @ w, torch.ones(6, 3)), (4, 6)),
     # the methods ptflops patches (torch.Tensor.mul, ...), beside the operators that call the same method
     "x.mul(g) beside x * g": (Call(lambda x, g: x.mul(g) + x * g + 2 * x, torch.ones(1, 4, 1, 1)), (4, 5, 5)),
+    "sum() and reduce(operator.add) beside x.add": (Call(lambda x, g: sum([x.add(g), x, x]) + functools.reduce(
+        operator.add, [x, x]).mul(g), torch.ones(1, 4, 1, 1)), (4, 5, 5)),
     "x.add(y), x.matmul(w), x.mm(w)": (Call(lambda x, w: x.add(x).matmul(w).mm(w.t()) + x @ w @ w.t(),
                                              torch.ones(6, 3)), (6,)),
     "x.bmm, x.addmm": (Call(lambda x, w: x.unsqueeze(0).bmm(w[None]).squeeze(0).addmm(x, w), torch.ones(6, 6)),

@@ -18,27 +18,57 @@ import torch
 import torch.nn.functional as F
 
 _NAMES: dict = {}
-_OPERATORS = {torch.Tensor.add: "Tensor.__add__", torch.Tensor.mul: "Tensor.__mul__",
-              torch.Tensor.matmul: "Tensor.__matmul__"}
+_OPERATORS = {torch.Tensor.add: ("add", "Tensor.__add__"), torch.Tensor.mul: ("mul", "Tensor.__mul__"),
+              torch.Tensor.matmul: ("matmul", "Tensor.__matmul__")}
 _INSTRUCTIONS: dict = {}  # code object -> {offset: instruction name}
 
 
 def operator_spelling(func, depth: int) -> str | None:
     """For a method an operator also reaches a trace as (``x * y`` as Tensor.mul), the operator's name where the
     frame ``depth`` levels above the caller ran an operator's instruction (BINARY_OP; 3.10's BINARY_MULTIPLY,
-    INPLACE_ADD, ...); None for anything else."""
+    INPLACE_ADD, ...) or called something other than the method by its name (``sum(tensors)`` and
+    ``functools.reduce(operator.add, ...)`` reach the operator too); None where the method was called."""
     try:
-        twin = _OPERATORS.get(func)
+        entry = _OPERATORS.get(func)
     except TypeError:  # (an unhashable callable)
         return None
-    if twin is None:
+    if entry is None:
         return None
+    method, twin = entry
     frame = sys._getframe(depth + 1)
     code = frame.f_code
     table = _INSTRUCTIONS.get(code)
     if table is None:
-        table = _INSTRUCTIONS[code] = {i.offset: i.opname for i in dis.get_instructions(code)}
-    return twin if table.get(frame.f_lasti, "").startswith(("BINARY_", "INPLACE_")) else None
+        table = _INSTRUCTIONS[code] = _what_runs(code)
+    what = table.get(frame.f_lasti)
+    if what is _OPERATOR:
+        return twin
+    return None if what is None or what == method else twin
+
+
+_OPERATOR = object()  # (an operator's instruction, in _what_runs's table)
+
+
+def _what_runs(code) -> dict:
+    """offset -> _OPERATOR for an operator's instruction, or for a call the name its callable was loaded by
+    (x.mul(y) -> 'mul', sum(...) -> 'sum'): the last load before the call that starts where the call's source
+    starts (Python 3.11's positions). On 3.10, without positions, any name of the code for a call."""
+    instructions = list(dis.get_instructions(code))
+    table = {}
+    for k, ins in enumerate(instructions):
+        if ins.opname.startswith(("BINARY_", "INPLACE_")):
+            table[ins.offset] = _OPERATOR
+        elif ins.opname.startswith(("CALL", "PRECALL")):  # (3.11's PRECALL, once specialised, makes the call)
+            where = getattr(ins, "positions", None)
+            if where is None or where.lineno is None:
+                continue  # (3.10: left None, the method)
+            start = (where.lineno, where.col_offset)
+            for load in reversed(instructions[:k]):
+                at = getattr(load, "positions", None)
+                if load.opname.startswith("LOAD_") and at is not None and (at.lineno, at.col_offset) == start:
+                    table[ins.offset] = load.argval if isinstance(load.argval, str) else ""
+                    break
+    return table
 
 
 def origin(func) -> str:
