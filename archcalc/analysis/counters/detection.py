@@ -80,9 +80,10 @@ def roi_align(call: OpCall) -> Count:
     sides = align_grid(rois, call.arg(2, "spatial_scale"), tuple(call.args[3:5]), aligned,
                        clamp=call.name == "roi_align" and not aligned)
     grid = sides.clamp(min=0).prod(1)
-    n = int(_sampled(grid).sum()) * per_box
-    return Count(0, n, {"elementwise": f"{what}, ceil(roi/pooled) a side: {int(grid.sum())} points a bin over "
-                                       f"{rois.shape[0]} boxes, 8 each (1 an empty grid) * {elements_text(out[1:])} = "
+    ops = int(_sampled(grid).sum())
+    n = ops * per_box
+    return Count(0, n, {"elementwise": f"{what}, ceil(roi/pooled) a side: a bin of each of the {rois.shape[0]} "
+                                       f"boxes, {ops} in all (1 an empty grid's) * {elements_text(out[1:])} = "
                                        f"{grouped(n)}"})
 
 
