@@ -375,7 +375,7 @@ class LibraryIdioms(nn.Module):
     convolution that TorchScript traces as aten::_convolution_mode, which fvcore does not count), a LayerNorm
     subclass with its own forward, and CoaT's module shared by several parents (thop and ptflops add its count
     once a parent), a LayerNorm subclass that keeps its base's forward (fvcore counts its aten::layer_norm) and a
-    weight-standardised convolution (NFNet's); and Hugging Face's GELUActivation."""
+    weight-standardised convolution (NFNet's); Hugging Face's GELUActivation; a spatial transformer's grid_sample."""
 
     def __init__(self, width=8):
         super().__init__()
@@ -386,9 +386,12 @@ class LibraryIdioms(nn.Module):
         self.blocks = nn.Sequential(*(SharedBlock(self.position, width) for _ in range(2)))
         self.rows = LayerNormNoBias(12)  # (over the last size: the width of a 12 x 12 input)
         self.act = GELUActivation()
+        theta = torch.tensor([[[0.9, 0.1, 0.0], [-0.1, 0.9, 0.0]]])  # (a spatial transformer's, fixed: a 12 x 12 map)
+        self.register_buffer("grid", F.affine_grid(theta, [1, width, 12, 12], align_corners=False))
 
     def forward(self, x):
         x = self.act(self.norm(self.depthwise(self.stem(x))))
+        x = F.grid_sample(x, self.grid.expand(x.shape[0], -1, -1, -1), align_corners=False)  # (fvcore: 4 an output)
         return self.rows(self.blocks(self.position(x)))
 
 

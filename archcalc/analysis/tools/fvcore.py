@@ -13,6 +13,7 @@ multiply-add as one "flop"; every other operation is listed as unsupported and c
   aten::layer_norm, group_norm, instance_norm   5 per input element with affine, 4 without
   aten::adaptive_avg_pool2d      1 per input element
   aten::upsample_nearest2d       1 per output element;  upsample_bilinear2d  4 per output element
+  aten::grid_sampler (F.grid_sample: RAFT, spatial transformers)   4 per output element, any mode
   not supported: aten::_convolution_mode (a convolution with padding='same' or 'valid': 0),
   aten::scaled_dot_product_attention (so MultiheadAttention with need_weights=False
   counts its projections only), aten::lstm / gru / rnn_tanh (0), baddbmm, addbmm, tensordot, linalg_multi_dot,
@@ -75,6 +76,8 @@ def count(r: LayerRecord, module) -> int:
         total += prod(r.input_shapes[0]) * (5 if r.formulas.get("elementwise", "").find("affine") >= 0 else 4)
     elif kind in ("AdaptiveAvgPool2d", "adaptive_avg_pool2d"):
         total += prod(r.input_shapes[0])
+    elif kind == "grid_sample":  # (aten::grid_sampler, "assume bilinear" whatever the mode)
+        total += 4 * prod(r.output_shapes[0])
     elif kind in ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "interpolate") and \
             len(r.output_shapes[0]) == 4:
         mode = module.mode if module is not None else _mode(r)
