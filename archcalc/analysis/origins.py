@@ -20,7 +20,7 @@ import torch.nn.functional as F
 _NAMES: dict = {}
 _OPERATORS = {torch.Tensor.add: ("add", "Tensor.__add__"), torch.Tensor.mul: ("mul", "Tensor.__mul__"),
               torch.Tensor.matmul: ("matmul", "Tensor.__matmul__")}
-_INSTRUCTIONS: dict = {}  # code object -> {offset: instruction name}
+_INSTRUCTIONS: dict = {}  # code object -> _what_runs(code)
 
 
 def operator_spelling(func, depth: int) -> str | None:
@@ -52,7 +52,7 @@ _OPERATOR = object()  # (an operator's instruction, in _what_runs's table)
 def _what_runs(code) -> dict:
     """offset -> _OPERATOR for an operator's instruction, or for a call the name its callable was loaded by
     (x.mul(y) -> 'mul', sum(...) -> 'sum'): the last load before the call that starts where the call's source
-    starts (Python 3.11's positions). On 3.10, without positions, any name of the code for a call."""
+    starts (Python 3.11's positions). On 3.10, without positions, a call is left out: taken for the method's."""
     instructions = list(dis.get_instructions(code))
     table = {}
     for k, ins in enumerate(instructions):
