@@ -81,7 +81,8 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
     modules = {names[id(m)]: m for m in model.modules()}
     twins = twins or {}
     result: dict[str, dict[int, int]] = {name: {} for name in NAMES}
-    hooked = [name + "." for name, m in modules.items() if name and ptflops.hooked(m) and _has_children(m)]
+    rules = ptflops.module_rules()  # (a module with children that ptflops hooks: its total leaves theirs out)
+    hooked = [name + "." for name, m in modules.items() if name and type(m) in rules and _has_children(m)]
     shared = _shared(model) if shared is None else shared
     for r in records:
         module = modules.get(r.name) if r.kind != OP else None
@@ -93,14 +94,14 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
                 if r.kind == OP and _kept_activation(r, modules):
                     continue
                 shadowed = any(r.name.startswith(prefix) for prefix in hooked)
-                value = ptflops.count(twins.get((r.name, r.call), r), module, shadowed,
-                                      shared.get(id(module), 1) if module is not None else 1)
+                value = ptflops.count(twins.get((r.name, r.call), r), module, shadowed, shared.get(id(module), 1),
+                                      rules)
             elif container:  # (a module only ptflops counts as one)
                 continue
+            elif name == "thop":
+                value = thop.count(r, module, shared.get(id(module), 1))
             else:
                 value = counter(r, module)
-                if name == "thop" and module is not None:  # (its hook is registered once a path too, model.apply
-                    value *= shared.get(id(module), 1) ** 2  # visiting the module from each parent: paths^2)
             if value:
                 result[name][r.index] = value
     return result

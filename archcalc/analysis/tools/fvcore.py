@@ -70,8 +70,8 @@ def count(r: LayerRecord, module) -> int:
         else:
             affine = module.affine if module is not None else True
             total += prod(r.output_shapes[0]) * (2 if affine else 1)
-    elif _norm_affine(module) is not None:
-        total += prod(r.input_shapes[0]) * (5 if _norm_affine(module) else 4)
+    elif (affine := _norm_affine(module)) is not None:
+        total += prod(r.input_shapes[0]) * (5 if affine else 4)
     elif kind in _NORM_OPS:
         total += prod(r.input_shapes[0]) * (5 if r.formulas.get("elementwise", "").find("affine") >= 0 else 4)
     elif kind in ("AdaptiveAvgPool2d", "adaptive_avg_pool2d"):

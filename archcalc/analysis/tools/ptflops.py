@@ -43,7 +43,7 @@ Its own formulas:
   an F.* function a module keeps as an attribute (a TransformerEncoderLayer's activation="gelu", Hugging Face's
   GELUActivation: self.act = nn.functional.gelu), bound before ptflops patches it, is not counted
 A module held by k parents: hooked once, but its count added from each parent, k times (the patched calls
-inside it once: tools.counts multiplies the hook's part).
+inside it once: count's paths, from tools._shared).
 Two hooks ptflops adds when their library imports (and a model holding one has imported it):
   torchvision.ops.DeformConv2d   prod(kernel) x (C_in x C_out/g + 24, + 1 given a mask positionally) x N x
                             prod(y spatial), + numel(y) with a bias (24: its "cost of bilinear interpolation
@@ -161,20 +161,16 @@ def _timm_attention(r: LayerRecord, m) -> int:
     return n * (tokens * d * h + h * (2 * tokens * tokens * d + tokens * tokens))
 
 
-def _optional_rules() -> dict:
-    """The hooks ptflops adds for torchvision's DeformConv2d and timm's Attention, where those are loaded."""
-    rules = {}
+def module_rules() -> dict:
+    """MODULE_RULES with the hooks ptflops adds for torchvision's DeformConv2d and timm's Attention, where those
+    libraries are loaded (worked out once a count: tools.counts)."""
+    rules = dict(MODULE_RULES)
     for module, name, rule in (("torchvision.ops", "DeformConv2d", _deform_conv),
                                ("timm.models.vision_transformer", "Attention", _timm_attention)):
         cls = getattr(sys.modules.get(module), name, None)
         if isinstance(cls, type):
             rules[cls] = rule
     return rules
-
-
-def hooked(module) -> bool:
-    """Whether ptflops hooks a module with children itself (its total then leaves the children's hooks out)."""
-    return type(module) in MODULE_RULES or type(module) in _optional_rules()
 
 
 def held(owner, origin: str) -> bool:
@@ -226,15 +222,14 @@ def _calls(calls) -> int:
     return total
 
 
-def count(r: LayerRecord, module, shadowed: bool = False, paths: int = 1) -> int:
+def count(r: LayerRecord, module, shadowed: bool = False, paths: int = 1, rules: dict | None = None) -> int:
     """``shadowed``: the layer is inside a module ptflops hooks (timm's Attention), whose own count replaces
     its children's hooks; ``paths``: the parents that hold the module (ptflops's total adds its hook's count
-    from each), the patched calls inside it counted once."""
+    from each), the patched calls inside it counted once; ``rules``: module_rules(), where known."""
     if r.kind == OP:
         return _calls([(r.origin, r.input_shapes, r.output_shapes)])
     total = 0
-    rule = None if module is None or shadowed else \
-        MODULE_RULES.get(type(module)) or _optional_rules().get(type(module))
+    rule = None if module is None or shadowed else (module_rules() if rules is None else rules).get(type(module))
     if rule is not None:
         total += rule(r, module) * paths
     if r.kind == LAYER:

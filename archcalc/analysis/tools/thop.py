@@ -24,7 +24,7 @@ and y the output:
   MultiheadAttention, Embedding, LayerNorm's functional form, any other module   0
 A module held by k parents (CoaT's shared position encodings): model.apply reaches it k times and hooks it
 each time, and thop's sum adds its count from each parent: every call of it counts k x k times
-(tools.counts multiplies).
+(count's paths, from tools._shared).
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ RULES = {
 }
 
 
-def count(r: LayerRecord, module) -> int:
+def count(r: LayerRecord, module, paths: int = 1) -> int:
+    """``paths``: the parents that hold the module; thop hooks it from each and adds its count from each."""
     if r.kind == OP or module is None:
         return 0
     rule = RULES.get(type(module))
-    return rule(r, module) if rule is not None else 0
+    return rule(r, module) * paths * paths if rule is not None else 0
