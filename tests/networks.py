@@ -322,6 +322,30 @@ class MatrixProducts(nn.Module):
         return u.sum() + s.sum() + torch.outer(s[0], s[1]).sum() + torch.kron(s[:2, :2], s[:2, :2]).sum()
 
 
+
+class Factorisations(nn.Module):
+    """The linear algebra of models beyond CNNs: Glow's invertible 1x1 convolution (its weight's log-determinant
+    for every pixel, the inverse that samples), a Gaussian-process layer's Cholesky solve, a QR-orthogonalised
+    projection, a solve and a determinant of the Gram matrices. flop_counter and fvcore count none of them.
+    (A vector out: torchinfo fails on a 0-d output of a module holding a parameter of its own.)"""
+
+    def __init__(self, c=4):
+        super().__init__()
+        self.weight = nn.Parameter(torch.eye(c) + 0.1 * torch.randn(c, c))
+        self.kernel = nn.Linear(c, c)
+
+    def forward(self, x):  # x: (N, C, H, W)
+        n, c, h, w = x.shape
+        z = F.conv2d(x, self.weight.view(c, c, 1, 1))
+        logdet = h * w * torch.linalg.slogdet(self.weight).logabsdet
+        back = F.conv2d(z, torch.linalg.inv(self.weight).view(c, c, 1, 1))
+        f = z.flatten(2)  # (N, C, HW)
+        gram = f @ f.mT + c * torch.eye(c, device=x.device)  # symmetric positive definite
+        alpha = torch.cholesky_solve(self.kernel(f.mT).mT, torch.linalg.cholesky(gram))
+        q = torch.linalg.qr(f.mT).Q  # (N, HW, C)
+        s = torch.linalg.solve(gram, f)
+        return torch.stack([back.sum() + logdet, alpha.sum(), q.sum(), s.sum(), torch.linalg.det(gram).sum()])
+
 class LayerNorm2d(nn.LayerNorm):
     """timm's idiom: a LayerNorm subclass with a forward of its own (over the channels of an image), which
     archcalc counts by the F.layer_norm it runs."""
@@ -415,6 +439,7 @@ NETWORKS = {
 }
 BEYOND_FLOP_COUNTER = {  # networks with operations torch.utils.flop_counter has no formula for (it counts them 0)
     "matrix_products": (MatrixProducts, (2, 6, 8), torch.float32),
+    "factorisations": (Factorisations, (2, 4, 5, 6), torch.float32),
 }
 
 

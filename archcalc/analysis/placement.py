@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,7 +46,8 @@ def auto(model: nn.Module, elements: int, dtype: torch.dtype) -> tuple[str, str]
                     f"for real here at no cost)")
 
 
-_KERNEL_ELSEWHERE = "tensors on meta device"
+_KERNEL_ELSEWHERE = "tensors on meta device"  # (flex_attention's device check)
+_NO_META_KERNEL = "no fake impl or Meta kernel"  # (an aten operator without a meta version: torch.geqrf)
 
 
 def _chain(error: BaseException | None) -> Iterator[BaseException]:
@@ -55,16 +57,20 @@ def _chain(error: BaseException | None) -> Iterator[BaseException]:
 
 
 def _elsewhere(error: BaseException) -> bool:
-    """A kernel with no meta version refusing meta tensors (flex_attention's device check)."""
-    return isinstance(error, ValueError) and _KERNEL_ELSEWHERE in str(error)
+    """A kernel with no meta version refusing meta tensors (flex_attention's device check, torch.geqrf)."""
+    return (isinstance(error, ValueError) and _KERNEL_ELSEWHERE in str(error)
+            or isinstance(error, NotImplementedError) and _NO_META_KERNEL in str(error))
 
 
 def refusal(error: BaseException | None, name: str) -> str:
-    """What the meta device's refusal was, said as a note's start: a kernel with no meta version (flex_attention),
-    else the forward reading a value."""
+    """What the meta device's refusal was, said as a note's start: a kernel with no meta version (flex_attention,
+    torch.geqrf), else the forward reading a value."""
     kernel = next((e for e in _chain(error) if _elsewhere(e)), None)
     if kernel is not None:
-        return f"a kernel in the forward pass of {name} runs on real devices only ({str(kernel).splitlines()[0]})"
+        first = str(kernel).splitlines()[0]
+        operator = re.match(r"\w+::\w+", first) if isinstance(kernel, NotImplementedError) else None
+        why = f"{operator.group()} has no meta kernel" if operator else first
+        return f"a kernel in the forward pass of {name} runs on real devices only ({why})"
     return f"the forward pass of {name} reads a tensor's value, which the meta device cannot give"
 
 

@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
+from archcalc.analysis.counters import decompositions
 from archcalc.analysis.tools import ptflops as ptflops_rules
 from archcalc.analysis.engine import analyse, build, entry_shape
 from archcalc.analysis.records import LAYER, OP, Analysis, LayerRecord
@@ -51,6 +52,7 @@ WHY = {
                         "triangular_solve", "linalg_vecdot", "linalg_matrix_power", "matrix_power", "affine_grid",
                         "cdist", "pdist"), "not supported"),
                "deform_conv2d": "torchvision::deform_conv2d not supported",
+               **_each(sorted(decompositions.COUNTED), "a matrix factorisation (LAPACK's): not supported"),
                **_each(("Conv1d", "Conv2d", "Conv3d", "conv1d", "conv2d", "conv3d"),
                        "padding='same' or 'valid' traces as aten::_convolution_mode, not supported: 0"),
                **_each(("Upsample", "interpolate"), "upsampling: nearest 1, bilinear 4 per output element"),
@@ -112,6 +114,10 @@ WHY = {
                               "affine_grid", "cdist", "pdist"),
                              "flop_counter has no formula for it: 0"),
                      "deform_conv2d": "torchvision's operation, not aten's: flop_counter has no formula for it, 0",
+                     **_each(sorted(decompositions.COUNTED), "a matrix factorisation (LAPACK's): flop_counter has no "
+                                                            "formula for it, 0"),
+                     **_each(("linalg_matrix_power", "matrix_power"), "a negative power's inverse (linalg_inv_ex): "
+                                                                      "flop_counter has no formula for it"),
                      "matmul": "torch.matmul by a vector runs as aten.mv or aten.dot, which flop_counter has no "
                                "formula for: 0",
                      "einsum": "an einsum's pair whose contracted index has size 1 on a side runs as an element-wise "

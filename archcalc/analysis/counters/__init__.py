@@ -4,6 +4,8 @@
                  torchvision's deformable convolution
   linear         nn.Linear and F.linear, matmul / @ / mm / bmm / baddbmm / addmm / mv, einsum, tensordot,
                  multi_dot, nn.Bilinear, triangular solves
+  decompositions LU, Cholesky and QR (torch.linalg) and the solves, inverses and determinants made from
+                 them, by LAPACK Working Note 41's counts; the iterative ones (svd, eig) not counted, with why
   attention      F.scaled_dot_product_attention, nn.MultiheadAttention (every path), its functional forms
   recurrent      nn.RNN / LSTM / GRU and their cells, torch's functional rnn ops
   normalisation  BatchNorm, LayerNorm, GroupNorm, RMSNorm, InstanceNorm, LocalResponseNorm, F.normalize
@@ -25,6 +27,7 @@ in the paper's symbols. Importing this package registers them all.
 from archcalc.analysis.counters import (  # noqa: F401  (each registers its formulas)
     attention,
     convolution,
+    decompositions,
     detection,
     elementwise,
     lecture,

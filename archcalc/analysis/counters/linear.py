@@ -15,6 +15,7 @@ Symbols: a product of (..., M, K) by (..., K, N) gives (..., M, N) after broadca
   Bilinear: y_k = x1ᵀ A_k x2 + b_k, as PyTorch computes it (_trilinear, one k at a time): x1ᵀ A_k, then by x2:
             MACs = N*out*in2*(in1 + 1); a bias adds N*out
   vecdot:   a dot product of K terms per output;  matrix_power: A^k by PyTorch's squarings and products, n^3 each
+            (k < 0: A⁻¹ first, as decompositions.py counts linalg.inv)
   affine_grid:  every output point's (x, y, 1) by θᵀ: points*3*2 (3-D: points*4*3)
   cdist, pdist (p = 2):  per pair of rows, M squared differences summed: pairs*M
   solve_triangular:  X = A⁻¹B for a triangular n x n A, by substitution: x_i = (b_i - Σ_j<i A_ij x_j) / A_ii,
@@ -37,6 +38,7 @@ from typing import NamedTuple
 
 from torch import nn
 
+from archcalc.analysis.counters.decompositions import inverse_count
 from archcalc.analysis.counters.text import bias_formula, tensor_shape
 from archcalc.analysis.counting import (GRAD_MODULES, GRAD_OPS, MODULES, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
                                        OpCall, gradients, repeated)
@@ -233,14 +235,22 @@ def vecdot(call: OpCall) -> Count:
 def matrix_power(call: OpCall) -> Count:
     """A^k by PyTorch's products (linalg_matrix_power): A·A for 2, (A·A)·A for 3, else by the binary digits of
     k: a squaring for each digit after the first, a product for each 1 digit after the first; n^3 MACs each a
-    matrix. k = 0, 1: no product; k < 0 inverts A first, which has no formula here."""
+    matrix. k = 0, 1: no product; k < 0 inverts A first (decompositions.inv: LU and n right-hand sides), then
+    raises A⁻¹ to |k|."""
     k, shape = call.arg(1, "n"), call.inputs[0]
-    if not isinstance(k, int) or k < 0:
-        return Count(None, None, {}, "a negative power inverts the matrix: no formula")
-    products = matrix_power_products(k)
+    if not isinstance(k, int):
+        return NOT_COUNTED
+    products = matrix_power_products(abs(k))
     each = prod(shape) * shape[-1]
     macs = products * each
-    return Count(macs, 0, {"macs": f"{products} products of {elements_text(shape)}*{shape[-1]} = {grouped(macs)}"})
+    text = f"{products} products of {elements_text(shape)}*{shape[-1]}"
+    if k >= 0:
+        return Count(macs, 0, {"macs": f"{text} = {grouped(macs)}"})
+    inverse = inverse_count(shape)
+    total = inverse.macs + macs
+    return Count(total, inverse.elementwise,
+                 lambda: {"macs": f"A⁻¹ ({inverse.text()['macs']}) + {text} = {grouped(total)}",
+                          "elementwise": f"A⁻¹: {inverse.text()['elementwise']}"})
 
 
 def matrix_power_products(k: int) -> int:
@@ -516,8 +526,16 @@ def bilinear_op_backward(call: OpCall, needs: Needs) -> Count:
 
 @GRAD_OPS.register("linalg_matrix_power", "matrix_power")
 def matrix_power_backward(call: OpCall, needs: Needs) -> Count:
-    """Each product's two gradients (both factors are powers of A)."""
-    return repeated(matrix_power(call), ("∂ left factors", needs.input(0)), ("∂ right factors", needs.input(0)))
+    """Each product's two gradients (both factors are powers of A); for k < 0 then the inverse's, -Xᴴ·∂X·Xᴴ:
+    two products of n^3 a matrix (decompositions.inv_backward)."""
+    k, shape = call.arg(1, "n"), call.inputs[0]
+    if not isinstance(k, int):
+        return NOT_COUNTED
+    products, each = matrix_power_products(abs(k)), prod(shape) * shape[-1]
+    text = f"{products}*{elements_text(shape)}*{shape[-1]}"
+    return gradients([("∂ left factors", needs.input(0), products * each, text),
+                      ("∂ right factors", needs.input(0), products * each, text),
+                      ("∂A of A⁻¹ -Xᴴ·∂X·Xᴴ", needs.input(0) and k < 0, 2 * each, f"2*{elements_text(shape)}*{shape[-1]}")])
 
 
 @GRAD_OPS.register("cdist", "pdist")

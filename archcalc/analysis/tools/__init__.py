@@ -19,7 +19,8 @@ attention, normalisation and recurrence.
                torch.matmul; its own MultiheadAttention and RNN formulas
   flop_counter 2 x MACs: torch.utils.flop_counter's count (convolution, mm, addmm, bmm, baddbmm, attention;
                2 per multiply-add); no formula for matrix-vector products (mv, dot), addbmm, grouped_mm,
-               bilinear, vecdot, affine_grid, cdist, pdist, triangular solves and torchvision's deform_conv2d
+               bilinear, vecdot, affine_grid, cdist, pdist, triangular solves, the matrix factorisations
+               (inv, solve, det, cholesky, qr, ...: a negative matrix_power's inverse) and torchvision's deform_conv2d
   flops        2 x MACs + every element-wise operation archcalc counts
 calflops and DeepSpeed's profiler are not defined.
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from torch import nn
 
+from archcalc.analysis.counters import decompositions
 from archcalc.analysis.counters.linear import bmm_macs, equation_of
 from archcalc.analysis.tools import fvcore, ptflops, thop, torchinfo
 from archcalc.analysis.records import LAYER, OP, LayerRecord
@@ -44,7 +46,8 @@ def _paper(r: LayerRecord, module) -> int:
 _NO_FORMULA = {"mv", "dot", "vdot", "inner", "addmv",  # (vector products)
                "addbmm", "_grouped_mm", "grouped_mm", "bilinear", "Bilinear", "linalg_solve_triangular",
                "triangular_solve", "linalg_vecdot", "affine_grid", "cdist", "pdist",
-               "deform_conv2d"}  # (torchvision's: flop_counter knows aten's operations only)
+               "deform_conv2d",  # (torchvision's: flop_counter knows aten's operations only)
+               *decompositions.COUNTED}  # (LU, Cholesky, QR and the solves, inverses, determinants made from them)
 
 
 def _flop_counter(r: LayerRecord, module) -> int:
@@ -55,6 +58,8 @@ def _flop_counter(r: LayerRecord, module) -> int:
     torchvision's deform_conv2d, not an aten operation."""
     if r.type in _NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1):
         return 0
+    if r.type in ("linalg_matrix_power", "matrix_power") and r.formulas.get("macs", "").startswith("A⁻¹"):
+        return 2 * (r.macs - decompositions.inverse_count(r.input_shapes[0]).macs)  # (its products, not the inverse)
     equation = equation_of(r.formulas.get("macs", "")) if r.type == "einsum" and r.formulas else None
     if equation is not None:
         return 2 * bmm_macs(equation, r.input_shapes)

@@ -18,7 +18,8 @@ multiply-add as one "flop"; every other operation is listed as unsupported and c
   aten::scaled_dot_product_attention (so MultiheadAttention with need_weights=False
   counts its projections only), aten::lstm / gru / rnn_tanh (0), baddbmm, addbmm, tensordot, linalg_multi_dot,
   bilinear (nn.Bilinear), _grouped_mm, linalg_solve_triangular, vecdot, matrix_power, affine_grid, cdist,
-  pdist, every element-wise operation;
+  pdist, the matrix factorisations and what is built on them (inv, solve, det, slogdet, cholesky, qr, ...),
+  every element-wise operation;
   the cells (LSTMCell, GRUCell, RNNCell) are traced as their linear layers: counted as archcalc does
   a module subclass with a forward of its own (timm's LayerNorm) is counted by the operations it runs, as
   the trace sees them, not by its base class's rule
@@ -32,6 +33,7 @@ from math import prod
 
 from torch import nn
 
+from archcalc.analysis.counters import decompositions
 from archcalc.analysis.counters.attention import layout
 from archcalc.analysis.counters.linear import equation_of
 from archcalc.analysis.records import LAYER, OP, LayerRecord
@@ -43,7 +45,8 @@ NOT_SUPPORTED = {"scaled_dot_product_attention", "baddbmm", "addbmm", "addmv", "
                  "tensordot", "linalg_multi_dot", "chain_matmul", "bilinear", "Bilinear", "_grouped_mm",
                  "grouped_mm", "linalg_solve_triangular", "triangular_solve", "linalg_vecdot", "linalg_matrix_power",
                  "matrix_power", "affine_grid", "cdist", "pdist",
-                 "deform_conv2d"}  # (torchvision's: a custom op, torchvision::deform_conv2d in the trace)
+                 "deform_conv2d",  # (torchvision's: a custom op, torchvision::deform_conv2d in the trace)
+                 *decompositions.COUNTED}  # (aten::linalg_inv_ex, _linalg_slogdet, linalg_qr, ...: no handle)
 _NORMS = ((nn.LayerNorm, "elementwise_affine"), (nn.GroupNorm, "affine"),
           (nn.modules.instancenorm._InstanceNorm, "affine"))  # (subclasses too: timm's LayerNormNoBias)
 _NORM_OPS = {"layer_norm": 2, "group_norm": 2, "instance_norm": 3}  # op -> position of its weight argument

@@ -1,0 +1,364 @@
+"""Matrix factorisations (torch.linalg) and what PyTorch builds on them: LU, Cholesky and QR, and the solves,
+inverses and determinants made from them. Normalising flows (Glow's invertible 1x1 convolution: slogdet, inv),
+Gaussian-process layers (Cholesky), orthogonal parametrisations (householder_product) and whitening run them.
+
+Each is counted as the LAPACK routines PyTorch calls (read from its BatchLinearAlgebra.cpp and LinearAlgebra.cpp),
+by LAPACK Working Note 41's operation counts, the ones MAGMA's, PLASMA's and ScaLAPACK's testers report: a
+routine's multiplications (divisions, reciprocals and square roots among them) and additions, as polynomials in its
+sizes. Every addition pairs with a multiplication, so
+
+  MACs = additions,   element-wise = multiplications - additions   (FLOPs = multiplications + additions)
+
+  m x n matrix, k = min(m, n) reflectors or pivots; an n x n matrix where square; r right-hand sides
+  getrf  LU with partial pivoting, column j = 0 .. k-1: the pivot's reciprocal, m - j - 1 multipliers, the update
+         of (m - j - 1)(n - j - 1): adds Σ (m-j-1)(n-j-1), mults that + Σ (m - j) (square: ~ 2n³/3 flops; for
+         m >= n LAWN 41's n²(m - n/3 - 1)/2 + mn/2 + 2n/3 and n²(m - n/3)/2 - mn/2 + n/6; for m < n LAWN 41 swaps
+         m and n, counting multipliers a wide matrix never forms: archcalc counts the algorithm's)
+  getrs  the solve with LU's two triangles:  mults r*n²,  adds r*n(n - 1)
+  potrf  Cholesky:  mults n³/6 + n²/2 + n/3,  adds n³/6 - n/6                           (~ n³/3 flops)
+  potrs  the solve with L and Lᴴ:  mults r*n(n + 1),  adds r*n(n - 1)
+  potri  the inverse from L (trtri, lauum):  mults n³/3 + n² + 2n/3,  adds n³/3 - n²/2 + n/6
+  geqrf  Householder QR (m > n):  mults n²(m - n/3 + 1/2) + mn + 23n/6,  adds n²(m - n/3 + 1/2) + 5n/6
+         (m <= n:  mults m²(n - m/3 - 1/2) + 2mn + 23m/6,  adds m²(n - m/3 - 1/2) + mn + 5m/6)   (~ 2mn² - 2n³/3)
+  orgqr  Q (m x n) from k reflectors:  mults k(2mn + 2n - 5/3 + k(2k/3 - m - n - 1)),
+                                       adds  k(2mn + n - m + 1/3 + k(2k/3 - m - n))
+  ormqr  C (m x n) by Q of k reflectors, from the left: mults 2mnk - nk² + 2nk, adds 2mnk - nk² + nk
+                                      from the right: mults 2mnk - mk² + mk + nk - k²/2 + k/2, adds 2mnk - mk² + mk
+  (At the smallest sizes LAWN 41's polynomials can give fewer multiplications than additions, orgqr of a 1 x 1
+  matrix: then MACs are the multiplications and element-wise the extra additions; FLOPs still their sum.)
+
+PyTorch's operations, each a batch of matrices:
+  lu_factor, lu (and torch.lu)   getrf (lu's unpacking into P, L, U: data movement)
+  lu_solve                       getrs
+  solve                          getrf of A, getrs of every right-hand side (a vector b: one)
+  inv, inverse                   solve(A, I): getrf + getrs of n right-hand sides (linalg_inv_ex_out)
+  det                            getrf, then the product of U's diagonal by the permutation's sign: n mults
+  slogdet, logdet                getrf, then |U_ii|, log, their sum (n + n + n - 1) and the sign: sgn of each
+                                 U_ii, their product and the permutation's (n + n - 1 + 1): 5n - 1
+  tensorinv, tensorsolve         inv, solve of the tensor reshaped to a square matrix
+  cholesky, cholesky_solve, cholesky_inverse     potrf, potrs, potri
+  qr                             geqrf, and (mode 'reduced' or 'complete') orgqr for Q's columns
+  geqrf, householder_product (orgqr), ormqr      their routines
+  matrix_power with n < 0        inv, then the products (linear.py)
+Not counted, and said why: the eigenvalue and singular-value decompositions (svd, svdvals, eig, eigh, eigvals,
+eigvalsh, and pinv, matrix_rank, cond and the spectral matrix norms that use them) iterate until they converge, so
+their work depends on the matrix's values, not its shape; lstsq's default CPU drivers (gelsy, gelsd, gelss) reveal
+the rank as they go; matrix_exp chooses its Taylor degree from the matrix's norm; ldl_factor's Bunch-Kaufman
+pivots (1 x 1 or 2 x 2 blocks) depend on the values.
+Real matrices (a complex one has the same operations, in complex arithmetic). torch.utils.flop_counter and fvcore
+have no formula for any of them: 0.
+
+Backward (PyTorch's derivatives.yaml), where a gradient is needed; others are not counted:
+  inv       ∂A = -Xᴴ·∂X·Xᴴ: two n x n products, 2n³ MACs a matrix
+  solve     ∂B = lu_solve(LU, ∂X) with A's LU kept from the forward (getrs, made for ∂A too); ∂A = -∂B·Xᴴ: n*n*r
+  det, slogdet, logdet   lu_solve(LU, d·I) (getrs of n right-hand sides: the cofactors (det)·A⁻ᴴ, A⁻ᴴ)
+  cholesky  Lᴴ·∂L (n³ MACs), then two triangular solves of n right-hand sides (n*n(n - 1)/2 MACs each)
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction as Q
+from functools import partial
+from math import prod
+from typing import NamedTuple
+
+from archcalc.analysis.counting import GRAD_OPS, OPS, Count, Needs, OpCall, gradients
+from archcalc.formulas.numbers import grouped
+
+_LU = ("linalg_lu_factor", "linalg_lu_factor_ex", "linalg_lu", "lu")
+_LU_SOLVE = ("linalg_lu_solve", "lu_solve")
+_SOLVE = ("linalg_solve", "linalg_solve_ex")
+_INV = ("linalg_inv", "linalg_inv_ex", "inverse")
+_DET = ("linalg_det", "det")
+_SLOGDET = ("linalg_slogdet", "slogdet", "logdet")
+_CHOLESKY = ("linalg_cholesky", "linalg_cholesky_ex", "cholesky")
+_QR = ("linalg_qr", "qr")
+_HOUSEHOLDER = ("linalg_householder_product", "orgqr")
+# every operation counted here (the other tools count none of them: fvcore's and flop_counter's conventions)
+COUNTED = frozenset(_LU + _LU_SOLVE + _SOLVE + _INV + _DET + _SLOGDET + _CHOLESKY + _QR + _HOUSEHOLDER + (
+    "linalg_tensorinv", "linalg_tensorsolve", "cholesky_solve", "cholesky_inverse", "geqrf", "ormqr"))
+
+ITERATIVE = ("an iterative decomposition (eigenvalues or singular values): its work depends on the matrix's values, "
+             "how fast it converges, not on its shape, so no formula counts it")
+_BY_VALUE = {
+    "linalg_lstsq": "least squares by a rank-revealing driver (gelsy, gelsd, gelss on the CPU): its work depends on the "
+                    "rank it finds, so no formula counts it",
+    "linalg_matrix_exp": "the Taylor degree and the squarings are chosen from the matrix's norm: its work depends on "
+                         "the values, so no formula counts it",
+    "linalg_ldl_factor": "Bunch-Kaufman pivoting takes 1 x 1 or 2 x 2 blocks as the values decide: no formula counts it",
+}
+_BY_VALUE["matrix_exp"] = _BY_VALUE["linalg_matrix_exp"]
+_BY_VALUE["linalg_ldl_factor_ex"] = _BY_VALUE["linalg_ldl_solve"] = _BY_VALUE["linalg_ldl_factor"]
+
+
+class Work(NamedTuple):
+    """One LAPACK routine's operations (LAWN 41) and how they were reached."""
+
+    mults: int
+    adds: int
+    text: str
+
+    def plus(self, other: Work) -> Work:
+        return Work(self.mults + other.mults, self.adds + other.adds, f"{self.text} + {other.text}")
+
+    def times(self, batch: int) -> Work:
+        return self if batch == 1 else Work(batch * self.mults, batch * self.adds, f"{batch} x ({self.text})")
+
+
+def _whole(value: Q) -> int:
+    return round(value)
+
+
+def getrf(m: int, n: int) -> Work:
+    """Column j (of k): its pivot's reciprocal, m - j - 1 multipliers, the (m - j - 1)(n - j - 1) update. (LAWN 41's
+    polynomials for m >= n; for m < n it swaps m and n, which counts multipliers a wide matrix never forms.)"""
+    k = min(m, n)
+    adds = sum((m - j - 1) * (n - j - 1) for j in range(k))
+    return Work(adds + k * m - k * (k - 1) // 2, adds, f"LU {m}x{n} (getrf)")
+
+
+def getrs(n: int, sides: int) -> Work:
+    return Work(sides * n * n, sides * n * (n - 1), f"{sides} right-hand sides (getrs)")
+
+
+def potrf(n: int) -> Work:
+    mults = n * ((Q(n, 6) + Q(1, 2)) * n + Q(1, 3))
+    adds = n * (Q(n * n, 6) - Q(1, 6))
+    return Work(_whole(mults), _whole(adds), f"Cholesky {n}x{n} (potrf)")
+
+
+def potrs(n: int, sides: int) -> Work:
+    return Work(sides * n * (n + 1), sides * n * (n - 1), f"{sides} right-hand sides (potrs)")
+
+
+def potri(n: int) -> Work:
+    mults = n * (Q(2, 3) + n * (Q(n, 3) + 1))
+    adds = n * (Q(1, 6) + n * (Q(n, 3) - Q(1, 2)))
+    return Work(_whole(mults), _whole(adds), f"inverse from Cholesky {n}x{n} (potri)")
+
+
+def geqrf(m: int, n: int) -> Work:
+    if m > n:
+        base = n * (n * (Q(1, 2) - Q(n, 3) + m))
+        mults, adds = base + n * (m + Q(23, 6)), base + n * Q(5, 6)
+    else:
+        base = m * (m * (-Q(1, 2) - Q(m, 3) + n))
+        mults, adds = base + m * (2 * n + Q(23, 6)), base + m * (n + Q(5, 6))
+    return Work(_whole(mults), _whole(adds), f"QR {m}x{n} (geqrf)")
+
+
+def orgqr(m: int, n: int, k: int) -> Work:
+    mults = k * (2 * m * n + 2 * n - Q(5, 3) + k * (Q(2 * k, 3) - (m + n) - 1))
+    adds = k * (2 * m * n + n - m + Q(1, 3) + k * (Q(2 * k, 3) - (m + n)))
+    return Work(_whole(mults), _whole(adds), f"Q {m}x{n} from {k} reflectors (orgqr)")
+
+
+def ormqr(m: int, n: int, k: int, left: bool) -> Work:
+    if left:
+        mults, adds = 2 * n * m * k - n * k * k + 2 * n * k, 2 * n * m * k - n * k * k + n * k
+    else:
+        mults = 2 * n * m * k - m * k * k + m * k + n * k - Q(k * k, 2) + Q(k, 2)
+        adds = 2 * n * m * k - m * k * k + m * k
+    side = "left" if left else "right"
+    return Work(_whole(mults), _whole(adds), f"{m}x{n} by Q of {k} reflectors from the {side} (ormqr)")
+
+
+def count(work: Work, extra: int = 0, extra_text: str = "") -> Count:
+    """MACs = additions, element-wise = the other multiplications (+ ``extra`` element-wise operations)."""
+    macs, rest = min(work.mults, work.adds), abs(work.mults - work.adds)
+    return Count(macs, rest + extra, partial(_text, work, macs, rest, extra, extra_text))
+
+
+def _text(work: Work, macs: int, rest: int, extra: int, extra_text: str) -> dict[str, str]:
+    kind = "divisions, reciprocals and square roots" if work.mults >= work.adds else "additions"
+    text = {"macs": f"LAWN 41 additions of {work.text} = {grouped(macs)}",
+            "elementwise": f"the other {kind}: {grouped(work.mults)} - {grouped(work.adds)} = {grouped(rest)}"
+                           if kind != "additions" else
+                           f"the other additions: {grouped(work.adds)} - {grouped(work.mults)} = {grouped(rest)}"}
+    if extra:
+        text["elementwise"] += f" + {extra_text} = {grouped(rest + extra)}"
+    return text
+
+
+def _matrices(shape: tuple) -> int:
+    return prod(shape[:-2])
+
+
+# -- LU and what is built on it -----------------------------------------------------------------
+
+@OPS.register(*_LU)
+def lu_factor(call: OpCall) -> Count:
+    a = call.inputs[0]
+    return count(getrf(a[-2], a[-1]).times(_matrices(a)))
+
+
+@OPS.register(*_LU_SOLVE)
+def lu_solve(call: OpCall) -> Count:
+    """linalg.lu_solve(LU, pivots, B, left=, adjoint=) and the older lu_solve(B, LU, pivots)."""
+    n = (call.inputs[1] if call.name == "lu_solve" else call.inputs[0])[-1]
+    return count(getrs(n, _sides(call.output, n)))
+
+
+def _sides(out: tuple, n: int) -> int:
+    """Right-hand sides over the whole batch: the solution's elements by n (columns, rows where left=False,
+    or one vector)."""
+    return prod(out) // n if n else 0
+
+
+def solve_work(call: OpCall) -> Work:
+    a = call.inputs[0]
+    n = a[-1]
+    return getrf(n, n).times(_matrices(a)).plus(getrs(n, _sides(call.output, n)))
+
+
+@OPS.register(*_SOLVE)
+def solve(call: OpCall) -> Count:
+    return count(solve_work(call))
+
+
+def inverse_work(shape: tuple) -> Work:
+    """solve(A, I): LU and n right-hand sides a matrix (PyTorch's linalg_inv_ex_out)."""
+    n = shape[-1]
+    return getrf(n, n).plus(getrs(n, n)).times(_matrices(shape))
+
+
+def inverse_count(shape: tuple) -> Count:
+    return count(inverse_work(shape))
+
+
+@OPS.register(*_INV)
+def inv(call: OpCall) -> Count:
+    return inverse_count(call.inputs[0])
+
+
+@OPS.register("linalg_tensorinv")
+def tensorinv(call: OpCall) -> Count:
+    """A's first ``ind`` dimensions against the rest, as one square matrix inverted."""
+    n = prod(call.inputs[0][:call.arg(1, "ind", 2)])
+    return count(inverse_work((n, n)))
+
+
+@OPS.register("linalg_tensorsolve")
+def tensorsolve(call: OpCall) -> Count:
+    """A (B's dimensions + the solution's) as one n x n matrix, n = B's elements: one right-hand side."""
+    n = prod(call.inputs[1])
+    return count(getrf(n, n).plus(getrs(n, 1)))
+
+
+@OPS.register(*_DET)
+def det(call: OpCall) -> Count:
+    a = call.inputs[0]
+    batch, n = _matrices(a), a[-1]
+    extra = batch * n
+    return count(getrf(n, n).times(batch), extra, f"the diagonal's product and the pivots' sign: {batch}*{n}")
+
+
+@OPS.register(*_SLOGDET)
+def slogdet(call: OpCall) -> Count:
+    a = call.inputs[0]
+    batch, n = _matrices(a), a[-1]
+    extra = batch * (5 * n - 1)
+    return count(getrf(n, n).times(batch), extra,
+                 f"log|U_ii| summed and the sign's product: {batch}*(5*{n} - 1)")
+
+
+# -- Cholesky -------------------------------------------------------------------------------------
+
+@OPS.register(*_CHOLESKY)
+def cholesky(call: OpCall) -> Count:
+    a = call.inputs[0]
+    return count(potrf(a[-1]).times(_matrices(a)))
+
+
+@OPS.register("cholesky_solve")
+def cholesky_solve(call: OpCall) -> Count:
+    """cholesky_solve(B, L): the two triangular solves with L and Lᴴ."""
+    n = call.inputs[1][-1]
+    return count(potrs(n, _sides(call.output, n)))
+
+
+@OPS.register("cholesky_inverse")
+def cholesky_inverse(call: OpCall) -> Count:
+    a = call.inputs[0]
+    return count(potri(a[-1]).times(_matrices(a)))
+
+
+# -- QR and Householder reflectors ----------------------------------------------------------------------
+
+@OPS.register(*_QR)
+def qr(call: OpCall) -> Count:
+    """geqrf, then orgqr for Q's columns where Q is asked for (mode 'reduced': k of them, 'complete': m)."""
+    a, q = call.inputs[0], call.outputs[0]
+    m, n = a[-2], a[-1]
+    work = geqrf(m, n)
+    if prod(q) and len(q) >= 2:  # (mode 'r' returns an empty Q)
+        work = work.plus(orgqr(m, q[-1], min(m, n)))
+    return count(work.times(_matrices(a)))
+
+
+@OPS.register("geqrf")
+def householder_qr(call: OpCall) -> Count:
+    a = call.inputs[0]
+    return count(geqrf(a[-2], a[-1]).times(_matrices(a)))
+
+
+@OPS.register(*_HOUSEHOLDER)
+def householder_product(call: OpCall) -> Count:
+    a, tau = call.inputs[0], call.inputs[1]
+    return count(orgqr(a[-2], a[-1], tau[-1]).times(_matrices(a)))
+
+
+@OPS.register("ormqr")
+def ormqr_product(call: OpCall) -> Count:
+    """ormqr(A, tau, C, left=True, transpose=False): C by the Q of A's reflectors."""
+    tau, c = call.inputs[1], call.inputs[2]
+    left = bool(call.arg(3, "left", True))
+    return count(ormqr(c[-2], c[-1], tau[-1], left).times(_matrices(c)))
+
+
+# -- iterative: not counted, with the reason ------------------------------------------------------------
+
+@OPS.register("linalg_svd", "svd", "linalg_svdvals", "linalg_eigh", "linalg_eigvalsh",
+              "linalg_eig", "linalg_eigvals", "linalg_pinv", "pinverse", "linalg_matrix_rank", "linalg_cond",
+              "linalg_lstsq", "linalg_matrix_exp", "matrix_exp", "linalg_ldl_factor", "linalg_ldl_factor_ex",
+              "linalg_ldl_solve")
+def iterative(call: OpCall) -> Count:
+    return Count(None, None, {}, _BY_VALUE.get(call.name, ITERATIVE))
+
+
+# -- backward -----------------------------------------------------------------------------------------------
+
+@GRAD_OPS.register(*_INV, "linalg_tensorinv")
+def inv_backward(call: OpCall, needs: Needs) -> Count:
+    out = call.output
+    n, each = out[-1], prod(out) * out[-1]
+    return gradients([("∂A -Xᴴ·∂X·Xᴴ", needs.input(0), 2 * each, f"2*({'*'.join(map(str, out))})*{n}")])
+
+
+@GRAD_OPS.register(*_SOLVE, "linalg_tensorsolve")
+def solve_backward(call: OpCall, needs: Needs) -> Count:
+    """∂B = lu_solve(LU, ∂X) (made for ∂A too), ∂A = -∂B·Xᴴ."""
+    a, out = call.inputs[0], call.output
+    n = prod(call.inputs[1]) if call.name == "linalg_tensorsolve" else a[-1]
+    sides = _sides(out, n)
+    back = getrs(n, sides)
+    return gradients([("∂B (getrs)", needs.input(0) or needs.input(1), back.adds, f"{sides}*{n}*{n - 1}"),
+                      ("∂A -∂B·Xᴴ", needs.input(0), sides * n, f"{sides}*{n}")])
+
+
+@GRAD_OPS.register(*_DET, *_SLOGDET)
+def determinant_backward(call: OpCall, needs: Needs) -> Count:
+    """lu_solve(LU, d·I): n right-hand sides a matrix with the forward's LU."""
+    a = call.inputs[0]
+    batch, n = _matrices(a), a[-1]
+    return gradients([("∂A (getrs of the identity)", needs.input(0), batch * n * n * (n - 1),
+                       f"{batch}*{n}*{n}*{n - 1}")])
+
+
+@GRAD_OPS.register(*_CHOLESKY)
+def cholesky_backward(call: OpCall, needs: Needs) -> Count:
+    """Lᴴ·∂L, then two triangular solves of n right-hand sides (PyTorch's cholesky_backward)."""
+    a = call.inputs[0]
+    batch, n = _matrices(a), a[-1]
+    return gradients([("Lᴴ·∂L", needs.input(0), batch * n ** 3, f"{batch}*{n}^3"),
+                      ("two triangular solves", needs.input(0), batch * n * n * (n - 1), f"{batch}*2*{n}*{n}*{n - 1}/2")])

@@ -1,0 +1,237 @@
+"""Matrix factorisations (counters/decompositions.py): LAPACK Working Note 41's counts, checked against the
+operations of the algorithms themselves (LU, Cholesky and their solves run here step by step, on real numbers,
+counting each multiplication and addition, and giving PyTorch's factors), by hand on PyTorch's operations, and
+the iterative decompositions left uncounted with their reason."""
+
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from archcalc.analysis.counters import decompositions as d
+from archcalc.analysis.engine import analyse_module
+
+CPU = torch.device("cpu")
+
+
+class Ops:
+    """A tally of the arithmetic an algorithm does."""
+
+    def __init__(self):
+        self.mults = self.adds = 0
+
+    def mul(self, a, b, n=1):
+        self.mults += n
+        return a * b
+
+    def fma(self, acc, a, b, n=1):  # acc - a*b: a multiplication and an addition (subtraction) each
+        self.mults += n
+        self.adds += n
+        return acc - a * b
+
+
+def getf2(a: np.ndarray, ops: Ops) -> np.ndarray:
+    """LAPACK's unblocked LU with partial pivoting: for each column, the pivot, its reciprocal, the column scaled
+    by it and the rank-1 update of what is left (the pivot search and the swaps are no arithmetic)."""
+    a = a.copy()
+    m, n = a.shape
+    for j in range(min(m, n)):
+        p = j + int(np.argmax(np.abs(a[j:, j])))
+        a[[j, p]] = a[[p, j]]
+        r = ops.mul(1.0, 1 / a[j, j])  # (LAWN 41 counts every pivot's reciprocal)
+        a[j + 1:, j] = ops.mul(a[j + 1:, j], r, m - j - 1)
+        block = np.outer(a[j + 1:, j], a[j, j + 1:])
+        a[j + 1:, j + 1:] = ops.fma(a[j + 1:, j + 1:], 1.0, block, (m - j - 1) * (n - j - 1))
+    return a
+
+
+def potf2(a: np.ndarray, ops: Ops) -> np.ndarray:
+    """LAPACK's unblocked Cholesky, column by column: l_jj = sqrt(a_jj - l_j·l_j), then the column below from
+    a matrix-vector product and a division by l_jj."""
+    n = a.shape[0]
+    low = np.zeros_like(a)
+    for j in range(n):
+        s = ops.fma(a[j, j], 1.0, low[j, :j] @ low[j, :j], j)
+        low[j, j] = ops.mul(1.0, np.sqrt(s))  # (the square root, counted as a multiplication)
+        below = ops.fma(a[j + 1:, j], 1.0, low[j + 1:, :j] @ low[j, :j], (n - j - 1) * j)
+        low[j + 1:, j] = ops.mul(below, 1 / low[j, j], n - j - 1)
+    return low
+
+
+def substitute(t: np.ndarray, b: np.ndarray, ops: Ops, lower: bool, unit: bool) -> np.ndarray:
+    """A triangular solve of every column of b: x_i = (b_i - Σ t_ij x_j) / t_ii."""
+    n = t.shape[0]
+    x = b.copy()
+    order = range(n) if lower else range(n - 1, -1, -1)
+    for i in order:
+        done = slice(0, i) if lower else slice(i + 1, n)
+        width = i if lower else n - i - 1
+        x[i] = ops.fma(x[i], 1.0, t[i, done] @ x[done], width * b.shape[1])
+        if not unit:
+            x[i] = ops.mul(x[i], 1 / t[i, i], b.shape[1])
+    return x
+
+
+@pytest.mark.parametrize("m,n", [(1, 1), (3, 3), (8, 8), (9, 4), (4, 9), (17, 17), (30, 11)])
+def test_lu_counts_are_the_algorithms_and_its_factors_pytorchs(m, n):
+    a = np.random.default_rng(m * 31 + n).standard_normal((m, n))
+    ops = Ops()
+    lu = getf2(a, ops)
+    work = d.getrf(m, n)
+    assert (work.mults, work.adds) == (ops.mults, ops.adds)
+    assert np.allclose(lu, torch.linalg.lu_factor(torch.from_numpy(a))[0].numpy())
+
+
+@pytest.mark.parametrize("n,sides", [(1, 1), (5, 3), (8, 8), (13, 2)])
+def test_the_solves_and_cholesky_are_the_algorithms(n, sides):
+    """getrs: L (unit) then U, each right-hand side; potrf; potrs: L then Lᴴ; each against PyTorch's answer."""
+    rng = np.random.default_rng(n)
+    a, b = rng.standard_normal((n, n)), rng.standard_normal((n, sides))
+    lu = getf2(a, Ops())
+    pivoted = torch.linalg.lu_solve(*torch.linalg.lu_factor(torch.from_numpy(a)), torch.from_numpy(b)).numpy()
+    ops = Ops()
+    x = substitute(np.triu(lu), substitute(np.tril(lu, -1), _permuted(a, b), ops, True, True), ops, False, False)
+    assert (d.getrs(n, sides).mults, d.getrs(n, sides).adds) == (ops.mults, ops.adds)
+    assert np.allclose(x, pivoted)
+    spd = a @ a.T + n * np.eye(n)
+    ops = Ops()
+    low = potf2(spd, ops)
+    assert (d.potrf(n).mults, d.potrf(n).adds) == (ops.mults, ops.adds)
+    assert np.allclose(low, torch.linalg.cholesky(torch.from_numpy(spd)).numpy())
+    ops = Ops()
+    x = substitute(low.T, substitute(low, b, ops, True, False), ops, False, False)
+    assert (d.potrs(n, sides).mults, d.potrs(n, sides).adds) == (ops.mults, ops.adds)
+    assert np.allclose(x, np.linalg.solve(spd, b))
+
+
+def _permuted(a, b):
+    """b with the rows the LU's pivots swapped."""
+    p, _, _ = torch.linalg.lu(torch.from_numpy(a))
+    return p.numpy().T @ b
+
+
+def _exact(poly, *sizes):
+    return poly(*(Fraction(s) for s in sizes))
+
+
+def test_the_householder_counts_are_lawn41s_whole_numbers_with_their_leading_terms():
+    """geqrf, orgqr and ormqr are LAWN 41's polynomials: whole numbers at every size (a miscopied coefficient
+    gives thirds and sixths), 2mn² - 2n³/3 flops for R and as much again for Q's n columns; by hand at 8 x 8:
+    geqrf adds 8²(8 - 8/3 - 1/2) + 8*8 + 5*8/6 = 380, mults 309⅓ + 2*64 + 23*8/6 = 468; orgqr(8, 8, 8) adds
+    8(128 + 1/3 + 8(16/3 - 16)) = 344, mults 8(128 + 16 - 5/3 + 8(16/3 - 17)) = 392."""
+    assert d.geqrf(8, 8)[:2] == (468, 380) and d.orgqr(8, 8, 8)[:2] == (392, 344)
+    for m in range(1, 24):
+        for n in range(1, 24):
+            assert all(isinstance(w, int) for w in d.geqrf(m, n)[:2] + d.getrf(m, n)[:2])
+            k = min(m, n)
+            assert all(isinstance(w, int) for w in d.orgqr(m, n, k)[:2] + d.ormqr(m, n, k, False)[:2])
+    m, n = 4000, 1000
+    assert abs(sum(d.geqrf(m, n)[:2]) / (2 * m * n * n - 2 * n ** 3 / 3) - 1) < 2e-3
+    assert abs(sum(d.orgqr(m, n, n)[:2]) / (2 * m * n * n - 2 * n ** 3 / 3) - 1) < 2e-3
+    assert abs(sum(d.getrf(n, n)[:2]) / (2 * n ** 3 / 3) - 1) < 1e-3 and abs(sum(d.potrf(n)[:2]) / (n ** 3 / 3) - 1) < 2e-3
+
+
+class Calls(nn.Module):
+    def __init__(self, *calls):
+        super().__init__()
+        self.calls = calls
+        self.w = nn.Parameter(torch.randn(6, 6) * 0.1)
+
+    def forward(self, x):  # x: (2, 6, 6)
+        a = x @ x.mT + 6 * torch.eye(6) + self.w @ self.w.T  # symmetric positive definite, needs a gradient
+        return [call(a, x) for call in self.calls]
+
+
+def records(*calls, backward=False):
+    with warnings.catch_warnings():  # (torch.qr, torch.lu_solve: deprecated, once a process)
+        warnings.simplefilter("ignore")
+        a = analyse_module(Calls(*calls), "calls", (2, 6, 6), CPU, torch.float32, backward=backward)
+    return [r for r in a.records if r.type not in ("Calls", "matmul", "mT", "T", "mul", "add", "eye", "getitem")], a.notes
+
+
+def test_the_solves_inverses_and_determinants_pytorch_builds_on_lu():
+    """2 matrices 6 x 6; getrf(6): adds 6³/3 - 6²/2 + 6/6 = 55, mults 6³/3 + 2*6/3 = 76 (21 the other way);
+    getrs(6, r): adds r*6*5, mults r*36.
+      inv = solve(A, I): 2*(55 + 180) = 470 MACs, 2*(21 + 36) = 114 element-wise
+      det: 2*55 = 110, 2*21 + 2*6 (the diagonal's product, the pivots' sign) = 54
+      slogdet, logdet: 110, 42 + 2*(5*6 - 1) = 100
+      solve of a vector a matrix: 110 + 2*30 = 170; of 2 rows (left=False): 110 + 4*30 = 230
+      lu_solve of 6 columns: 12*30 = 360, 12*6 = 72;  tensorinv of a 6 x 3 x 2 (ind=1): one 6 x 6 inverse, 235
+      matrix_power(A, -3): the inverse, then A⁻¹·A⁻¹ and (A⁻¹A⁻¹)·A⁻¹: 470 + 2*2*216 = 1,334."""
+    got, _ = records(lambda a, x: torch.linalg.inv(a), lambda a, x: torch.linalg.det(a),
+                     lambda a, x: torch.linalg.slogdet(a), lambda a, x: a.logdet(),
+                     lambda a, x: torch.linalg.solve(a, x[..., 0]), lambda a, x: torch.linalg.solve(a, x[:, :2], left=False),
+                     lambda a, x: torch.linalg.lu_solve(*torch.linalg.lu_factor(a), x),
+                     lambda a, x: torch.linalg.tensorinv(a[0].reshape(6, 3, 2), ind=1),
+                     lambda a, x: torch.linalg.matrix_power(a, -3))
+    counted = [(r.type, r.macs, r.elementwise) for r in got if r.type != "reshape"]
+    assert counted == [("linalg_inv", 470, 114), ("linalg_det", 110, 54), ("linalg_slogdet", 110, 100),
+                       ("logdet", 110, 100), ("linalg_solve", 170, 54), ("linalg_solve", 230, 66),
+                       ("linalg_lu_factor", 110, 42), ("linalg_lu_solve", 360, 72), ("linalg_tensorinv", 235, 57),
+                       ("linalg_matrix_power", 1_334, 114)]
+    inv = got[0].formulas
+    assert inv["macs"] == "LAWN 41 additions of 2 x (LU 6x6 (getrf) + 6 right-hand sides (getrs)) = 470"
+    assert inv["elementwise"] == "the other divisions, reciprocals and square roots: 584 - 470 = 114"
+    assert got[1].formulas["elementwise"].endswith("+ the diagonal's product and the pivots' sign: 2*6 = 54")
+
+
+def test_cholesky_and_qr():
+    """potrf(6): adds 6(36 - 1)/6 = 35, mults 6((1 + 3)6 + 2)/6 = 56 (21: 15 divisions, 6 square roots);
+    cholesky_solve of 6 columns: potrs adds 12*6*5 = 360, mults 12*6*7; cholesky_inverse: potri adds
+    72 - 18 + 1 = 55, mults 72 + 36 + 4 = 112; qr reduced (Q 6 x 6): geqrf + orgqr(6, 6, 6); mode 'r': geqrf
+    alone; a 6 x 3 complete: orgqr(6, 6, 3) for Q's 6 columns; householder_product of 4 reflectors."""
+    got, _ = records(lambda a, x: torch.linalg.cholesky(a), lambda a, x: torch.cholesky_solve(x, a),
+                     lambda a, x: torch.cholesky_inverse(a), lambda a, x: torch.linalg.qr(a),
+                     lambda a, x: torch.linalg.qr(a, mode="r"), lambda a, x: torch.linalg.qr(x[..., :3], mode="complete"),
+                     lambda a, x: torch.linalg.householder_product(a, x[:, 0, :4]))
+    by = [(r.type, r.macs, r.elementwise) for r in got]
+    geqrf, orgqr = d.geqrf(6, 6), d.orgqr(6, 6, 6)
+    tall = d.geqrf(6, 3).plus(d.orgqr(6, 6, 3))
+    assert by == [("linalg_cholesky", 70, 42), ("cholesky_solve", 360, 144), ("cholesky_inverse", 110, 114),
+                  ("linalg_qr", 2 * (geqrf.adds + orgqr.adds), 2 * (geqrf.mults - geqrf.adds + orgqr.mults - orgqr.adds)),
+                  ("linalg_qr", 2 * geqrf.adds, 2 * (geqrf.mults - geqrf.adds)),
+                  ("linalg_qr", 2 * tall.adds, 2 * (tall.mults - tall.adds)),
+                  ("linalg_householder_product", 2 * d.orgqr(6, 6, 4).adds, 2 * (d.orgqr(6, 6, 4).mults - d.orgqr(6, 6, 4).adds))]
+    assert got[0].formulas["macs"] == "LAWN 41 additions of 2 x (Cholesky 6x6 (potrf)) = 70"
+
+
+def test_the_iterative_decompositions_are_not_counted_and_say_why():
+    got, notes = records(lambda a, x: torch.linalg.svd(a), lambda a, x: torch.linalg.eigh(a),
+                         lambda a, x: torch.linalg.eigvals(a), lambda a, x: torch.linalg.pinv(a),
+                         lambda a, x: torch.linalg.lstsq(a, x), lambda a, x: torch.linalg.matrix_exp(a * 0.01))
+    assert [r.macs for r in got] == [None] * 6
+    assert got[0].note.startswith("an iterative decomposition (eigenvalues or singular values): its work depends")
+    assert got[4].note.startswith("least squares by a rank-revealing driver")
+    assert got[5].note.startswith("the Taylor degree and the squarings are chosen from the matrix's norm")
+    assert any("not counted" in n and "linalg_svd" in n for n in notes)
+
+
+def test_gradients_of_the_inverse_the_solve_the_determinant_and_cholesky():
+    """inv: ∂A = -Xᴴ∂XXᴴ, 2*(2*6*6)*6 = 864; det, slogdet: getrs of the identity, 2*6*6*5 = 360; cholesky:
+    Lᴴ∂L 2*216 + two triangular solves 2*6*6*5 = 792; solve of a vector: ∂B getrs 2*6*5 = 60 + ∂A 2*6 = 72;
+    matrix_power(A, -3): 2 products twice + the inverse's 864 = 2,592; QR's gradient is not counted."""
+    got, notes = records(lambda a, x: torch.linalg.inv(a), lambda a, x: torch.linalg.det(a),
+                         lambda a, x: torch.linalg.slogdet(a), lambda a, x: torch.linalg.cholesky(a),
+                         lambda a, x: torch.linalg.solve(a, x[..., 0]), lambda a, x: torch.linalg.matrix_power(a, -3),
+                         lambda a, x: torch.linalg.qr(a), backward=True)
+    assert [r.backward.macs for r in got] == [864, 360, 360, 792, 72, 2_592, None]
+    assert got[0].backward.text()["macs"] == "∂A -Xᴴ·∂X·Xᴴ 2*(2*6*6)*6 = 864"
+    assert any(n.startswith("backward not counted: linalg_qr") for n in notes)
+
+
+def test_an_operator_without_a_meta_kernel_runs_on_the_cpu_and_says_so():
+    """torch.geqrf has no meta kernel: the analysis runs on the CPU, and the note names the operator, not a
+    value read."""
+    class Reflectors(nn.Module):
+        def forward(self, x):
+            return torch.geqrf(x)[0]
+
+    import archcalc
+
+    a = archcalc.analyze(Reflectors(), input_size=(2, 6, 4), device="meta")
+    assert a.device == "cpu"
+    assert any("runs on real devices only (aten::geqrf has no meta kernel)" in n for n in a.notes), a.notes
+    assert a.records[-1].macs == 2 * d.geqrf(6, 4).adds
