@@ -51,6 +51,40 @@ def test_losses_a_forward_computes():
     assert all(r.macs == 0 for r in got.values() if "loss" in r.type or r.type == "cross_entropy")
 
 
+
+class CTC(nn.Module):
+    """A recogniser's loss: log-probabilities of 5 labels over T steps, two targets ([1, 1, 2] and [3, 4]), the
+    second sample 2 steps shorter; targets padded (N x S) or concatenated."""
+
+    def __init__(self, concatenated=False, reduction="mean", on_input=False):
+        super().__init__()
+        self.project, self.concatenated, self.reduction, self.on_input = nn.Linear(8, 5), concatenated, reduction, on_input
+
+    def forward(self, x):  # x: (T, N, 8)
+        device = x.device if self.on_input else "cpu"
+        targets = torch.tensor([1, 1, 2, 3, 4] if self.concatenated else [[1, 1, 2], [3, 4, 0]], device=device)
+        lengths = torch.tensor([x.shape[0], x.shape[0] - 2], device=device), torch.tensor([3, 2], device=device)
+        return F.ctc_loss(self.project(x).log_softmax(-1), targets, *lengths, reduction=self.reduction)
+
+
+def test_ctc_loss_is_the_cpu_kernels_recursion():
+    """Sample 1: T = 10, labels [1, 1, 2]: S = 7, one label differing from the one before it (D = 1): 9 steps x
+    (11*7 + 2*3 + 1) + 9 = 765; sample 2: T = 8, [3, 4]: 7 x (11*5 + 2*2 + 1) + 9 = 429; the mean 3 a sample:
+    1,200 ('sum': 1,196). Targets concatenated: the same. Asked for the meta device, which has no kernel for it
+    (nor values for the labels), the analysis runs on the CPU and says why."""
+    import archcalc
+
+    for kwargs, n in (({}, 1_200), ({"concatenated": True}, 1_200), ({"reduction": "sum"}, 1_196)):
+        a = analyse_module(CTC(**kwargs), "ctc", (10, 2, 8), torch.device("cpu"), torch.float32)
+        loss = next(r for r in a.records if r.type == "ctc_loss")
+        assert (loss.macs, loss.elementwise) == (0, n)
+    assert loss.formulas["elementwise"].startswith("98 (t, s) steps of the recursion, 11 each")
+    meta = archcalc.analyze(CTC(on_input=True), input_size=(10, 2, 8), device="meta")
+    assert next(r for r in meta.records if r.type == "ctc_loss").elementwise == 1_200
+    assert meta.notes[0].split(": ", 1)[1] == ("a kernel in the forward pass of CTC runs on real devices only (aten::_ctc_loss has no meta "
+                          "kernel): run on the CPU instead, with a random input; the costs are those of the branch "
+                          "that input took")
+
 def test_fourier_transforms_by_fftws_count():
     """5 N log2 N a complex transform, 2.5 N log2 N a real one, once for each position of the other dimensions:
     rfft over 8 points of 2x4x8: 2.5*8*3 = 60, x 8 = 480; fft2 over 4x8: 5*32*5 = 800, x 2 = 1,600; fftn over
@@ -71,6 +105,32 @@ def test_a_short_time_fourier_transform():
     window = torch.hann_window(16)
     got = rows(lambda x: torch.stft(x, 16, window=window, return_complex=True), shape=(2, 64))
     assert got["stft"].elementwise == 5_984
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_an_inverse_short_time_fourier_transform(device):
+    """Back from those 34 frames to 2 x 64 samples (HDemucs, vocoders): 34 inverse real transforms (5,440),
+    the window and the overlap-add 2*34*16 = 1,088, the window's envelope 16 + 17*16 = 288, 128 divisions:
+    6,944; with length=50, the same frames and 100 divisions. On the meta device, whose kernel reads the
+    envelope's minimum (PyTorch's check that no sample is divided by 0), a stand-in gives the signal's shape:
+    the same numbers, no note."""
+    import archcalc
+
+    class Inverse(nn.Module):
+        def __init__(self, length=None):
+            super().__init__()
+            self.length = length
+
+        def forward(self, x):
+            window = torch.hann_window(16, device=x.device)
+            spec = torch.stft(x, 16, hop_length=4, window=window, return_complex=True)
+            return torch.istft(spec, 16, hop_length=4, window=window, length=self.length)
+
+    for length, samples, n in ((None, 64, 6_944), (50, 50, 6_944 - 2 * 14)):
+        a = archcalc.analyze(Inverse(length), input_size=(2, 64), device=device)
+        inverse = next(r for r in a.records if r.type == "istft")
+        assert (inverse.output_shapes, inverse.elementwise, a.notes) == (((2, samples),), n, ())
+    assert inverse.formulas["elementwise"].startswith("inverse transforms 5,440 (istft: 2.5*16*log2(16) a transform")
 
 
 @pytest.mark.parametrize("k", [2, 3, 4, 5, 7, 8, 13])

@@ -14,6 +14,9 @@ names the refusal, and the steps run on the CPU where they fit (training/peak.py
                 number (cast to the input's dtype as the tensor is, refused the same way where it overflows),
                 in the analysis and, by meta_fills(), in the simulated steps (no meta tensor made for it: on
                 CUDA the value takes no memory either).
+  istft         its kernel checks the window's envelope for zeros (NOLA) by reading a value, which the meta
+                device cannot give: the signal's shape, (..., length), or the frames overlap-added less the
+                centring's n_fft/2 at each end; real unless return_complex.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def stand_in(func, args: tuple, kwargs: dict):
         return _grouped_mm(*args, **kwargs)
     if func in _MASKED_FILLS:
         return _masked_fill(func, *args, **kwargs)
+    if func is torch.istft:
+        return _istft(*args, **kwargs)
     return None
 
 
@@ -75,6 +80,20 @@ def _grouped_mm(mat_a=None, mat_b=None, offs=None, bias=None, out_dtype=None):
     out = torch.zeros(shape, dtype=out_dtype or a.dtype, device="meta")
     if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
         out = out + (a.sum() + b.sum()).to(out.dtype) * 0  # (joined to both for autograd)
+    return out
+
+
+def _istft(input=None, n_fft=None, hop_length=None, win_length=None, window=None, center=True, normalized=False,
+           onesided=None, length=None, return_complex=False):
+    if not (isinstance(input, torch.Tensor) and input.is_meta and input.is_complex() and isinstance(n_fft, int)):
+        return None
+    frames, hop = input.shape[-1], hop_length or n_fft // 4
+    trim = n_fft // 2 if center else 0
+    samples = length if length is not None else n_fft + hop * (frames - 1) - 2 * trim
+    dtype = input.dtype if return_complex else input.real.dtype
+    out = torch.zeros((*input.shape[:-2], samples), dtype=dtype, device="meta")
+    if torch.is_grad_enabled() and input.requires_grad:
+        out = out + torch.view_as_real(input).sum().to(dtype) * 0  # (joined to it for autograd)
     return out
 
 

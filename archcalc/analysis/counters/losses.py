@@ -10,12 +10,17 @@ such as GELU is one operation per element, a reduction one per input element):
                      log-probability negated and reduced); label smoothing adds 1 per logit (its sum over
                      classes); class probabilities as target: log_softmax, a product and a sum, 3 per logit
   nll_loss           1 per target element
+  ctc_loss           the CPU kernel's forward recursion: per step t >= 1 and extended label s, 11 operations (a
+                     log-sum-exp of three terms) and the max's comparisons, the likelihood, the reduction; the
+                     labels and lengths read from the tensors (on the meta device, which has none: not counted)
 Their gradients: as every element-wise operation's, one per forward operation (counting.ELEMENTWISE_BACKWARD).
 """
 
 from __future__ import annotations
 
 from math import prod
+
+import torch
 
 from archcalc.analysis.counting import OPS, Count, OpCall
 from archcalc.analysis.shapes import elements_text
@@ -59,3 +64,45 @@ def nll_loss(call: OpCall) -> Count:
     t = prod(call.inputs[1])
     return Count(0, t, {"elementwise": f"1 per target element (picked, negated, reduced): "
                                        f"{elements_text(call.inputs[1])} = {grouped(t)}"})
+
+
+_NO_LABELS = ("reads the targets' labels and lengths, which the meta device does not hold: run it on a real device "
+              "(--device cpu)")
+
+
+@OPS.register("ctc_loss")
+def ctc_loss(call: OpCall) -> Count:
+    """F.ctc_loss(log_probs (T, N, C), targets, input_lengths, target_lengths, blank, reduction) as PyTorch's CPU
+    kernel runs it (LossCTC.cpp, the forward recursion of Graves et al.), for each sample b over its T_b steps and
+    S = 2L_b + 1 extended labels: for t >= 1 and every s, a log-sum-exp of three terms as the kernel writes it
+    (3 differences, 3 exponentials, 2 adds, a log, the max and the log-probability added: 11, an absent term's
+    exp(-inf) included) and the max's comparisons (one for s > 0, one where the label differs from the one two
+    back: D_b such pairs); the likelihood from the last two alphas (9: a max, 2 differences, 2 exponentials, an
+    add, a log, the max added, the sign), or 1 for an empty target; the reduction ('mean': a clamp, a division by
+    L_b and the mean, 3 a sample; 'sum' 1). The labels and lengths are read from the tensors."""
+    log_probs, targets = call.args[0], call.args[1]
+    lengths = [_values(call.arg(i, name)) for i, name in ((2, "input_lengths"), (3, "target_lengths"))]
+    if targets.device.type == "meta" or None in lengths:
+        return Count(None, None, {}, _NO_LABELS)
+    inputs, targets_per = lengths
+    labels = targets.detach().cpu().reshape(len(targets_per), -1) if targets.dim() == 2 or log_probs.dim() == 2 \
+        else torch.split(targets.detach().cpu(), targets_per)
+    steps = total = 0
+    for t, length, row in zip(inputs, targets_per, labels):
+        row = row[:length]
+        changes = int((row[1:] != row[:-1]).sum()) if length > 1 else 0
+        s = 2 * length + 1
+        steps += max(t - 1, 0) * s
+        total += max(t - 1, 0) * (11 * s + 2 * length + changes) + (0 if t == 0 else 9 if length else 1)
+    reduction = call.arg(5, "reduction", "mean")
+    reduced = {"mean": 3, "sum": 1}.get(reduction, 0) * len(inputs)
+    n = total + reduced
+    return Count(0, n, {"elementwise": f"{grouped(steps)} (t, s) steps of the recursion, 11 each + the max's "
+                                       f"comparisons, the likelihoods and the reduction ({reduction}) = {grouped(n)}"})
+
+
+def _values(lengths) -> list[int] | None:
+    """A tensor's or a sequence's lengths as integers; None where the tensor holds no values (meta)."""
+    if isinstance(lengths, torch.Tensor):
+        return None if lengths.device.type == "meta" else [int(v) for v in lengths.reshape(-1).tolist()]
+    return [int(v) for v in lengths]

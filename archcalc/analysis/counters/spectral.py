@@ -8,6 +8,8 @@ transform's exact operations, a convention for other lengths, rounded to a whole
      output's for the real inverses irfft and hfft, whose input is the half spectrum); one transform for each
      position of the other dimensions
   stft    per frame: the window applied (n_fft products) and a real (onesided) or complex transform of n_fft points
+  istft   per frame an inverse transform of n_fft points, the window (n_fft products) and the overlap-add (n_fft
+          adds); the window's squares overlap-added once into its envelope; a division per output sample
 fftshift, ifftshift, fftfreq, rfftfreq: data movement and constants, 0.
 Their gradients: a transform of the same size (counting.ELEMENTWISE_BACKWARD's one per forward operation).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 from math import log2, prod
 
 from archcalc.analysis.counting import OPS, Count, OpCall
+from archcalc.analysis.shapes import elements_text
 from archcalc.formulas.numbers import grouped
 
 _ONE_D = ("fft", "ifft", "rfft", "irfft", "hfft", "ihfft")
@@ -70,6 +73,25 @@ def stft(call: OpCall) -> Count:
     return Count(0, n, {"elementwise": f"{frames} frames * ({n_fft} window products + "
                                        f"{grouped(transform.elementwise // frames if frames else 0)} transform) = "
                                        f"{grouped(n)} (a transform: {transform.formulas['elementwise']})"})
+
+
+@OPS.register("istft")
+def istft(call: OpCall) -> Count:
+    """torch.istft(X, n_fft, hop_length, ..., return_complex) as PyTorch's SpectralOps.cpp runs it (HDemucs, vocoders):
+    per frame an inverse transform of n_fft points (irfft; ifft where return_complex), the window applied (n_fft
+    products) and the frames overlap-added (n_fft adds a frame: fold's rule); once for all signals, the window's
+    squares (n_fft) overlap-added into its envelope (frames*n_fft); every output sample divided by the envelope."""
+    n_fft, spec, out = call.arg(1, "n_fft"), call.inputs[0], call.output
+    frames, signals = spec[-1], prod(spec[:-2])
+    real = not call.arg(9, "return_complex", False)
+    transform = transform_count(n_fft, signals * frames, real, "istft")
+    each = signals * frames * n_fft
+    envelope = n_fft + frames * n_fft
+    n = transform.elementwise + 2 * each + envelope + prod(out)
+    return Count(0, n, lambda: {"elementwise": (
+        f"inverse transforms {grouped(transform.elementwise)} ({transform.formulas['elementwise']}) + window and "
+        f"overlap-add 2*{signals}*{frames}*{n_fft} + the window's envelope {n_fft} + {frames}*{n_fft} + a division "
+        f"per sample {elements_text(out)} = {grouped(n)}")})
 
 
 @OPS.register("fft_fftshift", "fft_ifftshift", "fft_fftfreq", "fft_rfftfreq")
