@@ -346,6 +346,25 @@ class Factorisations(nn.Module):
         s = torch.linalg.solve(gram, f)
         return torch.stack([back.sum() + logdet, alpha.sum(), q.sum(), s.sum(), torch.linalg.det(gram).sum()])
 
+class LanguageHead(nn.Module):
+    """A language model's last layer and its loss in one call (PyTorch 2.13's F.linear_cross_entropy): 16 tokens
+    of width 16 (from a Linear, so the input needs a gradient), 100 classes; PyTorch's chunked path when
+    ``options`` is given."""
+
+    def __init__(self, options=None, reduction="mean", bias=False, chunk=None):
+        super().__init__()
+        self.body, self.head = nn.Linear(16, 16), nn.Linear(16, 100, bias=bias)
+        if chunk is not None:  # (a user's model file: the options as a number)
+            options = nn.LinearCrossEntropyOptions(batch_chunk_size=chunk)
+        self.options, self.reduction = options, reduction
+
+    def forward(self, x):  # x: (N, 16)
+        target = torch.arange(x.shape[0], device=x.device) % 100
+        loss = F.linear_cross_entropy(self.body(x), self.head.weight, target, linear_bias=self.head.bias,
+                                      reduction=self.reduction, options=self.options)
+        return loss.reshape(-1)  # (a vector: torchinfo fails on a 0-d output)
+
+
 class LayerNorm2d(nn.LayerNorm):
     """timm's idiom: a LayerNorm subclass with a forward of its own (over the channels of an image), which
     archcalc counts by the F.layer_norm it runs."""

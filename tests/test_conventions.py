@@ -4,6 +4,7 @@ from math import prod
 from pathlib import Path
 
 import pytest
+import torch.nn.functional as F
 
 import tests.networks as networks
 
@@ -56,6 +57,24 @@ def test_conventions_reproduce_the_tools_on_attention_recurrence_and_norms(name)
     for convention in ("fvcore", "torchinfo", "thop", "ptflops", "flop_counter", "flops"):
         explained = sum(amount for _, amount in differences(a, convention))
         assert explained == a.convention_total(convention) - a.totals.macs, convention
+
+
+@pytest.mark.skipif(not hasattr(F, "linear_cross_entropy"), reason="F.linear_cross_entropy: PyTorch 2.13 on")
+@pytest.mark.parametrize("chunk", [None, 4])
+def test_conventions_on_a_fused_language_head(chunk):
+    """F.linear_cross_entropy (PyTorch 2.13): its reference path runs F.linear inside, which flop_counter and
+    fvcore count (the logits) and ptflops does not; its chunked path is a custom operator flop_counter cannot see
+    inside (0), fvcore's trace takes the reference path, and ptflops counts the torch.mm and torch.mul calls it
+    patches inside it, which archcalc does not reproduce (README)."""
+    entry = ModelEntry("head", "user", f"{Path(networks.__file__)}:LanguageHead", (16,), "", "",
+                       {"chunk": chunk} if chunk else {})
+    a = analyse(entry, batch=8)
+    tools = run_tools(entry, None, 8)
+    for convention in ("fvcore", "torchinfo", "thop", "ptflops", "flop_counter"):
+        if not (chunk and convention == "ptflops"):
+            assert tools[convention].total == a.convention_total(convention), (convention, tools[convention])
+        assert not any(why.endswith(UNEXPLAINED) for why, _ in differences(a, convention)), convention
+    assert a.convention_total("flop_counter") == 2 * 8 * 16 * 16 + (0 if chunk else 2 * 8 * 16 * 100)
 
 
 def test_vit_reconciled():

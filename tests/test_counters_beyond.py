@@ -8,6 +8,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from archcalc.analysis.engine import analyse_module
+from tests.networks import LanguageHead
 
 
 class Calls(nn.Module):
@@ -239,3 +240,50 @@ def test_flex_attention_is_counted_as_attention():
         assert (attention.macs, attention.elementwise) == (2 * 4 * 16 * 16 * (8 + 8), per * 2 * 4 * 16 * 16)
         assert "a kernel in the forward pass of Flex runs on real devices only" in a.notes[0]
     assert flex._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG is False
+
+
+def _profiled_macs(run) -> int:
+    """The multiply-accumulates of every mm, addmm and addmm_ PyTorch runs inside ``run``, read off the profiler's
+    recorded shapes (it sees inside custom operators, as flop_counter does not)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as p:
+        run()
+    macs = 0
+    for e in p.events():
+        if e.name == "aten::mm":
+            (m, k), (_, n) = e.input_shapes[0], e.input_shapes[1]
+            macs += m * k * n
+        elif e.name in ("aten::addmm", "aten::addmm_"):
+            (m, k), (_, n) = e.input_shapes[1], e.input_shapes[2]
+            macs += m * k * n
+    return macs
+
+
+@pytest.mark.skipif(not hasattr(F, "linear_cross_entropy"), reason="F.linear_cross_entropy: PyTorch 2.13 on")
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_linear_cross_entropy_counts_where_pytorch_multiplies(chunked, reduction):
+    """The logits 16*16*100 = 25,600 MACs. The reference path: forward 25,600, backward ∂x and ∂W 51,200. The
+    chunked path (options given) with reduction 'mean' computes both gradients in its forward when autograd
+    records it: 76,800 forward, no product in its backward (the gradients scaled by ∂loss: 16*16 + 100*16 =
+    1,856); with 'none' its forward makes the loss only and its backward recomputes the logits: 25,600 and
+    76,800. Without gradients (a forward-only analysis), 25,600 whatever the path. Each against the products
+    PyTorch's kernels run, forward and backward apart (the profiler's shapes)."""
+    options = nn.LinearCrossEntropyOptions(batch_chunk_size=4) if chunked else None
+    model = LanguageHead(options, reduction)
+    a = analyse_module(model, "head", (16, 16), torch.device("cpu"), torch.float32, backward=True)
+    head = next(r for r in a.records if r.type == "linear_cross_entropy")
+    x = torch.randn(16, 16)
+    loss = {}
+    forward = _profiled_macs(lambda: loss.setdefault("value", model(x)))
+    backward = _profiled_macs(lambda: loss["value"].sum().backward())
+    body = 16 * 16 * 16  # (the Linear before it: its product forward, its ∂W backward)
+    assert (head.macs, head.backward.macs) == (forward - body, backward - body)
+    in_forward = chunked and reduction == "mean"
+    assert head.macs == (3 if in_forward else 1) * 25_600
+    assert head.backward.macs == (0 if in_forward else 3 * 25_600 if chunked else 2 * 25_600)
+    if in_forward:
+        assert head.backward.elementwise == 16 * 16 + 100 * 16
+    inference = analyse_module(LanguageHead(options, reduction), "head", (16, 16), torch.device("cpu"), torch.float32)
+    assert next(r for r in inference.records if r.type == "linear_cross_entropy").macs == 25_600

@@ -41,9 +41,10 @@ ELEMENTWISE_BACKWARD = ("element-wise backward work: one operation per forward e
 def with_elementwise(grad: Count, forward: Count, flows: bool) -> Count:
     """A backward count with its element-wise work by the declared rule (ELEMENTWISE_BACKWARD): as many
     operations as the forward's element-wise work where a gradient flows through the call, none where it
-    does not (nothing before it, and none of its weights, needs one)."""
+    does not (nothing before it, and none of its weights, needs one). A counter that knows its backward's
+    element-wise work (its ``elementwise`` not None) keeps its own."""
     e = forward.elementwise
-    if e is None or grad.macs is None:
+    if e is None or grad.macs is None or grad.elementwise is not None:
         return grad
     if not flows:
         return grad._replace(elementwise=0)
@@ -88,13 +89,16 @@ class ModuleCall(NamedTuple):
 
 @dataclass(frozen=True)
 class OpCall:
-    """What an operation counter sees: its name, arguments (tensors included) and output shapes."""
+    """What an operation counter sees: its name, arguments (tensors included) and output shapes; ``recorded``:
+    whether autograd recorded the call (an output requires grad), which decides what some kernels compute in
+    their forward (F.linear_cross_entropy's chunked one computes its gradients there)."""
 
     name: str
     args: tuple
     kwargs: Mapping[str, Any]
     inputs: tuple[Shape, ...]
     outputs: tuple[Shape, ...]
+    recorded: bool = False
 
     @property
     def output(self) -> Shape:

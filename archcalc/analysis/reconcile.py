@@ -56,7 +56,8 @@ WHY = {
                **_each(("Conv1d", "Conv2d", "Conv3d", "conv1d", "conv2d", "conv3d"),
                        "padding='same' or 'valid' traces as aten::_convolution_mode, not supported: 0"),
                **_each(("Upsample", "interpolate"), "upsampling: nearest 1, bilinear 4 per output element"),
-               "grid_sample": "aten::grid_sampler counted as 4 per output element (fvcore assumes bilinear)"},
+               "grid_sample": "aten::grid_sampler counted as 4 per output element (fvcore assumes bilinear)",
+               "linear_cross_entropy": "traced, it takes its reference path: the logits' aten::linear only"},
     "torchinfo": {"Linear": "weight and bias elements x N (the bias counted; over L tokens, once, not L times)", **_each(_BATCH_NORMS, "weight and bias counted: N x 2C"),
                   "Conv2d": "bias counted: N x C_out x H x W",
                   "matmul": "functional matrix multiplies ignored", "conv2d": "functional convolutions ignored",
@@ -94,6 +95,8 @@ WHY = {
                 "mul": "torch.mul and x.mul(y) counted 1 per element (x * y is not)",
                 "matmul": "torch.matmul and x.matmul(w) counted (x @ w is not)",
                 "conv2d": "F.conv2d ignored", "linear": "F.linear ignored",
+                "linear_cross_entropy": "the F.linear inside ignored (its chunked path's torch.mm and torch.mul calls, "
+                                        "which ptflops patches, are not reproduced)",
                 "ConvTranspose2d": "transposed convolution: bias counted",
                 "Upsample": "counted twice: module hook (one sample) and F.interpolate inside it",
                 "MultiheadAttention": "ptflops's formula: Q scaling, projections (K and V as kdim^2, vdim^2), biases, "
@@ -118,6 +121,7 @@ WHY = {
                                                             "formula for it, 0"),
                      **_each(("linalg_matrix_power", "matrix_power"), "a negative power's inverse (linalg_inv_ex): "
                                                                       "flop_counter has no formula for it"),
+                     "linear_cross_entropy": "PyTorch's chunked path is a custom operator, opaque to flop_counter: 0",
                      "matmul": "torch.matmul by a vector runs as aten.mv or aten.dot, which flop_counter has no "
                                "formula for: 0",
                      "einsum": "an einsum's pair whose contracted index has size 1 on a side runs as an element-wise "

@@ -146,6 +146,7 @@ class Tracer(TorchFunctionMode):
         self._graph: tuple | None = None  # (output, the autograd nodes its graph reaches), once walked
         self.backward_errors: list[tuple[str, Exception]] = []  # (Function, why its backward could not run)
         self.recomputing = 0  # inside torch.utils.checkpoint's reentrant forward: differentiated when run again
+        self.inside_op = 0  # inside an operation's call (__torch_function__)
         self._functions = contextlib.ExitStack()  # torch.autograd.Function.apply, the trace's while it runs
         # Deferred, each record is worked out after the forward pass, in one run (a fifth of the
         # trace's own cost saved, against the same work between the layers' kernels), but every
@@ -425,9 +426,11 @@ class Tracer(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         spelled = operator_spelling(func, 1)  # (x * y, not x.mul(y): read off the caller's instruction now)
+        self.inside_op += 1  # (a Function applied inside the operation is its own: a custom op's autograd)
         try:
             result = func(*args, **kwargs)
         except Exception:
+            self.inside_op -= 1
             result = stand_in(func, args, kwargs)  # (a meta kernel that refuses what the CPU's runs)
             if result is not None:
                 return self._traced(func, args, kwargs, result, spelled)
@@ -438,6 +441,7 @@ class Tracer(TorchFunctionMode):
                 self.failed_op = (f"{parent.name}.{name}" if parent.name else name, name, shapes_of(given),
                                   args, kwargs)
             raise
+        self.inside_op -= 1
         return self._traced(func, args, kwargs, result, spelled)
 
     def _traced(self, func, args, kwargs, result, spelled: str | None = None):
@@ -480,7 +484,7 @@ class Tracer(TorchFunctionMode):
 
     def _leave_op(self, frame, name, func, args, kwargs, inputs, outputs, shapes_in, shapes_out, spelled) -> None:
         counter = OPS.get(name)
-        call = OpCall(name, tuple(args), kwargs, shapes_in, shapes_out)
+        call = OpCall(name, tuple(args), kwargs, shapes_in, shapes_out, any(t.requires_grad for t in outputs))
         count = counter(call) if counter is not None else NOT_COUNTED
         field = receptive.for_op(name, call, self._fields([t for t in inputs if not isinstance(t, nn.Parameter)]))
         for t in outputs:
@@ -500,6 +504,13 @@ class Tracer(TorchFunctionMode):
         parent = self.current
         if parent is None or self.layer is not None:  # (inside a counted layer, or a Function's backward)
             return apply(cls, *args, **kwargs)
+        if self.inside_op:  # (an operation's own: a custom op's generated Function, counted on the op's row)
+            result = apply(cls, *args, **kwargs)
+            outputs = _tensors(result)
+            node = custom_functions.node_of(outputs) if self.backward and outputs else None
+            if node is not None:
+                self.functions_seen.add(node)  # (not a Function of the model's, for functions_unseen)
+            return result
         first = self.next_index
         if issubclass(cls, custom_functions.RECOMPUTED):
             self.recomputing += 1

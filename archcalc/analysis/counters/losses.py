@@ -10,6 +10,8 @@ such as GELU is one operation per element, a reduction one per input element):
                      log-probability negated and reduced); label smoothing adds 1 per logit (its sum over
                      classes); class probabilities as target: log_softmax, a product and a sum, 3 per logit
   nll_loss           1 per target element
+  linear_cross_entropy   the logits' MACs (N*D*V) and bias, then cross_entropy's rule; PyTorch's chunked path
+                     computes the gradients in the forward when autograd records it (reduction 'mean', 'sum')
   ctc_loss           the CPU kernel's forward recursion: per step t >= 1 and extended label s, 11 operations (a
                      log-sum-exp of three terms) and the max's comparisons, the likelihood, the reduction; the
                      labels and lengths read from the tensors (on the meta device, which has none: not counted)
@@ -19,10 +21,11 @@ Their gradients: as every element-wise operation's, one per forward operation (c
 from __future__ import annotations
 
 from math import prod
+from typing import NamedTuple
 
 import torch
 
-from archcalc.analysis.counting import OPS, Count, OpCall
+from archcalc.analysis.counting import GRAD_OPS, OPS, Count, Needs, OpCall, gradients
 from archcalc.analysis.shapes import elements_text
 from archcalc.formulas.numbers import grouped
 
@@ -47,16 +50,93 @@ def point_wise_loss(call: OpCall) -> Count:
 
 @OPS.register("cross_entropy")
 def cross_entropy(call: OpCall) -> Count:
-    logits, target = call.inputs[0], call.inputs[1]
+    return cross_entropy_count(call.inputs[0], call.inputs[1], call.kwargs.get("label_smoothing", 0.0) or 0.0)
+
+
+def cross_entropy_count(logits: tuple, target: tuple, smoothing: float) -> Count:
     n, t = prod(logits), prod(target)
     if tuple(target) == tuple(logits) and len(logits) > 1:  # class probabilities
         total = 3 * n
         return Count(0, total, {"elementwise": f"log_softmax, product and sum: 3*{elements_text(logits)} = "
                                                f"{grouped(total)}"})
-    smoothing = call.kwargs.get("label_smoothing", 0.0) or 0.0
     total = n * (2 if smoothing else 1) + t
     text = f"log_softmax {elements_text(logits)}" + (f" + smoothing {elements_text(logits)}" if smoothing else "")
     return Count(0, total, {"elementwise": f"{text} + nll {elements_text(target)} = {grouped(total)}"})
+
+
+# -- F.linear_cross_entropy: a language model's head and its loss in one ------------------------------------------
+
+class _Head(NamedTuple):
+    logits: tuple  # (*batch, classes, *out_features)
+    d: int  # in_features
+    bias: bool
+    loss: Count  # cross_entropy's element-wise work over the logits
+    chunked: bool  # PyTorch's chunked path: options given, a configuration it supports
+    needs: tuple[bool, bool, bool]  # input, linear weight, linear bias: each requires grad
+
+
+def _head(call: OpCall) -> _Head:
+    x, w, target = call.args[0], call.args[1], call.args[2]
+    bias = call.kwargs.get("linear_bias")
+    logits = (*x.shape[:-1], *w.shape[:-1])
+    reduction, smoothing = call.kwargs.get("reduction", "mean"), call.kwargs.get("label_smoothing", 0.0) or 0.0
+    chunked = (call.kwargs.get("options") is not None and reduction in ("mean", "sum", "none") and not smoothing
+               and target.dtype == torch.int64 and w.dim() == 2)
+    needs = (x.requires_grad, w.requires_grad, bias is not None and bias.requires_grad)
+    return _Head(logits, x.shape[-1], bias is not None, cross_entropy_count(logits, tuple(target.shape), smoothing),
+                 chunked, needs)
+
+
+def _gradients_in_forward(call: OpCall, head: _Head) -> bool:
+    """The chunked path with reduction 'mean' or 'sum' computes the gradients in its forward, when autograd
+    records the call (its compute_input_grad, compute_linear_weight_grad, compute_linear_bias_grad)."""
+    return head.chunked and call.kwargs.get("reduction", "mean") != "none" and call.recorded
+
+
+@OPS.register("linear_cross_entropy")
+def linear_cross_entropy(call: OpCall) -> Count:
+    """F.linear_cross_entropy(input, linear_weight, target, linear_bias=, ..., options=) and nn.LinearCrossEntropyLoss
+    (PyTorch 2.13: a language model's head and its loss in one): the logits, N*D*V MACs (N the input's rows, V the
+    classes x out_features) and their bias, then cross_entropy's element-wise rule. The chunked path (options
+    given, a configuration it supports) never holds the logits; with reduction 'mean' or 'sum', when autograd
+    records the call, it computes the gradients in this forward: ∂x N*V*D where the input needs one, ∂W V*N*D
+    where the weight does, and their element-wise work (the declared backward rule: as much again); its backward
+    then only scales them by ∂loss."""
+    head = _head(call)
+    n = prod(head.logits)
+    macs, elementwise = n * head.d, (n if head.bias else 0) + head.loss.elementwise
+    terms = [f"logits {elements_text(head.logits)}*{head.d}" + (" (PyTorch's chunked path)" if head.chunked else "")]
+    extra = ""
+    if _gradients_in_forward(call, head):
+        for what, needed in (("∂x", head.needs[0]), ("∂W", head.needs[1])):
+            if needed:
+                macs += n * head.d
+                terms.append(f"{what} (in the chunked forward) {elements_text(head.logits)}*{head.d}")
+        elementwise *= 2
+        extra = ", and as much again for the gradients (the declared backward rule)"
+    loss = head.loss.text()["elementwise"].rsplit(" = ", 1)[0]
+    return Count(macs, elementwise, {
+        "macs": " + ".join(terms) + f" = {grouped(macs)}",
+        "elementwise": (f"bias {elements_text(head.logits)} + " if head.bias else "") + f"{loss}{extra} = "
+                       f"{grouped(elementwise)}"})
+
+
+@GRAD_OPS.register("linear_cross_entropy")
+def linear_cross_entropy_backward(call: OpCall, needs: Needs) -> Count:
+    """The reference path: ∂x = ∂logits·W and ∂W = ∂logitsᵀ·x, N*V*D each. The chunked path: with reduction
+    'mean' or 'sum' the gradients made in the forward scaled by ∂loss (one product per element of each); with
+    'none' the logits recomputed, then the gradients."""
+    head = _head(call)
+    each = prod(head.logits) * head.d
+    text = f"{elements_text(head.logits)}*{head.d}"
+    if _gradients_in_forward(call, head):
+        x, w = call.args[0], call.args[1]
+        sizes = (x.numel(), w.numel(), prod(head.logits[-1:]) if head.bias else 0)
+        scaled = sum(size for size, needed in zip(sizes, head.needs) if needed)
+        return Count(0, scaled, {"macs": "made in the chunked forward: none here",
+                                 "elementwise": f"the forward's gradients scaled by ∂loss: {grouped(scaled)}"})
+    recompute = [("logits recomputed", head.chunked, each, text)]
+    return gradients(recompute + [("∂x", head.needs[0], each, text), ("∂W", head.needs[1], each, text)])
 
 
 @OPS.register("nll_loss", "nll_loss2d")

@@ -20,7 +20,8 @@ attention, normalisation and recurrence.
   flop_counter 2 x MACs: torch.utils.flop_counter's count (convolution, mm, addmm, bmm, baddbmm, attention;
                2 per multiply-add); no formula for matrix-vector products (mv, dot), addbmm, grouped_mm,
                bilinear, vecdot, affine_grid, cdist, pdist, triangular solves, the matrix factorisations
-               (inv, solve, det, cholesky, qr, ...: a negative matrix_power's inverse) and torchvision's deform_conv2d
+               (inv, solve, det, cholesky, qr, ...: a negative matrix_power's inverse), PyTorch's chunked
+               F.linear_cross_entropy (a custom operator) and torchvision's deform_conv2d
   flops        2 x MACs + every element-wise operation archcalc counts
 calflops and DeepSpeed's profiler are not defined.
 """
@@ -55,9 +56,12 @@ def _flop_counter(r: LayerRecord, module) -> int:
     (aten.mv, aten.dot: torch.matmul by a vector becomes one of them), addbmm, _grouped_mm, bilinear (one
     _trilinear kernel), vecdot (a product and a sum), affine_grid, cdist, pdist and triangular solves; of an
     einsum, the products PyTorch runs as bmm (linear.bmm_macs: not a size-1 contraction's mul, not a dot); nor for
-    torchvision's deform_conv2d, not an aten operation."""
+    torchvision's deform_conv2d, not an aten operation, the matrix factorisations, and PyTorch's chunked
+    F.linear_cross_entropy (a custom operator)."""
     if r.type in _NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1):
         return 0
+    if r.type == "linear_cross_entropy" and "chunked path" in r.formulas.get("macs", ""):
+        return 0  # (PyTorch's chunked F.linear_cross_entropy is a custom operator, opaque to flop_counter)
     if r.type in ("linalg_matrix_power", "matrix_power") and r.formulas.get("macs", "").startswith("A⁻¹"):
         return 2 * (r.macs - decompositions.inverse_count(r.input_shapes[0]).macs)  # (its products, not the inverse)
     equation = equation_of(r.formulas.get("macs", "")) if r.type == "einsum" and r.formulas else None

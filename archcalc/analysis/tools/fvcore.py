@@ -4,7 +4,8 @@ from its source (fvcore/nn/jit_handles.py) and checked against it (tests/test_co
 fvcore traces the model with TorchScript and counts the aten operations it has a handle for, one
 multiply-add as one "flop"; every other operation is listed as unsupported and counts 0:
 
-  aten::_convolution, linear, addmm, bmm, mm    the multiply-adds, as archcalc's MACs
+  aten::_convolution, linear, addmm, bmm, mm    the multiply-adds, as archcalc's MACs (F.linear_cross_entropy,
+                      traced, takes its reference path: the logits' linear, chunked or not)
   aten::matmul        numel(x) x y.shape[-1]: the second operand's batch is not broadcast
   aten::einsum        'abc,abd->acd' and 'abc,adc->adb' (its letters renamed in order) as bmm; any other,
                       numpy's einsum_path(optimize="optimal") "Optimized FLOP count" / 2, floored
@@ -61,6 +62,8 @@ def count(r: LayerRecord, module) -> int:
     equation = equation_of(r.formulas.get("macs", "")) if kind == "einsum" and r.formulas else None
     if equation is not None:
         return einsum(equation, r.input_shapes)
+    if kind == "linear_cross_entropy":  # (traced, it takes the reference path: aten::linear, the logits' product)
+        return prod(r.input_shapes[0][:-1]) * prod(r.input_shapes[1])
     if kind == "MultiheadAttention" and len(r.output_shapes) == 1:  # need_weights=False: attention by SDPA
         total -= _attention_macs(r, module)
     elif kind == "matmul" and len(r.input_shapes) == 2 and len(r.input_shapes[1]) >= 2:
