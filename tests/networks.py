@@ -365,6 +365,25 @@ class LanguageHead(nn.Module):
         return loss.reshape(-1)  # (a vector: torchinfo fails on a 0-d output)
 
 
+
+class FairseqConv(nn.Module):
+    """Operations of the libraries' models beyond the common layers: fairseq's time-first convolution (ConvTBC:
+    torch.conv_tbc, padded), a covariance and a correlation of its features (whitening, VICReg-style losses),
+    a trace, a distance and renorm, and the metric-learning losses (triplet, cosine embedding)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.randn(3, 8, 6) * 0.1), nn.Parameter(torch.zeros(6))
+
+    def forward(self, x):  # x: (N, T, 8)
+        y = torch.conv_tbc(x.transpose(0, 1).contiguous(), self.weight, self.bias, 1)  # (T, N, 6)
+        f = y.flatten(0, 1)  # (T*N, 6)
+        c = torch.cov(f.T)
+        a, p, n = y[0], y[1], y[2]
+        losses = F.triplet_margin_loss(a, p, n) + F.cosine_embedding_loss(a, p, torch.ones(a.shape[0], device=x.device))
+        return torch.stack([c.sum(), torch.corrcoef(f.T).sum(), torch.trace(c), torch.dist(a, p),
+                            torch.renorm(f, 2, 0, 1.0).sum(), losses])
+
 class LayerNorm2d(nn.LayerNorm):
     """timm's idiom: a LayerNorm subclass with a forward of its own (over the channels of an image), which
     archcalc counts by the F.layer_norm it runs."""
@@ -459,6 +478,7 @@ NETWORKS = {
 BEYOND_FLOP_COUNTER = {  # networks with operations torch.utils.flop_counter has no formula for (it counts them 0)
     "matrix_products": (MatrixProducts, (2, 6, 8), torch.float32),
     "factorisations": (Factorisations, (2, 4, 5, 6), torch.float32),
+    "fairseq_conv": (FairseqConv, (2, 7, 8), torch.float32),
 }
 
 

@@ -42,7 +42,7 @@ SPECS = {"causal_attention": ("SDPAttention", {"causal": True}), "mha_weights": 
          "mha_no_weights": ("MHABlock", {"need_weights": False})}
 BEYOND_CNNS = ["tiny_vit", "sdpa_attention", "einsum_attention", "swin_stage", "convnext_block", "unet_block",
                "row_gru", "lstm_stack", "mha_weights", "mha_no_weights", "custom_functions", "matrix_products",
-               "factorisations", "library_idioms"]
+               "factorisations", "fairseq_conv", "library_idioms"]
 
 
 @pytest.mark.parametrize("name", BEYOND_CNNS + ["vit_b_32"])

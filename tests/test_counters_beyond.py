@@ -287,3 +287,53 @@ def test_linear_cross_entropy_counts_where_pytorch_multiplies(chunked, reduction
         assert head.backward.elementwise == 16 * 16 + 100 * 16
     inference = analyse_module(LanguageHead(options, reduction), "head", (16, 16), torch.device("cpu"), torch.float32)
     assert next(r for r in inference.records if r.type == "linear_cross_entropy").macs == 25_600
+
+
+class TimeFirst(nn.Module):
+    def __init__(self, pad):
+        super().__init__()
+        self.weight, self.bias, self.pad = nn.Parameter(torch.randn(3, 4, 5)), nn.Parameter(torch.zeros(5)), pad
+
+    def forward(self, x):  # x: (T, B, 4)
+        return torch.conv_tbc(x, self.weight, self.bias, self.pad)
+
+
+@pytest.mark.parametrize("pad,steps", [(0, (5, 5, 5)), (1, (6, 7, 6)), (4, (7, 7, 7))])
+def test_conv_tbc_skips_the_padding_as_its_kernel_does(pad, steps):
+    """fairseq's ConvTBC over 7 steps, batch 2, 4 -> 5 channels, 3 taps: each tap multiplies the steps it reaches
+    (padded 1: 6, 7 and 6 of the 7 outputs); MACs = Σ steps*2*4*5, backward ∂x and ∂W as much; each against the
+    products its kernel runs (the profiler's shapes)."""
+    model = TimeFirst(pad)
+    a = analyse_module(model, "tbc", (7, 2, 4), torch.device("cpu"), torch.float32, backward=True)
+    row = next(r for r in a.records if r.type == "conv_tbc")
+    x = torch.randn(7, 2, 4, requires_grad=True)
+    out = {}
+    forward = _profiled_macs(lambda: out.setdefault("y", model(x)))
+    backward = _profiled_macs(lambda: out["y"].sum().backward())
+    assert (row.macs, row.backward.macs) == (sum(steps) * 2 * 4 * 5, 2 * sum(steps) * 2 * 4 * 5) == (forward, backward)
+    assert row.elementwise == 2 * 5 * (7 + 2 * pad - 2)  # (the bias, 1 per output)
+
+
+def test_covariance_distances_and_metric_losses():
+    """cov of 6 variables over 16 observations: X·Xᵀ 6*6*16 = 576 MACs; element-wise the means 96 + 6, the
+    centring 96, the division 36: 234; corrcoef + 6 roots + 3*36 = 348. trace of 6x6: 6; dist of two 4x6: 2*24;
+    renorm of 4x6: 48; triplet margin loss of 4 triplets of 6: 2 distances 3*24 each + 4 a triplet = 160;
+    cosine embedding of 4 pairs: 3*24 + 10 a pair = 112. The backward of cov: both factors of X·Xᵀ, 2*504 for
+    6 x 14, as flop_counter counts the mm's."""
+    got = rows(lambda x: torch.cov(x.flatten(0, 1).T), lambda x: torch.corrcoef(x.flatten(0, 1).T),
+               lambda x: torch.trace(x[0, :6]), lambda x: torch.dist(x[0, :4], x[1, :4]),
+               lambda x: torch.renorm(x[0, :4], 2, 0, 1.0),
+               lambda x: F.triplet_margin_loss(x[0, :4], x[0, 4:8], x[1, :4]),
+               lambda x: F.cosine_embedding_loss(x[0, :4], x[1, :4], torch.ones(4)), shape=(2, 8, 6))
+    assert (got["cov"].macs, got["cov"].elementwise) == (576, 234)
+    assert (got["corrcoef"].macs, got["corrcoef"].elementwise) == (576, 234 + 6 + 3 * 36)
+    assert got["trace"].elementwise == 6 and got["dist"].elementwise == 2 * 24 and got["renorm"].elementwise == 48
+    assert got["triplet_margin_loss"].elementwise == 2 * 3 * 24 + 4 * 4
+    assert got["cosine_embedding_loss"].elementwise == 3 * 24 + 4 * 10
+    w = nn.Parameter(torch.randn(6, 14))
+    a = analyse_module(Calls(lambda x: torch.cov(w + x)), "cov", (6, 14), torch.device("cpu"), torch.float32,
+                       backward=True)
+    cov = next(r for r in a.records if r.type == "cov")
+    with FlopCounterMode(display=False) as counter:
+        torch.cov(w + torch.randn(6, 14)).sum().backward()
+    assert 2 * (cov.macs + cov.backward.macs) == counter.get_total_flops() == 2 * 3 * 504

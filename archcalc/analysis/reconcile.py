@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
+from archcalc.analysis import placement
 from archcalc.analysis.counters import decompositions
 from archcalc.analysis.tools import ptflops as ptflops_rules
 from archcalc.analysis.engine import analyse, build, entry_shape
@@ -50,7 +51,7 @@ WHY = {
                **_each(("baddbmm", "addbmm", "mv", "dot", "addmv", "vdot", "inner", "tensordot", "linalg_multi_dot",
                         "chain_matmul", "bilinear", "Bilinear", "_grouped_mm", "grouped_mm", "linalg_solve_triangular",
                         "triangular_solve", "linalg_vecdot", "linalg_matrix_power", "matrix_power", "affine_grid",
-                        "cdist", "pdist"), "not supported"),
+                        "cdist", "pdist", "conv_tbc", "cov", "corrcoef"), "not supported"),
                "deform_conv2d": "torchvision::deform_conv2d not supported",
                **_each(sorted(decompositions.COUNTED), "a matrix factorisation (LAPACK's): not supported"),
                **_each(("Conv1d", "Conv2d", "Conv3d", "conv1d", "conv2d", "conv3d"),
@@ -114,7 +115,7 @@ WHY = {
     "flops": {},
     "flop_counter": {**_each(("mv", "dot", "addmv", "vdot", "inner", "addbmm", "_grouped_mm", "grouped_mm", "bilinear",
                               "Bilinear", "linalg_solve_triangular", "triangular_solve", "linalg_vecdot",
-                              "affine_grid", "cdist", "pdist"),
+                              "affine_grid", "cdist", "pdist", "conv_tbc"),
                              "flop_counter has no formula for it: 0"),
                      "deform_conv2d": "torchvision's operation, not aten's: flop_counter has no formula for it, 0",
                      **_each(sorted(decompositions.COUNTED), "a matrix factorisation (LAPACK's): flop_counter has no "
@@ -198,11 +199,20 @@ def _per_image(total: ToolTotal, batch: int) -> ToolTotal:
 
 
 def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
-    """fvcore, thop and ptflops on real CPU tensors, torchinfo and flop_counter on the meta device."""
+    """fvcore, thop and ptflops on real CPU tensors, torchinfo and flop_counter on the meta device (on the CPU
+    where the model's forward refuses it: a kernel with no meta version, a value read)."""
     shape = entry_shape(entry, size, batch)
 
     def on(device: str):
         return build(entry, torch.device(device), torch.float32)
+
+    def meta_else_cpu(run: Callable[[str], int]) -> int:
+        try:
+            return run("meta")
+        except Exception as error:
+            if not placement.refuses_meta(error):
+                raise
+            return run("cpu")
 
     def fvcore() -> int:
         from fvcore.nn import FlopCountAnalysis
@@ -212,10 +222,10 @@ def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
         counter.uncalled_modules_warnings(False)
         return counter.total()
 
-    def torchinfo() -> int:
+    def torchinfo(device: str) -> int:
         from torchinfo import summary
 
-        return summary(on("meta"), input_size=shape, device="meta", verbose=0).total_mult_adds
+        return summary(on(device), input_size=shape, device=device, verbose=0).total_mult_adds
 
     def thop() -> int:
         from thop import profile
@@ -238,20 +248,20 @@ def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
             raise RuntimeError(lines[1] if len(lines) > 1 else "ptflops could not run the model")
         return macs * shape[0]
 
-    def flop_counter() -> int:
+    def flop_counter(device: str) -> int:
         from torch.utils.flop_counter import FlopCounterMode
 
-        model = on("meta")
+        model = on(device)
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.empty(shape, device="meta"))
+            model(torch.randn(shape, device=device))
         return counter.get_total_flops()
 
     return {
         "fvcore": _attempt("fvcore", "fvcore", fvcore),
-        "torchinfo": _attempt("torchinfo", "torchinfo", torchinfo),
+        "torchinfo": _attempt("torchinfo", "torchinfo", lambda: meta_else_cpu(torchinfo)),
         "thop": _attempt("thop", "thop", thop),
         "ptflops": _per_image(_attempt("ptflops", "ptflops", ptflops), shape[0]),
-        "flop_counter": _attempt("torch.utils.flop_counter", "torch", flop_counter),
+        "flop_counter": _attempt("torch.utils.flop_counter", "torch", lambda: meta_else_cpu(flop_counter)),
     }
 
 

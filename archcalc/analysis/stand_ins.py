@@ -14,6 +14,8 @@ names the refusal, and the steps run on the CPU where they fit (training/peak.py
                 number (cast to the input's dtype as the tensor is, refused the same way where it overflows),
                 in the analysis and, by meta_fills(), in the simulated steps (no meta tensor made for it: on
                 CUDA the value takes no memory either).
+  cov, corrcoef  ATen's cov compares tensors with aten::equal, which has no meta kernel: the V x V matrix
+                (a 0-dim one for a single variable) of the input's dtype.
   istft         its kernel checks the window's envelope for zeros (NOLA) by reading a value, which the meta
                 device cannot give: the signal's shape, (..., length), or the frames overlap-added less the
                 centring's n_fft/2 at each end; real unless return_complex.
@@ -38,6 +40,8 @@ def stand_in(func, args: tuple, kwargs: dict):
         return _masked_fill(func, *args, **kwargs)
     if func is torch.istft:
         return _istft(*args, **kwargs)
+    if func in (torch.cov, torch.corrcoef, torch.Tensor.cov, torch.Tensor.corrcoef):
+        return _covariance(*args, **kwargs)
     return None
 
 
@@ -94,6 +98,16 @@ def _istft(input=None, n_fft=None, hop_length=None, win_length=None, window=None
     out = torch.zeros((*input.shape[:-2], samples), dtype=dtype, device="meta")
     if torch.is_grad_enabled() and input.requires_grad:
         out = out + torch.view_as_real(input).sum().to(dtype) * 0  # (joined to it for autograd)
+    return out
+
+
+def _covariance(input=None, *args, **kwargs):
+    if not (isinstance(input, torch.Tensor) and input.is_meta and input.dim() in (1, 2)):
+        return None
+    variables = 1 if input.dim() == 1 else input.shape[0]
+    out = torch.zeros((variables, variables) if input.dim() == 2 else (), dtype=input.dtype, device="meta")
+    if torch.is_grad_enabled() and input.requires_grad:
+        out = out + input.sum() * 0  # (joined to it for autograd)
     return out
 
 

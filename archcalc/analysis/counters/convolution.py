@@ -5,6 +5,7 @@ Symbols: N batch, C_in/C_out channels, K kernel (K_h*K_w), g groups, H_out/W_out
   ConvTranspose:   MACs = N*C_in*H_in*W_in * K_h*K_w*(C_out/g)      (each input spread over a window)
   bias:            one add per output element (element-wise column)
   unfold:          a copy of the windows (0);  fold: overlapping windows summed, 1 add per input element
+  conv_tbc (fairseq's ConvTBC, time first): each tap's product over the steps it reaches, padding skipped
   deform_conv2d (torchvision.ops, DCN v1/v2): the convolution's MACs (torchvision samples the input at the
                    offset positions into columns, then multiplies them by the weights: one GEMM a group), and
                    element-wise, per sample (N*C_in*K_h*K_w*H_out*W_out of them) a bilinear interpolation, 4
@@ -157,6 +158,22 @@ def _deform_text(out, weight, samples, macs, elementwise) -> dict[str, str]:
                            f"bias {elements_text(out)} = {grouped(elementwise)}"}
 
 
+@OPS.register("conv_tbc")
+def conv_tbc(call: OpCall) -> Count:
+    """torch.conv_tbc(x (T, B, C_in), weight (K, C_in, C_out), bias, pad): fairseq's time-first convolution, as
+    its kernel runs it: the output starts as the bias, then each tap k adds the product of the t_k steps it
+    reaches (those in the padding are skipped): MACs = Σ_k t_k*B*C_in*C_out, t_k = min(T + p - k, T_out) -
+    max(0, p - k); the bias 1 per output, as a convolution's."""
+    (t, b, c_in), (k, _, c_out) = call.inputs[0], call.inputs[1]
+    pad, out = call.arg(3, "pad", 0), call.output
+    steps = [max(0, min(t + pad - j, out[0]) - max(0, pad - j)) for j in range(k)]
+    macs = sum(steps) * b * c_in * c_out
+    bias = prod(out)
+    return Count(macs, bias, {"macs": f"({'+'.join(map(str, steps))}) steps of the taps*{b}*{c_in}*{c_out} = "
+                                      f"{grouped(macs)}",
+                              "elementwise": f"bias {elements_text(out)} = {grouped(bias)}"})
+
+
 @OPS.register("unfold")
 def unfold_op(call: OpCall) -> Count:
     if len(call.output) == len(call.inputs[0]) + 1:  # Tensor.unfold(dim, size, step): a strided view
@@ -198,6 +215,13 @@ def deform_conv_op_backward(call: OpCall, needs: Needs) -> Count:
     ∂mask are scattered) and ∂W (∂y·columnsᵀ, on the columns sampled again), each the forward's MACs."""
     flows = needs.weights or any(needs.inputs)
     return repeated(deform_conv_op(call), ("∂columns", flows), ("∂W", flows))
+
+
+@GRAD_OPS.register("conv_tbc")
+def conv_tbc_backward(call: OpCall, needs: Needs) -> Count:
+    """conv_tbc_backward computes ∂x and ∂W (tap by tap, the same steps) whichever is needed."""
+    flows = needs.weights or any(needs.inputs)
+    return repeated(conv_tbc(call), ("∂x", flows), ("∂W", flows))
 
 
 @GRAD_OPS.register("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")

@@ -6,6 +6,8 @@ No multiply-accumulates; counted in the element-wise column:
   addcmul, addcdiv, lerp   2 per output element (a product or quotient, then an add)
   reductions (sum, mean, max, var, logsumexp, argmax, ...)   1 per input element
   cumsum, cumprod      1 per input element
+  trace                1 per diagonal element;  dist  2 per broadcast element (the difference, the norm);
+  renorm               2 per element (the sub-tensors' norms, the scaling)
   interpolate / Upsample / grid_sample   per output element: nearest 0 (a copy); linear, bilinear, trilinear
                        2^d products and 2^d - 1 adds of the corner values (3, 7, 15); bicubic
                        4^d products and 4^d - 1 adds (31 in 2-D); area: adaptive average pooling
@@ -160,6 +162,31 @@ def norm(call: OpCall) -> Count:
     if order in _SPECTRAL and (matrix_only or pair or order == "nuc"):
         return Count(None, None, {}, f"matrix norm ord={order!r}: from the singular values, no formula")
     return reduction(call)
+
+
+@OPS.register("trace")
+def trace(call: OpCall) -> Count:
+    """The diagonal's sum: 1 per diagonal element (a reduction's rule), min(m, n)."""
+    n = min(call.inputs[0])
+    return Count(0, n, {"elementwise": f"1 per diagonal element: min{tuple(call.inputs[0])} = {grouped(n)}"})
+
+
+@OPS.register("dist")
+def dist(call: OpCall) -> Count:
+    """torch.dist(x, y, p): ‖x - y‖_p, the difference then the norm (a reduction): 2 per broadcast element."""
+    return per_output(_broadcast(call.inputs[0], call.inputs[1]), 2, "broadcast")
+
+
+@OPS.register("renorm")
+def renorm(call: OpCall) -> Count:
+    """torch.renorm(x, p, dim, maxnorm): each sub-tensor's norm (1 per element) and its scaling (1): 2 per element."""
+    return per_output(call.inputs[0], 2, "input")
+
+
+def _broadcast(a: tuple, b: tuple) -> tuple:
+    rank = max(len(a), len(b))
+    a, b = (1,) * (rank - len(a)) + tuple(a), (1,) * (rank - len(b)) + tuple(b)
+    return tuple(max(x, y) for x, y in zip(a, b))
 
 
 @OPS.register("cumsum", "cumprod", "cummax", "cummin", "logcumsumexp")

@@ -18,6 +18,7 @@ Symbols: a product of (..., M, K) by (..., K, N) gives (..., M, N) after broadca
             (k < 0: A⁻¹ first, as decompositions.py counts linalg.inv)
   affine_grid:  every output point's (x, y, 1) by θᵀ: points*3*2 (3-D: points*4*3)
   cdist, pdist (p = 2):  per pair of rows, M squared differences summed: pairs*M
+  cov, corrcoef:  X·Xᵀ of the centred observations, V*V*O for V variables of O observations
   solve_triangular:  X = A⁻¹B for a triangular n x n A, by substitution: x_i = (b_i - Σ_j<i A_ij x_j) / A_ii,
             MACs = (right-hand sides)*n(n-1)/2, + n divisions each (none where A is unitriangular)
 This is torch.utils.flop_counter's mm / addmm / bmm / baddbmm count / 2, whatever the broadcasting
@@ -292,6 +293,28 @@ def distance(call: OpCall) -> Count:
     return Count(macs, elementwise, text)
 
 
+# -- covariance -------------------------------------------------------------------------------------------------
+
+@OPS.register("cov", "corrcoef")
+def covariance(call: OpCall) -> Count:
+    """torch.cov(X) for V variables of O observations (X: V x O, or a vector), as ATen's cov runs it: the mean
+    of each variable (V*O adds, V divisions), X minus it (V*O), X·Xᵀ (V*V*O MACs), divided by O - correction
+    (V*V). corrcoef: then the standard deviations, the square roots of the diagonal (V), C divided by them on
+    each side and clipped to [-1, 1] (3*V*V). With observation weights (fweights, aweights): no formula here."""
+    if call.kwargs.get("fweights") is not None or call.kwargs.get("aweights") is not None:
+        return Count(None, None, {}, "cov with observation weights: no formula here")
+    x = call.inputs[0]
+    v, o = (1, x[0]) if len(x) == 1 else (x[0], x[1])
+    macs = v * v * o
+    elementwise = 2 * v * o + v + v * v
+    text = f"mean {v}*{o} + {v}, centred {v}*{o}, divided {v}*{v}"
+    if call.name == "corrcoef":
+        elementwise += v + 3 * v * v
+        text += f", square roots {v}, two divisions and the clip 3*{v}*{v}"
+    return Count(macs, elementwise, {"macs": f"X·Xᵀ {v}*{v}*{o} = {grouped(macs)}",
+                                     "elementwise": f"{text} = {grouped(elementwise)}"})
+
+
 # -- triangular solves ------------------------------------------------------------------------
 
 @OPS.register("linalg_solve_triangular", "triangular_solve")
@@ -556,6 +579,13 @@ def solve_triangular_backward(call: OpCall, needs: Needs) -> Count:
     n, out = call.inputs[a][-1], call.output
     return gradients([("∂B (a solve)", needs.input(a) or needs.input(b), solve.macs, expression),
                       ("∂A -∂B·Xᴴ", needs.input(a), prod(out) * n, f"{elements_text(out)}*{n}")])
+
+
+@GRAD_OPS.register("cov", "corrcoef")
+def covariance_backward(call: OpCall, needs: Needs) -> Count:
+    """X·Xᵀ's gradient, as autograd differentiates the product: ∂ of each factor (both X), the forward's
+    V*V*O each."""
+    return repeated(covariance(call), ("∂X (left)", needs.input(0)), ("∂Xᵀ (right)", needs.input(0)))
 
 
 @GRAD_OPS.register("einsum")

@@ -10,6 +10,8 @@ such as GELU is one operation per element, a reduction one per input element):
                      log-probability negated and reduced); label smoothing adds 1 per logit (its sum over
                      classes); class probabilities as target: log_softmax, a product and a sum, 3 per logit
   nll_loss           1 per target element
+  triplet_margin_loss  its 2 (3 with swap) pairwise distances, 3 per element each, + 3 per triplet (+ the swap's
+                     minimum) + the reduction;  cosine_embedding_loss  the cosines, 3 per element, + 9 per pair
   linear_cross_entropy   the logits' MACs (N*D*V) and bias, then cross_entropy's rule; PyTorch's chunked path
                      computes the gradients in the forward when autograd records it (reduction 'mean', 'sum')
   ctc_loss           the CPU kernel's forward recursion: per step t >= 1 and extended label s, 11 operations (a
@@ -137,6 +139,31 @@ def linear_cross_entropy_backward(call: OpCall, needs: Needs) -> Count:
                                  "elementwise": f"the forward's gradients scaled by ∂loss: {grouped(scaled)}"})
     recompute = [("logits recomputed", head.chunked, each, text)]
     return gradients(recompute + [("∂x", head.needs[0], each, text), ("∂W", head.needs[1], each, text)])
+
+
+@OPS.register("triplet_margin_loss")
+def triplet_margin_loss(call: OpCall) -> Count:
+    """F.triplet_margin_loss(anchor, positive, negative, margin, p, eps, swap) as ATen writes it: the distances
+    anchor-positive and anchor-negative (and positive-negative with swap, then their minimum), each
+    pairwise_distance's 3 per element; per triplet margin + d_pos - d_neg clamped at 0 (3); the reduction."""
+    x = call.inputs[0]
+    rows, swap = prod(x[:-1]), bool(call.arg(6, "swap", False))
+    distances = 3 if swap else 2
+    n = distances * 3 * prod(x) + rows * (3 + (1 if swap else 0) + (1 if _reduced(call) else 0))
+    return Count(0, n, {"elementwise": f"{distances} distances 3*{elements_text(x)} each + per triplet "
+                                       f"{3 + swap + _reduced(call)} = {grouped(n)}"})
+
+
+@OPS.register("cosine_embedding_loss")
+def cosine_embedding_loss(call: OpCall) -> Count:
+    """F.cosine_embedding_loss(x1, x2, y, margin) as ATen writes it: the cosine of each pair (cosine_similarity's
+    3 per element), then per pair 2 eps adds, a product, a root and a division, 1 - cos, cos - margin clamped
+    at 0 and the two branches' sum (9); the reduction."""
+    x = call.inputs[0]
+    rows = prod(x[:-1]) if len(x) > 1 else 1
+    n = 3 * prod(x) + rows * (9 + (1 if _reduced(call) else 0))
+    return Count(0, n, {"elementwise": f"cosines 3*{elements_text(x)} + per pair {9 + _reduced(call)} = "
+                                       f"{grouped(n)}"})
 
 
 @OPS.register("nll_loss", "nll_loss2d")

@@ -19,7 +19,7 @@ attention, normalisation and recurrence.
                torch.matmul; its own MultiheadAttention and RNN formulas
   flop_counter 2 x MACs: torch.utils.flop_counter's count (convolution, mm, addmm, bmm, baddbmm, attention;
                2 per multiply-add); no formula for matrix-vector products (mv, dot), addbmm, grouped_mm,
-               bilinear, vecdot, affine_grid, cdist, pdist, triangular solves, the matrix factorisations
+               bilinear, vecdot, affine_grid, cdist, pdist, conv_tbc, triangular solves, the matrix factorisations
                (inv, solve, det, cholesky, qr, ...: a negative matrix_power's inverse), PyTorch's chunked
                F.linear_cross_entropy (a custom operator) and torchvision's deform_conv2d
   flops        2 x MACs + every element-wise operation archcalc counts
@@ -46,7 +46,7 @@ def _paper(r: LayerRecord, module) -> int:
 
 _NO_FORMULA = {"mv", "dot", "vdot", "inner", "addmv",  # (vector products)
                "addbmm", "_grouped_mm", "grouped_mm", "bilinear", "Bilinear", "linalg_solve_triangular",
-               "triangular_solve", "linalg_vecdot", "affine_grid", "cdist", "pdist",
+               "triangular_solve", "linalg_vecdot", "affine_grid", "cdist", "pdist", "conv_tbc",
                "deform_conv2d",  # (torchvision's: flop_counter knows aten's operations only)
                *decompositions.COUNTED}  # (LU, Cholesky, QR and the solves, inverses, determinants made from them)
 
@@ -54,7 +54,7 @@ _NO_FORMULA = {"mv", "dot", "vdot", "inner", "addmv",  # (vector products)
 def _flop_counter(r: LayerRecord, module) -> int:
     """2 per MAC, but for what torch.utils.flop_counter has no formula for: the matrix-vector and vector products
     (aten.mv, aten.dot: torch.matmul by a vector becomes one of them), addbmm, _grouped_mm, bilinear (one
-    _trilinear kernel), vecdot (a product and a sum), affine_grid, cdist, pdist and triangular solves; of an
+    _trilinear kernel), vecdot (a product and a sum), affine_grid, cdist, pdist, conv_tbc and triangular solves; of an
     einsum, the products PyTorch runs as bmm (linear.bmm_macs: not a size-1 contraction's mul, not a dot); nor for
     torchvision's deform_conv2d, not an aten operation, the matrix factorisations, and PyTorch's chunked
     F.linear_cross_entropy (a custom operator)."""

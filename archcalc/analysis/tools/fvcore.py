@@ -19,7 +19,7 @@ multiply-add as one "flop"; every other operation is listed as unsupported and c
   aten::scaled_dot_product_attention (so MultiheadAttention with need_weights=False
   counts its projections only), aten::lstm / gru / rnn_tanh (0), baddbmm, addbmm, tensordot, linalg_multi_dot,
   bilinear (nn.Bilinear), _grouped_mm, linalg_solve_triangular, vecdot, matrix_power, affine_grid, cdist,
-  pdist, the matrix factorisations and what is built on them (inv, solve, det, slogdet, cholesky, qr, ...),
+  pdist, conv_tbc, cov and corrcoef, the matrix factorisations and what is built on them (inv, solve, det, slogdet, cholesky, qr, ...),
   every element-wise operation;
   the cells (LSTMCell, GRUCell, RNNCell) are traced as their linear layers: counted as archcalc does
   a module subclass with a forward of its own (timm's LayerNorm) is counted by the operations it runs, as
@@ -45,7 +45,7 @@ NOT_SUPPORTED = {"scaled_dot_product_attention", "baddbmm", "addbmm", "addmv", "
                  # one aten node each in the trace, none with a handle
                  "tensordot", "linalg_multi_dot", "chain_matmul", "bilinear", "Bilinear", "_grouped_mm",
                  "grouped_mm", "linalg_solve_triangular", "triangular_solve", "linalg_vecdot", "linalg_matrix_power",
-                 "matrix_power", "affine_grid", "cdist", "pdist",
+                 "matrix_power", "affine_grid", "cdist", "pdist", "conv_tbc", "cov", "corrcoef",
                  "deform_conv2d",  # (torchvision's: a custom op, torchvision::deform_conv2d in the trace)
                  *decompositions.COUNTED}  # (aten::linalg_inv_ex, _linalg_slogdet, linalg_qr, ...: no handle)
 _NORMS = ((nn.LayerNorm, "elementwise_affine"), (nn.GroupNorm, "affine"),
