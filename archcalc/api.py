@@ -212,11 +212,23 @@ def memory(model: Any, input_size: Size | Sequence[Size] | None = None, *, batch
                                 channels_last=channels_last, input_dtypes=input_dtypes)
 
 
-def reconcile(model: str, input_size: Size | None = None, *, batch: int = 1):
+def reconcile(model: Any, input_size: Size | None = None, *, inputs: Any = None, batch: int = 1):
     """Each counting convention's total beside fvcore's, torchinfo's, thop's, ptflops's and flop_counter's
-    own (``archcalc reconcile``): (Analysis, tool name -> reconcile.ToolTotal)."""
-    from archcalc.analysis.reconcile import reconcile as reconciled
+    own (``archcalc reconcile``): (Analysis, tool name -> reconcile.ToolTotal). ``model``: a registered name,
+    a FILE.py:NAME spec or an nn.Module; ``inputs``: example inputs instead of a size (a tuple of positional
+    inputs, ``([image, image],)`` for a detector's list of images, a dict of keyword inputs), each tool given
+    them as it takes them (fvcore and thop take positional inputs only; ptflops one, of a batch of one, or
+    keyword inputs)."""
+    from dataclasses import replace as replaced
 
+    from archcalc.analysis.reconcile import reconcile as reconciled
+    from archcalc.models.user import example_entry
+
+    if inputs is not None:
+        if input_size is not None:
+            raise InputError("give input_size or inputs (example tensors), not both")
+        entry = example_entry(model, inputs) if _is_module(model) else replaced(_entry(model, None), example=inputs)
+        return reconciled(entry, None, 1)
     given, batch = _given(input_size, batch)
     if given is not None and not isinstance(given[0], int):
         raise InputError("reconcile takes one input size (with the batch), e.g. (1, 3, 224, 224)")

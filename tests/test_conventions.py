@@ -4,7 +4,9 @@ from math import prod
 from pathlib import Path
 
 import pytest
+import torch
 import torch.nn.functional as F
+from torch import nn
 
 import tests.networks as networks
 
@@ -362,3 +364,49 @@ def test_ptflops_hooks_timms_attention_in_place_of_its_layers(monkeypatch):
     assert why["Linear in Attention: left out: ptflops hooks the Attention around it and counts that instead"] == \
         -10 * (64 * 192 + 64 * 64)
     assert sum(why.values()) == real - a.totals.macs
+
+
+class ListOfImages(nn.Module):
+    """A detector's input: a list of images of different sizes, each through the same layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, 8, 3), nn.Linear(8, 4)
+
+    def forward(self, images):
+        return torch.stack([self.head(self.conv(image[None]).relu().mean((2, 3)))[0] for image in images])
+
+
+class KeywordInputs(nn.Module):
+    """A Hugging Face-style forward: token ids and a mask by keyword."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.project = nn.Embedding(50, 16), nn.Linear(16, 16)
+
+    def forward(self, input_ids, attention_mask=None):
+        return self.project(self.embed(input_ids)) * attention_mask[..., None]
+
+
+def test_reconcile_with_example_inputs():
+    """archcalc.reconcile(module, inputs=...): each tool given the inputs as it takes them. Two images of
+    different sizes (a detector's list): fvcore, torchinfo, thop and flop_counter equal to archcalc's
+    conventions, ptflops refused (it divides its module counts by the batch); one image: ptflops too. Keyword
+    inputs: torchinfo, ptflops and flop_counter; fvcore and thop take positional inputs only, and say so."""
+    import archcalc
+
+    images = ([torch.randn(3, 20, 24), torch.randn(3, 16, 16)],)
+    a, tools = archcalc.reconcile(ListOfImages(), inputs=images)
+    assert a.totals.macs == 8 * 27 * (18 * 22 + 14 * 14) + 2 * 8 * 4
+    for convention in ("fvcore", "torchinfo", "thop", "flop_counter"):
+        assert tools[convention].total == a.convention_total(convention), (convention, tools[convention])
+    assert tools["ptflops"].total is None and "give one positional input of a batch of one" in tools["ptflops"].error
+    a, tools = archcalc.reconcile(ListOfImages(), inputs=(images[0][:1],))
+    assert all(t.total == a.convention_total(c) for c, t in tools.items()), tools
+    ids = {"input_ids": torch.randint(0, 50, (2, 7)), "attention_mask": torch.ones(2, 7)}
+    a, tools = archcalc.reconcile(KeywordInputs(), inputs=ids)
+    for convention in ("torchinfo", "ptflops", "flop_counter"):
+        assert tools[convention].total == a.convention_total(convention), (convention, tools[convention])
+    assert tools["fvcore"].error == ("ValueError: fvcore takes positional inputs only: the keyword inputs "
+                                     "(input_ids, attention_mask) cannot be given to it")
+    assert tools["thop"].total is None

@@ -17,7 +17,8 @@ import torch
 from archcalc.analysis import placement
 from archcalc.analysis.counters import decompositions
 from archcalc.analysis.tools import ptflops as ptflops_rules
-from archcalc.analysis.engine import analyse, build, entry_shape
+from archcalc.analysis.engine import analyse, build, entry_inputs
+from archcalc.analysis.inputs import TensorSpec
 from archcalc.analysis.records import LAYER, OP, Analysis, LayerRecord
 from archcalc.analysis.tools import Counts
 from archcalc.models.registry import ModelEntry
@@ -200,11 +201,24 @@ def _per_image(total: ToolTotal, batch: int) -> ToolTotal:
 
 def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
     """fvcore, thop and ptflops on real CPU tensors, torchinfo and flop_counter on the meta device (on the CPU
-    where the model's forward refuses it: a kernel with no meta version, a value read)."""
-    shape = entry_shape(entry, size, batch)
+    where the model's forward refuses it: a kernel with no meta version, a value read). The inputs are the
+    entry's: a size (random values), or its example inputs (a tuple of positional inputs, a list of images
+    for a detector, a dict of keyword inputs), given to each tool as it takes them."""
+    inputs = entry_inputs(entry, size, batch)
+    sized = all(isinstance(t, TensorSpec) for t in inputs.tensors())
 
     def on(device: str):
         return build(entry, torch.device(device), torch.float32)
+
+    def given(device: str) -> tuple[tuple, dict]:
+        return inputs.make(torch.device(device), torch.float32)
+
+    def positional(tool: str, device: str = "cpu") -> tuple:
+        args, kwargs = given(device)
+        if kwargs:
+            raise ValueError(f"{tool} takes positional inputs only: the keyword inputs ({', '.join(kwargs)}) "
+                             f"cannot be given to it")
+        return args
 
     def meta_else_cpu(run: Callable[[str], int]) -> int:
         try:
@@ -217,7 +231,7 @@ def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
     def fvcore() -> int:
         from fvcore.nn import FlopCountAnalysis
 
-        counter = FlopCountAnalysis(on("cpu"), torch.randn(shape))
+        counter = FlopCountAnalysis(on("cpu"), positional("fvcore"))
         counter.unsupported_ops_warnings(False)
         counter.uncalled_modules_warnings(False)
         return counter.total()
@@ -225,42 +239,62 @@ def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
     def torchinfo(device: str) -> int:
         from torchinfo import summary
 
-        return summary(on(device), input_size=shape, device=device, verbose=0).total_mult_adds
+        args, kwargs = given(device)
+        if args and kwargs:
+            raise ValueError("torchinfo takes positional or keyword inputs, not both")
+        data = kwargs or list(args)  # (a list: the forward's positional inputs, a detector's list of images one)
+        return summary(on(device), input_data=data, device=device, verbose=0).total_mult_adds
 
     def thop() -> int:
         from thop import profile
 
-        return profile(on("cpu"), (torch.randn(shape),), verbose=False)[0]
+        return profile(on("cpu"), positional("thop"), verbose=False)[0]
 
     def ptflops() -> int:
-        # ptflops runs a batch of one and reports one image: archcalc's total is for the batch. Its own batch is
-        # new_empty(), whatever the memory held: given to DeformConv2d's offsets as NaN or 1e30, torchvision
-        # 0.26's kernel reads outside the map and the process dies (a segmentation fault); random values instead
+        # ptflops runs its input_constructor's input and divides what its module hooks count by that input's batch
+        # (the first dimension of its first positional input; 1 for keyword inputs). A size: one image of random
+        # values (its own is new_empty(), whatever the memory held: given to DeformConv2d's offsets as NaN or 1e30,
+        # torchvision 0.26's kernel reads outside the map and the process dies), N x its total for the batch.
         from ptflops import get_model_complexity_info
 
+        args, kwargs = given("cpu")
+        if sized:
+            if len(args) != 1 or kwargs:
+                raise ValueError("ptflops passes one input to the forward")
+            one = args[0][:1]  # (the first sample: its dtype, token ids inside the vocabulary)
+            construct = lambda size: one  # noqa: E731
+        elif kwargs and not args:
+            construct = lambda size: kwargs  # noqa: E731
+        elif len(args) == 1 and not kwargs and len(args[0]) == 1:
+            construct = lambda size: args[0]  # noqa: E731
+        else:
+            raise ValueError("ptflops passes one input to the forward and divides its module counts by its batch: "
+                             "give one positional input of a batch of one (one image), or keyword inputs")
         said = io.StringIO()  # on failure ptflops prints the model's error and returns None
         with contextlib.redirect_stdout(said):
-            macs, _ = get_model_complexity_info(on("cpu"), tuple(shape[1:]), as_strings=False,
-                                                print_per_layer_stat=False, verbose=False,
-                                                input_constructor=lambda size: torch.randn(1, *size))
+            macs, _ = get_model_complexity_info(on("cpu"), tuple(inputs.shapes[0][1:]) if inputs.shapes else (1,),
+                                                as_strings=False, print_per_layer_stat=False, verbose=False,
+                                                input_constructor=construct)
         if macs is None:
             lines = said.getvalue().splitlines()
             raise RuntimeError(lines[1] if len(lines) > 1 else "ptflops could not run the model")
-        return macs * shape[0]
+        return macs * (inputs.batch if sized else 1)
 
     def flop_counter(device: str) -> int:
         from torch.utils.flop_counter import FlopCounterMode
 
         model = on(device)
+        args, kwargs = given(device)
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.randn(shape, device=device))
+            model(*args, **kwargs)
         return counter.get_total_flops()
 
+    ptflops_total = _attempt("ptflops", "ptflops", ptflops)
     return {
         "fvcore": _attempt("fvcore", "fvcore", fvcore),
         "torchinfo": _attempt("torchinfo", "torchinfo", lambda: meta_else_cpu(torchinfo)),
         "thop": _attempt("thop", "thop", thop),
-        "ptflops": _per_image(_attempt("ptflops", "ptflops", ptflops), shape[0]),
+        "ptflops": _per_image(ptflops_total, inputs.batch) if sized else ptflops_total,
         "flop_counter": _attempt("torch.utils.flop_counter", "torch", lambda: meta_else_cpu(flop_counter)),
     }
 

@@ -149,6 +149,15 @@ def module_entry(model, given_input) -> ModelEntry:
     return replace(entry, description="a module given from Python", source="", module=model)
 
 
+def example_entry(model, inputs) -> ModelEntry:
+    """The entry of an nn.Module given from Python with example inputs (archcalc.reconcile(net, inputs=...))."""
+    model = traceable(model, type(model).__name__)
+    from dataclasses import replace
+
+    return replace(_entry(type(model).__name__, "", inputs, None), description="a module given from Python",
+                   source="", module=model)
+
+
 def _entry(name: str, builder: str, declared, given_input, missing: str | None = None) -> ModelEntry:
     default, example = (), None
     if declared is not None:
