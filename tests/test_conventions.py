@@ -378,21 +378,26 @@ class ListOfImages(nn.Module):
 
 
 class KeywordInputs(nn.Module):
-    """A Hugging Face-style forward: token ids and a mask by keyword."""
+    """A Hugging Face-style forward: token ids and a mask by keyword, attention, and a test of the mask's values
+    (as HF's mask preparation makes), which sends the meta device's tools to the CPU."""
 
     def __init__(self):
         super().__init__()
         self.embed, self.project = nn.Embedding(50, 16), nn.Linear(16, 16)
 
     def forward(self, input_ids, attention_mask=None):
-        return self.project(self.embed(input_ids)) * attention_mask[..., None]
+        h = self.project(self.embed(input_ids))[:, None]  # (N, 1 head, L, 16)
+        if bool((attention_mask > 0).all()):
+            h = F.scaled_dot_product_attention(h, h, h)
+        return h[:, 0] * attention_mask[..., None]
 
 
 def test_reconcile_with_example_inputs():
     """archcalc.reconcile(module, inputs=...): each tool given the inputs as it takes them. Two images of
     different sizes (a detector's list): fvcore, torchinfo, thop and flop_counter equal to archcalc's
     conventions, ptflops refused (it divides its module counts by the batch); one image: ptflops too. Keyword
-    inputs: torchinfo, ptflops and flop_counter; fvcore and thop take positional inputs only, and say so."""
+    inputs: torchinfo, ptflops and flop_counter (on the CPU, the mask's value read; with the math attention kernel,
+    whose attention it counts as on meta); fvcore and thop take positional inputs only, and say so."""
     import archcalc
 
     images = ([torch.randn(3, 20, 24), torch.randn(3, 16, 16)],)
@@ -410,3 +415,6 @@ def test_reconcile_with_example_inputs():
     assert tools["fvcore"].error == ("ValueError: fvcore takes positional inputs only: the keyword inputs "
                                      "(input_ids, attention_mask) cannot be given to it")
     assert tools["thop"].total is None
+    from archcalc.analysis.engine import is_sizes
+
+    assert not is_sizes((torch.zeros(2, 3),)) and is_sizes([(3, 8), ()])  # (a tensor example: not sizes)

@@ -115,9 +115,9 @@ def input_dtype(spec: Any) -> tuple[torch.dtype | None, int | None]:
 
 def is_sizes(value: Any) -> bool:
     """Whether a value is several sizes ((3, 32, 32), (10,)) rather than example inputs."""
-    return isinstance(value, (tuple, list)) and any(value) and all(  # (): one number a sample, beside others
+    return isinstance(value, (tuple, list)) and all(
         isinstance(s, (tuple, list)) and all(isinstance(n, int) and not isinstance(n, bool) for n in s)
-        for s in value)
+        for s in value) and any(len(s) for s in value)  # (): one number a sample, beside others
 
 
 def entry_inputs(entry: ModelEntry, given: Sequence[int] | Sequence[Sequence[int]] | None, batch: int,

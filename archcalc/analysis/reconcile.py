@@ -281,11 +281,15 @@ def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
         return macs * (inputs.batch if sized else 1)
 
     def flop_counter(device: str) -> int:
+        # (on the CPU with the math attention kernel, which the meta device runs: flop_counter has no formula for
+        # the CPU's flash kernel and counts its attention 0, pytorch/pytorch#195460)
+        from torch.nn.attention import SDPBackend, sdpa_kernel
         from torch.utils.flop_counter import FlopCounterMode
 
         model = on(device)
         args, kwargs = given(device)
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        math = sdpa_kernel(SDPBackend.MATH) if device == "cpu" else contextlib.nullcontext()
+        with torch.no_grad(), math, FlopCounterMode(display=False) as counter:
             model(*args, **kwargs)
         return counter.get_total_flops()
 
