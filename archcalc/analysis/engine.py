@@ -22,7 +22,7 @@ from archcalc.analysis.diagnosis import explain
 from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.records import Analysis, LayerRecord, Totals
-from archcalc.analysis.tracer import Tracer, shapes_of
+from archcalc.analysis.tracer import Tracer, shapes_of, tensors_in
 from archcalc.errors import ForwardError, InputError
 from archcalc.formulas.numbers import shape_text
 from archcalc.models.arguments import merged
@@ -263,7 +263,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
             records = tuple(r._replace(backward=GRADIENTS_OFF) if r.index in off and r.backward is not None else
                             r._replace(backward=OFF_THE_PATH) if r.index in dead else r for r in records)
         totals = _totals(tracer, records)
-        output_shapes = tuple(tuple(t.shape) for t in _flat(output))
+        output_shapes = tuple(tuple(t.shape) for t in tensors_in(output))
     del output  # (with backward, the autograd graph it holds)
     def retrace() -> tuple[LayerRecord, ...]:
         with _train_mode(model, trained) if backward else contextlib.nullcontext(), \
@@ -334,7 +334,7 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
     tracer = Tracer(model, inner, deferred=device.type == "meta", backward=backward)
     if tracer.lazy:
         make_lazy_parameters(model, args, kwargs)
-    for x in _flat([args, list(kwargs.values())]):
+    for x in tensors_in([args, list(kwargs.values())]):
         tracer.watch_input(x)
     try:
         on_meta = meta_autocast() if device.type == "meta" else contextlib.nullcontext()  # (torch.autocast("meta"))
@@ -454,17 +454,6 @@ def placed(make, name: str, inputs: Inputs, device: str, dtype: torch.dtype, inn
     return analyse_module(make(cpu)[0], name, inputs, cpu, dtype, inner, notes=(
         f"{reads}: run on the CPU instead, with a random input; the costs are those of the branch that input took",),
         backward=backward)
-
-
-def _flat(output) -> list[torch.Tensor]:
-    """The output's tensors: a tensor, or those in a tuple, list or dict (Hugging Face's ModelOutput)."""
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, Mapping):
-        output = list(output.values())
-    if isinstance(output, (list, tuple)):
-        return [t for item in output for t in _flat(item)]
-    return []
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

@@ -80,8 +80,9 @@ def modules_of(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return found
 
 
-def _tensors(value) -> list[torch.Tensor]:
-    """The tensors in an argument, a tuple, list or dict of them, at any depth (flat, in order)."""
+def tensors_in(value) -> list[torch.Tensor]:
+    """The tensors in an argument, a tuple, list or dict of them (Hugging Face's ModelOutput is one), at any
+    depth (flat, in order)."""
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, dict):
@@ -93,7 +94,7 @@ def _tensors(value) -> list[torch.Tensor]:
         if isinstance(item, torch.Tensor):
             found.append(item)
         elif isinstance(item, (list, tuple, dict)):
-            found.extend(_tensors(item))
+            found.extend(tensors_in(item))
     return found
 
 
@@ -269,7 +270,7 @@ class Tracer(TorchFunctionMode):
         off_the_path)."""
         if self._graph is not None and self._graph[0] is output:
             return self._graph[1]
-        roots = [t.grad_fn for t in _tensors(output) if t.grad_fn is not None]
+        roots = [t.grad_fn for t in tensors_in(output) if t.grad_fn is not None]
         reached, stack = set(), roots
         while stack:
             node = stack.pop()
@@ -325,7 +326,7 @@ class Tracer(TorchFunctionMode):
             depth, parent = 0, None
         # (Inline where a helper would be called per module call: a Python call costs as much as
         # what it does here. The usual call passes one tensor and returns one.)
-        inputs = [args[0]] if len(args) == 1 and isinstance(args[0], Tensor) else _tensors(args)
+        inputs = [args[0]] if len(args) == 1 and isinstance(args[0], Tensor) else tensors_in(args)
         frame = _new_tuple(_Frame, (module, index, row, calls, depth, parent, counter, inputs, []))
         quiet = False
         if counter is not None:
@@ -337,8 +338,8 @@ class Tracer(TorchFunctionMode):
         output = forward(*args, **kwargs)
         stack.pop()
         if kwargs:
-            inputs = inputs + _tensors(kwargs)
-        outputs = [output] if isinstance(output, Tensor) else _tensors(output)
+            inputs = inputs + tensors_in(kwargs)
+        outputs = [output] if isinstance(output, Tensor) else tensors_in(output)
         if quiet:  # the mode is off the stack: the layer's tensor queries cannot reach it
             try:
                 shapes_in = tuple(map(tuple, map(_shape, inputs)))
@@ -437,7 +438,7 @@ class Tracer(TorchFunctionMode):
             parent = self.current
             if self.failed_op is None and parent is not None and self.layer is None:
                 name = op_name(func)
-                given = [t for t in _tensors(args) + _tensors(kwargs) if not isinstance(t, UninitializedTensorMixin)]
+                given = [t for t in tensors_in(args) + tensors_in(kwargs) if not isinstance(t, UninitializedTensorMixin)]
                 self.failed_op = (f"{parent.name}.{name}" if parent.name else name, name, shapes_of(given),
                                   args, kwargs)
             raise
@@ -448,8 +449,8 @@ class Tracer(TorchFunctionMode):
         parent = self.current
         if parent is None and self.layer is None:  # (a layer here: a custom Function's backward, after the pass)
             return result
-        outputs = _tensors(result)
-        inputs = _tensors(args) + _tensors(kwargs)
+        outputs = tensors_in(result)
+        inputs = tensors_in(args) + tensors_in(kwargs)
         if not outputs or not inputs:
             return result  # metadata queries (size, dim) and tensor creation
         try:
@@ -506,7 +507,7 @@ class Tracer(TorchFunctionMode):
             return apply(cls, *args, **kwargs)
         if self.inside_op:  # (an operation's own: a custom op's generated Function, counted on the op's row)
             result = apply(cls, *args, **kwargs)
-            outputs = _tensors(result)
+            outputs = tensors_in(result)
             node = custom_functions.node_of(outputs) if self.backward and outputs else None
             if node is not None:
                 self.functions_seen.add(node)  # (not a Function of the model's, for functions_unseen)
@@ -521,7 +522,7 @@ class Tracer(TorchFunctionMode):
                 self.function_rows.append((first, self.next_index, cls.__name__))
         result = apply(cls, *args, **kwargs)
         self.function_rows.append((first, self.next_index, cls.__name__))
-        outputs = _tensors(result)
+        outputs = tensors_in(result)
         if not outputs:
             return result
         node = custom_functions.node_of(outputs) if self.backward else None
@@ -534,7 +535,7 @@ class Tracer(TorchFunctionMode):
             with _NO_TORCH_FUNCTION():
                 grads = [torch.zeros_like(t) for t in outputs]
             grad = self._backward_of(cls.__name__, node, grads)
-        inputs = _tensors(args) + _tensors(kwargs)
+        inputs = tensors_in(args) + tensors_in(kwargs)
         qualified = f"{parent.name}.{cls.__name__}" if parent.name else cls.__name__
         self.op_calls[qualified] += 1
         index = self.next_index
