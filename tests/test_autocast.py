@@ -330,3 +330,14 @@ def test_fourier_transforms_run_in_float32_under_cpu_autocast(model):
     entry = module_entry(model(), (8, 16))
     assert simulate(entry, None, 2, "adam", device="cpu", amp="bfloat16").allocated == \
         real_cpu_peak(entry, (2, 8, 16), "adam", "bfloat16")
+
+
+@pytest.mark.parametrize("amp", [None, "bfloat16"])
+@pytest.mark.parametrize("name,shape", [("Factorisations", (2, 4, 5, 6)), ("FairseqConv", (2, 7, 8))])
+def test_linear_algebra_and_time_first_convolution_under_real_cpu_autocast(name, shape, amp):
+    """CPU autocast runs the factorisations in float32 (slogdet's and inv's weight, cholesky_solve's right-hand side
+    from a bfloat16 Linear: cast up), conv_tbc in bfloat16 and trace in float32: the simulated peak equals the
+    real one to the byte (before, the simulation passed cholesky_solve a bfloat16 side and failed)."""
+    entry = ModelEntry(name, "test", f"tests.networks:{name}", shape[1:], "", "")
+    assert simulate(entry, None, shape[0], "adam", device="cpu", amp=amp).allocated == \
+        real_cpu_peak(entry, shape, "adam", amp)

@@ -71,9 +71,9 @@ CUDA = {
     "promote": {"addcdiv", "addcmul", "atan2", "bilinear", "cross", "dot", "grid_sampler", "index_put", "scatter_add",
                 "tensordot", "vdot"},
 }
-# CPU: the AutocastCPU registrations of autocast_mode.cpp (the fp32 list without its linear-algebra and
-# quantisation entries, which no network here calls: an escape among them is refused all the same; its FFTs,
-# which Hugging Face's FNet calls, are in)
+# CPU: the AutocastCPU registrations of autocast_mode.cpp (the fp32 list without its quantisation entries, which no
+# network here calls: an escape among them is refused all the same; its FFTs, which Hugging Face's FNet calls, and
+# its linear algebra, which a flow's log-determinant or a Gaussian process's Cholesky runs, are in)
 CPU = {
     "lower": {"conv1d", "conv2d", "conv3d", "bmm", "mm", "linalg_vecdot", "baddbmm", "addmm", "_addmm_activation",
               "addbmm", "linear", "_convolution", "matmul", "conv_tbc", "mkldnn_rnn_layer", "conv_transpose1d",
@@ -88,7 +88,12 @@ CPU = {
              "ctc_loss", "kl_div", "multilabel_margin_loss", "binary_cross_entropy_with_logits",
              "fractional_max_pool2d", "fractional_max_pool3d", "adaptive_max_pool3d",
              "fft_fft", "fft_ifft", "fft_fft2", "fft_ifft2", "fft_fftn", "fft_ifftn", "fft_rfft", "fft_irfft",
-             "fft_rfft2", "fft_irfft2", "fft_rfftn", "fft_irfftn", "fft_hfft", "fft_ihfft"},
+             "fft_rfft2", "fft_irfft2", "fft_rfftn", "fft_irfftn", "fft_hfft", "fft_ihfft",
+             "cholesky", "cholesky_inverse", "cholesky_solve", "inverse", "lu_solve", "orgqr", "ormqr", "pinverse",
+             "linalg_cond", "linalg_matrix_rank", "linalg_solve", "linalg_cholesky", "linalg_svdvals",
+             "linalg_eigvals", "linalg_eigvalsh", "linalg_inv", "linalg_householder_product", "linalg_tensorinv",
+             "linalg_tensorsolve", "geqrf", "_lu_with_info", "qr", "svd", "triangular_solve", "linalg_qr",
+             "linalg_cholesky_ex", "linalg_svd", "linalg_eig", "linalg_eigh", "linalg_lstsq", "linalg_inv_ex"},
     "set dtype": set(),
     "promote": {"stack", "cat", "index_copy"},
     # not autocast entries, but composites of one (bmm, mm): replayed, their parts cast (_Region.replayed)
@@ -103,10 +108,10 @@ DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 # Where a model reaches an operation, by the name autocast knows it by: the namespaces searched for each
 # name, and the operators and Python-level names that are the same operation.
 _OWNERS = (torch, F, torch.Tensor, torch.linalg, torch._C._nn, torch.fft)
-_PREFIXES = {torch.fft: "fft_"}  # (torch.fft.fftn is autocast's fft_fftn)
+_PREFIXES = {torch.fft: "fft_", torch.linalg: "linalg_"}  # (torch.fft.fftn is autocast's fft_fftn, torch.linalg.inv
+# its linalg_inv)
 _ALIASES = {"__matmul__": "matmul", "__rmatmul__": "matmul", "__pow__": "pow", "__rpow__": "pow",
-            "cross_entropy": "cross_entropy_loss", "vecdot": "linalg_vecdot", "multi_dot": "linalg_multi_dot",
-            "vector_norm": "linalg_vector_norm", "matrix_norm": "linalg_matrix_norm"}
+            "cross_entropy": "cross_entropy_loss"}
 # The operations below autograd that the caught ones become (conv2d -> convolution, softmax -> _softmax), by
 # device, to find an escape by: a "lower" one in float32, or an "fp32" one left in low precision.
 _BELOW = {
