@@ -341,3 +341,15 @@ def test_linear_algebra_and_time_first_convolution_under_real_cpu_autocast(name,
     entry = ModelEntry(name, "test", f"tests.networks:{name}", shape[1:], "", "")
     assert simulate(entry, None, shape[0], "adam", device="cpu", amp=amp).allocated == \
         real_cpu_peak(entry, shape, "adam", amp)
+
+
+@pytest.mark.skipif(not hasattr(torch.nn.functional, "linear_cross_entropy"), reason="PyTorch 2.13 on")
+@pytest.mark.parametrize("amp", [None, "bfloat16"])
+@pytest.mark.parametrize("chunk", [None, 4])
+def test_a_fused_language_head_step_under_real_cpu_autocast(chunk, amp):
+    """F.linear_cross_entropy: the reference path (its logits held for the backward) and the chunked one (the
+    gradients made in the forward, no logits kept), a training step's peak as the real one's, to the byte."""
+    entry = ModelEntry("LanguageHead", "test", "tests.networks:LanguageHead", (16,), "", "",
+                       {"chunk": chunk} if chunk else {})
+    assert simulate(entry, None, 32, "adam", device="cpu", amp=amp).allocated == \
+        real_cpu_peak(entry, (32, 16), "adam", amp)
