@@ -235,3 +235,30 @@ def test_an_operator_without_a_meta_kernel_runs_on_the_cpu_and_says_so():
     assert a.device == "cpu"
     assert any("runs on real devices only (aten::geqrf has no meta kernel)" in n for n in a.notes), a.notes
     assert a.records[-1].macs == 2 * d.geqrf(6, 4).adds
+
+
+@pytest.mark.parametrize("factor_needs_grad", [False, True])
+def test_the_gradient_of_a_cholesky_solve(factor_needs_grad):
+    """cholesky_solve(B, L) with B from a Linear (2 x 6 x 3): ∂B a potrs of 6 right-hand sides, 6*6*5 = 180; where
+    L needs a gradient, C = ∂B·Xᴴ (6*6*6) and -(C + Cᴴ)·L (2*6³): their 648 MACs are the products flop_counter
+    sees in PyTorch's backward (its potrs is LAPACK's, which it does not see)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Solve(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w, self.project = nn.Parameter(torch.randn(6, 6), requires_grad=factor_needs_grad), nn.Linear(3, 3)
+
+        def forward(self, x):
+            return torch.cholesky_solve(self.project(x), torch.linalg.cholesky(self.w @ self.w.T + 6 * torch.eye(6)))
+
+    model = Solve()
+    a = analyse_module(model, "solve", (2, 6, 3), CPU, torch.float32, backward=True)
+    solve = next(r for r in a.records if r.type == "cholesky_solve")
+    products = 6 * 6 * 6 + 2 * 6 ** 3 if factor_needs_grad else 0
+    assert solve.backward.macs == 180 + products
+    b, chol = model.project(torch.randn(2, 6, 3)), torch.linalg.cholesky(model.w @ model.w.T + 6 * torch.eye(6))
+    x = torch.cholesky_solve(b, chol)
+    with FlopCounterMode(display=False) as counter:
+        torch.autograd.grad(x.sum(), [t for t in (b, chol) if t.requires_grad], retain_graph=True)
+    assert counter.get_total_flops() == 2 * products

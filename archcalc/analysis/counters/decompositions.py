@@ -53,6 +53,7 @@ Backward (PyTorch's derivatives.yaml), where a gradient is needed; others are no
   solve     ∂B = lu_solve(LU, ∂X) with A's LU kept from the forward (getrs, made for ∂A too); ∂A = -∂B·Xᴴ: n*n*r
   det, slogdet, logdet   lu_solve(LU, d·I) (getrs of n right-hand sides: the cofactors (det)·A⁻ᴴ, A⁻ᴴ)
   cholesky  Lᴴ·∂L (n³ MACs), then two triangular solves of n right-hand sides (n*n(n - 1)/2 MACs each)
+  cholesky_solve   ∂B = cholesky_solve(∂X, L) (potrs); where L needs one, C = ∂B·Xᴴ (n*n*r) and -(C + Cᴴ)·L (n³)
 """
 
 from __future__ import annotations
@@ -353,6 +354,18 @@ def determinant_backward(call: OpCall, needs: Needs) -> Count:
     batch, n = _matrices(a), a[-1]
     return gradients([("∂A (getrs of the identity)", needs.input(0), batch * n * n * (n - 1),
                        f"{batch}*{n}*{n}*{n - 1}")])
+
+
+@GRAD_OPS.register("cholesky_solve")
+def cholesky_solve_backward(call: OpCall, needs: Needs) -> Count:
+    """cholesky_solve_backward: ∂B = cholesky_solve(∂X, L) (potrs, made for ∂L too); where L needs one,
+    C = ∂B·Xᴴ (n*n*r a matrix), then ∂L = -(C + Cᴴ)·L (n³ for each of the solution's matrices)."""
+    n, out = call.inputs[1][-1], call.output
+    sides, matrices = _sides(out, n), _matrices(out)
+    back = potrs(n, sides)
+    return gradients([("∂B (potrs)", needs.input(0) or needs.input(1), back.adds, f"{sides}*{n}*{n - 1}"),
+                      ("C = ∂B·Xᴴ", needs.input(1), sides * n * n, f"{sides}*{n}*{n}"),
+                      ("∂L -(C + Cᴴ)·L", needs.input(1), matrices * n ** 3, f"{matrices}*{n}^3")])
 
 
 @GRAD_OPS.register(*_CHOLESKY)
