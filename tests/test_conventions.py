@@ -418,3 +418,24 @@ def test_reconcile_with_example_inputs():
     from archcalc.analysis.engine import is_sizes
 
     assert not is_sizes((torch.zeros(2, 3),)) and is_sizes([(3, 8), ()])  # (a tensor example: not sizes)
+
+
+def test_reconcile_command_on_a_model_file_with_example_inputs(cli, tmp_path):
+    """A model file whose archcalc_input is a list of images: `archcalc reconcile` gives each tool that list (ptflops
+    refuses two images, and says why), and its footer names every input."""
+    net = tmp_path / "detector.py"
+    net.write_text("import torch\nfrom torch import nn\n\n"
+                   "class ListNet(nn.Module):\n"
+                   "    archcalc_input = ([torch.rand(3, 20, 24), torch.rand(3, 16, 16)],)\n\n"
+                   "    def __init__(self):\n"
+                   "        super().__init__()\n"
+                   "        self.conv, self.head = nn.Conv2d(3, 8, 3), nn.Linear(8, 4)\n\n"
+                   "    def forward(self, images):\n"
+                   "        return torch.stack([self.head(self.conv(i[None]).relu().mean((2, 3)))[0] for i in images])\n")
+    data = cli("reconcile", f"{net}:ListNet", "-f", "json").json()
+    rows = {r["convention"]: r for r in data["rows"]}
+    for convention in ("fvcore", "torchinfo", "thop", "flop_counter"):
+        assert rows[convention]["tool_total"] == rows[convention]["total"], convention
+    assert rows["ptflops"]["tool_total"] is None
+    shown = cli("reconcile", f"{net}:ListNet")
+    assert "input 3x20x24, 3x16x16;" in shown.out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from archcalc.analysis.reconcile import ToolTotal, differences
 from archcalc.analysis.tools import NAMES
 from archcalc.analysis.records import Analysis
-from archcalc.formulas.numbers import human, shape_text
+from archcalc.formulas.numbers import human, shapes_text
 from archcalc.output.report import INT, Column, Report
 
 
@@ -36,7 +36,7 @@ def reconcile_report(a: Analysis, tools: dict[str, ToolTotal]) -> Report:
     columns = (Column("convention", "Convention"), Column("total", "archcalc", INT), Column("human", "≈"),
                Column("vs_paper", "vs paper"), Column("tool", "Tool's own total", INT), Column("verdict", "Check"),
                Column("why", "Where the difference comes from"))
-    footer = (f"{a.model}, input {shape_text(a.input_shape)}; conventions are defined in "
+    footer = (f"{a.model}, input {shapes_text(a.input_shapes or (a.input_shape,))}; conventions are defined in "
               "archcalc/analysis/tools/ and the README",)
     data = {"model": a.model, "input_shape": list(a.input_shape), "rows": data_rows}
     return Report(f"{a.model}: counting conventions reconciled", columns, tuple(rows), footer, data)
