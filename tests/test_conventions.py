@@ -420,6 +420,27 @@ def test_reconcile_with_example_inputs():
     assert not is_sizes((torch.zeros(2, 3),)) and is_sizes([(3, 8), ()])  # (a tensor example: not sizes)
 
 
+class CpuScalarFill(nn.Module):
+    """SEW-D's idiom: masked_fill with a 0-dim CPU tensor, which the meta device refuses without naming itself
+    ("Expected `value` to be on same device as `a`")."""
+
+    def __init__(self):
+        super().__init__()
+        self.project = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.project(x).masked_fill(x > 0, torch.tensor(-1e4))
+
+
+def test_tools_run_on_the_cpu_where_the_meta_device_fails_them():
+    """torchinfo and flop_counter run on the meta device, and on the CPU where it fails, however it says so."""
+    import archcalc
+
+    a, tools = archcalc.reconcile(CpuScalarFill(), (2, 5, 8))
+    for convention, tool in tools.items():
+        assert tool.total == a.convention_total(convention), (convention, tool)
+
+
 def test_reconcile_command_on_a_model_file_with_example_inputs(cli, tmp_path):
     """A model file whose archcalc_input is a list of images: `archcalc reconcile` gives each tool that list (ptflops
     refuses two images, and says why), and its footer names every input."""
