@@ -206,7 +206,7 @@ def test_the_iterative_decompositions_are_not_counted_and_say_why():
     assert got[0].note.startswith("an iterative decomposition (eigenvalues or singular values): its work depends")
     assert got[4].note.startswith("least squares by a rank-revealing driver")
     assert got[5].note.startswith("the Taylor degree and the squarings are chosen from the matrix's norm")
-    assert any("not counted" in n and "linalg_svd" in n for n in notes)
+    assert any(n.startswith("not counted: ") and "linalg_svd (an iterative decomposition" in n for n in notes)
 
 
 def test_gradients_of_the_inverse_the_solve_the_determinant_and_cholesky():
@@ -262,3 +262,20 @@ def test_the_gradient_of_a_cholesky_solve(factor_needs_grad):
     with FlopCounterMode(display=False) as counter:
         torch.autograd.grad(x.sum(), [t for t in (b, chol) if t.requires_grad], retain_graph=True)
     assert counter.get_total_flops() == 2 * products
+
+
+def test_the_reason_a_row_is_not_counted_is_said(cli, tmp_path):
+    """The notes and the table's footer say why each row is not counted: its counter's reason where it has one
+    (an iterative decomposition), "no formula" where none."""
+    net = tmp_path / "spectral.py"
+    net.write_text("import torch\nfrom torch import nn\n\n"
+                   "class Whitening(nn.Module):\n"
+                   "    def forward(self, x):\n"
+                   "        u = torch.linalg.svd(x @ x.mT).U\n"
+                   "        return torch.frexp(u @ x).mantissa\n")
+    shown = cli("flops", f"{net}:Whitening", "--input", "4x6", "--device", "cpu")
+    assert shown.code == 0
+    footer = " ".join(shown.out.split())
+    assert "Not counted (2): Whitening.linalg_svd (an iterative decomposition (eigenvalues or singular values): its " \
+           "work depends on the matrix's values" in footer
+    assert "Whitening.frexp (no formula)" in footer

@@ -476,7 +476,7 @@ def test_norms_are_reductions_but_those_of_singular_values():
     vector, frobenius, nuclear = (r for r in a.records if "norm" in r.type)
     assert (vector.macs, vector.elementwise) == (frobenius.macs, frobenius.elementwise) == (0, 2 * 4 * 8)
     assert nuclear.macs is None and nuclear.note == "matrix norm ord='nuc': from the singular values, no formula"
-    assert "not counted (no formula): linalg_norm" in a.notes
+    assert "not counted: linalg_norm (matrix norm ord='nuc': from the singular values, no formula)" in a.notes
 
 
 class GatesAndBins(nn.Module):

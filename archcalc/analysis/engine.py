@@ -17,7 +17,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 
 import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
 from archcalc.analysis import draws, placement, tools
-from archcalc.analysis.counting import GRADIENTS_OFF, OFF_THE_PATH
+from archcalc.analysis.counting import GRADIENTS_OFF, NOT_COUNTED, OFF_THE_PATH
 from archcalc.analysis.diagnosis import explain
 from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.meta_autocast import meta_autocast
@@ -500,12 +500,12 @@ def _unmade(tracer: Tracer) -> tuple[str, ...]:
 def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: tuple[str, ...] = ()) -> tuple[str, ...]:
     notes = []
     in_rows = 0
-    uncounted = set()
+    uncounted: dict[str, str] = {}  # type -> why (the generic "no formula", or its counter's reason)
     fed = {-1}  # the records whose tensors come from the model's input (-1) by some path
     for r in records:
         in_rows += r.params
         if r.macs is None:
-            uncounted.add(r.type)
+            uncounted.setdefault(r.type, r.note)
         if not fed.isdisjoint(r.sources):
             fed.add(r.index)
         else:
@@ -525,8 +525,12 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
         notes.append(f"{len(lazy)} lazy parameter tensor{'s were' if len(lazy) != 1 else ' was'} never made "
                      f"({', '.join(lazy)}: {'their layers' if len(layers) > 1 else 'its layer'} "
                      f"{', '.join(layers)} did not run): not counted")
-    if uncounted:
-        notes.append(f"not counted (no formula): {', '.join(sorted(uncounted))}")
+    generic = sorted(kind for kind, why in uncounted.items() if why in ("", NOT_COUNTED.note))
+    if generic:
+        notes.append(f"not counted (no formula): {', '.join(generic)}")
+    reasons = sorted((kind, why) for kind, why in uncounted.items() if why not in ("", NOT_COUNTED.note))
+    if reasons:
+        notes.append("not counted: " + "; ".join(f"{kind} ({why})" for kind, why in reasons))
     unknown = {r.type: r.backward.note for r in records
                if r.backward is not None and r.backward.macs is None and r.macs is not None}
     if unknown:

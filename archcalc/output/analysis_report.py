@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from archcalc import conventions
+from archcalc.analysis.counting import NOT_COUNTED
 from archcalc.analysis.records import Analysis, LayerRecord
 from archcalc.formulas.numbers import grouped, human, human_bytes, shape_text, shapes_text
 from archcalc.output.report import FORMULA, INT, Column, Report
@@ -114,8 +115,12 @@ def footer(a: Analysis) -> tuple[str, ...]:
                      if forward else f"Backward: {grouped(t.backward_macs)} MACs")
     not_counted = a.not_counted
     if not_counted:
-        names = ", ".join(r.label for r in not_counted[:8]) + (" ..." if len(not_counted) > 8 else "")
-        lines.append(f"Not counted ({len(not_counted)}, no formula): {names}")
+        by_reason: dict[str, list[str]] = {}  # why -> the rows (the generic "no formula" or the counter's reason)
+        for r in not_counted:
+            by_reason.setdefault(r.note if r.note and r.note != NOT_COUNTED.note else "no formula", []).append(r.label)
+        parts = [", ".join(labels[:8]) + (" ..." if len(labels) > 8 else "") + f" ({why})"
+                 for why, labels in by_reason.items()]
+        lines.append(f"Not counted ({len(not_counted)}): " + "; ".join(parts))
     lines.extend(f"Note: {n}" for n in a.notes if not n.startswith("not counted"))
     return tuple(lines)
 
