@@ -384,6 +384,17 @@ class FairseqConv(nn.Module):
         return torch.stack([c.sum(), torch.corrcoef(f.T).sum(), torch.trace(c), torch.dist(a, p),
                             torch.renorm(f, 2, 0, 1.0).sum(), losses])
 
+
+class LinalgMatmul(nn.Module):
+    """torch.linalg.matmul, matmul's alias (cast as matmul is under autocast)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.project = nn.Parameter(torch.randn(8, 8)), nn.Linear(8, 8)
+
+    def forward(self, x):
+        return torch.linalg.matmul(self.project(x), self.w).sum(-1)
+
 class LayerNorm2d(nn.LayerNorm):
     """timm's idiom: a LayerNorm subclass with a forward of its own (over the channels of an image), which
     archcalc counts by the F.layer_norm it runs."""

@@ -333,7 +333,8 @@ def test_fourier_transforms_run_in_float32_under_cpu_autocast(model):
 
 
 @pytest.mark.parametrize("amp", [None, "bfloat16"])
-@pytest.mark.parametrize("name,shape", [("Factorisations", (2, 4, 5, 6)), ("FairseqConv", (2, 7, 8))])
+@pytest.mark.parametrize("name,shape", [("Factorisations", (2, 4, 5, 6)), ("FairseqConv", (2, 7, 8)),
+                                        ("LinalgMatmul", (2, 5, 8))])
 def test_linear_algebra_and_time_first_convolution_under_real_cpu_autocast(name, shape, amp):
     """CPU autocast runs the factorisations in float32 (slogdet's and inv's weight, cholesky_solve's right-hand side
     from a bfloat16 Linear: cast up), conv_tbc in bfloat16 and trace in float32: the simulated peak equals the

@@ -111,7 +111,9 @@ _OWNERS = (torch, F, torch.Tensor, torch.linalg, torch._C._nn, torch.fft)
 _PREFIXES = {torch.fft: "fft_", torch.linalg: "linalg_"}  # (torch.fft.fftn is autocast's fft_fftn, torch.linalg.inv
 # its linalg_inv)
 _ALIASES = {"__matmul__": "matmul", "__rmatmul__": "matmul", "__pow__": "pow", "__rpow__": "pow",
-            "cross_entropy": "cross_entropy_loss"}
+            "cross_entropy": "cross_entropy_loss", "linalg_matmul": "matmul"}  # (torch.linalg.matmul: matmul's
+# alias, cast as matmul is; torch.linalg.cross and lu_solve are aten's linalg_cross and linalg_lu_solve, which
+# autocast does not list, unlike torch.cross and torch.lu_solve)
 # The operations below autograd that the caught ones become (conv2d -> convolution, softmax -> _softmax), by
 # device, to find an escape by: a "lower" one in float32, or an "fp32" one left in low precision.
 _BELOW = {
