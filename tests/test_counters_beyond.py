@@ -337,3 +337,16 @@ def test_covariance_distances_and_metric_losses():
     with FlopCounterMode(display=False) as counter:
         torch.cov(w + torch.randn(6, 14)).sum().backward()
     assert 2 * (cov.macs + cov.backward.macs) == counter.get_total_flops() == 2 * 3 * 504
+
+
+def test_special_functions():
+    """Bessel functions and the other special functions of torch.special: 1 per element, as every function of one
+    element; special.logsumexp a reduction; the orthogonal polynomials not counted, and said why."""
+    model = Calls(lambda x: torch.special.bessel_j0(x), lambda x: torch.special.modified_bessel_k1(x.abs() + 1),
+                  lambda x: torch.special.logsumexp(x, -1), lambda x: torch.special.chebyshev_polynomial_t(x, 3))
+    a = analyse_module(model, "special", (2, 4, 8), torch.device("cpu"), torch.float32)
+    got = {r.type: r for r in a.records}
+    assert got["special_bessel_j0"].elementwise == got["special_modified_bessel_k1"].elementwise == 64
+    assert got["special_logsumexp"].elementwise == 64
+    assert got["special_chebyshev_polynomial_t"].macs is None
+    assert got["special_chebyshev_polynomial_t"].note.startswith("an orthogonal polynomial: its kernel recurs")

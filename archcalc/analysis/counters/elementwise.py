@@ -88,7 +88,11 @@ ELEMENTWISE = (
     "special_polygamma", "special_multigammaln", "special_i0", "special_i0e", "special_i1", "special_i1e",
     "special_ndtr", "special_ndtri", "special_log_ndtr", "special_sinc", "special_entr", "special_xlog1py",
     "special_xlogy", "special_exp2", "special_expm1", "special_log1p", "special_round", "special_softmax",
-    "special_log_softmax", "special_zeta", "special_gammainc", "special_gammaincc",
+    "special_log_softmax", "special_zeta", "special_gammainc", "special_gammaincc", "special_airy_ai",
+    "special_bessel_j0", "special_bessel_j1", "special_bessel_y0", "special_bessel_y1", "special_modified_bessel_i0",
+    "special_modified_bessel_i1", "special_modified_bessel_k0", "special_modified_bessel_k1",
+    "special_scaled_modified_bessel_k0", "special_scaled_modified_bessel_k1", "special_spherical_bessel_j0",
+    # (not the orthogonal polynomials: POLYNOMIALS below)
     # their gradients, called by name in a custom autograd.Function's backward (SEW-D's XSoftmax): 1 per
     # element, as the backward rule (counting.ELEMENTWISE_BACKWARD) counts a softmax's
     "_softmax_backward_data", "_log_softmax_backward_data",
@@ -140,7 +144,7 @@ def gumbel_softmax(call: OpCall) -> Count:
 
 
 @OPS.register("sum", "mean", "amax", "amin", "max", "min", "prod", "nansum", "nanmean", "var", "std", "var_mean",
-              "std_mean", "logsumexp", "linalg_vector_norm", "argmax", "argmin", "all", "any", "aminmax",
+              "std_mean", "logsumexp", "special_logsumexp", "linalg_vector_norm", "argmax", "argmin", "all", "any", "aminmax",
               "count_nonzero")
 def reduction(call: OpCall) -> Count:
     n = prod(call.inputs[0])
@@ -162,6 +166,19 @@ def norm(call: OpCall) -> Count:
     if order in _SPECTRAL and (matrix_only or pair or order == "nuc"):
         return Count(None, None, {}, f"matrix norm ord={order!r}: from the singular values, no formula")
     return reduction(call)
+
+
+POLYNOMIALS = tuple(f"special_{kind}_polynomial_{letter}" for kind, letters in (
+    ("chebyshev", "tuvw"), ("shifted_chebyshev", "tuvw"), ("hermite", ("h", "he")), ("laguerre", "l"),
+    ("legendre", "p")) for letter in letters)
+
+
+@OPS.register(*POLYNOMIALS)
+def orthogonal_polynomial(call: OpCall) -> Count:
+    """torch.special.chebyshev_polynomial_t(x, n) and kin: the kernel recurs n times, or takes a closed form
+    (cos(n acos x) for |x| < 1 and n > 6) by the value of x: no count a shape gives."""
+    return Count(None, None, {}, "an orthogonal polynomial: its kernel recurs n times or takes a closed form by the "
+                                 "value of x, so no formula counts it")
 
 
 @OPS.register("trace")
