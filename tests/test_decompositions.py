@@ -279,3 +279,30 @@ def test_the_reason_a_row_is_not_counted_is_said(cli, tmp_path):
     assert "Not counted (2): Whitening.linalg_svd (an iterative decomposition (eigenvalues or singular values): its " \
            "work depends on the matrix's values" in footer
     assert "Whitening.frexp (no formula)" in footer
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (2, 5, 5)])
+def test_the_gradient_of_an_lu_factorisation(shape):
+    """lu_factor's backward for a square A (lu_factor_ex_backward): Lᴴ·∂L, ∂U·Uᴴ and P· the result, 3n³ a matrix,
+    the products flop_counter sees; and two triangular solves, n*n(n - 1)/2 each. A rectangular one: not counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Factor(nn.Module):
+        def __init__(self, size):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(*size))
+
+        def forward(self, x):
+            return torch.linalg.lu_factor(self.w + x).LU
+
+    batch, n = (shape[0] if len(shape) == 3 else 1), shape[-1]
+    a = analyse_module(Factor(shape), "lu", shape, CPU, torch.float32, backward=True)
+    lu = next(r for r in a.records if r.type == "linalg_lu_factor")
+    assert lu.backward.macs == 3 * batch * n ** 3 + batch * n * n * (n - 1)
+    w = torch.randn(*shape, requires_grad=True)
+    factor = torch.linalg.lu_factor(w).LU
+    with FlopCounterMode(display=False) as counter:
+        factor.sum().backward()
+    assert counter.get_total_flops() == 2 * 3 * batch * n ** 3
+    tall = analyse_module(Factor((6, 4)), "lu", (6, 4), CPU, torch.float32, backward=True)
+    assert next(r for r in tall.records if r.type == "linalg_lu_factor").backward.macs is None

@@ -54,6 +54,7 @@ Backward (PyTorch's derivatives.yaml), where a gradient is needed; others are no
   det, slogdet, logdet   lu_solve(LU, d·I) (getrs of n right-hand sides: the cofactors (det)·A⁻ᴴ, A⁻ᴴ)
   cholesky  Lᴴ·∂L (n³ MACs), then two triangular solves of n right-hand sides (n*n(n - 1)/2 MACs each)
   cholesky_solve   ∂B = cholesky_solve(∂X, L) (potrs); where L needs one, C = ∂B·Xᴴ (n*n*r) and -(C + Cᴴ)·L (n³)
+  lu_factor (square)   Lᴴ·∂L and ∂U·Uᴴ (n³ each), two triangular solves (n*n(n - 1)/2 each), P· (n³, pivoting)
 """
 
 from __future__ import annotations
@@ -358,6 +359,20 @@ def determinant_backward(call: OpCall, needs: Needs) -> Count:
     batch, n = _matrices(a), a[-1]
     return gradients([("∂A (getrs of the identity)", needs.input(0), batch * n * n * (n - 1),
                        f"{batch}*{n}*{n}*{n - 1}")])
+
+
+@GRAD_OPS.register("linalg_lu_factor", "linalg_lu_factor_ex", "lu")
+def lu_factor_backward(call: OpCall, needs: Needs) -> Count:
+    """lu_factor_ex_backward (a square A): Lᴴ·∂L and ∂U·Uᴴ (n³ each), two triangular solves by U and the unit L
+    (n*n(n - 1)/2 each), then P· the result with pivoting (n³). A rectangular LU's gradient: not counted."""
+    a = call.inputs[0]
+    if a[-1] != a[-2]:
+        return Count(None, None, {}, "the gradient of a rectangular LU: no formula here")
+    batch, n = _matrices(a), a[-1]
+    pivot = bool(call.kwargs.get("pivot", call.arg(1, "pivot", True)))
+    return gradients([("Lᴴ·∂L + ∂U·Uᴴ", needs.input(0), 2 * batch * n ** 3, f"2*{batch}*{n}^3"),
+                      ("two triangular solves", needs.input(0), batch * n * n * (n - 1), f"{batch}*2*{n}*{n}*{n - 1}/2"),
+                      ("P·", needs.input(0) and pivot, batch * n ** 3, f"{batch}*{n}^3")])
 
 
 @GRAD_OPS.register("cholesky_solve")
