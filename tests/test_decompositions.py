@@ -306,3 +306,33 @@ def test_the_gradient_of_an_lu_factorisation(shape):
     assert counter.get_total_flops() == 2 * 3 * batch * n ** 3
     tall = analyse_module(Factor((6, 4)), "lu", (6, 4), CPU, torch.float32, backward=True)
     assert next(r for r in tall.records if r.type == "linalg_lu_factor").backward.macs is None
+
+
+@pytest.mark.parametrize("factor_needs_grad", [False, True])
+def test_the_gradient_of_an_lu_solve(factor_needs_grad):
+    """linalg.lu_solve(LU, pivots, B), B from a Linear (2 x 6 x 3): ∂B a getrs of 6 sides, 180; where LU needs a
+    gradient, ∂X·Xᴴ (6*6*6) and ·Uᴴ (2*6³), the 648 MACs flop_counter sees, and two triangular solves by Uᴴ and
+    the unit Lᴴ, 2*2*6*6*5/2 = 360 (its getrs is LAPACK's, which flop_counter does not see: without LU's gradient
+    it sees only the Linear's ∂W, 2*6*3*3)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Solve(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(6, 6) + 6 * torch.eye(6), requires_grad=factor_needs_grad)
+            self.project = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return torch.linalg.lu_solve(*torch.linalg.lu_factor(self.w), self.project(x))
+
+    model = Solve()
+    a = analyse_module(model, "solve", (2, 6, 3), CPU, torch.float32, backward=True)
+    solve = next(r for r in a.records if r.type == "linalg_lu_solve")
+    products = 6 * 6 * 6 + 2 * 6 ** 3 if factor_needs_grad else 0
+    assert solve.backward.macs == 180 + products + (360 if factor_needs_grad else 0)
+    lu, pivots = torch.linalg.lu_factor(model.w.detach())
+    lu.requires_grad_(factor_needs_grad)
+    x = torch.linalg.lu_solve(lu, pivots, model.project(torch.randn(2, 6, 3)))
+    with FlopCounterMode(display=False) as counter:
+        torch.autograd.grad(x.sum(), [lu] if factor_needs_grad else list(model.project.parameters()))
+    assert counter.get_total_flops() == 2 * products + (0 if factor_needs_grad else 2 * 2 * 6 * 3 * 3)

@@ -55,6 +55,7 @@ Backward (PyTorch's derivatives.yaml), where a gradient is needed; others are no
   cholesky  Lᴴ·∂L (n³ MACs), then two triangular solves of n right-hand sides (n*n(n - 1)/2 MACs each)
   cholesky_solve   ∂B = cholesky_solve(∂X, L) (potrs); where L needs one, C = ∂B·Xᴴ (n*n*r) and -(C + Cᴴ)·L (n³)
   lu_factor (square)   Lᴴ·∂L and ∂U·Uᴴ (n³ each), two triangular solves (n*n(n - 1)/2 each), P· (n³, pivoting)
+  linalg.lu_solve  ∂B getrs; where LU needs one ∂X·Xᴴ (n*n a side), two triangular solves of n sides, ·Uᴴ (n³)
 """
 
 from __future__ import annotations
@@ -373,6 +374,24 @@ def lu_factor_backward(call: OpCall, needs: Needs) -> Count:
     return gradients([("Lᴴ·∂L + ∂U·Uᴴ", needs.input(0), 2 * batch * n ** 3, f"2*{batch}*{n}^3"),
                       ("two triangular solves", needs.input(0), batch * n * n * (n - 1), f"{batch}*2*{n}*{n}*{n - 1}/2"),
                       ("P·", needs.input(0) and pivot, batch * n ** 3, f"{batch}*{n}^3")])
+
+
+@GRAD_OPS.register("linalg_lu_solve")
+def lu_solve_backward(call: OpCall, needs: Needs) -> Count:
+    """linalg.lu_solve(LU, pivots, B) (left, not adjoint): ∂B = lu_solve(LU, ∂X) with the adjoint (getrs) where B
+    needs one; where LU does, linalg_lu_solve_LU: ∂X·Xᴴ (n*n a side), two triangular solves of n right-hand
+    sides (by Uᴴ, by the unit Lᴴ: n*n(n - 1)/2 each), ·Uᴴ (n³), for each of the solution's matrices. The other
+    cases (left=False, adjoint=True): not counted."""
+    if call.kwargs.get("left", True) is False or call.kwargs.get("adjoint", False):
+        return Count(None, None, {}, "lu_solve's gradient with left=False or adjoint=True: no formula here")
+    n, out = call.inputs[0][-1], call.output
+    sides = _sides(out, n)
+    matrices = _matrices(out)
+    return gradients([("∂B (getrs)", needs.input(2), sides * n * (n - 1), f"{sides}*{n}*{n - 1}"),
+                      ("∂X·Xᴴ", needs.input(0), sides * n * n, f"{sides}*{n}*{n}"),
+                      ("two triangular solves", needs.input(0), matrices * n * n * (n - 1),
+                       f"{matrices}*2*{n}*{n}*{n - 1}/2"),
+                      ("·Uᴴ", needs.input(0), matrices * n ** 3, f"{matrices}*{n}^3")])
 
 
 @GRAD_OPS.register("cholesky_solve")
