@@ -84,8 +84,8 @@ COUNTED = frozenset(_LU + _LU_SOLVE + _SOLVE + _INV + _DET + _SLOGDET + _CHOLESK
 ITERATIVE = ("an iterative decomposition (eigenvalues or singular values): its work depends on the matrix's values, "
              "how fast it converges, not on its shape, so no formula counts it")
 _BY_VALUE = {
-    "linalg_lstsq": "least squares by a rank-revealing driver (gelsy, gelsd, gelss on the CPU): its work depends on the "
-                    "rank it finds, so no formula counts it",
+    "linalg_lstsq": "least squares: the CPU's drivers gelsy (its default), gelsd and gelss reveal the rank as they go, "
+                    "their work depends on it, so no formula counts them (nor, yet, the QR driver gels)",
     "linalg_matrix_exp": "the Taylor degree and the squarings are chosen from the matrix's norm: its work depends on "
                          "the values, so no formula counts it",
     "linalg_ldl_factor": "Bunch-Kaufman pivoting takes 1 x 1 or 2 x 2 blocks as the values decide: no formula counts it",
