@@ -111,10 +111,10 @@ def test_a_short_time_fourier_transform():
 @pytest.mark.parametrize("device", ["cpu", "meta"])
 def test_an_inverse_short_time_fourier_transform(device):
     """Back from those 34 frames to 2 x 64 samples (HDemucs, vocoders): 34 inverse real transforms (5,440),
-    the window and the overlap-add 2*34*16 = 1,088, the window's envelope 16 + 17*16 = 288, 128 divisions:
-    6,944; with length=50, the same frames and 100 divisions. On the meta device, whose kernel reads the
-    envelope's minimum (PyTorch's check that no sample is divided by 0), a stand-in gives the signal's shape:
-    the same numbers, no note."""
+    the window and the overlap-add 2*34*16 = 1,088, the window's envelope 16 + 17*16 = 288 and its check for a 0
+    (abs and min of its 64 samples: 128), 128 divisions: 7,072; with length=50, the same frames, a check of 100
+    and 100 divisions. On the meta device, whose kernel reads the envelope's minimum, a stand-in gives the
+    signal's shape: the same numbers, no note."""
     import archcalc
 
     class Inverse(nn.Module):
@@ -127,7 +127,7 @@ def test_an_inverse_short_time_fourier_transform(device):
             spec = torch.stft(x, 16, hop_length=4, window=window, return_complex=True)
             return torch.istft(spec, 16, hop_length=4, window=window, length=self.length)
 
-    for length, samples, n in ((None, 64, 6_944), (50, 50, 6_944 - 2 * 14)):
+    for length, samples, n in ((None, 64, 7_072), (50, 50, 7_072 - 4 * 14)):
         a = archcalc.analyze(Inverse(length), input_size=(2, 64), device=device)
         inverse = next(r for r in a.records if r.type == "istft")
         assert (inverse.output_shapes, inverse.elementwise, a.notes) == (((2, samples),), n, ())

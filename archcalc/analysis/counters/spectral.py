@@ -9,7 +9,8 @@ transform's exact operations, a convention for other lengths, rounded to a whole
      position of the other dimensions
   stft    per frame: the window applied (n_fft products) and a real (onesided) or complex transform of n_fft points
   istft   per frame an inverse transform of n_fft points, the window (n_fft products) and the overlap-add (n_fft
-          adds); the window's squares overlap-added once into its envelope; a division per output sample
+          adds); the window's squares overlap-added once into its envelope, its check for a 0 (2 per sample); a
+          division per output sample
 fftshift, ifftshift, fftfreq, rfftfreq: data movement and constants, 0.
 Their gradients: a transform of the same size (counting.ELEMENTWISE_BACKWARD's one per forward operation).
 """
@@ -77,21 +78,23 @@ def stft(call: OpCall) -> Count:
 
 @OPS.register("istft")
 def istft(call: OpCall) -> Count:
-    """torch.istft(X, n_fft, hop_length, ..., return_complex) as PyTorch's SpectralOps.cpp runs it (HDemucs, vocoders):
-    per frame an inverse transform of n_fft points (irfft; ifft where return_complex), the window applied (n_fft
-    products) and the frames overlap-added (n_fft adds a frame: fold's rule); once for all signals, the window's
-    squares (n_fft) overlap-added into its envelope (frames*n_fft); every output sample divided by the envelope."""
+    """torch.istft(X, n_fft, hop_length, ..., return_complex) as PyTorch's SpectralOps.cpp runs it (HDemucs, vocoders;
+    its aten calls seen in order by a dispatch mode): per frame an inverse transform of n_fft points (_fft_c2r;
+    ifft where return_complex), the window applied (n_fft products) and the frames overlap-added (unfold_backward:
+    n_fft adds a frame, fold's rule); once for all signals, the window's squares (n_fft) overlap-added into its
+    envelope (frames*n_fft), the envelope's check that no sample is 0 (abs and min over its L samples, 2L); every
+    output sample divided by the envelope."""
     n_fft, spec, out = call.arg(1, "n_fft"), call.inputs[0], call.output
-    frames, signals = spec[-1], prod(spec[:-2])
+    frames, signals, samples = spec[-1], prod(spec[:-2]), out[-1]
     real = not call.arg(9, "return_complex", False)
     transform = transform_count(n_fft, signals * frames, real, "istft")
     each = signals * frames * n_fft
-    envelope = n_fft + frames * n_fft
+    envelope = n_fft + frames * n_fft + 2 * samples
     n = transform.elementwise + 2 * each + envelope + prod(out)
     return Count(0, n, lambda: {"elementwise": (
         f"inverse transforms {grouped(transform.elementwise)} ({transform.formulas['elementwise']}) + window and "
-        f"overlap-add 2*{signals}*{frames}*{n_fft} + the window's envelope {n_fft} + {frames}*{n_fft} + a division "
-        f"per sample {elements_text(out)} = {grouped(n)}")})
+        f"overlap-add 2*{signals}*{frames}*{n_fft} + the window's envelope {n_fft} + {frames}*{n_fft} and its check "
+        f"2*{samples} + a division per sample {elements_text(out)} = {grouped(n)}")})
 
 
 @OPS.register("fft_fftshift", "fft_ifftshift", "fft_fftfreq", "fft_rfftfreq")
