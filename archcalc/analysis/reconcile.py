@@ -15,11 +15,12 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 
 from archcalc.analysis.counters import decompositions
+from archcalc.analysis.tools import NO_FORMULA, Counts
+from archcalc.analysis.tools import fvcore as fvcore_rules
 from archcalc.analysis.tools import ptflops as ptflops_rules
 from archcalc.analysis.engine import analyse, build, entry_inputs
 from archcalc.analysis.inputs import TensorSpec
 from archcalc.analysis.records import LAYER, OP, Analysis, LayerRecord
-from archcalc.analysis.tools import Counts
 from archcalc.models.registry import ModelEntry
 
 
@@ -36,7 +37,8 @@ _RECURRENT = ("RNN", "LSTM", "GRU")
 _CELLS = ("RNNCell", "LSTMCell", "GRUCell")
 
 WHY = {
-    "fvcore": {**_each(_BATCH_NORMS + ("batch_norm",), "BatchNorm counted as 2 per element in eval, with the batch's "
+    "fvcore": {**_each(sorted(fvcore_rules.NOT_SUPPORTED), "not supported"),  # (then the ones said more precisely)
+               **_each(_BATCH_NORMS + ("batch_norm",), "BatchNorm counted as 2 per element in eval, with the batch's "
                                                        "statistics (training=True) 5 (4 without affine)"),
                **_each(("AdaptiveAvgPool2d", "adaptive_avg_pool2d"), "adaptive average pooling 1 per input element"),
                "MultiheadAttention": "its attention runs as aten::scaled_dot_product_attention (need_weights=False), "
@@ -48,10 +50,6 @@ WHY = {
                "matmul": "torch.matmul counted as numel(x) x y.shape[-1]: the second operand's batch not broadcast",
                "einsum": "counted by numpy's einsum_path (its optimal path's flop count, halved): element-wise "
                          "products and the terms summed counted too",
-               **_each(("baddbmm", "addbmm", "mv", "dot", "addmv", "vdot", "inner", "tensordot", "linalg_multi_dot",
-                        "chain_matmul", "bilinear", "Bilinear", "_grouped_mm", "grouped_mm", "linalg_solve_triangular",
-                        "triangular_solve", "linalg_vecdot", "linalg_matrix_power", "matrix_power", "affine_grid",
-                        "cdist", "pdist", "conv_tbc", "cov", "corrcoef"), "not supported"),
                "deform_conv2d": "torchvision::deform_conv2d not supported",
                **_each(sorted(decompositions.COUNTED), "a matrix factorisation (LAPACK's): not supported"),
                **_each(("Conv1d", "Conv2d", "Conv3d", "conv1d", "conv2d", "conv3d"),
@@ -113,10 +111,8 @@ WHY = {
                 "Attention": "ptflops's hook for timm's Attention: N x [T*d*h (Q scaled) + h*(2*T*T*d + T*T)], "
                              "in place of its layers' counts"},
     "flops": {},
-    "flop_counter": {**_each(("mv", "dot", "addmv", "vdot", "inner", "addbmm", "_grouped_mm", "grouped_mm", "bilinear",
-                              "Bilinear", "linalg_solve_triangular", "triangular_solve", "linalg_vecdot",
-                              "affine_grid", "cdist", "pdist", "conv_tbc"),
-                             "flop_counter has no formula for it: 0"),
+    "flop_counter": {**_each(sorted(NO_FORMULA), "flop_counter has no formula for it: 0"),  # (then the ones said
+                     # more precisely)
                      "deform_conv2d": "torchvision's operation, not aten's: flop_counter has no formula for it, 0",
                      **_each(sorted(decompositions.COUNTED), "a matrix factorisation (LAPACK's): flop_counter has no "
                                                             "formula for it, 0"),
@@ -200,7 +196,7 @@ def _per_image(total: ToolTotal, batch: int) -> ToolTotal:
 
 def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
     """fvcore, thop and ptflops on real CPU tensors, torchinfo and flop_counter on the meta device (on the CPU
-    where the model's forward refuses it: a kernel with no meta version, a value read). The inputs are the
+    where that fails: a kernel with no meta version, a value read, a device check). The inputs are the
     entry's: a size (random values), or its example inputs (a tuple of positional inputs, a list of images
     for a detector, a dict of keyword inputs), given to each tool as it takes them."""
     inputs = entry_inputs(entry, size, batch)
@@ -212,8 +208,8 @@ def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
     def given(device: str) -> tuple[tuple, dict]:
         return inputs.make(torch.device(device), torch.float32)
 
-    def positional(tool: str, device: str = "cpu") -> tuple:
-        args, kwargs = given(device)
+    def positional(tool: str) -> tuple:
+        args, kwargs = given("cpu")
         if kwargs:
             raise ValueError(f"{tool} takes positional inputs only: the keyword inputs ({', '.join(kwargs)}) "
                              f"cannot be given to it")
@@ -257,15 +253,14 @@ def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
         from ptflops import get_model_complexity_info
 
         args, kwargs = given("cpu")
-        if sized:
-            if len(args) != 1 or kwargs:
-                raise ValueError("ptflops passes one input to the forward")
-            one = args[0][:1]  # (the first sample: its dtype, token ids inside the vocabulary)
-            construct = lambda size: one  # noqa: E731
-        elif kwargs and not args:
-            construct = lambda size: kwargs  # noqa: E731
-        elif len(args) == 1 and not kwargs and len(args[0]) == 1:
-            construct = lambda size: args[0]  # noqa: E731
+        if sized and len(args) == 1 and not kwargs:
+            value = args[0][:1]  # (the first sample: its dtype, token ids inside the vocabulary)
+        elif not sized and kwargs and not args:
+            value = kwargs
+        elif not sized and len(args) == 1 and not kwargs and len(args[0]) == 1:
+            value = args[0]
+        elif sized:
+            raise ValueError("ptflops passes one input to the forward")
         else:
             raise ValueError("ptflops passes one input to the forward and divides its module counts by its batch: "
                              "give one positional input of a batch of one (one image), or keyword inputs")
@@ -273,7 +268,7 @@ def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
         with contextlib.redirect_stdout(said):
             macs, _ = get_model_complexity_info(on("cpu"), tuple(inputs.shapes[0][1:]) if inputs.shapes else (1,),
                                                 as_strings=False, print_per_layer_stat=False, verbose=False,
-                                                input_constructor=construct)
+                                                input_constructor=lambda size: value)
         if macs is None:
             lines = said.getvalue().splitlines()
             raise RuntimeError(lines[1] if len(lines) > 1 else "ptflops could not run the model")
@@ -287,6 +282,7 @@ def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
 
         model = on(device)
         args, kwargs = given(device)
+
         def math():
             return sdpa_kernel(SDPBackend.MATH) if device == "cpu" else contextlib.nullcontext()
 

@@ -177,11 +177,10 @@ def count(work: Work, extra: int = 0, extra_text: str = "") -> Count:
 
 
 def _text(work: Work, macs: int, rest: int, extra: int, extra_text: str) -> dict[str, str]:
-    kind = "divisions, reciprocals and square roots" if work.mults >= work.adds else "additions"
-    text = {"macs": f"LAWN 41 additions of {work.text} = {grouped(macs)}",
-            "elementwise": f"the other {kind}: {grouped(work.mults)} - {grouped(work.adds)} = {grouped(rest)}"
-                           if kind != "additions" else
-                           f"the other additions: {grouped(work.adds)} - {grouped(work.mults)} = {grouped(rest)}"}
+    paired, more, fewer, kind = (("additions", work.mults, work.adds, "divisions, reciprocals and square roots")
+                                 if work.mults >= work.adds else ("multiplications", work.adds, work.mults, "additions"))
+    text = {"macs": f"LAWN 41 {paired} of {work.text} = {grouped(macs)}",
+            "elementwise": f"the other {kind}: {grouped(more)} - {grouped(fewer)} = {grouped(rest)}"}
     if extra:
         text["elementwise"] += f" + {extra_text} = {grouped(rest + extra)}"
     return text

@@ -132,8 +132,8 @@ def linear_cross_entropy_backward(call: OpCall, needs: Needs) -> Count:
     each = prod(head.logits) * head.d
     text = f"{elements_text(head.logits)}*{head.d}"
     if _gradients_in_forward(call, head):
-        x, w = call.args[0], call.args[1]
-        sizes = (x.numel(), w.numel(), prod(head.logits[-1:]) if head.bias else 0)
+        bias = call.kwargs.get("linear_bias")
+        sizes = (call.args[0].numel(), call.args[1].numel(), bias.numel() if bias is not None else 0)
         scaled = sum(size for size, needed in zip(sizes, head.needs) if needed)
         return Count(0, scaled, {"macs": "made in the chunked forward: none here",
                                  "elementwise": f"the forward's gradients scaled by ∂loss: {grouped(scaled)}"})

@@ -44,7 +44,7 @@ def _paper(r: LayerRecord, module) -> int:
     return r.macs or 0
 
 
-_NO_FORMULA = {"mv", "dot", "vdot", "inner", "addmv",  # (vector products)
+NO_FORMULA = {"mv", "dot", "vdot", "inner", "addmv",  # (vector products)
                "addbmm", "_grouped_mm", "grouped_mm", "bilinear", "Bilinear", "linalg_solve_triangular",
                "triangular_solve", "linalg_vecdot", "affine_grid", "cdist", "pdist", "conv_tbc",
                "deform_conv2d",  # (torchvision's: flop_counter knows aten's operations only)
@@ -58,7 +58,7 @@ def _flop_counter(r: LayerRecord, module) -> int:
     einsum, the products PyTorch runs as bmm (linear.bmm_macs: not a size-1 contraction's mul, not a dot); nor for
     torchvision's deform_conv2d, not an aten operation, the matrix factorisations, and PyTorch's chunked
     F.linear_cross_entropy (a custom operator)."""
-    if r.type in _NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1):
+    if r.type in NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1):
         return 0
     if r.type == "linear_cross_entropy" and "chunked path" in r.formulas.get("macs", ""):
         return 0  # (PyTorch's chunked F.linear_cross_entropy is a custom operator, opaque to flop_counter)
