@@ -31,6 +31,7 @@ class Count(NamedTuple):
 
 NOT_COUNTED = Count(None, None, {}, "no formula: not counted")
 NO_PRODUCTS = Count(0, None, {}, "no products to differentiate")
+NO_GRADIENT = Count(0, 0, {"macs": "no gradient: nothing before it requires one, nor do its weights"})
 OFF_THE_PATH = Count(0, 0, {}, "no gradient reaches it: its output does not lead to the model's output")
 GRADIENTS_OFF = Count(0, 0, {}, "made with gradients off (torch.no_grad, or a custom autograd.Function's forward, "
                                 "whose own backward is counted on its row): autograd does not differentiate it")
@@ -180,6 +181,11 @@ def _for_type(registry: CounterRegistry, cls: type) -> Callable | None:
 def op_name(func: Any) -> str:
     """A Python-level operation's name with dunder and in-place marks removed: __iadd__ -> add."""
     name = getattr(func, "__name__", None) or str(func)
+    kind = type(func).__name__
+    if kind == "OpOverloadPacket" or kind == "OpOverload":  # torch.ops.NAMESPACE.NAME(...)
+        qualified = (func if kind == "OpOverloadPacket" else func._overloadpacket)._qualified_op_name
+        if qualified.startswith("quantized::"):  # (aten's names with other arguments: quantized::linear, ::add)
+            return qualified
     if name == "__get__":  # a property such as Tensor.real or Tensor.T
         name = getattr(getattr(func, "__self__", None), "__name__", "get")
     if name.startswith("__") and name.endswith("__"):

@@ -21,7 +21,8 @@ from archcalc.analysis.counting import GRADIENTS_OFF, NOT_COUNTED, OFF_THE_PATH
 from archcalc.analysis.diagnosis import explain
 from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.meta_autocast import meta_autocast
-from archcalc.analysis.records import Analysis, LayerRecord, Totals
+from archcalc.analysis.packed import QUANTIZED_TYPES
+from archcalc.analysis.records import LAYER, Analysis, LayerRecord, Totals
 from archcalc.analysis.tracer import Tracer, shapes_of, tensors_in
 from archcalc.errors import ForwardError, InputError
 from archcalc.formulas.numbers import shape_text
@@ -427,6 +428,11 @@ def placed(make, name: str, inputs: Inputs, device: str, dtype: torch.dtype, inn
     memory); a forward that reads a value, which meta cannot give, runs again on the CPU, said in a note."""
     torch_device = resolve_device("meta" if device == "auto" else device)
     model, note = make(torch_device)
+    if device == "meta" and placement.quantized(model):
+        cpu = torch.device("cpu")
+        return analyse_module(make(cpu)[0], name, inputs, cpu, dtype, inner, notes=(
+            "a quantized network runs on the CPU, not the meta device: its int8 kernels (FBGEMM's, QNNPACK's) have "
+            "no meta version",), backward=backward)
     if device == "auto":
         choice, why = placement.auto(model, inputs.elements(), dtype)
         if choice == "cpu":
@@ -518,6 +524,11 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
                 f"{r.label} turned batch {batch} into {r.output_shapes[0][0]}: the model flattens to a fixed "
                 f"size ({shape_text(r.output_shapes[0][1:])}) that this input does not give per sample"
             )
+    quantized = sorted({r.type for r in records if r.kind == LAYER and r.type.startswith(QUANTIZED_TYPES)})
+    if quantized:
+        notes.append(f"quantized layers ({', '.join(quantized)}): their MACs are the float layers' count, on int8 "
+                     f"operands accumulated in int32 (dynamic quantization's float16 kind: in float), FLOPs = 2 x MACs "
+                     f"counting them as operations; their parameters at the bytes they are stored in")
     if in_rows != totals.params:
         notes.append(f"{totals.params - in_rows:,} parameters belong to layers that did not run in this forward pass")
     if lazy:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedTensorMixin
 
+from archcalc.analysis.packed import quantized
 from archcalc.errors import user_frames
 
 
@@ -36,6 +37,9 @@ CPU_PARAMS, CPU_INPUT = 30_000_000, 2_000_000  # the largest model and input ``a
 
 def auto(model: nn.Module, elements: int, dtype: torch.dtype) -> tuple[str, str]:
     """("cpu" or "meta", why) for a model built on the meta device and inputs of ``elements`` in all."""
+    if quantized(model):
+        return "cpu", ("device auto: the CPU (a quantized network: its int8 kernels, FBGEMM's or QNNPACK's, are the "
+                       "CPU's, with no meta version)")
     params = sum(p.numel() for p in model.parameters() if not isinstance(p, UninitializedTensorMixin))  # lazy: unmade
     if dtype not in (torch.float32, torch.float64):
         return "meta", f"device auto: meta ({str(dtype).removeprefix('torch.')} runs slowly or not at all on the CPU)"
@@ -47,7 +51,8 @@ def auto(model: nn.Module, elements: int, dtype: torch.dtype) -> tuple[str, str]
 
 
 _KERNEL_ELSEWHERE = "tensors on meta device"  # (flex_attention's device check)
-_NO_META_KERNEL = "no fake impl or Meta kernel"  # (an aten operator without a meta version: torch.geqrf)
+_NO_META_KERNEL = ("no fake impl or Meta kernel",  # (an aten operator without a meta version: torch.geqrf)
+                   "could not find the fake impl")  # (another namespace's: quantized::linear_dynamic)
 
 
 def _chain(error: BaseException | None) -> Iterator[BaseException]:
@@ -59,7 +64,7 @@ def _chain(error: BaseException | None) -> Iterator[BaseException]:
 def _elsewhere(error: BaseException) -> bool:
     """A kernel with no meta version refusing meta tensors (flex_attention's device check, torch.geqrf)."""
     return (isinstance(error, ValueError) and _KERNEL_ELSEWHERE in str(error)
-            or isinstance(error, NotImplementedError) and _NO_META_KERNEL in str(error))
+            or isinstance(error, NotImplementedError) and any(text in str(error) for text in _NO_META_KERNEL))
 
 
 def refusal(error: BaseException | None, name: str) -> str:

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 
 from archcalc.analysis.counters import decompositions
+from archcalc.analysis.packed import QUANTIZED_TYPES
 from archcalc.analysis.tools import NO_FORMULA, Counts
 from archcalc.analysis.tools import fvcore as fvcore_rules
 from archcalc.analysis.tools import ptflops as ptflops_rules
@@ -137,6 +138,8 @@ def _fallback(convention: str, records: list[LayerRecord], amount: int) -> str:
     functional = all(r.kind == OP for r in records)
     if convention == "fvcore" and all(r.formulas.get("elementwise", "").startswith(_NORM_TEXTS) for r in records):
         return WHY["fvcore"]["LayerNorm"]  # (a subclass of a norm: timm's LayerNormNoBias)
+    if convention in ("fvcore", "flop_counter") and all(r.type.startswith(QUANTIZED_TYPES) for r in records):
+        return "a quantized layer: its kernels (quantized::linear, conv2d, ...) have no formula there, 0"
     if convention == "torchinfo":
         return "functional operations ignored" if functional else \
             "a leaf module's weight and bias elements x N (x output H x W when its class name has 'Conv')"

@@ -1,6 +1,8 @@
 """Arithmetic intensity and the roofline, per layer (Williams, Waterman & Patterson, CACM 2009).
 
-  bytes moved (minimum) = inputs read once + own weights read once + output written once, for the dtype
+  bytes moved (minimum) = inputs read once + own weights read once + output written once, for the dtype (an
+                          input at the element size of the record that made it, where each has one: a quantized
+                          layer's int8 input at 1 byte)
   operations            = 2 x MACs + element-wise operations (FLOPs in the roofline's sense)
   intensity I           = operations / bytes                    [FLOP/byte]
   attainable            = min(peak FLOP/s, I x peak bytes/s)
@@ -39,18 +41,31 @@ class RooflinePoint:
         return self.operations / self.time_s if self.time_s else None
 
 
-def bytes_moved(record: LayerRecord, itemsize: int) -> int:
-    inputs = sum(prod(s) for s in record.input_shapes) * itemsize
+def bytes_moved(record: LayerRecord, itemsize: int, sizes: tuple[int, ...] = ()) -> int:
+    """``sizes``: each input's element size where it is known (input_sizes), else ``itemsize``, the dtype's."""
+    inputs = sum(prod(s) * (sizes[i] if i < len(sizes) else itemsize) for i, s in enumerate(record.input_shapes))
     return inputs + record.param_bytes + record.activation_bytes
+
+
+def input_sizes(record: LayerRecord, records: dict[int, LayerRecord]) -> tuple[int, ...]:
+    """Each input's element size, read off the records that made them where every input has one that wrote its
+    output (a quantized layer's int8 input: 1 byte, not the analysis dtype's 4); () where not."""
+    if len(record.sources) != len(record.input_shapes):
+        return ()
+    made = [records.get(i) for i in record.sources]
+    if any(m is None or not m.activation_elements or len(m.output_shapes) != 1 for m in made):
+        return ()
+    return tuple(m.activation_bytes // m.activation_elements for m in made)
 
 
 def points(a: Analysis) -> list[RooflinePoint]:
     result = []
+    records = {r.index: r for r in a.records}
     for r in a.records:
         if r.kind == MODULE or r.macs is None:
             continue
         operations = 2 * r.macs + (r.elementwise or 0)
         if operations == 0 or r.activation_bytes == 0:
             continue  # shape-only, views, in-place results: nothing computed or nothing written
-        result.append(RooflinePoint(r.label, r.type, operations, bytes_moved(r, a.itemsize)))
+        result.append(RooflinePoint(r.label, r.type, operations, bytes_moved(r, a.itemsize, input_sizes(r, records))))
     return result

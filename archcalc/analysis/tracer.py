@@ -32,8 +32,9 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.overrides import TorchFunctionMode
 
 from archcalc.analysis import custom_functions, receptive
-from archcalc.analysis.counting import (GRAD_OPS, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs, OpCall,
-                                       counter_for_type, grad_counter_for_type, op_name, with_elementwise)
+from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
+                                       OpCall, counter_for_type, grad_counter_for_type, op_name, with_elementwise)
+from archcalc.analysis.packed import QUANTIZED, packed_weights, quantization_parameters
 from archcalc.analysis.origins import operator_spelling, origin
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.analysis.stand_ins import stand_in
@@ -157,6 +158,7 @@ class Tracer(TorchFunctionMode):
         self.param_names: dict[int, str] = {}  # id -> its slot name (weight, bias), each parameter once
         self.parameters: list[nn.Parameter] = []
         self.buffers: dict[int, torch.Tensor] = {}
+        self.packed: dict[int, list[Tensor]] = {}  # id(quantized layer) -> its weights, unpacked (packed.py)
         self._walk = modules_of(model)
         names, parameters, buffers = self.param_names, self.parameters, self.buffers
         for m, _ in self._walk:
@@ -169,6 +171,8 @@ class Tracer(TorchFunctionMode):
                 for b in m._buffers.values():
                     if b is not None:
                         buffers[id(b)] = b
+            if not m._parameters and type(m).__module__.startswith(QUANTIZED):  # (its weights packed: packed.py)
+                self._unpack(m)
         # A lazy layer (nn.LazyLinear) had parameters still to be made when the trace began (by type: one
         # test per kind of parameter, not per parameter).
         self.lazy = any(issubclass(kind, UninitializedTensorMixin) for kind in set(map(type, parameters)))
@@ -184,6 +188,18 @@ class Tracer(TorchFunctionMode):
         self.producers: dict[int, tuple] = {}  # id(tensor) -> (weak reference, index of the record that made it)
         self.layer: _Frame | None = None  # the counted layer whose forward is running, if any
         self.quiet = False  # True while the mode is off the stack for that layer's forward
+
+    def _unpack(self, module: nn.Module) -> None:
+        """A quantized layer's packed weights, unpacked: its parameters (its row owns them, at their int8 bytes),
+        their scales and zero points buffers."""
+        slots = packed_weights(module)
+        if slots:
+            self.packed[id(module)] = [t for _, t in slots]
+            for slot, t in slots:
+                self.param_names[id(t)] = slot
+                self.parameters.append(t)
+                for q in quantization_parameters(t):
+                    self.buffers[id(q)] = q
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self):
@@ -394,6 +410,8 @@ class Tracer(TorchFunctionMode):
         # input, if none used it before (SEW-D's relative position table, rel_embeddings.weight, into a
         # LayerNorm): it did run, and its gradient is the layer's ∂x.
         own = module.parameters() if module._modules else module._parameters.values()
+        if self.packed and id(module) in self.packed:
+            own = self.packed[id(module)]
         grad = None
         if self.backward:
             own = list(own)
@@ -401,7 +419,7 @@ class Tracer(TorchFunctionMode):
         foreign = [t for t in inputs if isinstance(t, nn.Parameter)]
         if foreign:
             own = [*own, *foreign]
-        self._record(frame, type(module).__name__, LAYER, inputs, outputs, shapes_in, shapes_out, count, own, field, "",
+        self._record(frame, type_name(module), LAYER, inputs, outputs, shapes_in, shapes_out, count, own, field, "",
                      grad)
         if foreign:  # (named in full in the arithmetic: "weight" would read as the layer's own)
             names = {id(p): n for n, p in self.model.named_parameters() if any(p is f for f in foreign)}
@@ -420,7 +438,7 @@ class Tracer(TorchFunctionMode):
             if known:
                 field = receptive.merge(known)
                 self._set_field(outputs[0], field)
-        self._record(frame, type(frame.module).__name__, MODULE, inputs, (), shapes_in, shapes_out,
+        self._record(frame, type_name(frame.module), MODULE, inputs, (), shapes_in, shapes_out,
                      _CONTAINER if inside else _EMPTY, (), field, "")
 
     # -- functional operations ----------------------------------------------------------
@@ -672,6 +690,13 @@ class Tracer(TorchFunctionMode):
         ))
 
 
+def type_name(module: nn.Module) -> str:
+    """A row's type: its class's name; a quantized layer's as PyTorch prints it (QuantizedLinear, DynamicQuantizedLSTM:
+    its class is named Linear, which would read as the float layer)."""
+    cls = type(module)
+    return module._get_name() if cls.__module__.startswith(QUANTIZED) else cls.__name__
+
+
 _new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
 _BACKWARD_RUN = object()  # the counter of the frame a custom Function's backward runs in (Tracer._applied)
 
@@ -710,8 +735,8 @@ def _gradient(counter, call, count: Count, inputs: list, params) -> Count:
     needs = Needs(tuple(t.requires_grad for t in inputs), any(p is not None and p.requires_grad for p in params))
     if count.macs == 0:
         grad = NO_PRODUCTS
-    elif counter is None:
-        return NOT_COUNTED
+    elif counter is None:  # (no backward formula, none needed where autograd differentiates nothing: a quantized layer)
+        return NOT_COUNTED if needs.weights or any(needs.inputs) else NO_GRADIENT
     else:
         grad = counter(call, needs)
     return with_elementwise(grad, count, needs.weights or any(needs.inputs))

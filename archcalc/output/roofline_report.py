@@ -24,7 +24,8 @@ def roofline_report(model: str, dtype: str, points: list[RooflinePoint], peak_fl
             row.update(time=f"{p.time_s * 1000:.3f}", achieved=f"{p.achieved / 1e9:.2f}")
         rows.append(row)
     footer = ["bytes moved = inputs read once + own weights read once + output written once "
-              f"({dtype}); FLOP/byte = arithmetic intensity"]
+              f"({dtype}, an input at the size its maker wrote: a quantized layer's int8 at 1 byte); FLOP/byte = "
+              "arithmetic intensity"]
     if peak_flops:
         ridge = peak_flops / peak_bytes
         footer.append(f"peaks: {peak_flops / 1e9:.1f} GFLOP/s, {peak_bytes / 1e9:.1f} GB/s ({how}); ridge point "

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from archcalc.analysis.engine import analyse_module, build, entry_inputs, out_of_memory, resolve_dtype
+from archcalc.analysis.engine import build, entry_inputs, out_of_memory, placed, resolve_dtype
 from archcalc.analysis.placement import free_memory
 from archcalc.errors import ArchcalcError, InputError
 from archcalc.models.registry import ModelEntry
@@ -220,8 +220,8 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
     try:
         inputs = entry_inputs(entry, size, batch, input_dtypes)
         shape, text = (inputs.shapes[0] if inputs.shapes else (batch,)), inputs.text()
-        plan = analyse_module(build(entry, torch.device("meta"), torch_dtype), entry.name, inputs,
-                              torch.device("meta"), torch_dtype, backward=options.training)
+        plan = placed(lambda d: (build(entry, d, torch_dtype), ""), entry.name, inputs, "meta", torch_dtype,
+                      backward=options.training)  # (the CPU where meta cannot run it: a quantized network)
         if options.training:
             check_optimizer(options.optimizer)  # (a bad name: said now)
         mixed(torch.device("cpu"), options.amp)  # (likewise)

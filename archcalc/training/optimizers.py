@@ -20,6 +20,11 @@ def optimizer_for(parameters, name: str, foreach: bool | None = None) -> torch.o
     """Plain SGD (lr 0.01), SGD with momentum 0.9, or Adam (lr 1e-3). ``foreach`` None is PyTorch's own
     choice: one operation over every tensor on CUDA (its temporaries for all at once), a loop on the CPU."""
     check(name)
+    parameters = list(parameters)
+    if not parameters:
+        raise InputError("the model has no trainable parameters: there is no training step (a quantized network is "
+                         "not trained; quantization-aware training trains its float form, made by "
+                         "torch.ao.quantization.prepare_qat)")
     if name == "sgd":
         return torch.optim.SGD(parameters, lr=0.01, foreach=foreach)
     if name == "momentum":

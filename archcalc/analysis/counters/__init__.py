@@ -17,6 +17,8 @@
                  suppression
   movement       data movement and bookkeeping (views, copies, concatenation, masks, comparisons,
                  casts, embedding lookups): 0 operations by a declared rule
+  quantized      torch.ao.quantization's int8 layers (dynamic, static, fused) and the quantized namespace's
+                 operations: the float formulas over the unpacked weights, and quantization's own steps
   lecture        the lectures' own layers (LeNet-5's subsampling, connection table, RBF output)
 
 Each file registers its module entries in counting.MODULES and its functional entries in
@@ -36,6 +38,7 @@ from archcalc.analysis.counters import (  # noqa: F401  (each registers its form
     movement,
     normalisation,
     pooling,
+    quantized,
     recurrent,
     spectral,
 )

@@ -49,7 +49,7 @@ def _recurrent_text(rows, gates, weights, units, per, macs, elementwise) -> dict
     }
 
 
-def _rows(shape: tuple) -> int:
+def sequence_rows(shape: tuple) -> int:
     """Sequence rows T*N: (T, N, I), (N, T, I), unbatched (T, I), a cell's (N, I) or (I,), and a packed
     sequence's data (total length, I) all give prod(shape[:-1])."""
     return prod(shape[:-1])
@@ -61,14 +61,15 @@ def recurrent(call: ModuleCall) -> Count:
     gates = GATES[m.mode]
     weights = [(name, tuple(p.shape)) for name, p in m.named_parameters(recurse=False) if name.startswith("weight_")]
     directions = 2 if m.bidirectional else 1
-    count = recurrent_count(_rows(call.input), gates, weights, m.num_layers * directions * m.hidden_size, m.bias)
+    rows = sequence_rows(call.input)
+    count = recurrent_count(rows, gates, weights, m.num_layers * directions * m.hidden_size, m.bias)
     if not (m.training and m.dropout > 0 and m.num_layers > 1):
         return count
     width = (getattr(m, "proj_size", 0) or m.hidden_size) * directions  # (train mode: dropout between layers)
-    between = 2 * _rows(call.input) * width * (m.num_layers - 1)
+    between = 2 * rows * width * (m.num_layers - 1)
     text = count.text()
     return count._replace(elementwise=count.elementwise + between, formulas={
-        **text, "elementwise": f"{text['elementwise']} + dropout between layers 2*{_rows(call.input)} rows*{width}*"
+        **text, "elementwise": f"{text['elementwise']} + dropout between layers 2*{rows} rows*{width}*"
                                f"{m.num_layers - 1} = {grouped(count.elementwise + between)}"})
 
 
@@ -77,7 +78,7 @@ def recurrent_cell(call: ModuleCall) -> Count:
     m = call.module
     gates = m.weight_ih.shape[0] // m.hidden_size
     weights = [("W_ih", tuple(m.weight_ih.shape)), ("W_hh", tuple(m.weight_hh.shape))]
-    return recurrent_count(_rows(call.input), gates, weights, m.hidden_size, m.bias)
+    return recurrent_count(sequence_rows(call.input), gates, weights, m.hidden_size, m.bias)
 
 
 @OPS.register("lstm", "gru", "rnn_tanh", "rnn_relu")
@@ -106,7 +107,7 @@ def _batch(shape: tuple, batch_first: bool) -> int:
 @GRAD_MODULES.register(nn.RNN, nn.LSTM, nn.GRU)
 def recurrent_backward(call: ModuleCall, needs: Needs) -> Count:
     m = call.module
-    rows = _rows(call.input)
+    rows = sequence_rows(call.input)
     first_steps = 0 if needs.input(1) else _batch(call.input, m.batch_first)  # no ∂h_0 when h_0 is zeros
     w = needs.weights
     g = w or needs.input(0) or needs.input(1)  # is any gradient computed at all?
@@ -129,7 +130,7 @@ def recurrent_backward(call: ModuleCall, needs: Needs) -> Count:
 @GRAD_MODULES.register(nn.RNNCell, nn.LSTMCell, nn.GRUCell)
 def recurrent_cell_backward(call: ModuleCall, needs: Needs) -> Count:
     m = call.module
-    rows = _rows(call.input)
+    rows = sequence_rows(call.input)
     ih, hh = m.weight_ih.numel(), m.weight_hh.numel()
     return gradients([
         ("∂W_ih", needs.weights, rows * ih, f"{rows}*{ih}"), ("∂W_hh", needs.weights, rows * hh, f"{rows}*{hh}"),

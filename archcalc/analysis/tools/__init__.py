@@ -21,7 +21,8 @@ attention, normalisation and recurrence.
                2 per multiply-add); no formula for matrix-vector products (mv, dot), addbmm, grouped_mm,
                bilinear, vecdot, affine_grid, cdist, pdist, conv_tbc, triangular solves, the matrix factorisations
                (inv, solve, det, cholesky, qr, ...: a negative matrix_power's inverse), PyTorch's chunked
-               F.linear_cross_entropy (a custom operator) and torchvision's deform_conv2d
+               F.linear_cross_entropy (a custom operator), torchvision's deform_conv2d and the quantized
+               namespace's kernels (a quantized layer: QuantizedLinear, DynamicQuantizedLSTM, ...)
   flops        2 x MACs + every element-wise operation archcalc counts
 calflops and DeepSpeed's profiler are not defined.
 """
@@ -34,6 +35,7 @@ from torch import nn
 from archcalc.analysis.counters import decompositions
 from archcalc.analysis.counters.linear import bmm_macs, equation_of
 from archcalc.analysis.tools import fvcore, ptflops, thop, torchinfo
+from archcalc.analysis.packed import quantized_layer
 from archcalc.analysis.records import LAYER, OP, LayerRecord
 from archcalc.analysis.tracer import layer_names
 
@@ -56,9 +58,10 @@ def _flop_counter(r: LayerRecord, module) -> int:
     (aten.mv, aten.dot: torch.matmul by a vector becomes one of them), addbmm, _grouped_mm, bilinear (one
     _trilinear kernel), vecdot (a product and a sum), affine_grid, cdist, pdist, conv_tbc and triangular solves; of an
     einsum, the products PyTorch runs as bmm (linear.bmm_macs: not a size-1 contraction's mul, not a dot); nor for
-    torchvision's deform_conv2d, not an aten operation, the matrix factorisations, and PyTorch's chunked
-    F.linear_cross_entropy (a custom operator)."""
-    if r.type in NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1):
+    torchvision's deform_conv2d, not an aten operation, the matrix factorisations, PyTorch's chunked
+    F.linear_cross_entropy (a custom operator), and a quantized layer's kernels (quantized::linear, ...)."""
+    if r.type in NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1) or \
+            quantized_layer(module):
         return 0
     if r.type == "linear_cross_entropy" and "chunked path" in r.formulas.get("macs", ""):
         return 0  # (PyTorch's chunked F.linear_cross_entropy is a custom operator, opaque to flop_counter)

@@ -20,7 +20,9 @@ multiply-add as one "flop"; every other operation is listed as unsupported and c
   counts its projections only), aten::lstm / gru / rnn_tanh (0), baddbmm, addbmm, tensordot, linalg_multi_dot,
   bilinear (nn.Bilinear), _grouped_mm, linalg_solve_triangular, vecdot, matrix_power, affine_grid, cdist,
   pdist, conv_tbc, cov and corrcoef, the matrix factorisations and what is built on them (inv, solve, det, slogdet, cholesky, qr, ...),
-  every element-wise operation;
+  every element-wise operation; the quantized namespace's kernels (quantized::linear, conv2d_relu, add, ...: a
+  quantized layer counts 0; fvcore 0.1.5's trace of a statically quantized network fails: "Only tensors ... can be
+  inputs to traced functions. Got int");
   the cells (LSTMCell, GRUCell, RNNCell) are traced as their linear layers: counted as archcalc does
   a module subclass with a forward of its own (timm's LayerNorm) is counted by the operations it runs, as
   the trace sees them, not by its base class's rule
@@ -37,6 +39,7 @@ from torch import nn
 from archcalc.analysis.counters import decompositions
 from archcalc.analysis.counters.attention import layout
 from archcalc.analysis.counters.linear import equation_of
+from archcalc.analysis.packed import quantized_layer
 from archcalc.analysis.records import LAYER, OP, LayerRecord
 
 NOT_SUPPORTED = {"scaled_dot_product_attention", "baddbmm", "addbmm", "addmv", "mv", "dot", "vdot", "inner",
@@ -55,7 +58,8 @@ _NORM_OPS = {"layer_norm": 2, "group_norm": 2, "instance_norm": 3}  # op -> posi
 
 def count(r: LayerRecord, module) -> int:
     kind = r.type
-    if r.kind not in (LAYER, OP) or kind in NOT_SUPPORTED or r.inside or _padding_by_name(r, module):
+    if r.kind not in (LAYER, OP) or kind in NOT_SUPPORTED or r.inside or _padding_by_name(r, module) or \
+            quantized_layer(module):
         return 0  # (a module archcalc has no formula of its own for is counted by the operations it runs: timm's
         # LayerNorm, a subclass with its own forward, is its F.layer_norm's row, not a LayerNorm's too)
     total = r.macs or 0
