@@ -169,8 +169,21 @@ def _attention(r: dict) -> None:
     assert r["asked"] == "macs" and int(r["macs"]) == macs and r["answer"] == r["macs"]
 
 
+def _quantize(r: dict) -> None:
+    """float32: 4 bytes a parameter (a BatchNorm's γ and β too); int8: 1 byte a weight, a float32 bias (a folded
+    BatchNorm gives one), per channel a float64 scale and an int64 zero point."""
+    c_in, c_out, k = int(r["c_in"]), int(r["c_out"]), _int(r["k"]) or 1
+    bias, batchnorm = _true(r["bias"]), _true(r["batchnorm"])
+    weights = k * k * c_in * c_out
+    params = weights + c_out * bias + 2 * c_out * batchnorm
+    int8 = weights + 4 * c_out * (bias or batchnorm) + 16 * c_out * (r["scheme"] == "per_channel")
+    assert (int(r["weights"]), int(r["params"])) == (weights, params)
+    assert (int(r["float32_bytes"]), int(r["int8_bytes"])) == (4 * params, int8)
+    assert r["answer"] == f"{4 * params}; {int8}" and r["asked"] == "float32_bytes int8_bytes"
+
+
 RECOMPUTE = {"outsize": _outsize, "params": _param_row, "macs": _macs, "receptive": _receptive, "memory": _memory,
-             "recurrent": _recurrent, "attention": _attention}
+             "recurrent": _recurrent, "attention": _attention, "quantize": _quantize}
 
 
 @pytest.mark.parametrize("level", (1, 2, 3))
@@ -284,7 +297,7 @@ def test_a_network_s_pytorch_code_runs_and_gives_the_key_s_shapes():
     (("outsize", "--count", "-3"), "--count must be a whole number from 1 to 500, got -3"),
     (("outsize", "--count", "501"), "--count must be a whole number from 1 to 500"),
     (("volume",), "unknown homework kind 'volume'; use one of outsize, params, macs, receptive, memory, network, "
-                  "attention, recurrent"),
+                  "attention, recurrent, quantize"),
     (("params", "--level", "4"), "--level must be 1, 2 or 3, got 4"),
     (("params", "--level", "0"), "--level must be 1, 2 or 3, got 0"),
     (("params", "--seed", "-1"), "--seed must be a whole number >= 0"),

@@ -108,6 +108,37 @@ _TEXT = {
                        "출력(activation)이 함께 차지하는 메모리는 몇 byte인가 (backward를 위해 모두 보관)?"),
     "memory.rule": ("bytes = N*C*H*W*(bytes per element: {bpe} for {dtype})",
                     "byte = N*C*H*W*(원소당 byte: {dtype}는 {bpe})"),
+    # quantize
+    "quantize.ask": ("{layer} {code} is quantized to int8 with torch.ao.quantization: each weight is stored in 1 byte "
+                     "(one scale and zero point for the whole tensor, not counted here), the bias stays float32. How "
+                     "many bytes do its parameters take before quantization (float32) and after?",
+                     "{layer} {code}을 torch.ao.quantization으로 int8 양자화한다: 가중치는 원소당 1 byte (텐서 전체에 "
+                     "scale과 zero point 하나, 여기서는 세지 않음), 바이어스는 float32로 남는다. 양자화 전(float32)과 "
+                     "후에 파라미터가 차지하는 메모리는 각각 몇 byte인가?"),
+    "quantize.ask_channel": ("{layer} {code} is quantized to int8 per output channel (FBGEMM's default): each weight "
+                             "in 1 byte, a scale and a zero point for every output channel, which PyTorch keeps as "
+                             "float64 and int64; the bias stays float32. How many bytes does it store before "
+                             "quantization (float32 parameters) and after (weights, bias, scales and zero points)?",
+                             "{layer} {code}을 출력 채널별(per-channel, FBGEMM 기본값)로 int8 양자화한다: 가중치는 "
+                             "원소당 1 byte, 출력 채널마다 scale과 zero point가 하나씩 있고 PyTorch는 이를 float64와 "
+                             "int64로 저장한다; 바이어스는 float32로 남는다. 양자화 전(float32 파라미터)과 후(가중치, "
+                             "바이어스, scale, zero point)에 저장되는 메모리는 각각 몇 byte인가?"),
+    "quantize.ask_fused": ("{code}: the convolution and its BatchNorm are fused (the BatchNorm folded into the "
+                           "convolution's weights and a new bias), then quantized to int8 per output channel (scales "
+                           "in float64, zero points in int64, the bias float32). How many bytes do both layers' "
+                           "float32 parameters take, and the quantized layer (weights, bias, scales and zero points)?",
+                           "{code}: 합성곱과 BatchNorm을 fuse한 뒤(BatchNorm은 합성곱의 가중치와 새 바이어스로 "
+                           "접힌다) 출력 채널별로 int8 양자화한다 (scale은 float64, zero point는 int64, 바이어스는 "
+                           "float32). 두 층의 float32 파라미터와 양자화된 층(가중치, 바이어스, scale, zero point)이 "
+                           "차지하는 메모리는 각각 몇 byte인가?"),
+    "quantize.rule": ("float32: 4 bytes a parameter; int8: 1 byte a weight, the bias in float32 (4 bytes)",
+                      "float32: 파라미터당 4 byte; int8: 가중치당 1 byte, 바이어스는 float32 (4 byte)"),
+    "quantize.per_channel": ("per output channel a scale (float64, 8 bytes) and a zero point (int64, 8 bytes)",
+                             "출력 채널마다 scale (float64, 8 byte)과 zero point (int64, 8 byte)"),
+    "quantize.folded": ("the BatchNorm's γ and β (2*{c}) fold into the weights and a new bias of {c}",
+                        "BatchNorm의 γ, β (2*{c})는 가중치와 새 바이어스 {c}개로 접힌다"),
+    "quantize.macs": ("(the MACs do not change: the same multiply-accumulates, on int8)",
+                      "(연산횟수(MACs)는 그대로: 같은 곱셈-누적을 int8로 한다)"),
     # network
     "network.ask": ("Fill in every row of this network for a {c_in}x{size}x{size} input (batch 1): output shape "
                     "(C x H x W), trainable parameters, and MACs (multiply-accumulates of convolution and "
@@ -180,6 +211,7 @@ _TEXT = {
     "kind.network": ("a network, row by row", "네트워크의 각 층"),
     "kind.attention": ("attention (nn.MultiheadAttention)", "어텐션(nn.MultiheadAttention)"),
     "kind.recurrent": ("recurrent layers (RNN, GRU, LSTM)", "순환 층(RNN, GRU, LSTM)"),
+    "kind.quantize": ("the bytes of a layer, float32 and int8", "층의 메모리, float32와 int8 양자화"),
     "column.layer": ("Layer", "층"),
     "column.shape": ("Output shape", "출력 크기"),
     "column.params": ("Parameters", "파라미터 개수"),
