@@ -212,14 +212,15 @@ def test_the_iterative_decompositions_are_not_counted_and_say_why():
 def test_gradients_of_the_inverse_the_solve_the_determinant_and_cholesky():
     """inv: ∂A = -Xᴴ∂XXᴴ, 2*(2*6*6)*6 = 864; det, slogdet: getrs of the identity, 2*6*6*5 = 360; cholesky:
     Lᴴ∂L 2*216 + two triangular solves 2*6*6*5 = 792; solve of a vector: ∂B getrs 2*6*5 = 60 + ∂A 2*6 = 72;
-    matrix_power(A, -3): 2 products twice + the inverse's 864 = 2,592; QR's gradient is not counted."""
+    matrix_power(A, -3): 2 products twice + the inverse's 864 = 2,592; QR with both factors used: gR·Rᴴ, Qᴴ·gQ and
+    Q·X 2*216 each + the solve by Rᴴ 2*6*6*5/2 = 1,476."""
     got, notes = records(lambda a, x: torch.linalg.inv(a), lambda a, x: torch.linalg.det(a),
                          lambda a, x: torch.linalg.slogdet(a), lambda a, x: torch.linalg.cholesky(a),
                          lambda a, x: torch.linalg.solve(a, x[..., 0]), lambda a, x: torch.linalg.matrix_power(a, -3),
                          lambda a, x: torch.linalg.qr(a), backward=True)
-    assert [r.backward.macs for r in got] == [864, 360, 360, 792, 72, 2_592, None]
+    assert [r.backward.macs for r in got] == [864, 360, 360, 792, 72, 2_592, 1_476]
     assert got[0].backward.text()["macs"] == "∂A -Xᴴ·∂X·Xᴴ 2*(2*6*6)*6 = 864"
-    assert any(n.startswith("backward not counted: linalg_qr") for n in notes)
+    assert not any(n.startswith("backward not counted") for n in notes)
 
 
 def test_an_operator_without_a_meta_kernel_runs_on_the_cpu_and_says_so():
@@ -336,3 +337,34 @@ def test_the_gradient_of_an_lu_solve(factor_needs_grad):
     with FlopCounterMode(display=False) as counter:
         torch.autograd.grad(x.sum(), [lu] if factor_needs_grad else list(model.project.parameters()))
     assert counter.get_total_flops() == 2 * products + (0 if factor_needs_grad else 2 * 2 * 6 * 3 * 3)
+
+
+@pytest.mark.parametrize("m, n", [(6, 4), (4, 6), (5, 5)])
+@pytest.mark.parametrize("used", ["Q", "R", "QR"])
+def test_the_gradient_of_a_qr_depends_on_which_factor_is_used(m, n, used):
+    """linalg.qr's backward (linalg_qr_backward) computes gR·Rᴴ only where R receives a gradient, Qᴴ·gQ only where Q
+    does, then Q·X (an m x m product for a wide A, with Q·gR) and a triangular solve, which flop_counter does not
+    see: archcalc's MACs less the solve equal flop_counter's count of PyTorch's own backward, for each use of the
+    factors, read off the autograd graph after the forward (3 matrices from a Linear, whose ∂W is 3*8*m*n)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Factors(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.project = nn.Linear(8, m * n)
+
+        def forward(self, x):
+            q, r = torch.linalg.qr(self.project(x).view(-1, m, n))
+            return {"Q": q, "R": r, "QR": (q, r)}[used]
+
+    model = Factors()
+    a = analyse_module(model, "qr", (3, 8), CPU, torch.float32, backward=True)
+    qr = next(r for r in a.records if r.type == "linalg_qr")
+    k = min(m, n)
+    solve = 3 * max(m, k) * k * (k - 1) // 2 if m >= n else 3 * m * m * (m - 1) // 2
+    out = model(torch.randn(3, 8))
+    with FlopCounterMode(display=False) as counter:
+        sum(t.mean() for t in (out if isinstance(out, tuple) else (out,))).backward()
+    assert qr.backward.macs - solve == counter.get_total_flops() // 2 - 3 * 8 * m * n
+    assert ("gR·Rᴴ" in qr.backward.text()["macs"]) == ("R" in used)
+    assert ("Qᴴ·gQ" in qr.backward.text()["macs"]) == ("Q" in used)

@@ -259,10 +259,12 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
             tracer, output = _trace(model, name, inputs, device, dtype, inner)
             trained = False
         records = tracer.inside_functions(tracer.ordered())
-        if backward:  # a row whose output leads nowhere gets no gradient
+        if backward:  # a row whose output leads nowhere gets no gradient; QR's depends on which outputs get one
+            recounted = tracer.per_output_backward(output)
             dead, off = tracer.off_the_path(output), tracer.gradients_off()
             records = tuple(r._replace(backward=GRADIENTS_OFF) if r.index in off and r.backward is not None else
-                            r._replace(backward=OFF_THE_PATH) if r.index in dead else r for r in records)
+                            r._replace(backward=OFF_THE_PATH) if r.index in dead else
+                            r._replace(backward=recounted[r.index]) if r.index in recounted else r for r in records)
         totals = _totals(tracer, records)
         output_shapes = tuple(tuple(t.shape) for t in tensors_in(output))
     del output  # (with backward, the autograd graph it holds)

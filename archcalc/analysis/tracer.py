@@ -143,6 +143,9 @@ class Tracer(TorchFunctionMode):
         # (None for a row made with gradients off, under torch.no_grad or in a custom autograd.Function's
         # forward: autograd never differentiates it; see custom_functions.py.)
         self.grad_nodes: dict[int, tuple | None] | None = {} if backward else None
+        # The rows whose gradient's work depends on which of their outputs receive one (QR's: gR·Rᴴ and Qᴴ·gQ):
+        # index -> (backward counter, call, count, inputs, parameters, each output's (autograd node, output_nr)).
+        self.per_output: dict[int, tuple] = {}
         self.functions_seen: set = set()  # the autograd nodes of the custom Functions whose rows are made
         self.function_rows: list[tuple[int, int, str]] = []  # (first, end, Function): the rows its forward made
         self._graph: tuple | None = None  # (output, the autograd nodes its graph reaches), once walked
@@ -280,6 +283,20 @@ class Tracer(TorchFunctionMode):
         return {index for index, nodes in (self.grad_nodes or {}).items()
                 if nodes is not None and any(n is not None for n in nodes)
                 and not any(n in reached for n in nodes if n is not None)}
+
+    def per_output_backward(self, output) -> dict[int, Count]:
+        """The backward of each row whose gradient's work depends on which of its outputs receive one, counted
+        with a flag for each: whether ``output``'s graph reaches it (an edge into that output of its node)."""
+        if not self.per_output:
+            return {}
+        edges = {(t.grad_fn, t.output_nr) for t in tensors_in(output) if t.grad_fn is not None}
+        for node in self._reached(output):
+            edges.update(node.next_functions)
+        recounted = {index: _gradient(partial(counter, reached=tuple(pair in edges for pair in made)), call, count,
+                                      inputs, params)
+                     for index, (counter, call, count, inputs, params, made) in self.per_output.items()}
+        self.per_output = {}  # (its calls' tensors not held on)
+        return recounted
 
     def _reached(self, output) -> set:
         """The autograd nodes of ``output``'s graph (walked once for both its uses: functions_unseen,
@@ -511,7 +528,13 @@ class Tracer(TorchFunctionMode):
         # (a parameter an operation writes in place, its output itself, is not used by it: nn.init's
         # kaiming_uniform_ on a layer a forward builds, as BigBird's does when it switches its attention)
         params = [t for t in inputs if isinstance(t, nn.Parameter) and not any(o is t for o in outputs)]
-        grad = _gradient(GRAD_OPS.get(name), call, count, inputs, params) if self.backward else None
+        grad = None
+        if self.backward:
+            counter = GRAD_OPS.get(name)
+            grad = _gradient(counter, call, count, inputs, params)
+            if getattr(counter, "per_output", False):  # (recounted once the graph is known: per_output_backward)
+                self.per_output[frame.index] = (counter, call, count, inputs, params,
+                                                tuple((t.grad_fn, t.output_nr) for t in outputs))
         self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, count, params, field,
                      spelled or origin(func), grad)
 

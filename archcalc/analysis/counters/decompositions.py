@@ -56,6 +56,9 @@ Backward (PyTorch's derivatives.yaml), where a gradient is needed; others are no
   cholesky_solve   ∂B = cholesky_solve(∂X, L) (potrs); where L needs one, C = ∂B·Xᴴ (n*n*r) and -(C + Cᴴ)·L (n³)
   lu_factor (square)   Lᴴ·∂L and ∂U·Uᴴ (n³ each), two triangular solves (n*n(n - 1)/2 each), P· (n³, pivoting)
   linalg.lu_solve  ∂B getrs; where LU needs one ∂X·Xᴴ (n*n a side), two triangular solves of n sides, ·Uᴴ (n³)
+  qr        by which of Q and R receive a gradient (the trace reads it off the autograd graph after the forward):
+            m >= n  gR·Rᴴ (n³), Qᴴ·gQ (mn²), Q·X (mn²), a triangular solve by Rᴴ of m sides (m*n(n - 1)/2);
+            m < n   Qᴴ·gQ (m³), gR·Rᴴ (m²n), m³, the solve (m*m(m - 1)/2), Q·gR (m²n)
 """
 
 from __future__ import annotations
@@ -412,3 +415,40 @@ def cholesky_backward(call: OpCall, needs: Needs) -> Count:
     batch, n = _matrices(a), a[-1]
     return gradients([("Lᴴ·∂L", needs.input(0), batch * n ** 3, f"{batch}*{n}^3"),
                       ("two triangular solves", needs.input(0), batch * n * n * (n - 1), f"{batch}*2*{n}*{n}*{n - 1}/2")])
+
+
+@GRAD_OPS.register(*_QR)
+def qr_backward(call: OpCall, needs: Needs, reached: tuple[bool, ...] | None = None) -> Count:
+    """linalg_qr_backward, whose work depends on which of Q and R receive a gradient (``reached``: a flag for
+    each, from the autograd graph after the forward; None: both). k = min(m, n):
+      m >= n   gR·Rᴴ (n³) where R has one, Qᴴ·gQ (mn²) where Q has; Q·X (mn²); X·R⁻ᴴ, a triangular solve of m
+               right-hand sides (m*n(n - 1)/2)
+      m < n    Qᴴ·gQ (m³), gR·Rᴴ (m²n); an m x m product (m³); the triangular solve (m*m(m - 1)/2); Q·gR (m²n)
+               where R has one
+    mode 'r' (no Q) and mode 'complete' with m > n: PyTorch cannot differentiate it."""
+    a, q = call.inputs[0], call.outputs[0]
+    m, n = a[-2], a[-1]
+    mode = call.arg(1, "mode", "reduced") if call.name == "linalg_qr" else \
+        "reduced" if call.arg(1, "some", True) else "complete"  # (torch.qr's some=False: 'complete')
+    if not needs.input(0):
+        return gradients([])
+    if mode == "r" or not prod(q) or (mode == "complete" and m > n):
+        return Count(None, None, {}, f"mode '{mode}'{' with m > n' if mode == 'complete' else ''}: PyTorch cannot "
+                                     f"differentiate it")
+    gq, gr = reached if reached is not None else (True, True)
+    if not (gq or gr):
+        return gradients([])
+    b = _matrices(a)
+    if m >= n:
+        return gradients([("gR·Rᴴ", gr, b * n ** 3, f"{b}*{n}^3"),
+                          ("Qᴴ·gQ", gq, b * m * n * n, f"{b}*{m}*{n}*{n}"),
+                          ("Q·X", True, b * m * n * n, f"{b}*{m}*{n}*{n}"),
+                          ("·R⁻ᴴ (triangular solve)", True, b * m * n * (n - 1) // 2, f"{b}*{m}*{n}*{n - 1}/2")])
+    return gradients([("Qᴴ·gQ", gq, b * m ** 3, f"{b}*{m}^3"),
+                      ("gR·Rᴴ", gr, b * m * m * n, f"{b}*{m}*{m}*{n}"),
+                      ("the m x m product", True, b * m ** 3, f"{b}*{m}^3"),
+                      ("triangular solve", True, b * m * m * (m - 1) // 2, f"{b}*{m}*{m}*{m - 1}/2"),
+                      ("Q·gR", gr, b * m * m * n, f"{b}*{m}*{m}*{n}")])
+
+
+qr_backward.per_output = True  # (the trace recounts it once it knows which outputs the model's output reaches)
