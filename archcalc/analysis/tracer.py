@@ -34,8 +34,8 @@ from torch.overrides import TorchFunctionMode
 from archcalc.analysis import custom_functions, receptive
 from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
                                        OpCall, counter_for_type, grad_counter_for_type, op_name, with_elementwise)
-from archcalc.analysis.packed import QUANTIZED, packed_weights, quantization_parameters
 from archcalc.analysis.origins import operator_spelling, origin
+from archcalc.analysis.packed import QUANTIZED, packed_weights, quantization_parameters
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.analysis.stand_ins import stand_in
 from archcalc.formulas.params import tensor_params
@@ -193,8 +193,8 @@ class Tracer(TorchFunctionMode):
         self.quiet = False  # True while the mode is off the stack for that layer's forward
 
     def _unpack(self, module: nn.Module) -> None:
-        """A quantized layer's packed weights, unpacked: its parameters (its row owns them, at their int8 bytes),
-        their scales and zero points buffers."""
+        """A quantized layer's packed weights, unpacked: they are its parameters (its row owns them, at their int8
+        bytes), and their scales and zero points are buffers."""
         slots = packed_weights(module)
         if slots:
             self.packed[id(module)] = [t for _, t in slots]

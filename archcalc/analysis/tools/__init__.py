@@ -34,9 +34,9 @@ from torch import nn
 
 from archcalc.analysis.counters import decompositions
 from archcalc.analysis.counters.linear import bmm_macs, equation_of
-from archcalc.analysis.tools import fvcore, ptflops, thop, torchinfo
 from archcalc.analysis.packed import quantized_layer
 from archcalc.analysis.records import LAYER, OP, LayerRecord
+from archcalc.analysis.tools import fvcore, ptflops, thop, torchinfo
 from archcalc.analysis.tracer import layer_names
 
 NAMES = ("paper", "torchvision", "fvcore", "torchinfo", "thop", "ptflops", "flop_counter", "flops")

@@ -21,8 +21,8 @@ multiply-add as one "flop"; every other operation is listed as unsupported and c
   bilinear (nn.Bilinear), _grouped_mm, linalg_solve_triangular, vecdot, matrix_power, affine_grid, cdist,
   pdist, conv_tbc, cov and corrcoef, the matrix factorisations and what is built on them (inv, solve, det, slogdet, cholesky, qr, ...),
   every element-wise operation; the quantized namespace's kernels (quantized::linear, conv2d_relu, add, ...: a
-  quantized layer counts 0; fvcore 0.1.5's trace of a statically quantized network fails: "Only tensors ... can be
-  inputs to traced functions. Got int");
+  quantized layer counts 0; fvcore 0.1.5's trace of a quantized network, static or dynamic, fails: "Only tensors
+  ... can be inputs to traced functions. Got int");
   the cells (LSTMCell, GRUCell, RNNCell) are traced as their linear layers: counted as archcalc does
   a module subclass with a forward of its own (timm's LayerNorm) is counted by the operations it runs, as
   the trace sees them, not by its base class's rule
