@@ -248,3 +248,19 @@ def test_a_modules_own_functional_operations_are_rows_named_as_in_the_shapes_vie
     shown = {record.label for record in analyse(entry, None).records}
     assert set(rows) <= shown  # the same names as the shapes, params and flops views
     assert e.activations_bytes == 3 * plane
+
+
+def test_a_batch_of_one_through_batch_norm_in_training_says_what_to_do(cli, tmp_path):
+    """A training step's BatchNorm after global pooling has one value per channel at batch 1, which PyTorch refuses
+    (its batch statistics need two): memory and time say so in one line with the batch to use; flops --pass train
+    counts in eval mode and its note says the same."""
+    spec = tmp_path / "pooled.py"
+    spec.write_text("from torch import nn\n\n\ndef net():\n    return nn.Sequential(nn.Conv2d(3, 8, 3), "
+                    "nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.BatchNorm1d(8), nn.Linear(8, 2))\n\n\n"
+                    "net.archcalc_input = (3, 16, 16)\n")
+    run = cli("memory", f"{spec}:net", "--batch", "1")
+    assert run.code != 0 and "Traceback" not in run.err and len(run.err.strip().splitlines()) == 1
+    assert "Expected more than 1 value per channel" in run.err and "use --batch 2 or more" in run.err
+    assert cli("memory", f"{spec}:net", "--batch", "2").code == 0
+    flops = cli("flops", f"{spec}:net", "--pass", "train", "-f", "json").json()
+    assert any("counted in eval mode" in n and "use --batch 2 or more" in n for n in flops["notes"])

@@ -67,13 +67,25 @@ def _concat(shapes, args, kwargs) -> str:
     return f"torch.cat along dim {dim} receives {listed}; {rule}"
 
 
+_ONE_VALUE = "Expected more than 1 value per channel when training"  # (F.batch_norm's check, in train mode)
+
+
+def with_hint(message: str) -> str:
+    """PyTorch's message with what to do, where archcalc knows it: a training step's BatchNorm given one value a
+    channel (a batch of 1 after global pooling, or a 1x1 map) cannot take batch statistics."""
+    if _ONE_VALUE in message:
+        return (f"{message}: in a training step BatchNorm takes its statistics over the batch, which needs more "
+                f"than one value per channel; use --batch 2 or more")
+    return message
+
+
 def explain(failed_op, frame_module, frame_name, frame_inputs, records, message: str) -> tuple[str, str]:
     """(where, what): 'in fc1 (Linear) receiving 1x8192' and the expectation or rule, else torch's message."""
     if failed_op is not None:
         qualified, op, shapes, args, kwargs = failed_op
         where = f"in {qualified} ({op}) receiving {shapes_text(shapes)}"
         what = _concat(shapes, args, kwargs) if op in ("cat", "concat", "concatenate") else _binary(op, shapes)
-        return where, what or message
+        return where, what or with_hint(message)
     if frame_module is None:
         return "", message
     where = f"in {frame_name} ({type(frame_module).__name__}) receiving {shapes_text(frame_inputs)}"
@@ -88,4 +100,4 @@ def explain(failed_op, frame_module, frame_name, frame_inputs, records, message:
     if not what and any(k in message for k in ("too small", "can't be greater", "Output size")):
         what = (f"the input {shapes_text(frame_inputs)} is smaller than the window: use a larger "
                 f"--input or fewer downsampling layers ({message})")
-    return where, what or message
+    return where, what or with_hint(message)

@@ -18,7 +18,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
 from archcalc.analysis import draws, placement, tools
 from archcalc.analysis.counting import GRADIENTS_OFF, NOT_COUNTED, OFF_THE_PATH
-from archcalc.analysis.diagnosis import explain
+from archcalc.analysis.diagnosis import explain, with_hint
 from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.packed import QUANTIZED_TYPES
@@ -306,7 +306,7 @@ def _trace_step(model: nn.Module, name: str, inputs: Inputs, device: torch.devic
                 out_of_memory(failure.__cause__ or failure):
             raise
         cause = failure.__cause__ or failure
-        why = (str(cause).splitlines() or [type(cause).__name__])[0]
+        why = with_hint((str(cause).splitlines() or [type(cause).__name__])[0])
     with _train_mode(model, False):
         tracer, output = _trace(model, name, inputs, device, dtype, inner, True)
     return tracer, output, False, (f"counted in eval mode: in train mode the forward of {name} fails ({why})",)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from archcalc.analysis.diagnosis import with_hint
 from archcalc.analysis.engine import build, entry_inputs, out_of_memory, placed, resolve_dtype
 from archcalc.analysis.placement import free_memory
 from archcalc.errors import ArchcalcError, InputError
@@ -263,7 +264,7 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
         if out_of_memory(error):
             return _failed(base, f"batch {batch} does not fit in {torch_device} memory; use a smaller --batch")
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return _failed(base, f"{entry.name} failed on {torch_device}: {first}")
+        return _failed(base, f"{entry.name} failed on {torch_device}: {with_hint(first)}")
     finally:
         torch.set_num_threads(previous_threads)
         if torch_device.type == "cuda":

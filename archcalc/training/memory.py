@@ -31,6 +31,7 @@ from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 
 from archcalc.analysis.counting import op_name
+from archcalc.analysis.diagnosis import with_hint
 from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, resolve_dtype
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.tracer import Tracer
@@ -192,8 +193,8 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
                     meta_autocast() if on.type == "meta" else nullcontext(), tracer:
                 given.into(model)
         except Exception as error:
-            raise ForwardError(f"training forward pass of {entry.name} failed: {str(error).splitlines()[0]}") \
-                from error
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ForwardError(f"training forward pass of {entry.name} failed: {with_hint(first)}") from error
         return model, given, recorder
 
     (model, given, recorder), _ = meta_else_cpu(forward_on, entry.name, kind, inputs.elements())
