@@ -208,3 +208,35 @@ def test_training_a_quantized_network_is_refused_in_one_line():
 
     with pytest.raises(InputError, match="no trainable parameters"):
         archcalc.memory(static_quantized(), (2, 3, 32, 32))
+
+
+def test_fx_lowered_functional_layers_own_their_packed_weights():
+    """F.linear and F.conv2d with the module's own parameters, quantized by FX graph mode: the lowering calls
+    quantized::linear and quantized::conv2d with packed weights the GraphModule holds as attributes
+    (_packed_weight_0): each operation owns its weight (16*32 + 16, 8*3*3*3 + 8 parameters, int8 weights and float32
+    biases: 512 + 64 + 216 + 32 bytes) and does the float operation's MACs (2*32*16, 2*8*8*8*27), requantised;
+    flop_counter counts neither (0), as archcalc's convention of it."""
+    import torch.nn.functional as F
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w, self.b = nn.Parameter(torch.randn(16, 32)), nn.Parameter(torch.zeros(16))
+            self.cw, self.cb = nn.Parameter(torch.randn(8, 3, 3, 3)), nn.Parameter(torch.zeros(8))
+
+        def forward(self, x, y):
+            return F.linear(y, self.w, self.b), F.conv2d(x, self.cw, self.cb, [1, 1], [1, 1], [1, 1], 1)
+
+    x, y = torch.randn(2, 3, 8, 8), torch.randn(2, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare_fx(Functional().eval(), tq.get_default_qconfig_mapping("fbgemm"), (x, y))
+        prepared(x, y)
+        q = convert_fx(prepared)
+    a, tools = archcalc.reconcile(q, inputs=(x, y))
+    linear, conv = (next(r for r in a.layers if r.type == kind) for kind in ("quantized::linear", "quantized::conv2d"))
+    assert (linear.params, linear.macs, linear.elementwise) == (16 * 32 + 16, 2 * 32 * 16, 2 * 16 + 2 * 2 * 16)
+    assert (conv.params, conv.macs) == (8 * 27 + 8, 2 * 8 * 8 * 8 * 27)
+    assert a.totals.param_bytes == 512 + 64 + 216 + 32 and a.device == "cpu"
+    assert tools["flop_counter"].total == a.convention_total("flop_counter") == 0

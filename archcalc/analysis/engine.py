@@ -22,7 +22,7 @@ from archcalc.analysis.diagnosis import explain, with_hint
 from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.packed import QUANTIZED_TYPES
-from archcalc.analysis.records import LAYER, Analysis, LayerRecord, Totals
+from archcalc.analysis.records import Analysis, LayerRecord, Totals
 from archcalc.analysis.tracer import Tracer, shapes_of, tensors_in
 from archcalc.errors import ForwardError, InputError
 from archcalc.formulas.numbers import shape_text
@@ -526,9 +526,9 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
                 f"{r.label} turned batch {batch} into {r.output_shapes[0][0]}: the model flattens to a fixed "
                 f"size ({shape_text(r.output_shapes[0][1:])}) that this input does not give per sample"
             )
-    quantized = sorted({r.type for r in records if r.kind == LAYER and r.type.startswith(QUANTIZED_TYPES)})
+    quantized = sorted({r.type for r in records if r.macs and r.type.startswith(QUANTIZED_TYPES)})
     if quantized:
-        notes.append(f"quantized layers ({', '.join(quantized)}): their MACs are the float layers' count, on int8 "
+        notes.append(f"quantized kernels ({', '.join(quantized)}): their MACs are the float layers' count, on int8 "
                      f"operands accumulated in int32 (dynamic quantization's float16 kind: in float), FLOPs = 2 x MACs "
                      f"counting them as operations; their parameters at the bytes they are stored in")
     if in_rows != totals.params:

@@ -16,10 +16,12 @@ import weakref
 
 import torch
 from torch import nn
+from torch.fx import GraphModule
 
 Slots = tuple[tuple[str, torch.Tensor], ...]
 QUANTIZED = ("torch.ao.nn.quantized", "torch.ao.nn.intrinsic.quantized")  # (the packages of quantized layers)
-QUANTIZED_TYPES = ("Quantized", "DynamicQuantized")  # (how their names begin as PyTorch prints them: tracer.type_name)
+QUANTIZED_TYPES = ("Quantized", "DynamicQuantized", "quantized::")  # (how a quantized layer's row type begins, as
+# PyTorch prints it (tracer.type_name), and the quantized namespace's operations' (counting.op_name))
 
 
 def packed_weights(module: nn.Module) -> Slots:
@@ -58,6 +60,18 @@ def _float16(module: nn.Module) -> bool:
     return torch.float16 in (dtype, getattr(module, "dtype", None), getattr(module, "weight_dtype", None))
 
 
+def packed_object(value) -> bool:
+    """A weight packed for a quantized kernel, held as it is (FX's lowering keeps one as a GraphModule's attribute,
+    _packed_weight_0, for a functional F.linear or F.conv2d it made quantized::linear, quantized::conv2d)."""
+    return isinstance(value, torch.ScriptObject) and value._type().name().endswith("PackedParamsBase")
+
+
+def object_weights(value) -> Slots:
+    """A packed weight's tensors, unpacked: (weight, bias) as its own unpack() gives them."""
+    weight, bias = value.unpack()[:2]
+    return _present({"weight": weight, "bias": bias})
+
+
 def _present(slots: dict) -> Slots:
     """The tensors given, detached: no gradient reaches a packed weight (a quantized layer is not trained)."""
     return tuple((name, t.detach()) for name, t in slots.items() if t is not None)
@@ -81,9 +95,17 @@ def quantized_layer(module: nn.Module | None) -> bool:
         type(module).__name__ not in _FLOAT_HELPERS
 
 
+def quantized_kernel(kind: str, module: nn.Module | None) -> bool:
+    """A row that runs a quantized kernel: a quantized layer's, or an operation of the quantized namespace
+    (``kind``, the row's type: quantized::linear, as FX's lowering of F.linear calls it)."""
+    return kind.startswith("quantized::") or quantized_layer(module)
+
+
 _FLOAT_HELPERS = ("FloatFunctional", "FXFloatFunctional")  # (in those packages, but float: a prepared network's)
 
 
 def quantized(model: nn.Module) -> bool:
-    """Whether a network holds quantized layers (their kernels are the CPU's only: none has a meta version)."""
-    return any(map(quantized_layer, model.modules()))
+    """Whether a network holds quantized layers, or packed weights for quantized operations (an FX GraphModule's):
+    their kernels are the CPU's only, none has a meta version."""
+    return any(quantized_layer(m) or isinstance(m, GraphModule) and any(map(packed_object, vars(m).values()))
+               for m in model.modules())

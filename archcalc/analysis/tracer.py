@@ -29,13 +29,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 from torch.nn.parameter import UninitializedTensorMixin
+from torch.fx import GraphModule
 from torch.overrides import TorchFunctionMode
 
 from archcalc.analysis import custom_functions, receptive
 from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
                                        OpCall, counter_for_type, grad_counter_for_type, op_name, with_elementwise)
 from archcalc.analysis.origins import operator_spelling, origin
-from archcalc.analysis.packed import QUANTIZED, packed_weights, quantization_parameters
+from archcalc.analysis.packed import (QUANTIZED, object_weights, packed_object, packed_weights,
+                                     quantization_parameters)
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.analysis.stand_ins import stand_in
 from archcalc.formulas.params import tensor_params
@@ -162,6 +164,7 @@ class Tracer(TorchFunctionMode):
         self.parameters: list[nn.Parameter] = []
         self.buffers: dict[int, torch.Tensor] = {}
         self.packed: dict[int, list[Tensor]] = {}  # id(quantized layer) -> its weights, unpacked (packed.py)
+        self.packed_objects: dict[int, list[Tensor]] = {}  # id(a packed weight a GraphModule holds) -> its tensors
         self._walk = modules_of(model)
         names, parameters, buffers = self.param_names, self.parameters, self.buffers
         for m, _ in self._walk:
@@ -176,6 +179,8 @@ class Tracer(TorchFunctionMode):
                         buffers[id(b)] = b
             if not m._parameters and type(m).__module__.startswith(QUANTIZED):  # (its weights packed: packed.py)
                 self._unpack(m)
+            elif isinstance(m, GraphModule):  # (FX's quantized lowering keeps a functional layer's weights packed)
+                self._unpack_attributes(m)
         # A lazy layer (nn.LazyLinear) had parameters still to be made when the trace began (by type: one
         # test per kind of parameter, not per parameter).
         self.lazy = any(issubclass(kind, UninitializedTensorMixin) for kind in set(map(type, parameters)))
@@ -193,16 +198,27 @@ class Tracer(TorchFunctionMode):
         self.quiet = False  # True while the mode is off the stack for that layer's forward
 
     def _unpack(self, module: nn.Module) -> None:
-        """A quantized layer's packed weights, unpacked: they are its parameters (its row owns them, at their int8
-        bytes), and their scales and zero points are buffers."""
+        """A quantized layer's packed weights, unpacked: its row owns them."""
         slots = packed_weights(module)
         if slots:
-            self.packed[id(module)] = [t for _, t in slots]
-            for slot, t in slots:
-                self.param_names[id(t)] = slot
-                self.parameters.append(t)
-                for q in quantization_parameters(t):
-                    self.buffers[id(q)] = q
+            self.packed[id(module)] = self._registered(slots)
+
+    def _unpack_attributes(self, module: nn.Module) -> None:
+        """The packed weights a GraphModule holds as attributes (_packed_weight_0): the operation they are given to
+        (quantized::linear, quantized::conv2d) owns them."""
+        for value in vars(module).values():
+            if packed_object(value) and id(value) not in self.packed_objects:
+                self.packed_objects[id(value)] = self._registered(object_weights(value))
+
+    def _registered(self, slots) -> list[Tensor]:
+        """Unpacked weights made parameters (at their int8 bytes, named for the arithmetic), their scales and zero
+        points buffers."""
+        for slot, t in slots:
+            self.param_names[id(t)] = slot
+            self.parameters.append(t)
+            for q in quantization_parameters(t):
+                self.buffers[id(q)] = q
+        return [t for _, t in slots]
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self):
@@ -528,6 +544,8 @@ class Tracer(TorchFunctionMode):
         # (a parameter an operation writes in place, its output itself, is not used by it: nn.init's
         # kaiming_uniform_ on a layer a forward builds, as BigBird's does when it switches its attention)
         params = [t for t in inputs if isinstance(t, nn.Parameter) and not any(o is t for o in outputs)]
+        if self.packed_objects:  # (a packed weight given to the operation: its tensors are its parameters)
+            params += [t for a in args if id(a) in self.packed_objects for t in self.packed_objects[id(a)]]
         grad = None
         if self.backward:
             counter = GRAD_OPS.get(name)

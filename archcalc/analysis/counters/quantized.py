@@ -19,6 +19,8 @@ plus what quantization adds, by a declared rule, counting a scale-and-shift as 2
   the quantized Embedding         each row read dequantised: 2 per output element (EmbeddingBag: + its reduction)
   cat                             a copy; each input whose scale or zero point is not the output's requantised,
                                   2 per element (read from the tensors)
+The operations themselves (quantized::linear, conv2d, their dynamic and fused forms), where a GraphModule calls them
+with a packed weight it holds (FX's lowering of F.linear, F.conv2d), count as their layers do, over that weight.
 The zero-point corrections of an asymmetric integer product (FBGEMM's row and column offsets: a few operations per
 output) are not counted. None of fvcore, torchinfo, thop, ptflops and torch.utils.flop_counter has a formula for
 a quantized kernel (they count 0, and torchinfo, thop and ptflops see no parameters in a quantized layer).
@@ -36,8 +38,9 @@ import torch.ao.nn.quantized as nnq
 import torch.ao.nn.quantized.dynamic as nnqd
 
 from archcalc.analysis.counters import convolution, linear, movement, normalisation, recurrent
+from archcalc.analysis.counters.text import bias_formula, macs_text
 from archcalc.analysis.counting import MODULES, OPS, Count, ModuleCall, OpCall, counter_for_type
-from archcalc.analysis.packed import QUANTIZED, packed_weights
+from archcalc.analysis.packed import QUANTIZED, object_weights, packed_weights
 from archcalc.analysis.shapes import elements_text
 from archcalc.formulas.numbers import grouped
 
@@ -342,3 +345,71 @@ def observed_fake_quantise(call: OpCall) -> Count:
 
 def _on(switch) -> bool:
     return switch is None or switch.device.type == "meta" or bool(switch.reshape(-1)[0].item())
+
+
+# -- the weighted operations themselves, given a packed weight (FX's lowering of F.linear and F.conv2d) -------
+
+_LINEAR_OPS = ("quantized::linear", "quantized::linear_relu", "quantized::linear_leaky_relu",
+               "quantized::linear_tanh")
+_DYNAMIC_LINEAR_OPS = ("quantized::linear_dynamic", "quantized::linear_relu_dynamic",
+                       "quantized::linear_dynamic_fp16", "quantized::linear_relu_dynamic_fp16")
+_CONV_OPS = tuple(f"quantized::conv{d}d{relu}" for d in (1, 2, 3) for relu in ("", "_relu"))
+_TRANSPOSED_OPS = tuple(f"quantized::conv_transpose{d}d" for d in (1, 2, 3))
+
+
+@OPS.register(*_LINEAR_OPS, *_DYNAMIC_LINEAR_OPS)
+def quantized_linear_op(call: OpCall) -> Count:
+    """(x, packed weight, [output scale, zero point]): the float product's MACs over the unpacked weight (N x K),
+    rows*K*N; a bias, a fused activation (1 per output each); requantised (static) or the input quantised and the
+    output dequantised (dynamic, not its float16 kind)."""
+    weight, bias = object_weights_of(call)
+    n_out, n_in = weight.shape
+    out = call.output
+    count = linear.linear_count(prod(call.inputs[0][:-1]), n_in, n_out, out, bias is not None, _op_text)
+    activation = next((a for a in ("leaky_relu", "relu", "tanh") if f"_{a}" in call.name), None)
+    fused = [_per(1, f"fused {activation}", out)] if activation else []
+    if call.name in _DYNAMIC_LINEAR_OPS:
+        steps = [] if call.name.endswith("_fp16") else [
+            _per(RANGE + QUANTISE, "quantise the input (range, x/s + z)", call.inputs[0]),
+            _per(DEQUANTISE, "dequantise", out)]
+    else:
+        steps = [_per(REQUANTISE, "requantise", out)]
+    return added(count, fused + steps)
+
+
+@OPS.register(*_CONV_OPS)
+def quantized_conv_op(call: OpCall) -> Count:
+    """(x, packed weight, output scale, zero point): the float convolution's MACs, (outputs)*(K_h*K_w*C_in/g), over the
+    unpacked weight; a bias and a fused ReLU 1 per output each; requantised."""
+    weight, bias = object_weights_of(call)
+    out = call.output
+    count = convolution.conv_count(out, list(weight.shape[1:]), bias is not None, partial(_conv_op_text, out, out))
+    fused = [_per(1, "fused ReLU", out)] if call.name.endswith("_relu") else []
+    return added(count, fused + [_per(REQUANTISE, "requantise", out)])
+
+
+@OPS.register(*_TRANSPOSED_OPS)
+def quantized_conv_transpose_op(call: OpCall) -> Count:
+    """The float transposed convolution's MACs, (inputs)*(K_h*K_w*C_out/g), over the unpacked weight
+    (C_in, C_out/g, K_h, K_w); a bias; requantised."""
+    weight, bias = object_weights_of(call)
+    out = call.output
+    count = convolution.transposed_count(call.inputs[0], out, list(weight.shape[1:]), bias is not None,
+                                         partial(_conv_op_text, call.inputs[0], out))
+    return added(count, [_per(REQUANTISE, "requantise", out)])
+
+
+def object_weights_of(call: OpCall) -> tuple:
+    """The (weight, bias) of the packed weight an operation is given, its second argument."""
+    slots = dict(object_weights(call.args[1]))
+    return slots["weight"], slots.get("bias")
+
+
+def _op_text(rows, n_in, n_out, out, macs, elementwise) -> dict[str, str]:
+    return {"macs": f"{rows}*{n_in}*{n_out} = {grouped(macs)}", **bias_formula(out, elementwise)}
+
+
+def _conv_op_text(counted: tuple, out: tuple, per: list[int], macs: int, elementwise: int) -> dict[str, str]:
+    """``counted``: the shape whose elements each do ``per`` MACs (a convolution's output, a transposed one's
+    input)."""
+    return {"macs": macs_text(counted, per, macs), **bias_formula(out, elementwise)}

@@ -34,7 +34,7 @@ from torch import nn
 
 from archcalc.analysis.counters import decompositions
 from archcalc.analysis.counters.linear import bmm_macs, equation_of
-from archcalc.analysis.packed import quantized_layer
+from archcalc.analysis.packed import quantized_kernel
 from archcalc.analysis.records import LAYER, OP, LayerRecord
 from archcalc.analysis.tools import fvcore, ptflops, thop, torchinfo
 from archcalc.analysis.tracer import layer_names
@@ -61,7 +61,7 @@ def _flop_counter(r: LayerRecord, module) -> int:
     torchvision's deform_conv2d, not an aten operation, the matrix factorisations, PyTorch's chunked
     F.linear_cross_entropy (a custom operator), and a quantized layer's kernels (quantized::linear, ...)."""
     if r.type in NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1) or \
-            quantized_layer(module):
+            quantized_kernel(r.type, module):
         return 0
     if r.type == "linear_cross_entropy" and "chunked path" in r.formulas.get("macs", ""):
         return 0  # (PyTorch's chunked F.linear_cross_entropy is a custom operator, opaque to flop_counter)

@@ -39,7 +39,7 @@ from torch import nn
 from archcalc.analysis.counters import decompositions
 from archcalc.analysis.counters.attention import layout
 from archcalc.analysis.counters.linear import equation_of
-from archcalc.analysis.packed import quantized_layer
+from archcalc.analysis.packed import quantized_kernel
 from archcalc.analysis.records import LAYER, OP, LayerRecord
 
 NOT_SUPPORTED = {"scaled_dot_product_attention", "baddbmm", "addbmm", "addmv", "mv", "dot", "vdot", "inner",
@@ -59,7 +59,7 @@ _NORM_OPS = {"layer_norm": 2, "group_norm": 2, "instance_norm": 3}  # op -> posi
 def count(r: LayerRecord, module) -> int:
     kind = r.type
     if r.kind not in (LAYER, OP) or kind in NOT_SUPPORTED or r.inside or _padding_by_name(r, module) or \
-            quantized_layer(module):
+            quantized_kernel(kind, module):
         return 0  # (a module archcalc has no formula of its own for is counted by the operations it runs: timm's
         # LayerNorm, a subclass with its own forward, is its F.layer_norm's row, not a LayerNorm's too)
     total = r.macs or 0
