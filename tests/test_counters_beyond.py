@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+import archcalc
 from archcalc.analysis.engine import analyse_module
 from tests.networks import LanguageHead
 
@@ -350,3 +351,27 @@ def test_special_functions():
     assert got["special_logsumexp"].elementwise == 64
     assert got["special_chebyshev_polynomial_t"].macs is None
     assert got["special_chebyshev_polynomial_t"].note.startswith("an orthogonal polynomial: its kernel recurs")
+
+
+def test_a_parametrized_layer_counts_the_work_that_makes_its_weight():
+    """torch.nn.utils.parametrizations (spectral_norm, weight_norm, orthogonal) compute a layer's weight in its
+    forward, so the layer is counted as the operations that run, not as a plain Linear: spectral_norm(Linear(16, 8))
+    on 2 rows, in eval mode σ = uᵀ(W v): the product 2*16*8 = 256, W·v 8*16 = 128 and the dot 8 (392); in a training
+    step's forward one power iteration before, Wᴴ·u and W·v (128 each): 648. weight_norm: w = g·v/‖v‖, 3 per element of v. Every
+    parameter is owned by a row, and flop_counter and torchinfo, run on them, equal archcalc's conventions of them."""
+    from torch.nn.utils.parametrizations import spectral_norm, weight_norm
+
+    torch.manual_seed(0)
+    layer = spectral_norm(nn.Linear(16, 8))
+    assert archcalc.analyze(layer.eval(), (2, 16), device="cpu").totals.macs == 256 + 128 + 8
+    trained = archcalc.analyze(layer, (2, 16), device="cpu", backward=True)
+    assert trained.totals.macs == 256 + 3 * 128 + 8
+    assert sum(r.params for r in trained.layers) == 16 * 8 + 8
+    normed = archcalc.analyze(weight_norm(nn.Conv1d(8, 8, 5, padding=2, groups=2), dim=2), (2, 8, 20), device="cpu")
+    norm = next(r for r in normed.layers if r.type == "_weight_norm")
+    assert norm.elementwise == 3 * 8 * 4 * 5 and normed.totals.macs == 2 * 8 * 20 * 4 * 5
+    net = nn.Sequential(spectral_norm(nn.Conv2d(3, 16, 4, 2, 1)), nn.LeakyReLU(0.2), nn.Flatten(),
+                        weight_norm(nn.Linear(16 * 16 * 16, 1)))
+    a, tools = archcalc.reconcile(net, inputs=(torch.randn(1, 3, 32, 32),))
+    for convention in ("flop_counter", "torchinfo", "thop"):
+        assert tools[convention].total == a.convention_total(convention)

@@ -368,3 +368,45 @@ def test_the_gradient_of_a_qr_depends_on_which_factor_is_used(m, n, used):
     assert qr.backward.macs - solve == counter.get_total_flops() // 2 - 3 * 8 * m * n
     assert ("gR·Rᴴ" in qr.backward.text()["macs"]) == ("R" in used)
     assert ("Qᴴ·gQ" in qr.backward.text()["macs"]) == ("Q" in used)
+
+
+@pytest.mark.parametrize("m, n, k", [(6, 4, 4), (8, 5, 3), (7, 7, 7)])
+def test_the_gradient_of_an_orthogonal_parametrisation(m, n, k):
+    """torch.nn.utils.parametrizations.orthogonal on a Linear of n x m weights (its Householder map: A's lower
+    triangle and τ = 2/(1 + |v|²) into householder_product): the backward's K = Q·∂Qᴴ and its reflector-by-reflector
+    matrix-vector products are all products flop_counter sees, so archcalc's count of householder_product's gradient
+    equals flop_counter's count of PyTorch's own, for every shape (and cholesky_inverse's 3n³ likewise)."""
+    from torch.nn.utils.parametrizations import orthogonal
+    from torch.utils.flop_counter import FlopCounterMode
+
+    del k  # (the parametrisation takes k = min(m, n) reflectors)
+    layer = orthogonal(nn.Linear(n, m, bias=False), orthogonal_map="householder")  # (a square one: matrix_exp by default)
+    a = analyse_module(layer, "orthogonal", (2, n), CPU, torch.float32, backward=True)
+    row = next(r for r in a.records if r.type == "linalg_householder_product")
+    tall = (m, n) if m >= n else (n, m)
+    x = torch.randn(*tall, requires_grad=True)
+    tau = torch.rand(min(m, n), requires_grad=True)
+    q = torch.linalg.householder_product(x, tau)
+    with FlopCounterMode(display=False) as counter:
+        q.sum().backward()
+    assert row.backward.macs == counter.get_total_flops() // 2
+    assert row.backward.text()["macs"].startswith("K = Q·∂Qᴴ")
+
+
+def test_the_gradient_of_a_cholesky_inverse():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Precision(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.eye(5).expand(2, 5, 5) + 0.1 * torch.randn(2, 5, 5).tril())
+
+        def forward(self, x):
+            return torch.cholesky_inverse(self.w) @ x
+
+    a = analyse_module(Precision(), "precision", (2, 5, 3), CPU, torch.float32, backward=True)
+    row = next(r for r in a.records if r.type == "cholesky_inverse")
+    w = Precision().w.detach().requires_grad_()
+    with FlopCounterMode(display=False) as counter:
+        torch.cholesky_inverse(w).sum().backward()
+    assert row.backward.macs == 3 * 2 * 5 ** 3 == counter.get_total_flops() // 2

@@ -171,11 +171,16 @@ def _for_type(registry: CounterRegistry, cls: type) -> Callable | None:
     exact = registry.get(cls)
     if exact is not None:
         return exact
+    if cls.__module__ == _PARAMETRIZED:  # (spectral_norm, weight_norm, orthogonal: its weight is computed in its
+        return None  # forward, so it is counted as the operations that run, the parametrization's and F.linear's)
     for base in cls.__mro__[1:]:
         fn = registry.get(base)
         if fn is not None and getattr(cls, "forward", None) is getattr(base, "forward", None):
             return fn
     return None
+
+
+_PARAMETRIZED = "torch.nn.utils.parametrize"  # (the module of the classes it makes: ParametrizedLinear, ...)
 
 
 def op_name(func: Any) -> str:

@@ -59,6 +59,9 @@ Backward (PyTorch's derivatives.yaml), where a gradient is needed; others are no
   qr        by which of Q and R receive a gradient (the trace reads it off the autograd graph after the forward):
             m >= n  gR·Rᴴ (n³), Qᴴ·gQ (mn²), Q·X (mn²), a triangular solve by Rᴴ of m sides (m*n(n - 1)/2);
             m < n   Qᴴ·gQ (m³), gR·Rᴴ (m²n), m³, the solve (m*m(m - 1)/2), Q·gR (m²n)
+  householder_product   K = Q·∂Qᴴ (m²n), then K updated with each reflector by matrix-vector products:
+            m² + (2m + 1)*S + m*(k - 1)*(2m - k + 1), S = km - k(k - 1)/2
+  cholesky_inverse      X·(∂X + ∂Xᴴ)·X and ·L: 3n³
 """
 
 from __future__ import annotations
@@ -452,3 +455,30 @@ def qr_backward(call: OpCall, needs: Needs, reached: tuple[bool, ...] | None = N
 
 
 qr_backward.per_output = True  # (the trace recounts it once it knows which outputs the model's output reaches)
+
+
+@GRAD_OPS.register(*_HOUSEHOLDER)
+def householder_product_backward(call: OpCall, needs: Needs) -> Count:
+    """householder_product_backward (FunctionsManual.cpp), made for A and τ together: K = Q·∂Qᴴ (m*m*n), then K
+    updated reflector by reflector with matrix-vector products: H_0⁻¹·K (m*m); for each of the k reflectors
+    v_iᴴ·K and K·v_i (2*m*(m - i)) and τ_i's v_iᴴ·K·v_i (m - i); but after the last, H_{i+1}⁻¹·K·H_i
+    (m*(m - i - 1) + m*(m - i)). In all: m² + (2m + 1)*S + m*(k - 1)*(2m - k + 1), S = Σ(m - i) = km - k(k - 1)/2."""
+    a, tau = call.inputs[0], call.inputs[1]
+    m, n, k = a[-2], a[-1], tau[-1]
+    if not (needs.input(0) or needs.input(1)) or k == 0 or not prod(a):
+        return gradients([])
+    b = _matrices(a)
+    s = k * m - k * (k - 1) // 2
+    reflectors = m * m + (2 * m + 1) * s + m * (k - 1) * (2 * m - k + 1)
+    return gradients([("K = Q·∂Qᴴ", True, b * m * m * n, f"{b}*{m}*{m}*{n}"),
+                      ("the reflectors' updates", True, b * reflectors,
+                       f"{b}*({m}^2 + (2*{m} + 1)*{s} + {m}*{k - 1}*{2 * m - k + 1})")])
+
+
+@GRAD_OPS.register("cholesky_inverse")
+def cholesky_inverse_backward(call: OpCall, needs: Needs) -> Count:
+    """cholesky_inverse_backward: C = X·(∂X + ∂Xᴴ)·X (two n x n products), then ∂L = -C·L (or -L·C, upper): 3n³."""
+    a = call.inputs[0]
+    b, n = _matrices(a), a[-1]
+    return gradients([("X·(∂X + ∂Xᴴ)·X", needs.input(0), b * 2 * n ** 3, f"{b}*2*{n}^3"),
+                      ("·L", needs.input(0), b * n ** 3, f"{b}*{n}^3")])

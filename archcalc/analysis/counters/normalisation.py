@@ -9,6 +9,8 @@ No multiply-accumulates (torch.utils.flop_counter counts none); the element-wise
   RMSNorm                3    x² summed (2) and the scale by 1/rms (1); + 1 for γ
   F.normalize            3    |x|^p summed (2) and the divide (1)
   LocalResponseNorm      2n + 3   b = a / (k + α/n Σ a²)^β over n neighbouring channels
+  weight norm            3    w = g·v/‖v‖ (torch._weight_norm, the weight_norm parametrization's): v² summed (2)
+                              and the scale by g/‖v‖ (1), per element of v
 The per-group square roots and divides by the group size are not counted (one per group, not per element).
 """
 
@@ -153,3 +155,10 @@ def normalize_op(call: OpCall) -> Count:
 @OPS.register("local_response_norm")
 def local_response_norm_op(call: OpCall) -> Count:
     return lrn_count(call.output, call.arg(1, "size"))
+
+
+@OPS.register("_weight_norm")
+def weight_norm(call: OpCall) -> Count:
+    """torch._weight_norm(v, g, dim): w = g·v/‖v‖, the norm over every dimension but ``dim`` (a weight_norm
+    parametrization's, run each forward): 3 per element of v."""
+    return norm_count(call.inputs[0], 3, 0, "weight norm g·v/‖v‖")
