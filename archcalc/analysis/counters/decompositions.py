@@ -43,8 +43,10 @@ PyTorch's operations, each a batch of matrices:
 Not counted, and said why: the eigenvalue and singular-value decompositions (svd, svdvals, eig, eigh, eigvals,
 eigvalsh, and pinv, matrix_rank, cond and the spectral matrix norms that use them) iterate until they converge, so
 their work depends on the matrix's values, not its shape; lstsq's default CPU drivers (gelsy, gelsd, gelss) reveal
-the rank as they go; matrix_exp chooses its Taylor degree from the matrix's norm; ldl_factor's Bunch-Kaufman
-pivots (1 x 1 or 2 x 2 blocks) depend on the values.
+the rank as they go; ldl_factor's Bunch-Kaufman pivots (1 x 1 or 2 x 2 blocks) depend on the values.
+matrix_exp chooses its Taylor degree and squarings from the matrix's norm (Bader, Blanes and Casas 2019, as PyTorch's
+mexp runs it): counted from the norm on a real device (on meta, which has none: not counted, said why); its
+gradient, the exponential of a block matrix holding ∂X, is not (the gradient's norm is not known to a trace).
 Real matrices (a complex one has the same operations, in complex arithmetic). torch.utils.flop_counter and fvcore
 have no formula for any of them: 0.
 
@@ -92,11 +94,8 @@ ITERATIVE = ("an iterative decomposition (eigenvalues or singular values): its w
 _BY_VALUE = {
     "linalg_lstsq": "least squares: the CPU's drivers gelsy (its default), gelsd and gelss reveal the rank as they go, "
                     "their work depends on it, so no formula counts them (nor, yet, the QR driver gels)",
-    "linalg_matrix_exp": "the Taylor degree and the squarings are chosen from the matrix's norm: its work depends on "
-                         "the values, so no formula counts it",
     "linalg_ldl_factor": "Bunch-Kaufman pivoting takes 1 x 1 or 2 x 2 blocks as the values decide: no formula counts it",
 }
-_BY_VALUE["matrix_exp"] = _BY_VALUE["linalg_matrix_exp"]
 _BY_VALUE["linalg_ldl_factor_ex"] = _BY_VALUE["linalg_ldl_solve"] = _BY_VALUE["linalg_ldl_factor"]
 
 
@@ -328,12 +327,68 @@ def ormqr_product(call: OpCall) -> Count:
     return count(ormqr(c[-2], c[-1], tau[-1], left).times(_matrices(c)))
 
 
+# -- the matrix exponential ------------------------------------------------------------------------------
+
+# Bader, Blanes and Casas's optimised Taylor polynomials (Mathematics 2019), as PyTorch's mexp runs them: each
+# degree's bound on ‖A‖₁ (float32, float64), and its n x n products and element-wise work in n² (its linear
+# combinations, 2k - 1 an element for k terms; T1's and T2's sums; T18 includes the scaling by 2^-s).
+_MEXP_THETAS = {"float": (1.192092800768788e-07, 5.978858893805233e-04, 5.116619363445086e-02,
+                          5.800524627688768e-01, 1.461661507209034e+00, 3.010066362817634e+00),
+                "double": (2.220446049250313e-16, 2.580956802971767e-08, 3.397168839976962e-04,
+                           4.991228871115323e-02, 2.996158913811580e-01, 1.090863719290036e+00)}
+_MEXP_DEGREES = ((1, 0, 2), (2, 1, 4), (4, 2, 12), (8, 3, 22), (12, 4, 31), (18, 5, 49))  # (degree, products, n²)
+_MEXP_ON_META = ("its Taylor degree and squarings are chosen from the matrix's norm, a value the meta device does "
+                 "not have: --device cpu counts it")
+
+
+@OPS.register("linalg_matrix_exp", "matrix_exp")
+def matrix_exp(call: OpCall) -> Count:
+    """PyTorch's mexp (LinearAlgebra.cpp): per matrix ‖A‖₁ = max column Σ|a_ij| (2n² + n), then one matrix alone
+    takes the lowest degree whose bound its norm is within (1, 2, 4, 8, 12: 0 to 4 products of n³); a larger norm,
+    or any matrix of a batch, degree 18 of A/2^s, s = max(0, ⌈log2(‖A‖₁/θ18)⌉): 5 products and s squarings."""
+    a = call.args[0]
+    n = a.shape[-1]
+    if n <= 1:  # (0 x 0: a copy; 1 x 1: exp of the element)
+        return Count(0, a.numel() if n else 0, {"elementwise": f"exp of each 1 x 1 matrix: {a.numel()}"})
+    if a.device.type == "meta":
+        return Count(None, None, {}, _MEXP_ON_META)
+    thetas = _MEXP_THETAS["float" if str(a.dtype) in ("torch.float32", "torch.complex64") else "double"]
+    norms = a.detach().reshape(-1, n, n).abs().sum(-2).amax(-1)
+    if len(norms) == 1:  # (the lowest degree whose bound holds it; a norm of exactly θ12 is run at 18 too, as there)
+        bounds, norm = (-1.0, *thetas[:5]), norms.item()
+        chosen = [(*_MEXP_DEGREES[i], 0) for i in range(5) if bounds[i] < norm <= bounds[i + 1]]
+        large = norms[norms >= thetas[4]]
+    else:
+        chosen, large = [], norms
+    chosen += [(*_MEXP_DEGREES[5], int(s)) for s in (large / thetas[5]).log2().ceil().clamp(min=0).tolist()]
+    products = sum(p + s for _, p, _, s in chosen)
+    macs = products * n ** 3
+    elementwise = len(norms) * (2 * n * n + n) + sum(e for _, _, e, _ in chosen) * n * n
+    return Count(macs, elementwise, partial(_matrix_exp_text, chosen, n, len(norms), macs, elementwise))
+
+
+def _matrix_exp_text(chosen: list, n: int, matrices: int, macs: int, elementwise: int) -> dict[str, str]:
+    degrees = ", ".join(f"degree {d}" + (f" of A/2^{s}, {s} squarings" if s else "") for d, _, _, s in chosen)
+    return {"macs": f"({degrees}): {sum(p + s for _, p, _, s in chosen)} products of {n}^3 = {grouped(macs)}",
+            "elementwise": f"‖A‖₁ {matrices}*(2*{n}^2 + {n}) + the polynomials' sums "
+                           f"{sum(e for _, _, e, _ in chosen)}*{n}^2 = {grouped(elementwise)}"}
+
+
+@GRAD_OPS.register("linalg_matrix_exp", "matrix_exp")
+def matrix_exp_backward(call: OpCall, needs: Needs) -> Count:
+    """PyTorch's backward is the exponential of the 2n x 2n block matrix [[Aᴴ, ∂X], [0, Aᴴ]], whose degree and
+    squarings its norm decides, and that holds the gradient, a value no trace has: not counted, said why."""
+    if not needs.input(0):
+        return gradients([])
+    return Count(None, None, {}, "its backward is the exponential of a 2n x 2n block matrix holding the gradient, "
+                                 "whose degree depends on the gradient's norm, which the trace does not have")
+
+
 # -- iterative: not counted, with the reason ------------------------------------------------------------
 
 @OPS.register("linalg_svd", "svd", "linalg_svdvals", "linalg_eigh", "linalg_eigvalsh",
               "linalg_eig", "linalg_eigvals", "linalg_pinv", "pinverse", "linalg_matrix_rank", "linalg_cond",
-              "linalg_lstsq", "linalg_matrix_exp", "matrix_exp", "linalg_ldl_factor", "linalg_ldl_factor_ex",
-              "linalg_ldl_solve")
+              "linalg_lstsq", "linalg_ldl_factor", "linalg_ldl_factor_ex", "linalg_ldl_solve")
 def iterative(call: OpCall) -> Count:
     return Count(None, None, {}, _BY_VALUE.get(call.name, ITERATIVE))
 

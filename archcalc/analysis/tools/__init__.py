@@ -20,7 +20,7 @@ attention, normalisation and recurrence.
   flop_counter 2 x MACs: torch.utils.flop_counter's count (convolution, mm, addmm, bmm, baddbmm, attention;
                2 per multiply-add); no formula for matrix-vector products (mv, dot), addbmm, grouped_mm,
                bilinear, vecdot, affine_grid, cdist, pdist, conv_tbc, triangular solves, the matrix factorisations
-               (inv, solve, det, cholesky, qr, ...: a negative matrix_power's inverse), PyTorch's chunked
+               (inv, solve, det, cholesky, qr, ...: a negative matrix_power's inverse), matrix_exp, PyTorch's chunked
                F.linear_cross_entropy (a custom operator), torchvision's deform_conv2d and the quantized
                namespace's kernels (a quantized layer: QuantizedLinear, DynamicQuantizedLSTM, ...)
   flops        2 x MACs + every element-wise operation archcalc counts
@@ -50,6 +50,7 @@ NO_FORMULA = {"mv", "dot", "vdot", "inner", "addmv",  # (vector products)
                "addbmm", "_grouped_mm", "grouped_mm", "bilinear", "Bilinear", "linalg_solve_triangular",
                "triangular_solve", "linalg_vecdot", "affine_grid", "cdist", "pdist", "conv_tbc",
                "deform_conv2d",  # (torchvision's: flop_counter knows aten's operations only)
+               "linalg_matrix_exp", "matrix_exp",  # (its products run inside one aten operation, unseen)
                *decompositions.COUNTED}  # (LU, Cholesky, QR and the solves, inverses, determinants made from them)
 
 
