@@ -355,8 +355,8 @@ def matrix_exp(call: OpCall) -> Count:
     thetas = _MEXP_THETAS["float" if str(a.dtype) in ("torch.float32", "torch.complex64") else "double"]
     norms = a.detach().reshape(-1, n, n).abs().sum(-2).amax(-1)
     if len(norms) == 1:  # (the lowest degree whose bound holds it; a norm of exactly θ12 is run at 18 too, as there)
-        bounds, norm = (-1.0, *thetas[:5]), norms.item()
-        chosen = [(*_MEXP_DEGREES[i], 0) for i in range(5) if bounds[i] < norm <= bounds[i + 1]]
+        bounds = (-1.0, *thetas[:5])  # (compared in the matrix's dtype, as the kernel compares them)
+        chosen = [(*_MEXP_DEGREES[i], 0) for i in range(5) if ((norms > bounds[i]) & (norms <= bounds[i + 1])).item()]
         large = norms[norms >= thetas[4]]
     else:
         chosen, large = [], norms
