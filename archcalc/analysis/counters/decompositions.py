@@ -344,8 +344,8 @@ _MEXP_ON_META = ("its Taylor degree and squarings are chosen from the matrix's n
 @OPS.register("linalg_matrix_exp", "matrix_exp")
 def matrix_exp(call: OpCall) -> Count:
     """PyTorch's mexp (LinearAlgebra.cpp): per matrix ‖A‖₁ = max column Σ|a_ij| (2n² + n), then one matrix alone
-    takes the lowest degree whose bound its norm is within (1, 2, 4, 8, 12: 0 to 4 products of n³); a larger norm,
-    or any matrix of a batch, degree 18 of A/2^s, s = max(0, ⌈log2(‖A‖₁/θ18)⌉): 5 products and s squarings."""
+    takes the lowest degree whose bound its norm is within (1, 2, 4, 8, 12: 0 to 4 products of n³); a larger
+    norm, or any matrix of a batch, degree 18 of A/2^s, s = max(0, ⌈log2(‖A‖₁/θ18)⌉): 5 products, s squarings."""
     a = call.args[0]
     n = a.shape[-1]
     if n <= 1:  # (0 x 0: a copy; 1 x 1: exp of the element)
@@ -532,7 +532,7 @@ def householder_product_backward(call: OpCall, needs: Needs) -> Count:
 
 @GRAD_OPS.register("cholesky_inverse")
 def cholesky_inverse_backward(call: OpCall, needs: Needs) -> Count:
-    """cholesky_inverse_backward: C = X·(∂X + ∂Xᴴ)·X (two n x n products), then ∂L = -C·L (or -L·C, upper): 3n³."""
+    """cholesky_inverse_backward: C = X·(∂X + ∂Xᴴ)·X (two n x n products), then ∂L = -C·L (-L·C if upper): 3n³."""
     a = call.inputs[0]
     b, n = _matrices(a), a[-1]
     return gradients([("X·(∂X + ∂Xᴴ)·X", needs.input(0), b * 2 * n ** 3, f"{b}*2*{n}^3"),

@@ -19,7 +19,8 @@ multiply-add as one "flop"; every other operation is listed as unsupported and c
   aten::scaled_dot_product_attention (so MultiheadAttention with need_weights=False
   counts its projections only), aten::lstm / gru / rnn_tanh (0), baddbmm, addbmm, tensordot, linalg_multi_dot,
   bilinear (nn.Bilinear), _grouped_mm, linalg_solve_triangular, vecdot, matrix_power, affine_grid, cdist,
-  pdist, conv_tbc, cov and corrcoef, matrix_exp, the matrix factorisations and what is built on them (inv, solve, det, slogdet, cholesky, qr, ...),
+  pdist, conv_tbc, cov and corrcoef, matrix_exp, the matrix factorisations and what is built on them (inv, solve,
+  det, slogdet, cholesky, qr, ...),
   every element-wise operation; the quantized namespace's kernels (quantized::linear, conv2d_relu, add, ...: a
   quantized layer counts 0; fvcore 0.1.5's trace of a quantized network, static or dynamic, fails: "Only tensors
   ... can be inputs to traced functions. Got int");
