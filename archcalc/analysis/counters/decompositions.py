@@ -501,7 +501,8 @@ def qr_backward(call: OpCall, needs: Needs, reached: tuple[bool, ...] | None = N
         return gradients([("gR·Rᴴ", gr, b * n ** 3, f"{b}*{n}^3"),
                           ("Qᴴ·gQ", gq, b * m * n * n, f"{b}*{m}*{n}*{n}"),
                           ("Q·X", True, b * m * n * n, f"{b}*{m}*{n}*{n}"),
-                          ("·R⁻ᴴ (triangular solve)", True, b * m * n * (n - 1) // 2, f"{b}*{m}*{n}*{n - 1}/2")])
+                          ("·R⁻ᴴ (triangular solve)", True, b * m * n * (n - 1) // 2,
+                           f"{b}*{m}*{n}*{n - 1}/2")])
     return gradients([("Qᴴ·gQ", gq, b * m ** 3, f"{b}*{m}^3"),
                       ("gR·Rᴴ", gr, b * m * m * n, f"{b}*{m}*{m}*{n}"),
                       ("the m x m product", True, b * m ** 3, f"{b}*{m}^3"),
@@ -532,7 +533,8 @@ def householder_product_backward(call: OpCall, needs: Needs) -> Count:
 
 @GRAD_OPS.register("cholesky_inverse")
 def cholesky_inverse_backward(call: OpCall, needs: Needs) -> Count:
-    """cholesky_inverse_backward: C = X·(∂X + ∂Xᴴ)·X (two n x n products), then ∂L = -C·L (-L·C if upper): 3n³."""
+    """cholesky_inverse_backward: C = X·(∂X + ∂Xᴴ)·X (two n x n products), then ∂L = -C·L (upper: -L·C);
+    3n³ a matrix."""
     a = call.inputs[0]
     b, n = _matrices(a), a[-1]
     return gradients([("X·(∂X + ∂Xᴴ)·X", needs.input(0), b * 2 * n ** 3, f"{b}*2*{n}^3"),
