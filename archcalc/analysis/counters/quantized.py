@@ -106,11 +106,15 @@ def _fused(module, out: tuple) -> list[tuple[str, int]]:
 
 
 def _steps(module, inp: tuple, out: tuple) -> list[tuple[str, int]]:
-    """What quantization adds around a layer's product: a dynamic layer quantises its input and dequantises its
-    output (not its float16 kind: a float product); a static one requantises its output."""
-    if not type(module).__module__.startswith(_DYNAMIC):
+    return _around(type(module).__module__.startswith(_DYNAMIC), _weight(module).is_quantized, inp, out)
+
+
+def _around(dynamic: bool, int8: bool, inp: tuple, out: tuple) -> list[tuple[str, int]]:
+    """What quantization adds around a product: a dynamic one quantises its input and dequantises its output (not
+    dynamic quantization's float16 kind, ``int8`` False: a float product); a static one requantises its output."""
+    if not dynamic:
         return [_per(REQUANTISE, "requantise", out)]
-    if not _weight(module).is_quantized:
+    if not int8:
         return []
     return [_per(RANGE + QUANTISE, "quantise the input (range, x/s + z)", inp), _per(DEQUANTISE, "dequantise", out)]
 
@@ -368,12 +372,7 @@ def quantized_linear_op(call: OpCall) -> Count:
     count = linear.linear_count(prod(call.inputs[0][:-1]), n_in, n_out, out, bias is not None, _op_text)
     activation = next((a for a in ("leaky_relu", "relu", "tanh") if f"_{a}" in call.name), None)
     fused = [_per(1, f"fused {activation}", out)] if activation else []
-    if call.name in _DYNAMIC_LINEAR_OPS:
-        steps = [] if call.name.endswith("_fp16") else [
-            _per(RANGE + QUANTISE, "quantise the input (range, x/s + z)", call.inputs[0]),
-            _per(DEQUANTISE, "dequantise", out)]
-    else:
-        steps = [_per(REQUANTISE, "requantise", out)]
+    steps = _around(call.name in _DYNAMIC_LINEAR_OPS, not call.name.endswith("_fp16"), call.inputs[0], out)
     return added(count, fused + steps)
 
 
