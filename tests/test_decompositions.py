@@ -282,31 +282,39 @@ def test_the_reason_a_row_is_not_counted_is_said(cli, tmp_path):
     assert "Whitening.frexp (no formula)" in footer
 
 
-@pytest.mark.parametrize("shape", [(6, 6), (2, 5, 5)])
-def test_the_gradient_of_an_lu_factorisation(shape):
-    """lu_factor's backward for a square A (lu_factor_ex_backward): Lᴴ·∂L, ∂U·Uᴴ and P· the result, 3n³ a matrix,
-    the products flop_counter sees; and two triangular solves, n*n(n - 1)/2 each. A rectangular one: not counted."""
+@pytest.mark.parametrize("shape", [(6, 6), (2, 5, 5), (6, 4), (4, 6)])
+@pytest.mark.parametrize("used", ["LU", "L", "U", "lu_factor"])
+def test_the_gradient_of_an_lu_factorisation_depends_on_which_factor_is_used(shape, used):
+    """linalg.lu's backward (linalg_lu_backward, which lu_factor's calls with both factors' gradients): Lᴴ·∂L
+    (m*k*k) only where L receives a gradient, ∂U·Uᴴ (k*k*n) only where U does, and P· the result (m*m*n): the
+    products flop_counter sees of PyTorch's own backward; and two triangular solves by the k x k triangles,
+    (m + n)*k(k - 1)/2, which it does not. Square, tall and wide, batched: by hand and against flop_counter."""
     from torch.utils.flop_counter import FlopCounterMode
 
     class Factor(nn.Module):
-        def __init__(self, size):
+        def __init__(self):
             super().__init__()
-            self.w = nn.Parameter(torch.randn(*size))
+            self.w = nn.Parameter(torch.randn(*shape))
 
         def forward(self, x):
-            return torch.linalg.lu_factor(self.w + x).LU
+            if used == "lu_factor":
+                return torch.linalg.lu_factor(self.w + x).LU
+            _, low, up = torch.linalg.lu(self.w + x)
+            return {"L": low, "U": up, "LU": (low, up)}[used]
 
-    batch, n = (shape[0] if len(shape) == 3 else 1), shape[-1]
-    a = analyse_module(Factor(shape), "lu", shape, CPU, torch.float32, backward=True)
-    lu = next(r for r in a.records if r.type == "linalg_lu_factor")
-    assert lu.backward.macs == 3 * batch * n ** 3 + batch * n * n * (n - 1)
-    w = torch.randn(*shape, requires_grad=True)
-    factor = torch.linalg.lu_factor(w).LU
+    batch, (m, n) = (shape[0] if len(shape) == 3 else 1), shape[-2:]
+    k = min(m, n)
+    model = Factor()
+    a = analyse_module(model, "lu", shape, CPU, torch.float32, backward=True)
+    lu = next(r for r in a.records if r.type.startswith("linalg_lu"))
+    gl, gu = used in ("L", "LU", "lu_factor"), used in ("U", "LU", "lu_factor")
+    products = batch * (m * k * k * gl + k * k * n * gu + m * m * n)
+    assert lu.backward.macs == products + batch * (m + n) * k * (k - 1) // 2
+    out = model(torch.randn(*shape))
     with FlopCounterMode(display=False) as counter:
-        factor.sum().backward()
-    assert counter.get_total_flops() == 2 * 3 * batch * n ** 3
-    tall = analyse_module(Factor((6, 4)), "lu", (6, 4), CPU, torch.float32, backward=True)
-    assert next(r for r in tall.records if r.type == "linalg_lu_factor").backward.macs is None
+        sum(t.sum() for t in (out if isinstance(out, tuple) else (out,))).backward()
+    assert counter.get_total_flops() == 2 * products
+    assert ("Lᴴ·∂L" in lu.backward.text()["macs"]) == gl and ("∂U·Uᴴ" in lu.backward.text()["macs"]) == gu
 
 
 @pytest.mark.parametrize("factor_needs_grad", [False, True])
@@ -368,6 +376,42 @@ def test_the_gradient_of_a_qr_depends_on_which_factor_is_used(m, n, used):
     assert qr.backward.macs - solve == counter.get_total_flops() // 2 - 3 * 8 * m * n
     assert ("gR·Rᴴ" in qr.backward.text()["macs"]) == ("R" in used)
     assert ("Qᴴ·gQ" in qr.backward.text()["macs"]) == ("Q" in used)
+
+
+@pytest.mark.parametrize("m, n, k", [(6, 5, 4), (5, 6, 3), (8, 3, 3)])
+@pytest.mark.parametrize("left, transpose", [(True, False), (True, True), (False, False), (False, True)])
+@pytest.mark.parametrize("needs", ["C", "reflectors", "all"])
+def test_the_gradient_of_ormqr(m, n, k, left, transpose, needs):
+    """ormqr(A, τ, C)'s backward (ormqr_backward): ∂C is ormqr again with the transpose flipped, LAWN 41's count
+    of the forward, which flop_counter does not see; where A or τ need a gradient, K = ∂Y·Yᴴ (m*n*r, r the
+    reflectors' length) and householder_product's updates of K, reflectors in reverse order where left ==
+    transpose: all products flop_counter sees of PyTorch's own backward. 6 x 5 by 4 reflectors from the left,
+    in order: K 6*5*6 = 180, updates 6² + 13*18 + 6*3*9 = 432."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    r = m if left else n
+
+    class Reflect(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Parameter(torch.randn(r, k), requires_grad=needs != "C")
+            self.tau = nn.Parameter(torch.rand(k), requires_grad=needs != "C")
+            self.c = nn.Parameter(torch.randn(m, n), requires_grad=needs != "reflectors")
+
+        def forward(self, x):
+            return torch.ormqr(self.a, self.tau, self.c + x, left=left, transpose=transpose)
+
+    model = Reflect()
+    a = analyse_module(model, "ormqr", (m, n), CPU, torch.float32, backward=True)
+    row = next(x for x in a.records if x.type == "ormqr")
+    with FlopCounterMode(display=False) as counter:
+        model(torch.randn(m, n)).sum().backward()
+    seen = counter.get_total_flops() // 2
+    if (m, n, k, left, transpose) == (6, 5, 4, True, False) and needs == "reflectors":
+        assert seen == 180 + 432
+    assert row.backward.macs == seen + (d.ormqr(m, n, k, left).adds if needs != "reflectors" else 0)
+    assert seen == (0 if needs == "C" else m * n * r + r * (r - k + 1 if left == transpose else r)
+                    + (2 * r + 1) * (k * r - k * (k - 1) // 2) + r * (k - 1) * (2 * r - k + 1))
 
 
 @pytest.mark.parametrize("m, n, k", [(6, 4, 4), (8, 5, 3), (7, 7, 7)])

@@ -56,13 +56,18 @@ Backward (PyTorch's derivatives.yaml), where a gradient is needed; others are no
   det, slogdet, logdet   lu_solve(LU, d·I) (getrs of n right-hand sides: the cofactors (det)·A⁻ᴴ, A⁻ᴴ)
   cholesky  Lᴴ·∂L (n³ MACs), then two triangular solves of n right-hand sides (n*n(n - 1)/2 MACs each)
   cholesky_solve   ∂B = cholesky_solve(∂X, L) (potrs); where L needs one, C = ∂B·Xᴴ (n*n*r) and -(C + Cᴴ)·L (n³)
-  lu_factor (square)   Lᴴ·∂L and ∂U·Uᴴ (n³ each), two triangular solves (n*n(n - 1)/2 each), P· (n³, pivoting)
+  lu, lu_factor   by which of L and U receive a gradient (read off the autograd graph, as for qr; lu_factor's LU
+            gives both), k = min(m, n): Lᴴ·∂L (mk²), ∂U·Uᴴ (k²n), two triangular solves by L's and U's k x k
+            triangles ((m + n)*k(k - 1)/2), P· (m²n, pivoting)
   linalg.lu_solve  ∂B getrs; where LU needs one ∂X·Xᴴ (n*n a side), two triangular solves of n sides, ·Uᴴ (n³)
   qr        by which of Q and R receive a gradient (the trace reads it off the autograd graph after the forward):
             m >= n  gR·Rᴴ (n³), Qᴴ·gQ (mn²), Q·X (mn²), a triangular solve by Rᴴ of m sides (m*n(n - 1)/2);
             m < n   Qᴴ·gQ (m³), gR·Rᴴ (m²n), m³, the solve (m*m(m - 1)/2), Q·gR (m²n)
   householder_product   K = Q·∂Qᴴ (m²n), then K updated with each reflector by matrix-vector products:
             m² + (2m + 1)*S + m*(k - 1)*(2m - k + 1), S = km - k(k - 1)/2
+  ormqr     ∂C an ormqr (the forward's count) where C needs one; where A or τ do, K = ∂Y·Yᴴ (mnr, r the reflectors'
+            length) and householder_product's updates of K (reflectors in reverse where left == transpose: the
+            first term r(r - k + 1), not r²)
   cholesky_inverse      X·(∂X + ∂Xᴴ)·X and ·L: 3n³
 """
 
@@ -422,18 +427,33 @@ def determinant_backward(call: OpCall, needs: Needs) -> Count:
                        f"{batch}*{n}*{n}*{n - 1}")])
 
 
-@GRAD_OPS.register("linalg_lu_factor", "linalg_lu_factor_ex", "lu")
-def lu_factor_backward(call: OpCall, needs: Needs) -> Count:
-    """lu_factor_ex_backward (a square A): Lᴴ·∂L and ∂U·Uᴴ (n³ each), two triangular solves by U and the unit L
-    (n*n(n - 1)/2 each), then P· the result with pivoting (n³). A rectangular LU's gradient: not counted."""
+@GRAD_OPS.register("linalg_lu_factor", "linalg_lu_factor_ex", "lu", "linalg_lu")
+def lu_backward(call: OpCall, needs: Needs, reached: tuple[bool, ...] | None = None) -> Count:
+    """linalg_lu_backward (lu_factor_ex_backward unpacks LU and gives it both factors' gradients), A = P·L·U of an
+    m x n A, k = min(m, n), L m x k, U k x n; ``reached``: a flag for each output (linalg.lu's P, L, U; lu_factor's
+    LU, pivots), read off the autograd graph after the forward:
+      Lᴴ·∂L (m*k*k) where L receives a gradient, ∂U·Uᴴ (k*k*n) where U does
+      two triangular solves by the k x k triangles of L and U, m + n right-hand sides between them
+        (square: n of each; tall: the unit U's k and L's m; wide: L's k and the unit U's n): (m + n)*k(k - 1)/2
+      P· the result (m*m*n), where A was pivoted"""
     a = call.inputs[0]
-    if a[-1] != a[-2]:
-        return Count(None, None, {}, "the gradient of a rectangular LU: no formula here")
-    batch, n = _matrices(a), a[-1]
+    m, n = a[-2], a[-1]
+    k, b = min(m, n), _matrices(a)
+    if call.name == "linalg_lu":
+        gl, gu = reached[1:] if reached is not None else (True, True)
+    else:
+        gl = gu = reached[0] if reached is not None else True
+    if not needs.input(0) or not (gl or gu) or not (b and k):
+        return gradients([])
     pivot = bool(call.kwargs.get("pivot", call.arg(1, "pivot", True)))
-    return gradients([("Lᴴ·∂L + ∂U·Uᴴ", needs.input(0), 2 * batch * n ** 3, f"2*{batch}*{n}^3"),
-                      ("two triangular solves", needs.input(0), batch * n * n * (n - 1), f"{batch}*2*{n}*{n}*{n - 1}/2"),
-                      ("P·", needs.input(0) and pivot, batch * n ** 3, f"{batch}*{n}^3")])
+    return gradients([("Lᴴ·∂L", gl, b * m * k * k, f"{b}*{m}*{k}*{k}"),
+                      ("∂U·Uᴴ", gu, b * k * k * n, f"{b}*{k}*{k}*{n}"),
+                      ("two triangular solves", True, b * (m + n) * k * (k - 1) // 2,
+                       f"{b}*({m} + {n})*{k}*{k - 1}/2"),
+                      ("P·", pivot, b * m * m * n, f"{b}*{m}*{m}*{n}")])
+
+
+lu_backward.per_output = True  # (linalg.lu's L and U: the trace recounts it once it knows which the output reaches)
 
 
 @GRAD_OPS.register("linalg_lu_solve")
@@ -513,22 +533,49 @@ def qr_backward(call: OpCall, needs: Needs, reached: tuple[bool, ...] | None = N
 qr_backward.per_output = True  # (the trace recounts it once it knows which outputs the model's output reaches)
 
 
+def _reflector_updates(m: int, k: int, reverse: bool) -> tuple[int, str]:
+    """householder_product_backward's loop over k reflectors of length m (FunctionsManual.cpp), K updated by
+    matrix-vector products: the first reflector's H⁻¹·K (m*m; in reverse order, the last one's, m*(m - k + 1));
+    for each reflector i, v_iᴴ·K and K·v_i (2*m*(m - i)) and τ_i's v_iᴴ·K·v_i (m - i); between two, H⁻¹·K·H
+    (m*(m - i - 1) + m*(m - i)). In all: first + (2m + 1)*S + m*(k - 1)*(2m - k + 1), S = Σ(m - i) = km - k(k - 1)/2."""
+    s = k * m - k * (k - 1) // 2
+    first, first_text = (m * (m - k + 1), f"{m}*{m - k + 1}") if reverse else (m * m, f"{m}^2")
+    return (first + (2 * m + 1) * s + m * (k - 1) * (2 * m - k + 1),
+            f"({first_text} + (2*{m} + 1)*{s} + {m}*{k - 1}*{2 * m - k + 1})")
+
+
 @GRAD_OPS.register(*_HOUSEHOLDER)
 def householder_product_backward(call: OpCall, needs: Needs) -> Count:
-    """householder_product_backward (FunctionsManual.cpp), made for A and τ together: K = Q·∂Qᴴ (m*m*n), then K
-    updated reflector by reflector with matrix-vector products: H_0⁻¹·K (m*m); for each of the k reflectors
-    v_iᴴ·K and K·v_i (2*m*(m - i)) and τ_i's v_iᴴ·K·v_i (m - i); but after the last, H_{i+1}⁻¹·K·H_i
-    (m*(m - i - 1) + m*(m - i)). In all: m² + (2m + 1)*S + m*(k - 1)*(2m - k + 1), S = Σ(m - i) = km - k(k - 1)/2."""
+    """householder_product_backward, made for A and τ together: K = Q·∂Qᴴ (m*m*n), then K updated reflector by
+    reflector (_reflector_updates)."""
     a, tau = call.inputs[0], call.inputs[1]
     m, n, k = a[-2], a[-1], tau[-1]
     if not (needs.input(0) or needs.input(1)) or k == 0 or not prod(a):
         return gradients([])
     b = _matrices(a)
-    s = k * m - k * (k - 1) // 2
-    reflectors = m * m + (2 * m + 1) * s + m * (k - 1) * (2 * m - k + 1)
+    updates, text = _reflector_updates(m, k, reverse=False)
     return gradients([("K = Q·∂Qᴴ", True, b * m * m * n, f"{b}*{m}*{m}*{n}"),
-                      ("the reflectors' updates", True, b * reflectors,
-                       f"{b}*({m}^2 + (2*{m} + 1)*{s} + {m}*{k - 1}*{2 * m - k + 1})")])
+                      ("the reflectors' updates", True, b * updates, f"{b}*{text}")])
+
+
+@GRAD_OPS.register("ormqr")
+def ormqr_backward(call: OpCall, needs: Needs) -> Count:
+    """ormqr_backward for Y = Q·C (or C·Q, Qᴴ), C m x n, Q of k reflectors of length r (m from the left, n from
+    the right): ∂C = ormqr(A, τ, ∂Y) with the transpose flipped (LAWN 41's ormqr, as the forward) where C needs a
+    gradient; where A or τ do, K = ∂Y·Yᴴ (from the right Yᴴ·∂Y: m*n*r), then householder_product's updates of K,
+    over the reflectors in reverse order where left == transpose."""
+    tau, c = call.inputs[1], call.inputs[2]
+    left, transpose = bool(call.arg(3, "left", True)), bool(call.arg(4, "transpose", False))
+    m, n, k, b = c[-2], c[-1], tau[-1], _matrices(c)
+    r, other = (m, n) if left else (n, m)
+    if k == 0 or not b * m * n:
+        return gradients([])
+    updates, text = _reflector_updates(r, k, reverse=left == transpose)
+    reflectors = needs.input(0) or needs.input(1)
+    return gradients([("∂C (ormqr)", needs.input(2), b * ormqr(m, n, k, left).adds,
+                       f"{b}*(2*{m}*{n}*{k} - {other}*{k}^2 + {other}*{k})"),
+                      ("K = ∂Y·Yᴴ" if left else "K = Yᴴ·∂Y", reflectors, b * m * n * r, f"{b}*{m}*{n}*{r}"),
+                      ("the reflectors' updates", reflectors, b * updates, f"{b}*{text}")])
 
 
 @GRAD_OPS.register("cholesky_inverse")
