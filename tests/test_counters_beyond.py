@@ -87,6 +87,36 @@ def test_ctc_loss_is_the_cpu_kernels_recursion():
                           "kernel): run on the CPU instead, with a random input; the costs are those of the branch "
                           "that input took")
 
+def test_margin_losses_for_multiple_classes():
+    """multi_margin_loss over 2 x 8 scores (the 2x4x8 input's first row): per class but the target's the hinge
+    and the sum, 2*7*2 = 28, + the mean 2 = 30; p = 2 and a class weight 2*7*4 + 2 = 58. multilabel_margin_loss
+    with targets [3, 5, 3, -1, ...] (L = 3, U = 2: 3*(8 - 2) = 18 pairs, the duplicate label's pairs counted
+    twice as the kernel does) and [0, 1, ...] (all 8 classes targets: 0 pairs): 2*18 + /C 2 + the mean 2 = 40;
+    the pairs are checked by the loss's own value, Σ max(0, 1 - x_j + x_i) / C over them. On the meta device,
+    whose tensors hold no labels: not counted, said why."""
+    target = torch.tensor([[3, 5, 3, -1, 0, 0, 0, 0], list(range(8))])
+    got = rows(lambda x: F.multi_margin_loss(x[:, 0], labels(x)),
+               lambda x: F.multilabel_margin_loss(x[:, 0], target))
+    assert got["multi_margin_loss"].elementwise == 30 and got["multilabel_margin_loss"].elementwise == 40
+    assert got["multilabel_margin_loss"].formulas["elementwise"].startswith("18 (target, non-target) pairs * 2")
+    weighted = rows(lambda x: F.multi_margin_loss(x[:, 0], labels(x), p=2, weight=torch.ones(8)))
+    assert weighted["multi_margin_loss"].elementwise == 58
+    x = torch.randn(2, 8)
+    pairs = [(0, j, i) for j in (3, 5, 3) for i in range(8) if i not in (3, 5)]
+    by_pairs = sum(max(0.0, 1 - x[n, j].item() + x[n, i].item()) for n, j, i in pairs) / 8
+    assert abs(F.multilabel_margin_loss(x, target, reduction="none")[0].item() - by_pairs) < 1e-5
+    assert F.multilabel_margin_loss(x, target, reduction="none")[1].item() == 0
+
+    class Tagger(nn.Module):
+        def forward(self, x):
+            return F.multilabel_margin_loss(x, torch.zeros(x.shape, dtype=torch.long, device=x.device))
+
+    meta = archcalc.analyze(Tagger(), input_size=(2, 8), device="meta")
+    assert next(r for r in meta.records if r.type == "multilabel_margin_loss").macs is None
+    assert any("read from the target's labels, which the meta device does not hold" in n for n in meta.notes), \
+        meta.notes
+
+
 def test_fourier_transforms_by_fftws_count():
     """5 N log2 N a complex transform, 2.5 N log2 N a real one, once for each position of the other dimensions:
     rfft over 8 points of 2x4x8: 2.5*8*3 = 60, x 8 = 480; fft2 over 4x8: 5*32*5 = 800, x 2 = 1,600; fftn over

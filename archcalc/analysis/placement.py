@@ -46,7 +46,7 @@ def auto(model: nn.Module, elements: int, dtype: torch.dtype) -> tuple[str, str]
     if params <= CPU_PARAMS and elements <= CPU_INPUT:
         return "cpu", (f"device auto: the CPU ({params:,} parameters, an input of {elements:,} elements: a real pass "
                        f"costs less than the meta device's start-up; --device meta gives the same counts, but for an "
-                       f"operation whose work its values decide: matrix_exp, ctc_loss, NMS)")
+                       f"operation whose work its values decide: matrix_exp, ctc_loss, multilabel_margin_loss, NMS)")
     return "meta", (f"device auto: meta ({params:,} parameters, an input of {elements:,} elements: too large to run "
                     f"for real here at no cost)")
 

@@ -17,6 +17,11 @@ such as GELU is one operation per element, a reduction one per input element):
   ctc_loss           the CPU kernel's forward recursion: per step t >= 1 and extended label s, 11 operations (a
                      log-sum-exp of three terms) and the max's comparisons, the likelihood, the reduction; the
                      labels and lengths read from the tensors (on the meta device, which has none: not counted)
+  multi_margin_loss  per class but the target's, the hinge (1; p = 2 and a weight + 1 each) and the sum over
+                     classes (1); the reduction 1 a sample
+  multilabel_margin_loss  per (target, non-target class) pair the hinge and the sum (2), L*(C - U) pairs a sample
+                     for its L targets (U different) read from the target's labels (on meta: not counted); /C and
+                     the reduction 1 a sample each
 Their gradients: as every element-wise operation's, one per forward operation (counting.ELEMENTWISE_BACKWARD).
 """
 
@@ -163,6 +168,50 @@ def cosine_embedding_loss(call: OpCall) -> Count:
     rows = prod(x[:-1]) if len(x) > 1 else 1
     n = 3 * prod(x) + rows * (9 + (1 if _reduced(call) else 0))
     return Count(0, n, {"elementwise": f"cosines 3*{elements_text(x)} + per pair {9 + _reduced(call)} = "
+                                       f"{grouped(n)}"})
+
+
+@OPS.register("multi_margin_loss")
+def multi_margin_loss(call: OpCall) -> Count:
+    """F.multi_margin_loss(x (N, C), y, p, margin, weight) as ATen's MultiMarginCriterion runs it: for each class i
+    but the target's, the hinge max(0, margin - x_y + x_i) (1, the loss function of each element, as the
+    point-wise losses; p = 2 squares it, + 1; a weight multiplies it, + 1), summed over the classes and divided
+    by C (C - 1 a sample), then the reduction (1 a sample)."""
+    x = call.inputs[0]
+    classes = x[-1] if x else 1
+    rows = prod(x[:-1]) if len(x) > 1 else 1
+    squared = int(call.arg(2, "p", 1)) == 2
+    weighted = call.arg(4, "weight", None) is not None
+    each = 1 + squared + weighted
+    hinges = rows * (classes - 1)
+    n = hinges * (each + 1) + (rows if _reduced(call) else 0)
+    parts = "the hinge" + (", its square" if squared else "") + (", the class weight" if weighted else "")
+    return Count(0, n, {"elementwise": f"{rows}*{classes - 1} classes but the target's * ({parts}: {each}, their sum"
+                                       f" and /C: 1){' + the reduction ' + str(rows) if _reduced(call) else ''}"
+                                       f" = {grouped(n)}"})
+
+
+_NO_TARGETS = ("its pairs of a target and a non-target class are read from the target's labels, which the meta device "
+               "does not hold: run it on a real device (--device cpu)")
+
+
+@OPS.register("multilabel_margin_loss")
+def multilabel_margin_loss(call: OpCall) -> Count:
+    """F.multilabel_margin_loss(x (N, C), y (N, C)) as ATen's MultiLabelMarginCriterion runs it: a sample's targets
+    are y's labels up to the first negative one (L of them, U different); for each target j and each class i not a
+    target, the hinge max(0, 1 - x_j + x_i) (1) and its sum, L*(C - U) pairs, 2 each; the division by C (1 a
+    sample), then the reduction (1 a sample). The labels are read from the target's values."""
+    x, target = call.inputs[0], call.args[1]
+    if not isinstance(target, torch.Tensor) or target.device.type == "meta":
+        return Count(None, None, {}, _NO_TARGETS)
+    classes = x[-1] if x else 1
+    pairs, rows = 0, 0
+    for row in target.detach().cpu().reshape(-1, classes).tolist():
+        labels = row[:next((i for i, v in enumerate(row) if v < 0), len(row))]
+        pairs, rows = pairs + len(labels) * (classes - len(set(labels))), rows + 1
+    n = 2 * pairs + rows + (rows if _reduced(call) else 0)
+    return Count(0, n, {"elementwise": f"{grouped(pairs)} (target, non-target) pairs * 2 (the hinge and its sum) + "
+                                       f"/C {rows}{' + the reduction ' + str(rows) if _reduced(call) else ''} = "
                                        f"{grouped(n)}"})
 
 
