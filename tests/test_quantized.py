@@ -188,6 +188,33 @@ def test_meta_asked_runs_on_the_cpu_with_a_note():
     assert any("quantized network runs on the CPU" in note for note in a.notes)
 
 
+def test_another_dtype_is_refused_in_one_line(cli):
+    """A quantized network quantizes its float32 input itself: --dtype float16 would reach its Quantize layer as
+    half precision (PyTorch: 'Quantize only works on Float Tensor'); refused before the forward, in one line."""
+    run = cli("flops", f"{EXAMPLE}:quantized", "--dtype", "float16")
+    assert run.code == 1 and "Traceback" not in run.err
+    assert run.err.strip().splitlines() == ["archcalc: error: a quantized network keeps its int8 weights and takes "
+                                            "float32 inputs, which it quantizes itself: --dtype float16 does not "
+                                            "apply to it (leave --dtype out)"]
+
+
+def test_time_says_its_operations_are_integer_ones(cli):
+    """archcalc time of a quantized network: its 2,801,824 MACs a forward are int8 multiply-accumulates, and the
+    report says its GFLOP/s column counts integer operations (JSON: integer_operations)."""
+    import json
+
+    run = cli("time", f"{EXAMPLE}:quantized", "--repeat", "2", "--warmup", "0", "--format", "json")
+    assert run.code == 0, run.err
+    result = json.loads(run.out)["results"][0]
+    assert result["integer_operations"] is True
+    assert result["gflops_per_s"] == pytest.approx(2 * 2_801_824 / (result["median_ms"] / 1000) / 1e9)
+    table = cli("time", f"{EXAMPLE}:quantized", "--repeat", "2", "--warmup", "0")
+    assert "a quantized network, its multiply-accumulates int8 ones: its GFLOP/s are integer operations" in \
+        " ".join(table.out.split())
+    assert json.loads(cli("time", f"{EXAMPLE}:Net", "--repeat", "2", "--warmup", "0", "--format", "json")
+                      .out)["results"][0]["integer_operations"] is False
+
+
 def test_quantization_aware_training_counts_its_fake_quantisation():
     """A network prepared for QAT (fake quantization in the float network): the float MACs; each
     fused_moving_avg_obs_fake_quant its observer's min and max (2 per element) and quantise-dequantise (4);

@@ -430,6 +430,9 @@ def placed(make, name: str, inputs: Inputs, device: str, dtype: torch.dtype, inn
     memory); a forward that reads a value, which meta cannot give, runs again on the CPU, said in a note."""
     torch_device = resolve_device("meta" if device == "auto" else device)
     model, note = make(torch_device)
+    if dtype != torch.float32 and placement.quantized(model):
+        raise InputError(f"a quantized network keeps its int8 weights and takes float32 inputs, which it quantizes "
+                         f"itself: --dtype {_dtype_name(dtype)} does not apply to it (leave --dtype out)")
     if device == "meta" and placement.quantized(model):
         cpu = torch.device("cpu")
         return analyse_module(make(cpu)[0], name, inputs, cpu, dtype, inner, notes=(

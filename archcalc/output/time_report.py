@@ -23,6 +23,8 @@ def time_report(results: list[Timing], method: str, training: bool = False, samp
                 seconds, text = run_estimate(t, samples, epochs)
                 runs[t.model] = seconds
                 lines.append(f"Run estimate: {text}")
+    lines += [f"{t.model}: a quantized network, its multiply-accumulates int8 ones: its GFLOP/s are integer "
+              f"operations (2 x MACs) per second" for t in results if t.integer and not t.error]
     for t in results:
         row = {"model": t.model, "device": t.device, "input": t.inputs or shape_text(t.input_shape)}
         if t.error:
@@ -40,7 +42,7 @@ def time_report(results: list[Timing], method: str, training: bool = False, samp
         "median_ms": None if t.error else t.median_ms, "iqr_ms": None if t.error else t.iqr_ms,
         "min_ms": None if t.error else min(t.times_ms), "max_ms": None if t.error else max(t.times_ms),
         "images_per_s": None if t.error else t.images_per_s, "gflops_per_s": None if t.error else t.gflops_per_s,
-        "times_ms": list(t.times_ms), "error": t.error or None,
+        "times_ms": list(t.times_ms), "error": t.error or None, "integer_operations": t.integer,
         **({"run_estimate_s": runs.get(t.model), "samples": samples, "epochs": epochs} if runs else {}),
     } for t in results], "method": method, "step": "training" if training else "forward"}
     columns = _COLUMNS

@@ -25,6 +25,7 @@ import torch
 
 from archcalc.analysis.diagnosis import with_hint
 from archcalc.analysis.engine import build, entry_inputs, out_of_memory, placed, resolve_dtype
+from archcalc.analysis.packed import quantized
 from archcalc.analysis.placement import free_memory
 from archcalc.errors import ArchcalcError, InputError
 from archcalc.models.registry import ModelEntry
@@ -44,6 +45,7 @@ class Timing:
     flops: int = 0
     error: str = ""
     inputs: str = ""  # every input, as Inputs.text() writes them, where there are several or integer ones
+    integer: bool = False  # a quantized network: its multiply-accumulates are int8 ones (GFLOP/s: integer operations)
 
     @property
     def runs(self) -> int:
@@ -244,6 +246,7 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
         if options.threads and torch_device.type == "cpu":
             torch.set_num_threads(options.threads)
         model = build(entry, torch_device, torch_dtype)
+        base = replace(base, integer=quantized(model))
         x = made_batch(inputs, torch_device, torch_dtype, options.channels_last, entry.name)
         if options.channels_last:
             model = model.to(memory_format=torch.channels_last)
