@@ -194,8 +194,8 @@ def test_another_dtype_is_refused_in_one_line(cli):
     run = cli("flops", f"{EXAMPLE}:quantized", "--dtype", "float16")
     assert run.code == 1 and "Traceback" not in run.err
     assert run.err.strip().splitlines() == ["archcalc: error: a quantized network keeps its int8 weights and takes "
-                                            "float32 inputs, which it quantizes itself: --dtype float16 does not "
-                                            "apply to it (leave --dtype out)"]
+                                            "float32 inputs, which it quantizes itself: it runs in float32 only, "
+                                            "not float16 (leave the dtype at float32)"]
 
 
 def test_time_says_its_operations_are_integer_ones(cli):

@@ -432,7 +432,7 @@ def placed(make, name: str, inputs: Inputs, device: str, dtype: torch.dtype, inn
     model, note = make(torch_device)
     if dtype != torch.float32 and placement.quantized(model):
         raise InputError(f"a quantized network keeps its int8 weights and takes float32 inputs, which it quantizes "
-                         f"itself: --dtype {_dtype_name(dtype)} does not apply to it (leave --dtype out)")
+                         f"itself: it runs in float32 only, not {_dtype_name(dtype)} (leave the dtype at float32)")
     if device == "meta" and placement.quantized(model):
         cpu = torch.device("cpu")
         return analyse_module(make(cpu)[0], name, inputs, cpu, dtype, inner, notes=(
