@@ -23,7 +23,7 @@ from archcalc.training.memory import estimate, measure_peak
 CONFIGS = [("cnnet", 256, "adam", None), ("vgg_base", 64, "adam", None), ("vgg_base", 512, "momentum", None),
            ("resnet18", 16, "adam", None), ("resnet18", 64, "sgd", None), ("densenet121", 8, "sgd", None),
            ("vgg16", 32, "adam", None), ("resnet50", 64, "adam", None), ("densenet121", 32, "sgd", None),
-           ("vit_b_16", 16, "adam", None), ("examples/tiny_gpt.py:TinyGPT", 32, "adam", None)]
+           ("vit_b_16", 16, "adamw", None), ("examples/tiny_gpt.py:TinyGPT", 32, "adamw", None)]
 # a model of one's own and what it takes: a language model on token ids (int64 below its vocabulary)
 INPUTS = {"examples/tiny_gpt.py:TinyGPT": ((128,), ["int64:1000"])}
 # mixed precision: float16 on CUDA (the AMP recipe), bfloat16 on the CPU (the only one its autocast speeds up)
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-amp", action="store_true")
+    parser.add_argument("names", nargs="*", help="only these configurations' models (TinyGPT for the example's)")
     options = parser.parse_args()
     cuda = options.device.startswith("cuda")
     print(f"{'model':12s} {'batch':>5s} {'optimizer':9s} {'amp':8s} {'sum of parts':>12s} "
@@ -44,6 +45,8 @@ def main() -> None:
           + ("" if cuda else f" {'held MiB':>8s} {'without':>7s}"))
     mixed = [] if options.no_amp else AMP["cuda" if cuda else "cpu"]
     for name, batch, optimizer, amp in (CONFIGS[:6] if options.quick else CONFIGS) + mixed:
+        if options.names and name not in options.names and name.split(":")[-1] not in options.names:
+            continue
         size, dtypes = INPUTS.get(name, (None, None))
         entry = lookup(name, size)
         e = estimate(entry, size, batch, optimizer, device="cuda" if cuda else "cpu", amp=amp, input_dtypes=dtypes)

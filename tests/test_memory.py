@@ -46,6 +46,31 @@ def test_parameters_gradients_and_optimizer_state():
     assert lenet.grads_bytes == 60_000 * 4  # the RBF output's fixed 840 parameters get no gradient
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"])
+def test_each_optimizers_state_is_what_pytorch_keeps(optimizer):
+    """The optimizer term is the bytes of the state PyTorch's own optimizer holds after a real step on the CPU
+    (cnnet's 6 trainable tensors of 56,778 elements: AdamW's two moments and step counters, 2*227,112 + 4*6;
+    RMSprop's square_avg and Adagrad's sum, 227,112 + 4*6); and the simulated CPU peak of two steps is the real
+    tensors' (each optimizer's own temporaries, Adagrad's state made before the first step)."""
+    from archcalc.analysis.engine import build
+    from archcalc.training.optimizers import optimizer_for
+    from archcalc.training.peak import simulate
+    from tests.test_peak import real_cpu_peak
+
+    entry = REGISTRY.get("cnnet")
+    e = estimate(entry, None, 4, optimizer)
+    real = build(entry, torch.device("cpu"), torch.float32).train()
+    opt = optimizer_for(real.parameters(), optimizer)
+    real(torch.randn(4, *entry.default_input)).mean().backward()
+    opt.step()
+    held = sum(v.numel() * v.element_size() for state in opt.state.values() for v in state.values()
+               if isinstance(v, torch.Tensor))
+    assert e.optimizer_bytes == held == {"sgd": 0, "momentum": 227_112, "nesterov": 227_112, "adam": 454_248,
+                                         "adamw": 454_248, "rmsprop": 227_136, "adagrad": 227_136}[optimizer]
+    assert simulate(entry, None, 4, optimizer, device="cpu").allocated == \
+        real_cpu_peak(entry, (4, *entry.default_input), optimizer)
+
+
 def test_activations_grow_with_the_batch():
     one, eight = (estimate(REGISTRY.get("vgg_base"), None, b, "sgd") for b in (1, 8))
     assert eight.activations_bytes == 8 * one.activations_bytes
@@ -87,7 +112,7 @@ def test_memory_command_json_and_errors(cli):
     bad = cli("memory", "vgg_base", "--optimizer", "lion")
     assert bad.code == 1 and "unknown optimizer 'lion'" in bad.err
     with pytest.raises(InputError):
-        estimate(REGISTRY.get("cnnet"), None, 1, "rmsprop")
+        estimate(REGISTRY.get("cnnet"), None, 1, "lbfgs")
 
 
 def test_the_budget_is_read_in_binary_and_decimal_units():

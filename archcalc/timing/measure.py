@@ -80,7 +80,7 @@ class Options:
     channels_last: bool = False
     compile: bool = False
     training: bool = False  # time a whole training step rather than the forward pass
-    optimizer: str = "sgd"  # the step's optimizer: sgd, momentum (0.9) or adam
+    optimizer: str = "sgd"  # the step's optimizer: one of training/optimizers.py's
     amp: str | None = None  # float16 or bfloat16: the forward (and the loss) under torch.autocast
 
     def __post_init__(self):

@@ -2,8 +2,9 @@
 
   parameters   sum of numel * bytes per element
   gradients    one per trainable parameter element
-  optimizer    sgd: none; momentum: one buffer per trainable element; adam: two (exp_avg,
-               exp_avg_sq) plus a 4-byte step counter per parameter tensor (PyTorch's Adam)
+  optimizer    its state for each trainable parameter (training/optimizers.py): sgd none; momentum and
+               nesterov a buffer per element; adam and adamw two (exp_avg, exp_avg_sq), rmsprop and adagrad one,
+               each with a 4-byte step counter per parameter tensor
   activations  every tensor autograd saves for backward during the forward pass, as autograd
                itself reports it (torch.autograd.graph.saved_tensors_hooks), each storage counted
                once and put on the row of the layer or functional operation that saved it, as the
@@ -39,7 +40,7 @@ from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
 from archcalc.shown import Shown
 from archcalc.training.batch import Batch, input_arithmetic, input_bytes, made as made_batch
-from archcalc.training.optimizers import check as check_optimizer
+from archcalc.training.optimizers import check as check_optimizer, state_bytes
 from archcalc.training.peak import made, meta_else_cpu, simulate
 
 
@@ -92,15 +93,7 @@ class MemoryEstimate(Shown):
 
 
 def _optimizer_bytes(params: list[nn.Parameter], optimizer: str) -> tuple[int, str]:
-    trainable = [p for p in params if p.requires_grad]
-    elements = sum(p.numel() * p.element_size() for p in trainable)
-    if optimizer == "sgd":
-        return 0, "plain SGD keeps no state: 0"
-    if optimizer == "momentum":
-        return elements, f"one momentum buffer per trainable element: {elements:,}"
-    steps = 4 * len(trainable)
-    return 2 * elements + steps, (f"exp_avg + exp_avg_sq: 2*{elements:,} + step counters 4*{len(trainable)} = "
-                                  f"{2 * elements + steps:,}")
+    return state_bytes([p for p in params if p.requires_grad], optimizer)
 
 
 class _SavingTracer(Tracer):

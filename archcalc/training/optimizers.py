@@ -1,32 +1,82 @@
-"""The training step's optimizers, one table for every command that runs or simulates a step."""
+"""The training step's optimizers, one table for every command that runs or simulates a step: how each is made
+(PyTorch's own implementation, its usual settings) and the state it keeps for every trainable parameter.
+
+  sgd       torch.optim.SGD, lr 0.01: no state
+  momentum  SGD with momentum 0.9: a momentum buffer per trainable element
+  nesterov  SGD with Nesterov momentum 0.9: likewise
+  adam      torch.optim.Adam, lr 1e-3: exp_avg and exp_avg_sq per element, a step counter per tensor
+  adamw     torch.optim.AdamW, lr 1e-3, weight decay 0.01 (decoupled): as Adam
+  rmsprop   torch.optim.RMSprop, lr 0.01: square_avg per element, a step counter per tensor
+  adagrad   torch.optim.Adagrad, lr 0.01: the sum of squared gradients per element, a step counter per tensor
+            (made with the optimizer, before the first step)
+
+A step counter is a 0-dim float32 tensor (4 bytes), kept where PyTorch keeps it: on the CPU unless the
+optimizer is fused or capturable (neither is asked for here).
+"""
 
 from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 import torch
 
 from archcalc.errors import InputError
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
+
+class Optimizer(NamedTuple):
+    make: Callable[..., torch.optim.Optimizer]  # (parameters, foreach=) -> the optimizer
+    buffers: tuple[str, ...]  # its state's tensors of each parameter's size
+    counter: bool  # a 0-dim float32 step counter per parameter tensor
+
+
+_TABLE = {
+    "sgd": Optimizer(lambda p, foreach: torch.optim.SGD(p, lr=0.01, foreach=foreach), (), False),
+    "momentum": Optimizer(lambda p, foreach: torch.optim.SGD(p, lr=0.01, momentum=0.9, foreach=foreach),
+                          ("momentum_buffer",), False),
+    "nesterov": Optimizer(lambda p, foreach: torch.optim.SGD(p, lr=0.01, momentum=0.9, nesterov=True,
+                                                             foreach=foreach), ("momentum_buffer",), False),
+    "adam": Optimizer(lambda p, foreach: torch.optim.Adam(p, lr=1e-3, foreach=foreach), ("exp_avg", "exp_avg_sq"),
+                      True),
+    "adamw": Optimizer(lambda p, foreach: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.01, foreach=foreach),
+                       ("exp_avg", "exp_avg_sq"), True),
+    "rmsprop": Optimizer(lambda p, foreach: torch.optim.RMSprop(p, lr=0.01, foreach=foreach), ("square_avg",), True),
+    "adagrad": Optimizer(lambda p, foreach: torch.optim.Adagrad(p, lr=0.01, foreach=foreach), ("sum",), True),
+}
+OPTIMIZERS = tuple(_TABLE)
+COUNTER_BYTES = 4  # a step counter: a 0-dim float32 tensor
 
 
 def check(name: str) -> str:
     """The name, if it is one of OPTIMIZERS; else one line saying which are."""
-    if name not in OPTIMIZERS:
+    if name not in _TABLE:
         raise InputError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
     return name
 
 
 def optimizer_for(parameters, name: str, foreach: bool | None = None) -> torch.optim.Optimizer:
-    """Plain SGD (lr 0.01), SGD with momentum 0.9, or Adam (lr 1e-3). ``foreach`` None is PyTorch's own
-    choice: one operation over every tensor on CUDA (its temporaries for all at once), a loop on the CPU."""
+    """The optimizer ``name`` over ``parameters`` (the table above). ``foreach`` None is PyTorch's own choice:
+    one operation over every tensor on CUDA (its temporaries for all at once), a loop on the CPU."""
     check(name)
     parameters = list(parameters)
     if not parameters:
         raise InputError("the model has no trainable parameters: there is no training step (a quantized network is "
                          "not trained; quantization-aware training trains its float form, made by "
                          "torch.ao.quantization.prepare_qat)")
-    if name == "sgd":
-        return torch.optim.SGD(parameters, lr=0.01, foreach=foreach)
-    if name == "momentum":
-        return torch.optim.SGD(parameters, lr=0.01, momentum=0.9, foreach=foreach)
-    return torch.optim.Adam(parameters, lr=1e-3, foreach=foreach)
+    return _TABLE[name].make(parameters, foreach=foreach)
+
+
+def state_bytes(trainable: list[torch.Tensor], name: str) -> tuple[int, str]:
+    """The optimizer's state for these trainable parameters, in bytes, with its arithmetic: each buffer the
+    size and dtype of its parameter, and the step counters."""
+    table = _TABLE[check(name)]
+    if not table.buffers:
+        return 0, f"{name} keeps no state: 0"
+    elements = sum(p.numel() * p.element_size() for p in trainable)
+    buffers = len(table.buffers) * elements
+    counters = COUNTER_BYTES * len(trainable) if table.counter else 0
+    terms = [f"{' + '.join(table.buffers)}: " + (f"{len(table.buffers)}*{elements:,}" if len(table.buffers) > 1
+                                                    else f"{elements:,}")]
+    if counters:
+        terms.append(f"step counters {COUNTER_BYTES}*{len(trainable)}")
+    return buffers + counters, " + ".join(terms) + (f" = {buffers + counters:,}" if len(terms) > 1 or
+                                                   len(table.buffers) > 1 else "")
