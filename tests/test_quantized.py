@@ -215,6 +215,17 @@ def test_time_says_its_operations_are_integer_ones(cli):
                       .out)["results"][0]["integer_operations"] is False
 
 
+def test_time_keeps_a_quantized_network_on_the_cpu_where_a_gpu_is_present(cli, monkeypatch):
+    """With a GPU present, time's --device auto means CUDA; a quantized network's int8 kernels are the CPU's, so
+    auto times it there, and --device cuda is refused in one line (a GPU's presence pretended)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    run = cli("time", f"{EXAMPLE}:quantized", "--repeat", "1", "--warmup", "0", "--format", "json")
+    assert run.code == 0 and run.json()["results"][0]["device"] == "cpu", run.err
+    refused = cli("time", f"{EXAMPLE}:quantized", "--device", "cuda", "--repeat", "1")
+    assert refused.code == 1 and "a quantized network runs on the CPU only" in " ".join(refused.err.split())
+    assert "Traceback" not in refused.err
+
+
 def test_quantization_aware_training_counts_its_fake_quantisation():
     """A network prepared for QAT (fake quantization in the float network): the float MACs; each
     fused_moving_avg_obs_fake_quant its observer's min and max (2 per element) and quantise-dequantise (4);

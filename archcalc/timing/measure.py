@@ -223,17 +223,23 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
     try:
         inputs = entry_inputs(entry, size, batch, input_dtypes)
         shape, text = (inputs.shapes[0] if inputs.shapes else (batch,)), inputs.text()
-        plan = placed(lambda d: (build(entry, d, torch_dtype), ""), entry.name, inputs, "meta", torch_dtype,
+        built = []
+
+        def make(on: torch.device):
+            built.append(quantized(model := build(entry, on, torch_dtype)))
+            return model, ""
+
+        plan = placed(make, entry.name, inputs, "meta", torch_dtype,
                       backward=options.training)  # (the CPU where meta cannot run it: a quantized network)
         if options.training:
             check_optimizer(options.optimizer)  # (a bad name: said now)
         mixed(torch.device("cpu"), options.amp)  # (likewise)
-        torch_device = resolve_timing_device(device)
+        torch_device = _for_integer(resolve_timing_device(device), device, built[0])
     except ArchcalcError as error:
         return Timing(entry.name, device, dtype, batch, shape, (), 0, str(error), text)
     batch = inputs.batch
     macs = plan.totals.macs + (plan.totals.backward_macs or 0)
-    base = Timing(entry.name, str(torch_device), dtype, batch, shape, flops=2 * macs, inputs=text)
+    base = Timing(entry.name, str(torch_device), dtype, batch, shape, flops=2 * macs, inputs=text, integer=built[0])
     needed = plan.totals.param_bytes + plan.totals.activation_bytes + sum(
         prod(s) * d.itemsize for s, d in zip(inputs.shapes, inputs.dtypes(torch_dtype)))
     if needed > 0.8 * _available_bytes(torch_device):
@@ -246,7 +252,6 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
         if options.threads and torch_device.type == "cpu":
             torch.set_num_threads(options.threads)
         model = build(entry, torch_device, torch_dtype)
-        base = replace(base, integer=quantized(model))
         x = made_batch(inputs, torch_device, torch_dtype, options.channels_last, entry.name)
         if options.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -282,6 +287,17 @@ def run_estimate(t: Timing, samples: int, epochs: int) -> tuple[float, str]:
     seconds = steps * epochs * t.median_ms / 1000
     return seconds, (f"{t.model}: ceil({samples:,} / {t.batch}) = {steps:,} steps an epoch x {epochs} epochs x "
                      f"{t.median_ms:.2f} ms = {seconds / 60:.1f} min ({seconds:,.0f} s)")
+
+
+def _for_integer(device: torch.device, asked: str, integer: bool) -> torch.device:
+    """A quantized network's int8 kernels (FBGEMM's, QNNPACK's) are the CPU's: auto times it there, CUDA is
+    refused in one line."""
+    if not integer or device.type == "cpu":
+        return device
+    if asked == "auto":
+        return torch.device("cpu")
+    raise InputError("a quantized network runs on the CPU only: its int8 kernels (FBGEMM's, QNNPACK's) have no CUDA "
+                     "version; time it on the CPU")
 
 
 def _failed(base: Timing, message: str) -> Timing:
