@@ -182,8 +182,25 @@ def _quantize(r: dict) -> None:
     assert r["answer"] == f"{4 * params}; {int8}" and r["asked"] == "float32_bytes int8_bytes"
 
 
+def _training(r: dict) -> None:
+    """Parameters and gradients P*(bytes per element) each; the state: the optimizer's buffers, each P elements in
+    the parameters' dtype (momentum, Nesterov, RMSprop, Adagrad 1, Adam and AdamW 2, plain SGD none), and a
+    4-byte step counter per parameter tensor (all but SGD's); a weight and a bias a layer."""
+    buffers = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1}
+    bpe = {"float32": 4, "float16": 2, "bfloat16": 2}[r["dtype"]]
+    p, layers, optimizer = int(r["params"]), int(r["layers"]), r["optimizer"]
+    counters = 0 if optimizer in ("sgd", "momentum", "nesterov") else 2 * layers
+    state = buffers[optimizer] * p * bpe + 4 * counters
+    assert (int(r["bytes_per_element"]), int(r["tensors"]), int(r["buffers"]), int(r["counters"])) == (
+        bpe, 2 * layers, buffers[optimizer], counters)
+    assert (int(r["params_bytes"]), int(r["grads_bytes"]), int(r["state_bytes"])) == (p * bpe, p * bpe, state)
+    assert int(r["total_bytes"]) == 2 * p * bpe + state
+    assert r["answer"] == f"{p * bpe}; {p * bpe}; {state}; {2 * p * bpe + state}"
+    assert r["asked"] == "params_bytes grads_bytes state_bytes total_bytes"
+
+
 RECOMPUTE = {"outsize": _outsize, "params": _param_row, "macs": _macs, "receptive": _receptive, "memory": _memory,
-             "recurrent": _recurrent, "attention": _attention, "quantize": _quantize}
+             "recurrent": _recurrent, "attention": _attention, "quantize": _quantize, "training": _training}
 
 
 @pytest.mark.parametrize("level", (1, 2, 3))
@@ -225,6 +242,13 @@ def test_the_levels_ask_what_they_say():
                                                                                           "forward"}
     attention3 = _rows("attention", 60, 3, 3)
     assert any(r["kdim"] != r["embed"] for r in attention3) and any(r["bias"] == "false" for r in attention3)
+    assert {(r["optimizer"], r["dtype"], r["layers"]) for r in _rows("training", 20, 3, 1)} == {("momentum", "float32",
+                                                                                                "1")}
+    assert {r["optimizer"] for r in _rows("training", 60, 3, 2)} == {"sgd", "momentum", "nesterov", "adam", "adamw",
+                                                                    "rmsprop", "adagrad"}
+    training3 = _rows("training", 30, 3, 3)
+    assert {r["optimizer"] for r in training3} == {"adam", "adamw"} and {r["dtype"] for r in training3} == {
+        "float32", "float16", "bfloat16"} and {r["layers"] for r in training3} == {"2", "3", "4"}
 
 
 def test_the_lecture_s_own_numbers_are_questions_it_can_ask():
@@ -378,6 +402,20 @@ def test_a_planted_wrong_attention_or_recurrent_formula_is_caught(monkeypatch):
     monkeypatch.setattr(attention, "attention", lambda n: [Term(n["queries"] * n["keys"] * n["embed"], "QKᵀ only")])
     with pytest.raises(SelfCheckError, match="macs: the formula gives"):
         generate("attention", 10, seed=1, level=2)
+
+
+def test_a_planted_wrong_training_memory_rule_is_caught(monkeypatch):
+    """The state's rule against PyTorch's own optimizer after a step: Adam's step counters forgotten, or a
+    float16 network's state taken as float32 (the bytes per element of the parameters misread)."""
+    from archcalc.homework.kinds import training
+
+    monkeypatch.setattr(training, "COUNTER", 0)
+    with pytest.raises(SelfCheckError, match="state_bytes: the formula gives"):
+        generate("training", 10, seed=1, level=3)
+    monkeypatch.undo()
+    monkeypatch.setitem(training.BYTES, "float16", 4)
+    with pytest.raises(SelfCheckError, match="params_bytes: the formula gives"):
+        generate("training", 20, seed=1, level=3)
 
 
 def test_the_cli_writes_into_a_default_folder(cli, tmp_path, monkeypatch):

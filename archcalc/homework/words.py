@@ -139,6 +139,33 @@ _TEXT = {
                         "BatchNorm의 γ, β (2*{c})는 가중치와 새 바이어스 {c}개로 접힌다"),
     "quantize.macs": ("(the MACs do not change: the same multiply-accumulates, on int8)",
                       "(연산횟수(MACs)는 그대로: 같은 곱셈-누적을 int8로 한다)"),
+    # training
+    "training.ask": ("{code}, in {dtype}, is trained with {optimizer}. Beside its activations, how many bytes do its "
+                     "parameters, their gradients and the optimizer's state take, and in all (after the first step, "
+                     "which makes the state)?",
+                     "{code} ({dtype})를 {optimizer}로 학습한다. activation 외에 파라미터, 그 그래디언트, "
+                     "옵티마이저 상태가 차지하는 메모리는 각각 몇 byte이고, 모두 합하면 몇 byte인가 (상태를 만드는 "
+                     "첫 step 이후)?"),
+    "training.rule": ("each parameter, its gradient and each state buffer in {dtype}: {bpe} bytes an element",
+                      "파라미터, 그래디언트, 상태 버퍼는 모두 {dtype}: 원소당 {bpe} byte"),
+    "training.rule_counter": ("; a step counter is a float32 scalar of 4 bytes per parameter tensor (a weight and a "
+                              "bias a layer)",
+                              "; step counter는 파라미터 텐서(층마다 가중치와 바이어스)마다 4 byte float32 스칼라"),
+    "training.params": ("parameters", "파라미터"),
+    "training.grads": ("gradients (one per parameter)", "그래디언트 (파라미터마다 하나)"),
+    "training.state": ("optimizer state", "옵티마이저 상태"),
+    "training.counters": ("step counters", "step counter"),
+    "training.no_state": ("plain SGD keeps none: 0", "일반 SGD는 상태가 없다: 0"),
+    "optimizer.sgd": ("plain SGD", "일반 SGD"),
+    "optimizer.momentum": ("SGD with momentum (a momentum buffer)", "momentum SGD (momentum 버퍼)"),
+    "optimizer.nesterov": ("SGD with Nesterov momentum (a momentum buffer)", "Nesterov momentum SGD (momentum 버퍼)"),
+    "optimizer.adam": ("Adam (exp_avg and exp_avg_sq, and a step counter)",
+                       "Adam (exp_avg, exp_avg_sq, step counter)"),
+    "optimizer.adamw": ("AdamW (exp_avg and exp_avg_sq, and a step counter)",
+                        "AdamW (exp_avg, exp_avg_sq, step counter)"),
+    "optimizer.rmsprop": ("RMSprop (square_avg and a step counter)", "RMSprop (square_avg, step counter)"),
+    "optimizer.adagrad": ("Adagrad (the sum of squared gradients and a step counter)",
+                          "Adagrad (그래디언트 제곱의 합, step counter)"),
     # network
     "network.ask": ("Fill in every row of this network for a {c_in}x{size}x{size} input (batch 1): output shape "
                     "(C x H x W), trainable parameters, and MACs (multiply-accumulates of convolution and "
@@ -212,6 +239,8 @@ _TEXT = {
     "kind.attention": ("attention (nn.MultiheadAttention)", "어텐션(nn.MultiheadAttention)"),
     "kind.recurrent": ("recurrent layers (RNN, GRU, LSTM)", "순환 층(RNN, GRU, LSTM)"),
     "kind.quantize": ("the bytes of a layer, float32 and int8", "층의 메모리, float32와 int8 양자화"),
+    "kind.training": ("the memory of training: parameters, gradients, optimizer state",
+                      "학습 메모리: 파라미터, 그래디언트, 옵티마이저 상태"),
     "column.layer": ("Layer", "층"),
     "column.shape": ("Output shape", "출력 크기"),
     "column.params": ("Parameters", "파라미터 개수"),

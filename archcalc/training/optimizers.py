@@ -46,6 +46,12 @@ OPTIMIZERS = tuple(_TABLE)
 COUNTER_BYTES = 4  # a step counter: a 0-dim float32 tensor
 
 
+def state_of(name: str) -> tuple[tuple[str, ...], bool]:
+    """The optimizer's state: its buffers of each parameter's size, and whether it keeps a step counter."""
+    table = _TABLE[check(name)]
+    return table.buffers, table.counter
+
+
 def check(name: str) -> str:
     """The name, if it is one of OPTIMIZERS; else one line saying which are."""
     if name not in _TABLE:

@@ -3,7 +3,8 @@ and checked in PyTorch (homework.meta). Each has COLUMNS (its answers.csv column
 ask(rng, level, lang) -> Question and check(question) -> the disagreements found (none: right)."""
 
 from archcalc.homework.kinds import (attention, macs, memory, network, outsize, params, quantize, receptive,
-                                     recurrent)
+                                     recurrent, training)
 
 KINDS = {"outsize": outsize, "params": params, "macs": macs, "receptive": receptive, "memory": memory,
-         "network": network, "attention": attention, "recurrent": recurrent, "quantize": quantize}
+         "network": network, "attention": attention, "recurrent": recurrent, "quantize": quantize,
+         "training": training}
