@@ -204,17 +204,26 @@ class Flow(torch.nn.Module):
 
 def _detection_and_segmentation():
     """Ultralytics' YOLO (built from its YAML, pip install ultralytics) and segmentation_models_pytorch's
-    decoders (pip install segmentation-models-pytorch), where installed; torchvision's video networks and RAFT.
+    decoders (pip install segmentation-models-pytorch), where installed; torchvision's segmentation networks (FCN
+    and DeepLabV3 with their auxiliary heads, LR-ASPP), video networks and RAFT.
     Both count a training step in train mode, where a YOLO detection head returns its raw maps (in eval mode it
     also decodes the boxes: its DFL convolution and the anchors' arithmetic; YOLOv8n read 1.000123 while
     archcalc counted the step in eval mode)."""
     zoo = {}
     try:
         import torchvision.models.optical_flow as flow
+        import torchvision.models.segmentation as segmentation
         import torchvision.models.video as video
     except ImportError:
         pass
     else:
+        zoo["fcn_resnet50"] = (lambda: segmentation.fcn_resnet50(weights_backbone=None, aux_loss=True),
+                               [(2, 3, 224, 224)], None)
+        zoo["deeplabv3_mbv3"] = (lambda: segmentation.deeplabv3_mobilenet_v3_large(weights_backbone=None,
+                                                                                   aux_loss=True),
+                                 [(2, 3, 224, 224)], None)
+        zoo["lraspp_mbv3"] = (lambda: segmentation.lraspp_mobilenet_v3_large(weights_backbone=None),
+                              [(2, 3, 224, 224)], None)
         zoo["r2plus1d_18"] = (lambda: video.r2plus1d_18(), [(1, 3, 8, 112, 112)], None)
         zoo["swin3d_t"] = (lambda: video.swin3d_t(), [(1, 3, 8, 112, 112)], None)
         zoo["raft_small"] = (lambda: Flow(flow.raft_small()), [(1, 3, 128, 128), (1, 3, 128, 128)], None)
