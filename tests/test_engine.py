@@ -151,6 +151,25 @@ def test_forward_failure_names_the_layer():
         analyse(REGISTRY.get("cnnet"), (3, 8, 8))
 
 
+def test_an_input_given_without_its_batch_is_named_as_the_mistake():
+    """input_size carries the batch first; (3, 32, 32) reaches the first Conv2d as one image without a batch
+    (PyTorch takes a 3-d input so), which the Linear after the flatten then sees as 8 rows of 900: the error
+    names the missing batch, not the Linear's size; a model that runs anyway gets a note; a batched input none."""
+    import archcalc
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 30 * 30, 10))
+    with pytest.raises(ForwardError, match=r"in 3 \(Linear\) receiving 8x900: Conv2d takes the input 3x32x32 as one "
+                                           r"sample without a batch \(C x H x W\), but input sizes carry the batch "
+                                           r"first: for one sample give 1x3x32x32"):
+        archcalc.analyze(net, (3, 32, 32))
+    with pytest.raises(ForwardError, match=r"in 0 \(BatchNorm2d\) receiving 3x32x32: BatchNorm2d takes the input"):
+        archcalc.analyze(nn.Sequential(nn.BatchNorm2d(3)), (3, 32, 32))
+    signal = archcalc.analyze(nn.Sequential(nn.Conv1d(16, 8, 3)), (16, 100))
+    assert signal.notes[-1] == ("Conv1d takes the input 16x100 as one sample without a batch (C x L), but input sizes "
+                                "carry the batch first: for one sample give 1x16x100")
+    assert not [n for n in archcalc.analyze(net, (1, 3, 32, 32)).notes if "without a batch" in n]
+
+
 def test_huge_inputs_on_meta_take_no_memory_and_no_time():
     start = time.perf_counter()
     a = run(Tiny, (100000, 3, 4096, 4096))

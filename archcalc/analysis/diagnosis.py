@@ -3,6 +3,7 @@ and the lecture's rule that was broken, as one line."""
 
 from __future__ import annotations
 
+import re
 from math import prod
 
 from torch import nn
@@ -68,6 +69,23 @@ def _concat(shapes, args, kwargs) -> str:
 
 
 _ONE_VALUE = "Expected more than 1 value per channel when training"  # (F.batch_norm's check, in train mode)
+
+
+_SPATIAL = re.compile(r"(?:Conv|ConvTranspose|MaxPool|AvgPool|LPPool|AdaptiveAvgPool|AdaptiveMaxPool|BatchNorm|"
+                      r"InstanceNorm|LazyConv|LazyBatchNorm)([123])d$")
+_AXES = {1: "C x L", 2: "C x H x W", 3: "C x D x H x W"}
+
+
+def unbatched(kind: str, shape: tuple[int, ...], given: tuple[int, ...]) -> str:
+    """Where a layer of ``kind`` (Conv2d, MaxPool1d, BatchNorm3d, ...) receives the model's input ``given`` itself
+    with one dimension fewer than a batch of its samples: that input taken as one sample without a batch, though
+    the sizes were given with the batch first; else ''."""
+    match = _SPATIAL.match(kind)
+    if not match or tuple(shape) != tuple(given) or len(shape) != int(match.group(1)) + 1:
+        return ""
+    dims = int(match.group(1))
+    return (f"{kind} takes the input {shape_text(shape)} as one sample without a batch ({_AXES[dims]}), but input "
+            f"sizes carry the batch first: for one sample give {shape_text((1, *shape))}")
 
 
 def with_hint(message: str) -> str:

@@ -18,7 +18,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
 from archcalc.analysis import draws, placement, tools
 from archcalc.analysis.counting import GRADIENTS_OFF, NOT_COUNTED, OFF_THE_PATH
-from archcalc.analysis.diagnosis import explain, with_hint
+from archcalc.analysis.diagnosis import explain, unbatched, with_hint
 from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.packed import QUANTIZED_TYPES
@@ -283,7 +283,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
         itemsize=dtype.itemsize,
         records=records,
         totals=totals,
-        notes=notes + _notes(records, totals, inputs.batch, _unmade(tracer)),
+        notes=notes + _notes(records, totals, inputs.batch, _unmade(tracer), inputs.shapes[0] if inputs.shapes else ()),
         by_convention=tools.Counts(model, records, None if inner else retrace),
         input_shapes=shapes,
         input_dtypes=tuple(str(d).removeprefix("torch.") for d in inputs.dtypes(dtype)),
@@ -508,7 +508,9 @@ def _unmade(tracer: Tracer) -> tuple[str, ...]:
     return tuple(name for name, p in tracer.model.named_parameters() if isinstance(p, UninitializedTensorMixin))
 
 
-def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: tuple[str, ...] = ()) -> tuple[str, ...]:
+def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: tuple[str, ...] = (),
+           model_input: tuple[int, ...] = ()) -> tuple[str, ...]:
+    """The analysis' notes on what it found; ``model_input``: the model's (first) input's shape."""
     notes = []
     in_rows = 0
     uncounted: dict[str, str] = {}  # type -> why (the generic "no formula", or its counter's reason)
@@ -529,6 +531,10 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
                 f"{r.label} turned batch {batch} into {r.output_shapes[0][0]}: the model flattens to a fixed "
                 f"size ({shape_text(r.output_shapes[0][1:])}) that this input does not give per sample"
             )
+    alone = next((text for r in records if r.input_shapes and
+                  (text := unbatched(r.type, r.input_shapes[0], model_input))), "") if model_input else ""
+    if alone:
+        notes.append(alone)
     quantized = sorted({r.type for r in records if r.macs and r.type.startswith(QUANTIZED_TYPES)})
     if quantized:
         notes.append(f"quantized kernels ({', '.join(quantized)}): their MACs are the float layers' count, on int8 "
@@ -572,9 +578,15 @@ def _merges_leading(given: tuple[int, ...], made: tuple[int, ...]) -> bool:
 def _failure(name: str, inputs: Inputs, tracer: Tracer, error: Exception) -> str:
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     frame = tracer.failing_frame()
+    records = tracer.ordered()
     where, what = explain(tracer.failed_op, frame.module if frame else None, frame.name if frame else "",
-                          shapes_of(frame.inputs) if frame else (), tracer.ordered(), message)
+                          shapes_of(frame.inputs) if frame else (), records, message)
     shapes = inputs.shapes
+    seen = [(r.type, r.input_shapes[0]) for r in records if r.input_shapes] + (
+        [(type(frame.module).__name__, shapes_of(frame.inputs)[0])] if frame and frame.inputs else [])
+    alone = next((text for kind, shape in seen if shapes and (text := unbatched(kind, shape, shapes[0]))), "")
+    if alone:  # (the real mistake; what failed after it follows from it)
+        what = f"{alone} ({what})"
     size = shape_text(shapes[0][1:]) if len(shapes) == 1 else inputs.text()
     hint = f"; {_LESS_MEMORY}" if out_of_memory(error) else ""
     return f"forward pass of {name} failed for input {size}{' ' + where if where else ''}: {what}{hint}"
