@@ -77,11 +77,11 @@ def state_bytes(trainable: list[torch.Tensor], name: str) -> tuple[int, str]:
     table = _TABLE[check(name)]
     if not table.buffers:
         return 0, f"{name} keeps no state: 0"
-    elements = sum(p.numel() * p.element_size() for p in trainable)
-    buffers = len(table.buffers) * elements
+    each = sum(p.numel() * p.element_size() for p in trainable)  # (one buffer's bytes over all the parameters)
+    buffers = len(table.buffers) * each
     counters = COUNTER_BYTES * len(trainable) if table.counter else 0
-    terms = [f"{' + '.join(table.buffers)}: " + (f"{len(table.buffers)}*{elements:,}" if len(table.buffers) > 1
-                                                    else f"{elements:,}")]
+    terms = [f"{' + '.join(table.buffers)}: " + (f"{len(table.buffers)}*{each:,}" if len(table.buffers) > 1
+                                                    else f"{each:,}")]
     if counters:
         terms.append(f"step counters {COUNTER_BYTES}*{len(trainable)}")
     return buffers + counters, " + ".join(terms) + (f" = {buffers + counters:,}" if len(terms) > 1 or

@@ -201,7 +201,7 @@ def multilabel_margin_loss(call: OpCall) -> Count:
     are y's labels up to the first negative one (L of them, U different); for each target j and each class i not a
     target, the hinge max(0, 1 - x_j + x_i) (1) and its sum, L*(C - U) pairs, 2 each; the division by C (1 a
     sample), then the reduction (1 a sample). The labels are read from the target's values."""
-    x, target = call.inputs[0], call.args[1]
+    x, target = call.inputs[0], call.arg(1, "target", None)
     if not isinstance(target, torch.Tensor) or target.device.type == "meta":
         return Count(None, None, {}, _NO_TARGETS)
     classes = x[-1] if x else 1
