@@ -387,8 +387,9 @@ def test_a_parametrized_layer_counts_the_work_that_makes_its_weight():
     """torch.nn.utils.parametrizations (spectral_norm, weight_norm, orthogonal) compute a layer's weight in its
     forward, so the layer is counted as the operations that run, not as a plain Linear: spectral_norm(Linear(16, 8))
     on 2 rows, in eval mode σ = uᵀ(W v): the product 2*16*8 = 256, W·v 8*16 = 128 and the dot 8 (392); in a training
-    step's forward one power iteration before, Wᴴ·u and W·v (128 each): 648. weight_norm: w = g·v/‖v‖, 3 per element of v. Every
-    parameter is owned by a row, and flop_counter and torchinfo, run on them, equal archcalc's conventions of them."""
+    step's forward one power iteration before, Wᴴ·u and W·v (128 each): 648. weight_norm: w = g·v/‖v‖, 3 per element
+    of v. Every parameter is owned by a row, and flop_counter, torchinfo and thop 0.1.1 (not Ultralytics' module of
+    that name, which counts by rules of its own), run on them, equal archcalc's conventions of them."""
     from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
     torch.manual_seed(0)
@@ -404,4 +405,5 @@ def test_a_parametrized_layer_counts_the_work_that_makes_its_weight():
                         weight_norm(nn.Linear(16 * 16 * 16, 1)))
     a, tools = archcalc.reconcile(net, inputs=(torch.randn(1, 3, 32, 32),))
     for convention in ("flop_counter", "torchinfo", "thop"):
-        assert tools[convention].total == a.convention_total(convention)
+        if "ultralytics" not in tools[convention].version:
+            assert tools[convention].total == a.convention_total(convention)
