@@ -117,6 +117,46 @@ def test_margin_losses_for_multiple_classes():
         meta.notes
 
 
+class GraphConvolution(nn.Module):
+    """A graph convolution, Â·(X·W), over a ring of 6 nodes with self-loops held as a sparse matrix (COO or CSR):
+    12 stored values of 36."""
+
+    def __init__(self, layout=torch.sparse_coo):
+        super().__init__()
+        self.weight = nn.Linear(16, 8, bias=False)
+        ring = torch.arange(6)
+        index = torch.stack([torch.cat([ring, ring]), torch.cat([ring, (ring + 1) % 6])])
+        adjacency = torch.sparse_coo_tensor(index, torch.full((12,), 0.5), (6, 6)).coalesce()
+        self.register_buffer("adjacency", adjacency if layout == torch.sparse_coo else adjacency.to_sparse_csr())
+
+    def forward(self, x):
+        h = self.weight(x)
+        return torch.mm(self.adjacency, h) + torch.sparse.mm(self.adjacency, h) + torch.addmm(h, self.adjacency, h) \
+            + torch.mm(h.T, self.adjacency).T[:, :1]
+
+
+@pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr])
+def test_a_sparse_matrix_product_counts_its_stored_values(layout):
+    """Â (6 x 6, 12 stored values) times H (6 x 8): 12*8 = 96 MACs, not the dense 6*6*8 = 288, for torch.mm,
+    torch.sparse.mm and addmm (+ 48 adds); Hᵀ (8 x 6) times Â: 8 rows * 12 = 96. flop_counter counts aten::mm and
+    addmm by their shapes (288 each) and torch.sparse.mm not at all: its convention reproduces that. The meta device
+    has no sparse mm: the analysis runs on the CPU and says so. A training step: each gradient the forward's count
+    (∂H = Âᵀ·∂Y)."""
+    model = GraphConvolution(layout)
+    got = analyse_module(model, "gcn", (6, 16), torch.device("cpu"), torch.float32)
+    products = [r for r in got.records if r.type in ("mm", "_sparse_mm", "addmm")]
+    assert [r.macs for r in products] == [96, 96, 96, 96]
+    assert products[0].formulas["macs"] == "sparse: 12 stored values of sparse A * B's 8 columns = 96"
+    assert products[3].formulas["macs"] == "sparse: 12 stored values of sparse B * A's 8 rows = 96"
+    assert next(r for r in products if r.type == "addmm").elementwise == 48
+    with FlopCounterMode(display=False) as counter:
+        model(torch.randn(6, 16))
+    assert counter.get_total_flops() == 2 * (6 * 16 * 8 + 3 * 288) == got.convention_total("flop_counter")
+    meta = archcalc.analyze(model, (6, 16), device="meta", backward=True)
+    assert meta.device == "cpu" and "has no meta kernel for a sparse tensor" in meta.notes[0]
+    assert [r.backward.macs for r in meta.records if r.type in ("mm", "_sparse_mm", "addmm")] == [96, 96, 96, 96]
+
+
 def test_fourier_transforms_by_fftws_count():
     """5 N log2 N a complex transform, 2.5 N log2 N a real one, once for each position of the other dimensions:
     rfft over 8 points of 2x4x8: 2.5*8*3 = 60, x 8 = 480; fft2 over 4x8: 5*32*5 = 800, x 2 = 1,600; fftn over

@@ -53,7 +53,8 @@ def auto(model: nn.Module, elements: int, dtype: torch.dtype) -> tuple[str, str]
 
 _KERNEL_ELSEWHERE = "tensors on meta device"  # (flex_attention's device check)
 _NO_META_KERNEL = ("no fake impl or Meta kernel",  # (an aten operator without a meta version: torch.geqrf)
-                   "could not find the fake impl")  # (another namespace's: quantized::linear_dynamic)
+                   "could not find the fake impl",  # (another namespace's: quantized::linear_dynamic)
+                   "from the 'SparseMeta' backend", "from the 'SparseCsrMeta' backend")  # (a sparse matrix's mm)
 
 
 def _chain(error: BaseException | None) -> Iterator[BaseException]:
@@ -74,8 +75,9 @@ def refusal(error: BaseException | None, name: str) -> str:
     kernel = next((e for e in _chain(error) if _elsewhere(e)), None)
     if kernel is not None:
         first = str(kernel).splitlines()[0]
-        operator = re.match(r"\w+::\w+", first) if isinstance(kernel, NotImplementedError) else None
-        why = f"{operator.group()} has no meta kernel" if operator else first
+        operator = re.search(r"\w+::\w+", first) if isinstance(kernel, NotImplementedError) else None
+        sparse = " for a sparse tensor" if "Sparse" in first else ""
+        why = f"{operator.group()} has no meta kernel{sparse}" if operator else first
         return f"a kernel in the forward pass of {name} runs on real devices only ({why})"
     return f"the forward pass of {name} reads a tensor's value, which the meta device cannot give"
 

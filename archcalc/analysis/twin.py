@@ -54,8 +54,24 @@ def _tensor(t: torch.Tensor, device: torch.device, dtype: torch.dtype, share: bo
     if _same(t.device, device) and t.dtype == wanted:
         return t if share else t.detach().clone()
     if device.type == "meta":
-        return torch.empty(t.shape, dtype=wanted, device=device)
+        return _sparse_on_meta(t, wanted) if t.layout != torch.strided else \
+            torch.empty(t.shape, dtype=wanted, device=device)
     return t.detach().to(device=device, dtype=wanted, copy=True)
+
+
+def _sparse_on_meta(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A sparse tensor's meta twin with its stored values' count (nnz), which sets a sparse product's work: its
+    index tensors' and values' shapes kept (PyTorch's .to("meta") keeps none: nnz 0)."""
+    def empty(x: torch.Tensor, kind: torch.dtype | None = None) -> torch.Tensor:
+        return torch.empty(x.shape, dtype=kind or x.dtype, device="meta")
+
+    if t.layout == torch.sparse_coo:
+        return torch.sparse_coo_tensor(empty(t._indices()), empty(t._values(), dtype), t.shape,
+                                       is_coalesced=t.is_coalesced())
+    if t.layout == torch.sparse_csr:
+        return torch.sparse_csr_tensor(empty(t.crow_indices()), empty(t.col_indices()), empty(t.values(), dtype),
+                                       t.shape)
+    return t.detach().to(device="meta", dtype=dtype)  # (CSC, BSR: PyTorch's copy, without its stored values)
 
 
 def _same(have: torch.device, want: torch.device) -> bool:

@@ -39,8 +39,9 @@ from typing import NamedTuple
 
 from torch import nn
 
+from archcalc.analysis.counters import sparse
 from archcalc.analysis.counters.decompositions import inverse_count
-from archcalc.analysis.counters.text import bias_formula, tensor_shape
+from archcalc.analysis.counters.text import bias_formula, tensor_shape, with_added
 from archcalc.analysis.counting import (GRAD_MODULES, GRAD_OPS, MODULES, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
                                        OpCall, gradients, repeated)
 from archcalc.analysis.shapes import elements_text
@@ -62,10 +63,7 @@ def product_count(out: tuple, inner: int, added: int = 0) -> Count:
 
 
 def _product_text(out: tuple, inner: int, macs: int, added: int) -> dict[str, str]:
-    text = {"macs": f"{elements_text(out)}*{inner} = {grouped(macs)}"}
-    if added:
-        text["elementwise"] = f"added input: {elements_text(out)} adds = {grouped(added)}"
-    return text
+    return with_added(f"{elements_text(out)}*{inner} = {grouped(macs)}", out, added)
 
 
 # -- nn.Linear and F.linear ------------------------------------------------------------------
@@ -101,7 +99,11 @@ def _linear_op_text(rows, n_in, n_out, out, macs, elementwise) -> dict[str, str]
 
 @OPS.register("matmul", "mm", "bmm", "mv", "dot", "vdot", "inner")
 def matmul(call: OpCall) -> Count:
-    """K is the first operand's last dimension (a vector's only one); the output holds the broadcast batch."""
+    """K is the first operand's last dimension (a vector's only one); the output holds the broadcast batch. A
+    sparse operand: its stored values' products (sparse.py)."""
+    pair = sparse.operands(call)
+    if pair is not None:
+        return sparse.product(call, pair, added=False)
     return product_count(call.output, call.inputs[0][-1] if call.inputs[0] else 1)
 
 
@@ -109,6 +111,9 @@ def matmul(call: OpCall) -> Count:
 def addmm(call: OpCall) -> Count:
     """input + mat1 @ mat2 (beta, alpha scalings folded into the adds): the product's MACs and one add per
     output (addbmm also sums its batch of products: one more add per product element)."""
+    pair = sparse.operands(call, 1)
+    if pair is not None:
+        return sparse.product(call, pair, added=True)
     mat1, out = call.inputs[1], call.output
     inner = mat1[-1]
     if call.name == "addbmm":  # sum over the batch of b (M, K) @ (K, N) products
@@ -116,6 +121,14 @@ def addmm(call: OpCall) -> Count:
         count = product_count(macs_out, inner, prod(out) + prod(macs_out) - prod(out))
         return count
     return product_count(out, inner, prod(out))
+
+
+@OPS.register(*sparse.PRODUCTS)
+def sparse_product(call: OpCall) -> Count:
+    """torch.sparse.mm, sparse.addmm, hspmm, smm, sspaddmm: a sparse matrix's stored values' products."""
+    added = call.name in ("_sparse_addmm", "sspaddmm")
+    pair = sparse.operands(call, 1 if added else 0)
+    return sparse.product(call, pair, added) if pair is not None else NOT_COUNTED
 
 
 @OPS.register("_grouped_mm", "grouped_mm")
@@ -508,6 +521,8 @@ GRAD_OPS.register("linear")(product_gradients(linear_op, ("∂x", 0), ("∂W", 1
 GRAD_OPS.register("matmul", "mm", "bmm", "mv", "dot", "vdot", "inner")(
     product_gradients(matmul, ("∂A", 0), ("∂B", 1)))
 GRAD_OPS.register("addmm", "baddbmm", "addmv", "addbmm")(product_gradients(addmm, ("∂A", 1), ("∂B", 2)))
+GRAD_OPS.register("_sparse_mm", "hspmm", "smm")(product_gradients(sparse_product, ("∂A", 0), ("∂B", 1)))
+GRAD_OPS.register("_sparse_addmm", "sspaddmm")(product_gradients(sparse_product, ("∂A", 1), ("∂B", 2)))
 GRAD_OPS.register("_grouped_mm", "grouped_mm")(product_gradients(grouped_mm, ("∂A", 0), ("∂B", 1)))
 GRAD_OPS.register("tensordot")(product_gradients(tensordot, ("∂a", 0), ("∂b", 1)))
 GRAD_OPS.register("linalg_vecdot")(product_gradients(vecdot, ("∂x", 0), ("∂y", 1)))

@@ -19,6 +19,14 @@ def bias_formula(out: tuple, value: int) -> dict[str, str]:
     return {"elementwise": bias_text(out, value)} if value else {}
 
 
+def with_added(macs: str, out: tuple, added: int) -> dict[str, str]:
+    """A product's arithmetic, and the adds of an added input (addmm's) where it has one."""
+    text = {"macs": macs}
+    if added:
+        text["elementwise"] = f"added input: {elements_text(out)} adds = {grouped(added)}"
+    return text
+
+
 def per_element(what: str, per: int, shape: tuple, value: int) -> str:
     """'(5 + 2 affine) per element: 5*(1*197*768) = ...'"""
     return f"{what}: {per}*{elements_text(shape)} = {grouped(value)}" if per != 1 else \

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from torch import nn
 
-from archcalc.analysis.counters import decompositions
+from archcalc.analysis.counters import decompositions, sparse
 from archcalc.analysis.counters.linear import bmm_macs, equation_of
 from archcalc.analysis.packed import quantized_kernel
 from archcalc.analysis.records import LAYER, OP, LayerRecord
@@ -51,6 +51,7 @@ NO_FORMULA = {"mv", "dot", "vdot", "inner", "addmv",  # (vector products)
                "triangular_solve", "linalg_vecdot", "affine_grid", "cdist", "pdist", "conv_tbc",
                "deform_conv2d",  # (torchvision's: flop_counter knows aten's operations only)
                "linalg_matrix_exp", "matrix_exp",  # (its products run inside one aten operation, unseen)
+               *sparse.PRODUCTS,  # (torch.sparse.mm, sparse.addmm, hspmm, ...: aten::_sparse_mm, ...)
                *decompositions.COUNTED}  # (LU, Cholesky, QR and the solves, inverses, determinants made from them)
 
 
@@ -64,6 +65,8 @@ def _flop_counter(r: LayerRecord, module) -> int:
     if r.type in NO_FORMULA or (r.type == "matmul" and len(r.input_shapes) > 1 and len(r.input_shapes[1]) == 1) or \
             quantized_kernel(r.type, module):
         return 0
+    if sparse.of_sparse(r.formulas):  # (mm of a sparse matrix: its shapes')
+        return 2 * sparse.dense_macs(r.type, r.input_shapes, r.output_shapes[0])
     if r.type == "linear_cross_entropy" and "chunked path" in r.formulas.get("macs", ""):
         return 0  # (PyTorch's chunked F.linear_cross_entropy is a custom operator, opaque to flop_counter)
     if r.type in ("linalg_matrix_power", "matrix_power") and r.formulas.get("macs", "").startswith("A⁻¹"):

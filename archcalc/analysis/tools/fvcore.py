@@ -37,7 +37,7 @@ from math import prod
 
 from torch import nn
 
-from archcalc.analysis.counters import decompositions
+from archcalc.analysis.counters import decompositions, sparse
 from archcalc.analysis.counters.attention import layout
 from archcalc.analysis.counters.linear import equation_of
 from archcalc.analysis.packed import quantized_kernel
@@ -52,6 +52,7 @@ NOT_SUPPORTED = {"scaled_dot_product_attention", "baddbmm", "addbmm", "addmv", "
                  "matrix_power", "affine_grid", "cdist", "pdist", "conv_tbc", "cov", "corrcoef",
                  "deform_conv2d",  # (torchvision's: a custom op, torchvision::deform_conv2d in the trace)
                  "linalg_matrix_exp", "matrix_exp",
+                 *sparse.PRODUCTS,  # (aten::_sparse_mm, _sparse_addmm, hspmm: no handle)
                  *decompositions.COUNTED}  # (aten::linalg_inv_ex, _linalg_slogdet, linalg_qr, ...: no handle)
 _NORMS = ((nn.LayerNorm, "elementwise_affine"), (nn.GroupNorm, "affine"),
           (nn.modules.instancenorm._InstanceNorm, "affine"))  # (subclasses too: timm's LayerNormNoBias)
@@ -65,6 +66,8 @@ def count(r: LayerRecord, module) -> int:
         return 0  # (a module archcalc has no formula of its own for is counted by the operations it runs: timm's
         # LayerNorm, a subclass with its own forward, is its F.layer_norm's row, not a LayerNorm's too)
     total = r.macs or 0
+    if sparse.of_sparse(r.formulas):  # (its handles read shapes only)
+        total = sparse.dense_macs(kind, r.input_shapes, r.output_shapes[0])
     equation = equation_of(r.formulas.get("macs", "")) if kind == "einsum" and r.formulas else None
     if equation is not None:
         return einsum(equation, r.input_shapes)
