@@ -157,6 +157,20 @@ def test_a_sparse_matrix_product_counts_its_stored_values(layout):
     assert [r.backward.macs for r in meta.records if r.type in ("mm", "_sparse_mm", "addmm")] == [96, 96, 96, 96]
 
 
+def test_the_memory_of_training_a_graph_convolution_holds_its_sparse_adjacency():
+    """A sparse tensor has no storage of its own: its memory is its indices' and stored values' (COO: 2 x 12 int64
+    and 12 float32, 240 bytes), which the training step's simulation tracks; the meta device has no sparse mm, so
+    the two steps run on the CPU, and their peak is the real tensors'."""
+    from archcalc.models.user import module_entry
+    from archcalc.training.storages import nbytes
+    from tests.test_peak import real_cpu_peak
+
+    model = GraphConvolution()
+    assert nbytes(model.adjacency) == 2 * 12 * 8 + 12 * 4
+    estimate = archcalc.memory(model, (6, 16), optimizer="adam")
+    assert estimate.peak.allocated == real_cpu_peak(module_entry(model, (16,)), (6, 16), "adam")
+
+
 def test_fourier_transforms_by_fftws_count():
     """5 N log2 N a complex transform, 2.5 N log2 N a real one, once for each position of the other dimensions:
     rfft over 8 points of 2x4x8: 2.5*8*3 = 60, x 8 = 480; fft2 over 4x8: 5*32*5 = 800, x 2 = 1,600; fftn over

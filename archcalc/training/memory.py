@@ -41,6 +41,7 @@ from archcalc.models.registry import ModelEntry
 from archcalc.shown import Shown
 from archcalc.training.batch import Batch, input_arithmetic, input_bytes, made as made_batch
 from archcalc.training.optimizers import check as check_optimizer, state_bytes
+from archcalc.training.storages import keys as storage_keys, nbytes as storage_nbytes
 from archcalc.training.peak import made, meta_else_cpu, simulate
 
 
@@ -135,15 +136,15 @@ def _label(name: str, call: int) -> str:
 class _SavedRecorder:
     def __init__(self, model: nn.Module, tracer: _SavingTracer, batch: Batch):
         self.tracer = tracer
-        self.param_storages = {p.untyped_storage()._cdata for p in made(model.parameters())}
-        self.input_storages = {t.untyped_storage()._cdata for t in batch.tensors()}
+        self.param_storages = {key for p in made(model.parameters()) for key in storage_keys(p)}
+        self.input_storages = {key for t in batch.tensors() for key in storage_keys(t)}
         self.seen: set[int] = set()
         self.keep: list[torch.Tensor] = []  # holds saved tensors so storage ids cannot be reused
         self.layers: OrderedDict[str, list] = OrderedDict()
         self.largest = 0
 
     def pack(self, t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()._cdata
+        storage = storage_keys(t)[0]  # (a sparse tensor's first: its indices)
         if storage in self.param_storages or storage in self.seen or storage in self.input_storages:
             return t
         self.seen.add(storage)
@@ -151,8 +152,9 @@ class _SavedRecorder:
         name, type_name = self.tracer.row()
         entry = self.layers.setdefault(name, [type_name, 0, 0])
         entry[1] += 1
-        entry[2] += t.untyped_storage().nbytes()
-        self.largest = max(self.largest, t.untyped_storage().nbytes())
+        size = storage_nbytes(t)
+        entry[2] += size
+        self.largest = max(self.largest, size)
         return t
 
 

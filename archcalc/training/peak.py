@@ -54,6 +54,7 @@ from archcalc.training.layout import layouts
 from archcalc.training.fused import fused_attention
 from archcalc.training.native_rnn import cpu_recurrence
 from archcalc.training.onednn import runs as runs_onednn
+from archcalc.training.storages import keys as storage_keys, storages
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 
 BLOCK = 512  # the caching allocator's smallest block and its rounding (kMinBlockSize)
@@ -171,14 +172,14 @@ class _Live(TorchDispatchMode):
     def track(self, t: torch.Tensor) -> None:
         if t.device.type not in self.counted:
             return
-        storage = t.untyped_storage()
-        key = storage._cdata
-        if key not in self.blocks:
-            self.blocks[key] = size = block(storage.nbytes(), self.device)
-            self.refs[key] = weakref.ref(storage, partial(self._freed_block, key))
-            self.total += size
-            if self._pending is not None:
-                self._made.add(key)
+        for storage in storages(t):
+            key = storage._cdata
+            if key not in self.blocks:
+                self.blocks[key] = size = block(storage.nbytes(), self.device)
+                self.refs[key] = weakref.ref(storage, partial(self._freed_block, key))
+                self.total += size
+                if self._pending is not None:
+                    self._made.add(key)
 
     def _freed_block(self, key: int, _ref) -> None:
         size = self.blocks.pop(key, 0)
@@ -237,7 +238,7 @@ def made(tensors) -> list[torch.Tensor]:
 
 
 def _keys(tensors) -> set[int]:
-    return {t.untyped_storage()._cdata for t in tensors if isinstance(t, torch.Tensor)}
+    return {key for t in tensors if isinstance(t, torch.Tensor) for key in storage_keys(t)}
 
 
 def _optimizer(parameters, name: str, device: str = "cuda") -> torch.optim.Optimizer:
@@ -275,7 +276,7 @@ def follow(model: nn.Module, batch: Batch, opt: torch.optim.Optimizer, live: _Li
     steps = []
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        live.saved.add(t.untyped_storage()._cdata)
+        live.saved.update(storage_keys(t))
         return t
 
     def phase(name: str) -> None:

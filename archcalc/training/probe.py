@@ -53,6 +53,7 @@ from archcalc.training.batch import loss_of, made as made_batch
 from archcalc.analysis.draws import every_layer_kept
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 from archcalc.training.peak import follow, terms_at_peak, tracker
+from archcalc.training.storages import storages
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _kept_bytes(model, opt) -> int:
     """The bytes of the tensors one step leaves for the next: the gradients and the optimizer's state."""
     kept = [p.grad for p in model.parameters() if p.grad is not None]
     kept += [t for state in opt.state.values() for t in state.values() if isinstance(t, torch.Tensor)]
-    return sum({t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in kept}.values())
+    return sum({s._cdata: s.nbytes() for t in kept for s in storages(t)}.values())
 
 
 def _step(model, make_optimizer, batch, amp=None) -> None:
