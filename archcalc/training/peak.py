@@ -172,7 +172,7 @@ class _Live(TorchDispatchMode):
     def track(self, t: torch.Tensor) -> None:
         if t.device.type not in self.counted:
             return
-        for storage in storages(t):
+        for storage in (t.untyped_storage(),) if t.layout == torch.strided else storages(t):
             key = storage._cdata
             if key not in self.blocks:
                 self.blocks[key] = size = block(storage.nbytes(), self.device)
