@@ -171,6 +171,23 @@ def test_the_memory_of_training_a_graph_convolution_holds_its_sparse_adjacency()
     assert estimate.peak.allocated == real_cpu_peak(module_entry(model, (16,)), (6, 16), "adam")
 
 
+def test_the_trapezoidal_rule_vandermonde_and_polar_as_pytorch_computes_them():
+    """3 rows of 6 points (15 intervals), as Integration.cpp runs them: even spacing dx*(Σy - (y_0 + y_5)/2), 3 rows
+    x (6 summed + 4) = 30; sample points x: Δx 5, add, product and sum 3*15, /2 a row 3: 53; cumulative 3*15 = 45,
+    with x 4*15 + 5 = 65; vander of 6 values to N = 4: cumprod of 6 x 3 = 18; polar 4 per element, 72; a layout's
+    change (to_sparse, to_dense) no arithmetic."""
+    got = analyse_module(Calls(lambda y: torch.trapezoid(y, dx=0.5), lambda y: torch.trapezoid(y, torch.arange(6.)),
+                               lambda y: torch.cumulative_trapezoid(y),
+                               lambda y: torch.cumulative_trapezoid(y, torch.arange(6.)),
+                               lambda y: torch.linalg.vander(y[0], N=4), lambda y: torch.polar(y.abs(), y),
+                               lambda y: y.to_sparse().to_dense()),
+                         "calls", (3, 6), torch.device("cpu"), torch.float32)
+    assert [r.elementwise for r in got.records if r.type in ("trapezoid", "cumulative_trapezoid", "linalg_vander",
+                                                              "polar", "to_sparse", "to_dense")] == \
+        [30, 53, 45, 65, 18, 72, 0, 0]
+    assert not [n for n in got.notes if "not counted" in n]
+
+
 def test_fourier_transforms_by_fftws_count():
     """5 N log2 N a complex transform, 2.5 N log2 N a real one, once for each position of the other dimensions:
     rfft over 8 points of 2x4x8: 2.5*8*3 = 60, x 8 = 480; fft2 over 4x8: 5*32*5 = 800, x 2 = 1,600; fftn over

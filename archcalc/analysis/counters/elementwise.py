@@ -5,7 +5,10 @@ No multiply-accumulates; counted in the element-wise column:
                        1 per output element
   addcmul, addcdiv, lerp   2 per output element (a product or quotient, then an add)
   reductions (sum, mean, max, var, logsumexp, argmax, ...)   1 per input element
-  cumsum, cumprod      1 per input element
+  cumsum, cumprod      1 per input element;  vander  (N - 1) per element of x (its running product)
+  polar                4 per output element (a cosine, a sine, two products)
+  trapezoid            as PyTorch computes it: even spacing Δx*(Σy - (y_0 + y_(N-1))/2), N + 4 a row; with x,
+                       3 an interval, Δx's differences, /2 a row (cumulative_trapezoid: 3 an interval, 4 with x)
   trace                1 per diagonal element;  dist  2 per broadcast element (the difference, the norm);
   renorm               2 per element (the sub-tensors' norms, the scaling)
   interpolate / Upsample / grid_sample   per output element: nearest 0 (a copy); linear, bilinear, trilinear
@@ -211,6 +214,49 @@ def scan(call: OpCall) -> Count:
     n = prod(call.inputs[0])
     return Count(0, n, {"elementwise": f"running {call.name[3:]}: 1 per input element: "
                                        f"{elements_text(call.inputs[0])} = {grouped(n)}"})
+
+
+@OPS.register("polar")
+def polar(call: OpCall) -> Count:
+    """torch.polar(abs, angle) = abs·cos(angle) + i·abs·sin(angle): a cosine, a sine and two products, 4 per output
+    element."""
+    return per_output(call.output, 4, "output")
+
+
+@OPS.register("linalg_vander", "vander")
+def vander(call: OpCall) -> Count:
+    """The Vandermonde matrix x^0 .. x^(N-1) as PyTorch makes it, a running product (cumprod) of x over its N - 1
+    powers: 1 per element of the running product, (N - 1) per element of x."""
+    x, out = call.inputs[0], call.output
+    n = prod(x) * max(out[-1] - 1, 0)
+    return Count(0, n, {"elementwise": f"the running product of the powers: {elements_text(x)}*{out[-1] - 1} = "
+                                       f"{grouped(n)}"})
+
+
+@OPS.register("trapezoid", "trapz", "cumulative_trapezoid")
+def trapezoid(call: OpCall) -> Count:
+    """The trapezoidal rule over N points along a dimension, as PyTorch's Integration.cpp computes it, R rows of
+    I = R*(N - 1) intervals:
+      trapezoid, even spacing      Δx*(Σy - (y_0 + y_(N-1))/2): the sum, N a row, and 4 a row
+      trapezoid, sample points x   the differences Δx (x's own intervals), (y_i + y_(i+1))*Δx summed (3 an
+                                   interval), /2 a row
+      cumulative_trapezoid         (y_i + y_(i+1))*Δx/2 and the running sum: 3 an interval; with x, Δx's
+                                   differences and /2 an interval more"""
+    y = call.inputs[0]
+    dim = call.kwargs.get("dim", -1)
+    points = y[dim] if y else 1
+    rows = prod(y) // points if points else 0
+    intervals = rows * max(points - 1, 0)
+    x = call.inputs[1] if len(call.inputs) > 1 and call.inputs[1] else None  # (sample points given as a tensor)
+    steps = prod(x) // x[dim] * max(x[dim] - 1, 0) if x else 0  # (Δx: x's own intervals, broadcast over y)
+    if call.name == "cumulative_trapezoid":
+        n, text = (4 * intervals + steps, f"4*{intervals} intervals + Δx {steps}") if x else \
+            (3 * intervals, f"3*{intervals} intervals")
+    elif x:
+        n, text = 3 * intervals + steps + rows, f"3*{intervals} intervals + Δx {steps} + /2 {rows}"
+    else:
+        n, text = rows * (points + 4), f"{rows} rows*({points} summed + 4)"
+    return Count(0, n, {"elementwise": f"{text} = {grouped(n)}"})
 
 
 @OPS.register("cosine_similarity", "pairwise_distance")

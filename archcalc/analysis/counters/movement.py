@@ -39,6 +39,8 @@ REARRANGEMENTS = (
     "max_unpool1d", "max_unpool2d", "max_unpool3d", "block_diag", "cartesian_prod", "combinations", "masked_scatter",
     "put", "diagflat", "view_as_real", "view_as_complex", "complex", "argwhere", "tril_indices",
     "triu_indices",
+    "to_sparse", "to_sparse_coo", "to_sparse_csr", "to_sparse_csc", "to_sparse_bsr", "to_sparse_bsc", "to_dense",
+    "coalesce",  # (a layout's change: the stored values found or placed)
 )
 BOOKKEEPING = (
     "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "zeros_like", "ones_like", "full_like",
