@@ -7,8 +7,9 @@ the work is set by the stored values (nnz), not by the matrix's shape.
   sparse @ sparse: the work is the pairs of stored values that meet, which their positions decide: not counted
 The dense count of the same shapes (m*k*n) is what torch.utils.flop_counter and fvcore compute for aten::mm,
 addmm, bmm and matmul whatever the layout (dense_macs); for torch.sparse.mm / sparse.addmm / hspmm
-(aten::_sparse_mm, _sparse_addmm, hspmm) they have no formula: 0. A sparse tensor moved to the meta device keeps
-its shape but not its stored values (nnz 0 there), so on meta such a product is not counted, and says so.
+(aten::_sparse_mm, _sparse_addmm, hspmm) they have no formula: 0. The meta device has no sparse mm, so such a
+model runs on the CPU (placement.py); archcalc's meta twin of a user's sparse buffer keeps its stored values' count
+(twin.py), but one PyTorch moved there itself (.to("meta")) holds none: a product of it is not counted, said why.
 Backward: as a dense product's, each gradient the forward's MACs (∂B = Aᵀ·∂Y over the stored values; a sparse A's
 gradient kept to its pattern, one dot product a stored value).
 """
