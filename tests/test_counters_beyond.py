@@ -152,6 +152,13 @@ def test_a_sparse_matrix_product_counts_its_stored_values(layout):
     with FlopCounterMode(display=False) as counter:
         model(torch.randn(6, 16))
     assert counter.get_total_flops() == 2 * (6 * 16 * 8 + 3 * 288) == got.convention_total("flop_counter")
+    from archcalc.analysis.roofline import points
+    from archcalc.analysis.storages import stored_bytes
+
+    stored = stored_bytes(model.adjacency)  # (COO: 2 x 12 int64 indices and 12 values; CSR: 7 + 12 int64 and 12 values)
+    assert stored == (2 * 12 * 8 + 12 * 4 if layout == torch.sparse_coo else (7 + 12) * 8 + 12 * 4)
+    sparse_mm = next(p for p in points(got) if p.type == "_sparse_mm")
+    assert sparse_mm.bytes == stored + 2 * 6 * 8 * 4  # (the adjacency as stored, not 6*6*4; H read, Y written)
     meta = archcalc.analyze(model, (6, 16), device="meta", backward=True)
     assert meta.device == "cpu" and "has no meta kernel for a sparse tensor" in meta.notes[0]
     assert [r.backward.macs for r in meta.records if r.type in ("mm", "_sparse_mm", "addmm")] == [96, 96, 96, 96]
@@ -162,7 +169,7 @@ def test_the_memory_of_training_a_graph_convolution_holds_its_sparse_adjacency()
     and 12 float32, 240 bytes), which the training step's simulation tracks; the meta device has no sparse mm, so
     the two steps run on the CPU, and their peak is the real tensors'."""
     from archcalc.models.user import module_entry
-    from archcalc.training.storages import nbytes
+    from archcalc.analysis.storages import nbytes
     from tests.test_peak import real_cpu_peak
 
     model = GraphConvolution()

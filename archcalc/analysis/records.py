@@ -51,6 +51,7 @@ class LayerRecord(NamedTuple):
     backward: object = None  # counting.Count of its gradients, when the backward pass was asked for
     sources: tuple[int, ...] = ()  # the records whose tensors are its inputs (-1: the model's input), in order
     inside: str = ""  # the custom autograd.Function whose forward ran it ("": none), which TorchScript does not see
+    read_bytes: tuple | None = None  # where an input is sparse, each input's stored bytes (None: its shape's)
 
     @property
     def counted(self) -> bool:

@@ -2,7 +2,7 @@
 
   bytes moved (minimum) = inputs read once + own weights read once + output written once, for the dtype (an
                           input at the element size of the record that made it, where each has one: a quantized
-                          layer's int8 input at 1 byte)
+                          layer's int8 input at 1 byte; a sparse one at its indices' and stored values' bytes)
   operations            = 2 x MACs + element-wise operations (FLOPs in the roofline's sense)
   intensity I           = operations / bytes                    [FLOP/byte]
   attainable            = min(peak FLOP/s, I x peak bytes/s)
@@ -42,8 +42,11 @@ class RooflinePoint:
 
 
 def bytes_moved(record: LayerRecord, itemsize: int, sizes: tuple[int, ...] = ()) -> int:
-    """``sizes``: each input's element size where it is known (input_sizes), else ``itemsize``, the dtype's."""
-    inputs = sum(prod(s) * (sizes[i] if i < len(sizes) else itemsize) for i, s in enumerate(record.input_shapes))
+    """``sizes``: each input's element size where it is known (input_sizes), else ``itemsize``, the dtype's; a
+    sparse input (a graph's adjacency) at its stored bytes, its indices and values (record.read_bytes)."""
+    read = record.read_bytes or ()
+    inputs = sum(read[i] if i < len(read) and read[i] is not None else
+                 prod(s) * (sizes[i] if i < len(sizes) else itemsize) for i, s in enumerate(record.input_shapes))
     return inputs + record.param_bytes + record.activation_bytes
 
 

@@ -32,7 +32,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.fx import GraphModule
 from torch.overrides import TorchFunctionMode
 
-from archcalc.analysis import custom_functions, receptive
+from archcalc.analysis import custom_functions, receptive, storages
 from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
                                        OpCall, counter_for_type, grad_counter_for_type, op_name, with_elementwise)
 from archcalc.analysis.origins import operator_spelling, origin
@@ -727,7 +727,7 @@ class Tracer(TorchFunctionMode):
         self.records[index] = _new_tuple(LayerRecord, (
             index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, total, trainable, param_bytes,
             count.macs, count.elementwise, elements, size, formulas, count.note, field, origin, tuple(inner), grad,
-            tuple(sources), "",
+            tuple(sources), "", _read_bytes(inputs) if any(t.layout is not _STRIDED for t in inputs) else None,
         ))
 
 
@@ -739,6 +739,13 @@ def type_name(module: nn.Module) -> str:
 
 
 _new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
+_STRIDED = torch.strided
+
+
+def _read_bytes(inputs: list) -> tuple:
+    """Each input's stored bytes where one is sparse (its indices' and values'; None for a dense one: its shape's
+    elements), what the roofline reads of it."""
+    return tuple(None if t.layout is _STRIDED else storages.stored_bytes(t) for t in inputs)
 _BACKWARD_RUN = object()  # the counter of the frame a custom Function's backward runs in (Tracer._applied)
 
 _LOOKUPS = (nn.Embedding, nn.EmbeddingBag)

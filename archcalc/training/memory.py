@@ -41,7 +41,7 @@ from archcalc.models.registry import ModelEntry
 from archcalc.shown import Shown
 from archcalc.training.batch import Batch, input_arithmetic, input_bytes, made as made_batch
 from archcalc.training.optimizers import check as check_optimizer, state_bytes
-from archcalc.training.storages import keys as storage_keys, nbytes as storage_nbytes
+from archcalc.analysis.storages import keys as storage_keys, nbytes as storage_nbytes
 from archcalc.training.peak import made, meta_else_cpu, simulate
 
 

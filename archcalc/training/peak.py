@@ -54,7 +54,7 @@ from archcalc.training.layout import layouts
 from archcalc.training.fused import fused_attention
 from archcalc.training.native_rnn import cpu_recurrence
 from archcalc.training.onednn import runs as runs_onednn
-from archcalc.training.storages import keys as storage_keys, storages
+from archcalc.analysis.storages import keys as storage_keys, storages
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 
 BLOCK = 512  # the caching allocator's smallest block and its rounding (kMinBlockSize)

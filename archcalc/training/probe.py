@@ -53,7 +53,7 @@ from archcalc.training.batch import loss_of, made as made_batch
 from archcalc.analysis.draws import every_layer_kept
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 from archcalc.training.peak import follow, terms_at_peak, tracker
-from archcalc.training.storages import storages
+from archcalc.analysis.storages import storages
 
 
 @dataclass(frozen=True)
