@@ -746,6 +746,8 @@ def _read_bytes(inputs: list) -> tuple:
     """Each input's stored bytes where one is sparse (its indices' and values'; None for a dense one: its shape's
     elements), what the roofline reads of it."""
     return tuple(None if t.layout is _STRIDED else storages.stored_bytes(t) for t in inputs)
+
+
 _BACKWARD_RUN = object()  # the counter of the frame a custom Function's backward runs in (Tracer._applied)
 
 _LOOKUPS = (nn.Embedding, nn.EmbeddingBag)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedTensorMixin
 
+from archcalc.analysis.storages import parts
 from archcalc.errors import InputError
 
 
@@ -60,18 +61,13 @@ def _tensor(t: torch.Tensor, device: torch.device, dtype: torch.dtype, share: bo
 
 
 def _sparse_on_meta(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A sparse tensor's meta twin with its stored values' count (nnz), which sets a sparse product's work: its
-    index tensors' and values' shapes kept (PyTorch's .to("meta") keeps none: nnz 0)."""
-    def empty(x: torch.Tensor, kind: torch.dtype | None = None) -> torch.Tensor:
-        return torch.empty(x.shape, dtype=kind or x.dtype, device="meta")
-
+    """A sparse tensor's meta twin with its stored values' count (nnz), which sets a sparse product's work: the
+    shapes of its index tensors and values kept (storages.parts; PyTorch's .to("meta") keeps none: nnz 0)."""
+    *indices, values = (torch.empty(p.shape, dtype=p.dtype, device="meta") for p in parts(t))
+    values = values.to(dtype)
     if t.layout == torch.sparse_coo:
-        return torch.sparse_coo_tensor(empty(t._indices()), empty(t._values(), dtype), t.shape,
-                                       is_coalesced=t.is_coalesced())
-    if t.layout == torch.sparse_csr:
-        return torch.sparse_csr_tensor(empty(t.crow_indices()), empty(t.col_indices()), empty(t.values(), dtype),
-                                       t.shape)
-    return t.detach().to(device="meta", dtype=dtype)  # (CSC, BSR: PyTorch's copy, without its stored values)
+        return torch.sparse_coo_tensor(*indices, values, t.shape, is_coalesced=t.is_coalesced())
+    return torch.sparse_compressed_tensor(*indices, values, t.shape, layout=t.layout)
 
 
 def _same(have: torch.device, want: torch.device) -> bool:

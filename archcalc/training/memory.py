@@ -35,13 +35,13 @@ from archcalc.analysis.counting import op_name
 from archcalc.analysis.diagnosis import with_hint
 from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, resolve_dtype
 from archcalc.analysis.meta_autocast import meta_autocast
+from archcalc.analysis.storages import keys as storage_keys, nbytes as storage_nbytes
 from archcalc.analysis.tracer import Tracer
 from archcalc.errors import ForwardError, InputError
 from archcalc.models.registry import ModelEntry
 from archcalc.shown import Shown
 from archcalc.training.batch import Batch, input_arithmetic, input_bytes, made as made_batch
 from archcalc.training.optimizers import check as check_optimizer, state_bytes
-from archcalc.analysis.storages import keys as storage_keys, nbytes as storage_nbytes
 from archcalc.training.peak import made, meta_else_cpu, simulate
 
 
@@ -91,10 +91,6 @@ class MemoryEstimate(Shown):
         from archcalc.output.memory_report import memory_report
 
         return memory_report(self)
-
-
-def _optimizer_bytes(params: list[nn.Parameter], optimizer: str) -> tuple[int, str]:
-    return state_bytes([p for p in params if p.requires_grad], optimizer)
 
 
 class _SavingTracer(Tracer):
@@ -196,7 +192,7 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     params = list(made(model.parameters()))  # a lazy layer that never ran has no size yet
     params_bytes = sum(p.numel() * p.element_size() for p in params)
     grads_bytes = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
-    optimizer_bytes, optimizer_text = _optimizer_bytes(params, optimizer)
+    optimizer_bytes, optimizer_text = state_bytes([p for p in params if p.requires_grad], optimizer)
     layers = tuple(LayerMemory(name, t, n, b) for name, (t, n, b) in recorder.layers.items())
     activations = sum(layer.saved_bytes for layer in layers)
     itemsize = torch_dtype.itemsize

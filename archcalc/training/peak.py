@@ -44,6 +44,7 @@ from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, 
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.placement import CPU_INPUT, free_memory, refuses_meta, user_line
 from archcalc.analysis.stand_ins import meta_fills, meta_refusal
+from archcalc.analysis.storages import keys as storage_keys, storages
 from archcalc.errors import ForwardError, InputError
 from archcalc.formulas.numbers import human_bytes
 from archcalc.models.registry import ModelEntry
@@ -54,7 +55,6 @@ from archcalc.training.layout import layouts
 from archcalc.training.fused import fused_attention
 from archcalc.training.native_rnn import cpu_recurrence
 from archcalc.training.onednn import runs as runs_onednn
-from archcalc.analysis.storages import keys as storage_keys, storages
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 
 BLOCK = 512  # the caching allocator's smallest block and its rounding (kMinBlockSize)
@@ -172,7 +172,7 @@ class _Live(TorchDispatchMode):
     def track(self, t: torch.Tensor) -> None:
         if t.device.type not in self.counted:
             return
-        for storage in (t.untyped_storage(),) if t.layout == torch.strided else storages(t):
+        for storage in storages(t):
             key = storage._cdata
             if key not in self.blocks:
                 self.blocks[key] = size = block(storage.nbytes(), self.device)

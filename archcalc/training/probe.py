@@ -47,13 +47,13 @@ from typing import Any
 import torch
 
 from archcalc.analysis.engine import build, entry_inputs, resolve_dtype
+from archcalc.analysis.storages import storages
 from archcalc.models.registry import ModelEntry
 from archcalc.models.user import lookup
 from archcalc.training.batch import loss_of, made as made_batch
 from archcalc.analysis.draws import every_layer_kept
 from archcalc.training.optimizers import check as check_optimizer, optimizer_for
 from archcalc.training.peak import follow, terms_at_peak, tracker
-from archcalc.analysis.storages import storages
 
 
 @dataclass(frozen=True)
