@@ -268,10 +268,21 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
         totals = _totals(tracer, records)
         output_shapes = tuple(tuple(t.shape) for t in tensors_in(output))
     del output  # (with backward, the autograd graph it holds)
-    def retrace() -> tuple[LayerRecord, ...]:
+    def retraced(inner: bool = False, nodes: bool = False) -> tuple[Tracer, Any]:
         with _train_mode(model, trained) if backward else contextlib.nullcontext(), \
                 draws.every_layer_kept() if trained else contextlib.nullcontext():
-            return _trace(model, name, inputs, device, dtype, True)[0].ordered()
+            return _trace(model, name, inputs, device, dtype, inner, nodes=nodes)
+
+    def unused() -> set[tuple[str, int]]:
+        """(name, call) of the rows whose work never reaches the output (Tracer.unused); none where the trace
+        with gradients on fails."""
+        try:
+            with _collector_paused():
+                tracer, output = retraced(nodes=True)
+                kept = [*tracer.buffers.values(), *tracer.inputs]
+                return {(r.name, r.call) for r in map(tracer.records.__getitem__, tracer.unused(output, kept))}
+        except Exception:  # (the counts stand as they are: every row kept)
+            return set()
 
     shapes = inputs.shapes
     return Analysis(
@@ -284,7 +295,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
         records=records,
         totals=totals,
         notes=notes + _notes(records, totals, inputs.batch, _unmade(tracer), inputs.shapes[0] if inputs.shapes else ()),
-        by_convention=tools.Counts(model, records, None if inner else retrace),
+        by_convention=tools.Counts(model, records, None if inner else lambda: retraced(True)[0].ordered(), unused),
         input_shapes=shapes,
         input_dtypes=tuple(str(d).removeprefix("torch.") for d in inputs.dtypes(dtype)),
     )
@@ -325,23 +336,25 @@ def _train_mode(model: nn.Module, training: bool = True):
 
 
 def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dtype: torch.dtype,
-           inner: bool, backward: bool = False) -> tuple[Tracer, Any]:
+           inner: bool, backward: bool = False, nodes: bool = False) -> tuple[Tracer, Any]:
+    """One forward pass traced; ``backward``: each row's gradients counted too, ``nodes``: only each row's autograd
+    nodes kept, its floating-point inputs watched (for Tracer.unused)."""
     try:
-        args, kwargs = inputs.make(device, dtype)
+        args, kwargs = inputs.make(device, dtype, watched=nodes)
     except RuntimeError as error:
         if not out_of_memory(error):
             raise
         size = sum(prod(s) * d.itemsize for s, d in zip(inputs.shapes, inputs.dtypes(dtype)))
         raise InputError(f"the input {inputs.text()} ({_dtype_name(dtype)}) needs {size:,} bytes, more than {device} "
                          f"can allocate; {_LESS_MEMORY}") from None
-    tracer = Tracer(model, inner, deferred=device.type == "meta", backward=backward)
+    tracer = Tracer(model, inner, deferred=device.type == "meta", backward=backward, nodes=nodes)
     if tracer.lazy:
         make_lazy_parameters(model, args, kwargs)
     for x in tensors_in([args, list(kwargs.values())]):
         tracer.watch_input(x)
     try:
         on_meta = meta_autocast() if device.type == "meta" else contextlib.nullcontext()  # (torch.autocast("meta"))
-        with torch.set_grad_enabled(backward), on_meta, tracer:
+        with torch.set_grad_enabled(backward or nodes), on_meta, tracer:
             output = model(*args, **kwargs)
             if backward:
                 tracer.functions_unseen(output)

@@ -85,20 +85,29 @@ class Inputs:
         return ", ".join(parts) or "no input"
 
     # -- made for a device ----------------------------------------------------------------
-    def make(self, device: torch.device, dtype: torch.dtype) -> tuple[tuple, dict[str, Any]]:
-        """The positional and keyword values to call the forward with, on ``device``."""
+    def make(self, device: torch.device, dtype: torch.dtype, watched: bool = False) -> tuple[tuple, dict[str, Any]]:
+        """The positional and keyword values to call the forward with, on ``device``. ``watched``: each
+        floating-point one in autograd's sight (a copy of a tensor that requires a gradient, so that the model may
+        still write into it), so that the graph of the output says which operations it reaches."""
         def made(value):
-            if isinstance(value, TensorSpec):
-                return _tensor(value, device, dtype)
-            if isinstance(value, torch.Tensor):
-                if device.type == "meta":
-                    return torch.empty(value.shape, dtype=value.dtype, device=device)
-                return value.detach().to(device)
+            if isinstance(value, (TensorSpec, torch.Tensor)):
+                t = one(value)
+                if watched and (t.is_floating_point() or t.is_complex()) and t.layout is torch.strided:
+                    with torch.enable_grad():
+                        t = t.detach().requires_grad_().clone()
+                return t
             if isinstance(value, (tuple, list)):
                 return type(value)(made(v) for v in value)
             if isinstance(value, Mapping):
                 return {k: made(v) for k, v in value.items()}
             return value
+
+        def one(value):
+            if isinstance(value, TensorSpec):
+                return _tensor(value, device, dtype)
+            if device.type == "meta":
+                return torch.empty(value.shape, dtype=value.dtype, device=device)
+            return value.detach().to(device)
 
         return tuple(made(a) for a in self.args), {k: made(v) for k, v in self.kwargs.items()}
 

@@ -128,6 +128,7 @@ WHY = {
 
 _NORM_TEXTS = ("LayerNorm", "GroupNorm", "InstanceNorm")  # (how a norm layer's element-wise arithmetic begins)
 _FUNCTION = "(custom autograd.Function)"  # fvcore's differences inside one are said of it, not of its operations
+_UNUSED = "(result unused)"  # a row whose work reaches no output, which fvcore's trace drops
 
 # Where a tool's count of a type is not in WHY: what archcalc knows of the tool's rule, or that the
 # difference is not explained.
@@ -326,6 +327,8 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
             parents = a.by_convention.parents(r) if convention in ("thop", "ptflops") and r.kind != OP and \
                 isinstance(a.by_convention, Counts) else 1
             kind = f"{r.inside} {_FUNCTION}" if r.inside and convention == "fvcore" else \
+                f"{r.type} {_UNUSED}" if convention == "fvcore" and isinstance(a.by_convention, Counts) and \
+                a.by_convention.dropped(r) else \
                 f"{r.type} in {owner}" if owner else f"{r.type} held by {parents} parents" if parents > 1 else r.type
             by_type[kind] += delta
             records[kind].append(a.by_convention.with_inner(r) if isinstance(a.by_convention, Counts) else r)
@@ -344,6 +347,9 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
             return f"left out: ptflops hooks the {kind.rsplit(' in ', 1)[1]} around it and counts that instead"
         if kind.endswith(_FUNCTION):
             return "one prim::PythonOp in TorchScript's trace, which fvcore does not count: nothing its forward runs"
+        if kind.endswith(_UNUSED):
+            return "its result reaches no output (nor a buffer or an input written in place), so TorchScript's " \
+                   "trace drops it as dead code and fvcore counts 0"
         return why[kind] if kind in why else _fallback(convention, records[kind], amount)
 
     return twice + sorted(((f"{t}: {explain(t, d)}", d) for t, d in by_type.items()), key=lambda item: -abs(item[1]))

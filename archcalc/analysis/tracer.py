@@ -133,7 +133,8 @@ class Tracer(TorchFunctionMode):
     the tools that count them (ptflops); otherwise a counted layer runs with the mode switched off,
     which makes a trace cost little more than the forward pass itself."""
 
-    def __init__(self, model: nn.Module, inner: bool = False, deferred: bool = False, backward: bool = False):
+    def __init__(self, model: nn.Module, inner: bool = False, deferred: bool = False, backward: bool = False,
+                 nodes: bool = False):
         super().__init__()
         self.model = model
         self.inner = inner
@@ -143,8 +144,12 @@ class Tracer(TorchFunctionMode):
         # ... and the autograd node of each row's outputs as made, so that a row whose output leads nowhere
         # (an unused pooler, a head left out of the output) is known to get no gradient (off_the_path).
         # (None for a row made with gradients off, under torch.no_grad or in a custom autograd.Function's
-        # forward: autograd never differentiates it; see custom_functions.py.)
-        self.grad_nodes: dict[int, tuple | None] | None = {} if backward else None
+        # forward: autograd never differentiates it; see custom_functions.py.) ``nodes`` keeps them without the
+        # gradients' counts, for the rows whose work never reaches the output (unused).
+        self.grad_nodes: dict[int, tuple | None] | None = {} if backward or nodes else None
+        # With ``nodes``, each read of a tensor's size that TorchScript would trace (x.shape, x.size(), x.numel(): not
+        # len or dim, constants in a trace), with the index the next row takes, whose operation likely uses it.
+        self.size_reads: list[tuple[Tensor, int]] | None = [] if nodes else None
         # The rows whose gradient's work depends on which of their outputs receive one (QR's: gR·Rᴴ and Qᴴ·gQ):
         # index -> (backward counter, call, count, inputs, parameters, each output's (autograd node, output_nr)).
         self.per_output: dict[int, tuple] = {}
@@ -194,6 +199,7 @@ class Tracer(TorchFunctionMode):
         self.failed_op: tuple | None = None  # (qualified name, op, input shapes, args, kwargs) of a failing op
         self.fields: dict[int, tuple] = {}  # id(tensor) -> (weak reference, receptive field)
         self.producers: dict[int, tuple] = {}  # id(tensor) -> (weak reference, index of the record that made it)
+        self.inputs: list[torch.Tensor] = []  # the model's input tensors (watch_input)
         self.layer: _Frame | None = None  # the counted layer whose forward is running, if any
         self.quiet = False  # True while the mode is off the stack for that layer's forward
 
@@ -299,6 +305,32 @@ class Tracer(TorchFunctionMode):
         return {index for index, nodes in (self.grad_nodes or {}).items()
                 if nodes is not None and any(n is not None for n in nodes)
                 and not any(n in reached for n in nodes if n is not None)}
+
+    def unused(self, output, kept: list[torch.Tensor]) -> set[int]:
+        """The rows whose work reaches neither ``output`` nor a tensor in ``kept`` that outlives the forward pass
+        (a buffer, an input written in place): what TorchScript's dead-code elimination drops from a trace. Each
+        row's reach is read off the autograd graph (a trace with gradients on), which follows the data through
+        what no row records (``out[:, :8] = linear(x)``); where that graph is cut (argmax, an integer or
+        gradient-free result, a row made under no_grad) the row is kept, and so is every row that a kept row's
+        inputs come from (its sources) or whose size was read just before it (size_reads), as TorchScript traces
+        x.shape into the operation that uses it."""
+        reached = self._reached([output, *kept])
+        self._graph = None
+        dead = {index for index, nodes in (self.grad_nodes or {}).items()
+                if nodes and all(n is not None for n in nodes) and not any(n in reached for n in nodes)}
+        sizes: dict[int, list[int]] = {}  # a row -> the rows whose size was read just before it (x.view(y.shape[0], -1))
+        for t, reader in self.size_reads or ():
+            entry = self.producers.get(id(t))
+            if entry is not None and entry[0]() is t and entry[1] >= 0:
+                sizes.setdefault(reader if reader in self.records else -1, []).append(entry[1])
+        live = [index for index in self.records if index not in dead] + [-1]  # (-1: a size read after the last row)
+        while live:
+            index = live.pop()
+            for source in (*(self.records[index].sources if index >= 0 else ()), *sizes.get(index, ())):
+                if source in dead:
+                    dead.discard(source)
+                    live.append(source)
+        return dead
 
     def per_output_backward(self, output) -> dict[int, Count]:
         """The backward of each row whose gradient's work depends on which of its outputs receive one, counted
@@ -503,6 +535,8 @@ class Tracer(TorchFunctionMode):
         outputs = tensors_in(result)
         inputs = tensors_in(args) + tensors_in(kwargs)
         if not outputs or not inputs:
+            if self.size_reads is not None and inputs and func in _SIZE_QUERIES:
+                self.size_reads.append((inputs[0], self.next_index))
             return result  # metadata queries (size, dim) and tensor creation
         try:
             shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
@@ -664,6 +698,7 @@ class Tracer(TorchFunctionMode):
 
     # -- receptive fields -----------------------------------------------------------------
     def watch_input(self, x: torch.Tensor) -> None:
+        self.inputs.append(x)
         self.producers[id(x)] = (weakref.ref(x), -1)
         if x.dim() >= 3:
             self._set_field(x, receptive.Field.of_input(x.dim() - 2))
@@ -739,6 +774,7 @@ def type_name(module: nn.Module) -> str:
 
 
 _new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
+_SIZE_QUERIES = frozenset({Tensor.shape.__get__, Tensor.size, Tensor.numel})  # (what a TorchScript trace records)
 _STRIDED = torch.strided
 
 

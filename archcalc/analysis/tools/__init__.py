@@ -29,7 +29,7 @@ calflops and DeepSpeed's profiler are not defined.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from torch import nn
 
 from archcalc.analysis.counters import decompositions, sparse
@@ -89,10 +89,13 @@ COUNTERS: dict[str, Callable[[LayerRecord, object], int]] = {
 
 def counts(model: nn.Module, records: tuple[LayerRecord, ...],
            twins: Mapping[tuple[str, int], LayerRecord] | None = None,
-           shared: Mapping[int, int] | None = None) -> dict[str, dict[int, int]]:
+           shared: Mapping[int, int] | None = None,
+           unused: Set[tuple[str, int]] = frozenset()) -> dict[str, dict[int, int]]:
     """convention -> record index -> its count (records that count nothing are left out).
     ptflops counts a layer's own F.* calls: where the records lack them, ``twins`` are the records of
-    a trace that kept them, by name and call number. ``shared``: _shared(model), where it is known."""
+    a trace that kept them, by name and call number. ``shared``: _shared(model), where it is known.
+    ``unused``: the rows (name, call) whose work never reaches the output, which fvcore's TorchScript trace
+    drops (its dead-code elimination: an unused pooler, the branches a wrapper leaves out of its output)."""
     names = layer_names(model)
     modules = {names[id(m)]: m for m in model.modules()}
     twins = twins or {}
@@ -112,8 +115,8 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
                 shadowed = any(r.name.startswith(prefix) for prefix in hooked)
                 value = ptflops.count(twins.get((r.name, r.call), r), module, shadowed, shared.get(id(module), 1),
                                       rules)
-            elif container:  # (a module only ptflops counts as one)
-                continue
+            elif container or (name == "fvcore" and (r.name, r.call) in unused):  # (a module only ptflops counts
+                continue  # as one; a row TorchScript's trace drops)
             elif name == "thop":
                 value = thop.count(r, module, shared.get(id(module), 1))
             else:
@@ -152,8 +155,10 @@ class Counts(Mapping):
     """counts(), worked out the first time a convention is asked for: most views need none."""
 
     def __init__(self, model: nn.Module, records: tuple[LayerRecord, ...],
-                 with_inner: Callable[[], tuple[LayerRecord, ...]] | None = None):
-        self._model, self._records, self._with_inner = model, records, with_inner
+                 with_inner: Callable[[], tuple[LayerRecord, ...]] | None = None,
+                 unused: Callable[[], Set[tuple[str, int]]] | None = None):
+        self._model, self._records, self._with_inner, self._unused = model, records, with_inner, unused
+        self._dropped: Set[tuple[str, int]] = frozenset()
         self._counts: dict[str, dict[int, int]] | None = None
         self._twins: dict | None = None
         self._paths: dict[str, int] = {}
@@ -162,11 +167,17 @@ class Counts(Mapping):
         if self._counts is None:
             traced = self._with_inner() if self._with_inner is not None else ()
             self._twins = {(r.name, r.call): r for r in traced}
+            self._dropped = frozenset(self._unused()) if self._unused is not None else frozenset()
             shared = _shared(self._model)
-            self._counts = counts(self._model, self._records, self._twins, shared)
+            self._counts = counts(self._model, self._records, self._twins, shared, self._dropped)
             self._paths = {name: shared[key] for key, name in layer_names(self._model).items() if key in shared}
-            self._model = self._with_inner = None
+            self._model = self._with_inner = self._unused = None
         return self._counts
+
+    def dropped(self, r: LayerRecord) -> bool:
+        """Whether TorchScript's trace drops the row, its work reaching no output (fvcore counts it 0)."""
+        self._all()
+        return (r.name, r.call) in self._dropped
 
     def parents(self, r: LayerRecord) -> int:
         """How many parents hold the record's module (1 but for a shared module: thop and ptflops count it

@@ -29,6 +29,10 @@ multiply-add as one "flop"; every other operation is listed as unsupported and c
   the trace sees them, not by its base class's rule
   a custom torch.autograd.Function is one prim::PythonOp in the trace, unsupported: nothing its forward runs
   is counted (LayerRecord.inside), torch.utils.checkpoint's reentrant form included
+  work whose result reaches no output (an unused head, the branches a wrapper leaves out) is not in the trace:
+  TorchScript's dead-code elimination drops it (tools.counts leaves out the rows Tracer.unused finds; a size read
+  by .shape, .size() or .numel() is traced, so a row whose size a live operation uses stays; an unused row made
+  under torch.no_grad is kept, where fvcore drops it)
 """
 
 from __future__ import annotations
