@@ -203,6 +203,43 @@ def test_checkpointing_counts_the_model_s_gradients_not_the_forward_run_again(re
     assert (forward, backward) == (plain[0], plain[1] + (8 * 32 * 32 if reentrant else 0))
 
 
+class CheckpointedBlock(nn.Module):
+    """A block of two products under reentrant checkpointing, after a layer (``first``) or straight on the input."""
+
+    def __init__(self, first: bool, checkpointed: bool = True):
+        super().__init__()
+        self.first = nn.Linear(32, 32) if first else nn.Identity()
+        self.block = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32))
+        self.head = nn.Linear(32, 8)
+        self.checkpointed = checkpointed
+
+    def forward(self, x):
+        x = self.first(x)
+        x = checkpoint(self.block, x, use_reentrant=True) if self.checkpointed else self.block(x)
+        return self.head(x)
+
+
+@pytest.mark.filterwarnings("ignore:None of the inputs have requires_grad")
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_a_checkpointed_block_gets_the_gradients_its_second_run_gives(device):
+    """Inside the block the forward ran with gradients off, so the second product's input needs none there; the
+    backward runs the block again with them on, where it does: ∂x of that product counted, as without
+    checkpointing (flop_counter: that, plus the block's forward run again). A block whose input needs no gradient
+    is never differentiated (PyTorch warns): its parameters get none, and nothing inside it is counted."""
+    torch.manual_seed(0)
+    block, head = 2 * 8 * 32 * 32, 8 * 32 * 8
+    _, plain = _ours(CheckpointedBlock(True, False), (8, 32), device)
+    _, counts = _ours(CheckpointedBlock(True), (8, 32), device)
+    layer = 8 * 32 * 32
+    assert counts == plain == (layer + block + head, layer + 2 * block + 2 * head)  # (first: ∂W only, the rest both)
+    forward, backward = _flop_counter(CheckpointedBlock(True), (8, 32))
+    assert (forward, backward) == (plain[0], plain[1] + block)
+    _, counts = _ours(CheckpointedBlock(False), (8, 32), device)
+    model = CheckpointedBlock(False)
+    assert counts == _flop_counter(model, (8, 32)) == (block + head, head)  # (the head's ∂W only)
+    assert all(p.grad is None for p in model.block.parameters())
+
+
 class SetupContext(torch.autograd.Function):
     """The newer form: forward without ctx, setup_context apart, and an output that is not differentiable."""
 

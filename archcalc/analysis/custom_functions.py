@@ -10,7 +10,11 @@ operations counted by their forward formulas, as flop_counter counts whatever ru
 torch.utils.checkpoint's reentrant CheckpointFunction is the one kept apart: its forward also runs with
 gradients off, but its backward runs that forward again with them on and differentiates it, so the
 operations inside it get their gradients by formula, as they would without checkpointing (the forward
-run again is not counted: archcalc counts the model's arithmetic, not a memory-saving schedule's).
+run again is not counted: archcalc counts the model's arithmetic, not a memory-saving schedule's). When the
+trace counts gradients its function runs as that second run does, with gradients on (recomputed), so that each
+operation inside knows which of its inputs need one; where none of its inputs needs a gradient, autograd never
+calls its backward (PyTorch warns "None of the inputs have requires_grad=True"), and the parameters inside get
+none: it runs as it is, its operations made with gradients off.
 """
 
 from __future__ import annotations
@@ -25,6 +29,16 @@ from archcalc.formulas.numbers import grouped
 from archcalc.patching import replaced
 
 RECOMPUTED = (CheckpointFunction,)  # Functions whose backward differentiates their forward's operations again
+
+
+def recomputed(apply, cls, args: tuple, kwargs: dict, backward: bool):
+    """CheckpointFunction.apply(function, preserve_rng_state, *inputs) in a trace: with ``backward``, and an input
+    that needs a gradient, the function run with gradients on, as its backward runs it again; else as it is."""
+    function, inputs = args[0], args[2:]
+    if backward and not kwargs and any(t.requires_grad for t in inputs if isinstance(t, torch.Tensor)):
+        with torch.enable_grad():
+            return function(*inputs)
+    return apply(cls, *args, **kwargs)
 
 
 def node_of(outputs: list[torch.Tensor]):

@@ -157,7 +157,6 @@ class Tracer(TorchFunctionMode):
         self.function_rows: list[tuple[int, int, str]] = []  # (first, end, Function): the rows its forward made
         self._graph: tuple | None = None  # (output, the autograd nodes its graph reaches), once walked
         self.backward_errors: list[tuple[str, Exception]] = []  # (Function, why its backward could not run)
-        self.recomputing = 0  # inside torch.utils.checkpoint's reentrant forward: differentiated when run again
         self.inside_op = 0  # inside an operation's call (__torch_function__)
         self._functions = contextlib.ExitStack()  # torch.autograd.Function.apply, the trace's while it runs
         # Deferred, each record is worked out after the forward pass, in one run (a fifth of the
@@ -362,9 +361,8 @@ class Tracer(TorchFunctionMode):
         return reached
 
     def _made_nodes(self, outputs) -> tuple | None:
-        """The outputs' autograd nodes (grad_nodes), None when made with gradients off, but for checkpoint's
-        reentrant forward (run again with them on, see custom_functions.py)."""
-        return _grad_nodes(outputs) if torch.is_grad_enabled() or self.recomputing else None
+        """The outputs' autograd nodes (grad_nodes), None when made with gradients off."""
+        return _grad_nodes(outputs) if torch.is_grad_enabled() else None
 
     def inside_functions(self, records: tuple[LayerRecord, ...]) -> tuple[LayerRecord, ...]:
         """The records, each made in a custom Function's forward marked with its name (LayerRecord.inside)."""
@@ -607,11 +605,9 @@ class Tracer(TorchFunctionMode):
             return result
         first = self.next_index
         if issubclass(cls, custom_functions.RECOMPUTED):
-            self.recomputing += 1
             try:
-                return apply(cls, *args, **kwargs)
+                return custom_functions.recomputed(apply, cls, args, kwargs, self.backward)
             finally:
-                self.recomputing -= 1
                 self.function_rows.append((first, self.next_index, cls.__name__))
         result = apply(cls, *args, **kwargs)
         self.function_rows.append((first, self.next_index, cls.__name__))
