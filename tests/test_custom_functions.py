@@ -301,11 +301,141 @@ class AsksAutograd(Product):
             return torch.autograd.grad(x @ w, (x, w), grad)
 
 
-def test_a_backward_that_calls_autograd_is_not_counted_and_says_so():
-    """autograd's engine runs out of the count's sight: no short count, a note."""
-    model = nn.Linear(8, 8)
-    model.forward = lambda x: AsksAutograd.apply(x, model.weight)
-    a = archcalc.analyze(model, [(2, 8)], device="meta", backward=True)
-    assert next(r for r in a.records if r.type == "AsksAutograd").backward.macs is None
-    assert "backward not counted: AsksAutograd (AsksAutograd.backward calls torch.autograd itself, whose engine " \
-           "computes out of the count's sight: not counted)" in a.notes
+class AsksForSome(Product):
+    """One that asks for ∂x alone (autograd then skips ∂w, work the count cannot follow)."""
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = (t.detach().requires_grad_() for t in ctx.saved_tensors)
+        with torch.enable_grad():
+            return torch.autograd.grad(x @ w, x, grad)[0], None
+
+
+class Asking(nn.Module):
+    def __init__(self, function):
+        super().__init__()
+        self.fc, self.w, self.function = nn.Linear(8, 8), nn.Parameter(torch.randn(8, 8)), function
+
+    def forward(self, x):
+        return self.function.apply(self.fc(x), self.w)
+
+
+@pytest.mark.parametrize("device", [META, CPU])
+def test_a_backward_that_runs_its_forward_again_and_asks_autograd_is_counted(device):
+    """The forward run again is not counted (as for checkpointing), autograd's gradients of it are: ∂x and ∂w of
+    x @ w, (2*8)*8 each, and the linear layer's ∂W (∂x: the input needs none). flop_counter counts what autograd's
+    engine runs, and the forward run again."""
+    torch.manual_seed(0)
+    a, counts = _ours(Asking(AsksAutograd), (2, 8), device)
+    assert counts == (2 * 128, 128 + 2 * 128)
+    function = next(r for r in a.records if r.type == "AsksAutograd")
+    assert function.backward.formulas["macs"] == "AsksAutograd.backward: ∂(matmul) 256 = 256"
+    assert "a forward run again and differentiated by autograd" in function.backward.note
+    forward, backward = _flop_counter(Asking(AsksAutograd), (2, 8))
+    assert (forward, backward) == (counts[0], counts[1] + 128)
+
+
+def test_a_backward_that_asks_for_some_gradients_only_is_not_counted_and_says_so():
+    """autograd's engine then leaves out work that no formula of the count can tell: no short count, a note."""
+    a = archcalc.analyze(Asking(AsksForSome), [(2, 8)], device=META, backward=True)
+    assert next(r for r in a.records if r.type == "AsksForSome").backward.macs is None
+    assert "backward not counted: AsksForSome (AsksForSome.backward calls torch.autograd itself and asks autograd " \
+           "for the gradients of some of the inputs only, which autograd's engine computes out of the count's " \
+           "sight: not counted)" in a.notes
+
+
+def _aten_flops(model, shape) -> tuple[int, int]:
+    """(forward, backward) MACs by flop_counter's formulas, aten operation by aten operation, without its mode:
+    FlopCounterMode's module tracking fails on a module called inside a backward ("Expected gradient function to be
+    set"), which is what a reversible block does."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Flops(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            rule = flop_registry.get(func._overloadpacket)
+            if rule is not None:
+                self.total += rule(*args, **(kwargs or {}), out_val=out)
+            return out
+
+    with Flops() as counter:
+        y = model(torch.randn(shape))
+        forward = counter.total
+        y.sum().backward()
+    return forward // 2, (counter.total - forward) // 2
+
+
+class Reversible(torch.autograd.Function):
+    """A reversible residual block (RevNet; Reformer's layers): y1 = x1 + F(x2), y2 = x2 + G(y1), nothing kept but the
+    outputs; the backward rebuilds the inputs from them, running F and G again with gradients on, and asks autograd
+    for their gradients with Tensor.backward, as Hugging Face's Reformer does."""
+
+    @staticmethod
+    def forward(ctx, x, f, g, *params):
+        x1, x2 = x.chunk(2, dim=-1)
+        y1 = x1 + f(x2)
+        y2 = x2 + g(y1)
+        ctx.f, ctx.g = f, g
+        y = torch.cat([y1, y2], dim=-1)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y1, y2 = ctx.saved_tensors[0].chunk(2, dim=-1)
+        dy1, dy2 = grad.chunk(2, dim=-1)
+        with torch.enable_grad():
+            y1 = y1.detach().requires_grad_()
+            g_y1 = ctx.g(y1)
+            g_y1.backward(dy2)
+        with torch.no_grad():
+            x2 = y2 - g_y1
+            dy1 = dy1 + y1.grad
+        with torch.enable_grad():
+            x2 = x2.detach().requires_grad_()
+            f_x2 = ctx.f(x2)
+            f_x2.backward(dy1)
+        with torch.no_grad():
+            dx2 = dy2 + x2.grad
+        return torch.cat([dy1, dx2], dim=-1), None, None, *(None for _ in ctx.needs_input_grad[3:])
+
+
+class RevNet(nn.Module):
+    def __init__(self, reversible: bool, blocks: int = 2, width: int = 16):
+        super().__init__()
+        self.stem = nn.Linear(2 * width, 2 * width)
+        self.f = nn.ModuleList(nn.Sequential(nn.Linear(width, width), nn.ReLU()) for _ in range(blocks))
+        self.g = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.reversible = reversible
+
+    def forward(self, x):
+        x = self.stem(x)
+        for f, g in zip(self.f, self.g):
+            if self.reversible:
+                x = Reversible.apply(x, f, g, *f.parameters(), *g.parameters())
+            else:
+                x1, x2 = x.chunk(2, dim=-1)
+                y1 = x1 + f(x2)
+                x = torch.cat([y1, x2 + g(y1)], dim=-1)
+        return x
+
+
+@pytest.mark.parametrize("device", [META, CPU])
+def test_a_reversible_network_gets_the_gradients_of_the_same_network_kept_whole(device):
+    """A reversible block's backward rebuilds its inputs and differentiates F and G run again: the same gradient
+    products as the network that keeps its activations (its parameters' gradients get to them through autograd,
+    as in the real run), the forward run again not counted; flop_counter counts that run too."""
+    torch.manual_seed(0)
+    shape = (4, 32)
+    _, whole = _ours(RevNet(False), shape, device)
+    _, reversible = _ours(RevNet(True), shape, device)
+    layer = 4 * 32 * 32  # the stem; F and G: 4*16*16 each, two blocks
+    assert whole == reversible == (layer + 4 * 4 * 16 * 16, layer + 2 * 4 * 4 * 16 * 16)  # (stem: ∂W only)
+    forward, backward = _aten_flops(RevNet(True), shape)
+    assert (forward, backward) == (reversible[0], reversible[1] + 4 * 4 * 16 * 16)
+    model = RevNet(True)
+    model(torch.randn(shape)).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())

@@ -545,7 +545,14 @@ class Tracer(TorchFunctionMode):
         layer = self.layer
         if layer is not None:  # counted by the layer's formula; kept only as what the layer called
             if layer.counter is _BACKWARD_RUN:  # (a custom Function's backward, running: its calls are its cost)
-                layer.inner.append(OpCall(op_name(func), tuple(args), kwargs, shapes_in, shapes_out))
+                if getattr(func, "__wrapped__", func) in custom_functions.AUTOGRAD or func.__name__ == "__get__":
+                    return result  # (autograd's work: the differentiated calls' gradients, torch.autograd's functions
+                    # being the run's replacements here; a property read, x.grad, x.T: no arithmetic)
+                enabled = torch.is_grad_enabled()  # (with gradients on: a forward run again, autograd may differentiate)
+                layer.inner.append(custom_functions.Call(
+                    OpCall(op_name(func), tuple(args), kwargs, shapes_in, shapes_out,
+                           enabled and any(t.requires_grad for t in outputs)),
+                    inputs, _grad_nodes(outputs) if enabled else None))
             else:
                 layer.inner.append((spelled or origin(func), shapes_in, shapes_out))
             return result
@@ -666,11 +673,11 @@ class Tracer(TorchFunctionMode):
 
     def _backward_of(self, name: str, node, grads: list[Tensor]) -> Count:
         """A Function's backward, run with ``grads`` as its ∂y, its calls counted (custom_functions.py)."""
-        calls: list[OpCall] = []
+        calls: list[custom_functions.Call] = []
         layer, self.layer = self.layer, _new_tuple(_Frame, (None, None, name, 0, 0, None, _BACKWARD_RUN, [], calls))
         try:
-            custom_functions.run_backward(node, grads)  # (the mode on: it sees the backward's calls)
-            return custom_functions.backward_count(name, calls)
+            ran = custom_functions.run_backward(node, grads, calls)  # (the mode on: it sees the backward's calls)
+            return custom_functions.backward_count(name, ran, _differentiated)
         except Exception as error:  # (its backward needs values the meta device has not, or fails)
             self.backward_errors.append((name, error))
             return custom_functions.failed(name, error)
@@ -806,6 +813,13 @@ def _looked_up(forward, indices, *args, **kwargs):
         raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the following scalar types: "
                            f"Long, Int; but got {indices.dtype} instead")
     return forward(indices, *args, **kwargs)
+
+
+def _differentiated(call: OpCall, count: Count, inputs: list) -> Count:
+    """The gradients of an operation a Function's backward ran again and differentiated (custom_functions.py), as
+    an operation row's (_leave_op): the parameters among its inputs are its own."""
+    params = [t for t in inputs if isinstance(t, nn.Parameter)]
+    return _gradient(GRAD_OPS.get(call.name), call, count, inputs, params)
 
 
 def _gradient(counter, call, count: Count, inputs: list, params) -> Count:
