@@ -113,6 +113,29 @@ class HoldsTrace(HoldsScript):
 
 def compiled(num_classes=10):
     return torch.compile(Net(num_classes))
+
+
+made = Net(num_classes=5)  # a model the file makes itself
+torch.nn.init.constant_(made.fc.bias, 0.25)
+WIDTH = 3
+
+
+class KeywordOnly(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, *, x):
+        return self.fc(x)
+
+
+class ReturnsNothing(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        self.fc(x)
 '''
 
 
@@ -129,6 +152,23 @@ def test_a_model_from_a_file(cli, nets):
     assert data["output_shape"] == [1, 5]
     sized = cli("shapes", f"{nets}:Sized", "-f", "json").json()
     assert sized["input_shape"] == [1, 3, 16, 16]
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_a_model_the_file_makes_itself(cli, nets, device):
+    """`made = Net(num_classes=5)` in the file: analysed as its twin, as a module given from Python."""
+    data = cli("summary", f"{nets}:made", "--input", "3x16x16", "--device", device, "-f", "json").json()
+    assert data["totals"]["params"] == (3 * 3 * 3 + 1) * 8 + (8 * 16 * 16 + 1) * 5
+    assert data["totals"]["macs"] == 16 * 16 * 8 * 3 * 3 * 3 + 8 * 16 * 16 * 5
+    memory = cli("memory", f"{nets}:made", "--input", "3x16x16", "--batch", "2")
+    assert memory.code == 0 and "peak" in memory.out
+
+
+def test_an_output_without_a_tensor_says_the_backward_has_nothing_to_do(cli, nets):
+    data = cli("flops", f"{nets}:ReturnsNothing", "--input", "4", "--pass", "train", "-f", "json").json()
+    assert data["totals"]["backward_macs"] == 0
+    assert any("holds no floating-point tensor that needs a gradient: there is no loss to take" in note
+               for note in data["notes"])
 
 
 def test_a_compiled_model_is_analysed_as_the_module_it_wraps(cli, nets):
@@ -226,6 +266,10 @@ def test_input_errors_are_one_line(cli, tmp_path, name, extra, message):
     ("{nets}:HoldsScript", ("--input", "3x16x16"), "its module 'body' is a TorchScript module"),
     ("{nets}:HoldsTrace", ("--input", "3x16x16"), "its module 'body' is a TorchScript module"),
     ("{nets}:HoldsTrace", ("--input", "3x16x16", "--device", "meta"), "its module 'body' is a TorchScript module"),
+    ("{nets}:WIDTH", ("--input", "3x16x16"), "nets.py:WIDTH is int 3, not a model: name an nn.Module class"),
+    ("{nets}:made", ("--input", "3x16x16", "--arg", "num_classes=4"), "is a model already made (Net), which takes no"),
+    ("{nets}:KeywordOnly", ("--input", "4"), "KeywordOnly.forward takes x by keyword only; archcalc passes --input "
+                                             "sizes by position: give inputs={{'x': ...}} in Python"),
 ])
 def test_user_model_errors_are_one_line(cli, nets, spec, extra, message):
     raise_line = NETS.splitlines().index('        raise ValueError("width must be even")') + 1

@@ -167,6 +167,11 @@ def build_noted(entry: ModelEntry, device: torch.device, dtype: torch.dtype,
     if entry.module is not None:  # the caller's own module: a twin with its own parameters (a step trains them)
         from archcalc.analysis.twin import twin
 
+        if overrides:
+            raise InputError(f"{entry.name} is a model already made ({type(entry.module).__name__}), which takes no "
+                             f"builder arguments ({', '.join(overrides)}): name its class or a function to build it "
+                             f"with them")
+
         return twin(entry.module, device, dtype, share=False), ""
     kwargs = merged(entry, dict(overrides)) if overrides else dict(entry.kwargs)
     torch.manual_seed(0)
@@ -195,6 +200,10 @@ def check_arguments(model: nn.Module, name: str, inputs: Inputs | None = None) -
     if required is None:
         return
     given = len(inputs.args) if inputs is not None else 1
+    if given and not required and not _takes(model, given) and (keyword_only := _keyword_only(model.forward)):
+        raise InputError(f"{name}.forward takes {', '.join(keyword_only)} by keyword only; archcalc passes --input "
+                         f"sizes by position: give inputs={{{keyword_only[0]!r}: ...}} in Python, or wrap the model in a "
+                         f"module whose forward passes them on")
     keywords = set(inputs.kwargs) if inputs is not None else set()
     missing = [r for r in required[given:] if r not in keywords]
     if missing or (given < len(required) and not keywords):
@@ -222,6 +231,15 @@ def _takes(model: nn.Module, count: int) -> bool:
     if any(p.kind == p.VAR_POSITIONAL for p in parameters):
         return True
     return count <= sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
+
+
+def _keyword_only(forward) -> tuple[str, ...]:
+    """The keyword-only arguments a forward cannot do without."""
+    try:
+        parameters = inspect.signature(forward).parameters.values()
+    except (TypeError, ValueError):
+        return ()
+    return tuple(p.name for p in parameters if p.kind == p.KEYWORD_ONLY and p.default is p.empty)
 
 
 def _required(forward) -> tuple[str, ...] | None:
@@ -260,6 +278,9 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
             trained = False
         records = tracer.inside_functions(tracer.ordered())
         if backward:  # a row whose output leads nowhere gets no gradient; QR's depends on which outputs get one
+            if not any(t.is_floating_point() and t.requires_grad for t in tensors_in(output)):
+                notes += (f"the output of {name} holds no floating-point tensor that needs a gradient: there is no "
+                          f"loss to take, so the backward pass computes nothing (are all its parameters frozen?)",)
             recounted = tracer.per_output_backward(output)
             dead, off = tracer.off_the_path(output), tracer.gradients_off()
             records = tuple(r._replace(backward=GRADIENTS_OFF) if r.index in off and r.backward is not None else

@@ -91,6 +91,9 @@ def construct(spec: str, kwargs: dict[str, Any]):
     import torch
 
     obj, file = load_object(spec)
+    if not callable(obj):
+        raise InputError(f"{spec} is {type(obj).__name__} {obj!r:.40}, not a model: name an nn.Module class, a model "
+                         f"instance or a function that returns one")
     try:
         model = obj(**kwargs)
     except TypeError as error:
@@ -133,7 +136,18 @@ def entry_for(spec: str, given_input: tuple[int, ...] | None) -> ModelEntry:
     sizes ((3, 32, 32), (10,)), or example inputs (a tensor, a tuple of them, or a dict of keyword inputs,
     with the batch)."""
     obj, _ = load_object(spec)
-    return _entry(spec, spec, getattr(obj, "archcalc_input", None), given_input)
+    entry = _entry(spec, spec, getattr(obj, "archcalc_input", None), given_input)
+    if _is_module(obj):  # a model the file made (`model = Net()`): analysed as its twin, as one given from Python
+        from dataclasses import replace
+
+        return replace(entry, module=traceable(obj, spec))
+    return entry
+
+
+def _is_module(obj) -> bool:
+    import torch
+
+    return isinstance(obj, torch.nn.Module)
 
 
 def module_entry(model, given_input) -> ModelEntry:

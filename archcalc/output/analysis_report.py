@@ -99,7 +99,7 @@ def _field_dict(field) -> dict | None:
 def footer(a: Analysis) -> tuple[str, ...]:
     t = a.totals
     lines = [
-        f"Input {_inputs_text(a)} on {a.device}, {a.dtype}; output {shapes_text(a.output_shapes)}",
+        f"Input {_inputs_text(a)} on {a.device}, {a.dtype}; output {shapes_text(a.output_shapes) or 'no tensor'}",
         f"Params: {grouped(t.params)} (trainable {grouped(t.trainable_params)}{_not_run(a)}), "
         f"{human_bytes(t.param_bytes)}; buffers {human_bytes(t.buffer_bytes)}",
         f"MACs: {grouped(t.macs)} ({human(t.macs)}); FLOPs: {grouped(t.flops)} ({human(t.flops)}); "
