@@ -199,8 +199,23 @@ def _training(r: dict) -> None:
     assert r["asked"] == "params_bytes grads_bytes state_bytes total_bytes"
 
 
+def _backward(r: dict) -> None:
+    """∂x and ∂W as many MACs as the forward each; ∂W only where the layer trains, ∂x only where something before it
+    trains (one layer: when it is not the network's first); the step is forward + backward."""
+    forward, dx, dw = int(r["forward_macs"]), int(r["dx_macs"]), int(r["dw_macs"])
+    layers, frozen, first = int(r["layers"]), int(r["frozen"]), _true(r["first"])
+    assert int(r["backward_macs"]) == dx + dw and int(r["step_macs"]) == forward + dx + dw
+    if layers == 1:
+        assert (dx, dw) == (forward * (not first), forward * (frozen == 0))
+    else:
+        assert first and 0 <= frozen < layers and 0 <= dx < dw <= forward  # (∂x: the layers after the first trained)
+        assert (dw == forward) == (frozen == 0)
+    assert r["answer"] == f"{dx + dw}; {forward + dx + dw}" and r["asked"] == "backward_macs step_macs"
+
+
 RECOMPUTE = {"outsize": _outsize, "params": _param_row, "macs": _macs, "receptive": _receptive, "memory": _memory,
-             "recurrent": _recurrent, "attention": _attention, "quantize": _quantize, "training": _training}
+             "recurrent": _recurrent, "attention": _attention, "quantize": _quantize, "training": _training,
+             "backward": _backward}
 
 
 @pytest.mark.parametrize("level", (1, 2, 3))
@@ -249,6 +264,14 @@ def test_the_levels_ask_what_they_say():
     training3 = _rows("training", 30, 3, 3)
     assert {r["optimizer"] for r in training3} == {"adam", "adamw"} and {r["dtype"] for r in training3} == {
         "float32", "float16", "bfloat16"} and {r["layers"] for r in training3} == {"2", "3", "4"}
+    backward1 = _rows("backward", 30, 3, 1)
+    assert {(r["layers"], r["batch"], r["frozen"]) for r in backward1} == {("1", "1", "0")}
+    assert {r["first"] for r in backward1} == {"true", "false"}
+    backward2 = _rows("backward", 40, 3, 2)
+    assert {r["frozen"] for r in backward2} == {"0", "1"} and len({r["batch"] for r in backward2}) > 2
+    backward3 = _rows("backward", 40, 3, 3)
+    assert {r["layers"] for r in backward3} == {"2", "3", "4"} and {r["frozen"] for r in backward3} == {"0", "1", "2",
+                                                                                                         "3"}
 
 
 def test_the_lecture_s_own_numbers_are_questions_it_can_ask():
@@ -416,6 +439,25 @@ def test_a_planted_wrong_training_memory_rule_is_caught(monkeypatch):
     monkeypatch.setitem(training.BYTES, "float16", 4)
     with pytest.raises(SelfCheckError, match="params_bytes: the formula gives"):
         generate("training", 20, seed=1, level=3)
+
+
+def test_the_help_names_every_kind(cli):
+    run = cli("homework", "--help")
+    assert run.code == 0 and all(kind in " ".join(run.out.split()) for kind in KINDS)
+
+
+def test_a_planted_wrong_backward_rule_is_caught(monkeypatch):
+    """The gradients' rule against flop_counter's count of PyTorch's own backward: ∂x taken for the network's first
+    layer (its input needs none), or ∂W for a frozen one."""
+    from archcalc.homework.kinds import backward
+
+    monkeypatch.setattr(backward, "needs_input_gradient", lambda i, first, frozen: True)
+    with pytest.raises(SelfCheckError, match="backward_macs: the formula gives"):
+        generate("backward", 10, seed=1, level=3)
+    monkeypatch.undo()
+    monkeypatch.setattr(backward, "needs_input_gradient", lambda i, first, frozen: not first or i >= frozen)
+    with pytest.raises(SelfCheckError, match="backward_macs: the formula gives"):
+        generate("backward", 10, seed=1, level=3)
 
 
 def test_the_cli_writes_into_a_default_folder(cli, tmp_path, monkeypatch):

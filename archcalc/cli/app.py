@@ -469,7 +469,7 @@ def report(
 @app.command()
 def homework(
     kind: Annotated[str, typer.Argument(metavar="KIND", help="outsize, params, macs, receptive, memory, network, attention, recurrent, "
-                                                            "quantize or training.")],
+                                                            "quantize, training or backward.")],
     count: Annotated[int, typer.Option("--count", "-n", help="How many questions (1 to 500).")] = 10,
     seed: Annotated[int, typer.Option("--seed", help="The draw: the same seed gives the same files.")] = 0,
     level: Annotated[int, typer.Option("--level", help="1 (exact, one layer), 2, or 3 (floor, ceil_mode, "

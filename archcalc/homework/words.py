@@ -166,6 +166,37 @@ _TEXT = {
     "optimizer.rmsprop": ("RMSprop (square_avg and a step counter)", "RMSprop (square_avg, step counter)"),
     "optimizer.adagrad": ("Adagrad (the sum of squared gradients and a step counter)",
                           "Adagrad (그래디언트 제곱의 합, step counter)"),
+    # backward
+    "backward.ask_one": ("{code} takes a {shape} input and {where}{frozen}. How many multiply-accumulates does the "
+                         "backward pass compute (∂x and ∂W), and how many does a whole training step (forward + "
+                         "backward)?",
+                         "{code}에 {shape} 입력이 들어가고, 이 층은 {where}{frozen}. backward pass가 계산하는 "
+                         "곱셈-누적(∂x와 ∂W)은 몇 번이고, 학습 step 전체(forward + backward)는 몇 번인가?"),
+    "backward.ask_net": ("A {shape} batch goes through {code}; {frozen}. How many multiply-accumulates does the "
+                         "backward pass compute (∂x and ∂W of every layer that needs them), and how many does a whole "
+                         "training step (forward + backward)?",
+                         "{shape} batch가 {code}를 지난다; {frozen}. backward pass가 계산하는 곱셈-누적(필요한 "
+                         "층의 ∂x와 ∂W)은 몇 번이고, 학습 step 전체(forward + backward)는 몇 번인가?"),
+    "backward.first": ("is the network's first layer (its input, the data, needs no gradient)",
+                       "네트워크의 첫 층이다 (입력 데이터는 그래디언트가 필요 없다)"),
+    "backward.after": ("comes after a layer that trains (its input needs a gradient)",
+                       "학습되는 층 다음에 있다 (입력에 그래디언트가 필요하다)"),
+    "backward.frozen_one": (", and is frozen (requires_grad=False)", "; 이 층은 고정되어 있다 (requires_grad=False)"),
+    "backward.frozen": ("the first {which} frozen (requires_grad=False), the rest trained",
+                        "앞의 {n}개 층은 고정(requires_grad=False), 나머지는 학습"),
+    "backward.none_frozen": ("every layer trained", "모든 층을 학습"),
+    "backward.rule": ("∂x = ∂y·Wᵀ and ∂W = xᵀ·∂y take as many multiply-accumulates as the forward each; ∂W only where "
+                      "the layer trains, ∂x only where a layer before it trains (the input itself needs none)",
+                      "∂x = ∂y·Wᵀ와 ∂W = xᵀ·∂y는 각각 forward와 같은 횟수의 곱셈-누적; ∂W는 학습하는 층에서만, ∂x는 "
+                      "앞에 학습하는 층이 있을 때만 (입력 자체는 필요 없다)"),
+    "backward.row": ("layer {i} {code}: forward {forward}; ∂x {dx}; ∂W {dw}",
+                     "{i}번째 층 {code}: forward {forward}; ∂x {dx}; ∂W {dw}"),
+    "backward.dx_yes": ("{n}", "{n}"),
+    "backward.dx_no": ("0 (nothing before it trains)", "0 (앞에 학습하는 층이 없다)"),
+    "backward.dw_yes": ("{n}", "{n}"),
+    "backward.dw_no": ("0 (frozen)", "0 (고정)"),
+    "backward.total": ("backward: {backward} ≈ {human}; training step: {step} ({ratio} x the forward)",
+                       "backward: {backward} ≈ {human}; 학습 step: {step} (forward의 {ratio}배)"),
     # network
     "network.ask": ("Fill in every row of this network for a {c_in}x{size}x{size} input (batch 1): output shape "
                     "(C x H x W), trainable parameters, and MACs (multiply-accumulates of convolution and "
@@ -239,6 +270,7 @@ _TEXT = {
     "kind.attention": ("attention (nn.MultiheadAttention)", "어텐션(nn.MultiheadAttention)"),
     "kind.recurrent": ("recurrent layers (RNN, GRU, LSTM)", "순환 층(RNN, GRU, LSTM)"),
     "kind.quantize": ("the bytes of a layer, float32 and int8", "층의 메모리, float32와 int8 양자화"),
+    "kind.backward": ("the backward pass: which gradients, how many MACs", "backward pass: 어떤 그래디언트를, 몇 번의 MACs로"),
     "kind.training": ("the memory of training: parameters, gradients, optimizer state",
                       "학습 메모리: 파라미터, 그래디언트, 옵티마이저 상태"),
     "column.layer": ("Layer", "층"),
