@@ -191,6 +191,7 @@ def op_name(func: Any) -> str:
         qualified = (func if kind == "OpOverloadPacket" else func._overloadpacket)._qualified_op_name
         if qualified.startswith("quantized::"):  # (aten's names with other arguments: quantized::linear, ::add)
             return qualified
+        name = qualified.rpartition("::")[2]  # (without the overload: torch.export's aten.conv2d.default, aten.py)
     if name == "__get__":  # a property such as Tensor.real or Tensor.T
         name = getattr(getattr(func, "__self__", None), "__name__", "get")
     if name.startswith("__") and name.endswith("__"):

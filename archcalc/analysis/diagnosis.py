@@ -94,7 +94,14 @@ def with_hint(message: str) -> str:
     if _ONE_VALUE in message:
         return (f"{message}: in a training step BatchNorm takes its statistics over the batch, which needs more "
                 f"than one value per channel; use --batch 2 or more")
+    if message.startswith(_GUARDS):
+        return (f"{message}: the program was exported for other input sizes (torch.export keeps each size fixed "
+                f"unless it was exported with dynamic shapes, torch.export.Dim); leave out --input and --batch to use "
+                f"its example inputs, or give their sizes")
     return message
+
+
+_GUARDS = ("Guard failed", "Expected input at")  # (an exported program checking its inputs' sizes)
 
 
 def explain(failed_op, frame_module, frame_name, frame_inputs, records, message: str) -> tuple[str, str]:
@@ -105,7 +112,7 @@ def explain(failed_op, frame_module, frame_name, frame_inputs, records, message:
         what = _concat(shapes, args, kwargs) if op in ("cat", "concat", "concatenate") else _binary(op, shapes)
         return where, what or with_hint(message)
     if frame_module is None:
-        return "", message
+        return "", with_hint(message)
     where = f"in {frame_name} ({type(frame_module).__name__}) receiving {shapes_text(frame_inputs)}"
     what = ""
     if isinstance(frame_module, nn.Linear):

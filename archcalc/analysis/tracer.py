@@ -32,7 +32,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.fx import GraphModule
 from torch.overrides import TorchFunctionMode
 
-from archcalc.analysis import custom_functions, receptive, storages
+from archcalc.analysis import aten, custom_functions, receptive, storages
 from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
                                        OpCall, counter_for_type, grad_counter_for_type, op_name, with_elementwise)
 from archcalc.analysis.origins import operator_spelling, origin
@@ -530,6 +530,9 @@ class Tracer(TorchFunctionMode):
         parent = self.current
         if parent is None and self.layer is None:  # (a layer here: a custom Function's backward, after the pass)
             return result
+        name = None
+        if type(func) is _OP_OVERLOAD and func.namespace == "aten":  # (a graph of torch.export's: aten.py)
+            name, args, kwargs = aten.in_python_order(op_name(func), tuple(args), kwargs)
         outputs = tensors_in(result)
         inputs = tensors_in(args) + tensors_in(kwargs)
         if not outputs or not inputs:
@@ -545,18 +548,19 @@ class Tracer(TorchFunctionMode):
         layer = self.layer
         if layer is not None:  # counted by the layer's formula; kept only as what the layer called
             if layer.counter is _BACKWARD_RUN:  # (a custom Function's backward, running: its calls are its cost)
-                if getattr(func, "__wrapped__", func) in custom_functions.AUTOGRAD or func.__name__ == "__get__":
+                if getattr(func, "__wrapped__", func) in custom_functions.AUTOGRAD or \
+                        getattr(func, "__name__", "") == "__get__":
                     return result  # (autograd's work: the differentiated calls' gradients, torch.autograd's functions
                     # being the run's replacements here; a property read, x.grad, x.T: no arithmetic)
                 enabled = torch.is_grad_enabled()  # (with gradients on: a forward run again, autograd may differentiate)
                 layer.inner.append(custom_functions.Call(
-                    OpCall(op_name(func), tuple(args), kwargs, shapes_in, shapes_out,
+                    OpCall(name or op_name(func), tuple(args), kwargs, shapes_in, shapes_out,
                            enabled and any(t.requires_grad for t in outputs)),
                     inputs, _grad_nodes(outputs) if enabled else None))
             else:
                 layer.inner.append((spelled or origin(func), shapes_in, shapes_out))
             return result
-        name = op_name(func)
+        name = name or op_name(func)
         qualified = f"{parent.name}.{name}" if parent.name else name
         self.op_calls[qualified] += 1
         index = self.next_index
@@ -777,6 +781,7 @@ def type_name(module: nn.Module) -> str:
 
 
 _new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
+_OP_OVERLOAD = torch._ops.OpOverload
 _SIZE_QUERIES = frozenset({Tensor.shape.__get__, Tensor.size, Tensor.numel})  # (what a TorchScript trace records)
 _STRIDED = torch.strided
 

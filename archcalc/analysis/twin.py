@@ -16,6 +16,7 @@ are deep-copied with the rest.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from torch import nn
@@ -36,7 +37,10 @@ def twin(model: nn.Module, device: torch.device, dtype: torch.dtype, share: bool
         if id(b) not in memo and not isinstance(b, UninitializedTensorMixin):
             memo[id(b)] = _tensor(b, device, dtype, share=False)
     try:
-        made = copy.deepcopy(model, memo)
+        with warnings.catch_warnings():  # (PyTorch's deprecation notices as it copies: an exported graph's tree specs)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            made = copy.deepcopy(model, memo)
     except Exception as error:  # an attribute that cannot be copied (a lock, a file, a C++ object)
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise InputError(f"cannot copy {type(model).__name__}'s structure to analyse it ({type(error).__name__}: "

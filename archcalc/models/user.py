@@ -8,6 +8,8 @@ import importlib.util
 import inspect
 import sys
 import traceback
+import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -144,6 +146,86 @@ def entry_for(spec: str, given_input: tuple[int, ...] | None) -> ModelEntry:
     return entry
 
 
+def program_entry(path: str, given_input) -> ModelEntry:
+    """A program torch.export.save wrote (a .pt2 file): its module, a graph of ATen operators (analysis/aten.py),
+    analysed as a twin; its input the example inputs it was exported with, unless --input is given (a program
+    exported without dynamic shapes runs at those sizes only, and says so)."""
+    import torch
+
+    if not Path(path).is_file():
+        raise InputError(f"no file {path!r}")
+    try:
+        with warnings.catch_warnings():  # (PyTorch's own deprecation notices while it reads the file)
+            warnings.simplefilter("ignore")
+            program = torch.export.load(path)
+    except Exception as error:  # noqa: BLE001 (whatever the file holds: one line)
+        raise InputError(f"{Path(path).name} is not a program torch.export.save wrote: {_describe(error)}") from None
+    example = program.example_inputs
+    declared = None
+    if example is not None and (example[0] or example[1]):
+        args, kwargs = example
+        declared = kwargs if kwargs and not args else (args[0] if len(args) == 1 else tuple(args)) if args else None
+        if not kwargs and all(t.is_floating_point() for t in args) and _batch_is_dynamic(program):
+            declared = [tuple(t.shape[1:]) for t in args]  # (any --batch: the sizes without the batch)
+            declared = declared[0] if len(declared) == 1 else declared
+    entry = _entry(path, "", declared, given_input, f"{Path(path).name} holds no example inputs: give its input size "
+                                                    f"with --input, without the batch")
+    from dataclasses import replace
+
+    module = _modules_of(program)
+    module.register_forward_pre_hook(partial(_sizes_checked, _exported_sizes(program)))
+    return replace(entry, description="a program torch.export saved", module=traceable(module, path))
+
+
+def _exported_sizes(program) -> list[tuple]:
+    """Each input's size as the program was exported for it: a number where it is fixed, None where dynamic."""
+    import torch
+
+    users = set(program.graph_signature.user_inputs)
+    values = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder" and n.name in users]
+    return [tuple(None if isinstance(n, torch.SymInt) else int(n) for n in v.shape) if hasattr(v, "shape") else None
+            for v in values]
+
+
+def _sizes_checked(sizes: list, module, args) -> None:
+    """A program's sizes are fixed where it was exported without dynamic shapes: say so before its graph fails
+    somewhere inside on a size it was traced with (a batch of another size meets a reshape to the old one)."""
+    import torch
+
+    given = [a for a in args if isinstance(a, torch.Tensor)]
+    for i, (t, size) in enumerate(zip(given, sizes)):
+        if size is not None and (t.dim() != len(size) or any(s is not None and s != n for s, n in zip(size, t.shape))):
+            wanted = "x".join("*" if s is None else str(s) for s in size)
+            raise RuntimeError(f"Guard failed: input {i} is {'x'.join(map(str, t.shape))}, the program takes "
+                               f"{wanted} (* any size)")
+
+
+def _batch_is_dynamic(program) -> bool:
+    """Whether every input the user gives was exported with a dynamic first dimension (torch.export.Dim)."""
+    sizes = _exported_sizes(program)
+    return bool(sizes) and all(size and size[0] is None for size in sizes)
+
+
+def _modules_of(program):
+    """The program as the modules it was exported from (torch.export.unflatten: each submodule under its own name,
+    its part of the graph its forward), else as one graph (ExportedProgram.module())."""
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            modules = torch.export.unflatten(program)
+    except Exception:  # noqa: BLE001 (a program unflatten cannot take apart: its one graph)
+        return program.module()
+    for module in modules.modules():  # (the fake tensors of its shapes, symbolic where exported with dynamic shapes,
+        graph = getattr(module, "graph", None)  # cannot be copied, and running the graph needs none of them)
+        if isinstance(graph, torch.fx.Graph):
+            for node in graph.nodes:
+                for key in ("val", "example_value", "tensor_meta", "unbacked_bindings"):
+                    node.meta.pop(key, None)
+    return modules
+
+
 def _is_module(obj) -> bool:
     import torch
 
@@ -199,6 +281,8 @@ def lookup(name: str, given_input: tuple[int, ...] | None = None) -> ModelEntry:
     """A registered model by name, or a user's model by FILE.py:NAME / package.module:NAME."""
     if is_user_spec(name):
         return entry_for(name, given_input)
+    if name.endswith(".pt2"):
+        return program_entry(name, given_input)
     if name.endswith(".py") or "/" in name or "\\" in name:
         example = f"{name}:Net" if name.endswith(".py") else "path/to/net.py:Net"
         raise InputError(f"{name!r} is a file, not a model: name the class or function in it as FILE.py:NAME, e.g. "

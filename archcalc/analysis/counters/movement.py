@@ -41,6 +41,7 @@ REARRANGEMENTS = (
     "triu_indices",
     "to_sparse", "to_sparse_coo", "to_sparse_csr", "to_sparse_csc", "to_sparse_bsr", "to_sparse_bsc", "to_dense",
     "coalesce",  # (a layout's change: the stored values found or placed)
+    "slice_scatter", "select_scatter", "diagonal_scatter", "as_strided_scatter",  # (a copy into a view of a copy)
 )
 BOOKKEEPING = (
     "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "zeros_like", "ones_like", "full_like",

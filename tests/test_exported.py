@@ -1,0 +1,117 @@
+"""Programs torch.export made (a graph of ATen operators, analysis/aten.py): counted as the model they were exported
+from, in torch.export's default form and in the core ATen form run_decompositions() makes, from Python and from a
+.pt2 file on the command line."""
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import archcalc
+
+
+class Mixed(nn.Module):
+    """The operators whose ATen schema orders their arguments otherwise than their Python function: BatchNorm,
+    InstanceNorm, interpolation; and conv, pooling, attention, GroupNorm, LayerNorm beside them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.inorm = nn.InstanceNorm2d(8, affine=True, track_running_stats=True)
+        self.gn = nn.GroupNorm(2, 8)
+        self.up = nn.ConvTranspose2d(8, 8, 2, stride=2)
+        self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(torch.relu(self.bn(self.conv(x))), 2)
+        x = self.gn(self.inorm(x))
+        x = F.interpolate(x, scale_factor=2, mode="bilinear") + F.interpolate(self.up(x), size=x.shape[-1] * 2)
+        tokens = self.norm(x.flatten(2).transpose(1, 2))
+        tokens = self.attention(tokens, tokens, tokens, need_weights=False)[0]
+        return self.head(tokens.mean(1))
+
+
+class Tagger(nn.Module):
+    """Token ids through an embedding (the table first in ATen's schema) and a GRU-free head."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(100, 16)
+        self.mix = nn.Linear(16, 16)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, ids):
+        return self.head(F.gelu(self.mix(self.embed(ids))))
+
+
+def _exported(model, example, core: bool = False, dynamic: bool = False):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shapes = ({0: torch.export.Dim("batch", min=1, max=64)},) if dynamic else None
+        program = torch.export.export(model.eval(), (example,), dynamic_shapes=shapes)
+        return program.run_decompositions() if core else program
+
+
+def _totals(a):
+    return a.totals.params, a.totals.macs, a.totals.elementwise
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_an_exported_program_counts_as_the_model_it_came_from(device):
+    torch.manual_seed(0)
+    for model, size, dtype in ((Mixed(), (2, 3, 16, 16), None), (Tagger(), (2, 12), "int64")):
+        example = torch.randint(0, 100, size) if dtype else torch.randn(size)
+        program = _exported(model, example).module()
+        eager, graph = (archcalc.analyze(m, [size], input_dtypes=[dtype] if dtype else None, device=device)
+                        for m in (model, program))
+        assert _totals(graph) == _totals(eager) and graph.totals.macs > 0
+        assert not [note for note in graph.notes if "not counted" in note]
+        eager, graph = (archcalc.analyze(m, [size], input_dtypes=[dtype] if dtype else None, device=device,
+                                         backward=True) for m in (model, program))  # (its graph: eval mode's)
+        assert graph.totals.backward_macs == eager.totals.backward_macs > 0
+
+
+def test_the_core_aten_form_counts_the_same_products():
+    """run_decompositions(): aten.convolution, addmm, _native_batch_norm_legit_no_training, ...: the same parameters
+    and multiply-accumulates (its element-wise work is what the decompositions became)."""
+    torch.manual_seed(0)
+    model = Mixed()
+    eager = archcalc.analyze(model, (2, 3, 16, 16))
+    graph = archcalc.analyze(_exported(model, torch.randn(2, 3, 16, 16), core=True).module(), (2, 3, 16, 16))
+    assert (graph.totals.params, graph.totals.macs) == (eager.totals.params, eager.totals.macs)
+    assert not [note for note in graph.notes if "not counted" in note]
+
+
+def test_a_saved_program_on_the_command_line(cli, tmp_path):
+    """A .pt2 file: its example inputs (a batch of 2 here), rows under the names of the modules it was exported
+    from; exported with a dynamic batch, any --batch; without, a batch of another size is refused in one line."""
+    torch.manual_seed(0)
+    model = Mixed()
+    eager = archcalc.analyze(model, (2, 3, 16, 16))
+    fixed, dynamic = tmp_path / "fixed.pt2", tmp_path / "dynamic.pt2"
+    torch.export.save(_exported(model, torch.randn(2, 3, 16, 16)), fixed)
+    torch.export.save(_exported(model, torch.randn(2, 3, 16, 16), dynamic=True), dynamic)
+    data = cli("summary", fixed, "-f", "json").json()
+    assert data["input_shape"] == [2, 3, 16, 16] and data["totals"]["macs"] == eager.totals.macs
+    assert data["totals"]["params"] == eager.totals.params
+    assert {"conv.conv2d", "bn.batch_norm", "head.linear"} <= {layer["name"] for layer in data["layers"]}
+    four = cli("flops", dynamic, "--batch", "4", "-f", "json").json()
+    assert four["totals"]["macs"] == 2 * eager.totals.macs
+    refused = cli("flops", fixed, "--input", "3x16x16", "--batch", "4")
+    assert refused.code == 1 and len(refused.err.strip().splitlines()) == 1
+    assert "the program was exported for other input sizes" in refused.err
+    memory = cli("memory", dynamic, "--batch", "2")
+    assert memory.code == 0 and "peak" in memory.out
+
+
+def test_a_file_that_is_no_program_is_one_line(cli, tmp_path):
+    bad = tmp_path / "bad.pt2"
+    bad.write_bytes(b"not a program")
+    run = cli("summary", bad)
+    assert run.code == 1 and "bad.pt2 is not a program torch.export.save wrote" in run.err
+    assert "no file" in cli("summary", tmp_path / "missing.pt2").err
