@@ -122,6 +122,7 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
     if len(models) < 1:
         raise InputError("compare needs at least one model")
     values: dict[str, dict[str, float]] = {}
+    batches: dict[str, int] = {}  # (a model's example inputs fix their own: a .pt2 program's, archcalc_input's)
     from archcalc.models.arguments import split_arguments
 
     for model in models:
@@ -136,6 +137,7 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
         while name in values:  # two modules of one class: vgg, vgg (2)
             name, n = f"{label} ({n})", n + 1
         values[name] = totals_of(result)
+        batches[name] = result.input_shape[0] if result.input_shape else batch
     if timed:
         on = "cpu" if device in ("meta", "auto") else device
         for name, timing in zip(values, time(list(models), input_size, batch=batch, device=on, dtype=dtype,
@@ -147,6 +149,8 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
 
     shape = shape_text(tuple(input_size)[1:]) if input_size else "each model's default"
     batch = tuple(input_size)[0] if input_size else batch
+    if len(set(batches.values())) > 1:
+        batch = "each model's own (" + ", ".join(f"{name} {n}" for name, n in batches.items()) + ")"
     context = f"input {shape}, batch {batch}, {device}, {_dtype_name(dtype)}"
     return compared(values, baseline or next(iter(values)), context)
 

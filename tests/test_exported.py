@@ -107,6 +107,8 @@ def test_a_saved_program_on_the_command_line(cli, tmp_path):
     assert "the program was exported for other input sizes" in refused.err
     memory = cli("memory", dynamic, "--batch", "2")
     assert memory.code == 0 and "peak" in memory.out
+    compared = cli("compare", fixed, "lenet5")  # (the program's example batch is its own)
+    assert compared.code == 0 and f"batch each model's own ({fixed} 2, lenet5 1)" in " ".join(compared.out.split())
 
 
 def test_a_file_that_is_no_program_is_one_line(cli, tmp_path):
