@@ -69,9 +69,10 @@ def analyze(model: Any, input_size: Size | Sequence[Size] | None = None, *, inpu
     if isinstance(model, str):
         result = _named(model, sizes, inputs, input_dtypes, batch, device, dtype_name, args, backward)
     elif _is_module(model):
+        from archcalc.models import programs
         from archcalc.models.user import traceable
 
-        model = traceable(model, type(model).__name__)  # torch.compile's wrapper -> its module; TorchScript refused
+        name = type(model).__name__
         if args:
             raise InputError("args are a registered model's builder arguments; build your module with them instead")
         if inputs is not None:
@@ -81,9 +82,14 @@ def analyze(model: Any, input_size: Size | Sequence[Size] | None = None, *, inpu
         elif getattr(model, "archcalc_input", None) is not None:
             given = engine.sized_inputs([(batch, *model.archcalc_input)], input_dtypes)
         else:
-            raise InputError(f"give the input of {type(model).__name__}, with the batch: e.g. "
+            raise InputError(f"give the input of {name}, with the batch: e.g. "
                              f"input_size={_example_size(model)}, or inputs=<example tensors>")
-        result = engine.analyse_given(model, type(model).__name__, given, device, dtype_name, backward)
+        if programs.is_torchscript(model):  # (converted to a program at this input: CPU tensors of its dtypes)
+            import torch
+
+            model = programs.from_torchscript(model, given.make(torch.device("cpu"), torch.float32)[0], name)
+        model = traceable(model, name)  # torch.compile's wrapper -> its module; a module holding TorchScript refused
+        result = engine.analyse_given(model, name, given, device, dtype_name, backward)
     else:
         raise InputError(f"model must be an nn.Module, a registered name or a FILE.py:NAME spec, got "
                          f"{type(model).__name__}")

@@ -320,5 +320,8 @@ def test_one_function_per_command_returns_what_the_command_renders(cli):
 def test_compiled_and_scripted_modules():
     compiled = torch.compile(MLP())
     assert archcalc.analyze(compiled, (1, 784)).totals.macs == 784 * 256 + 256 * 10
-    with pytest.raises(InputError, match="TorchScript module"):
-        archcalc.analyze(torch.jit.script(MLP()), (1, 784))
+    scripted = archcalc.analyze(torch.jit.script(MLP()), (1, 784))  # (converted to a program: test_exported.py)
+    assert scripted.totals.macs == 784 * 256 + 256 * 10
+    holder = nn.Sequential(torch.jit.script(MLP()), nn.ReLU())  # (a TorchScript part inside a Python model)
+    with pytest.raises(InputError, match="is a TorchScript module"):
+        archcalc.analyze(holder, (1, 784))

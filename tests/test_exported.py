@@ -1,6 +1,6 @@
 """Programs torch.export made (a graph of ATen operators, analysis/aten.py): counted as the model they were exported
 from, in torch.export's default form and in the core ATen form run_decompositions() makes, from Python and from a
-.pt2 file on the command line."""
+.pt2 file on the command line; TorchScript modules and .pt files, converted to such programs (models/programs.py)."""
 
 import warnings
 
@@ -30,10 +30,25 @@ class Mixed(nn.Module):
     def forward(self, x):
         x = F.max_pool2d(torch.relu(self.bn(self.conv(x))), 2)
         x = self.gn(self.inorm(x))
-        x = F.interpolate(x, scale_factor=2, mode="bilinear") + F.interpolate(self.up(x), size=x.shape[-1] * 2)
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear") + F.interpolate(self.up(x), size=x.shape[-1] * 2)
         tokens = self.norm(x.flatten(2).transpose(1, 2))
         tokens = self.attention(tokens, tokens, tokens, need_weights=False)[0]
         return self.head(tokens.mean(1))
+
+
+class Convolutional(Mixed):
+    """Mixed without its attention (the converter of TorchScript cannot take nn.MultiheadAttention's traced graph,
+    whose sizes it reads as values: a one-line error then)."""
+
+    def __init__(self):
+        super().__init__()
+        del self.attention
+
+    def forward(self, x):
+        x = F.max_pool2d(torch.relu(self.bn(self.conv(x))), 2)
+        x = self.gn(self.inorm(x))
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear") + F.interpolate(self.up(x), size=x.shape[-1] * 2)
+        return self.head(self.norm(x.mean((2, 3))))
 
 
 class Tagger(nn.Module):
@@ -117,3 +132,49 @@ def test_a_file_that_is_no_program_is_one_line(cli, tmp_path):
     run = cli("summary", bad)
     assert run.code == 1 and "bad.pt2 is not a program torch.export.save wrote" in run.err
     assert "no file" in cli("summary", tmp_path / "missing.pt2").err
+
+
+converter = pytest.importorskip("torch._export.converter")
+
+
+def _small():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 5))
+
+
+@pytest.mark.parametrize("make,network", [(torch.jit.trace, Convolutional), (torch.jit.script, _small)])
+def test_a_torchscript_module_counts_as_the_model_it_came_from(make, network):
+    """torch.jit.trace or torch.jit.script: converted to a program at the input asked for (torch.export's
+    converter), then counted; parameters, MACs, the backward's MACs and the training peak equal the Python model's
+    (a trace records x.shape[-1] * 2 as a product of 0-dim tensors: one element-wise operation more, one 64-byte
+    block more at the peak). (A scripted model with a loop, as GroupNorm's checks script into, is one the converter
+    refuses: a one-line error.)"""
+    torch.manual_seed(0)
+    model = network().eval()
+    traced = make is torch.jit.trace
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = make(model, torch.randn(2, 3, 16, 16), check_trace=False) if traced else make(model)
+    for size in ((2, 3, 16, 16), (1, 3, 16, 16)):
+        eager, converted = (archcalc.analyze(m, size) for m in (model, scripted))
+        assert _totals(converted)[:2] == _totals(eager)[:2]
+        assert converted.totals.elementwise - eager.totals.elementwise == traced
+    eager, converted = (archcalc.analyze(m, (2, 3, 16, 16), backward=True) for m in (model, scripted))
+    assert converted.totals.backward_macs == eager.totals.backward_macs > 0
+    peaks = [archcalc.memory(m, (2, 3, 16, 16)).peak.allocated for m in (scripted, model)]
+    assert peaks[0] - peaks[1] == 64 * traced
+
+
+def test_a_torchscript_file_on_the_command_line(cli, tmp_path):
+    torch.manual_seed(0)
+    model, path = Convolutional().eval(), tmp_path / "convolutional.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(model, torch.randn(2, 3, 16, 16), check_trace=False), path)
+    data = cli("summary", path, "--input", "3x16x16", "--batch", "3", "-f", "json").json()
+    assert data["totals"]["macs"] == archcalc.analyze(model, (3, 3, 16, 16)).totals.macs
+    assert "give it with --input" in cli("summary", path).err
+    weights = tmp_path / "weights.pth"
+    torch.save(model.state_dict(), weights)
+    run = cli("summary", weights, "--input", "3x16x16")
+    assert run.code == 1 and "weights.pth is not a TorchScript module torch.jit.save wrote: a state_dict" in run.err

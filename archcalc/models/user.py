@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from archcalc.errors import InputError, user_frames
+from archcalc.models import programs
 from archcalc.models.registry import ModelEntry
 
 
@@ -142,7 +143,8 @@ def entry_for(spec: str, given_input: tuple[int, ...] | None) -> ModelEntry:
     if _is_module(obj):  # a model the file made (`model = Net()`): analysed as its twin, as one given from Python
         from dataclasses import replace
 
-        return replace(entry, module=traceable(obj, spec))
+        made = _converted(obj, entry, spec) if programs.is_torchscript(obj) else obj
+        return replace(entry, module=traceable(made, spec))
     return entry
 
 
@@ -150,80 +152,32 @@ def program_entry(path: str, given_input) -> ModelEntry:
     """A program torch.export.save wrote (a .pt2 file): its module, a graph of ATen operators (analysis/aten.py),
     analysed as a twin; its input the example inputs it was exported with, unless --input is given (a program
     exported without dynamic shapes runs at those sizes only, and says so)."""
-    import torch
-
-    if not Path(path).is_file():
-        raise InputError(f"no file {path!r}")
-    try:
-        with warnings.catch_warnings():  # (PyTorch's own deprecation notices while it reads the file)
-            warnings.simplefilter("ignore")
-            program = torch.export.load(path)
-    except Exception as error:  # noqa: BLE001 (whatever the file holds: one line)
-        raise InputError(f"{Path(path).name} is not a program torch.export.save wrote: {_describe(error)}") from None
-    example = program.example_inputs
-    declared = None
-    if example is not None and (example[0] or example[1]):
-        args, kwargs = example
-        declared = kwargs if kwargs and not args else (args[0] if len(args) == 1 else tuple(args)) if args else None
-        if not kwargs and all(t.is_floating_point() for t in args) and _batch_is_dynamic(program):
-            declared = [tuple(t.shape[1:]) for t in args]  # (any --batch: the sizes without the batch)
-            declared = declared[0] if len(declared) == 1 else declared
-    entry = _entry(path, "", declared, given_input, f"{Path(path).name} holds no example inputs: give its input size "
-                                                    f"with --input, without the batch")
+    program = programs.load(path)
+    entry = _entry(path, "", programs.declared_input(program), given_input,
+                   f"{Path(path).name} holds no example inputs: give its input size with --input, without the batch")
     from dataclasses import replace
 
-    module = _modules_of(program)
-    module.register_forward_pre_hook(partial(_sizes_checked, _exported_sizes(program)))
-    return replace(entry, description="a program torch.export saved", module=traceable(module, path))
+    return replace(entry, description="a program torch.export saved", module=traceable(programs.modules(program), path))
 
 
-def _exported_sizes(program) -> list[tuple]:
-    """Each input's size as the program was exported for it: a number where it is fixed, None where dynamic."""
-    import torch
+def torchscript_entry(path: str, given_input) -> ModelEntry:
+    """A TorchScript archive torch.jit.save wrote (a .pt file): converted to an exported program (programs.py) at
+    the size given, its batch left free."""
+    module = programs.load_torchscript(path)
+    entry = _entry(path, "", None, given_input, f"a TorchScript file holds no input size: give it with --input, "
+                                                f"without the batch")
+    from dataclasses import replace
 
-    users = set(program.graph_signature.user_inputs)
-    values = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder" and n.name in users]
-    return [tuple(None if isinstance(n, torch.SymInt) else int(n) for n in v.shape) if hasattr(v, "shape") else None
-            for v in values]
-
-
-def _sizes_checked(sizes: list, module, args) -> None:
-    """A program's sizes are fixed where it was exported without dynamic shapes: say so before its graph fails
-    somewhere inside on a size it was traced with (a batch of another size meets a reshape to the old one)."""
-    import torch
-
-    given = [a for a in args if isinstance(a, torch.Tensor)]
-    for i, (t, size) in enumerate(zip(given, sizes)):
-        if size is not None and (t.dim() != len(size) or any(s is not None and s != n for s, n in zip(size, t.shape))):
-            wanted = "x".join("*" if s is None else str(s) for s in size)
-            raise RuntimeError(f"Guard failed: input {i} is {'x'.join(map(str, t.shape))}, the program takes "
-                               f"{wanted} (* any size)")
+    return replace(entry, description="a TorchScript module, converted", module=_converted(module, entry, path))
 
 
-def _batch_is_dynamic(program) -> bool:
-    """Whether every input the user gives was exported with a dynamic first dimension (torch.export.Dim)."""
-    sizes = _exported_sizes(program)
-    return bool(sizes) and all(size and size[0] is None for size in sizes)
-
-
-def _modules_of(program):
-    """The program as the modules it was exported from (torch.export.unflatten: each submodule under its own name,
-    its part of the graph its forward), else as one graph (ExportedProgram.module())."""
-    import torch
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            modules = torch.export.unflatten(program)
-    except Exception:  # noqa: BLE001 (a program unflatten cannot take apart: its one graph)
-        return program.module()
-    for module in modules.modules():  # (the fake tensors of its shapes, symbolic where exported with dynamic shapes,
-        graph = getattr(module, "graph", None)  # cannot be copied, and running the graph needs none of them)
-        if isinstance(graph, torch.fx.Graph):
-            for node in graph.nodes:
-                for key in ("val", "example_value", "tensor_meta", "unbacked_bindings"):
-                    node.meta.pop(key, None)
-    return modules
+def _converted(module, entry: ModelEntry, name: str):
+    """A TorchScript module as the program torch.export's converter makes of it, at the entry's input (a batch of
+    2: the converter leaves a batch of more than one free), or an example's."""
+    if entry.example is not None and not all(isinstance(s, (tuple, list)) for s in entry.example):
+        return programs.from_torchscript(module, entry.example, name)
+    sizes = [entry.default_input] if entry.example is None else [tuple(s) for s in entry.example]
+    return programs.from_torchscript(module, [(2, *size) for size in sizes], name)
 
 
 def _is_module(obj) -> bool:
@@ -236,10 +190,12 @@ def module_entry(model, given_input) -> ModelEntry:
     """The entry of an nn.Module given from Python (archcalc.memory(net, ...), archcalc.time(net, ...)):
     built as its twin on each device (analysis/twin.py), so the module itself is never moved or run; its
     input as entry_for's (the size given, else its archcalc_input)."""
-    model = traceable(model, type(model).__name__)
     name = type(model).__name__
     entry = _entry(name, "", getattr(model, "archcalc_input", None), given_input, f"give the input of {name}: "
                    f"input_size=(1, 3, 224, 224) (with the batch), or set archcalc_input = (3, 224, 224) on it")
+    if programs.is_torchscript(model):
+        model = _converted(model, entry, name)
+    model = traceable(model, name)
     from dataclasses import replace
 
     return replace(entry, description="a module given from Python", source="", module=model)
@@ -283,6 +239,8 @@ def lookup(name: str, given_input: tuple[int, ...] | None = None) -> ModelEntry:
         return entry_for(name, given_input)
     if name.endswith(".pt2"):
         return program_entry(name, given_input)
+    if name.endswith((".pt", ".pth", ".ptl")):
+        return torchscript_entry(name, given_input)
     if name.endswith(".py") or "/" in name or "\\" in name:
         example = f"{name}:Net" if name.endswith(".py") else "path/to/net.py:Net"
         raise InputError(f"{name!r} is a file, not a model: name the class or function in it as FILE.py:NAME, e.g. "
