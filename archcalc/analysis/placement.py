@@ -69,9 +69,21 @@ def _elsewhere(error: BaseException) -> bool:
             or isinstance(error, NotImplementedError) and any(text in str(error) for text in _NO_META_KERNEL))
 
 
+def _laid_out_otherwise(error: BaseException) -> bool:
+    """A view the meta kernels' strides refuse where the CPU's allow it (PyTorch 2.11's meta attention, in a graph
+    torch.export recorded as aten.view on the CPU's layout)."""
+    return isinstance(error, RuntimeError) and str(error).startswith(_VIEW_REFUSED)
+
+
+_VIEW_REFUSED = "view size is not compatible with input tensor's size and stride"
+
+
 def refusal(error: BaseException | None, name: str) -> str:
     """What the meta device's refusal was, said as a note's start: a kernel with no meta version (flex_attention,
-    torch.geqrf), else the forward reading a value."""
+    torch.geqrf), a view its layout refuses, else the forward reading a value."""
+    if any(_laid_out_otherwise(e) for e in _chain(error)):
+        return (f"a view in the forward pass of {name} is refused by the meta device's strides, which differ from the "
+                f"CPU's there")
     kernel = next((e for e in _chain(error) if _elsewhere(e)), None)
     if kernel is not None:
         first = str(kernel).splitlines()[0]
@@ -86,7 +98,7 @@ def refuses_meta(error: BaseException | None) -> bool:
     """Whether an error is the meta device refusing to give a value ('Cannot copy out of meta tensor',
     'Tensor.item() cannot be called on meta tensors', a data-dependent shape), or refusing meta tensors."""
     return any(isinstance(e, (NotImplementedError, RuntimeError)) and "meta" in str(e).lower() or _elsewhere(e)
-               for e in _chain(error))
+               or _laid_out_otherwise(e) for e in _chain(error))
 
 
 @contextlib.contextmanager
