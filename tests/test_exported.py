@@ -178,3 +178,13 @@ def test_a_torchscript_file_on_the_command_line(cli, tmp_path):
     torch.save(model.state_dict(), weights)
     run = cli("summary", weights, "--input", "3x16x16")
     assert run.code == 1 and "weights.pth is not a TorchScript module torch.jit.save wrote: a state_dict" in run.err
+
+
+def test_a_torchscript_module_a_file_makes(cli, tmp_path):
+    """`made = torch.jit.script(...)` at a file's top level: converted at --input, any --batch."""
+    path = tmp_path / "scripted.py"
+    path.write_text("import torch\nfrom torch import nn\n\n"
+                    "made = torch.jit.script(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),\n"
+                    "                                      nn.Linear(8 * 16 * 16, 5)))\n")
+    data = cli("flops", f"{path}:made", "--input", "3x16x16", "--batch", "4", "-f", "json").json()
+    assert data["totals"]["macs"] == 4 * (16 * 16 * 8 * 3 * 3 * 3 + 8 * 16 * 16 * 5)

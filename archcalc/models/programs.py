@@ -95,6 +95,9 @@ def from_torchscript(module, example, name: str):
         example = (example,)
     elif isinstance(example, list) and all(isinstance(s, (tuple, list)) for s in example):
         example = tuple(torch.randn(*s) for s in example)
+    elif not isinstance(example, (tuple, list)):  # (keyword inputs: a TorchScript module is called by position)
+        raise InputError(f"{name} is a TorchScript module: give its inputs by position (sizes or tensors), not "
+                         f"{type(example).__name__}")
     try:
         from torch._export.converter import TS2EPConverter
     except ImportError:

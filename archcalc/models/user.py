@@ -174,9 +174,10 @@ def torchscript_entry(path: str, given_input) -> ModelEntry:
 def _converted(module, entry: ModelEntry, name: str):
     """A TorchScript module as the program torch.export's converter makes of it, at the entry's input (a batch of
     2: the converter leaves a batch of more than one free), or an example's."""
-    if entry.example is not None and not all(isinstance(s, (tuple, list)) for s in entry.example):
-        return programs.from_torchscript(module, entry.example, name)
-    sizes = [entry.default_input] if entry.example is None else [tuple(s) for s in entry.example]
+    example = entry.example
+    if example is not None and not (isinstance(example, (tuple, list)) and all(_is_size(s) for s in example)):
+        return programs.from_torchscript(module, example, name)  # (example tensors)
+    sizes = [entry.default_input] if example is None else [tuple(s) for s in example]
     return programs.from_torchscript(module, [(2, *size) for size in sizes], name)
 
 
