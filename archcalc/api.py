@@ -285,8 +285,8 @@ def _named(name: str, sizes, inputs, input_dtypes, batch: int, device: str, dtyp
         return engine.placed(lambda d: engine.build_noted(entry, d, torch_dtype, overrides), entry.name, given, device,
                              torch_dtype, backward=backward)
     size, batch = _given(sizes, batch)
-    return engine.analyse(lookup(name, size), size, batch=batch, device=device, dtype=dtype, overrides=overrides,
-                          backward=backward, input_dtypes=input_dtypes)
+    return engine.analyse(lookup(name, size, input_dtypes), size, batch=batch, device=device, dtype=dtype,
+                          overrides=overrides, backward=backward, input_dtypes=input_dtypes)
 
 
 def _same_batch(sizes, batch: int) -> None:

@@ -172,8 +172,18 @@ def test_a_torchscript_file_on_the_command_line(cli, tmp_path):
         warnings.simplefilter("ignore")
         torch.jit.save(torch.jit.trace(model, torch.randn(2, 3, 16, 16), check_trace=False), path)
     data = cli("summary", path, "--input", "3x16x16", "--batch", "3", "-f", "json").json()
-    assert data["totals"]["macs"] == archcalc.analyze(model, (3, 3, 16, 16)).totals.macs
-    assert "give it with --input" in cli("summary", path).err
+    eager = archcalc.analyze(model, (3, 3, 16, 16))
+    assert (data["totals"]["macs"], data["totals"]["params"]) == (eager.totals.macs, eager.totals.params)
+    assert data["totals"]["trainable_params"] == eager.totals.params  # (torch.jit.load's parameters, lifted as
+    assert "give it with --input" in cli("summary", path).err          # buffers by the converter, made parameters)
+    assert cli("memory", path, "--input", "3x16x16", "--batch", "2").code == 0
+    tagger = tmp_path / "tagger.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(Tagger().eval(), torch.randint(0, 100, (2, 12))), tagger)
+    ids = cli("summary", tagger, "--input", "12", "--input-dtype", "int64", "--batch", "3", "-f", "json").json()
+    assert ids["totals"]["params"] == 100 * 16 + (16 + 1) * 16 + (16 + 1) * 4
+    assert ids["totals"]["macs"] == 3 * 12 * (16 * 16 + 16 * 4)
     weights = tmp_path / "weights.pth"
     torch.save(model.state_dict(), weights)
     run = cli("summary", weights, "--input", "3x16x16")

@@ -70,7 +70,7 @@ _VIEW_HELP = {
 
 
 def _models(format: str | None, output: str | None, input: str | list[str] | None, names: list[str],
-            args: list[str] | None = None):
+            args: list[str] | None = None, input_dtypes: list[str] | None = None):
     """The common start of a command on models: the output format, the --input size (or, repeated, the
     sizes), the entries (registered names or users' FILE.py:NAME, with the --arg values applied), each checked
     before any heavy import."""
@@ -84,7 +84,7 @@ def _models(format: str | None, output: str | None, input: str | list[str] | Non
     entries = []
     for spec in names:  # NAME@key=value: one model's own arguments
         name, own = split_arguments(spec)
-        entries.append(with_arguments(lookup(name, size), {**overrides, **own}))
+        entries.append(with_arguments(lookup(name, size, input_dtypes), {**overrides, **own}))
     return fmt, size, entries
 
 
@@ -210,7 +210,7 @@ def time_command(
     force: Force = False,
 ) -> None:
     """Measured forward-pass (or, with --training, training-step) time: median and IQR over many runs, images/s and achieved GFLOP/s."""
-    fmt, size, entries = _models(format, output, input, models, arg)
+    fmt, size, entries = _models(format, output, input, models, arg, input_dtype)
     if (samples is None) != (epochs is None):
         raise ArchcalcError("give both --samples and --epochs to estimate a training run")
     if samples is not None and not training:
@@ -251,7 +251,7 @@ def memory(
     force: Force = False,
 ) -> None:
     """Peak memory of training: two steps simulated tensor by tensor (CPU or CUDA allocator), its parts per layer; --fit: the largest batch that fits."""
-    fmt, size, (entry,) = _models(format, output, input, [model], arg)
+    fmt, size, (entry,) = _models(format, output, input, [model], arg, input_dtype)
     from archcalc.training.memory import device_kind, estimate, measurable, measure_peak
     from archcalc.output.memory_report import memory_report
 

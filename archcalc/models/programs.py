@@ -86,15 +86,17 @@ def is_torchscript(model) -> bool:
     return isinstance(model, torch.jit.ScriptModule)
 
 
-def from_torchscript(module, example, name: str):
+def from_torchscript(module, example, name: str, dtypes=None):
     """A TorchScript module as the program torch.export's converter (torch._export.converter, PyTorch 2.4 on) makes
-    of it, run on ``example``: full shapes (with the batch; float32 inputs) or example tensors."""
+    of it, run on ``example``: full shapes (with the batch) in ``dtypes`` (one for all or one each: "int64" or
+    "int64:N" for token ids, zeros; float32 where None) or example tensors."""
     import torch
 
     if isinstance(example, torch.Tensor):
         example = (example,)
     elif isinstance(example, list) and all(isinstance(s, (tuple, list)) for s in example):
-        example = tuple(torch.randn(*s) for s in example)
+        kinds = list(dtypes) if isinstance(dtypes, (list, tuple)) else [dtypes] * len(example)
+        example = tuple(_sample(s, kind) for s, kind in zip(example, kinds + [None] * len(example)))
     elif not isinstance(example, (tuple, list)):  # (keyword inputs: a TorchScript module is called by position)
         raise InputError(f"{name} is a TorchScript module: give its inputs by position (sizes or tensors), not "
                          f"{type(example).__name__}")
@@ -114,7 +116,42 @@ def from_torchscript(module, example, name: str):
                          f"program ({_first(error)}): give the Python module it was made from") from None
     finally:
         logging.disable(quiet)
-    return modules(program)
+    return _parameters_restored(modules(program), module)
+
+
+def _parameters_restored(made, module):
+    """The converter lifts the parameters of a TorchScript module that torch.jit.load read as buffers (it cannot
+    tell them apart there): each one the TorchScript module calls a parameter becomes one again, trainable as it
+    was, so that parameters, gradients and optimizer state count it (one Parameter for a tensor several
+    submodules hold)."""
+    import torch
+
+    trainable = {name: p.requires_grad for name, p in module.named_parameters()}
+    made_as: dict[int, torch.nn.Parameter] = {}
+    trees = [made]  # (and the module that owns the graph of one, which unflatten keeps beside it)
+    trees += [owner for m in made.modules() if isinstance(owner := getattr(getattr(m, "graph", None),
+                                                                            "_owning_module", None), torch.nn.Module)
+              and owner is not m and all(owner is not t for t in trees)]
+    for prefix, holder in (pair for tree in trees for pair in tree.named_modules(remove_duplicate=False)):
+        for leaf, tensor in list(holder._buffers.items()):
+            name = f"{prefix}.{leaf}" if prefix else leaf
+            if tensor is None or (name not in trainable and id(tensor) not in made_as):
+                continue
+            if id(tensor) not in made_as:
+                made_as[id(tensor)] = torch.nn.Parameter(tensor.detach(), requires_grad=trainable[name])
+            del holder._buffers[leaf]
+            holder._parameters[leaf] = made_as[id(tensor)]
+    return made
+
+
+def _sample(shape, kind):
+    """An input of ``shape`` for the converter to run: zeros of an integer dtype (token ids), else random floats."""
+    import torch
+
+    dtype = kind if isinstance(kind, torch.dtype) else getattr(torch, str(kind).split(":")[0], None) if kind else None
+    if isinstance(dtype, torch.dtype) and not (dtype.is_floating_point or dtype.is_complex):
+        return torch.zeros(shape, dtype=dtype)
+    return torch.randn(shape, dtype=dtype if isinstance(dtype, torch.dtype) else torch.float32)
 
 
 def _exported_sizes(program) -> list:

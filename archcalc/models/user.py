@@ -160,25 +160,26 @@ def program_entry(path: str, given_input) -> ModelEntry:
     return replace(entry, description="a program torch.export saved", module=traceable(programs.modules(program), path))
 
 
-def torchscript_entry(path: str, given_input) -> ModelEntry:
+def torchscript_entry(path: str, given_input, input_dtypes=None) -> ModelEntry:
     """A TorchScript archive torch.jit.save wrote (a .pt file): converted to an exported program (programs.py) at
-    the size given, its batch left free."""
+    the size given, in the dtypes given, its batch left free."""
     module = programs.load_torchscript(path)
     entry = _entry(path, "", None, given_input, f"a TorchScript file holds no input size: give it with --input, "
                                                 f"without the batch")
     from dataclasses import replace
 
-    return replace(entry, description="a TorchScript module, converted", module=_converted(module, entry, path))
+    return replace(entry, description="a TorchScript module, converted",
+                   module=_converted(module, entry, path, input_dtypes))
 
 
-def _converted(module, entry: ModelEntry, name: str):
+def _converted(module, entry: ModelEntry, name: str, input_dtypes=None):
     """A TorchScript module as the program torch.export's converter makes of it, at the entry's input (a batch of
     2: the converter leaves a batch of more than one free), or an example's."""
     example = entry.example
     if example is not None and not (isinstance(example, (tuple, list)) and all(_is_size(s) for s in example)):
         return programs.from_torchscript(module, example, name)  # (example tensors)
     sizes = [entry.default_input] if example is None else [tuple(s) for s in example]
-    return programs.from_torchscript(module, [(2, *size) for size in sizes], name)
+    return programs.from_torchscript(module, [(2, *size) for size in sizes], name, input_dtypes)
 
 
 def _is_module(obj) -> bool:
@@ -234,14 +235,15 @@ def _is_size(value) -> bool:
         isinstance(n, int) and not isinstance(n, bool) for n in value)
 
 
-def lookup(name: str, given_input: tuple[int, ...] | None = None) -> ModelEntry:
-    """A registered model by name, or a user's model by FILE.py:NAME / package.module:NAME."""
+def lookup(name: str, given_input: tuple[int, ...] | None = None, input_dtypes=None) -> ModelEntry:
+    """A registered model by name, or a user's model by FILE.py:NAME / package.module:NAME, a .pt2 program or a
+    TorchScript file (``input_dtypes``: its inputs' dtypes, for the example the converter runs)."""
     if is_user_spec(name):
         return entry_for(name, given_input)
     if name.endswith(".pt2"):
         return program_entry(name, given_input)
     if name.endswith((".pt", ".pth", ".ptl")):
-        return torchscript_entry(name, given_input)
+        return torchscript_entry(name, given_input, input_dtypes)
     if name.endswith(".py") or "/" in name or "\\" in name:
         example = f"{name}:Net" if name.endswith(".py") else "path/to/net.py:Net"
         raise InputError(f"{name!r} is a file, not a model: name the class or function in it as FILE.py:NAME, e.g. "
