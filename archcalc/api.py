@@ -113,14 +113,14 @@ def rf(model: Any, input_size: Size | Sequence[Size] | None = None, **options: A
 
 def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: str | None = None, batch: int = 1,
             device: str = "auto", dtype: Any = "float32", timed: bool = False,
-            args: Mapping[str, Any] | None = None) -> list:
+            args: Mapping[str, Any] | None = None, input_dtypes: Sequence[Any] | None = None) -> list:
     """Params, MACs, FLOPs and memory of several models (names, specs or nn.Modules), each against the
     baseline (a name; default the first): ``archcalc compare``'s rows (analysis.compare.ComparedModel:
     ``.model``, ``.values``, ``.difference``, ``.ratio``), a list that shows as the command's table (in a
     notebook, rich.print, ``.show()``). ``timed``: the forward latency as well
     (``latency_ms``, measured on ``device``, the CPU for meta and auto; a module is timed through a copy). ``args``:
     builder arguments for every named model (``{"reduction": 8}``); one model's own follow its name:
-    ``"se_resnet50@reduction=8"``."""
+    ``"se_resnet50@reduction=8"``. ``input_dtypes``: as analyze's (token ids: ``["int64"]``)."""
     from archcalc.analysis.compare import compare as compared, totals_of
 
     if isinstance(models, str) or _is_module(models):
@@ -137,7 +137,7 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
             model, own = split_arguments(model)
             own = {**dict(args or {}), **own}
         result = analyze(model, input_size, batch=batch, device=device, dtype=dtype,
-                         args=own if isinstance(model, str) else None)
+                         args=own if isinstance(model, str) else None, input_dtypes=input_dtypes)
         label = label if isinstance(label, str) and "@" in label else result.model
         name, n = label, 2
         while name in values:  # two modules of one class: vgg, vgg (2)
@@ -147,7 +147,7 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
     if timed:
         on = "cpu" if device in ("meta", "auto") else device
         for name, timing in zip(values, time(list(models), input_size, batch=batch, device=on, dtype=dtype,
-                                             args=args)):
+                                             args=args, input_dtypes=input_dtypes)):
             if timing.error:
                 raise InputError(f"{name}: {timing.error}")
             values[name]["latency_ms"] = timing.median_ms

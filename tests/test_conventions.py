@@ -118,6 +118,40 @@ def test_reconcile_and_convention_commands(cli):
     assert bad.code == 1 and "unknown convention 'calflops'" in bad.err
 
 
+LANGUAGE_MODEL = """
+from torch import nn
+
+
+class LM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(1000, 32)
+        self.layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+        self.head = nn.Linear(32, 1000)
+
+    def forward(self, ids):
+        return self.head(self.layer(self.embed(ids)))
+"""
+
+
+def test_reconcile_and_compare_take_token_ids(cli, tmp_path):
+    """--input-dtype on reconcile and compare, as on the views: a language model of token ids, each tool run on ids
+    below its vocabulary and reproduced."""
+    path = tmp_path / "lm.py"
+    path.write_text(LANGUAGE_MODEL)
+    data = cli("reconcile", f"{path}:LM", "--input", "16", "--input-dtype", "int64:1000", "-f", "json").json()
+    rows = {r["convention"]: r for r in data["rows"]}
+    for tool in ("fvcore", "torchinfo", "thop", "ptflops", "flop_counter"):
+        assert rows[tool]["tool_total"] == rows[tool]["total"], tool
+    # paper: the attention's Q, K, V and output projections (4*16*32*32), QKᵀ and PV (2*16*16*32), the feed-forward
+    # (2*16*32*64) and the head (16*32*1000)
+    assert rows["paper"]["total"] == 4 * 16 * 32 * 32 + 2 * 16 * 16 * 32 + 2 * 16 * 32 * 64 + 16 * 32 * 1000
+    compared = cli("compare", f"{path}:LM", "lenet5", "--input-dtype", "int64", "--input", "16")
+    assert compared.code == 1 and "lenet5" in compared.err  # (lenet5 takes images: one line, no traceback)
+    alone = cli("compare", f"{path}:LM", f"{path}:LM", "--input", "16", "--input-dtype", "int64", "-f", "json").json()
+    assert {row["macs"] for row in alone["rows"]} == {rows["paper"]["total"]}
+
+
 def test_the_cli_knows_every_convention():
     assert CONVENTIONS == NAMES
 

@@ -198,12 +198,12 @@ def _per_image(total: ToolTotal, batch: int) -> ToolTotal:
     return replace(total, version=f"{total.version} (one image x {batch})")
 
 
-def run_tools(entry: ModelEntry, size, batch: int) -> dict[str, ToolTotal]:
+def run_tools(entry: ModelEntry, size, batch: int, input_dtypes=None) -> dict[str, ToolTotal]:
     """fvcore, thop and ptflops on real CPU tensors, torchinfo and flop_counter on the meta device (on the CPU
     where that fails: a kernel with no meta version, a value read, a device check). The inputs are the
     entry's: a size (random values), or its example inputs (a tuple of positional inputs, a list of images
     for a detector, a dict of keyword inputs), given to each tool as it takes them."""
-    inputs = entry_inputs(entry, size, batch)
+    inputs = entry_inputs(entry, size, batch, input_dtypes)
     sized = all(isinstance(t, TensorSpec) for t in inputs.tensors())
 
     def on(device: str):
@@ -368,6 +368,7 @@ def _hooked_owner(r: LayerRecord, records: tuple[LayerRecord, ...], hooked: dict
     return None
 
 
-def reconcile(entry: ModelEntry, size, batch: int) -> tuple[Analysis, dict[str, ToolTotal]]:
-    return analyse(entry, size, batch=batch, inner=True), run_tools(entry, size, batch)
+def reconcile(entry: ModelEntry, size, batch: int, input_dtypes=None) -> tuple[Analysis, dict[str, ToolTotal]]:
+    return (analyse(entry, size, batch=batch, inner=True, input_dtypes=input_dtypes),
+            run_tools(entry, size, batch, input_dtypes))
 

@@ -342,16 +342,17 @@ def reconcile(
     input: InputSize = None,
     arg: Args = None,
     batch: Batch = 1,
+    input_dtype: InputDtype = None,
     format: Format = None,
     output: Output = None,
     force: Force = False,
 ) -> None:
     """Each counting convention's total beside fvcore's, torchinfo's, thop's, ptflops's and torch.utils.flop_counter's own, with every difference explained."""
-    fmt, size, (entry,) = _models(format, output, input, [model], arg)
+    fmt, size, (entry,) = _models(format, output, input, [model], arg, input_dtype)
     from archcalc.analysis.reconcile import reconcile as run
     from archcalc.output.reconcile_report import reconcile_report
 
-    result, tools = run(entry, size, batch)
+    result, tools = run(entry, size, batch, input_dtype)
     emit(reconcile_report(result, tools), fmt, output, force)
 
 
@@ -365,19 +366,20 @@ def compare(
     device: Device = "auto",
     dtype: Dtype = "float32",
     time: Annotated[bool, typer.Option("--time", help="Also measure forward latency (on --device cpu/cuda; meta and auto measure on the cpu).")] = False,
+    input_dtype: InputDtype = None,
     format: Format = None,
     output: Output = None,
     plot: Plot = None,
     force: Force = False,
 ) -> None:
     """Params, MACs, FLOPs and memory of several models, each against a baseline: `compare vgg_base vgg_skip vgg_dense vgg_ca`."""
-    fmt, size, _ = _models(format, output, input, models, arg)  # (every name checked before any work)
+    fmt, size, _ = _models(format, output, input, models, arg, input_dtype)  # (every name checked before any work)
     _check_plot(plot, force)
     from archcalc.api import compare as compared
     from archcalc.models.arguments import parse
 
     rows = compared(models, _full_sizes(size, batch), baseline=baseline, batch=batch, device=device, dtype=dtype,
-                    timed=time, args=parse(arg or []))
+                    timed=time, args=parse(arg or []), input_dtypes=input_dtype)
     emit(rows.report(), fmt, output, force)
     if plot:
         from archcalc.output.plots import plot_comparison
