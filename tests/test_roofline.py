@@ -37,3 +37,16 @@ def test_roofline_argument_errors(cli):
     assert half.code == 2 and "give both --peak-gflops and --peak-gbs" in half.err
     no_peaks = cli("roofline", "cnnet", "--plot", "x.png")
     assert no_peaks.code == 2 and "--plot needs the peaks" in no_peaks.err and no_peaks.out == ""
+
+
+def test_a_language_model_of_token_ids(cli, tmp_path):
+    """--input-dtype, as the other commands take it: the head's bytes are its input (16x32 float32), its weights and
+    bias ((32 + 1)*1000 float32) and its output (16x1000 float32)."""
+    from tests.test_conventions import LANGUAGE_MODEL
+
+    path = tmp_path / "lm.py"
+    path.write_text(LANGUAGE_MODEL)
+    data = cli("roofline", f"{path}:LM", "--input", "16", "--input-dtype", "int64:1000", "-f", "json").json()
+    head = next(layer for layer in data["layers"] if layer["name"] == "head")
+    assert head["bytes"] == 4 * (16 * 32 + 33 * 1000 + 16 * 1000)
+    assert head["flops"] == 2 * 16 * 32 * 1000 + 16 * 1000  # (2 x MACs + the bias's additions)

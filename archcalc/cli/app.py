@@ -291,13 +291,14 @@ def roofline(
     peak_gbs: Annotated[Optional[float], typer.Option("--peak-gbs", min=0.001, help="The device's peak memory bandwidth, GB/s.")] = None,
     measure: Annotated[Optional[str], typer.Option("--measure", help="Measure the peaks on this device (cpu or cuda): a large matmul and a large copy.")] = None,
     time: Annotated[Optional[str], typer.Option("--time", help="Also time every layer on this device (cpu or cuda) and place it against the roof.")] = None,
+    input_dtype: InputDtype = None,
     format: Format = None,
     output: Output = None,
     plot: Plot = None,
     force: Force = False,
 ) -> None:
     """Arithmetic intensity of every layer and, with peaks, whether it is compute- or memory-bound."""
-    fmt, size, (entry,) = _models(format, output, input, [model], arg)
+    fmt, size, (entry,) = _models(format, output, input, [model], arg, input_dtype)
     if (peak_gflops is None) != (peak_gbs is None):
         raise typer.BadParameter("give both --peak-gflops and --peak-gbs, or --measure")
     if plot and peak_gflops is None and not measure:
@@ -307,12 +308,12 @@ def roofline(
     _check_plot(plot, force)
     from dataclasses import replace
 
-    from archcalc.analysis.engine import analyse, build, entry_shape, resolve_dtype
+    from archcalc.analysis.engine import analyse, build, entry_inputs, resolve_dtype
     from archcalc.analysis.roofline import points as roofline_points
     from archcalc.output.roofline_report import roofline_report
     from archcalc.timing.measure import resolve_timing_device
 
-    result = analyse(entry, size, batch=batch, dtype=dtype)
+    result = analyse(entry, size, batch=batch, dtype=dtype, input_dtypes=input_dtype)
     pts = roofline_points(result)
     flops_peak, bytes_peak, how = (peak_gflops and peak_gflops * 1e9), (peak_gbs and peak_gbs * 1e9), "given"
     if measure:
@@ -326,8 +327,11 @@ def roofline(
 
         device = resolve_timing_device(time, "--time")
         net = build(entry, device, resolve_dtype(dtype))
-        x = torch.randn(entry_shape(entry, size, batch), device=device, dtype=resolve_dtype(dtype))
-        seconds = layer_times(net, x)
+        args, kwargs = entry_inputs(entry, size, batch, input_dtype).make(device, resolve_dtype(dtype))
+        if kwargs or len(args) != 1:
+            raise ArchcalcError("--time times a model of one input tensor; this one takes "
+                                f"{len(args) + len(kwargs)}: leave out --time")
+        seconds = layer_times(net, args[0])
         pts = [replace(p, time_s=seconds.get(p.name)) for p in pts]
     emit(roofline_report(result.model, result.dtype, pts, flops_peak, bytes_peak, how), fmt, output, force)
     if plot:
