@@ -122,6 +122,9 @@ def test_a_saved_program_on_the_command_line(cli, tmp_path):
     assert "the program was exported for other input sizes" in refused.err
     memory = cli("memory", dynamic, "--batch", "2")
     assert memory.code == 0 and "peak" in memory.out
+    train = cli("flops", fixed, "--pass", "train", "-f", "json").json()  # (exported in eval mode: its BatchNorm's
+    assert any(note.startswith("1 batch_norm call takes the running statistics in this training step")  # graph
+               for note in train["notes"])                                                            # keeps them)
     compared = cli("compare", fixed, "lenet5")  # (the program's example batch is its own)
     assert compared.code == 0 and f"batch each model's own ({fixed} 2, lenet5 1)" in " ".join(compared.out.split())
 

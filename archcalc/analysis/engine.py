@@ -22,7 +22,7 @@ from archcalc.analysis.diagnosis import explain, unbatched, with_hint
 from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.packed import QUANTIZED_TYPES
-from archcalc.analysis.records import Analysis, LayerRecord, Totals
+from archcalc.analysis.records import OP, Analysis, LayerRecord, Totals
 from archcalc.analysis.tracer import Tracer, shapes_of, tensors_in
 from archcalc.errors import ForwardError, InputError
 from archcalc.formulas.numbers import shape_text
@@ -281,6 +281,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
             if not any(t.is_floating_point() and t.requires_grad for t in tensors_in(output)):
                 notes += (f"the output of {name} holds no floating-point tensor that needs a gradient: there is no "
                           f"loss to take, so the backward pass computes nothing (are all its parameters frozen?)",)
+            notes += _frozen_statistics(records)
             recounted = tracer.per_output_backward(output)
             dead, off = tracer.off_the_path(output), tracer.gradients_off()
             records = tuple(r._replace(backward=GRADIENTS_OFF) if r.index in off and r.backward is not None else
@@ -320,6 +321,18 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
         input_shapes=shapes,
         input_dtypes=tuple(str(d).removeprefix("torch.") for d in inputs.dtypes(dtype)),
     )
+
+
+def _frozen_statistics(records: tuple[LayerRecord, ...]) -> tuple[str, ...]:
+    """A note where a training step's batch_norm calls take the running statistics (a program exported in eval
+    mode, whose graph keeps them; a BatchNorm frozen by its code): counted as they run, 2 operations an element."""
+    frozen = sum(1 for r in records if r.kind == OP and r.type == "batch_norm"
+                 and "batch's statistics" not in r.formulas.get("elementwise", ""))
+    if not frozen:
+        return ()
+    return (f"{frozen} batch_norm call{'s take' if frozen > 1 else ' takes'} the running statistics in this training "
+            f"step (a program exported in eval mode keeps them, or the code freezes them): counted so, 2 operations "
+            f"an element, not the batch's 5, and not updated",)
 
 
 def _trace_step(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dtype: torch.dtype,
