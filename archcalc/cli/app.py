@@ -321,8 +321,6 @@ def roofline(
 
         flops_peak, bytes_peak, how = measure_peaks(resolve_timing_device(measure, "--measure"), resolve_dtype(dtype))
     if time:
-        import torch
-
         from archcalc.timing.layers import layer_times
 
         device = resolve_timing_device(time, "--time")

@@ -8,8 +8,6 @@ import importlib.util
 import inspect
 import sys
 import traceback
-import warnings
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
