@@ -8,6 +8,7 @@ import importlib.util
 import inspect
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -139,8 +140,6 @@ def entry_for(spec: str, given_input: tuple[int, ...] | None) -> ModelEntry:
     obj, _ = load_object(spec)
     entry = _entry(spec, spec, getattr(obj, "archcalc_input", None), given_input)
     if _is_module(obj):  # a model the file made (`model = Net()`): analysed as its twin, as one given from Python
-        from dataclasses import replace
-
         made = _converted(obj, entry, spec) if programs.is_torchscript(obj) else obj
         return replace(entry, module=traceable(made, spec))
     return entry
@@ -153,8 +152,6 @@ def program_entry(path: str, given_input) -> ModelEntry:
     program = programs.load(path)
     entry = _entry(path, "", programs.declared_input(program), given_input,
                    f"{Path(path).name} holds no example inputs: give its input size with --input, without the batch")
-    from dataclasses import replace
-
     return replace(entry, description="a program torch.export saved", module=traceable(programs.modules(program), path))
 
 
@@ -164,8 +161,6 @@ def torchscript_entry(path: str, given_input, input_dtypes=None) -> ModelEntry:
     module = programs.load_torchscript(path)
     entry = _entry(path, "", None, given_input, f"a TorchScript file holds no input size: give it with --input, "
                                                 f"without the batch")
-    from dataclasses import replace
-
     return replace(entry, description="a TorchScript module, converted",
                    module=_converted(module, entry, path, input_dtypes))
 
@@ -196,16 +191,12 @@ def module_entry(model, given_input) -> ModelEntry:
     if programs.is_torchscript(model):
         model = _converted(model, entry, name)
     model = traceable(model, name)
-    from dataclasses import replace
-
     return replace(entry, description="a module given from Python", source="", module=model)
 
 
 def example_entry(model, inputs) -> ModelEntry:
     """The entry of an nn.Module given from Python with example inputs (archcalc.reconcile(net, inputs=...))."""
     model = traceable(model, type(model).__name__)
-    from dataclasses import replace
-
     return replace(_entry(type(model).__name__, "", inputs, None), description="a module given from Python",
                    source="", module=model)
 
