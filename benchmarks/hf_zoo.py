@@ -1,7 +1,7 @@
 """Hugging Face's networks, built from their configurations (random weights, nothing downloaded), against
 independent counts of the same model, in one run:
 
-    pip install transformers diffusers timm torchaudio ultralytics segmentation-models-pytorch   # (not archcalc's
+    pip install transformers diffusers timm torchaudio ultralytics segmentation-models-pytorch monai einops torch_geometric  # (not archcalc's
     # dependencies; one not installed is left out)
     python benchmarks/hf_zoo.py [--memory [--amp bfloat16]] [NAME ...]
 
@@ -300,6 +300,82 @@ def _torchaudio():
     }
 
 
+def _monai():
+    """MONAI's medical-imaging networks (pip install monai einops), where installed: 3D segmentation (U-Net,
+    SegResNet, UNETR, Swin-UNETR, DynUNet, HighResNet, MedNeXt), a 3D DenseNet-121, QuickNAT (2D, one max-pooling
+    module with return_indices held by its four encoder blocks, unpooled by its decoders), a variational
+    autoencoder (a random draw in forward), a diffusion U-Net (a timestep beside the image), a masked autoencoder
+    (torch.multinomial picks the patches it keeps) and VoxelMorph (registration: two volumes). A wrapper keeps the
+    first output of those that return several."""
+    try:
+        import monai.networks.nets as n
+    except ImportError:
+        return {}
+    volume = [(2, 1, 32, 32, 32)]
+    return {
+        "monai-unet": (lambda: n.UNet(3, 1, 2, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2),
+                                      num_res_units=2), volume, None),
+        "segresnet": (lambda: n.SegResNet(3, init_filters=8, in_channels=1, out_channels=2), volume, None),
+        "unetr": (lambda: n.UNETR(1, 2, (32, 32, 32), feature_size=16, hidden_size=192, mlp_dim=768, num_heads=4),
+                  volume, None),
+        "swin-unetr": (lambda: n.SwinUNETR(in_channels=1, out_channels=2, feature_size=24, spatial_dims=3),
+                       [(1, 1, 64, 64, 64)], None),
+        "dynunet": (lambda: n.DynUNet(3, 1, 2, kernel_size=[3, 3, 3, 3], strides=[1, 2, 2, 2],
+                                      upsample_kernel_size=[2, 2, 2]), volume, None),
+        "highresnet": (lambda: n.HighResNet(3, 1, 2), volume, None),
+        "mednext-s": (lambda: n.MedNeXtS(spatial_dims=3, in_channels=1, out_channels=2), volume, None),
+        "densenet121-3d": (lambda: n.DenseNet121(spatial_dims=3, in_channels=1, out_channels=2), volume, None),
+        "quicknat": (lambda: n.Quicknat(num_classes=2, num_channels=1, num_filters=16, se_block="CSE"),
+                     [(2, 1, 64, 64)], None),
+        "var-autoencoder": (lambda: First(n.VarAutoEncoder(2, (1, 64, 64), 1, 16, channels=(8, 16, 32),
+                                                           strides=(2, 2, 2))), [(2, 1, 64, 64)], None),
+        "diffusion-unet": (lambda: n.DiffusionModelUNet(2, 1, 1, channels=(32, 64, 64),
+                                                        attention_levels=(False, True, True), num_res_blocks=1,
+                                                        num_head_channels=32),
+                           [(2, 1, 32, 32), (2,)], ["float32", "int64:1000"]),
+        "mae-vit": (lambda: First(n.MaskedAutoEncoderViT(1, (32, 32, 32), (8, 8, 8), hidden_size=192, mlp_dim=384,
+                                                         num_heads=4, decoder_hidden_size=96, decoder_mlp_dim=192,
+                                                         decoder_num_heads=4)), volume, None),
+        "voxelmorph": (lambda: n.VoxelMorph(), [(1, 1, 32, 32, 32), (1, 1, 32, 32, 32)], None),
+    }
+
+
+class OnGraph(torch.nn.Module):
+    """A PyTorch Geometric layer given the node features and the edges (edge_index) positionally."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x, edge_index):
+        return self.layer(x, edge_index)
+
+
+def _geometric():
+    """PyTorch Geometric's graph networks (pip install torch_geometric), where installed, on one graph of 1,000
+    nodes of 16 features and 5,000 random edges: GCN, GraphSAGE, GIN and GAT of three layers, PNA (four
+    aggregators, two scalers), TAGConv and ChebConv (which call their linear layers as lin.forward(x): no hook
+    runs) and GatedGraphConv (a GRU cell a step). Messages are gathered by index and summed by scatter_add or
+    scatter_reduce: element-wise work, no MACs."""
+    try:
+        import torch_geometric.nn as g
+    except ImportError:
+        return {}
+    graph, kinds = [(1000, 16), (2, 5000)], ["float32", "int64:1000"]
+    return {
+        "gcn": (lambda: g.models.GCN(16, 64, 3, 7), graph, kinds),
+        "graphsage": (lambda: g.models.GraphSAGE(16, 64, 3, 7), graph, kinds),
+        "gin": (lambda: g.models.GIN(16, 64, 3, 7), graph, kinds),
+        "gat": (lambda: g.models.GAT(16, 64, 3, 7, heads=4), graph, kinds),
+        "pna": (lambda: g.models.PNA(16, 64, 2, 7, aggregators=["mean", "min", "max", "std"],
+                                     scalers=["identity", "amplification"], deg=torch.tensor([0, 10, 50, 30, 10])),
+                graph, kinds),
+        "tagconv": (lambda: OnGraph(g.TAGConv(16, 32)), graph, kinds),
+        "chebconv": (lambda: OnGraph(g.ChebConv(16, 32, K=3)), graph, kinds),
+        "gatedgraph": (lambda: OnGraph(g.GatedGraphConv(32, 2)), [(1000, 32), (2, 5000)], kinds),
+    }
+
+
 def _loss(output) -> torch.Tensor:
     """Every floating-point output summed, at any depth (a ModelOutput's tuples of every layer's states, YOLOv10's
     dict of two heads): a loss every output leads to, as archcalc's --pass train takes it."""
@@ -354,7 +430,8 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--amp", default=None, help="with --memory: the steps under torch.autocast('cpu', AMP)")
     options = parser.parse_args()
-    zoo = {**_zoo(), **_diffusers(), **_timm(), **_torchaudio(), **_detection_and_segmentation()}
+    zoo = {**_zoo(), **_diffusers(), **_timm(), **_torchaudio(), **_detection_and_segmentation(), **_monai(),
+           **_geometric()}
     print(f"{'model':14s} {'params':>12s} {'/theirs':>8s} {'forward GFLOPs':>14s} {'/flop_counter':>13s} "
           f"{'train GFLOPs':>12s} {'/flop_counter':>13s}" + (f" {'CPU peak MiB':>12s} {'/real':>8s}"
                                                               if options.memory else "") + f" {'s':>5s}")

@@ -468,6 +468,63 @@ class LibraryIdioms(nn.Module):
         return self.rows(self.blocks(self.position(x)))
 
 
+class PoolEncoder(nn.Module):
+    def __init__(self, c_in, c_out, pool):
+        super().__init__()
+        self.conv, self.pool = nn.Conv2d(c_in, c_out, 3, padding=1), pool
+
+    def forward(self, x):
+        return self.pool(torch.relu(self.conv(x)))
+
+
+class PoolingIndices(nn.Module):
+    """SegNet's and QuickNAT's pooling: max-pooling that keeps where each maximum was, one
+    nn.MaxPool2d(return_indices=True) held by both encoder blocks (QuickNAT's; their decoders' nn.MaxUnpool2d is
+    left out: fvcore's TorchScript trace of max_unpool2d fails on PyTorch 2.13, a torch._check given a tensor);
+    F.max_pool2d and F.adaptive_max_pool2d with return_indices=True, which reach a trace as the functions
+    they dispatch to (F.max_pool2d_with_indices, ...), and a direct F.max_pool2d_with_indices call (ptflops
+    patches F.max_pool2d, which the module and the first calls go through, and not the last)."""
+
+    def __init__(self, width=4):
+        super().__init__()
+        pool = nn.MaxPool2d(2, return_indices=True)
+        self.encoders = nn.ModuleList([PoolEncoder(3, width, pool), PoolEncoder(width, width, pool)])
+        self.head = nn.Conv2d(width, 2, 1)
+
+    def forward(self, x):
+        for encoder in self.encoders:
+            x, _ = encoder(x)
+        pooled, _ = F.max_pool2d(x, 2, return_indices=True)
+        direct, _ = F.max_pool2d_with_indices(x, 2)
+        gate, _ = F.adaptive_max_pool2d(x, 1, return_indices=True)
+        return self.head((pooled + direct) * gate)
+
+
+class DirectForward(nn.Module):
+    """Layers called as ``layer.forward(x)``, not ``layer(x)``, which runs no hook (PyG's TAGConv and ChebConv call
+    their linear layers so): a graph convolution of K hops over a fixed normalised adjacency Â of a path graph,
+    out = Σ_k lin_k(Âᵏ x), with the first hop's layer called as usual and the others by .forward; then a BatchNorm1d
+    (over the nodes) and a ReLU called by .forward too (ptflops still counts the F.relu inside, which it patched).
+    thop, torchinfo and ptflops's hooks count nothing for those calls; fvcore and flop_counter see the operations
+    as ever."""
+
+    def __init__(self, nodes=10, features=8, hops=3):
+        super().__init__()
+        self.lins = nn.ModuleList(nn.Linear(features, features) for _ in range(hops))
+        self.norm = nn.BatchNorm1d(nodes)
+        self.act = nn.ReLU()
+        adjacency = torch.eye(nodes) + torch.diag(torch.ones(nodes - 1), 1) + torch.diag(torch.ones(nodes - 1), -1)
+        degree = adjacency.sum(1).rsqrt()
+        self.register_buffer("adjacency", degree[:, None] * adjacency * degree[None, :])
+
+    def forward(self, x):  # x: (graphs, nodes, features)
+        out = self.lins[0](x)
+        for lin in self.lins[1:]:
+            x = torch.einsum("ij,bjf->bif", self.adjacency, x)
+            out = out + lin.forward(x)
+        return self.act.forward(self.norm.forward(out))
+
+
 NETWORKS = {
     "tiny_vit": (TinyViT, (2, 3, 32, 32), torch.float32),
     "sdpa_attention": (SDPAttention, (2, 10, 32), torch.float32),
@@ -485,6 +542,8 @@ NETWORKS = {
     "functional_mha": (FunctionalMHA, (10, 2, 32), torch.float32),
     "custom_functions": (CustomFunctions, (2, 10, 32), torch.float32),
     "library_idioms": (LibraryIdioms, (2, 3, 12, 12), torch.float32),
+    "pooling_indices": (PoolingIndices, (2, 3, 32, 32), torch.float32),
+    "direct_forward": (DirectForward, (2, 10, 8), torch.float32),
 }
 BEYOND_FLOP_COUNTER = {  # networks with operations torch.utils.flop_counter has no formula for (it counts them 0)
     "matrix_products": (MatrixProducts, (2, 6, 8), torch.float32),

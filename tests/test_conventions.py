@@ -44,7 +44,8 @@ SPECS = {"causal_attention": ("SDPAttention", {"causal": True}), "mha_weights": 
          "mha_no_weights": ("MHABlock", {"need_weights": False})}
 BEYOND_CNNS = ["tiny_vit", "sdpa_attention", "einsum_attention", "swin_stage", "convnext_block", "unet_block",
                "row_gru", "lstm_stack", "mha_weights", "mha_no_weights", "custom_functions", "matrix_products",
-               "factorisations", "fairseq_conv", "library_idioms"]
+               "factorisations", "fairseq_conv", "library_idioms", "pooling_indices",
+               "direct_forward"]
 
 
 @pytest.mark.parametrize("name", BEYOND_CNNS + ["vit_b_32"])

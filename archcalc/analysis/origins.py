@@ -6,7 +6,9 @@ count a call only under the name they patched, so the name matters, not just the
 ``x.relu()`` -> ``Tensor.relu``. The operators reach a trace as the methods they call
 (``x + y`` as ``Tensor.add``, ``x @ w`` as ``Tensor.matmul``); the instruction the calling line runs tells
 them apart (an operator's BINARY_OP, a method's CALL): ``x * y`` -> ``Tensor.__mul__``, ``x.mul(y)`` ->
-``Tensor.mul``, which ptflops counts and the operator it does not.
+``Tensor.mul``, which ptflops counts and the operator it does not. ``F.max_pool2d(x, 2, return_indices=True)``
+(nn.MaxPool2d's call with return_indices, SegNet's and QuickNAT's) reaches a trace as the function it dispatches to,
+``F.max_pool2d_with_indices``, and is spelled ``torch.nn.functional.max_pool2d``: what ptflops patched.
 """
 
 from __future__ import annotations
@@ -21,6 +23,25 @@ _NAMES: dict = {}
 _OPERATORS = {torch.Tensor.add: ("add", "Tensor.__add__"), torch.Tensor.mul: ("mul", "Tensor.__mul__"),
               torch.Tensor.matmul: ("matmul", "Tensor.__matmul__")}
 _INSTRUCTIONS: dict = {}  # code object -> _what_runs(code)
+
+
+def spelling(func, kwargs: dict, depth: int) -> str | None:
+    """The name the model called ``func`` by where it is not ``origin(func)``: an operator (operator_spelling), or
+    the F.*_pool*d a call with return_indices=True went through (F.max_pool2d -> F.max_pool2d_with_indices,
+    torch's boolean_dispatch, whose torch-function call passes return_indices=True on; a direct call of
+    F.max_pool2d_with_indices leaves it at its default, False, and keeps its own name)."""
+    try:
+        dispatched = _DISPATCHED.get(func)
+    except TypeError:  # (an unhashable callable)
+        return None
+    if dispatched is not None:
+        return dispatched if kwargs.get("return_indices") is True else None
+    return operator_spelling(func, depth + 1)
+
+
+_WITH_INDICES = "_with_indices"
+_DISPATCHED = {getattr(F, name): f"torch.nn.functional.{name[:-len(_WITH_INDICES)]}" for name in dir(F)
+               if name.endswith(_WITH_INDICES) and hasattr(F, name[:-len(_WITH_INDICES)])}
 
 
 def operator_spelling(func, depth: int) -> str | None:

@@ -89,6 +89,9 @@ WHY = {
                 **_each(("LeakyReLU", "ReLU6"), "1 per element"),
                 **_each(_POOL_MODULES, "counted twice, 2 per input element: the module hook and the F.* call inside it"),
                 **_each(_POOL_FUNCTIONS + ("relu", "elu", "gelu", "silu", "softmax"), "F.* call: 1 per input element"),
+                **_each(tuple(f"{name}_with_indices" for name in _POOL_FUNCTIONS if "max" in name),
+                        "F.max_pool*d called with return_indices=True: 1 per input element (a direct "
+                        "F.max_pool2d_with_indices call, which ptflops does not patch, is 0)"),
                 "LocalResponseNorm": "F.local_response_norm's x.mul(x), .mul(alpha), .add(k) and F.avg_pool3d",
                 "interpolate": "F.interpolate counted 1 per output element",
                 "add": "torch.add and x.add(y) counted 1 per element (x + y and x += y are not)",
@@ -129,6 +132,7 @@ WHY = {
 _NORM_TEXTS = ("LayerNorm", "GroupNorm", "InstanceNorm")  # (how a norm layer's element-wise arithmetic begins)
 _FUNCTION = "(custom autograd.Function)"  # fvcore's differences inside one are said of it, not of its operations
 _UNUSED = "(result unused)"  # a row whose work reaches no output, which fvcore's trace drops
+_UNHOOKED = "(called as .forward)"  # a module called as module.forward(x): no hook runs, the hook tools see nothing
 
 # Where a tool's count of a type is not in WHY: what archcalc knows of the tool's rule, or that the
 # difference is not explained.
@@ -326,7 +330,9 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
             owner = _hooked_owner(r, a.records, hooked) if hooked else None
             parents = a.by_convention.parents(r) if convention in ("thop", "ptflops") and r.kind != OP and \
                 isinstance(a.by_convention, Counts) else 1
-            kind = f"{r.inside} {_FUNCTION}" if r.inside and convention == "fvcore" else \
+            kind = f"{r.type} {_UNHOOKED}" if convention in ("thop", "torchinfo", "ptflops") and \
+                isinstance(a.by_convention, Counts) and a.by_convention.unhooked(r) else \
+                f"{r.inside} {_FUNCTION}" if r.inside and convention == "fvcore" else \
                 f"{r.type} {_UNUSED}" if convention == "fvcore" and isinstance(a.by_convention, Counts) and \
                 a.by_convention.dropped(r) else \
                 f"{r.type} in {owner}" if owner else f"{r.type} held by {parents} parents" if parents > 1 else r.type
@@ -347,6 +353,9 @@ def differences(a: Analysis, convention: str) -> list[tuple[str, int]]:
             return f"left out: ptflops hooks the {kind.rsplit(' in ', 1)[1]} around it and counts that instead"
         if kind.endswith(_FUNCTION):
             return "one prim::PythonOp in TorchScript's trace, which fvcore does not count: nothing its forward runs"
+        if kind.endswith(_UNHOOKED):
+            return f"its forward was called as module.forward(x), not module(x), so no hook ran: {convention} " + \
+                ("counts only the patched F.* calls inside it" if convention == "ptflops" else "counts it 0")
         if kind.endswith(_UNUSED):
             return "its result reaches no output (nor a buffer or an input written in place), so TorchScript's " \
                    "trace drops it as dead code and fvcore counts 0"

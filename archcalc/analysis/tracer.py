@@ -35,7 +35,7 @@ from torch.overrides import TorchFunctionMode
 from archcalc.analysis import aten, custom_functions, receptive, storages
 from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
                                        OpCall, counter_for_type, grad_counter_for_type, op_name, with_elementwise)
-from archcalc.analysis.origins import operator_spelling, origin
+from archcalc.analysis.origins import origin, spelling
 from archcalc.analysis.packed import (QUANTIZED, object_weights, packed_object, packed_weights,
                                      quantization_parameters)
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
@@ -196,6 +196,9 @@ class Tracer(TorchFunctionMode):
         self._wrapped: list[dict] = []  # the __dict__ of each module whose forward is the trace's
         self._own_forwards: list[tuple[dict, object]] = []  # (__dict__, forward) of instances with their own
         self.failed_op: tuple | None = None  # (qualified name, op, input shapes, args, kwargs) of a failing op
+        # The rows of the module calls made as ``module.forward(x)``, not ``module(x)`` (PyG's TAGConv and ChebConv
+        # call their linear layers so): no hook runs for them, so the tools that count by hooks see none.
+        self.direct: set[int] = set()
         self.fields: dict[int, tuple] = {}  # id(tensor) -> (weak reference, receptive field)
         self.producers: dict[int, tuple] = {}  # id(tensor) -> (weak reference, index of the record that made it)
         self.inputs: list[torch.Tensor] = []  # the model's input tensors (watch_input)
@@ -397,6 +400,8 @@ class Tracer(TorchFunctionMode):
         if row:
             index = self.next_index
             self.next_index = index + 1
+            if sys._getframe(1).f_code not in _CALLS:  # (not Module.__call__'s: the forward called itself)
+                self.direct.add(index)
         stack = self.stack
         if stack:
             caller = stack[-1]
@@ -507,7 +512,7 @@ class Tracer(TorchFunctionMode):
     # -- functional operations ----------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        spelled = operator_spelling(func, 1)  # (x * y, not x.mul(y): read off the caller's instruction now)
+        spelled = spelling(func, kwargs, 1)  # (x * y, not x.mul(y): read off the caller's instruction now)
         self.inside_op += 1  # (a Function applied inside the operation is its own: a custom op's autograd)
         try:
             result = func(*args, **kwargs)
@@ -796,6 +801,10 @@ _BACKWARD_RUN = object()  # the counter of the frame a custom Function's backwar
 
 _LOOKUPS = (nn.Embedding, nn.EmbeddingBag)
 _LOOKUP_FORWARDS = (nn.Embedding.forward, nn.EmbeddingBag.forward)
+# The code that calls a module's forward when the module itself is called, and runs its hooks (Module.__call__ is
+# _wrapped_call_impl, which calls _call_impl; torch.jit's tracing calls _slow_forward from _call_impl).
+_CALLS = frozenset(f.__code__ for f in (getattr(nn.Module, name, None) for name in
+                                        ("_call_impl", "_wrapped_call_impl", "_slow_forward")) if f is not None)
 
 
 def _grad_nodes(outputs) -> tuple:

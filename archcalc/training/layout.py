@@ -57,6 +57,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from archcalc.errors import InputError
 from archcalc.patching import TURN, replaced
+from archcalc.training import mixed_dtypes
 from archcalc.training.cpu_kernels import refusal
 
 _ATEN = torch.ops.aten
@@ -84,6 +85,9 @@ class _Layouts(TorchDispatchMode):
             refused = refusal(func, args)
             if refused:
                 raise InputError(refused)
+        mixed = mixed_dtypes.refusal(func, args, self.device)
+        if mixed:  # (raised as the device's kernel raises it, so that the forward pass's failure says where)
+            raise RuntimeError(mixed)
         out = func(*args, **(kwargs or {}))
         if func is _ATEN.convolution.default and args[0].is_meta and out.dim() in (4, 5):
             return _in(out, _convolution_format(args[0], args[1]))

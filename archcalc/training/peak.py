@@ -403,7 +403,8 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
         except InputError:
             raise
         except Exception as error:
-            raise ForwardError(f"the simulated training step of {entry.name} failed: "
+            where = user_line(error)
+            raise ForwardError(f"the simulated training step of {entry.name} failed{' at ' + where if where else ''}: "
                                f"{str(error).splitlines()[0]}") from error
         return live, steps, _recurrent_notes(model, device) + draws.note(taken, len(steps))
 

@@ -30,6 +30,7 @@ VIEWS_AND_COPIES = (
     "char", "real", "imag", "T", "mT", "H", "mH", "data", "identity", "movedim", "moveaxis", "swapaxes", "swapdims",
     "copy", "as_strided", "diagonal", "diag", "diag_embed", "atleast_1d", "atleast_2d", "atleast_3d", "ravel",
     "broadcast_to", "broadcast_tensors", "unfold_copy", "cpu", "cuda", "conj", "resolve_conj", "resolve_neg",
+    "as_tensor", "asarray",  # (of a tensor: itself, or a copy where the dtype or device differs; MONAI's HighResNet)
 )
 REARRANGEMENTS = (
     "unbind", "roll", "flip", "fliplr", "flipud", "rot90", "tile", "repeat_interleave", "pixel_shuffle",
@@ -55,6 +56,8 @@ BOOKKEEPING = (
     "median", "nanmedian", "mode", "isin", "greater", "greater_equal", "less", "less_equal", "not_equal", "signbit",
     "is_nonzero", "is_same_size",
     "bernoulli", "uniform", "normal", "exponential", "cauchy", "geometric", "log_normal", "random",  # random fills
+    "multinomial", "poisson", "binomial",  # random draws given their probabilities or rates (a masked
+    # autoencoder's choice of patches)
 )
 
 

@@ -1,0 +1,83 @@
+"""The kernels that refuse arguments of different floating-point dtypes, where the meta device's take them.
+
+A step that the device cannot run must get no peak. Simulated on the meta device it would run: the meta kernels of
+these operations do not compare their arguments' dtypes, the CPU's and CUDA's do. Mixed dtypes come with
+reduced precision, mostly where autocast casts one side and not the other: MONAI's masked autoencoder writes its
+patches, bfloat16 under autocast, into a float32 tensor by index (``x_[rows, kept] = x``), which fails on the CPU.
+training/layout.py's dispatch mode asks refusal() of each operation of the simulated steps.
+
+  index_put, _index_put_impl_,     the destination and the values written: one dtype ("Index put requires the
+  _unsafe_index_put                source and destination dtypes match", TensorAdvancedIndexing.cpp; a single
+                                   value is let through: a Python number or a one-element mask fill is cast)
+  index_copy, index_add,           self and source: one dtype
+  index_reduce, put
+  mm, bmm, addmm, baddbmm, mv,     the two matrices (vectors): one dtype; on the CPU the added input too
+  addmv, dot, vdot
+  convolution                      input, weight and bias: one dtype ("Input type (c10::BFloat16) and bias type
+                                   (float) should be the same")
+  native_layer_norm,               on the CPU only as a float16 or bfloat16 input with float32 parameters (and
+  native_batch_norm,               running statistics): "mixed dtype (CPU): expect parameter to have scalar type
+  native_group_norm                of Float" (mixed_type.h); CUDA's rule is not known here, so not checked
+"""
+
+from __future__ import annotations
+
+import torch
+
+_ATEN = torch.ops.aten
+_LOW = (torch.float16, torch.bfloat16)
+_WRITTEN, _SOURCE = "the destination and the values written", "self and the source"
+PAIRS = {  # overload packet -> (what the tensors are, the positions of those whose dtypes must agree)
+    **dict.fromkeys((_ATEN.index_put, _ATEN.index_put_, _ATEN._index_put_impl_, _ATEN._unsafe_index_put),
+                    (_WRITTEN, (0, 2))),
+    **dict.fromkeys((_ATEN.index_copy, _ATEN.index_copy_, _ATEN.index_add, _ATEN.index_add_, _ATEN.index_reduce,
+                     _ATEN.index_reduce_), (_SOURCE, (0, 3))),
+    **dict.fromkeys((_ATEN.put, _ATEN.put_), (_SOURCE, (0, 2))),
+    **dict.fromkeys((_ATEN.mm, _ATEN.bmm, _ATEN.dot, _ATEN.vdot, _ATEN.mv), ("the two factors", (0, 1))),
+    **dict.fromkeys((_ATEN.addmm, _ATEN.baddbmm, _ATEN.addmv), ("the two factors", (1, 2))),
+    _ATEN.convolution: ("the input, the weight and the bias", (0, 1, 2)),
+}
+_ADDED = {_ATEN.addmm, _ATEN.baddbmm, _ATEN.addmv}  # (the CPU's also want the input added, position 0, alike)
+_WRITES = {_ATEN.index_put, _ATEN.index_put_, _ATEN._index_put_impl_, _ATEN._unsafe_index_put}
+_NORMS = {_ATEN.native_layer_norm: (2, 3), _ATEN.native_batch_norm: (1, 2, 3, 4),
+          _ATEN._native_batch_norm_legit: (1, 2, 3, 4), _ATEN.native_group_norm: (1, 2)}  # -> its parameters'
+# positions (with the running statistics)
+
+
+def refusal(func, args: tuple, device: str) -> str | None:
+    """Why the ``device`` (cpu or cuda) kernel refuses these arguments for their dtypes (None: it takes them)."""
+    packet = getattr(func, "overloadpacket", None)
+    if packet in PAIRS:
+        what, positions = PAIRS[packet]
+        if device == "cpu" and packet in _ADDED:
+            what, positions = "the input added and the two factors", (0, *positions)
+        given = _tensors(args, positions)
+        if len(given) < 2 or all(t.dtype == given[0].dtype for t in given):
+            return None
+        if packet in _WRITES and given[-1].numel() == 1:  # (a single value: masked_fill's path casts it)
+            return None
+        return _said(packet, what, [t.dtype for t in given], device)
+    if packet in _NORMS and device == "cpu":
+        x, parameters = _tensor(args, 0), _tensors(args, _NORMS[packet])
+        if x is None or all(t.dtype == x.dtype for t in parameters):
+            return None
+        if x.dtype in _LOW and all(t.dtype == torch.float32 for t in parameters):
+            return None  # (the CPU's mixed rule: a reduced-precision input with float32 parameters)
+        return _said(packet, "the input and its parameters", [x.dtype, *(t.dtype for t in parameters)], device,
+                     " (mixed only as a float16 or bfloat16 input with float32 parameters)")
+    return None
+
+
+def _tensor(args: tuple, k: int) -> torch.Tensor | None:
+    value = args[k] if k < len(args) else None
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def _tensors(args: tuple, positions: tuple[int, ...]) -> list[torch.Tensor]:
+    return [t for t in (_tensor(args, k) for k in positions) if t is not None]
+
+
+def _said(packet, what: str, dtypes: list[torch.dtype], device: str, rule: str = "") -> str:
+    names = " and ".join(dict.fromkeys(str(d).removeprefix("torch.") for d in dtypes))
+    return (f"aten.{packet.__name__} is given {what} in {names}, which the {device.upper()} kernel refuses, so the "
+            f"step cannot run there{rule}: cast them to one dtype in the model's code")
