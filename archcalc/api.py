@@ -165,26 +165,34 @@ def time(models: Any, input_size: Size | Sequence[Size] | None = None, *, batch:
          dtype: Any = "float32", warmup: int = 3, repeat: int = 20, min_time: float = 0.0, threads: int | None = None,
          channels_last: bool = False, compile: bool = False, training: bool = False, optimizer: str = "sgd",
          args: Mapping[str, Any] | None = None, amp: str | None = None,
-         input_dtypes: Sequence[Any] | None = None) -> list:
+         input_dtypes: Sequence[Any] | None = None, inputs: Any = None) -> list:
     """Measured forward-pass latency of registered models, FILE.py:NAME specs or nn.Modules (``archcalc
     time``; a module is timed through a copy on the device, itself left as it is), or with ``training`` that
     of a whole training step: one timing.measure.Timing each (``.median_ms``, ``.iqr_ms``, ``.images_per_s``,
     ``.error`` when it failed), a list that shows as the command's table (``.report(samples, epochs)`` adds
     each run's estimate); timing.measure.run_estimate turns a step into the time of a run; ``amp``
     ("float16", "bfloat16") runs the forward under autocast. ``input_size``: one full shape or several (a
-    forward of several inputs), ``input_dtypes`` as analyze's (``"int64:30522"``: token ids below 30522)."""
+    forward of several inputs), ``input_dtypes`` as analyze's (``"int64:30522"``: token ids below 30522);
+    ``inputs``: example inputs instead (memory's: a graph network's ``(x, edge_index)``), their values used."""
     from archcalc.timing.measure import Options, Timings, measure
 
     names = [models] if isinstance(models, str) or _is_module(models) else list(models)
-    given, batch = _given(input_size, batch)
     options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer, amp)
+    if inputs is not None:
+        if input_size is not None or batch != 1 or args:
+            raise InputError("example inputs fix the input and its batch: give input_size, batch and args without "
+                             "them")
+        return Timings([measure(_example_entry(n, inputs), None, 1, device, _dtype_name(dtype), options)
+                        for n in names], options)
+    given, batch = _given(input_size, batch)
     return Timings([measure(_entry(n, given, args), given, batch, device, _dtype_name(dtype), options,
                             input_dtypes=input_dtypes) for n in names], options)
 
 
-def memory(model: Any, input_size: Size | Sequence[Size] | None = None, *, batch: int = 1, optimizer: str = "sgd",
-           dtype: Any = "float32", measure: str | None = None, fit: str | int | None = None, device: str | None = None,
-           amp: str | None = None, channels_last: bool = False, input_dtypes: Sequence[Any] | None = None):
+def memory(model: Any, input_size: Size | Sequence[Size] | None = None, *, inputs: Any = None, batch: int = 1,
+           optimizer: str = "sgd", dtype: Any = "float32", measure: str | None = None, fit: str | int | None = None,
+           device: str | None = None, amp: str | None = None, channels_last: bool = False,
+           input_dtypes: Sequence[Any] | None = None):
     """Memory of one training step (``archcalc memory``) of a registered name, a FILE.py:NAME spec or an
     nn.Module (simulated on a meta copy, the module left as it is; ``measure`` needs a name or a spec, which
     a fresh process can build): parameters, gradients, optimizer state and the
@@ -197,11 +205,22 @@ def memory(model: Any, input_size: Size | Sequence[Size] | None = None, *, batch
     table), and with ``measure`` too, (Fit, training.fit.Confirmation: the largest batch measured to fit, found
     by running steps; also the Fit's ``.confirmed``, which its table shows).
     ``input_size``: one full shape or several (a forward of several inputs), with ``input_dtypes`` as
-    analyze's (``"int64"`` for token ids, ``"bool"`` for a mask)."""
+    analyze's (``"int64"`` for token ids, ``"bool"`` for a mask); ``inputs``: example inputs instead, for a forward
+    whose inputs share no batch (a graph network's node features and edges: ``inputs=(x, edge_index)``), a tuple of
+    positional inputs or a dict of keyword inputs, as reconcile's (only their shapes and dtypes are used; their
+    batch is theirs, so no ``fit``)."""
     from archcalc.training.memory import device_kind, estimate, largest_fitting, measure_peak
 
-    given, batch = _given(input_size, batch)
-    entry = _entry(model, given)
+    if inputs is not None:
+        if input_size is not None:
+            raise InputError("give input_size or inputs (example tensors), not both")
+        if fit is not None or batch != 1:
+            raise InputError("example inputs fix the batch, so fit and batch do not apply: give input_size (full "
+                             "shapes with the batch) to vary it")
+        given, entry = None, _example_entry(model, inputs)
+    else:
+        given, batch = _given(input_size, batch)
+        entry = _entry(model, given)
     implied = "cuda" if (measure or "").startswith("cuda") or str(fit).strip().lower() == "device" else "cpu"
     kind = device_kind(device or implied)
     if fit is not None and batch != 1:
@@ -229,16 +248,12 @@ def reconcile(model: Any, input_size: Size | None = None, *, inputs: Any = None,
     inputs, ``([image, image],)`` for a detector's list of images, a dict of keyword inputs), each tool given
     them as it takes them (fvcore and thop take positional inputs only; ptflops one, of a batch of one, or
     keyword inputs)."""
-    from dataclasses import replace as replaced
-
     from archcalc.analysis.reconcile import reconcile as reconciled
-    from archcalc.models.user import example_entry
 
     if inputs is not None:
         if input_size is not None:
             raise InputError("give input_size or inputs (example tensors), not both")
-        entry = example_entry(model, inputs) if _is_module(model) else replaced(_entry(model, None), example=inputs)
-        return reconciled(entry, None, 1)
+        return reconciled(_example_entry(model, inputs), None, 1)
     given, batch = _given(input_size, batch)
     if given is not None and not isinstance(given[0], int):
         raise InputError("reconcile takes one input size (with the batch), e.g. (1, 3, 224, 224)")
@@ -304,9 +319,19 @@ def _given(input_size, batch: int):
     shapes = _sizes(input_size)
     _same_batch(shapes, batch)
     if len({s[0] for s in shapes}) > 1:
-        raise InputError(f"the input sizes have different batches ({', '.join(str(s[0]) for s in shapes)}): give one")
+        raise InputError(f"the input sizes have different batches ({', '.join(str(s[0]) for s in shapes)}): give one, "
+                         f"or, for inputs that share no batch (a graph's nodes and edges), example tensors as inputs=")
     sizes = [s[1:] for s in shapes]
     return (sizes[0] if len(sizes) == 1 else sizes), shapes[0][0]
+
+
+def _example_entry(model: Any, inputs: Any):
+    """The entry of a model (a module, a name or a spec) given example inputs, which fix its batch."""
+    from dataclasses import replace as replaced
+
+    from archcalc.models.user import example_entry
+
+    return example_entry(model, inputs) if _is_module(model) else replaced(_entry(model, None), example=inputs)
 
 
 def _entry(name: Any, given, args: Mapping[str, Any] | None = None):

@@ -451,12 +451,18 @@ def main() -> None:
                 f"{ours_train / train:13.6f}")
         if options.memory:
             import memory_zoo
-            from archcalc.models.user import module_entry
+            from archcalc.models.user import example_entry, module_entry
 
-            size = sizes[0][1:] if len(sizes) == 1 else [s[1:] for s in sizes]
-            simulated = archcalc.memory(model, sizes, input_dtypes=dtypes, optimizer="adam",
-                                        amp=options.amp).peak.allocated
-            real = memory_zoo.real_peak(module_entry(model, size), sizes[0][0], options.amp, size, dtypes, "adam")
+            if len({s[0] for s in sizes}) > 1:  # (no common batch, a graph's nodes and edges: example inputs)
+                examples = tuple(_inputs(sizes, dtypes, "cpu"))
+                simulated = archcalc.memory(model, inputs=examples, optimizer="adam", amp=options.amp).peak.allocated
+                real = memory_zoo.real_peak(example_entry(model, examples), 1, options.amp, optimizer="adam")
+            else:
+                size = sizes[0][1:] if len(sizes) == 1 else [s[1:] for s in sizes]
+                simulated = archcalc.memory(model, sizes, input_dtypes=dtypes, optimizer="adam",
+                                            amp=options.amp).peak.allocated
+                real = memory_zoo.real_peak(module_entry(model, size), sizes[0][0], options.amp, size, dtypes,
+                                            "adam")
             line += f" {simulated / 2**20:12.1f} {real / simulated:8.6f}"
         print(f"{line} {time.perf_counter() - start:5.1f}", flush=True)
 

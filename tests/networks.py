@@ -525,6 +525,21 @@ class DirectForward(nn.Module):
         return self.act.forward(self.norm.forward(out))
 
 
+class EdgeListGraph(nn.Module):
+    """A graph convolution by edge list, as PyTorch Geometric's message passing runs it: each node's features
+    transformed, gathered along the edges (index_select of the sources), summed at the targets (index_add_), a
+    ReLU and a classifier a node. Its inputs share no batch: node features (N, F) and edges (2, E)."""
+
+    def __init__(self, features=16, hidden=32, classes=7):
+        super().__init__()
+        self.lin, self.out = nn.Linear(features, hidden), nn.Linear(hidden, classes)
+
+    def forward(self, x, edges):
+        h = self.lin(x)
+        summed = torch.zeros_like(h).index_add_(0, edges[1], h.index_select(0, edges[0]))
+        return self.out(torch.relu(summed))
+
+
 NETWORKS = {
     "tiny_vit": (TinyViT, (2, 3, 32, 32), torch.float32),
     "sdpa_attention": (SDPAttention, (2, 10, 32), torch.float32),

@@ -13,7 +13,7 @@ from archcalc.errors import InputError
 from archcalc.models.arguments import with_arguments
 from archcalc.models.user import lookup
 from archcalc.training.peak import simulate
-from tests.networks import TinyGPT
+from tests.networks import EdgeListGraph, TinyGPT
 from tests.test_peak import real_cpu_peak
 
 NETWORKS = Path(__file__).with_name("networks.py")
@@ -159,3 +159,23 @@ def test_every_output_that_needs_a_gradient_is_in_the_loss():
     frozen = TwoHeads().requires_grad_(False)
     with pytest.raises(InputError, match=r"TwoHeads's output \(4x3 \(float32\), 4x3 \(float32\)\) has no floating"):
         archcalc.memory(frozen, (4, 8))
+
+
+def test_a_graph_network_whose_inputs_share_no_batch_is_given_example_inputs():
+    """Node features (1000 x 16) and edges (2 x 5000) have no common batch: memory and time take them as example
+    inputs, and the simulated step peaks, to the byte, where the real tensors of the same two Adam steps do."""
+    from archcalc.analysis.inputs import Inputs
+    from archcalc.models.user import example_entry
+
+    torch.manual_seed(0)
+    net, x, edges = EdgeListGraph(), torch.randn(1000, 16), torch.randint(0, 1000, (2, 5000))
+    simulated = archcalc.memory(net, inputs=(x, edges), optimizer="adam")
+    real = real_cpu_peak(example_entry(net, (x, edges)), Inputs.of_example((x, edges)), "adam")
+    assert simulated.peak.allocated == real
+    assert dict((t.name, t.bytes) for t in simulated.peak.terms)["input"] == 1000 * 16 * 4 + 2 * 5000 * 8
+    timed = archcalc.time(net, inputs=(x, edges), device="cpu", repeat=3, training=True, optimizer="adam")[0]
+    assert not timed.error and timed.median_ms > 0
+    with pytest.raises(InputError, match="share no batch .* as inputs="):
+        archcalc.memory(net, [(1000, 16), (2, 5000)])
+    with pytest.raises(InputError, match="example inputs fix the batch"):
+        archcalc.memory(net, inputs=(x, edges), fit="1GiB")
