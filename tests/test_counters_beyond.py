@@ -322,6 +322,20 @@ def test_other_call_forms():
     assert got["dropout2d"].elementwise == 64 + 8
 
 
+def test_max_and_min_of_two_tensors_are_element_wise():
+    """torch.max(x, y) and torch.min(x, y) are torch.maximum and torch.minimum (HyNet's TLU: max(x, τ), τ one a
+    channel): 1 per output element, 2x4x8 = 64 each, and the receptive field passes through; torch.max(x, dim) is
+    the reduction, 1 per input element (64), which crashed the receptive field's reading of a tensor as its dim."""
+    a = analyse_module(Calls(lambda x: torch.max(x, x[:1, :, :1]), lambda x: torch.min(x, other=x[:1, :, :1]),
+                             lambda x: torch.max(x, 2).values), "calls", (2, 4, 8), torch.device("meta"),
+                       torch.float32)
+    two, other, reduced = [r for r in a.records if r.type in ("max", "min")]
+    assert (two.elementwise, other.elementwise, reduced.elementwise) == (64, 64, 64)
+    assert two.formulas["elementwise"].startswith("1 per output element") and \
+        reduced.formulas["elementwise"].startswith("1 per input element")
+    assert two.receptive.size == (1,) and reduced.receptive.whole
+
+
 class Flex(nn.Module):
     def __init__(self, score_mod=None):
         super().__init__()

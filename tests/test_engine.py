@@ -336,6 +336,13 @@ def test_a_tensor_made_from_constants_is_not_taken_for_the_batch():
     a = analyse_module(Fixed(), "fixed", (3, 8, 8), torch.device("meta"), torch.float32)
     assert [n for n in a.notes if "turned batch 3 into 6" in n]
 
+    class Scalar(nn.Module):  # (kornia's PSNR: a mean viewed as a 0-dim tensor, whose size has no first entry)
+        def forward(self, x):
+            return (x ** 2).mean().view(())
+
+    a = analyse_module(Scalar(), "scalar", (1, 8, 8), torch.device("meta"), torch.float32)
+    assert not [n for n in a.notes if "turned batch" in n] and a.totals.elementwise == 2 * 64
+
 
 def test_a_batch_split_into_areas_is_not_taken_for_a_fixed_flatten():
     a = analyse_module(AreaAttention(), "area", (2, 40, 8), torch.device("meta"), torch.float32)

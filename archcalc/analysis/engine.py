@@ -572,7 +572,7 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
         else:
             continue  # (a tensor made from constants, as a detector's anchors: 3x4 is not the batch)
         given = r.input_shapes[0] if r.input_shapes else ()
-        if r.type in ("view", "reshape") and r.output_shapes and r.output_shapes[0][0] != batch \
+        if r.type in ("view", "reshape") and r.output_shapes and r.output_shapes[0] and r.output_shapes[0][0] != batch \
                 and given[:1] == (batch,) and not _merges_leading(given, r.output_shapes[0]):  # (T5's position
             # bias, (T, T) -> (1, 1, T, T), carries no batch)
             notes.append(

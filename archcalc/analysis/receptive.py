@@ -193,6 +193,8 @@ def for_op(name: str, call, fields: list):
     if name in _WHOLE_OPS:
         if name in ("sum", "mean", "amax", "amin", "max", "min", "prod"):
             reduced = call.arg(1, "dim", None)
+            if name in ("max", "min") and len(call.inputs) > 1 and not isinstance(reduced, int):
+                return merge(known)  # torch.max(x, y): element-wise, the fields merged
             if reduced is None:
                 return whole(dims)
             axes = reduced if isinstance(reduced, (tuple, list)) else (reduced,)
