@@ -336,6 +336,20 @@ def test_max_and_min_of_two_tensors_are_element_wise():
     assert two.receptive.size == (1,) and reduced.receptive.whole
 
 
+def test_what_the_libraries_call_that_does_no_arithmetic_is_declared():
+    """torch.as_tensor of a tensor (MONAI's HighResNet), torch.multinomial, poisson and binomial draws (a masked
+    autoencoder's choice of patches), nn.utils.rnn.pad_sequence (adaptive token sampling's kept tokens): 0, by a
+    declared rule, not "not counted"."""
+    from torch.nn.utils.rnn import pad_sequence
+
+    got = rows(lambda x: torch.as_tensor(x), lambda x: torch.asarray(x),
+               lambda x: torch.multinomial(x.flatten(0, 1).softmax(-1), 2), lambda x: torch.poisson(x.exp()),
+               lambda x: torch.binomial(torch.full_like(x, 4.0), x.sigmoid()),
+               lambda x: pad_sequence([x[0, :1], x[1]], batch_first=True))
+    for name in ("as_tensor", "asarray", "multinomial", "poisson", "binomial", "pad_sequence"):
+        assert (got[name].macs, got[name].elementwise) == (0, 0) and got[name].note, name
+
+
 class Flex(nn.Module):
     def __init__(self, score_mod=None):
         super().__init__()

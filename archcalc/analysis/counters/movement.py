@@ -37,6 +37,7 @@ REARRANGEMENTS = (
     "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "pad", "gather", "scatter", "index", "take",
     "take_along_dim", "index_put", "index_copy", "masked_select", "narrow_copy", "nonzero",
     "_pack_padded_sequence", "_pad_packed_sequence",  # packed sequences (nn.utils.rnn): the rows rearranged
+    "pad_sequence",  # (nn.utils.rnn.pad_sequence: a list of sequences copied into one padded tensor)
     "max_unpool1d", "max_unpool2d", "max_unpool3d", "block_diag", "cartesian_prod", "combinations", "masked_scatter",
     "put", "diagflat", "view_as_real", "view_as_complex", "complex", "argwhere", "tril_indices",
     "triu_indices",
