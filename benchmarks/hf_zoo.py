@@ -392,8 +392,8 @@ def _tensors(output) -> list[torch.Tensor]:
 
 def _inputs(sizes, dtypes, device: str) -> list[torch.Tensor]:
     kinds = dtypes if dtypes and len(dtypes) == len(sizes) else [(dtypes or [None])[0]] * len(sizes)
-    return [torch.randint(0, 1000, s, device=device) if kind and kind.startswith("int") else
-            torch.randn(s, device=device) for s, kind in zip(sizes, kinds)]
+    return [torch.randint(0, int(kind.partition(":")[2] or 1000), s, device=device) if kind and kind.startswith("int")
+            else torch.randn(s, device=device) for s, kind in zip(sizes, kinds)]
 
 
 def _flop_counter(make, sizes, dtypes) -> tuple[int, int]:

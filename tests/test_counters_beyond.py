@@ -336,6 +336,11 @@ def test_max_and_min_of_two_tensors_are_element_wise():
     assert two.receptive.size == (1,) and reduced.receptive.whole
 
 
+def test_f_threshold_is_an_activation():
+    """F.threshold reaches a trace as torch.nn.functional._threshold (kornia's Canny): 1 per element, 2x4x8."""
+    assert rows(lambda x: F.threshold(x, 0.1, 0.0))["_threshold"].elementwise == 64
+
+
 def test_what_the_libraries_call_that_does_no_arithmetic_is_declared():
     """torch.as_tensor of a tensor (MONAI's HighResNet), torch.multinomial, poisson and binomial draws (a masked
     autoencoder's choice of patches), nn.utils.rnn.pad_sequence (adaptive token sampling's kept tokens): 0, by a

@@ -6,6 +6,7 @@ from functools import partial
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import archcalc
@@ -128,6 +129,57 @@ class Detached(nn.Module):
         return self.a(x) + self.b(x).detach()
 
 
+class UnderNoGrad(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        with torch.no_grad():
+            self.b(x)
+        return self.a(x)
+
+
+class MaskBranches(nn.Module):
+    """Products of gradient-free data (a threshold's mask and a fixed kernel, as Canny's hysteresis convolves its
+    edge map): no autograd node says where they go, so the data's flow does. ``use``: "none" drops both; "slice"
+    writes one into a slice of the output (x[i] = v, which no row records) and drops the other; "view" writes one
+    through a view of the output; "returned" returns one beside the output."""
+
+    def __init__(self, use):
+        super().__init__()
+        self.a, self.use = nn.Linear(8, 8), use
+        self.register_buffer("kernel", torch.ones(8, 8))
+
+    def forward(self, x):
+        mask = (x > 0).float()
+        kept, dropped = F.linear(mask, self.kernel), F.linear(mask * 2, self.kernel)
+        if self.use == "returned":
+            return self.a(x), kept
+        out = torch.zeros(x.shape[0], 16)
+        out[:, :8] = self.a(x)
+        if self.use == "slice":
+            out[:, 8:] = kept
+        elif self.use == "view":
+            back = out[:, 8:]
+            back[...] = kept
+        return out
+
+
+class EMAUnderNoGrad(nn.Module):
+    """A running mean of a layer's output kept in a buffer under no_grad: a write that outlives the pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+        self.register_buffer("ema", torch.zeros(8))
+
+    def forward(self, x):
+        with torch.no_grad():
+            self.ema.mul_(0.9).add_(0.1 * self.b(x).mean(0))
+        return self.a(x)
+
+
 TRUNK = 2 * 8 * 14 * 14 * 3 * 3 * 3  # Conv2d(3, 8, 3) on 2x3x16x16: N * C_out * H' * W' * C_in * k * k
 HEAD = 2 * 4 * 12 * 12 * 8 * 3 * 3
 CASES = {  # model, input, fvcore's total (by hand), the dead rows' MACs
@@ -139,6 +191,10 @@ CASES = {  # model, input, fvcore's total (by hand), the dead rows' MACs
     "writes_its_input": (WritesItsInput, (2, 8), 2 * LINEAR, 0),
     "two_of_three_heads": (TwoOfThreeHeads, (2, 3, 16, 16), TRUNK + 2 * HEAD, HEAD),
     "detached": (Detached, (2, 8), 2 * LINEAR, 0),
+    "under_no_grad": (UnderNoGrad, (2, 8), LINEAR, LINEAR),
+    "ema_under_no_grad": (EMAUnderNoGrad, (2, 8), 2 * LINEAR, 0),
+    **{f"mask_{use}": (partial(MaskBranches, use), (2, 8), LINEAR + LINEAR * (use != "none"),
+                       LINEAR * (1 + (use == "none"))) for use in ("none", "slice", "view", "returned")},
     **{f"size_by_{read}": (partial(SizeOfAnother, read), (2, 8), 2 * LINEAR, 0) for read in ("shape", "size", "numel")},
     **{f"size_by_{read}": (partial(SizeOfAnother, read), (2, 8), LINEAR, LINEAR) for read in ("len", "dim")},
 }
@@ -168,22 +224,3 @@ def test_fvcores_convention_drops_what_its_trace_drops(name, device):
     unused = [(why, amount) for why, amount in differences(a, "fvcore") if "(result unused)" in why]
     assert sum(amount for _, amount in unused) == -dead
     assert all("dead code" in why for why, _ in unused)
-
-
-class UnderNoGrad(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
-
-    def forward(self, x):
-        with torch.no_grad():
-            self.b(x)
-        return self.a(x)
-
-
-def test_a_row_made_without_gradients_is_kept():
-    """Where autograd's graph cannot say (a row made under no_grad has no node), the row is kept: fvcore's trace
-    drops it (the README's known limit), archcalc counts it, never dropping live work."""
-    assert _fvcore_total(UnderNoGrad(), (2, 8)) == LINEAR
-    a = archcalc.analyze(UnderNoGrad(), (2, 8))
-    assert a.convention_total("fvcore") == 2 * LINEAR

@@ -301,7 +301,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
         try:
             with _collector_paused():
                 tracer, output = retraced(nodes=True)
-                kept = [*tracer.buffers.values(), *tracer.inputs]
+                kept = [*tracer.buffers.values(), *tracer.inputs, *tracer.parameters]
                 return {(r.name, r.call) for r in map(tracer.records.__getitem__, tracer.unused(output, kept))}
         except Exception:  # (the counts stand as they are: every row kept)
             return set()

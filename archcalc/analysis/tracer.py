@@ -150,6 +150,11 @@ class Tracer(TorchFunctionMode):
         # With ``nodes``, each read of a tensor's size that TorchScript would trace (x.shape, x.size(), x.numel(): not
         # len or dim, constants in a trace), with the index the next row takes, whose operation likely uses it.
         self.size_reads: list[tuple[Tensor, int]] | None = [] if nodes else None
+        # With ``nodes`` too, the rows that wrote into each storage where no autograd node may say so (a value
+        # written by x[i] = v, which no row records; an in-place result or a view a row made): storage key -> rows.
+        # A later row that reads the storage has them among its sources (unused follows them where no node does).
+        self.written: dict[int, list[int]] | None = {} if nodes else None
+        self._storages_held: list = []  # (their keys are not reused while the trace runs)
         # The rows whose gradient's work depends on which of their outputs receive one (QR's: gR·Rᴴ and Qᴴ·gQ):
         # index -> (backward counter, call, count, inputs, parameters, each output's (autograd node, output_nr)).
         self.per_output: dict[int, tuple] = {}
@@ -312,14 +317,22 @@ class Tracer(TorchFunctionMode):
         """The rows whose work reaches neither ``output`` nor a tensor in ``kept`` that outlives the forward pass
         (a buffer, an input written in place): what TorchScript's dead-code elimination drops from a trace. Each
         row's reach is read off the autograd graph (a trace with gradients on), which follows the data through
-        what no row records (``out[:, :8] = linear(x)``); where that graph is cut (argmax, an integer or
-        gradient-free result, a row made under no_grad) the row is kept, and so is every row that a kept row's
-        inputs come from (its sources) or whose size was read just before it (size_reads), as TorchScript traces
-        x.shape into the operation that uses it."""
+        what no row records (``out[:, :8] = linear(x)``). A row the graph does not reach (or has no node for: an
+        integer or gradient-free result, a row made under no_grad) is kept where the data's flow says so: it made,
+        or wrote into, what outlives the pass (written: x[i] = v, an in-place result or a view), or a kept row's
+        inputs come from it (its sources, the writes into their storages) or its size was read just before a kept
+        row (size_reads), as TorchScript traces x.shape into the operation that uses it."""
         reached = self._reached([output, *kept])
         self._graph = None
-        dead = {index for index, nodes in (self.grad_nodes or {}).items()
-                if nodes and all(n is not None for n in nodes) and not any(n in reached for n in nodes)}
+        dead = set()
+        for index, nodes in (self.grad_nodes or {}).items():
+            if not (nodes and any(n is not None and n in reached for n in nodes)):
+                dead.add(index)  # (unreached; a row without nodes, made under no_grad or gradient-free, for now)
+        seeds = []  # the rows that made, or wrote into, what outlives the pass
+        for t in [*tensors_in(output), *kept]:
+            seeds += self._sources([t])
+        for index in seeds:
+            dead.discard(index)
         sizes: dict[int, list[int]] = {}  # a row -> the rows whose size was read just before it (x.view(y.shape[0], -1))
         for t, reader in self.size_reads or ():
             entry = self.producers.get(id(t))
@@ -543,6 +556,8 @@ class Tracer(TorchFunctionMode):
         if not outputs or not inputs:
             if self.size_reads is not None and inputs and func in _SIZE_QUERIES:
                 self.size_reads.append((inputs[0], self.next_index))
+            elif self.written is not None and len(inputs) > 1 and getattr(func, "__name__", "") == "__setitem__":
+                self._wrote(inputs[0], self._sources(inputs[1:]))  # (x[i] = v: v and i written into x)
             return result  # metadata queries (size, dim) and tensor creation
         try:
             shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
@@ -708,6 +723,23 @@ class Tracer(TorchFunctionMode):
         self._record(frame, cls.__name__, OP, inputs, outputs, shapes_in, shapes_out, Count(0, 0, {}, note), (),
                      field, f"{cls.__module__}.{cls.__qualname__}.apply", grad, made)
 
+    def _sources(self, tensors) -> list[int]:
+        """The rows that made ``tensors`` (and, tracing for unused, that wrote into their storages)."""
+        producers, sources = self.producers, []
+        for t in tensors:
+            entry = producers.get(id(t))
+            if entry is not None and entry[0]() is t:
+                sources.append(entry[1])
+        return sources + self._written_into(tensors) if self.written else sources
+
+    def _written_into(self, tensors) -> list[int]:
+        return [row for t in tensors for key in storages.keys(t) for row in self.written.get(key, ())]
+
+    def _wrote(self, t: Tensor, rows: list[int]) -> None:
+        for storage in storages.storages(t):
+            self._storages_held.append(storage)
+            self.written.setdefault(storage._cdata, []).extend(r for r in rows if r >= 0)
+
     # -- receptive fields -----------------------------------------------------------------
     def watch_input(self, x: torch.Tensor) -> None:
         self.inputs.append(x)
@@ -741,11 +773,15 @@ class Tracer(TorchFunctionMode):
             entry = producers.get(id(t))
             if entry is not None and entry[0]() is t:
                 sources.append(entry[1])
+        if self.written:  # (tracing for unused: the rows that wrote into their storages too)
+            sources += self._written_into(inputs)
         elements = size = 0
         within = inputs + made if made else inputs
         for t, shape in zip(outputs, shapes_out):
             producers[id(t)] = (weakref.ref(t), index)
             base = t._base
+            if self.written is not None and (base is not None or any(t is i for i in inputs)):
+                self._wrote(t, [index])  # (a view or an in-place result: what reads its storage reads this row)
             for i in within:
                 if t is i or (base is not None and (base is i or base is i._base)):
                     break

@@ -77,7 +77,7 @@ ELEMENTWISE = (
     # activations
     "relu", "relu6", "leaky_relu", "rrelu", "prelu", "elu", "selu", "celu", "gelu", "silu", "mish", "sigmoid",
     "logsigmoid", "tanh", "tanhshrink", "hardswish", "hardsigmoid", "hardtanh", "hardshrink", "softshrink",
-    "softplus", "softsign", "threshold", "glu",
+    "softplus", "softsign", "threshold", "_threshold", "glu",
     "softmax", "log_softmax", "softmin",
     "log_sigmoid",  # F.logsigmoid's own name (torch._C._nn.log_sigmoid: xLSTM's gates)
     "outer", "ger", "kron",  # products of every pair, nothing summed: one multiplication per output element

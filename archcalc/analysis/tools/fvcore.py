@@ -31,8 +31,9 @@ multiply-add as one "flop"; every other operation is listed as unsupported and c
   is counted (LayerRecord.inside), torch.utils.checkpoint's reentrant form included
   work whose result reaches no output (an unused head, the branches a wrapper leaves out) is not in the trace:
   TorchScript's dead-code elimination drops it (tools.counts leaves out the rows Tracer.unused finds; a size read
-  by .shape, .size() or .numel() is traced, so a row whose size a live operation uses stays; an unused row made
-  under torch.no_grad is kept, where fvcore drops it)
+  by .shape, .size() or .numel() is traced, so a row whose size a live operation uses stays; a row without
+  autograd's nodes, made under torch.no_grad or of gradient-free data (a threshold's mask convolved with a fixed
+  kernel, as Canny's hysteresis does), by the data's flow: its reader rows, and writes no row records, x[i] = v)
 """
 
 from __future__ import annotations
