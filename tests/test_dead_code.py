@@ -166,17 +166,12 @@ class MaskBranches(nn.Module):
         return out
 
 
-class EMAUnderNoGrad(nn.Module):
-    """A running mean of a layer's output kept in a buffer under no_grad: a write that outlives the pass."""
-
-    def __init__(self):
-        super().__init__()
-        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
-        self.register_buffer("ema", torch.zeros(8))
+class EMAUnderNoGrad(WritesABuffer):
+    """A running mean of a layer's output kept in the buffer under no_grad: a write that outlives the pass."""
 
     def forward(self, x):
         with torch.no_grad():
-            self.ema.mul_(0.9).add_(0.1 * self.b(x).mean(0))
+            self.mean.mul_(0.9).add_(0.1 * self.b(x).mean(0))
         return self.a(x)
 
 
