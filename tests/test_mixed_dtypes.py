@@ -47,6 +47,7 @@ CASES = {  # name -> a call, given ones(*size, dtype=) and tensor(*values) on a 
     "setitem by a slice": lambda ones, t: ones(4, 3).__setitem__((slice(None), slice(0, 2)), ones(4, 2, dtype=f16)),
     "setitem by a mask, one value": lambda ones, t: ones(4).__setitem__(t(True, False, True, False),
                                                                         torch.ones(1, dtype=bf16)),
+    "setitem by indices, one value": lambda ones, t: ones(4).__setitem__(t(0, 2), torch.ones(1, dtype=bf16)),
     "index_copy": lambda ones, t: ones(4, 3).index_copy_(0, t(0, 2), ones(2, 3, dtype=bf16)),
     "index_add": lambda ones, t: ones(4, 3).index_add_(0, t(0, 2), ones(2, 3, dtype=f16)),
     "index_reduce": lambda ones, t: ones(4, 3).index_reduce_(0, t(0, 2), ones(2, 3, dtype=bf16), "prod"),

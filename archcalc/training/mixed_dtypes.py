@@ -7,8 +7,8 @@ patches, bfloat16 under autocast, into a float32 tensor by index (``x_[rows, kep
 training/layout.py's dispatch mode asks refusal() of each operation of the simulated steps.
 
   index_put, _index_put_impl_,     the destination and the values written: one dtype ("Index put requires the
-  _unsafe_index_put                source and destination dtypes match", TensorAdvancedIndexing.cpp; a single
-                                   value is let through: a Python number or a one-element mask fill is cast)
+  _unsafe_index_put                source and destination dtypes match", TensorAdvancedIndexing.cpp), but for one
+                                   CPU value through one boolean mask, which PyTorch fills by masked_fill, casting
   index_copy, index_add,           self and source: one dtype
   index_reduce, put
   mm, bmm, addmm, baddbmm, mv,     the two matrices (vectors): one dtype; on the CPU the added input too
@@ -54,7 +54,7 @@ def refusal(func, args: tuple, device: str) -> str | None:
         given = _tensors(args, positions)
         if len(given) < 2 or all(t.dtype == given[0].dtype for t in given):
             return None
-        if packet in _WRITES and given[-1].numel() == 1:  # (a single value: masked_fill's path casts it)
+        if packet in _WRITES and _filled(args, device):  # (one value by a mask: masked_fill's path casts it)
             return None
         return _said(packet, what, [t.dtype for t in given], device)
     if packet in _NORMS and device == "cpu":
@@ -66,6 +66,15 @@ def refusal(func, args: tuple, device: str) -> str | None:
         return _said(packet, "the input and its parameters", [x.dtype, *(t.dtype for t in parameters)], device,
                      " (mixed only as a float16 or bfloat16 input with float32 parameters)")
     return None
+
+
+def _filled(args: tuple, device: str) -> bool:
+    """Whether index_put writes one value through one boolean mask, which PyTorch turns into masked_fill (casting
+    the value): canDispatchToMaskedFill wants the value on the CPU (a meta value stands for the CPU's in a CPU step)
+    and the mask as the one index given."""
+    value, indices = args[2], [i for i in (args[1] or ()) if i is not None]
+    return (value.numel() == 1 and (device == "cpu" or value.device.type == "cpu") and len(indices) == 1
+            and indices[0].dtype in (torch.bool, torch.uint8))
 
 
 def _tensor(args: tuple, k: int) -> torch.Tensor | None:
