@@ -110,6 +110,12 @@ class OpCall:
             return self.kwargs[keyword]
         return self.args[position] if len(self.args) > position else default
 
+    @property
+    def of_two_tensors(self) -> bool:
+        """torch.max(x, y) or torch.min(x, y): given a second tensor (not a dim), the element-wise maximum or minimum
+        (HyNet's TLU: max(x, τ)), not a reduction."""
+        return self.name in ("max", "min") and len(self.inputs) > 1 and not isinstance(self.arg(1, "dim"), int)
+
 
 class CounterRegistry:
     def __init__(self, what: str):

@@ -192,9 +192,9 @@ def for_op(name: str, call, fields: list):
         return known[0]  # applied per token or per position
     if name in _WHOLE_OPS:
         if name in ("sum", "mean", "amax", "amin", "max", "min", "prod"):
-            reduced = call.arg(1, "dim", None)
-            if name in ("max", "min") and len(call.inputs) > 1 and not isinstance(reduced, int):
+            if call.of_two_tensors:
                 return merge(known)  # torch.max(x, y): element-wise, the fields merged
+            reduced = call.arg(1, "dim", None)
             if reduced is None:
                 return whole(dims)
             axes = reduced if isinstance(reduced, (tuple, list)) else (reduced,)

@@ -768,13 +768,8 @@ class Tracer(TorchFunctionMode):
         other rows made (a custom Function's outputs, its forward's operations'). ``params``: those the row
         may own; it owns each one it is the first to use (None, an absent bias, is skipped)."""
         _, index, name, call, depth, parent, _, _, inner = frame
-        producers, sources = self.producers, []
-        for t in inputs:  # which records made its inputs: the arrows of the network's drawing
-            entry = producers.get(id(t))
-            if entry is not None and entry[0]() is t:
-                sources.append(entry[1])
-        if self.written:  # (tracing for unused: the rows that wrote into their storages too)
-            sources += self._written_into(inputs)
+        producers = self.producers
+        sources = self._sources(inputs)  # which records made its inputs: the arrows of the network's drawing
         elements = size = 0
         within = inputs + made if made else inputs
         for t, shape in zip(outputs, shapes_out):

@@ -150,15 +150,10 @@ def gumbel_softmax(call: OpCall) -> Count:
               "std_mean", "logsumexp", "special_logsumexp", "linalg_vector_norm", "argmax", "argmin", "all", "any", "aminmax",
               "count_nonzero")
 def reduction(call: OpCall) -> Count:
-    if _binary(call):  # torch.max(x, y), torch.min(x, y): element-wise, as torch.maximum (HyNet's TLU: max(x, τ))
+    if call.of_two_tensors:  # torch.max(x, y), torch.min(x, y): element-wise, as torch.maximum
         return elementwise(call)
     n = prod(call.inputs[0])
     return Count(0, n, {"elementwise": f"1 per input element: {elements_text(call.inputs[0])} = {grouped(n)}"})
-
-
-def _binary(call: OpCall) -> bool:
-    """torch.max and torch.min given a second tensor (not a dim): the element-wise maximum or minimum."""
-    return call.name in ("max", "min") and len(call.inputs) > 1 and not isinstance(call.arg(1, "dim", None), int)
 
 
 _SPECTRAL = (2, -2, "nuc")  # a matrix's 2-norm, its inverse and the nuclear norm: from its singular values
