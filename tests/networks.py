@@ -192,15 +192,19 @@ class LSTMStack(nn.Module):
 
 
 class MHABlock(nn.Module):
-    """nn.MultiheadAttention as a model holds it (need_weights as given)."""
+    """nn.MultiheadAttention as a model holds it (need_weights as given), masked: a causal attention mask
+    ("causal"), a key-padding mask hiding each sequence's last key ("padding"), or both."""
 
-    def __init__(self, width=32, heads=4, need_weights=True):
+    def __init__(self, width=32, heads=4, need_weights=True, masked=""):
         super().__init__()
         self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
-        self.need_weights = need_weights
+        self.need_weights, self.masked = need_weights, masked
 
     def forward(self, x):
-        return self.attn(x, x, x, need_weights=self.need_weights)[0]
+        (n, t), on = x.shape[:2], x.device
+        causal = torch.ones(t, t, dtype=torch.bool, device=on).triu(1) if self.masked in ("causal", "both") else None
+        padding = (torch.arange(t, device=on) == t - 1).expand(n, t) if self.masked in ("padding", "both") else None
+        return self.attn(x, x, x, key_padding_mask=padding, need_weights=self.need_weights, attn_mask=causal)[0]
 
 
 class FunctionalMHA(nn.Module):
@@ -216,6 +220,29 @@ class FunctionalMHA(nn.Module):
         return F.multi_head_attention_forward(
             x, x, x, a.embed_dim, a.num_heads, a.in_proj_weight, a.in_proj_bias, None, None, False, 0.0,
             a.out_proj.weight, a.out_proj.bias, training=self.training, need_weights=False)[0]
+
+
+class AttentionPool(nn.Module):
+    """CLIP's ResNet head (open_clip's AttentionPool2d): the feature map's mean as one more token, a position
+    embedding, F.multi_head_attention_forward with separate Q, K, V weights and an out-projection to another
+    width (E = 32 to 48), the pooled token out."""
+
+    def __init__(self, width=32, heads=4, out=48, side=4):
+        super().__init__()
+        self.position = nn.Parameter(torch.randn(side * side + 1, width) / width ** 0.5)
+        self.q, self.k, self.v, self.c = (nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, width),
+                                          nn.Linear(width, out))
+        self.heads = heads
+
+    def forward(self, x):
+        x = x.flatten(2).permute(2, 0, 1)  # NCHW -> (HW)NC
+        x = torch.cat([x.mean(dim=0, keepdim=True), x]) + self.position[:, None, :]
+        x = F.multi_head_attention_forward(
+            x, x, x, x.shape[-1], self.heads, None, torch.cat([self.q.bias, self.k.bias, self.v.bias]), None, None,
+            False, 0.0, self.c.weight, self.c.bias, training=self.training, need_weights=False,
+            use_separate_proj_weight=True, q_proj_weight=self.q.weight, k_proj_weight=self.k.weight,
+            v_proj_weight=self.v.weight)[0]
+        return x[0]
 
 
 class TinyGPT(nn.Module):
@@ -554,7 +581,11 @@ NETWORKS = {
     "einsum_chain": (EinsumChain, (2, 10, 32), torch.float32),
     "mha_weights": (MHABlock, (2, 10, 32), torch.float32),
     "mha_no_weights": (lambda: MHABlock(need_weights=False), (2, 10, 32), torch.float32),
+    "mha_masked_weights": (lambda: MHABlock(masked="causal"), (2, 10, 32), torch.float32),
+    "mha_padded_weights": (lambda: MHABlock(masked="padding"), (2, 10, 32), torch.float32),
+    "mha_both_masks": (lambda: MHABlock(masked="both"), (2, 10, 32), torch.float32),
     "functional_mha": (FunctionalMHA, (10, 2, 32), torch.float32),
+    "attention_pool": (AttentionPool, (2, 32, 4, 4), torch.float32),
     "custom_functions": (CustomFunctions, (2, 10, 32), torch.float32),
     "library_idioms": (LibraryIdioms, (2, 3, 12, 12), torch.float32),
     "pooling_indices": (PoolingIndices, (2, 3, 32, 32), torch.float32),

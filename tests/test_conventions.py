@@ -41,11 +41,14 @@ def _network(name):
 
 
 SPECS = {"causal_attention": ("SDPAttention", {"causal": True}), "mha_weights": ("MHABlock", {}),
-         "mha_no_weights": ("MHABlock", {"need_weights": False})}
+         "mha_no_weights": ("MHABlock", {"need_weights": False}),
+         "mha_masked_weights": ("MHABlock", {"masked": "causal"}),
+         "mha_padded_weights": ("MHABlock", {"masked": "padding"}), "mha_both_masks": ("MHABlock", {"masked": "both"})}
 BEYOND_CNNS = ["tiny_vit", "sdpa_attention", "einsum_attention", "swin_stage", "convnext_block", "unet_block",
-               "row_gru", "lstm_stack", "mha_weights", "mha_no_weights", "custom_functions", "matrix_products",
+               "row_gru", "lstm_stack", "mha_weights", "mha_no_weights", "mha_masked_weights",
+               "mha_padded_weights", "mha_both_masks", "custom_functions", "matrix_products",
                "factorisations", "fairseq_conv", "library_idioms", "pooling_indices",
-               "direct_forward"]
+               "direct_forward", "functional_mha", "attention_pool"]
 
 
 @pytest.mark.parametrize("name", BEYOND_CNNS + ["vit_b_32"])

@@ -173,9 +173,28 @@ def test_a_graph_network_whose_inputs_share_no_batch_is_given_example_inputs():
     real = real_cpu_peak(example_entry(net, (x, edges)), Inputs.of_example((x, edges)), "adam")
     assert simulated.peak.allocated == real
     assert dict((t.name, t.bytes) for t in simulated.peak.terms)["input"] == 1000 * 16 * 4 + 2 * 5000 * 8
-    timed = archcalc.time(net, inputs=(x, edges), device="cpu", repeat=3, training=True, optimizer="adam")[0]
-    assert not timed.error and timed.median_ms > 0
+    timed = archcalc.time(net, inputs=(x, edges), device="cpu", repeat=3, training=True, optimizer="adam")
+    assert not timed[0].error and timed[0].median_ms > 0
+    said = ("the inputs (1000x16, 2x5000 (int64)) share no batch dimension: batch 1000 is the first input's first "
+            "dimension, and per-sample figures are per one of its 1000 rows")
+    assert timed[0].batch == 1000 and said in timed.report().footer[-1] and said in simulated.peak.notes
     with pytest.raises(InputError, match="share no batch .* as inputs="):
         archcalc.memory(net, [(1000, 16), (2, 5000)])
     with pytest.raises(InputError, match="example inputs fix the batch"):
         archcalc.memory(net, inputs=(x, edges), fit="1GiB")
+
+
+@pytest.mark.parametrize("example, batch, shared", [
+    ((torch.zeros(4, 3, 8, 8),), 4, True),
+    ((torch.zeros(4, 12), torch.zeros(4, 12, dtype=torch.bool)), 4, True),  # ids and their mask
+    (([torch.zeros(3, 20, 30), torch.zeros(3, 24, 32)],), 2, True),  # a detector's two images, not 3 channels
+    ((torch.zeros(5, 7, 8), (torch.zeros(2, 5, 16), torch.zeros(2, 5, 16))), 5, False),  # an LSTM and its state
+    ((torch.zeros(()), torch.zeros(6, 4)), 6, True),  # a scalar (a diffusion step) holds no samples
+    ({"pixel_values": torch.zeros(2, 3, 8, 8), "labels": torch.zeros(2, dtype=torch.long)}, 2, True),
+    ((torch.zeros(34, 16), torch.zeros(2, 156, dtype=torch.long)), 34, False),  # a graph's nodes and edges
+])
+def test_the_batch_of_example_inputs_is_the_first_inputs_samples_and_a_disagreement_is_said(example, batch, shared):
+    from archcalc.analysis.inputs import Inputs
+
+    given = Inputs.of_example(example)
+    assert (given.batch, given.shares_batch, given.batch_note() == "") == (batch, shared, shared)

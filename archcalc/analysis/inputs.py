@@ -65,8 +65,29 @@ class Inputs:
 
     @property
     def batch(self) -> int:
-        shapes = self.shapes
-        return shapes[0][0] if shapes and shapes[0] else 1
+        """The number of samples in one forward, as the first input holds them: its first dimension, or, for a
+        list of tensors (a detector's images), their number; where the inputs share no first dimension (a graph's
+        node features (N, F) and edges (2, E)), shares_batch says so."""
+        return next(self._firsts(), 1)
+
+    @property
+    def shares_batch(self) -> bool:
+        """Whether every input holds the same number of samples (see batch): False for a graph's nodes and edges,
+        or a recurrent network given its state (layers, N, H) beside its input (N, T, F)."""
+        return len(set(self._firsts())) <= 1
+
+    def batch_note(self) -> str:
+        """What the batch is where the inputs share none ("" where they do): per-sample figures divide by it."""
+        if self.shares_batch:
+            return ""
+        return (f"the inputs ({self.text()}) share no batch dimension: batch {self.batch} is the first input's "
+                f"first dimension, and per-sample figures are per one of its {self.batch} rows")
+
+    def _firsts(self) -> Iterator[int]:
+        """Each input's number of samples: a tensor's first dimension (a scalar has none), a list's length where it
+        holds tensors alone, a tuple's or a dict's values' own."""
+        for value in (*self.args, *self.kwargs.values()):
+            yield from _samples(value)
 
     def elements(self) -> int:
         return sum(prod(s) for s in self.shapes)
@@ -121,6 +142,20 @@ def checked_shape(shape: Sequence[int]) -> Shape:
         raise InputError(f"input sizes must be positive integers with the batch first, e.g. (1, 3, 224, 224), "
                          f"got {shape!r}")
     return sizes
+
+
+def _samples(value: Any) -> Iterator[int]:
+    if isinstance(value, (TensorSpec, torch.Tensor)):
+        if len(value.shape):
+            yield value.shape[0]
+    elif isinstance(value, list) and value and all(isinstance(v, (TensorSpec, torch.Tensor)) for v in value):
+        yield len(value)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _samples(v)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _samples(v)
 
 
 def leaves(value: Any) -> Iterator[TensorSpec | torch.Tensor]:

@@ -42,8 +42,9 @@ WHY = {
                **_each(_BATCH_NORMS + ("batch_norm",), "BatchNorm counted as 2 per element in eval, with the batch's "
                                                        "statistics (training=True) 5 (4 without affine)"),
                **_each(("AdaptiveAvgPool2d", "adaptive_avg_pool2d"), "adaptive average pooling 1 per input element"),
-               "MultiheadAttention": "its attention runs as aten::scaled_dot_product_attention (need_weights=False), "
-                                     "which fvcore does not support: projections only",
+               **_each(("MultiheadAttention", "multi_head_attention_forward"),
+                       "its attention runs as aten::scaled_dot_product_attention (need_weights=False), or its QKᵀ as "
+                       "aten::baddbmm (need_weights with a mask), which fvcore does not support: projections only"),
                "scaled_dot_product_attention": "aten::scaled_dot_product_attention not supported",
                **_each(_NORMS + ("layer_norm", "group_norm", "instance_norm"),
                        "normalisation counted as 5 per input element (4 without affine)"),

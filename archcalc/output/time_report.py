@@ -25,6 +25,7 @@ def time_report(results: list[Timing], method: str, training: bool = False, samp
                 lines.append(f"Run estimate: {text}")
     lines += [f"{t.model}: a quantized network, its multiply-accumulates int8 ones: its GFLOP/s are integer "
               f"operations (2 x MACs) per second" for t in results if t.integer and not t.error]
+    lines += [f"{t.model}: {t.note}" for t in results if t.note and not t.error]
     for t in results:
         row = {"model": t.model, "device": t.device, "input": t.inputs or shape_text(t.input_shape)}
         if t.error:
@@ -43,6 +44,7 @@ def time_report(results: list[Timing], method: str, training: bool = False, samp
         "min_ms": None if t.error else min(t.times_ms), "max_ms": None if t.error else max(t.times_ms),
         "images_per_s": None if t.error else t.images_per_s, "gflops_per_s": None if t.error else t.gflops_per_s,
         "times_ms": list(t.times_ms), "error": t.error or None, "integer_operations": t.integer,
+        "batch_note": t.note or None,
         **({"run_estimate_s": runs.get(t.model), "samples": samples, "epochs": epochs} if runs else {}),
     } for t in results], "method": method, "step": "training" if training else "forward"}
     columns = _COLUMNS

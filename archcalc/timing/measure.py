@@ -46,6 +46,7 @@ class Timing:
     error: str = ""
     inputs: str = ""  # every input, as Inputs.text() writes them, where there are several or integer ones
     integer: bool = False  # a quantized network: its multiply-accumulates are int8 ones (GFLOP/s: integer operations)
+    note: str = ""  # what the batch is where the inputs share none (Inputs.batch_note)
 
     @property
     def runs(self) -> int:
@@ -239,7 +240,8 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
         return Timing(entry.name, device, dtype, batch, shape, (), 0, str(error), text)
     batch = inputs.batch
     macs = plan.totals.macs + (plan.totals.backward_macs or 0)
-    base = Timing(entry.name, str(torch_device), dtype, batch, shape, flops=2 * macs, inputs=text, integer=built[0])
+    base = Timing(entry.name, str(torch_device), dtype, batch, shape, flops=2 * macs, inputs=text, integer=built[0],
+                  note=inputs.batch_note())
     needed = plan.totals.param_bytes + plan.totals.activation_bytes + sum(
         prod(s) * d.itemsize for s, d in zip(inputs.shapes, inputs.dtypes(torch_dtype)))
     if needed > 0.8 * _available_bytes(torch_device):

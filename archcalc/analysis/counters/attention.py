@@ -12,7 +12,9 @@ d_k and value width d_v per head, model width E = h*d_k; K/V inputs of kdim and 
   costs the same per query head.
   MultiheadAttention = in-projections (Q: N*L*E*E, K: N*S*kdim*E, V: N*S*vdim*E)
                      + attention over S' = S (+1 with add_bias_kv) (+1 with add_zero_attn) keys
-                     + out-projection N*L*E*E; biases 1 add per output element.
+                     + out-projection N*L*E*E_out; biases 1 add per output element
+  (E_out = E, but in the functional form, whose out_proj_weight (E_out, E) may be narrower or wider: the
+  attention pool of CLIP's ResNets projects E = 2048 to E_out = 1024).
 Every path gives the same count: need_weights true or false, the fused fast path PyTorch takes in
 eval mode without grad (torch._native_multi_head_attention), and F.multi_head_attention_forward.
 Backward (the math kernel's, as autograd runs it and torch.utils.flop_counter counts it on the meta
@@ -25,6 +27,7 @@ form F.multi_head_attention_forward the same, its weights being arguments).
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from math import prod
 from typing import NamedTuple
@@ -94,6 +97,11 @@ class Heads(NamedTuple):
     masked: bool
     weights: tuple | None  # the attention weights returned (need_weights), averaged over heads or not
     dropout: bool = False  # on the attention weights (train mode, dropout_p > 0)
+    E_out: int | None = None  # the out-projection's width where it is not E (the functional form's, CLIP's pool)
+
+    @property
+    def out(self) -> int:
+        return self.E if self.E_out is None else self.E_out
 
 
 def multi_head_count(a: Heads) -> Count:
@@ -101,8 +109,8 @@ def multi_head_count(a: Heads) -> Count:
     d = E // h
     projections = N * L * E * E + N * a.S * a.kdim * E + N * a.S * a.vdim * E
     inner = attention_count((N, h), L, S, d, d, a.masked, a.dropout)
-    out = N * L * E * E
-    bias = (N * L * E + 2 * N * a.S * E if a.in_bias else 0) + (N * L * E if a.out_bias else 0)
+    out = N * L * E * a.out
+    bias = (N * L * E + 2 * N * a.S * E if a.in_bias else 0) + (N * L * a.out if a.out_bias else 0)
     averaged = prod(a.weights) * h if a.weights is not None and len(a.weights) == 3 else 0  # mean over h heads
     macs = projections + inner.macs + out
     elementwise = bias + inner.elementwise + averaged
@@ -116,7 +124,7 @@ def _multi_head_text(a: Heads, macs: int, bias: int, scores: int, averaged: int)
     keys = f"({a.S} + {a.extra_keys})" if a.extra_keys else f"{a.S}"
     text = {
         "macs": (f"Q {N}*{L}*{E}*{E} + K {N}*{a.S}*{a.kdim}*{E} + V {N}*{a.S}*{a.vdim}*{E} + "
-                 f"QKᵀ,AV {N}*{h}*{L}*{keys}*({d} + {d}) + out {N}*{L}*{E}*{E} = {grouped(macs)}"),
+                 f"QKᵀ,AV {N}*{h}*{L}*{keys}*({d} + {d}) + out {N}*{L}*{E}*{a.out} = {grouped(macs)}"),
     }
     parts = []
     if bias:
@@ -128,6 +136,19 @@ def _multi_head_text(a: Heads, macs: int, bias: int, scores: int, averaged: int)
         parts.append(f"weights averaged over {h} heads {grouped(averaged)}")
     text["elementwise"] = " + ".join(parts) + f" = {grouped(bias + scores + averaged)}"
     return text
+
+
+_SCORES = re.compile(r"QKᵀ,AV (\d+)\*(\d+)\*(\d+)\*(?:\((\d+) \+ (\d+)\)|(\d+))\*\((\d+) \+ (\d+)\)")
+
+
+def scores_of(text: str) -> tuple[int, int, int] | None:
+    """(scores N*h*L*S', d_k, d_v) read back from a multi-head row's MACs text (_multi_head_text's), for a
+    convention that counts its projections apart from its attention; None for any other text."""
+    found = _SCORES.search(text)
+    if found is None:
+        return None
+    N, h, L, S, extra, keys, d_k, d_v = (int(g) if g else 0 for g in found.groups())
+    return N * h * L * (keys or S + extra), d_k, d_v
 
 
 def layout(query: tuple, key: tuple, batch_first: bool) -> tuple[int, int, int]:
@@ -165,7 +186,12 @@ def multi_head_attention_forward(call: OpCall) -> Count:
     return multi_head_count(Heads(
         N, L, S, call.arg(3, "embed_dim_to_check"), key[-1], value[-1], call.arg(4, "num_heads"), extra,
         call.arg(6, "in_proj_bias") is not None, call.arg(12, "out_proj_bias") is not None, masked, weights,
-        bool(call.arg(13, "training", True)) and call.arg(10, "dropout_p", 0.0) > 0))
+        bool(call.arg(13, "training", True)) and call.arg(10, "dropout_p", 0.0) > 0, _out_width(call)))
+
+
+def _out_width(call: OpCall) -> int:
+    """The functional form's out-projection width: its out_proj_weight's rows (E_out, E)."""
+    return tensor_shape(call.arg(11, "out_proj_weight"))[0]
 
 
 @OPS.register("_native_multi_head_attention")
@@ -218,14 +244,15 @@ def multi_head_attention_forward_backward(call: OpCall, needs: Needs) -> Count:
     extra = (call.arg(7, "bias_k") is not None) + bool(call.arg(9, "add_zero_attn", False))
     inputs = tuple(call.arg(i, n).requires_grad for i, n in ((0, "query"), (1, "key"), (2, "value")))
     return multi_head_gradients(N, L, S, call.arg(3, "embed_dim_to_check"), call.arg(4, "num_heads"), key[-1],
-                                value[-1], extra, trainable, inputs)
+                                value[-1], extra, trainable, inputs, _out_width(call))
 
 
 def multi_head_gradients(N: int, L: int, S: int, E: int, h: int, kdim: int, vdim: int, extra: int, w: bool,
-                         inputs: tuple[bool, bool, bool]) -> Count:
+                         inputs: tuple[bool, bool, bool], E_out: int | None = None) -> Count:
     """∂W of the four projections (w: trainable), ∂ of each input that needs one, the attention's
     gradients where Q, K or V needs one (as it does when the projections are trained)."""
     q, k, v = (w or needed for needed in inputs)
+    out = E if E_out is None else E_out
     terms = [
         ("∂W_q", w, N * L * E * E, f"{N}*{L}*{E}*{E}"), ("∂W_k", w, N * S * kdim * E, f"{N}*{S}*{kdim}*{E}"),
         ("∂W_v", w, N * S * vdim * E, f"{N}*{S}*{vdim}*{E}"),
@@ -233,7 +260,7 @@ def multi_head_gradients(N: int, L: int, S: int, E: int, h: int, kdim: int, vdim
         ("∂key", inputs[1], N * S * kdim * E, f"{N}*{S}*{kdim}*{E}"),
         ("∂value", inputs[2], N * S * vdim * E, f"{N}*{S}*{vdim}*{E}"),
         *attention_gradients((N, h), L, S + extra, E // h, E // h, q, k, v),
-        ("∂out-projection input", q or k or v, N * L * E * E, f"{N}*{L}*{E}*{E}"),
-        ("∂W_out", w, N * L * E * E, f"{N}*{L}*{E}*{E}"),
+        ("∂out-projection input", q or k or v, N * L * E * out, f"{N}*{L}*{E}*{out}"),
+        ("∂W_out", w, N * L * E * out, f"{N}*{L}*{E}*{out}"),
     ]
     return gradients(terms)

@@ -43,14 +43,14 @@ from math import prod
 from torch import nn
 
 from archcalc.analysis.counters import decompositions, sparse
-from archcalc.analysis.counters.attention import layout
+from archcalc.analysis.counters.attention import scores_of
 from archcalc.analysis.counters.linear import equation_of
 from archcalc.analysis.packed import quantized_kernel
 from archcalc.analysis.records import LAYER, OP, LayerRecord
 
 NOT_SUPPORTED = {"scaled_dot_product_attention", "baddbmm", "addbmm", "addmv", "mv", "dot", "vdot", "inner",
                  "lstm", "gru", "rnn_tanh", "rnn_relu", "LSTM", "GRU", "RNN",
-                 "multi_head_attention_forward", "_native_multi_head_attention",
+                 "_native_multi_head_attention",
                  # one aten node each in the trace, none with a handle
                  "tensordot", "linalg_multi_dot", "chain_matmul", "bilinear", "Bilinear", "_grouped_mm",
                  "grouped_mm", "linalg_solve_triangular", "triangular_solve", "linalg_vecdot", "linalg_matrix_power",
@@ -78,8 +78,8 @@ def count(r: LayerRecord, module) -> int:
         return einsum(equation, r.input_shapes)
     if kind == "linear_cross_entropy":  # (traced, it takes the reference path: aten::linear, the logits' product)
         return prod(r.input_shapes[0][:-1]) * prod(r.input_shapes[1])
-    if kind == "MultiheadAttention" and len(r.output_shapes) == 1:  # need_weights=False: attention by SDPA
-        total -= _attention_macs(r, module)
+    if kind in ("MultiheadAttention", "multi_head_attention_forward"):
+        total -= _attention_macs(r)
     elif kind == "matmul" and len(r.input_shapes) == 2 and len(r.input_shapes[1]) >= 2:
         total = prod(r.input_shapes[0]) * r.input_shapes[1][-1]
     batch_norm = isinstance(module, nn.modules.batchnorm._BatchNorm) or (r.kind == OP and kind == "batch_norm")
@@ -119,12 +119,14 @@ def _padding_by_name(r: LayerRecord, module) -> bool:
         r.formulas.get("output", "").startswith("padding='")
 
 
-def _attention_macs(r: LayerRecord, m) -> int:
-    """softmax(QKᵀ)V inside a MultiheadAttention call: N*L*S'*2E."""
-    query, key = r.input_shapes[0], r.input_shapes[1]
-    n, length, keys = layout(query, key, m.batch_first)
-    keys += (m.bias_k is not None) + bool(m.add_zero_attn)
-    return 2 * n * length * keys * m.embed_dim
+def _attention_macs(r: LayerRecord) -> int:
+    """What fvcore's trace of a multi-head attention leaves out (its projections are aten::linear, counted): the
+    attention, N*h*L*S'*(d_k + d_v), where PyTorch runs it by SDPA (need_weights=False), or QKᵀ, N*h*L*S'*d_k,
+    where a mask makes it aten::baddbmm (need_weights=True, its AV an aten::bmm, counted)."""
+    scores, d_k, d_v = scores_of(r.formulas.get("macs", ""))
+    if len(r.output_shapes) == 1:
+        return scores * (d_k + d_v)
+    return scores * d_k if "mask" in r.formulas.get("elementwise", "") else 0
 
 
 def _mode(r: LayerRecord) -> str:

@@ -38,6 +38,9 @@ Its own formulas:
   MultiheadAttention        N x [L*E (Q scaled) + L*E*E + S*kdim*kdim + S*vdim*vdim (as ptflops writes
                             them) + (2S + L)*E in-projection bias + h*L*S*(d_k + 1 + d_v) + L*vdim*(vdim + 1)],
                             and with need_weights the torch.bmm and F.softmax inside F.multi_head_attention_forward
+                            (given a mask, its QKᵀ a torch.baddbmm: + the merged mask's elements, per image h*S'
+                            for a key-padding mask (N, S), L*S' for an attention mask (L, S), h*L*S' for both or
+                            one (N*h, L, S); S' = S + the keys add_bias_kv and add_zero_attn append)
   RNN, GRU, LSTM            N*T x Σ over layers of (W_ih + W_hh elements + biases + 1H (RNN), 7H (GRU) or 10H
                             (LSTM)), x 2 when bidirectional; the cells: N x the same for one step
   an F.* function a module keeps as an attribute (a TransformerEncoderLayer's activation="gelu", Hugging Face's
@@ -107,7 +110,20 @@ def _multihead_attention(r: LayerRecord, m) -> int:
     flops += length * vdim * (vdim + 1)
     if len(r.output_shapes) > 1:  # need_weights: torch.bmm twice and F.softmax, patched, inside the functional
         flops += h * length * keys * (e // h + vdim // h) + h * length * keys
+        flops += _merged_mask(r.input_shapes[3:], n, length, keys + (m.bias_k is not None) + bool(m.add_zero_attn), h)
     return n * flops
+
+
+def _merged_mask(masks: tuple, n: int, length: int, keys: int, h: int) -> int:
+    """The elements of the float mask F.multi_head_attention_forward hands torch.baddbmm for one image (0 without
+    a mask: QKᵀ is a torch.bmm), from the masks given after query, key and value: a key-padding mask (N, S) is
+    told from an attention mask (L, S) by its first size where N differs from L (where they are equal, a mask
+    is taken as the attention mask)."""
+    if not masks:
+        return 0
+    if len(masks) > 1 or len(masks[0]) == 3:
+        return h * length * keys
+    return h * keys if masks[0][0] == n != length else length * keys
 
 
 _RECURRENT_EXTRA = {nn.RNN: 1, nn.RNNCell: 1, nn.GRU: 7, nn.GRUCell: 7, nn.LSTM: 10, nn.LSTMCell: 10}
