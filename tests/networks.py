@@ -350,6 +350,34 @@ class MatrixProducts(nn.Module):
 
 
 
+class Conv1D(nn.Module):
+    """Hugging Face's GPT-2 linear layer: torch.addmm(bias, x as (N*T, in), weight (in, out)), no F.linear."""
+
+    def __init__(self, features_in, features_out):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(features_in, features_out) * 0.02)
+        self.bias = nn.Parameter(torch.zeros(features_out))
+
+    def forward(self, x):
+        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
+
+
+class AddedProducts(nn.Module):
+    """GPT-2's MLP of Conv1D layers (torch.addmm), then the method x.addmm and a torch.baddbmm that add a bias
+    to their products: ptflops counts each bias once a call, for its one image."""
+
+    def __init__(self, width=16):
+        super().__init__()
+        self.fc, self.proj = Conv1D(width, 4 * width), Conv1D(4 * width, width)
+        self.w = nn.Parameter(torch.randn(width, width) * 0.1)
+        self.b = nn.Parameter(torch.zeros(width))
+
+    def forward(self, x):  # x: (N, T, C)
+        h = self.proj(torch.relu(self.fc(x)))
+        flat = self.b.expand(h.shape[0] * h.shape[1], -1).addmm(h.flatten(0, 1), self.w).view_as(h)
+        return torch.baddbmm(self.b.expand_as(flat), flat, self.w.expand(flat.shape[0], -1, -1))
+
+
 class Factorisations(nn.Module):
     """The linear algebra of models beyond CNNs: Glow's invertible 1x1 convolution (its weight's log-determinant
     for every pixel, the inverse that samples), a Gaussian-process layer's Cholesky solve, a QR-orthogonalised
@@ -586,6 +614,7 @@ NETWORKS = {
     "mha_both_masks": (lambda: MHABlock(masked="both"), (2, 10, 32), torch.float32),
     "functional_mha": (FunctionalMHA, (10, 2, 32), torch.float32),
     "attention_pool": (AttentionPool, (2, 32, 4, 4), torch.float32),
+    "added_products": (AddedProducts, (2, 5, 16), torch.float32),
     "custom_functions": (CustomFunctions, (2, 10, 32), torch.float32),
     "library_idioms": (LibraryIdioms, (2, 3, 12, 12), torch.float32),
     "pooling_indices": (PoolingIndices, (2, 3, 32, 32), torch.float32),

@@ -48,7 +48,7 @@ BEYOND_CNNS = ["tiny_vit", "sdpa_attention", "einsum_attention", "swin_stage", "
                "row_gru", "lstm_stack", "mha_weights", "mha_no_weights", "mha_masked_weights",
                "mha_padded_weights", "mha_both_masks", "custom_functions", "matrix_products",
                "factorisations", "fairseq_conv", "library_idioms", "pooling_indices",
-               "direct_forward", "functional_mha", "attention_pool"]
+               "direct_forward", "functional_mha", "attention_pool", "added_products"]
 
 
 @pytest.mark.parametrize("name", BEYOND_CNNS + ["vit_b_32"])

@@ -488,6 +488,37 @@ def test_a_cpu_scalar_value_and_a_parameter_given_to_a_layer():
     assert model(x).shape == (2, 4, 6)
 
 
+class TypedLike(nn.Module):
+    """Position embeddings cast to the input's type by its name, ``pos.type(x.type())``, as lucidrains's
+    linear-attention transformer writes it: on the meta device x.type() is 'torch.meta.FloatTensor'."""
+
+    def __init__(self):
+        super().__init__()
+        self.positions, self.out = nn.Embedding(16, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        pos = self.positions(torch.arange(x.shape[1], device=x.device)).type(x.type())
+        return self.out(x + pos)
+
+
+def test_a_cast_by_the_meta_devices_type_name_runs_as_the_cpus_does():
+    import archcalc
+    from archcalc.analysis.inputs import Inputs
+    from archcalc.models.user import module_entry
+    from tests.test_peak import real_cpu_peak
+
+    with torch.device("meta"):
+        with pytest.raises(ValueError, match="invalid type"):  # (what the stand-in is for)
+            torch.empty(2).type(torch.empty(2).type())
+    model = TypedLike()
+    meta, cpu = (archcalc.analyze(model, (2, 16, 8), device=d, backward=True) for d in ("meta", "cpu"))
+    assert meta.device == "meta" and meta.totals == cpu.totals and meta.totals.macs == 2 * 16 * 8 * 8
+    simulated = archcalc.memory(model, (2, 16, 8), optimizer="adam")
+    assert not simulated.peak.real  # (the steps ran on the meta device, not the CPU's fallback)
+    assert simulated.peak.allocated == real_cpu_peak(module_entry(model, (16, 8)), Inputs.of_shape((2, 16, 8)),
+                                                     "adam")
+
+
 class Norms(nn.Module):
     """Embeddings normalised as OWL-ViT does (torch.linalg.norm over the last dimension), a Frobenius norm, and
     a nuclear norm, which comes from singular values."""

@@ -76,6 +76,11 @@ class Inputs:
         or a recurrent network given its state (layers, N, H) beside its input (N, T, F)."""
         return len(set(self._firsts())) <= 1
 
+    @property
+    def sized(self) -> bool:
+        """Whether every input is a size (TensorSpec), none an example tensor."""
+        return all(isinstance(t, TensorSpec) for t in self.tensors())
+
     def batch_note(self) -> str:
         """What the batch is where the inputs share none ("" where they do): per-sample figures divide by it."""
         if self.shares_batch:

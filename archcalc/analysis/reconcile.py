@@ -20,7 +20,6 @@ from archcalc.analysis.tools import NO_FORMULA, Counts
 from archcalc.analysis.tools import fvcore as fvcore_rules
 from archcalc.analysis.tools import ptflops as ptflops_rules
 from archcalc.analysis.engine import analyse, build, entry_inputs
-from archcalc.analysis.inputs import TensorSpec
 from archcalc.analysis.records import LAYER, OP, Analysis, LayerRecord
 from archcalc.models.registry import ModelEntry
 
@@ -98,6 +97,9 @@ WHY = {
                 "add": "torch.add and x.add(y) counted 1 per element (x + y and x += y are not)",
                 "mul": "torch.mul and x.mul(y) counted 1 per element (x * y is not)",
                 "matmul": "torch.matmul and x.matmul(w) counted (x @ w is not)",
+                **_each(("addmm", "baddbmm"), "torch.addmm, x.addmm(...) and torch.baddbmm counted as prod(mat1) x "
+                                              "mat2.shape[-1] + numel(input): the input added, once a call for its "
+                                              "one image"),
                 "conv2d": "F.conv2d ignored", "linear": "F.linear ignored",
                 "linear_cross_entropy": "the F.linear inside ignored (its chunked path's torch.mm and torch.mul calls, "
                                         "which ptflops patches, are not reproduced)",
@@ -209,7 +211,7 @@ def run_tools(entry: ModelEntry, size, batch: int, input_dtypes=None) -> dict[st
     entry's: a size (random values), or its example inputs (a tuple of positional inputs, a list of images
     for a detector, a dict of keyword inputs), given to each tool as it takes them."""
     inputs = entry_inputs(entry, size, batch, input_dtypes)
-    sized = all(isinstance(t, TensorSpec) for t in inputs.tensors())
+    sized = inputs.sized
 
     def on(device: str):
         return build(entry, torch.device(device), torch.float32)

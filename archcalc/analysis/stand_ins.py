@@ -16,6 +16,11 @@ names the refusal, and the steps run on the CPU where they fit (training/peak.py
                 CUDA the value takes no memory either).
   cov, corrcoef  ATen's cov compares tensors with aten::equal, which has no meta kernel: the V x V matrix
                 (a 0-dim one for a single variable) of the input's dtype.
+  Tensor.type   given a type's name, the meta device's own ("torch.meta.FloatTensor", what x.type() says of a
+                meta tensor, as lucidrains's linear-attention transformer writes ``pos.type(x.type())``), which
+                PyTorch does not take back ("invalid type"): the dtype it names, as the CPU's "torch.FloatTensor"
+                gives (the tensor itself where it has that dtype already), in the analysis and, by meta_fills(),
+                in the simulated steps.
   istft         its kernel checks the window's envelope for zeros (NOLA) by reading a value, which the meta
                 device cannot give: the signal's shape, (..., length), or the frames overlap-added less the
                 centring's n_fft/2 at each end; real unless return_complex.
@@ -40,6 +45,8 @@ def stand_in(func, args: tuple, kwargs: dict):
         return _masked_fill(func, *args, **kwargs)
     if func is torch.istft:
         return _istft(*args, **kwargs)
+    if func is torch.Tensor.type:
+        return _typed(func, *args, **kwargs)
     if func in (torch.cov, torch.corrcoef, torch.Tensor.cov, torch.Tensor.corrcoef):
         return _covariance(*args, **kwargs)
     return None
@@ -123,12 +130,30 @@ def _masked_fill(func, input=None, mask=None, value=None):
 
 @contextmanager
 def meta_fills():
-    """Open while a simulated step runs on the meta device: masked_fill with a CPU 0-dim value runs as the
-    analysis's stand-in runs it (this thread only, patching.py)."""
-    with replaced([(owner, name, partial(_filled, getattr(owner, name)))
-                   for owner, name in ((torch.Tensor, "masked_fill"), (torch.Tensor, "masked_fill_"),
-                                       (torch, "masked_fill"))]):
+    """Open while a simulated step runs on the meta device: masked_fill with a CPU 0-dim value and Tensor.type
+    given the meta device's type name run as the analysis's stand-ins run them (this thread only, patching.py)."""
+    with replaced([*((owner, name, partial(_filled, getattr(owner, name)))
+                     for owner, name in ((torch.Tensor, "masked_fill"), (torch.Tensor, "masked_fill_"),
+                                         (torch, "masked_fill"))),
+                   (torch.Tensor, "type", partial(_typed_else, torch.Tensor.type))]):
         yield
+
+
+_LEGACY = {"FloatTensor": torch.float32, "DoubleTensor": torch.float64, "HalfTensor": torch.float16,
+           "BFloat16Tensor": torch.bfloat16, "LongTensor": torch.int64, "IntTensor": torch.int32,
+           "ShortTensor": torch.int16, "CharTensor": torch.int8, "ByteTensor": torch.uint8, "BoolTensor": torch.bool}
+
+
+def _typed(func, input=None, dtype=None, non_blocking=False, **kwargs):
+    if not (isinstance(input, torch.Tensor) and input.is_meta and isinstance(dtype, str)
+            and dtype.startswith("torch.meta.") and dtype.removeprefix("torch.meta.") in _LEGACY):
+        return None
+    return input.to(_LEGACY[dtype.removeprefix("torch.meta.")])
+
+
+def _typed_else(func, *args, **kwargs):
+    out = _typed(func, *args, **kwargs)
+    return func(*args, **kwargs) if out is None else out
 
 
 def _filled(func, *args, **kwargs):

@@ -91,14 +91,15 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
            twins: Mapping[tuple[str, int], LayerRecord] | None = None,
            shared: Mapping[int, int] | None = None,
            unused: Set[tuple[str, int]] = frozenset(),
-           direct: Set[tuple[str, int]] = frozenset()) -> dict[str, dict[int, int]]:
+           direct: Set[tuple[str, int]] = frozenset(), images: int = 1) -> dict[str, dict[int, int]]:
     """convention -> record index -> its count (records that count nothing are left out).
     ptflops counts a layer's own F.* calls: where the records lack them, ``twins`` are the records of
     a trace that kept them, by name and call number. ``shared``: _shared(model), where it is known.
     ``unused``: the rows (name, call) whose work never reaches the output, which fvcore's TorchScript trace
     drops (its dead-code elimination: an unused pooler, the branches a wrapper leaves out of its output).
     ``direct``: the rows (name, call) of modules whose forward was called as ``module.forward(x)``, which runs
-    no hook: thop and torchinfo count 0 for them, ptflops only the patched calls inside."""
+    no hook: thop and torchinfo count 0 for them, ptflops only the patched calls inside. ``images``: the batch
+    of sized inputs (ptflops's convention is N x its count of one image), 1 for example inputs."""
     names = layer_names(model)
     modules = {names[id(m)]: m for m in model.modules()}
     twins = twins or {}
@@ -118,7 +119,7 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
                     continue
                 shadowed = unhooked or any(r.name.startswith(prefix) for prefix in hooked)
                 value = ptflops.count(twins.get((r.name, r.call), r), module, shadowed, shared.get(id(module), 1),
-                                      rules)
+                                      rules, images)
             elif container or (name == "fvcore" and (r.name, r.call) in unused):  # (a module only ptflops counts
                 continue  # as one; a row TorchScript's trace drops)
             elif unhooked and name in ("thop", "torchinfo"):
@@ -163,9 +164,9 @@ class Counts(Mapping):
     def __init__(self, model: nn.Module, records: tuple[LayerRecord, ...],
                  with_inner: Callable[[], tuple[LayerRecord, ...]] | None = None,
                  unused: Callable[[], Set[tuple[str, int]]] | None = None,
-                 direct: Set[tuple[str, int]] = frozenset()):
+                 direct: Set[tuple[str, int]] = frozenset(), images: int = 1):
         self._model, self._records, self._with_inner, self._unused = model, records, with_inner, unused
-        self._direct = direct
+        self._direct, self._images = direct, images
         self._dropped: Set[tuple[str, int]] = frozenset()
         self._counts: dict[str, dict[int, int]] | None = None
         self._twins: dict | None = None
@@ -177,7 +178,8 @@ class Counts(Mapping):
             self._twins = {(r.name, r.call): r for r in traced}
             self._dropped = frozenset(self._unused()) if self._unused is not None else frozenset()
             shared = _shared(self._model)
-            self._counts = counts(self._model, self._records, self._twins, shared, self._dropped, self._direct)
+            self._counts = counts(self._model, self._records, self._twins, shared, self._dropped, self._direct,
+                                  self._images)
             self._paths = {name: shared[key] for key, name in layer_names(self._model).items() if key in shared}
             self._model = self._with_inner = self._unused = None
         return self._counts

@@ -29,8 +29,8 @@ Per call, with x the input and y the output:
 
 ptflops runs a batch of one and reports one image (given a bigger batch it divides the module hooks'
 sum, not the functional calls, by the batch size). archcalc applies the rules to the whole batch:
-N x ptflops's figure for one image, except where a rule does not grow with the batch (addmm's
-bias counted once per call; torch.add's left-aligned shapes when the ranks differ).
+N x ptflops's figure for one image (an addmm's input, added once a call, N times), except where a rule does
+not grow with the batch (torch.add's left-aligned shapes when the ranks differ).
 The operators x + y, x * y, x @ y reach archcalc's trace as the methods x.add(y), x.mul(y), x.matmul(y),
 which ptflops counts where the operators it does not; the calling line's instruction tells them apart
 (origins.operator_spelling).
@@ -229,25 +229,39 @@ FUNCTION_RULES = {
 }  # (the methods x.mul(y), x.matmul(w), ...; the operators x * y, x @ w are Tensor.__mul__, ... : 0)
 
 
-def _calls(calls) -> int:
+_ADDED = ("torch.addmm", "torch.baddbmm", "Tensor.addmm")  # (their input, added once a call: one image's)
+
+
+def _calls(calls, images: int = 1) -> int:
+    """The patched calls' count, for ``images`` images: what ptflops counts of one image, N times over, where the
+    records are of the batch (an addmm's input that holds no batch, a bias, added once a call: N times)."""
     total = 0
     for origin, inputs, outputs in calls:
         rule = FUNCTION_RULES.get(origin)
         if rule is not None and inputs:
-            total += rule(inputs, outputs)
+            total += rule(inputs, outputs) + (images - 1) * (_unbatched(inputs[0], outputs) if origin in _ADDED else 0)
     return total
 
 
-def count(r: LayerRecord, module, shadowed: bool = False, paths: int = 1, rules: dict | None = None) -> int:
+def _unbatched(added: tuple, outputs: tuple) -> int:
+    """The elements of an addmm's or a baddbmm's input where it holds no batch (a bias (out,) or (1, out)); 0
+    where it has the output's rank and first size, (N*T, out) or (N, n, p), and grows with the batch itself."""
+    out = outputs[0] if outputs else ()
+    return 0 if len(added) == len(out) and added[:1] == out[:1] else prod(added)
+
+
+def count(r: LayerRecord, module, shadowed: bool = False, paths: int = 1, rules: dict | None = None,
+          images: int = 1) -> int:
     """``shadowed``: the layer is inside a module ptflops hooks (timm's Attention), whose own count replaces
     its children's hooks; ``paths``: the parents that hold the module (ptflops's total adds its hook's count
-    from each), the patched calls inside it counted once; ``rules``: module_rules(), where known."""
+    from each), the patched calls inside it counted once; ``rules``: module_rules(), where known; ``images``: the
+    batch of sized inputs, whose count is N x ptflops's of one image (1 for example inputs, run as given)."""
     if r.kind == OP:
-        return _calls([(r.origin, r.input_shapes, r.output_shapes)])
+        return _calls([(r.origin, r.input_shapes, r.output_shapes)], images)
     total = 0
     rule = None if module is None or shadowed else (module_rules() if rules is None else rules).get(type(module))
     if rule is not None:
         total += rule(r, module) * paths
     if r.kind == LAYER:
-        total += _calls(r.inner)
+        total += _calls(r.inner, images)
     return total
