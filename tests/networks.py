@@ -378,6 +378,25 @@ class AddedProducts(nn.Module):
         return torch.baddbmm(self.b.expand_as(flat), flat, self.w.expand(flat.shape[0], -1, -1))
 
 
+class SameConv(nn.Conv2d):
+    """A convolution subclass with padding='same' (Hugging Face's EfficientNetDepthwiseConv2d is such a one)."""
+
+
+class InterpolatedPositions(nn.Module):
+    """PVT's and DPT's position embeddings, resized to the feature map by F.interpolate: work done once a
+    forward, whatever the batch (ptflops, N x one image, counts it N times); a depthwise SameConv after."""
+
+    def __init__(self, width=8):
+        super().__init__()
+        self.embed = nn.Conv2d(3, width, 2, stride=2)
+        self.positions = nn.Parameter(torch.randn(1, width, 3, 3) * 0.02)
+        self.mix = SameConv(width, width, 3, padding="same", groups=width)
+
+    def forward(self, x):
+        x = self.embed(x)
+        return self.mix(x + F.interpolate(self.positions, size=x.shape[-2:], mode="bilinear", align_corners=False))
+
+
 class Factorisations(nn.Module):
     """The linear algebra of models beyond CNNs: Glow's invertible 1x1 convolution (its weight's log-determinant
     for every pixel, the inverse that samples), a Gaussian-process layer's Cholesky solve, a QR-orthogonalised
@@ -615,6 +634,7 @@ NETWORKS = {
     "functional_mha": (FunctionalMHA, (10, 2, 32), torch.float32),
     "attention_pool": (AttentionPool, (2, 32, 4, 4), torch.float32),
     "added_products": (AddedProducts, (2, 5, 16), torch.float32),
+    "interpolated_positions": (InterpolatedPositions, (2, 3, 12, 12), torch.float32),
     "custom_functions": (CustomFunctions, (2, 10, 32), torch.float32),
     "library_idioms": (LibraryIdioms, (2, 3, 12, 12), torch.float32),
     "pooling_indices": (PoolingIndices, (2, 3, 32, 32), torch.float32),

@@ -48,7 +48,8 @@ BEYOND_CNNS = ["tiny_vit", "sdpa_attention", "einsum_attention", "swin_stage", "
                "row_gru", "lstm_stack", "mha_weights", "mha_no_weights", "mha_masked_weights",
                "mha_padded_weights", "mha_both_masks", "custom_functions", "matrix_products",
                "factorisations", "fairseq_conv", "library_idioms", "pooling_indices",
-               "direct_forward", "functional_mha", "attention_pool", "added_products"]
+               "direct_forward", "functional_mha", "attention_pool", "added_products",
+               "interpolated_positions"]
 
 
 @pytest.mark.parametrize("name", BEYOND_CNNS + ["vit_b_32"])
@@ -232,6 +233,37 @@ def test_a_tool_that_is_missing_or_fails_is_reported_not_raised():
     assert missing.total is None and missing.error == "pip install archcalc-no-such-tool to compare"
     failing = _attempt("torch", "torch", lambda: 1 / 0)
     assert failing.total is None and failing.error == "ZeroDivisionError: division by zero"
+
+
+class Cached:
+    """An object a forward returns beside its tensor (Hugging Face's DynamicCache, a decoder's keys and values)."""
+
+    def __init__(self, keys):
+        self.keys = keys
+
+
+class ReturnsACache(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return y, Cached(y)
+
+
+def test_a_forward_that_returns_an_object_fvcore_cannot_trace_is_said_with_what_to_do():
+    import archcalc
+
+    a, tools = archcalc.reconcile(ReturnsACache(), (2, 8))
+    assert a.totals.macs == 2 * 8 * 8
+    assert tools["fvcore"].total is None and tools["fvcore"].error.startswith("RuntimeError: Only tuples, lists")
+    assert tools["fvcore"].error.endswith("unsupported type: Cached: fvcore's TorchScript trace takes a forward whose "
+                                          "inputs and outputs are tensors, tuples, lists and dicts; a Hugging Face "
+                                          "model returns its cache (DynamicCache) unless its config says "
+                                          "use_cache=False")
+    for convention in ("torchinfo", "flop_counter"):
+        assert tools[convention].total == a.convention_total(convention), (convention, tools[convention])
 
 
 def test_ultralytics_thop_is_named_for_what_it_is(monkeypatch):

@@ -94,6 +94,10 @@ def with_hint(message: str) -> str:
     if _ONE_VALUE in message:
         return (f"{message}: in a training step BatchNorm takes its statistics over the batch, which needs more "
                 f"than one value per channel; use --batch 2 or more")
+    if _TRACED_TYPES in message:
+        return (f"{message}: fvcore's TorchScript trace takes a forward whose inputs and outputs are tensors, tuples, "
+                f"lists and dicts; a Hugging Face model returns its cache (DynamicCache) unless its config says "
+                f"use_cache=False")
     if message.startswith(_GUARDS):
         return (f"{message}: the program was exported for other input sizes (torch.export keeps each size fixed "
                 f"unless it was exported with dynamic shapes, torch.export.Dim); leave out --input and --batch to use "
@@ -101,6 +105,7 @@ def with_hint(message: str) -> str:
     return message
 
 
+_TRACED_TYPES = "received an input of unsupported type"  # (torch.jit's trace, fvcore's, given another object)
 _GUARDS = ("Guard failed", "Expected input at")  # (an exported program checking its inputs' sizes)
 
 

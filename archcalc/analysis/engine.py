@@ -22,7 +22,7 @@ from archcalc.analysis.diagnosis import explain, unbatched, with_hint
 from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.packed import QUANTIZED_TYPES
-from archcalc.analysis.records import OP, Analysis, LayerRecord, Totals
+from archcalc.analysis.records import OP, Analysis, LayerRecord, Totals, from_input
 from archcalc.analysis.tracer import Tracer, shapes_of, tensors_in
 from archcalc.errors import ForwardError, InputError
 from archcalc.formulas.numbers import shape_text
@@ -563,14 +563,12 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
     notes = []
     in_rows = 0
     uncounted: dict[str, str] = {}  # type -> why (the generic "no formula", or its counter's reason)
-    fed = {-1}  # the records whose tensors come from the model's input (-1) by some path
+    fed = from_input(records)
     for r in records:
         in_rows += r.params
         if r.macs is None:
             uncounted.setdefault(r.type, r.note)
-        if not fed.isdisjoint(r.sources):
-            fed.add(r.index)
-        else:
+        if r.index not in fed:
             continue  # (a tensor made from constants, as a detector's anchors: 3x4 is not the batch)
         given = r.input_shapes[0] if r.input_shapes else ()
         if r.type in ("view", "reshape") and r.output_shapes and r.output_shapes[0] and r.output_shapes[0][0] != batch \

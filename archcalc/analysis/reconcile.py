@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 
 from archcalc.analysis.counters import decompositions
+from archcalc.analysis.diagnosis import with_hint
 from archcalc.analysis.packed import QUANTIZED_TYPES
 from archcalc.analysis.tools import NO_FORMULA, Counts
 from archcalc.analysis.tools import fvcore as fvcore_rules
@@ -146,6 +147,9 @@ def _fallback(convention: str, records: list[LayerRecord], amount: int) -> str:
     functional = all(r.kind == OP for r in records)
     if convention == "fvcore" and all(r.formulas.get("elementwise", "").startswith(_NORM_TEXTS) for r in records):
         return WHY["fvcore"]["LayerNorm"]  # (a subclass of a norm: timm's LayerNormNoBias)
+    if convention == "fvcore" and amount < 0 and all(r.formulas.get("output", "").startswith("padding='")
+                                                     for r in records):
+        return WHY["fvcore"]["Conv2d"]  # (a subclass of a convolution: Hugging Face's EfficientNetDepthwiseConv2d)
     if convention in ("fvcore", "flop_counter") and all(r.type.startswith(QUANTIZED_TYPES) for r in records):
         return "a quantized layer: its kernels (quantized::linear, conv2d, ...) have no formula there, 0"
     if convention == "torchinfo":
@@ -193,7 +197,7 @@ def _attempt(tool: str, package: str, count: Callable[[], int]) -> ToolTotal:
             warnings.simplefilter("ignore")
             return ToolTotal(tool, installed, int(count()))
     except Exception as error:
-        return ToolTotal(tool, installed, None, f"{type(error).__name__}: {error}".splitlines()[0])
+        return ToolTotal(tool, installed, None, with_hint(f"{type(error).__name__}: {error}".splitlines()[0]))
     finally:
         logging.disable(logging.NOTSET)
 

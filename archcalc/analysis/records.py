@@ -90,6 +90,17 @@ class LayerRecord(NamedTuple):
         return self.name if self.call == 1 else f"{self.name} ({self.call})"
 
 
+def from_input(records: tuple[LayerRecord, ...]) -> set[int]:
+    """The indices of the records whose tensors come from the model's input (-1) by some path: their work grows
+    with the batch. The others (a position embedding interpolated to the image's size, a detector's anchors, a
+    mask made of constants) are done once a forward, whatever the batch."""
+    fed = {-1}
+    for r in records:
+        if not fed.isdisjoint(r.sources):
+            fed.add(r.index)
+    return fed
+
+
 @dataclass(frozen=True)
 class Totals:
     params: int

@@ -35,7 +35,7 @@ from torch import nn
 from archcalc.analysis.counters import decompositions, sparse
 from archcalc.analysis.counters.linear import bmm_macs, equation_of
 from archcalc.analysis.packed import quantized_kernel
-from archcalc.analysis.records import LAYER, OP, LayerRecord
+from archcalc.analysis.records import LAYER, OP, LayerRecord, from_input
 from archcalc.analysis.tools import fvcore, ptflops, thop, torchinfo
 from archcalc.analysis.tracer import layer_names
 
@@ -107,6 +107,7 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
     rules = ptflops.module_rules()  # (a module with children that ptflops hooks: its total leaves theirs out)
     hooked = [name + "." for name, m in modules.items() if name and type(m) in rules and _has_children(m)]
     shared = _shared(model) if shared is None else shared
+    batched = from_input(records)  # (the others, done once a forward, N times in ptflops's N x one image)
     for r in records:
         module = modules.get(r.name) if r.kind != OP else None
         container = r.kind not in (LAYER, OP) and (module is None or _has_children(module))
@@ -119,7 +120,7 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
                     continue
                 shadowed = unhooked or any(r.name.startswith(prefix) for prefix in hooked)
                 value = ptflops.count(twins.get((r.name, r.call), r), module, shadowed, shared.get(id(module), 1),
-                                      rules, images)
+                                      rules, images) * (1 if r.index in batched else images)
             elif container or (name == "fvcore" and (r.name, r.call) in unused):  # (a module only ptflops counts
                 continue  # as one; a row TorchScript's trace drops)
             elif unhooked and name in ("thop", "torchinfo"):

@@ -29,8 +29,10 @@ Per call, with x the input and y the output:
 
 ptflops runs a batch of one and reports one image (given a bigger batch it divides the module hooks'
 sum, not the functional calls, by the batch size). archcalc applies the rules to the whole batch:
-N x ptflops's figure for one image (an addmm's input, added once a call, N times), except where a rule does
-not grow with the batch (torch.add's left-aligned shapes when the ranks differ).
+N x ptflops's figure for one image (an addmm's input, added once a call, N times; work that does not come from
+the input, done once a forward whatever the batch, as a position embedding resized to the image, N times:
+tools.counts), except where a rule does not grow with the batch (torch.add's left-aligned shapes when the ranks
+differ).
 The operators x + y, x * y, x @ y reach archcalc's trace as the methods x.add(y), x.mul(y), x.matmul(y),
 which ptflops counts where the operators it does not; the calling line's instruction tells them apart
 (origins.operator_spelling).
