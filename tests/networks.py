@@ -384,17 +384,22 @@ class SameConv(nn.Conv2d):
 
 class InterpolatedPositions(nn.Module):
     """PVT's and DPT's position embeddings, resized to the feature map by F.interpolate: work done once a
-    forward, whatever the batch (ptflops, N x one image, counts it N times); a depthwise SameConv after."""
+    forward, whatever the batch (ptflops, N x one image, counts it N times); a depthwise SameConv after; then
+    ConViT's relative positions, a buffer expanded to the batch (x.shape[0]) before a linear layer projects them:
+    work that grows with the batch, though none of it comes from the input."""
 
-    def __init__(self, width=8):
+    def __init__(self, width=8, side=6):
         super().__init__()
         self.embed = nn.Conv2d(3, width, 2, stride=2)
         self.positions = nn.Parameter(torch.randn(1, width, 3, 3) * 0.02)
         self.mix = SameConv(width, width, 3, padding="same", groups=width)
+        self.register_buffer("relative", torch.randn(1, side * side, 2))
+        self.relative_proj = nn.Linear(2, width)
 
     def forward(self, x):
         x = self.embed(x)
-        return self.mix(x + F.interpolate(self.positions, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        x = self.mix(x + F.interpolate(self.positions, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        return x.flatten(2).transpose(1, 2) + self.relative_proj(self.relative.expand(x.shape[0], -1, -1))
 
 
 class Factorisations(nn.Module):

@@ -83,6 +83,7 @@ WHY = {
                                           "x N x T"),
              "MultiheadAttention": "counted as 0: thop has no rule for it"},
     "ptflops": {"Conv2d": "bias counted: N x C_out x H x W", "Conv1d": "bias counted: N x C_out x L",
+                "Conv3d": "bias counted: N x C_out x D x H x W",
                 "Linear": "bias counted: N x out",
                 **_each(_BATCH_NORMS, "BatchNorm counted as 2 per element (affine)"),
                 **_each(("ReLU", "ELU", "GELU", "PReLU"),

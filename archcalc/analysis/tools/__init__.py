@@ -120,7 +120,7 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
                     continue
                 shadowed = unhooked or any(r.name.startswith(prefix) for prefix in hooked)
                 value = ptflops.count(twins.get((r.name, r.call), r), module, shadowed, shared.get(id(module), 1),
-                                      rules, images) * (1 if r.index in batched else images)
+                                      rules, images) * (1 if _grows(r, batched, images) else images)
             elif container or (name == "fvcore" and (r.name, r.call) in unused):  # (a module only ptflops counts
                 continue  # as one; a row TorchScript's trace drops)
             elif unhooked and name in ("thop", "torchinfo"):
@@ -132,6 +132,12 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
             if value:
                 result[name][r.index] = value
     return result
+
+
+def _grows(r: LayerRecord, batched: Set[int], images: int) -> bool:
+    """Whether a row's work grows with the batch: its tensors come from the input, or its first input holds the
+    batch (ConViT's relative positions expanded to it, x.shape[0] read, before its positional projection)."""
+    return r.index in batched or (bool(r.input_shapes) and r.input_shapes[0][:1] == (images,))
 
 
 def _shared(model: nn.Module) -> dict[int, int]:
