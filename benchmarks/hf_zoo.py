@@ -1,7 +1,8 @@
 """Hugging Face's networks, built from their configurations (random weights, nothing downloaded), against
 independent counts of the same model, in one run:
 
-    pip install transformers diffusers timm torchaudio ultralytics segmentation-models-pytorch monai einops torch_geometric  # (not archcalc's
+    pip install transformers diffusers timm torchaudio ultralytics segmentation-models-pytorch monai einops torch_geometric \
+        open_clip_torch peft efficientnet_pytorch pytorch-tabnet  # (not archcalc's
     # dependencies; one not installed is left out)
     python benchmarks/hf_zoo.py [--memory [--amp bfloat16]] [NAME ...]
 
@@ -376,6 +377,67 @@ def _geometric():
     }
 
 
+class ImageText(torch.nn.Module):
+    """A contrastive model given its images and token ids positionally (open_clip's CLIP)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image, text):
+        return self.model(image, text)
+
+
+def _more_libraries():
+    """Other libraries' networks, each where installed: open_clip's CLIP with a ResNet-50 (its attention pool is
+    F.multi_head_attention_forward projecting 2048 to 1024 wide) and a ViT-B/32 (pip install open_clip_torch),
+    PEFT's LoRA on BERT (pip install peft: frozen weights, the adapters trained), lukemelas's EfficientNet-B0
+    (pip install efficientnet_pytorch: padding by F.pad, a custom autograd.Function for its swish), TabNet (pip
+    install pytorch-tabnet: ghost batch norm by chunks, sparsemax a custom autograd.Function) and more of
+    segmentation_models_pytorch's decoders."""
+    zoo = {}
+    try:
+        import open_clip
+    except ImportError:
+        pass
+    else:
+        pair = [(2, 3, 224, 224), (2, 77)], ["float32", "int64:49408"]
+        zoo["clip-rn50"] = (lambda: ImageText(open_clip.create_model("RN50", pretrained=None)), *pair)
+        zoo["clip-vit-b-32"] = (lambda: ImageText(open_clip.create_model("ViT-B-32", pretrained=None)), *pair)
+    try:
+        import transformers as t
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        pass
+    else:
+        zoo["lora-bert"] = (lambda: get_peft_model(t.BertModel(t.BertConfig(
+            hidden_size=256, num_hidden_layers=4, num_attention_heads=8, intermediate_size=512,
+            attn_implementation="sdpa")), LoraConfig(r=8, target_modules=["query", "value"], lora_dropout=0.0)),
+            TOKENS, IDS)
+    try:
+        from efficientnet_pytorch import EfficientNet
+    except ImportError:
+        pass
+    else:
+        zoo["efficientnet-b0-lm"] = (lambda: EfficientNet.from_name("efficientnet-b0"), IMAGE, None)
+    try:
+        from pytorch_tabnet.tab_network import TabNetNoEmbeddings
+    except ImportError:
+        pass
+    else:
+        zoo["tabnet"] = (lambda: TabNetNoEmbeddings(54, 7, n_d=8, n_a=8, n_steps=2, mask_type="sparsemax",
+                                                    virtual_batch_size=16), [(64, 54)], None)
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError:
+        return zoo
+    for decoder, encoder in (("FPN", "resnet34"), ("DeepLabV3Plus", "resnet34"), ("UPerNet", "resnet18"),
+                             ("UnetPlusPlus", "resnet18"), ("MAnet", "resnet18"), ("PAN", "resnet18")):
+        zoo[f"smp-{decoder.lower()}"] = ((lambda d, e: lambda: getattr(smp, d)(e, encoder_weights=None, classes=3))(
+            decoder, encoder), [(2, 3, 256, 256)], None)
+    return zoo
+
+
 def _loss(output) -> torch.Tensor:
     """Every floating-point output summed, at any depth (a ModelOutput's tuples of every layer's states, YOLOv10's
     dict of two heads): a loss every output leads to, as archcalc's --pass train takes it."""
@@ -431,7 +493,7 @@ def main() -> None:
     parser.add_argument("--amp", default=None, help="with --memory: the steps under torch.autocast('cpu', AMP)")
     options = parser.parse_args()
     zoo = {**_zoo(), **_diffusers(), **_timm(), **_torchaudio(), **_detection_and_segmentation(), **_monai(),
-           **_geometric()}
+           **_geometric(), **_more_libraries()}
     print(f"{'model':14s} {'params':>12s} {'/theirs':>8s} {'forward GFLOPs':>14s} {'/flop_counter':>13s} "
           f"{'train GFLOPs':>12s} {'/flop_counter':>13s}" + (f" {'CPU peak MiB':>12s} {'/real':>8s}"
                                                               if options.memory else "") + f" {'s':>5s}")

@@ -12,6 +12,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 from archcalc.cli.app import main
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # (two workers on two cores: one thread each, not two fighting for one)
+    import torch
+
+    torch.set_num_threads(1)
+
 
 class Run:
     def __init__(self, code, out, err):
