@@ -9,7 +9,7 @@ independent counts of the same model, in one run:
 For each network: its parameters against transformers' own num_parameters(); the forward pass's FLOPs (2 x
 MACs) against torch.utils.flop_counter, and a training step's (forward + backward, the loss the sum of every
 output) likewise, on the meta device (on CPU tensors flop_counter counts the CPU's attention kernel as
-nothing, pytorch/pytorch#195460; a model that reads a value runs on the CPU, with eager attention), with
+nothing, pytorch/pytorch#195460: a model that reads a value runs on the CPU with the math kernel), with
 flop_counter's convolution backward corrected for groups (its ∂W of a grouped convolution is g times what it
 is); with --memory, the CPU peak of two Adam steps simulated on the meta device against the real tensors of
 the same steps on the CPU (benchmarks/memory_zoo.py's tracker), with --amp under autocast (simulated by
@@ -19,9 +19,11 @@ archcalc's policy, against PyTorch's own on the real tensors).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import archcalc
@@ -273,9 +275,10 @@ def _torchaudio():
     """torchaudio's networks (speech, separation, music), where torchaudio is installed: wav2vec 2.0, HuBERT and
     WavLM without LayerDrop (in training it drops each layer at random, so two passes differ), Conformer and
     Emformer given full lengths, an LSTM (HDemucs, DeepSpeech) and a GRU (WaveRNN). flop_counter on the CPU,
-    where Conformer (which reads the lengths) and HDemucs run, counts neither SDPA (pytorch/pytorch#195460)
-    nor oneDNN's LSTM layer: Conformer reads 1.181324 (its attention's QKᵀ and AV) and HDemucs 1.034 (its
-    BLSTM: 87 steps x 2,949,120 FLOPs a layer pair), archcalc's counts being the right ones."""
+    where Conformer (which reads the lengths) and HDemucs run, counts nothing of oneDNN's LSTM layer: HDemucs
+    reads 1.034 (its BLSTM: 87 steps x 2,949,120 FLOPs a layer pair), archcalc's count being the right one.
+    (Conformer read 1.181324, its attention's QKᵀ and AV, while the harness ran the CPU's flash kernel, which
+    flop_counter counts as nothing, pytorch/pytorch#195460; it now runs the math kernel there.)"""
     try:
         import torchaudio.models as m
     except ImportError:
@@ -460,12 +463,14 @@ def _inputs(sizes, dtypes, device: str) -> list[torch.Tensor]:
 
 def _flop_counter(make, sizes, dtypes) -> tuple[int, int]:
     """(forward, forward + backward) FLOPs as torch.utils.flop_counter counts them, on the meta device (on the
-    CPU where the model reads a value), its convolution backward corrected for groups (_conv_backward)."""
+    CPU where the model reads a value, with the math attention kernel, whose products it counts as on meta), its
+    convolution backward corrected for groups (_conv_backward)."""
     for device in ("meta", "cpu"):
         try:
             with torch.device(device):
                 model = make().train()
-            with FlopCounterMode(display=False, custom_mapping={aten.convolution_backward: _conv_backward}) as c:
+            with FlopCounterMode(display=False, custom_mapping={aten.convolution_backward: _conv_backward}) as c, \
+                    (sdpa_kernel(SDPBackend.MATH) if device == "cpu" else contextlib.nullcontext()):
                 y = model(*_inputs(sizes, dtypes, device))
                 forward = c.get_total_flops()
                 _loss(y).backward()
