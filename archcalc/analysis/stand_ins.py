@@ -132,11 +132,17 @@ def _masked_fill(func, input=None, mask=None, value=None):
 def meta_fills():
     """Open while a simulated step runs on the meta device: masked_fill with a CPU 0-dim value and Tensor.type
     given the meta device's type name run as the analysis's stand-ins run them (this thread only, patching.py)."""
-    with replaced([*((owner, name, partial(_filled, getattr(owner, name)))
+    with replaced([*((owner, name, partial(_else_own, _masked_fill, getattr(owner, name)))
                      for owner, name in ((torch.Tensor, "masked_fill"), (torch.Tensor, "masked_fill_"),
                                          (torch, "masked_fill"))),
-                   (torch.Tensor, "type", partial(_typed_else, torch.Tensor.type))]):
+                   (torch.Tensor, "type", partial(_else_own, _typed, torch.Tensor.type))]):
         yield
+
+
+def _else_own(stand, func, *args, **kwargs):
+    """The stand-in's output where it takes the call, else the function's own."""
+    out = stand(func, *args, **kwargs)
+    return func(*args, **kwargs) if out is None else out
 
 
 _LEGACY = {"FloatTensor": torch.float32, "DoubleTensor": torch.float64, "HalfTensor": torch.float16,
@@ -149,13 +155,3 @@ def _typed(func, input=None, dtype=None, non_blocking=False, **kwargs):
             and dtype.startswith("torch.meta.") and dtype.removeprefix("torch.meta.") in _LEGACY):
         return None
     return input.to(_LEGACY[dtype.removeprefix("torch.meta.")])
-
-
-def _typed_else(func, *args, **kwargs):
-    out = _typed(func, *args, **kwargs)
-    return func(*args, **kwargs) if out is None else out
-
-
-def _filled(func, *args, **kwargs):
-    out = _masked_fill(func, *args, **kwargs)
-    return func(*args, **kwargs) if out is None else out

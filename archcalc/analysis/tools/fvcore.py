@@ -123,7 +123,10 @@ def _attention_macs(r: LayerRecord) -> int:
     """What fvcore's trace of a multi-head attention leaves out (its projections are aten::linear, counted): the
     attention, N*h*L*S'*(d_k + d_v), where PyTorch runs it by SDPA (need_weights=False), or QKᵀ, N*h*L*S'*d_k,
     where a mask makes it aten::baddbmm (need_weights=True, its AV an aten::bmm, counted)."""
-    scores, d_k, d_v = scores_of(r.formulas.get("macs", ""))
+    read = scores_of(r.formulas.get("macs", ""))
+    if read is None:  # (a row counted otherwise: nothing of its attention to take out)
+        return 0
+    scores, d_k, d_v = read
     if len(r.output_shapes) == 1:
         return scores * (d_k + d_v)
     return scores * d_k if "mask" in r.formulas.get("elementwise", "") else 0
