@@ -380,17 +380,6 @@ def _geometric():
     }
 
 
-class ImageText(torch.nn.Module):
-    """A contrastive model given its images and token ids positionally (open_clip's CLIP)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, image, text):
-        return self.model(image, text)
-
-
 def _more_libraries():
     """Other libraries' networks, each where installed: open_clip's CLIP with a ResNet-50 (its attention pool is
     F.multi_head_attention_forward projecting 2048 to 1024 wide) and a ViT-B/32 (pip install open_clip_torch),
@@ -405,8 +394,8 @@ def _more_libraries():
         pass
     else:
         pair = [(2, 3, 224, 224), (2, 77)], ["float32", "int64:49408"]
-        zoo["clip-rn50"] = (lambda: ImageText(open_clip.create_model("RN50", pretrained=None)), *pair)
-        zoo["clip-vit-b-32"] = (lambda: ImageText(open_clip.create_model("ViT-B-32", pretrained=None)), *pair)
+        zoo["clip-rn50"] = (lambda: open_clip.create_model("RN50", pretrained=None), *pair)
+        zoo["clip-vit-b-32"] = (lambda: open_clip.create_model("ViT-B-32", pretrained=None), *pair)
     try:
         import transformers as t
         from peft import LoraConfig, get_peft_model

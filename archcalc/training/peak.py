@@ -411,10 +411,10 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     (live, steps, notes), ran = meta_else_cpu(steps_on, entry.name, device, inputs.elements())
     terms = terms_at_peak(live)
     reserved = reserved_at_least([b for blocks in live.at_peak.values() for b in blocks])
+    batch_note = inputs.batch_note()
     return Peak(entry.name, inputs.batch, inputs.shapes[0] if inputs.shapes else (), optimizer, dtype, live.peak,
                 reserved, live.at_phase, live.op, terms, tuple(steps), device, amp,
-                ran + notes + ((inputs.batch_note(),) if inputs.batch_note() else ()), channels_last,
-                inputs.text(), bool(ran))
+                ran + notes + ((batch_note,) if batch_note else ()), channels_last, inputs.text(), bool(ran))
 
 
 class FitTotal:
