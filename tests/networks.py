@@ -364,16 +364,19 @@ class Conv1D(nn.Module):
 
 class AddedProducts(nn.Module):
     """GPT-2's MLP of Conv1D layers (torch.addmm), then the method x.addmm and a torch.baddbmm that add a bias
-    to their products: ptflops counts each bias once a call, for its one image."""
+    to their products: ptflops counts each bias once a call, for its one image; a bias added by torch.add and a
+    gain by x.mul, each of lower rank than x (ptflops aligns the shapes from the left: one image's (1, T, C) and
+    (C,) count C x T x C)."""
 
     def __init__(self, width=16):
         super().__init__()
         self.fc, self.proj = Conv1D(width, 4 * width), Conv1D(4 * width, width)
         self.w = nn.Parameter(torch.randn(width, width) * 0.1)
         self.b = nn.Parameter(torch.zeros(width))
+        self.gain = nn.Parameter(torch.ones(width))
 
     def forward(self, x):  # x: (N, T, C)
-        h = self.proj(torch.relu(self.fc(x)))
+        h = torch.add(self.proj(torch.relu(self.fc(x))), self.b).mul(self.gain)
         flat = self.b.expand(h.shape[0] * h.shape[1], -1).addmm(h.flatten(0, 1), self.w).view_as(h)
         return torch.baddbmm(self.b.expand_as(flat), flat, self.w.expand(flat.shape[0], -1, -1))
 

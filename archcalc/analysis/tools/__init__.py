@@ -119,8 +119,9 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
                 if r.kind == OP and _kept_activation(r, modules):
                     continue
                 shadowed = unhooked or any(r.name.startswith(prefix) for prefix in hooked)
+                grows = _grows(r, batched, images)  # (else done once a forward: one image's count, N times)
                 value = ptflops.count(twins.get((r.name, r.call), r), module, shadowed, shared.get(id(module), 1),
-                                      rules, images) * (1 if _grows(r, batched, images) else images)
+                                      rules, images if grows else 1) * (1 if grows else images)
             elif container or (name == "fvcore" and (r.name, r.call) in unused):  # (a module only ptflops counts
                 continue  # as one; a row TorchScript's trace drops)
             elif unhooked and name in ("thop", "torchinfo"):

@@ -31,8 +31,8 @@ ptflops runs a batch of one and reports one image (given a bigger batch it divid
 sum, not the functional calls, by the batch size). archcalc applies the rules to the whole batch:
 N x ptflops's figure for one image (an addmm's input, added once a call, N times; work that does not come from
 the input, done once a forward whatever the batch, as a position embedding resized to the image, N times:
-tools.counts), except where a rule does not grow with the batch (torch.add's left-aligned shapes when the ranks
-differ).
+tools.counts; torch.add's and torch.mul's left-aligned shapes of one image where the ranks differ, (1, T, E) and
+(E,) giving E x T x E, N times, not the batch's max(N, E) x T x E: where the batch is the first size).
 The operators x + y, x * y, x @ y reach archcalc's trace as the methods x.add(y), x.mul(y), x.matmul(y),
 which ptflops counts where the operators it does not; the calling line's instruction tells them apart
 (origins.operator_spelling).
@@ -236,13 +236,32 @@ _ADDED = ("torch.addmm", "torch.baddbmm", "Tensor.addmm")  # (their input, added
 
 def _calls(calls, images: int = 1) -> int:
     """The patched calls' count, for ``images`` images: what ptflops counts of one image, N times over, where the
-    records are of the batch (an addmm's input that holds no batch, a bias, added once a call: N times)."""
+    records are of the batch (an addmm's input that holds no batch, a bias, added once a call: N times; an
+    element-wise call's shapes aligned from the left: one image's, N times)."""
     total = 0
     for origin, inputs, outputs in calls:
         rule = FUNCTION_RULES.get(origin)
-        if rule is not None and inputs:
+        if rule is None or not inputs:
+            continue
+        one = _one_image(inputs, images) if rule is _elementwise and images > 1 else None
+        if one is not None:
+            total += images * rule(one, outputs)
+        else:
             total += rule(inputs, outputs) + (images - 1) * (_unbatched(inputs[0], outputs) if origin in _ADDED else 0)
     return total
+
+
+def _one_image(shapes: tuple, images: int) -> list | None:
+    """One image's shapes of an element-wise call's operands, where they differ in rank (ptflops aligns them from
+    the left, so the batch's first size meets the other operand's first): each operand of the highest rank whose
+    first size is the batch's taken with 1 there; None where the ranks agree (the rule grows with the batch as it
+    is) or no operand starts with the batch (sequence first, (T, N, E): the batch is not aligned with the lower
+    rank's sizes)."""
+    if len(shapes) < 2 or len(shapes[0]) == len(shapes[1]):
+        return None
+    rank = max(len(shapes[0]), len(shapes[1]))
+    one = [(1, *s[1:]) if len(s) == rank and s[:1] == (images,) else s for s in shapes[:2]]
+    return one if one != list(shapes[:2]) else None
 
 
 def _unbatched(added: tuple, outputs: tuple) -> int:
