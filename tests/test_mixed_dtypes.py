@@ -1,5 +1,5 @@
 """A step the CPU refuses for its dtypes gets no peak: the meta kernels take mixed dtypes that the CPU's refuse
-(training/mixed_dtypes.py), and the rules are checked against the CPU's kernels themselves."""
+(analysis/mixed_dtypes.py), and the rules are checked against the CPU's kernels themselves."""
 
 import contextlib
 
@@ -11,7 +11,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import archcalc
 from archcalc.errors import ForwardError
-from archcalc.training import mixed_dtypes
+from archcalc.analysis import mixed_dtypes
 
 bf16, f16, f32, i64 = torch.bfloat16, torch.float16, torch.float32, torch.int64
 
@@ -136,3 +136,63 @@ def test_the_cli_says_so_in_one_line(cli, tmp_path):
     assert result.code != 0
     assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
     assert "net.py line 13" in result.err and "aten.index_put_" in result.err
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_analysis_refuses_only_what_every_device_refuses(name):
+    """On the meta device the analysis asks the rules that the CPU and CUDA share (no CPU-only rule: a model may run
+    on CUDA): a call refused so is refused by the CPU's kernels too, and every one of those pairs is refused."""
+    with mixed_dtypes.Refusals([(False, None)]), torch.no_grad():
+        try:
+            CASES[name](lambda *size, dtype=f32: torch.ones(*size, dtype=dtype, device="meta"),
+                        lambda *values: torch.tensor(values, device="meta"))
+            refused = False
+        except RuntimeError:  # (the rules', or the meta kernel's own: addmv's compares the input added)
+            refused = True
+    assert not refused or not _runs(CASES[name], "cpu")
+    shared = name.split(",")[0] in ("index_put", "setitem by indices", "index_copy", "index_add", "index_reduce", "put",
+                                    "mm", "matmul", "bmm", "addmv", "dot", "conv")
+    assert refused == (shared and not _runs(CASES[name], "cpu"))
+
+
+def test_a_forward_that_runs_on_no_device_gets_no_counts():
+    """MaskedPatches in bfloat16: its torch.zeros is float32, the linear layer's output bfloat16; the CPU refuses the
+    write, and so does the analysis on the meta device, which ran it before (no counts of a model that cannot run)."""
+    model = MaskedPatches().to(bf16)
+    with pytest.raises(RuntimeError, match="Index put requires the source and destination dtypes match"):
+        model(torch.randn(2, 6, 8, dtype=bf16))
+    for device in ("meta", "cpu"):
+        with pytest.raises(ForwardError, match="index_put|Index put"):
+            archcalc.analyze(model, (2, 6, 8), device=device, dtype="bfloat16")
+    assert archcalc.analyze(MaskedPatches(), (2, 6, 8)).totals.macs == 2 * 3 * 8 * 8  # (float32 runs)
+
+
+class CastInside(nn.Module):
+    """Mixed dtypes inside an autocast region the model opens itself: the device casts both factors to bfloat16
+    before the product, so it runs (the meta device does not cast: no refusal there)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(8, 4, dtype=bf16))
+
+    def forward(self, x):
+        with torch.autocast(x.device.type, dtype=bf16):
+            return x @ self.w
+
+
+def test_an_autocast_region_of_the_model_is_not_refused():
+    model = CastInside()
+    assert model(torch.ones(2, 8)).dtype == bf16  # (float32 and bfloat16 factors: run under the region's autocast)
+    for device in ("meta", "cpu"):
+        assert archcalc.analyze(model, (2, 8), device=device).totals.macs == 2 * 8 * 4
+
+
+def test_the_cli_says_so_for_the_analysis_too(cli, tmp_path):
+    net = tmp_path / "net.py"
+    net.write_text("import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+                   "    def __init__(self):\n        super().__init__()\n        self.encode = nn.Linear(8, 8)\n\n"
+                   "    def forward(self, x):\n        return self.encode(x.double())\n")
+    result = cli("flops", f"{net}:Net", "--input", "6,8", "--device", "meta")
+    assert result.code != 0
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+    assert "float64 and float32" in result.err and "refuse" in result.err

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedTensorMixin
 
 import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
-from archcalc.analysis import draws, placement, tools
+from archcalc.analysis import draws, mixed_dtypes, placement, tools
 from archcalc.analysis.counting import GRADIENTS_OFF, NOT_COUNTED, OFF_THE_PATH
 from archcalc.analysis.diagnosis import explain, unbatched, with_hint
 from archcalc.analysis.inputs import Inputs, TensorSpec
@@ -389,8 +389,8 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
     for x in tensors_in([args, list(kwargs.values())]):
         tracer.watch_input(x)
     try:
-        on_meta = meta_autocast() if device.type == "meta" else contextlib.nullcontext()  # (torch.autocast("meta"))
-        with torch.set_grad_enabled(backward or nodes), on_meta, tracer:
+        with torch.set_grad_enabled(backward or nodes), _on_meta() if device.type == "meta" else \
+                contextlib.nullcontext(), tracer:
             output = model(*args, **kwargs)
             if backward:
                 tracer.functions_unseen(output)
@@ -404,6 +404,15 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
     if device.type == "meta":
         _backward_reads_values(tracer, name)
     return tracer, output
+
+
+@contextlib.contextmanager
+def _on_meta():
+    """A forward on the meta device: torch.autocast("meta") taken (meta_autocast), and the dtypes that both the CPU's
+    and CUDA's kernels refuse refused (mixed_dtypes.Refusals; the meta kernels take them)."""
+    states = [(False, None)]
+    with meta_autocast(states=states), mixed_dtypes.Refusals(states):
+        yield
 
 
 def _backward_reads_values(tracer: Tracer, name: str) -> None:

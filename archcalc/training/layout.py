@@ -57,7 +57,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from archcalc.errors import InputError
 from archcalc.patching import TURN, replaced
-from archcalc.training import mixed_dtypes
+from archcalc.analysis import mixed_dtypes
 from archcalc.training.cpu_kernels import refusal
 
 _ATEN = torch.ops.aten

@@ -1,10 +1,14 @@
 """The kernels that refuse arguments of different floating-point dtypes, where the meta device's take them.
 
-A step that the device cannot run must get no peak. Simulated on the meta device it would run: the meta kernels of
-these operations do not compare their arguments' dtypes, the CPU's and CUDA's do. Mixed dtypes come with
-reduced precision, mostly where autocast casts one side and not the other: MONAI's masked autoencoder writes its
-patches, bfloat16 under autocast, into a float32 tensor by index (``x_[rows, kept] = x``), which fails on the CPU.
-training/layout.py's dispatch mode asks refusal() of each operation of the simulated steps.
+A step that the device cannot run must get no peak, and a model that runs on no device no counts. Simulated on the
+meta device it would run: the meta kernels of these operations do not compare their arguments' dtypes, the CPU's
+and CUDA's do. Mixed dtypes come with reduced precision, mostly where autocast casts one side and not the other:
+MONAI's masked autoencoder writes its patches, bfloat16 under autocast, into a float32 tensor by index
+(``x_[rows, kept] = x``), which fails on the CPU; so does its forward in bfloat16 (``--dtype bfloat16``), whose
+``torch.zeros`` is float32. training/layout.py's dispatch mode asks refusal() of each operation of the simulated
+steps for their device; the analysis's forward on the meta device asks Refusals (the rules of both devices, the
+norms' CPU rule left out: CUDA's is not known here), outside an autocast region the model opens itself (whose
+casts the meta device does not make: engine._trace).
 
   index_put, _index_put_impl_,     the destination and the values written: one dtype ("Index put requires the
   _unsafe_index_put                source and destination dtypes match", TensorAdvancedIndexing.cpp), but for one
@@ -23,6 +27,7 @@ training/layout.py's dispatch mode asks refusal() of each operation of the simul
 from __future__ import annotations
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 _ATEN = torch.ops.aten
 _LOW = (torch.float16, torch.bfloat16)
@@ -45,7 +50,8 @@ _NORMS = {_ATEN.native_layer_norm: (2, 3), _ATEN.native_batch_norm: (1, 2, 3, 4)
 
 
 def refusal(func, args: tuple, device: str) -> str | None:
-    """Why the ``device`` (cpu or cuda) kernel refuses these arguments for their dtypes (None: it takes them)."""
+    """Why the ``device`` (cpu or cuda) kernel refuses these arguments for their dtypes (None: it takes them);
+    "meta": why both refuse them (the rules the two devices share)."""
     packet = getattr(func, "overloadpacket", None)
     if packet in PAIRS:
         what, positions = PAIRS[packet]
@@ -57,7 +63,7 @@ def refusal(func, args: tuple, device: str) -> str | None:
         if packet in _WRITES and _filled(args, device):  # (one value by a mask: masked_fill's path casts it)
             return None
         return _said(packet, what, [t.dtype for t in given], device)
-    if packet in _NORMS and device == "cpu":
+    if packet in _NORMS and device == "cpu":  # (not on meta: a float32 input with bfloat16 parameters may run on CUDA)
         x, parameters = _tensor(args, 0), _tensors(args, _NORMS[packet])
         if x is None or all(t.dtype == x.dtype for t in parameters):
             return None
@@ -88,5 +94,23 @@ def _tensors(args: tuple, positions: tuple[int, ...]) -> list[torch.Tensor]:
 
 def _said(packet, what: str, dtypes: list[torch.dtype], device: str, rule: str = "") -> str:
     names = " and ".join(dict.fromkeys(str(d).removeprefix("torch.") for d in dtypes))
-    return (f"aten.{packet.__name__} is given {what} in {names}, which the {device.upper()} kernel refuses, so the "
-            f"step cannot run there{rule}: cast them to one dtype in the model's code")
+    refused = "the CPU and CUDA kernels refuse, so it runs on neither" if device == "meta" else \
+        f"the {device.upper()} kernel refuses, so the step cannot run there"
+    return f"aten.{packet.__name__} is given {what} in {names}, which {refused}{rule}: cast them to one dtype in " \
+           f"the model's code"
+
+
+class Refusals(TorchDispatchMode):
+    """Raises, as the devices' kernels do, where an operation is given dtypes that both the CPU's and CUDA's kernels
+    refuse; not inside an enabled autocast region (``states``: meta_autocast's stack of (enabled, dtype), innermost
+    last), where the device would cast the arguments to one dtype first."""
+
+    def __init__(self, states: list):
+        super().__init__()
+        self.states = states
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        said = None if self.states[-1][0] else refusal(func, args, "meta")
+        if said:
+            raise RuntimeError(said)
+        return func(*args, **(kwargs or {}))
