@@ -168,6 +168,8 @@ def test_an_input_given_without_its_batch_is_named_as_the_mistake():
     assert signal.notes[-1] == ("Conv1d takes the input 16x100 as one sample without a batch (C x L), but input sizes "
                                 "carry the batch first: for one sample give 1x16x100")
     assert not [n for n in archcalc.analyze(net, (1, 3, 32, 32)).notes if "without a batch" in n]
+    tabular = archcalc.analyze(nn.Sequential(nn.BatchNorm1d(54), nn.Linear(54, 7)), (64, 54))  # (TabNet's first
+    assert not [n for n in tabular.notes if "without a batch" in n]  # layer: 64 rows of 54 features, a batch)
 
 
 def test_huge_inputs_on_meta_take_no_memory_and_no_time():

@@ -79,9 +79,10 @@ _AXES = {1: "C x L", 2: "C x H x W", 3: "C x D x H x W"}
 def unbatched(kind: str, shape: tuple[int, ...], given: tuple[int, ...]) -> str:
     """Where a layer of ``kind`` (Conv2d, MaxPool1d, BatchNorm3d, ...) receives the model's input ``given`` itself
     with one dimension fewer than a batch of its samples: that input taken as one sample without a batch, though
-    the sizes were given with the batch first; else ''."""
+    the sizes were given with the batch first; else ''. (Not BatchNorm1d, which takes N x C or N x C x L.)"""
     match = _SPATIAL.match(kind)
-    if not match or tuple(shape) != tuple(given) or len(shape) != int(match.group(1)) + 1:
+    if not match or tuple(shape) != tuple(given) or len(shape) != int(match.group(1)) + 1 or \
+            kind.endswith("BatchNorm1d"):  # (its 2-d input is a batch of vectors, N x C: TabNet's first layer)
         return ""
     dims = int(match.group(1))
     return (f"{kind} takes the input {shape_text(shape)} as one sample without a batch ({_AXES[dims]}), but input "
