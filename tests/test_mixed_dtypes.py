@@ -1,8 +1,10 @@
-"""A step the CPU refuses for its dtypes gets no peak: the meta kernels take mixed dtypes that the CPU's refuse
-(analysis/mixed_dtypes.py), and the rules are checked against the CPU's kernels themselves."""
+"""A step the CPU refuses for its dtypes gets no peak, and a forward that runs on no device no counts: the meta kernels
+take mixed dtypes that the CPU's refuse (analysis/mixed_dtypes.py), and the rules are checked against the CPU's kernels
+themselves."""
 
 import contextlib
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -196,3 +198,29 @@ def test_the_cli_says_so_for_the_analysis_too(cli, tmp_path):
     assert result.code != 0
     assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
     assert "float64 and float32" in result.err and "refuse" in result.err
+
+
+class Float64Factor(nn.Module):
+    """A float32 model's product with a float64 matrix made in its forward, one way or another."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.fc, self.how = nn.Linear(3, 3), how
+
+    def forward(self, x):
+        made = {"tensor": lambda: torch.tensor([[1.0, 2, 3]] * 3, dtype=torch.float64, device=x.device),
+                "numpy": lambda: torch.from_numpy(np.ones((3, 3))).to(x.device),
+                "double": lambda: self.fc.weight.double(),
+                "arange": lambda: torch.arange(9, dtype=torch.float64, device=x.device).view(3, 3)}[self.how]()
+        return self.fc(x) @ made
+
+
+@pytest.mark.parametrize("how", ["tensor", "numpy", "double", "arange"])
+def test_a_tensor_of_another_dtype_made_in_the_forward_is_watched(how):
+    """The check starts with the first floating-point tensor of another dtype than the model's that a call makes
+    (before it, no operation pays for it); the CPU's own message is PyTorch's, not a reading of the shapes."""
+    with pytest.raises(ForwardError, match=r"in matmul \(matmul\) receiving 2x3, 3x3: aten.mm is given the two "
+                                           r"factors in float32 and float64, which the CPU and CUDA kernels refuse"):
+        archcalc.analyze(Float64Factor(how), (2, 3), device="meta")
+    with pytest.raises(ForwardError, match=r"receiving 2x3, 3x3: expected m1 and m2 to have the same dtype"):
+        archcalc.analyze(Float64Factor(how), (2, 3), device="cpu")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
+import itertools
 import weakref
 from collections.abc import Mapping, Sequence
 from math import prod
@@ -389,8 +390,8 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
     for x in tensors_in([args, list(kwargs.values())]):
         tracer.watch_input(x)
     try:
-        with torch.set_grad_enabled(backward or nodes), _on_meta() if device.type == "meta" else \
-                contextlib.nullcontext(), tracer:
+        with torch.set_grad_enabled(backward or nodes), _on_meta(tracer, dtype, args, kwargs) if device.type == "meta" \
+                else contextlib.nullcontext(), tracer:
             output = model(*args, **kwargs)
             if backward:
                 tracer.functions_unseen(output)
@@ -407,12 +408,30 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
 
 
 @contextlib.contextmanager
-def _on_meta():
+def _on_meta(tracer: Tracer, dtype: torch.dtype, args: tuple, kwargs: Mapping[str, Any]):
     """A forward on the meta device: torch.autocast("meta") taken (meta_autocast), and the dtypes that both the CPU's
-    and CUDA's kernels refuse refused (mixed_dtypes.Refusals; the meta kernels take them)."""
+    and CUDA's kernels refuse refused (mixed_dtypes.Refusals; the meta kernels take them), from the first floating-
+    point tensor of another dtype than ``dtype`` on: a parameter, a buffer or an input, else one that a call makes
+    (tracer.watch_dtypes). Where there is none, as in most models, no operation pays for the check."""
     states = [(False, None)]
-    with meta_autocast(states=states), mixed_dtypes.Refusals(states):
-        yield
+    refusals = mixed_dtypes.Refusals(states)
+    entered = []
+
+    def refuse() -> None:
+        refusals.__enter__()
+        entered.append(refusals)
+
+    given = itertools.chain(tracer.parameters, tracer.buffers.values(), tensors_in([args, list(kwargs.values())]))
+    if any(t.dtype is not dtype and t.is_floating_point() for t in given):
+        refuse()
+    else:
+        tracer.watch_dtypes(dtype, refuse)
+    try:
+        with meta_autocast(states=states):
+            yield
+    finally:
+        for mode in entered:
+            mode.__exit__(None, None, None)
 
 
 def _backward_reads_values(tracer: Tracer, name: str) -> None:

@@ -163,6 +163,9 @@ class Tracer(TorchFunctionMode):
         self._graph: tuple | None = None  # (output, the autograd nodes its graph reaches), once walked
         self.backward_errors: list[tuple[str, Exception]] = []  # (Function, why its backward could not run)
         self.inside_op = 0  # inside an operation's call (__torch_function__)
+        # (dtype, then): then() is called, once, when a call the trace sees gives a floating-point tensor of another
+        # dtype than the model's (watch_dtypes)
+        self._other_dtype: tuple | None = None
         self._functions = contextlib.ExitStack()  # torch.autograd.Function.apply, the trace's while it runs
         # Deferred, each record is worked out after the forward pass, in one run (a fifth of the
         # trace's own cost saved, against the same work between the layers' kernels), but every
@@ -542,7 +545,22 @@ class Tracer(TorchFunctionMode):
                                   args, kwargs)
             raise
         self.inside_op -= 1
+        if self._other_dtype is not None and isinstance(result, (Tensor, tuple, list)):
+            self._dtypes_of(result)
         return self._traced(func, args, kwargs, result, spelled)
+
+    def watch_dtypes(self, dtype: torch.dtype, then) -> None:
+        """Call ``then()`` once, the first time a call seen gives a floating-point tensor that is not ``dtype`` (a
+        torch.zeros in float32 in a bfloat16 model, x.double()): mixed dtypes may follow (mixed_dtypes.py)."""
+        self._other_dtype = (dtype, then)
+
+    def _dtypes_of(self, result) -> None:
+        dtype, then = self._other_dtype
+        for t in [result] if isinstance(result, Tensor) else tensors_in(result):
+            if t.dtype is not dtype and t.is_floating_point():
+                self._other_dtype = None
+                then()
+                return
 
     def _traced(self, func, args, kwargs, result, spelled: str | None = None):
         parent = self.current
