@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 
 
 class ArchcalcError(Exception):
@@ -23,6 +24,13 @@ class ForwardError(ArchcalcError):
     """
 
     ran = None
+
+
+def chain(error: BaseException | None) -> Iterator[BaseException]:
+    """The error, then the one it was raised from or during (``raise ... from``, or in an ``except``), and so on."""
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
 
 
 def user_frames(error: BaseException) -> list[traceback.FrameSummary]:

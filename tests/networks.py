@@ -405,6 +405,35 @@ class InterpolatedPositions(nn.Module):
         return x.flatten(2).transpose(1, 2) + self.relative_proj(self.relative.expand(x.shape[0], -1, -1))
 
 
+class TimeConv(nn.Module):
+    """speechbrain's Conv1d: a convolution over time of features laid out (N, T, C)."""
+
+    def __init__(self, c_in, c_out, kernel):
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, kernel)
+
+    def forward(self, x):
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+
+
+class RetriedCall(nn.Module):
+    """speechbrain's Xvector idiom: each block called with the lengths, and called again without them where it does
+    not take them (the TypeError caught). The failed calls run nothing; TorchScript's trace, fvcore's, aborts the
+    process on them (an internal assert)."""
+
+    def __init__(self, width=4):
+        super().__init__()
+        self.blocks = nn.ModuleList([TimeConv(width, 8, 3), nn.LeakyReLU(), TimeConv(8, width, 3)])
+
+    def forward(self, x, lens=None):
+        for layer in self.blocks:
+            try:
+                x = layer(x, lengths=lens)
+            except TypeError:
+                x = layer(x)
+        return x
+
+
 class Factorisations(nn.Module):
     """The linear algebra of models beyond CNNs: Glow's invertible 1x1 convolution (its weight's log-determinant
     for every pixel, the inverse that samples), a Gaussian-process layer's Cholesky solve, a QR-orthogonalised
@@ -644,6 +673,7 @@ NETWORKS = {
     "added_products": (AddedProducts, (2, 5, 16), torch.float32),
     "interpolated_positions": (InterpolatedPositions, (2, 3, 12, 12), torch.float32),
     "custom_functions": (CustomFunctions, (2, 10, 32), torch.float32),
+    "retried_call": (RetriedCall, (2, 10, 4), torch.float32),
     "library_idioms": (LibraryIdioms, (2, 3, 12, 12), torch.float32),
     "pooling_indices": (PoolingIndices, (2, 3, 32, 32), torch.float32),
     "direct_forward": (DirectForward, (2, 10, 8), torch.float32),

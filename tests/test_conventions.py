@@ -530,3 +530,17 @@ def test_reconcile_command_on_a_model_file_with_example_inputs(cli, tmp_path):
     assert rows["ptflops"]["tool_total"] is None
     shown = cli("reconcile", f"{net}:ListNet")
     assert "input 3x20x24, 3x16x16;" in shown.out
+
+
+def test_a_tool_that_aborts_the_process_is_reported_and_the_others_reproduced():
+    """speechbrain's Xvector idiom (a call retried without the keyword it does not take): TorchScript's trace,
+    fvcore's, fails an internal assert, which aborts the process it runs in: fvcore runs in a child process
+    (analysis/isolated.py), so the table says so and the other tools are reproduced."""
+    entry, batch = _network("retried_call")
+    a = analyse(entry, batch=batch)
+    tools = run_tools(entry, None, batch)
+    for convention in ("torchinfo", "thop", "ptflops", "flop_counter"):
+        assert tools[convention].total == a.convention_total(convention), (convention, tools[convention])
+    fvcore = tools["fvcore"]
+    assert fvcore.total == a.convention_total("fvcore") or \
+        fvcore.error.startswith("its process was killed by SIGABRT: ") and "INTERNAL ASSERT FAILED" in fvcore.error

@@ -151,6 +151,27 @@ def test_forward_failure_names_the_layer():
         analyse(REGISTRY.get("cnnet"), (3, 8, 8))
 
 
+class CaughtThenFails(nn.Module):
+    """A layer's failure the model catches, then another failure it does not: the message names the second."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        try:
+            self.fc(x.new_zeros(2, 5))
+        except RuntimeError:
+            pass
+        return self.fc(x) + x.new_zeros(3, 3)
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_an_error_the_model_caught_is_not_the_failure(device):
+    with pytest.raises(ForwardError, match=r"in add \(add\) receiving 1x4, 3x3: 1x4 and 3x3 differ"):
+        analyse_module(CaughtThenFails().to(device), "net", (1, 4), torch.device(device), torch.float32)
+
+
 def test_an_input_given_without_its_batch_is_named_as_the_mistake():
     """input_size carries the batch first; (3, 32, 32) reaches the first Conv2d as one image without a batch
     (PyTorch takes a 3-d input so), which the Linear after the flatten then sees as 8 rows of 900: the error

@@ -68,7 +68,8 @@ def _concat(shapes, args, kwargs) -> str:
     return f"torch.cat along dim {dim} receives {listed}; {rule}"
 
 
-_BROADCAST = "The size of tensor a"  # (an element-wise operation's shapes that do not broadcast: PyTorch's words)
+_BROADCAST = ("The size of tensor a", "Attempting to broadcast a dimension")  # (shapes that do not broadcast, in
+# the words of PyTorch's kernels and of its meta device's references)
 _ONE_VALUE = "Expected more than 1 value per channel when training"  # (F.batch_norm's check, in train mode)
 
 
@@ -117,7 +118,7 @@ def explain(failed_op, frame_module, frame_name, frame_inputs, records, message:
         qualified, op, shapes, args, kwargs = failed_op
         where = f"in {qualified} ({op}) receiving {shapes_text(shapes)}"
         what = _concat(shapes, args, kwargs) if op in ("cat", "concat", "concatenate") else \
-            _binary(op, shapes) if _BROADCAST in message else ""  # (not a product's dtypes read as its shapes)
+            _binary(op, shapes) if any(words in message for words in _BROADCAST) else ""  # (not a product's dtypes read as its shapes)
         return where, what or with_hint(message)
     if frame_module is None:
         return "", with_hint(message)

@@ -652,9 +652,9 @@ def _merges_leading(given: tuple[int, ...], made: tuple[int, ...]) -> bool:
 
 def _failure(name: str, inputs: Inputs, tracer: Tracer, error: Exception) -> str:
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    frame = tracer.failing_frame()
+    failed_op, frame = tracer.failure(error)
     records = tracer.ordered()
-    where, what = explain(tracer.failed_op, frame.module if frame else None, frame.name if frame else "",
+    where, what = explain(failed_op, frame.module if frame else None, frame.name if frame else "",
                           shapes_of(frame.inputs) if frame else (), records, message)
     shapes = inputs.shapes
     seen = [(r.type, r.input_shapes[0]) for r in records if r.input_shapes] + (

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedTensorMixin
 
 from archcalc.analysis.packed import quantized
-from archcalc.errors import user_frames
+from archcalc.errors import chain, user_frames
 
 
 CPU_PARAMS, CPU_INPUT = 30_000_000, 2_000_000  # the largest model and input ``auto`` runs on the CPU
@@ -57,12 +57,6 @@ _NO_META_KERNEL = ("no fake impl or Meta kernel",  # (an aten operator without a
                    "from the 'SparseMeta' backend", "from the 'SparseCsrMeta' backend")  # (a sparse matrix's mm)
 
 
-def _chain(error: BaseException | None) -> Iterator[BaseException]:
-    while error is not None:
-        yield error
-        error = error.__cause__ or error.__context__
-
-
 def _elsewhere(error: BaseException) -> bool:
     """A kernel with no meta version refusing meta tensors (flex_attention's device check, torch.geqrf)."""
     return (isinstance(error, ValueError) and _KERNEL_ELSEWHERE in str(error)
@@ -81,10 +75,10 @@ _VIEW_REFUSED = "view size is not compatible with input tensor's size and stride
 def refusal(error: BaseException | None, name: str) -> str:
     """What the meta device's refusal was, said as a note's start: a kernel with no meta version (flex_attention,
     torch.geqrf), a view its layout refuses, else the forward reading a value."""
-    if any(_laid_out_otherwise(e) for e in _chain(error)):
+    if any(_laid_out_otherwise(e) for e in chain(error)):
         return (f"a view in the forward pass of {name} is refused by the meta device's strides, which differ from the "
                 f"CPU's there")
-    kernel = next((e for e in _chain(error) if _elsewhere(e)), None)
+    kernel = next((e for e in chain(error) if _elsewhere(e)), None)
     if kernel is not None:
         first = str(kernel).splitlines()[0]
         operator = re.search(r"\w+::\w+", first) if isinstance(kernel, NotImplementedError) else None
@@ -98,7 +92,7 @@ def refuses_meta(error: BaseException | None) -> bool:
     """Whether an error is the meta device refusing to give a value ('Cannot copy out of meta tensor',
     'Tensor.item() cannot be called on meta tensors', a data-dependent shape), or refusing meta tensors."""
     return any(isinstance(e, (NotImplementedError, RuntimeError)) and "meta" in str(e).lower() or _elsewhere(e)
-               or _laid_out_otherwise(e) for e in _chain(error))
+               or _laid_out_otherwise(e) for e in chain(error))
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
+from archcalc.analysis import isolated
 from archcalc.analysis.counters import decompositions
 from archcalc.analysis.diagnosis import with_hint
 from archcalc.analysis.packed import QUANTIZED_TYPES
@@ -198,7 +199,8 @@ def _attempt(tool: str, package: str, count: Callable[[], int]) -> ToolTotal:
             warnings.simplefilter("ignore")
             return ToolTotal(tool, installed, int(count()))
     except Exception as error:
-        return ToolTotal(tool, installed, None, with_hint(f"{type(error).__name__}: {error}".splitlines()[0]))
+        said = str(error) if isinstance(error, isolated.Failed) else f"{type(error).__name__}: {error}"
+        return ToolTotal(tool, installed, None, with_hint(said.splitlines()[0] if said else type(error).__name__))
     finally:
         logging.disable(logging.NOTSET)
 
@@ -314,7 +316,7 @@ def run_tools(entry: ModelEntry, size, batch: int, input_dtypes=None) -> dict[st
 
     ptflops_total = _attempt("ptflops", "ptflops", ptflops)
     return {
-        "fvcore": _attempt("fvcore", "fvcore", fvcore),
+        "fvcore": _attempt("fvcore", "fvcore", lambda: isolated.run(fvcore)),  # (TorchScript's trace may abort)
         "torchinfo": _attempt("torchinfo", "torchinfo", lambda: meta_else_cpu(torchinfo)),
         "thop": _attempt("thop", "thop", thop),
         "ptflops": _per_image(ptflops_total, inputs.batch) if sized else ptflops_total,

@@ -40,6 +40,7 @@ from archcalc.analysis.packed import (QUANTIZED, object_weights, packed_object, 
                                      quantization_parameters)
 from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
 from archcalc.analysis.stand_ins import stand_in
+from archcalc.errors import chain
 from archcalc.formulas.params import tensor_params
 from archcalc.patching import on_class, replaced
 
@@ -203,7 +204,11 @@ class Tracer(TorchFunctionMode):
         self.params_seen: set[int] = set()
         self._wrapped: list[dict] = []  # the __dict__ of each module whose forward is the trace's
         self._own_forwards: list[tuple[dict, object]] = []  # (__dict__, forward) of instances with their own
-        self.failed_op: tuple | None = None  # (qualified name, op, input shapes, args, kwargs) of a failing op
+        # (error, (qualified name, op, input shapes, args, kwargs)) of the last operation that raised, and (error, the
+        # stack as it stood) of the last module call that raised: failure() reads them for the error that stopped the
+        # pass (not one the model caught and went on from)
+        self._failed_op: tuple | None = None
+        self._raised: tuple | None = None
         # The rows of the module calls made as ``module.forward(x)``, not ``module(x)`` (PyG's TAGConv and ChebConv
         # call their linear layers so): no hook runs for them, so the tools that count by hooks see none.
         self.direct: set[int] = set()
@@ -280,9 +285,6 @@ class Tracer(TorchFunctionMode):
 
     def __exit__(self, *exc):
         self._restore()
-        if self.quiet:  # a layer's forward raised while the mode stood aside: put it back
-            _push_mode(self)
-            self.quiet = False
         result = super().__exit__(*exc)
         if self.pending:
             with _NO_TORCH_FUNCTION():
@@ -397,10 +399,14 @@ class Tracer(TorchFunctionMode):
         computes no gradient for them, whatever their inputs need."""
         return {index for index, nodes in (self.grad_nodes or {}).items() if nodes is None}
 
-    def failing_frame(self) -> _Frame | None:
-        """The innermost recorded module that was running when the forward pass stopped."""
-        frames = [f for f in self.stack if f.index is not None]
-        return frames[-1] if frames else None
+    def failure(self, error: BaseException) -> tuple[tuple | None, _Frame | None]:
+        """What the error that stopped the forward pass is known by: the operation that raised it (qualified name, op,
+        input shapes, args, kwargs), where one did, and the innermost recorded module that was running then."""
+        raised = set(map(id, chain(error)))
+        op = self._failed_op[1] if self._failed_op and id(self._failed_op[0]) in raised else None
+        stack = self._raised[1] if self._raised and id(self._raised[0]) in raised else self.stack
+        frames = [f for f in stack if f.index is not None]
+        return op, frames[-1] if frames else None
 
     # -- modules ------------------------------------------------------------------------
     def _traced_forward(self, settled: list, forward, *args, **kwargs):
@@ -435,7 +441,11 @@ class Tracer(TorchFunctionMode):
                 _pop_mode()
                 self.quiet = quiet = True
         stack.append(frame)
-        output = forward(*args, **kwargs)
+        try:
+            output = forward(*args, **kwargs)
+        except BaseException as error:
+            self._raised_in(frame, error, quiet, settled)
+            raise
         stack.pop()
         if kwargs:
             inputs = inputs + tensors_in(kwargs)
@@ -463,6 +473,25 @@ class Tracer(TorchFunctionMode):
         else:
             self.pending.append((leave, (frame, inputs, outputs, shapes_in, shapes_out, self.next_index)))
         return output
+
+    def _raised_in(self, frame: _Frame, error: BaseException, quiet: bool, settled: list) -> None:
+        """A module's forward raised: the stack as it stood kept for the failure's message (by the innermost call
+        the error leaves), and the trace put back as before the call, for a model that catches the error and goes
+        on (speechbrain's Xvector: ``try: layer(x, lengths=lens) except TypeError: layer(x)``); the call's row and
+        call number given back where nothing ran inside it."""
+        if self._raised is None or self._raised[0] is not error:
+            self._raised = (error, tuple(self.stack))
+        self.stack.pop()
+        if frame is self.layer:
+            self.layer = None
+        if quiet:
+            self.quiet = False
+            _push_mode(self)
+        if frame.index is None or frame.index == self.next_index - 1:
+            settled[4] -= 1
+            if frame.index is not None:
+                self.next_index -= 1
+                self.direct.discard(frame.index)
 
     def _leave_layer(self, frame: _Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
                      end: int) -> None:
@@ -532,17 +561,18 @@ class Tracer(TorchFunctionMode):
         self.inside_op += 1  # (a Function applied inside the operation is its own: a custom op's autograd)
         try:
             result = func(*args, **kwargs)
-        except Exception:
+        except Exception as error:
             self.inside_op -= 1
             result = stand_in(func, args, kwargs)  # (a meta kernel that refuses what the CPU's runs)
             if result is not None:
                 return self._traced(func, args, kwargs, result, spelled)
             parent = self.current
-            if self.failed_op is None and parent is not None and self.layer is None:
-                name = op_name(func)
+            if parent is not None and self.layer is None and (self._failed_op is None or
+                                                               self._failed_op[0] is not error):
+                name = op_name(func)  # (the innermost operation the error leaves)
                 given = [t for t in tensors_in(args) + tensors_in(kwargs) if not isinstance(t, UninitializedTensorMixin)]
-                self.failed_op = (f"{parent.name}.{name}" if parent.name else name, name, shapes_of(given),
-                                  args, kwargs)
+                self._failed_op = (error, (f"{parent.name}.{name}" if parent.name else name, name, shapes_of(given),
+                                           args, kwargs))
             raise
         self.inside_op -= 1
         if self._other_dtype is not None and isinstance(result, (Tensor, tuple, list)):
