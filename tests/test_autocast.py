@@ -194,7 +194,9 @@ def test_what_autocast_casts_below_the_simulation_is_refused_in_one_line():
 class Float32Island(torch.nn.Module):
     """A model that opens torch.autocast itself, on the device its tensors are on (``x.device.type``: "meta"
     in a simulation, which PyTorch's autocast refuses): to keep a product in float32 (rotary embeddings,
-    EfficientViT's linear attention), to run it in float16, or as a decorator on a method."""
+    EfficientViT's linear attention), to run it in float16, or as a decorator on a method; or torch.amp.custom_fwd
+    made for that device, casting the inputs to float32 (speechbrain's fwd_default_precision: its Fbank, MFCC),
+    which asks torch.get_autocast_dtype and torch.is_autocast_enabled of it."""
 
     def __init__(self, how: str):
         super().__init__()
@@ -210,6 +212,8 @@ class Float32Island(torch.nn.Module):
                 h = h @ h.transpose(-1, -2)
         elif self.how == "decorated":
             h = self.in_float32(h)
+        elif self.how == "custom_fwd":
+            h = torch.amp.custom_fwd(type(self).product, device_type=x.device.type, cast_inputs=torch.float32)(self, h)
         else:
             h = h @ h.transpose(-1, -2)
         return self.b(h.softmax(-1) @ x)
@@ -218,8 +222,11 @@ class Float32Island(torch.nn.Module):
     def in_float32(self, h):
         return h.float() @ h.float().transpose(-1, -2)
 
+    def product(self, h):
+        return h @ h.transpose(-1, -2)
 
-@pytest.mark.parametrize("how", ["off", "float16", "decorated"])
+
+@pytest.mark.parametrize("how", ["off", "float16", "decorated", "custom_fwd"])
 def test_a_models_own_autocast_regions_are_followed(how):
     """Inside the simulated autocast the model's own region turns it off, or changes its dtype, until it
     exits, as PyTorch's does: the same peak as real CPU autocast (the float32 product's 16 KiB a sample more
@@ -239,9 +246,12 @@ def test_torch_autocast_on_the_meta_device_is_analysed_not_refused():
     that changes nothing in an analysis on the meta device: the counts are the CPU's."""
     import archcalc
 
-    on_meta = archcalc.analyze(Float32Island("off"), (2, 32, 64), device="meta")
-    on_cpu = archcalc.analyze(Float32Island("off"), (2, 32, 64), device="cpu")
-    assert on_meta.totals.macs == on_cpu.totals.macs == 2 * (32 * 64 * 64 * 2 + 32 * 32 * 64 * 2)
+    for how in ("off", "custom_fwd"):
+        on_meta = archcalc.analyze(Float32Island(how), (2, 32, 64), device="meta")
+        on_cpu = archcalc.analyze(Float32Island(how), (2, 32, 64), device="cpu")
+        assert on_meta.totals.macs == on_cpu.totals.macs == 2 * (32 * 64 * 64 * 2 + 32 * 32 * 64 * 2)
+    with pytest.raises(RuntimeError):
+        torch.get_autocast_dtype("meta")  # (outside an analysis: PyTorch's own, as the next)
     with pytest.raises(RuntimeError):
         torch.autocast("meta", enabled=False)  # (outside an analysis: PyTorch's own)
 

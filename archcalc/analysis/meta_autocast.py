@@ -9,7 +9,11 @@ PyTorch's (which does nothing to meta tensors anyway); with ``states`` (the stac
 the simulated autocast of training/autocast.py keeps, innermost last), entering one pushes its (enabled,
 dtype: the enclosing one's where it names none) and leaving it pops, as PyTorch's sets and restores its
 device's state. A region of another device is PyTorch's own: nothing it does reaches these operations.
-torch.cuda.amp.autocast and the decorator form go through the same three methods.
+torch.cuda.amp.autocast and the decorator form go through the same three methods. The state's queries answer for
+those devices too, where PyTorch's refuse "meta" ("unsupported scalarType"): torch.is_autocast_enabled(device) (the
+innermost region's, False with none) and torch.get_autocast_dtype(device) (its dtype, else the CPU's), which
+torch.amp.custom_fwd asks of the device its inputs are on (speechbrain's features, Fbank and MFCC: its
+fwd_default_precision).
 """
 
 from __future__ import annotations
@@ -47,5 +51,19 @@ def meta_autocast(devices: Iterable[str] = ("meta",), states: list | None = None
             states.pop()
         return False
 
-    with replaced([(cls, "__init__", __init__), (cls, "__enter__", __enter__), (cls, "__exit__", __exit__)]):
+    enabled, dtype = torch.is_autocast_enabled, torch.get_autocast_dtype
+
+    def is_autocast_enabled(*device_type):
+        if device_type and device_type[0] in devices:
+            return bool(states and states[-1][0])
+        return enabled(*device_type)
+
+    def get_autocast_dtype(device_type):
+        if device_type in devices:
+            return states[-1][1] if states and states[-1][1] else dtype("cpu")
+        return dtype(device_type)
+
+    with replaced([(cls, "__init__", __init__), (cls, "__enter__", __enter__), (cls, "__exit__", __exit__),
+                   (torch, "is_autocast_enabled", is_autocast_enabled),
+                   (torch, "get_autocast_dtype", get_autocast_dtype)]):
         yield
