@@ -291,10 +291,23 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
         totals = _totals(tracer, records)
         output_shapes = tuple(tuple(t.shape) for t in tensors_in(output))
     del output  # (with backward, the autograd graph it holds)
-    def retraced(inner: bool = False, nodes: bool = False) -> tuple[Tracer, Any]:
+    def retraced(inner: bool = False, nodes: bool = False, given: Inputs = inputs) -> tuple[Tracer, Any]:
         with _train_mode(model, trained) if backward else contextlib.nullcontext(), \
                 draws.every_layer_kept() if trained else contextlib.nullcontext():
-            return _trace(model, name, inputs, device, dtype, inner, nodes=nodes)
+            return _trace(model, name, given, device, dtype, inner, nodes=nodes)
+
+    def per_image() -> tuple[tuple[LayerRecord, ...], int]:
+        """The records ptflops's convention counts, each layer's own calls kept, and how many times: those of one
+        sample, N times (ptflops counts one image; its figure for the batch is N x that), where the inputs are sizes
+        that share a batch and one sample traces; else this batch's, once."""
+        one = inputs.one_sample()
+        if one is not None:
+            try:
+                with _collector_paused():
+                    return retraced(True, given=one)[0].ordered(), inputs.batch
+            except Exception:  # (one sample that cannot run, BatchNorm's statistics in a training step)
+                pass
+        return (records if inner else retraced(True)[0].ordered()), 1
 
     def unused() -> set[tuple[str, int]]:
         """(name, call) of the rows whose work never reaches the output (Tracer.unused); none where the trace
@@ -318,9 +331,8 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
         records=records,
         totals=totals,
         notes=notes + _notes(records, totals, inputs.batch, _unmade(tracer), inputs.shapes[0] if inputs.shapes else ()),
-        by_convention=tools.Counts(model, records, None if inner else lambda: retraced(True)[0].ordered(), unused,
-                                   frozenset((r.name, r.call) for r in records if r.index in tracer.direct),
-                                   inputs.batch if inputs.sized else 1),
+        by_convention=tools.Counts(model, records, per_image, unused,
+                                   frozenset((r.name, r.call) for r in records if r.index in tracer.direct)),
         input_shapes=shapes,
         input_dtypes=tuple(str(d).removeprefix("torch.") for d in inputs.dtypes(dtype)),
     )

@@ -12,7 +12,7 @@ flag, a number, None) is passed as it is.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import prod
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -80,6 +80,14 @@ class Inputs:
     def sized(self) -> bool:
         """Whether every input is a size (TensorSpec), none an example tensor."""
         return all(isinstance(t, TensorSpec) for t in self.tensors())
+
+    def one_sample(self) -> Inputs | None:
+        """The same sizes with a batch of one, where every input is a size that holds the batch first (None
+        where there is none to take: example inputs, inputs that share no batch, a batch of one already)."""
+        if not self.sized or not self.shares_batch or self.batch == 1 or self.kwargs or \
+                not all(isinstance(t, TensorSpec) and t.shape for t in self.args):
+            return None
+        return replace(self, args=tuple(t._replace(shape=(1, *t.shape[1:])) for t in self.args))
 
     def batch_note(self) -> str:
         """What the batch is where the inputs share none ("" where they do): per-sample figures divide by it."""

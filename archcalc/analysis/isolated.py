@@ -11,6 +11,7 @@ the line PyTorch wrote before it did. Elsewhere the call runs here.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import sys
@@ -47,6 +48,7 @@ def _child(call: Callable[[], int], read: int, write: int, stderr: int) -> None:
     try:
         os.close(read)
         os.dup2(stderr, 2)
+        faulthandler.disable()  # (pytest's, or PYTHONFAULTHANDLER's: its dump of an abort goes to its own stderr)
         import torch
 
         torch.set_num_threads(1)  # (the parent's OpenMP pool is not the child's: a data loader's workers do so too)

@@ -35,7 +35,7 @@ from torch import nn
 from archcalc.analysis.counters import decompositions, sparse
 from archcalc.analysis.counters.linear import bmm_macs, equation_of
 from archcalc.analysis.packed import quantized_kernel
-from archcalc.analysis.records import LAYER, OP, LayerRecord, from_input
+from archcalc.analysis.records import LAYER, OP, LayerRecord
 from archcalc.analysis.tools import fvcore, ptflops, thop, torchinfo
 from archcalc.analysis.tracer import layer_names
 
@@ -93,13 +93,13 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
            unused: Set[tuple[str, int]] = frozenset(),
            direct: Set[tuple[str, int]] = frozenset(), images: int = 1) -> dict[str, dict[int, int]]:
     """convention -> record index -> its count (records that count nothing are left out).
-    ptflops counts a layer's own F.* calls: where the records lack them, ``twins`` are the records of
-    a trace that kept them, by name and call number. ``shared``: _shared(model), where it is known.
+    ptflops counts a layer's own F.* calls: ``twins`` are the records of a trace that kept them, by name and call
+    number, of ``images`` samples' input where its convention is N x one image's count (engine: a trace of one sample,
+    N times), else of these inputs (1). ``shared``: _shared(model), where it is known.
     ``unused``: the rows (name, call) whose work never reaches the output, which fvcore's TorchScript trace
     drops (its dead-code elimination: an unused pooler, the branches a wrapper leaves out of its output).
     ``direct``: the rows (name, call) of modules whose forward was called as ``module.forward(x)``, which runs
-    no hook: thop and torchinfo count 0 for them, ptflops only the patched calls inside. ``images``: the batch
-    of sized inputs (ptflops's convention is N x its count of one image), 1 for example inputs."""
+    no hook: thop and torchinfo count 0 for them, ptflops only the patched calls inside."""
     names = layer_names(model)
     modules = {names[id(m)]: m for m in model.modules()}
     twins = twins or {}
@@ -107,7 +107,6 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
     rules = ptflops.module_rules()  # (a module with children that ptflops hooks: its total leaves theirs out)
     hooked = [name + "." for name, m in modules.items() if name and type(m) in rules and _has_children(m)]
     shared = _shared(model) if shared is None else shared
-    batched = from_input(records)  # (the others, done once a forward, N times in ptflops's N x one image)
     for r in records:
         module = modules.get(r.name) if r.kind != OP else None
         container = r.kind not in (LAYER, OP) and (module is None or _has_children(module))
@@ -119,9 +118,9 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
                 if r.kind == OP and _kept_activation(r, modules):
                     continue
                 shadowed = unhooked or any(r.name.startswith(prefix) for prefix in hooked)
-                grows = _grows(r, batched, images)  # (else done once a forward: one image's count, N times)
-                value = ptflops.count(twins.get((r.name, r.call), r), module, shadowed, shared.get(id(module), 1),
-                                      rules, images if grows else 1) * (1 if grows else images)
+                twin = twins.get((r.name, r.call))  # (none: a row that one sample's trace does not make, as it is)
+                value = ptflops.count(twin or r, module, shadowed, shared.get(id(module), 1), rules) * \
+                    (images if twin is not None else 1)
             elif container or (name == "fvcore" and (r.name, r.call) in unused):  # (a module only ptflops counts
                 continue  # as one; a row TorchScript's trace drops)
             elif unhooked and name in ("thop", "torchinfo"):
@@ -133,12 +132,6 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
             if value:
                 result[name][r.index] = value
     return result
-
-
-def _grows(r: LayerRecord, batched: Set[int], images: int) -> bool:
-    """Whether a row's work grows with the batch: its tensors come from the input, or its first input holds the
-    batch (ConViT's relative positions expanded to it, x.shape[0] read, before its positional projection)."""
-    return r.index in batched or (bool(r.input_shapes) and r.input_shapes[0][:1] == (images,))
 
 
 def _shared(model: nn.Module) -> dict[int, int]:
@@ -170,11 +163,13 @@ class Counts(Mapping):
     """counts(), worked out the first time a convention is asked for: most views need none."""
 
     def __init__(self, model: nn.Module, records: tuple[LayerRecord, ...],
-                 with_inner: Callable[[], tuple[LayerRecord, ...]] | None = None,
+                 with_inner: Callable[[], tuple[tuple[LayerRecord, ...], int]] | None = None,
                  unused: Callable[[], Set[tuple[str, int]]] | None = None,
-                 direct: Set[tuple[str, int]] = frozenset(), images: int = 1):
+                 direct: Set[tuple[str, int]] = frozenset()):
+        """``with_inner``: the records with each layer's own torch calls, and the number of samples their count is
+        taken of (counts' twins and images); None: ``records`` have them."""
         self._model, self._records, self._with_inner, self._unused = model, records, with_inner, unused
-        self._direct, self._images = direct, images
+        self._direct = direct
         self._dropped: Set[tuple[str, int]] = frozenset()
         self._counts: dict[str, dict[int, int]] | None = None
         self._twins: dict | None = None
@@ -182,12 +177,12 @@ class Counts(Mapping):
 
     def _all(self) -> dict[str, dict[int, int]]:
         if self._counts is None:
-            traced = self._with_inner() if self._with_inner is not None else ()
+            traced, images = self._with_inner() if self._with_inner is not None else (self._records, 1)
             self._twins = {(r.name, r.call): r for r in traced}
             self._dropped = frozenset(self._unused()) if self._unused is not None else frozenset()
             shared = _shared(self._model)
             self._counts = counts(self._model, self._records, self._twins, shared, self._dropped, self._direct,
-                                  self._images)
+                                  images)
             self._paths = {name: shared[key] for key, name in layer_names(self._model).items() if key in shared}
             self._model = self._with_inner = self._unused = None
         return self._counts
@@ -208,7 +203,7 @@ class Counts(Mapping):
         return self._paths.get(r.name, 1)
 
     def with_inner(self, r: LayerRecord) -> LayerRecord:
-        """The record with its layer's own torch calls (from the second trace, if one was needed)."""
+        """The record with its layer's own torch calls (from the second trace: of one sample, or of this batch)."""
         self._all()
         return self._twins.get((r.name, r.call), r)
 

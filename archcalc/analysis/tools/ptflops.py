@@ -28,11 +28,13 @@ Per call, with x the input and y the output:
   (F.local_response_norm called directly is not reproduced: its count needs the size argument)
 
 ptflops runs a batch of one and reports one image (given a bigger batch it divides the module hooks'
-sum, not the functional calls, by the batch size). archcalc applies the rules to the whole batch:
-N x ptflops's figure for one image (an addmm's input, added once a call, N times; work that does not come from
-the input, done once a forward whatever the batch, as a position embedding resized to the image, N times:
-tools.counts; torch.add's and torch.mul's left-aligned shapes of one image where the ranks differ, (1, T, E) and
-(E,) giving E x T x E, N times, not the batch's max(N, E) x T x E: where the batch is the first size).
+sum, not the functional calls, by the batch size). archcalc's convention at batch N is N x these rules applied to
+a trace of one sample (the engine makes it: tools.Counts), which is ptflops's figure for one image N times by
+construction, with what does not grow as the batch does: an addmm's bias, added once a call; work done once a
+forward whatever the batch (a position embedding resized to the image); torch.add's left-aligned shapes ((1, T, E)
+and (E,) give E x T x E, not the batch's max(N, E) x T x E); a recurrent state made of the input's size (N x 2
+directions). Example inputs (no sizes), inputs that share no batch and a sample that cannot run alone (BatchNorm
+in a training step) get the rules applied to the batch as it is.
 The operators x + y, x * y, x @ y reach archcalc's trace as the methods x.add(y), x.mul(y), x.matmul(y),
 which ptflops counts where the operators it does not; the calling line's instruction tells them apart
 (origins.operator_spelling).
@@ -231,58 +233,25 @@ FUNCTION_RULES = {
 }  # (the methods x.mul(y), x.matmul(w), ...; the operators x * y, x @ w are Tensor.__mul__, ... : 0)
 
 
-_ADDED = ("torch.addmm", "torch.baddbmm", "Tensor.addmm")  # (their input, added once a call: one image's)
-
-
-def _calls(calls, images: int = 1) -> int:
-    """The patched calls' count, for ``images`` images: what ptflops counts of one image, N times over, where the
-    records are of the batch (an addmm's input that holds no batch, a bias, added once a call: N times; an
-    element-wise call's shapes aligned from the left: one image's, N times)."""
+def _calls(calls) -> int:
     total = 0
     for origin, inputs, outputs in calls:
         rule = FUNCTION_RULES.get(origin)
-        if rule is None or not inputs:
-            continue
-        one = _one_image(inputs, images) if rule is _elementwise and images > 1 else None
-        if one is not None:
-            total += images * rule(one, outputs)
-        else:
-            total += rule(inputs, outputs) + (images - 1) * (_unbatched(inputs[0], outputs) if origin in _ADDED else 0)
+        if rule is not None and inputs:
+            total += rule(inputs, outputs)
     return total
 
 
-def _one_image(shapes: tuple, images: int) -> list | None:
-    """One image's shapes of an element-wise call's operands, where they differ in rank (ptflops aligns them from
-    the left, so the batch's first size meets the other operand's first): each operand of the highest rank whose
-    first size is the batch's taken with 1 there; None where the ranks agree (the rule grows with the batch as it
-    is) or no operand starts with the batch (sequence first, (T, N, E): the batch is not aligned with the lower
-    rank's sizes)."""
-    if len(shapes) < 2 or len(shapes[0]) == len(shapes[1]):
-        return None
-    rank = max(len(shapes[0]), len(shapes[1]))
-    one = [(1, *s[1:]) if len(s) == rank and s[:1] == (images,) else s for s in shapes[:2]]
-    return one if one != list(shapes[:2]) else None
-
-
-def _unbatched(added: tuple, outputs: tuple) -> int:
-    """The elements of an addmm's or a baddbmm's input where it holds no batch (a bias (out,) or (1, out)); 0
-    where it has the output's rank and first size, (N*T, out) or (N, n, p), and grows with the batch itself."""
-    out = outputs[0] if outputs else ()
-    return 0 if len(added) == len(out) and added[:1] == out[:1] else prod(added)
-
-
-def count(r: LayerRecord, module, shadowed: bool = False, paths: int = 1, rules: dict | None = None,
-          images: int = 1) -> int:
+def count(r: LayerRecord, module, shadowed: bool = False, paths: int = 1, rules: dict | None = None) -> int:
     """``shadowed``: the layer is inside a module ptflops hooks (timm's Attention), whose own count replaces
     its children's hooks; ``paths``: the parents that hold the module (ptflops's total adds its hook's count
-    from each), the patched calls inside it counted once; ``rules``: module_rules(), where known; ``images``: the
-    batch of sized inputs, whose count is N x ptflops's of one image (1 for example inputs, run as given)."""
+    from each), the patched calls inside it counted once; ``rules``: module_rules(), where known."""
     if r.kind == OP:
-        return _calls([(r.origin, r.input_shapes, r.output_shapes)], images)
+        return _calls([(r.origin, r.input_shapes, r.output_shapes)])
     total = 0
     rule = None if module is None or shadowed else (module_rules() if rules is None else rules).get(type(module))
     if rule is not None:
         total += rule(r, module) * paths
     if r.kind == LAYER:
-        total += _calls(r.inner, images)
+        total += _calls(r.inner)
     return total
