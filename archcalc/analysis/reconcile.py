@@ -106,7 +106,8 @@ WHY = {
                 "conv2d": "F.conv2d ignored", "linear": "F.linear ignored",
                 "linear_cross_entropy": "the F.linear inside ignored (its chunked path's torch.mm and torch.mul calls, "
                                         "which ptflops patches, are not reproduced)",
-                "ConvTranspose2d": "transposed convolution: bias counted",
+                **_each(("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"),
+                        "transposed convolution: bias counted, N x C_out x the output's positions"),
                 "Upsample": "counted twice: module hook (one sample) and F.interpolate inside it",
                 "MultiheadAttention": "ptflops's formula: Q scaling, projections (K and V as kdim^2, vdim^2), biases, "
                                       "per-head QKᵀ, softmax and AV, out-projection with bias",
