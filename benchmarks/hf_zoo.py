@@ -2,7 +2,7 @@
 independent counts of the same model, in one run:
 
     pip install transformers diffusers timm torchaudio ultralytics segmentation-models-pytorch monai einops torch_geometric \
-        open_clip_torch peft efficientnet_pytorch pytorch-tabnet  # (not archcalc's
+        open_clip_torch peft efficientnet_pytorch pytorch-tabnet speechbrain  # (not archcalc's
     # dependencies; one not installed is left out)
     python benchmarks/hf_zoo.py [--memory [--amp bfloat16]] [NAME ...]
 
@@ -430,6 +430,31 @@ def _more_libraries():
     return zoo
 
 
+def _speechbrain():
+    """speechbrain's speech networks, where installed (pip install speechbrain): ECAPA-TDNN and the x-vector (which
+    calls each block with lengths=, then again without where it raises TypeError: TorchScript's trace, fvcore's,
+    aborts on it), CRDNN (a light GRU whose state is 2N rows, made of the input's size), SepFormer's dual-path
+    transformer, CNN14 (PANNs) and Conv-TasNet's mask network."""
+    try:
+        from speechbrain.lobes.models import CRDNN, Cnn14, ECAPA_TDNN, Xvector, conv_tasnet, dual_path
+    except ImportError:
+        return {}
+
+    def sepformer():
+        return dual_path.Dual_Path_Model(64, 64, dual_path.SBTransformerBlock(1, 64, 4),
+                                         dual_path.SBTransformerBlock(1, 64, 4), num_layers=1, K=25, num_spks=2)
+
+    return {
+        "ecapa": (lambda: ECAPA_TDNN.ECAPA_TDNN(80, lin_neurons=192), [(2, 200, 80)], None),
+        "xvector": (lambda: Xvector.Xvector(in_channels=40), [(2, 200, 40)], None),
+        "crdnn": (lambda: CRDNN.CRDNN(input_shape=[None, None, 40], rnn_neurons=64, dnn_neurons=64,
+                                      cnn_channels=(16, 32)), [(2, 100, 40)], None),
+        "sepformer": (sepformer, [(2, 64, 200)], None),
+        "cnn14": (lambda: Cnn14.Cnn14(mel_bins=64, emb_dim=512), [(2, 100, 64)], None),
+        "tasnet-mask": (lambda: conv_tasnet.MaskNet(N=64, B=32, H=64, P=3, X=3, R=2, C=2), [(2, 64, 100)], None),
+    }
+
+
 def _loss(output) -> torch.Tensor:
     """Every floating-point output summed, at any depth (a ModelOutput's tuples of every layer's states, YOLOv10's
     dict of two heads): a loss every output leads to, as archcalc's --pass train takes it."""
@@ -487,7 +512,7 @@ def main() -> None:
     parser.add_argument("--amp", default=None, help="with --memory: the steps under torch.autocast('cpu', AMP)")
     options = parser.parse_args()
     zoo = {**_zoo(), **_diffusers(), **_timm(), **_torchaudio(), **_detection_and_segmentation(), **_monai(),
-           **_geometric(), **_more_libraries()}
+           **_geometric(), **_more_libraries(), **_speechbrain()}
     print(f"{'model':14s} {'params':>12s} {'/theirs':>8s} {'forward GFLOPs':>14s} {'/flop_counter':>13s} "
           f"{'train GFLOPs':>12s} {'/flop_counter':>13s}" + (f" {'CPU peak MiB':>12s} {'/real':>8s}"
                                                               if options.memory else "") + f" {'s':>5s}")
