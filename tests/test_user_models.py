@@ -323,6 +323,22 @@ def test_lazy_layers_are_counted_as_the_layers_they_become(cli, nets, device):
             "not counted") in data["notes"]
 
 
+@pytest.mark.parametrize("device,dtype", [("meta", "float32"), ("meta", "bfloat16"), ("cpu", "bfloat16")])
+def test_a_lazy_module_given_from_python_is_made_on_the_device_in_the_dtype(device, dtype):
+    """The twin's unmade parameters are made where and as the analysis runs (a copy made them on the CPU in float32:
+    on meta the device mismatch read as a value read, with a false note, and bfloat16 failed on the CPU); the
+    module itself stays lazy."""
+    from torch import nn
+
+    import archcalc
+
+    model = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.Linear(8, 2))
+    a = archcalc.analyze(model, (2, 5), device=device, dtype=dtype)
+    assert (a.device, a.dtype, a.notes) == (device, dtype, ())
+    assert (a.totals.macs, a.totals.params) == (2 * (5 * 8 + 8 * 2), (5 + 1) * 8 + (8 + 1) * 2)
+    assert isinstance(model[0], nn.LazyLinear) and model[0].has_uninitialized_params()
+
+
 def test_a_lazy_model_s_training_memory(cli, nets):
     data = cli("memory", f"{nets}:Lazy", "--input", "3x16x16", "-f", "json").json()
     assert data["totals"]["params_bytes"] == (224 + 15690) * 4  # spare, never run, has no size

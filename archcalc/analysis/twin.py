@@ -31,11 +31,13 @@ def twin(model: nn.Module, device: torch.device, dtype: torch.dtype, share: bool
     False: never the model's own parameters (a training step of the twin updates its own)."""
     memo: dict[int, object] = {}
     for p in model.parameters():
-        if id(p) not in memo and not isinstance(p, UninitializedTensorMixin):
-            memo[id(p)] = _parameter(p, device, dtype, share)
+        if id(p) not in memo:
+            memo[id(p)] = _unmade(p, device, dtype) if isinstance(p, UninitializedTensorMixin) else \
+                _parameter(p, device, dtype, share)
     for b in model.buffers():
-        if id(b) not in memo and not isinstance(b, UninitializedTensorMixin):
-            memo[id(b)] = _tensor(b, device, dtype, share=False)
+        if id(b) not in memo:
+            memo[id(b)] = _unmade(b, device, dtype) if isinstance(b, UninitializedTensorMixin) else \
+                _tensor(b, device, dtype, share=False)
     try:
         with warnings.catch_warnings():  # (PyTorch's deprecation notices as it copies: an exported graph's tree specs)
             warnings.simplefilter("ignore", FutureWarning)
@@ -47,6 +49,12 @@ def twin(model: nn.Module, device: torch.device, dtype: torch.dtype, share: bool
                          f"{message}); archcalc never runs a user's model itself: make its attributes copyable "
                          f"(copy.deepcopy), or give it as FILE.py:NAME so that archcalc builds it") from None
     return made.eval()
+
+
+def _unmade(t, device: torch.device, dtype: torch.dtype):
+    """A lazy layer's parameter or buffer not made yet, on ``device`` and in ``dtype``, as its layer will make it
+    there (nn.Module.to does so; a copy would make it on the model's device, in its dtype: the CPU's float32)."""
+    return type(t)(requires_grad=t.requires_grad, device=device, dtype=dtype if t.is_floating_point() else t.dtype)
 
 
 def _parameter(p: nn.Parameter, device: torch.device, dtype: torch.dtype, share: bool) -> nn.Parameter:
