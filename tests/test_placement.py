@@ -54,6 +54,25 @@ def test_a_forward_that_reads_values_runs_again_on_the_cpu():
     assert a.totals.macs == 14 * 14 * 8 * 27 + 12 * 12 * 8 * 72
 
 
+class MadeOnTheCPU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 5)
+
+    def forward(self, x):
+        return self.fc(x) + torch.ones(5)  # (on the CPU, whatever x's device)
+
+
+def test_a_tensor_made_on_the_cpu_runs_the_analysis_there_and_says_why():
+    import archcalc
+
+    a = archcalc.analyze(MadeOnTheCPU(), (2, 5), device="meta")
+    assert a.device == "cpu" and a.totals.macs == 2 * 5 * 5
+    assert "the forward pass of MadeOnTheCPU makes a tensor on the CPU, which meets the meta device's (a tensor " \
+           "made without device=x.device): run on the CPU instead" in a.notes[0]
+    assert "reads a tensor's value" not in a.notes[0]
+
+
 def test_the_users_line_is_found_in_a_folder_named_archcalc(tmp_path):
     """git clones this repository into archcalc/: a user's file there is still the user's, not the package's."""
     folder = tmp_path / "archcalc"

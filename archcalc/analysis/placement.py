@@ -72,12 +72,19 @@ def _laid_out_otherwise(error: BaseException) -> bool:
 _VIEW_REFUSED = "view size is not compatible with input tensor's size and stride"
 
 
+_DEVICES_MIXED = ("Expected all tensors to be on the same device", "is not on the expected device meta")
+
+
 def refusal(error: BaseException | None, name: str) -> str:
     """What the meta device's refusal was, said as a note's start: a kernel with no meta version (flex_attention,
-    torch.geqrf), a view its layout refuses, else the forward reading a value."""
+    torch.geqrf), a view its layout refuses, a tensor made on the CPU meeting the meta device's, else the forward
+    reading a value."""
     if any(_laid_out_otherwise(e) for e in chain(error)):
         return (f"a view in the forward pass of {name} is refused by the meta device's strides, which differ from the "
                 f"CPU's there")
+    if any(isinstance(e, RuntimeError) and any(words in str(e) for words in _DEVICES_MIXED) for e in chain(error)):
+        return (f"the forward pass of {name} makes a tensor on the CPU, which meets the meta device's (a tensor made "
+                f"without device=x.device)")
     kernel = next((e for e in chain(error) if _elsewhere(e)), None)
     if kernel is not None:
         first = str(kernel).splitlines()[0]
