@@ -53,15 +53,15 @@ def meta_autocast(devices: Iterable[str] = ("meta",), states: list | None = None
 
     enabled, dtype = torch.is_autocast_enabled, torch.get_autocast_dtype
 
-    def is_autocast_enabled(*device_type):
-        if device_type and device_type[0] in devices:
+    def is_autocast_enabled(*args, **kwargs):  # (device_type, by position or by name; none: CUDA's, PyTorch's)
+        if kwargs.get("device_type", args[0] if args else None) in devices:
             return bool(states and states[-1][0])
-        return enabled(*device_type)
+        return enabled(*args, **kwargs)
 
-    def get_autocast_dtype(device_type):
-        if device_type in devices:
+    def get_autocast_dtype(*args, **kwargs):
+        if kwargs.get("device_type", args[0] if args else None) in devices:
             return states[-1][1] if states and states[-1][1] else dtype("cpu")
-        return dtype(device_type)
+        return dtype(*args, **kwargs)
 
     with replaced([(cls, "__init__", __init__), (cls, "__enter__", __enter__), (cls, "__exit__", __exit__),
                    (torch, "is_autocast_enabled", is_autocast_enabled),

@@ -94,8 +94,8 @@ def counts(model: nn.Module, records: tuple[LayerRecord, ...],
            direct: Set[tuple[str, int]] = frozenset(), images: int = 1) -> dict[str, dict[int, int]]:
     """convention -> record index -> its count (records that count nothing are left out).
     ptflops counts a layer's own F.* calls: ``twins`` are the records of a trace that kept them, by name and call
-    number, of ``images`` samples' input where its convention is N x one image's count (engine: a trace of one sample,
-    N times), else of these inputs (1). ``shared``: _shared(model), where it is known.
+    number, and ``images`` how many times a twin's count is taken: a trace of one sample, N times (ptflops's figure
+    for the batch: engine.analyse_module), or of these inputs, once. ``shared``: _shared(model), where it is known.
     ``unused``: the rows (name, call) whose work never reaches the output, which fvcore's TorchScript trace
     drops (its dead-code elimination: an unused pooler, the branches a wrapper leaves out of its output).
     ``direct``: the rows (name, call) of modules whose forward was called as ``module.forward(x)``, which runs
