@@ -84,8 +84,8 @@ def test_ctc_loss_is_the_cpu_kernels_recursion():
     meta = archcalc.analyze(CTC(on_input=True), input_size=(10, 2, 8), device="meta")
     assert next(r for r in meta.records if r.type == "ctc_loss").elementwise == 1_200
     assert meta.notes[0].split(": ", 1)[1] == ("a kernel in the forward pass of CTC runs on real devices only (aten::_ctc_loss has no meta "
-                          "kernel): run on the CPU instead, with a random input; the costs are those of the branch "
-                          "that input took")
+                          "kernel): run on the CPU instead, with a random input")  # (no value read: no branch)
+
 
 def test_margin_losses_for_multiple_classes():
     """multi_margin_loss over 2 x 8 scores (the 2x4x8 input's first row): per class but the target's the hinge

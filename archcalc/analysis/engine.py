@@ -546,14 +546,15 @@ def placed(make, name: str, inputs: Inputs, device: str, dtype: torch.dtype, inn
             raise
         # the forward reads a value (if x.mean() > 0, .item(), a data-dependent shape): run it for real
         where = placement.user_line(failure.__cause__)
-        reads = getattr(failure, "reads", None) or placement.refusal(failure.__cause__, name)
+        reads, branched = (failure.reads, True) if hasattr(failure, "reads") else \
+            placement.refusal(failure.__cause__, name)
         reads = f"{where + ': ' if where else ''}{reads}"
         if not placement.fits_in_memory(model):
             raise InputError(f"{reads}, and its parameters are too large to run it on the CPU here") from None
     cpu = torch.device("cpu")
+    taken = "; the costs are those of the branch that input took" if branched else ""
     return analyse_module(make(cpu)[0], name, inputs, cpu, dtype, inner, notes=(
-        f"{reads}: run on the CPU instead, with a random input; the costs are those of the branch that input took",),
-        backward=backward)
+        f"{reads}: run on the CPU instead, with a random input{taken}",), backward=backward)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

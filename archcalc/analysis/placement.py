@@ -75,24 +75,24 @@ _VIEW_REFUSED = "view size is not compatible with input tensor's size and stride
 _DEVICES_MIXED = ("Expected all tensors to be on the same device", "is not on the expected device meta")
 
 
-def refusal(error: BaseException | None, name: str) -> str:
-    """What the meta device's refusal was, said as a note's start: a kernel with no meta version (flex_attention,
-    torch.geqrf), a view its layout refuses, a tensor made on the CPU meeting the meta device's, else the forward
-    reading a value."""
+def refusal(error: BaseException | None, name: str) -> tuple[str, bool]:
+    """What the meta device's refusal was, said as a note's start, and whether the forward read a value (its costs
+    then those of the branch a random input takes): a kernel with no meta version (flex_attention, torch.geqrf), a
+    view its layout refuses, a tensor made on the CPU meeting the meta device's, else the forward reading a value."""
     if any(_laid_out_otherwise(e) for e in chain(error)):
         return (f"a view in the forward pass of {name} is refused by the meta device's strides, which differ from the "
-                f"CPU's there")
+                f"CPU's there"), False
     if any(isinstance(e, RuntimeError) and any(words in str(e) for words in _DEVICES_MIXED) for e in chain(error)):
         return (f"the forward pass of {name} makes a tensor on the CPU, which meets the meta device's (a tensor made "
-                f"without device=x.device)")
+                f"without device=x.device)"), False
     kernel = next((e for e in chain(error) if _elsewhere(e)), None)
     if kernel is not None:
         first = str(kernel).splitlines()[0]
         operator = re.search(r"\w+::\w+", first) if isinstance(kernel, NotImplementedError) else None
         sparse = " for a sparse tensor" if "Sparse" in first else ""
         why = f"{operator.group()} has no meta kernel{sparse}" if operator else first
-        return f"a kernel in the forward pass of {name} runs on real devices only ({why})"
-    return f"the forward pass of {name} reads a tensor's value, which the meta device cannot give"
+        return f"a kernel in the forward pass of {name} runs on real devices only ({why})", False
+    return f"the forward pass of {name} reads a tensor's value, which the meta device cannot give", True
 
 
 def refuses_meta(error: BaseException | None) -> bool:
