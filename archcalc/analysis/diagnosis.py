@@ -117,8 +117,9 @@ def explain(failed_op, frame_module, frame_name, frame_inputs, records, message:
     if failed_op is not None:
         qualified, op, shapes, args, kwargs = failed_op
         where = f"in {qualified} ({op}) receiving {shapes_text(shapes)}"
+        broadcast = any(words in message for words in _BROADCAST)  # (not a product's dtype error read as shapes)
         what = _concat(shapes, args, kwargs) if op in ("cat", "concat", "concatenate") else \
-            _binary(op, shapes) if any(words in message for words in _BROADCAST) else ""  # (not a product's dtypes read as its shapes)
+            _binary(op, shapes) if broadcast else ""
         return where, what or with_hint(message)
     if frame_module is None:
         return "", with_hint(message)

@@ -402,8 +402,8 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
     for x in tensors_in([args, list(kwargs.values())]):
         tracer.watch_input(x)
     try:
-        with torch.set_grad_enabled(backward or nodes), _on_meta(tracer, dtype, args, kwargs) if device.type == "meta" \
-                else contextlib.nullcontext(), tracer:
+        with torch.set_grad_enabled(backward or nodes), _on_meta(tracer, dtype) if device.type == "meta" else \
+                contextlib.nullcontext(), tracer:
             output = model(*args, **kwargs)
             if backward:
                 tracer.functions_unseen(output)
@@ -420,7 +420,7 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
 
 
 @contextlib.contextmanager
-def _on_meta(tracer: Tracer, dtype: torch.dtype, args: tuple, kwargs: Mapping[str, Any]):
+def _on_meta(tracer: Tracer, dtype: torch.dtype):
     """A forward on the meta device: torch.autocast("meta") taken (meta_autocast), and the dtypes that both the CPU's
     and CUDA's kernels refuse refused (mixed_dtypes.Refusals; the meta kernels take them), from the first floating-
     point tensor of another dtype than ``dtype`` on: a parameter, a buffer or an input, else one that a call makes
@@ -433,7 +433,7 @@ def _on_meta(tracer: Tracer, dtype: torch.dtype, args: tuple, kwargs: Mapping[st
         refusals.__enter__()
         entered.append(refusals)
 
-    given = itertools.chain(tracer.parameters, tracer.buffers.values(), tensors_in([args, list(kwargs.values())]))
+    given = itertools.chain(tracer.parameters, tracer.buffers.values(), tracer.inputs)  # (inputs: watch_input's)
     if any(t.dtype is not dtype and t.is_floating_point() for t in given):
         refuse()
     else:
