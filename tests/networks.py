@@ -717,3 +717,79 @@ class ValueBranch(nn.Module):
         if y.abs().mean() > -1:  # always true for real numbers
             return self.big(y)
         return self.small(y)
+
+
+class PINN(nn.Module):
+    """A physics-informed network (Raissi et al. 2019): u(x, t) by a tanh MLP, and its derivatives ∂u/∂x and ∂u/∂t
+    by torch.autograd.grad in the forward, made differentiable (create_graph=True) for the residual's loss."""
+
+    def __init__(self, width=32):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
+                                 nn.Linear(width, 1))
+
+    def forward(self, xt):
+        xt = xt.requires_grad_(True)
+        u = self.net(xt)
+        (du,) = torch.autograd.grad(u.sum(), xt, create_graph=True)
+        return u, du
+
+
+class EnergyForces(nn.Module):
+    """An energy model's forces F = -∂E/∂x (a learned potential): a convolutional energy, differentiated with respect
+    to the input only, its gradients not differentiable."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.head = nn.Linear(8 * 6 * 6, 1)
+
+    def forward(self, x):
+        x = x.detach().requires_grad_(True)
+        energy = self.head(F.silu(self.conv2(F.silu(self.conv1(x)))).flatten(1)).sum()
+        (grad,) = torch.autograd.grad(energy, x)
+        return -grad
+
+
+class InnerStep(nn.Module):
+    """One inner step of MAML (Finn et al. 2017) on its first layer: the gradient of a loss with respect to that
+    layer's weight, taken in the forward, and the layer applied again with the adapted weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = nn.Linear(6, 16), nn.Linear(16, 4)
+
+    def forward(self, x):
+        loss = self.second(torch.relu(self.first(x))).pow(2).mean()
+        (g,) = torch.autograd.grad(loss, self.first.weight, create_graph=True)
+        return self.second(torch.relu(F.linear(x, self.first.weight - 0.1 * g, self.first.bias)))
+
+
+class HiddenGradient(nn.Module):
+    """A gradient with respect to a hidden feature (Grad-CAM's ∂y/∂A): autograd stops there, so the layers before it
+    get no gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3))
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        a = self.features(x)
+        y = self.head(a.mean((2, 3)))
+        (weights,) = torch.autograd.grad(y[:, 0].sum(), a)
+        return y, (weights.mean((2, 3), keepdim=True) * a).sum(1)
+
+
+class BackwardInside(nn.Module):
+    """A forward that calls backward() itself (every leaf's gradient, into .grad), as a hand-written inner loop
+    would: autograd computes every parameter's gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(5, 7), nn.Linear(7, 3)
+
+    def forward(self, x):
+        y = self.fc2(torch.tanh(self.fc1(x)))
+        y.sum().backward()
+        return y.detach()

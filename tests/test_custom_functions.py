@@ -10,6 +10,7 @@ from torch.utils.checkpoint import checkpoint
 from torch.utils.flop_counter import FlopCounterMode
 
 import archcalc
+from tests.aten_flops import AtenMacs
 from tests.networks import Product
 
 META, CPU = "meta", "cpu"
@@ -346,26 +347,13 @@ def test_a_backward_that_asks_for_some_gradients_only_is_not_counted_and_says_so
 
 def _aten_flops(model, shape) -> tuple[int, int]:
     """(forward, backward) MACs by flop_counter's formulas, aten operation by aten operation, without its mode:
-    FlopCounterMode's module tracking fails on a module called inside a backward ("Expected gradient function to be
-    set"), which is what a reversible block does."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils.flop_counter import flop_registry
-
-    class Flops(TorchDispatchMode):
-        total = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            rule = flop_registry.get(func._overloadpacket)
-            if rule is not None:
-                self.total += rule(*args, **(kwargs or {}), out_val=out)
-            return out
-
-    with Flops() as counter:
+    FlopCounterMode's module tracking fails on a module called inside a backward, which is what a reversible block
+    does."""
+    with AtenMacs() as counter:
         y = model(torch.randn(shape))
-        forward = counter.total
+        forward = counter.macs
         y.sum().backward()
-    return forward // 2, (counter.total - forward) // 2
+    return forward, counter.macs - forward
 
 
 class Reversible(torch.autograd.Function):

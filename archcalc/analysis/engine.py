@@ -20,12 +20,13 @@ import archcalc.analysis.counters  # noqa: F401  (registers every formula, one f
 from archcalc.analysis import draws, mixed_dtypes, placement, tools
 from archcalc.analysis.counting import GRADIENTS_OFF, NOT_COUNTED, OFF_THE_PATH
 from archcalc.analysis.diagnosis import explain, unbatched, with_hint
+from archcalc.analysis.differentiated import Differentiates
 from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.packed import QUANTIZED_TYPES
 from archcalc.analysis.records import OP, Analysis, LayerRecord, Totals, from_input
 from archcalc.analysis.tracer import Tracer, shapes_of, tensors_in
-from archcalc.errors import ForwardError, InputError
+from archcalc.errors import ForwardError, InputError, chain
 from archcalc.formulas.numbers import shape_text
 from archcalc.models.arguments import merged
 from archcalc.models.registry import ModelEntry
@@ -385,9 +386,12 @@ def _train_mode(model: nn.Module, training: bool = True):
 
 
 def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dtype: torch.dtype,
-           inner: bool, backward: bool = False, nodes: bool = False) -> tuple[Tracer, Any]:
+           inner: bool, backward: bool = False, nodes: bool = False,
+           differentiating: bool = False) -> tuple[Tracer, Any]:
     """One forward pass traced; ``backward``: each row's gradients counted too, ``nodes``: only each row's autograd
-    nodes kept, its floating-point inputs watched (for Tracer.unused)."""
+    nodes kept, its floating-point inputs watched (for Tracer.unused); ``differentiating``: with gradients on and
+    each row's call kept, for a forward that calls torch.autograd.grad (a first trace without finds that out:
+    differentiated.py)."""
     try:
         args, kwargs = inputs.make(device, dtype, watched=nodes)
     except RuntimeError as error:
@@ -396,18 +400,22 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
         size = sum(prod(s) * d.itemsize for s, d in zip(inputs.shapes, inputs.dtypes(dtype)))
         raise InputError(f"the input {inputs.text()} ({_dtype_name(dtype)}) needs {size:,} bytes, more than {device} "
                          f"can allocate; {_LESS_MEMORY}") from None
-    tracer = Tracer(model, inner, deferred=device.type == "meta", backward=backward, nodes=nodes)
+    tracer = Tracer(model, inner, deferred=device.type == "meta", backward=backward, nodes=nodes,
+                    differentiating=differentiating)
     if tracer.lazy:
         make_lazy_parameters(model, args, kwargs)
     for x in tensors_in([args, list(kwargs.values())]):
         tracer.watch_input(x)
     try:
-        with torch.set_grad_enabled(backward or nodes), _on_meta(tracer, dtype) if device.type == "meta" else \
-                contextlib.nullcontext(), tracer:
+        with torch.set_grad_enabled(backward or nodes or differentiating), _on_meta(tracer, dtype) if \
+                device.type == "meta" else contextlib.nullcontext(), tracer:
             output = model(*args, **kwargs)
             if backward:
                 tracer.functions_unseen(output)
     except Exception as error:  # the model's own code failed: say where, with what, and why
+        if not differentiating and any(isinstance(e, Differentiates) for e in chain(error)):
+            del tracer, args, kwargs
+            return _trace(model, name, inputs, device, dtype, inner, backward, nodes, True)
         failure = ForwardError(_failure(name, inputs, tracer, error))
         ran = tracer.ordered()
         shapes = inputs.shapes

@@ -308,8 +308,10 @@ def run_tools(entry: ModelEntry, size, batch: int, input_dtypes=None) -> dict[st
         try:
             with torch.no_grad(), math(), FlopCounterMode(display=False) as counter:
                 model(*args, **kwargs)
-        except AssertionError as error:  # (its module tracker under no_grad: "Expected gradient function to be
-            if "gradient function" not in str(error):  # set", Hugging Face's Mamba); with gradients it runs
+        except (AssertionError, RuntimeError) as error:  # (its module tracker under no_grad: "Expected gradient
+            # function to be set", Hugging Face's Mamba; a forward that differentiates, a physics-informed network's:
+            # "does not require grad"): with gradients on, as its user runs it
+            if "gradient function" not in str(error) and "does not require grad" not in str(error):
                 raise
             with math(), FlopCounterMode(display=False) as counter:
                 model(*args, **kwargs)

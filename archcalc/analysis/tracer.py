@@ -32,7 +32,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.fx import GraphModule
 from torch.overrides import TorchFunctionMode
 
-from archcalc.analysis import aten, custom_functions, receptive, storages
+from archcalc.analysis import aten, custom_functions, differentiated, receptive, storages
 from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
                                        OpCall, counter_for_type, grad_counter_for_type, op_name, with_elementwise)
 from archcalc.analysis.origins import origin, spelling
@@ -134,8 +134,12 @@ class Tracer(TorchFunctionMode):
     the tools that count them (ptflops); otherwise a counted layer runs with the mode switched off,
     which makes a trace cost little more than the forward pass itself."""
 
+    # A torch.autograd call in the forward is a row with the cost of the gradients it computes (differentiated.py);
+    # a tracer that only names the rows as they run (training.memory's) lets it run as any other call.
+    counts_autograd = True
+
     def __init__(self, model: nn.Module, inner: bool = False, deferred: bool = False, backward: bool = False,
-                 nodes: bool = False):
+                 nodes: bool = False, differentiating: bool = False):
         super().__init__()
         self.model = model
         self.inner = inner
@@ -147,7 +151,11 @@ class Tracer(TorchFunctionMode):
         # (None for a row made with gradients off, under torch.no_grad or in a custom autograd.Function's
         # forward: autograd never differentiates it; see custom_functions.py.) ``nodes`` keeps them without the
         # gradients' counts, for the rows whose work never reaches the output (unused).
-        self.grad_nodes: dict[int, tuple | None] | None = {} if backward or nodes else None
+        self.grad_nodes: dict[int, tuple | None] | None = {} if backward or nodes or differentiating else None
+        # With ``differentiating`` (a forward that calls torch.autograd.grad: differentiated.py), each row's call kept
+        # till the end of the pass: index -> (backward counter, call, count, inputs, parameters, each output's (node,
+        # output number)), for the gradients such a call computes.
+        self.kept: dict[int, tuple] | None = {} if differentiating else None
         # With ``nodes``, each read of a tensor's size that TorchScript would trace (x.shape, x.size(), x.numel(): not
         # len or dim, constants in a trace), with the index the next row takes, whose operation likely uses it.
         self.size_reads: list[tuple[Tensor, int]] | None = [] if nodes else None
@@ -286,12 +294,16 @@ class Tracer(TorchFunctionMode):
     def __exit__(self, *exc):
         self._restore()
         result = super().__exit__(*exc)
+        self._settle()
+        return result
+
+    def _settle(self) -> None:
+        """The deferred records made (Tracer(deferred=True)), in order."""
         if self.pending:
             with _NO_TORCH_FUNCTION():
                 for leave, args in self.pending:
                     leave(*args)
             self.pending.clear()
-        return result
 
     def _restore(self) -> None:
         for own in self._wrapped:
@@ -526,9 +538,13 @@ class Tracer(TorchFunctionMode):
         if self.packed and id(module) in self.packed:
             own = self.packed[id(module)]
         grad = None
-        if self.backward:
+        if self.backward or self.kept is not None:
             own = list(own)
-            grad = _gradient(grad_counter_for_type(type(module)), call, count, inputs, own)
+            counter = grad_counter_for_type(type(module))
+            if self.kept is not None:
+                self.kept[frame.index] = (counter, call, count, inputs, own, _made(outputs))
+            if self.backward:
+                grad = _gradient(counter, call, count, inputs, own)
         foreign = [t for t in inputs if isinstance(t, nn.Parameter)]
         if foreign:
             own = [*own, *foreign]
@@ -558,6 +574,8 @@ class Tracer(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         spelled = spelling(func, kwargs, 1)  # (x * y, not x.mul(y): read off the caller's instruction now)
+        if func in differentiated.CALLS and self.counts_autograd and self.layer is None and self.stack:
+            return self._differentiated(func, args, kwargs, spelled)
         self.inside_op += 1  # (a Function applied inside the operation is its own: a custom op's autograd)
         try:
             result = func(*args, **kwargs)
@@ -658,12 +676,14 @@ class Tracer(TorchFunctionMode):
         if self.packed_objects:  # (a packed weight given to the operation: its tensors are its parameters)
             params += [t for a in args if id(a) in self.packed_objects for t in self.packed_objects[id(a)]]
         grad = None
-        if self.backward:
+        if self.backward or self.kept is not None:
             counter = GRAD_OPS.get(name)
+            if self.kept is not None:
+                self.kept[frame.index] = (counter, call, count, inputs, params, _made(outputs))
+        if self.backward:
             grad = _gradient(counter, call, count, inputs, params)
             if getattr(counter, "per_output", False):  # (recounted once the graph is known: per_output_backward)
-                self.per_output[frame.index] = (counter, call, count, inputs, params,
-                                                tuple((t.grad_fn, t.output_nr) for t in outputs))
+                self.per_output[frame.index] = (counter, call, count, inputs, params, _made(outputs))
         self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, count, params, field,
                      spelled or origin(func), grad)
 
@@ -704,7 +724,37 @@ class Tracer(TorchFunctionMode):
                 grads = [torch.zeros_like(t) for t in outputs]
             grad = self._backward_of(cls.__name__, node, grads)
         inputs = tensors_in(args) + tensors_in(kwargs)
-        qualified = f"{parent.name}.{cls.__name__}" if parent.name else cls.__name__
+        frame, shapes_in, shapes_out = self._call_row(parent, cls.__name__, inputs, outputs)
+        done = (frame, cls, first, inputs, outputs, shapes_in, shapes_out, grad)
+        if self.pending is None:
+            with _NO_TORCH_FUNCTION():
+                self._leave_function(*done)
+        else:
+            self.pending.append((self._leave_function, done))
+        return result
+
+    def _differentiated(self, func, args, kwargs, spelled: str | None):
+        """torch.autograd.grad (or a backward) called by the forward: a row of its own, its cost the gradients the
+        engine computes for it (differentiated.py), worked out before it runs (the graph may be freed after)."""
+        if self.kept is None:  # (rows made without their calls kept, or with gradients off: trace it again)
+            raise differentiated.Differentiates(f"the forward calls torch.{differentiated.CALLS[func]}")
+        self._settle()  # (every row made so far is needed now)
+        asked = differentiated.Asked(func, args, kwargs)
+        with _NO_TORCH_FUNCTION():
+            names = {index: self.records[index].name for index in self.kept if index in self.records}
+            count = differentiated.cost(asked, self.kept, self.grad_nodes, names, _gradient_for)
+        result = func(*args, **kwargs)
+        inputs, outputs = asked.roots + (asked.inputs or []), tensors_in(result)
+        frame, shapes_in, shapes_out = self._call_row(self.current, asked.name, inputs, outputs)
+        with _NO_TORCH_FUNCTION():
+            self._record(frame, asked.name, OP, inputs, outputs, shapes_in, shapes_out, count, [], None,
+                         spelled or origin(func), differentiated.row_backward(asked, outputs) if self.backward else None)
+        return result
+
+    def _call_row(self, parent: _Frame, name: str, inputs: list, outputs: list) -> tuple[_Frame, tuple, tuple]:
+        """The frame of a row for a call the trace handles itself (a custom Function's, torch.autograd.grad's),
+        named after its parent, and its shapes."""
+        qualified = f"{parent.name}.{name}" if parent.name else name
         self.op_calls[qualified] += 1
         index = self.next_index
         self.next_index += 1
@@ -714,13 +764,7 @@ class Tracer(TorchFunctionMode):
                 self.grad_nodes[index] = self._made_nodes(outputs)
         frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
                        [])
-        done = (frame, cls, first, inputs, outputs, shapes_in, shapes_out, grad)
-        if self.pending is None:
-            with _NO_TORCH_FUNCTION():
-                self._leave_function(*done)
-        else:
-            self.pending.append((self._leave_function, done))
-        return result
+        return frame, shapes_in, shapes_out
 
     def functions_unseen(self, output) -> None:
         """The rows, after all others, of the custom Functions in ``output``'s graph that were applied out of
@@ -899,6 +943,11 @@ def _grad_nodes(outputs) -> tuple:
     return tuple(nodes)
 
 
+def _made(outputs: list[Tensor]) -> tuple:
+    """Each output's (autograd node, output number): the edge a gradient reaches it by."""
+    return tuple((t.grad_fn, t.output_nr) for t in outputs)
+
+
 def _looked_up(forward, indices, *args, **kwargs):
     """An embedding's forward, refusing floating-point ids on every device: the CPU and CUDA refuse them, and
     PyTorch 2.13's meta device does, but 2.11's counted a lookup that no real run could make."""
@@ -919,9 +968,14 @@ def _gradient(counter, call, count: Count, inputs: list, params) -> Count:
     """A record's backward count: no MACs for what has no products (norms, activations, copies), the
     counter's for what has, "not counted" where there is no backward formula; element-wise work by the
     declared rule (counting.with_elementwise)."""
+    return _gradient_for(counter, call, count, Needs(tuple(t.requires_grad for t in inputs),
+                                                     any(p is not None and p.requires_grad for p in params)))
+
+
+def _gradient_for(counter, call, count: Count, needs: Needs) -> Count:
+    """A record's backward count, ``needs`` saying which of its gradients are computed."""
     if count.macs is None:
         return NOT_COUNTED
-    needs = Needs(tuple(t.requires_grad for t in inputs), any(p is not None and p.requires_grad for p in params))
     if count.macs == 0:
         grad = NO_PRODUCTS
     elif counter is None:  # (no backward formula, none needed where autograd differentiates nothing: a quantized layer)

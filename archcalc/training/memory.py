@@ -99,6 +99,8 @@ class _SavingTracer(Tracer):
     functional operation (F.relu, torch.cat, ``x + identity``) of a module's own forward, a row per call
     (relu, relu (2), ...)."""
 
+    counts_autograd = False  # (a torch.autograd.grad in the forward runs, its saved tensors labelled as its)
+
     def __init__(self, model: nn.Module):
         super().__init__(model)
         self.running = None  # the torch function being run, outside counted layers

@@ -1,0 +1,22 @@
+"""An independent count: torch.utils.flop_counter's formulas applied to every aten operation that runs, without
+FlopCounterMode itself, whose module tracking fails on a module called inside autograd's engine ("Expected gradient
+function to be set": a reversible block's backward) and on torch.autograd.grad inside a forward ("A leaf node was
+passed to _will_engine_execute_node": a physics-informed network)."""
+
+from __future__ import annotations
+
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+
+class AtenMacs(TorchDispatchMode):
+    """Inside it, ``macs`` adds up flop_counter's FLOPs / 2 of each operation run (backward kernels included)."""
+
+    macs = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        rule = flop_registry.get(func._overloadpacket)
+        if rule is not None:
+            self.macs += rule(*args, **(kwargs or {}), out_val=out) // 2
+        return out

@@ -1,0 +1,88 @@
+"""torch.autograd.grad (or backward) inside a forward: its row counts the gradients autograd's engine computes on the
+paths to the tensors asked for, by each row's backward formula (archcalc/analysis/differentiated.py), against hand
+arithmetic and flop_counter's formulas on every aten operation that runs (tests/aten_flops.py: FlopCounterMode
+itself fails on such a forward)."""
+
+import json
+
+import pytest
+import torch
+
+import archcalc
+from tests.aten_flops import AtenMacs
+from tests.networks import PINN, BackwardInside, EnergyForces, HiddenGradient, InnerStep
+from tests.test_peak import real_cpu_peak
+
+
+def _row(a, kind="autograd.grad"):
+    return next(r for r in a.records if r.type == kind)
+
+
+def _aten_forward(model, shape) -> int:
+    torch.manual_seed(0)
+    with AtenMacs() as counter:
+        model(torch.randn(shape))
+    return counter.macs
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_a_physics_informed_networks_derivative_is_the_input_gradient_of_each_layer(device):
+    """∂u/∂x of a 2-32-32-1 MLP over 100 points: ∂x of each linear layer (its forward's products again), no ∂W
+    (the weights are not asked for): 100*(2*32 + 32*32 + 32*1) = 112,000, as many as the forward's own."""
+    a = archcalc.analyze(PINN(), [(100, 2)], device=device)
+    row = _row(a)
+    assert row.macs == 112_000 == sum(r.macs for r in a.records if r.type == "Linear")
+    assert row.formulas["macs"] == ("autograd.grad: the gradients on the paths to 1 input asked for, each row's by "
+                                    "its backward formula: ∂net.0 6,400 + ∂net.2 102,400 + ∂net.4 3,200 = 112,000")
+    assert a.totals.macs == 224_000 == _aten_forward(PINN(), (100, 2))
+    assert row.output_shapes == ((100, 2),) and row.input_shapes == ((), (100, 2))
+
+
+@pytest.mark.parametrize("model,shape", [(EnergyForces(), (4, 1, 6, 6)), (InnerStep(), (10, 6)),
+                                         (HiddenGradient(), (2, 3, 12, 12)), (BackwardInside(), (4, 5))])
+def test_what_autograd_computes_in_a_forward_is_what_flop_counters_formulas_count(model, shape):
+    """The input's gradient only through convolutions (a grouped one too); a weight's through the layers after it
+    (∂x there) and its own ∂W; a hidden feature's, the layers before it not run; backward(), every parameter's."""
+    a = archcalc.analyze(model, [shape], device="meta")
+    assert a.totals.macs == _aten_forward(model, shape)
+    assert not a.not_counted
+
+
+def test_only_the_gradients_on_the_paths_are_counted():
+    """MAML's inner step asks for first.weight: second gets ∂x (16*4 per sample), first gets ∂W (6*16) and no ∂x
+    (x needs none): 10*(64 + 96) = 1,600; a feature's gradient stops at the feature: the head's ∂x only."""
+    step = _row(archcalc.analyze(InnerStep(), [(10, 6)], device="meta"))
+    assert step.macs == 10 * (16 * 4 + 6 * 16)
+    hidden = _row(archcalc.analyze(HiddenGradient(), [(2, 3, 12, 12)], device="meta"))
+    assert hidden.macs == 2 * 8 * 5 and "∂head 80" in hidden.formulas["macs"]
+
+
+def test_backward_in_the_forward_computes_every_parameters_gradient():
+    """fc2: ∂W 4*7*3 and ∂x 4*7*3; fc1: ∂W 4*5*7, and no ∂x (the input needs none)."""
+    row = _row(archcalc.analyze(BackwardInside(), [(4, 5)], device="meta"), "backward")
+    assert row.macs == 2 * 4 * 7 * 3 + 4 * 5 * 7
+
+
+def test_a_training_step_says_the_second_derivatives_are_not_counted():
+    """create_graph=True: the step's backward differentiates the gradients again; without it they need none."""
+    a = archcalc.analyze(PINN(), [(100, 2)], device="meta", backward=True)
+    assert _row(a).backward.macs is None
+    assert any(n.startswith("backward not counted: autograd.grad (its gradients are made with create_graph=True")
+               for n in a.notes)
+    forces = archcalc.analyze(EnergyForces(), [(4, 1, 6, 6)], device="meta", backward=True)
+    assert _row(forces).backward.macs == 0 and not any("backward not counted" in n for n in forces.notes)
+
+
+def test_the_memory_of_a_training_step_through_a_forward_that_differentiates():
+    from archcalc.models.registry import ModelEntry
+    from archcalc.training.peak import simulate
+
+    entry = ModelEntry("pinn", "test", "tests.networks:PINN", (2,), "", "")
+    assert simulate(entry, None, 256, "adam", device="cpu").allocated == real_cpu_peak(entry, (256, 2), "adam")
+
+
+def test_on_the_command_line(cli):
+    run = cli("flops", "tests/networks.py:PINN", "--input", "100x2", "--device", "meta", "--format", "json")
+    assert run.code == 0, run.err
+    rows = {r["name"]: r for r in run.json()["layers"]}
+    assert rows["autograd.grad"]["macs"] == 112_000 and rows["autograd.grad"]["type"] == "autograd.grad"
