@@ -793,3 +793,52 @@ class BackwardInside(nn.Module):
         y = self.fc2(torch.tanh(self.fc1(x)))
         y.sum().backward()
         return y.detach()
+
+
+def _d(y, x):
+    """∂(Σy)/∂x, differentiable again."""
+    return torch.autograd.grad(y.sum(), x, create_graph=True)[0]
+
+
+class KdV(nn.Module):
+    """A PINN of the Korteweg-de Vries equation u_t + u·u_x + u_xxx = 0: u_x, u_xx and u_xxx, each the derivative of
+    the last (third derivatives through an MLP of any activation: tanh, GELU, softplus)."""
+
+    def __init__(self, activation=nn.Tanh):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 16), activation(), nn.Linear(16, 16), activation(), nn.Linear(16, 1))
+
+    def forward(self, xt):
+        xt = xt.requires_grad_(True)
+        u = self.net(xt)
+        ux = _d(u, xt)[:, :1]
+        uxx = _d(ux, xt)[:, :1]
+        return u, ux, uxx, _d(uxx, xt)[:, :1]
+
+
+class AttentionPINN(nn.Module):
+    """A PINN with attention over the collocation points, layer-normed (PINNsFormer's kind): the second derivative
+    differentiates the gradients of the attention's products and softmax again."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.norm, self.out = nn.Linear(2, 16), nn.LayerNorm(16), nn.Linear(16, 1)
+
+    def forward(self, xt):
+        xt = xt.requires_grad_(True)
+        h = torch.tanh(self.norm(self.embed(xt))).unsqueeze(0)
+        u = self.out((torch.softmax(h @ h.transpose(1, 2) / 4, -1) @ h)[0])
+        return u, _d(_d(u, xt)[:, 0], xt)
+
+
+class ConvolutionHessian(nn.Module):
+    """The gradient of a convolutional energy's squared gradient (a Hessian-vector product): the convolution's
+    backward differentiated again, which has no formula here."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(4 * 5 * 5, 1)
+
+    def forward(self, x):
+        x = x.detach().requires_grad_(True)
+        return _d(_d(self.head(torch.tanh(self.conv(x)).flatten(1)), x).pow(2), x)

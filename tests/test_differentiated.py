@@ -10,7 +10,8 @@ import torch
 
 import archcalc
 from tests.aten_flops import AtenMacs
-from tests.networks import PINN, BackwardInside, EnergyForces, HiddenGradient, InnerStep
+from tests.networks import (PINN, AttentionPINN, BackwardInside, ConvolutionHessian, EnergyForces, HiddenGradient,
+                            InnerStep, KdV)
 from tests.test_peak import real_cpu_peak
 
 
@@ -32,8 +33,8 @@ def test_a_physics_informed_networks_derivative_is_the_input_gradient_of_each_la
     a = archcalc.analyze(PINN(), [(100, 2)], device=device)
     row = _row(a)
     assert row.macs == 112_000 == sum(r.macs for r in a.records if r.type == "Linear")
-    assert row.formulas["macs"] == ("autograd.grad: the gradients on the paths to 1 input asked for, each row's by "
-                                    "its backward formula: ∂net.0 6,400 + ∂net.2 102,400 + ∂net.4 3,200 = 112,000")
+    assert row.formulas["macs"] == ("autograd.grad: the gradients on the paths to 1 input asked for, each by its "
+                                    "backward formula: ∂net.0 6,400 + ∂net.2 102,400 + ∂net.4 3,200 = 112,000")
     assert a.totals.macs == 224_000 == _aten_forward(PINN(), (100, 2))
     assert row.output_shapes == ((100, 2),) and row.input_shapes == ((), (100, 2))
 
@@ -55,6 +56,32 @@ def test_only_the_gradients_on_the_paths_are_counted():
     assert step.macs == 10 * (16 * 4 + 6 * 16)
     hidden = _row(archcalc.analyze(HiddenGradient(), [(2, 3, 12, 12)], device="meta"))
     assert hidden.macs == 2 * 8 * 5 and "∂head 80" in hidden.formulas["macs"]
+
+
+@pytest.mark.parametrize("model,shape", [(KdV(), (30, 2)), (KdV(torch.nn.GELU), (30, 2)),
+                                         (KdV(torch.nn.Softplus), (30, 2)), (AttentionPINN(), (12, 2))])
+def test_derivatives_of_derivatives_count_the_gradients_products_differentiated_again(model, shape):
+    """u_xx differentiates the operations that made u_x (create_graph=True): each matrix product among them gets
+    its gradients' products, each element-wise one none."""
+    a = archcalc.analyze(model, [shape], device="meta")
+    assert a.totals.macs == _aten_forward(model, shape) and not a.not_counted
+
+
+def test_the_second_derivative_of_a_pinn_by_hand():
+    """u_xx of a 2-16-16-1 tanh MLP over 30 points: the rows net.0 and net.2 again (∂x: 30*2*16 + 30*16*16) and the
+    two products of u_x's that lead to x, each once (its ∂ by the gradient of ∂y, not by the weight's)."""
+    a = archcalc.analyze(KdV(), [(30, 2)], device="meta")
+    second = [r for r in a.records if r.type == "autograd.grad"][1]
+    assert second.macs == 2 * (30 * 2 * 16 + 30 * 16 * 16)
+    assert "∂(the gradient's mm (30*16)x(16*16), 1 of 2) 7,680" in second.formulas["macs"]
+    assert "second derivatives" in second.note
+
+
+def test_a_gradients_operation_without_a_formula_is_not_counted_never_short():
+    a = archcalc.analyze(ConvolutionHessian(), [(2, 1, 5, 5)], device="meta")
+    second = [r for r in a.records if r.type == "autograd.grad"][1]
+    assert second.macs is None and "ConvolutionBackwardBackward0" in second.note
+    assert any("not counted" in n and "autograd.grad" in n for n in a.notes)
 
 
 def test_backward_in_the_forward_computes_every_parameters_gradient():

@@ -8,8 +8,13 @@ unless its weight is asked for too; a tensor asked for that is not a leaf stops 
 for it). So each row whose output's node runs is counted by its backward formula (counting.GRAD_OPS, the layers'
 grad counters), told which of its inputs get a gradient (Needs), once each time the forward differentiates it.
 
-With create_graph=True the gradients are themselves differentiable: a training step then differentiates them again
-(second derivatives), which no formula here counts: the row's own backward is "not counted" and a note says so.
+With create_graph=True the gradients are themselves differentiable, their operations nodes of a graph of their own
+(autograd's engine made them: no row did). A later call in the forward that differentiates them (a PINN's u_xx from
+its u_x) runs those nodes too: a matrix product's (mm, addmm, bmm: its gradients' products, M*N*K for each computed,
+read off the sizes the node saved) and those without products (element-wise, views, reductions: ZERO_PRODUCTS) are
+counted; any other makes the call "not counted", never a short count. Their element-wise work is not counted, and the
+row's arithmetic says so. A training step that differentiates such gradients again gets "not counted" for that part
+of its backward, with a note.
 
 The trace runs a forward with gradients off unless it counts the backward; a forward that differentiates needs them
 on, and each row's call kept for the count: Tracer(differentiating=True). A trace without them raises Differentiates
@@ -19,8 +24,10 @@ at the call, and engine._trace traces the forward again so.
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from collections.abc import Mapping
 from functools import partial
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -62,10 +69,19 @@ def _tensors(value) -> list[Tensor]:
     return []
 
 
-def engine_runs(asked: Asked) -> tuple[set, set, set]:
-    """(the nodes autograd's engine runs for the call, the nodes it ends at, the edges (node, output number) it
-    computes a gradient for): it runs those from which the graph reaches a tensor asked for (its node if made by an operation, its AccumulateGrad if a
-    leaf), a tensor asked for that has a node stopping the walk there."""
+class Walk(NamedTuple):
+    """The engine's work for a call: the nodes it runs, those it ends at (the tensors asked for), the edges (node,
+    output number) it computes a gradient for, and every node of the differentiated tensors' graph."""
+
+    runs: set
+    targets: set
+    edges: set
+    seen: set
+
+
+def walk(asked: Asked) -> Walk:
+    """The engine runs the nodes from which the graph reaches a tensor asked for (its node if made by an operation,
+    its AccumulateGrad if a leaf); a tensor asked for that has a node stops the walk there."""
     wanted = [t for t in asked.inputs if t.requires_grad] if asked.inputs is not None else None
     stops = {t.grad_fn for t in wanted if t.grad_fn is not None} if wanted is not None else set()
     leaves = {id(t) for t in wanted if t.grad_fn is None} if wanted is not None else None
@@ -90,25 +106,37 @@ def engine_runs(asked: Asked) -> tuple[set, set, set]:
     edges = {(t.grad_fn, t.output_nr) for t in asked.roots if t.grad_fn in runs or t.grad_fn in targets}
     for node in runs:
         edges.update((n, k) for n, k in node.next_functions if n in runs or n in targets)
-    return runs, targets, edges
+    return Walk(runs, targets, edges, seen)
 
 
-def cost(asked: Asked, kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None],
-         names: Mapping[int, str], gradient) -> Count:
+def made_by_the_engine(gradients: list[Tensor], seen: set) -> set:
+    """The nodes of gradients made with create_graph=True that the differentiated graph did not hold: those of the
+    operations autograd's engine ran to make them."""
+    made, stack = set(), [t.grad_fn for t in gradients if t.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node not in made and node not in seen:
+            made.add(node)
+            stack.extend(n for n, _ in node.next_functions if n is not None)
+    return made
+
+
+def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None],
+         names: Mapping[int, str], gradient, engines: set) -> Count:
     """The call's count: each kept row (index -> (backward counter, call, forward count, input tensors, parameters,
     each output's (node, output number))) whose output's node the engine runs, by ``gradient`` (the tracer's:
-    (counter, call, count, needs) -> Count), with the gradients of the inputs the walk reaches; "not counted" when
-    one of them has no formula or the engine runs a node no row made (a custom Function's backward)."""
-    runs, targets, edges = engine_runs(asked)
+    (counter, call, count, needs) -> Count), with the gradients of the inputs the walk reaches; then each node of
+    ``engines`` (made by an earlier call's engine, create_graph=True) that it runs, by second_order. "Not counted"
+    when one of them has no formula, or the engine runs a custom Function's backward."""
+    runs, targets, edges = engine.runs, engine.targets, engine.edges
     reached = runs | targets
     wanted = {id(t) for t in asked.inputs} if asked.inputs is not None else None
     macs = elementwise = 0
-    terms, uncounted, rowed = [], [], set()
+    terms, uncounted = [], []
     for index, (counter, call, count, inputs, params, made) in kept.items():
         made_nodes = nodes.get(index)
         if not made_nodes or not any(n in runs for n in made_nodes if n is not None):
             continue
-        rowed.update(made_nodes)
         needs = Needs(tuple(_gets_gradient(t, reached, wanted) for t in inputs),
                       any(p is not None and p.requires_grad and (wanted is None or id(p) in wanted) for p in params))
         if getattr(counter, "per_output", False):  # (QR's: which of its outputs' gradients the engine computes)
@@ -120,26 +148,89 @@ def cost(asked: Asked, kept: Mapping[int, tuple], nodes: Mapping[int, tuple | No
         macs += grad.macs
         elementwise += grad.elementwise or 0
         if grad.macs:
-            terms.append((names.get(index, "?"), grad.macs))
-    foreign = sorted({type(n).__name__ for n in runs - rowed if isinstance(n, torch.autograd.function.BackwardCFunction)})
+            terms.append((f"∂{names.get(index, '?')}", grad.macs))
+    rows = len(terms)
+    second: Counter = Counter()
+    for node in runs & engines if engines else ():
+        products = second_order(node, reached)
+        if products is None:
+            uncounted.append(f"{type(node).__name__} (a gradient's operation, differentiated again)")
+        elif products[0]:
+            second[products] += 1
+    foreign = sorted({type(n).__name__ for n in runs if isinstance(n, torch.autograd.function.BackwardCFunction)})
     if foreign:
         uncounted.append(f"the backward of {', '.join(foreign)} (a custom autograd.Function, run by the engine)")
     if uncounted:
         return Count(None, None, {}, f"{asked.name} in the forward differentiates {', '.join(uncounted)}: no formula, "
                                      "not counted")
+    for (products, what), times in second.items():
+        macs += times * products
+        terms.append((f"{times} × ∂({what})" if times > 1 else f"∂({what})", times * products))
     what = "every leaf that requires one" if asked.inputs is None else \
         f"{len(asked.inputs)} input{'s' if len(asked.inputs) != 1 else ''} asked for"
-    shown = " + ".join(f"∂{name} {grouped(n)}" for name, n in terms[:_SHOWN])
+    shown = " + ".join(f"{name} {grouped(n)}" for name, n in terms[:_SHOWN])
     if len(terms) > _SHOWN:
-        shown += f" + {len(terms) - _SHOWN} more rows {grouped(sum(n for _, n in terms[_SHOWN:]))}"
-    formulas = {"macs": f"{asked.name}: the gradients on the paths to {what}, each row's by its backward formula: "
+        shown += f" + {len(terms) - _SHOWN} more {grouped(sum(n for _, n in terms[_SHOWN:]))}"
+    formulas = {"macs": f"{asked.name}: the gradients on the paths to {what}, each by its backward formula: "
                         f"{shown} = {grouped(macs)}" if terms else f"{asked.name}: no products on the paths to {what}"}
     if elementwise:
         formulas["elementwise"] = f"{asked.name}: ∂ through the element-wise operations on those paths, " \
-                                  f"{grouped(elementwise)}"
-    note = f"{asked.name} in the forward: autograd computes the gradients of {len(terms)} row" \
-           f"{'s' if len(terms) != 1 else ''} with products on the paths to {what}"
+                                  f"{grouped(elementwise)}" + (", not those of the gradients differentiated again"
+                                                               if second else "")
+    note = f"{asked.name} in the forward: autograd computes the gradients of {rows} row{'s' if rows != 1 else ''} " \
+           f"with products on the paths to {what}" + (
+               f", and of {sum(second.values())} products of the gradients made before (second derivatives)"
+               if second else "")
     return Count(macs, elementwise, formulas, note)
+
+
+# The nodes of a gradient's operations whose own gradients have no products: element-wise, views, reductions, copies.
+ZERO_PRODUCTS = frozenset({
+    "AddBackward0", "AddBackward1", "SubBackward0", "SubBackward1", "RsubBackward0", "RsubBackward1", "MulBackward0",
+    "MulBackward1", "DivBackward0", "DivBackward1", "NegBackward0", "PowBackward0", "PowBackward1", "ExpBackward0",
+    "LogBackward0", "SqrtBackward0", "RsqrtBackward0", "ReciprocalBackward0", "AbsBackward0", "SgnBackward0",
+    "TanhBackward0", "SigmoidBackward0", "TanhBackwardBackward0", "SigmoidBackwardBackward0",
+    "ThresholdBackwardBackward0", "SoftplusBackwardBackward0", "EluBackwardBackward0", "LeakyReluBackwardBackward0",
+    "GeluBackwardBackward0", "SinBackward0", "CosBackward0", "WhereBackward0", "ClampBackward1", "MaximumBackward0",
+    "MinimumBackward0", "AddcmulBackward0", "AddcdivBackward0", "LerpBackward0", "LerpBackward1",
+    "TBackward0", "ViewBackward0", "ReshapeAliasBackward0", "UnsafeViewBackward0", "ExpandBackward0",
+    "PermuteBackward0", "TransposeBackward0", "TransposeBackward1", "SqueezeBackward0", "SqueezeBackward1",
+    "SqueezeBackward2", "UnsqueezeBackward0", "SelectBackward0", "SliceBackward0", "SelectBackwardBackward0",
+    "SliceBackwardBackward0", "IndexBackward0", "CloneBackward0", "ToCopyBackward0", "CopyBackwards",
+    "CatBackward0", "StackBackward0", "SplitBackward0", "SplitWithSizesBackward0", "UnbindBackward0",
+    "SumBackward0", "SumBackward1", "MeanBackward0", "MeanBackward1", "ExpandBackward0", "AliasBackward0",
+    "NarrowBackward0", "AsStridedBackward0", "ViewAsRealBackward0", "ViewAsComplexBackward0",
+    "SoftmaxBackwardDataBackward0", "LogSoftmaxBackwardDataBackward0", "NativeLayerNormBackwardBackward0",
+})
+
+
+def second_order(node, reached: set) -> tuple[int, str] | None:
+    """The products of a gradient's operation differentiated again, and what they are: a matrix product's gradients
+    (each M*N*K, for the inputs whose edge the engine computes: 'the gradient's mm (50*16)x(16*2), 1 of 2'); (0, '')
+    for ZERO_PRODUCTS; None for any other node."""
+    kind = type(node).__name__
+    if kind in ZERO_PRODUCTS:
+        return 0, ""
+    edges = [n is not None and n in reached for n, _ in node.next_functions]
+    try:
+        if kind == "MmBackward0":
+            (m, k), n = node._saved_self_sym_sizes, node._saved_mat2_sym_sizes[1]
+            b, computed = 1, edges[0] + edges[1]
+        elif kind == "AddmmBackward0":
+            (m, k), n = node._saved_mat1_sym_sizes, node._saved_mat2_sym_sizes[1]
+            b, computed = 1, edges[1] + edges[2]
+        elif kind == "BmmBackward0":
+            saved = node._saved_mat2 if node._saved_mat2 is not None else node._saved_self
+            b, m, n = node._input_metadata[0].shape
+            k = saved.shape[1] if saved is node._saved_mat2 else saved.shape[2]
+            computed = edges[0] + edges[1]
+        else:
+            return None
+    except (AttributeError, RuntimeError, TypeError, ValueError):  # (a PyTorch that keeps them otherwise)
+        return None
+    name = kind.removesuffix("Backward0").lower()
+    batch = f"{b}x" if b > 1 else ""
+    return computed * b * m * n * k, f"the gradient's {name} {batch}({m}*{k})x({k}*{n}), {computed} of 2"
 
 
 def _gets_gradient(t: Tensor, reached: set, wanted: set | None) -> bool:

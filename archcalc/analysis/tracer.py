@@ -156,6 +156,7 @@ class Tracer(TorchFunctionMode):
         # till the end of the pass: index -> (backward counter, call, count, inputs, parameters, each output's (node,
         # output number)), for the gradients such a call computes.
         self.kept: dict[int, tuple] | None = {} if differentiating else None
+        self.engines_nodes: set = set()  # (the nodes of the gradients such a call made with create_graph=True)
         # With ``nodes``, each read of a tensor's size that TorchScript would trace (x.shape, x.size(), x.numel(): not
         # len or dim, constants in a trace), with the index the next row takes, whose operation likely uses it.
         self.size_reads: list[tuple[Tensor, int]] | None = [] if nodes else None
@@ -742,9 +743,13 @@ class Tracer(TorchFunctionMode):
         asked = differentiated.Asked(func, args, kwargs)
         with _NO_TORCH_FUNCTION():
             names = {index: self.records[index].name for index in self.kept if index in self.records}
-            count = differentiated.cost(asked, self.kept, self.grad_nodes, names, _gradient_for)
+            engine = differentiated.walk(asked)
+            count = differentiated.cost(asked, engine, self.kept, self.grad_nodes, names, _gradient_for,
+                                        self.engines_nodes)
         result = func(*args, **kwargs)
         inputs, outputs = asked.roots + (asked.inputs or []), tensors_in(result)
+        if asked.create_graph:
+            self.engines_nodes |= differentiated.made_by_the_engine(outputs, engine.seen)
         frame, shapes_in, shapes_out = self._call_row(self.current, asked.name, inputs, outputs)
         with _NO_TORCH_FUNCTION():
             self._record(frame, asked.name, OP, inputs, outputs, shapes_in, shapes_out, count, [], None,
