@@ -13,8 +13,8 @@ With create_graph=True the gradients are themselves differentiable, their operat
 its u_x) runs those nodes too: a matrix product's (mm, addmm, bmm: its gradients' products, M*N*K for each computed,
 read off the sizes the node saved) and those without products (element-wise, views, reductions: ZERO_PRODUCTS) are
 counted; any other makes the call "not counted", never a short count. Their element-wise work is not counted, and the
-row's arithmetic says so. A training step that differentiates such gradients again gets "not counted" for that part
-of its backward, with a note.
+row's arithmetic says so. A training step's backward runs the operations that made such gradients once more, wherever
+its graph reaches them: the call's row gets their products as its backward (again), the same way.
 
 The trace runs a forward with gradients off unless it counts the backward; a forward that differentiates needs them
 on, and each row's call kept for the count: Tracer(differentiating=True). A trace without them raises Differentiates
@@ -38,8 +38,8 @@ from archcalc.formulas.numbers import grouped
 _GRAD, _BACKWARD = torch.autograd.grad, torch.autograd.backward
 CALLS = {_GRAD: "autograd.grad", _BACKWARD: "autograd.backward", Tensor.backward: "backward"}
 _SIGNATURES = {func: inspect.signature(func) for func in CALLS}
-SECOND_ORDER = Count(None, None, {}, "its gradients are made with create_graph=True, and the training step "
-                                     "differentiates them again: second derivatives, which have no formula here")
+SECOND_ORDER = Count(None, None, {}, "its gradients, made with create_graph=True, are differentiated again by the "
+                                     "step: counted once the step's graph is known (Tracer.differentiated_backward)")
 _SHOWN = 6  # (terms written out in the arithmetic; the rest summed)
 
 
@@ -47,18 +47,28 @@ class Differentiates(RuntimeError):
     """The forward calls torch.autograd while the trace keeps no autograd graph: trace it again with one."""
 
 
-class Asked:
+class Asked(NamedTuple):
     """What a call differentiates (``roots``), the tensors whose gradients it asks for (``inputs``; None: every leaf
     that requires one, as backward() without inputs), and whether the gradients are made differentiable."""
 
-    def __init__(self, func, args: tuple, kwargs: dict):
-        bound = _SIGNATURES[func].bind(*args, **kwargs).arguments
-        self.name = CALLS[func]
-        first = bound.get("outputs", bound.get("tensors", bound.get("self")))
-        self.roots = _tensors(first)
-        inputs = bound.get("inputs")
-        self.inputs = _tensors(inputs) if inputs is not None and (func is _GRAD or _tensors(inputs)) else None
-        self.create_graph = bool(bound.get("create_graph", False))
+    name: str
+    roots: list
+    inputs: list | None
+    create_graph: bool
+
+
+def asked(func, args: tuple, kwargs: dict) -> Asked:
+    """torch.autograd.grad's, torch.autograd.backward's or Tensor.backward's arguments, read."""
+    bound = _SIGNATURES[func].bind(*args, **kwargs).arguments
+    roots = _tensors(bound.get("outputs", bound.get("tensors", bound.get("self"))))
+    inputs = bound.get("inputs")
+    inputs = _tensors(inputs) if inputs is not None and (func is _GRAD or _tensors(inputs)) else None
+    return Asked(CALLS[func], roots, inputs, bool(bound.get("create_graph", False)))
+
+
+def training_step(output) -> Asked:
+    """What a training step's backward differentiates: the output's tensors that need a gradient, for every leaf."""
+    return Asked("backward", [t for t in _tensors(output) if t.requires_grad], None, False)
 
 
 def _tensors(value) -> list[Tensor]:
@@ -244,8 +254,31 @@ def _gets_gradient(t: Tensor, reached: set, wanted: set | None) -> bool:
 
 
 def row_backward(asked: Asked, outputs: list[Tensor]) -> Count:
-    """The call's own row in a training step's backward: the gradients of gradients where they were made
-    differentiable and need one, nothing where not."""
+    """The call's own row in a training step's backward, as the pass leaves it: nothing where its gradients were not
+    made differentiable; else "not counted" till the step's graph is known (again)."""
     if asked.create_graph and any(t.requires_grad for t in outputs):
         return SECOND_ORDER
     return NO_GRADIENT
+
+
+def again(made: set, step: Walk) -> Count:
+    """The training backward of a call that made its gradients with create_graph=True: the products of the operations
+    its engine ran (``made``) that the step's backward runs, each by second_order; "not counted" where one has no
+    formula."""
+    products: Counter = Counter()
+    reached = step.runs | step.targets
+    for node in made & step.runs:
+        done = second_order(node, reached)
+        if done is None:
+            return Count(None, None, {}, f"it differentiates {type(node).__name__} again (an operation autograd ran "
+                                         "for its gradients): no formula, not counted")
+        if done[0]:
+            products[done] += 1
+    total = sum(n * times for (n, _), times in products.items())
+    if not total:
+        return Count(0, 0, {"macs": "its gradients' operations differentiated again: no products"})
+    text = " + ".join(f"{times} × ∂({what}) {grouped(n)}" if times > 1 else f"∂({what}) {grouped(n)}"
+                      for (n, what), times in products.items())
+    return Count(total, 0, {"macs": f"its gradients' operations differentiated again: {text} = {grouped(total)}",
+                            "elementwise": "their element-wise work not counted"},
+                 "its gradients were made with create_graph=True: the step differentiates the products that made them")

@@ -285,8 +285,12 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
                           f"loss to take, so the backward pass computes nothing (are all its parameters frozen?)",)
             notes += _frozen_statistics(records)
             recounted = tracer.per_output_backward(output)
+            # (a torch.autograd.grad row's gradients made with create_graph=True: the step runs the operations that
+            # made them wherever its graph reaches them, though their last one may lead nowhere)
+            again = tracer.differentiated_backward(output)
             dead, off = tracer.off_the_path(output), tracer.gradients_off()
-            records = tuple(r._replace(backward=GRADIENTS_OFF) if r.index in off and r.backward is not None else
+            records = tuple(r._replace(backward=again[r.index]) if r.index in again else
+                            r._replace(backward=GRADIENTS_OFF) if r.index in off and r.backward is not None else
                             r._replace(backward=OFF_THE_PATH) if r.index in dead else
                             r._replace(backward=recounted[r.index]) if r.index in recounted else r for r in records)
         totals = _totals(tracer, records)

@@ -157,6 +157,7 @@ class Tracer(TorchFunctionMode):
         # output number)), for the gradients such a call computes.
         self.kept: dict[int, tuple] | None = {} if differentiating else None
         self.engines_nodes: set = set()  # (the nodes of the gradients such a call made with create_graph=True)
+        self.engines_made: dict[int, set] = {}  # (its row -> those it made)
         # With ``nodes``, each read of a tensor's size that TorchScript would trace (x.shape, x.size(), x.numel(): not
         # len or dim, constants in a trace), with the index the next row takes, whose operation likely uses it.
         self.size_reads: list[tuple[Tensor, int]] | None = [] if nodes else None
@@ -378,6 +379,15 @@ class Tracer(TorchFunctionMode):
                      for index, (counter, call, count, inputs, params, made) in self.per_output.items()}
         self.per_output = {}  # (its calls' tensors not held on)
         return recounted
+
+    def differentiated_backward(self, output) -> dict[int, Count]:
+        """The training backward of each torch.autograd.grad row whose gradients were made with create_graph=True:
+        the products of the operations its engine ran, as the step's backward differentiates them
+        (differentiated.again)."""
+        if not self.engines_made:
+            return {}
+        step = differentiated.walk(differentiated.training_step(tensors_in(output)))
+        return {index: differentiated.again(made, step) for index, made in self.engines_made.items()}
 
     def _reached(self, output) -> set:
         """The autograd nodes of ``output``'s graph (walked once for both its uses: functions_unseen,
@@ -740,7 +750,7 @@ class Tracer(TorchFunctionMode):
         if self.kept is None:  # (rows made without their calls kept, or with gradients off: trace it again)
             raise differentiated.Differentiates(f"the forward calls torch.{differentiated.CALLS[func]}")
         self._settle()  # (every row made so far is needed now)
-        asked = differentiated.Asked(func, args, kwargs)
+        asked = differentiated.asked(func, args, kwargs)
         with _NO_TORCH_FUNCTION():
             names = {index: self.records[index].name for index in self.kept if index in self.records}
             engine = differentiated.walk(asked)
@@ -748,9 +758,11 @@ class Tracer(TorchFunctionMode):
                                         self.engines_nodes)
         result = func(*args, **kwargs)
         inputs, outputs = asked.roots + (asked.inputs or []), tensors_in(result)
-        if asked.create_graph:
-            self.engines_nodes |= differentiated.made_by_the_engine(outputs, engine.seen)
         frame, shapes_in, shapes_out = self._call_row(self.current, asked.name, inputs, outputs)
+        if asked.create_graph:
+            made = differentiated.made_by_the_engine(outputs, engine.seen)
+            self.engines_nodes |= made
+            self.engines_made[frame.index] = made
         with _NO_TORCH_FUNCTION():
             self._record(frame, asked.name, OP, inputs, outputs, shapes_in, shapes_out, count, [], None,
                          spelled or origin(func), differentiated.row_backward(asked, outputs) if self.backward else None)
