@@ -832,13 +832,15 @@ class AttentionPINN(nn.Module):
 
 
 class ConvolutionHessian(nn.Module):
-    """The gradient of a convolutional energy's squared gradient (a Hessian-vector product): the convolution's
-    backward differentiated again, which has no formula here."""
+    """The gradient of a convolutional energy's squared gradient (a Hessian-vector product): the convolutions',
+    batch norm's and max-pooling's backward differentiated again."""
 
     def __init__(self):
         super().__init__()
-        self.conv, self.head = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(4 * 5 * 5, 1)
+        self.conv, self.norm = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.up, self.head = nn.ConvTranspose2d(4, 4, 2, stride=2), nn.Linear(4 * 5 * 5, 1)
 
     def forward(self, x):
         x = x.detach().requires_grad_(True)
-        return _d(_d(self.head(torch.tanh(self.conv(x)).flatten(1)), x).pow(2), x)
+        y = F.max_pool2d(self.up(torch.tanh(self.norm(self.conv(x)))), 2)
+        return _d(_d(self.head(y.flatten(1)), x).pow(2), x)

@@ -11,8 +11,9 @@ grad counters), told which of its inputs get a gradient (Needs), once each time 
 With create_graph=True the gradients are themselves differentiable, their operations nodes of a graph of their own
 (autograd's engine made them: no row did). A later call in the forward that differentiates them (a PINN's u_xx from
 its u_x) runs those nodes too: a matrix product's (mm, addmm, bmm: its gradients' products, M*N*K for each computed,
-read off the sizes the node saved) and those without products (element-wise, views, reductions: ZERO_PRODUCTS) are
-counted; any other makes the call "not counted", never a short count. Their element-wise work is not counted, and the
+read off the sizes the node saved), a convolution's and a convolution's backward (_convolution_again), and those
+without products (element-wise, views, reductions, norms, pooling: ZERO_PRODUCTS) are counted; any other makes the
+call "not counted", never a short count. Their element-wise work is not counted, and the
 row's arithmetic says so. A training step's backward runs the operations that made such gradients once more, wherever
 its graph reaches them: the call's row gets their products as its backward (again), the same way.
 
@@ -27,13 +28,14 @@ import inspect
 from collections import Counter
 from collections.abc import Mapping
 from functools import partial
+from math import prod
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from archcalc.analysis.counting import NO_GRADIENT, Count, Needs
-from archcalc.formulas.numbers import grouped
+from archcalc.formulas.numbers import grouped, shape_text
 
 _GRAD, _BACKWARD = torch.autograd.grad, torch.autograd.backward
 CALLS = {_GRAD: "autograd.grad", _BACKWARD: "autograd.backward", Tensor.backward: "backward"}
@@ -162,7 +164,7 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
     rows = len(terms)
     second: Counter = Counter()
     for node in runs & engines if engines else ():
-        products = second_order(node, reached)
+        products = second_order(node, reached, edges)
         if products is None:
             uncounted.append(f"{type(node).__name__} (a gradient's operation, differentiated again)")
         elif products[0]:
@@ -211,29 +213,55 @@ ZERO_PRODUCTS = frozenset({
     "SumBackward0", "SumBackward1", "MeanBackward0", "MeanBackward1", "ExpandBackward0", "AliasBackward0",
     "NarrowBackward0", "AsStridedBackward0", "ViewAsRealBackward0", "ViewAsComplexBackward0",
     "SoftmaxBackwardDataBackward0", "LogSoftmaxBackwardDataBackward0", "NativeLayerNormBackwardBackward0",
+    "NativeBatchNormBackwardBackward0", "MaxPool2DWithIndicesBackwardBackward0", "AvgPool2DBackwardBackward0",
+    "AdaptiveAvgPool2DBackwardBackward0", "UpsampleNearest2DBackwardBackward0",
 })
 
 
-def second_order(node, reached: set) -> tuple[int, str] | None:
+def _convolution_again(node, received: tuple[bool, bool]) -> tuple[int, str]:
+    """A convolution's backward (gI = ∂x and gW = ∂W, from gO = ∂y) differentiated again, given ggI and ggW
+    (``received``: which of its outputs get a gradient). PyTorch's _convolution_double_backward (2.13) computes, for
+    ggI, ggO = conv(ggI, W) and gW = a convolution of ggI with gO, and for ggW, ggO += conv(x, ggW) and gI = one of
+    ggW with gO, whichever of gO, x and W need a gradient (a frozen W's gW too): two convolutions for each, each as
+    many products as the forward one (C_in/g * k^d per output element; per input element, transposed)."""
+    terms = 2 * sum(received)
+    weight = node._saved_weight
+    per = node._saved_input if node._saved_transposed else node._saved_grad_output
+    macs = per.numel() * weight.shape[1] * prod(weight.shape[2:])
+    kernel = "*".join(map(str, weight.shape[1:]))
+    return terms * macs, f"the gradient's convolution {shape_text(tuple(per.shape))}*({kernel}), {terms} times"
+
+
+def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
     """The products of a gradient's operation differentiated again, and what they are: a matrix product's gradients
-    (each M*N*K, for the inputs whose edge the engine computes: 'the gradient's mm (50*16)x(16*2), 1 of 2'); (0, '')
-    for ZERO_PRODUCTS; None for any other node."""
+    (each M*N*K, for the inputs whose edge the engine computes: 'the gradient's mm (50*16)x(16*2), 1 of 2'), a
+    convolution's (each as many as its forward), a convolution's backward's (_convolution_again); (0, '')
+    for ZERO_PRODUCTS; None for any other node. ``reached``: the nodes the engine runs or ends at (an input needs a
+    gradient where its edge leads to one); ``edges``: the (node, output number) it computes a gradient for."""
     kind = type(node).__name__
     if kind in ZERO_PRODUCTS:
         return 0, ""
-    edges = [n is not None and n in reached for n, _ in node.next_functions]
+    needs = [n is not None and n in reached for n, _ in node.next_functions]
     try:
         if kind == "MmBackward0":
             (m, k), n = node._saved_self_sym_sizes, node._saved_mat2_sym_sizes[1]
-            b, computed = 1, edges[0] + edges[1]
+            b, computed = 1, needs[0] + needs[1]
         elif kind == "AddmmBackward0":
             (m, k), n = node._saved_mat1_sym_sizes, node._saved_mat2_sym_sizes[1]
-            b, computed = 1, edges[1] + edges[2]
+            b, computed = 1, needs[1] + needs[2]
+        elif kind == "ConvolutionBackwardBackward0":  # (a convolution's ∂x or ∂W, differentiated again)
+            return _convolution_again(node, ((node, 0) in edges, (node, 1) in edges))
+        elif kind == "ConvolutionBackward0":  # (a convolution a gradient's operations ran: ∂x, ∂W as its forward's)
+            weight, computed = node._saved_weight, needs[0] + needs[1]
+            per = node._saved_input.shape if node._saved_transposed else node._input_metadata[0].shape
+            kernel = "*".join(map(str, weight.shape[1:]))
+            return computed * prod(per) * weight.shape[1] * prod(weight.shape[2:]), \
+                f"the gradient's convolution {shape_text(tuple(per))}*({kernel}), {computed} of 2"
         elif kind == "BmmBackward0":
             saved = node._saved_mat2 if node._saved_mat2 is not None else node._saved_self
             b, m, n = node._input_metadata[0].shape
             k = saved.shape[1] if saved is node._saved_mat2 else saved.shape[2]
-            computed = edges[0] + edges[1]
+            computed = needs[0] + needs[1]
         else:
             return None
     except (AttributeError, RuntimeError, TypeError, ValueError):  # (a PyTorch that keeps them otherwise)
@@ -268,7 +296,7 @@ def again(made: set, step: Walk) -> Count:
     products: Counter = Counter()
     reached = step.runs | step.targets
     for node in made & step.runs:
-        done = second_order(node, reached)
+        done = second_order(node, reached, step.edges)
         if done is None:
             return Count(None, None, {}, f"it differentiates {type(node).__name__} again (an operation autograd ran "
                                          "for its gradients): no formula, not counted")
