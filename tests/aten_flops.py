@@ -5,18 +5,21 @@ passed to _will_engine_execute_node": a physics-informed network)."""
 
 from __future__ import annotations
 
+import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 
 class AtenMacs(TorchDispatchMode):
-    """Inside it, ``macs`` adds up flop_counter's FLOPs / 2 of each operation run (backward kernels included)."""
+    """Inside it, ``macs`` adds up flop_counter's FLOPs / 2 of each operation run (backward kernels included), but
+    for one given an efficient zero tensor (forward-mode AD's tangent of an input that has none: `_efficientzerotensor`),
+    whose kernel returns zeros without arithmetic."""
 
     macs = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         rule = flop_registry.get(func._overloadpacket)
-        if rule is not None:
+        if rule is not None and not any(isinstance(a, torch.Tensor) and a._is_zerotensor() for a in args):
             self.macs += rule(*args, **(kwargs or {}), out_val=out) // 2
         return out

@@ -844,3 +844,46 @@ class ConvolutionHessian(nn.Module):
         x = x.detach().requires_grad_(True)
         y = F.max_pool2d(self.up(torch.tanh(self.norm(self.conv(x)))), 2)
         return _d(_d(self.head(y.flatten(1)), x).pow(2), x)
+
+
+class FunctionalPINN(nn.Module):
+    """A PINN written with torch.func (the functional style of recent PINN code): u(x) for the batch, and ∂u/∂x per
+    point by ``vmap(grad(u))``, ``vmap(jacrev(u))``, ``vmap(jacfwd(u))``, ``jvp`` along a direction, forward_ad's dual
+    tensors, ``vmap(hessian(u))`` or ``vmap(grad(grad(u)))``."""
+
+    def __init__(self, how="grad"):
+        super().__init__()
+        self.how = how
+        self.net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1))
+
+    def forward(self, x):
+        from torch import func
+        import torch.autograd.forward_ad as forward_ad
+
+        def u(p):
+            return self.net(p).squeeze(-1)
+
+        if self.how == "jvp":
+            return func.jvp(self.net, (x,), (torch.ones_like(x),))
+        if self.how == "dual":
+            with forward_ad.dual_level():
+                return forward_ad.unpack_dual(self.net(forward_ad.make_dual(x, torch.ones_like(x)))).tangent
+        if self.how == "grad of grad":
+            return func.vmap(func.grad(lambda p: func.grad(u)(p)[0]))(x)
+        transform = {"grad": func.grad, "jacrev": func.jacrev, "jacfwd": func.jacfwd, "hessian": func.hessian}
+        return self.net(x), func.vmap(transform[self.how](u))(x)
+
+
+class Ensemble(nn.Module):
+    """Model ensembling with torch.func: k members' stacked weights, one functional_call vmapped over them."""
+
+    def __init__(self, k=4):
+        super().__init__()
+        self.members = nn.ModuleList(nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1)) for _ in range(k))
+        self.base = [nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1)).to("meta")]  # (not a submodule)
+
+    def forward(self, x):
+        from torch import func
+
+        params, buffers = func.stack_module_state(list(self.members))
+        return func.vmap(lambda p, b: func.functional_call(self.base[0], (p, b), (x,)))(params, buffers)

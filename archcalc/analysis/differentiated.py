@@ -57,6 +57,7 @@ class Asked(NamedTuple):
     roots: list
     inputs: list | None
     create_graph: bool
+    given: list = []  # (the gradients given for the roots, grad_outputs: batched by jacrev's vmap)
 
 
 def asked(func, args: tuple, kwargs: dict) -> Asked:
@@ -65,7 +66,8 @@ def asked(func, args: tuple, kwargs: dict) -> Asked:
     roots = _tensors(bound.get("outputs", bound.get("tensors", bound.get("self"))))
     inputs = bound.get("inputs")
     inputs = _tensors(inputs) if inputs is not None and (func is _GRAD or _tensors(inputs)) else None
-    return Asked(CALLS[func], roots, inputs, bool(bound.get("create_graph", False)))
+    given = _tensors(bound.get("grad_outputs", bound.get("grad_tensors", bound.get("gradient"))))
+    return Asked(CALLS[func], roots, inputs, bool(bound.get("create_graph", False)), given)
 
 
 def training_step(output) -> Asked:
@@ -172,6 +174,12 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
     foreign = sorted({type(n).__name__ for n in runs if isinstance(n, torch.autograd.function.BackwardCFunction)})
     if foreign:
         uncounted.append(f"the backward of {', '.join(foreign)} (a custom autograd.Function, run by the engine)")
+    elif runs:
+        unseen = runs - _covered(kept, nodes) - engines
+        if unseen:
+            kinds = ", ".join(sorted({type(n).__name__ for n in unseen})[:3])
+            uncounted.append(f"{len(unseen)} operation{'s' if len(unseen) != 1 else ''} no row made ({kinds}: another "
+                             f"level of torch.func.grad, or run out of the trace's sight)")
     if uncounted:
         return Count(None, None, {}, f"{asked.name} in the forward differentiates {', '.join(uncounted)}: no formula, "
                                      "not counted")
@@ -269,6 +277,25 @@ def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
     name = kind.removesuffix("Backward0").lower()
     batch = f"{b}x" if b > 1 else ""
     return computed * b * m * n * k, f"the gradient's {name} {batch}({m}*{k})x({k}*{n}), {computed} of 2"
+
+
+def _covered(kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None]) -> set:
+    """The nodes the rows made: each row's output nodes and those behind them down to its inputs' (a linear layer's
+    AddmmBackward0 and the TBackward0 of its weight; a counted layer's inside), its leaves' AccumulateGrad."""
+    covered: set = set()
+    for index, entry in kept.items():
+        made = nodes.get(index)
+        if not made:
+            continue
+        inputs = entry[3]
+        stops = {t.grad_fn for t in inputs if isinstance(t, Tensor) and t.grad_fn is not None}
+        stack = [n for n in made if n is not None and n not in stops]
+        while stack:
+            node = stack.pop()
+            if node not in covered:
+                covered.add(node)
+                stack.extend(n for n, _ in node.next_functions if n is not None and n not in stops)
+    return covered
 
 
 def _gets_gradient(t: Tensor, reached: set, wanted: set | None) -> bool:

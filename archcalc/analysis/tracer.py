@@ -32,7 +32,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.fx import GraphModule
 from torch.overrides import TorchFunctionMode
 
-from archcalc.analysis import aten, custom_functions, differentiated, receptive, storages
+from archcalc.analysis import aten, custom_functions, differentiated, receptive, storages, transforms
 from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
                                        OpCall, counter_for_type, grad_counter_for_type, op_name, with_elementwise)
 from archcalc.analysis.origins import origin, spelling
@@ -158,6 +158,10 @@ class Tracer(TorchFunctionMode):
         self.kept: dict[int, tuple] | None = {} if differentiating else None
         self.engines_nodes: set = set()  # (the nodes of the gradients such a call made with create_graph=True)
         self.engines_made: dict[int, set] = {}  # (its row -> those it made)
+        # The rows made under torch.vmap: index -> (how many times each ran, in words); those whose inputs carry
+        # forward-mode AD's tangents: index -> (which inputs do, whether the layer's weights do) (transforms.py).
+        self.vmapped: dict[int, tuple[int, str]] = {}
+        self.tangents: dict[int, tuple[tuple[bool, ...], bool]] = {}
         # With ``nodes``, each read of a tensor's size that TorchScript would trace (x.shape, x.size(), x.numel(): not
         # len or dim, constants in a trace), with the index the next row takes, whose operation likely uses it.
         self.size_reads: list[tuple[Tensor, int]] | None = [] if nodes else None
@@ -456,6 +460,8 @@ class Tracer(TorchFunctionMode):
         # (Inline where a helper would be called per module call: a Python call costs as much as
         # what it does here. The usual call passes one tensor and returns one.)
         inputs = [args[0]] if len(args) == 1 and isinstance(args[0], Tensor) else tensors_in(args)
+        if index is not None and transforms.active():
+            self._transformed(index, inputs + tensors_in(kwargs), module.parameters() if counter is not None else ())
         frame = _new_tuple(_Frame, (module, index, row, calls, depth, parent, counter, inputs, []))
         quiet = False
         if counter is not None:
@@ -549,13 +555,15 @@ class Tracer(TorchFunctionMode):
         if self.packed and id(module) in self.packed:
             own = self.packed[id(module)]
         grad = None
-        if self.backward or self.kept is not None:
+        if self.backward or self.kept is not None or self.tangents:
             own = list(own)
             counter = grad_counter_for_type(type(module))
             if self.kept is not None:
                 self.kept[frame.index] = (counter, call, count, inputs, own, _made(outputs))
             if self.backward:
                 grad = _gradient(counter, call, count, inputs, own)
+            if self.tangents and frame.index in self.tangents:
+                count, grad = self._with_tangents(frame.index, counter, call, count, grad)
         foreign = [t for t in inputs if isinstance(t, nn.Parameter)]
         if foreign:
             own = [*own, *foreign]
@@ -664,6 +672,8 @@ class Tracer(TorchFunctionMode):
         self.next_index += 1
         if self.grad_nodes is not None:
             self.grad_nodes[index] = self._made_nodes(outputs)
+        if transforms.active():
+            self._transformed(index, inputs)
         # (The operation's own frame, though it runs no forward: its record is made as a module's is.)
         frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
                        [])
@@ -687,7 +697,7 @@ class Tracer(TorchFunctionMode):
         if self.packed_objects:  # (a packed weight given to the operation: its tensors are its parameters)
             params += [t for a in args if id(a) in self.packed_objects for t in self.packed_objects[id(a)]]
         grad = None
-        if self.backward or self.kept is not None:
+        if self.backward or self.kept is not None or self.tangents:
             counter = GRAD_OPS.get(name)
             if self.kept is not None:
                 self.kept[frame.index] = (counter, call, count, inputs, params, _made(outputs))
@@ -695,6 +705,8 @@ class Tracer(TorchFunctionMode):
             grad = _gradient(counter, call, count, inputs, params)
             if getattr(counter, "per_output", False):  # (recounted once the graph is known: per_output_backward)
                 self.per_output[frame.index] = (counter, call, count, inputs, params, _made(outputs))
+        if self.tangents and frame.index in self.tangents:
+            count, grad = self._with_tangents(frame.index, counter, call, count, grad)
         self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, count, params, field,
                      spelled or origin(func), grad)
 
@@ -759,6 +771,10 @@ class Tracer(TorchFunctionMode):
         result = func(*args, **kwargs)
         inputs, outputs = asked.roots + (asked.inputs or []), tensors_in(result)
         frame, shapes_in, shapes_out = self._call_row(self.current, asked.name, inputs, outputs)
+        if transforms.active():  # (torch.func.grad's call; under vmap, or jacrev's vmap over its ∂y)
+            self._transformed(frame.index, inputs + asked.given)
+            if self.tangents.pop(frame.index, None) is not None:  # (hessian's: forward over reverse)
+                count = transforms.FORWARD_OVER_REVERSE
         if asked.create_graph:
             made = differentiated.made_by_the_engine(outputs, engine.seen)
             self.engines_nodes |= made
@@ -767,6 +783,44 @@ class Tracer(TorchFunctionMode):
             self._record(frame, asked.name, OP, inputs, outputs, shapes_in, shapes_out, count, [], None,
                          spelled or origin(func), differentiated.row_backward(asked, outputs) if self.backward else None)
         return result
+
+    def _transformed(self, index: int, inputs: list, params=()) -> None:
+        """A row made while a torch.func transform runs: how many times it runs, where torch.vmap batches an input;
+        which of its inputs (and whether its ``params``) carry forward-mode AD's tangents."""
+        with _NO_TORCH_FUNCTION():
+            times = transforms.factor(inputs)
+        if times is not None:
+            self.vmapped[index] = times
+        params = list(params)
+        with _NO_TORCH_FUNCTION():
+            carried = transforms.tangents(inputs + params)
+            if carried is None:
+                return
+            # (jacfwd's tangents are batched by its vmap over the basis, the primals not: each operand's term of the
+            # tangent that many times more than the row's own work; an operand without a tangent, once)
+            base = times[0] if times else 1
+            extra = [(transforms.factor(inputs + [t]) or (base,))[0] // base if t is not None else 1 for t in carried]
+        self.tangents[index] = (tuple(extra[:len(inputs)]), max(extra[len(inputs):], default=1))
+
+    def _with_tangents(self, index: int, counter, call, count: Count, grad: Count | None) -> tuple[Count, Count | None]:
+        """A row's count (and backward) where its inputs carried tangents: its backward formula's products added, the
+        term of each operand as many times as its tangent is batched (transforms.with_tangents); the backward of such
+        a step has no formula here."""
+        extra, weights = self.tangents[index]
+        n = len(extra)
+        # (PyTorch 2.13 computes every operand's term of a product's tangent, one without a tangent taken as zeros:
+        # a linear layer's jvp is x'·Wᵀ + x·W'ᵀ, two products, though W carries none)
+        every = _gradient_for(counter, call, count, Needs((True,) * n, True))
+        if every.macs is not None and (any(e > 1 for e in extra) or weights > 1):
+            terms = [(_gradient_for(counter, call, count, Needs(tuple(j == i for j in range(n)), False)), e)
+                     for i, e in enumerate(extra)] + [(_gradient_for(counter, call, count, Needs((False,) * n, True)),
+                                                      weights)]
+            if any(t.macs is None for t, _ in terms) or sum(t.macs for t, _ in terms) != every.macs:
+                every = Count(None, None, {}, "its operands' tangent terms, batched differently, have no formula apart")
+            else:
+                macs = sum(t.macs * e for t, e in terms)
+                every = transforms.batched_terms(every, macs, [e for _, e in terms])
+        return transforms.with_tangents(count, every), (None if grad is None else FORWARD_AD_BACKWARD)
 
     def _call_row(self, parent: _Frame, name: str, inputs: list, outputs: list) -> tuple[_Frame, tuple, tuple]:
         """The frame of a row for a call the trace handles itself (a custom Function's, torch.autograd.grad's),
@@ -893,6 +947,10 @@ class Tracer(TorchFunctionMode):
                 n = prod(shape)
                 elements += n
                 size += n * t.element_size()
+        if self.vmapped and index in self.vmapped:  # (one sample's shapes; the work of every sample)
+            times, words = self.vmapped[index]
+            count, elements, size = transforms.scaled(count, times, words), elements * times, size * times
+            grad = transforms.scaled(grad, times, words) if grad is not None else None
         fresh = []
         total = trainable = param_bytes = 0
         if params:
@@ -958,6 +1016,10 @@ def _grad_nodes(outputs) -> tuple:
             if t._is_view() and t._base is not None:
                 nodes.append(t._base.grad_fn)
     return tuple(nodes)
+
+
+FORWARD_AD_BACKWARD = Count(None, None, {}, "the backward of an operation that computed forward-mode AD's tangents "
+                                          "(torch.func.jvp, jacfwd, hessian) has no formula here: not counted")
 
 
 def _made(outputs: list[Tensor]) -> tuple:

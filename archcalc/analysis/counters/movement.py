@@ -31,6 +31,7 @@ VIEWS_AND_COPIES = (
     "copy", "as_strided", "diagonal", "diag", "diag_embed", "atleast_1d", "atleast_2d", "atleast_3d", "ravel",
     "broadcast_to", "broadcast_tensors", "unfold_copy", "cpu", "cuda", "conj", "resolve_conj", "resolve_neg",
     "as_tensor", "asarray",  # (of a tensor: itself, or a copy where the dtype or device differs; MONAI's HighResNet)
+    "_make_dual", "make_dual", "_unpack_dual", "unpack_dual",  # (forward-mode AD's views: a primal and its tangent)
 )
 REARRANGEMENTS = (
     "unbind", "roll", "flip", "fliplr", "flipud", "rot90", "tile", "repeat_interleave", "pixel_shuffle",

@@ -1,0 +1,144 @@
+"""torch.func's transforms in a forward: vmap's batch and forward-mode AD's tangents.
+
+torch.vmap: the function it maps sees one sample (a BatchedTensor's shape leaves the mapped dimension out), and each
+operation runs for every sample of the levels its inputs are batched at. So a row made under vmap shows one sample's
+shapes and counts its work that many times: MACs, element-wise work and the activations it makes x B (x B1*B2
+nested), with a note; torch.func.grad's torch.autograd.grad likewise.
+
+Forward-mode AD (torch.func.jvp, jacfwd, hessian; torch.autograd.forward_ad's dual tensors): each operation computes
+its output's tangent beside it, ẏ = Σ ∂y/∂xᵢ · ẋᵢ over the inputs that carry one, a product of the same size as the
+backward's ∂xᵢ for each (Y = A·B: Ẏ = Ȧ·B + A·Ḃ; a convolution's: conv(ẋ, W) + conv(x, Ẇ)). So a row whose inputs
+carry tangents adds its backward formula's products for those inputs (the layer's weights where they carry one) to
+its own: with_tangents.
+
+Found at each call while a transform is active (torch._C._functorch.maybe_current_level() not None, or a dual level
+entered: one C call and one attribute read, nothing otherwise), from the input tensors' wrappers (a grad transform's
+wraps a vmap's, which may wrap another) and their tangents at the current dual level."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.autograd.forward_ad as forward_ad
+
+from archcalc.analysis.counting import Count
+
+_F = torch._C._functorch
+_LEVEL = getattr(_F, "maybe_current_level", None)
+_UNWRAPPED = all(hasattr(_F, name) for name in ("is_functorch_wrapped_tensor", "is_batchedtensor", "maybe_get_level",
+                                                 "maybe_get_bdim", "get_unwrapped"))
+
+
+def active() -> bool:
+    """Whether a functorch transform (vmap, grad, jacrev, ...) runs, or a dual level of forward-mode AD is entered."""
+    return (_LEVEL is not None and _LEVEL() is not None) or forward_ad._current_level >= 0
+
+
+def tangents(tensors: list) -> list | None:
+    """Each tensor's tangent at the current dual level (forward-mode AD), None for one that carries none; None where
+    none does. A functorch transform's wrappers (jacfwd's vmap over its basis, hessian's reverse inside its forward)
+    are looked through: the dual may be held one of them down."""
+    level = forward_ad._current_level
+    if level < 0:
+        return None
+    found = [_tangent(t, level) if isinstance(t, torch.Tensor) and t.is_floating_point() else None for t in tensors]
+    return found if any(t is not None for t in found) else None
+
+
+def _tangent(t: torch.Tensor, level: int) -> torch.Tensor | None:
+    while True:
+        try:
+            tangent = forward_ad.unpack_dual(t, level=level).tangent
+        except RuntimeError:  # (no batching rule for _unpack_dual: look inside the vmap's wrapper)
+            tangent = None
+        if tangent is not None or not (_UNWRAPPED and _F.is_functorch_wrapped_tensor(t)):
+            return tangent
+        t = _F.get_unwrapped(t)
+
+
+FORWARD_OVER_REVERSE = Count(None, None, {}, "forward-mode AD computes the tangents of these gradients' operations "
+                                            "(torch.func.hessian's forward over reverse), for which there is no "
+                                            "formula here: not counted")
+
+
+def batched_terms(tangent: Count, macs: int, times: list[int]) -> Count:
+    """The tangent's count where its operands' terms run different numbers of times (jacfwd: the input's tangents
+    batched by its basis, a weight's zero tangent once)."""
+    writer = tangent.formulas
+
+    def text() -> Mapping[str, str]:
+        own = dict(writer() if callable(writer) else writer)
+        own["macs"] = f"{own.get('macs', '')}, each operand's term as many times as its tangent is batched " \
+                      f"(x {', '.join(map(str, times))}) = {macs:,}"
+        return own
+
+    return tangent._replace(macs=macs, formulas=text)
+
+
+def with_tangents(count: Count, tangent: Count) -> Count:
+    """A row's count with its tangents' work (forward-mode AD) added: "not counted" where either is."""
+    if count.macs is None:
+        return count
+    if tangent.macs is None:
+        return Count(None, None, {}, "forward-mode AD computes its tangent beside it, for which there is no formula: "
+                                     "not counted")
+    own, theirs = count.formulas, tangent.formulas
+
+    def text() -> Mapping[str, str]:
+        mine = own() if callable(own) else own
+        added = theirs() if callable(theirs) else theirs
+        return {key: f"{mine.get(key, '0')} + tangents (forward-mode AD): {added[key]}" if key in added else
+                mine[key] for key in {**mine, **added}}
+
+    elementwise = None if count.elementwise is None else count.elementwise + (tangent.elementwise or 0)
+    note = "forward-mode AD: its tangent's products added (its backward formula's, for the inputs that carry one)"
+    return Count(count.macs + tangent.macs, elementwise, text, f"{count.note}; {note}" if count.note else note)
+
+
+def factor(tensors) -> tuple[int, str] | None:
+    """(how many times the call runs, in words) where an input is batched by torch.vmap: the product of the batch
+    sizes of the levels its inputs carry; None where none is."""
+    if not _UNWRAPPED:
+        return None
+    sizes: dict[int, int] = {}
+    for t in tensors:
+        while isinstance(t, torch.Tensor) and _F.is_functorch_wrapped_tensor(t):
+            inner = _F.get_unwrapped(t)
+            if _F.is_batchedtensor(t):
+                sizes[_F.maybe_get_level(t)] = inner.shape[_F.maybe_get_bdim(t)]
+            t = inner
+    if not sizes:
+        return None
+    times = 1
+    for size in sizes.values():
+        times *= size
+    levels = " x ".join(str(sizes[level]) for level in sorted(sizes))
+    return times, f"torch.vmap over {levels}" if len(sizes) == 1 else f"nested torch.vmap over {levels}"
+
+
+def scaled(count: Count, times: int, words: str) -> Count:
+    """A row's count made under vmap: its one sample's, ``times`` times, the arithmetic and note saying so."""
+    if count.macs is None:
+        return count._replace(note=_noted(count.note, words, times))
+    writer = count.formulas
+
+    def text() -> Mapping[str, str]:
+        own = writer() if callable(writer) else writer
+        return {key: f"{value} per sample, x {times} ({words}) = {_total(value, times)}" for key, value in own.items()}
+
+    return Count(count.macs * times, None if count.elementwise is None else count.elementwise * times,
+                 text if count.formulas else count.formulas, _noted(count.note, words, times))
+
+
+def _total(value: str, times: int) -> str:
+    """The per-sample figure a formula ends with, times the samples (the text as it is where it ends otherwise)."""
+    last = value.rsplit(" = ", 1)[-1].replace(",", "")
+    return f"{int(last) * times:,}" if last.isdigit() else "that many times"
+
+
+def _noted(note: str, words: str, times: int) -> str:
+    run = f"run under {words}: one sample's shapes, its work x {times}"
+    return f"{note}; {run}" if note else run
+
+
