@@ -124,6 +124,54 @@ def _zoo():
         "yolos": (lambda: t.YolosForObjectDetection(t.YolosConfig(
             hidden_size=192, num_hidden_layers=4, num_attention_heads=3, intermediate_size=768,
             image_size=[256, 256])), [(1, 3, 256, 256)], None),
+        **_more_transformers(t, sdpa, eager),
+    }
+
+
+def _more_transformers(t, sdpa, eager):
+    """Families of transformers 5.x swept in December 2026: ALiBi (BLOOM, Falcon), rotary (GPT-J, Phi, ESM), Gemma-2's
+    soft-capped sliding window, DeBERTa-v2's disentangled attention, FNet's FFTs, Funnel's pooled queries, Perceiver's
+    cross-attention to latents, wav2vec 2.0, DINOv2, LeViT, MobileViT, PVT-v2, PoolFormer, DPT, DETR, Pegasus."""
+    tiny = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256}
+    audio = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
+             "conv_dim": (32, 32, 32), "conv_stride": (5, 4, 2), "conv_kernel": (10, 8, 4),
+             "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4, "mask_time_prob": 0.0}
+    return {
+        "bloom": (lambda: t.BloomModel(t.BloomConfig(hidden_size=128, n_layer=2, n_head=4, vocab_size=1000)),
+                  TOKENS, IDS),
+        "falcon": (lambda: t.FalconModel(t.FalconConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                                        vocab_size=1000, alibi=True)), TOKENS, IDS),
+        "gpt-j": (lambda: t.GPTJModel(t.GPTJConfig(n_embd=128, n_layer=2, n_head=4, rotary_dim=16, vocab_size=1000,
+                                                   bos_token_id=0, eos_token_id=0)), TOKENS, IDS),
+        "phi": (lambda: t.PhiModel(t.PhiConfig(vocab_size=1000, **tiny)), TOKENS, IDS),
+        "gemma-2": (lambda: t.Gemma2Model(t.Gemma2Config(vocab_size=1000, head_dim=32, num_key_value_heads=2,
+                                                         sliding_window=16, **tiny, **eager)), TOKENS, IDS),
+        "deberta-v2": (lambda: t.DebertaV2Model(t.DebertaV2Config(vocab_size=1000, **tiny)), TOKENS, IDS),
+        "fnet": (lambda: t.FNetModel(t.FNetConfig(vocab_size=1000, hidden_size=128, num_hidden_layers=2,
+                                                  intermediate_size=256)), TOKENS, IDS),
+        "funnel": (lambda: t.FunnelModel(t.FunnelConfig(vocab_size=1000, d_model=128, n_head=4, d_head=32,
+                                                        d_inner=256, block_sizes=[1, 1])), TOKENS, IDS),
+        "esm": (lambda: t.EsmModel(t.EsmConfig(vocab_size=33, position_embedding_type="rotary", pad_token_id=1,
+                                               mask_token_id=32, **tiny)), TOKENS, ["int64:33"]),
+        "wav2vec2": (lambda: t.Wav2Vec2Model(t.Wav2Vec2Config(**audio)), [(2, 16000)], None),
+        "dinov2": (lambda: t.Dinov2Model(t.Dinov2Config(image_size=112, patch_size=14, **tiny)), [(2, 3, 112, 112)],
+                   None),
+        "perceiver": (lambda: Keyword(t.PerceiverModel(t.PerceiverConfig(
+            num_latents=32, d_latents=64, d_model=32, num_blocks=1, num_self_attends_per_block=2,
+            num_self_attention_heads=4, num_cross_attention_heads=1)), "inputs"), [(2, 50, 32)], None),
+        "levit": (lambda: t.LevitForImageClassification(t.LevitConfig()), IMAGE, None),
+        "mobilevit": (lambda: t.MobileViTForImageClassification(t.MobileViTConfig()), [(2, 3, 256, 256)], None),
+        "pvt-v2": (lambda: t.PvtV2ForImageClassification(t.PvtV2Config()), IMAGE, None),
+        "poolformer": (lambda: t.PoolFormerForImageClassification(t.PoolFormerConfig()), IMAGE, None),
+        "dpt": (lambda: t.DPTForDepthEstimation(t.DPTConfig(
+            image_size=128, hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256,
+            backbone_out_indices=[0, 1, 2, 3])), [(2, 3, 128, 128)], None),
+        "detr": (lambda: t.DetrForObjectDetection(t.DetrConfig(  # (its ResNet-50 backbone's own, not timm's)
+            use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=t.ResNetConfig(), d_model=64,
+            encoder_layers=1, decoder_layers=1, num_queries=10)), [(1, 3, 128, 128)], None),
+        "pegasus": (lambda: Seq2Seq(t.PegasusModel(t.PegasusConfig(
+            vocab_size=1000, d_model=128, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+            decoder_attention_heads=4, encoder_ffn_dim=256, decoder_ffn_dim=256))), [(2, 32), (2, 16)], IDS),
     }
 
 
