@@ -13,9 +13,10 @@ With create_graph=True the gradients are themselves differentiable, their operat
 its u_x) runs those nodes too: a matrix product's (mm, addmm, bmm: its gradients' products, M*N*K for each computed,
 read off the sizes the node saved), a convolution's and a convolution's backward (_convolution_again), and those
 without products (element-wise, views, reductions, norms, pooling: ZERO_PRODUCTS) are counted; any other makes the
-call "not counted", never a short count. Their element-wise work is not counted, and the
-row's arithmetic says so. A training step's backward runs the operations that made such gradients once more, wherever
-its graph reaches them: the call's row gets their products as its backward (again), the same way.
+call "not counted", never a short count, as does a node that neither a row nor such a call made (another level of
+torch.func.grad). Their element-wise work is not counted, and the row's arithmetic says so. A training step's backward
+runs the operations that made such gradients once more, wherever its graph reaches them: the call's row gets their
+products as its backward (again), the same way.
 
 The trace runs a forward with gradients off unless it counts the backward; a forward that differentiates needs them
 on, and each row's call kept for the count: Tracer(differentiating=True). A trace without them raises Differentiates
@@ -57,7 +58,7 @@ class Asked(NamedTuple):
     roots: list
     inputs: list | None
     create_graph: bool
-    given: list = []  # (the gradients given for the roots, grad_outputs: batched by jacrev's vmap)
+    given: tuple = ()  # (the gradients given for the roots, grad_outputs: batched by jacrev's vmap)
 
 
 def asked(func, args: tuple, kwargs: dict) -> Asked:
@@ -66,7 +67,7 @@ def asked(func, args: tuple, kwargs: dict) -> Asked:
     roots = _tensors(bound.get("outputs", bound.get("tensors", bound.get("self"))))
     inputs = bound.get("inputs")
     inputs = _tensors(inputs) if inputs is not None and (func is _GRAD or _tensors(inputs)) else None
-    given = _tensors(bound.get("grad_outputs", bound.get("grad_tensors", bound.get("gradient"))))
+    given = tuple(_tensors(bound.get("grad_outputs", bound.get("grad_tensors", bound.get("gradient")))))
     return Asked(CALLS[func], roots, inputs, bool(bound.get("create_graph", False)), given)
 
 
@@ -186,6 +187,12 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
     for (products, what), times in second.items():
         macs += times * products
         terms.append((f"{times} × ∂({what})" if times > 1 else f"∂({what})", times * products))
+    return _written(asked, terms, macs, elementwise, rows, sum(second.values()))
+
+
+def _written(asked: Asked, terms: list, macs: int, elementwise: int, rows: int, again: int) -> Count:
+    """The call's count with its arithmetic: each term (what, MACs), the first _SHOWN written out; ``rows`` of them
+    rows' gradients, the rest ``again`` products of gradients made before."""
     what = "every leaf that requires one" if asked.inputs is None else \
         f"{len(asked.inputs)} input{'s' if len(asked.inputs) != 1 else ''} asked for"
     shown = " + ".join(f"{name} {grouped(n)}" for name, n in terms[:_SHOWN])
@@ -196,11 +203,10 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
     if elementwise:
         formulas["elementwise"] = f"{asked.name}: ∂ through the element-wise operations on those paths, " \
                                   f"{grouped(elementwise)}" + (", not those of the gradients differentiated again"
-                                                               if second else "")
+                                                               if again else "")
     note = f"{asked.name} in the forward: autograd computes the gradients of {rows} row{'s' if rows != 1 else ''} " \
            f"with products on the paths to {what}" + (
-               f", and of {sum(second.values())} products of the gradients made before (second derivatives)"
-               if second else "")
+               f", and of {again} products of the gradients made before (second derivatives)" if again else "")
     return Count(macs, elementwise, formulas, note)
 
 
@@ -218,7 +224,7 @@ ZERO_PRODUCTS = frozenset({
     "SqueezeBackward2", "UnsqueezeBackward0", "SelectBackward0", "SliceBackward0", "SelectBackwardBackward0",
     "SliceBackwardBackward0", "IndexBackward0", "CloneBackward0", "ToCopyBackward0", "CopyBackwards",
     "CatBackward0", "StackBackward0", "SplitBackward0", "SplitWithSizesBackward0", "UnbindBackward0",
-    "SumBackward0", "SumBackward1", "MeanBackward0", "MeanBackward1", "ExpandBackward0", "AliasBackward0",
+    "SumBackward0", "SumBackward1", "MeanBackward0", "MeanBackward1", "AliasBackward0",
     "NarrowBackward0", "AsStridedBackward0", "ViewAsRealBackward0", "ViewAsComplexBackward0",
     "SoftmaxBackwardDataBackward0", "LogSoftmaxBackwardDataBackward0", "NativeLayerNormBackwardBackward0",
     "NativeBatchNormBackwardBackward0", "MaxPool2DWithIndicesBackwardBackward0", "AvgPool2DBackwardBackward0",

@@ -159,9 +159,10 @@ class Tracer(TorchFunctionMode):
         self.engines_nodes: set = set()  # (the nodes of the gradients such a call made with create_graph=True)
         self.engines_made: dict[int, set] = {}  # (its row -> those it made)
         # The rows made under torch.vmap: index -> (how many times each ran, in words); those whose inputs carry
-        # forward-mode AD's tangents: index -> (which inputs do, whether the layer's weights do) (transforms.py).
+        # forward-mode AD's tangents: index -> how many times each input's term of the tangent runs more than the
+        # row, and its weights' (transforms.py).
         self.vmapped: dict[int, tuple[int, str]] = {}
-        self.tangents: dict[int, tuple[tuple[bool, ...], bool]] = {}
+        self.tangents: dict[int, tuple[tuple[int, ...], int]] = {}
         # With ``nodes``, each read of a tensor's size that TorchScript would trace (x.shape, x.size(), x.numel(): not
         # len or dim, constants in a trace), with the index the next row takes, whose operation likely uses it.
         self.size_reads: list[tuple[Tensor, int]] | None = [] if nodes else None
@@ -772,7 +773,7 @@ class Tracer(TorchFunctionMode):
         inputs, outputs = asked.roots + (asked.inputs or []), tensors_in(result)
         frame, shapes_in, shapes_out = self._call_row(self.current, asked.name, inputs, outputs)
         if transforms.active():  # (torch.func.grad's call; under vmap, or jacrev's vmap over its ∂y)
-            self._transformed(frame.index, inputs + asked.given)
+            self._transformed(frame.index, inputs + list(asked.given))
             if self.tangents.pop(frame.index, None) is not None:  # (hessian's: forward over reverse)
                 count = transforms.FORWARD_OVER_REVERSE
         if asked.create_graph:
@@ -786,41 +787,20 @@ class Tracer(TorchFunctionMode):
 
     def _transformed(self, index: int, inputs: list, params=()) -> None:
         """A row made while a torch.func transform runs: how many times it runs, where torch.vmap batches an input;
-        which of its inputs (and whether its ``params``) carry forward-mode AD's tangents."""
+        how many times more each input's term of its tangent runs, where they carry forward-mode AD's."""
         with _NO_TORCH_FUNCTION():
             times = transforms.factor(inputs)
+            tangents = transforms.tangent_terms(inputs, list(params), times)
         if times is not None:
             self.vmapped[index] = times
-        params = list(params)
-        with _NO_TORCH_FUNCTION():
-            carried = transforms.tangents(inputs + params)
-            if carried is None:
-                return
-            # (jacfwd's tangents are batched by its vmap over the basis, the primals not: each operand's term of the
-            # tangent that many times more than the row's own work; an operand without a tangent, once)
-            base = times[0] if times else 1
-            extra = [(transforms.factor(inputs + [t]) or (base,))[0] // base if t is not None else 1 for t in carried]
-        self.tangents[index] = (tuple(extra[:len(inputs)]), max(extra[len(inputs):], default=1))
+        if tangents is not None:
+            self.tangents[index] = tangents
 
     def _with_tangents(self, index: int, counter, call, count: Count, grad: Count | None) -> tuple[Count, Count | None]:
-        """A row's count (and backward) where its inputs carried tangents: its backward formula's products added, the
-        term of each operand as many times as its tangent is batched (transforms.with_tangents); the backward of such
-        a step has no formula here."""
-        extra, weights = self.tangents[index]
-        n = len(extra)
-        # (PyTorch 2.13 computes every operand's term of a product's tangent, one without a tangent taken as zeros:
-        # a linear layer's jvp is x'·Wᵀ + x·W'ᵀ, two products, though W carries none)
-        every = _gradient_for(counter, call, count, Needs((True,) * n, True))
-        if every.macs is not None and (any(e > 1 for e in extra) or weights > 1):
-            terms = [(_gradient_for(counter, call, count, Needs(tuple(j == i for j in range(n)), False)), e)
-                     for i, e in enumerate(extra)] + [(_gradient_for(counter, call, count, Needs((False,) * n, True)),
-                                                      weights)]
-            if any(t.macs is None for t, _ in terms) or sum(t.macs for t, _ in terms) != every.macs:
-                every = Count(None, None, {}, "its operands' tangent terms, batched differently, have no formula apart")
-            else:
-                macs = sum(t.macs * e for t, e in terms)
-                every = transforms.batched_terms(every, macs, [e for _, e in terms])
-        return transforms.with_tangents(count, every), (None if grad is None else FORWARD_AD_BACKWARD)
+        """A row's count (and backward) where its inputs carried tangents (transforms.with_tangents); the backward of
+        such a step has no formula here."""
+        tangent = transforms.tangent_count(partial(_gradient_for, counter, call, count), *self.tangents[index])
+        return transforms.with_tangents(count, tangent), (None if grad is None else FORWARD_AD_BACKWARD)
 
     def _call_row(self, parent: _Frame, name: str, inputs: list, outputs: list) -> tuple[_Frame, tuple, tuple]:
         """The frame of a row for a call the trace handles itself (a custom Function's, torch.autograd.grad's),

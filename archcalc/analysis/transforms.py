@@ -22,12 +22,16 @@ from collections.abc import Mapping
 import torch
 import torch.autograd.forward_ad as forward_ad
 
-from archcalc.analysis.counting import Count
+from archcalc.analysis.counting import Count, Needs
 
 _F = torch._C._functorch
 _LEVEL = getattr(_F, "maybe_current_level", None)
 _UNWRAPPED = all(hasattr(_F, name) for name in ("is_functorch_wrapped_tensor", "is_batchedtensor", "maybe_get_level",
                                                  "maybe_get_bdim", "get_unwrapped"))
+
+FORWARD_OVER_REVERSE = Count(None, None, {}, "forward-mode AD computes the tangents of these gradients' operations "
+                                            "(torch.func.hessian's forward over reverse), for which there is no "
+                                            "formula here: not counted")
 
 
 def active() -> bool:
@@ -57,9 +61,32 @@ def _tangent(t: torch.Tensor, level: int) -> torch.Tensor | None:
         t = _F.get_unwrapped(t)
 
 
-FORWARD_OVER_REVERSE = Count(None, None, {}, "forward-mode AD computes the tangents of these gradients' operations "
-                                            "(torch.func.hessian's forward over reverse), for which there is no "
-                                            "formula here: not counted")
+def tangent_terms(inputs: list, params: list, times: tuple[int, str] | None) -> tuple[tuple[int, ...], int] | None:
+    """Where the inputs (or ``params``) carry tangents: how many times more than the row (``times``: its vmap's) each
+    input's term of the tangent runs, and the weights' (jacfwd's tangents are batched by its vmap over the basis, the
+    primals not; an operand without a tangent, whose term PyTorch computes with zeros, once); else None."""
+    carried = tangents(inputs + params)
+    if carried is None:
+        return None
+    base = times[0] if times else 1
+    extra = [(factor(inputs + [t]) or (base,))[0] // base if t is not None else 1 for t in carried]
+    return tuple(extra[:len(inputs)]), max(extra[len(inputs):], default=1)
+
+
+def tangent_count(gradient, extra: tuple[int, ...], weights: int) -> Count:
+    """The products of a row's tangent: its backward formula's (``gradient``: Needs -> Count) for every operand, as
+    PyTorch 2.13 computes every operand's term of a product's tangent, one without a tangent taken as zeros (a linear
+    layer's jvp is x'·Wᵀ + x·W'ᵀ, two products, though W carries none); each operand's term ``extra`` times (the
+    weights' ``weights`` times) where they differ, when the terms add up to the whole."""
+    n = len(extra)
+    every = gradient(Needs((True,) * n, True))
+    if every.macs is None or (all(e == 1 for e in extra) and weights == 1):
+        return every
+    terms = [(gradient(Needs(tuple(j == i for j in range(n)), False)), e) for i, e in enumerate(extra)]
+    terms.append((gradient(Needs((False,) * n, True)), weights))
+    if any(t.macs is None for t, _ in terms) or sum(t.macs for t, _ in terms) != every.macs:
+        return Count(None, None, {}, "its operands' tangent terms, batched differently, have no formula apart")
+    return batched_terms(every, sum(t.macs * e for t, e in terms), [e for _, e in terms])
 
 
 def batched_terms(tangent: Count, macs: int, times: list[int]) -> Count:
@@ -92,7 +119,7 @@ def with_tangents(count: Count, tangent: Count) -> Count:
                 mine[key] for key in {**mine, **added}}
 
     elementwise = None if count.elementwise is None else count.elementwise + (tangent.elementwise or 0)
-    note = "forward-mode AD: its tangent's products added (its backward formula's, for the inputs that carry one)"
+    note = "forward-mode AD: its tangent's products added (its backward formula's, every operand's term)"
     return Count(count.macs + tangent.macs, elementwise, text, f"{count.note}; {note}" if count.note else note)
 
 
