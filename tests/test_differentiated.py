@@ -117,6 +117,17 @@ def test_a_training_step_differentiates_the_gradients_made_differentiable_again(
     assert not any("backward not counted" in n for n in a.notes)
 
 
+def test_a_gradient_taken_without_create_graph_is_named_where_there_is_nothing_to_train():
+    from archcalc.errors import InputError
+    from archcalc.models.registry import ModelEntry
+    from archcalc.training.peak import simulate
+
+    a = archcalc.analyze(EnergyForces(), [(4, 1, 6, 6)], device="meta", backward=True)
+    assert any("or is it a gradient the forward took without create_graph=True?" in n for n in a.notes)
+    with pytest.raises(InputError, match="without create_graph=True"):
+        simulate(ModelEntry("forces", "test", "tests.networks:EnergyForces", (1, 6, 6), "", ""), None, 4, "sgd")
+
+
 def test_the_memory_of_a_training_step_through_a_forward_that_differentiates():
     from archcalc.models.registry import ModelEntry
     from archcalc.training.peak import simulate

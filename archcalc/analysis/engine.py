@@ -282,7 +282,8 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
         if backward:  # a row whose output leads nowhere gets no gradient; QR's depends on which outputs get one
             if not any(t.is_floating_point() and t.requires_grad for t in tensors_in(output)):
                 notes += (f"the output of {name} holds no floating-point tensor that needs a gradient: there is no "
-                          f"loss to take, so the backward pass computes nothing (are all its parameters frozen?)",)
+                          f"loss to take, so the backward pass computes nothing (are all its parameters frozen, or "
+                          f"is it a gradient the forward took without create_graph=True?)",)
             notes += _frozen_statistics(records)
             recounted = tracer.per_output_backward(output)
             # (a torch.autograd.grad row's gradients made with create_graph=True: the step runs the operations that

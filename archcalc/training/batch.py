@@ -86,7 +86,8 @@ def trained_outputs(output, name: str = "the model") -> list[torch.Tensor]:
     shapes = ", ".join(f"{shape_text(t.shape) or 'scalar'} ({str(t.dtype).removeprefix('torch.')})"
                        for t in leaves(output) if isinstance(t, torch.Tensor)) or "no tensor"
     raise InputError(f"{name}'s output ({shapes}) has no floating-point tensor that needs a gradient: there is "
-                     f"no loss to train it with (are all its parameters frozen?)")
+                     f"no loss to train it with (are all its parameters frozen, or is it a gradient the forward took "
+                     f"without create_graph=True?)")
 
 
 def loss_of(output, reduce: str = "sum", name: str = "the model") -> torch.Tensor:
