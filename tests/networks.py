@@ -887,3 +887,22 @@ class Ensemble(nn.Module):
 
         params, buffers = func.stack_module_state(list(self.members))
         return func.vmap(lambda p, b: func.functional_call(self.base[0], (p, b), (x,)))(params, buffers)
+
+
+@torch.jit.script
+def scripted_swish_gate(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """A fused gate written as older repositories write Swish: a TorchScript function, run by its interpreter."""
+    h = x @ w
+    return h * torch.sigmoid(h)
+
+
+class ScriptedGate(nn.Module):
+    """A linear layer, then a @torch.jit.script function with a product of its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 16)
+        self.w = nn.Parameter(torch.randn(16, 4))
+
+    def forward(self, x):
+        return scripted_swish_gate(self.fc(x), self.w)

@@ -325,3 +325,18 @@ def test_compiled_and_scripted_modules():
     holder = nn.Sequential(torch.jit.script(MLP()), nn.ReLU())  # (a TorchScript part inside a Python model)
     with pytest.raises(InputError, match="is a TorchScript module"):
         archcalc.analyze(holder, (1, 784))
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_a_scripted_function_is_counted_as_the_python_it_was_made_from(device):
+    """@torch.jit.script's function runs its Python original while traced: its product is a row (2*16*4 beside the
+    linear layer's 2*8*16), its weight used, as flop_counter counts the interpreter's kernels."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tests.networks import ScriptedGate
+
+    a = archcalc.analyze(ScriptedGate(), (2, 8), device=device)
+    assert a.totals.macs == 2 * 8 * 16 + 2 * 16 * 4 and not any("did not run" in n for n in a.notes)
+    with FlopCounterMode(display=False) as counter:
+        ScriptedGate()(torch.randn(2, 8))
+    assert 2 * a.totals.macs == counter.get_total_flops()

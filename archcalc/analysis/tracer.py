@@ -291,6 +291,7 @@ class Tracer(TorchFunctionMode):
                                                      partial(self._applied, apply))]))
             self._functions.enter_context(_flex_eagerly())
             self._functions.enter_context(_compiled_eagerly())
+            self._functions.enter_context(_scripted_eagerly())
         except BaseException:
             self._restore()
             raise
@@ -1105,3 +1106,20 @@ def _compiled_eagerly():
     if "torch._dynamo" not in sys.modules or not hasattr(torch.compiler, "set_stance"):
         return contextlib.nullcontext()
     return torch.compiler.set_stance("force_eager")
+
+
+def _scripted_eagerly():
+    """A function made by ``@torch.jit.script`` (a fused activation, as older repositories write Swish and Mish)
+    runs in the TorchScript interpreter, out of this mode's sight: while a trace runs, each call runs the Python
+    function it was made from (the one torch.compile inlines, ``_torchdynamo_inline``), whose operations are counted.
+    A scripted module is refused apart (engine.check_arguments: give the Python module)."""
+    script_function = getattr(torch.jit, "ScriptFunction", None)
+    if script_function is None:
+        return contextlib.nullcontext()
+    scripted = script_function.__call__
+
+    def call(function, *args, **kwargs):
+        original = getattr(function, "_torchdynamo_inline", None)
+        return original(*args, **kwargs) if callable(original) else scripted(function, *args, **kwargs)
+
+    return replaced([(script_function, "__call__", call)])
