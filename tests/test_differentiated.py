@@ -136,6 +136,17 @@ def test_the_memory_of_a_training_step_through_a_forward_that_differentiates():
     assert simulate(entry, None, 256, "adam", device="cpu").allocated == real_cpu_peak(entry, (256, 2), "adam")
 
 
+def test_the_roofline_leaves_a_differentiating_row_out():
+    """Its work spans the rows it differentiates: no one input and output to read its bytes off."""
+    from archcalc.analysis.differentiated import CALLS
+    from archcalc.analysis.roofline import DIFFERENTIATING, points
+
+    assert DIFFERENTIATING == set(CALLS.values())
+    a = archcalc.analyze(KdV(), [(30, 2)], device="meta")
+    shown = {p.type for p in points(a)}
+    assert "Linear" in shown and not shown & DIFFERENTIATING
+
+
 def test_on_the_command_line(cli):
     run = cli("flops", "tests/networks.py:PINN", "--input", "100x2", "--device", "meta", "--format", "json")
     assert run.code == 0, run.err

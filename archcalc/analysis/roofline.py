@@ -7,7 +7,9 @@
   intensity I           = operations / bytes                    [FLOP/byte]
   attainable            = min(peak FLOP/s, I x peak bytes/s)
   bound                 = compute when I >= ridge = peak FLOP/s / peak bytes/s, else memory
-Views and other shape-only operations move nothing and are left out; so are containers.
+Views and other shape-only operations move nothing and are left out; so are containers, and a torch.autograd call in
+the forward (differentiated.py), whose work is the gradients of many rows: no one input and output to read its bytes
+off.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from math import prod
 
 from archcalc.analysis.records import MODULE, Analysis, LayerRecord
+
+DIFFERENTIATING = frozenset({"autograd.grad", "autograd.backward", "backward"})  # (differentiated.CALLS's rows)
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ def points(a: Analysis) -> list[RooflinePoint]:
     result = []
     records = {r.index: r for r in a.records}
     for r in a.records:
-        if r.kind == MODULE or r.macs is None:
+        if r.kind == MODULE or r.macs is None or r.type in DIFFERENTIATING:
             continue
         operations = 2 * r.macs + (r.elementwise or 0)
         if operations == 0 or r.activation_bytes == 0:
