@@ -340,3 +340,22 @@ def test_a_scripted_function_is_counted_as_the_python_it_was_made_from(device):
     with FlopCounterMode(display=False) as counter:
         ScriptedGate()(torch.randn(2, 8))
     assert 2 * a.totals.macs == counter.get_total_flops()
+
+
+def test_a_scripted_function_without_its_python_is_a_row_not_counted():
+    """Compiled from a string, it has no Python to run: its work is out of sight, said, never counted as 0."""
+    unit = torch.jit.CompilationUnit("def gate(x, w):\n    return torch.sigmoid(x @ w)\n")
+
+    class Held(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.w = nn.Linear(8, 16), nn.Parameter(torch.randn(16, 4))
+
+        def forward(self, x):
+            return unit.gate(self.fc(x), self.w)
+
+    a = archcalc.analyze(Held(), (2, 8), device="cpu")
+    row = next(r for r in a.records if r.type == "gate")
+    assert row.macs is None and "out of the trace's sight" in row.note
+    assert any(n.startswith("not counted: gate (a TorchScript function") for n in a.notes)
+    assert row.params == 16 * 4 and not any("did not run" in n for n in a.notes)  # (its weight is its input)

@@ -291,7 +291,7 @@ class Tracer(TorchFunctionMode):
                                                      partial(self._applied, apply))]))
             self._functions.enter_context(_flex_eagerly())
             self._functions.enter_context(_compiled_eagerly())
-            self._functions.enter_context(_scripted_eagerly())
+            self._functions.enter_context(_scripted_eagerly(self))
         except BaseException:
             self._restore()
             raise
@@ -1108,11 +1108,12 @@ def _compiled_eagerly():
     return torch.compiler.set_stance("force_eager")
 
 
-def _scripted_eagerly():
+def _scripted_eagerly(tracer: Tracer):
     """A function made by ``@torch.jit.script`` (a fused activation, as older repositories write Swish and Mish)
     runs in the TorchScript interpreter, out of this mode's sight: while a trace runs, each call runs the Python
     function it was made from (the one torch.compile inlines, ``_torchdynamo_inline``), whose operations are counted.
-    A scripted module is refused apart (engine.check_arguments: give the Python module)."""
+    One without it (compiled from a string) runs as it is, a row "not counted". A scripted module is refused apart
+    (engine.check_arguments: give the Python module)."""
     script_function = getattr(torch.jit, "ScriptFunction", None)
     if script_function is None:
         return contextlib.nullcontext()
@@ -1120,6 +1121,21 @@ def _scripted_eagerly():
 
     def call(function, *args, **kwargs):
         original = getattr(function, "_torchdynamo_inline", None)
-        return original(*args, **kwargs) if callable(original) else scripted(function, *args, **kwargs)
+        if callable(original):
+            return original(*args, **kwargs)
+        result = scripted(function, *args, **kwargs)
+        parent = tracer.current
+        if parent is not None and tracer.layer is None:
+            inputs, outputs = tensors_in(args) + tensors_in(kwargs), tensors_in(result)
+            frame, shapes_in, shapes_out = tracer._call_row(parent, function.name, inputs, outputs)
+            with _NO_TORCH_FUNCTION():
+                tracer._record(frame, function.name, OP, inputs, outputs, shapes_in, shapes_out, _UNSEEN_SCRIPT,
+                               [t for t in inputs if isinstance(t, nn.Parameter)], None, "torch.jit.script",
+                               NOT_COUNTED if tracer.backward else None)
+        return result
 
     return replaced([(script_function, "__call__", call)])
+
+
+_UNSEEN_SCRIPT = Count(None, None, {}, "a TorchScript function without the Python it was made from: its operations "
+                                       "run in the TorchScript interpreter, out of the trace's sight")
