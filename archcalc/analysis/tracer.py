@@ -803,6 +803,17 @@ class Tracer(TorchFunctionMode):
         tangent = transforms.tangent_count(partial(_gradient_for, counter, call, count), *self.tangents[index])
         return transforms.with_tangents(count, tangent), (None if grad is None else FORWARD_AD_BACKWARD)
 
+    def unseen(self, name: str, inputs: list, outputs: list) -> None:
+        """A row "not counted" for a call whose operations ran out of the trace's sight (a TorchScript function
+        without its Python: _scripted_eagerly), owning the parameters it was given."""
+        if self.current is None or self.layer is not None:
+            return
+        frame, shapes_in, shapes_out = self._call_row(self.current, name, inputs, outputs)
+        with _NO_TORCH_FUNCTION():
+            self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, _UNSEEN_SCRIPT,
+                         [t for t in inputs if isinstance(t, nn.Parameter)], None, "torch.jit.script",
+                         NOT_COUNTED if self.backward else None)
+
     def _call_row(self, parent: _Frame, name: str, inputs: list, outputs: list) -> tuple[_Frame, tuple, tuple]:
         """The frame of a row for a call the trace handles itself (a custom Function's, torch.autograd.grad's),
         named after its parent, and its shapes."""
@@ -999,6 +1010,8 @@ def _grad_nodes(outputs) -> tuple:
     return tuple(nodes)
 
 
+_UNSEEN_SCRIPT = Count(None, None, {}, "a TorchScript function without the Python it was made from: its operations "
+                                       "run in the TorchScript interpreter, out of the trace's sight")
 FORWARD_AD_BACKWARD = Count(None, None, {}, "the backward of an operation that computed forward-mode AD's tangents "
                                           "(torch.func.jvp, jacfwd, hessian) has no formula here: not counted")
 
@@ -1124,18 +1137,7 @@ def _scripted_eagerly(tracer: Tracer):
         if callable(original):
             return original(*args, **kwargs)
         result = scripted(function, *args, **kwargs)
-        parent = tracer.current
-        if parent is not None and tracer.layer is None:
-            inputs, outputs = tensors_in(args) + tensors_in(kwargs), tensors_in(result)
-            frame, shapes_in, shapes_out = tracer._call_row(parent, function.name, inputs, outputs)
-            with _NO_TORCH_FUNCTION():
-                tracer._record(frame, function.name, OP, inputs, outputs, shapes_in, shapes_out, _UNSEEN_SCRIPT,
-                               [t for t in inputs if isinstance(t, nn.Parameter)], None, "torch.jit.script",
-                               NOT_COUNTED if tracer.backward else None)
+        tracer.unseen(function.name, tensors_in(args) + tensors_in(kwargs), tensors_in(result))
         return result
 
     return replaced([(script_function, "__call__", call)])
-
-
-_UNSEEN_SCRIPT = Count(None, None, {}, "a TorchScript function without the Python it was made from: its operations "
-                                       "run in the TorchScript interpreter, out of the trace's sight")
