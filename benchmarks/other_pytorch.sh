@@ -15,7 +15,12 @@ TORCH=${1:-2.11.0}
 PYTHON=${2:-python3.12}
 MINOR=$(echo "$TORCH" | cut -d. -f2)
 VISION="0.$((MINOR + 15)).*"  # torchvision 0.26 goes with torch 2.11, 0.29 with 2.14
-VENV=${VENV:-/tmp/archcalc-torch-$TORCH-$PYTHON}
+if ! "$PYTHON" -c "" 2>/dev/null; then  # (pyenv's shim for a version not selected: its own interpreter)
+    for candidate in "$HOME"/.pyenv/versions/"${PYTHON#python}"*/bin/"$PYTHON"; do
+        if [ -x "$candidate" ]; then PYTHON=$candidate; break; fi
+    done
+fi
+VENV=${VENV:-/tmp/archcalc-torch-$TORCH-$(basename "$PYTHON")}
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q "torch==$TORCH" "torchvision==$VISION" "pandas>=3,<3.1" numpy timm \

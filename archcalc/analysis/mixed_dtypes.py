@@ -15,8 +15,9 @@ casts the meta device does not make: engine._trace).
                                    CPU value through one boolean mask, which PyTorch fills by masked_fill, casting
   index_copy, index_add,           self and source: one dtype
   index_reduce, put
-  mm, bmm, addmm, baddbmm, mv,     the two matrices (vectors): one dtype; on the CPU the added input too
-  addmv, dot, vdot
+  mm, bmm, addmm, baddbmm, mv,     the two matrices (vectors): one dtype; on the CPU the added input too, where
+  addmv, dot, vdot                 this PyTorch's CPU kernel checks it (2.13's addmv does, 2.11's does not: asked
+                                   of the kernel once, _cpu_checks_added)
   convolution                      input, weight and bias: one dtype ("Input type (c10::BFloat16) and bias type
                                    (float) should be the same")
   native_layer_norm,               on the CPU only as a float16 or bfloat16 input with float32 parameters (and
@@ -25,6 +26,8 @@ casts the meta device does not make: engine._trace).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -55,7 +58,7 @@ def refusal(func, args: tuple, device: str) -> str | None:
     packet = getattr(func, "overloadpacket", None)
     if packet in PAIRS:
         what, positions = PAIRS[packet]
-        if device == "cpu" and packet in _ADDED:
+        if device == "cpu" and packet in _ADDED and _cpu_checks_added(packet):
             what, positions = "the input added and the two factors", (0, *positions)
         given = _tensors(args, positions)
         if len(given) < 2 or all(t.dtype == given[0].dtype for t in given):
@@ -72,6 +75,21 @@ def refusal(func, args: tuple, device: str) -> str | None:
         return _said(packet, "the input and its parameters", [x.dtype, *(t.dtype for t in parameters)], device,
                      " (mixed only as a float16 or bfloat16 input with float32 parameters)")
     return None
+
+
+@functools.cache
+def _cpu_checks_added(packet) -> bool:
+    """Whether this PyTorch's CPU kernel refuses an added input of another dtype than its two factors: asked once, of
+    one-element tensors, out of any trace's sight."""
+    sizes = {_ATEN.addmm: ((1, 1), (1, 1), (1, 1)), _ATEN.baddbmm: ((1, 1, 1),) * 3, _ATEN.addmv: ((1,), (1, 1), (1,))}
+    added, first, second = sizes[packet]
+    with torch._C.DisableTorchFunction(), torch.utils._python_dispatch._disable_current_modes():
+        try:
+            packet(torch.ones(added, device="cpu"), torch.ones(first, dtype=torch.bfloat16, device="cpu"),
+                   torch.ones(second, dtype=torch.bfloat16, device="cpu"))
+        except RuntimeError:
+            return True
+    return False
 
 
 def _filled(args: tuple, device: str) -> bool:
