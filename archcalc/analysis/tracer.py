@@ -156,8 +156,8 @@ class Tracer(TorchFunctionMode):
         # till the end of the pass: index -> (backward counter, call, count, inputs, parameters, each output's (node,
         # output number)), for the gradients such a call computes.
         self.kept: dict[int, tuple] | None = {} if differentiating else None
-        self.engines_nodes: set = set()  # (the nodes of the gradients such a call made with create_graph=True)
-        self.engines_made: dict[int, set] = {}  # (its row -> those it made)
+        # (a call's row -> the nodes of the gradients it made with create_graph=True)
+        self.engines_made: dict[int, set] = {}
         # The rows made under torch.vmap: index -> (how many times each ran, in words); those whose inputs carry
         # forward-mode AD's tangents: index -> how many times each input's term of the tangent runs more than the
         # row, and its weights' (transforms.py).
@@ -769,7 +769,7 @@ class Tracer(TorchFunctionMode):
             names = {index: self.records[index].name for index in self.kept if index in self.records}
             engine = differentiated.walk(asked)
             count = differentiated.cost(asked, engine, self.kept, self.grad_nodes, names, _gradient_for,
-                                        self.engines_nodes)
+                                        set().union(*self.engines_made.values()))
         result = func(*args, **kwargs)
         inputs, outputs = asked.roots + (asked.inputs or []), tensors_in(result)
         frame, shapes_in, shapes_out = self._call_row(self.current, asked.name, inputs, outputs)
@@ -778,9 +778,7 @@ class Tracer(TorchFunctionMode):
             if self.tangents.pop(frame.index, None) is not None:  # (hessian's: forward over reverse)
                 count = transforms.FORWARD_OVER_REVERSE
         if asked.create_graph:
-            made = differentiated.made_by_the_engine(outputs, engine.seen)
-            self.engines_nodes |= made
-            self.engines_made[frame.index] = made
+            self.engines_made[frame.index] = differentiated.made_by_the_engine(outputs, engine.seen)
         with _NO_TORCH_FUNCTION():
             self._record(frame, asked.name, OP, inputs, outputs, shapes_in, shapes_out, count, [], None,
                          spelled or origin(func), differentiated.row_backward(asked, outputs) if self.backward else None)
