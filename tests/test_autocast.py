@@ -117,8 +117,10 @@ def test_the_cuda_policy_is_the_installed_pytorchs():
 
 def test_where_autocast_is_not_simulated_it_says_so():
     lstm = ModelEntry("lstm_stack", "test", "tests.networks:LSTMStack", (10, 32), "", "")
-    with pytest.raises(ArchcalcError, match=r"not simulated for recurrent layers \(GRUCell, LSTM\)"):
-        simulate(lstm, None, 2, "sgd", device="cpu", amp="bfloat16")
+    with pytest.raises(ArchcalcError, match=r"not simulated for recurrent layers on cuda \(GRUCell, LSTM\)"):
+        simulate(lstm, None, 2, "sgd", device="cuda", amp="bfloat16")
+    assert simulate(lstm, None, 2, "sgd", device="cpu", amp="bfloat16").allocated == \
+        real_cpu_peak(lstm, (2, 10, 32), "sgd", "bfloat16")  # (the CPU's native LSTM and cell: native_rnn.py)
     chain = ModelEntry("einsum_chain", "test", "tests.networks:EinsumChain", (10, 32), "", "")
     assert simulate(chain, None, 2, "sgd", device="cpu", amp="bfloat16").allocated == \
         real_cpu_peak(chain, (2, 10, 32), "sgd", "bfloat16")  # (CPU autocast casts the bmm inside einsum)

@@ -1,6 +1,7 @@
 """Recurrent layers on the CPU: oneDNN's LSTM (training/onednn.py), its workspace against the real kernel's,
-layer by layer on random shapes; GRU, RNN and projected LSTMs as PyTorch's native CPU path runs them
-(training/native_rnn.py); whole networks' simulated peak against real CPU tensors, to the byte."""
+layer by layer on random shapes; GRU, RNN, projected LSTMs and the cells as PyTorch's native CPU path runs them
+(training/native_rnn.py), in float32 and under autocast; whole networks' simulated peak against real CPU tensors,
+to the byte."""
 
 import random
 
@@ -10,7 +11,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from archcalc.models.registry import ModelEntry
-from archcalc.training.onednn import workspace_bytes
+from archcalc.errors import InputError
+from archcalc.training.onednn import lacks, workspace_bytes
 from archcalc.training.peak import simulate
 from tests.test_peak import real_cpu_peak
 
@@ -91,6 +93,47 @@ def packed_gru():
     return Packed("GRU", bidirectional=False, layers=1)
 
 
+class Cells(nn.Module):
+    """An nn.LSTMCell, GRUCell or RNNCell stepped over the sequence by hand, its first state left to the cell."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.cell = getattr(nn, kind)(16, 32)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        state = None
+        for t in range(x.shape[1]):
+            state = self.cell(x[:, t], state)
+        return self.head(state[0] if isinstance(state, tuple) else state)
+
+
+class ProjectedIntoGRU(nn.Module):
+    """A projected LSTM, whose output under autocast is bfloat16 (its projection's matmul is cast), into a GRU of
+    float32 weights: nn.RNN's check of the input's dtype gives way under autocast."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(16, 32, batch_first=True, proj_size=16)
+        self.gru = nn.GRU(16, 32, batch_first=True)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.head(self.gru(self.lstm(x)[0])[0][:, -1])
+
+
+def lstm_cell():
+    return Cells("LSTMCell")
+
+
+def gru_cell():
+    return Cells("GRUCell")
+
+
+def rnn_cell():
+    return Cells("RNNCell")
+
+
 NETS = {"lstm_bi_2": {}, "lstm_1": {"layers": 1, "bidirectional": False},
         "lstm_seq_first_no_bias": {"batch_first": False, "bias": False},
         "lstm_3_dropout": {"layers": 3, "dropout": 0.3, "bidirectional": False}, "lstm_frozen": {"frozen": True},
@@ -104,7 +147,7 @@ def build(name):
 
 
 def _entry(name):
-    return ModelEntry(name, "test", f"tests.test_onednn:{name}", (20, 16), "", "")
+    return ModelEntry(name, "test", name if ":" in name else f"tests.test_onednn:{name}", (20, 16), "", "")
 
 
 for _name in NETS:  # one builder a network, as a registry entry names it (the packed ones above)
@@ -132,3 +175,34 @@ def test_on_cuda_recurrent_layers_say_they_are_decomposed():
     (note,) = simulate(_entry("gru"), None, 4, "sgd", device="cuda").notes
     assert note.startswith("recurrent layers (GRU) are simulated as the meta device decomposes them")
     assert "not as cuDNN's fused RNN kernel runs them" in note
+
+
+@pytest.mark.parametrize("name,amp", [
+    ("gru", "bfloat16"), ("rnn_relu_3_dropout", "bfloat16"), ("lstm_proj", "bfloat16"), ("packed_lstm", "bfloat16"),
+    ("lstm_cell", "bfloat16"), ("gru_cell", "bfloat16"), ("gru_seq_first_no_bias", "float16"),
+    ("rnn_tanh", "float16"), ("packed_gru", "float16"), ("rnn_cell", "float16"),
+    ("tests.test_onednn:ProjectedIntoGRU", "bfloat16")])
+def test_under_autocast_the_cpus_native_layers_and_cells_peak_where_its_tensors_do(name, amp):
+    """CPU autocast has no entry for the layers or the cells, but casts the linear layers inside them (and a packed
+    LSTM, which oneDNN does not take, runs natively): the same peak to the byte as real CPU tensors."""
+    assert simulate(_entry(name), None, 8, "adam", device="cpu", amp=amp).allocated == \
+        real_cpu_peak(_entry(name), (8, 20, 16), "adam", amp)
+
+
+@pytest.mark.parametrize("amp", ["bfloat16", "float16"])
+def test_an_lstm_that_onednn_runs_under_autocast_is_refused_as_the_cpu_runs_it(amp):
+    """Autocast casts at mkldnn_rnn_layer, inside the LSTM that PyTorch gave oneDNN for its float32 input: where
+    this CPU's oneDNN has no such kernel (asked by lacks()) the real step fails, and the simulation says so;
+    where it has one, its low-precision workspace is not modelled, and it says that."""
+    dtype = getattr(torch, amp)
+    with pytest.raises(InputError) as refused:
+        simulate(_entry("lstm_bi_2"), None, 8, "adam", device="cpu", amp=amp)
+    if lacks(dtype) is not None:
+        assert "the real step fails" in str(refused.value) and str(refused.value).endswith("drop --amp")
+        with pytest.raises(RuntimeError, match="primitive"):
+            real_cpu_peak(_entry("lstm_bi_2"), (8, 20, 16), "adam", amp)
+    else:
+        assert f"whose {amp} workspace is not modelled" in str(refused.value)
+    assert lacks(torch.float32) is None
+    supported = getattr(torch.ops.mkldnn, f"_is_mkldnn_{'bf16' if amp == 'bfloat16' else 'fp16'}_supported")
+    assert (lacks(dtype) is None) == supported()

@@ -13,7 +13,8 @@ torch.cuda.amp.autocast and the decorator form go through the same three methods
 those devices too, where PyTorch's refuse "meta" ("unsupported scalarType"): torch.is_autocast_enabled(device) (the
 innermost region's, False with none) and torch.get_autocast_dtype(device) (its dtype, else the CPU's), which
 torch.amp.custom_fwd asks of the device its inputs are on (speechbrain's features, Fbank and MFCC: its
-fwd_default_precision).
+fwd_default_precision); and torch._C._is_any_autocast_enabled(), which nn.RNN asks before it refuses an input
+whose dtype is not its weights' (a bfloat16 sequence from a projected LSTM under autocast).
 """
 
 from __future__ import annotations
@@ -63,7 +64,13 @@ def meta_autocast(devices: Iterable[str] = ("meta",), states: list | None = None
             return states[-1][1] if states and states[-1][1] else dtype("cpu")
         return dtype(*args, **kwargs)
 
+    anywhere = torch._C._is_any_autocast_enabled
+
+    def is_any_autocast_enabled():  # (nn.RNN's check of its input's dtype against its weights' skips under autocast)
+        return bool(states and states[-1][0]) or anywhere()
+
     with replaced([(cls, "__init__", __init__), (cls, "__enter__", __enter__), (cls, "__exit__", __exit__),
                    (torch, "is_autocast_enabled", is_autocast_enabled),
-                   (torch, "get_autocast_dtype", get_autocast_dtype)]):
+                   (torch, "get_autocast_dtype", get_autocast_dtype),
+                   (torch._C, "_is_any_autocast_enabled", is_any_autocast_enabled)]):
         yield

@@ -10,6 +10,12 @@ op for op on the meta device (the cells: r = σ(W_ir x + b_ir + W_hr h + b_hr), 
 b_in + r ⊙ (W_hn h + b_hn)), h' = (h - n) ⊙ z + n; an RNN cell h' = tanh(W_ih x + b_ih + W_hh h + b_hh);
 an LSTM cell with its projection h' = W_hr (o ⊙ tanh(c'))), in PyTorch's order of operations and in-place
 updates; packed sequences too (PackedLayer: the batch shrinks as sequences end).
+
+The cells (nn.GRUCell, nn.LSTMCell, nn.RNNCell: _VF.gru_cell, lstm_cell, rnn_tanh_cell, rnn_relu_cell) run the
+same cell with its own input projection (pre_compute_input false: a GRU projects x before h, an LSTM and an RNN
+h before x). The meta device runs them so too; they run here, op for op, so that a simulated autocast casts
+the linear layers inside them, as the CPU's autocast casts the at::linear calls its cells make (it has no entry
+for the cells themselves).
 """
 
 from __future__ import annotations
@@ -21,16 +27,20 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from archcalc.training.onednn import mkldnn_rnn, takes_onednn
+from archcalc.errors import InputError
+from archcalc.training.onednn import mkldnn_rnn, refusal, takes_onednn
 from archcalc.patching import TURN, replaced
 
 _CELLS = ("gru", "rnn_tanh", "rnn_relu", "lstm")
+_STEPS = ("gru_cell", "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell")
 
 
 @contextmanager
-def cpu_recurrence(device: str):
+def cpu_recurrence(device: str, amp: str | None = None):
     """While open (for device "cpu"), recurrent layers on the meta device run as the CPU runs them: an LSTM
-    that oneDNN takes by its kernel (onednn.py), the rest by PyTorch's native path."""
+    that oneDNN takes by its kernel (onednn.py; refused where oneDNN would run it in a low precision, as under
+    autocast ``amp``), the rest by PyTorch's native path."""
+    low = None if amp is None else getattr(torch, amp)
     if device != "cpu":
         yield
         return
@@ -43,13 +53,27 @@ def cpu_recurrence(device: str):
                     return originals[name](*args, **kwargs)
                 if isinstance(args[3], bool):
                     if name == "lstm" and takes_onednn(args[0], args[1]):
+                        why = refusal(args[0].dtype, low)
+                        if why:
+                            raise InputError(why)
                         return mkldnn_rnn(*args)  # oneDNN's fused LSTM, with its workspace (onednn.py)
                     return _rnn(name, *args)
                 return _packed_rnn(name, *args)  # (data, batch_sizes, hx, weights, ...): a packed sequence
 
             return run
 
-        with replaced([(torch._VF, name, entry(name)) for name in _CELLS]):
+        def step(name):
+            original = getattr(torch._VF, name)
+
+            def run(x, hx, w_ih, w_hh, b_ih=None, b_hh=None):
+                if not x.is_meta:
+                    return original(x, hx, w_ih, w_hh, b_ih, b_hh)
+                return _cell(name.removesuffix("_cell"))(x, hx, _Params((w_ih, w_hh, b_ih, b_hh), True, False), False)
+
+            return run
+
+        with replaced([(torch._VF, name, entry(name)) for name in _CELLS] +
+                      [(torch._VF, name, step(name)) for name in _STEPS]):
             yield
 
 
@@ -78,8 +102,11 @@ def _setup(name, hx, flat, has_biases):
     stride = (4 if has_biases else 2) + projected
     params = [_Params(flat[i:i + stride], has_biases, projected) for i in range(0, len(flat), stride)]
     hiddens = list(zip(hx[0].unbind(0), hx[1].unbind(0))) if lstm else list(hx.unbind(0))
-    cell = {"gru": _gru, "rnn_tanh": _simple(torch.tanh), "rnn_relu": _simple(torch.relu), "lstm": _lstm}[name]
-    return cell, params, hiddens
+    return _cell(name), params, hiddens
+
+
+def _cell(name):
+    return {"gru": _gru, "rnn_tanh": _simple(torch.tanh), "rnn_relu": _simple(torch.relu), "lstm": _lstm}[name]
 
 
 def _finals(name, finals):
@@ -198,8 +225,9 @@ def _full(cell, step_inputs, hidden, params):
     return step_outputs, hidden
 
 
-def _gru(x, h, p):
-    chunked_igates = x.unsafe_chunk(3, 1)
+def _gru(x, h, p, pre_computed=True):
+    """GRUCell (RNN.cpp): ``x`` the step's row of the layer's projection (pre_compute_input), or its input."""
+    chunked_igates = (x if pre_computed else p.linear_ih(x)).unsafe_chunk(3, 1)
     chunked_hgates = p.linear_hh(h).unsafe_chunk(3, 1)
     reset_gate = chunked_hgates[0].add_(chunked_igates[0]).sigmoid_()
     input_gate = chunked_hgates[1].add_(chunked_igates[1]).sigmoid_()
@@ -208,15 +236,15 @@ def _gru(x, h, p):
 
 
 def _simple(nonlinearity):
-    def cell(x, h, p):
-        return nonlinearity(p.linear_hh(h).add_(x))
+    def cell(x, h, p, pre_computed=True):
+        return nonlinearity(p.linear_hh(h).add_(x if pre_computed else p.linear_ih(x)))
 
     return cell
 
 
-def _lstm(x, hidden, p):
+def _lstm(x, hidden, p, pre_computed=True):
     hx, cx = hidden
-    gates = p.linear_hh(hx).add_(x)
+    gates = p.linear_hh(hx).add_(x if pre_computed else p.linear_ih(x))
     chunked_gates = gates.unsafe_chunk(4, 1)
     ingate = chunked_gates[0].sigmoid_()
     forgetgate = chunked_gates[1].sigmoid_()

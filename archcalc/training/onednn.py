@@ -19,11 +19,19 @@ hidden size H (DHC), G = 4 gates, L = 1 layer and one direction a call, in float
 each part starting at a 4096-byte page, ld(d) = d rounded up to 16 floats (64 bytes), plus 16 where that
 is a multiple of 256 (oneDNN's get_good_ld, against 4K aliasing). tests/test_onednn.py checks it against the
 real kernel's workspace on layers of random shapes, and whole networks against real CPU tensors.
+
+In bfloat16 or float16 (a bfloat16 model where oneDNN has the kernel, or any float32 LSTM under autocast, which
+casts at mkldnn_rnn_layer, inside the LSTM: PyTorch chose oneDNN on the float32 input) the workspace's layout is
+another, not modelled here: such a step is refused (refusal), and where this CPU's oneDNN has no such kernel
+(no AVX-512 BF16 or FP16, asked once by a call on a few zeros: lacks) the refusal says the real step fails.
 """
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
+from torch.utils._python_dispatch import _disable_current_modes
 
 PAGE = 4096
 _LSTM = 2  # ideep::rnn_kind::LSTM
@@ -48,8 +56,42 @@ def workspace_bytes(T: int, N: int, I: int, H: int) -> int:
 
 
 def takes_onednn(x: torch.Tensor, hx) -> bool:
-    """Whether the CPU would run this LSTM call with oneDNN (PyTorch's use_mkldnn, float32, no projection)."""
-    return _enabled() and x.dtype == torch.float32 and x.numel() > 0 and hx[0].size(-1) == hx[1].size(-1)
+    """Whether the CPU would run this LSTM call with oneDNN (PyTorch's use_mkldnn: float32, or bfloat16 where this
+    CPU's oneDNN has the kernel; no projection)."""
+    low = x.dtype == torch.bfloat16 and lacks(torch.bfloat16) is None
+    return _enabled() and (x.dtype == torch.float32 or low) and x.numel() > 0 and hx[0].size(-1) == hx[1].size(-1)
+
+
+@cache
+def lacks(dtype: torch.dtype) -> str | None:
+    """PyTorch's words where this CPU's oneDNN cannot run an LSTM layer in ``dtype`` (a call on a few zeros, outside
+    any simulation); None where it can."""
+    T, N, H = 2, 1, 4
+    zeros = [torch.zeros(*size, dtype=dtype) for size in ((T, N, H), (4 * H, H), (4 * H, H), (4 * H,), (4 * H,),
+                                                           (N, H), (N, H))]
+    with _disable_current_modes(), torch._C.DisableTorchFunction():
+        try:
+            torch.ops.aten.mkldnn_rnn_layer(*zeros, False, [], _LSTM, H, 1, True, False, False, True)
+        except (RuntimeError, NotImplementedError) as error:
+            return str(error).splitlines()[0].split(". ")[0].removesuffix(".")  # (its first sentence)
+    return None
+
+
+def refusal(dtype: torch.dtype, amp: torch.dtype | None) -> str | None:
+    """Why an LSTM call that oneDNN takes (its input in ``dtype``) is not simulated: oneDNN runs it in a low
+    precision (a bfloat16 input, or any under autocast ``amp``, which casts inside the LSTM), whose workspace is not
+    modelled, or which this CPU's oneDNN has no kernel for (the real step fails). None in float32."""
+    low = amp or dtype
+    if low == torch.float32:
+        return None
+    name = str(low).removeprefix("torch.")
+    missing = lacks(low)
+    if missing is not None:
+        return f"under --amp {name} oneDNN runs the LSTM in {name} (autocast casts inside it), which this CPU's " \
+               f"oneDNN has no kernel for: the real step fails (PyTorch: '{missing}'); drop --amp"
+    how = f"under --amp {name}" if amp else f"in {name}"
+    return f"oneDNN runs the LSTM {how}, whose {name} workspace is not modelled: not simulated; drop " \
+           f"{'--amp' if amp else '--dtype'}"
 
 
 def runs(module: torch.nn.Module) -> bool:

@@ -304,6 +304,16 @@ def follow(model: nn.Module, batch: Batch, opt: torch.optim.Optimizer, live: _Li
     return steps
 
 
+def _refuse_recurrence(model: nn.Module, device: str, amp: str | None) -> None:
+    """On CUDA, recurrent layers under autocast: cuDNN's RNN kernel casts its flat weights inside itself, which
+    the simulation does not follow. (On the CPU the native layers and cells run here as there, and an LSTM that
+    oneDNN runs in a low precision is refused where it is called: native_rnn.cpu_recurrence.)"""
+    recurrent = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (nn.RNNBase, nn.RNNCellBase))})
+    if device != "cpu" and amp is not None and recurrent:
+        raise InputError(f"autocast is not simulated for recurrent layers on {device} ({', '.join(recurrent)}): "
+                         f"cuDNN's RNN kernel casts inside itself; drop --amp")
+
+
 def _recurrent_notes(model: nn.Module, device: str) -> tuple[str, ...]:
     """What the simulation says of recurrent layers: on the CPU they run as the CPU runs them (onednn.py,
     native_rnn.py), but for the pages of oneDNN's workspace; on CUDA as the meta device decomposes them."""
@@ -379,10 +389,7 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
         make_lazy_parameters(model, given.args, given.kwargs)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
-        recurrent = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (nn.RNNBase, nn.RNNCellBase))})
-        if amp is not None and recurrent:
-            raise InputError(f"autocast is not simulated for recurrent layers ({', '.join(recurrent)}): cuDNN's and "
-                             f"oneDNN's RNN kernels cast inside themselves; drop --amp")
+        _refuse_recurrence(model, device, amp)
         opt = _optimizer(made(model.parameters()), optimizer, device)
         live = tracker(model, given, opt, device, frozenset({"meta", "cpu"} if device == "cpu" else {"meta"}))
 
@@ -392,7 +399,7 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
                 stack.enter_context(meta_autocast())
                 stack.enter_context(meta_fills())
             stack.enter_context(fused_attention(device))
-            stack.enter_context(cpu_recurrence(device))
+            stack.enter_context(cpu_recurrence(device, amp))
             if amp:
                 stack.enter_context(autocast(device, amp, live.casts))
             return stack
