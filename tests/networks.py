@@ -846,6 +846,49 @@ class ConvolutionHessian(nn.Module):
         return _d(_d(self.head(y.flatten(1)), x).pow(2), x)
 
 
+class SecondDerivative(nn.Module):
+    """u_xx = ∂(Σ∂(Σu)/∂x)/∂x of a body u(x) over points x (N, 3): the second derivative reaches inside the body's
+    rows (a recurrent layer's gates, an attention's probabilities, a norm's statistics), where the first's gradient
+    kept their tensors."""
+
+    def __init__(self, body: str):
+        super().__init__()
+        self.body = body
+        make = {"gru": lambda: nn.GRU(3, 8, batch_first=True), "lstm": lambda: nn.LSTM(3, 8, batch_first=True),
+                "norms": lambda: nn.Sequential(nn.Linear(3, 16), nn.GELU(), nn.LayerNorm(16)),
+                "attention": lambda: nn.Linear(3, 48), "volume": lambda: nn.Conv3d(1, 2, 3, padding=1),
+                "activations": lambda: nn.Linear(3, 16), "vector": lambda: nn.Linear(3, 16),
+                "heads": lambda: nn.MultiheadAttention(16, 2, batch_first=True)}
+        self.layer = make[body]()
+        self.group = nn.GroupNorm(4, 16)
+        self.w = nn.Parameter(torch.randn(16))
+        self.out = nn.Linear(16 if body not in ("gru", "lstm") else 8, 1)
+
+    def u(self, x):
+        if self.body in ("gru", "lstm"):
+            return self.out(self.layer(x.unsqueeze(0))[0][0])
+        if self.body == "norms":
+            return self.out(F.silu(self.group(self.layer(x).unsqueeze(-1)).squeeze(-1)))
+        if self.body == "attention":  # (3-d q, k, v: the CPU's math kernel, which can be differentiated twice)
+            q, k, v = torch.tanh(self.layer(x)).view(1, -1, 3, 16).unbind(2)
+            return self.out(F.scaled_dot_product_attention(q, k, v)[0])
+        if self.body == "heads":  # (4-d q, k, v inside: the CPU's flash kernel, which cannot be differentiated twice)
+            h = torch.tanh(x @ self.w[:3, None].expand(3, 16)).unsqueeze(0)
+            return self.out(self.layer(h, h, h, need_weights=False)[0][0])
+        if self.body == "volume":
+            y = torch.tanh(F.max_pool3d(torch.tanh(self.layer(x.view(-1, 1, 2, 2, 2))), 2))
+            return F.adaptive_avg_pool3d(y, 1).flatten()
+        if self.body == "vector":  # (a matrix-vector product: u = tanh(W x + b) · w, for every point)
+            return torch.tanh(self.layer(x)) @ self.w
+        h = self.layer(x)
+        h = F.softplus(h) + F.elu(h) + F.leaky_relu(h) + F.mish(h) + F.hardtanh(h) + F.logsigmoid(h) + torch.erf(h)
+        return self.out(F.normalize(h, dim=-1))
+
+    def forward(self, x):
+        x = x.detach().requires_grad_(True)
+        return _d(_d(self.u(x), x), x)
+
+
 class FunctionalPINN(nn.Module):
     """A PINN written with torch.func (the functional style of recent PINN code): u(x) for the batch, and ∂u/∂x per
     point by ``vmap(grad(u))``, ``vmap(jacrev(u))``, ``vmap(jacfwd(u))``, ``jvp`` along a direction, forward_ad's dual

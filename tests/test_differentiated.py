@@ -11,7 +11,7 @@ import torch
 import archcalc
 from tests.aten_flops import AtenMacs
 from tests.networks import (PINN, AttentionPINN, BackwardInside, ConvolutionHessian, EnergyForces, HiddenGradient,
-                            InnerStep, KdV)
+                            InnerStep, KdV, SecondDerivative)
 from tests.test_peak import real_cpu_peak
 
 
@@ -68,6 +68,60 @@ def test_derivatives_of_derivatives_count_the_gradients_products_differentiated_
     assert a.totals.macs == _aten_forward(model, shape) and not a.not_counted
 
 
+@pytest.mark.parametrize("body", ["gru", "lstm", "norms", "attention", "volume", "activations"])
+def test_a_second_derivative_reaching_inside_a_row_counts_what_runs_there(body):
+    """The first gradient keeps a row's inner tensors (a GRU's gates, attention's probabilities, a norm's statistics),
+    so the second reaches the row from within, not through its output: the row's inner products that run are
+    counted, node by node (they were left out, silently, before), and its element-wise, norm and pooling nodes
+    have none."""
+    shape = (8, 8) if body == "volume" else (8, 3)
+    a = archcalc.analyze(SecondDerivative(body), [shape], device="meta")
+    with torch.backends.mkldnn.flags(enabled=False):  # (the LSTM by PyTorch's own cells, as on meta and CUDA)
+        assert a.totals.macs == _aten_forward(SecondDerivative(body), shape) and not a.not_counted
+    if body == "lstm" and torch.backends.mkldnn.is_available():
+        # oneDNN's LSTM, differentiated with create_graph=True, runs its differentiable backward: its forward again,
+        # step by step (2,816, as many as flop_counter leaves out of oneDNN's own forward), and every gradient, W's
+        # and h_0's too (3,072 more than the 2,560 needed): the kernel's extra work, not counted
+        assert _aten_forward(SecondDerivative(body), shape) == a.totals.macs + 3_072
+
+
+def test_attention_differentiated_twice_counts_the_math_kernel_and_says_where_a_fused_one_fails():
+    """nn.MultiheadAttention gives scaled_dot_product_attention 4-d q, k and v: the CPU picks its flash kernel, whose
+    backward cannot be differentiated again, and the real call fails; the math kernel's count is the one given, equal
+    to the real one under sdpa_kernel(MATH), with a note saying so."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    model = SecondDerivative("heads")
+    a = archcalc.analyze(model, [(8, 3)], device="meta")
+    with pytest.raises(RuntimeError, match="not implemented"):
+        _aten_forward(model, (8, 3))
+    with sdpa_kernel(SDPBackend.MATH):
+        assert a.totals.macs == _aten_forward(model, (8, 3)) and not a.not_counted
+    assert all("sdpa_kernel(SDPBackend.MATH)" in r.note for r in a.records if r.type == "autograd.grad")
+
+
+def test_a_recurrent_layers_second_derivative_by_hand():
+    """u_xx through a GRU (3 -> 8, 8 steps): the first gradient's ∂x is each step's ∂ through W_hh (7 steps: h_0
+    needs none, 7*24*8) and W_ih (8*24*3); the second runs those again, from within the GRU (its gates), and the
+    first gradient's own products, each once: 2 * (1,344 + 576)."""
+    a = archcalc.analyze(SecondDerivative("gru"), [(8, 3)], device="meta")
+    first, second = [r for r in a.records if r.type == "autograd.grad"]
+    assert first.macs == 7 * 24 * 8 + 8 * 24 * 3 + 8 * 8
+    assert second.macs == 2 * (7 * 24 * 8 + 8 * 24 * 3)
+    assert "∂layer from within 1,920" in second.formulas["macs"]
+
+
+def test_a_matrix_vector_products_gradients_differentiated_again():
+    """u = tanh(Wx + b) · w by torch.mv, over 8 points: the second derivative runs the gradient's mm (8*16)x(16*3)
+    for ∂ of its ∂x (384) and the linear layer's ∂x again (384); mv's ∂ (8*16) and w's outer product are the first
+    gradient's (flop_counter has no mv: its count is 2 * 128 lower)."""
+    model = SecondDerivative("vector")
+    a = archcalc.analyze(model, [(8, 3)], device="meta")
+    first, second = [r for r in a.records if r.type == "autograd.grad"]
+    assert (first.macs, second.macs) == (8 * 3 * 16 + 8 * 16, 2 * 8 * 3 * 16)
+    assert a.totals.macs == _aten_forward(model, (8, 3)) + 2 * 8 * 16
+
+
 def test_the_second_derivative_of_a_pinn_by_hand():
     """u_xx of a 2-16-16-1 tanh MLP over 30 points: the rows net.0 and net.2 again (∂x: 30*2*16 + 30*16*16) and the
     two products of u_x's that lead to x, each once (its ∂ by the gradient of ∂y, not by the weight's)."""
@@ -100,7 +154,9 @@ def test_backward_in_the_forward_computes_every_parameters_gradient():
 
 @pytest.mark.parametrize("model,shape", [(PINN(), (100, 2)), (KdV(), (30, 2)), (AttentionPINN(), (12, 2)),
                                          (EnergyForces(), (4, 1, 6, 6)), (InnerStep(), (10, 6)),
-                                         (ConvolutionHessian(), (2, 1, 5, 5))])
+                                         (ConvolutionHessian(), (2, 1, 5, 5)), (SecondDerivative("gru"), (8, 3)),
+                                         (SecondDerivative("norms"), (8, 3)),
+                                         (SecondDerivative("attention"), (8, 3))])
 def test_a_training_step_differentiates_the_gradients_made_differentiable_again(model, shape):
     """Its backward runs each operation that made a create_graph=True gradient once more (a gradient's products
     again), the rows as any step's: equal to flop_counter's formulas over the step's aten kernels (the loss the sum of

@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+from torch.utils._pytree import tree_leaves
 
 from archcalc.analysis.counting import NO_GRADIENT, Count, Needs
 from archcalc.formulas.numbers import grouped, shape_text
@@ -164,6 +165,14 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
         elementwise += grad.elementwise or 0
         if grad.macs:
             terms.append((f"∂{names.get(index, '?')}", grad.macs))
+    for index, inner in entered_within(kept, nodes, runs).items():
+        products, kinds = within_products(inner, reached, edges)
+        if kinds:
+            uncounted.append(f"{', '.join(kinds[:3])} inside {names.get(index, '?')} (reached from within by gradients "
+                             f"made before)")
+        elif products:
+            macs += products
+            terms.append((f"∂{names.get(index, '?')} from within", products))
     rows = len(terms)
     second: Counter = Counter()
     for node in runs & engines if engines else ():
@@ -187,7 +196,53 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
     for (products, what), times in second.items():
         macs += times * products
         terms.append((f"{times} × ∂({what})" if times > 1 else f"∂({what})", times * products))
-    return _written(asked, terms, macs, elementwise, rows, sum(second.values()))
+    written = _written(asked, terms, macs, elementwise, rows, sum(second.values()))
+    if asked.create_graph and any(type(n).__name__ == "SafeSoftmaxBackward0" for n in runs):
+        written = written._replace(note=f"{written.note}; {_FUSED_ATTENTION}")
+    return written
+
+
+# scaled_dot_product_attention's math kernel (the meta device's) is the one whose gradients can be differentiated again
+# (its softmax, _safe_softmax, runs nowhere else)
+_FUSED_ATTENTION = ("its gradients through scaled_dot_product_attention are made differentiable: counted as its math "
+                    "kernel runs them; where PyTorch picks a fused kernel (the CPU's flash kernel for 4-d q, k and "
+                    "v, CUDA's flash and memory-efficient ones) this call fails for real ('derivative ... not "
+                    "implemented') unless torch.nn.attention.sdpa_kernel(SDPBackend.MATH) is open")
+
+
+def entered_within(kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None], runs: set) -> dict[int, set]:
+    """The rows the engine enters from within only (index -> the inner nodes it runs): gradients made before with
+    create_graph=True kept a row's inner tensors (a GRU's gates, an attention's probabilities, a norm's statistics),
+    so differentiating them again reaches the row there, not through its outputs' nodes."""
+    within = {}
+    for index, entry in kept.items() if runs else ():
+        made_nodes = nodes.get(index)
+        if not made_nodes or any(n in runs for n in made_nodes if n is not None):
+            continue
+        inner = _inside(entry[3], tuple(n for n, _ in entry[5])) & runs  # (from its outputs' own nodes)
+        if inner:
+            within[index] = inner
+    return within
+
+
+def within_products(inner: set, reached: set, edges: set) -> tuple[int, list[str]]:
+    """The products of a row's inner nodes that the engine runs, node by node (second_order's formulas), and the
+    kinds of those without one."""
+    done = [second_order(node, reached, edges) for node in inner]
+    kinds = sorted({type(node).__name__ for node, products in zip(inner, done) if products is None})
+    return sum(products[0] for products in done if products is not None), kinds
+
+
+def from_within(inner: set, step: Walk) -> Count:
+    """A row's backward in a training step that reaches it from within only (entered_within): its inner products
+    that the step runs; "not counted" where one has no formula."""
+    products, kinds = within_products(inner, step.runs | step.targets, step.edges)
+    if kinds:
+        return Count(None, None, {}, f"the step reaches it from within, through {', '.join(kinds[:3])} (gradients "
+                                     f"made with create_graph=True kept its inner tensors): no formula, not counted")
+    return Count(products, 0, {"macs": f"reached from within (gradients made with create_graph=True kept its inner "
+                                       f"tensors): its inner products the step runs, node by node = {grouped(products)}",
+                               "elementwise": "its element-wise work not counted"})
 
 
 def _written(asked: Asked, terms: list, macs: int, elementwise: int, rows: int, again: int) -> Count:
@@ -229,7 +284,31 @@ ZERO_PRODUCTS = frozenset({
     "SoftmaxBackwardDataBackward0", "LogSoftmaxBackwardDataBackward0", "NativeLayerNormBackwardBackward0",
     "NativeBatchNormBackwardBackward0", "MaxPool2DWithIndicesBackwardBackward0", "AvgPool2DBackwardBackward0",
     "AdaptiveAvgPool2DBackwardBackward0", "UpsampleNearest2DBackwardBackward0",
+    # (and the nodes inside a row's operations, which a gradient made before may reach: a GRU's gates, an attention's
+    # probabilities, a norm's statistics)
+    "UnsqueezeBackward1", "UnsafeSplitBackward0", "UnsafeSplitWithSizesBackward0", "ChunkBackward0",
+    "RepeatBackward0", "FlipBackward0", "RollBackward0", "Rot90Backward0", "GatherBackward0", "IndexSelectBackward0",
+    "MaskedFillBackward0", "MaskedFillBackward1", "IndexFillBackward0", "IndexFillBackward1", "ScatterBackward0",
+    "ScatterBackward1", "ScatterAddBackward0", "IndexPutBackward0", "IndexAddBackward0", "UnsafeIndexBackward0",
+    "ConstantPadNdBackward0", "TrilBackward0", "TriuBackward0", "DiagonalBackward0", "DiagEmbedBackward0",
+    "NarrowCopyBackward0", "ClampBackward0", "ClampMinBackward0", "ClampMinBackward1", "ClampMaxBackward0",
+    "ClampMaxBackward1", "ReluBackward0", "ThresholdBackward0", "ThresholdBackward1", "HardtanhBackward0",
+    "HardtanhBackwardBackward0", "GeluBackward0", "SiluBackward0", "MishBackward0", "EluBackward0", "EluBackward1",
+    "LeakyReluBackward0", "LeakyReluBackward1", "SoftplusBackward0", "HardswishBackward0", "HardswishBackwardBackward0",
+    "HardsigmoidBackward0", "LogSigmoidBackward0", "LogSigmoidBackwardBackward0", "Log1PBackward0", "Log2Backward0",
+    "Log10Backward0", "Exp2Backward0", "Expm1Backward0", "ErfBackward0", "ErfcBackward0", "ErfinvBackward0",
+    "TanBackward0", "AtanBackward0", "Atan2Backward0", "AsinBackward0", "AcosBackward0", "SinhBackward0",
+    "CoshBackward0", "LogitBackward0", "SoftmaxBackward0", "LogSoftmaxBackward0", "SafeSoftmaxBackward0",
+    "CumsumBackward0", "ProdBackward0", "ProdBackward1", "MaxBackward0", "MaxBackward1", "MinBackward0",
+    "MinBackward1", "AmaxBackward0", "AminBackward0", "StdBackward0", "VarBackward0", "StdMeanBackward0",
+    "VarMeanBackward0", "NormBackward0", "NormBackward1", "NormBackward2", "NormBackward3",
+    "LinalgVectorNormBackward0", "NativeDropoutBackward0", "NativeDropoutBackwardBackward0", "FusedDropoutBackward0",
+    "NativeLayerNormBackward0", "NativeGroupNormBackward0", "NativeBatchNormBackward0", "BatchNormWithUpdateBackward0",
+    "BatchNormNoUpdateBackward0", "NativeBatchNormLegitBackward0", "FusedRmsNormBackward0",
 })
+# (pooling, padding and resampling: windows read and written, no products; their own backward's too)
+_ZERO_FAMILIES = ("MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool", "FractionalMaxPool", "ReflectionPad",
+                  "ReplicationPad", "Upsample")
 
 
 def _convolution_again(node, received: tuple[bool, bool]) -> tuple[int, str]:
@@ -246,6 +325,12 @@ def _convolution_again(node, received: tuple[bool, bool]) -> tuple[int, str]:
     return terms * macs, f"the gradient's convolution {shape_text(tuple(per.shape))}*({kernel}), {terms} times"
 
 
+# A matrix-vector or vector-vector product's node: (the saved tensor whose size each gradient's products are, the
+# positions of its two factors among its inputs)
+_VECTORS = {"MvBackward0": ("_saved_self", (0, 1)), "AddmvBackward0": ("_saved_mat", (1, 2)),
+            "DotBackward0": ("_saved_self", (0, 1)), "VdotBackward0": ("_saved_self", (0, 1))}
+
+
 def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
     """The products of a gradient's operation differentiated again, and what they are: a matrix product's gradients
     (each M*N*K, for the inputs whose edge the engine computes: 'the gradient's mm (50*16)x(16*2), 1 of 2'), a
@@ -253,10 +338,16 @@ def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
     for ZERO_PRODUCTS; None for any other node. ``reached``: the nodes the engine runs or ends at (an input needs a
     gradient where its edge leads to one); ``edges``: the (node, output number) it computes a gradient for."""
     kind = type(node).__name__
-    if kind in ZERO_PRODUCTS:
+    if kind in ZERO_PRODUCTS or kind.startswith(_ZERO_FAMILIES):
         return 0, ""
     needs = [n is not None and n in reached for n, _ in node.next_functions]
     try:
+        if kind in _VECTORS:  # (a matrix-vector or vector-vector product: each gradient as many products)
+            computed = sum(needs[i] for i in _VECTORS[kind][1])
+            matrix = getattr(node, _VECTORS[kind][0])
+            what = "x".join(map(str, matrix.shape))
+            return computed * matrix.numel(), f"the gradient's {kind.removesuffix('Backward0').lower()} " \
+                                              f"({what}), {computed} of 2"
         if kind == "MmBackward0":
             (m, k), n = node._saved_self_sym_sizes, node._saved_mat2_sym_sizes[1]
             b, computed = 1, needs[0] + needs[1]
@@ -271,11 +362,15 @@ def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
             kernel = "*".join(map(str, weight.shape[1:]))
             return computed * prod(per) * weight.shape[1] * prod(weight.shape[2:]), \
                 f"the gradient's convolution {shape_text(tuple(per))}*({kernel}), {computed} of 2"
-        elif kind == "BmmBackward0":
-            saved = node._saved_mat2 if node._saved_mat2 is not None else node._saved_self
-            b, m, n = node._input_metadata[0].shape
-            k = saved.shape[1] if saved is node._saved_mat2 else saved.shape[2]
-            computed = needs[0] + needs[1]
+        elif kind in ("BmmBackward0", "BaddbmmBackward0", "AddbmmBackward0"):
+            first, second, at = ("_saved_self", "_saved_mat2", 0) if kind == "BmmBackward0" else \
+                ("_saved_batch1", "_saved_batch2", 1)
+            left, right = getattr(node, first), getattr(node, second)
+            k = right.shape[-2] if right is not None else left.shape[-1]
+            b = (left if left is not None else right).shape[0]
+            m = left.shape[1] if left is not None else node._input_metadata[0].shape[-2]
+            n = right.shape[2] if right is not None else node._input_metadata[0].shape[-1]
+            computed = needs[at] + needs[at + 1]
         else:
             return None
     except (AttributeError, RuntimeError, TypeError, ValueError):  # (a PyTorch that keeps them otherwise)
@@ -286,22 +381,22 @@ def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
 
 
 def _covered(kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None]) -> set:
-    """The nodes the rows made: each row's output nodes and those behind them down to its inputs' (a linear layer's
+    """The nodes the rows made (_inside each)."""
+    return set().union(*(_inside(entry[3], nodes[index]) for index, entry in kept.items() if nodes.get(index)))
+
+
+def _inside(inputs: list, made: tuple) -> set:
+    """The nodes one row made: its output nodes and those behind them down to its inputs' (a linear layer's
     AddmmBackward0 and the TBackward0 of its weight; a counted layer's inside), its leaves' AccumulateGrad."""
-    covered: set = set()
-    for index, entry in kept.items():
-        made = nodes.get(index)
-        if not made:
-            continue
-        inputs = entry[3]
-        stops = {t.grad_fn for t in inputs if isinstance(t, Tensor) and t.grad_fn is not None}
-        stack = [n for n in made if n is not None and n not in stops]
-        while stack:
-            node = stack.pop()
-            if node not in covered:
-                covered.add(node)
-                stack.extend(n for n, _ in node.next_functions if n is not None and n not in stops)
-    return covered
+    inside: set = set()
+    stops = {t.grad_fn for t in tree_leaves(inputs) if isinstance(t, Tensor) and t.grad_fn is not None}
+    stack = [n for n in made if n is not None and n not in stops]
+    while stack:
+        node = stack.pop()
+        if node not in inside:
+            inside.add(node)
+            stack.extend(n for n, _ in node.next_functions if n is not None and n not in stops)
+    return inside
 
 
 def _gets_gradient(t: Tensor, reached: set, wanted: set | None) -> bool:

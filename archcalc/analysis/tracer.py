@@ -389,11 +389,14 @@ class Tracer(TorchFunctionMode):
     def differentiated_backward(self, output) -> dict[int, Count]:
         """The training backward of each torch.autograd.grad row whose gradients were made with create_graph=True:
         the products of the operations its engine ran, as the step's backward differentiates them
-        (differentiated.again)."""
+        (differentiated.again); and of each row the step reaches from within only (differentiated.from_within)."""
         if not self.engines_made:
             return {}
         step = differentiated.walk(differentiated.training_step(tensors_in(output)))
-        return {index: differentiated.again(made, step) for index, made in self.engines_made.items()}
+        with _NO_TORCH_FUNCTION():  # (and each row the step reaches from within only, its inner products)
+            within = {index: differentiated.from_within(inner, step) for index, inner in
+                      differentiated.entered_within(self.kept or {}, self.grad_nodes, step.runs).items()}
+        return within | {index: differentiated.again(made, step) for index, made in self.engines_made.items()}
 
     def _reached(self, output) -> set:
         """The autograd nodes of ``output``'s graph (walked once for both its uses: functions_unseen,
