@@ -165,8 +165,9 @@ def test_a_recurrent_network_peaks_where_the_cpus_tensors_do(name):
     assert [n.split(":")[0] for n in simulated.notes] == (["LSTM layers run by oneDNN"] if onednn else [])
 
 
-@pytest.mark.parametrize("name", ["packed_lstm", "packed_gru"])
-def test_a_packed_sequence_peaks_where_the_cpus_tensors_do(name):
+@pytest.mark.parametrize("name", ["packed_lstm", "packed_gru", "lstm_cell", "gru_cell", "rnn_cell"])
+def test_a_packed_sequence_or_a_cell_peaks_where_the_cpus_tensors_do(name):
+    """A packed sequence's batch shrinks step by step; a cell projects its own step's input (native_rnn.py)."""
     assert simulate(_entry(name), None, 8, "adam", device="cpu").allocated == \
         real_cpu_peak(_entry(name), (8, 20, 16), "adam")
 
