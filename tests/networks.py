@@ -917,6 +917,33 @@ class FunctionalPINN(nn.Module):
         return self.net(x), func.vmap(transform[self.how](u))(x)
 
 
+class NestedPINN(nn.Module):
+    """Derivatives of derivatives by torch.func, through a 2-16-16-1 tanh MLP: ``vmap(grad(grad(u)))``, a third
+    derivative, ``grad`` of a summed squared gradient without vmap, ``vmap(jacrev(jacrev(u)))`` and a Laplacian
+    as the trace of ``jacrev(grad(u))``."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 1))
+
+    def forward(self, x):
+        from torch import func
+
+        def u(p):
+            return self.net(p).squeeze(-1)
+
+        if self.how == "grad of grad":
+            return func.vmap(func.grad(lambda p: func.grad(u)(p)[0]))(x)
+        if self.how == "third":
+            return func.vmap(func.grad(lambda p: func.grad(lambda q: func.grad(u)(q)[0])(p)[0]))(x)
+        if self.how == "unbatched":
+            return func.grad(lambda p: func.grad(lambda q: u(q).sum())(p).pow(2).sum())(x)
+        if self.how == "jacrev of jacrev":
+            return func.vmap(func.jacrev(func.jacrev(u)))(x)
+        return self.net(x), func.vmap(lambda p: func.jacrev(func.grad(u))(p).diagonal().sum())(x)
+
+
 class Ensemble(nn.Module):
     """Model ensembling with torch.func: k members' stacked weights, one functional_call vmapped over them."""
 

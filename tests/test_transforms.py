@@ -7,7 +7,7 @@ import torch
 
 import archcalc
 from tests.aten_flops import AtenMacs
-from tests.networks import Ensemble, FunctionalPINN
+from tests.networks import Ensemble, FunctionalPINN, NestedPINN
 
 SHAPE = (10, 2)
 
@@ -53,10 +53,47 @@ def test_an_ensemble_vmapped_over_its_members_counts_each():
     assert a.totals.params == 4 * (2 * 16 + 16 + 16 + 1)
 
 
-@pytest.mark.parametrize("how,why", [
-    ("hessian", "torch.func.hessian's forward over reverse"),
-    ("grad of grad", "another level of torch.func.grad")])
-def test_what_has_no_formula_is_not_counted_never_short(how, why):
-    a = archcalc.analyze(FunctionalPINN(how), [SHAPE], device="meta")
-    assert a.not_counted and why in a.not_counted[0].note
+def test_what_has_no_formula_is_not_counted_never_short():
+    a = archcalc.analyze(FunctionalPINN("hessian"), [SHAPE], device="meta")
+    assert a.not_counted and "torch.func.hessian's forward over reverse" in a.not_counted[0].note
     assert any(n.startswith("not counted:") for n in a.notes)
+
+
+@pytest.mark.parametrize("how", ["grad of grad", "third", "unbatched", "jacrev of jacrev", "laplacian"])
+def test_nested_reverse_mode_counts_each_levels_gradients(how):
+    """Each torch.func.grad level keeps its own autograd graph: the inner gradient's operations ran at the outer
+    level too, as nodes of its graph (and the rows' operations made nodes at every level below theirs), so the
+    outer gradient differentiates them again as a PINN's u_xx does (they were "not counted" before): grad(grad(u)),
+    a third derivative, grad of a summed gradient without vmap, jacrev(jacrev(u)) and a Laplacian by
+    jacrev(grad(u))'s trace equal the aten count."""
+    model = NestedPINN(how)
+    a = archcalc.analyze(model, [SHAPE], device="meta")
+    assert a.totals.macs == _aten(model) and not a.not_counted
+
+
+def test_grad_of_grad_by_hand():
+    """u = W2 tanh(W1 p + b1) + b2 for each of 10 points (2 -> 16 -> 1): u_p = ∂net.2 (1*16) + ∂net.0 (16*2) = 48;
+    its derivative runs the first gradient's mm (1*16)x(16*2) again for its left factor (32) and net.0's ∂x (32)."""
+    a = archcalc.analyze(FunctionalPINN("grad of grad"), [SHAPE], device="meta")
+    first, second = [r for r in a.records if r.type == "autograd.grad"]
+    assert (first.macs, second.macs) == (10 * 48, 10 * 64)
+    assert "∂net.0 32 + ∂(the gradient's mm (1*16)x(16*2), 1 of 2) 32 = 64 per sample, x 10" in \
+        second.formulas["macs"]
+
+
+@pytest.mark.parametrize("model", [FunctionalPINN("grad"), FunctionalPINN("jacrev"), NestedPINN("grad of grad"),
+                                   NestedPINN("unbatched"), NestedPINN("laplacian")], ids=lambda m: m.how)
+def test_a_training_step_through_torch_func_counts_regular_autograds_backward(model):
+    """The step's backward is regular autograd's (the plain tensors under the transforms' wrappers): a row whose input
+    is wrapped at a grad level but plain below (the points) gets no ∂x there (net.0's was counted, 320 MACs too many
+    over 10 points), and the gradients' operations, which ran at every level, are differentiated again: equal to the
+    aten kernels of the real step (the loss the sum of every output that needs a gradient)."""
+    a = archcalc.analyze(model, [SHAPE], device="meta", backward=True)
+    torch.manual_seed(0)
+    with AtenMacs() as counter:
+        y = model(torch.randn(SHAPE))
+        outputs = [t for t in (y if isinstance(y, tuple) else (y,)) if t.requires_grad]
+        forward = counter.macs
+        sum(t.sum() for t in outputs).backward()
+    assert (a.totals.macs, a.totals.backward_macs) == (forward, counter.macs - forward)
+    assert not any("not counted" in n for n in a.notes)

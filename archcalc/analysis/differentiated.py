@@ -13,10 +13,18 @@ With create_graph=True the gradients are themselves differentiable, their operat
 its u_x) runs those nodes too: a matrix product's (mm, addmm, bmm: its gradients' products, M*N*K for each computed,
 read off the sizes the node saved), a convolution's and a convolution's backward (_convolution_again), and those
 without products (element-wise, views, reductions, norms, pooling: ZERO_PRODUCTS) are counted; any other makes the
-call "not counted", never a short count, as does a node that neither a row nor such a call made (another level of
-torch.func.grad). Their element-wise work is not counted, and the row's arithmetic says so. A training step's backward
-runs the operations that made such gradients once more, wherever its graph reaches them: the call's row gets their
-products as its backward (again), the same way.
+call "not counted", never a short count, as does a node that neither a row nor such a call made (run out of the
+trace's sight). Their element-wise work is not counted, and the row's arithmetic says so. A first gradient keeps a
+row's inner tensors (a GRU's gates, attention's probabilities), so a later call may reach the row from within, not
+through its output's node: its inner nodes that run are counted node by node (entered_within). A training step's
+backward runs the operations that made such gradients once more, wherever its graph reaches them: the call's row gets
+their products as its backward (again), the same way.
+
+Under torch.func.grad each level keeps an autograd graph of its own, and an operation run at an inner level makes a
+node at every level below it too (transforms.levels): a row's nodes are those of every level (nodes_of), the nodes
+an inner grad's engine made are found at each level below it (made_by_the_engine), and an input needs a gradient at
+the level the call differentiates; so grad(grad(u)), jacrev(jacrev(u)) and a Laplacian are counted as a PINN's u_xx
+is. A training step's backward is regular autograd's, at the plain tensors under the wrappers.
 
 The trace runs a forward with gradients off unless it counts the backward; a forward that differentiates needs them
 on, and each row's call kept for the count: Tracer(differentiating=True). A trace without them raises Differentiates
@@ -37,6 +45,7 @@ from torch import Tensor
 from torch.utils._pytree import tree_leaves
 
 from archcalc.analysis.counting import NO_GRADIENT, Count, Needs
+from archcalc.analysis.transforms import level, levels
 from archcalc.formulas.numbers import grouped, shape_text
 
 _GRAD, _BACKWARD = torch.autograd.grad, torch.autograd.backward
@@ -125,16 +134,41 @@ def walk(asked: Asked) -> Walk:
     return Walk(runs, targets, edges, seen)
 
 
-def made_by_the_engine(gradients: list[Tensor], seen: set) -> set:
+def made_by_the_engine(gradients: list[Tensor], roots: list[Tensor], seen: set) -> set:
     """The nodes of gradients made with create_graph=True that the differentiated graph did not hold: those of the
-    operations autograd's engine ran to make them."""
-    made, stack = set(), [t.grad_fn for t in gradients if t.grad_fn is not None]
+    operations autograd's engine ran to make them. Under nested torch.func.grad the engine's operations ran at each
+    level below too, each its own nodes: there, those of the gradients' graph that the roots' graph does not hold."""
+    made = _reachable([t.grad_fn for t in gradients], seen)
+    below: dict[int, list] = {}
+    for t in gradients:
+        for u in levels(t)[1:]:
+            below.setdefault(level(u), []).append(u.grad_fn)
+    for at, starts in below.items():
+        forward = _reachable([u.grad_fn for t in roots for u in levels(t)[1:] if level(u) == at], set())
+        made |= _reachable(starts, forward)
+    return made
+
+
+def _reachable(starts: list, stops: set) -> set:
+    """The nodes reached from ``starts`` (None left out), not through ``stops``."""
+    found, stack = set(), [n for n in starts if n is not None]
     while stack:
         node = stack.pop()
-        if node not in made and node not in seen:
-            made.add(node)
+        if node not in found and node not in stops:
+            found.add(node)
             stack.extend(n for n, _ in node.next_functions if n is not None)
-    return made
+    return found
+
+
+def nodes_of(t: Tensor) -> list:
+    """A tensor's autograd nodes: its own and, for a view, its base's (an in-place operation on the view moves its
+    history there), at its own level and at each torch.func.grad level below (transforms.levels)."""
+    nodes = []
+    for u in levels(t):
+        nodes.append(u.grad_fn)
+        if u._is_view() and u._base is not None:
+            nodes.append(u._base.grad_fn)
+    return nodes
 
 
 def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None],
@@ -188,8 +222,8 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
         unseen = runs - _covered(kept, nodes) - engines
         if unseen:
             kinds = ", ".join(sorted({type(n).__name__ for n in unseen})[:3])
-            uncounted.append(f"{len(unseen)} operation{'s' if len(unseen) != 1 else ''} no row made ({kinds}: another "
-                             f"level of torch.func.grad, or run out of the trace's sight)")
+            uncounted.append(f"{len(unseen)} operation{'s' if len(unseen) != 1 else ''} no row made ({kinds}: run out of "
+                             f"the trace's sight)")
     if uncounted:
         return Count(None, None, {}, f"{asked.name} in the forward differentiates {', '.join(uncounted)}: no formula, "
                                      "not counted")
@@ -219,7 +253,7 @@ def entered_within(kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None],
         made_nodes = nodes.get(index)
         if not made_nodes or any(n in runs for n in made_nodes if n is not None):
             continue
-        inner = _inside(entry[3], tuple(n for n, _ in entry[5])) & runs  # (from its outputs' own nodes)
+        inner = _inside(entry[3], made_nodes) & runs
         if inner:
             within[index] = inner
     return within
@@ -261,7 +295,8 @@ def _written(asked: Asked, terms: list, macs: int, elementwise: int, rows: int, 
                                                                if again else "")
     note = f"{asked.name} in the forward: autograd computes the gradients of {rows} row{'s' if rows != 1 else ''} " \
            f"with products on the paths to {what}" + (
-               f", and of {again} products of the gradients made before (second derivatives)" if again else "")
+               f", and of {again} product{'s' if again != 1 else ''} of the gradients made before (second derivatives)"
+               if again else "")
     return Count(macs, elementwise, formulas, note)
 
 
@@ -389,7 +424,7 @@ def _inside(inputs: list, made: tuple) -> set:
     """The nodes one row made: its output nodes and those behind them down to its inputs' (a linear layer's
     AddmmBackward0 and the TBackward0 of its weight; a counted layer's inside), its leaves' AccumulateGrad."""
     inside: set = set()
-    stops = {t.grad_fn for t in tree_leaves(inputs) if isinstance(t, Tensor) and t.grad_fn is not None}
+    stops = {n for t in tree_leaves(inputs) if isinstance(t, Tensor) for n in nodes_of(t) if n is not None}
     stack = [n for n in made if n is not None and n not in stops]
     while stack:
         node = stack.pop()
@@ -404,9 +439,10 @@ def _gets_gradient(t: Tensor, reached: set, wanted: set | None) -> bool:
     it runs (or stops at)."""
     if not isinstance(t, Tensor) or not t.requires_grad:
         return False
-    if t.grad_fn is None:
-        return wanted is None or id(t) in wanted
-    return t.grad_fn in reached
+    if t.grad_fn is None and (wanted is None or id(t) in wanted):
+        return True
+    return any(u.grad_fn in reached if u.grad_fn is not None else wanted is not None and id(u) in wanted
+               for u in levels(t))  # (under torch.func.grad, the level the call differentiates)
 
 
 def row_backward(asked: Asked, outputs: list[Tensor]) -> Count:

@@ -781,7 +781,7 @@ class Tracer(TorchFunctionMode):
             if self.tangents.pop(frame.index, None) is not None:  # (hessian's: forward over reverse)
                 count = transforms.FORWARD_OVER_REVERSE
         if asked.create_graph:
-            self.engines_made[frame.index] = differentiated.made_by_the_engine(outputs, engine.seen)
+            self.engines_made[frame.index] = differentiated.made_by_the_engine(outputs, asked.roots, engine.seen)
         with _NO_TORCH_FUNCTION():
             self._record(frame, asked.name, OP, inputs, outputs, shapes_in, shapes_out, count, [], None,
                          spelled or origin(func), differentiated.row_backward(asked, outputs) if self.backward else None)
@@ -1001,13 +1001,12 @@ _CALLS = frozenset(f.__code__ for f in (getattr(nn.Module, name, None) for name 
 def _grad_nodes(outputs) -> tuple:
     """Each output's autograd node, and a view's base's too: an in-place operation on a view (a linear layer's
     output over tokens, then ReLU(inplace=True), as SwinV2's position-bias MLP has it) rebases the view's
-    history onto its base, so the view's own node drops out of the graph while its base's stays in it."""
+    history onto its base, so the view's own node drops out of the graph while its base's stays in it; under
+    torch.func.grad, those of each level below (differentiated.nodes_of)."""
     nodes = []
     with _NO_TORCH_FUNCTION():  # (tensor queries of the trace's own, not the model's operations)
         for t in outputs:
-            nodes.append(t.grad_fn)
-            if t._is_view() and t._base is not None:
-                nodes.append(t._base.grad_fn)
+            nodes.extend(differentiated.nodes_of(t))
     return tuple(nodes)
 
 
@@ -1041,8 +1040,9 @@ def _differentiated(call: OpCall, count: Count, inputs: list) -> Count:
 def _gradient(counter, call, count: Count, inputs: list, params) -> Count:
     """A record's backward count: no MACs for what has no products (norms, activations, copies), the
     counter's for what has, "not counted" where there is no backward formula; element-wise work by the
-    declared rule (counting.with_elementwise)."""
-    return _gradient_for(counter, call, count, Needs(tuple(t.requires_grad for t in inputs),
+    declared rule (counting.with_elementwise). An input a torch.func transform wraps needs one where the plain
+    tensor under it does: the step's backward is regular autograd's, not the transform's level."""
+    return _gradient_for(counter, call, count, Needs(tuple(transforms.levels(t)[-1].requires_grad for t in inputs),
                                                      any(p is not None and p.requires_grad for p in params)))
 
 

@@ -123,6 +123,22 @@ def with_tangents(count: Count, tangent: Count) -> Count:
     return Count(count.macs + tangent.macs, elementwise, text, f"{count.note}; {note}" if count.note else note)
 
 
+def levels(t: torch.Tensor) -> list[torch.Tensor]:
+    """The tensor and those a torch.func transform's wrappers hold under it, outermost first (grad's
+    GradTrackingTensor over vmap's BatchedTensor over the plain tensor): each grad level keeps an autograd graph of its
+    own, so an operation run at an inner level made a node at each level below it too."""
+    chain = [t]
+    while _UNWRAPPED and _F.is_functorch_wrapped_tensor(t):
+        t = _F.get_unwrapped(t)
+        chain.append(t)
+    return chain
+
+
+def level(t: torch.Tensor) -> int:
+    """Its functorch level (0: a plain tensor, regular autograd's)."""
+    return _F.maybe_get_level(t) if _UNWRAPPED and _F.is_functorch_wrapped_tensor(t) else 0
+
+
 def factor(tensors) -> tuple[int, str] | None:
     """(how many times the call runs, in words) where an input is batched by torch.vmap: the product of the batch
     sizes of the levels its inputs carry; None where none is."""
