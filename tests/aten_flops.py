@@ -23,3 +23,16 @@ class AtenMacs(TorchDispatchMode):
         if rule is not None and not any(isinstance(a, torch.Tensor) and a._is_zerotensor() for a in args):
             self.macs += rule(*args, **(kwargs or {}), out_val=out) // 2
         return out
+
+
+def step_macs(model, shape) -> tuple[int, int]:
+    """(forward, backward) MACs of a real training step on the CPU by these formulas: the model on a random input of
+    ``shape``, the loss the sum of every output that needs a gradient (none: no backward)."""
+    torch.manual_seed(0)
+    with AtenMacs() as counter:
+        y = model(torch.randn(shape))
+        outputs = [t for t in (y if isinstance(y, tuple) else (y,)) if t.requires_grad]
+        forward = counter.macs
+        if outputs:
+            sum(t.sum() for t in outputs).backward()
+    return forward, counter.macs - forward
