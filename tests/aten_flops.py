@@ -7,7 +7,19 @@ from __future__ import annotations
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
+from torch.utils.flop_counter import conv_flop_count, flop_registry
+
+
+def _convolution_backward(grad_out, x, w, _bias, _stride, _padding, _dilation, transposed, _output_padding, _groups,
+                          output_mask, out_val=None) -> int:
+    """∂x and ∂W of a convolution, each as many FLOPs as its forward: flop_counter's own formula (PyTorch 2.13)
+    multiplies a grouped convolution's ∂W by all C_in channels, not C_in/g (benchmarks/hf_zoo.py corrects it the
+    same way; vmap's per-sample ∂W is such a grouped convolution, g = the batch)."""
+    forward = conv_flop_count(list(x.shape), list(w.shape), list(grad_out.shape), transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
+_RULES = {**flop_registry, torch.ops.aten.convolution_backward: _convolution_backward}
 
 
 class AtenMacs(TorchDispatchMode):
@@ -19,7 +31,7 @@ class AtenMacs(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        rule = flop_registry.get(func._overloadpacket)
+        rule = _RULES.get(func._overloadpacket)
         if rule is not None and not any(isinstance(a, torch.Tensor) and a._is_zerotensor() for a in args):
             self.macs += rule(*args, **(kwargs or {}), out_val=out) // 2
         return out

@@ -944,6 +944,57 @@ class NestedPINN(nn.Module):
         return self.net(x), func.vmap(lambda p: func.jacrev(func.grad(u))(p).diagonal().sum())(x)
 
 
+class PerSampleGradients(nn.Module):
+    """torch.func with a model's parameters swapped in by functional_call, as PyTorch's tutorials write it: per-sample
+    gradients (``vmap(grad(loss), in_dims=(None, 0, 0))``), the empirical neural tangent kernel (per-sample
+    jacobians by ``vmap(jacrev(f))``, contracted) and ``jvp`` along a direction in parameter space, of a small CNN
+    on 14 x 14 images."""
+
+    def __init__(self, how="grad"):
+        super().__init__()
+        self.how = how
+        self.net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3), nn.ReLU(),
+                                 nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        from torch import func
+
+        params = {k: v.detach() for k, v in self.net.named_parameters()}
+
+        def f(p, xi):
+            return func.functional_call(self.net, p, (xi.unsqueeze(0),)).squeeze(0)
+
+        if self.how == "grad":
+            targets = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+            grads = func.vmap(func.grad(lambda p, xi, t: F.cross_entropy(f(p, xi), t)), (None, 0, 0))(params, x,
+                                                                                                         targets)
+            return torch.cat([g.flatten(1) for g in grads.values()], 1)
+        if self.how == "ntk":
+            jacobians = [j.flatten(2) for j in func.vmap(func.jacrev(f), (None, 0))(params, x).values()]
+            return sum(torch.einsum("Naf,Mbf->NMab", j, j) for j in jacobians)
+        tangents = {k: torch.ones_like(v) for k, v in params.items()}
+        return func.jvp(lambda p: func.functional_call(self.net, p, (x,)), (params,), (tangents,))[1]
+
+
+class FunctionalMAML(nn.Module):
+    """MAML's inner step written with functional_call: fast weights W - 0.1 ∂L/∂W from 5 support points, the loss on
+    the others through them (second order: the inner gradient made with create_graph=True; or first order)."""
+
+    def __init__(self, first_order=False):
+        super().__init__()
+        self.first_order = first_order
+        self.net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 1))
+
+    def forward(self, x):
+        from torch import func
+
+        params = dict(self.net.named_parameters())
+        loss = func.functional_call(self.net, params, (x[:5],)).pow(2).mean()
+        grads = torch.autograd.grad(loss, list(params.values()), create_graph=not self.first_order)
+        fast = {k: v - 0.1 * g for (k, v), g in zip(params.items(), grads)}
+        return func.functional_call(self.net, fast, (x[5:],)).pow(2).mean()
+
+
 class Ensemble(nn.Module):
     """Model ensembling with torch.func: k members' stacked weights, one functional_call vmapped over them."""
 

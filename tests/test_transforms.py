@@ -7,7 +7,7 @@ import torch
 
 import archcalc
 from tests.aten_flops import AtenMacs, step_macs
-from tests.networks import Ensemble, FunctionalPINN, NestedPINN
+from tests.networks import Ensemble, FunctionalMAML, FunctionalPINN, NestedPINN, PerSampleGradients
 
 SHAPE = (10, 2)
 
@@ -90,4 +90,35 @@ def test_a_training_step_through_torch_func_counts_regular_autograds_backward(mo
     aten kernels of the real step (the loss the sum of every output that needs a gradient)."""
     a = archcalc.analyze(model, [SHAPE], device="meta", backward=True)
     assert (a.totals.macs, a.totals.backward_macs) == step_macs(model, SHAPE)
+    assert not any("not counted" in n for n in a.notes)
+
+
+@pytest.mark.parametrize("how", ["grad", "ntk", "jvp"])
+def test_parameters_swapped_in_by_functional_call_are_the_layers(how):
+    """functional_call swaps the given tensors into the modules for the call and back after it; a layer's record
+    was made after the pass (deferred), from the parameters swapped back, so the gradients asked for were never
+    the layers' own: per-sample gradients counted no layer's ∂W (their row read 76,288 for 194,048, silently). Now
+    equal to the aten count (flop_counter's grouped ∂W corrected: vmap's per-sample ∂W is a grouped convolution)."""
+    model = PerSampleGradients(how)
+    shape = (4, 1, 14, 14)
+    a = archcalc.analyze(model, [shape], device="meta")
+    torch.manual_seed(0)
+    with AtenMacs() as counter:
+        model(torch.randn(shape))
+    assert a.totals.macs == counter.macs and not a.not_counted
+
+
+def test_per_sample_gradients_by_hand():
+    """Each of 4 images: conv1's ∂W (8*12*12*9 = 10,368; its ∂x unneeded), conv2's ∂x and ∂W (2 * 18,432), fc's
+    ∂x and ∂W (2 * 640)."""
+    a = archcalc.analyze(PerSampleGradients("grad"), [(4, 1, 14, 14)], device="meta")
+    row = next(r for r in a.records if r.type == "autograd.grad")
+    assert row.macs == 4 * (10_368 + 2 * 18_432 + 2 * 640)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_maml_with_functional_call_forward_and_step(first_order):
+    model = FunctionalMAML(first_order)
+    a = archcalc.analyze(model, [(10, 6)], device="meta", backward=True)
+    assert (a.totals.macs, a.totals.backward_macs) == step_macs(model, (10, 6))
     assert not any("not counted" in n for n in a.notes)

@@ -188,6 +188,7 @@ class Tracer(TorchFunctionMode):
         # tensor is held till then, so only for the meta device, where tensors take no memory.
         # Shapes are read as the forward runs either way.
         self.pending: list | None = [] if deferred else None
+        self.swapped: dict[int, list] = {}  # a deferred layer's parameters where functional_call swapped them in
         self.param_names: dict[int, str] = {}  # id -> its slot name (weight, bias), each parameter once
         self.parameters: list[nn.Parameter] = []
         self.buffers: dict[int, torch.Tensor] = {}
@@ -505,6 +506,10 @@ class Tracer(TorchFunctionMode):
             with _NO_TORCH_FUNCTION():
                 leave(frame, inputs, outputs, shapes_in, shapes_out, self.next_index)
         else:
+            if counter is not None:  # (its parameters as they are now: torch.func.functional_call swaps them in)
+                own = list(module.parameters()) if module._modules else list(module._parameters.values())
+                if any(p is not None and not isinstance(p, nn.Parameter) for p in own):
+                    self.swapped[index] = own
             self.pending.append((leave, (frame, inputs, outputs, shapes_in, shapes_out, self.next_index)))
         return output
 
@@ -557,6 +562,8 @@ class Tracer(TorchFunctionMode):
         # input, if none used it before (SEW-D's relative position table, rel_embeddings.weight, into a
         # LayerNorm): it did run, and its gradient is the layer's ∂x.
         own = module.parameters() if module._modules else module._parameters.values()
+        if self.swapped and frame.index in self.swapped:  # (those it ran with, where the record was deferred)
+            own = self.swapped.pop(frame.index)
         if self.packed and id(module) in self.packed:
             own = self.packed[id(module)]
         grad = None
