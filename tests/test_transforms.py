@@ -106,6 +106,7 @@ def test_parameters_swapped_in_by_functional_call_are_the_layers(how):
     with AtenMacs() as counter:
         model(torch.randn(shape))
     assert a.totals.macs == counter.macs and not a.not_counted
+    assert a.totals.params == sum(p.numel() for p in model.parameters())  # (the copies swapped in are not its own)
 
 
 def test_per_sample_gradients_by_hand():
@@ -122,3 +123,4 @@ def test_maml_with_functional_call_forward_and_step(first_order):
     a = archcalc.analyze(model, [(10, 6)], device="meta", backward=True)
     assert (a.totals.macs, a.totals.backward_macs) == step_macs(model, (10, 6))
     assert not any("not counted" in n for n in a.notes)
+    assert a.totals.params == 6 * 16 + 16 + 16 + 1  # (the fast weights are not parameters)

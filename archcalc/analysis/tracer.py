@@ -188,7 +188,7 @@ class Tracer(TorchFunctionMode):
         # tensor is held till then, so only for the meta device, where tensors take no memory.
         # Shapes are read as the forward runs either way.
         self.pending: list | None = [] if deferred else None
-        self.swapped: dict[int, list] = {}  # a deferred layer's parameters where functional_call swapped them in
+        self.swapped: dict[int, list] = {}  # a deferred layer's weights where functional_call swapped others in
         self.param_names: dict[int, str] = {}  # id -> its slot name (weight, bias), each parameter once
         self.parameters: list[nn.Parameter] = []
         self.buffers: dict[int, torch.Tensor] = {}
@@ -506,7 +506,8 @@ class Tracer(TorchFunctionMode):
             with _NO_TORCH_FUNCTION():
                 leave(frame, inputs, outputs, shapes_in, shapes_out, self.next_index)
         else:
-            if counter is not None:  # (its parameters as they are now: torch.func.functional_call swaps them in)
+            if counter is not None and (self.kept is not None or self.backward):  # (its parameters as they are
+                # now, where torch.func.functional_call swapped others in: the gradients are theirs)
                 own = list(module.parameters()) if module._modules else list(module._parameters.values())
                 if any(p is not None and not isinstance(p, nn.Parameter) for p in own):
                     self.swapped[index] = own
@@ -562,18 +563,19 @@ class Tracer(TorchFunctionMode):
         # input, if none used it before (SEW-D's relative position table, rel_embeddings.weight, into a
         # LayerNorm): it did run, and its gradient is the layer's ∂x.
         own = module.parameters() if module._modules else module._parameters.values()
-        if self.swapped and frame.index in self.swapped:  # (those it ran with, where the record was deferred)
-            own = self.swapped.pop(frame.index)
         if self.packed and id(module) in self.packed:
             own = self.packed[id(module)]
         grad = None
         if self.backward or self.kept is not None or self.tangents:
             own = list(own)
+            # (the tensors it ran with, where functional_call swapped them in for the call: their gradients, not
+            # the parameters', which the layer still owns and counts)
+            used = self.swapped.pop(frame.index) if frame.index in self.swapped else own
             counter = grad_counter_for_type(type(module))
             if self.kept is not None:
-                self.kept[frame.index] = (counter, call, count, inputs, own, _made(outputs))
+                self.kept[frame.index] = (counter, call, count, inputs, used, _made(outputs))
             if self.backward:
-                grad = _gradient(counter, call, count, inputs, own)
+                grad = _gradient(counter, call, count, inputs, used)
             if self.tangents and frame.index in self.tangents:
                 count, grad = self._with_tangents(frame.index, counter, call, count, grad)
         foreign = [t for t in inputs if isinstance(t, nn.Parameter)]
