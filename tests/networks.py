@@ -995,6 +995,25 @@ class FunctionalMAML(nn.Module):
         return func.functional_call(self.net, fast, (x[5:],)).pow(2).mean()
 
 
+class WGANGP(nn.Module):
+    """A WGAN-GP critic's loss: D(fake) - D(real) + 10 (‖∂D(x̂)/∂x̂‖ - 1)² at x̂ between a real and a fake image, the
+    critic strided convolutions, LayerNorm and LeakyReLU (the penalty's gradient made with create_graph=True, so
+    the step differentiates it again)."""
+
+    def __init__(self):
+        super().__init__()
+        self.critic = nn.Sequential(nn.Conv2d(3, 16, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(16, 32, 4, 2, 1),
+                                    nn.LayerNorm([32, 4, 4]), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(512, 1))
+
+    def forward(self, x):
+        real, fake = x[: x.shape[0] // 2], x[x.shape[0] // 2:]
+        eps = torch.rand(real.shape[0], 1, 1, 1, device=x.device)
+        mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
+        g = torch.autograd.grad(self.critic(mixed).sum(), mixed, create_graph=True)[0]
+        penalty = ((g.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+        return self.critic(fake).mean() - self.critic(real).mean() + 10 * penalty
+
+
 class Ensemble(nn.Module):
     """Model ensembling with torch.func: k members' stacked weights, one functional_call vmapped over them."""
 

@@ -11,7 +11,7 @@ import torch
 import archcalc
 from tests.aten_flops import AtenMacs, step_macs
 from tests.networks import (PINN, AttentionPINN, BackwardInside, ConvolutionHessian, EnergyForces, HiddenGradient,
-                            InnerStep, KdV, SecondDerivative)
+                            InnerStep, KdV, SecondDerivative, WGANGP)
 from tests.test_peak import real_cpu_peak
 
 
@@ -156,7 +156,7 @@ def test_backward_in_the_forward_computes_every_parameters_gradient():
                                          (EnergyForces(), (4, 1, 6, 6)), (InnerStep(), (10, 6)),
                                          (ConvolutionHessian(), (2, 1, 5, 5)), (SecondDerivative("gru"), (8, 3)),
                                          (SecondDerivative("norms"), (8, 3)),
-                                         (SecondDerivative("attention"), (8, 3))])
+                                         (SecondDerivative("attention"), (8, 3)), (WGANGP(), (8, 3, 16, 16))])
 def test_a_training_step_differentiates_the_gradients_made_differentiable_again(model, shape):
     """Its backward runs each operation that made a create_graph=True gradient once more (a gradient's products
     again), the rows as any step's: equal to flop_counter's formulas over the step's aten kernels (the loss the sum of
