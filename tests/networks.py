@@ -1014,6 +1014,46 @@ class WGANGP(nn.Module):
         return self.critic(fake).mean() - self.critic(real).mean() + 10 * penalty
 
 
+class AutogradFunctional(nn.Module):
+    """torch.autograd.functional in a forward, of a 3-16-2 tanh MLP over 5 points: jacobian and hessian (one
+    vector-Jacobian product a row, or vectorize=True: one call with is_grads_batched), hvp, vjp and jvp (each with
+    create_graph=True); and two forwards that differentiate by hand: three Langevin steps of an energy (gradients
+    without create_graph) and sliced score matching's v·∇(v·s(x))."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.net = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 2))
+
+    def forward(self, x):
+        from torch.autograd import functional
+
+        def energy(p):
+            return self.net(p).sum()
+
+        calls = {"jacobian": lambda: functional.jacobian(self.net, x, create_graph=True),
+                 "jacobian vectorized": lambda: functional.jacobian(self.net, x, create_graph=True, vectorize=True),
+                 "hessian": lambda: functional.hessian(energy, x, create_graph=True),
+                 "hessian vectorized": lambda: functional.hessian(energy, x, create_graph=True, vectorize=True),
+                 "hvp": lambda: functional.hvp(energy, x, torch.ones_like(x), create_graph=True)[1],
+                 "vjp": lambda: functional.vjp(self.net, x, torch.ones(x.shape[0], 2, device=x.device),
+                                               create_graph=True)[1],
+                 "jvp": lambda: functional.jvp(self.net, x, torch.ones_like(x), create_graph=True)[1]}
+        if self.how in calls:
+            return calls[self.how]()
+        if self.how == "langevin":
+            y = x.detach()
+            for _ in range(3):
+                y = y.requires_grad_(True)
+                y = (y - 0.1 * torch.autograd.grad(energy(y), y)[0]).detach()
+            return self.net(y)
+        x = x.requires_grad_(True)  # (sliced score matching, v all ones)
+        score = self.net(x)[:, :1].expand(-1, 3) * 1.0
+        v = torch.ones_like(x)
+        gv = torch.autograd.grad((score * v).sum(), x, create_graph=True)[0]
+        return ((gv * v).sum(-1) + 0.5 * (score * v).sum(-1) ** 2).mean()
+
+
 class Ensemble(nn.Module):
     """Model ensembling with torch.func: k members' stacked weights, one functional_call vmapped over them."""
 

@@ -10,7 +10,7 @@ import torch
 
 import archcalc
 from tests.aten_flops import AtenMacs, step_macs
-from tests.networks import (PINN, AttentionPINN, BackwardInside, ConvolutionHessian, EnergyForces, HiddenGradient,
+from tests.networks import (PINN, AttentionPINN, AutogradFunctional, BackwardInside, ConvolutionHessian, EnergyForces, HiddenGradient,
                             InnerStep, KdV, SecondDerivative, WGANGP)
 from tests.test_peak import real_cpu_peak
 
@@ -201,3 +201,26 @@ def test_on_the_command_line(cli):
     assert run.code == 0, run.err
     rows = {r["name"]: r for r in run.json()["layers"]}
     assert rows["autograd.grad"]["macs"] == 112_000 and rows["autograd.grad"]["type"] == "autograd.grad"
+
+
+@pytest.mark.parametrize("how", ["jacobian", "jacobian vectorized", "hessian", "hessian vectorized", "hvp", "vjp",
+                                 "jvp", "langevin", "score matching"])
+def test_torch_autograd_functional_forward_and_step(how):
+    """torch.autograd.functional's calls (by rows of vector-Jacobian products, or vectorized: one torch.autograd.grad
+    with is_grads_batched, whose engine runs under vmap over the grad_outputs' rows: its count x 10 for a 5 x 2
+    output, read once before), Langevin steps and sliced score matching: the forward and a training step equal the
+    aten count."""
+    model = AutogradFunctional(how)
+    a = archcalc.analyze(model, [(5, 3)], device="meta", backward=True)
+    assert (a.totals.macs, a.totals.backward_macs) == step_macs(model, (5, 3))
+    assert not any("not counted" in n for n in a.notes)
+
+
+def test_is_grads_batched_counts_each_vector_jacobian_product():
+    """jacobian(vectorize=True) of a 3-16-2 MLP over 5 points: one vector-Jacobian product (∂x of both layers, 5*16*2
+    + 5*3*16 = 400) for each of the output's 10 elements."""
+    a = archcalc.analyze(AutogradFunctional("jacobian vectorized"), [(5, 3)], device="meta")
+    row = _row(a)
+    assert row.macs == 10 * (5 * 16 * 2 + 5 * 3 * 16)
+    assert row.formulas["macs"].endswith("= 400 per vector-Jacobian product, x 10 (is_grads_batched over 10 "
+                                         "grad_outputs) = 4,000")

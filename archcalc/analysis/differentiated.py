@@ -69,6 +69,7 @@ class Asked(NamedTuple):
     inputs: list | None
     create_graph: bool
     given: tuple = ()  # (the gradients given for the roots, grad_outputs: batched by jacrev's vmap)
+    batched: int = 0  # (is_grads_batched: how many vector-Jacobian products, one for each grad_outputs' row)
 
 
 def asked(func, args: tuple, kwargs: dict) -> Asked:
@@ -78,7 +79,8 @@ def asked(func, args: tuple, kwargs: dict) -> Asked:
     inputs = bound.get("inputs")
     inputs = _tensors(inputs) if inputs is not None and (func is _GRAD or _tensors(inputs)) else None
     given = tuple(_tensors(bound.get("grad_outputs", bound.get("grad_tensors", bound.get("gradient")))))
-    return Asked(CALLS[func], roots, inputs, bool(bound.get("create_graph", False)), given)
+    batched = given[0].shape[0] if bound.get("is_grads_batched", False) and given and given[0].dim() else 0
+    return Asked(CALLS[func], roots, inputs, bool(bound.get("create_graph", False)), given, batched)
 
 
 def training_step(output) -> Asked:

@@ -782,6 +782,10 @@ class Tracer(TorchFunctionMode):
             engine = differentiated.walk(asked)
             count = differentiated.cost(asked, engine, self.kept, self.grad_nodes, names, _gradient_for,
                                         set().union(*self.engines_made.values()))
+        if asked.batched:  # (is_grads_batched: autograd's engine run under vmap over the grad_outputs' rows)
+            count = transforms.scaled(count, asked.batched, f"is_grads_batched over {asked.batched} grad_outputs",
+                                      "vector-Jacobian product", f"is_grads_batched: one vector-Jacobian product "
+                                      f"for each of the {asked.batched} grad_outputs, its work x {asked.batched}")
         result = func(*args, **kwargs)
         inputs, outputs = asked.roots + (asked.inputs or []), tensors_in(result)
         frame, shapes_in, shapes_out = self._call_row(self.current, asked.name, inputs, outputs)

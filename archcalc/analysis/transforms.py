@@ -160,18 +160,20 @@ def factor(tensors) -> tuple[int, str] | None:
     return times, f"torch.vmap over {levels}" if len(sizes) == 1 else f"nested torch.vmap over {levels}"
 
 
-def scaled(count: Count, times: int, words: str) -> Count:
-    """A row's count made under vmap: its one sample's, ``times`` times, the arithmetic and note saying so."""
+def scaled(count: Count, times: int, words: str, each: str = "sample", run: str | None = None) -> Count:
+    """A row's count made under vmap: its one sample's, ``times`` times, the arithmetic and note saying so (``each``:
+    what one is, ``run``: the note's words, where not vmap's)."""
+    run = run or f"run under {words}: one sample's shapes, its work x {times}"
     if count.macs is None:
-        return count._replace(note=_noted(count.note, words, times))
+        return count._replace(note=_noted(count.note, run))
     writer = count.formulas
 
     def text() -> Mapping[str, str]:
         own = writer() if callable(writer) else writer
-        return {key: f"{value} per sample, x {times} ({words}) = {_total(value, times)}" for key, value in own.items()}
+        return {key: f"{value} per {each}, x {times} ({words}) = {_total(value, times)}" for key, value in own.items()}
 
     return Count(count.macs * times, None if count.elementwise is None else count.elementwise * times,
-                 text if count.formulas else count.formulas, _noted(count.note, words, times))
+                 text if count.formulas else count.formulas, _noted(count.note, run))
 
 
 def _total(value: str, times: int) -> str:
@@ -180,8 +182,7 @@ def _total(value: str, times: int) -> str:
     return f"{int(last) * times:,}" if last.isdigit() else "that many times"
 
 
-def _noted(note: str, words: str, times: int) -> str:
-    run = f"run under {words}: one sample's shapes, its work x {times}"
+def _noted(note: str, run: str) -> str:
     return f"{note}; {run}" if note else run
 
 
