@@ -40,6 +40,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from archcalc.analysis.diagnosis import with_hint
 from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, out_of_memory, resolve_dtype
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.placement import CPU_INPUT, free_memory, refuses_meta, user_line
@@ -412,7 +413,7 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
         except Exception as error:
             where = user_line(error)
             raise ForwardError(f"the simulated training step of {entry.name} failed{' at ' + where if where else ''}: "
-                               f"{str(error).splitlines()[0]}") from error
+                               f"{with_hint(str(error).splitlines()[0])}") from error
         return live, steps, _recurrent_notes(model, device) + draws.note(taken, len(steps))
 
     (live, steps, notes), ran = meta_else_cpu(steps_on, entry.name, device, inputs.elements())
