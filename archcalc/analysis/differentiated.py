@@ -250,12 +250,22 @@ def entered_within(kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None],
     """The rows the engine enters from within only (index -> the inner nodes it runs): gradients made before with
     create_graph=True kept a row's inner tensors (a GRU's gates, an attention's probabilities, a norm's statistics),
     so differentiating them again reaches the row there, not through its outputs' nodes."""
-    within = {}
-    for index, entry in kept.items() if runs else ():
+    if not runs:
+        return {}
+    entered, claimed = [], set()  # (a node is counted once: by a row its output runs for, or one entered first)
+    for index in sorted(kept):
         made_nodes = nodes.get(index)
-        if not made_nodes or any(n in runs for n in made_nodes if n is not None):
+        if not made_nodes:
             continue
-        inner = _inside(entry[3], made_nodes) & runs
+        inner = _inside(kept[index][3], made_nodes) & runs
+        if any(n in runs for n in made_nodes if n is not None):
+            claimed |= inner
+        elif inner:
+            entered.append((index, inner))
+    within = {}
+    for index, inner in entered:
+        inner -= claimed
+        claimed |= inner
         if inner:
             within[index] = inner
     return within
