@@ -892,7 +892,7 @@ class SecondDerivative(nn.Module):
 class FunctionalPINN(nn.Module):
     """A PINN written with torch.func (the functional style of recent PINN code): u(x) for the batch, and ∂u/∂x per
     point by ``vmap(grad(u))``, ``vmap(jacrev(u))``, ``vmap(jacfwd(u))``, ``jvp`` along a direction, forward_ad's dual
-    tensors, ``vmap(hessian(u))`` or ``vmap(grad(grad(u)))``."""
+    tensors, ``vmap(hessian(u))``, ``vmap(grad(grad(u)))`` or ``jvp(grad(u))``."""
 
     def __init__(self, how="grad"):
         super().__init__()
@@ -913,6 +913,8 @@ class FunctionalPINN(nn.Module):
                 return forward_ad.unpack_dual(self.net(forward_ad.make_dual(x, torch.ones_like(x)))).tangent
         if self.how == "grad of grad":
             return func.vmap(func.grad(lambda p: func.grad(u)(p)[0]))(x)
+        if self.how == "jvp of grad":  # (a Hessian-vector product, forward over reverse)
+            return func.jvp(func.grad(lambda p: u(p).sum()), (x,), (torch.ones_like(x),))[1]
         transform = {"grad": func.grad, "jacrev": func.jacrev, "jacfwd": func.jacfwd, "hessian": func.hessian}
         return self.net(x), func.vmap(transform[self.how](u))(x)
 

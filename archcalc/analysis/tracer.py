@@ -810,10 +810,15 @@ class Tracer(TorchFunctionMode):
             self.vmapped[index] = times
         if tangents is not None:
             self.tangents[index] = tangents
+        elif transforms.hidden():  # (its tangents, if any, are out of sight: not counted)
+            self.tangents[index] = transforms.HIDDEN
 
     def _with_tangents(self, index: int, counter, call, count: Count, grad: Count | None) -> tuple[Count, Count | None]:
         """A row's count (and backward) where its inputs carried tangents (transforms.with_tangents); the backward of
         such a step has no formula here."""
+        if self.tangents[index] is transforms.HIDDEN:
+            return (count if not (count.macs or count.elementwise) else transforms.HIDDEN_TANGENT), \
+                (None if grad is None else FORWARD_AD_BACKWARD)
         tangent = transforms.tangent_count(partial(_gradient_for, counter, call, count), *self.tangents[index])
         return transforms.with_tangents(count, tangent), (None if grad is None else FORWARD_AD_BACKWARD)
 

@@ -30,13 +30,30 @@ _UNWRAPPED = all(hasattr(_F, name) for name in ("is_functorch_wrapped_tensor", "
                                                  "maybe_get_bdim", "get_unwrapped"))
 
 FORWARD_OVER_REVERSE = Count(None, None, {}, "forward-mode AD computes the tangents of these gradients' operations "
-                                            "(torch.func.hessian's forward over reverse), for which there is no "
-                                            "formula here: not counted")
+                                            "(forward over reverse: torch.func.hessian, jvp of grad), for which there "
+                                            "is no formula here: not counted")
+HIDDEN = ((), 0)  # (a row's tangents, where forward-mode AD runs beneath a grad transform, out of sight: hidden())
+HIDDEN_TANGENT = Count(None, None, {}, "forward-mode AD (torch.func.jvp, jacfwd) runs beneath torch.func.grad here, "
+                                      "whose level hides its tangents from the trace: this operation's tangent is not "
+                                      "counted")
 
 
 def active() -> bool:
     """Whether a functorch transform (vmap, grad, jacrev, ...) runs, or a dual level of forward-mode AD is entered."""
     return (_LEVEL is not None and _LEVEL() is not None) or forward_ad._current_level >= 0
+
+
+def hidden() -> bool:
+    """Whether a grad transform runs above a jvp transform (jvp of grad, hessian's jacfwd of jacrev): from the grad
+    level, forward_ad.unpack_dual does not reach the dual tensors of the jvp level below, so a row's tangents cannot
+    be read there (they are there: PyTorch computes them)."""
+    try:
+        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+        kinds = [i.key() for i in retrieve_all_functorch_interpreters()]
+    except (ImportError, AttributeError, RuntimeError):  # (a PyTorch without them: assume the worst)
+        return _LEVEL is not None and _LEVEL() is not None
+    jvp, grad = _F.TransformType.Jvp, _F.TransformType.Grad
+    return jvp in kinds and grad in kinds[kinds.index(jvp):]
 
 
 def tangents(tensors: list) -> list | None:
