@@ -892,7 +892,8 @@ class SecondDerivative(nn.Module):
 class FunctionalPINN(nn.Module):
     """A PINN written with torch.func (the functional style of recent PINN code): u(x) for the batch, and ∂u/∂x per
     point by ``vmap(grad(u))``, ``vmap(jacrev(u))``, ``vmap(jacfwd(u))``, ``jvp`` along a direction, forward_ad's dual
-    tensors, ``vmap(hessian(u))``, ``vmap(grad(grad(u)))`` or ``jvp(grad(u))``."""
+    tensors, ``vmap(hessian(u))``, ``vmap(grad(grad(u)))``, and forward mode with the others: ``jvp(grad(u))``,
+    ``jvp(jvp(u))``, ``grad(jvp(u))``, a dual tensor given to ``grad``, ``jvp(vmap(u))``, ``vmap(jvp(u))``."""
 
     def __init__(self, how="grad"):
         super().__init__()
@@ -913,8 +914,20 @@ class FunctionalPINN(nn.Module):
                 return forward_ad.unpack_dual(self.net(forward_ad.make_dual(x, torch.ones_like(x)))).tangent
         if self.how == "grad of grad":
             return func.vmap(func.grad(lambda p: func.grad(u)(p)[0]))(x)
+        one = torch.ones_like(x)
         if self.how == "jvp of grad":  # (a Hessian-vector product, forward over reverse)
-            return func.jvp(func.grad(lambda p: u(p).sum()), (x,), (torch.ones_like(x),))[1]
+            return func.jvp(func.grad(lambda p: u(p).sum()), (x,), (one,))[1]
+        if self.how == "jvp of jvp":
+            return func.jvp(lambda p: func.jvp(u, (p,), (one,))[1], (x,), (one,))[1]
+        if self.how == "grad of jvp":  # (reverse over forward)
+            return func.grad(lambda p: func.jvp(u, (p,), (one,))[1].sum())(x)
+        if self.how == "dual of grad":  # (a dual tensor given to grad)
+            with forward_ad.dual_level():
+                return forward_ad.unpack_dual(func.grad(lambda p: u(p).sum())(forward_ad.make_dual(x, one))).tangent
+        if self.how in ("jvp of vmap", "vmap of jvp"):
+            if self.how == "jvp of vmap":
+                return func.jvp(func.vmap(u), (x,), (one,))[1]
+            return func.vmap(lambda p, t: func.jvp(u, (p,), (t,))[1])(x, one)
         transform = {"grad": func.grad, "jacrev": func.jacrev, "jacfwd": func.jacfwd, "hessian": func.hessian}
         return self.net(x), func.vmap(transform[self.how](u))(x)
 

@@ -32,28 +32,39 @@ _UNWRAPPED = all(hasattr(_F, name) for name in ("is_functorch_wrapped_tensor", "
 FORWARD_OVER_REVERSE = Count(None, None, {}, "forward-mode AD computes the tangents of these gradients' operations "
                                             "(forward over reverse: torch.func.hessian, jvp of grad), for which there "
                                             "is no formula here: not counted")
-HIDDEN = ((), 0)  # (a row's tangents, where forward-mode AD runs beneath a grad transform, out of sight: hidden())
-HIDDEN_TANGENT = Count(None, None, {}, "forward-mode AD (torch.func.jvp, jacfwd) runs beneath torch.func.grad here, "
-                                      "whose level hides its tangents from the trace: this operation's tangent is not "
-                                      "counted")
+# A row whose tangents are out of the trace's sight (out_of_sight()): (its marker in Tracer.tangents, its count)
+HIDDEN = ((), 0)
+HIDDEN_TANGENT = Count(None, None, {}, "forward-mode AD runs beneath torch.func.grad here (jvp of grad, hessian, a "
+                                      "dual tensor given to grad), whose level hides the tangents from the trace: this "
+                                      "operation's tangent is not counted")
+NESTED_TANGENTS = Count(None, None, {}, "forward-mode AD nested in forward-mode AD (jvp of jvp, jacfwd of jacfwd): "
+                                       "the tangents of tangents have no formula here: not counted")
+REVERSE_OVER_FORWARD = Count(None, None, {}, "it differentiates operations that computed forward-mode AD's tangents "
+                                            "(reverse over forward: grad of jvp, jacrev of jacfwd), whose backward "
+                                            "has no formula here: not counted")
+
+
+def out_of_sight() -> Count | None:
+    """Why a row's tangents cannot be counted here, where that is so: forward-mode AD nested in itself (two jvp
+    levels: each operation's tangent of a tangent), or beneath a grad transform (jvp of grad, hessian's jacfwd of
+    jacrev, a dual tensor given to grad), where forward_ad.unpack_dual at the grad level does not reach the jvp level's
+    dual tensors (they are there: PyTorch computes them)."""
+    try:
+        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+        kinds = [i.key() for i in retrieve_all_functorch_interpreters()]
+    except (ImportError, AttributeError, RuntimeError):  # (a PyTorch without them: assume the worst)
+        return HIDDEN_TANGENT if forward_ad._current_level >= 0 else None
+    jvp, grad = _F.TransformType.Jvp, _F.TransformType.Grad
+    if kinds.count(jvp) > 1:
+        return NESTED_TANGENTS
+    if (jvp in kinds and grad in kinds[kinds.index(jvp):]) or (forward_ad._current_level >= 0 and grad in kinds):
+        return HIDDEN_TANGENT
+    return None
 
 
 def active() -> bool:
     """Whether a functorch transform (vmap, grad, jacrev, ...) runs, or a dual level of forward-mode AD is entered."""
     return (_LEVEL is not None and _LEVEL() is not None) or forward_ad._current_level >= 0
-
-
-def hidden() -> bool:
-    """Whether a grad transform runs above a jvp transform (jvp of grad, hessian's jacfwd of jacrev): from the grad
-    level, forward_ad.unpack_dual does not reach the dual tensors of the jvp level below, so a row's tangents cannot
-    be read there (they are there: PyTorch computes them)."""
-    try:
-        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
-        kinds = [i.key() for i in retrieve_all_functorch_interpreters()]
-    except (ImportError, AttributeError, RuntimeError):  # (a PyTorch without them: assume the worst)
-        return _LEVEL is not None and _LEVEL() is not None
-    jvp, grad = _F.TransformType.Jvp, _F.TransformType.Grad
-    return jvp in kinds and grad in kinds[kinds.index(jvp):]
 
 
 def tangents(tensors: list) -> list | None:
