@@ -893,7 +893,8 @@ class FunctionalPINN(nn.Module):
     """A PINN written with torch.func (the functional style of recent PINN code): u(x) for the batch, and ∂u/∂x per
     point by ``vmap(grad(u))``, ``vmap(jacrev(u))``, ``vmap(jacfwd(u))``, ``jvp`` along a direction, forward_ad's dual
     tensors, ``vmap(hessian(u))``, ``vmap(grad(grad(u)))``, and forward mode with the others: ``jvp(grad(u))``,
-    ``jvp(jvp(u))``, ``grad(jvp(u))``, a dual tensor given to ``grad``, ``jvp(vmap(u))``, ``vmap(jvp(u))``."""
+    ``jvp(jvp(u))``, ``grad(jvp(u))``, autograd.grad of a dual tensor's tangent, a dual tensor given to ``grad``,
+    ``jvp(vmap(u))``, ``vmap(jvp(u))``."""
 
     def __init__(self, how="grad"):
         super().__init__()
@@ -921,6 +922,11 @@ class FunctionalPINN(nn.Module):
             return func.jvp(lambda p: func.jvp(u, (p,), (one,))[1], (x,), (one,))[1]
         if self.how == "grad of jvp":  # (reverse over forward)
             return func.grad(lambda p: func.jvp(u, (p,), (one,))[1].sum())(x)
+        if self.how == "grad of dual":  # (torch.autograd.grad of a tangent computed with dual tensors)
+            x = x.requires_grad_(True)
+            with forward_ad.dual_level():
+                tangent = forward_ad.unpack_dual(self.net(forward_ad.make_dual(x, one))).tangent
+            return torch.autograd.grad(tangent.sum(), x, create_graph=True)[0]
         if self.how == "dual of grad":  # (a dual tensor given to grad)
             with forward_ad.dual_level():
                 return forward_ad.unpack_dual(func.grad(lambda p: u(p).sum())(forward_ad.make_dual(x, one))).tangent

@@ -61,7 +61,8 @@ def test_forward_mode_and_vmap_in_either_order_count_what_runs(how):
 
 
 @pytest.mark.parametrize("how,why", [("jvp of jvp", "nested in forward-mode AD"),
-                                     ("grad of jvp", "reverse over forward"), ("dual of grad", "beneath torch.func.grad")])
+                                     ("grad of jvp", "reverse over forward"), ("grad of dual", "reverse over forward"),
+                                     ("dual of grad", "beneath torch.func.grad")])
 def test_forward_mode_nested_or_differentiated_is_not_counted_never_short(how, why):
     """Tangents of tangents, the backward of tangents' products, a dual tensor's tangents beneath grad: no formula
     (each read short before, silently: jvp of jvp 1,440 of 3,680, grad of jvp 1,440 of 2,400, dual of grad 960 of

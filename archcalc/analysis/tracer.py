@@ -795,9 +795,10 @@ class Tracer(TorchFunctionMode):
             self.hidden.pop(frame.index, None)
             if self.tangents.pop(frame.index, None) is not None:  # (hessian's: forward over reverse)
                 count = transforms.FORWARD_OVER_REVERSE
-            elif any(i in self.tangents and any(n in engine.runs for n in self.grad_nodes.get(i) or ())
-                     for i in self.kept):  # (grad of jvp: the backward of rows' tangents)
-                count = transforms.REVERSE_OVER_FORWARD
+        if count is not transforms.FORWARD_OVER_REVERSE and self.tangents and any(
+                i in self.tangents and any(n in engine.runs for n in self.grad_nodes.get(i) or ())
+                for i in self.kept):  # (grad of jvp, or of a dual tensor's tangent: the backward of rows' tangents)
+            count = transforms.REVERSE_OVER_FORWARD
         if asked.create_graph:
             self.engines_made[frame.index] = differentiated.made_by_the_engine(outputs, asked.roots, engine.seen)
         with _NO_TORCH_FUNCTION():
