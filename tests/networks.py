@@ -846,6 +846,21 @@ class ConvolutionHessian(nn.Module):
         return _d(_d(self.head(y.flatten(1)), x).pow(2), x)
 
 
+class BilinearPINN(nn.Module):
+    """u = Bilinear(h, h) for h = tanh(W x + b) over 8 points (3 -> 8 -> 1), and its first and second derivatives:
+    nn.Bilinear's gradients are _trilinear products over N x out x in1 x in2."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.form = nn.Linear(3, 8), nn.Bilinear(8, 8, 1)
+
+    def forward(self, x):
+        x = x.detach().requires_grad_(True)
+        h = torch.tanh(self.embed(x))
+        ux = _d(self.form(h, h), x)
+        return ux, _d(ux, x)
+
+
 class SecondDerivative(nn.Module):
     """u_xx = ∂(Σ∂(Σu)/∂x)/∂x of a body u(x) over points x (N, 3): the second derivative reaches inside the body's
     rows (a recurrent layer's gates, an attention's probabilities, a norm's statistics), where the first's gradient

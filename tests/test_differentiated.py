@@ -10,7 +10,7 @@ import torch
 
 import archcalc
 from tests.aten_flops import AtenMacs, step_macs
-from tests.networks import (PINN, AttentionPINN, AutogradFunctional, BackwardInside, ConvolutionHessian, EnergyForces, HiddenGradient,
+from tests.networks import (PINN, AttentionPINN, AutogradFunctional, BilinearPINN, BackwardInside, ConvolutionHessian, EnergyForces, HiddenGradient,
                             InnerStep, KdV, SecondDerivative, WGANGP)
 from tests.test_peak import real_cpu_peak
 
@@ -109,6 +109,18 @@ def test_a_recurrent_layers_second_derivative_by_hand():
     assert first.macs == 7 * 24 * 8 + 8 * 24 * 3 + 8 * 8
     assert second.macs == 2 * (7 * 24 * 8 + 8 * 24 * 3)
     assert "∂layer from within 1,920" in second.formulas["macs"]
+
+
+def test_a_bilinear_layers_gradients_by_hand():
+    """∂u/∂x through nn.Bilinear(h, h): ∂h1 and ∂h2, each a _trilinear over 8 x 1 x 8 x 8 = 512 (not its weight's,
+    which is not asked for: it was counted, 1,536 for 1,024), then the linear layer's ∂x (8*3*8 = 192); u_xx runs
+    the first gradient's two _trilinears again for their ∂(∂y) (the TrilinearBackward0 nodes: 2 * 512), its mm's
+    (192) and the linear layer's ∂x (192). PyTorch runs exactly these (counted by their index spaces: flop_counter
+    has no _trilinear formula)."""
+    a = archcalc.analyze(BilinearPINN(), [(8, 3)], device="meta")
+    first, second = [r for r in a.records if r.type == "autograd.grad"]
+    assert (first.macs, second.macs) == (2 * 512 + 192, 2 * 512 + 192 + 192) and not a.not_counted
+    assert "2 × ∂(the gradient's _trilinear over 8x1x8x8, 1 of 3) 1,024" in second.formulas["macs"]
 
 
 def test_a_matrix_vector_products_gradients_differentiated_again():

@@ -401,6 +401,11 @@ def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
         elif kind == "AddmmBackward0":
             (m, k), n = node._saved_mat1_sym_sizes, node._saved_mat2_sym_sizes[1]
             b, computed = 1, needs[1] + needs[2]
+        elif kind == "TrilinearBackward0":  # (a bilinear layer's gradient: a _trilinear, each input's again)
+            space = _trilinear_space(node)
+            computed = sum(needs[:3])
+            return computed * prod(space), f"the gradient's _trilinear over {'x'.join(map(str, space))}, " \
+                                           f"{computed} of 3"
         elif kind == "ConvolutionBackwardBackward0":  # (a convolution's ∂x or ∂W, differentiated again)
             return _convolution_again(node, ((node, 0) in edges, (node, 1) in edges))
         elif kind == "ConvolutionBackward0":  # (a convolution a gradient's operations ran: ∂x, ∂W as its forward's)
@@ -425,6 +430,20 @@ def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
     name = kind.removesuffix("Backward0").lower()
     batch = f"{b}x" if b > 1 else ""
     return computed * b * m * n * k, f"the gradient's {name} {batch}({m}*{k})x({k}*{n}), {computed} of 2"
+
+
+def _trilinear_space(node) -> tuple[int, ...]:
+    """The index space a _trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim) multiplies over: each input with
+    size-1 dimensions put in at its expand positions, the largest size at each (nn.Bilinear's: N x out x in1 x in2);
+    each of its gradients is a _trilinear over the same space."""
+    shapes = []
+    for tensor, expand in ((node._saved_i1, node._saved_expand1), (node._saved_i2, node._saved_expand2),
+                           (node._saved_i3, node._saved_expand3)):
+        shape = list(tensor.shape)
+        for at in sorted(expand):
+            shape.insert(at, 1)
+        shapes.append(shape)
+    return tuple(max(sizes) for sizes in zip(*shapes))
 
 
 def _covered(kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None]) -> set:

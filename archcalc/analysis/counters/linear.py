@@ -553,7 +553,7 @@ def _bilinear_backward(x1: tuple, n_in1: int, n_in2: int, n_out: int, needs: Nee
 def bilinear_module_backward(call: ModuleCall, needs: Needs) -> Count:
     m = call.module
     return _bilinear_backward(call.inputs[0], m.in1_features, m.in2_features, m.out_features, needs,
-                              m.weight.requires_grad)
+                              needs.weights and m.weight.requires_grad)  # (∂A only where the engine computes one)
 
 
 @GRAD_OPS.register("bilinear")
