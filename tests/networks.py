@@ -861,6 +861,23 @@ class BilinearPINN(nn.Module):
         return ux, _d(ux, x)
 
 
+class FunctionalAttentionGradient(nn.Module):
+    """∂(Σy)/∂x through F.multi_head_attention_forward called with a module's weights (6 tokens, 3 -> 16, 2 heads):
+    the gradient asked for x alone, so the attention's weights get none."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.attention = nn.Linear(3, 16), nn.MultiheadAttention(16, 2)
+
+    def forward(self, x):
+        x = x.detach().requires_grad_(True)
+        h = torch.tanh(self.embed(x)).unsqueeze(1)
+        m = self.attention
+        y = F.multi_head_attention_forward(h, h, h, 16, 2, m.in_proj_weight, m.in_proj_bias, None, None, False, 0.0,
+                                           m.out_proj.weight, m.out_proj.bias, need_weights=False)[0]
+        return _d(y, x)
+
+
 class SecondDerivative(nn.Module):
     """u_xx = ∂(Σ∂(Σu)/∂x)/∂x of a body u(x) over points x (N, 3): the second derivative reaches inside the body's
     rows (a recurrent layer's gates, an attention's probabilities, a norm's statistics), where the first's gradient

@@ -224,8 +224,8 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
         unseen = runs - _covered(kept, nodes) - engines
         if unseen:
             kinds = ", ".join(sorted({type(n).__name__ for n in unseen})[:3])
-            uncounted.append(f"{len(unseen)} operation{'s' if len(unseen) != 1 else ''} no row made ({kinds}: run out of "
-                             f"the trace's sight)")
+            uncounted.append(f"{len(unseen)} operation{'s' if len(unseen) != 1 else ''} no row made ({kinds}: run "
+                             f"out of the trace's sight)")
     if uncounted:
         return Count(None, None, {}, f"{asked.name} in the forward differentiates {', '.join(uncounted)}: no formula, "
                                      "not counted")
@@ -287,7 +287,8 @@ def from_within(inner: set, step: Walk) -> Count:
         return Count(None, None, {}, f"the step reaches it from within, through {', '.join(kinds[:3])} (gradients "
                                      f"made with create_graph=True kept its inner tensors): no formula, not counted")
     return Count(products, 0, {"macs": f"reached from within (gradients made with create_graph=True kept its inner "
-                                       f"tensors): its inner products the step runs, node by node = {grouped(products)}",
+                                       f"tensors): its inner products the step runs, node by node = "
+                                       f"{grouped(products)}",
                                "elementwise": "its element-wise work not counted"})
 
 

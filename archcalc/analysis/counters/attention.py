@@ -234,15 +234,17 @@ def multihead_attention_backward(call: ModuleCall, needs: Needs) -> Count:
 
 @GRAD_OPS.register("multi_head_attention_forward")
 def multi_head_attention_forward_backward(call: OpCall, needs: Needs) -> Count:
-    """The functional form's weights are its arguments (in_proj_weight 5, out_proj_weight 11): ∂W where
-    either requires a gradient."""
+    """The functional form's weights are its arguments (in_proj_weight 5, out_proj_weight 11): ∂W where the
+    engine computes one (needs.weights: a module's parameters; a weight given as another tensor, where it requires a
+    gradient), ∂ of query, key and value (its first three tensors) where it computes theirs."""
     query, key, value = (tensor_shape(call.arg(i, n)) for i, n in ((0, "query"), (1, "key"), (2, "value")))
     N, L, S = layout(query, key, False)
     weights = (call.arg(5, "in_proj_weight"), call.arg(11, "out_proj_weight"),
                call.arg(18, "q_proj_weight"), call.arg(19, "k_proj_weight"), call.arg(20, "v_proj_weight"))
-    trainable = any(w is not None and w.requires_grad for w in weights)
+    trainable = needs.weights or any(w is not None and not isinstance(w, nn.Parameter) and w.requires_grad
+                                     for w in weights)
     extra = (call.arg(7, "bias_k") is not None) + bool(call.arg(9, "add_zero_attn", False))
-    inputs = tuple(call.arg(i, n).requires_grad for i, n in ((0, "query"), (1, "key"), (2, "value")))
+    inputs = tuple(needs.input(i) for i in range(3))
     return multi_head_gradients(N, L, S, call.arg(3, "embed_dim_to_check"), call.arg(4, "num_heads"), key[-1],
                                 value[-1], extra, trainable, inputs, _out_width(call))
 
