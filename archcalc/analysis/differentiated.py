@@ -330,8 +330,7 @@ ZERO_PRODUCTS = frozenset({
     "SumBackward0", "SumBackward1", "MeanBackward0", "MeanBackward1", "AliasBackward0",
     "NarrowBackward0", "AsStridedBackward0", "ViewAsRealBackward0", "ViewAsComplexBackward0",
     "SoftmaxBackwardDataBackward0", "LogSoftmaxBackwardDataBackward0", "NativeLayerNormBackwardBackward0",
-    "NativeBatchNormBackwardBackward0", "MaxPool2DWithIndicesBackwardBackward0", "AvgPool2DBackwardBackward0",
-    "AdaptiveAvgPool2DBackwardBackward0", "UpsampleNearest2DBackwardBackward0",
+    "NativeBatchNormBackwardBackward0",
     # (and the nodes inside a row's operations, which a gradient made before may reach: a GRU's gates, an attention's
     # probabilities, a norm's statistics)
     "UnsqueezeBackward1", "UnsafeSplitBackward0", "UnsafeSplitWithSizesBackward0", "ChunkBackward0",

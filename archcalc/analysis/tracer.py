@@ -162,8 +162,8 @@ class Tracer(TorchFunctionMode):
         # forward-mode AD's tangents: index -> how many times each input's term of the tangent runs more than the
         # row, and its weights' (transforms.py).
         self.vmapped: dict[int, tuple[int, str]] = {}
-        self.tangents: dict[int, tuple[tuple[int, ...], int]] = {}
-        self.hidden: dict[int, Count] = {}  # (why a row's tangents are out of sight: transforms.out_of_sight)
+        # (or, where its tangents are out of sight, why: transforms.out_of_sight's Count)
+        self.tangents: dict[int, tuple[tuple[int, ...], int] | Count] = {}
         # With ``nodes``, each read of a tensor's size that TorchScript would trace (x.shape, x.size(), x.numel(): not
         # len or dim, constants in a trace), with the index the next row takes, whose operation likely uses it.
         self.size_reads: list[tuple[Tensor, int]] | None = [] if nodes else None
@@ -792,12 +792,11 @@ class Tracer(TorchFunctionMode):
         frame, shapes_in, shapes_out = self._call_row(self.current, asked.name, inputs, outputs)
         if transforms.active():  # (torch.func.grad's call; under vmap, or jacrev's vmap over its ∂y)
             self._transformed(frame.index, inputs + list(asked.given))
-            self.hidden.pop(frame.index, None)
             if self.tangents.pop(frame.index, None) is not None:  # (hessian's: forward over reverse)
                 count = transforms.FORWARD_OVER_REVERSE
-        if count is not transforms.FORWARD_OVER_REVERSE and self.tangents and any(
-                i in self.tangents and any(n in engine.runs for n in self.grad_nodes.get(i) or ())
-                for i in self.kept):  # (grad of jvp, or of a dual tensor's tangent: the backward of rows' tangents)
+        if count is not transforms.FORWARD_OVER_REVERSE and any(
+                any(n in engine.runs for n in self.grad_nodes.get(i) or ()) for i in self.tangents
+                if i in self.kept):  # (grad of jvp, or of a dual tensor's tangent: the backward of rows' tangents)
             count = transforms.REVERSE_OVER_FORWARD
         if asked.create_graph:
             self.engines_made[frame.index] = differentiated.made_by_the_engine(outputs, asked.roots, engine.seen)
@@ -816,19 +815,18 @@ class Tracer(TorchFunctionMode):
             self.vmapped[index] = times
         why = transforms.out_of_sight() if transforms.active() else None
         if why is transforms.NESTED_TANGENTS or (why is not None and tangents is None):
-            self.tangents[index] = transforms.HIDDEN  # (its tangents, if any, are out of sight: not counted)
-            self.hidden[index] = why
+            self.tangents[index] = why  # (its tangents, if any, are out of sight: not counted)
         elif tangents is not None:
             self.tangents[index] = tangents
 
     def _with_tangents(self, index: int, counter, call, count: Count, grad: Count | None) -> tuple[Count, Count | None]:
         """A row's count (and backward) where its inputs carried tangents (transforms.with_tangents); the backward of
         such a step has no formula here."""
-        if self.tangents[index] is transforms.HIDDEN:
-            why = self.hidden.pop(index)
+        why = self.tangents[index]
+        if isinstance(why, Count):
             return (count if not (count.macs or count.elementwise) else why), \
                 (None if grad is None else FORWARD_AD_BACKWARD)
-        tangent = transforms.tangent_count(partial(_gradient_for, counter, call, count), *self.tangents[index])
+        tangent = transforms.tangent_count(partial(_gradient_for, counter, call, count), *why)
         return transforms.with_tangents(count, tangent), (None if grad is None else FORWARD_AD_BACKWARD)
 
     def unseen(self, name: str, inputs: list, outputs: list) -> None:

@@ -32,8 +32,7 @@ _UNWRAPPED = all(hasattr(_F, name) for name in ("is_functorch_wrapped_tensor", "
 FORWARD_OVER_REVERSE = Count(None, None, {}, "forward-mode AD computes the tangents of these gradients' operations "
                                             "(forward over reverse: torch.func.hessian, jvp of grad), for which there "
                                             "is no formula here: not counted")
-# A row whose tangents are out of the trace's sight (out_of_sight()): (its marker in Tracer.tangents, its count)
-HIDDEN = ((), 0)
+# Why a row's tangents are out of the trace's sight (out_of_sight()): its count, kept in Tracer.tangents
 HIDDEN_TANGENT = Count(None, None, {}, "forward-mode AD runs beneath torch.func.grad here (jvp of grad, hessian, a "
                                       "dual tensor given to grad), whose level hides the tangents from the trace: this "
                                       "operation's tangent is not counted")
