@@ -970,6 +970,63 @@ class FunctionalPINN(nn.Module):
         return self.net(x), func.vmap(transform[self.how](u))(x)
 
 
+class ForwardOverReverse(nn.Module):
+    """Forward-mode AD over a gradient, through a 2-16-16-1 tanh MLP over 10 points (a 1-4-2 tanh CNN and a linear
+    head for ``convolutional``, on 2x1x8x8): a Hessian-vector product ``jvp(grad(f))``, a PINN's per-point Hessian
+    ``vmap(hessian(u))``, the Hessian of a sum over every point, ``jacfwd(jacrev(.))`` of a vector output, a
+    Hessian-vector product in parameter space (``functional_call``, the weights carrying the tangents),
+    forward_ad's dual tensors given to ``torch.autograd.grad``, ``jvp(grad(f))`` through convolutions and through an
+    einsum, a third derivative ``jvp(jvp(grad(f)))``, and torch.autograd.functional's forward-mode hessian (``legacy
+    vmap``)."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        if how == "convolutional":
+            self.net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Tanh(), nn.Conv2d(4, 2, 3), nn.Tanh(), nn.Flatten(),
+                                     nn.Linear(2 * 4 * 4, 1))
+        else:
+            self.net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 1))
+
+    def forward(self, x):
+        from torch import func
+        import torch.autograd.forward_ad as forward_ad
+
+        def u(p):
+            return self.net(p).squeeze(-1)
+
+        def f(p):
+            return u(p).sum()
+
+        one = torch.ones_like(x)
+        if self.how in ("jvp of grad", "convolutional"):
+            return func.jvp(func.grad(lambda p: self.net(p).sum()), (x,), (one,))[1]
+        if self.how == "hessian":
+            return func.vmap(func.hessian(u))(x)
+        if self.how == "hessian of the sum":
+            return func.hessian(f)(x)
+        if self.how == "jacfwd of jacrev":
+            return func.jacfwd(func.jacrev(self.net[:4]))(x[0])
+        if self.how == "parameters":
+            params = dict(self.net.named_parameters())
+            tangents = {name: torch.ones_like(p) for name, p in params.items()}
+            loss = lambda p: func.functional_call(self.net, p, (x,)).pow(2).sum()  # noqa: E731
+            return func.jvp(func.grad(loss), (params,), (tangents,))[1]
+        if self.how == "dual":
+            x = x.detach().requires_grad_(True)
+            with forward_ad.dual_level():
+                gradient = torch.autograd.grad(f(forward_ad.make_dual(x, one)), x, create_graph=True)[0]
+                return forward_ad.unpack_dual(gradient).tangent
+        if self.how == "jvp of jvp of grad":
+            return func.jvp(lambda p: func.jvp(func.grad(f), (p,), (one,))[1], (x,), (one,))[1]
+        if self.how == "einsum":
+            first = self.net[0]
+            g = lambda p: torch.einsum("ni,ij->nj", torch.tanh(first(p)), self.net[2].weight.T).sum()  # noqa: E731
+            return func.jvp(func.grad(g), (x,), (one,))[1]
+        return torch.autograd.functional.hessian(f, x, vectorize=True,  # (legacy vmap)
+                                                 outer_jacobian_strategy="forward-mode")
+
+
 class NestedPINN(nn.Module):
     """Derivatives of derivatives by torch.func, through a 2-16-16-1 tanh MLP: ``vmap(grad(grad(u)))``, a third
     derivative, ``grad`` of a summed squared gradient without vmap, ``vmap(jacrev(jacrev(u)))`` and a Laplacian

@@ -7,7 +7,8 @@ import torch
 
 import archcalc
 from tests.aten_flops import AtenMacs, step_macs
-from tests.networks import Ensemble, FunctionalMAML, FunctionalPINN, NestedPINN, PerSampleGradients
+from tests.networks import (Ensemble, ForwardOverReverse, FunctionalMAML, FunctionalPINN, NestedPINN,
+                            PerSampleGradients)
 
 SHAPE = (10, 2)
 
@@ -19,7 +20,7 @@ def _aten(model) -> int:
     return counter.macs
 
 
-@pytest.mark.parametrize("how", ["grad", "jacrev", "jacfwd", "jvp", "dual"])
+@pytest.mark.parametrize("how", ["grad", "jacrev", "jacfwd", "jvp", "dual", "jvp of grad", "hessian", "dual of grad"])
 def test_a_transformed_forward_counts_what_runs(how):
     model = FunctionalPINN(how)
     a = archcalc.analyze(model, [SHAPE], device="meta")
@@ -61,29 +62,58 @@ def test_forward_mode_and_vmap_in_either_order_count_what_runs(how):
 
 
 @pytest.mark.parametrize("how,why", [("jvp of jvp", "nested in forward-mode AD"),
-                                     ("grad of jvp", "reverse over forward"), ("grad of dual", "reverse over forward"),
-                                     ("dual of grad", "beneath torch.func.grad")])
+                                     ("grad of jvp", "reverse over forward"), ("grad of dual", "reverse over forward")])
 def test_forward_mode_nested_or_differentiated_is_not_counted_never_short(how, why):
-    """Tangents of tangents, the backward of tangents' products, a dual tensor's tangents beneath grad: no formula
-    (each read short before, silently: jvp of jvp 1,440 of 3,680, grad of jvp 1,440 of 2,400, dual of grad 960 of
-    2,560); the rows with work that meet them are "not counted"."""
+    """Tangents of tangents, the backward of tangents' products: no formula (each read short before, silently: jvp of
+    jvp 1,440 of 3,680, grad of jvp 1,440 of 2,400); the rows with work that meet them are "not counted"."""
     model = FunctionalPINN(how)
     a = archcalc.analyze(model, [SHAPE], device="meta")
     assert a.not_counted and a.totals.macs < _aten(model)
     assert any(why in r.note for r in a.not_counted)
 
 
-@pytest.mark.parametrize("how", ["hessian", "jvp of grad"])
-def test_forward_over_reverse_is_not_counted_never_short(how):
-    """hessian (jacfwd of jacrev) and jvp of grad: forward-mode AD beneath a grad transform, whose level hides the
-    tangents from the trace (jvp of grad read 6,080 MACs of 17,920, silently, before): the rows with work and the
-    gradient's call are "not counted"."""
-    a = archcalc.analyze(FunctionalPINN(how), [SHAPE], device="meta")
-    notes = [r.note for r in a.not_counted]
-    assert any("forward over reverse" in n for n in notes) and any("beneath torch.func.grad" in n for n in notes)
-    # (counted: only hessian's plain forward u(x) beside it, 10*(2*16 + 16*1), nothing under the transforms)
-    assert a.totals.macs == {"hessian": 10 * (2 * 16 + 16), "jvp of grad": 0}[how]
-    assert any(n.startswith("not counted:") for n in a.notes)
+@pytest.mark.parametrize("how", ["jvp of grad", "hessian", "hessian of the sum", "jacfwd of jacrev", "parameters",
+                                 "dual", "convolutional"])
+def test_forward_over_reverse_counts_the_gradients_tangents(how):
+    """Forward-mode AD over a gradient (forward_over_reverse.py): a Hessian-vector product jvp(grad(f)), a PINN's
+    vmap(hessian(u)), the Hessian of a sum over 10 points (jacfwd's basis of 20), jacfwd(jacrev(.)) of a 16-vector
+    (jacrev's vmap over 16 cotangents, jacfwd's over 2), a Hessian-vector product in parameter space (the weights
+    carry the tangents, every gradient's), forward_ad's dual tensors given to torch.autograd.grad, and jvp(grad(f))
+    through convolutions: equal to flop_counter's formulas over every aten kernel that runs ("not counted" before:
+    the tangents beneath grad were out of the trace's sight)."""
+    model = ForwardOverReverse(how)
+    shape = (2, 1, 8, 8) if how == "convolutional" else SHAPE
+    a = archcalc.analyze(model, [shape], device="meta")
+    torch.manual_seed(0)
+    with AtenMacs() as counter:
+        model(torch.randn(shape))
+    assert a.totals.macs == counter.macs and not a.not_counted
+
+
+def test_forward_over_reverse_by_hand():
+    """jvp(grad(f)) of a 2-16-1 tanh MLP over 10 points, by hand: each linear layer's forward and its tangent's two
+    terms (x'·Wᵀ, x·W'ᵀ with W' zeros), 3 x (10*2*16 + 10*16*1) = 1,440; the gradient: net.2's ∂h = ∂y·W2, 160, has no
+    tangent (∂y = 1 there, W2 constant), net.0's ∂x = ∂h'·W1 has, ∂h' (through tanh's derivative) carrying one:
+    320 x (1 + 1) beside its own 320; 160 + 3 * 320 = 1,120."""
+    a = archcalc.analyze(FunctionalPINN("jvp of grad"), [SHAPE], device="meta")
+    grad = next(r for r in a.records if r.type == "autograd.grad")
+    assert grad.macs == 160 + 3 * 320 and a.totals.macs == 1440 + 1120 == _aten(FunctionalPINN("jvp of grad"))
+    assert grad.formulas["macs"].endswith("for ∂Y's term and for the other operand's, x as many times as each is "
+                                          "batched: net.0's ∂x 320 x (1 + 1) = 640")
+    assert "forward over reverse" in grad.note
+
+
+@pytest.mark.parametrize("how,why", [("einsum", "those of ∂(einsum) have no formula"),
+                                     ("jvp of jvp of grad", "out of the trace's sight (nested forward mode"),
+                                     ("legacy vmap", "_add_batch_dim")])
+def test_forward_over_reverse_without_a_formula_is_not_counted_never_short(how, why):
+    """An einsum's gradients under forward-mode AD (no pairs marked: with three operands each gradient's tangent has
+    three terms), forward mode nested over a gradient (tangents of tangents), and torch.autograd.functional's
+    forward-mode hessian, whose vmap is PyTorch's legacy one (_add_batch_dim): "not counted", never short."""
+    model = ForwardOverReverse(how)
+    a = archcalc.analyze(model, [SHAPE], device="meta")
+    assert a.not_counted and a.totals.macs < _aten(model)
+    assert any(why in f"{r.name}: {r.note}" for r in a.not_counted)
 
 
 @pytest.mark.parametrize("how", ["grad of grad", "third", "unbatched", "jacrev of jacrev", "laplacian"])

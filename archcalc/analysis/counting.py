@@ -76,6 +76,18 @@ def repeated(forward: Count, *terms: tuple[str, bool]) -> Count:
     return gradients([(what, needed, forward.macs, expression) for what, needed in terms])
 
 
+def paired(*pairs: tuple[int | None, int | None]) -> Callable[[Callable], Callable]:
+    """Marks a backward counter whose gradients are each one product of ∂Y with one other operand (Y = A·B: ∂A = ∂Y·Bᵀ,
+    ∂B = Aᵀ·∂Y): ``pairs`` gives, for each gradient, its operand and that other one, each an input's position or
+    None for the layer's weights (a linear layer's (0, None), (None, 0)). Forward-mode AD over the backward
+    (forward_over_reverse.py) counts their tangents so; a counter without them has no formula there."""
+    def mark(counter: Callable) -> Callable:
+        counter.partners = pairs
+        return counter
+
+    return mark
+
+
 class ModuleCall(NamedTuple):
     """What a module counter sees: the module (for its hyperparameters) and the shapes; ``input`` and
     ``output`` are the first of each (None when there is none), fields rather than properties because

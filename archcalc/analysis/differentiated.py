@@ -182,17 +182,10 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
     when one of them has no formula, or the engine runs a custom Function's backward."""
     runs, targets, edges = engine.runs, engine.targets, engine.edges
     reached = runs | targets
-    wanted = {id(t) for t in asked.inputs} if asked.inputs is not None else None
     macs = elementwise = 0
     terms, uncounted = [], []
-    for index, (counter, call, count, inputs, params, made) in kept.items():
-        made_nodes = nodes.get(index)
-        if not made_nodes or not any(n in runs for n in made_nodes if n is not None):
-            continue
-        needs = Needs(tuple(_gets_gradient(t, reached, wanted) for t in inputs),
-                      any(p is not None and p.requires_grad and (wanted is None or id(p) in wanted) for p in params))
-        if getattr(counter, "per_output", False):  # (QR's: which of its outputs' gradients the engine computes)
-            counter = partial(counter, reached=tuple(pair in edges for pair in made))
+    for index, counter, needs in rows_run(asked, engine, kept, nodes):
+        call, count = kept[index][1:3]
         grad = gradient(counter, call, count, needs)
         if grad.macs is None:
             uncounted.append(f"∂({names.get(index, '?')})")
@@ -236,6 +229,22 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
     if asked.create_graph and any(type(n).__name__ == "SafeSoftmaxBackward0" for n in runs):
         written = written._replace(note=f"{written.note}; {_FUSED_ATTENTION}")
     return written
+
+
+def rows_run(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None]):
+    """Each kept row whose output's node the engine runs: (index, its backward counter, which of its gradients the
+    engine computes: Needs, the inputs the walk reaches)."""
+    reached = engine.runs | engine.targets
+    wanted = {id(t) for t in asked.inputs} if asked.inputs is not None else None
+    for index, (counter, _call, _count, inputs, params, made) in kept.items():
+        made_nodes = nodes.get(index)
+        if not made_nodes or not any(n in engine.runs for n in made_nodes if n is not None):
+            continue
+        needs = Needs(tuple(_gets_gradient(t, reached, wanted) for t in inputs),
+                      any(p is not None and p.requires_grad and (wanted is None or id(p) in wanted) for p in params))
+        if getattr(counter, "per_output", False):  # (QR's: which of its outputs' gradients the engine computes)
+            counter = partial(counter, reached=tuple(pair in engine.edges for pair in made))
+        yield index, counter, needs
 
 
 # scaled_dot_product_attention's math kernel (the meta device's) is the one whose gradients can be differentiated again

@@ -32,7 +32,8 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.fx import GraphModule
 from torch.overrides import TorchFunctionMode
 
-from archcalc.analysis import aten, custom_functions, differentiated, receptive, storages, transforms
+from archcalc.analysis import (aten, custom_functions, differentiated, forward_over_reverse, receptive, storages,
+                               transforms)
 from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
                                        OpCall, counter_for_type, grad_counter_for_type, op_name, with_elementwise)
 from archcalc.analysis.origins import origin, spelling
@@ -787,23 +788,45 @@ class Tracer(TorchFunctionMode):
             count = transforms.scaled(count, asked.batched, f"is_grads_batched over {asked.batched} grad_outputs",
                                       "vector-Jacobian product", f"is_grads_batched: one vector-Jacobian product "
                                       f"for each of the {asked.batched} grad_outputs, its work x {asked.batched}")
-        result = func(*args, **kwargs)
+        over = transforms.active() and transforms.tangents(asked.roots + list(asked.given)) is not None
+        seen = None  # (hessian's, jvp of grad's: forward over reverse, the tangents of its gradients' operations)
+        if over and transforms.out_of_sight() is None and not asked.batched:
+            with _NO_TORCH_FUNCTION():
+                seen = forward_over_reverse.watch(asked, engine, self.kept, self.grad_nodes)
+        try:
+            result = func(*args, **kwargs)
+        finally:
+            if seen is not None:
+                seen.close()
+        if over:
+            count = self._over_reverse(count, asked, engine, names, seen)
         inputs, outputs = asked.roots + (asked.inputs or []), tensors_in(result)
         frame, shapes_in, shapes_out = self._call_row(self.current, asked.name, inputs, outputs)
         if transforms.active():  # (torch.func.grad's call; under vmap, or jacrev's vmap over its ∂y)
             self._transformed(frame.index, inputs + list(asked.given))
-            if self.tangents.pop(frame.index, None) is not None:  # (hessian's: forward over reverse)
-                count = transforms.FORWARD_OVER_REVERSE
-        if count is not transforms.FORWARD_OVER_REVERSE and any(
-                any(n in engine.runs for n in self.grad_nodes.get(i) or ()) for i in self.tangents
-                if i in self.kept):  # (grad of jvp, or of a dual tensor's tangent: the backward of rows' tangents)
-            count = transforms.REVERSE_OVER_FORWARD
+            self.tangents.pop(frame.index, None)  # (its roots' tangents: its gradients' are counted above)
+        if not over and any(any(n in engine.runs for n in self.grad_nodes.get(i) or ()) for i in self.tangents
+                            if i in self.kept):  # (grad of jvp, or of a dual tensor's tangent: the backward of
+            count = transforms.REVERSE_OVER_FORWARD  # rows' tangents)
         if asked.create_graph:
             self.engines_made[frame.index] = differentiated.made_by_the_engine(outputs, asked.roots, engine.seen)
         with _NO_TORCH_FUNCTION():
             self._record(frame, asked.name, OP, inputs, outputs, shapes_in, shapes_out, count, [], None,
                          spelled or origin(func), differentiated.row_backward(asked, outputs) if self.backward else None)
         return result
+
+    def _over_reverse(self, count: Count, asked, engine, names: dict, seen) -> Count:
+        """A gradient computed while forward-mode AD's tangents flow (forward_over_reverse.py): its count with its
+        operations' tangents added; "not counted" where they are out of the trace's sight."""
+        if seen is None:
+            return transforms.FORWARD_OVER_REVERSE
+        with _NO_TORCH_FUNCTION():
+            tangent = forward_over_reverse.cost(asked, engine, self.kept, self.grad_nodes, names, _gradient_for,
+                                                set().union(*self.engines_made.values()), self.tangents, seen)
+        if count.macs is None or tangent.macs is None:
+            return count if count.macs is None else tangent
+        return transforms.with_tangents(count, tangent, "forward-mode AD runs over it (forward over reverse): its "
+                                                        "gradients' tangents' products added")
 
     def _transformed(self, index: int, inputs: list, params=()) -> None:
         """A row made while a torch.func transform runs: how many times it runs, where torch.vmap batches an input;

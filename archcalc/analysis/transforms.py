@@ -11,6 +11,8 @@ backward's ∂xᵢ for each (Y = A·B: Ẏ = Ȧ·B + A·Ḃ; a convolution's: co
 carry tangents adds its backward formula's products for those inputs (the layer's weights where they carry one) to
 its own: with_tangents.
 
+Forward-mode AD over a gradient (hessian, jvp of grad): forward_over_reverse.py, the gradient's operations' tangents.
+
 Found at each call while a transform is active (torch._C._functorch.maybe_current_level() not None, or a dual level
 entered: one C call and one attribute read, nothing otherwise), from the input tensors' wrappers (a grad transform's
 wraps a vmap's, which may wrap another) and their tangents at the current dual level."""
@@ -18,6 +20,7 @@ wraps a vmap's, which may wrap another) and their tangents at the current dual l
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import contextmanager
 
 import torch
 import torch.autograd.forward_ad as forward_ad
@@ -30,8 +33,9 @@ _UNWRAPPED = all(hasattr(_F, name) for name in ("is_functorch_wrapped_tensor", "
                                                  "maybe_get_bdim", "get_unwrapped"))
 
 FORWARD_OVER_REVERSE = Count(None, None, {}, "forward-mode AD computes the tangents of these gradients' operations "
-                                            "(forward over reverse: torch.func.hessian, jvp of grad), for which there "
-                                            "is no formula here: not counted")
+                                            "(forward over reverse), here where its tangents are out of the trace's "
+                                            "sight (nested forward mode, is_grads_batched, a PyTorch whose functorch "
+                                            "stack cannot be stepped beneath): not counted")
 # Why a row's tangents are out of the trace's sight (out_of_sight()): its count, kept in Tracer.tangents
 HIDDEN_TANGENT = Count(None, None, {}, "forward-mode AD runs beneath torch.func.grad here (jvp of grad, hessian, a "
                                       "dual tensor given to grad), whose level hides the tangents from the trace: this "
@@ -45,9 +49,9 @@ REVERSE_OVER_FORWARD = Count(None, None, {}, "it differentiates operations that 
 
 def out_of_sight() -> Count | None:
     """Why a row's tangents cannot be counted here, where that is so: forward-mode AD nested in itself (two jvp
-    levels: each operation's tangent of a tangent), or beneath a grad transform (jvp of grad, hessian's jacfwd of
-    jacrev, a dual tensor given to grad), where forward_ad.unpack_dual at the grad level does not reach the jvp level's
-    dual tensors (they are there: PyTorch computes them)."""
+    levels: each operation's tangent of a tangent), or, on a PyTorch whose interpreter stack cannot be stepped
+    beneath (_beneath_grad), beneath a grad transform (jvp of grad, hessian's jacfwd of jacrev, a dual tensor given
+    to grad), where forward_ad.unpack_dual at the grad level does not reach the jvp level's dual tensors."""
     try:
         from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
         kinds = [i.key() for i in retrieve_all_functorch_interpreters()]
@@ -56,7 +60,8 @@ def out_of_sight() -> Count | None:
     jvp, grad = _F.TransformType.Jvp, _F.TransformType.Grad
     if kinds.count(jvp) > 1:
         return NESTED_TANGENTS
-    if (jvp in kinds and grad in kinds[kinds.index(jvp):]) or (forward_ad._current_level >= 0 and grad in kinds):
+    if not _STEPS_BENEATH and ((jvp in kinds and grad in kinds[kinds.index(jvp):]) or
+                               (forward_ad._current_level >= 0 and grad in kinds)):
         return HIDDEN_TANGENT
     return None
 
@@ -77,35 +82,63 @@ def tangents(tensors: list) -> list | None:
     return found if any(t is not None for t in found) else None
 
 
-def _tangent(t: torch.Tensor, level: int) -> torch.Tensor | None:
-    while True:
-        try:
-            tangent = forward_ad.unpack_dual(t, level=level).tangent
-        except RuntimeError:  # (no batching rule for _unpack_dual: look inside the vmap's wrapper)
+def _tangent(t: torch.Tensor, dual: int) -> torch.Tensor | None:
+    with _beneath_grad() as top:
+        while True:
             tangent = None
-        if tangent is not None or not (_UNWRAPPED and _F.is_functorch_wrapped_tensor(t)):
-            return tangent
-        t = _F.get_unwrapped(t)
+            if top is None or level(t) <= top:  # (a wrapper above the jvp level: its grad's, no dual there)
+                try:
+                    tangent = forward_ad.unpack_dual(t, level=dual).tangent
+                except RuntimeError:  # (no batching rule for _unpack_dual: look inside the vmap's wrapper)
+                    tangent = None
+            if tangent is not None or not (_UNWRAPPED and _F.is_functorch_wrapped_tensor(t)):
+                return tangent
+            t = _F.get_unwrapped(t)
+
+
+_STEPS_BENEATH = all(hasattr(_F, name) for name in ("pop_dynamic_layer_stack", "push_dynamic_layer_stack",
+                                                    "peek_interpreter_stack"))
+
+
+@contextmanager
+def _beneath_grad():
+    """The functorch interpreters above the innermost jvp's (a grad's, and a vmap's inside it: hessian's jacrev)
+    stepped off the stack for the while (all of them under forward_ad's own dual level), as PyTorch's
+    temporarily_pop_interpreter_stack does one: forward-mode AD's dual tensors live at the jvp level, and an unpack
+    at a grad level above it does not reach them. Gives the level then on top (None: none is)."""
+    popped = []
+    try:
+        while _STEPS_BENEATH:
+            top = _F.peek_interpreter_stack()
+            if top is None or top.key() == _F.TransformType.Jvp:
+                break
+            popped.append(_F.pop_dynamic_layer_stack())
+        top = _F.peek_interpreter_stack() if _STEPS_BENEATH else None
+        yield None if top is None else top.level()
+    finally:
+        for layer in reversed(popped):
+            _F.push_dynamic_layer_stack(layer)
 
 
 def tangent_terms(inputs: list, params: list, times: tuple[int, str] | None) -> tuple[tuple[int, ...], int] | None:
     """Where the inputs (or ``params``) carry tangents: how many times more than the row (``times``: its vmap's) each
-    input's term of the tangent runs, and the weights' (jacfwd's tangents are batched by its vmap over the basis, the
-    primals not; an operand without a tangent, whose term PyTorch computes with zeros, once); else None."""
+    input's tangent runs, and the weights' (jacfwd's tangents are batched by its vmap over the basis, the primals
+    not), 0 for one that carries none; else None."""
     carried = tangents(inputs + params)
     if carried is None:
         return None
     base = times[0] if times else 1
-    extra = [(factor(inputs + [t]) or (base,))[0] // base if t is not None else 1 for t in carried]
-    return tuple(extra[:len(inputs)]), max(extra[len(inputs):], default=1)
+    extra = [(factor(inputs + [t]) or (base,))[0] // base if t is not None else 0 for t in carried]
+    return tuple(extra[:len(inputs)]), max(extra[len(inputs):], default=0)
 
 
 def tangent_count(gradient, extra: tuple[int, ...], weights: int) -> Count:
     """The products of a row's tangent: its backward formula's (``gradient``: Needs -> Count) for every operand, as
-    PyTorch 2.13 computes every operand's term of a product's tangent, one without a tangent taken as zeros (a linear
-    layer's jvp is x'·Wᵀ + x·W'ᵀ, two products, though W carries none); each operand's term ``extra`` times (the
-    weights' ``weights`` times) where they differ, when the terms add up to the whole."""
+    PyTorch 2.13 computes every operand's term of a product's tangent, one without a tangent (``extra`` 0) taken as
+    zeros, once (a linear layer's jvp is x'·Wᵀ + x·W'ᵀ, two products, though W carries none); each operand's term
+    ``extra`` times (the weights' ``weights`` times) where they differ, when the terms add up to the whole."""
     n = len(extra)
+    extra, weights = tuple(max(e, 1) for e in extra), max(weights, 1)
     every = gradient(Needs((True,) * n, True))
     if every.macs is None or (all(e == 1 for e in extra) and weights == 1):
         return every
@@ -130,8 +163,10 @@ def batched_terms(tangent: Count, macs: int, times: list[int]) -> Count:
     return tangent._replace(macs=macs, formulas=text)
 
 
-def with_tangents(count: Count, tangent: Count) -> Count:
-    """A row's count with its tangents' work (forward-mode AD) added: "not counted" where either is."""
+def with_tangents(count: Count, tangent: Count, note: str = "forward-mode AD: its tangent's products added (its "
+                                                              "backward formula's, every operand's term)") -> Count:
+    """A row's count with its tangents' work (forward-mode AD) added, ``note`` saying so: "not counted" where either
+    is."""
     if count.macs is None:
         return count
     if tangent.macs is None:
@@ -146,7 +181,6 @@ def with_tangents(count: Count, tangent: Count) -> Count:
                 mine[key] for key in {**mine, **added}}
 
     elementwise = None if count.elementwise is None else count.elementwise + (tangent.elementwise or 0)
-    note = "forward-mode AD: its tangent's products added (its backward formula's, every operand's term)"
     return Count(count.macs + tangent.macs, elementwise, text, f"{count.note}; {note}" if count.note else note)
 
 

@@ -43,7 +43,7 @@ from archcalc.analysis.counters import sparse
 from archcalc.analysis.counters.decompositions import inverse_count
 from archcalc.analysis.counters.text import bias_formula, tensor_shape, with_added
 from archcalc.analysis.counting import (GRAD_MODULES, GRAD_OPS, MODULES, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
-                                       OpCall, gradients, repeated)
+                                       OpCall, gradients, paired, repeated)
 from archcalc.analysis.shapes import elements_text
 from archcalc.formulas.numbers import grouped
 from archcalc.formulas.params import linear_params
@@ -503,6 +503,7 @@ def _order(equation: str, shapes: tuple, n: int) -> tuple[list[tuple[int, int]],
 # -- backward ------------------------------------------------------------------------------
 
 @GRAD_MODULES.register(nn.Linear)
+@paired((0, None), (None, 0))
 def linear_backward(call: ModuleCall, needs: Needs) -> Count:
     return repeated(linear(call), ("∂x", needs.input(0)), ("∂W", needs.weights))
 
@@ -517,10 +518,11 @@ def product_gradients(forward, *sides: tuple[str, int]):
     return backward
 
 
-GRAD_OPS.register("linear")(product_gradients(linear_op, ("∂x", 0), ("∂W", 1)))
+GRAD_OPS.register("linear")(paired((0, 1), (1, 0))(product_gradients(linear_op, ("∂x", 0), ("∂W", 1))))
 GRAD_OPS.register("matmul", "mm", "bmm", "mv", "dot", "vdot", "inner")(
-    product_gradients(matmul, ("∂A", 0), ("∂B", 1)))
-GRAD_OPS.register("addmm", "baddbmm", "addmv", "addbmm")(product_gradients(addmm, ("∂A", 1), ("∂B", 2)))
+    paired((0, 1), (1, 0))(product_gradients(matmul, ("∂A", 0), ("∂B", 1))))
+GRAD_OPS.register("addmm", "baddbmm", "addmv", "addbmm")(
+    paired((1, 2), (2, 1))(product_gradients(addmm, ("∂A", 1), ("∂B", 2))))
 GRAD_OPS.register("_sparse_mm", "hspmm", "smm")(product_gradients(sparse_product, ("∂A", 0), ("∂B", 1)))
 GRAD_OPS.register("_sparse_addmm", "sspaddmm")(product_gradients(sparse_product, ("∂A", 1), ("∂B", 2)))
 GRAD_OPS.register("_grouped_mm", "grouped_mm")(product_gradients(grouped_mm, ("∂A", 0), ("∂B", 1)))

@@ -1,0 +1,115 @@
+"""Forward-mode AD over reverse mode: a gradient computed while forward-mode AD's tangents flow through it
+(torch.func.hessian, which is jacfwd(jacrev(f)); a Hessian-vector product jvp(grad(f)); forward_ad's dual tensors
+given to torch.autograd.grad).
+
+Each operation the engine runs for the gradient computes its tangent beside it. A gradient of a product Y = A·B is a
+product of ∂Y and the other operand (∂A = ∂Y·Bᵀ: a linear layer's ∂x = ∂y·W and ∂W = ∂yᵀ·x, a convolution's), so its
+tangent is two products of its size, ∂Ȧ = ∂Ẏ·Bᵀ + ∂Y·Ḃᵀ, computed wherever one of ∂Y and B carries a tangent:
+PyTorch 2.13 fills the other's with zeros and multiplies it all the same (as a product's tangent in the forward:
+transforms.tangent_count). Each term runs as many times as its tangent is batched: jacfwd's vmap over its basis
+batches ∂Ẏ (x the basis), a weight's zero tangent not (once). Where neither carries one, as for the last layer's
+∂x = ∂y·W of a scalar output (∂y = 1 there, W constant), there is no tangent: that gradient is counted once.
+
+Which carry one: ∂Y as the engine hands it to the row's node (a hook on the node: the call runs for real, on the meta
+device), A and B as the row saw them when it ran (its inputs' and weights' tangents, Tracer.tangents). A row whose
+gradients have no products has none in its tangent either (element-wise, views, reductions, norms); one whose
+gradients are not such pairs (attention, recurrent layers, a bilinear layer: counting.paired marks those that are) has
+no formula here, nor has a gradient's operation differentiated again with products: the call is "not counted". The
+tangents' element-wise work is not counted, and the arithmetic says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import partial
+
+from archcalc.analysis import differentiated, transforms
+from archcalc.analysis.counting import Count, Needs
+from archcalc.formulas.numbers import grouped
+
+
+class Watch:
+    """Hooks on the nodes of rows the engine runs: for each, how many times more than ∂Y itself ∂Y's tangent runs (its
+    batch, jacfwd's basis; 0 where ∂Y carries none), read as the engine hands ∂Y to the node."""
+
+    def __init__(self, nodes: Iterable):
+        self.extra: dict = {}
+        self._handles = [node.register_prehook(partial(self._seen, node)) for node in nodes]
+
+    def _seen(self, node, grads: tuple) -> None:
+        found = transforms.tangents(list(grads))
+        if found is not None:
+            extra = max(_relative(g, t) for g, t in zip(grads, found) if t is not None)
+            self.extra[node] = max(self.extra.get(node, 0), extra)
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def _relative(primal, tangent) -> int:
+    """How many times more the tangent runs than its primal (the vmap levels it is batched at beyond the primal's)."""
+    both, alone = transforms.factor([primal, tangent]), transforms.factor([primal])
+    return (both[0] if both else 1) // (alone[0] if alone else 1)
+
+
+def watch(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mapping[int, tuple],
+          nodes: Mapping[int, tuple | None]) -> Watch:
+    """Hooks on the output nodes of the rows the engine runs for this call."""
+    run = {n for index, _, _ in differentiated.rows_run(asked, engine, kept, nodes) for n in nodes[index]
+           if n is not None and n in engine.runs}
+    return Watch(run)
+
+
+def cost(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mapping[int, tuple],
+         nodes: Mapping[int, tuple | None], names: Mapping[int, str], gradient, engines: set,
+         tangents: Mapping[int, object], seen: Watch) -> Count:
+    """The products of the tangents of the gradients the call computes: each row's (its gradients' pairs, counting.
+    paired) where ∂Y or the other operand carries a tangent; "not counted" where a row with products has no pairs,
+    its tangents were out of the trace's sight, or a gradient's operation differentiated again has products.
+    ``gradient``: the tracer's (counter, call, count, needs) -> Count; ``tangents``: Tracer.tangents."""
+    macs, terms, uncounted = 0, [], []
+    for index, counter, needs in differentiated.rows_run(asked, engine, kept, nodes):
+        call, count = kept[index][1:3]
+        name = names.get(index, "?")
+        whole = gradient(counter, call, count, needs).macs
+        if not whole:
+            continue  # (no products in its gradients: none in their tangents)
+        partners, carried = getattr(counter, "partners", None), tangents.get(index)
+        if partners is None or isinstance(carried, Count):
+            uncounted.append(f"∂({name})")
+            continue
+        extra, weights = carried if carried is not None else ((), 0)
+        dy = max((seen.extra.get(n, 0) for n in nodes[index] if n is not None), default=0)
+        alone = 0
+        for side, other in partners:
+            if not (needs.weights if side is None else needs.input(side)):
+                continue
+            only = Needs(tuple(i == side for i in range(len(needs.inputs))), side is None)
+            products = gradient(counter, call, count, only).macs
+            alone += products or 0
+            partner = weights if other is None else (extra[other] if other < len(extra) else 0)
+            if products and (dy or partner):
+                macs += products * (max(dy, 1) + max(partner, 1))
+                terms.append(f"{name}'s {_named(gradient(counter, call, count, only))} {grouped(products)} x "
+                             f"({max(dy, 1)} + {max(partner, 1)})")
+        if alone != whole:  # (gradients with products of their own beside the pairs': no formula)
+            uncounted.append(f"∂({name})")
+    reached = engine.runs | engine.targets
+    again = [n for n in engine.runs & engines if (differentiated.second_order(n, reached, engine.edges) or (1,))[0]]
+    within = [i for i, inner in differentiated.entered_within(kept, nodes, engine.runs).items()
+              if any(differentiated.within_products(inner, reached, engine.edges))]
+    if again or within or uncounted:
+        kinds = uncounted + sorted({type(n).__name__ for n in again}) + [f"inside {names.get(i, '?')}" for i in within]
+        return Count(None, None, {}, f"forward-mode AD computes the tangents of {asked.name}'s gradients (forward over "
+                                     f"reverse: torch.func.hessian, jvp of grad), and those of {', '.join(kinds[:3])} "
+                                     "have no formula here: not counted")
+    shown = (" + ".join(terms) + f" = {grouped(macs)}") if terms else "no gradient with products carries one: 0"
+    return Count(macs, 0, {"macs": f"each gradient's product again for ∂Y's term and for the other operand's, x as "
+                                   f"many times as each is batched: {shown}",
+                           "elementwise": "the tangents' element-wise work not counted"})
+
+
+def _named(count: Count) -> str:
+    """A gradient's name as its counter writes it (∂x, ∂W, ∂A): its arithmetic's first word."""
+    return count.text().get("macs", "∂").split(" ", 1)[0]
