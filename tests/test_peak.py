@@ -131,11 +131,12 @@ def test_the_simulated_peak_against_a_real_gpu(name, batch, optimizer):
     assert 0.9 <= measured["tensors"]["peak_bytes"] / simulated.allocated <= 1.1  # the real tensors, followed
 
 
-def real_cpu_peak(entry, shape, optimizer, amp=None, channels_last=False, dtype=torch.float32):
+def real_cpu_peak(entry, shape, optimizer, amp=None, channels_last=False, dtype=torch.float32, hooks=True):
     """Two real training steps on the CPU, the forward and the loss under torch.autocast("cpu", amp) when
     given, followed by the simulation's own tracker: the tensors the CPU's kernels make. ``shape``: one
     input's size with the batch, or the Inputs to give (token ids, several inputs); ``dtype``: the model's
-    and its floating-point input's."""
+    and its floating-point input's; ``hooks``: whether saved-tensor hooks tell the saved activations apart (not
+    through torch.func, which refuses them)."""
     from archcalc.analysis.engine import build
     from archcalc.analysis.inputs import Inputs
     from archcalc.training.batch import made
@@ -150,7 +151,7 @@ def real_cpu_peak(entry, shape, optimizer, amp=None, channels_last=False, dtype=
     opt = _optimizer(list(model.parameters()), optimizer, "cpu")
     live = tracker(model, x, opt, "cpu", frozenset({"cpu"}))
     follow(model, x, opt, live, lambda: torch.autocast("cpu", dtype=getattr(torch, amp or "bfloat16"),
-                                                      enabled=amp is not None))
+                                                      enabled=amp is not None), hooks=hooks)
     return live.peak
 
 
@@ -599,3 +600,66 @@ def test_gradient_checkpointing_peaks_where_the_real_tensors_do():
         entry = module_entry(Checkpointed(reentrant), (32, 64))
         peak = simulate(entry, None, 8, "adam", device="cpu").allocated
         assert peak == real_cpu_peak(entry, (8, 32, 64), "adam") < plain
+
+
+@pytest.mark.parametrize("net", ["vmap(grad(u))", "vmap(hessian(u))", "laplacian", "hessian-vector product"])
+def test_a_step_through_torch_func_is_simulated_without_saved_tensor_hooks(net):
+    """torch.func's grad refuses the saved-tensor hooks that tell the saved activations apart (the step was refused):
+    followed without them, the simulated peak equals the real CPU tensors' to the byte, the saved activations read
+    as what is alive when the forward ends, and the report says so."""
+    from archcalc.models.user import module_entry
+    from archcalc.training.memory import estimate
+    from archcalc.training.peak import WITHOUT_HOOKS
+    from tests.networks import ForwardOverReverse, FunctionalPINN, NestedPINN
+
+    model = {"vmap(grad(u))": lambda: FunctionalPINN("grad"), "vmap(hessian(u))": lambda: FunctionalPINN("hessian"),
+             "laplacian": lambda: NestedPINN("laplacian"),
+             "hessian-vector product": lambda: ForwardOverReverse("parameters")}[net]
+    torch.manual_seed(0)
+    entry = module_entry(model(), (2,))
+    for optimizer in ("sgd", "adam"):
+        peak = simulate(entry, None, 10, optimizer, device="cpu")
+        assert peak.allocated == real_cpu_peak(entry, (10, 2), optimizer, hooks=False)
+        assert WITHOUT_HOOKS in peak.notes
+        terms = {t.name: t.bytes for t in peak.terms}
+        assert terms["saved activations"] > 0 and terms["in flight"] > 0
+    e = estimate(entry, None, 10, "adam")
+    assert [layer.name for layer in e.layers] == ["(the forward, through torch.func: by layer not told)"]
+    assert e.activations_bytes > 0 and e.peak.allocated == peak.allocated
+
+
+_PINN = '''import torch
+from torch import func, nn
+
+
+class PINN(nn.Module):
+    archcalc_input = (2,)
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 1))
+
+    def forward(self, x):
+        u = lambda p: self.net(p).squeeze(-1)
+        return u(x), func.vmap(lambda p: func.hessian(u)(p).diagonal().sum())(x)
+'''
+
+
+def test_the_probe_and_the_command_follow_a_step_through_torch_func(tmp_path, cli):
+    """A PINN whose forward takes its Laplacian by torch.func.hessian: the probe finds, on its warm-up step, that
+    the forward refuses saved-tensor hooks and follows its measured steps without them (their real tensors' peak is
+    the simulated one); `archcalc memory` reports it, the saved activations on one row, saying why."""
+    import subprocess
+    import sys
+
+    from archcalc.models.user import lookup
+
+    path = tmp_path / "pinn.py"
+    path.write_text(_PINN)
+    done = subprocess.run([sys.executable, "-m", "archcalc.training.probe", f"{path}:PINN", "16", "adam", "float32",
+                           "cpu", "--tensors"], capture_output=True, text=True, check=True)
+    simulated = simulate(lookup(f"{path}:PINN"), None, 16, "adam", device="cpu")
+    assert json.loads(done.stdout)["tensors"]["peak_bytes"] == simulated.allocated
+    run = cli("memory", f"{path}:PINN", "--batch", "16", "--optimizer", "adam")
+    assert run.code == 0 and "(the forward, through torch.func: by layer not told)" in run.out
+    assert "refuses the saved-tensor hooks" in " ".join(run.out.split())

@@ -182,15 +182,3 @@ def test_maml_with_functional_call_forward_and_step(first_order):
     assert not any("not counted" in n for n in a.notes)
     assert a.totals.params == 6 * 16 + 16 + 16 + 1  # (the fast weights are not parameters)
 
-
-def test_the_memory_of_a_step_through_torch_func_is_refused_saying_why():
-    """torch.func's grad refuses saved-tensor hooks, which the memory simulation follows saved tensors by: one line
-    saying so and where the FLOPs are, not PyTorch's request to open an issue."""
-    from archcalc.errors import ArchcalcError
-    from archcalc.models.user import module_entry
-    from archcalc.training.peak import simulate
-
-    with pytest.raises(ArchcalcError, match=r"saved-tensor hooks, which torch.func's grad, vjp, jacrev and hessian "
-                                            r"refuse.*--pass train\)$") as refused:
-        simulate(module_entry(FunctionalPINN("grad"), (2,)), None, 10, "sgd", device="cpu")
-    assert "open an issue" not in str(refused.value)

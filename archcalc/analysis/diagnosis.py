@@ -101,11 +101,6 @@ def with_hint(message: str) -> str:
         return (f"{message}: fvcore's TorchScript trace takes a forward whose inputs and outputs are tensors, tuples, "
                 f"lists and dicts; a Hugging Face model returns its cache (DynamicCache) unless its config says "
                 f"use_cache=False")
-    if _FUNC_HOOKS in message:
-        return (f"{message.split('. Please open an issue')[0]}: archcalc follows what a training step saves for the "
-                f"backward with saved-tensor hooks, which torch.func's grad, vjp, jacrev and hessian refuse, so the "
-                f"memory of a step through them is not simulated; its FLOPs are counted (archcalc flops MODEL --pass "
-                f"train)")
     if message.startswith(_GUARDS):
         return (f"{message}: the program was exported for other input sizes (torch.export keeps each size fixed "
                 f"unless it was exported with dynamic shapes, torch.export.Dim); leave out --input and --batch to use "
@@ -115,7 +110,12 @@ def with_hint(message: str) -> str:
 
 _TRACED_TYPES = "received an input of unsupported type"  # (torch.jit's trace, fvcore's, given another object)
 _GUARDS = ("Guard failed", "Expected input at")  # (an exported program checking its inputs' sizes)
-_FUNC_HOOKS = "don't yet support saved tensor hooks"  # (torch.func under torch.autograd.graph.saved_tensors_hooks)
+
+
+def refuses_saved_hooks(message: str) -> bool:
+    """torch.func's grad, vjp, jacrev or hessian run under saved-tensor hooks, which they refuse (the memory
+    simulation then follows the step without them: peak.WITHOUT_HOOKS)."""
+    return "don't yet support saved tensor hooks" in message
 
 
 def explain(failed_op, frame_module, frame_name, frame_inputs, records, message: str) -> tuple[str, str]:

@@ -17,8 +17,11 @@ def memory_report(e: MemoryEstimate, measured: dict | None = None) -> Report:
              ("optimizer state", e.optimizer_bytes, "optimizer"), ("activations", e.activations_bytes, "activations"),
              ("input", e.input_bytes, "input"), ("backward gradients", e.backward_bytes, "backward"))
     footer = [f"{label}: {human_bytes(value)} ({e.arithmetic[key]})" for label, value, key in parts]
+    bound = "an upper bound" if e.total_bytes >= e.peak.allocated else \
+        (f"yet {e.peak.allocated - e.total_bytes:,} bytes below the simulated peak: more is in flight in its backward "
+         f"than the two gradients of its largest saved activation")
     footer.append(f"sum of the parts: {human_bytes(e.total_bytes)} ({e.total_bytes:,} bytes) for one {e.optimizer} "
-                  f"step, batch {e.batch}, {e.dtype}: every part as if alive at once, an upper bound"
+                  f"step, batch {e.batch}, {e.dtype}: every part as if alive at once, {bound}"
                   + (f" (without autocast: the peak below runs it in {e.peak.amp})" if e.peak.amp else ""))
     footer += _peak_lines(e.peak)
     totals = {"params_bytes": e.params_bytes, "grads_bytes": e.grads_bytes, "optimizer_bytes": e.optimizer_bytes,

@@ -13,9 +13,10 @@
   backward     the gradients flowing through the largest layer while backward runs: 2 x the largest
                saved activation (the gradient arriving and the one leaving); an approximation
 
-That sum takes every part as alive at once: an upper bound, with each part's arithmetic. The prediction is
-the peak of two training steps simulated tensor by tensor on the meta device (training/peak.py), as the
-device's allocator counts it: ``device="cpu"`` (64-byte alignment, the optimizer's loop over tensors) or
+That sum takes every part as alive at once, with each part's arithmetic: an upper bound where the backward keeps
+no more in flight than the two gradients of its largest saved activation (the report says when it is below the
+peak). The prediction is the peak of two training steps simulated tensor by tensor on the meta device
+(training/peak.py), as the device's allocator counts it: ``device="cpu"`` (64-byte alignment, the optimizer's loop over tensors) or
 ``"cuda"`` (the caching allocator's 512-byte blocks, foreach optimizers); with ``amp``, the forward under
 autocast.
 """
@@ -30,9 +31,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
+from torch.utils._pytree import tree_leaves
 
 from archcalc.analysis.counting import op_name
-from archcalc.analysis.diagnosis import with_hint
+from archcalc.analysis.diagnosis import refuses_saved_hooks, with_hint
 from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, resolve_dtype
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.storages import keys as storage_keys, nbytes as storage_nbytes
@@ -42,7 +44,7 @@ from archcalc.models.registry import ModelEntry
 from archcalc.shown import Shown
 from archcalc.training.batch import Batch, input_arithmetic, input_bytes, made as made_batch
 from archcalc.training.optimizers import check as check_optimizer, state_bytes
-from archcalc.training.peak import made, meta_else_cpu, simulate
+from archcalc.training.peak import _Live, made, meta_else_cpu, simulate
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,26 @@ class _SavingTracer(Tracer):
         return _label(qualified, self.op_calls[qualified] + 1), name  # counted once it returns
 
 
+class _KeptRecorder:
+    """Where the forward runs torch.func's grad, which refuses saved-tensor hooks: what autograd keeps for the
+    backward, read as the storages the forward's operations made that are alive when it ends (the output, the
+    parameters, buffers and input left out), on one row, the layers that saved them not told apart."""
+
+    ROW = "(the forward, through torch.func: by layer not told)"
+
+    def __init__(self, model: nn.Module, batch: Batch, on: torch.device):
+        fixed = {key for t in [*made(model.parameters()), *model.buffers(), *batch.tensors()]
+                 for key in storage_keys(t)}
+        live = _Live(lambda: {}, "cpu", frozenset({on.type}))
+        with live, meta_autocast() if on.type == "meta" else nullcontext():
+            out = batch.into(model)
+        given = {key for t in tree_leaves(out) if isinstance(t, torch.Tensor) for key in storage_keys(t)}
+        sizes = [storage.nbytes() for key, ref in live.refs.items() if key not in fixed and key not in given
+                 for storage in [ref()] if storage is not None]
+        self.layers = OrderedDict({self.ROW: ["", len(sizes), sum(sizes)]})
+        self.largest = max(sizes, default=0)
+
+
 def _label(name: str, call: int) -> str:
     return name if call == 1 else f"{name} ({call})"
 
@@ -187,6 +209,9 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
                 given.into(model)
         except Exception as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if refuses_saved_hooks(first):  # (torch.func's grad in the forward: what it leaves alive, unlabelled)
+                del recorder, tracer
+                return model, given, _KeptRecorder(model, given, on)
             raise ForwardError(f"training forward pass of {entry.name} failed: {with_hint(first)}") from error
         return model, given, recorder
 

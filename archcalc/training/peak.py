@@ -40,7 +40,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from archcalc.analysis.diagnosis import with_hint
+from archcalc.analysis.diagnosis import refuses_saved_hooks, with_hint
 from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, out_of_memory, resolve_dtype
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.placement import CPU_INPUT, free_memory, refuses_meta, user_line
@@ -203,6 +203,13 @@ class _Live(TorchDispatchMode):
         self._pending = self.kinds()  # (the gradients and optimizer state as they are now, after this operation)
         self._made, self._freed, self.saved.since, self.casts.since = set(), {}, set(), set()
 
+    def kept_for_backward(self, outputs: set[int]) -> None:
+        """Where saved-tensor hooks cannot say what autograd saves (torch.func refuses them): the storages alive
+        when the forward ends, but the outputs, the loss and those of the other terms, are what its graph keeps for
+        the backward, saved since they were made (at a peak before now too)."""
+        known = set().union(*self.kinds().values())
+        set.update(self.saved, (key for key in self.blocks if key not in known and key not in outputs))
+
     @property
     def at_peak(self) -> dict[str, list[int]]:
         """Each term's live blocks at the peak: the live blocks now, without those made after it and with those
@@ -268,7 +275,7 @@ def tracker(model: nn.Module, batch: Batch, opt: torch.optim.Optimizer, device: 
 
 
 def follow(model: nn.Module, batch: Batch, opt: torch.optim.Optimizer, live: _Live | None, forward,
-           around=None, name: str = "the model") -> list[int]:
+           around=None, name: str = "the model", hooks: bool = True) -> list[int]:
     """Two training steps as a training loop runs them (zero_grad(set_to_none=True), forward, loss = the
     trained outputs' float().sum() added up (batch.py), backward, step; the output and the loss dropped after),
     the forward and the loss
@@ -284,7 +291,7 @@ def follow(model: nn.Module, batch: Batch, opt: torch.optim.Optimizer, live: _Li
         if live is not None:
             live.phase = name
 
-    saving = (lambda: saved_tensors_hooks(pack, lambda t: t)) if live is not None else nullcontext
+    saving = (lambda: saved_tensors_hooks(pack, lambda t: t)) if live is not None and hooks else nullcontext
     with live if live is not None else nullcontext():
         for _ in range(2):
             with around() if around else nullcontext():
@@ -296,6 +303,8 @@ def follow(model: nn.Module, batch: Batch, opt: torch.optim.Optimizer, live: _Li
                     with saving():
                         out = batch.into(model)
                     loss = loss_of(out, "sum", name)
+                if live is not None and not hooks:
+                    live.kept_for_backward(_keys(tree_leaves(out)) | _keys([loss]))
                 phase("backward")
                 loss.backward()
                 phase("optimizer step")
@@ -363,6 +372,12 @@ def meta_else_cpu(run, name: str, device: str, elements: int):
                     f"the simulation follows them",)
 
 
+WITHOUT_HOOKS = ("the forward runs torch.func's grad (or vjp, jacrev, hessian), which refuses the saved-tensor hooks "
+                 "that tell what autograd saves for the backward: that is read as what is alive when the forward "
+                 "ends (the other terms, the output and the loss left out); what an inner gradient's graph held and "
+                 "freed within the forward counts in flight")
+
+
 def terms_at_peak(live: _Live) -> tuple[Term, ...]:
     return tuple(Term(name, len(live.at_peak[name]), sum(live.at_peak[name])) for name in TERMS)
 
@@ -384,7 +399,7 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     torch_dtype = resolve_dtype(dtype)
     inputs = entry_inputs(entry, size, batch, input_dtypes)
 
-    def steps_on(on: torch.device):
+    def steps_on(on: torch.device, hooks: bool = True):
         model = build(entry, on, torch_dtype).train()
         given = made_batch(inputs, on, torch_dtype, channels_last, entry.name)
         make_lazy_parameters(model, given.args, given.kwargs)
@@ -407,10 +422,14 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
 
         try:
             with layouts(device), draws.every_layer_kept() as taken:  # (under the tracker, which follow opens)
-                steps = follow(model, given, opt, live, forward, name=entry.name)
+                steps = follow(model, given, opt, live, forward, name=entry.name, hooks=hooks)
         except InputError:
             raise
         except Exception as error:
+            if hooks and refuses_saved_hooks(str(error)):  # (torch.func's grad in the forward: follow it without)
+                del model, given, opt, live
+                live, steps, notes = steps_on(on, hooks=False)
+                return live, steps, (WITHOUT_HOOKS, *notes)
             where = user_line(error)
             raise ForwardError(f"the simulated training step of {entry.name} failed{' at ' + where if where else ''}: "
                                f"{with_hint(str(error).splitlines()[0])}") from error

@@ -45,7 +45,9 @@ import sys
 from typing import Any
 
 import torch
+from torch.autograd.graph import saved_tensors_hooks
 
+from archcalc.analysis.diagnosis import refuses_saved_hooks
 from archcalc.analysis.engine import build, entry_inputs, resolve_dtype
 from archcalc.analysis.storages import storages
 from archcalc.models.registry import ModelEntry
@@ -153,7 +155,16 @@ def _measure(request: Request) -> dict:
     # A one-sample step on a throw-away copy loads the backward kernels' code and workspaces, which
     # would otherwise be counted; the measured model then allocates its own gradients and state.
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    _step(build(entry, torch_device, torch_dtype).train().to(memory_format=layout), make_optimizer, inputs(1), amp)
+    hooks = True  # (and whether the forward takes the saved-tensor hooks the tracker follows: torch.func refuses them)
+    try:
+        with saved_tensors_hooks(lambda t: t, lambda t: t):
+            _step(build(entry, torch_device, torch_dtype).train().to(memory_format=layout), make_optimizer, inputs(1),
+                  amp)
+    except Exception as error:
+        if not refuses_saved_hooks(str(error)):
+            raise
+        hooks = False
+        _step(build(entry, torch_device, torch_dtype).train().to(memory_format=layout), make_optimizer, inputs(1), amp)
     gc.collect()
     if torch_device.type == "cpu":  # hand the copy's freed memory back, so the step cannot hide in it
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -192,7 +203,7 @@ def _measure(request: Request) -> dict:
         else None
     with every_layer_kept():  # (the step the simulation predicts: LayerDrop keeps every layer)
         follow(model, x, opt, live, lambda: torch.autocast(torch_device.type, dtype=amp or torch.float16,
-                                                          enabled=amp is not None), measured, entry.name)
+                                                          enabled=amp is not None), measured, entry.name, hooks)
     peak = max(steps)
     method = ("torch.cuda.max_memory_allocated - allocated before" if cuda
               else "peak RSS (VmHWM, reset before each step) - RSS before the first")
