@@ -975,13 +975,15 @@ class ForwardOverReverse(nn.Module):
     head for ``convolutional``, on 2x1x8x8): a Hessian-vector product ``jvp(grad(f))``, a PINN's per-point Hessian
     ``vmap(hessian(u))``, the Hessian of a sum over every point, ``jacfwd(jacrev(.))`` of a vector output, a
     Hessian-vector product in parameter space (``functional_call``, the weights carrying the tangents),
-    forward_ad's dual tensors given to ``torch.autograd.grad``, ``jvp(grad(f))`` through convolutions and through an
-    einsum, a third derivative ``jvp(jvp(grad(f)))``, and torch.autograd.functional's forward-mode hessian (``legacy
+    forward_ad's dual tensors given to ``torch.autograd.grad``, ``jvp(grad(f))`` through convolutions, through an
+    einsum and through attention, a third derivative ``jvp(jvp(grad(f)))``, and torch.autograd.functional's forward-mode hessian (``legacy
     vmap``)."""
 
     def __init__(self, how):
         super().__init__()
         self.how = how
+        if how == "attention":
+            self.attention = nn.MultiheadAttention(2, 1, batch_first=True)
         if how == "convolutional":
             self.net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Tanh(), nn.Conv2d(4, 2, 3), nn.Tanh(), nn.Flatten(),
                                      nn.Linear(2 * 4 * 4, 1))
@@ -1022,6 +1024,9 @@ class ForwardOverReverse(nn.Module):
         if self.how == "einsum":
             first = self.net[0]
             g = lambda p: torch.einsum("ni,ij->nj", torch.tanh(first(p)), self.net[2].weight.T).sum()  # noqa: E731
+            return func.jvp(func.grad(g), (x,), (one,))[1]
+        if self.how == "attention":  # (10 tokens of width 2, one head)
+            g = lambda p: self.attention(p[None], p[None], p[None])[0].sum()  # noqa: E731
             return func.jvp(func.grad(g), (x,), (one,))[1]
         return torch.autograd.functional.hessian(f, x, vectorize=True,  # (legacy vmap)
                                                  outer_jacobian_strategy="forward-mode")

@@ -76,13 +76,14 @@ def repeated(forward: Count, *terms: tuple[str, bool]) -> Count:
     return gradients([(what, needed, forward.macs, expression) for what, needed in terms])
 
 
-def paired(*pairs: tuple[int | None, int | None]) -> Callable[[Callable], Callable]:
+def paired(*pairs) -> Callable[[Callable], Callable]:
     """Marks a backward counter whose gradients are each one product of ∂Y with one other operand (Y = A·B: ∂A = ∂Y·Bᵀ,
     ∂B = Aᵀ·∂Y): ``pairs`` gives, for each gradient, its operand and that other one, each an input's position or
-    None for the layer's weights (a linear layer's (0, None), (None, 0)). Forward-mode AD over the backward
+    None for the layer's weights (a linear layer's (0, None), (None, 0)); or one function of the call that gives
+    them, None where they are not pairs (an einsum of three operands). Forward-mode AD over the backward
     (forward_over_reverse.py) counts their tangents so; a counter without them has no formula there."""
     def mark(counter: Callable) -> Callable:
-        counter.partners = pairs
+        counter.partners = pairs[0] if len(pairs) == 1 and callable(pairs[0]) else (lambda call: pairs)
         return counter
 
     return mark

@@ -73,9 +73,9 @@ def cost(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mapping
         call, count = kept[index][1:3]
         name = names.get(index, "?")
         whole = gradient(counter, call, count, needs).macs
-        if not whole:
+        if whole == 0:
             continue  # (no products in its gradients: none in their tangents)
-        partners, carried = getattr(counter, "partners", None), tangents.get(index)
+        partners, carried = getattr(counter, "partners", lambda call: None)(call), tangents.get(index)
         if partners is None or isinstance(carried, Count):
             uncounted.append(f"∂({name})")
             continue

@@ -605,7 +605,13 @@ def covariance_backward(call: OpCall, needs: Needs) -> Count:
     return repeated(covariance(call), ("∂X (left)", needs.input(0)), ("∂Xᵀ (right)", needs.input(0)))
 
 
+def _two_operands(call: OpCall):
+    """An einsum of two operands: each gradient a product of ∂Y with the other (three or more: with each other)."""
+    return ((0, 1), (1, 0)) if len(call.inputs) == 2 else None
+
+
 @GRAD_OPS.register("einsum")
+@paired(_two_operands)
 def einsum_backward(call: OpCall, needs: Needs) -> Count:
     """Autograd differentiates each pairwise product: ∂left and ∂right each cost the product, where that
     side (an operand, or a partial result made from some) needs a gradient."""
