@@ -1032,6 +1032,29 @@ class ForwardOverReverse(nn.Module):
                                                  outer_jacobian_strategy="forward-mode")
 
 
+class ForwardModeCNN(nn.Module):
+    """Forward-mode AD through a CNN (convolution, GELU, a grouped convolution, tanh, a linear head, LayerNorm) on
+    2x1x8x8, its tangents among the outputs a training step differentiates: ``jvp`` along the input, a per-image
+    ``vmap(jacfwd(.))``, and ``jvp`` in parameter space (``functional_call``, the weights carrying the tangents)."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GELU(), nn.Conv2d(4, 2, 3, groups=2), nn.Tanh(), nn.Flatten(),
+                                 nn.Linear(32, 3), nn.LayerNorm(3))
+
+    def forward(self, x):
+        from torch import func
+
+        if self.how == "jvp":
+            return func.jvp(self.net, (x,), (torch.ones_like(x),))
+        if self.how == "jacfwd":
+            return func.vmap(func.jacfwd(lambda p: self.net(p[None])[0]))(x)
+        params = dict(self.net.named_parameters())
+        tangents = {name: torch.ones_like(p) for name, p in params.items()}
+        return func.jvp(lambda p: func.functional_call(self.net, p, (x,)), (params,), (tangents,))
+
+
 class NestedPINN(nn.Module):
     """Derivatives of derivatives by torch.func, through a 2-16-16-1 tanh MLP: ``vmap(grad(grad(u)))``, a third
     derivative, ``grad`` of a summed squared gradient without vmap, ``vmap(jacrev(jacrev(u)))`` and a Laplacian

@@ -7,8 +7,8 @@ import torch
 
 import archcalc
 from tests.aten_flops import AtenMacs, step_macs
-from tests.networks import (Ensemble, ForwardOverReverse, FunctionalMAML, FunctionalPINN, NestedPINN,
-                            PerSampleGradients)
+from tests.networks import (Ensemble, ForwardModeCNN, ForwardOverReverse, FunctionalMAML, FunctionalPINN,
+                            NestedPINN, PerSampleGradients)
 
 SHAPE = (10, 2)
 
@@ -182,3 +182,44 @@ def test_maml_with_functional_call_forward_and_step(first_order):
     assert not any("not counted" in n for n in a.notes)
     assert a.totals.params == 6 * 16 + 16 + 16 + 1  # (the fast weights are not parameters)
 
+
+
+@pytest.mark.parametrize("model,shape", [
+    (lambda: FunctionalPINN("jvp"), SHAPE), (lambda: FunctionalPINN("jacfwd"), SHAPE),
+    (lambda: FunctionalPINN("dual"), SHAPE), (lambda: FunctionalPINN("jvp of vmap"), SHAPE),
+    (lambda: FunctionalPINN("vmap of jvp"), SHAPE), (lambda: ForwardModeCNN("jvp"), (2, 1, 8, 8)),
+    (lambda: ForwardModeCNN("jacfwd"), (2, 1, 8, 8)), (lambda: ForwardModeCNN("parameters"), (2, 1, 8, 8))],
+    ids=["jvp", "jacfwd", "dual", "jvp of vmap", "vmap of jvp", "cnn jvp", "cnn jacfwd", "cnn parameters"])
+def test_a_training_step_through_tangents_counts_their_backward(model, shape):
+    """A training step whose loss takes tangents (a PINN's u_x by jvp or jacfwd, trained; reverse over forward):
+    its backward runs each row's own gradients and those of the operations that computed its tangents (x'·Wᵀ and
+    x·W'ᵀ, the zeros W' too), counted node by node; equal to the aten count (every row's backward was "not counted"
+    before). In parameter space the weights are functional_call's, wrapped by jvp: their gradients are the plain
+    parameters' (∂W read as not needed, silently, at first)."""
+    m = model()
+    a = archcalc.analyze(m, [shape], device="meta", backward=True)
+    assert (a.totals.macs, a.totals.backward_macs) == step_macs(m, shape)
+    assert not [r for r in a.records if r.backward is not None and r.backward.macs is None]
+
+
+def test_a_training_step_through_tangents_by_hand():
+    """jvp of a 2-16-1 tanh MLP over 10 points, trained on out.sum() + tangent.sum(): net.2's own ∂W and ∂h (160
+    each) and its tangent's products' (x'·W2ᵀ: ∂x' and ∂W2; x·W2'ᵀ with zeros W2': ∂x), 3 x 160; net.0's own ∂W
+    (320; x needs none) and its tangent's x'·W1ᵀ's ∂W1 (320; x' is the constant direction, x·W1'ᵀ's ∂x not
+    needed): 640 + 800 = 1,440."""
+    a = archcalc.analyze(FunctionalPINN("jvp"), [SHAPE], device="meta", backward=True)
+    backward = {r.name: r.backward.macs for r in a.records if r.backward is not None and r.backward.macs}
+    assert backward == {"net.2": 2 * 160 + 3 * 160, "net.0": 320 + 320}
+    row = next(r for r in a.records if r.name == "net.2" and r.backward.macs)
+    assert "reverse over forward" in row.backward.note
+
+
+@pytest.mark.parametrize("how", ["hessian", "jvp of grad", "grad of jvp", "dual of grad", "grad of dual"])
+def test_a_training_step_where_tangents_and_gradients_meet_is_not_counted_never_short(how):
+    """A forward that differentiates where tangents run (hessian, jvp of grad, grad of jvp, ...): the step's backward
+    differentiates both again, for which there is no formula: each such row's backward is "not counted" (they
+    read short, silently, while this was built)."""
+    model = FunctionalPINN(how)
+    a = archcalc.analyze(model, [SHAPE], device="meta", backward=True)
+    assert a.totals.backward_macs < step_macs(model, SHAPE)[1]
+    assert any(r.backward is not None and r.backward.macs is None for r in a.records)

@@ -45,6 +45,7 @@ from torch import Tensor
 from torch.utils._pytree import tree_leaves
 
 from archcalc.analysis.counting import NO_GRADIENT, Count, Needs
+from archcalc.analysis import transforms
 from archcalc.analysis.transforms import level, levels
 from archcalc.formulas.numbers import grouped, shape_text
 
@@ -364,7 +365,10 @@ ZERO_PRODUCTS = frozenset({
 })
 # (pooling, padding and resampling: windows read and written, no products; their own backward's too)
 _ZERO_FAMILIES = ("MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool", "FractionalMaxPool", "ReflectionPad",
-                  "ReplicationPad", "Upsample")
+                  "ReplicationPad", "Upsample",
+                  "SqueezeBackward", "UnsqueezeBackward")  # (vmap's squeeze of a batched dimension: SqueezeBackward5)
+# (a C++ node by its name: forward-mode AD's identity, which a dual tensor's view passes through)
+_ZERO_NAMED = frozenset({"torch::autograd::Identity"})
 
 
 def _convolution_again(node, received: tuple[bool, bool]) -> tuple[int, str]:
@@ -394,7 +398,7 @@ def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
     for ZERO_PRODUCTS; None for any other node. ``reached``: the nodes the engine runs or ends at (an input needs a
     gradient where its edge leads to one); ``edges``: the (node, output number) it computes a gradient for."""
     kind = type(node).__name__
-    if kind in ZERO_PRODUCTS or kind.startswith(_ZERO_FAMILIES):
+    if kind in ZERO_PRODUCTS or kind.startswith(_ZERO_FAMILIES) or (kind == "CppFunction" and node.name() in _ZERO_NAMED):
         return 0, ""
     needs = [n is not None and n in reached for n, _ in node.next_functions]
     try:
@@ -493,24 +497,49 @@ def row_backward(asked: Asked, outputs: list[Tensor]) -> Count:
     return NO_GRADIENT
 
 
-def again(made: set, step: Walk) -> Count:
+def again(made: set, step: Walk, what: str = "its gradients' operations", ran: str = "again (an operation autograd "
+          "ran for its gradients)", note: str = "its gradients were made with create_graph=True: the step differentiates the "
+          "products that made them") -> Count:
     """The training backward of a call that made its gradients with create_graph=True: the products of the operations
     its engine ran (``made``) that the step's backward runs, each by second_order; "not counted" where one has no
-    formula."""
+    formula. (``what``, ``ran``, ``note``: the words for other such operations: a row's tangents', reverse_over_forward.)"""
     products: Counter = Counter()
     reached = step.runs | step.targets
     for node in made & step.runs:
         done = second_order(node, reached, step.edges)
         if done is None:
-            return Count(None, None, {}, f"it differentiates {type(node).__name__} again (an operation autograd ran "
-                                         "for its gradients): no formula, not counted")
+            return Count(None, None, {}, f"it differentiates {type(node).__name__} {ran}: no formula, not counted")
         if done[0]:
             products[done] += 1
     total = sum(n * times for (n, _), times in products.items())
     if not total:
-        return Count(0, 0, {"macs": "its gradients' operations differentiated again: no products"})
-    text = " + ".join(f"{times} × ∂({what}) {grouped(n)}" if times > 1 else f"∂({what}) {grouped(n)}"
-                      for (n, what), times in products.items())
-    return Count(total, 0, {"macs": f"its gradients' operations differentiated again: {text} = {grouped(total)}",
-                            "elementwise": "their element-wise work not counted"},
-                 "its gradients were made with create_graph=True: the step differentiates the products that made them")
+        return Count(0, 0, {"macs": f"{what} differentiated: no products"})
+    text = " + ".join(f"{times} × ∂({done}) {grouped(n)}" if times > 1 else f"∂({done}) {grouped(n)}"
+                      for (n, done), times in products.items())
+    return Count(total, 0, {"macs": f"{what} differentiated: {text} = {grouped(total)}",
+                            "elementwise": "their element-wise work not counted"}, note)
+
+
+def tangents_made(inputs: list, outputs: list) -> set:
+    """The autograd nodes of the operations that computed a row's tangents (forward-mode AD: a linear layer's
+    x'·Wᵀ and x·W'ᵀ, W' zeros), regular autograd's, at the plain tensors under torch.func's wrappers, where a training
+    step's backward runs: those reached from its outputs' tangents, not through its inputs (primal or tangent) nor its
+    outputs' own nodes (the row's backward formula counts those)."""
+    made = [t for t in transforms.tangents(outputs) or () if t is not None]
+    given = [t for t in [*(transforms.tangents(inputs) or ()), *inputs, *outputs] if isinstance(t, Tensor)]
+    return _reachable([levels(t)[-1].grad_fn for t in made], {n for t in given for n in nodes_of(t) if n is not None})
+
+
+def reverse_over_forward(primal: Count, own: tuple, made: set, step: Walk) -> Count:
+    """A training step's backward of a row that computed tangents (a PINN's u_x by jvp or jacfwd, trained): its own
+    gradients (``primal``, its backward formula's) where the step reaches its outputs' nodes (``own``), and those of
+    the operations that computed its tangents (``made``: tangents_made) that the step runs, each by second_order
+    (reverse over forward); "not counted" where one has no formula."""
+    base = primal if any(n in step.runs for n in own if n is not None) else \
+        Count(0, 0, {"macs": "its output's own gradient not computed"})
+    tangents = again(made, step, "the operations that computed its tangents", "(an operation that computed its "
+                     "tangent, forward-mode AD's)", "")
+    if base.macs is None or tangents.macs is None:
+        return base if base.macs is None else tangents
+    return transforms.with_tangents(base, tangents, "forward-mode AD computed its tangents: the step differentiates "
+                                                    "their products too (reverse over forward)")

@@ -159,6 +159,11 @@ class Tracer(TorchFunctionMode):
         self.kept: dict[int, tuple] | None = {} if differentiating else None
         # (a call's row -> the nodes of the gradients it made with create_graph=True)
         self.engines_made: dict[int, set] = {}
+        # a training step's row that computed tangents: the nodes of the operations that did (reverse over forward),
+        # counted where the forward differentiates nothing (torch.autograd.grad, torch.func.grad: their graphs and
+        # the tangents' meet, hessian's, grad of jvp's, which the step differentiates again: no formula)
+        self.tangents_made: dict[int, set] = {}
+        self.differentiates = False
         # The rows made under torch.vmap: index -> (how many times each ran, in words); those whose inputs carry
         # forward-mode AD's tangents: index -> how many times each input's term of the tangent runs more than the
         # row, and its weights' (transforms.py).
@@ -393,13 +398,16 @@ class Tracer(TorchFunctionMode):
         """The training backward of each torch.autograd.grad row whose gradients were made with create_graph=True:
         the products of the operations its engine ran, as the step's backward differentiates them
         (differentiated.again); and of each row the step reaches from within only (differentiated.from_within)."""
-        if not self.engines_made:
+        if not self.engines_made and not self.tangents_made:
             return {}
         step = differentiated.walk(differentiated.training_step(tensors_in(output)))
         with _NO_TORCH_FUNCTION():  # (and each row the step reaches from within only, its inner products)
             within = {index: differentiated.from_within(inner, step) for index, inner in
                       differentiated.entered_within(self.kept or {}, self.grad_nodes, step.runs).items()}
-        return within | {index: differentiated.again(made, step) for index, made in self.engines_made.items()}
+        tangents = {index: FORWARD_AD_BACKWARD if self.differentiates else
+                    differentiated.reverse_over_forward(self.records[index].backward, self.grad_nodes[index], made, step)
+                    for index, made in self.tangents_made.items() if self.records[index].backward is not None}
+        return within | tangents | {index: differentiated.again(made, step) for index, made in self.engines_made.items()}
 
     def _reached(self, output) -> set:
         """The autograd nodes of ``output``'s graph (walked once for both its uses: functions_unseen,
@@ -504,6 +512,8 @@ class Tracer(TorchFunctionMode):
             return output
         if self.grad_nodes is not None:
             self.grad_nodes[index] = self._made_nodes(outputs)
+        if self.tangents and index in self.tangents and counter is not None:
+            self._tangents_made(index, inputs, outputs)
         if self.pending is None:
             with _NO_TORCH_FUNCTION():
                 leave(frame, inputs, outputs, shapes_in, shapes_out, self.next_index)
@@ -690,6 +700,7 @@ class Tracer(TorchFunctionMode):
             self.grad_nodes[index] = self._made_nodes(outputs)
         if transforms.active():
             self._transformed(index, inputs)
+            self._tangents_made(index, inputs, outputs)
         # (The operation's own frame, though it runs no forward: its record is made as a module's is.)
         frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
                        [])
@@ -778,6 +789,7 @@ class Tracer(TorchFunctionMode):
         if self.kept is None:  # (rows made without their calls kept, or with gradients off: trace it again)
             raise differentiated.Differentiates(f"the forward calls torch.{differentiated.CALLS[func]}")
         self._settle()  # (every row made so far is needed now)
+        self.differentiates = True
         asked = differentiated.asked(func, args, kwargs)
         with _NO_TORCH_FUNCTION():
             names = {index: self.records[index].name for index in self.kept if index in self.records}
@@ -842,6 +854,13 @@ class Tracer(TorchFunctionMode):
         elif tangents is not None:
             self.tangents[index] = tangents
 
+    def _tangents_made(self, index: int, inputs: list, outputs: list) -> None:
+        """A training step's row that computed tangents (not one under torch.func.grad, whose backward is its own):
+        the nodes of the operations that did, while its tangents are at hand (the dual level ends with the call)."""
+        if self.backward and isinstance(self.tangents.get(index), tuple) and torch.is_grad_enabled():
+            with _NO_TORCH_FUNCTION():
+                self.tangents_made[index] = differentiated.tangents_made(inputs, outputs)
+
     def _with_tangents(self, index: int, counter, call, count: Count, grad: Count | None) -> tuple[Count, Count | None]:
         """A row's count (and backward) where its inputs carried tangents (transforms.with_tangents); the backward of
         such a step has no formula here."""
@@ -850,7 +869,9 @@ class Tracer(TorchFunctionMode):
             return (count if not (count.macs or count.elementwise) else why), \
                 (None if grad is None else FORWARD_AD_BACKWARD)
         tangent = transforms.tangent_count(partial(_gradient_for, counter, call, count), *why)
-        return transforms.with_tangents(count, tangent), (None if grad is None else FORWARD_AD_BACKWARD)
+        # (the step's backward: its own gradients, and its tangents' operations' once the step is known)
+        own = grad if grad is None or index in self.tangents_made else FORWARD_AD_BACKWARD
+        return transforms.with_tangents(count, tangent), own
 
     def unseen(self, name: str, inputs: list, outputs: list) -> None:
         """A row "not counted" for a call whose operations ran out of the trace's sight (a TorchScript function
@@ -1089,9 +1110,11 @@ def _gradient(counter, call, count: Count, inputs: list, params) -> Count:
     """A record's backward count: no MACs for what has no products (norms, activations, copies), the
     counter's for what has, "not counted" where there is no backward formula; element-wise work by the
     declared rule (counting.with_elementwise). An input a torch.func transform wraps needs one where the plain
-    tensor under it does: the step's backward is regular autograd's, not the transform's level."""
+    tensor under it does, and so do weights (functional_call's, jvp in parameter space): the step's backward is regular
+    autograd's, not the transform's level."""
     return _gradient_for(counter, call, count, Needs(tuple(transforms.levels(t)[-1].requires_grad for t in inputs),
-                                                     any(p is not None and p.requires_grad for p in params)))
+                                                     any(p is not None and transforms.levels(p)[-1].requires_grad
+                                                         for p in params)))
 
 
 def _gradient_for(counter, call, count: Count, needs: Needs) -> Count:
