@@ -976,8 +976,8 @@ class ForwardOverReverse(nn.Module):
     ``vmap(hessian(u))``, the Hessian of a sum over every point, ``jacfwd(jacrev(.))`` of a vector output, a
     Hessian-vector product in parameter space (``functional_call``, the weights carrying the tangents),
     forward_ad's dual tensors given to ``torch.autograd.grad``, ``jvp(grad(f))`` through convolutions, through an
-    einsum and through attention, a third derivative ``jvp(jvp(grad(f)))``, and torch.autograd.functional's forward-mode hessian (``legacy
-    vmap``)."""
+    einsum and through attention, a third derivative ``jvp(jvp(grad(f)))``, and torch.autograd.functional's
+    forward-mode hessian (``legacy vmap``)."""
 
     def __init__(self, how):
         super().__init__()

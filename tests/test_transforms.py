@@ -79,8 +79,8 @@ def test_forward_over_reverse_counts_the_gradients_tangents(how):
     vmap(hessian(u)), the Hessian of a sum over 10 points (jacfwd's basis of 20), jacfwd(jacrev(.)) of a 16-vector
     (jacrev's vmap over 16 cotangents, jacfwd's over 2), a Hessian-vector product in parameter space (the weights
     carry the tangents, every gradient's), forward_ad's dual tensors given to torch.autograd.grad, and jvp(grad(f))
-    through convolutions and a two-operand einsum: equal to flop_counter's formulas over every aten kernel that runs ("not counted" before:
-    the tangents beneath grad were out of the trace's sight)."""
+    through convolutions and a two-operand einsum: equal to flop_counter's formulas over every aten kernel that runs
+    ("not counted" before: the tangents beneath grad were out of the trace's sight)."""
     model = ForwardOverReverse(how)
     shape = (2, 1, 8, 8) if how == "convolutional" else SHAPE
     a = archcalc.analyze(model, [shape], device="meta")
@@ -108,8 +108,9 @@ def test_forward_over_reverse_by_hand():
                                      ("legacy vmap", "_add_batch_dim")])
 def test_forward_over_reverse_without_a_formula_is_not_counted_never_short(how, why):
     """Attention's gradients under forward-mode AD (its products are not pairs of ∂Y and one operand: softmax's
-    derivative between them), forward mode nested over a gradient (tangents of tangents), and torch.autograd.functional's
-    forward-mode hessian, whose vmap is PyTorch's legacy one (_add_batch_dim): "not counted", never short."""
+    derivative between them), forward mode nested over a gradient (tangents of tangents), and
+    torch.autograd.functional's forward-mode hessian, whose vmap is PyTorch's legacy one (_add_batch_dim): "not
+    counted", never short."""
     model = ForwardOverReverse(how)
     a = archcalc.analyze(model, [SHAPE], device="meta")
     assert a.not_counted and a.totals.macs < _aten(model)

@@ -24,7 +24,9 @@ Under torch.func.grad each level keeps an autograd graph of its own, and an oper
 node at every level below it too (transforms.levels): a row's nodes are those of every level (nodes_of), the nodes
 an inner grad's engine made are found at each level below it (made_by_the_engine), and an input needs a gradient at
 the level the call differentiates; so grad(grad(u)), jacrev(jacrev(u)) and a Laplacian are counted as a PINN's u_xx
-is. A training step's backward is regular autograd's, at the plain tensors under the wrappers.
+is. A training step's backward is regular autograd's, at the plain tensors under the wrappers; where the forward
+computed forward-mode AD's tangents and the loss takes them (a PINN's u_x by jvp or jacfwd), it differentiates the
+operations that computed them too, node by node (tangents_made, reverse_over_forward).
 
 The trace runs a forward with gradients off unless it counts the backward; a forward that differentiates needs them
 on, and each row's call kept for the count: Tracer(differentiating=True). A trace without them raises Differentiates
@@ -398,7 +400,8 @@ def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
     for ZERO_PRODUCTS; None for any other node. ``reached``: the nodes the engine runs or ends at (an input needs a
     gradient where its edge leads to one); ``edges``: the (node, output number) it computes a gradient for."""
     kind = type(node).__name__
-    if kind in ZERO_PRODUCTS or kind.startswith(_ZERO_FAMILIES) or (kind == "CppFunction" and node.name() in _ZERO_NAMED):
+    if kind in ZERO_PRODUCTS or kind.startswith(_ZERO_FAMILIES) or \
+            (kind == "CppFunction" and node.name() in _ZERO_NAMED):
         return 0, ""
     needs = [n is not None and n in reached for n, _ in node.next_functions]
     try:
@@ -497,12 +500,14 @@ def row_backward(asked: Asked, outputs: list[Tensor]) -> Count:
     return NO_GRADIENT
 
 
-def again(made: set, step: Walk, what: str = "its gradients' operations", ran: str = "again (an operation autograd "
-          "ran for its gradients)", note: str = "its gradients were made with create_graph=True: the step differentiates the "
-          "products that made them") -> Count:
+def again(made: set, step: Walk, what: str = "its gradients' operations",
+          ran: str = "again (an operation autograd ran for its gradients)",
+          note: str = "its gradients were made with create_graph=True: the step differentiates the products that made "
+                      "them") -> Count:
     """The training backward of a call that made its gradients with create_graph=True: the products of the operations
     its engine ran (``made``) that the step's backward runs, each by second_order; "not counted" where one has no
-    formula. (``what``, ``ran``, ``note``: the words for other such operations: a row's tangents', reverse_over_forward.)"""
+    formula. (``what``, ``ran``, ``note``: the words for other such operations: a row's tangents',
+    reverse_over_forward.)"""
     products: Counter = Counter()
     reached = step.runs | step.targets
     for node in made & step.runs:

@@ -404,10 +404,11 @@ class Tracer(TorchFunctionMode):
         with _NO_TORCH_FUNCTION():  # (and each row the step reaches from within only, its inner products)
             within = {index: differentiated.from_within(inner, step) for index, inner in
                       differentiated.entered_within(self.kept or {}, self.grad_nodes, step.runs).items()}
-        tangents = {index: FORWARD_AD_BACKWARD if self.differentiates else
-                    differentiated.reverse_over_forward(self.records[index].backward, self.grad_nodes[index], made, step)
+        tangents = {index: FORWARD_AD_BACKWARD if self.differentiates else differentiated.reverse_over_forward(
+                        self.records[index].backward, self.grad_nodes[index], made, step)
                     for index, made in self.tangents_made.items() if self.records[index].backward is not None}
-        return within | tangents | {index: differentiated.again(made, step) for index, made in self.engines_made.items()}
+        again = {index: differentiated.again(made, step) for index, made in self.engines_made.items()}
+        return within | tangents | again
 
     def _reached(self, output) -> set:
         """The autograd nodes of ``output``'s graph (walked once for both its uses: functions_unseen,
@@ -855,15 +856,16 @@ class Tracer(TorchFunctionMode):
             self.tangents[index] = tangents
 
     def _tangents_made(self, index: int, inputs: list, outputs: list) -> None:
-        """A training step's row that computed tangents (not one under torch.func.grad, whose backward is its own):
-        the nodes of the operations that did, while its tangents are at hand (the dual level ends with the call)."""
+        """A training step's row that computed tangents: the nodes of the operations that did, found while its
+        tangents are at hand (the dual level ends with the call), for differentiated_backward."""
         if self.backward and isinstance(self.tangents.get(index), tuple) and torch.is_grad_enabled():
             with _NO_TORCH_FUNCTION():
                 self.tangents_made[index] = differentiated.tangents_made(inputs, outputs)
 
     def _with_tangents(self, index: int, counter, call, count: Count, grad: Count | None) -> tuple[Count, Count | None]:
-        """A row's count (and backward) where its inputs carried tangents (transforms.with_tangents); the backward of
-        such a step has no formula here."""
+        """A row's count (and backward) where its inputs carried tangents (transforms.with_tangents); in a training
+        step its backward is its own gradients, the tangents' operations' added once the step is known
+        (differentiated.reverse_over_forward), or "not counted" where their nodes were not found."""
         why = self.tangents[index]
         if isinstance(why, Count):
             return (count if not (count.macs or count.elementwise) else why), \

@@ -16,9 +16,9 @@
 That sum takes every part as alive at once, with each part's arithmetic: an upper bound where the backward keeps
 no more in flight than the two gradients of its largest saved activation (the report says when it is below the
 peak). The prediction is the peak of two training steps simulated tensor by tensor on the meta device
-(training/peak.py), as the device's allocator counts it: ``device="cpu"`` (64-byte alignment, the optimizer's loop over tensors) or
-``"cuda"`` (the caching allocator's 512-byte blocks, foreach optimizers); with ``amp``, the forward under
-autocast.
+(training/peak.py), as the device's allocator counts it: ``device="cpu"`` (64-byte alignment, the optimizer's loop
+over tensors) or ``"cuda"`` (the caching allocator's 512-byte blocks, foreach optimizers); with ``amp``, the forward
+under autocast.
 """
 
 from __future__ import annotations
