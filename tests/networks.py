@@ -962,11 +962,14 @@ class FunctionalPINN(nn.Module):
         if self.how == "dual of grad":  # (a dual tensor given to grad)
             with forward_ad.dual_level():
                 return forward_ad.unpack_dual(func.grad(lambda p: u(p).sum())(forward_ad.make_dual(x, one))).tangent
+        if self.how == "vmap of grad of jvp":
+            return func.vmap(func.grad(lambda p: func.jvp(u, (p,), (torch.ones_like(p),))[1]))(x)
         if self.how in ("jvp of vmap", "vmap of jvp"):
             if self.how == "jvp of vmap":
                 return func.jvp(func.vmap(u), (x,), (one,))[1]
             return func.vmap(lambda p, t: func.jvp(u, (p,), (t,))[1])(x, one)
-        transform = {"grad": func.grad, "jacrev": func.jacrev, "jacfwd": func.jacfwd, "hessian": func.hessian}
+        transform = {"grad": func.grad, "jacrev": func.jacrev, "jacfwd": func.jacfwd, "hessian": func.hessian,
+                     "jacrev of jacfwd": lambda f: func.jacrev(func.jacfwd(f))}
         return self.net(x), func.vmap(transform[self.how](u))(x)
 
 
@@ -1035,7 +1038,9 @@ class ForwardOverReverse(nn.Module):
 class ForwardModeCNN(nn.Module):
     """Forward-mode AD through a CNN (convolution, GELU, a grouped convolution, tanh, a linear head, LayerNorm) on
     2x1x8x8, its tangents among the outputs a training step differentiates: ``jvp`` along the input, a per-image
-    ``vmap(jacfwd(.))``, and ``jvp`` in parameter space (``functional_call``, the weights carrying the tangents)."""
+    ``vmap(jacfwd(.))``, and ``jvp`` in parameter space (``functional_call``, the weights carrying the tangents); and
+    differentiated in the forward (reverse over forward): ``grad`` of a ``jvp``, along the input or in parameter
+    space."""
 
     def __init__(self, how):
         super().__init__()
@@ -1050,8 +1055,13 @@ class ForwardModeCNN(nn.Module):
             return func.jvp(self.net, (x,), (torch.ones_like(x),))
         if self.how == "jacfwd":
             return func.vmap(func.jacfwd(lambda p: self.net(p[None])[0]))(x)
+        if self.how == "grad of jvp":
+            return func.grad(lambda p: func.jvp(self.net, (p,), (torch.ones_like(p),))[1].sum())(x)
         params = dict(self.net.named_parameters())
         tangents = {name: torch.ones_like(p) for name, p in params.items()}
+        if self.how == "grad of jvp in parameter space":
+            g = lambda q: func.jvp(lambda p: func.functional_call(self.net, p, (x,)), (q,), (tangents,))[1]  # noqa: E731
+            return func.grad(lambda q: g(q).pow(2).sum())(params)
         return func.jvp(lambda p: func.functional_call(self.net, p, (x,)), (params,), (tangents,))
 
 

@@ -177,12 +177,13 @@ def nodes_of(t: Tensor) -> list:
 
 
 def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None],
-         names: Mapping[int, str], gradient, engines: set) -> Count:
+         names: Mapping[int, str], gradient, engines: set, tangents: set = frozenset()) -> Count:
     """The call's count: each kept row (index -> (backward counter, call, forward count, input tensors, parameters,
     each output's (node, output number))) whose output's node the engine runs, by ``gradient`` (the tracer's:
     (counter, call, count, needs) -> Count), with the gradients of the inputs the walk reaches; then each node of
-    ``engines`` (made by an earlier call's engine, create_graph=True) that it runs, by second_order. "Not counted"
-    when one of them has no formula, or the engine runs a custom Function's backward."""
+    ``engines`` (made by an earlier call's engine, create_graph=True) and of ``tangents`` (made by rows to compute
+    forward-mode AD's tangents: tangents_made; grad of jvp) that it runs, by second_order. "Not counted" when one of
+    them has no formula, or the engine runs a custom Function's backward."""
     runs, targets, edges = engine.runs, engine.targets, engine.edges
     reached = runs | targets
     macs = elementwise = 0
@@ -213,11 +214,17 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
             uncounted.append(f"{type(node).__name__} (a gradient's operation, differentiated again)")
         elif products[0]:
             second[products] += 1
+    for node in runs & tangents if tangents else ():  # (reverse over forward: the tangents' operations)
+        products = second_order(node, reached, edges)
+        if products is None:
+            uncounted.append(f"{type(node).__name__} (an operation that computed a tangent, differentiated)")
+        elif products[0]:
+            second[(products[0], products[1].replace("the gradient's", "a tangent's"))] += 1
     foreign = sorted({type(n).__name__ for n in runs if isinstance(n, torch.autograd.function.BackwardCFunction)})
     if foreign:
         uncounted.append(f"the backward of {', '.join(foreign)} (a custom autograd.Function, run by the engine)")
     elif runs:
-        unseen = runs - _covered(kept, nodes) - engines
+        unseen = runs - _covered(kept, nodes) - engines - tangents
         if unseen:
             kinds = ", ".join(sorted({type(n).__name__ for n in unseen})[:3])
             uncounted.append(f"{len(unseen)} operation{'s' if len(unseen) != 1 else ''} no row made ({kinds}: run "
@@ -244,7 +251,7 @@ def rows_run(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mappi
         if not made_nodes or not any(n in engine.runs for n in made_nodes if n is not None):
             continue
         needs = Needs(tuple(_gets_gradient(t, reached, wanted) for t in inputs),
-                      any(p is not None and p.requires_grad and (wanted is None or id(p) in wanted) for p in params))
+                      any(_gets_gradient(p, reached, wanted) for p in params if p is not None))
         if getattr(counter, "per_output", False):  # (QR's: which of its outputs' gradients the engine computes)
             counter = partial(counter, reached=tuple(pair in engine.edges for pair in made))
         yield index, counter, needs
@@ -483,13 +490,17 @@ def _inside(inputs: list, made: tuple) -> set:
 
 def _gets_gradient(t: Tensor, reached: set, wanted: set | None) -> bool:
     """Whether the engine computes a gradient for this input of a row it runs: a tensor asked for, or one whose node
-    it runs (or stops at)."""
-    if not isinstance(t, Tensor) or not t.requires_grad:
+    it runs (or stops at), at the level the call differentiates (under torch.func.grad; a jvp's wrapper inside it
+    needs none at its own level, the grad level's tensor under it does: grad of jvp)."""
+    if not isinstance(t, Tensor):
         return False
-    if t.grad_fn is None and (wanted is None or id(t) in wanted):
+    chain = levels(t)
+    if not any(u.requires_grad for u in chain):
+        return False
+    if t.requires_grad and t.grad_fn is None and (wanted is None or id(t) in wanted):
         return True
     return any(u.grad_fn in reached if u.grad_fn is not None else wanted is not None and id(u) in wanted
-               for u in levels(t))  # (under torch.func.grad, the level the call differentiates)
+               for u in chain)
 
 
 def row_backward(asked: Asked, outputs: list[Tensor]) -> Count:
@@ -532,7 +543,7 @@ def tangents_made(inputs: list, outputs: list) -> set:
     outputs' own nodes (the row's backward formula counts those)."""
     made = [t for t in transforms.tangents(outputs) or () if t is not None]
     given = [t for t in [*(transforms.tangents(inputs) or ()), *inputs, *outputs] if isinstance(t, Tensor)]
-    return _reachable([levels(t)[-1].grad_fn for t in made], {n for t in given for n in nodes_of(t) if n is not None})
+    return _reachable([n for t in made for n in nodes_of(t)], {n for t in given for n in nodes_of(t) if n is not None})
 
 
 def reverse_over_forward(primal: Count, own: tuple, made: set, step: Walk) -> Count:

@@ -795,8 +795,9 @@ class Tracer(TorchFunctionMode):
         with _NO_TORCH_FUNCTION():
             names = {index: self.records[index].name for index in self.kept if index in self.records}
             engine = differentiated.walk(asked)
+            tangents = self._tangents_run(engine)
             count = differentiated.cost(asked, engine, self.kept, self.grad_nodes, names, _gradient_for,
-                                        set().union(*self.engines_made.values()))
+                                        set().union(*self.engines_made.values()), tangents or set())
         if asked.batched:  # (is_grads_batched: autograd's engine run under vmap over the grad_outputs' rows)
             count = transforms.scaled(count, asked.batched, f"is_grads_batched over {asked.batched} grad_outputs",
                                       "vector-Jacobian product", f"is_grads_batched: one vector-Jacobian product "
@@ -818,15 +819,26 @@ class Tracer(TorchFunctionMode):
         if transforms.active():  # (torch.func.grad's call; under vmap, or jacrev's vmap over its ∂y)
             self._transformed(frame.index, inputs + list(asked.given))
             self.tangents.pop(frame.index, None)  # (its roots' tangents: its gradients' are counted above)
-        if not over and any(any(n in engine.runs for n in self.grad_nodes.get(i) or ()) for i in self.tangents
-                            if i in self.kept):  # (grad of jvp, or of a dual tensor's tangent: the backward of
-            count = transforms.REVERSE_OVER_FORWARD  # rows' tangents)
+        if not over and (tangents is None or any(
+                any(n in engine.runs for n in self.grad_nodes.get(i) or ()) for i in self.tangents
+                if i in self.kept and i not in self.tangents_made)):  # (grad of jvp, or of a dual tensor's tangent,
+            count = transforms.REVERSE_OVER_FORWARD  # whose operations' nodes were not found, or batched apart)
         if asked.create_graph:
             self.engines_made[frame.index] = differentiated.made_by_the_engine(outputs, asked.roots, engine.seen)
         with _NO_TORCH_FUNCTION():
             self._record(frame, asked.name, OP, inputs, outputs, shapes_in, shapes_out, count, [], None,
                          spelled or origin(func), differentiated.row_backward(asked, outputs) if self.backward else None)
         return result
+
+    def _tangents_run(self, engine) -> set | None:
+        """The nodes of the rows' tangents' operations (tangents_made) that a gradient's engine runs (grad of jvp,
+        reverse over forward in the forward: counted node by node); None where a row's tangents were batched apart
+        from it (jacfwd's basis: its nodes show one sample's sizes, their batch not the call's)."""
+        ran = {index: made & engine.runs for index, made in self.tangents_made.items()}
+        ran = {index: made for index, made in ran.items() if made}
+        if any(max((*self.tangents[index][0], self.tangents[index][1]), default=0) > 1 for index in ran):
+            return None
+        return set().union(*ran.values())
 
     def _over_reverse(self, count: Count, asked, engine, names: dict, seen) -> Count:
         """A gradient computed while forward-mode AD's tangents flow (forward_over_reverse.py): its count with its
@@ -858,7 +870,8 @@ class Tracer(TorchFunctionMode):
     def _tangents_made(self, index: int, inputs: list, outputs: list) -> None:
         """A training step's row that computed tangents: the nodes of the operations that did, found while its
         tangents are at hand (the dual level ends with the call), for differentiated_backward."""
-        if self.backward and isinstance(self.tangents.get(index), tuple) and torch.is_grad_enabled():
+        if (self.backward or self.kept is not None) and isinstance(self.tangents.get(index), tuple) and \
+                torch.is_grad_enabled():
             with _NO_TORCH_FUNCTION():
                 self.tangents_made[index] = differentiated.tangents_made(inputs, outputs)
 
