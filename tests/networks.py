@@ -1060,8 +1060,10 @@ class ForwardModeCNN(nn.Module):
         params = dict(self.net.named_parameters())
         tangents = {name: torch.ones_like(p) for name, p in params.items()}
         if self.how == "grad of jvp in parameter space":
-            g = lambda q: func.jvp(lambda p: func.functional_call(self.net, p, (x,)), (q,), (tangents,))[1]  # noqa: E731
-            return func.grad(lambda q: g(q).pow(2).sum())(params)
+            def along(q):
+                return func.jvp(lambda p: func.functional_call(self.net, p, (x,)), (q,), (tangents,))[1]
+
+            return func.grad(lambda q: along(q).pow(2).sum())(params)
         return func.jvp(lambda p: func.functional_call(self.net, p, (x,)), (params,), (tangents,))
 
 

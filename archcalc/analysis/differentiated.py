@@ -214,12 +214,13 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
             uncounted.append(f"{type(node).__name__} (a gradient's operation, differentiated again)")
         elif products[0]:
             second[products] += 1
+    tangent: Counter = Counter()
     for node in runs & tangents if tangents else ():  # (reverse over forward: the tangents' operations)
         products = second_order(node, reached, edges)
         if products is None:
             uncounted.append(f"{type(node).__name__} (an operation that computed a tangent, differentiated)")
         elif products[0]:
-            second[(products[0], products[1].replace("the gradient's", "a tangent's"))] += 1
+            tangent[(products[0], products[1].replace("the gradient's", "a tangent's"))] += 1
     foreign = sorted({type(n).__name__ for n in runs if isinstance(n, torch.autograd.function.BackwardCFunction)})
     if foreign:
         uncounted.append(f"the backward of {', '.join(foreign)} (a custom autograd.Function, run by the engine)")
@@ -232,10 +233,10 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
     if uncounted:
         return Count(None, None, {}, f"{asked.name} in the forward differentiates {', '.join(uncounted)}: no formula, "
                                      "not counted")
-    for (products, what), times in second.items():
+    for (products, what), times in (second + tangent).items():
         macs += times * products
         terms.append((f"{times} × ∂({what})" if times > 1 else f"∂({what})", times * products))
-    written = _written(asked, terms, macs, elementwise, rows, sum(second.values()))
+    written = _written(asked, terms, macs, elementwise, rows, sum(second.values()), sum(tangent.values()))
     if asked.create_graph and any(type(n).__name__ == "SafeSoftmaxBackward0" for n in runs):
         written = written._replace(note=f"{written.note}; {_FUSED_ATTENTION}")
     return written
@@ -311,9 +312,10 @@ def from_within(inner: set, step: Walk) -> Count:
                                "elementwise": "its element-wise work not counted"})
 
 
-def _written(asked: Asked, terms: list, macs: int, elementwise: int, rows: int, again: int) -> Count:
+def _written(asked: Asked, terms: list, macs: int, elementwise: int, rows: int, again: int, tangents: int = 0) -> Count:
     """The call's count with its arithmetic: each term (what, MACs), the first _SHOWN written out; ``rows`` of them
-    rows' gradients, the rest ``again`` products of gradients made before."""
+    rows' gradients, the rest ``again`` products of gradients made before and ``tangents`` products that computed
+    forward-mode AD's tangents."""
     what = "every leaf that requires one" if asked.inputs is None else \
         f"{len(asked.inputs)} input{'s' if len(asked.inputs) != 1 else ''} asked for"
     shown = " + ".join(f"{name} {grouped(n)}" for name, n in terms[:_SHOWN])
@@ -324,11 +326,14 @@ def _written(asked: Asked, terms: list, macs: int, elementwise: int, rows: int, 
     if elementwise:
         formulas["elementwise"] = f"{asked.name}: ∂ through the element-wise operations on those paths, " \
                                   f"{grouped(elementwise)}" + (", not those of the gradients differentiated again"
-                                                               if again else "")
+                                                               if again else "") + (
+                                      ", not those that computed tangents" if tangents else "")
     note = f"{asked.name} in the forward: autograd computes the gradients of {rows} row{'s' if rows != 1 else ''} " \
            f"with products on the paths to {what}" + (
                f", and of {again} product{'s' if again != 1 else ''} of the gradients made before (second derivatives)"
-               if again else "")
+               if again else "") + (
+               f", and of {tangents} product{'s' if tangents != 1 else ''} that computed forward-mode AD's tangents "
+               f"(reverse over forward)" if tangents else "")
     return Count(macs, elementwise, formulas, note)
 
 
