@@ -516,7 +516,7 @@ def row_backward(asked: Asked, outputs: list[Tensor]) -> Count:
     return NO_GRADIENT
 
 
-def again(made: set, step: Walk, what: str = "its gradients' operations",
+def again(made: set, step: Walk, what: str = "its gradients' operations differentiated again",
           ran: str = "again (an operation autograd ran for its gradients)",
           note: str = "its gradients were made with create_graph=True: the step differentiates the products that made "
                       "them") -> Count:
@@ -534,18 +534,19 @@ def again(made: set, step: Walk, what: str = "its gradients' operations",
             products[done] += 1
     total = sum(n * times for (n, _), times in products.items())
     if not total:
-        return Count(0, 0, {"macs": f"{what} differentiated: no products"})
+        return Count(0, 0, {"macs": f"{what}: no products"})
     text = " + ".join(f"{times} × ∂({done}) {grouped(n)}" if times > 1 else f"∂({done}) {grouped(n)}"
                       for (n, done), times in products.items())
-    return Count(total, 0, {"macs": f"{what} differentiated: {text} = {grouped(total)}",
+    return Count(total, 0, {"macs": f"{what}: {text} = {grouped(total)}",
                             "elementwise": "their element-wise work not counted"}, note)
 
 
 def tangents_made(inputs: list, outputs: list) -> set:
     """The autograd nodes of the operations that computed a row's tangents (forward-mode AD: a linear layer's
-    x'·Wᵀ and x·W'ᵀ, W' zeros), regular autograd's, at the plain tensors under torch.func's wrappers, where a training
-    step's backward runs: those reached from its outputs' tangents, not through its inputs (primal or tangent) nor its
-    outputs' own nodes (the row's backward formula counts those)."""
+    x'·Wᵀ and x·W'ᵀ, W' zeros), at every level (nodes_of): regular autograd's, at the plain tensors under torch.func's
+    wrappers, where a training step's backward runs, and a grad level's, where grad of jvp's runs: those reached from
+    its outputs' tangents, not through its inputs (primal or tangent) nor its outputs' own nodes (the row's backward
+    formula counts those)."""
     made = [t for t in transforms.tangents(outputs) or () if t is not None]
     given = [t for t in [*(transforms.tangents(inputs) or ()), *inputs, *outputs] if isinstance(t, Tensor)]
     return _reachable([n for t in made for n in nodes_of(t)], {n for t in given for n in nodes_of(t) if n is not None})
@@ -558,8 +559,8 @@ def reverse_over_forward(primal: Count, own: tuple, made: set, step: Walk) -> Co
     (reverse over forward); "not counted" where one has no formula."""
     base = primal if any(n in step.runs for n in own if n is not None) else \
         Count(0, 0, {"macs": "its output's own gradient not computed"})
-    tangents = again(made, step, "the operations that computed its tangents", "(an operation that computed its "
-                     "tangent, forward-mode AD's)", "")
+    tangents = again(made, step, "the operations that computed its tangents, differentiated",
+                     "(an operation that computed its tangent, forward-mode AD's)", "")
     if base.macs is None or tangents.macs is None:
         return base if base.macs is None else tangents
     return transforms.with_tangents(base, tangents, "forward-mode AD computed its tangents: the step differentiates "

@@ -85,14 +85,13 @@ def cost(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mapping
         for side, other in partners:
             if not (needs.weights if side is None else needs.input(side)):
                 continue
-            only = Needs(tuple(i == side for i in range(len(needs.inputs))), side is None)
-            products = gradient(counter, call, count, only).macs
+            one = gradient(counter, call, count, Needs(tuple(i == side for i in range(len(needs.inputs))), side is None))
+            products = one.macs
             alone += products or 0
             partner = weights if other is None else (extra[other] if other < len(extra) else 0)
             if products and (dy or partner):
                 macs += products * (max(dy, 1) + max(partner, 1))
-                terms.append(f"{name}'s {_named(gradient(counter, call, count, only))} {grouped(products)} x "
-                             f"({max(dy, 1)} + {max(partner, 1)})")
+                terms.append(f"{name}'s {_named(one)} {grouped(products)} x ({max(dy, 1)} + {max(partner, 1)})")
         if alone != whole:  # (gradients with products of their own beside the pairs': no formula)
             uncounted.append(f"∂({name})")
     reached = engine.runs | engine.targets

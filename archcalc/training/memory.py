@@ -31,7 +31,6 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
-from torch.utils._pytree import tree_leaves
 
 from archcalc.analysis.counting import op_name
 from archcalc.analysis.diagnosis import refuses_saved_hooks, with_hint
@@ -44,7 +43,7 @@ from archcalc.models.registry import ModelEntry
 from archcalc.shown import Shown
 from archcalc.training.batch import Batch, input_arithmetic, input_bytes, made as made_batch
 from archcalc.training.optimizers import check as check_optimizer, state_bytes
-from archcalc.training.peak import _Live, made, meta_else_cpu, simulate
+from archcalc.training.peak import alive_after_forward, made, meta_else_cpu, simulate
 
 
 @dataclass(frozen=True)
@@ -137,14 +136,7 @@ class _KeptRecorder:
     ROW = "(the forward, through torch.func: by layer not told)"
 
     def __init__(self, model: nn.Module, batch: Batch, on: torch.device):
-        fixed = {key for t in [*made(model.parameters()), *model.buffers(), *batch.tensors()]
-                 for key in storage_keys(t)}
-        live = _Live(lambda: {}, "cpu", frozenset({on.type}))
-        with live, meta_autocast() if on.type == "meta" else nullcontext():
-            out = batch.into(model)
-        given = {key for t in tree_leaves(out) if isinstance(t, torch.Tensor) for key in storage_keys(t)}
-        sizes = [storage.nbytes() for key, ref in live.refs.items() if key not in fixed and key not in given
-                 for storage in [ref()] if storage is not None]
+        sizes = alive_after_forward(model, batch, on)
         self.layers = OrderedDict({self.ROW: ["", len(sizes), sum(sizes)]})
         self.largest = max(sizes, default=0)
 

@@ -372,6 +372,18 @@ def meta_else_cpu(run, name: str, device: str, elements: int):
                     f"the simulation follows them",)
 
 
+def alive_after_forward(model: nn.Module, batch: Batch, on: torch.device) -> list[int]:
+    """The bytes of each storage the forward's operations made that is alive when it ends, but the output, the
+    parameters, buffers and input (_Live.kept_for_backward): what autograd keeps for the backward, where saved-tensor
+    hooks cannot say so (torch.func refuses them)."""
+    fixed = _keys([*made(model.parameters()), *model.buffers(), *batch.tensors()])
+    live = _Live(lambda: {"parameters": fixed}, "cpu", frozenset({on.type}))
+    with live, meta_autocast() if on.type == "meta" else nullcontext():
+        out = batch.into(model)
+    live.kept_for_backward(_keys(tree_leaves(out)))
+    return [live.refs[key]().nbytes() for key in live.saved]
+
+
 WITHOUT_HOOKS = ("the forward runs torch.func's grad (or vjp, jacrev, hessian), which refuses the saved-tensor hooks "
                  "that tell what autograd saves for the backward: that is read as what is alive when the forward "
                  "ends (the other terms, the output and the loss left out); what an inner gradient's graph held and "
