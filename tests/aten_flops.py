@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import conv_flop_count, flop_registry
 
 
@@ -43,7 +44,7 @@ def step_macs(model, shape) -> tuple[int, int]:
     torch.manual_seed(0)
     with AtenMacs() as counter:
         y = model(torch.randn(shape))
-        outputs = [t for t in (y if isinstance(y, tuple) else (y,)) if t.requires_grad]
+        outputs = [t for t in tree_leaves(y) if isinstance(t, torch.Tensor) and t.requires_grad]
         forward = counter.macs
         if outputs:
             sum(t.sum() for t in outputs).backward()

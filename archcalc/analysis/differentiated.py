@@ -26,7 +26,9 @@ an inner grad's engine made are found at each level below it (made_by_the_engine
 the level the call differentiates; so grad(grad(u)), jacrev(jacrev(u)) and a Laplacian are counted as a PINN's u_xx
 is. A training step's backward is regular autograd's, at the plain tensors under the wrappers; where the forward
 computed forward-mode AD's tangents and the loss takes them (a PINN's u_x by jvp or jacfwd), it differentiates the
-operations that computed them too, node by node (tangents_made, reverse_over_forward).
+operations that computed them too, node by node (tangents_made, reverse_over_forward); where forward-mode AD also ran
+over a gradient's engine (a PINN's u_xx by hessian, a Hessian-vector product, trained), the operations that computed
+the gradients' tangents with the gradients' own (made_by_the_engine): each node the step runs in one set only.
 
 The trace runs a forward with gradients off unless it counts the backward; a forward that differentiates needs them
 on, and each row's call kept for the count: Tracer(differentiating=True). A trace without them raises Differentiates
@@ -139,18 +141,23 @@ def walk(asked: Asked) -> Walk:
     return Walk(runs, targets, edges, seen)
 
 
-def made_by_the_engine(gradients: list[Tensor], roots: list[Tensor], seen: set) -> set:
+def made_by_the_engine(gradients: list[Tensor], roots: list[Tensor], seen: set, known: set = frozenset()) -> set:
     """The nodes of gradients made with create_graph=True that the differentiated graph did not hold: those of the
     operations autograd's engine ran to make them. Under nested torch.func.grad the engine's operations ran at each
-    level below too, each its own nodes: there, those of the gradients' graph that the roots' graph does not hold."""
-    made = _reachable([t.grad_fn for t in gradients], seen)
-    below: dict[int, list] = {}
+    level below too, each its own nodes: there, those of the gradients' graph that the roots' graph does not hold.
+    Where forward-mode AD ran over the engine (hessian, jvp of grad), ``gradients`` holds their tangents too (at the
+    jvp's level, below the call's), whose nodes lead back to the forward's tangents' too (``known``: the rows'
+    tangents_made, counted with their rows)."""
+    top = level(roots[0]) if roots else 0  # (the call's level, whose graph ``seen`` is)
+    starts: dict[int, list] = {}
     for t in gradients:
-        for u in levels(t)[1:]:
-            below.setdefault(level(u), []).append(u.grad_fn)
-    for at, starts in below.items():
-        forward = _reachable([u.grad_fn for t in roots for u in levels(t)[1:] if level(u) == at], set())
-        made |= _reachable(starts, forward)
+        for u in levels(t):
+            starts.setdefault(level(u), []).append(u.grad_fn)
+    made: set = set()
+    for at, nodes in starts.items():
+        forward = seen if at == top else \
+            _reachable([u.grad_fn for t in roots for u in levels(t) if level(u) == at], set())
+        made |= _reachable(nodes, forward | known)
     return made
 
 
@@ -519,11 +526,11 @@ def row_backward(asked: Asked, outputs: list[Tensor]) -> Count:
 def again(made: set, step: Walk, what: str = "its gradients' operations differentiated again",
           ran: str = "again (an operation autograd ran for its gradients)",
           note: str = "its gradients were made with create_graph=True: the step differentiates the products that made "
-                      "them") -> Count:
+                      "them", tangents: set = frozenset()) -> Count:
     """The training backward of a call that made its gradients with create_graph=True: the products of the operations
     its engine ran (``made``) that the step's backward runs, each by second_order; "not counted" where one has no
     formula. (``what``, ``ran``, ``note``: the words for other such operations: a row's tangents',
-    reverse_over_forward.)"""
+    reverse_over_forward; ``tangents``: those of ``made`` that computed forward-mode AD's tangents, named so.)"""
     products: Counter = Counter()
     reached = step.runs | step.targets
     for node in made & step.runs:
@@ -531,7 +538,7 @@ def again(made: set, step: Walk, what: str = "its gradients' operations differen
         if done is None:
             return Count(None, None, {}, f"it differentiates {type(node).__name__} {ran}: no formula, not counted")
         if done[0]:
-            products[done] += 1
+            products[(done[0], done[1].replace("the gradient's", "a tangent's")) if node in tangents else done] += 1
     total = sum(n * times for (n, _), times in products.items())
     if not total:
         return Count(0, 0, {"macs": f"{what}: no products"})
@@ -560,7 +567,7 @@ def reverse_over_forward(primal: Count, own: tuple, made: set, step: Walk) -> Co
     base = primal if any(n in step.runs for n in own if n is not None) else \
         Count(0, 0, {"macs": "its output's own gradient not computed"})
     tangents = again(made, step, "the operations that computed its tangents, differentiated",
-                     "(an operation that computed its tangent, forward-mode AD's)", "")
+                     "(an operation that computed its tangent, forward-mode AD's)", "", made)
     if base.macs is None or tangents.macs is None:
         return base if base.macs is None else tangents
     return transforms.with_tangents(base, tangents, "forward-mode AD computed its tangents: the step differentiates "

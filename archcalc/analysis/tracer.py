@@ -157,13 +157,14 @@ class Tracer(TorchFunctionMode):
         # till the end of the pass: index -> (backward counter, call, count, inputs, parameters, each output's (node,
         # output number)), for the gradients such a call computes.
         self.kept: dict[int, tuple] | None = {} if differentiating else None
-        # (a call's row -> the nodes of the gradients it made with create_graph=True)
+        # (a call's row -> the nodes of the gradients it made with create_graph=True, and under forward-mode AD of
+        # their tangents: hessian's, jvp of grad's; the calls whose gradients' tangents were out of the trace's sight)
         self.engines_made: dict[int, set] = {}
-        # a training step's row that computed tangents: the nodes of the operations that did (reverse over forward),
-        # counted where the forward differentiates nothing (torch.autograd.grad, torch.func.grad: their graphs and
-        # the tangents' meet, hessian's, grad of jvp's, which the step differentiates again: no formula)
+        self.gradients_tangents: dict[int, set] = {}
+        self.tangents_unseen: set[int] = set()
+        # a training step's row that computed tangents: the nodes of the operations that did (reverse over forward;
+        # each node in one set: engines_made stops at these)
         self.tangents_made: dict[int, set] = {}
-        self.differentiates = False
         # The rows made under torch.vmap: index -> (how many times each ran, in words); those whose inputs carry
         # forward-mode AD's tangents: index -> how many times each input's term of the tangent runs more than the
         # row, and its weights' (transforms.py).
@@ -396,18 +397,24 @@ class Tracer(TorchFunctionMode):
 
     def differentiated_backward(self, output) -> dict[int, Count]:
         """The training backward of each torch.autograd.grad row whose gradients were made with create_graph=True:
-        the products of the operations its engine ran, as the step's backward differentiates them
-        (differentiated.again); and of each row the step reaches from within only (differentiated.from_within)."""
+        the products of the operations its engine ran (and under forward-mode AD those that computed their
+        tangents), as the step's backward differentiates them (differentiated.again); of each row that computed
+        tangents, its own gradients and its tangents' operations' (differentiated.reverse_over_forward); and of
+        each row the step reaches from within only (differentiated.from_within)."""
         if not self.engines_made and not self.tangents_made:
             return {}
         step = differentiated.walk(differentiated.training_step(tensors_in(output)))
         with _NO_TORCH_FUNCTION():  # (and each row the step reaches from within only, its inner products)
             within = {index: differentiated.from_within(inner, step) for index, inner in
                       differentiated.entered_within(self.kept or {}, self.grad_nodes, step.runs).items()}
-        tangents = {index: FORWARD_AD_BACKWARD if self.differentiates else differentiated.reverse_over_forward(
-                        self.records[index].backward, self.grad_nodes[index], made, step)
+        tangents = {index: FORWARD_AD_BACKWARD if isinstance(self.tangents.get(index), Count) else
+                    differentiated.reverse_over_forward(self.records[index].backward, self.grad_nodes[index], made,
+                                                        step)
                     for index, made in self.tangents_made.items() if self.records[index].backward is not None}
-        again = {index: differentiated.again(made, step) for index, made in self.engines_made.items()}
+        again = {index: FORWARD_AD_BACKWARD if index in self.tangents_unseen else
+                 differentiated.again(made, step, tangents=self.gradients_tangents[index]) if
+                 self.gradients_tangents.get(index) else differentiated.again(made, step)
+                 for index, made in self.engines_made.items()}
         return within | tangents | again
 
     def _reached(self, output) -> set:
@@ -790,7 +797,6 @@ class Tracer(TorchFunctionMode):
         if self.kept is None:  # (rows made without their calls kept, or with gradients off: trace it again)
             raise differentiated.Differentiates(f"the forward calls torch.{differentiated.CALLS[func]}")
         self._settle()  # (every row made so far is needed now)
-        self.differentiates = True
         asked = differentiated.asked(func, args, kwargs)
         with _NO_TORCH_FUNCTION():
             names = {index: self.records[index].name for index in self.kept if index in self.records}
@@ -824,11 +830,25 @@ class Tracer(TorchFunctionMode):
                 if i in self.kept and i not in self.tangents_made)):  # (grad of jvp, or of a dual tensor's tangent,
             count = transforms.REVERSE_OVER_FORWARD  # whose operations' nodes were not found, or batched apart)
         if asked.create_graph:
-            self.engines_made[frame.index] = differentiated.made_by_the_engine(outputs, asked.roots, engine.seen)
+            self._engine_made(frame.index, asked, engine, outputs, over, seen is not None)
         with _NO_TORCH_FUNCTION():
             self._record(frame, asked.name, OP, inputs, outputs, shapes_in, shapes_out, count, [], None,
                          spelled or origin(func), differentiated.row_backward(asked, outputs) if self.backward else None)
         return result
+
+    def _engine_made(self, index: int, asked, engine, outputs: list, over: bool, seen: bool) -> None:
+        """The nodes of the operations a call's engine ran to make gradients with create_graph=True, and under
+        forward-mode AD (hessian, jvp of grad: ``over``) those of the operations that computed their tangents (where
+        ``seen``: else the call's training backward is not counted), for differentiated_backward."""
+        with _NO_TORCH_FUNCTION():
+            known = set().union(*self.tangents_made.values())  # (the forward's rows' tangents', counted with them)
+            made = differentiated.made_by_the_engine(outputs, asked.roots, engine.seen, known)
+            tangents = [t for t in transforms.tangents(outputs) or () if t is not None] if over and seen else []
+            self.gradients_tangents[index] = differentiated.made_by_the_engine(tangents, asked.roots, engine.seen,
+                                                                               known | made) if tangents else set()
+        self.engines_made[index] = made | self.gradients_tangents[index]
+        if over and not seen:
+            self.tangents_unseen.add(index)
 
     def _tangents_run(self, engine) -> set | None:
         """The nodes of the rows' tangents' operations (tangents_made) that a gradient's engine runs (grad of jvp,
@@ -1096,8 +1116,9 @@ def _grad_nodes(outputs) -> tuple:
 
 _UNSEEN_SCRIPT = Count(None, None, {}, "a TorchScript function without the Python it was made from: its operations "
                                        "run in the TorchScript interpreter, out of the trace's sight")
-FORWARD_AD_BACKWARD = Count(None, None, {}, "the backward of an operation that computed forward-mode AD's tangents "
-                                          "(torch.func.jvp, jacfwd, hessian) has no formula here: not counted")
+FORWARD_AD_BACKWARD = Count(None, None, {}, "the backward of operations that computed forward-mode AD's tangents out "
+                                          "of the trace's sight (tangents of tangents: jvp of jvp; a gradient's "
+                                          "tangents under nested forward mode) has no formula here: not counted")
 
 
 def _made(outputs: list[Tensor]) -> tuple:
