@@ -926,7 +926,7 @@ class FunctionalPINN(nn.Module):
     point by ``vmap(grad(u))``, ``vmap(jacrev(u))``, ``vmap(jacfwd(u))``, ``jvp`` along a direction, forward_ad's dual
     tensors, ``vmap(hessian(u))``, ``vmap(grad(grad(u)))``, and forward mode with the others: ``jvp(grad(u))``,
     ``jvp(jvp(u))``, ``grad(jvp(u))``, autograd.grad of a dual tensor's tangent, a dual tensor given to ``grad``,
-    ``jvp(vmap(u))``, ``vmap(jvp(u))``."""
+    ``jvp(vmap(u))``, ``vmap(jvp(u))``, ``grad(jvp(jvp(u)))``."""
 
     def __init__(self, how="grad"):
         super().__init__()
@@ -954,6 +954,8 @@ class FunctionalPINN(nn.Module):
             return func.jvp(lambda p: func.jvp(u, (p,), (one,))[1], (x,), (one,))[1]
         if self.how == "grad of jvp":  # (reverse over forward)
             return func.grad(lambda p: func.jvp(u, (p,), (one,))[1].sum())(x)
+        if self.how == "grad of jvp of jvp":
+            return func.grad(lambda p: func.jvp(lambda q: func.jvp(u, (q,), (one,))[1], (p,), (one,))[1].sum())(x)
         if self.how == "grad of dual":  # (torch.autograd.grad of a tangent computed with dual tensors)
             x = x.requires_grad_(True)
             with forward_ad.dual_level():
@@ -1040,7 +1042,8 @@ class ForwardModeCNN(nn.Module):
     2x1x8x8, its tangents among the outputs a training step differentiates: ``jvp`` along the input, a per-image
     ``vmap(jacfwd(.))``, and ``jvp`` in parameter space (``functional_call``, the weights carrying the tangents); and
     differentiated in the forward (reverse over forward): ``grad`` of a ``jvp``, along the input or in parameter
-    space."""
+    space, and ``jacrev(jacfwd(.))`` of the batch's summed outputs (jacfwd's basis batches the tangents inside
+    jacrev's gradient)."""
 
     def __init__(self, how):
         super().__init__()
@@ -1057,6 +1060,8 @@ class ForwardModeCNN(nn.Module):
             return func.vmap(func.jacfwd(lambda p: self.net(p[None])[0]))(x)
         if self.how == "grad of jvp":
             return func.grad(lambda p: func.jvp(self.net, (p,), (torch.ones_like(p),))[1].sum())(x)
+        if self.how == "jacrev of jacfwd":
+            return func.jacrev(func.jacfwd(lambda p: self.net(p).sum(0)))(x)
         params = dict(self.net.named_parameters())
         tangents = {name: torch.ones_like(p) for name, p in params.items()}
         if self.how == "grad of jvp in parameter space":

@@ -2,6 +2,8 @@
 sample's work, one under forward-mode AD adds its tangent's products, against flop_counter's formulas over every aten
 kernel that runs (tests/aten_flops.py) and hand arithmetic."""
 
+import re
+
 import pytest
 import torch
 
@@ -21,7 +23,7 @@ def _aten(model) -> int:
 
 
 @pytest.mark.parametrize("how", ["grad", "jacrev", "jacfwd", "jvp", "dual", "jvp of grad", "hessian", "dual of grad",
-                                 "grad of jvp", "grad of dual"])
+                                 "grad of jvp", "grad of dual", "jacrev of jacfwd"])
 def test_a_transformed_forward_counts_what_runs(how):
     model = FunctionalPINN(how)
     a = archcalc.analyze(model, [SHAPE], device="meta")
@@ -63,11 +65,11 @@ def test_forward_mode_and_vmap_in_either_order_count_what_runs(how):
 
 
 @pytest.mark.parametrize("how,why", [("jvp of jvp", "nested in forward-mode AD"),
-                                     ("jacrev of jacfwd", "reverse over forward")])
+                                     ("grad of jvp of jvp", "reverse over forward where the tangents are nested")])
 def test_forward_mode_nested_or_differentiated_is_not_counted_never_short(how, why):
-    """Tangents of tangents, and the backward of tangents' products batched apart from their rows (jacfwd's basis:
-    the nodes show one sample's sizes, their batch not the call's): no formula (jvp of jvp read 1,440 of 3,680,
-    silently, once); the rows with work that meet them are "not counted"."""
+    """Tangents of tangents, and a gradient of them: no formula (jvp of jvp read 1,440 of 3,680, silently, once; the
+    gradient of jvp of jvp 640, its nested rows' tangents taken for seen: a Count is a tuple too); the rows with work
+    that meet them are "not counted"."""
     model = FunctionalPINN(how)
     a = archcalc.analyze(model, [SHAPE], device="meta")
     assert a.not_counted and a.totals.macs < _aten(model)
@@ -101,7 +103,7 @@ def test_forward_over_reverse_by_hand():
     grad = next(r for r in a.records if r.type == "autograd.grad")
     assert grad.macs == 160 + 3 * 320 and a.totals.macs == 1440 + 1120 == _aten(FunctionalPINN("jvp of grad"))
     assert grad.formulas["macs"].endswith("for ∂Y's term and for the other operand's, x as many times as each is "
-                                          "batched: net.0's ∂x 320 x (1 + 1) = 640")
+                                          "batched: net.0's ∂x 320 x (1 + 1) = 640; in all 480 + 640 = 1,120")
     assert "forward over reverse" in grad.note
 
 
@@ -226,10 +228,11 @@ def test_a_training_step_through_tangents_by_hand():
     (lambda: ForwardOverReverse("parameters"), SHAPE), (lambda: ForwardOverReverse("dual"), SHAPE),
     (lambda: ForwardOverReverse("convolutional"), (2, 1, 8, 8)), (lambda: ForwardOverReverse("einsum"), SHAPE),
     (lambda: ForwardOverReverse("attention"), SHAPE), (lambda: ForwardModeCNN("grad of jvp"), (2, 1, 8, 8)),
-    (lambda: ForwardModeCNN("grad of jvp in parameter space"), (2, 1, 8, 8))],
+    (lambda: ForwardModeCNN("grad of jvp in parameter space"), (2, 1, 8, 8)),
+    (lambda: ForwardModeCNN("jacrev of jacfwd"), (2, 1, 8, 8))],
     ids=["hessian", "jvp of grad", "grad of jvp", "dual of grad", "grad of dual", "vmap of grad of jvp",
          "jacrev of jacfwd", "mlp hessian", "hessian of the sum", "jacfwd of jacrev", "parameters", "dual", "cnn",
-         "einsum", "attention", "cnn grad of jvp", "cnn grad of jvp in parameter space"])
+         "einsum", "attention", "cnn grad of jvp", "cnn grad of jvp in parameter space", "cnn jacrev of jacfwd"])
 def test_a_training_step_where_tangents_and_gradients_meet_counts_what_runs(model, shape):
     """A PINN trained through torch.func.hessian, a Hessian-vector product trained, a gradient of tangents trained:
     the step's backward runs the rows' own gradients, those of the operations that computed the rows' tangents, of
@@ -279,16 +282,40 @@ def test_reverse_over_forward_in_a_forward_by_hand():
 
 @pytest.mark.parametrize("model,shape", [
     (lambda: FunctionalPINN("vmap of grad of jvp"), SHAPE), (lambda: ForwardModeCNN("grad of jvp"), (2, 1, 8, 8)),
-    (lambda: ForwardModeCNN("grad of jvp in parameter space"), (2, 1, 8, 8))],
-    ids=["vmap of grad of jvp", "cnn", "cnn parameters"])
+    (lambda: ForwardModeCNN("grad of jvp in parameter space"), (2, 1, 8, 8)),
+    (lambda: ForwardModeCNN("jacrev of jacfwd"), (2, 1, 8, 8))],
+    ids=["vmap of grad of jvp", "cnn", "cnn parameters", "cnn jacrev of jacfwd"])
 def test_reverse_over_forward_in_a_forward_counts_the_tangents_operations(model, shape):
     """A gradient of tangents taken in the forward: per point under vmap, through convolutions, GELU and LayerNorm,
     and in parameter space, where the weights swapped in are jvp's wrappers inside grad's (their ∂W was read as not
-    needed at the wrapper's level: 12,096 of 13,824 on an MLP, silently, while this was built): equal to the aten
-    count."""
+    needed at the wrapper's level: 12,096 of 13,824 on an MLP, silently, while this was built), and jacrev of jacfwd,
+    whose tangents jacfwd's basis batches inside jacrev's gradient (the nodes' sizes show the basis; "not counted"
+    before): equal to the aten count."""
     m = model()
     a = archcalc.analyze(m, [shape], device="meta")
     torch.manual_seed(0)
     with AtenMacs() as counter:
         m(torch.randn(shape))
     assert a.totals.macs == counter.macs and not a.not_counted
+
+
+@pytest.mark.parametrize("model,shape", [
+    (lambda: FunctionalPINN("jacfwd"), SHAPE), (lambda: FunctionalPINN("jvp"), SHAPE),
+    (lambda: FunctionalPINN("hessian"), SHAPE), (lambda: ForwardOverReverse("jvp of grad"), SHAPE),
+    (lambda: ForwardModeCNN("jacfwd"), (2, 1, 8, 8)), (lambda: ForwardModeCNN("parameters"), (2, 1, 8, 8))],
+    ids=["jacfwd", "jvp", "hessian", "jvp of grad", "cnn jacfwd", "cnn parameters"])
+def test_each_rows_arithmetic_ends_in_its_figure(model, shape):
+    """A row with tangents shows its own figure, its tangents' and their sum, which vmap's scaling reads off the end:
+    jacfwd's net.0 read "... = 96 per sample, x 10 = 960" for its 1,280 MACs (32 + 96 = 128 per point), the tangents'
+    figure taken for the row's."""
+    for backward in (False, True):
+        a = archcalc.analyze(model(), [shape], device="meta", backward=backward)
+        for r in a.records:
+            counts = [(r.formulas, r.macs, r.elementwise)]
+            if r.backward is not None:
+                counts.append((r.backward.text(), r.backward.macs, r.backward.elementwise))
+            for formulas, macs, elementwise in counts:
+                for key, value in (("macs", macs), ("elementwise", elementwise)):
+                    text = formulas[key] if value is not None and key in formulas else ""
+                    end = re.search(r"= ([\d,]+)$", text)
+                    assert end is None or int(end.group(1).replace(",", "")) == value, (r.name, key, text)

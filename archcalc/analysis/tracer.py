@@ -340,12 +340,15 @@ class Tracer(TorchFunctionMode):
 
     def off_the_path(self, output) -> set[int]:
         """The rows (indices) whose outputs autograd made but the output's graph does not reach from
-        ``output`` (the tensors a loss is taken from): the backward pass computes no gradient there."""
+        ``output`` (the tensors a loss is taken from): the backward pass computes no gradient there. (Not one whose
+        tangents were out of the trace's sight: the graph may reach the operations that computed them, jvp of jvp's,
+        though not its output.)"""
         reached = self._reached(output)
         self._graph = None  # (its last use: the graph, and on a real device its saved tensors, not held on)
         return {index for index, nodes in (self.grad_nodes or {}).items()
                 if nodes is not None and any(n is not None for n in nodes)
-                and not any(n in reached for n in nodes if n is not None)}
+                and not any(n in reached for n in nodes if n is not None)
+                and not isinstance(self.tangents.get(index), Count)}
 
     def unused(self, output, kept: list[torch.Tensor]) -> set[int]:
         """The rows whose work reaches neither ``output`` nor a tensor in ``kept`` that outlives the forward pass
@@ -407,9 +410,8 @@ class Tracer(TorchFunctionMode):
         with _NO_TORCH_FUNCTION():  # (and each row the step reaches from within only, its inner products)
             within = {index: differentiated.from_within(inner, step) for index, inner in
                       differentiated.entered_within(self.kept or {}, self.grad_nodes, step.runs).items()}
-        tangents = {index: FORWARD_AD_BACKWARD if isinstance(self.tangents.get(index), Count) else
-                    differentiated.reverse_over_forward(self.records[index].backward, self.grad_nodes[index], made,
-                                                        step)
+        tangents = {index: differentiated.reverse_over_forward(self.records[index].backward, self.grad_nodes[index],
+                                                               made, step)
                     for index, made in self.tangents_made.items() if self.records[index].backward is not None}
         again = {index: FORWARD_AD_BACKWARD if index in self.tangents_unseen else
                  differentiated.again(made, step, tangents=self.gradients_tangents[index]) if
@@ -801,9 +803,11 @@ class Tracer(TorchFunctionMode):
         with _NO_TORCH_FUNCTION():
             names = {index: self.records[index].name for index in self.kept if index in self.records}
             engine = differentiated.walk(asked)
-            tangents = self._tangents_run(engine)
+            # (the rows' tangents' operations that it runs: grad of jvp, reverse over forward, counted node by node;
+            # a tangent jacfwd batched by its basis shows the basis in its nodes' sizes, as jacrev of jacfwd's do)
+            tangents = set().union(*self.tangents_made.values()) & engine.runs
             count = differentiated.cost(asked, engine, self.kept, self.grad_nodes, names, _gradient_for,
-                                        set().union(*self.engines_made.values()), tangents or set())
+                                        set().union(*self.engines_made.values()), tangents)
         if asked.batched:  # (is_grads_batched: autograd's engine run under vmap over the grad_outputs' rows)
             count = transforms.scaled(count, asked.batched, f"is_grads_batched over {asked.batched} grad_outputs",
                                       "vector-Jacobian product", f"is_grads_batched: one vector-Jacobian product "
@@ -825,10 +829,9 @@ class Tracer(TorchFunctionMode):
         if transforms.active():  # (torch.func.grad's call; under vmap, or jacrev's vmap over its ∂y)
             self._transformed(frame.index, inputs + list(asked.given))
             self.tangents.pop(frame.index, None)  # (its roots' tangents: its gradients' are counted above)
-        if not over and (tangents is None or any(
-                any(n in engine.runs for n in self.grad_nodes.get(i) or ()) for i in self.tangents
-                if i in self.kept and i not in self.tangents_made)):  # (grad of jvp, or of a dual tensor's tangent,
-            count = transforms.REVERSE_OVER_FORWARD  # whose operations' nodes were not found, or batched apart)
+        if not over and any(any(n in engine.runs for n in self.grad_nodes.get(i) or ()) for i in self.tangents
+                            if i in self.kept and i not in self.tangents_made):  # (grad of jvp, or of a dual tensor's
+            count = transforms.REVERSE_OVER_FORWARD  # tangent, whose operations' nodes were not found)
         if asked.create_graph:
             self._engine_made(frame.index, asked, engine, outputs, over, seen is not None)
         with _NO_TORCH_FUNCTION():
@@ -849,16 +852,6 @@ class Tracer(TorchFunctionMode):
         self.engines_made[index] = made | self.gradients_tangents[index]
         if over and not seen:
             self.tangents_unseen.add(index)
-
-    def _tangents_run(self, engine) -> set | None:
-        """The nodes of the rows' tangents' operations (tangents_made) that a gradient's engine runs (grad of jvp,
-        reverse over forward in the forward: counted node by node); None where a row's tangents were batched apart
-        from it (jacfwd's basis: its nodes show one sample's sizes, their batch not the call's)."""
-        ran = {index: made & engine.runs for index, made in self.tangents_made.items()}
-        ran = {index: made for index, made in ran.items() if made}
-        if any(max((*self.tangents[index][0], self.tangents[index][1]), default=0) > 1 for index in ran):
-            return None
-        return set().union(*ran.values())
 
     def _over_reverse(self, count: Count, asked, engine, names: dict, seen) -> Count:
         """A gradient computed while forward-mode AD's tangents flow (forward_over_reverse.py): its count with its
@@ -890,7 +883,8 @@ class Tracer(TorchFunctionMode):
     def _tangents_made(self, index: int, inputs: list, outputs: list) -> None:
         """A training step's row that computed tangents: the nodes of the operations that did, found while its
         tangents are at hand (the dual level ends with the call), for differentiated_backward."""
-        if (self.backward or self.kept is not None) and isinstance(self.tangents.get(index), tuple) and \
+        why = self.tangents.get(index)  # ((extra, weights); a Count, itself a tuple, where out of sight)
+        if (self.backward or self.kept is not None) and isinstance(why, tuple) and not isinstance(why, Count) and \
                 torch.is_grad_enabled():
             with _NO_TORCH_FUNCTION():
                 self.tangents_made[index] = differentiated.tangents_made(inputs, outputs)

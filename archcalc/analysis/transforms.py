@@ -43,8 +43,9 @@ HIDDEN_TANGENT = Count(None, None, {}, "forward-mode AD runs beneath torch.func.
 NESTED_TANGENTS = Count(None, None, {}, "forward-mode AD nested in forward-mode AD (jvp of jvp, jacfwd of jacfwd): "
                                        "the tangents of tangents have no formula here: not counted")
 REVERSE_OVER_FORWARD = Count(None, None, {}, "it differentiates operations that computed forward-mode AD's tangents "
-                                            "(reverse over forward: grad of jvp, jacrev of jacfwd), whose backward "
-                                            "has no formula here: not counted")
+                                            "out of the trace's sight (reverse over forward where the tangents are "
+                                            "nested or hidden: grad of jvp of jvp), whose backward has no formula "
+                                            "here: not counted")
 
 
 def out_of_sight() -> Count | None:
@@ -173,15 +174,23 @@ def with_tangents(count: Count, tangent: Count, note: str = "forward-mode AD: it
         return Count(None, None, {}, "forward-mode AD computes its tangent beside it, for which there is no formula: "
                                      "not counted")
     own, theirs = count.formulas, tangent.formulas
+    elementwise = None if count.elementwise is None else count.elementwise + (tangent.elementwise or 0)
+    figures = {"macs": (count.macs, tangent.macs), "elementwise": (count.elementwise, tangent.elementwise or 0)}
 
-    def text() -> Mapping[str, str]:
+    def text() -> Mapping[str, str]:  # (ending in the row's whole figure: vmap's scaled reads it off the end)
         mine = own() if callable(own) else own
         added = theirs() if callable(theirs) else theirs
-        return {key: f"{mine.get(key, '0')} + tangents (forward-mode AD): {added[key]}" if key in added else
+        return {key: (f"{mine[key]} + tangents (forward-mode AD): {added[key]}" + _in_all(*figures[key])
+                      if key in mine and key in figures else f"{mine.get(key, '0')} + tangents (forward-mode AD): "
+                                                             f"{added[key]}") if key in added else
                 mine[key] for key in {**mine, **added}}
 
-    elementwise = None if count.elementwise is None else count.elementwise + (tangent.elementwise or 0)
     return Count(count.macs + tangent.macs, elementwise, text, f"{count.note}; {note}" if count.note else note)
+
+
+def _in_all(own: int | None, tangents: int | None) -> str:
+    """A row's own figure and its tangents' summed, where both are known and the tangents add something."""
+    return f"; in all {own:,} + {tangents:,} = {own + tangents:,}" if own is not None and tangents else ""
 
 
 def levels(t: torch.Tensor) -> list[torch.Tensor]:
