@@ -1072,6 +1072,42 @@ class ForwardModeCNN(nn.Module):
         return func.jvp(lambda p: func.functional_call(self.net, p, (x,)), (params,), (tangents,))
 
 
+class ForwardModeRecurrent(nn.Module):
+    """Forward-mode AD through recurrent layers on 2 sequences of 5 steps of 16 features: ``jvp`` along the input of a
+    GRU (16 -> 8), an RNN, a two-layer bidirectional GRU and an LSTM (the CPU's oneDNN LSTM has no forward-mode AD: run
+    it with torch.backends.mkldnn disabled), of a GRU given an initial state that carries a tangent or is constant,
+    of a GRU in parameter space (its weights carry the tangents), and of a GRU cell and an LSTM cell on the first
+    step, the LSTM cell given (h, c) carrying tangents."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.layer = {"rnn": nn.RNN(16, 8, batch_first=True), "lstm": nn.LSTM(16, 8, batch_first=True),
+                      "bidirectional": nn.GRU(16, 8, num_layers=2, bidirectional=True, batch_first=True),
+                      "gru cell": nn.GRUCell(16, 8), "lstm cell": nn.LSTMCell(16, 8),
+                      "lstm cell given its state": nn.LSTMCell(16, 8)}.get(how, nn.GRU(16, 8, batch_first=True))
+
+    def forward(self, x):
+        from torch import func
+
+        one, state = torch.ones_like(x), torch.full((1, 2, 8), 0.5, device=x.device)
+        if self.how == "initial state with a tangent":
+            return func.jvp(lambda p, h: self.layer(p, h)[0], (x, state), (one, torch.ones_like(state)))
+        if self.how == "constant initial state":
+            return func.jvp(lambda p: self.layer(p, state)[0], (x,), (one,))
+        if self.how == "parameters":
+            params = dict(self.layer.named_parameters())
+            tangents = {name: torch.ones_like(p) for name, p in params.items()}
+            return func.jvp(lambda q: func.functional_call(self.layer, q, (x,))[0], (params,), (tangents,))
+        if self.how in ("gru cell", "lstm cell"):
+            return func.jvp(lambda p: self.layer(p[:, 0]), (x,), (one,))
+        if self.how == "lstm cell given its state":
+            h, c = state[0], state[0] + 1
+            return func.jvp(lambda p, a, b: self.layer(p[:, 0], (a, b))[0], (x, h, c),
+                            (one, torch.ones_like(h), torch.ones_like(c)))
+        return func.jvp(lambda p: self.layer(p)[0], (x,), (one,))
+
+
 class NestedPINN(nn.Module):
     """Derivatives of derivatives by torch.func, through a 2-16-16-1 tanh MLP: ``vmap(grad(grad(u)))``, a third
     derivative, ``grad`` of a summed squared gradient without vmap, ``vmap(jacrev(jacrev(u)))`` and a Laplacian

@@ -89,6 +89,18 @@ def paired(*pairs) -> Callable[[Callable], Callable]:
     return mark
 
 
+def own_tangent(rule: Callable) -> Callable[[Callable], Callable]:
+    """Marks a backward counter whose layer's forward-mode tangent is not its gradients' terms taken one operand at a
+    time (transforms.tangent_count): ``rule(call, extra, weights) -> Count`` counts it, given how many times each
+    input's tangent runs (0: it carries none) and the weights'. A recurrent layer's: its first step's hidden product
+    has a tangent only where h_0 or W_hh carries one, where its backward computes ∂W_hh at that step all the same."""
+    def mark(counter: Callable) -> Callable:
+        counter.tangent = rule
+        return counter
+
+    return mark
+
+
 class ModuleCall(NamedTuple):
     """What a module counter sees: the module (for its hyperparameters) and the shapes; ``input`` and
     ``output`` are the first of each (None when there is none), fields rather than properties because

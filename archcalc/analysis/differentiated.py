@@ -552,19 +552,24 @@ def tangents_made(inputs: list, outputs: list) -> set:
     """The autograd nodes of the operations that computed a row's tangents (forward-mode AD: a linear layer's
     x'·Wᵀ and x·W'ᵀ, W' zeros), at every level (nodes_of): regular autograd's, at the plain tensors under torch.func's
     wrappers, where a training step's backward runs, and a grad level's, where grad of jvp's runs: those reached from
-    its outputs' tangents, not through its inputs (primal or tangent) nor its outputs' own nodes (the row's backward
-    formula counts those)."""
+    its outputs' tangents, not through its inputs (primal or tangent) nor the nodes of its primal computation (its
+    outputs' own and those inside it, down to its inputs': the row's backward formula counts those; a recurrent
+    layer's steps, an attention's products, which its tangents' operations read)."""
     made = [t for t in transforms.tangents(outputs) or () if t is not None]
     given = [t for t in [*(transforms.tangents(inputs) or ()), *inputs, *outputs] if isinstance(t, Tensor)]
-    return _reachable([n for t in made for n in nodes_of(t)], {n for t in given for n in nodes_of(t) if n is not None})
+    primal = _inside(inputs, tuple(n for t in outputs if isinstance(t, Tensor) for n in nodes_of(t)))
+    return _reachable([n for t in made for n in nodes_of(t)],
+                      primal | {n for t in given for n in nodes_of(t) if n is not None})
 
 
-def reverse_over_forward(primal: Count, own: tuple, made: set, step: Walk) -> Count:
+def reverse_over_forward(primal: Count, own: tuple, made: set, step: Walk, within: Count | None = None) -> Count:
     """A training step's backward of a row that computed tangents (a PINN's u_x by jvp or jacfwd, trained): its own
-    gradients (``primal``, its backward formula's) where the step reaches its outputs' nodes (``own``), and those of
-    the operations that computed its tangents (``made``: tangents_made) that the step runs, each by second_order
-    (reverse over forward); "not counted" where one has no formula."""
-    base = primal if any(n in step.runs for n in own if n is not None) else \
+    gradients (``primal``, its backward formula's) where the step reaches its outputs' nodes (``own``), else its inner
+    products that the step reaches from within (``within``: from_within; an attention's probabilities, which its
+    tangents' and its gradient's operations read), and those of the operations that computed its tangents (``made``:
+    tangents_made) that the step runs, each by second_order (reverse over forward); "not counted" where one has no
+    formula."""
+    base = primal if any(n in step.runs for n in own if n is not None) else within if within is not None else \
         Count(0, 0, {"macs": "its output's own gradient not computed"})
     tangents = again(made, step, "the operations that computed its tangents, differentiated",
                      "(an operation that computed its tangent, forward-mode AD's)", "", made)

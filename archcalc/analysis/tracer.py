@@ -407,11 +407,14 @@ class Tracer(TorchFunctionMode):
         if not self.engines_made and not self.tangents_made:
             return {}
         step = differentiated.walk(differentiated.training_step(tensors_in(output)))
-        with _NO_TORCH_FUNCTION():  # (and each row the step reaches from within only, its inner products)
+        # (each row the step reaches from within only, its inner products: not the nodes another row's tangents or a
+        # gradient's engine made, which are theirs, though a row's inside may hold them: _unpack_dual's, the tangent's)
+        owned = set().union(*self.tangents_made.values(), *self.engines_made.values())
+        with _NO_TORCH_FUNCTION():
             within = {index: differentiated.from_within(inner, step) for index, inner in
-                      differentiated.entered_within(self.kept or {}, self.grad_nodes, step.runs).items()}
+                      differentiated.entered_within(self.kept or {}, self.grad_nodes, step.runs - owned).items()}
         tangents = {index: differentiated.reverse_over_forward(self.records[index].backward, self.grad_nodes[index],
-                                                               made, step)
+                                                               made, step, within.get(index))
                     for index, made in self.tangents_made.items() if self.records[index].backward is not None}
         again = {index: FORWARD_AD_BACKWARD if index in self.tangents_unseen else
                  differentiated.again(made, step, tangents=self.gradients_tangents[index]) if
@@ -897,7 +900,9 @@ class Tracer(TorchFunctionMode):
         if isinstance(why, Count):
             return (count if not (count.macs or count.elementwise) else why), \
                 (None if grad is None else FORWARD_AD_BACKWARD)
-        tangent = transforms.tangent_count(partial(_gradient_for, counter, call, count), *why)
+        rule = getattr(counter, "tangent", None)  # (a layer whose tangent is not its gradients' terms: counting.own_tangent)
+        tangent = _gradient_for(lambda c, _: rule(c, *why), call, count, Needs((True,), True)) if rule else \
+            transforms.tangent_count(partial(_gradient_for, counter, call, count), *why)
         # (the step's backward: its own gradients, and its tangents' operations' once the step is known)
         own = grad if grad is None or index in self.tangents_made else FORWARD_AD_BACKWARD
         return transforms.with_tangents(count, tangent), own

@@ -14,6 +14,11 @@ Backward, per layer and direction: ∂W of each weight matrix (rows * its elemen
 through W_ih (rows * its elements; for the first layer only when its input needs a gradient), ∂h through
 W_hh at every step but the first (rows - N, the initial state being zeros; all rows when h_0 is given and
 needs one), and ∂h through a projection W_hr (rows * its elements).
+Forward-mode AD (jvp, jacfwd: recurrent_tangent), each product's tangent A'·B + A·B' wherever one of its operands
+carries one (PyTorch fills the other's with zeros and multiplies it too), each term as many times as its tangent is
+batched: x·W_ihᵀ over every row where x or W_ih carries one (the layers above: their input always does); h·W_hhᵀ
+at every step after the first (h carries one from the first step on), and at the first only where h_0 or W_hh
+carries one (h_0 zeros, W_hh constant: no tangent there, where the backward's ∂W_hh still multiplies at that step).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from math import prod
 
 from torch import nn
 
-from archcalc.analysis.counting import GRAD_MODULES, MODULES, OPS, Count, ModuleCall, Needs, OpCall, gradients
+from archcalc.analysis.counting import (GRAD_MODULES, MODULES, OPS, Count, ModuleCall, Needs, OpCall, gradients,
+                                        own_tangent)
 from archcalc.formulas.numbers import grouped
 
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
@@ -104,7 +110,50 @@ def _batch(shape: tuple, batch_first: bool) -> int:
     return 1
 
 
+def _tangent_terms(rows: int, first: int, weights: list[tuple[str, int, int]], extra: tuple[int, ...],
+                   weight: int) -> Count:
+    """A recurrent layer's tangent's products: ``weights`` (name, elements, layer) of each matrix, ``first`` the
+    first step's rows (its sequences), ``extra`` how many times the input's and the initial states' tangents run (0:
+    none), ``weight`` the weights'."""
+    x, h0 = (extra[0] if extra else 0), max(extra[1:], default=0)
+    h = max(x, h0, weight)  # (the hidden state's tangent, from the first step on: batched as any that feeds it)
+    w = max(weight, 1)  # (a weight's term: its tangent, or its zeros, once)
+    terms, macs = [], 0
+    for name, n, layer in weights:
+        if name.startswith("weight_hh") or name == "W_hh":
+            parts = [(first, max(h0, 1)) if h0 or weight else (0, 0), (rows - first, max(h, 1)) if h else (0, 0)]
+        else:  # (W_ih: the input, the layer below's output above the first; W_hr: the projection of h)
+            a = x if layer == 0 else h
+            parts = [(rows, max(a, 1)) if a or weight else (0, 0)]
+        for r, times in parts:
+            if r:
+                macs += r * n * (times + w)
+                terms.append(f"{name} {r}*{n}*({times} + {w})")
+    text = " + ".join(terms) + f" = {grouped(macs)}" if terms else "no operand carries a tangent: 0"
+    return Count(macs, None, {"macs": f"each product's tangent, its operand's term and its weight's (zeros where it "
+                                      f"carries none), x as many times as each is batched: {text}"})
+
+
+def recurrent_tangent(call: ModuleCall, extra: tuple[int, ...], weights: int) -> Count:
+    """nn.RNN, nn.LSTM, nn.GRU under forward-mode AD (jvp, jacfwd): _tangent_terms over every layer and
+    direction, their first steps N sequences each."""
+    m = call.module
+    matrices = [(name, p.numel(), int(name.split("_l")[1].split("_")[0]))
+                for name, p in m.named_parameters(recurse=False) if name.startswith("weight_")]
+    return _tangent_terms(sequence_rows(call.input), _batch(call.input, m.batch_first), matrices, extra, weights)
+
+
+def recurrent_cell_tangent(call: ModuleCall, extra: tuple[int, ...], weights: int) -> Count:
+    """nn.RNNCell, nn.LSTMCell, nn.GRUCell under forward-mode AD: one step, h's given state (an LSTM cell's h, not
+    its c) carrying a tangent or not."""
+    m = call.module
+    rows = sequence_rows(call.input)
+    matrices = [("W_ih", m.weight_ih.numel(), 0), ("W_hh", m.weight_hh.numel(), 0)]
+    return _tangent_terms(rows, rows, matrices, tuple(extra[:2]), weights)
+
+
 @GRAD_MODULES.register(nn.RNN, nn.LSTM, nn.GRU)
+@own_tangent(recurrent_tangent)
 def recurrent_backward(call: ModuleCall, needs: Needs) -> Count:
     m = call.module
     rows = sequence_rows(call.input)
@@ -128,6 +177,7 @@ def recurrent_backward(call: ModuleCall, needs: Needs) -> Count:
 
 
 @GRAD_MODULES.register(nn.RNNCell, nn.LSTMCell, nn.GRUCell)
+@own_tangent(recurrent_cell_tangent)
 def recurrent_cell_backward(call: ModuleCall, needs: Needs) -> Count:
     m = call.module
     rows = sequence_rows(call.input)
