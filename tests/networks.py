@@ -1186,6 +1186,36 @@ class FunctionalMAML(nn.Module):
         return func.functional_call(self.net, fast, (x[5:],)).pow(2).mean()
 
 
+class InPlaceResidual(nn.Module):
+    """A residual block written as torchvision's ResNets write it (``ReLU(inplace=True)``, ``out += identity``, the
+    block's ReLU module called twice), after a stem convolution, in eval mode, on 2x3x8x8, differentiated in the
+    forward: a saliency map ∂y/∂x (``saliency``), and a Hessian-vector product along the input (``hvp``, jvp of
+    grad); the training step differentiates the saliency's gradient again (create_graph=True)."""
+
+    def __init__(self, how="saliency"):
+        super().__init__()
+        self.how = how
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv1, self.bn1 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.relu = nn.ReLU(inplace=True)
+
+    def block(self, x):
+        identity = self.relu(self.stem(x))
+        out = self.relu(self.bn1(self.conv1(identity)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+    def forward(self, x):
+        from torch import func
+
+        if self.how == "hvp":
+            return func.jvp(func.grad(lambda p: self.block(p).pow(2).sum()), (x,), (torch.ones_like(x),))[1]
+        x = x.detach().requires_grad_(True)
+        return torch.autograd.grad(self.block(x).pow(2).sum(), x, create_graph=True)[0]
+
+
 class WGANGP(nn.Module):
     """A WGAN-GP critic's loss: D(fake) - D(real) + 10 (‖∂D(x̂)/∂x̂‖ - 1)² at x̂ between a real and a fake image, the
     critic strided convolutions, LayerNorm and LeakyReLU (the penalty's gradient made with create_graph=True, so

@@ -12,7 +12,7 @@ import archcalc
 from tests.aten_flops import AtenMacs, step_macs
 from tests.networks import (PINN, WGANGP, AttentionPINN, AutogradFunctional, BackwardInside, BilinearPINN,
                             ConvolutionHessian, EnergyForces, FunctionalAttentionGradient, HiddenGradient, InnerStep,
-                            KdV, SecondDerivative)
+                            InPlaceResidual, KdV, SecondDerivative)
 from tests.test_peak import real_cpu_peak
 
 
@@ -248,3 +248,17 @@ def test_is_grads_batched_counts_each_vector_jacobian_product():
     assert row.macs == 10 * (5 * 16 * 2 + 5 * 3 * 16)
     assert row.formulas["macs"].endswith("= 400 per vector-Jacobian product, x 10 (is_grads_batched over 10 "
                                          "grad_outputs) = 4,000")
+
+
+@pytest.mark.parametrize("how", ["saliency", "hvp"])
+def test_a_gradient_through_in_place_layers_counts_what_runs(how):
+    """A saliency map and a Hessian-vector product through a block written as torchvision's ResNets write it
+    (ReLU(inplace=True), out += identity): an in-place row's input holds the row's own node once it ran, which had
+    read as "run out of the trace's sight" (every torchvision ResNet's input gradient "not counted"); equal to the aten
+    count, forward and training step (the saliency's gradient differentiated again)."""
+    model, shape = InPlaceResidual(how), (2, 3, 8, 8)
+    model.eval()
+    a = archcalc.analyze(model, [shape], device="meta", backward=how == "saliency")
+    assert not a.not_counted
+    macs = step_macs(model, shape)
+    assert a.totals.macs == macs[0] and (how != "saliency" or a.totals.backward_macs == macs[1])

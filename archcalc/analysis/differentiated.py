@@ -488,10 +488,14 @@ def _covered(kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None]) -> se
 
 def _inside(inputs: list, made: tuple) -> set:
     """The nodes one row made: its output nodes and those behind them down to its inputs' (a linear layer's
-    AddmmBackward0 and the TBackward0 of its weight; a counted layer's inside), its leaves' AccumulateGrad."""
+    AddmmBackward0 and the TBackward0 of its weight; a counted layer's inside), its leaves' AccumulateGrad. An input
+    the row wrote in place (ReLU(inplace=True), ``out += x``) holds the row's own node now: its node before the row,
+    behind that one, is where the row begins."""
+    own = {n for n in made if n is not None}
+    given = {n for t in tree_leaves(inputs) if isinstance(t, Tensor) for n in nodes_of(t) if n is not None}
+    stops = (given - own) | {n for node in given & own for n, _ in node.next_functions if n is not None}
     inside: set = set()
-    stops = {n for t in tree_leaves(inputs) if isinstance(t, Tensor) for n in nodes_of(t) if n is not None}
-    stack = [n for n in made if n is not None and n not in stops]
+    stack = [n for n in own if n not in stops]
     while stack:
         node = stack.pop()
         if node not in inside:
