@@ -1077,7 +1077,8 @@ class ForwardModeRecurrent(nn.Module):
     GRU (16 -> 8), an RNN, a two-layer bidirectional GRU and an LSTM (the CPU's oneDNN LSTM has no forward-mode AD: run
     it with torch.backends.mkldnn disabled), of a GRU given an initial state that carries a tangent or is constant,
     of a GRU in parameter space (its weights carry the tangents), and of a GRU cell and an LSTM cell on the first
-    step, the LSTM cell given (h, c) carrying tangents."""
+    step, the LSTM cell given (h, c) carrying tangents; a two-layer LSTM with a projection (proj_size=4) along its
+    input, and along its initial state alone."""
 
     def __init__(self, how):
         super().__init__()
@@ -1085,7 +1086,11 @@ class ForwardModeRecurrent(nn.Module):
         self.layer = {"rnn": nn.RNN(16, 8, batch_first=True), "lstm": nn.LSTM(16, 8, batch_first=True),
                       "bidirectional": nn.GRU(16, 8, num_layers=2, bidirectional=True, batch_first=True),
                       "gru cell": nn.GRUCell(16, 8), "lstm cell": nn.LSTMCell(16, 8),
-                      "lstm cell given its state": nn.LSTMCell(16, 8)}.get(how, nn.GRU(16, 8, batch_first=True))
+                      "lstm cell given its state": nn.LSTMCell(16, 8),
+                      "projected lstm": nn.LSTM(16, 8, num_layers=2, proj_size=4, batch_first=True),
+                      "projected lstm along its initial state": nn.LSTM(16, 8, num_layers=2, proj_size=4,
+                                                                        batch_first=True)}.get(
+            how, nn.GRU(16, 8, batch_first=True))
 
     def forward(self, x):
         from torch import func
@@ -1101,6 +1106,9 @@ class ForwardModeRecurrent(nn.Module):
             return func.jvp(lambda q: func.functional_call(self.layer, q, (x,))[0], (params,), (tangents,))
         if self.how in ("gru cell", "lstm cell"):
             return func.jvp(lambda p: self.layer(p[:, 0]), (x,), (one,))
+        if self.how == "projected lstm along its initial state":  # (x constant: h_0 and c_0 carry the tangents)
+            h, c = torch.full((2, 2, 4), 0.5, device=x.device), torch.full((2, 2, 8), 0.5, device=x.device)
+            return func.jvp(lambda a, b: self.layer(x, (a, b))[0], (h, c), (torch.ones_like(h), torch.ones_like(c)))
         if self.how == "lstm cell given its state":
             h, c = state[0], state[0] + 1
             return func.jvp(lambda p, a, b: self.layer(p[:, 0], (a, b))[0], (x, h, c),

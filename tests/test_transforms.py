@@ -323,7 +323,8 @@ def test_each_rows_arithmetic_ends_in_its_figure(model, shape):
 
 @pytest.mark.parametrize("how", ["gru", "rnn", "bidirectional", "lstm", "initial state with a tangent",
                                  "constant initial state", "parameters", "gru cell", "lstm cell",
-                                 "lstm cell given its state"])
+                                 "lstm cell given its state", "projected lstm",
+                                 "projected lstm along its initial state"])
 def test_forward_mode_through_recurrent_layers_counts_what_runs(how):
     """jvp through recurrent layers, and a training step of it: each product's tangent where one of its operands
     carries one (the first step's hidden product has none where h_0 and W_hh carry none; PyTorch computes every later

@@ -900,7 +900,7 @@ class Tracer(TorchFunctionMode):
         if isinstance(why, Count):
             return (count if not (count.macs or count.elementwise) else why), \
                 (None if grad is None else FORWARD_AD_BACKWARD)
-        rule = getattr(counter, "tangent", None)  # (a layer whose tangent is not its gradients' terms: counting.own_tangent)
+        rule = getattr(counter, "tangent", None)  # (one not its gradients' terms, a recurrent layer's: own_tangent)
         tangent = _gradient_for(lambda c, _: rule(c, *why), call, count, Needs((True,), True)) if rule else \
             transforms.tangent_count(partial(_gradient_for, counter, call, count), *why)
         # (the step's backward: its own gradients, and its tangents' operations' once the step is known)

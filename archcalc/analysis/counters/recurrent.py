@@ -122,7 +122,9 @@ def _tangent_terms(rows: int, first: int, weights: list[tuple[str, int, int]], e
     for name, n, layer in weights:
         if name.startswith("weight_hh") or name == "W_hh":
             parts = [(first, max(h0, 1)) if h0 or weight else (0, 0), (rows - first, max(h, 1)) if h else (0, 0)]
-        else:  # (W_ih: the input, the layer below's output above the first; W_hr: the projection of h)
+        elif name.startswith("weight_hr"):  # (an LSTM's projection of each step's o*tanh(c), which carries one)
+            parts = [(rows, max(h, 1)) if h else (0, 0)]
+        else:  # (W_ih: the input, the layer below's output above the first)
             a = x if layer == 0 else h
             parts = [(rows, max(a, 1)) if a or weight else (0, 0)]
         for r, times in parts:
