@@ -981,14 +981,18 @@ class ForwardOverReverse(nn.Module):
     ``vmap(hessian(u))``, the Hessian of a sum over every point, ``jacfwd(jacrev(.))`` of a vector output, a
     Hessian-vector product in parameter space (``functional_call``, the weights carrying the tangents),
     forward_ad's dual tensors given to ``torch.autograd.grad``, ``jvp(grad(f))`` through convolutions, through an
-    einsum and through attention, a third derivative ``jvp(jvp(grad(f)))``, and torch.autograd.functional's
-    forward-mode hessian (``legacy vmap``)."""
+    einsum, through attention, through a GRU (2 -> 3) and through a bilinear layer, a third derivative
+    ``jvp(jvp(grad(f)))``, and torch.autograd.functional's forward-mode hessian (``legacy vmap``)."""
 
     def __init__(self, how):
         super().__init__()
         self.how = how
         if how == "attention":
             self.attention = nn.MultiheadAttention(2, 1, batch_first=True)
+        if how == "recurrent":
+            self.gru = nn.GRU(2, 3, batch_first=True)
+        if how == "bilinear":
+            self.bilinear = nn.Bilinear(2, 2, 3)
         if how == "convolutional":
             self.net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Tanh(), nn.Conv2d(4, 2, 3), nn.Tanh(), nn.Flatten(),
                                      nn.Linear(2 * 4 * 4, 1))
@@ -1033,6 +1037,10 @@ class ForwardOverReverse(nn.Module):
         if self.how == "attention":  # (10 tokens of width 2, one head)
             g = lambda p: self.attention(p[None], p[None], p[None])[0].sum()  # noqa: E731
             return func.jvp(func.grad(g), (x,), (one,))[1]
+        if self.how == "recurrent":  # (a sequence of 10 steps)
+            return func.jvp(func.grad(lambda p: self.gru(p[None])[0].pow(2).sum()), (x,), (one,))[1]
+        if self.how == "bilinear":
+            return func.jvp(func.grad(lambda p: self.bilinear(p, p).pow(2).sum()), (x,), (one,))[1]
         return torch.autograd.functional.hessian(f, x, vectorize=True,  # (legacy vmap)
                                                  outer_jacobian_strategy="forward-mode")
 

@@ -13,9 +13,11 @@ batches ∂Ẏ (x the basis), a weight's zero tangent not (once). Where neither 
 Which carry one: ∂Y as the engine hands it to the row's node (a hook on the node: the call runs for real, on the meta
 device), A and B as the row saw them when it ran (its inputs' and weights' tangents, Tracer.tangents). A row whose
 gradients have no products has none in its tangent either (element-wise, views, reductions, norms); one whose
-gradients are not such pairs (attention, recurrent layers, a bilinear layer: counting.paired marks those that are) has
-no formula here, nor has a gradient's operation differentiated again with products: the call is "not counted". The
-tangents' element-wise work is not counted, and the arithmetic says so.
+gradients are not such pairs of its own (attention, recurrent layers: counting.paired marks those that are) is
+counted node by node (node_by_node): each matrix product inside it that the engine runs is such a pair, its saved
+operands' tangents read by the same hook, as the node still holds them. Any other node with products inside such a
+row (a bilinear layer's _trilinear) has no formula here, nor has a gradient's operation differentiated again with
+products: the call is "not counted". The tangents' element-wise work is not counted, and the arithmetic says so.
 """
 
 from __future__ import annotations
@@ -28,12 +30,24 @@ from archcalc.analysis.counting import Count, Needs
 from archcalc.formulas.numbers import grouped
 
 
+# A matrix product's node: for each of its gradients, the input it is of (its position among the node's edges) and
+# the saved operand it multiplies ∂Y with (Y = A·B: ∂A = ∂Y·Bᵀ, ∂B = Aᵀ·∂Y)
+_PRODUCTS = {"MmBackward0": ((0, "_saved_mat2"), (1, "_saved_self")),
+             "BmmBackward0": ((0, "_saved_mat2"), (1, "_saved_self")),
+             "AddmmBackward0": ((1, "_saved_mat2"), (2, "_saved_mat1")),
+             "BaddbmmBackward0": ((1, "_saved_batch2"), (2, "_saved_batch1"))}
+
+
 class Watch:
     """Hooks on the nodes of rows the engine runs: for each, how many times more than ∂Y itself ∂Y's tangent runs (its
-    batch, jacfwd's basis; 0 where ∂Y carries none), read as the engine hands ∂Y to the node."""
+    batch, jacfwd's basis; 0 where ∂Y carries none), read as the engine hands ∂Y to the node; for a matrix product's
+    node inside a row without pairs (attention's), its saved operands' too (``operands``)."""
 
-    def __init__(self, nodes: Iterable):
+    def __init__(self, nodes: Iterable, engine: differentiated.Walk | None = None):
         self.extra: dict = {}
+        self.operands: dict = {}  # (node -> each saved operand's tangent's batch, 0: none; and its products, read
+        self.products: dict = {}  # while the node holds its saved tensors: the engine frees them as it goes)
+        self._reached = (engine.runs | engine.targets, engine.edges) if engine is not None else (set(), set())
         self._handles = [node.register_prehook(partial(self._seen, node)) for node in nodes]
 
     def _seen(self, node, grads: tuple) -> None:
@@ -41,6 +55,12 @@ class Watch:
         if found is not None:
             extra = max(_relative(g, t) for g, t in zip(grads, found) if t is not None)
             self.extra[node] = max(self.extra.get(node, 0), extra)
+        pairs = _PRODUCTS.get(type(node).__name__)
+        if pairs is not None:
+            saved = [getattr(node, name, None) for _, name in pairs]
+            tangents = transforms.tangents(saved) or [None] * len(saved)
+            self.operands[node] = tuple(0 if t is None else _relative(a, t) for a, t in zip(saved, tangents))
+            self.products[node] = differentiated.second_order(node, *self._reached)
 
     def close(self) -> None:
         for handle in self._handles:
@@ -55,10 +75,41 @@ def _relative(primal, tangent) -> int:
 
 def watch(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mapping[int, tuple],
           nodes: Mapping[int, tuple | None]) -> Watch:
-    """Hooks on the output nodes of the rows the engine runs for this call."""
-    run = {n for index, _, _ in differentiated.rows_run(asked, engine, kept, nodes) for n in nodes[index]
-           if n is not None and n in engine.runs}
-    return Watch(run)
+    """Hooks on the output nodes of the rows the engine runs for this call, and on the nodes inside those whose
+    gradients are not pairs (counted node by node: node_by_node)."""
+    run = set()
+    for index, counter, _ in differentiated.rows_run(asked, engine, kept, nodes):
+        run |= {n for n in nodes[index] if n is not None and n in engine.runs}
+        if getattr(counter, "partners", lambda call: None)(kept[index][1]) is None:
+            run |= differentiated._inside(kept[index][3], nodes[index]) & engine.runs
+    return Watch(run, engine)
+
+
+def node_by_node(inner: set, engine: differentiated.Walk, seen: Watch) -> tuple[int, list[str]] | None:
+    """The tangents' products of a row's gradients counted node by node, where they are not pairs of its own
+    (attention: its projections', QKᵀ's and PV's gradients are matrix products inside it, its softmax's none): each
+    matrix product's gradient that the engine computes, once for ∂Y's term and once for its other operand's, x as many
+    times as each is batched, wherever one of them carries a tangent; None where a node inside has products of
+    another kind (no formula here)."""
+    reached = engine.runs | engine.targets
+    macs, terms = 0, []
+    for node in inner:
+        pairs = _PRODUCTS.get(type(node).__name__)
+        products = seen.products.get(node) if pairs is not None else \
+            differentiated.second_order(node, reached, engine.edges)
+        if products is not None and not products[0]:
+            continue  # (no products: none in its tangent)
+        if products is None or pairs is None:
+            return None
+        computed = [n is not None and n in reached for n, _ in node.next_functions]
+        size = products[0] // sum(computed[at] for at, _ in pairs)
+        dy = seen.extra.get(node, 0)
+        for (at, _), partner in zip(pairs, seen.operands.get(node, (0,) * len(pairs))):
+            if computed[at] and (dy or partner):
+                macs += size * (max(dy, 1) + max(partner, 1))
+                terms.append((products[1].split(", ")[0].replace("the gradient's ", ""), size, max(dy, 1),
+                              max(partner, 1)))
+    return macs, [f"{what} {grouped(size)} x ({a} + {b})" for what, size, a, b in terms]
 
 
 def cost(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mapping[int, tuple],
@@ -76,6 +127,14 @@ def cost(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mapping
         if whole == 0:
             continue  # (no products in its gradients: none in their tangents)
         partners, carried = getattr(counter, "partners", lambda call: None)(call), tangents.get(index)
+        if partners is None and not isinstance(carried, Count):  # (its gradients' products, node by node)
+            found = node_by_node(differentiated._inside(kept[index][3], nodes[index]) & engine.runs, engine, seen)
+            if found is None:
+                uncounted.append(f"∂({name})")
+            else:
+                macs += found[0]
+                terms += [f"{name}'s {term}" for term in found[1]]
+            continue
         if partners is None or isinstance(carried, Count):
             uncounted.append(f"∂({name})")
             continue
