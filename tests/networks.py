@@ -4,6 +4,8 @@ libraries publish (ViT, Swin, ConvNeXt, a U-Net block, sequence taggers)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -1122,6 +1124,28 @@ class ForwardModeRecurrent(nn.Module):
             return func.jvp(lambda p, a, b: self.layer(p[:, 0], (a, b))[0], (x, h, c),
                             (one, torch.ones_like(h), torch.ones_like(c)))
         return func.jvp(lambda p: self.layer(p)[0], (x,), (one,))
+
+
+class ForwardModeAttention(nn.Module):
+    """jvp through scaled_dot_product_attention on 4-d q, k, v (2 heads of 8 over 5 tokens) after a linear layer: on
+    the CPU PyTorch picks its flash kernel, which has no forward-mode AD, unless the forward opens
+    sdpa_kernel(SDPBackend.MATH) (``math``)."""
+
+    def __init__(self, math=False):
+        super().__init__()
+        self.math = math
+        self.qkv = nn.Linear(16, 48)
+
+    def forward(self, x):
+        from torch import func
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        def attend(p):
+            q, k, v = self.qkv(p).view(p.shape[0], 5, 3, 2, 8).permute(2, 0, 3, 1, 4)
+            return F.scaled_dot_product_attention(q, k, v)
+
+        with sdpa_kernel(SDPBackend.MATH) if self.math else contextlib.nullcontext():
+            return func.jvp(attend, (x,), (torch.ones_like(x),))[1]
 
 
 class NestedPINN(nn.Module):

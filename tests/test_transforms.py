@@ -9,8 +9,8 @@ import torch
 
 import archcalc
 from tests.aten_flops import AtenMacs, step_macs
-from tests.networks import (Ensemble, ForwardModeCNN, ForwardModeRecurrent, ForwardOverReverse, FunctionalMAML,
-                            FunctionalPINN, NestedPINN, PerSampleGradients)
+from tests.networks import (Ensemble, ForwardModeAttention, ForwardModeCNN, ForwardModeRecurrent, ForwardOverReverse,
+                            FunctionalMAML, FunctionalPINN, NestedPINN, PerSampleGradients)
 
 SHAPE = (10, 2)
 
@@ -347,3 +347,13 @@ def test_forward_mode_through_a_gru_by_hand():
     gru = next(r for r in a.records if r.type == "GRU")
     assert gru.macs == 5760 + 2 * 3840 + 2 * 1536
     assert "weight_ih_l0 10*384*(1 + 1) + weight_hh_l0 8*192*(1 + 1) = 10,752" in gru.formulas["macs"]
+
+
+def test_forward_mode_through_a_fused_attention_kernel_says_what_to_do():
+    """On the CPU PyTorch runs 4-d attention with its flash kernel, which has no forward-mode AD: the run fails, as
+    the real one does, and says how to run it (the math kernel), under which it is counted as the aten count."""
+    with pytest.raises(archcalc.ForwardError, match=r"sdpa_kernel\(SDPBackend.MATH\)"):
+        archcalc.analyze(ForwardModeAttention(), [(2, 5, 16)], device="cpu")
+    model = ForwardModeAttention(math=True)
+    a = archcalc.analyze(model, [(2, 5, 16)], device="cpu")
+    assert a.totals.macs == step_macs(model, (2, 5, 16))[0] and not a.not_counted

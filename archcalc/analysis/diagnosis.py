@@ -97,6 +97,13 @@ def with_hint(message: str) -> str:
     if _ONE_VALUE in message:
         return (f"{message}: in a training step BatchNorm takes its statistics over the batch, which needs more "
                 f"than one value per channel; use --batch 2 or more")
+    if _FORWARD_AD in message and "attention" in message:
+        return (f"{message.rstrip('.')}: PyTorch's fused attention kernels (the CPU's flash kernel, CUDA's flash and "
+                f"memory-efficient ones) have no forward-mode AD; run the forward under torch.nn.attention."
+                f"sdpa_kernel(SDPBackend.MATH), or give a Hugging Face model attn_implementation='eager'")
+    if _CAPTURED in message and "detach_" in message:
+        return (f"{message.rstrip('.')}: a Hugging Face model makes its cache (DynamicCache) inside torch.func's transform; give "
+                f"it use_cache=False")
     if _TRACED_TYPES in message:
         return (f"{message}: fvcore's TorchScript trace takes a forward whose inputs and outputs are tensors, tuples, "
                 f"lists and dicts; a Hugging Face model returns its cache (DynamicCache) unless its config says "
@@ -108,6 +115,8 @@ def with_hint(message: str) -> str:
     return message
 
 
+_FORWARD_AD = "Trying to use forward AD with"  # (a kernel without a forward-mode formula: jvp, jacfwd, hessian)
+_CAPTURED = "would mutate a captured Tensor"  # (torch.func's transforms, of an in-place operation on a closure's tensor)
 _TRACED_TYPES = "received an input of unsupported type"  # (torch.jit's trace, fvcore's, given another object)
 _GUARDS = ("Guard failed", "Expected input at")  # (an exported program checking its inputs' sizes)
 
