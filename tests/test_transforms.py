@@ -357,3 +357,13 @@ def test_forward_mode_through_a_fused_attention_kernel_says_what_to_do():
     model = ForwardModeAttention(math=True)
     a = archcalc.analyze(model, [(2, 5, 16)], device="cpu")
     assert a.totals.macs == step_macs(model, (2, 5, 16))[0] and not a.not_counted
+
+
+def test_forward_mode_through_the_cpus_onednn_lstm_says_what_to_do():
+    """The CPU runs an LSTM through oneDNN, which has no forward-mode AD: the run fails as the real one does and says
+    how to run it; with oneDNN off it is counted as the aten count."""
+    model, shape = ForwardModeRecurrent("lstm"), (2, 5, 16)
+    with pytest.raises(archcalc.ForwardError, match=r"mkldnn.flags\(enabled=False\)"):
+        archcalc.analyze(model, [shape], device="cpu")
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert archcalc.analyze(model, [shape], device="cpu").totals.macs == step_macs(model, shape)[0]

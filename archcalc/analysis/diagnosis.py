@@ -101,6 +101,9 @@ def with_hint(message: str) -> str:
         return (f"{message.rstrip('.')}: PyTorch's fused attention kernels (the CPU's flash kernel, CUDA's flash and "
                 f"memory-efficient ones) have no forward-mode AD; run the forward under torch.nn.attention."
                 f"sdpa_kernel(SDPBackend.MATH), or give a Hugging Face model attn_implementation='eager'")
+    if _FORWARD_AD in message and "mkldnn_rnn" in message:
+        return (f"{message.rstrip('.')}: the CPU runs an LSTM through oneDNN, which has no forward-mode AD; run the "
+                f"forward under torch.backends.mkldnn.flags(enabled=False) (PyTorch's own kernels have it)")
     if _CAPTURED in message and "detach_" in message:
         return (f"{message.rstrip('.')}: a Hugging Face model makes its cache (DynamicCache) inside torch.func's transform; give "
                 f"it use_cache=False")
