@@ -284,7 +284,7 @@ def entered_within(kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None],
         made_nodes = nodes.get(index)
         if not made_nodes:
             continue
-        inner = _inside(kept[index][3], made_nodes) & runs
+        inner = row_nodes(kept[index][3], made_nodes) & runs
         if any(n in runs for n in made_nodes if n is not None):
             claimed |= inner
         elif inner:
@@ -482,11 +482,11 @@ def _trilinear_space(node) -> tuple[int, ...]:
 
 
 def _covered(kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None]) -> set:
-    """The nodes the rows made (_inside each)."""
-    return set().union(*(_inside(entry[3], nodes[index]) for index, entry in kept.items() if nodes.get(index)))
+    """The nodes the rows made (row_nodes of each)."""
+    return set().union(*(row_nodes(entry[3], nodes[index]) for index, entry in kept.items() if nodes.get(index)))
 
 
-def _inside(inputs: list, made: tuple) -> set:
+def row_nodes(inputs: list, made: tuple) -> set:
     """The nodes one row made: its output nodes and those behind them down to its inputs' (a linear layer's
     AddmmBackward0 and the TBackward0 of its weight; a counted layer's inside), its leaves' AccumulateGrad. An input
     the row wrote in place (ReLU(inplace=True), ``out += x``) holds the row's own node now: its node before the row,
@@ -561,7 +561,7 @@ def tangents_made(inputs: list, outputs: list) -> set:
     layer's steps, an attention's products, which its tangents' operations read)."""
     made = [t for t in transforms.tangents(outputs) or () if t is not None]
     given = [t for t in [*(transforms.tangents(inputs) or ()), *inputs, *outputs] if isinstance(t, Tensor)]
-    primal = _inside(inputs, tuple(n for t in outputs if isinstance(t, Tensor) for n in nodes_of(t)))
+    primal = row_nodes(inputs, tuple(n for t in outputs if isinstance(t, Tensor) for n in nodes_of(t)))
     return _reachable([n for t in made for n in nodes_of(t)],
                       primal | {n for t in given for n in nodes_of(t) if n is not None})
 

@@ -81,7 +81,7 @@ def watch(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mappin
     for index, counter, _ in differentiated.rows_run(asked, engine, kept, nodes):
         run |= {n for n in nodes[index] if n is not None and n in engine.runs}
         if getattr(counter, "partners", lambda call: None)(kept[index][1]) is None:
-            run |= differentiated._inside(kept[index][3], nodes[index]) & engine.runs
+            run |= differentiated.row_nodes(kept[index][3], nodes[index]) & engine.runs
     return Watch(run, engine)
 
 
@@ -128,7 +128,7 @@ def cost(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mapping
             continue  # (no products in its gradients: none in their tangents)
         partners, carried = getattr(counter, "partners", lambda call: None)(call), tangents.get(index)
         if partners is None and not isinstance(carried, Count):  # (its gradients' products, node by node)
-            found = node_by_node(differentiated._inside(kept[index][3], nodes[index]) & engine.runs, engine, seen)
+            found = node_by_node(differentiated.row_nodes(kept[index][3], nodes[index]) & engine.runs, engine, seen)
             if found is None:
                 uncounted.append(f"∂({name})")
             else:
