@@ -1256,6 +1256,29 @@ class InPlaceResidual(nn.Module):
         return torch.autograd.grad(self.block(x).pow(2).sum(), x, create_graph=True)[0]
 
 
+class StridedPenalty(nn.Module):
+    """A gradient penalty ((‖∂D/∂x‖ - 1)², trained) of a critic whose 7x7 stride-2 convolution (padding 3, on 32x32)
+    leaves input rows over, so PyTorch's double backward computes ∂W's convolution at 8x8 and narrows it to 7x7; with
+    ``frozen``, a batch norm in eval mode after it (F.batch_norm(training=False), as a frozen backbone's), whose
+    backward differentiated again sends no gradient to its input."""
+
+    def __init__(self, frozen=False):
+        super().__init__()
+        self.frozen = frozen
+        self.conv, self.head = nn.Conv2d(3, 4, 7, 2, 3), nn.Linear(4 * 16 * 16, 1)
+        self.scale, self.shift = nn.Parameter(torch.ones(4)), nn.Parameter(torch.zeros(4))
+        self.register_buffer("mean", torch.zeros(4))
+        self.register_buffer("var", torch.ones(4))
+
+    def forward(self, x):
+        x = x.detach().requires_grad_(True)
+        h = self.conv(x)
+        if self.frozen:
+            h = F.batch_norm(h, self.mean, self.var, self.scale, self.shift, training=False)
+        g = torch.autograd.grad(self.head(h.flatten(1)).sum(), x, create_graph=True)[0]
+        return ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
 class WGANGP(nn.Module):
     """A WGAN-GP critic's loss: D(fake) - D(real) + 10 (‖∂D(x̂)/∂x̂‖ - 1)² at x̂ between a real and a fake image, the
     critic strided convolutions, LayerNorm and LeakyReLU (the penalty's gradient made with create_graph=True, so

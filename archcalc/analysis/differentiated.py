@@ -118,7 +118,7 @@ def walk(asked: Asked) -> Walk:
     stops = {t.grad_fn for t in wanted if t.grad_fn is not None} if wanted is not None else set()
     leaves = {id(t) for t in wanted if t.grad_fn is None} if wanted is not None else None
     roots = [t.grad_fn for t in asked.roots if t.grad_fn is not None]
-    order, seen, stack = [], set(), [(node, False) for node in roots]
+    order, seen, stack, silent = [], set(), [(node, False) for node in roots], []
     while stack:  # (post-order, without recursion: a deep network's graph is thousands of nodes long)
         node, done = stack.pop()
         if done:
@@ -126,19 +126,32 @@ def walk(asked: Asked) -> Walk:
         elif node not in seen:
             seen.add(node)
             stack.append((node, True))
-            stack.extend((n, False) for n, _ in node.next_functions if n is not None and n not in seen)
+            live = sent(node)
+            silent += [n for (n, _), (m, _) in zip(node.next_functions, live) if n is not None and m is None]
+            stack.extend((n, False) for n, _ in live if n is not None and n not in seen)
     runs: set = set()
     targets = set(stops)
     for node in order:  # (children first)
         variable = getattr(node, "variable", None)  # (AccumulateGrad: a leaf that requires a gradient)
         if variable is not None and (leaves is None or id(variable) in leaves):
             targets.add(node)
-        elif any(n is not None and (n in runs or n in targets) for n, _ in node.next_functions):
+        elif any(n is not None and (n in runs or n in targets) for n, _ in sent(node)):
             runs.add(node)
     edges = {(t.grad_fn, t.output_nr) for t in asked.roots if t.grad_fn in runs or t.grad_fn in targets}
     for node in runs:
-        edges.update((n, k) for n, k in node.next_functions if n in runs or n in targets)
-    return Walk(runs, targets, edges, seen)
+        edges.update((n, k) for n, k in sent(node) if n in runs or n in targets)
+    return Walk(runs, targets, edges, seen | _reachable(silent, seen))  # (seen: the whole graph, silent edges too)
+
+
+def sent(node) -> tuple:
+    """The node's edges that carry a gradient (None for one it sends none along): batch norm's backward in eval mode,
+    differentiated again, gives no ∂ for its input (its statistics are constants, so its ∂x = ∂y·w/σ does not depend
+    on x), and the engine runs nothing behind that edge for it (a gradient penalty through an eval-mode BatchNorm:
+    the convolution before it is not differentiated again)."""
+    edges = node.next_functions
+    if type(node).__name__ == "NativeBatchNormBackwardBackward0" and not getattr(node, "_saved_train", True):
+        return tuple((None, k) if i == 1 else (n, k) for i, (n, k) in enumerate(edges))
+    return edges
 
 
 def made_by_the_engine(gradients: list[Tensor], roots: list[Tensor], seen: set, known: set = frozenset()) -> set:
@@ -397,13 +410,26 @@ def _convolution_again(node, received: tuple[bool, bool]) -> tuple[int, str]:
     (``received``: which of its outputs get a gradient). PyTorch's _convolution_double_backward (2.13) computes, for
     ggI, ggO = conv(ggI, W) and gW = a convolution of ggI with gO, and for ggW, ggO += conv(x, ggW) and gI = one of
     ggW with gO, whichever of gO, x and W need a gradient (a frozen W's gW too): two convolutions for each, each as
-    many products as the forward one (C_in/g * k^d per output element; per input element, transposed)."""
-    terms = 2 * sum(received)
+    many products as the forward one (C_in/g * k^d per output element; per input element, transposed). But gW: a
+    convolution of ggI by gO (stride and dilation swapped) computed at its full extent, o = (x + 2p - s(gO - 1) - 1)
+    // d + 1 in each dimension, then narrowed to k, so C_in/g * o^d per element of gO: more than k^d where a strided
+    forward leaves input rows over (7x7 stride 2 padding 3 on 32: 8x8)."""
     weight = node._saved_weight
     per = node._saved_input if node._saved_transposed else node._saved_grad_output
-    macs = per.numel() * weight.shape[1] * prod(weight.shape[2:])
-    kernel = "*".join(map(str, weight.shape[1:]))
-    return terms * macs, f"the gradient's convolution {shape_text(tuple(per.shape))}*({kernel}), {terms} times"
+    kernel = tuple(weight.shape[2:])
+    macs = per.numel() * weight.shape[1] * prod(kernel)
+    wide = kernel
+    if received[0] and not node._saved_transposed:  # (gW's full extent)
+        x, dy = node._saved_input.shape[2:], node._saved_grad_output.shape[2:]
+        wide = tuple((x[i] + 2 * node._saved_padding[i] - node._saved_stride[i] * (dy[i] - 1) - 1) //
+                     node._saved_dilation[i] + 1 for i in range(len(kernel)))
+    terms = 2 * sum(received)
+    total = terms * macs + (per.numel() * weight.shape[1] * (prod(wide) - prod(kernel)) if received[0] else 0)
+    text = f"the gradient's convolution {shape_text(tuple(per.shape))}*({'*'.join(map(str, weight.shape[1:]))}), " \
+           f"{terms} times"
+    if wide != kernel:
+        text += f", ∂W's at its full extent {'*'.join(map(str, wide))} (narrowed to {'*'.join(map(str, kernel))})"
+    return total, text
 
 
 # A matrix-vector or vector-vector product's node: (the saved tensor whose size each gradient's products are, the

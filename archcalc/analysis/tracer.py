@@ -423,8 +423,8 @@ class Tracer(TorchFunctionMode):
         return within | tangents | again
 
     def _reached(self, output) -> set:
-        """The autograd nodes of ``output``'s graph (walked once for both its uses: functions_unseen,
-        off_the_path)."""
+        """The autograd nodes of ``output``'s graph that its gradient reaches (walked once for both its uses:
+        functions_unseen, off_the_path; not through an edge no gradient is sent along: differentiated.sent)."""
         if self._graph is not None and self._graph[0] is output:
             return self._graph[1]
         roots = [t.grad_fn for t in tensors_in(output) if t.grad_fn is not None]
@@ -433,7 +433,7 @@ class Tracer(TorchFunctionMode):
             node = stack.pop()
             if node not in reached:
                 reached.add(node)
-                stack.extend(n for n, _ in node.next_functions if n is not None)
+                stack.extend(n for n, _ in differentiated.sent(node) if n is not None)
         self._graph = (output, reached)
         return reached
 
