@@ -40,12 +40,16 @@ class Differentiating(nn.Module):
         super().__init__()
         self.net, self.mode = net, mode
 
+    def logits(self, x):
+        out = self.net(x)
+        return out[0] if isinstance(out, tuple) else out  # (GoogLeNet in train mode: its logits and aux heads')
+
     def loss(self, x):
-        return self.net(x).pow(2).sum()
+        return self.logits(x).pow(2).sum()
 
     def forward(self, x):
         if self.mode == "jvp":
-            return func.jvp(self.net, (x,), (torch.ones_like(x),))[1]
+            return func.jvp(self.logits, (x,), (torch.ones_like(x),))[1]
         if self.mode == "hvp":
             return func.jvp(func.grad(self.loss), (x,), (torch.ones_like(x),))[1]
         if self.mode == "hvp-params":
@@ -53,7 +57,8 @@ class Differentiating(nn.Module):
             buffers = dict(self.net.named_buffers())
 
             def loss(p):
-                return func.functional_call(self.net, {**p, **buffers}, (x,)).pow(2).sum()
+                out = func.functional_call(self.net, {**p, **buffers}, (x,))
+                return (out[0] if isinstance(out, tuple) else out).pow(2).sum()
 
             tangents = {k: torch.ones_like(v) for k, v in params.items()}
             return torch.cat([g.flatten() for g in func.jvp(func.grad(loss), (params,), (tangents,))[1].values()])
