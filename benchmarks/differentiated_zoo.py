@@ -11,7 +11,8 @@ parameter space (functional_call); ``jvp``, forward-mode AD along the input; and
 ((‖∂f/∂x‖ - 1)², trained: its training step, forward and backward). archcalc's MACs on the meta device against the
 aten count of the same call on the CPU, with attention on PyTorch's math kernel (its fused ones have no forward-mode
 AD); a network PyTorch itself cannot run so (hardsigmoid's backward has no forward-mode AD: GhostNet, MobileViT)
-is reported as it fails.
+is reported as it fails, and one whose count archcalc says it has no formula for as "not counted" (with the note),
+apart from a count that differs without one: "DIFFERENT", which makes the run fail.
 """
 
 from __future__ import annotations
@@ -99,8 +100,9 @@ def check(name: str, mode: str, size: int) -> str:
     ours = (a.totals.macs, a.totals.backward_macs if trained else None)
     ratio = ours[0] / reference[0] if reference[0] else float("nan")
     step = f"  step {ours[1]:,} / {reference[1]:,}" if trained else ""
-    notes = "; ".join(f"{r.name}: {r.note[:60]}" for r in a.not_counted[:1])
-    verdict = "equal" if ours == reference else "DIFFERENT"
+    unknown = [f"{r.name}: {r.note[:70]}" for r in a.not_counted] + [n[:110] for n in a.notes if "not counted" in n]
+    verdict = "equal" if ours == reference else "not counted" if unknown else "DIFFERENT"
+    notes = "; ".join(unknown[:1])
     return f"{name:26} {mode:11} {ours[0]:>15,} / {reference[0]:>15,} = {ratio:.6f}{step}  {verdict} {notes}"
 
 
