@@ -240,7 +240,7 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
         if products is None:
             uncounted.append(f"{type(node).__name__} (an operation that computed a tangent, differentiated)")
         elif products[0]:
-            tangent[(products[0], products[1].replace("the gradient's", "a tangent's"))] += 1
+            tangent[_of_a_tangent(products)] += 1
     foreign = sorted({type(n).__name__ for n in runs if isinstance(n, torch.autograd.function.BackwardCFunction)})
     if foreign:
         uncounted.append(f"the backward of {', '.join(foreign)} (a custom autograd.Function, run by the engine)")
@@ -260,6 +260,11 @@ def cost(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[i
     if asked.create_graph and any(type(n).__name__ == "SafeSoftmaxBackward0" for n in runs):
         written = written._replace(note=f"{written.note}; {_FUSED_ATTENTION}")
     return written
+
+
+def _of_a_tangent(products: tuple[int, str]) -> tuple[int, str]:
+    """second_order's products of an operation that computed a tangent, named so ("a tangent's mm ...")."""
+    return products[0], products[1].replace("the gradient's", "a tangent's")
 
 
 def rows_run(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mapping[int, tuple | None]):
@@ -568,7 +573,7 @@ def again(made: set, step: Walk, what: str = "its gradients' operations differen
         if done is None:
             return Count(None, None, {}, f"it differentiates {type(node).__name__} {ran}: no formula, not counted")
         if done[0]:
-            products[(done[0], done[1].replace("the gradient's", "a tangent's")) if node in tangents else done] += 1
+            products[_of_a_tangent(done) if node in tangents else done] += 1
     total = sum(n * times for (n, _), times in products.items())
     if not total:
         return Count(0, 0, {"macs": f"{what}: no products"})

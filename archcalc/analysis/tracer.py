@@ -417,8 +417,7 @@ class Tracer(TorchFunctionMode):
                                                                made, step, within.get(index))
                     for index, made in self.tangents_made.items() if self.records[index].backward is not None}
         again = {index: FORWARD_AD_BACKWARD if index in self.tangents_unseen else
-                 differentiated.again(made, step, tangents=self.gradients_tangents[index]) if
-                 self.gradients_tangents.get(index) else differentiated.again(made, step)
+                 differentiated.again(made, step, tangents=self.gradients_tangents.get(index, frozenset()))
                  for index, made in self.engines_made.items()}
         return within | tangents | again
 
