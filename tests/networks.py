@@ -1279,6 +1279,24 @@ class StridedPenalty(nn.Module):
         return ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+class PermutedNormPenalty(nn.Module):
+    """A gradient penalty ((‖∂D/∂x‖ - 1)², trained) of a critic with ConvNeXt's head: a LayerNorm over channels
+    written as torchvision's LayerNorm2d (permute, layer_norm, permute back: a channels-last output), then
+    AdaptiveAvgPool2d(1), whose mean on a channels-last input PyTorch restrides in place (as_strided_), so the
+    gradient's operations copy into an as_strided view (a CopySlices) that the step differentiates again."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.norm = nn.Conv2d(3, 8, 3), nn.LayerNorm(8)
+        self.pool, self.head = nn.AdaptiveAvgPool2d(1), nn.Linear(8, 1)
+
+    def forward(self, x):
+        x = x.detach().requires_grad_(True)
+        h = self.norm(self.conv(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        g = torch.autograd.grad(self.head(self.pool(h).flatten(1)).sum(), x, create_graph=True)[0]
+        return ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
 class WGANGP(nn.Module):
     """A WGAN-GP critic's loss: D(fake) - D(real) + 10 (‖∂D(x̂)/∂x̂‖ - 1)² at x̂ between a real and a fake image, the
     critic strided convolutions, LayerNorm and LeakyReLU (the penalty's gradient made with create_graph=True, so

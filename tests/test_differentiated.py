@@ -12,7 +12,8 @@ import archcalc
 from tests.aten_flops import AtenMacs, step_macs
 from tests.networks import (PINN, WGANGP, AttentionPINN, AutogradFunctional, BackwardInside, BilinearPINN,
                             ConvolutionHessian, EnergyForces, FunctionalAttentionGradient, HiddenGradient, InnerStep,
-                            InPlaceResidual, KdV, SecondDerivative, StridedPenalty)
+                            InPlaceResidual, KdV, PermutedNormPenalty, SecondDerivative,
+                            StridedPenalty)
 from tests.test_peak import real_cpu_peak
 
 
@@ -278,3 +279,14 @@ def test_a_gradient_penalty_through_a_strided_convolution_counts_what_runs(froze
         again = _row(a).backward
         assert again.macs == 301_056 + 393_216 + 2 * 1024
         assert "∂W's at its full extent 8*8 (narrowed to 7*7)" in again.text()["macs"]
+
+
+def test_a_gradient_penalty_through_an_in_place_restride_counts_what_runs():
+    """A gradient penalty trained through ConvNeXt's head (a LayerNorm on permuted channels, then AdaptiveAvgPool2d(1),
+    which restrides its channels-last mean in place): the step differentiates the gradient's copy into an as_strided
+    view (CopySlices: torchvision's ConvNeXt-T penalty step was "not counted"), which has no products; equal to the
+    aten count, forward and step."""
+    model, shape = PermutedNormPenalty(), (2, 3, 8, 8)
+    a = archcalc.analyze(model, [shape], device="meta", backward=True)
+    assert not a.not_counted
+    assert (a.totals.macs, a.totals.backward_macs) == step_macs(model, shape)

@@ -377,7 +377,7 @@ ZERO_PRODUCTS = frozenset({
     "SliceBackwardBackward0", "IndexBackward0", "CloneBackward0", "ToCopyBackward0", "CopyBackwards",
     "CatBackward0", "StackBackward0", "SplitBackward0", "SplitWithSizesBackward0", "UnbindBackward0",
     "SumBackward0", "SumBackward1", "MeanBackward0", "MeanBackward1", "AliasBackward0",
-    "NarrowBackward0", "AsStridedBackward0", "ViewAsRealBackward0", "ViewAsComplexBackward0",
+    "NarrowBackward0", "AsStridedBackward0", "AsStridedBackward1", "ViewAsRealBackward0", "ViewAsComplexBackward0",
     "SoftmaxBackwardDataBackward0", "LogSoftmaxBackwardDataBackward0", "NativeLayerNormBackwardBackward0",
     "NativeBatchNormBackwardBackward0",
     # (and the nodes inside a row's operations, which a gradient made before may reach: a GRU's gates, an attention's
@@ -446,13 +446,15 @@ _VECTORS = {"MvBackward0": ("_saved_self", (0, 1)), "AddmvBackward0": ("_saved_m
 def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
     """The products of a gradient's operation differentiated again, and what they are: a matrix product's gradients
     (each M*N*K, for the inputs whose edge the engine computes: 'the gradient's mm (50*16)x(16*2), 1 of 2'), a
-    convolution's (each as many as its forward), a convolution's backward's (_convolution_again); (0, '')
-    for ZERO_PRODUCTS; None for any other node. ``reached``: the nodes the engine runs or ends at (an input needs a
+    convolution's (each as many as its forward), a convolution's backward's (_convolution_again), an operation written
+    in place on a view's (_in_place_on_a_view); (0, '') for ZERO_PRODUCTS; None for any other node. ``reached``: the nodes the engine runs or ends at (an input needs a
     gradient where its edge leads to one); ``edges``: the (node, output number) it computes a gradient for."""
     kind = type(node).__name__
     if kind in ZERO_PRODUCTS or kind.startswith(_ZERO_FAMILIES) or \
             (kind == "CppFunction" and node.name() in _ZERO_NAMED):
         return 0, ""
+    if kind == "CopySlices":
+        return _in_place_on_a_view(node, reached, edges)
     needs = [n is not None and n in reached for n, _ in node.next_functions]
     try:
         if kind in _VECTORS:  # (a matrix-vector or vector-vector product: each gradient as many products)
@@ -496,6 +498,19 @@ def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
     name = kind.removesuffix("Backward0").lower()
     batch = f"{b}x" if b > 1 else ""
     return computed * b * m * n * k, f"the gradient's {name} {batch}({m}*{k})x({k}*{n}), {computed} of 2"
+
+
+def _in_place_on_a_view(node, reached: set, edges: set) -> tuple[int, str] | None:
+    """A CopySlices: an operation written in place on a view (``x[:, :k] += y``; a gradient's copy_ into an as_strided
+    view, as adaptive_avg_pool2d's on a channels-last input makes), differentiated again: the base's gradient is the
+    incoming one with the view's part taken out (no products), the view's goes through the operation's own backward,
+    which a PyTorch from 2.14 shows (_wrapped_node). An older one does not: an operation with one operand besides the
+    view (copy_, add_, mul_: its edges are the base's and that one's) is element-wise; one with more (addmm_, addr_)
+    is not known, None."""
+    wrapped = getattr(node, "_wrapped_node", None)
+    if wrapped is not None:
+        return second_order(wrapped, reached, edges)
+    return (0, "") if len(node.next_functions) <= 2 else None
 
 
 def _trilinear_space(node) -> tuple[int, ...]:
