@@ -52,6 +52,31 @@ def test_attention_and_linear_layers_see_the_whole_input():
     assert not f["conv2_2"].whole
 
 
+class _ChannelsLast(nn.Module):
+    def __init__(self, *order):
+        super().__init__()
+        self.order = order
+
+    def forward(self, x):
+        return x.permute(*self.order)
+
+
+def test_each_norm_layer_moves_the_field_by_its_own_settings():
+    """A LayerNorm over channels (ConvNeXt's, on a channels-last map) keeps the field, one over the map too
+    (LayerNorm([C, H, W]), a WGAN critic's) sees the whole of it; an InstanceNorm with running statistics keeps it,
+    one without sees the whole map. Each by the layer's own settings, though the rule is kept per type: once a critic
+    had been analysed, every ConvNeXt block's LayerNorm read as seeing the whole map."""
+    def field(*layers):
+        a = analyse_module(nn.Sequential(nn.Conv2d(2, 2, 3), *layers).to(META), "n", (1, 2, 8, 8), META, torch.float32)
+        return a.records[-1].receptive
+
+    for _ in range(2):  # (each order: map-wide first, then per position)
+        assert field(nn.LayerNorm([2, 6, 6])).whole
+        assert field(_ChannelsLast(0, 2, 3, 1), nn.LayerNorm(2), _ChannelsLast(0, 3, 1, 2)).size == (3, 3)
+        assert field(nn.InstanceNorm2d(2)).whole
+        assert field(nn.InstanceNorm2d(2, track_running_stats=True)).size == (3, 3)
+
+
 def test_pooling_with_padding_ceil_and_dilation():
     model = nn.Sequential(nn.MaxPool2d(3, 2, padding=1, ceil_mode=True), nn.Conv2d(1, 1, 3, dilation=2)).to(META)
     a = analyse_module(model, "p", (1, 1, 15, 15), META, torch.float32)

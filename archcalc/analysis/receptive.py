@@ -121,9 +121,9 @@ def _rule(module):
     if isinstance(module, (RBFOutput, nn.MultiheadAttention, nn.RNNBase, nn.RNNCellBase, nn.GroupNorm)):
         return _whole  # every output mixes every input position: attention, recurrence, a global norm
     if isinstance(module, nn.modules.instancenorm._InstanceNorm):
-        return through if module.track_running_stats else _whole  # its statistics are the whole map's
+        return _instance_norm
     if isinstance(module, (nn.LayerNorm, *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))):
-        return through if len(module.normalized_shape) == 1 else _whole  # over channels only, or the map
+        return _layer_norm
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag, nn.Upsample)):
         return lambda *_: None  # indices have no field; an upsampling's is not propagated
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
@@ -146,6 +146,18 @@ def _rule(module):
 def _linear(m, field, fields, inputs, outputs):
     """On (N, features) the whole input; on tokens or a channels-last map (N, ..., features), per position."""
     return whole(len(field.size)) if len(inputs[0]) <= 2 else field
+
+
+def _instance_norm(m, field, fields, *_):
+    """With running statistics, per position; else its statistics are the whole map's (each layer's own: a rule is
+    kept per type, and two InstanceNorms of a network may differ)."""
+    return through(m, field, fields) if m.track_running_stats else _whole(m, field)
+
+
+def _layer_norm(m, field, fields, *_):
+    """Over the channels only (ConvNeXt's, on a channels-last map), per position; over the map too (a WGAN critic's
+    LayerNorm([C, H, W])), the whole map (each layer's own: a rule is kept per type)."""
+    return through(m, field, fields) if len(m.normalized_shape) == 1 else _whole(m, field)
 
 
 def _whole(m, field, *_):
