@@ -1148,6 +1148,87 @@ class ForwardModeAttention(nn.Module):
             return func.jvp(attend, (x,), (torch.ones_like(x),))[1]
 
 
+class AttentionTangents(nn.Module):
+    """Forward-mode AD (``how``: jvp, jacfwd, hessian, or a jvp in parameter space) through attention whose operands
+    do not all carry a tangent (``what``): cross-attention of the input over a learned memory ("cross"), the memory
+    attending over the input ("memory"; with add_bias_kv, add_zero_attn, kdim 12 and vdim 10: "kdim"), the functional
+    form ("functional"), a learned position bias given as a float attn_mask ("mask"); SDPA whose value alone carries
+    one ("value") or whose float attn_mask does ("sdpa mask"). Under the math kernel."""
+
+    def __init__(self, what, how):
+        super().__init__()
+        self.what, self.how = what, how
+        kdim = 12 if what == "kdim" else 16
+        self.mha = nn.MultiheadAttention(16, 2, batch_first=True, add_bias_kv=what == "kdim",
+                                         add_zero_attn=what == "kdim", kdim=kdim, vdim=10 if what == "kdim" else 16)
+        self.memory, self.keys = nn.Parameter(torch.randn(1, 4, 16)), nn.Parameter(torch.randn(1, 4, kdim))
+
+    def attend(self, x):
+        m, what = self.memory, self.what
+        if what == "cross":
+            return self.mha(x, m, m, need_weights=False)[0]
+        if what in ("memory", "kdim"):
+            return self.mha(m, self.keys[:, :3] + x[..., :self.keys.shape[-1]], x[..., :self.mha.vdim],
+                            need_weights=False)[0]
+        if what == "functional":
+            a, t = self.mha, m.transpose(0, 1)
+            return F.multi_head_attention_forward(x.transpose(0, 1), t, t, 16, 2, a.in_proj_weight, a.in_proj_bias,
+                                                  None, None, False, 0.0, a.out_proj.weight, a.out_proj.bias,
+                                                  training=False, need_weights=False)[0]
+        if what == "mask":
+            return self.mha(m[:, :3], m, m, attn_mask=x[0, :, :4], need_weights=False)[0]
+        heads = m.view(1, 4, 2, 8).transpose(1, 2)
+        if what == "value":
+            return F.scaled_dot_product_attention(heads[:, :, :3], heads[:, :, :3], x.view(1, 3, 2, 8).transpose(1, 2))
+        return F.scaled_dot_product_attention(heads[:, :, :3], heads, heads, attn_mask=x[0, :, :4])  # ("sdpa mask")
+
+    def forward(self, x, inner=False):
+        from torch import func
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(SDPBackend.MATH):
+            if inner:
+                return self.attend(x)
+            if self.how == "jvp":
+                return func.jvp(self.attend, (x,), (torch.ones_like(x),))[1]
+            if self.how == "jacfwd":
+                return func.jacfwd(self.attend)(x)
+            if self.how == "hessian":
+                return func.hessian(lambda p: self.attend(p).sum())(x)
+            params = {k: v.detach() for k, v in self.named_parameters()}
+            loss = lambda p: func.functional_call(self, p, (x,), {"inner": True}).sum()  # noqa: E731
+            return func.jvp(loss, (params,), ({k: torch.ones_like(v) for k, v in params.items()},))[1]
+
+
+class ChainTangents(nn.Module):
+    """Forward-mode AD (``how``: jvp, jacfwd, hessian) through chains of products some of whose operands are learned
+    matrices without tangents (``what``): multi_dot of the input by three ("first"; PyTorch multiplies the three
+    first, without a tangent), of two by the input ("last"), and einsums of three and four operands."""
+
+    def __init__(self, what, how):
+        super().__init__()
+        self.what, self.how = what, how
+        self.B, self.C, self.D = (nn.Parameter(torch.randn(*s)) for s in ((8, 6), (6, 5), (5, 2)))
+
+    def chain(self, x):
+        if self.what == "first":
+            return torch.linalg.multi_dot([x, self.B, self.C, self.D])
+        if self.what == "last":
+            return torch.linalg.multi_dot([self.C.T, self.B.T, x.T])
+        if self.what == "einsum":
+            return torch.einsum("ij,jk,kl->il", self.B.T, self.B, x.T[:6])
+        return torch.einsum("ij,jk,kl,lm->im", self.C.T, self.B.T, x.T, x)  # ("einsum of four")
+
+    def forward(self, x):
+        from torch import func
+
+        if self.how == "jvp":
+            return func.jvp(self.chain, (x,), (torch.ones_like(x),))[1]
+        if self.how == "jacfwd":
+            return func.jacfwd(self.chain)(x)
+        return func.hessian(lambda p: self.chain(p).sum())(x)
+
+
 class NestedPINN(nn.Module):
     """Derivatives of derivatives by torch.func, through a 2-16-16-1 tanh MLP: ``vmap(grad(grad(u)))``, a third
     derivative, ``grad`` of a summed squared gradient without vmap, ``vmap(jacrev(jacrev(u)))`` and a Laplacian

@@ -4,6 +4,7 @@ against torch.utils.flop_counter around a forward pass and loss.backward() on th
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from archcalc.analysis.engine import analyse, analyse_module, build
@@ -46,6 +47,39 @@ def test_backward_equals_flop_counter_beyond_cnns(name):
         model = make()
     a = analyse_module(model, name, shape, META, torch.float32, input_dtype=dtype, backward=True)
     assert (a.totals.macs, a.totals.backward_macs) == _flop_counter(model, _meta_input(shape, dtype))
+
+
+class LearnedBias(nn.Module):
+    """Attention whose only trainable tensor is a position bias given as a float attn_mask (T5's and Swin's relative
+    position bias, the rest frozen): through SDPA, a frozen MultiheadAttention and the functional form."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.bias = nn.Parameter(torch.zeros(2, 5, 5))
+        self.mha = nn.MultiheadAttention(16, 2, batch_first=True).requires_grad_(False)
+
+    def forward(self, x):
+        if self.how == "sdpa":
+            heads = x.view(1, 5, 2, 8).transpose(1, 2)
+            return F.scaled_dot_product_attention(heads, heads, heads, attn_mask=self.bias)
+        if self.how == "module":
+            return self.mha(x, x, x, attn_mask=self.bias, need_weights=False)[0]
+        m, t = self.mha, x.transpose(0, 1)
+        return F.multi_head_attention_forward(t, t, t, 16, 2, m.in_proj_weight, m.in_proj_bias, None, None, False,
+                                              0.0, m.out_proj.weight, m.out_proj.bias, training=False,
+                                              attn_mask=self.bias, need_weights=False)[0]
+
+
+@pytest.mark.parametrize("how", ["sdpa", "module", "functional"])
+def test_a_learned_position_bias_alone_gets_the_scores_gradient(how):
+    """∂mask = ∂S needs ∂P = ∂O·Vᵀ (1*2*5*5*8 = 400), though neither Q nor K needs a gradient: it was left out; a
+    frozen MultiheadAttention adds ∂ of its out-projection's input, 1*5*16*16 = 1,280 (the input needs none)."""
+    with torch.device("meta"):
+        model = LearnedBias(how)
+    a = analyse_module(model, how, (1, 5, 16), META, torch.float32, backward=True)
+    assert (a.totals.macs, a.totals.backward_macs) == _flop_counter(model, _meta_input((1, 5, 16)))
+    assert a.totals.backward_macs == 400 + (0 if how == "sdpa" else 1280)
 
 
 class PooledEncoder(nn.Module):

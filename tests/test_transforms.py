@@ -9,8 +9,8 @@ import torch
 
 import archcalc
 from tests.aten_flops import AtenMacs, step_macs
-from tests.networks import (Ensemble, ForwardModeAttention, ForwardModeCNN, ForwardModeRecurrent, ForwardOverReverse,
-                            FunctionalMAML, FunctionalPINN, NestedPINN, PerSampleGradients)
+from tests.networks import (AttentionTangents, ChainTangents, Ensemble, ForwardModeAttention, ForwardModeCNN,
+                            ForwardModeRecurrent, ForwardOverReverse, FunctionalMAML, FunctionalPINN, NestedPINN, PerSampleGradients)
 
 SHAPE = (10, 2)
 
@@ -367,3 +367,57 @@ def test_forward_mode_through_the_cpus_onednn_lstm_says_what_to_do():
         archcalc.analyze(model, [shape], device="cpu")
     with torch.backends.mkldnn.flags(enabled=False):
         assert archcalc.analyze(model, [shape], device="cpu").totals.macs == step_macs(model, shape)[0]
+
+
+@pytest.mark.parametrize("how", ["jvp", "jacfwd", "hessian", "parameters"])
+@pytest.mark.parametrize("what", ["cross", "memory", "kdim", "functional", "mask", "value", "sdpa mask"])
+def test_forward_mode_through_attention_whose_operands_do_not_all_carry_tangents(what, how):
+    """Attention under forward-mode AD where some operands carry no tangent (a cross-attention's memory, a frozen
+    query, SDPA's value alone, a learned float mask): a projection whose input and weights carry none computes none,
+    a product one of whose operands does multiplies the other's zeros too, and each product runs as many times as the
+    most batched tangent it reads (jacfwd's basis); a training step differentiates the tangents' products and the
+    row's inside they read. Equal to the aten count, forward and step (a cross-attention's jvp read 11,904 of 7,808,
+    silently, and its jacfwd "not counted"; SDPA's gradient through a float mask left ∂P = ∂O·Vᵀ out)."""
+    model, shape = AttentionTangents(what, how), (1, 3, 16)
+    a = archcalc.analyze(model, [shape], device="meta", backward=True)
+    assert (a.totals.macs, a.totals.backward_macs) == step_macs(model, shape)
+    assert not a.not_counted and not any("not counted" in n for n in a.notes)
+
+
+def test_forward_mode_through_cross_attention_by_hand():
+    """jvp of MultiheadAttention(16, 2 heads) along a query of 3 tokens over a learned memory of 4 (which carries no
+    tangent): its own Q 768 + K 1,024 + V 1,024 + QKᵀ,AV 1*2*3*4*(8 + 8) 384 + out 768 = 3,968; the tangent: the
+    query's projection, x'·Wᵀ and x·W'ᵀ (zeros) 2 x 768, none for the memory's; the scores' Q̇·Kᵀ and Q·K̇ᵀ (K̇ zeros)
+    2 x 192; Ṗ·V and P·V̇ (V̇ zeros) 2 x 192; the out-projection's 2 x 768: 3,840; in all 7,808."""
+    a = archcalc.analyze(AttentionTangents("cross", "jvp"), [(1, 3, 16)], device="meta")
+    mha = next(r for r in a.records if r.type == "MultiheadAttention")
+    assert mha.macs == 3968 + 2 * 768 + 4 * 192 + 2 * 768 == 7808
+    assert mha.formulas["macs"].endswith("query'·Wᵀ 1*3*16*16 + query·W'ᵀ 1*3*16*16 + Q̇·Kᵀ (1*2*3*4)*8 + Q·K̇ᵀ "
+                                         "(1*2*3*4)*8 + Ṗ·V (1*2*3*4)*8 + P·V̇ (1*2*3*4)*8 + out'·W_outᵀ 1*3*16*16 + "
+                                         "out·W_out'ᵀ 1*3*16*16 = 3,840; in all 3,968 + 3,840 = 7,808")
+    batched = archcalc.analyze(AttentionTangents("cross", "jacfwd"), [(1, 3, 16)], device="meta")
+    assert "Q̇·Kᵀ (1*2*3*4)*8 x 48 + Q·K̇ᵀ (1*2*3*4)*8 + " in next(
+        r for r in batched.records if r.type == "MultiheadAttention").formulas["macs"]
+
+
+@pytest.mark.parametrize("how", ["jvp", "jacfwd", "hessian"])
+@pytest.mark.parametrize("what", ["first", "last", "einsum", "einsum of four"])
+def test_forward_mode_through_a_chain_of_products_counts_the_products_with_tangents(what, how):
+    """multi_dot and einsums of three or four operands under forward-mode AD: a product of learned matrices without
+    tangents computes none (x·B·C·D's B·C·D, multiplied first), one a side of which carries one computes both terms,
+    each as many times as its side's tangent runs: equal to the aten count, forward and step (x·B·C·D's jvp read
+    612 of 300, silently)."""
+    model, shape = ChainTangents(what, how), (3, 8)
+    a = archcalc.analyze(model, [shape], device="meta", backward=True)
+    assert (a.totals.macs, a.totals.backward_macs) == step_macs(model, shape)
+    assert not a.not_counted
+
+
+def test_forward_mode_through_multi_dot_by_hand():
+    """jvp of x·B·C·D (3x8, 8x6, 6x5, 5x2) along x: PyTorch's order is x·(B·(C·D)): C·D 6*5*2 = 60, B·(CD) 8*6*2 = 96,
+    x·(BCD) 3*8*2 = 48, 204 in all; the tangent only of the last, x'·(BCD) and x·(BCD)' (zeros), 2 x 48: 300."""
+    a = archcalc.analyze(ChainTangents("first", "jvp"), [(3, 8)], device="meta")
+    row = next(r for r in a.records if r.type == "linalg_multi_dot")
+    assert row.macs == 60 + 96 + 48 + 2 * 48 == 300
+    assert row.formulas["macs"] == ("6*5*2 + 8*6*2 + 3*8*2 = 204 + tangents (forward-mode AD): (#1)' 3*8*2 + "
+                                   "(#2#3#4)' 3*8*2 = 96; in all 204 + 96 = 300")

@@ -68,6 +68,16 @@ def gradients(terms: list[tuple[str, bool, int, str]]) -> Count:
     return Count(total, None, {"macs": " + ".join(f"{what} {text}" for what, _, text in done) + f" = {grouped(total)}"})
 
 
+def tangent_products(terms: list[tuple[str, int, int, str]]) -> Count:
+    """A forward-mode tangent's count from its products (what, MACs, how many times its tangent is batched,
+    arithmetic without its value): 'Q̇·Kᵀ (2*4*5)*8 x 3 + Q·K̇ᵀ (2*4*5)*8 = 1,280' (own_tangent's rules)."""
+    if not terms:
+        return Count(0, None, {"macs": "no operand carries a tangent: 0"})
+    total = sum(macs * times for _, macs, times, _ in terms)
+    shown = " + ".join(f"{what} {text}" + (f" x {times}" if times > 1 else "") for what, _, times, text in terms)
+    return Count(total, None, {"macs": f"{shown} = {grouped(total)}"})
+
+
 def repeated(forward: Count, *terms: tuple[str, bool]) -> Count:
     """The gradients of a product Y = A·B each cost one more product of the forward's size (∂A = ∂Y·Bᵀ,
     ∂B = Aᵀ·∂Y; for a convolution, ∂x is the transposed convolution of ∂y and ∂W the correlation of x with
@@ -92,8 +102,10 @@ def paired(*pairs) -> Callable[[Callable], Callable]:
 def own_tangent(rule: Callable) -> Callable[[Callable], Callable]:
     """Marks a backward counter whose layer's forward-mode tangent is not its gradients' terms taken one operand at a
     time (transforms.tangent_count): ``rule(call, extra, weights) -> Count`` counts it, given how many times each
-    input's tangent runs (0: it carries none) and the weights'. A recurrent layer's: its first step's hidden product
-    has a tangent only where h_0 or W_hh carries one, where its backward computes ∂W_hh at that step all the same."""
+    input's tangent runs (0: it carries none) and the weights'. A layer made of several products, some of whose
+    operands may carry none: a recurrent layer's first step's hidden product has a tangent only where h_0 or W_hh
+    carries one, where its backward computes ∂W_hh at that step all the same; a cross-attention's memory projection
+    has none; multi_dot's product of learned matrices has none."""
     def mark(counter: Callable) -> Callable:
         counter.tangent = rule
         return counter

@@ -447,8 +447,9 @@ def second_order(node, reached: set, edges: set) -> tuple[int, str] | None:
     """The products of a gradient's operation differentiated again, and what they are: a matrix product's gradients
     (each M*N*K, for the inputs whose edge the engine computes: 'the gradient's mm (50*16)x(16*2), 1 of 2'), a
     convolution's (each as many as its forward), a convolution's backward's (_convolution_again), an operation written
-    in place on a view's (_in_place_on_a_view); (0, '') for ZERO_PRODUCTS; None for any other node. ``reached``: the nodes the engine runs or ends at (an input needs a
-    gradient where its edge leads to one); ``edges``: the (node, output number) it computes a gradient for."""
+    in place on a view's (_in_place_on_a_view); (0, '') for ZERO_PRODUCTS; None for any other node. ``reached``: the
+    nodes the engine runs or ends at (an input needs a gradient where its edge leads to one); ``edges``: the (node,
+    output number) it computes a gradient for."""
     kind = type(node).__name__
     if kind in ZERO_PRODUCTS or kind.startswith(_ZERO_FAMILIES) or \
             (kind == "CppFunction" and node.name() in _ZERO_NAMED):

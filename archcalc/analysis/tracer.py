@@ -165,6 +165,7 @@ class Tracer(TorchFunctionMode):
         # a training step's row that computed tangents: the nodes of the operations that did (reverse over forward;
         # each node in one set: engines_made stops at these)
         self.tangents_made: dict[int, set] = {}
+        self.tangents_kept: dict[int, tuple] = {}  # (their calls, as kept's, where the forward does not differentiate)
         # The rows made under torch.vmap: index -> (how many times each ran, in words); those whose inputs carry
         # forward-mode AD's tangents: index -> how many times each input's term of the tangent runs more than the
         # row, and its weights' (transforms.py).
@@ -412,7 +413,8 @@ class Tracer(TorchFunctionMode):
         owned = set().union(*self.tangents_made.values(), *self.engines_made.values())
         with _NO_TORCH_FUNCTION():
             within = {index: differentiated.from_within(inner, step) for index, inner in
-                      differentiated.entered_within(self.kept or {}, self.grad_nodes, step.runs - owned).items()}
+                      differentiated.entered_within(self.tangents_kept if self.kept is None else self.kept,
+                                                    self.grad_nodes, step.runs - owned).items()}
         tangents = {index: differentiated.reverse_over_forward(self.records[index].backward, self.grad_nodes[index],
                                                                made, step, within.get(index))
                     for index, made in self.tangents_made.items() if self.records[index].backward is not None}
@@ -596,8 +598,7 @@ class Tracer(TorchFunctionMode):
             # the parameters', which the layer still owns and counts)
             used = self.swapped.pop(frame.index) if frame.index in self.swapped else own
             counter = grad_counter_for_type(type(module))
-            if self.kept is not None:
-                self.kept[frame.index] = (counter, call, count, inputs, used, _made(outputs))
+            self._keep(frame.index, (counter, call, count, inputs, used, _made(outputs)))
             if self.backward:
                 grad = _gradient(counter, call, count, inputs, used)
             if self.tangents and frame.index in self.tangents:
@@ -738,8 +739,7 @@ class Tracer(TorchFunctionMode):
         grad = None
         if self.backward or self.kept is not None or self.tangents:
             counter = GRAD_OPS.get(name)
-            if self.kept is not None:
-                self.kept[frame.index] = (counter, call, count, inputs, params, _made(outputs))
+            self._keep(frame.index, (counter, call, count, inputs, params, _made(outputs)))
         if self.backward:
             grad = _gradient(counter, call, count, inputs, params)
             if getattr(counter, "per_output", False):  # (recounted once the graph is known: per_output_backward)
@@ -881,6 +881,14 @@ class Tracer(TorchFunctionMode):
             self.tangents[index] = why  # (its tangents, if any, are out of sight: not counted)
         elif tangents is not None:
             self.tangents[index] = tangents
+
+    def _keep(self, index: int, call: tuple) -> None:
+        """A row's call kept till the end of the pass, where the forward differentiates (kept), or where a training
+        step's row computed tangents (tangents_kept: the step may reach its inside through them, from_within)."""
+        if self.kept is not None:
+            self.kept[index] = call
+        elif index in self.tangents_made:
+            self.tangents_kept[index] = call
 
     def _tangents_made(self, index: int, inputs: list, outputs: list) -> None:
         """A training step's row that computed tangents: the nodes of the operations that did, found while its

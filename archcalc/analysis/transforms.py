@@ -136,29 +136,42 @@ def tangent_terms(inputs: list, params: list, times: tuple[int, str] | None) -> 
 def tangent_count(gradient, extra: tuple[int, ...], weights: int) -> Count:
     """The products of a row's tangent: its backward formula's (``gradient``: Needs -> Count) for every operand, as
     PyTorch 2.13 computes every operand's term of a product's tangent, one without a tangent (``extra`` 0) taken as
-    zeros, once (a linear layer's jvp is x'·Wᵀ + x·W'ᵀ, two products, though W carries none); each operand's term
-    ``extra`` times (the weights' ``weights`` times) where they differ, when the terms add up to the whole."""
+    zeros, once (a linear layer's jvp is x'·Wᵀ + x·W'ᵀ, two products, though W carries none). Where the operands'
+    tangents are batched differently (jacfwd's basis batches the input's ``extra`` times, a weight's zero tangent
+    ``weights`` times, once), each product runs as many times as the most batched tangent it reads: x'·Wᵀ x B,
+    x·W'ᵀ once, and an attention's Ṗ·V, whose Ṗ comes of Q̇ and K̇ and so of the projections' input and weights, x B.
+    The backward formula says which products read which operands' tangents (a term of the gradient is computed where
+    an operand it leads to needs one, as the term of the tangent is where one it reads carries one), so with S_k the
+    operands batched at least f_k times (f_1 > f_2 > ...): Σ_k (f_k - f_k+1) · gradient(S_k) (batched_terms)."""
     n = len(extra)
-    extra, weights = tuple(max(e, 1) for e in extra), max(weights, 1)
+    factors = tuple(max(e, 1) for e in extra) + (max(weights, 1),)
     every = gradient(Needs((True,) * n, True))
-    if every.macs is None or (all(e == 1 for e in extra) and weights == 1):
+    levels = sorted(set(factors), reverse=True)
+    if every.macs is None or levels == [1]:
         return every
-    terms = [(gradient(Needs(tuple(j == i for j in range(n)), False)), e) for i, e in enumerate(extra)]
-    terms.append((gradient(Needs((False,) * n, True)), weights))
-    if any(t.macs is None for t, _ in terms) or sum(t.macs for t, _ in terms) != every.macs:
-        return Count(None, None, {}, "its operands' tangent terms, batched differently, have no formula apart")
-    return batched_terms(every, sum(t.macs * e for t, e in terms), [e for _, e in terms])
+    parts = []
+    for k, f in enumerate(levels):
+        at = [g >= f for g in factors]
+        part = every if all(at) else gradient(Needs(tuple(at[:n]), at[n]))
+        if part.macs is None:
+            return Count(None, None, {}, "its operands' tangent terms, batched differently, have no formula apart")
+        parts.append((f, f - (levels[k + 1] if k + 1 < len(levels) else 0), part.macs, all(at)))
+    return batched_terms(every, parts)
 
 
-def batched_terms(tangent: Count, macs: int, times: list[int]) -> Count:
-    """The tangent's count where its operands' terms run different numbers of times (jacfwd: the input's tangents
-    batched by its basis, a weight's zero tangent once)."""
+def batched_terms(tangent: Count, parts: list[tuple[int, int, int, bool]]) -> Count:
+    """The tangent's count where its operands' tangents are batched differently (jacfwd: the input's by its basis, a
+    weight's zero tangent once): ``parts`` (f_k, f_k - f_k+1, the products reading a tangent batched f_k times or more,
+    whether those are all of them), summed."""
+    macs = sum(times * products for _, times, products, _ in parts)
     writer = tangent.formulas
+    shown = " + ".join(f"{times} x {products:,} ({'every product' if every else f'those reading a tangent x {f}'})"
+                       for f, times, products, every in parts)
 
     def text() -> Mapping[str, str]:
         own = dict(writer() if callable(writer) else writer)
-        own["macs"] = f"{own.get('macs', '')}, each operand's term as many times as its tangent is batched " \
-                      f"(x {', '.join(map(str, times))}) = {macs:,}"
+        own["macs"] = f"{own.get('macs', '')}; each product as many times as the most batched tangent it reads " \
+                      f"(x {', '.join(str(f) for f, *_ in parts)}): {shown} = {macs:,}"
         return own
 
     return tangent._replace(macs=macs, formulas=text)

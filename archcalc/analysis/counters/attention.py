@@ -23,6 +23,11 @@ device and the CPU): ∂P = ∂O·Vᵀ (N*h*L*S*d_v, when Q or K needs a gradien
 kernels recompute QKᵀ as well: 2.5 x the forward, as flop_counter counts them on CUDA.) MultiheadAttention
 adds the projections' gradients: ∂W of each (trainable) and ∂x of each input that needs one (its functional
 form F.multi_head_attention_forward the same, its weights being arguments).
+Forward-mode AD (jvp, jacfwd, hessian's forward: attention_tangents), each product's tangent A'·B + A·B' where one
+of its operands carries one (PyTorch multiplies the other's zeros too, once), each term as many times as its
+tangent is batched (jacfwd's basis): Ṡ = Q̇·Kᵀ + Q·K̇ᵀ where Q or K carries one, Ȯ = Ṗ·V + P·V̇ where P (of Q, K
+and a float mask) or V does; MultiheadAttention's projections x·Wᵀ where x or W carries one (a cross-attention's
+memory and frozen weights: none), its out-projection where the attention's output or W_out does.
 """
 
 from __future__ import annotations
@@ -35,7 +40,10 @@ from typing import NamedTuple
 from torch import nn
 
 from archcalc.analysis.counters.text import tensor_shape
-from archcalc.analysis.counting import GRAD_MODULES, GRAD_OPS, MODULES, OPS, Count, ModuleCall, Needs, OpCall, gradients
+from torch import Tensor
+
+from archcalc.analysis.counting import (GRAD_MODULES, GRAD_OPS, MODULES, OPS, Count, ModuleCall, Needs, OpCall,
+                                        gradients, own_tangent, tangent_products)
 from archcalc.analysis.shapes import elements_text
 from archcalc.formulas.numbers import grouped
 
@@ -206,53 +214,124 @@ def native_multi_head_attention(call: OpCall) -> Count:
         call.arg(8, "proj_bias") is not None, call.arg(9, "mask") is not None, weights))
 
 
+def given(call: OpCall, values, *arguments) -> list:
+    """Of ``values``, one per tensor of the call in the order the trace gives them (its arguments', then its
+    keywords': a Needs' flags, the times forward-mode AD's tangents run), those of the tensors given as these
+    arguments (found by identity: a functional form's weights and masks, wherever they were passed)."""
+    order = [t for t in (*call.args, *call.kwargs.values()) if isinstance(t, Tensor)]
+    return [value for t, value in zip(order, values) if any(t is a for a in arguments if a is not None)]
+
+
 # -- backward ------------------------------------------------------------------------------
 
-def attention_gradients(batch: tuple, L: int, S: int, d_k: int, d_v: int, q: bool, k: bool, v: bool) -> list:
+def attention_gradients(batch: tuple, L: int, S: int, d_k: int, d_v: int, q: bool, k: bool, v: bool,
+                        mask: bool = False) -> list:
+    """∂P = ∂O·Vᵀ where Q, K or a float mask (a learned position bias given as attn_mask: ∂mask = ∂S) needs a
+    gradient, ∂V = Pᵀ·∂O, ∂Q = ∂S·K, ∂K = ∂Sᵀ·Q."""
     scores = (*batch, L, S)
     n, shape = prod(scores), elements_text(scores)
-    return [("∂P=∂O·Vᵀ", q or k, n * d_v, f"{shape}*{d_v}"), ("∂V=Pᵀ·∂O", v, n * d_v, f"{shape}*{d_v}"),
+    return [("∂P=∂O·Vᵀ", q or k or mask, n * d_v, f"{shape}*{d_v}"), ("∂V=Pᵀ·∂O", v, n * d_v, f"{shape}*{d_v}"),
             ("∂Q=∂S·K", q, n * d_k, f"{shape}*{d_k}"), ("∂K=∂Sᵀ·Q", k, n * d_k, f"{shape}*{d_k}")]
 
 
+def attention_tangents(batch: tuple, L: int, S: int, d_k: int, d_v: int, q: int, k: int, v: int,
+                       mask: int = 0) -> list[tuple[str, int, int, str]]:
+    """The products of attention's tangent, given how many times Q's, K's, V's and a float mask's tangents run (0:
+    none): Ṡ = Q̇·Kᵀ + Q·K̇ᵀ where Q or K carries one, Ṗ (softmax's, element-wise) batched as Ṡ and the mask's,
+    Ȯ = Ṗ·V + P·V̇ where P or V carries one; a term whose operand carries none multiplies its zeros once."""
+    scores = (*batch, L, S)
+    n, shape = prod(scores), elements_text(scores)
+    p = max(q, k, mask)
+    terms = []
+    if q or k:
+        terms += [("Q̇·Kᵀ", n * d_k, max(q, 1), f"{shape}*{d_k}"), ("Q·K̇ᵀ", n * d_k, max(k, 1), f"{shape}*{d_k}")]
+    if p or v:
+        terms += [("Ṗ·V", n * d_v, max(p, 1), f"{shape}*{d_v}"), ("P·V̇", n * d_v, max(v, 1), f"{shape}*{d_v}")]
+    return terms
+
+
+def scaled_dot_product_attention_tangent(call: OpCall, extra: tuple[int, ...], weights: int) -> Count:
+    """F.scaled_dot_product_attention under forward-mode AD: query, key, value and a float attn_mask, each by how
+    many times its tangent runs (the operation's tensors in order, as the trace gives them)."""
+    q, k, v = (tensor_shape(call.arg(i, name)) for i, name in ((0, "query"), (1, "key"), (2, "value")))
+    f = [max(given(call, extra, call.arg(i, name)), default=0)
+         for i, name in ((0, "query"), (1, "key"), (2, "value"), (3, "attn_mask"))]
+    return tangent_products(attention_tangents(q[:-2], q[-2], k[-2], q[-1], v[-1], *f))
+
+
 @GRAD_OPS.register("scaled_dot_product_attention")
+@own_tangent(scaled_dot_product_attention_tangent)
 def scaled_dot_product_attention_backward(call: OpCall, needs: Needs) -> Count:
     q, k, v = (tensor_shape(call.arg(i, name)) for i, name in ((0, "query"), (1, "key"), (2, "value")))
-    return gradients(attention_gradients(q[:-2], q[-2], k[-2], q[-1], v[-1], needs.input(0), needs.input(1),
-                                         needs.input(2)))
+    return gradients(attention_gradients(q[:-2], q[-2], k[-2], q[-1], v[-1], *(
+        any(given(call, needs.inputs, call.arg(i, name)))
+        for i, name in ((0, "query"), (1, "key"), (2, "value"), (3, "attn_mask")))))
+
+
+def multihead_attention_tangent(call: ModuleCall, extra: tuple[int, ...], weights: int) -> Count:
+    """nn.MultiheadAttention under forward-mode AD: query, key and value (and a float mask) by how many times each
+    one's tangent runs, its weights' ``weights`` (multi_head_tangents)."""
+    m = call.module
+    query, key, value = call.inputs[:3]
+    N, L, S = layout(query, key, m.batch_first)
+    f = (*extra, 0, 0, 0)
+    return multi_head_tangents(N, L, S, m.embed_dim, m.num_heads, key[-1], value[-1],
+                               (m.bias_k is not None) + bool(m.add_zero_attn), f[:3], weights, max(f[3:], default=0))
 
 
 @GRAD_MODULES.register(nn.MultiheadAttention)
+@own_tangent(multihead_attention_tangent)
 def multihead_attention_backward(call: ModuleCall, needs: Needs) -> Count:
     m = call.module
     query, key, value = call.inputs[:3]
     N, L, S = layout(query, key, m.batch_first)
     extra = (m.bias_k is not None) + bool(m.add_zero_attn)
     return multi_head_gradients(N, L, S, m.embed_dim, m.num_heads, key[-1], value[-1], extra, needs.weights,
-                                tuple(needs.input(i) for i in range(3)))
+                                tuple(needs.input(i) for i in range(3)), mask=any(needs.inputs[3:]))
+
+
+def multi_head_attention_forward_tangent(call: OpCall, extra: tuple[int, ...], weights: int) -> Count:
+    """F.multi_head_attention_forward under forward-mode AD: its weights are its arguments, each found among the
+    operation's tensors (in the order the trace gives them: its arguments', then its keywords') by identity."""
+    query, key, value = (tensor_shape(call.arg(i, n)) for i, n in ((0, "query"), (1, "key"), (2, "value")))
+    N, L, S = layout(query, key, False)
+
+    def carried(*arguments) -> int:
+        return max(given(call, extra, *arguments), default=0)
+
+    w = carried(*(call.arg(i, n) for i, n in ((5, "in_proj_weight"), (6, "in_proj_bias"), (7, "bias_k"),
+                                               (8, "bias_v"), (11, "out_proj_weight"), (12, "out_proj_bias"),
+                                               (18, "q_proj_weight"), (19, "k_proj_weight"), (20, "v_proj_weight"))))
+    mask = carried(call.arg(14, "key_padding_mask"), call.arg(16, "attn_mask"))
+    inputs = tuple(carried(call.arg(i, n)) for i, n in ((0, "query"), (1, "key"), (2, "value")))
+    extra_keys = (call.arg(7, "bias_k") is not None) + bool(call.arg(9, "add_zero_attn", False))
+    return multi_head_tangents(N, L, S, call.arg(3, "embed_dim_to_check"), call.arg(4, "num_heads"), key[-1],
+                               value[-1], extra_keys, inputs, w, mask, _out_width(call))
 
 
 @GRAD_OPS.register("multi_head_attention_forward")
+@own_tangent(multi_head_attention_forward_tangent)
 def multi_head_attention_forward_backward(call: OpCall, needs: Needs) -> Count:
     """The functional form's weights are its arguments (in_proj_weight 5, out_proj_weight 11): ∂W where the
-    engine computes one (needs.weights: a module's parameters; a weight given as another tensor, where it requires a
-    gradient), ∂ of query, key and value (its first three tensors) where it computes theirs."""
+    engine computes one for them (a parameter or another tensor that requires a gradient; not for the others'
+    sake: a learned position bias given as attn_mask), ∂ of query, key and value (its first three tensors) where it
+    computes theirs."""
     query, key, value = (tensor_shape(call.arg(i, n)) for i, n in ((0, "query"), (1, "key"), (2, "value")))
     N, L, S = layout(query, key, False)
     weights = (call.arg(5, "in_proj_weight"), call.arg(11, "out_proj_weight"),
                call.arg(18, "q_proj_weight"), call.arg(19, "k_proj_weight"), call.arg(20, "v_proj_weight"))
-    trainable = needs.weights or any(w is not None and not isinstance(w, nn.Parameter) and w.requires_grad
-                                     for w in weights)
+    trainable = any(given(call, needs.inputs, *weights))  # (not needs.weights: a learned mask is a Parameter too)
     extra = (call.arg(7, "bias_k") is not None) + bool(call.arg(9, "add_zero_attn", False))
     inputs = tuple(needs.input(i) for i in range(3))
+    mask = any(given(call, needs.inputs, call.arg(14, "key_padding_mask"), call.arg(16, "attn_mask")))
     return multi_head_gradients(N, L, S, call.arg(3, "embed_dim_to_check"), call.arg(4, "num_heads"), key[-1],
-                                value[-1], extra, trainable, inputs, _out_width(call))
+                                value[-1], extra, trainable, inputs, _out_width(call), mask)
 
 
 def multi_head_gradients(N: int, L: int, S: int, E: int, h: int, kdim: int, vdim: int, extra: int, w: bool,
-                         inputs: tuple[bool, bool, bool], E_out: int | None = None) -> Count:
+                         inputs: tuple[bool, bool, bool], E_out: int | None = None, mask: bool = False) -> Count:
     """∂W of the four projections (w: trainable), ∂ of each input that needs one, the attention's
-    gradients where Q, K or V needs one (as it does when the projections are trained)."""
+    gradients where Q, K, V or a float mask needs one (as it does when the projections are trained)."""
     q, k, v = (w or needed for needed in inputs)
     out = E if E_out is None else E_out
     terms = [
@@ -261,8 +340,32 @@ def multi_head_gradients(N: int, L: int, S: int, E: int, h: int, kdim: int, vdim
         ("∂query", inputs[0], N * L * E * E, f"{N}*{L}*{E}*{E}"),
         ("∂key", inputs[1], N * S * kdim * E, f"{N}*{S}*{kdim}*{E}"),
         ("∂value", inputs[2], N * S * vdim * E, f"{N}*{S}*{vdim}*{E}"),
-        *attention_gradients((N, h), L, S + extra, E // h, E // h, q, k, v),
-        ("∂out-projection input", q or k or v, N * L * E * out, f"{N}*{L}*{E}*{out}"),
+        *attention_gradients((N, h), L, S + extra, E // h, E // h, q, k, v, mask),
+        ("∂out-projection input", q or k or v or mask, N * L * E * out, f"{N}*{L}*{E}*{out}"),
         ("∂W_out", w, N * L * E * out, f"{N}*{L}*{E}*{out}"),
     ]
     return gradients(terms)
+
+
+def multi_head_tangents(N: int, L: int, S: int, E: int, h: int, kdim: int, vdim: int, extra: int,
+                        inputs: tuple[int, ...], w: int, mask: int = 0, E_out: int | None = None) -> Count:
+    """The products of a multi-head attention's tangent: each in-projection x·Wᵀ where its input (``inputs``: how
+    many times query's, key's and value's tangents run, 0: none) or the weights (``w``) carry one, its output's
+    tangent batched as the larger; the attention's (attention_tangents); the out-projection where the attention's
+    output or W_out carries one."""
+    out = E if E_out is None else E_out
+    terms = []
+    carried = []
+    for name, given, rows, width in (("query", inputs[0], L, E), ("key", inputs[1], S, kdim),
+                                     ("value", inputs[2], S, vdim)):
+        carried.append(max(given, w))
+        if given or w:
+            n, text = N * rows * width * E, f"{N}*{rows}*{width}*{E}"
+            terms += [(f"{name}'·Wᵀ", n, max(given, 1), text), (f"{name}·W'ᵀ", n, max(w, 1), text)]
+    q, k, v = carried
+    terms += attention_tangents((N, h), L, S + extra, E // h, E // h, q, k, v, mask)
+    o = max(q, k, v, mask)
+    if o or w:
+        n, text = N * L * E * out, f"{N}*{L}*{E}*{out}"
+        terms += [("out'·W_outᵀ", n, max(o, 1), text), ("out·W_out'ᵀ", n, max(w, 1), text)]
+    return tangent_products(terms)

@@ -43,7 +43,7 @@ from archcalc.analysis.counters import sparse
 from archcalc.analysis.counters.decompositions import inverse_count
 from archcalc.analysis.counters.text import bias_formula, tensor_shape, with_added
 from archcalc.analysis.counting import (GRAD_MODULES, GRAD_OPS, MODULES, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
-                                       OpCall, gradients, paired, repeated)
+                                       OpCall, gradients, own_tangent, paired, repeated, tangent_products)
 from archcalc.analysis.shapes import elements_text
 from archcalc.formulas.numbers import grouped
 from archcalc.formulas.params import linear_params
@@ -531,7 +531,28 @@ GRAD_OPS.register("linalg_vecdot")(product_gradients(vecdot, ("∂x", 0), ("∂y
 GRAD_OPS.register("affine_grid")(product_gradients(affine_grid, ("∂θ", 0)))
 
 
+def pairwise_tangents(steps, extra: tuple[int, ...]) -> Count:
+    """The tangent of a chain of pairwise products (multi_dot's, einsum's: ``steps`` of (left operands, right
+    operands, MACs, arithmetic, what)), each product L·R's L'·R + L·R' where a side carries one (its operands' or
+    their partial result's: a product of operands without tangents has none), each term as many times as its side's
+    most batched tangent runs (its zeros once)."""
+    terms = []
+    for left, right, macs, text, what in steps:
+        sides = [(side, max((extra[i] for i in side if i < len(extra)), default=0)) for side in (left, right)]
+        if any(times for _, times in sides):
+            terms += [(f"({''.join(f'#{i + 1}' for i in sorted(side))})'{what}", macs, max(times, 1), text)
+                      for side, times in sides]
+    return tangent_products(terms)
+
+
+def multi_dot_tangent(call: OpCall, extra: tuple[int, ...], weights: int) -> Count:
+    """multi_dot under forward-mode AD: each product of the chain where one of its sides carries a tangent."""
+    return pairwise_tangents([(step.left, step.right, prod(step.sizes), "*".join(map(str, step.sizes)), "")
+                              for step in chain(call.inputs)], extra)
+
+
 @GRAD_OPS.register("linalg_multi_dot", "chain_matmul")
+@own_tangent(multi_dot_tangent)
 def multi_dot_backward(call: OpCall, needs: Needs) -> Count:
     """Each product of the chain differentiated as a matmul: a side's gradient where an operand in it needs one."""
     terms = []
@@ -610,8 +631,20 @@ def _two_operands(call: OpCall):
     return ((0, 1), (1, 0)) if len(call.inputs) == 2 else None
 
 
+def einsum_tangent(call: OpCall, extra: tuple[int, ...], weights: int) -> Count:
+    """einsum under forward-mode AD: each pairwise contraction where one of its sides carries a tangent (an einsum of
+    three operands whose first two carry none contracts them without one)."""
+    equation = call.args[0] if call.args and isinstance(call.args[0], str) else call.kwargs.get("equation")
+    if not isinstance(equation, str):
+        return NOT_COUNTED
+    return pairwise_tangents([(step.left, step.right, prod(step.sizes.values()),
+                               "*".join(f"{k}{v}" for k, v in step.sizes.items()), f" of {step.pair}")
+                              for step in contraction(equation, call.inputs)[0]], extra)
+
+
 @GRAD_OPS.register("einsum")
 @paired(_two_operands)
+@own_tangent(einsum_tangent)
 def einsum_backward(call: OpCall, needs: Needs) -> Count:
     """Autograd differentiates each pairwise product: ∂left and ∂right each cost the product, where that
     side (an operand, or a partial result made from some) needs a gradient."""
