@@ -421,3 +421,29 @@ def test_forward_mode_through_multi_dot_by_hand():
     assert row.macs == 60 + 96 + 48 + 2 * 48 == 300
     assert row.formulas["macs"] == ("6*5*2 + 8*6*2 + 3*8*2 = 204 + tangents (forward-mode AD): (#1)' 3*8*2 + "
                                    "(#2#3#4)' 3*8*2 = 96; in all 204 + 96 = 300")
+
+
+class EmptyCache(torch.nn.Module):
+    """A decoder's cache as Hugging Face's DynamicCache starts it inside the forward, its keys an empty tensor made
+    on the input's device, then the new keys appended, under jvp."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        def f(p):
+            keys = torch.tensor([], dtype=p.dtype, device=p.device)
+            return torch.cat([keys, self.fc(p).flatten()])
+
+        return torch.func.jvp(f, (x,), (torch.ones_like(x),))[1]
+
+
+def test_an_empty_tensor_made_on_the_meta_device_inside_a_transform():
+    """torch.tensor([], device='meta') inside torch.func's jvp: PyTorch itself refuses it ("in-place operation
+    (aten::detach_) that would mutate a captured Tensor"), where the CPU runs it; the analysis makes it on the CPU and
+    moves it, and counts the linear layer and its tangent (2*8*8, x 2) as the CPU's run does."""
+    with pytest.raises(RuntimeError, match="captured Tensor"):
+        EmptyCache().to("meta")(torch.empty(2, 8, device="meta"))
+    a = archcalc.analyze(EmptyCache(), [(2, 8)], device="meta")
+    assert a.totals.macs == 3 * 2 * 8 * 8 == step_macs(EmptyCache(), (2, 8))[0]

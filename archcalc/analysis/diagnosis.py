@@ -104,9 +104,6 @@ def with_hint(message: str) -> str:
     if _FORWARD_AD in message and "mkldnn_rnn" in message:
         return (f"{message.rstrip('.')}: the CPU runs an LSTM through oneDNN, which has no forward-mode AD; run the "
                 f"forward under torch.backends.mkldnn.flags(enabled=False) (PyTorch's own kernels have it)")
-    if _CAPTURED in message and "detach_" in message:
-        return (f"{message.rstrip('.')}: a Hugging Face model makes its cache (DynamicCache) inside torch.func's "
-                f"transform; give it use_cache=False")
     if _TRACED_TYPES in message:
         return (f"{message}: fvcore's TorchScript trace takes a forward whose inputs and outputs are tensors, tuples, "
                 f"lists and dicts; a Hugging Face model returns its cache (DynamicCache) unless its config says "
@@ -119,7 +116,6 @@ def with_hint(message: str) -> str:
 
 
 _FORWARD_AD = "Trying to use forward AD with"  # (a kernel without a forward-mode formula: jvp, jacfwd, hessian)
-_CAPTURED = "would mutate a captured Tensor"  # (torch.func's transforms: an in-place operation on a closure's tensor)
 _TRACED_TYPES = "received an input of unsupported type"  # (torch.jit's trace, fvcore's, given another object)
 _GUARDS = ("Guard failed", "Expected input at")  # (an exported program checking its inputs' sizes)
 

@@ -21,6 +21,9 @@ names the refusal, and the steps run on the CPU where they fit (training/peak.py
                 PyTorch does not take back ("invalid type"): the dtype it names, as the CPU's "torch.FloatTensor"
                 gives (the tensor itself where it has that dtype already), in the analysis and, by meta_fills(),
                 in the simulated steps.
+  torch.tensor  given device='meta' inside a torch.func transform (jvp, grad, vmap), PyTorch's own call fails ("in-place
+                operation (aten::detach_) that would mutate a captured Tensor"), where the CPU's runs (Hugging Face's
+                cache makes its empty keys so, torch.tensor([], device=...)): the data made a CPU tensor, then moved.
   istft         its kernel checks the window's envelope for zeros (NOLA) by reading a value, which the meta
                 device cannot give: the signal's shape, (..., length), or the frames overlap-added less the
                 centring's n_fft/2 at each end; real unless return_complex.
@@ -45,6 +48,8 @@ def stand_in(func, args: tuple, kwargs: dict):
         return _masked_fill(func, *args, **kwargs)
     if func is torch.istft:
         return _istft(*args, **kwargs)
+    if func is torch.tensor:
+        return _tensor(*args, **kwargs)
     if func is torch.Tensor.type:
         return _typed(func, *args, **kwargs)
     if func in (torch.cov, torch.corrcoef, torch.Tensor.cov, torch.Tensor.corrcoef):
@@ -106,6 +111,13 @@ def _istft(input=None, n_fft=None, hop_length=None, win_length=None, window=None
     if torch.is_grad_enabled() and input.requires_grad:
         out = out + torch.view_as_real(input).sum().to(dtype) * 0  # (joined to it for autograd)
     return out
+
+
+def _tensor(data=None, dtype=None, device=None, requires_grad=False, **kwargs):
+    if isinstance(data, torch.Tensor) or requires_grad or device is None or torch.device(device).type != "meta" or \
+            torch._C._functorch.maybe_current_level() is None:
+        return None
+    return torch.tensor(data, dtype=dtype, **kwargs).to("meta")
 
 
 def _covariance(input=None, *args, **kwargs):
