@@ -82,6 +82,62 @@ def test_a_learned_position_bias_alone_gets_the_scores_gradient(how):
     assert a.totals.backward_macs == 400 + (0 if how == "sdpa" else 1280)
 
 
+class BiasOnly(nn.Module):
+    """BitFit's and TinyTL's fine-tuning: every weight frozen, every bias trained (``part``: only the attention's
+    in-projection bias, or its add_bias_kv's bias_k and bias_v), through a convolution, a transposed one, linear,
+    multi-head attention (the module and its functional form), a GRU and an LSTM cell."""
+
+    def __init__(self, part="biases"):
+        super().__init__()
+        self.conv, self.up = nn.Conv2d(3, 4, 3, padding=1), nn.ConvTranspose2d(4, 2, 2, stride=2)
+        self.fc = nn.Linear(2 * 16 * 16, 16)
+        self.attention = nn.MultiheadAttention(16, 2, batch_first=True, add_bias_kv=True)
+        self.gru, self.cell = nn.GRU(16, 8, batch_first=True), nn.LSTMCell(8, 8)
+        for name, p in self.named_parameters():
+            p.requires_grad_(name.endswith("bias") if part == "biases" else
+                             name == "attention.in_proj_bias" if part == "in-projection bias" else
+                             name in ("attention.bias_k", "attention.bias_v"))
+
+    def forward(self, x):
+        h = self.fc(self.up(self.conv(x)).flatten(1)).view(2, 1, 16).expand(2, 3, 16)
+        h = self.attention(h, h, h, need_weights=False)[0]
+        a = self.attention
+        h = F.multi_head_attention_forward(h.transpose(0, 1), h.transpose(0, 1), h.transpose(0, 1), 16, 2,
+                                           a.in_proj_weight, a.in_proj_bias, a.bias_k, a.bias_v, False, 0.0,
+                                           a.out_proj.weight, a.out_proj.bias, training=False,
+                                           need_weights=False)[0].transpose(0, 1)
+        return self.cell(self.gru(h)[0][:, -1])[0]
+
+
+@pytest.mark.parametrize("part", ["biases", "in-projection bias", "bias_k and bias_v"])
+def test_a_trained_bias_computes_no_weight_gradient(part):
+    """A layer whose weight is frozen and its bias trained computes no ∂W (∂b sums ∂y), though one of its parameters
+    needs a gradient: every such layer's ∂W was counted (a BitFit network's step read 4.7 times its backward); the
+    gradients that reach a trained bias through the layers after it are all computed. Equal to flop_counter."""
+    with torch.device("meta"):
+        model = BiasOnly(part)
+    a = analyse_module(model, part, (2, 3, 8, 8), META, torch.float32, backward=True)
+    assert (a.totals.macs, a.totals.backward_macs) == _flop_counter(model, _meta_input((2, 3, 8, 8)))
+    assert not any("∂W" in r.backward.text().get("macs", "") for r in a.records if r.backward is not None)
+
+
+def test_a_bilinear_layer_with_its_weight_frozen_by_hand():
+    """nn.Bilinear(4, 5, 3) on 2 rows, its weight frozen and its bias trained, both inputs needing a gradient: ∂x1
+    and ∂x2 (_trilinear again, 2*3*4*5 = 120 each), no ∂A (flop_counter has no formula for _trilinear)."""
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.pair = nn.Linear(4, 4), nn.Linear(5, 5), nn.Bilinear(4, 5, 3)
+            self.pair.weight.requires_grad_(False)
+
+        def forward(self, x):
+            return self.pair(self.a(x[:, :4]), self.b(x))
+
+    a = analyse_module(Pair().to(META), "pair", (2, 5), META, torch.float32, backward=True)
+    pair = next(r for r in a.records if r.type == "Bilinear")
+    assert pair.backward.macs == 2 * 120 and pair.backward.text()["macs"] == "∂x1 2*3*4*5 + ∂x2 2*3*4*5 = 240"
+
+
 class PooledEncoder(nn.Module):
     """BERT's shape: an encoder and a pooler over the first token, which a model that returns only the
     encoder's states (Hugging Face's last_hidden_state) runs but never uses."""

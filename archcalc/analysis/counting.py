@@ -186,13 +186,36 @@ GRAD_OPS = CounterRegistry("operation (backward)")
 
 class Needs(NamedTuple):
     """Which gradients the backward pass computes for a call: one flag per input tensor (does it require
-    grad?), and whether the layer's own parameters do."""
+    grad?), whether any of the layer's own parameters does, and each one's by name where the trace knows them."""
 
     inputs: tuple[bool, ...]
     weights: bool
+    named: tuple[tuple[str, bool], ...] = ()
 
     def input(self, i: int) -> bool:
         return i < len(self.inputs) and self.inputs[i]
+
+    def weight(self, name: str = "weight") -> bool:
+        """Whether this parameter's gradient is computed: a layer whose weight is frozen and its bias trained (BitFit's
+        and TinyTL's bias-only fine-tuning) computes no ∂W, though a parameter of it needs a gradient; the
+        parameters' flag where their names are not known."""
+        if not self.named:
+            return self.weights
+        return any(flag for n, flag in self.named if n == name)
+
+
+def parameter_names(module: Any) -> list[str]:
+    """A layer's parameters' names, in the order the trace holds them (a leaf's own slots, None ones too; a
+    container's, recursively)."""
+    return [n for n, _ in module.named_parameters()] if module._modules else list(module._parameters)
+
+
+def needs_of(call: Any, inputs: tuple[bool, ...], params: list[bool]) -> Needs:
+    """A call's Needs from its inputs' flags and its parameters' (in the trace's order): a layer's named
+    (parameter_names), an operation's not."""
+    module = getattr(call, "module", None)
+    names = parameter_names(module) if module is not None else []
+    return Needs(inputs, any(params), tuple(zip(names, params)) if len(names) == len(params) else ())
 
 
 def module_counter(module: Any) -> Callable | None:

@@ -48,7 +48,7 @@ import torch
 from torch import Tensor
 from torch.utils._pytree import tree_leaves
 
-from archcalc.analysis.counting import NO_GRADIENT, Count, Needs
+from archcalc.analysis.counting import NO_GRADIENT, Count, Needs, needs_of
 from archcalc.analysis import transforms
 from archcalc.analysis.transforms import level, levels
 from archcalc.formulas.numbers import grouped, shape_text
@@ -276,8 +276,8 @@ def rows_run(asked: Asked, engine: Walk, kept: Mapping[int, tuple], nodes: Mappi
         made_nodes = nodes.get(index)
         if not made_nodes or not any(n in engine.runs for n in made_nodes if n is not None):
             continue
-        needs = Needs(tuple(_gets_gradient(t, reached, wanted) for t in inputs),
-                      any(_gets_gradient(p, reached, wanted) for p in params if p is not None))
+        needs = needs_of(_call, tuple(_gets_gradient(t, reached, wanted) for t in inputs),
+                         [p is not None and _gets_gradient(p, reached, wanted) for p in params])
         if getattr(counter, "per_output", False):  # (QR's: which of its outputs' gradients the engine computes)
             counter = partial(counter, reached=tuple(pair in engine.edges for pair in made))
         yield index, counter, needs

@@ -35,7 +35,8 @@ from torch.overrides import TorchFunctionMode
 from archcalc.analysis import (aten, custom_functions, differentiated, forward_over_reverse, receptive, storages,
                                transforms)
 from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
-                                       OpCall, counter_for_type, grad_counter_for_type, op_name, with_elementwise)
+                                       OpCall, counter_for_type, grad_counter_for_type, needs_of, op_name,
+                                       with_elementwise)
 from archcalc.analysis.origins import origin, spelling
 from archcalc.analysis.packed import (QUANTIZED, object_weights, packed_object, packed_weights,
                                      quantization_parameters)
@@ -1154,9 +1155,9 @@ def _gradient(counter, call, count: Count, inputs: list, params) -> Count:
     declared rule (counting.with_elementwise). An input a torch.func transform wraps needs one where the plain
     tensor under it does, and so do weights (functional_call's, jvp in parameter space): the step's backward is regular
     autograd's, not the transform's level."""
-    return _gradient_for(counter, call, count, Needs(tuple(transforms.levels(t)[-1].requires_grad for t in inputs),
-                                                     any(p is not None and transforms.levels(p)[-1].requires_grad
-                                                         for p in params)))
+    return _gradient_for(counter, call, count, needs_of(
+        call, tuple(transforms.levels(t)[-1].requires_grad for t in inputs),
+        [p is not None and transforms.levels(p)[-1].requires_grad for p in params]))
 
 
 def _gradient_for(counter, call, count: Count, needs: Needs) -> Count:

@@ -286,7 +286,12 @@ def multihead_attention_backward(call: ModuleCall, needs: Needs) -> Count:
     query, key, value = call.inputs[:3]
     N, L, S = layout(query, key, m.batch_first)
     extra = (m.bias_k is not None) + bool(m.add_zero_attn)
-    return multi_head_gradients(N, L, S, m.embed_dim, m.num_heads, key[-1], value[-1], extra, needs.weights,
+    weights = tuple(needs.weight("in_proj_weight") or needs.weight(f"{p}_proj_weight") for p in "qkv")
+    bias = needs.weight("in_proj_bias")
+    trained = Trained(weights, needs.weight("out_proj.weight"),
+                      (weights[0] or bias, weights[1] or bias or needs.weight("bias_k"),
+                       weights[2] or bias or needs.weight("bias_v")))
+    return multi_head_gradients(N, L, S, m.embed_dim, m.num_heads, key[-1], value[-1], extra, trained,
                                 tuple(needs.input(i) for i in range(3)), mask=any(needs.inputs[3:]))
 
 
@@ -313,36 +318,54 @@ def multi_head_attention_forward_tangent(call: OpCall, extra: tuple[int, ...], w
 @own_tangent(multi_head_attention_forward_tangent)
 def multi_head_attention_forward_backward(call: OpCall, needs: Needs) -> Count:
     """The functional form's weights are its arguments (in_proj_weight 5, out_proj_weight 11): ∂W where the
-    engine computes one for them (a parameter or another tensor that requires a gradient; not for the others'
-    sake: a learned position bias given as attn_mask), ∂ of query, key and value (its first three tensors) where it
-    computes theirs."""
+    engine computes one for them (a parameter or another tensor that requires a gradient; not for another's sake:
+    a learned position bias given as attn_mask, a bias), ∂ of query, key and value (its first three tensors) where
+    it computes theirs."""
     query, key, value = (tensor_shape(call.arg(i, n)) for i, n in ((0, "query"), (1, "key"), (2, "value")))
     N, L, S = layout(query, key, False)
-    weights = (call.arg(5, "in_proj_weight"), call.arg(11, "out_proj_weight"),
-               call.arg(18, "q_proj_weight"), call.arg(19, "k_proj_weight"), call.arg(20, "v_proj_weight"))
-    trainable = any(given(call, needs.inputs, *weights))  # (not needs.weights: a learned mask is a Parameter too)
+
+    def gets(*arguments) -> bool:
+        return any(given(call, needs.inputs, *arguments))
+
+    weights = tuple(gets(call.arg(5, "in_proj_weight"), call.arg(18 + i, f"{p}_proj_weight"))
+                    for i, p in enumerate("qkv"))
+    bias = gets(call.arg(6, "in_proj_bias"))
+    trained = Trained(weights, gets(call.arg(11, "out_proj_weight")),
+                      (weights[0] or bias, weights[1] or bias or gets(call.arg(7, "bias_k")),
+                       weights[2] or bias or gets(call.arg(8, "bias_v"))))
     extra = (call.arg(7, "bias_k") is not None) + bool(call.arg(9, "add_zero_attn", False))
     inputs = tuple(needs.input(i) for i in range(3))
     mask = any(given(call, needs.inputs, call.arg(14, "key_padding_mask"), call.arg(16, "attn_mask")))
     return multi_head_gradients(N, L, S, call.arg(3, "embed_dim_to_check"), call.arg(4, "num_heads"), key[-1],
-                                value[-1], extra, trainable, inputs, _out_width(call), mask)
+                                value[-1], extra, trained, inputs, _out_width(call), mask)
 
 
-def multi_head_gradients(N: int, L: int, S: int, E: int, h: int, kdim: int, vdim: int, extra: int, w: bool,
+class Trained(NamedTuple):
+    """Which of a multi-head attention's parameters get a gradient: each in-projection's weight (W_q, W_k, W_v), the
+    out-projection's, and whether one that feeds Q, K or V does (its weight, the in-projection's bias, add_bias_kv's
+    bias_k or bias_v: the attention's gradients are computed for it, ∂W not for a bias's sake)."""
+
+    weights: tuple[bool, bool, bool]
+    out: bool
+    feeds: tuple[bool, bool, bool]
+
+
+def multi_head_gradients(N: int, L: int, S: int, E: int, h: int, kdim: int, vdim: int, extra: int, trained: Trained,
                          inputs: tuple[bool, bool, bool], E_out: int | None = None, mask: bool = False) -> Count:
-    """∂W of the four projections (w: trainable), ∂ of each input that needs one, the attention's
-    gradients where Q, K, V or a float mask needs one (as it does when the projections are trained)."""
-    q, k, v = (w or needed for needed in inputs)
+    """∂W of each projection whose weight is trained, ∂ of each input that needs one, the attention's gradients
+    where Q, K, V or a float mask needs one (as it does when a parameter feeding them is trained)."""
+    q, k, v = (fed or needed for fed, needed in zip(trained.feeds, inputs))
+    w_q, w_k, w_v = trained.weights
     out = E if E_out is None else E_out
     terms = [
-        ("∂W_q", w, N * L * E * E, f"{N}*{L}*{E}*{E}"), ("∂W_k", w, N * S * kdim * E, f"{N}*{S}*{kdim}*{E}"),
-        ("∂W_v", w, N * S * vdim * E, f"{N}*{S}*{vdim}*{E}"),
+        ("∂W_q", w_q, N * L * E * E, f"{N}*{L}*{E}*{E}"), ("∂W_k", w_k, N * S * kdim * E, f"{N}*{S}*{kdim}*{E}"),
+        ("∂W_v", w_v, N * S * vdim * E, f"{N}*{S}*{vdim}*{E}"),
         ("∂query", inputs[0], N * L * E * E, f"{N}*{L}*{E}*{E}"),
         ("∂key", inputs[1], N * S * kdim * E, f"{N}*{S}*{kdim}*{E}"),
         ("∂value", inputs[2], N * S * vdim * E, f"{N}*{S}*{vdim}*{E}"),
         *attention_gradients((N, h), L, S + extra, E // h, E // h, q, k, v, mask),
         ("∂out-projection input", q or k or v or mask, N * L * E * out, f"{N}*{L}*{E}*{out}"),
-        ("∂W_out", w, N * L * E * out, f"{N}*{L}*{E}*{out}"),
+        ("∂W_out", trained.out, N * L * E * out, f"{N}*{L}*{E}*{out}"),
     ]
     return gradients(terms)
 

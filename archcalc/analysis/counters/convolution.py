@@ -198,13 +198,13 @@ def _fold(inp: tuple) -> Count:
 @GRAD_MODULES.register(nn.Conv1d, nn.Conv2d, nn.Conv3d)
 @paired((0, None), (None, 0))
 def conv_backward(call: ModuleCall, needs: Needs) -> Count:
-    return repeated(conv(call), ("∂x", needs.input(0)), ("∂W", needs.weights))
+    return repeated(conv(call), ("∂x", needs.input(0)), ("∂W", needs.weight()))
 
 
 @GRAD_MODULES.register(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 @paired((0, None), (None, 0))
 def conv_transpose_backward(call: ModuleCall, needs: Needs) -> Count:
-    return repeated(conv_transpose(call), ("∂x", needs.input(0)), ("∂W", needs.weights))
+    return repeated(conv_transpose(call), ("∂x", needs.input(0)), ("∂W", needs.weight()))
 
 
 @GRAD_OPS.register("conv1d", "conv2d", "conv3d")

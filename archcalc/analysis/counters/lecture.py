@@ -64,4 +64,4 @@ def scaled_tanh(call: ModuleCall) -> Count:
 def products_backward(call: ModuleCall, needs: Needs) -> Count:
     """As a convolution or linear layer: ∂x and ∂W each the forward's MACs (the RBF's W is fixed: ∂x only)."""
     forward = connection_table_conv(call) if isinstance(call.module, ConnectionTableConv2d) else rbf_output(call)
-    return repeated(forward, ("∂x", needs.input(0)), ("∂W", needs.weights))
+    return repeated(forward, ("∂x", needs.input(0)), ("∂W", needs.weight()))

@@ -505,7 +505,7 @@ def _order(equation: str, shapes: tuple, n: int) -> tuple[list[tuple[int, int]],
 @GRAD_MODULES.register(nn.Linear)
 @paired((0, None), (None, 0))
 def linear_backward(call: ModuleCall, needs: Needs) -> Count:
-    return repeated(linear(call), ("∂x", needs.input(0)), ("∂W", needs.weights))
+    return repeated(linear(call), ("∂x", needs.input(0)), ("∂W", needs.weight()))
 
 
 def product_gradients(forward, *sides: tuple[str, int]):
@@ -576,7 +576,7 @@ def _bilinear_backward(x1: tuple, n_in1: int, n_in2: int, n_out: int, needs: Nee
 def bilinear_module_backward(call: ModuleCall, needs: Needs) -> Count:
     m = call.module
     return _bilinear_backward(call.inputs[0], m.in1_features, m.in2_features, m.out_features, needs,
-                              needs.weights and m.weight.requires_grad)  # (∂A only where the engine computes one)
+                              needs.weight())  # (∂A only where the engine computes one)
 
 
 @GRAD_OPS.register("bilinear")

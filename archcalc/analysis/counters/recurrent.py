@@ -167,7 +167,7 @@ def recurrent_backward(call: ModuleCall, needs: Needs) -> Count:
         if not name.startswith("weight_"):
             continue
         n = p.numel()
-        terms.append((f"∂{name}", w, rows * n, f"{rows}*{n}"))
+        terms.append((f"∂{name}", needs.weight(name), rows * n, f"{rows}*{n}"))
         layer = int(name.split("_l")[1].split("_")[0])
         if name.startswith("weight_ih"):
             terms.append(("∂x", (layer > 0 and g) or needs.input(0), rows * n, f"{rows}*{n}"))
@@ -185,6 +185,7 @@ def recurrent_cell_backward(call: ModuleCall, needs: Needs) -> Count:
     rows = sequence_rows(call.input)
     ih, hh = m.weight_ih.numel(), m.weight_hh.numel()
     return gradients([
-        ("∂W_ih", needs.weights, rows * ih, f"{rows}*{ih}"), ("∂W_hh", needs.weights, rows * hh, f"{rows}*{hh}"),
+        ("∂W_ih", needs.weight("weight_ih"), rows * ih, f"{rows}*{ih}"),
+        ("∂W_hh", needs.weight("weight_hh"), rows * hh, f"{rows}*{hh}"),
         ("∂x", needs.input(0), rows * ih, f"{rows}*{ih}"), ("∂h", needs.input(1), rows * hh, f"{rows}*{hh}"),
     ])
