@@ -186,11 +186,13 @@ GRAD_OPS = CounterRegistry("operation (backward)")
 
 class Needs(NamedTuple):
     """Which gradients the backward pass computes for a call: one flag per input tensor (does it require
-    grad?), whether any of the layer's own parameters does, and each one's by name where the trace knows them."""
+    grad?), whether any of the layer's own parameters does, and, for a layer, each one's (``flags``, in the order
+    the trace holds them: parameter_names of ``module``)."""
 
     inputs: tuple[bool, ...]
     weights: bool
-    named: tuple[tuple[str, bool], ...] = ()
+    flags: tuple[bool, ...] = ()
+    module: Any = None
 
     def input(self, i: int) -> bool:
         return i < len(self.inputs) and self.inputs[i]
@@ -198,10 +200,11 @@ class Needs(NamedTuple):
     def weight(self, name: str = "weight") -> bool:
         """Whether this parameter's gradient is computed: a layer whose weight is frozen and its bias trained (BitFit's
         and TinyTL's bias-only fine-tuning) computes no ∂W, though a parameter of it needs a gradient; the
-        parameters' flag where their names are not known."""
-        if not self.named:
+        parameters' flag where their names are not known (named when asked: most rows never ask)."""
+        names = parameter_names(self.module) if self.module is not None and self.flags else ()
+        if len(names) != len(self.flags) or not names:
             return self.weights
-        return any(flag for n, flag in self.named if n == name)
+        return any(flag for n, flag in zip(names, self.flags) if n == name)
 
 
 def parameter_names(module: Any) -> list[str]:
@@ -211,11 +214,9 @@ def parameter_names(module: Any) -> list[str]:
 
 
 def needs_of(call: Any, inputs: tuple[bool, ...], params: list[bool]) -> Needs:
-    """A call's Needs from its inputs' flags and its parameters' (in the trace's order): a layer's named
-    (parameter_names), an operation's not."""
-    module = getattr(call, "module", None)
-    names = parameter_names(module) if module is not None else []
-    return Needs(inputs, any(params), tuple(zip(names, params)) if len(names) == len(params) else ())
+    """A call's Needs from its inputs' flags and its parameters' (in the trace's order; a layer's named when a
+    counter asks, Needs.weight)."""
+    return Needs(inputs, any(params), tuple(params), getattr(call, "module", None))
 
 
 def module_counter(module: Any) -> Callable | None:
