@@ -121,6 +121,33 @@ def test_a_trained_bias_computes_no_weight_gradient(part):
     assert not any("∂W" in r.backward.text().get("macs", "") for r in a.records if r.backward is not None)
 
 
+@pytest.mark.parametrize("kind", ["separate projections", "no biases but the output's"])
+def test_multi_head_attention_whose_weights_are_frozen(kind):
+    """A multi-head attention over a memory of other widths (kdim 12, vdim 10: q_proj_weight, k_proj_weight and
+    v_proj_weight of its own) with only its biases trained, and one without in-projection biases whose out-projection
+    bias alone trains (no gradient reaches the attention): equal to flop_counter."""
+    class Attend(nn.Module):
+        def __init__(self):
+            super().__init__()
+            separate = kind == "separate projections"
+            self.memory = nn.Parameter(torch.randn(2, 4, 12), requires_grad=False)
+            self.mha = nn.MultiheadAttention(16, 2, batch_first=True, bias=separate, kdim=12 if separate else None,
+                                             vdim=10 if separate else None)
+            if not separate:
+                self.mha.out_proj.bias = nn.Parameter(torch.zeros(16))
+            for name, p in self.mha.named_parameters():
+                p.requires_grad_(name.endswith("bias"))
+
+        def forward(self, x):
+            m = self.memory if self.mha.kdim == 12 else self.memory[..., :4].repeat(1, 1, 4)
+            return self.mha(x, m, m[..., :self.mha.vdim], need_weights=False)[0]
+
+    with torch.device("meta"):
+        model = Attend()
+    a = analyse_module(model, kind, (2, 3, 16), META, torch.float32, backward=True)
+    assert (a.totals.macs, a.totals.backward_macs) == _flop_counter(model, _meta_input((2, 3, 16)))
+
+
 def test_a_bilinear_layer_with_its_weight_frozen_by_hand():
     """nn.Bilinear(4, 5, 3) on 2 rows, its weight frozen and its bias trained, both inputs needing a gradient: ∂x1
     and ∂x2 (_trilinear again, 2*3*4*5 = 120 each), no ∂A (flop_counter has no formula for _trilinear)."""

@@ -199,12 +199,12 @@ class Needs(NamedTuple):
 
     def weight(self, name: str = "weight") -> bool:
         """Whether this parameter's gradient is computed: a layer whose weight is frozen and its bias trained (BitFit's
-        and TinyTL's bias-only fine-tuning) computes no ∂W, though a parameter of it needs a gradient; the
-        parameters' flag where their names are not known (named when asked: most rows never ask)."""
+        and TinyTL's bias-only fine-tuning) computes no ∂W, though a parameter of it needs a gradient; a
+        parametrized weight's by its originals (weight_norm's g and v); the parameters' flag where the name is not
+        known (named when asked: most rows never ask)."""
         names = parameter_names(self.module) if self.module is not None and self.flags else ()
-        if len(names) != len(self.flags) or not names:
-            return self.weights
-        return any(flag for n, flag in zip(names, self.flags) if n == name)
+        found = [flag for n, flag in zip(names, self.flags) if n == name or n.startswith(f"parametrizations.{name}.")]
+        return any(found) if found and len(names) == len(self.flags) else self.weights
 
 
 def parameter_names(module: Any) -> list[str]:

@@ -286,11 +286,10 @@ def multihead_attention_backward(call: ModuleCall, needs: Needs) -> Count:
     query, key, value = call.inputs[:3]
     N, L, S = layout(query, key, m.batch_first)
     extra = (m.bias_k is not None) + bool(m.add_zero_attn)
-    weights = tuple(needs.weight("in_proj_weight") or needs.weight(f"{p}_proj_weight") for p in "qkv")
-    bias = needs.weight("in_proj_bias")
+    weights = tuple(needs.weight("in_proj_weight" if m._qkv_same_embed_dim else f"{p}_proj_weight") for p in "qkv")
+    bias, bias_k, bias_v = (getattr(m, n) is not None and needs.weight(n) for n in ("in_proj_bias", "bias_k", "bias_v"))
     trained = Trained(weights, needs.weight("out_proj.weight"),
-                      (weights[0] or bias, weights[1] or bias or needs.weight("bias_k"),
-                       weights[2] or bias or needs.weight("bias_v")))
+                      (weights[0] or bias, weights[1] or bias or bias_k, weights[2] or bias or bias_v))
     return multi_head_gradients(N, L, S, m.embed_dim, m.num_heads, key[-1], value[-1], extra, trained,
                                 tuple(needs.input(i) for i in range(3)), mask=any(needs.inputs[3:]))
 
