@@ -114,8 +114,9 @@ def _istft(input=None, n_fft=None, hop_length=None, win_length=None, window=None
 
 
 def _tensor(data=None, dtype=None, device=None, requires_grad=False, **kwargs):
+    level = getattr(torch._C._functorch, "maybe_current_level", None)  # (a PyTorch without it: PyTorch's own error)
     if isinstance(data, torch.Tensor) or requires_grad or device is None or torch.device(device).type != "meta" or \
-            torch._C._functorch.maybe_current_level() is None:
+            level is None or level() is None:
         return None
     return torch.tensor(data, dtype=dtype, **kwargs).to("meta")
 
