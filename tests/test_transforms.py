@@ -10,7 +10,8 @@ import torch
 import archcalc
 from tests.aten_flops import AtenMacs, step_macs
 from tests.networks import (AttentionTangents, ChainTangents, Ensemble, ForwardModeAttention, ForwardModeCNN,
-                            ForwardModeRecurrent, ForwardOverReverse, FunctionalMAML, FunctionalPINN, NestedPINN, PerSampleGradients)
+                            ForwardModeRecurrent, ForwardOverReverse, FunctionalMAML, FunctionalPINN, NestedPINN,
+                            PerSampleGradients)
 
 SHAPE = (10, 2)
 

@@ -48,7 +48,7 @@ import torch
 from torch import Tensor
 from torch.utils._pytree import tree_leaves
 
-from archcalc.analysis.counting import NO_GRADIENT, Count, Needs, needs_of
+from archcalc.analysis.counting import NO_GRADIENT, Count, needs_of
 from archcalc.analysis import transforms
 from archcalc.analysis.transforms import level, levels
 from archcalc.formulas.numbers import grouped, shape_text

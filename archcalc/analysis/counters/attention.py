@@ -378,12 +378,12 @@ def multi_head_tangents(N: int, L: int, S: int, E: int, h: int, kdim: int, vdim:
     out = E if E_out is None else E_out
     terms = []
     carried = []
-    for name, given, rows, width in (("query", inputs[0], L, E), ("key", inputs[1], S, kdim),
+    for name, times, rows, width in (("query", inputs[0], L, E), ("key", inputs[1], S, kdim),
                                      ("value", inputs[2], S, vdim)):
-        carried.append(max(given, w))
-        if given or w:
+        carried.append(max(times, w))
+        if times or w:
             n, text = N * rows * width * E, f"{N}*{rows}*{width}*{E}"
-            terms += [(f"{name}'·Wᵀ", n, max(given, 1), text), (f"{name}·W'ᵀ", n, max(w, 1), text)]
+            terms += [(f"{name}'·Wᵀ", n, max(times, 1), text), (f"{name}·W'ᵀ", n, max(w, 1), text)]
     q, k, v = carried
     terms += attention_tangents((N, h), L, S + extra, E // h, E // h, q, k, v, mask)
     o = max(q, k, v, mask)

@@ -354,10 +354,16 @@ def _solve_text(sides: int, n: int, macs: int, divisions: int) -> dict[str, str]
 
 # -- einsum -------------------------------------------------------------------------------------
 
+def _equation(call: OpCall) -> str | None:
+    """An einsum's equation, given first or by keyword (None in the sublist form)."""
+    equation = call.args[0] if call.args and isinstance(call.args[0], str) else call.kwargs.get("equation")
+    return equation if isinstance(equation, str) else None
+
+
 @OPS.register("einsum")
 def einsum(call: OpCall) -> Count:
-    equation = call.args[0] if call.args and isinstance(call.args[0], str) else call.kwargs.get("equation")
-    if not isinstance(equation, str):
+    equation = _equation(call)
+    if equation is None:
         return Count(None, None, {}, "einsum in its sublist form: not counted")
     steps, elementwise = contraction(equation, call.inputs)
     macs = sum(prod(step.sizes.values()) for step in steps)
@@ -634,8 +640,8 @@ def _two_operands(call: OpCall):
 def einsum_tangent(call: OpCall, extra: tuple[int, ...], weights: int) -> Count:
     """einsum under forward-mode AD: each pairwise contraction where one of its sides carries a tangent (an einsum of
     three operands whose first two carry none contracts them without one)."""
-    equation = call.args[0] if call.args and isinstance(call.args[0], str) else call.kwargs.get("equation")
-    if not isinstance(equation, str):
+    equation = _equation(call)
+    if equation is None:
         return NOT_COUNTED
     return pairwise_tangents([(step.left, step.right, prod(step.sizes.values()),
                                "*".join(f"{k}{v}" for k, v in step.sizes.items()), f" of {step.pair}")
@@ -648,8 +654,8 @@ def einsum_tangent(call: OpCall, extra: tuple[int, ...], weights: int) -> Count:
 def einsum_backward(call: OpCall, needs: Needs) -> Count:
     """Autograd differentiates each pairwise product: ∂left and ∂right each cost the product, where that
     side (an operand, or a partial result made from some) needs a gradient."""
-    equation = call.args[0] if call.args and isinstance(call.args[0], str) else call.kwargs.get("equation")
-    if not isinstance(equation, str):
+    equation = _equation(call)
+    if equation is None:
         return NOT_COUNTED
     terms = []
     for step in contraction(equation, call.inputs)[0]:
