@@ -1229,6 +1229,33 @@ class ChainTangents(nn.Module):
         return func.hessian(lambda p: self.chain(p).sum())(x)
 
 
+class SubsetTangents(nn.Module):
+    """Forward-mode AD in parameter space over some of a network's parameters (``which``: names ending so), the rest
+    held (functional_call): a jvp, jacfwd, and a Hessian-vector product, through a linear-tanh-linear MLP and a
+    convolution with a grouped one. A bias carrying jacfwd's basis batches no product of its layer's weight."""
+
+    def __init__(self, which, how, conv=False):
+        super().__init__()
+        self.which, self.how = which, how
+        self.net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Tanh(), nn.Conv2d(4, 4, 3, groups=2), nn.Flatten(),
+                                 nn.Linear(4 * 2 * 2, 3)) if conv else \
+            nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+
+    def forward(self, x):
+        from torch import func
+
+        params = {k: v.detach() for k, v in self.net.named_parameters()}
+        chosen = {k: v for k, v in params.items() if k.endswith(self.which)}
+        held = {k: v for k, v in params.items() if k not in chosen}
+        loss = lambda p: func.functional_call(self.net, {**held, **p}, (x,)).pow(2).sum()  # noqa: E731
+        ones = {k: torch.ones_like(v) for k, v in chosen.items()}
+        if self.how == "jvp":
+            return func.jvp(loss, (chosen,), (ones,))[1]
+        if self.how == "hvp":
+            return torch.cat([g.flatten() for g in func.jvp(func.grad(loss), (chosen,), (ones,))[1].values()])
+        return torch.cat([g.flatten() for g in func.jacfwd(loss)(chosen).values()])
+
+
 class NestedPINN(nn.Module):
     """Derivatives of derivatives by torch.func, through a 2-16-16-1 tanh MLP: ``vmap(grad(grad(u)))``, a third
     derivative, ``grad`` of a summed squared gradient without vmap, ``vmap(jacrev(jacrev(u)))`` and a Laplacian

@@ -173,6 +173,7 @@ class Tracer(TorchFunctionMode):
         self.vmapped: dict[int, tuple[int, str]] = {}
         # (or, where its tangents are out of sight, why: transforms.out_of_sight's Count)
         self.tangents: dict[int, tuple[tuple[int, ...], int] | Count] = {}
+        self.parameter_tangents: dict[int, tuple[int, ...]] = {}  # (a layer's: each parameter's, as Needs names them)
         # With ``nodes``, each read of a tensor's size that TorchScript would trace (x.shape, x.size(), x.numel(): not
         # len or dim, constants in a trace), with the index the next row takes, whose operation likely uses it.
         self.size_reads: list[tuple[Tensor, int]] | None = [] if nodes else None
@@ -492,7 +493,8 @@ class Tracer(TorchFunctionMode):
         # what it does here. The usual call passes one tensor and returns one.)
         inputs = [args[0]] if len(args) == 1 and isinstance(args[0], Tensor) else tensors_in(args)
         if index is not None and transforms.active():
-            self._transformed(index, inputs + tensors_in(kwargs), module.parameters() if counter is not None else ())
+            self._transformed(index, inputs + tensors_in(kwargs), () if counter is None else module.parameters()
+                              if module._modules else module._parameters.values())  # (as Needs names them)
         frame = _new_tuple(_Frame, (module, index, row, calls, depth, parent, counter, inputs, []))
         quiet = False
         if counter is not None:
@@ -872,16 +874,18 @@ class Tracer(TorchFunctionMode):
     def _transformed(self, index: int, inputs: list, params=()) -> None:
         """A row made while a torch.func transform runs: how many times it runs, where torch.vmap batches an input;
         how many times more each input's term of its tangent runs, where they carry forward-mode AD's."""
+        params = list(params)
         with _NO_TORCH_FUNCTION():
             times = transforms.factor(inputs)
-            tangents = transforms.tangent_terms(inputs, list(params), times)
+            tangents = transforms.tangent_terms(inputs, params, times)
         if times is not None:
             self.vmapped[index] = times
         why = transforms.out_of_sight() if transforms.active() else None
         if why is transforms.NESTED_TANGENTS or (why is not None and tangents is None):
             self.tangents[index] = why  # (its tangents, if any, are out of sight: not counted)
         elif tangents is not None:
-            self.tangents[index] = tangents
+            self.tangents[index] = tangents[:2]
+            self.parameter_tangents[index] = tangents[2]
 
     def _keep(self, index: int, call: tuple) -> None:
         """A row's call kept till the end of the pass, where the forward differentiates (kept), or where a training
@@ -901,16 +905,19 @@ class Tracer(TorchFunctionMode):
                 self.tangents_made[index] = differentiated.tangents_made(inputs, outputs)
 
     def _with_tangents(self, index: int, counter, call, count: Count, grad: Count | None) -> tuple[Count, Count | None]:
-        """A row's count (and backward) where its inputs carried tangents (transforms.with_tangents); in a training
-        step its backward is its own gradients, the tangents' operations' added once the step is known
-        (differentiated.reverse_over_forward), or "not counted" where their nodes were not found."""
+        """A row's count (and backward) where its inputs carried tangents (transforms.with_tangents), a layer's
+        parameters each by its own tangent's batch (parameter_tangents); in a training step its backward is its own
+        gradients, the tangents' operations' added once the step is known (differentiated.reverse_over_forward), or
+        "not counted" where their nodes were not found."""
         why = self.tangents[index]
         if isinstance(why, Count):
             return (count if not (count.macs or count.elementwise) else why), \
                 (None if grad is None else FORWARD_AD_BACKWARD)
         rule = getattr(counter, "tangent", None)  # (one not its gradients' terms, a recurrent layer's: own_tangent)
+        params = self.parameter_tangents.get(index, ()) if isinstance(call, ModuleCall) else ()
         tangent = _gradient_for(lambda c, _: rule(c, *why), call, count, Needs((True,), True)) if rule else \
-            transforms.tangent_count(partial(_gradient_for, counter, call, count), *why)
+            transforms.tangent_count(partial(_gradient_for, counter, call, count), *why, params,
+                                     getattr(call, "module", None))
         # (the step's backward: its own gradients, and its tangents' operations' once the step is known)
         own = grad if grad is None or index in self.tangents_made else FORWARD_AD_BACKWARD
         return transforms.with_tangents(count, tangent), own

@@ -121,19 +121,21 @@ def _beneath_grad():
             _F.push_dynamic_layer_stack(layer)
 
 
-def tangent_terms(inputs: list, params: list, times: tuple[int, str] | None) -> tuple[tuple[int, ...], int] | None:
+def tangent_terms(inputs: list, params: list, times: tuple[int, str] | None) -> tuple[tuple[int, ...], int,
+                                                                                     tuple[int, ...]] | None:
     """Where the inputs (or ``params``) carry tangents: how many times more than the row (``times``: its vmap's) each
-    input's tangent runs, and the weights' (jacfwd's tangents are batched by its vmap over the basis, the primals
-    not), 0 for one that carries none; else None."""
+    input's tangent runs, the weights' (the most any runs) and each parameter's (jacfwd's tangents are batched by
+    its vmap over the basis, the primals not), 0 for one that carries none; else None."""
     carried = tangents(inputs + params)
     if carried is None:
         return None
     base = times[0] if times else 1
     extra = [(factor(inputs + [t]) or (base,))[0] // base if t is not None else 0 for t in carried]
-    return tuple(extra[:len(inputs)]), max(extra[len(inputs):], default=0)
+    return tuple(extra[:len(inputs)]), max(extra[len(inputs):], default=0), tuple(extra[len(inputs):])
 
 
-def tangent_count(gradient, extra: tuple[int, ...], weights: int) -> Count:
+def tangent_count(gradient, extra: tuple[int, ...], weights: int, params: tuple[int, ...] = (),
+                  module=None) -> Count:
     """The products of a row's tangent: its backward formula's (``gradient``: Needs -> Count) for every operand, as
     PyTorch 2.13 computes every operand's term of a product's tangent, one without a tangent (``extra`` 0) taken as
     zeros, once (a linear layer's jvp is x'·Wᵀ + x·W'ᵀ, two products, though W carries none). Where the operands'
@@ -142,9 +144,11 @@ def tangent_count(gradient, extra: tuple[int, ...], weights: int) -> Count:
     x·W'ᵀ once, and an attention's Ṗ·V, whose Ṗ comes of Q̇ and K̇ and so of the projections' input and weights, x B.
     The backward formula says which products read which operands' tangents (a term of the gradient is computed where
     an operand it leads to needs one, as the term of the tangent is where one it reads carries one), so with S_k the
-    operands batched at least f_k times (f_1 > f_2 > ...): Σ_k (f_k - f_k+1) · gradient(S_k) (batched_terms)."""
+    operands batched at least f_k times (f_1 > f_2 > ...): Σ_k (f_k - f_k+1) · gradient(S_k) (batched_terms). A
+    layer's parameters each by its own (``params``, in the order Needs names them for ``module``): a bias carrying
+    jacfwd's basis batches no product of the weight's, whose tangent is zeros once."""
     n = len(extra)
-    factors = tuple(max(e, 1) for e in extra) + (max(weights, 1),)
+    factors = tuple(max(e, 1) for e in extra) + (tuple(max(e, 1) for e in params) or (max(weights, 1),))
     every = gradient(Needs((True,) * n, True))
     levels = sorted(set(factors), reverse=True)
     if every.macs is None or levels == [1]:
@@ -152,7 +156,8 @@ def tangent_count(gradient, extra: tuple[int, ...], weights: int) -> Count:
     parts = []
     for k, f in enumerate(levels):
         at = [g >= f for g in factors]
-        part = every if all(at) else gradient(Needs(tuple(at[:n]), at[n]))
+        own = tuple(at[n:])
+        part = every if all(at) else gradient(Needs(tuple(at[:n]), any(own), own if params else (), module))
         if part.macs is None:
             return Count(None, None, {}, "its operands' tangent terms, batched differently, have no formula apart")
         parts.append((f, f - (levels[k + 1] if k + 1 < len(levels) else 0), part.macs, all(at)))
