@@ -36,7 +36,7 @@ from archcalc.analysis import (aten, custom_functions, differentiated, forward_o
                                transforms)
 from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
                                        OpCall, counter_for_type, grad_counter_for_type, needs_of, op_name,
-                                       with_elementwise)
+                                       parameter_names, with_elementwise)
 from archcalc.analysis.origins import origin, spelling
 from archcalc.analysis.packed import (QUANTIZED, object_weights, packed_object, packed_weights,
                                      quantization_parameters)
@@ -915,9 +915,13 @@ class Tracer(TorchFunctionMode):
                 (None if grad is None else FORWARD_AD_BACKWARD)
         rule = getattr(counter, "tangent", None)  # (one not its gradients' terms, a recurrent layer's: own_tangent)
         params = self.parameter_tangents.get(index, ()) if isinstance(call, ModuleCall) else ()
-        tangent = _gradient_for(lambda c, _: rule(c, *why), call, count, Needs((True,), True)) if rule else \
-            transforms.tangent_count(partial(_gradient_for, counter, call, count), *why, params,
-                                     getattr(call, "module", None))
+        if rule and not _alike(call, params):  # (a rule of its own takes one figure for every weight)
+            tangent = transforms.SOME_PARAMETERS
+        elif rule:
+            tangent = _gradient_for(lambda c, _: rule(c, *why), call, count, Needs((True,), True))
+        else:
+            tangent = transforms.tangent_count(partial(_gradient_for, counter, call, count), *why, params,
+                                               getattr(call, "module", None))
         # (the step's backward: its own gradients, and its tangents' operations' once the step is known)
         own = grad if grad is None or index in self.tangents_made else FORWARD_AD_BACKWARD
         return transforms.with_tangents(count, tangent), own
@@ -1154,6 +1158,16 @@ def _differentiated(call: OpCall, count: Count, inputs: list) -> Count:
     an operation row's (_leave_op): the parameters among its inputs are its own."""
     params = [t for t in inputs if isinstance(t, nn.Parameter)]
     return _gradient(GRAD_OPS.get(call.name), call, count, inputs, params)
+
+
+def _alike(call, params: tuple[int, ...]) -> bool:
+    """Whether a layer's weight matrices' tangents are all batched alike, and as much as any of its parameters' (its
+    biases'): what a tangent rule of its own (counting.own_tangent) takes as its weights' one figure."""
+    if not params or not any(params):
+        return True
+    names = parameter_names(call.module)
+    matrices = {e for n, e in zip(names, params) if "weight" in n.rsplit(".", 1)[-1]}
+    return len(names) == len(params) and len(matrices) == 1 and max(matrices) == max(params)
 
 
 def _gradient(counter, call, count: Count, inputs: list, params) -> Count:

@@ -40,6 +40,10 @@ FORWARD_OVER_REVERSE = Count(None, None, {}, "forward-mode AD computes the tange
 HIDDEN_TANGENT = Count(None, None, {}, "forward-mode AD runs beneath torch.func.grad here (jvp of grad, hessian, a "
                                       "dual tensor given to grad), whose level hides the tangents from the trace: this "
                                       "operation's tangent is not counted")
+SOME_PARAMETERS = Count(None, None, {}, "forward-mode AD over some of its parameters only (a recurrent layer's or an "
+                                       "attention's biases, the rest held): its tangent's rule takes every parameter "
+                                       "alike, and PyTorch's kernels multiply the others' zeros as they will: not "
+                                       "counted")
 NESTED_TANGENTS = Count(None, None, {}, "forward-mode AD nested in forward-mode AD (jvp of jvp, jacfwd of jacfwd): "
                                        "the tangents of tangents have no formula here: not counted")
 REVERSE_OVER_FORWARD = Count(None, None, {}, "it differentiates operations that computed forward-mode AD's tangents "
@@ -188,9 +192,9 @@ def with_tangents(count: Count, tangent: Count, note: str = "forward-mode AD: it
     is."""
     if count.macs is None:
         return count
-    if tangent.macs is None:
-        return Count(None, None, {}, "forward-mode AD computes its tangent beside it, for which there is no formula: "
-                                     "not counted")
+    if tangent.macs is None:  # (saying why where the tangent's rule does)
+        return Count(None, None, {}, f"forward-mode AD computes its tangent beside it: {tangent.note}" if tangent.note
+                     else "forward-mode AD computes its tangent beside it, for which there is no formula: not counted")
     own, theirs = count.formulas, tangent.formulas
     elementwise = None if count.elementwise is None else count.elementwise + (tangent.elementwise or 0)
     figures = {"macs": (count.macs, tangent.macs), "elementwise": (count.elementwise, tangent.elementwise or 0)}
