@@ -99,6 +99,14 @@ def paired(*pairs) -> Callable[[Callable], Callable]:
     return mark
 
 
+def bias_tangent(counter: Callable) -> Callable:
+    """Marks a backward counter whose layer's ∂b alone (its weight frozen, its input needing none), differentiated by
+    forward-mode AD, runs products all the same: PyTorch's forward-mode formula of convolution_backward computes two
+    ∂W-sized convolutions for it, which forward_over_reverse has no formula for ("not counted")."""
+    counter.bias_tangent = True
+    return counter
+
+
 def own_tangent(rule: Callable) -> Callable[[Callable], Callable]:
     """Marks a backward counter whose layer's forward-mode tangent is not its gradients' terms taken one operand at a
     time (transforms.tangent_count): ``rule(call, extra, weights) -> Count`` counts it, given how many times each

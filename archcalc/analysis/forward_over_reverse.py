@@ -124,8 +124,11 @@ def cost(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mapping
         call, count = kept[index][1:3]
         name = names.get(index, "?")
         whole = gradient(counter, call, count, needs).macs
-        if whole == 0:
-            continue  # (no products in its gradients: none in their tangents)
+        if whole == 0:  # (no products in its gradients: none in their tangents, but a convolution's bias's)
+            if getattr(counter, "bias_tangent", False) and needs.weights and \
+                    any(seen.extra.get(n, 0) for n in nodes[index] if n is not None):
+                uncounted.append(f"∂({name})'s bias")
+            continue
         partners, carried = getattr(counter, "partners", lambda call: None)(call), tangents.get(index)
         if partners is None and not isinstance(carried, Count):  # (its gradients' products, node by node)
             found = node_by_node(differentiated.row_nodes(kept[index][3], nodes[index]) & engine.runs, engine, seen)
@@ -142,9 +145,10 @@ def cost(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mapping
         dy = max((seen.extra.get(n, 0) for n in nodes[index] if n is not None), default=0)
         alone = 0
         for side, other in partners:
-            if not (needs.weights if side is None else needs.input(side)):
+            if not (needs.weight() if side is None else needs.input(side)):
                 continue
-            one = gradient(counter, call, count, Needs(tuple(i == side for i in range(len(needs.inputs))), side is None))
+            one = gradient(counter, call, count, Needs(tuple(i == side for i in range(len(needs.inputs))), side is None,
+                                                       needs.flags if side is None else (), needs.module))
             products = one.macs
             alone += products or 0
             partner = weights if other is None else (extra[other] if other < len(extra) else 0)

@@ -26,8 +26,8 @@ from math import prod
 from torch import nn
 
 from archcalc.analysis.counters.text import bias_formula, macs_text, tensor_shape
-from archcalc.analysis.counting import (GRAD_MODULES, GRAD_OPS, MODULES, OPS, Count, ModuleCall, Needs, OpCall, paired,
-                                        repeated)
+from archcalc.analysis.counting import (GRAD_MODULES, GRAD_OPS, MODULES, OPS, Count, ModuleCall, Needs, OpCall,
+                                        bias_tangent, paired, repeated)
 from archcalc.analysis.shapes import elements_text, joined, window_formula
 from archcalc.formulas.numbers import grouped
 from archcalc.formulas.params import conv_params
@@ -197,18 +197,21 @@ def _fold(inp: tuple) -> Count:
 
 @GRAD_MODULES.register(nn.Conv1d, nn.Conv2d, nn.Conv3d)
 @paired((0, None), (None, 0))
+@bias_tangent
 def conv_backward(call: ModuleCall, needs: Needs) -> Count:
     return repeated(conv(call), ("∂x", needs.input(0)), ("∂W", needs.weight()))
 
 
 @GRAD_MODULES.register(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 @paired((0, None), (None, 0))
+@bias_tangent
 def conv_transpose_backward(call: ModuleCall, needs: Needs) -> Count:
     return repeated(conv_transpose(call), ("∂x", needs.input(0)), ("∂W", needs.weight()))
 
 
 @GRAD_OPS.register("conv1d", "conv2d", "conv3d")
 @paired((0, 1), (1, 0))
+@bias_tangent
 def conv_op_backward(call: OpCall, needs: Needs) -> Count:
     return repeated(conv_op(call), ("∂x", needs.input(0)), ("∂W", needs.input(1)))
 
