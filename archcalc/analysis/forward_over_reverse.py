@@ -80,9 +80,14 @@ def watch(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mappin
     run = set()
     for index, counter, _ in differentiated.rows_run(asked, engine, kept, nodes):
         run |= {n for n in nodes[index] if n is not None and n in engine.runs}
-        if getattr(counter, "partners", lambda call: None)(kept[index][1]) is None:
+        if _partners(counter, kept[index][1]) is None:
             run |= differentiated.row_nodes(kept[index][3], nodes[index]) & engine.runs
     return Watch(run, engine)
+
+
+def _partners(counter, call):
+    """A backward counter's pairs for this call (counting.paired), None where its gradients are no pairs of its own."""
+    return getattr(counter, "partners", lambda call: None)(call)
 
 
 def node_by_node(inner: set, engine: differentiated.Walk, seen: Watch) -> tuple[int, list[str]] | None:
@@ -124,12 +129,12 @@ def cost(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mapping
         call, count = kept[index][1:3]
         name = names.get(index, "?")
         whole = gradient(counter, call, count, needs).macs
+        dy = max((seen.extra.get(n, 0) for n in nodes[index] if n is not None), default=0)
         if whole == 0:  # (no products in its gradients: none in their tangents, but a convolution's bias's)
-            if getattr(counter, "bias_tangent", False) and needs.weights and \
-                    any(seen.extra.get(n, 0) for n in nodes[index] if n is not None):
+            if getattr(counter, "bias_tangent", False) and needs.weights and dy:
                 uncounted.append(f"∂({name})'s bias")
             continue
-        partners, carried = getattr(counter, "partners", lambda call: None)(call), tangents.get(index)
+        partners, carried = _partners(counter, call), tangents.get(index)
         if partners is None and not isinstance(carried, Count):  # (its gradients' products, node by node)
             found = node_by_node(differentiated.row_nodes(kept[index][3], nodes[index]) & engine.runs, engine, seen)
             if found is None:
@@ -142,7 +147,6 @@ def cost(asked: differentiated.Asked, engine: differentiated.Walk, kept: Mapping
             uncounted.append(f"∂({name})")
             continue
         extra, weights = carried if carried is not None else ((), 0)
-        dy = max((seen.extra.get(n, 0) for n in nodes[index] if n is not None), default=0)
         alone = 0
         for side, other in partners:
             if not (needs.weight() if side is None else needs.input(side)):
