@@ -7,7 +7,9 @@ the result, or ``summary`` it in one line as torchinfo's ``summary`` does.
     (60840, 326520)
 
 Sizes here include the batch, as torchinfo takes them: ``input_size=(1, 3, 224, 224)``. The command
-line's ``--input`` leaves it out (``--input 3x224x224 --batch 1``).
+line's ``--input`` leaves it out (``--input 3x224x224 --batch 1``). A tensor where a size goes (or a tuple of
+them, or a dict of keyword inputs), as fvcore and torchinfo's input_data take one, is an example input:
+``archcalc.analyze(model, x)`` is ``archcalc.analyze(model, inputs=x)``.
 """
 
 from __future__ import annotations
@@ -62,9 +64,8 @@ def analyze(model: Any, input_size: Size | Sequence[Size] | None = None, *, inpu
     if not isinstance(backward, bool):
         raise InputError(f"backward must be True or False, got {backward!r}")
     dtype_name = _dtype_name(dtype)
+    input_size, inputs = _example_or_size(input_size, inputs)
     sizes = _sizes(input_size)
-    if sizes is not None and inputs is not None:
-        raise InputError("give input_size or inputs (example tensors), not both")
     _same_batch(sizes, batch)
     if isinstance(model, str):
         result = _named(model, sizes, inputs, input_dtypes, batch, device, dtype_name, args, backward)
@@ -153,8 +154,12 @@ def compare(models: Sequence[Any], input_size: Size | None = None, *, baseline: 
             values[name]["latency_ms"] = timing.median_ms
     from archcalc.formulas.numbers import shape_text
 
-    shape = shape_text(tuple(input_size)[1:]) if input_size else "each model's default"
-    batch = tuple(input_size)[0] if input_size else batch
+    if _is_example(input_size):  # (an example tensor: its shapes, as the analyses read them)
+        shapes = result.input_shapes or (result.input_shape,)
+        shape, batch = ", ".join(shape_text(s[1:]) for s in shapes), shapes[0][0]
+    else:
+        shape = shape_text(tuple(input_size)[1:]) if input_size else "each model's default"
+        batch = tuple(input_size)[0] if input_size else batch
     if len(set(batches.values())) > 1:
         batch = "each model's own (" + ", ".join(f"{name} {n}" for name, n in batches.items()) + ")"
     context = f"input {shape}, batch {batch}, {device}, {_dtype_name(dtype)}"
@@ -177,10 +182,11 @@ def time(models: Any, input_size: Size | Sequence[Size] | None = None, *, batch:
     from archcalc.timing.measure import Options, Timings, measure
 
     names = [models] if isinstance(models, str) or _is_module(models) else list(models)
+    input_size, inputs = _example_or_size(input_size, inputs)
     options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer, amp)
     if inputs is not None:
-        if input_size is not None or batch != 1 or args:
-            raise InputError("example inputs fix the input and its batch: give input_size, batch and args without "
+        if batch != 1 or args:
+            raise InputError("example inputs fix the input and its batch: give batch and args without "
                              "them")
         return Timings([measure(_example_entry(n, inputs), None, 1, device, _dtype_name(dtype), options)
                         for n in names], options)
@@ -211,9 +217,8 @@ def memory(model: Any, input_size: Size | Sequence[Size] | None = None, *, input
     batch is theirs, so no ``fit``)."""
     from archcalc.training.memory import device_kind, estimate, largest_fitting, measure_peak
 
+    input_size, inputs = _example_or_size(input_size, inputs)
     if inputs is not None:
-        if input_size is not None:
-            raise InputError("give input_size or inputs (example tensors), not both")
         if fit is not None or batch != 1:
             raise InputError("example inputs fix the batch, so fit and batch do not apply: give input_size (full "
                              "shapes with the batch) to vary it")
@@ -250,9 +255,8 @@ def reconcile(model: Any, input_size: Size | None = None, *, inputs: Any = None,
     keyword inputs)."""
     from archcalc.analysis.reconcile import reconcile as reconciled
 
+    input_size, inputs = _example_or_size(input_size, inputs)
     if inputs is not None:
-        if input_size is not None:
-            raise InputError("give input_size or inputs (example tensors), not both")
         return reconciled(_example_entry(model, inputs), None, 1)
     given, batch = _given(input_size, batch)
     if given is not None and not isinstance(given[0], int):
@@ -358,6 +362,23 @@ def _sizes(input_size) -> list[tuple[int, ...]] | None:
     if isinstance(input_size, (tuple, list)) and input_size and all(isinstance(s, (tuple, list)) for s in input_size):
         return [checked_shape(s) for s in input_size]
     return [checked_shape(input_size)]
+
+
+def _is_example(value: Any) -> bool:
+    """A tensor, a dict of keyword inputs, or a tuple or list holding a tensor: example inputs, not a size."""
+    import torch
+
+    if isinstance(value, (torch.Tensor, Mapping)):
+        return True
+    return isinstance(value, (tuple, list)) and any(_is_example(v) for v in value)
+
+
+def _example_or_size(input_size, inputs) -> tuple:
+    """(input_size, inputs), example inputs given where the size goes moved to inputs (fvcore's and torchinfo's
+    habit: the tensor itself)."""
+    if inputs is not None and input_size is not None:
+        raise InputError("give input_size or inputs (example tensors), not both")
+    return (None, input_size) if _is_example(input_size) else (input_size, inputs)
 
 
 def _dtype_name(dtype: Any) -> str:

@@ -163,6 +163,34 @@ def test_token_ids_by_size_by_example_and_by_keyword():
         archcalc.analyze(model, (3, 12))  # floats into an embedding: the error says what to give
 
 
+def test_a_tensor_where_the_size_goes_is_an_example_input():
+    """fvcore's FlopCountAnalysis(model, x) and torchinfo's input_data habit: archcalc.analyze(model, x) is
+    analyze(model, inputs=x), for every function that takes a size (a tuple of tensors, a dict of keyword inputs)."""
+    torch.manual_seed(0)
+    model = Tagger()
+    ids, mask = torch.randint(0, 1000, (3, 12)), torch.ones(3, 12, dtype=torch.bool)
+    expected = 3 * 12 * (32 * 32 + 32 * 5)
+    assert archcalc.analyze(model, (ids, mask)).totals.macs == expected
+    assert archcalc.analyze(model, {"ids": ids, "mask": mask}).totals.macs == expected
+    assert archcalc.summary(model, (ids, mask)).input_dtypes == ("int64", "bool")
+    x = torch.randn(4, 784)
+    assert archcalc.analyze(MLP(), x).input_shape == (4, 784)
+    assert archcalc.analyze(MLP(), x).totals.macs == 4 * (784 * 256 + 256 * 10)
+    assert archcalc.reconcile(MLP(), x)[1]["flop_counter"].total == 2 * 4 * (784 * 256 + 256 * 10)
+    by_size, by_example = (archcalc.memory(MLP(), given, optimizer="adam") for given in ((4, 784), x))
+    assert by_example.predicted_bytes == by_size.predicted_bytes
+    timed = archcalc.time(MLP(), x, device="cpu", repeat=2, warmup=1)[0]
+    assert not timed.error and timed.input_shape == (4, 784)
+    rows = archcalc.compare([MLP(), nn.Sequential(nn.Linear(784, 10))], x)
+    assert [row.values["macs"] for row in rows] == [4 * (784 * 256 + 256 * 10), 4 * 784 * 10]
+    assert "input 784, batch 4" in rows.context
+    with pytest.raises(InputError, match="give input_size or inputs"):
+        archcalc.memory(MLP(), x, inputs=x)
+    with pytest.raises(InputError, match=r"got \[0, 1, 2, [0-9, ]+\.\.\.$") as error:  # (cut to one short line)
+        archcalc.analyze(MLP(), list(range(100)))
+    assert len(str(error.value).split(" got ")[1]) == 80
+
+
 def test_the_frame_csv_json_and_html_agree(tmp_path):
     a = archcalc.analyze("cnnet")
     frame = a.to_frame("flops")

@@ -103,6 +103,21 @@ def test_explanations_add_up_to_the_difference(name):
         assert explained == a.convention_total(convention) - a.totals.macs, convention
 
 
+def test_a_recurrent_cells_differences_say_its_tools_arithmetic():
+    """lstm_stack's GRUCell(16, 24), stepped 10 times over batch 2: 2 x (72*16 + 72*24) = 5,760 MACs a step.
+    torchinfo multiplies its 3,024 weights and biases by the output's first two sizes, N x H = 2 x 24, as it would
+    a sequence's N x T; thop and ptflops count (I + H)H + H per gate, 6 biases and 7 H of gate arithmetic, x N."""
+    entry, batch = _network("lstm_stack")
+    a = analyse(entry, batch=batch)
+    weights = 72 * 16 + 72 * 24
+    torchinfo, thop, ptflops = (dict(differences(a, tool)) for tool in ("torchinfo", "thop", "ptflops"))
+    assert torchinfo["GRUCell: its weights and biases x N x H (the output's first two sizes, as for a sequence)"] \
+        == 10 * ((weights + 144) * 2 * 24 - 2 * weights)
+    gates = 10 * 2 * (144 + 7 * 24)
+    assert thop["GRUCell: thop's cell formula: (I + H)H + H per gate, biases and gate arithmetic, x N"] == gates
+    assert ptflops["GRUCell: ptflops's formula: W_ih and W_hh elements, biases and gate arithmetic, x N"] == gates
+
+
 def test_fvcore_difference_on_resnet50_is_batchnorm_and_pooling():
     a = analyse(REGISTRY.get("resnet50"))
     reasons = dict(differences(a, "fvcore"))

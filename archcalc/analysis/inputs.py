@@ -150,11 +150,18 @@ def checked_shape(shape: Sequence[int]) -> Shape:
     try:
         sizes = tuple(shape)
     except TypeError:
-        raise InputError(f"an input size is a sequence of integers, e.g. (1, 3, 224, 224), got {shape!r}") from None
+        raise InputError(f"an input size is a sequence of integers, e.g. (1, 3, 224, 224), got {_said(shape)}") \
+            from None
     if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
         raise InputError(f"input sizes must be positive integers with the batch first, e.g. (1, 3, 224, 224), "
-                         f"got {shape!r}")
+                         f"got {_said(shape)}")
     return sizes
+
+
+def _said(value: Any) -> str:
+    """A value as an error message quotes it: its repr, cut to one short line."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _samples(value: Any) -> Iterator[int]:

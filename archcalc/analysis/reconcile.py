@@ -67,7 +67,7 @@ WHY = {
                   "MultiheadAttention": "a module with children: 0 (its out_proj never runs as a module)",
                   **_each(_NORMS, "weight and bias counted: N x 2C"),
                   **_each(_RECURRENT, "its weights and biases x N x T (the output's first two sizes)"),
-                  **_each(_CELLS, "weights and biases counted: N x their elements"),
+                  **_each(_CELLS, "its weights and biases x N x H (the output's first two sizes, as for a sequence)"),
                   "Embedding": "its weight counted: N x V x D",
                   **_each(("scaled_dot_product_attention", "einsum", "bmm", "baddbmm", "mm", "addmm"),
                           "functional matrix products ignored")},
@@ -80,8 +80,8 @@ WHY = {
              "Softmax": "3F - 1 per softmax of F features", "PReLU": "1 per element",
              "Upsample": "interpolation counted per output element",
              **_each(_NORMS, "normalisation counted as 2 per input element, doubled for the affine"),
-             **_each(_RECURRENT + _CELLS, "thop's cell formula: (I + H)H + H per gate, biases and gate arithmetic, "
-                                          "x N x T"),
+             **_each(_RECURRENT, "thop's cell formula: (I + H)H + H per gate, biases and gate arithmetic, x N x T"),
+             **_each(_CELLS, "thop's cell formula: (I + H)H + H per gate, biases and gate arithmetic, x N"),
              "MultiheadAttention": "counted as 0: thop has no rule for it"},
     "ptflops": {"Conv2d": "bias counted: N x C_out x H x W", "Conv1d": "bias counted: N x C_out x L",
                 "Conv3d": "bias counted: N x C_out x D x H x W",
@@ -112,8 +112,9 @@ WHY = {
                 "MultiheadAttention": "ptflops's formula: Q scaling, projections (K and V as kdim^2, vdim^2), biases, "
                                       "per-head QKᵀ, softmax and AV, out-projection with bias",
                 **_each(_NORMS, "normalisation 1 per input element, 2 with .affine (LayerNorm has none)"),
-                **_each(_RECURRENT + _CELLS, "ptflops's formula: W_ih and W_hh elements, biases and gate arithmetic "
-                                             "per step, x 2 bidirectional"),
+                **_each(_RECURRENT, "ptflops's formula: W_ih and W_hh elements, biases and gate arithmetic per step, "
+                                    "x N x T, x 2 bidirectional"),
+                **_each(_CELLS, "ptflops's formula: W_ih and W_hh elements, biases and gate arithmetic, x N"),
                 **_each(("scaled_dot_product_attention", "einsum", "bmm", "baddbmm"),
                         "not patched by ptflops 0.7.5 when called this way"),
                 "DeformConv2d": "ptflops's hook (torchvision loaded): prod(kernel) x (C_in x C_out/g + 24, + 1 given a "
