@@ -8,7 +8,7 @@ from __future__ import annotations
 
 class Shown:
     """A result whose ``report(*view)`` is the Report its command renders (an analysis takes the view:
-    shapes, params, flops, summary or rf)."""
+    shapes, params, flops, summary, rf or types)."""
 
     def report(self, *view):
         raise NotImplementedError

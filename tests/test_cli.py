@@ -214,8 +214,7 @@ def test_an_own_package_from_the_current_folder(cli, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args,message", [
-    (("params", "net.py"), "'net.py' is a file, not a model: name the class or function in it as FILE.py:NAME, "
-                           "e.g. net.py:Net"),
+    (("params", "net.py"), "no file 'net.py' in "),
     (("memory", "cnnet", "--measure", "gpu"), "unknown --measure 'gpu'; use cpu or cuda"),
     (("memory", "cnnet", "--measure", "auto"), "unknown --measure 'auto'; use cpu or cuda"),
     (("roofline", "vgg_base", "--time", "gpu"), "unknown --time 'gpu'; use cpu or cuda"),
@@ -229,6 +228,49 @@ def test_newcomers_mistakes_get_one_line_naming_what_to_type(cli, args, message)
     run = cli(*args)
     assert run.code == 1 and len(run.err.strip().splitlines()) == 1 and message in run.err
     assert "Traceback" not in run.err and "internal error" not in run.err
+
+
+def test_a_file_without_its_models_name_is_answered_with_the_names_it_defines(cli, tmp_path, monkeypatch):
+    """Read without running it (ast): its nn.Module classes first, then its other classes and functions."""
+    (tmp_path / "net.py").write_text("from torch import nn\n\nclass Helper:\n    pass\n\ndef build():\n"
+                                     "    return Tiny()\n\nclass Tiny(nn.Module):\n    pass\n\nclass _Hidden:\n"
+                                     "    pass\n")
+    monkeypatch.chdir(tmp_path)
+    run = cli("params", "net.py")
+    assert run.code == 1 and run.err.strip() == ("archcalc: error: 'net.py' is a file, not a model: name the class or "
+                                                 "function in it as FILE.py:NAME, e.g. net.py:Tiny (it defines: Tiny, "
+                                                 "Helper, build)")
+
+
+def test_flops_by_type_sums_every_row_of_a_type(cli, tmp_path):
+    """cnnet's two convolutions: 30*30*32 outputs x 3*3*3 and 12*12*64 x 4*4*32; its classifier 2304 x 10."""
+    data = cli("flops", "cnnet", "--by", "type", "-f", "json").json()
+    types = {t["type"]: t for t in data["types"]}
+    conv = 30 * 30 * 32 * 27 + 12 * 12 * 64 * 4 * 4 * 32
+    assert [t["type"] for t in data["types"]][:2] == ["Conv2d", "Linear"]  # (the largest MACs first)
+    assert (types["Conv2d"]["calls"], types["Conv2d"]["macs"], types["Conv2d"]["flops"]) == (2, conv, 2 * conv)
+    assert types["Conv2d"]["params"] == (3 * 3 * 3 + 1) * 32 + (4 * 4 * 32 + 1) * 64
+    assert types["Linear"]["macs"] == 2304 * 10 and types["relu"]["elementwise"] == 30 * 30 * 32 + 12 * 12 * 64
+    assert types["Conv2d"]["macs_share"] == conv / data["totals"]["macs"] and data["totals"]["macs"] == conv + 23040
+    assert sum(t["macs_share"] for t in data["types"]) == pytest.approx(1)
+    csv = cli("flops", "cnnet", "--by", "type", "-f", "csv").out.splitlines()
+    assert csv[0] == "Type,Rows,Params,Fraction of params,MACs,Fraction of MACs,Element-wise ops,Activation bytes"
+    assert csv[1].startswith(f"Conv2d,2,33728,{33728 / 56778},{conv},{conv / (conv + 23040)},")
+    table = cli("params", "cnnet", "--by", "type").out
+    assert "59.40%" in table and "99.58%" in table  # (33,728 of 56,778 parameters; 5,496,192 of 5,519,232 MACs)
+    model = tmp_path / "odd.py"  # a type with a row not counted: no figure, and the share says so
+    model.write_text("import torch\nfrom torch import nn\n\nclass Odd(nn.Module):\n    def __init__(self):\n"
+                     "        super().__init__()\n        self.fc = nn.Linear(4, 4)\n\n    def forward(self, x):\n"
+                     "        return torch.frexp(self.fc(x)).mantissa\n")
+    odd = {t["type"]: t for t in cli("flops", f"{model}:Odd", "--input", "4", "--by", "type", "-f", "json")
+           .json()["types"]}
+    assert odd["frexp"]["not_counted"] == 1 and odd["Linear"]["macs"] == 16
+    assert "(1 not counted)" in cli("flops", f"{model}:Odd", "--input", "4", "--by", "type").out
+    for args, message in ((("shapes", "cnnet", "--by", "type"), "which shapes does not show"),
+                          (("flops", "cnnet", "--by", "type", "--depth", "1"), "give one"),
+                          (("flops", "cnnet", "--by", "module"), "unknown --by 'module'; use layer or type")):
+        run = cli(*args)
+        assert run.code == 1 and message in run.err
 
 
 def test_files_in_the_way_are_one_line_errors(cli, tmp_path):

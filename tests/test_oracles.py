@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchinfo import summary
 
 from archcalc.analysis.engine import analyse, build
-from archcalc.analysis.views import rows
+from archcalc.analysis.views import by_type, rows
 from archcalc.models.catalog import REGISTRY
 
 NAMES = REGISTRY.names()
@@ -74,6 +74,25 @@ def test_rows_add_up_to_the_totals_at_every_depth(name):
         assert sum(r.params for r in shown) == ran
         assert sum(r.macs or 0 for r in shown) == a.totals.macs
         assert sum(r.activation_bytes for r in shown) == a.totals.activation_bytes
+    types = by_type(a)  # (archcalc flops --by type: every row in one group, so the groups add up too)
+    assert sum(t.params for t in types) == ran and sum(t.macs for t in types) == a.totals.macs
+    assert sum(t.elementwise for t in types) == a.totals.elementwise
+    assert sorted(i for t in types for i in t.indices) == [r.index for r in rows(a)]
+
+
+@pytest.mark.parametrize("name,kind", [("resnet50", "Conv2d"), ("vit_b_16", "MultiheadAttention")])
+def test_a_types_share_equals_flop_counters_count_inside_its_modules(name, kind):
+    """flop_counter's own count per module (get_flop_counts, by module path): ResNet-50's convolutions'
+    (conv1, conv2, conv3, downsample.0; the stem's conv1), ViT-B/16's twelve attentions, projections included."""
+    entry = REGISTRY.get(name)
+    model = build(entry, torch.device("meta"), torch.float32)
+    with FlopCounterMode(display=False) as counter:
+        model(_input(entry, 2, "meta"))
+    paths = {n for n, m in model.named_modules() if type(m).__name__ == kind}
+    theirs = sum(sum(ops.values()) for path, ops in counter.get_flop_counts().items()
+                 if path.partition(".")[2] in paths)
+    group = next(t for t in by_type(analyse(entry, batch=2)) if t.type == kind)
+    assert 2 * group.macs == theirs and group.calls == len(paths)
 
 
 @pytest.mark.parametrize("name", ["cnnet", "vgg_skip_dense_ca", "lenet5"])

@@ -161,7 +161,7 @@ class Analysis(Shown):
         return rows(self, self.depth)
 
     def report(self, view: str = "summary"):
-        """The Report a command renders for this view: shapes, params, flops, summary or rf."""
+        """The Report a command renders for this view: shapes, params, flops, summary, rf or types (`--by type`)."""
         from archcalc.output.analysis_report import VIEWS, analysis_report
 
         if view not in VIEWS:

@@ -7,6 +7,7 @@ Rows at the cut aggregate everything below them, so the rows shown always add up
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 from archcalc.analysis.counting import ELEMENTWISE_BACKWARD
 from archcalc.analysis.records import MODULE, Analysis, LayerRecord
@@ -101,3 +102,33 @@ def _aggregate(root: LayerRecord, records: tuple[LayerRecord, ...]) -> LayerReco
         formulas={},
         note=note,
     )
+
+
+class TypeTotal(NamedTuple):
+    """One layer or operation type's share of a network (fvcore's by_operator, by the names the rows show): its
+    rows (every call), their parameters, MACs (of the counted ones; ``not_counted`` rows have no figure),
+    element-wise work and activations."""
+
+    type: str
+    calls: int
+    params: int
+    trainable_params: int
+    macs: int
+    not_counted: int
+    elementwise: int
+    activation_bytes: int
+    indices: tuple[int, ...]  # the records' (every row of the type, in order)
+
+
+def by_type(analysis: Analysis) -> tuple[TypeTotal, ...]:
+    """Every row (the tree at full depth) grouped by its type, the largest MACs first (then parameters, then
+    element-wise work): the groups add up to the totals, as the rows do."""
+    groups: dict[str, list[LayerRecord]] = {}
+    for r in rows(analysis):
+        groups.setdefault(r.type, []).append(r)
+    totals = [TypeTotal(kind, len(members), sum(r.params for r in members),
+                        sum(r.trainable_params for r in members), sum(r.macs or 0 for r in members),
+                        sum(r.macs is None for r in members), sum(r.elementwise or 0 for r in members),
+                        sum(r.activation_bytes for r in members), tuple(r.index for r in members))
+              for kind, members in groups.items()]
+    return tuple(sorted(totals, key=lambda t: (-t.macs, -t.params, -t.elementwise)))

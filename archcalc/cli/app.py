@@ -57,6 +57,7 @@ Args = Annotated[Optional[list[str]], typer.Option("--arg", "-a", help="A builde
 Plot = Annotated[Optional[str], typer.Option("--plot", help="Also draw a picture to this .png/.svg/.pdf file (needs matplotlib: pip install 'archcalc\\[plot]'); an existing file needs --force.")]
 Convention = Annotated[Optional[str], typer.Option("--convention", help=f"Also count under a named convention: {', '.join(CONVENTIONS)} (see `archcalc reconcile`).")]
 CountOpt = Annotated[Optional[str], typer.Option("--count", help="Report multiplications, additions or both (mults, adds, both) of conv/linear/matmul layers.")]
+ByOpt = Annotated[str, typer.Option("--by", help="The rows: layer (every layer and operation) or type (each layer and operation type's rows summed, with its share of the parameters and MACs: how much is attention, how much convolution).")]
 PassOpt = Annotated[str, typer.Option("--pass", help="Which pass the MACs count: forward (eval mode), backward (the gradients: ∂x and ∂W of each layer) or train (forward + backward); backward and train count a training step, its forward in train mode.")]
 Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="Show the module tree cut at this nesting level (rows below it are summed into it); default: every layer and operation.")]
 
@@ -93,11 +94,18 @@ def _register_view(view: str) -> None:
                 dtype: Dtype = "float32", arg: Args = None, depth: Depth = None, format: Format = None,
                 output: Output = None, plot: Plot = None, force: Force = False,
                 convention: Convention = None, count: CountOpt = None, pass_: PassOpt = "forward",
-                input_dtype: InputDtype = None) -> None:
+                input_dtype: InputDtype = None, by: ByOpt = "layer") -> None:
         from archcalc.cli.parsing import parse_inputs
         from archcalc.models.arguments import parse
 
         fmt = choose_format(format, output)
+        if by not in ("layer", "type"):
+            raise ArchcalcError(f"unknown --by {by!r}; use layer or type")
+        if by == "type" and view not in ("params", "flops", "summary"):
+            raise ArchcalcError(f"--by type sums parameters and MACs by type, which {view} does not show: use it with "
+                                f"params, flops or summary")
+        if by == "type" and depth is not None:
+            raise ArchcalcError("--by type groups every layer by its type and --depth cuts the module tree: give one")
         if count is not None and count not in ("mults", "adds", "both"):
             raise ArchcalcError(f"unknown --count {count!r}; use mults, adds or both")
         if convention is not None and convention not in CONVENTIONS:
@@ -106,7 +114,7 @@ def _register_view(view: str) -> None:
             raise ArchcalcError(f"unknown --pass {pass_!r}; use forward, backward or train")
         _check_plot(plot, force)
         sizes, overrides = _full_sizes(parse_inputs(input), batch), parse(arg or [])
-        from archcalc.analysis.views import for_pass, rows
+        from archcalc.analysis.views import by_type, for_pass, rows
         from archcalc.api import analyze
         from archcalc.output.analysis_report import analysis_report
 
@@ -123,7 +131,7 @@ def _register_view(view: str) -> None:
                 emit(replace(partial, data={**partial.data, "error": str(failure)}), fmt, None)
             raise
         shown = rows(result, depth)
-        report = analysis_report(result, view, shown, convention, count)
+        report = analysis_report(result, "types" if by == "type" else view, shown, convention, count)
         if fmt == "html":  # the page shows the network drawn as well
             from dataclasses import replace
 
@@ -134,8 +142,11 @@ def _register_view(view: str) -> None:
         if plot:
             from archcalc.output.plots import plot_layers
 
-            counted = [r for r in shown if r.macs]
-            _wrote(plot_layers(result.model, [r.label for r in counted], [r.macs for r in counted], plot))
+            counted = [(r.type, r.macs) for r in by_type(result)] if by == "type" else \
+                [(r.label, r.macs) for r in shown]
+            counted = [(label, macs) for label, macs in counted if macs]
+            _wrote(plot_layers(result.model, [label for label, _ in counted], [macs for _, macs in counted], plot,
+                               by))
 
     command.__name__ = view
     command.__doc__ = _VIEW_HELP[view]

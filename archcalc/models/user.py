@@ -88,6 +88,21 @@ def load_object(spec: str) -> tuple[Callable[..., Any], str | None]:
     return getattr(module, attr), file
 
 
+def _defined_in(path: str) -> list[str]:
+    """The public classes (nn.Module's subclasses first) and functions a Python file defines, read without running
+    it; none where it cannot be read."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return []
+    found = [node for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))
+             and not node.name.startswith("_")]
+    modules = [n.name for n in found if isinstance(n, ast.ClassDef) and "Module" in " ".join(map(ast.unparse, n.bases))]
+    return modules + [n.name for n in found if n.name not in modules]
+
+
 def construct(spec: str, kwargs: dict[str, Any]):
     """Call the user's class or function; anything it raises becomes one line naming file and line."""
     import torch
@@ -234,9 +249,13 @@ def lookup(name: str, given_input: tuple[int, ...] | None = None, input_dtypes=N
     if name.endswith((".pt", ".pth", ".ptl")):
         return torchscript_entry(name, given_input, input_dtypes)
     if name.endswith(".py") or "/" in name or "\\" in name:
-        example = f"{name}:Net" if name.endswith(".py") else "path/to/net.py:Net"
+        if name.endswith(".py") and not Path(name).exists():
+            raise InputError(f"no file {name!r} in {Path.cwd()}; a model in a file is named FILE.py:NAME, e.g. "
+                             f"{name}:Net")
+        defined = _defined_in(name) if name.endswith(".py") else []
+        example = f"{name}:{defined[0] if defined else 'Net'}" if name.endswith(".py") else "path/to/net.py:Net"
         raise InputError(f"{name!r} is a file, not a model: name the class or function in it as FILE.py:NAME, e.g. "
-                         f"{example}")
+                         f"{example}" + (f" (it defines: {', '.join(defined)})" if len(defined) > 1 else ""))
     from archcalc.models.catalog import REGISTRY
 
     return REGISTRY.get(name)

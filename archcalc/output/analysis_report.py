@@ -5,10 +5,11 @@ from __future__ import annotations
 from archcalc import conventions
 from archcalc.analysis.counting import NOT_COUNTED
 from archcalc.analysis.records import Analysis, LayerRecord
+from archcalc.analysis.views import TypeTotal, by_type
 from archcalc.formulas.numbers import grouped, human, human_bytes, shape_text, shapes_text
 from archcalc.output.report import FORMULA, INT, Column, Report
 
-VIEWS = ("shapes", "params", "flops", "summary", "rf")
+VIEWS = ("shapes", "params", "flops", "summary", "rf", "types")
 
 _NAME = Column("name", "Layer")
 _TYPE = Column("type", "Type")
@@ -56,6 +57,16 @@ _COLUMNS = {
         Column("rf_size", "Receptive field (input pixels)"),
         Column("rf_jump", "Jump (effective stride)"),
         Column("rf_centre", "Centre of the first unit"),
+    ),
+    "types": (
+        _TYPE,
+        Column("calls", "Rows", INT),
+        Column("params", "Params", INT),
+        Column("params_share", "% of params"),
+        Column("macs", "MACs", INT),
+        Column("macs_share", "% of MACs"),
+        Column("elementwise", "Element-wise ops", INT),
+        Column("activation_bytes", "Activation bytes", INT),
     ),
 }
 
@@ -197,16 +208,31 @@ COUNTS = ("mults", "adds", "both")
 
 def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...], convention: str | None = None,
                     count: str | None = None) -> Report:
+    """A view's table of ``rows`` (the "types" view: every row grouped by its type, ``rows`` unused)."""
     what = view if a.pass_name == "forward" else f"{view}, {a.pass_name} pass"
     title = f"{a.model}: {what} ({_inputs_text(a)}, {a.device}, {a.dtype})"
-    columns, table, lines, data = _COLUMNS[view], [_row(r) for r in rows], footer(a), as_dict(a, rows)
+    if view == "types":
+        groups = by_type(a)
+        members = [[a.records[i] for i in g.indices] for g in groups]
+        table, data = [_type_row(g, a.totals) for g in groups], as_dict(a, ())
+        del data["layers"]
+        data["types"] = [{**{k: v for k, v in g._asdict().items() if k != "indices"}, "flops": 2 * g.macs,
+                          "macs_share": _share(g.macs, a.totals.macs),
+                          "params_share": _share(g.params, a.totals.params)} for g in groups]
+        items, lines = data["types"], (*footer(a), f"{len(groups)} types: every row of `archcalc flops` grouped by its "
+                                                   "type, the largest MACs first; the groups add up to the totals")
+    else:
+        members, table, lines, data = [(r,) for r in rows], [_row(r) for r in rows], footer(a), as_dict(a, rows)
+        items = data["layers"]
+    columns = _COLUMNS[view]
     if count:
         wanted = ("mults", "adds") if count == "both" else (count,)
         headers = {"mults": "Multiplications", "adds": "Additions"}
         columns = (*columns, *(Column(k, headers[k], INT) for k in wanted))
-        for cells, layer, r in zip(table, data["layers"], rows):
+        for cells, item, group in zip(table, items, members):
             for k in wanted:
-                cells[k] = layer[k] = getattr(r, k)
+                values = [v for v in (getattr(r, k) for r in group) if v is not None]
+                cells[k] = item[k] = sum(values) if values else None
         for k in wanted:
             total = sum(getattr(r, k) or 0 for r in a.records)
             data["totals"][k] = total
@@ -216,15 +242,36 @@ def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...], conve
         counts = a.by_convention.get(convention, {})
         below = _subtree_sums(a, counts)
         columns = (*columns, Column("convention", f"Count ({convention})", INT))
-        for cells, r in zip(table, rows):
-            cells["convention"] = below.get(r.index, 0)
+        for cells, item, group in zip(table, items, members):
+            cells["convention"] = item["convention_count"] = sum(below.get(r.index, 0) for r in group)
         total = a.convention_total(convention)
         lines = (*lines, f"Under the {convention} convention: {grouped(total)} ({human(total)}); "
                          "`archcalc reconcile` explains each difference")
         data["convention"] = {"name": convention, "total": total}
-        for layer, r in zip(data["layers"], rows):
-            layer["convention_count"] = below.get(r.index, 0)
-    return Report(title, columns, tuple(table), lines, data)
+    csv = tuple(Column(f"{c.key}_fraction", c.header.replace("%", "Fraction"), c.kind) if c.key.endswith("_share")
+                else c for c in columns) if view == "types" else None  # (shares as numbers a spreadsheet adds)
+    return Report(title, columns, tuple(table), lines, data, csv_columns=csv)
+
+
+def _type_row(g: TypeTotal, totals) -> dict:
+    return {"type": g.type, "calls": g.calls, "params": g.params, "params_share": _percent(g.params, totals.params),
+            "macs": g.macs if g.not_counted < g.calls else None,
+            "macs_share": _percent(g.macs, totals.macs) + (f" ({g.not_counted} not counted)" if g.not_counted else ""),
+            "elementwise": g.elementwise, "activation_bytes": g.activation_bytes,
+            "params_share_fraction": _share(g.params, totals.params),
+            "macs_share_fraction": _share(g.macs, totals.macs)}
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _percent(part: int, whole: int) -> str:
+    """'93.12%' (to two places; '<0.01%' for a share that rounds to nothing, '' for none)."""
+    if not part:
+        return ""
+    share = 100 * part / whole
+    return f"{share:.2f}%" if share >= 0.005 else "<0.01%"
 
 
 def _subtree_sums(a: Analysis, counts) -> dict[int, int]:

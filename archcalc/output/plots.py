@@ -71,8 +71,8 @@ def plot_comparison(models: list[str], params: list[int], macs: list[int], activ
     return target
 
 
-def plot_layers(model: str, names: list[str], macs: list[int], path: str) -> Path:
-    """Per-layer MACs as horizontal bars, in execution order."""
+def plot_layers(model: str, names: list[str], macs: list[int], path: str, per: str = "layer") -> Path:
+    """Per-layer MACs as horizontal bars, in execution order (``per="type"``: each type's, the largest first)."""
     target = _target(path)
     plt = _pyplot()
     height = max(3.0, 0.22 * len(names) + 1)
@@ -81,7 +81,7 @@ def plot_layers(model: str, names: list[str], macs: list[int], path: str) -> Pat
     ax.set_yticks(range(len(names)), labels=names, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("MACs (millions)")
-    ax.set_title(f"{model}: MACs per layer")
+    ax.set_title(f"{model}: MACs per {per}")
     ax.grid(True, axis="x", alpha=0.3)
     _save(fig, target)
     plt.close(fig)
