@@ -142,3 +142,131 @@ def test_rf_command(cli):
     conv = next(layer for layer in data["layers"] if layer["name"] == "features.28")
     assert conv["receptive_field"] == {"size": [196, 196], "jump": [16.0, 16.0], "centre": [8.0, 8.0]}
     assert "212x212 (jump 32x32)" in cli("summary", "vgg16").out
+
+
+class _Windows(nn.Module):
+    """A Swin in miniature, channels-last: 4x4 patches of a 32x32 image (an 8x8 grid), attention within 4x4 windows
+    (16 tokens of 64: matmul, or SDPA), patch merging by strided slices (x[:, 1::2, 0::2], a 4x4 grid at a jump of 8)
+    and attention within a 4x4 window again, which now holds the whole grid."""
+
+    def __init__(self, sdpa=False, width=8):
+        super().__init__()
+        self.sdpa = sdpa
+        self.patches = nn.Conv2d(3, width, 4, stride=4)
+        self.qkv1, self.merge, self.qkv2 = nn.Linear(width, 3 * width), nn.Linear(4 * width, width), \
+            nn.Linear(width, 3 * width)
+
+    def attend(self, x, qkv, side):  # x: (N, H, W, C), windows of side x side
+        n, h, w, c = x.shape
+        tokens = x.view(n, h // side, side, w // side, side, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, side * side, c)
+        q, k, v = qkv(tokens).chunk(3, dim=-1)
+        if self.sdpa:
+            out = nn.functional.scaled_dot_product_attention(q, k, v)
+        else:
+            out = (q @ k.transpose(-2, -1)).softmax(-1) @ v
+        out = out.view(n, h // side, w // side, side, side, c).permute(0, 1, 3, 2, 4, 5).reshape(n, h, w, c)
+        return x + out
+
+    def forward(self, x):
+        x = self.attend(self.patches(x).permute(0, 2, 3, 1), self.qkv1, 4)
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+        return self.attend(self.merge(x), self.qkv2, 4)
+
+
+def _seen(model, size, position):
+    """The input rows and columns whose gradient reaches the output at (h, w) of a channels-last output."""
+    x = torch.randn(1, 3, size, size, requires_grad=True)
+    model(x)[0, position[0], position[1]].sum().backward()
+    seen = x.grad[0].abs().sum(dim=0)
+    rows, cols = torch.nonzero(seen.sum(dim=1)).flatten(), torch.nonzero(seen.sum(dim=0)).flatten()
+    return rows.max().item() - rows.min().item() + 1, cols.max().item() - cols.min().item() + 1
+
+
+def test_attention_within_windows_is_not_taken_for_the_whole_input():
+    """Window attention over 16 of the grid's 64 positions sees a 16x16-pixel window, not the 32x32 image (the
+    gradient method says so), so its field, and the residual sum's, is not tracked (it read the whole input); the
+    patch merging's strided slices double the jump (4 -> 8), so the second stage's 4x4 window holds the whole 4x4
+    grid, and sees the whole image."""
+    torch.manual_seed(0)
+    for sdpa in (False, True):
+        model = _Windows(sdpa)
+        first = nn.Sequential(model.patches, _ChannelsLast(0, 2, 3, 1))
+        assert _seen(lambda x: model.attend(first(x), model.qkv1, 4), 32, (5, 2)) == (16, 16)
+        assert _seen(model, 32, (1, 2)) == (32, 32)
+        a = analyse_module(model, "windows", (1, 3, 32, 32), torch.device("cpu"), torch.float32)
+        by = {r.label: r.receptive for r in a.records}
+        attention = [r for r in a.records if r.type in ("matmul", "scaled_dot_product_attention")]
+        assert by["patches"].size == (4, 4) and by["patches"].jump == (4, 4)
+        assert attention[0].receptive.part and by["add"].part and not by["add"].whole
+        slices = [by[label] for label in ("getitem", "getitem (2)", "getitem (3)", "getitem (4)")]
+        assert all(f.part and f.jump == (8, 8) for f in slices)  # (the grid it is on: 4x4 of 32x32 pixels)
+        assert attention[-1].receptive.whole and by["add (2)"].whole
+        report = a.report("rf")
+        assert next(row for row in report.rows if row["name"] == "add")["rf_size"] == "window: not tracked"
+        assert any(line.startswith("Note: window: not tracked: attention within a part") for line in report.footer)
+
+
+class _Focus(nn.Module):
+    """YOLOv5's Focus: four strided slices a pixel apart, concatenated, then a 3x3 convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(12, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(torch.cat([x[..., ::2, ::2], x[..., 1::2, ::2], x[..., ::2, 1::2], x[..., 1::2, 1::2]], 1))
+
+
+def test_strided_slices_set_the_jump_and_merged_paths_take_their_union():
+    """Each slice: one pixel at a jump of 2, the centre 0.5 or 1.5; their concatenation 2x2 (centre 1); the 3x3
+    convolution over it 2 + 2*2 = 6 pixels, jump 2: as the gradient method measures (a unit inside the image)."""
+    torch.manual_seed(0)
+    model = _Focus()
+    a = analyse_module(model, "focus", (1, 3, 16, 16), torch.device("cpu"), torch.float32)
+    by = {r.label: r.receptive for r in a.records}
+    assert (by["getitem (2)"].size, by["getitem (2)"].jump, by["getitem (2)"].centre) == ((1, 1), (2, 2), (1.5, 0.5))
+    assert (by["cat"].size, by["cat"].centre) == ((2, 2), (1.0, 1.0))
+    assert (by["conv"].size, by["conv"].jump) == ((6, 6), (2, 2))
+    x = torch.randn(1, 3, 16, 16, requires_grad=True)
+    model(x)[0, :, 3, 4].sum().backward()
+    seen = x.grad[0].abs().sum(dim=0)
+    rows, cols = torch.nonzero(seen.sum(dim=1)).flatten(), torch.nonzero(seen.sum(dim=0)).flatten()
+    assert (rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item()) == (4, 9, 6, 11)
+
+
+def test_each_fields_grid_is_its_maps_spatial_size():
+    """The grid a field's units lie on, (n + 2P - K')/S + 1 a side (GoogLeNet's ceil_mode pools rounded up, adaptive
+    pooling's output), is the output's spatial size on every row of a channels-first map: the positions that tell
+    attention over all of them from attention within a window."""
+    for name in ("googlenet", "resnet50", "densenet121", "lenet5"):
+        a = analyse(REGISTRY.get(name))
+        maps = [r for r in a.records if r.receptive is not None and not r.receptive.whole
+                and len(r.output_shapes[0]) == 2 + len(r.receptive.grid)]
+        assert len(maps) >= 10 and all(r.receptive.grid == r.output_shapes[0][2:] for r in maps), name
+
+
+class _Mixer(nn.Module):
+    """MLP-Mixer in miniature: 4x4 patches of a 16x16 image (16 tokens), a channel MLP per token, a token-mixing
+    linear layer over the 16 positions (on (N, C, L)), and the same mixing written as a product with a weight."""
+
+    def __init__(self, product=False):
+        super().__init__()
+        self.product = product
+        self.patches, self.channels, self.tokens = nn.Conv2d(3, 8, 4, stride=4), nn.Linear(8, 8), nn.Linear(16, 16)
+
+    def forward(self, x):
+        t = self.channels(self.patches(x).flatten(2).transpose(1, 2))  # (N, 16, 8): per token
+        mixed = t.transpose(1, 2) @ self.tokens.weight.T if self.product else self.tokens(t.transpose(1, 2))
+        return mixed.transpose(1, 2)
+
+
+def test_mixing_tokens_sees_the_whole_input_and_a_channel_map_does_not():
+    for product in (False, True):
+        model = _Mixer(product)
+        a = analyse_module(model, "mixer", (1, 3, 16, 16), torch.device("cpu"), torch.float32)
+        by = {r.label: r.receptive for r in a.records}
+        assert by["channels"].size == (4, 4) and by["channels"].grid == (4, 4)
+        assert a.records[-1].receptive.whole and not by["channels"].whole
+        x = torch.randn(1, 3, 16, 16, requires_grad=True)
+        model(x)[0, 5].sum().backward()
+        assert (x.grad[0].abs().sum(dim=0) > 0).all()  # (the gradient method: every pixel)

@@ -1023,7 +1023,7 @@ class Tracer(TorchFunctionMode):
         self.inputs.append(x)
         self.producers[id(x)] = (weakref.ref(x), -1)
         if x.dim() >= 3:
-            self._set_field(x, receptive.Field.of_input(x.dim() - 2))
+            self._set_field(x, receptive.Field.of_input(tuple(x.shape[2:])))
 
     def _set_field(self, t: torch.Tensor, field) -> None:
         if field is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from archcalc import conventions
 from archcalc.analysis.counting import NOT_COUNTED
+from archcalc.analysis.receptive import PART_NOTE
 from archcalc.analysis.records import Analysis, LayerRecord
 from archcalc.analysis.views import TypeTotal, by_type
 from archcalc.formulas.numbers import grouped, human, human_bytes, shape_text, shapes_text
@@ -93,8 +94,8 @@ def _row(r: LayerRecord) -> dict:
 def _field_cells(field) -> dict:
     if field is None:
         return {"rf": "—", "rf_size": "not computed", "rf_jump": "", "rf_centre": ""}
-    if field.whole:
-        return {"rf": "whole input", "rf_size": "whole input", "rf_jump": "", "rf_centre": ""}
+    if field.whole or field.part:
+        return {"rf": field.text(), "rf_size": field.text(), "rf_jump": "", "rf_centre": ""}
     return {"rf": field.text(), "rf_size": shape_text(field.size),
             "rf_jump": "x".join(f"{j:g}" for j in field.jump), "rf_centre": ", ".join(f"{c:g}" for c in field.centre)}
 
@@ -102,8 +103,8 @@ def _field_cells(field) -> dict:
 def _field_dict(field) -> dict | None:
     if field is None:
         return None
-    if field.whole:
-        return {"size": "whole", "jump": None, "centre": None}
+    if field.whole or field.part:
+        return {"size": "whole" if field.whole else "part", "jump": None, "centre": None}
     return {"size": list(field.size), "jump": list(field.jump), "centre": list(field.centre)}
 
 
@@ -224,6 +225,8 @@ def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...], conve
     else:
         members, table, lines, data = [(r,) for r in rows], [_row(r) for r in rows], footer(a), as_dict(a, rows)
         items = data["layers"]
+        if view in ("rf", "summary") and any(r.receptive is not None and r.receptive.part for r in rows):
+            lines = (*lines, f"Note: {PART_NOTE}")
     columns = _COLUMNS[view]
     if count:
         wanted = ("mults", "adds") if count == "both" else (count,)
