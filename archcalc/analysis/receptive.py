@@ -192,9 +192,10 @@ def _rule(module):
 
     if isinstance(module, nn.Linear):
         return _linear
-    if isinstance(module, (RBFOutput, nn.MultiheadAttention, nn.RNNBase, nn.RNNCellBase, nn.GroupNorm)):
-        return _attention if isinstance(module, nn.MultiheadAttention) else _whole  # every output mixes every
-        # input position: attention (over every token), recurrence, a global norm
+    if isinstance(module, nn.MultiheadAttention):
+        return _attention  # over every token of the grid, or a window of it
+    if isinstance(module, (RBFOutput, nn.RNNBase, nn.RNNCellBase, nn.GroupNorm)):
+        return _whole  # every output mixes every input position: recurrence, a global norm
     if isinstance(module, nn.modules.instancenorm._InstanceNorm):
         return _instance_norm
     if isinstance(module, (nn.LayerNorm, *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))):
@@ -329,18 +330,6 @@ def _product(known: list[Field], contracted: list[int], lengths: list[int]) -> F
     return field if len(known) == 1 else mixing(field, lengths)
 
 
-def _contracted(call) -> list[int] | None:
-    """The sizes of an einsum's contracted indices (those its output does not keep); None without an equation."""
-    indices = _indices(call)
-    return None if indices is None else [n for c, n in indices[0].items() if c not in indices[1]]
-
-
-def _kept(call) -> list[int]:
-    """The sizes of an einsum's indices that its output keeps (QKᵀ's queries and keys)."""
-    sizes, output = _indices(call)
-    return [n for c, n in sizes.items() if c in output]
-
-
 def _indices(call) -> tuple[dict[str, int], str] | None:
     """An einsum's index sizes and its output's indices, from its equation and its operands' shapes (an ellipsis's
     axes are the batch's, neither kept nor read here); None without an equation (the sublist form)."""
@@ -375,18 +364,19 @@ def for_op(name: str, call, fields: list):
         return _features(known[0], call.inputs[0])  # applied per token or per position, or over the tokens
     if name == "getitem":  # x[..., 0::2, 0::2, :]: a subsampling (Swin's patch merging, YOLOv5's Focus)
         return _strided(known[0], call.arg(1, "idx"), len(call.inputs[0]))
-    if name == "einsum":  # by its contracted indices: attention's keys (bhqk,bhkd->bhqd), or a feature (SAM's
-        contracted = _contracted(call)  # relative positions, bhwc,hkc->bhwk): over all positions, or a part
-        if contracted is None:  # (the sublist form, einsum(x, [0, 1], y, [1, 2]): the whole, as before)
+    if name == "einsum":  # by the indices it sums over: attention's keys (bhqk,bhkd->bhqd), or a feature (SAM's
+        indices = _indices(call)  # relative positions, bhwc,hkc->bhwk): over all positions, or a part
+        if indices is None:  # (the sublist form, einsum(x, [0, 1], y, [1, 2]): the whole, as before)
             return whole(known[0])
-        return merge(known) if not contracted else _product(known, contracted, contracted + _kept(call))
+        contracted = [n for c, n in indices[0].items() if c not in indices[1]]
+        kept = [n for c, n in indices[0].items() if c in indices[1]]  # (QKᵀ's queries and keys)
+        return merge(known) if not contracted else _product(known, contracted, contracted + kept)
     if name in _SEQUENCES:  # attention: over every position of the grid, or over a window of it
-        axes = _SEQUENCES[name]
+        read, *axes = _SEQUENCES[name]
+        lengths = [shape[axis] for shape in call.inputs[:read] for axis in axes if len(shape) >= 2]
         if name in ("matmul", "bmm", "baddbmm"):  # (by what it contracts: a[..., k] with b[..., k, :])
-            return _product(known, [call.inputs[axes[0] - 2][-1]], [shape[axis] for shape in call.inputs[:axes[0]]
-                                                                    for axis in axes[1:] if len(shape) >= 2])
-        return mixing(merge(known), [shape[axis] for shape in call.inputs[:axes[0]] for axis in axes[1:]
-                                     if len(shape) >= 2])
+            return _product(known, [call.inputs[read - 2][-1]], lengths)
+        return mixing(merge(known), lengths)
     if name in _WHOLE_OPS:
         if name in ("sum", "mean", "amax", "amin", "max", "min", "prod"):
             if call.of_two_tensors:
