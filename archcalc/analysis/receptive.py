@@ -274,8 +274,8 @@ def adaptive(field: Field, sizes_in, sizes_out) -> Field:
     return window(field, kernel, stride, 0, 1, grid=tuple(sizes_out))
 
 
-_WHOLE_OPS = {"linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum", "sum", "mean", "amax", "amin", "max", "min",
-              "prod", "scaled_dot_product_attention", "multi_head_attention_forward", "_native_multi_head_attention",
+_WHOLE_OPS = {"linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum", "sum", "mean", "amax", "amin", "max",
+              "min", "prod", "scaled_dot_product_attention", "multi_head_attention_forward", "_native_multi_head_attention",
               "lstm", "gru", "rnn_tanh", "rnn_relu", "group_norm", "instance_norm"}
 # An attention's sequences: (how many of its first tensors are read, then the axes holding their tokens). A product
 # of matrices mixes along its last two axes (QKᵀ's queries and keys, PV's keys); SDPA's q and k are (..., L, E); the
