@@ -215,9 +215,14 @@ class Needs(NamedTuple):
         return any(found) if found and len(names) == len(self.flags) else self.weights
 
 
+def layer_parameters(module: Any):
+    """A layer's parameters, in the order the trace holds them: a leaf's own slots, None ones too (an absent bias); a
+    container's, recursively."""
+    return module.parameters() if module._modules else module._parameters.values()
+
+
 def parameter_names(module: Any) -> list[str]:
-    """A layer's parameters' names, in the order the trace holds them (a leaf's own slots, None ones too; a
-    container's, recursively)."""
+    """A layer's parameters' names, in layer_parameters' order."""
     return [n for n, _ in module.named_parameters()] if module._modules else list(module._parameters)
 
 

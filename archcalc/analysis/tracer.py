@@ -35,8 +35,8 @@ from torch.overrides import TorchFunctionMode
 from archcalc.analysis import (aten, custom_functions, differentiated, forward_over_reverse, receptive, storages,
                                transforms)
 from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
-                                       OpCall, counter_for_type, grad_counter_for_type, needs_of, op_name,
-                                       parameter_names, with_elementwise)
+                                       OpCall, counter_for_type, grad_counter_for_type, layer_parameters, needs_of,
+                                       op_name, parameter_names, with_elementwise)
 from archcalc.analysis.origins import origin, spelling
 from archcalc.analysis.packed import (QUANTIZED, object_weights, packed_object, packed_weights,
                                      quantization_parameters)
@@ -493,8 +493,7 @@ class Tracer(TorchFunctionMode):
         # what it does here. The usual call passes one tensor and returns one.)
         inputs = [args[0]] if len(args) == 1 and isinstance(args[0], Tensor) else tensors_in(args)
         if index is not None and transforms.active():
-            self._transformed(index, inputs + tensors_in(kwargs), () if counter is None else module.parameters()
-                              if module._modules else module._parameters.values())  # (as Needs names them)
+            self._transformed(index, inputs + tensors_in(kwargs), () if counter is None else layer_parameters(module))
         frame = _new_tuple(_Frame, (module, index, row, calls, depth, parent, counter, inputs, []))
         quiet = False
         if counter is not None:
@@ -591,7 +590,7 @@ class Tracer(TorchFunctionMode):
         # A layer owns its parameters (a leaf's own slots; an absent bias is None), and one given to it as an
         # input, if none used it before (SEW-D's relative position table, rel_embeddings.weight, into a
         # LayerNorm): it did run, and its gradient is the layer's ∂x.
-        own = module.parameters() if module._modules else module._parameters.values()
+        own = layer_parameters(module)
         if self.packed and id(module) in self.packed:
             own = self.packed[id(module)]
         grad = None

@@ -218,8 +218,8 @@ def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...], conve
         table, data = [_type_row(g, a.totals) for g in groups], as_dict(a, ())
         del data["layers"]
         data["types"] = [{**{k: v for k, v in g._asdict().items() if k != "indices"}, "flops": 2 * g.macs,
-                          "macs_share": _share(g.macs, a.totals.macs),
-                          "params_share": _share(g.params, a.totals.params)} for g in groups]
+                          "macs_share": row["macs_share_fraction"], "params_share": row["params_share_fraction"]}
+                         for g, row in zip(groups, table)]
         items, lines = data["types"], (*footer(a), f"{len(groups)} types: every row of `archcalc flops` grouped by its "
                                                    "type, the largest MACs first; the groups add up to the totals")
     else:
