@@ -632,8 +632,8 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
                 f"{r.label} turned batch {batch} into {r.output_shapes[0][0]}: the model flattens to a fixed "
                 f"size ({shape_text(r.output_shapes[0][1:])}) that this input does not give per sample"
             )
-    alone = next((text for r in records if r.input_shapes and
-                  (text := unbatched(r.type, r.input_shapes[0], model_input))), "") if model_input else ""
+    alone = next((text for r in records if r.input_shapes and r.input_shapes[0] == model_input and
+                  (text := unbatched(r.type, model_input, model_input))), "") if model_input else ""
     if alone:
         notes.append(alone)
     quantized = sorted({r.type for r in records if r.macs and r.type.startswith(QUANTIZED_TYPES)})

@@ -481,7 +481,7 @@ class Tracer(TorchFunctionMode):
         if row:
             index = self.next_index
             self.next_index = index + 1
-            if sys._getframe(1).f_code not in _CALLS:  # (not Module.__call__'s: the forward called itself)
+            if id(sys._getframe(1).f_code) not in _CALLS:  # (not Module.__call__'s: the forward called itself)
                 self.direct.add(index)
         stack = self.stack
         if stack:
@@ -605,7 +605,8 @@ class Tracer(TorchFunctionMode):
                 grad = _gradient(counter, call, count, inputs, used)
             if self.tangents and frame.index in self.tangents:
                 count, grad = self._with_tangents(frame.index, counter, call, count, grad)
-        foreign = [t for t in inputs if isinstance(t, nn.Parameter)]
+        foreign = [t for t in inputs if type(t) is not Tensor and isinstance(t, nn.Parameter)]  # (a plain tensor
+        # is none: the test of its class alone, without Parameter's own __instancecheck__, a Python call)
         if foreign:
             own = [*own, *foreign]
         self._record(frame, type_name(module), LAYER, inputs, outputs, shapes_in, shapes_out, count, own, field, "",
@@ -1115,8 +1116,10 @@ _LOOKUPS = (nn.Embedding, nn.EmbeddingBag)
 _LOOKUP_FORWARDS = (nn.Embedding.forward, nn.EmbeddingBag.forward)
 # The code that calls a module's forward when the module itself is called, and runs its hooks (Module.__call__ is
 # _wrapped_call_impl, which calls _call_impl; torch.jit's tracing calls _slow_forward from _call_impl).
-_CALLS = frozenset(f.__code__ for f in (getattr(nn.Module, name, None) for name in
-                                        ("_call_impl", "_wrapped_call_impl", "_slow_forward")) if f is not None)
+_CALLS = frozenset(id(f.__code__) for f in (getattr(nn.Module, name, None) for name in
+                                            ("_call_impl", "_wrapped_call_impl", "_slow_forward")) if f is not None)
+# (by id: a code object's hash is computed anew at each test, from its bytecode and constants; these live as long
+# as nn.Module)
 
 
 def _grad_nodes(outputs) -> tuple:
