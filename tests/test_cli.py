@@ -117,6 +117,8 @@ def test_bottleneck_table_shows_every_term(cli):
     (("outsize", "7", "x"), 2, "Invalid value"),
     (("bottleneck", "480", "0", "48"), 1, "C_MID must be a positive integer"),
     (("bottleneck", "480", "16"), 2, "Missing argument"),
+    (("bottleneck", "480", "-16", "48"), 2, "-16 reads as an option: a negative number"),  # (not "No such option: -1")
+    (("outsize", "7", "-3"), 2, "-3 reads as an option"),
     (("nosuch",), 2, "No such command"),
     (("shapes", "cnnet", "--bogus"), 2, "No such option"),
 ])

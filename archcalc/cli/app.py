@@ -7,6 +7,7 @@ arithmetic commands (outsize, bottleneck) and --help answer without loading torc
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -66,7 +67,7 @@ _VIEW_HELP = {
     "params": "Parameters of every layer with their arithmetic, e.g. LeNet-5 C1 (5*5*1 + 1)*6 = 156.",
     "flops": "MACs (multiply-accumulates of conv/linear/matmul), FLOPs = 2 x MACs, and element-wise work.",
     "summary": "Output shapes, parameters, MACs and activation memory of every layer, with totals.",
-    "rf": "Receptive field of every layer: size in input pixels, jump (effective stride) and centre; branches take the largest path.",
+    "rf": "Receptive field of every layer: size in input pixels, jump (effective stride) and centre; where branches meet, their union.",
 }
 
 
@@ -531,6 +532,17 @@ def _error(message: str) -> None:
     print(f"archcalc: error: {message}", file=sys.stderr)
 
 
+def _negative(error: Exception, args: list[str]) -> str:
+    """Where a negative number was given as an argument (``bottleneck 480 -16 48``), which the parser reads as the
+    short options -1 and -6 ("No such option: -1"), what it was; else ''."""
+    name = getattr(error, "option_name", None)
+    if type(error).__name__ != "NoSuchOption" or not name:
+        return ""
+    given = next((a for a in args if re.fullmatch(r"-\d+(\.\d*)?", a) and a.startswith(name)), None)
+    return f"{given} reads as an option: a negative number is no size, count or channel number here; give one of " \
+           f"at least 1" if given else ""
+
+
 def main(argv: list[str] | None = None) -> None:
     """The one error boundary: library errors exit 1, bad arguments exit 2, each as one line."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -558,7 +570,7 @@ def main(argv: list[str] | None = None) -> None:
             print(context.get_help())
             sys.exit(2)
         where = f"archcalc {context.info_name}" if context is not None and context.parent else "archcalc"
-        _error(f"{error.format_message()} (see `{where} --help`)".replace("\n", " "))
+        _error(f"{_negative(error, args) or error.format_message()} (see `{where} --help`)".replace("\n", " "))
         sys.exit(getattr(error, "exit_code", 2))
     except BrokenPipeError:
         sys.exit(0)
