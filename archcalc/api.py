@@ -191,7 +191,7 @@ def time(models: Any, input_size: Size | Sequence[Size] | None = None, *, batch:
         return Timings([measure(_example_entry(n, inputs), None, 1, device, _dtype_name(dtype), options)
                         for n in names], options)
     given, batch = _given(input_size, batch)
-    return Timings([measure(_entry(n, given, args), given, batch, device, _dtype_name(dtype), options,
+    return Timings([measure(_entry(n, given, args, batch), given, batch, device, _dtype_name(dtype), options,
                             input_dtypes=input_dtypes) for n in names], options)
 
 
@@ -225,7 +225,7 @@ def memory(model: Any, input_size: Size | Sequence[Size] | None = None, *, input
         given, entry = None, _example_entry(model, inputs)
     else:
         given, batch = _given(input_size, batch)
-        entry = _entry(model, given)
+        entry = _entry(model, given, batch=batch)
     implied = "cuda" if (measure or "").startswith("cuda") or str(fit).strip().lower() == "device" else "cpu"
     kind = device_kind(device or implied)
     if fit is not None and batch != 1:
@@ -261,7 +261,7 @@ def reconcile(model: Any, input_size: Size | None = None, *, inputs: Any = None,
     given, batch = _given(input_size, batch)
     if given is not None and not isinstance(given[0], int):
         raise InputError("reconcile takes one input size (with the batch), e.g. (1, 3, 224, 224)")
-    return reconciled(_entry(model, given), given, batch)
+    return reconciled(_entry(model, given, batch=batch), given, batch)
 
 
 def check(files: Sequence[str] | None = None) -> list:
@@ -304,8 +304,9 @@ def _named(name: str, sizes, inputs, input_dtypes, batch: int, device: str, dtyp
         return engine.placed(lambda d: engine.build_noted(entry, d, torch_dtype, overrides), entry.name, given, device,
                              torch_dtype, backward=backward)
     size, batch = _given(sizes, batch)
-    return engine.analyse(lookup(name, size, input_dtypes), size, batch=batch, device=device, dtype=dtype,
-                          overrides=overrides, backward=backward, input_dtypes=input_dtypes)
+    entry = _full_shape(lookup(name, size, input_dtypes), size, batch)
+    return engine.analyse(entry, size, batch=batch, device=device, dtype=dtype, overrides=overrides,
+                          backward=backward, input_dtypes=input_dtypes)
 
 
 def _same_batch(sizes, batch: int) -> None:
@@ -338,7 +339,7 @@ def _example_entry(model: Any, inputs: Any):
     return example_entry(model, inputs) if _is_module(model) else replaced(_entry(model, None), example=inputs)
 
 
-def _entry(name: Any, given, args: Mapping[str, Any] | None = None):
+def _entry(name: Any, given, args: Mapping[str, Any] | None = None, batch: int | None = None):
     from archcalc.models.arguments import split_arguments, with_arguments
     from archcalc.models.user import lookup, module_entry
 
@@ -350,7 +351,22 @@ def _entry(name: Any, given, args: Mapping[str, Any] | None = None):
         raise InputError(f"give an nn.Module, a registered name or a FILE.py:NAME spec here, not "
                          f"{type(name).__name__}")
     name, own = split_arguments(name)
-    return with_arguments(lookup(name, given), {**dict(args or {}), **own})
+    return with_arguments(_full_shape(lookup(name, given), given, batch), {**dict(args or {}), **own})
+
+
+def _full_shape(entry, given, batch: int | None = None):
+    """The entry, where ``given`` (a size the caller gave, without its first number, the batch) has the rank of a
+    registered model's input: the command line's shorthands (HxW with the model's channels, one number for a
+    square) do not apply here, where (3, 224, 224) would otherwise be a batch of 3 224x224 images."""
+    default = entry.default_input
+    if entry.family == "user" or not default or given is None or not given or not isinstance(given[0], int) or \
+            len(given) >= len(default):
+        return entry
+    shape = (batch, *given) if batch is not None else None
+    said = f"{shape} " if shape is not None else ""
+    raise InputError(f"input_size {said}is the full shape with the batch first, and {entry.name} takes "
+                     f"{(1, *default)} for one sample: give {len(default) + 1} sizes (the command line's --input, "
+                     f"without the batch, is the one that takes HxW or one number for a square)")
 
 
 def _sizes(input_size) -> list[tuple[int, ...]] | None:

@@ -293,6 +293,14 @@ def test_bad_arguments_get_one_clear_error():
     with pytest.raises(InputError, match="fit must be a positive number of bytes"):
         archcalc.memory(MLP(), (1, 784), fit=-5)
     assert [row.model for row in archcalc.compare("cnnet")] == ["cnnet"]  # one name is one model, not letters
+    # A registered model's size without its batch: (3, 32, 32) was read as a batch of 3 of 32x32 images (the command
+    # line's HxW, the channels filled in), three times one image's MACs, with no word of it.
+    for call in (lambda: archcalc.analyze("cnnet", (3, 32, 32)), lambda: archcalc.memory("cnnet", (3, 32, 32)),
+                 lambda: archcalc.reconcile("cnnet", (3, 32, 32)), lambda: archcalc.time("cnnet", (3, 32, 32))):
+        with pytest.raises(InputError, match=r"is the full shape with the batch first, and cnnet takes "
+                                             r"\(1, 3, 32, 32\) for one sample: give 4 sizes"):
+            call()
+    assert archcalc.analyze("cnnet", (3, 3, 32, 32)).totals.macs == 3 * archcalc.analyze("cnnet").totals.macs
     for options, message in (({"repeat": 0}, "repeat must be"), ({"warmup": -1}, "warmup must be"),
                              ({"min_time": float("nan")}, "min_time must be"), ({"threads": 0}, "threads must be"),
                              ({"training": True, "optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
