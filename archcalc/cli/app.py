@@ -493,7 +493,7 @@ def homework(
     lang: Annotated[str, typer.Option("--lang", help="en, or ko (the lectures' Korean terms).")] = "en",
     out: Annotated[Optional[str], typer.Option("--out", help="Folder for questions.md, answers.md and answers.csv; "
                                                              "default homework/KIND-seedS-levelL.")] = None,
-    force: Force = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the files of an earlier set in --out.")] = False,
 ) -> None:
     """A homework set: new questions with answer keys that show the lecture's arithmetic, every answer checked
     by building the layer in PyTorch on the meta device."""
