@@ -15,6 +15,7 @@ them, or a dict of keyword inputs), as fvcore and torchinfo's input_data take on
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,11 @@ if TYPE_CHECKING:  # (torch is imported when a function runs, not when archcalc 
 __all__ = ["analyze", "check", "compare", "memory", "reconcile", "rf", "summary", "time"]
 
 Size = Sequence[int]
+
+# Whether the calls come from the command line (cli/app.py's main sets it while a command runs): its --input, the size
+# without the batch, may be a shorthand (HxW with the model's channels, one number for a square), which a Python
+# caller's input_size, a full shape, is not (_full_shape).
+COMMAND_LINE: ContextVar[bool] = ContextVar("archcalc_command_line", default=False)
 
 
 def analyze(model: Any, input_size: Size | Sequence[Size] | None = None, *, inputs: Any = None,
@@ -359,7 +365,7 @@ def _full_shape(entry, given, batch: int | None = None):
     registered model's input: the command line's shorthands (HxW with the model's channels, one number for a
     square) do not apply here, where (3, 224, 224) would otherwise be a batch of 3 224x224 images."""
     default = entry.default_input
-    if entry.family == "user" or not default or given is None or not given or not isinstance(given[0], int) or \
+    if COMMAND_LINE.get() or entry.family == "user" or not default or given is None or not given or not isinstance(given[0], int) or \
             len(given) >= len(default):
         return entry
     shape = (batch, *given) if batch is not None else None

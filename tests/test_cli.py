@@ -215,6 +215,18 @@ def test_an_own_package_from_the_current_folder(cli, tmp_path, monkeypatch):
     assert missing.code == 1 and "nopkg.models:build: no module named 'nopkg' in the current folder" in missing.err
 
 
+def test_the_command_lines_size_shorthands_stay_its_own(cli):
+    """--input is the size without the batch, and may be HxW or one number (a square) with the model's channels;
+    the Python API's input_size, a full shape, may not: (3, 32, 32) there would be read as a batch of 3."""
+    import archcalc
+    from archcalc.errors import InputError
+
+    assert cli("shapes", "cnnet", "--input", "64", "--batch", "3", "-f", "json").json()["input_shape"] == [3, 3, 64, 64]
+    assert cli("shapes", "cnnet", "--input", "40x48", "-f", "json").json()["input_shape"] == [1, 3, 40, 48]
+    with pytest.raises(InputError, match="is the full shape with the batch first"):  # (after the commands, as before)
+        archcalc.analyze("cnnet", (3, 64, 64))
+
+
 @pytest.mark.parametrize("args,message", [
     (("params", "net.py"), "no file 'net.py' in "),
     (("memory", "cnnet", "--measure", "gpu"), "unknown --measure 'gpu'; use cpu or cuda"),

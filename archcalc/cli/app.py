@@ -549,6 +549,17 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("ARCHCALC_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     command = typer.main.get_command(app)
+    from archcalc.api import COMMAND_LINE
+
+    token = COMMAND_LINE.set(True)  # (its --input sizes may be shorthands: api._full_shape)
+    try:
+        _run(command, args, debug)
+    finally:  # (main called in a Python session, as the tests do, leaves the API's calls after it as they were)
+        COMMAND_LINE.reset(token)
+
+
+def _run(command, args: list[str], debug: bool) -> None:
+    """The command run, each error turned into its line and exit code."""
     try:
         code = command.main(args=args, prog_name="archcalc", standalone_mode=False)
     except ArchcalcError as error:
