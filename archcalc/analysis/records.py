@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from archcalc.errors import InputError
 from archcalc.formulas.numbers import shapes_text
+from archcalc.formulas.params import tensor_params
 from archcalc.shown import Shown
 
 Shape = tuple[int, ...]
@@ -21,6 +22,37 @@ Shape = tuple[int, ...]
 LAYER = "layer"  # a module with a registered formula, counted as one
 OP = "op"  # a functional operation (torch.add, torch.cat, out * CA_map, F.relu, ...)
 MODULE = "module"  # any other module: its cost is that of the layers and operations inside it
+
+
+class Formulas(Mapping):
+    """A record's arithmetic, written out the first time it is read: most uses of a trace print
+    only some rows, and a table of text costs more to write than the numbers do to count."""
+
+    __slots__ = ("_names", "_params", "_source", "_text")
+
+    def __init__(self, source, params: list, names: Mapping[int, str]):
+        """``params``: the parameters the row owns; ``names``: id -> slot name (weight, bias)."""
+        self._source, self._params, self._names, self._text = source, params, names, None
+
+    def _all(self) -> dict[str, str]:
+        if self._text is None:
+            text = dict(self._source() if callable(self._source) else self._source)
+            if not self._params:
+                text.pop("params", None)
+            elif "params" not in text:
+                named = [(self._names[id(p)], tuple(p.shape)) for p in self._params if id(p) in self._names]
+                text["params"] = str(tensor_params(named))
+            self._text, self._source, self._params, self._names = text, None, None, None
+        return self._text
+
+    def __getitem__(self, key: str) -> str:
+        return self._all()[key]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 class LayerRecord(NamedTuple):

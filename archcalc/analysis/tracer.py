@@ -7,8 +7,13 @@ operations called anywhere else (the forward of a container or of the model: tor
 out * CA_map, expand_as, view, F.relu, F.max_pool2d) become records of their own, named after the
 module whose forward runs them.
 
+Here: the module calls, the mode, and the records they make. Apart: what the parts share (calls.py: a call's Frame,
+the tensors in its arguments), autograd's work inside a forward (autograd_rows.py: custom autograd.Functions,
+torch.autograd.grad, torch.func's transforms), a record's backward count (gradients.py) and the compiled code a
+trace runs as Python (eager.py).
+
 Speed: a trace costs Python work between the layers' kernels, so what can wait does. Formula text is
-written when a row is read (tracer.Formulas); on the meta device each record is worked out after
+written when a row is read (records.Formulas); on the meta device each record is worked out after
 the forward pass (Tracer(deferred=True)); the per-module facts are settled once, when the forward
 is wrapped. benchmarks/speed.py measures the result against a bare meta forward pass.
 """
@@ -20,11 +25,9 @@ import itertools
 import sys
 import weakref
 from collections import ChainMap, Counter
-from collections.abc import Mapping
 from functools import partial
 from math import prod
 from operator import attrgetter
-from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -32,23 +35,22 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.fx import GraphModule
 from torch.overrides import TorchFunctionMode
 
-from archcalc.analysis import (aten, custom_functions, differentiated, forward_over_reverse, receptive, storages,
-                               transforms)
-from archcalc.analysis.counting import (GRAD_OPS, NO_GRADIENT, NO_PRODUCTS, NOT_COUNTED, OPS, Count, ModuleCall, Needs,
-                                       OpCall, counter_for_type, grad_counter_for_type, layer_parameters, needs_of,
-                                       op_name, parameter_names, with_elementwise)
+from archcalc.analysis import aten, custom_functions, differentiated, receptive, storages, transforms
+from archcalc.analysis.autograd_rows import AutogradRows
+from archcalc.analysis.calls import (BACKWARD_RUN, NO_TORCH_FUNCTION, Frame, autograd_nodes, new_tuple, shapes_of,
+                                     tensors_in)
+from archcalc.analysis.counting import (GRAD_OPS, NOT_COUNTED, OPS, Count, ModuleCall, OpCall, counter_for_type,
+                                       grad_counter_for_type, layer_parameters, op_name)
+from archcalc.analysis.eager import compiled_eagerly, flex_eagerly, scripted_eagerly
+from archcalc.analysis.gradients import FORWARD_AD_BACKWARD, gradient
 from archcalc.analysis.origins import origin, spelling
 from archcalc.analysis.packed import (QUANTIZED, object_weights, packed_object, packed_weights,
                                      quantization_parameters)
-from archcalc.analysis.records import LAYER, MODULE, OP, LayerRecord
+from archcalc.analysis.records import LAYER, MODULE, OP, Formulas, LayerRecord
 from archcalc.analysis.stand_ins import stand_in
 from archcalc.errors import chain
-from archcalc.formulas.params import tensor_params
 from archcalc.patching import on_class, replaced
 
-# The hooks' own tensor queries (shape, numel, element_size) are not operations of the model:
-# switching torch-function handling off around them saves the mode thousands of calls.
-_NO_TORCH_FUNCTION = torch._C.DisableTorchFunction
 # A counted layer's forward runs with the mode stepped off PyTorch's torch-function stack (its inner
 # calls are not the model's operations, and stepping aside saves their cost). Those are private
 # functions: a PyTorch without them gets the public path, where the mode stays on the stack and a
@@ -86,52 +88,12 @@ def modules_of(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return found
 
 
-def tensors_in(value) -> list[torch.Tensor]:
-    """The tensors in an argument, a tuple, list or dict of them (Hugging Face's ModelOutput is one), at any
-    depth (flat, in order)."""
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, dict):
-        value = tuple(value.values())
-    elif not isinstance(value, (list, tuple)):
-        return []
-    found = []
-    for item in value:
-        if isinstance(item, torch.Tensor):
-            found.append(item)
-        elif isinstance(item, (list, tuple, dict)):
-            found.extend(tensors_in(item))
-    return found
-
-
 _shape = attrgetter("shape")
-
-
-def shapes_of(tensors: list[torch.Tensor]) -> tuple[tuple[int, ...], ...]:
-    return tuple(map(tuple, map(_shape, tensors)))
-
-
 _CONTAINER = Count(0, 0, {})  # a module's cost is that of the layers and operations inside it
 _EMPTY = Count(0, 0, {}, "no operations")
 
 
-class _Frame(NamedTuple):
-    """A module call in progress: what its record needs and, should the forward pass fail there, where
-    it failed. Which records were made inside it shows in their indices (index + 1 up to the next
-    free index when it returns)."""
-
-    module: nn.Module
-    index: int | None  # its record's; None for the model itself when it is not a row
-    name: str
-    call: int
-    depth: int
-    parent: int | None  # the index of the record of the module whose forward called it (None: none)
-    counter: object  # the layer's counter; None for any other module
-    inputs: list
-    inner: list  # a counted layer's own torch calls, kept only when asked for (Tracer(inner=True))
-
-
-class Tracer(TorchFunctionMode):
+class Tracer(AutogradRows, TorchFunctionMode):
     """With ``inner=True`` a layer's own torch calls (nn.ReLU's F.relu) are kept in its record for
     the tools that count them (ptflops); otherwise a counted layer runs with the mode switched off,
     which makes a trace cost little more than the forward pass itself."""
@@ -225,7 +187,7 @@ class Tracer(TorchFunctionMode):
         # test per kind of parameter, not per parameter).
         self.lazy = any(issubclass(kind, UninitializedTensorMixin) for kind in set(map(type, parameters)))
         self.records: dict[int, LayerRecord] = {}
-        self.stack: list[_Frame] = []
+        self.stack: list[Frame] = []
         self.next_index = 0
         self.op_calls: Counter = Counter()
         self.params_seen: set[int] = set()
@@ -242,7 +204,7 @@ class Tracer(TorchFunctionMode):
         self.fields: dict[int, tuple] = {}  # id(tensor) -> (weak reference, receptive field)
         self.producers: dict[int, tuple] = {}  # id(tensor) -> (weak reference, index of the record that made it)
         self.inputs: list[torch.Tensor] = []  # the model's input tensors (watch_input)
-        self.layer: _Frame | None = None  # the counted layer whose forward is running, if any
+        self.layer: Frame | None = None  # the counted layer whose forward is running, if any
         self.quiet = False  # True while the mode is off the stack for that layer's forward
 
     def _unpack(self, module: nn.Module) -> None:
@@ -301,9 +263,9 @@ class Tracer(TorchFunctionMode):
             apply = partial(on_class, vars(torch.autograd.Function)["apply"])  # (C's on 2.14, Python's before)
             self._functions.enter_context(replaced([(torch.autograd.Function, "apply",
                                                      partial(self._applied, apply))]))
-            self._functions.enter_context(_flex_eagerly())
-            self._functions.enter_context(_compiled_eagerly())
-            self._functions.enter_context(_scripted_eagerly(self))
+            self._functions.enter_context(flex_eagerly())
+            self._functions.enter_context(compiled_eagerly())
+            self._functions.enter_context(scripted_eagerly(self))
         except BaseException:
             self._restore()
             raise
@@ -320,7 +282,7 @@ class Tracer(TorchFunctionMode):
     def _settle(self) -> None:
         """The deferred records made (Tracer(deferred=True)), in order."""
         if self.pending:
-            with _NO_TORCH_FUNCTION():
+            with NO_TORCH_FUNCTION():
                 for leave, args in self.pending:
                     leave(*args)
             self.pending.clear()
@@ -335,7 +297,7 @@ class Tracer(TorchFunctionMode):
         self._functions.close()
 
     @property
-    def current(self) -> _Frame | None:
+    def current(self) -> Frame | None:
         return self.stack[-1] if self.stack else None
 
     def ordered(self) -> tuple[LayerRecord, ...]:
@@ -395,7 +357,7 @@ class Tracer(TorchFunctionMode):
         edges = {(t.grad_fn, t.output_nr) for t in tensors_in(output) if t.grad_fn is not None}
         for node in self._reached(output):
             edges.update(node.next_functions)
-        recounted = {index: _gradient(partial(counter, reached=tuple(pair in edges for pair in made)), call, count,
+        recounted = {index: gradient(partial(counter, reached=tuple(pair in edges for pair in made)), call, count,
                                       inputs, params)
                      for index, (counter, call, count, inputs, params, made) in self.per_output.items()}
         self.per_output = {}  # (its calls' tensors not held on)
@@ -413,7 +375,7 @@ class Tracer(TorchFunctionMode):
         # (each row the step reaches from within only, its inner products: not the nodes another row's tangents or a
         # gradient's engine made, which are theirs, though a row's inside may hold them: _unpack_dual's, the tangent's)
         owned = set().union(*self.tangents_made.values(), *self.engines_made.values())
-        with _NO_TORCH_FUNCTION():
+        with NO_TORCH_FUNCTION():
             within = {index: differentiated.from_within(inner, step) for index, inner in
                       differentiated.entered_within(self.tangents_kept if self.kept is None else self.kept,
                                                     self.grad_nodes, step.runs - owned).items()}
@@ -442,7 +404,7 @@ class Tracer(TorchFunctionMode):
 
     def _made_nodes(self, outputs) -> tuple | None:
         """The outputs' autograd nodes (grad_nodes), None when made with gradients off."""
-        return _grad_nodes(outputs) if torch.is_grad_enabled() else None
+        return autograd_nodes(outputs) if torch.is_grad_enabled() else None
 
     def inside_functions(self, records: tuple[LayerRecord, ...]) -> tuple[LayerRecord, ...]:
         """The records, each made in a custom Function's forward marked with its name (LayerRecord.inside)."""
@@ -458,7 +420,7 @@ class Tracer(TorchFunctionMode):
         computes no gradient for them, whatever their inputs need."""
         return {index for index, nodes in (self.grad_nodes or {}).items() if nodes is None}
 
-    def failure(self, error: BaseException) -> tuple[tuple | None, _Frame | None]:
+    def failure(self, error: BaseException) -> tuple[tuple | None, Frame | None]:
         """What the error that stopped the forward pass is known by: the operation that raised it (qualified name, op,
         input shapes, args, kwargs), where one did, and the innermost recorded module that was running then."""
         raised = set(map(id, chain(error)))
@@ -494,7 +456,7 @@ class Tracer(TorchFunctionMode):
         inputs = [args[0]] if len(args) == 1 and isinstance(args[0], Tensor) else tensors_in(args)
         if index is not None and transforms.active():
             self._transformed(index, inputs + tensors_in(kwargs), () if counter is None else layer_parameters(module))
-        frame = _new_tuple(_Frame, (module, index, row, calls, depth, parent, counter, inputs, []))
+        frame = new_tuple(Frame, (module, index, row, calls, depth, parent, counter, inputs, []))
         quiet = False
         if counter is not None:
             self.layer = frame
@@ -522,7 +484,7 @@ class Tracer(TorchFunctionMode):
         else:
             if frame is self.layer:
                 self.layer = None
-            with _NO_TORCH_FUNCTION():
+            with NO_TORCH_FUNCTION():
                 shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
         if index is None:  # the model itself, not a row
             return output
@@ -531,7 +493,7 @@ class Tracer(TorchFunctionMode):
         if self.tangents and index in self.tangents and counter is not None:
             self._tangents_made(index, inputs, outputs)
         if self.pending is None:
-            with _NO_TORCH_FUNCTION():
+            with NO_TORCH_FUNCTION():
                 leave(frame, inputs, outputs, shapes_in, shapes_out, self.next_index)
         else:
             if counter is not None and (self.kept is not None or self.backward):  # (its parameters as they are
@@ -542,7 +504,7 @@ class Tracer(TorchFunctionMode):
             self.pending.append((leave, (frame, inputs, outputs, shapes_in, shapes_out, self.next_index)))
         return output
 
-    def _raised_in(self, frame: _Frame, error: BaseException, quiet: bool, settled: list) -> None:
+    def _raised_in(self, frame: Frame, error: BaseException, quiet: bool, settled: list) -> None:
         """A module's forward raised: the stack as it stood kept for the failure's message (by the innermost call
         the error leaves), and the trace put back as before the call, for a model that catches the error and goes
         on (speechbrain's Xvector: ``try: layer(x, lengths=lens) except TypeError: layer(x)``); the call's row and
@@ -561,14 +523,14 @@ class Tracer(TorchFunctionMode):
                 self.next_index -= 1
                 self.direct.discard(frame.index)
 
-    def _leave_layer(self, frame: _Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
+    def _leave_layer(self, frame: Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
                      end: int) -> None:
         """A counted layer's record: its formula, its output's receptive field, the parameters it owns."""
         # (Written out where a helper would cost a Python call a record: the call to the counter, the
         # field lookups, the receptive rule found by type.)
         module = frame.module
         first_in, first_out = shapes_in[0] if shapes_in else None, shapes_out[0] if shapes_out else None
-        call = _new_tuple(ModuleCall, (module, shapes_in, shapes_out, first_in, first_out))
+        call = new_tuple(ModuleCall, (module, shapes_in, shapes_out, first_in, first_out))
         count = frame.counter(call)
         fields = self.fields
         known = []
@@ -602,7 +564,7 @@ class Tracer(TorchFunctionMode):
             counter = grad_counter_for_type(type(module))
             self._keep(frame.index, (counter, call, count, inputs, used, _made(outputs)))
             if self.backward:
-                grad = _gradient(counter, call, count, inputs, used)
+                grad = gradient(counter, call, count, inputs, used)
             if self.tangents and frame.index in self.tangents:
                 count, grad = self._with_tangents(frame.index, counter, call, count, grad)
         foreign = [t for t in inputs if type(t) is not Tensor and isinstance(t, nn.Parameter)]  # (a plain tensor
@@ -617,7 +579,7 @@ class Tracer(TorchFunctionMode):
             if isinstance(formulas, Formulas) and formulas._names is not None:
                 formulas._names = ChainMap(names, self.param_names)
 
-    def _leave_module(self, frame: _Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
+    def _leave_module(self, frame: Frame, inputs: list, outputs: list, shapes_in: tuple, shapes_out: tuple,
                       end: int) -> None:
         """Any other module's record: its cost is that of the layers and operations inside it (records
         frame.index + 1 up to ``end``), which also use its parameters."""
@@ -694,7 +656,7 @@ class Tracer(TorchFunctionMode):
             raise
         layer = self.layer
         if layer is not None:  # counted by the layer's formula; kept only as what the layer called
-            if layer.counter is _BACKWARD_RUN:  # (a custom Function's backward, running: its calls are its cost)
+            if layer.counter is BACKWARD_RUN:  # (a custom Function's backward, running: its calls are its cost)
                 if getattr(func, "__wrapped__", func) in custom_functions.AUTOGRAD or \
                         getattr(func, "__name__", "") == "__get__":
                     return result  # (autograd's work: the differentiated calls' gradients, torch.autograd's functions
@@ -703,7 +665,7 @@ class Tracer(TorchFunctionMode):
                 layer.inner.append(custom_functions.Call(
                     OpCall(name or op_name(func), tuple(args), kwargs, shapes_in, shapes_out,
                            enabled and any(t.requires_grad for t in outputs)),
-                    inputs, _grad_nodes(outputs) if enabled else None))
+                    inputs, autograd_nodes(outputs) if enabled else None))
             else:
                 layer.inner.append((spelled or origin(func), shapes_in, shapes_out))
             return result
@@ -718,7 +680,7 @@ class Tracer(TorchFunctionMode):
             self._transformed(index, inputs)
             self._tangents_made(index, inputs, outputs)
         # (The operation's own frame, though it runs no forward: its record is made as a module's is.)
-        frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
+        frame = Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
                        [])
         op = (frame, name, func, args, kwargs, inputs, outputs, shapes_in, shapes_out, spelled)
         if self.pending is None:
@@ -744,7 +706,7 @@ class Tracer(TorchFunctionMode):
             counter = GRAD_OPS.get(name)
             self._keep(frame.index, (counter, call, count, inputs, params, _made(outputs)))
         if self.backward:
-            grad = _gradient(counter, call, count, inputs, params)
+            grad = gradient(counter, call, count, inputs, params)
             if getattr(counter, "per_output", False):  # (recounted once the graph is known: per_output_backward)
                 self.per_output[frame.index] = (counter, call, count, inputs, params, _made(outputs))
         if self.tangents and frame.index in self.tangents:
@@ -752,254 +714,33 @@ class Tracer(TorchFunctionMode):
         self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, count, params, field,
                      spelled or origin(func), grad)
 
-    # -- custom autograd Functions (custom_functions.py) -------------------------------------
-    def _applied(self, apply, cls, *args, **kwargs):
-        """torch.autograd.Function.apply while the trace runs: the Function's forward runs (its operations are
-        rows, made with gradients off, marked as its: inside_functions), and a row of the Function's own follows;
-        when the trace counts gradients, its backward runs once, its calls counted on that row."""
-        parent = self.current
-        if parent is None or self.layer is not None:  # (inside a counted layer, or a Function's backward)
-            return apply(cls, *args, **kwargs)
-        if self.inside_op:  # (an operation's own: a custom op's generated Function, counted on the op's row)
-            result = apply(cls, *args, **kwargs)
-            outputs = tensors_in(result)
-            node = custom_functions.node_of(outputs) if self.backward and outputs else None
-            if node is not None:
-                self.functions_seen.add(node)  # (not a Function of the model's, for functions_unseen)
-            return result
-        first = self.next_index
-        if issubclass(cls, custom_functions.RECOMPUTED):
-            try:
-                return custom_functions.recomputed(apply, cls, args, kwargs, self.backward)
-            finally:
-                self.function_rows.append((first, self.next_index, cls.__name__))
-        result = apply(cls, *args, **kwargs)
-        self.function_rows.append((first, self.next_index, cls.__name__))
-        outputs = tensors_in(result)
-        if not outputs:
-            return result
-        node = custom_functions.node_of(outputs) if self.backward else None
-        if not self.backward:
-            grad = None
-        elif node is None:
-            grad = custom_functions.no_backward(cls.__name__)
-        else:
-            self.functions_seen.add(node)
-            with _NO_TORCH_FUNCTION():
-                grads = [torch.zeros_like(t) for t in outputs]
-            grad = self._backward_of(cls.__name__, node, grads)
-        inputs = tensors_in(args) + tensors_in(kwargs)
-        frame, shapes_in, shapes_out = self._call_row(parent, cls.__name__, inputs, outputs)
-        done = (frame, cls, first, inputs, outputs, shapes_in, shapes_out, grad)
-        if self.pending is None:
-            with _NO_TORCH_FUNCTION():
-                self._leave_function(*done)
-        else:
-            self.pending.append((self._leave_function, done))
-        return result
-
-    def _differentiated(self, func, args, kwargs, spelled: str | None):
-        """torch.autograd.grad (or a backward) called by the forward: a row of its own, its cost the gradients the
-        engine computes for it (differentiated.py), worked out before it runs (the graph may be freed after)."""
-        if self.kept is None:  # (rows made without their calls kept, or with gradients off: trace it again)
-            raise differentiated.Differentiates(f"the forward calls torch.{differentiated.CALLS[func]}")
-        self._settle()  # (every row made so far is needed now)
-        asked = differentiated.asked(func, args, kwargs)
-        with _NO_TORCH_FUNCTION():
-            names = {index: self.records[index].name for index in self.kept if index in self.records}
-            engine = differentiated.walk(asked)
-            # (the rows' tangents' operations that it runs: grad of jvp, reverse over forward, counted node by node;
-            # a tangent jacfwd batched by its basis shows the basis in its nodes' sizes, as jacrev of jacfwd's do)
-            tangents = set().union(*self.tangents_made.values()) & engine.runs
-            count = differentiated.cost(asked, engine, self.kept, self.grad_nodes, names, _gradient_for,
-                                        set().union(*self.engines_made.values()), tangents)
-        if asked.batched:  # (is_grads_batched: autograd's engine run under vmap over the grad_outputs' rows)
-            count = transforms.scaled(count, asked.batched, f"is_grads_batched over {asked.batched} grad_outputs",
-                                      "vector-Jacobian product", f"is_grads_batched: one vector-Jacobian product "
-                                      f"for each of the {asked.batched} grad_outputs, its work x {asked.batched}")
-        over = transforms.active() and transforms.tangents(asked.roots + list(asked.given)) is not None
-        seen = None  # (hessian's, jvp of grad's: forward over reverse, the tangents of its gradients' operations)
-        if over and transforms.out_of_sight() is None and not asked.batched:
-            with _NO_TORCH_FUNCTION():
-                seen = forward_over_reverse.watch(asked, engine, self.kept, self.grad_nodes)
-        try:
-            result = func(*args, **kwargs)
-        finally:
-            if seen is not None:
-                seen.close()
-        if over:
-            count = self._over_reverse(count, asked, engine, names, seen)
-        inputs, outputs = asked.roots + (asked.inputs or []), tensors_in(result)
-        frame, shapes_in, shapes_out = self._call_row(self.current, asked.name, inputs, outputs)
-        if transforms.active():  # (torch.func.grad's call; under vmap, or jacrev's vmap over its ∂y)
-            self._transformed(frame.index, inputs + list(asked.given))
-            self.tangents.pop(frame.index, None)  # (its roots' tangents: its gradients' are counted above)
-        if not over and any(any(n in engine.runs for n in self.grad_nodes.get(i) or ()) for i in self.tangents
-                            if i in self.kept and i not in self.tangents_made):  # (grad of jvp, or of a dual tensor's
-            count = transforms.REVERSE_OVER_FORWARD  # tangent, whose operations' nodes were not found)
-        if asked.create_graph:
-            self._engine_made(frame.index, asked, engine, outputs, over, seen is not None)
-        with _NO_TORCH_FUNCTION():
-            self._record(frame, asked.name, OP, inputs, outputs, shapes_in, shapes_out, count, [], None,
-                         spelled or origin(func), differentiated.row_backward(asked, outputs) if self.backward else None)
-        return result
-
-    def _engine_made(self, index: int, asked, engine, outputs: list, over: bool, seen: bool) -> None:
-        """The nodes of the operations a call's engine ran to make gradients with create_graph=True, and under
-        forward-mode AD (hessian, jvp of grad: ``over``) those of the operations that computed their tangents (where
-        ``seen``: else the call's training backward is not counted), for differentiated_backward."""
-        with _NO_TORCH_FUNCTION():
-            known = set().union(*self.tangents_made.values())  # (the forward's rows' tangents', counted with them)
-            made = differentiated.made_by_the_engine(outputs, asked.roots, engine.seen, known)
-            tangents = [t for t in transforms.tangents(outputs) or () if t is not None] if over and seen else []
-            self.gradients_tangents[index] = differentiated.made_by_the_engine(tangents, asked.roots, engine.seen,
-                                                                               known | made) if tangents else set()
-        self.engines_made[index] = made | self.gradients_tangents[index]
-        if over and not seen:
-            self.tangents_unseen.add(index)
-
-    def _over_reverse(self, count: Count, asked, engine, names: dict, seen) -> Count:
-        """A gradient computed while forward-mode AD's tangents flow (forward_over_reverse.py): its count with its
-        operations' tangents added; "not counted" where they are out of the trace's sight."""
-        if seen is None:
-            return transforms.FORWARD_OVER_REVERSE
-        with _NO_TORCH_FUNCTION():
-            tangent = forward_over_reverse.cost(asked, engine, self.kept, self.grad_nodes, names, _gradient_for,
-                                                set().union(*self.engines_made.values()), self.tangents, seen)
-        if count.macs is None or tangent.macs is None:
-            return count if count.macs is None else tangent
-        return transforms.with_tangents(count, tangent, "forward-mode AD runs over it (forward over reverse): its "
-                                                        "gradients' tangents' products added")
-
-    def _transformed(self, index: int, inputs: list, params=()) -> None:
-        """A row made while a torch.func transform runs: how many times it runs, where torch.vmap batches an input;
-        how many times more each input's term of its tangent runs, where they carry forward-mode AD's."""
-        params = list(params)
-        with _NO_TORCH_FUNCTION():
-            times = transforms.factor(inputs)
-            tangents = transforms.tangent_terms(inputs, params, times)
-        if times is not None:
-            self.vmapped[index] = times
-        why = transforms.out_of_sight() if transforms.active() else None
-        if why is transforms.NESTED_TANGENTS or (why is not None and tangents is None):
-            self.tangents[index] = why  # (its tangents, if any, are out of sight: not counted)
-        elif tangents is not None:
-            self.tangents[index] = tangents[:2]
-            self.parameter_tangents[index] = tangents[2]
-
-    def _keep(self, index: int, call: tuple) -> None:
-        """A row's call kept till the end of the pass, where the forward differentiates (kept), or where a training
-        step's row computed tangents (tangents_kept: the step may reach its inside through them, from_within)."""
-        if self.kept is not None:
-            self.kept[index] = call
-        elif index in self.tangents_made:
-            self.tangents_kept[index] = call
-
-    def _tangents_made(self, index: int, inputs: list, outputs: list) -> None:
-        """A training step's row that computed tangents: the nodes of the operations that did, found while its
-        tangents are at hand (the dual level ends with the call), for differentiated_backward."""
-        why = self.tangents.get(index)  # ((extra, weights); a Count, itself a tuple, where out of sight)
-        if (self.backward or self.kept is not None) and isinstance(why, tuple) and not isinstance(why, Count) and \
-                torch.is_grad_enabled():
-            with _NO_TORCH_FUNCTION():
-                self.tangents_made[index] = differentiated.tangents_made(inputs, outputs)
-
-    def _with_tangents(self, index: int, counter, call, count: Count, grad: Count | None) -> tuple[Count, Count | None]:
-        """A row's count (and backward) where its inputs carried tangents (transforms.with_tangents), a layer's
-        parameters each by its own tangent's batch (parameter_tangents); in a training step its backward is its own
-        gradients, the tangents' operations' added once the step is known (differentiated.reverse_over_forward), or
-        "not counted" where their nodes were not found."""
-        why = self.tangents[index]
-        if isinstance(why, Count):
-            return (count if not (count.macs or count.elementwise) else why), \
-                (None if grad is None else FORWARD_AD_BACKWARD)
-        rule = getattr(counter, "tangent", None)  # (one not its gradients' terms, a recurrent layer's: own_tangent)
-        params = self.parameter_tangents.get(index, ()) if isinstance(call, ModuleCall) else ()
-        if rule and not _alike(call, params):  # (a rule of its own takes one figure for every weight)
-            tangent = transforms.SOME_PARAMETERS
-        elif rule:
-            tangent = _gradient_for(lambda c, _: rule(c, *why), call, count, Needs((True,), True))
-        else:
-            tangent = transforms.tangent_count(partial(_gradient_for, counter, call, count), *why, params,
-                                               getattr(call, "module", None))
-        # (the step's backward: its own gradients, and its tangents' operations' once the step is known)
-        own = grad if grad is None or index in self.tangents_made else FORWARD_AD_BACKWARD
-        return transforms.with_tangents(count, tangent), own
 
     def unseen(self, name: str, inputs: list, outputs: list) -> None:
         """A row "not counted" for a call whose operations ran out of the trace's sight (a TorchScript function
-        without its Python: _scripted_eagerly), owning the parameters it was given."""
+        without its Python: eager.scripted_eagerly), owning the parameters it was given."""
         if self.current is None or self.layer is not None:
             return
         frame, shapes_in, shapes_out = self._call_row(self.current, name, inputs, outputs)
-        with _NO_TORCH_FUNCTION():
+        with NO_TORCH_FUNCTION():
             self._record(frame, name, OP, inputs, outputs, shapes_in, shapes_out, _UNSEEN_SCRIPT,
                          [t for t in inputs if isinstance(t, nn.Parameter)], None, "torch.jit.script",
                          NOT_COUNTED if self.backward else None)
 
-    def _call_row(self, parent: _Frame, name: str, inputs: list, outputs: list) -> tuple[_Frame, tuple, tuple]:
+    def _call_row(self, parent: Frame, name: str, inputs: list, outputs: list) -> tuple[Frame, tuple, tuple]:
         """The frame of a row for a call the trace handles itself (a custom Function's, torch.autograd.grad's),
         named after its parent, and its shapes."""
         qualified = f"{parent.name}.{name}" if parent.name else name
         self.op_calls[qualified] += 1
         index = self.next_index
         self.next_index += 1
-        with _NO_TORCH_FUNCTION():
+        with NO_TORCH_FUNCTION():
             shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
             if self.grad_nodes is not None:
                 self.grad_nodes[index] = self._made_nodes(outputs)
-        frame = _Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
+        frame = Frame(None, index, qualified, self.op_calls[qualified], parent.depth + 1, parent.index, None, inputs,
                        [])
         return frame, shapes_in, shapes_out
 
-    def functions_unseen(self, output) -> None:
-        """The rows, after all others, of the custom Functions in ``output``'s graph that were applied out of
-        the trace's sight (by an alias of their apply taken before it began, ``fn = F.apply``): their
-        backward counted as _applied counts it, where PyTorch tells the shapes of its ∂y (2.13 does)."""
-        for node in self._reached(output):
-            if not isinstance(node, torch.autograd.function.BackwardCFunction) or node in self.functions_seen:
-                continue
-            cls = getattr(node, "_forward_cls", None)
-            if cls is None or issubclass(cls, custom_functions.RECOMPUTED):
-                continue
-            grads = custom_functions.grads_for(node)
-            grad = (self._backward_of(cls.__name__, node, grads) if grads is not None else
-                    custom_functions.failed(cls.__name__, RuntimeError("PyTorch does not tell the shapes of its ∂y")))
-            self.functions_seen.add(node)
-            self.op_calls[cls.__name__] += 1
-            index = self.next_index
-            self.next_index += 1
-            frame = _Frame(None, index, cls.__name__, self.op_calls[cls.__name__], 1, None, None, [], [])
-            with _NO_TORCH_FUNCTION():
-                self._leave_function(frame, cls, index, [], [], (), (), grad)
-
-    def _backward_of(self, name: str, node, grads: list[Tensor]) -> Count:
-        """A Function's backward, run with ``grads`` as its ∂y, its calls counted (custom_functions.py)."""
-        calls: list[custom_functions.Call] = []
-        layer, self.layer = self.layer, _new_tuple(_Frame, (None, None, name, 0, 0, None, _BACKWARD_RUN, [], calls))
-        try:
-            ran = custom_functions.run_backward(node, grads, calls)  # (the mode on: it sees the backward's calls)
-            return custom_functions.backward_count(name, ran, _differentiated)
-        except Exception as error:  # (its backward needs values the meta device has not, or fails)
-            self.backward_errors.append((name, error))
-            return custom_functions.failed(name, error)
-        finally:
-            self.layer = layer
-
-    def _leave_function(self, frame, cls, first: int, inputs: list, outputs: list, shapes_in: tuple,
-                        shapes_out: tuple, grad: Count) -> None:
-        """A custom Function's row: no forward cost of its own (its operations are the rows from ``first``),
-        the activations only of outputs none of them made, its backward's count."""
-        made = []
-        for t in outputs:
-            entry = self.producers.get(id(t))
-            if entry is not None and entry[0]() is t and entry[1] >= first:
-                made.append(t)
-        field = self._field(outputs[0]) if outputs else None
-        note = "custom autograd.Function: its forward's operations are the rows above it" + (
-            f"; {grad.note}" if grad is not None else "")
-        self._record(frame, cls.__name__, OP, inputs, outputs, shapes_in, shapes_out, Count(0, 0, {}, note), (),
-                     field, f"{cls.__module__}.{cls.__qualname__}.apply", grad, made)
 
     def _sources(self, tensors) -> list[int]:
         """The rows that made ``tensors`` (and, tracing for unused, that wrote into their storages)."""
@@ -1037,7 +778,7 @@ class Tracer(TorchFunctionMode):
         return [self._field(t) for t in tensors]
 
     # -- records ------------------------------------------------------------------------
-    def _record(self, frame: _Frame, type_name: str, kind: str, inputs: list, outputs: list, shapes_in: tuple,
+    def _record(self, frame: Frame, type_name: str, kind: str, inputs: list, outputs: list, shapes_in: tuple,
                 shapes_out: tuple, count: Count, params, field, origin: str, grad: Count | None = None,
                 made: list | None = None) -> None:
         """The record of a frame (a module's call, or an operation's). ``outputs``: the tensors the row
@@ -1084,7 +825,7 @@ class Tracer(TorchFunctionMode):
         formulas = _new_object(Formulas)
         formulas._source, formulas._params, formulas._names = count.formulas, fresh, self.param_names
         formulas._text = None
-        self.records[index] = _new_tuple(LayerRecord, (
+        self.records[index] = new_tuple(LayerRecord, (
             index, name, call, type_name, kind, depth, parent, shapes_in, shapes_out, total, trainable, param_bytes,
             count.macs, count.elementwise, elements, size, formulas, count.note, field, origin, tuple(inner), grad,
             tuple(sources), "", _read_bytes(inputs) if any(t.layout is not _STRIDED for t in inputs) else None,
@@ -1098,7 +839,7 @@ def type_name(module: nn.Module) -> str:
     return module._get_name() if cls.__module__.startswith(QUANTIZED) else cls.__name__
 
 
-_new_tuple, _new_object = tuple.__new__, object.__new__  # see _record
+_new_object = object.__new__  # see _record
 _OP_OVERLOAD = torch._ops.OpOverload
 _SIZE_QUERIES = frozenset({Tensor.shape.__get__, Tensor.size, Tensor.numel})  # (what a TorchScript trace records)
 _STRIDED = torch.strided
@@ -1110,8 +851,6 @@ def _read_bytes(inputs: list) -> tuple:
     return tuple(None if t.layout is _STRIDED else storages.stored_bytes(t) for t in inputs)
 
 
-_BACKWARD_RUN = object()  # the counter of the frame a custom Function's backward runs in (Tracer._applied)
-
 _LOOKUPS = (nn.Embedding, nn.EmbeddingBag)
 _LOOKUP_FORWARDS = (nn.Embedding.forward, nn.EmbeddingBag.forward)
 # The code that calls a module's forward when the module itself is called, and runs its hooks (Module.__call__ is
@@ -1122,23 +861,8 @@ _CALLS = frozenset(id(f.__code__) for f in (getattr(nn.Module, name, None) for n
 # as nn.Module)
 
 
-def _grad_nodes(outputs) -> tuple:
-    """Each output's autograd node, and a view's base's too: an in-place operation on a view (a linear layer's
-    output over tokens, then ReLU(inplace=True), as SwinV2's position-bias MLP has it) rebases the view's
-    history onto its base, so the view's own node drops out of the graph while its base's stays in it; under
-    torch.func.grad, those of each level below (differentiated.nodes_of)."""
-    nodes = []
-    with _NO_TORCH_FUNCTION():  # (tensor queries of the trace's own, not the model's operations)
-        for t in outputs:
-            nodes.extend(differentiated.nodes_of(t))
-    return tuple(nodes)
-
-
 _UNSEEN_SCRIPT = Count(None, None, {}, "a TorchScript function without the Python it was made from: its operations "
                                        "run in the TorchScript interpreter, out of the trace's sight")
-FORWARD_AD_BACKWARD = Count(None, None, {}, "the backward of operations that computed forward-mode AD's tangents out "
-                                          "of the trace's sight (tangents of tangents: jvp of jvp; a gradient's "
-                                          "tangents under nested forward mode) has no formula here: not counted")
 
 
 def _made(outputs: list[Tensor]) -> tuple:
@@ -1153,129 +877,3 @@ def _looked_up(forward, indices, *args, **kwargs):
         raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the following scalar types: "
                            f"Long, Int; but got {indices.dtype} instead")
     return forward(indices, *args, **kwargs)
-
-
-def _differentiated(call: OpCall, count: Count, inputs: list) -> Count:
-    """The gradients of an operation a Function's backward ran again and differentiated (custom_functions.py), as
-    an operation row's (_leave_op): the parameters among its inputs are its own."""
-    params = [t for t in inputs if isinstance(t, nn.Parameter)]
-    return _gradient(GRAD_OPS.get(call.name), call, count, inputs, params)
-
-
-def _alike(call, params: tuple[int, ...]) -> bool:
-    """Whether a layer's weight matrices' tangents are all batched alike, and as much as any of its parameters' (its
-    biases'): what a tangent rule of its own (counting.own_tangent) takes as its weights' one figure."""
-    if not params or not any(params):
-        return True
-    names = parameter_names(call.module)
-    matrices = {e for n, e in zip(names, params) if "weight" in n.rsplit(".", 1)[-1]}
-    return len(names) == len(params) and len(matrices) == 1 and max(matrices) == max(params)
-
-
-def _gradient(counter, call, count: Count, inputs: list, params) -> Count:
-    """A record's backward count: no MACs for what has no products (norms, activations, copies), the
-    counter's for what has, "not counted" where there is no backward formula; element-wise work by the
-    declared rule (counting.with_elementwise). An input a torch.func transform wraps needs one where the plain
-    tensor under it does, and so do weights (functional_call's, jvp in parameter space): the step's backward is regular
-    autograd's, not the transform's level."""
-    return _gradient_for(counter, call, count, needs_of(
-        call, tuple(transforms.levels(t)[-1].requires_grad for t in inputs),
-        [p is not None and transforms.levels(p)[-1].requires_grad for p in params]))
-
-
-def _gradient_for(counter, call, count: Count, needs: Needs) -> Count:
-    """A record's backward count, ``needs`` saying which of its gradients are computed."""
-    if count.macs is None:
-        return NOT_COUNTED
-    if count.macs == 0:
-        grad = NO_PRODUCTS
-    elif counter is None:  # (no backward formula, none needed where autograd differentiates nothing: a quantized layer)
-        return NOT_COUNTED if needs.weights or any(needs.inputs) else NO_GRADIENT
-    else:
-        grad = counter(call, needs)
-    return with_elementwise(grad, count, needs.weights or any(needs.inputs))
-
-
-class Formulas(Mapping):
-    """A record's arithmetic, written out the first time it is read: most uses of a trace print
-    only some rows, and a table of text costs more to write than the numbers do to count."""
-
-    __slots__ = ("_names", "_params", "_source", "_text")
-
-    def __init__(self, source, params: list, names: Mapping[int, str]):
-        """``params``: the parameters the row owns; ``names``: id -> slot name (weight, bias)."""
-        self._source, self._params, self._names, self._text = source, params, names, None
-
-    def _all(self) -> dict[str, str]:
-        if self._text is None:
-            text = dict(self._source() if callable(self._source) else self._source)
-            if not self._params:
-                text.pop("params", None)
-            elif "params" not in text:
-                named = [(self._names[id(p)], tuple(p.shape)) for p in self._params if id(p) in self._names]
-                text["params"] = str(tensor_params(named))
-            self._text, self._source, self._params, self._names = text, None, None, None
-        return self._text
-
-    def __getitem__(self, key: str) -> str:
-        return self._all()[key]
-
-    def __iter__(self):
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-
-@contextlib.contextmanager
-def _flex_eagerly():
-    """flex_attention (torch.nn.attention.flex_attention) runs its kernel through torch.compile even in eager
-    mode, and Dynamo cannot trace this mode's __torch_function__ ("cls_source must not be None for MRO walk"):
-    while a trace runs, its own debugging switch makes it call the kernel (one higher-order operation, counted
-    by attention.py) directly. (Imported here, a few milliseconds once: a model may import it in its forward.)"""
-    try:
-        import torch.nn.attention.flex_attention as flex
-    except ImportError:  # (a PyTorch without it)
-        flex = None
-    switch = "_FLEX_ATTENTION_DISABLE_COMPILE_DEBUG"
-    if flex is None or not hasattr(flex, switch):
-        yield
-        return
-    was = getattr(flex, switch)
-    setattr(flex, switch, True)
-    try:
-        yield
-    finally:
-        setattr(flex, switch, was)
-
-
-def _compiled_eagerly():
-    """A torch.compile'd function or layer inside the model (``@torch.compile``) runs as plain Python while a
-    trace runs (torch.compiler.set_stance("force_eager")), so that its operations are counted: Dynamo cannot
-    trace this mode's __torch_function__ and stopped the analysis. Nothing to do where Dynamo was never
-    imported (then nothing was compiled)."""
-    if "torch._dynamo" not in sys.modules or not hasattr(torch.compiler, "set_stance"):
-        return contextlib.nullcontext()
-    return torch.compiler.set_stance("force_eager")
-
-
-def _scripted_eagerly(tracer: Tracer):
-    """A function made by ``@torch.jit.script`` (a fused activation, as older repositories write Swish and Mish)
-    runs in the TorchScript interpreter, out of this mode's sight: while a trace runs, each call runs the Python
-    function it was made from (the one torch.compile inlines, ``_torchdynamo_inline``), whose operations are counted.
-    One without it (compiled from a string) runs as it is, a row "not counted". A scripted module is refused apart
-    (engine.check_arguments: give the Python module)."""
-    script_function = getattr(torch.jit, "ScriptFunction", None)
-    if script_function is None:
-        return contextlib.nullcontext()
-    scripted = script_function.__call__
-
-    def call(function, *args, **kwargs):
-        original = getattr(function, "_torchdynamo_inline", None)
-        if callable(original):
-            return original(*args, **kwargs)
-        result = scripted(function, *args, **kwargs)
-        tracer.unseen(function.name, tensors_in(args) + tensors_in(kwargs), tensors_in(result))
-        return result
-
-    return replaced([(script_function, "__call__", call)])
