@@ -191,6 +191,16 @@ def test_an_input_given_without_its_batch_is_named_as_the_mistake():
     assert not [n for n in archcalc.analyze(net, (1, 3, 32, 32)).notes if "without a batch" in n]
     tabular = archcalc.analyze(nn.Sequential(nn.BatchNorm1d(54), nn.Linear(54, 7)), (64, 54))  # (TabNet's first
     assert not [n for n in tabular.notes if "without a batch" in n]  # layer: 64 rows of 54 features, a batch)
+    # A training step's memory and a timing of "batch 16" that run one sample would be that sample's, read as the
+    # batch's (images/s 16 times too high): refused with the same words, where the analysis only notes it.
+    fcn, mistake = nn.Sequential(nn.Conv1d(16, 8, 3)), "Conv1d takes the input 16x100 as one sample without a batch"
+    with pytest.raises(InputError, match=mistake):
+        archcalc.memory(fcn, (16, 100))
+    with pytest.raises(ForwardError, match="training forward pass of Sequential failed: Conv2d takes the input"):
+        archcalc.memory(net, (3, 32, 32))  # (and where the step fails after it, that is what it names)
+    assert archcalc.time(fcn, (16, 100), device="cpu", repeat=1, warmup=0)[0].error.startswith(mistake)
+    assert archcalc.memory(fcn, (2, 16, 100)).batch == 2 and not archcalc.time(fcn, (2, 16, 100), device="cpu",
+                                                                               repeat=1, warmup=0)[0].error
 
 
 def test_huge_inputs_on_meta_take_no_memory_and_no_time():

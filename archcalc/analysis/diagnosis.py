@@ -91,6 +91,15 @@ def unbatched(kind: str, shape: tuple[int, ...], given: tuple[int, ...]) -> str:
             f"sizes carry the batch first: for one sample give {shape_text((1, *shape))}")
 
 
+def unbatched_input(records, model_input: tuple[int, ...]) -> str:
+    """unbatched's text for the first record that takes the model's input ``model_input`` itself as one sample
+    without a batch, else ''."""
+    if not model_input:
+        return ""
+    return next((text for r in records if r.input_shapes and r.input_shapes[0] == model_input and
+                 (text := unbatched(r.type, model_input, model_input))), "")
+
+
 def with_hint(message: str) -> str:
     """PyTorch's message with what to do, where archcalc knows it: a training step's BatchNorm given one value a
     channel (a batch of 1 after global pooling, or a 1x1 map) cannot take batch statistics."""

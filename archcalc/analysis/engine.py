@@ -19,7 +19,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
 from archcalc.analysis import draws, mixed_dtypes, placement, tools
 from archcalc.analysis.counting import GRADIENTS_OFF, NOT_COUNTED, OFF_THE_PATH
-from archcalc.analysis.diagnosis import explain, unbatched, with_hint
+from archcalc.analysis.diagnosis import explain, unbatched, unbatched_input, with_hint
 from archcalc.analysis.differentiated import Differentiates
 from archcalc.analysis.inputs import Inputs, TensorSpec
 from archcalc.analysis.meta_autocast import meta_autocast
@@ -632,8 +632,7 @@ def _notes(records: tuple[LayerRecord, ...], totals: Totals, batch: int, lazy: t
                 f"{r.label} turned batch {batch} into {r.output_shapes[0][0]}: the model flattens to a fixed "
                 f"size ({shape_text(r.output_shapes[0][1:])}) that this input does not give per sample"
             )
-    alone = next((text for r in records if r.input_shapes and r.input_shapes[0] == model_input and
-                  (text := unbatched(r.type, model_input, model_input))), "") if model_input else ""
+    alone = unbatched_input(records, model_input)
     if alone:
         notes.append(alone)
     quantized = sorted({r.type for r in records if r.macs and r.type.startswith(QUANTIZED_TYPES)})

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from archcalc.analysis.diagnosis import with_hint
+from archcalc.analysis.diagnosis import unbatched_input, with_hint
 from archcalc.analysis.engine import build, entry_inputs, out_of_memory, placed, resolve_dtype
 from archcalc.analysis.packed import quantized
 from archcalc.analysis.placement import free_memory
@@ -238,6 +238,9 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
         torch_device = _for_integer(resolve_timing_device(device), device, built[0])
     except ArchcalcError as error:
         return Timing(entry.name, device, dtype, batch, shape, (), 0, str(error), text)
+    alone = unbatched_input(plan.records, inputs.shapes[0] if inputs.shapes else ())
+    if alone:  # (its time would be one sample's, read as the batch's: images/s that many times too high)
+        return Timing(entry.name, device, dtype, batch, shape, (), 0, alone, text)
     batch = inputs.batch
     macs = plan.totals.macs + (plan.totals.backward_macs or 0)
     base = Timing(entry.name, str(torch_device), dtype, batch, shape, flops=2 * macs, inputs=text, integer=built[0],

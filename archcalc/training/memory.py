@@ -33,7 +33,7 @@ from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 
 from archcalc.analysis.counting import op_name
-from archcalc.analysis.diagnosis import refuses_saved_hooks, with_hint
+from archcalc.analysis.diagnosis import refuses_saved_hooks, unbatched_input, with_hint
 from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, resolve_dtype
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.storages import keys as storage_keys, nbytes as storage_nbytes
@@ -204,7 +204,12 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
             if refuses_saved_hooks(first):  # (torch.func's grad in the forward: what it leaves alive, unlabelled)
                 del recorder, tracer
                 return model, given, _KeptRecorder(model, given, on)
-            raise ForwardError(f"training forward pass of {entry.name} failed: {with_hint(first)}") from error
+            alone = unbatched_input(tracer.ordered(), inputs.shapes[0] if inputs.shapes else ())
+            raise ForwardError(f"training forward pass of {entry.name} failed: {alone or with_hint(first)}") \
+                from error
+        alone = unbatched_input(tracer.ordered(), inputs.shapes[0] if inputs.shapes else ())
+        if alone:  # (a step of one sample, read as the batch's: every part of it would be the batch's)
+            raise InputError(alone)
         return model, given, recorder
 
     (model, given, recorder), _ = meta_else_cpu(forward_on, entry.name, kind, inputs.elements())
