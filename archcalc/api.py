@@ -365,8 +365,8 @@ def _full_shape(entry, given, batch: int | None = None):
     registered model's input: the command line's shorthands (HxW with the model's channels, one number for a
     square) do not apply here, where (3, 224, 224) would otherwise be a batch of 3 224x224 images."""
     default = entry.default_input
-    if COMMAND_LINE.get() or entry.family == "user" or not default or given is None or not given or not isinstance(given[0], int) or \
-            len(given) >= len(default):
+    if COMMAND_LINE.get() or entry.family == "user" or not default or not given or not isinstance(given[0], int) \
+            or len(given) >= len(default):
         return entry
     shape = (batch, *given) if batch is not None else None
     said = f"{shape} " if shape is not None else ""

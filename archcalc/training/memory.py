@@ -188,6 +188,7 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     kind = device_kind(device)
     torch_dtype = resolve_dtype(dtype)
     inputs = entry_inputs(entry, size, batch, input_dtypes)
+    model_input = inputs.shapes[0] if inputs.shapes else ()
 
     def forward_on(on: torch.device):
         model = build(entry, on, torch_dtype).train()
@@ -204,10 +205,10 @@ def estimate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
             if refuses_saved_hooks(first):  # (torch.func's grad in the forward: what it leaves alive, unlabelled)
                 del recorder, tracer
                 return model, given, _KeptRecorder(model, given, on)
-            alone = unbatched_input(tracer.ordered(), inputs.shapes[0] if inputs.shapes else ())
+            alone = unbatched_input(tracer.ordered(), model_input)  # (the mistake the failure follows from)
             raise ForwardError(f"training forward pass of {entry.name} failed: {alone or with_hint(first)}") \
                 from error
-        alone = unbatched_input(tracer.ordered(), inputs.shapes[0] if inputs.shapes else ())
+        alone = unbatched_input(tracer.ordered(), model_input)
         if alone:  # (a step of one sample, read as the batch's: every part of it would be the batch's)
             raise InputError(alone)
         return model, given, recorder
