@@ -35,7 +35,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.fx import GraphModule
 from torch.overrides import TorchFunctionMode
 
-from archcalc.analysis import aten, custom_functions, differentiated, receptive, storages, transforms
+from archcalc.analysis import aten, custom_functions, differentiated, receptive, storages, token_fields, transforms
 from archcalc.analysis.autograd_rows import AutogradRows
 from archcalc.analysis.calls import (BACKWARD_RUN, NO_TORCH_FUNCTION, Frame, autograd_nodes, new_tuple, shapes_of,
                                      tensors_in)
@@ -48,6 +48,7 @@ from archcalc.analysis.packed import (QUANTIZED, object_weights, packed_object, 
                                      quantization_parameters)
 from archcalc.analysis.records import LAYER, MODULE, OP, Formulas, LayerRecord
 from archcalc.analysis.stand_ins import stand_in
+from archcalc.analysis.token_fields import Tokens
 from archcalc.errors import chain
 from archcalc.patching import on_class, replaced
 
@@ -205,6 +206,7 @@ class Tracer(AutogradRows, TorchFunctionMode):
         self.producers: dict[int, tuple] = {}  # id(tensor) -> (weak reference, index of the record that made it)
         self.inputs: list[torch.Tensor] = []  # the model's input tensors (watch_input)
         self.layer: Frame | None = None  # the counted layer whose forward is running, if any
+        self.tokens = False  # whether an input is token ids, whose fields are token_fields.Tokens
         self.quiet = False  # True while the mode is off the stack for that layer's forward
 
     def _unpack(self, module: nn.Module) -> None:
@@ -540,7 +542,9 @@ class Tracer(AutogradRows, TorchFunctionMode):
         field = None
         if known and known[0] is not None:
             rule = receptive.RULES.get(type(module)) or receptive.rule_for(module)
-            if rule is receptive.through and len(known) == 1:  # an element-wise layer: the field passes
+            if self.tokens and type(known[0]) is Tokens:  # (a sequence's: token_fields.py)
+                field = token_fields.guarded(token_fields.layer, module, known[0], shapes_in, shapes_out)
+            elif rule is receptive.through and len(known) == 1:  # an element-wise layer: the field passes
                 field = known[0]
             else:
                 field = rule(module, known[0], known, shapes_in, shapes_out)
@@ -587,7 +591,9 @@ class Tracer(AutogradRows, TorchFunctionMode):
         field = self._field(outputs[0]) if outputs else None
         if field is None and outputs and not inside:  # a module that did no operation
             known = [f for f in self._fields(inputs) if f is not None]
-            if known:
+            if known and self.tokens and any(type(f) is Tokens for f in known):
+                field = known[0] if len(known) == 1 else None  # (a sequence's, passed on)
+            elif known:
                 field = receptive.merge(known)
                 self._set_field(outputs[0], field)
         self._record(frame, type_name(frame.module), MODULE, inputs, (), shapes_in, shapes_out,
@@ -693,7 +699,11 @@ class Tracer(AutogradRows, TorchFunctionMode):
         counter = OPS.get(name)
         call = OpCall(name, tuple(args), kwargs, shapes_in, shapes_out, any(t.requires_grad for t in outputs))
         count = counter(call) if counter is not None else NOT_COUNTED
-        field = receptive.for_op(name, call, self._fields([t for t in inputs if not isinstance(t, nn.Parameter)]))
+        every = self._fields(inputs) if self.tokens else ()
+        if any(type(f) is Tokens for f in every):  # (a sequence's: token_fields.py)
+            field = token_fields.guarded(token_fields.for_op, name, call, every)
+        else:
+            field = receptive.for_op(name, call, self._fields([t for t in inputs if not isinstance(t, nn.Parameter)]))
         for t in outputs:
             self._set_field(t, field)
         # (a parameter an operation writes in place, its output itself, is not used by it: nn.init's
@@ -765,6 +775,9 @@ class Tracer(AutogradRows, TorchFunctionMode):
         self.producers[id(x)] = (weakref.ref(x), -1)
         if x.dim() >= 3:
             self._set_field(x, receptive.Field.of_input(tuple(x.shape[2:])))
+        elif x.dim() == 2 and not (x.is_floating_point() or x.is_complex() or x.dtype is torch.bool):  # token ids
+            self._set_field(x, token_fields.of_ids(tuple(x.shape)))
+            self.tokens = True
 
     def _set_field(self, t: torch.Tensor, field) -> None:
         if field is not None:

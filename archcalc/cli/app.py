@@ -67,7 +67,7 @@ _VIEW_HELP = {
     "params": "Parameters of every layer with their arithmetic, e.g. LeNet-5 C1 (5*5*1 + 1)*6 = 156.",
     "flops": "MACs (multiply-accumulates of conv/linear/matmul), FLOPs = 2 x MACs, and element-wise work.",
     "summary": "Output shapes, parameters, MACs and activation memory of every layer, with totals.",
-    "rf": "Receptive field of every layer: size in input pixels, jump (effective stride) and centre; where branches meet, their union.",
+    "rf": "Receptive field of every layer: size in input pixels (tokens, for token ids), jump (effective stride) and centre; where branches meet, their union.",
 }
 
 

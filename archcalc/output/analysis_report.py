@@ -55,7 +55,7 @@ _COLUMNS = {
     "rf": (
         _NAME, _TYPE,
         Column("output_shape", "Output shape"),
-        Column("rf_size", "Receptive field (input pixels)"),
+        Column("rf_size", "Receptive field (input pixels or tokens)"),
         Column("rf_jump", "Jump (effective stride)"),
         Column("rf_centre", "Centre of the first unit"),
     ),

@@ -1,0 +1,150 @@
+"""Receptive fields over token ids (token_fields.py): hand arithmetic, and the gradient method on real weights (the
+tokens whose embedding the gradient of one output position reaches)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import archcalc
+
+
+class KimCNN(nn.Module):
+    """Kim (2014)'s sentence CNN: filters of 3, 4 and 5 words across the whole embedding, a max over time."""
+
+    def __init__(self, vocab=100, dim=12, filters=4, sizes=(3, 4, 5)):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.convs = nn.ModuleList(nn.Conv2d(1, filters, (k, dim)) for k in sizes)
+        self.fc = nn.Linear(filters * len(sizes), 2)
+
+    def forward(self, ids):
+        x = self.embed(ids).unsqueeze(1)  # (N, 1, L, D): the tokens on axis 2
+        h = [F.relu(conv(x)).squeeze(3) for conv in self.convs]
+        return self.fc(torch.cat([F.max_pool1d(t, t.size(2)).squeeze(2) for t in h], 1))
+
+
+class TCN(nn.Module):
+    """A causal dilated stack (WaveNet's, ByteNet's): kernel 2 at dilations 1, 2, 4, 8, each padded on the left."""
+
+    def __init__(self, vocab=100, dim=6):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.convs = nn.ModuleList(nn.Conv1d(dim, dim, 2, dilation=d) for d in (1, 2, 4, 8))
+        self.out = nn.Linear(dim, vocab)
+
+    def forward(self, ids):
+        x = self.embed(ids).transpose(1, 2)  # (N, D, L)
+        for conv in self.convs:
+            x = torch.tanh(conv(F.pad(x, (conv.dilation[0], 0))))
+        return self.out(x.transpose(1, 2))
+
+
+class Pooled(nn.Module):
+    """A 3-token convolution over (N, D, L) by permute, a norm per token written out, then the mean over tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 8)
+        self.conv = nn.Conv1d(8, 8, 3, padding=1, stride=2)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, ids):
+        h = self.conv(self.embed(ids).permute(0, 2, 1)).transpose(1, 2)  # (N, L', D)
+        h = h - h.mean(-1, keepdim=True)  # over the features of each token
+        return self.fc(h.mean(dim=1))  # over the tokens
+
+
+def _rows(model, length, batch=2):
+    a = archcalc.analyze(model, (batch, length), input_dtypes=["int64"])
+    return {r.label: r.receptive for r in a.layers}
+
+
+def _reached(model, length, position):
+    """The first and last token whose embedding the gradient of output ``position`` reaches."""
+    torch.manual_seed(0)
+    model = model.double()
+    kept = {}
+
+    def keep(module, given, output) -> None:
+        output.retain_grad()
+        kept["e"] = output
+
+    model.embed.register_forward_hook(keep)
+    out = model(torch.randint(1, 40, (1, length)))
+    out[0, position].abs().sum().backward()
+    rows = (kept["e"].grad[0].abs().sum(-1) > 0).nonzero().flatten().tolist()
+    return rows[0], rows[-1]
+
+
+def test_a_dilated_causal_stack_sees_the_sum_of_its_dilations():
+    f = _rows(TCN(), 40)
+    # r = 1 + (K - 1)*D per layer: 1 + 1 + 2 + 4 + 8; each left padding moves the centre back by its width
+    assert [f[f"convs.{i}"].size for i in range(4)] == [(2,), (4,), (8,), (16,)]
+    assert f["out"].text() == "16 tokens" and f["out"].jump == (1.0,)
+    last = f["out"]
+    for position in (0, 20, 39):  # (the first positions' fields start before the sentence, in the padding)
+        low = last.centre[0] + position * last.jump[0] - last.size[0] / 2
+        first, final = _reached(TCN(), 40, position)
+        assert (max(0, round(low)), round(low + last.size[0]) - 1) == (first, final)
+
+
+def test_a_sentence_cnn_sees_its_filter_widths_then_the_whole_sentence():
+    f = _rows(KimCNN(), 20)
+    assert [f[f"convs.{i}"].text() for i in range(3)] == ["3 tokens", "4 tokens", "5 tokens"]
+    assert f["convs.0"].grid == (18,)  # (20 - 3 + 1 positions)
+    assert f["max_pool1d"].size == (20,) and f["fc"].size == (20,)  # the max over time: all 20 words
+    assert f["embed"].text() == "1 token" and f["unsqueeze"].axis == 2
+
+
+def test_a_norm_over_features_keeps_the_token_and_a_mean_over_tokens_sees_them_all():
+    f = _rows(Pooled(), 11)
+    assert f["conv"].size == (3,) and f["conv"].jump == (2.0,) and f["conv"].grid == (6,)
+    assert f["mean"].size == (3,)  # h.mean(-1): each token's features
+    assert f["mean (2)"].whole and f["fc"].whole  # h.mean(dim=1): the tokens
+    first, final = _reached(Pooled(), 11, 0)
+    assert (first, final) == (0, 10)
+
+
+@pytest.mark.parametrize("model", [
+    nn.Sequential(nn.Embedding(30, 8), nn.LSTM(8, 8, batch_first=True)),
+    nn.Sequential(nn.Embedding(30, 8), nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)),
+])
+def test_recurrence_and_attention_see_every_token(model):
+    a = archcalc.analyze(model, (2, 9), input_dtypes=["int64"])
+    assert a.layers[0].receptive.text() == "1 token"
+    assert all(r.receptive is not None and r.receptive.whole for r in a.layers[1:] if r.receptive is not None)
+    assert any(r.receptive is not None and r.receptive.whole for r in a.layers[1:])
+
+
+def test_a_reshape_that_mixes_tokens_with_features_is_not_guessed():
+    class Flat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed, self.fc = nn.Embedding(30, 4), nn.Linear(4 * 7, 2)
+
+        def forward(self, ids):
+            x = self.embed(ids)
+            heads = x.view(x.shape[0], 7, 2, 2).transpose(1, 2)  # (N, h, L, d): the tokens found on axis 2
+            return self.fc(heads.transpose(1, 2).reshape(x.shape[0], -1))  # (N, L*D): not followed
+
+    f = _rows(Flat(), 7)
+    assert f["view"].axis == 1 and f["transpose"].axis == 2 and f["transpose (2)"].axis == 1
+    assert f["reshape"] is None and f["fc"] is None
+
+
+def test_an_image_model_keeps_its_fields_and_the_rf_table_says_tokens(cli, tmp_path, monkeypatch):
+    vgg = {r.label: r.receptive for r in archcalc.analyze("vgg16").layers}
+    assert vgg["features.28"].size == (196, 196)  # (no token field anywhere near an image's)
+    (tmp_path / "tcn.py").write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.embed, self.conv = nn.Embedding(50, 4), nn.Conv1d(4, 4, 5, dilation=2)\n"
+        "    def forward(self, ids):\n"
+        "        return self.conv(self.embed(ids).transpose(1, 2))\n")
+    monkeypatch.chdir(tmp_path)
+    data = cli("rf", "tcn.py:Net", "--input", "30", "--input-dtype", "int64", "-f", "json").json()
+    rows = {row["name"]: row["receptive_field"] for row in data["layers"]}
+    assert rows["conv"] == {"size": [9], "jump": [1.0], "centre": [4.5]}  # 1 + (5 - 1)*2
