@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import archcalc
+from archcalc.analysis.token_fields import locate
 
 
 class KimCNN(nn.Module):
@@ -94,7 +95,7 @@ def test_a_sentence_cnn_sees_its_filter_widths_then_the_whole_sentence():
     assert [f[f"convs.{i}"].text() for i in range(3)] == ["3 tokens", "4 tokens", "5 tokens"]
     assert f["convs.0"].grid == (18,)  # (20 - 3 + 1 positions)
     assert f["max_pool1d"].size == (20,) and f["fc"].size == (20,)  # the max over time: all 20 words
-    assert f["embed"].text() == "1 token" and f["unsqueeze"].axis == 2
+    assert f["embed"].text() == "1 token" and locate(f["unsqueeze"], (2, 1, 20, 12)) == (2, 1)
 
 
 def test_a_norm_over_features_keeps_the_token_and_a_mean_over_tokens_sees_them_all():
@@ -117,20 +118,32 @@ def test_recurrence_and_attention_see_every_token(model):
     assert any(r.receptive is not None and r.receptive.whole for r in a.layers[1:])
 
 
-def test_a_reshape_that_mixes_tokens_with_features_is_not_guessed():
-    class Flat(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed, self.fc = nn.Embedding(30, 4), nn.Linear(4 * 7, 2)
+class Flat(nn.Module):
+    """Heads split and put back, then every token's features in one row; and a linear layer written as GPT-2's
+    Conv1D writes it, on (N*L, D): the tokens merged with the batch and split from it again."""
 
-        def forward(self, ids):
-            x = self.embed(ids)
-            heads = x.view(x.shape[0], 7, 2, 2).transpose(1, 2)  # (N, h, L, d): the tokens found on axis 2
-            return self.fc(heads.transpose(1, 2).reshape(x.shape[0], -1))  # (N, L*D): not followed
+    def __init__(self):
+        super().__init__()
+        self.embed, self.weight, self.fc = nn.Embedding(30, 4), nn.Parameter(torch.randn(4, 4)), nn.Linear(4 * 7, 2)
 
-    f = _rows(Flat(), 7)
-    assert f["view"].axis == 1 and f["transpose"].axis == 2 and f["transpose (2)"].axis == 1
-    assert f["reshape"] is None and f["fc"] is None
+    def forward(self, ids):
+        x = self.embed(ids)
+        x = torch.addmm(torch.zeros(4), x.view(-1, 4), self.weight).view(x.shape)  # (N*L, D), then (N, L, D)
+        heads = x.view(x.shape[0], 7, 2, 2).transpose(1, 2)  # (N, h, L, d)
+        flat = heads.transpose(1, 2).reshape(x.shape[0], -1)  # (N, L*D)
+        return self.fc(flat)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_views_transposes_and_a_batch_merged_with_the_tokens_are_followed(batch):
+    a = archcalc.analyze(Flat(), (batch, 7), input_dtypes=["int64"])
+    f = {r.label: (r.receptive, r.output_shapes[0]) for r in a.layers}
+    where = {label: locate(field, shape) for label, (field, shape) in f.items() if field is not None and
+             not field.whole}
+    assert where["view"] == (0, batch) and where["addmm"] == (0, batch)  # (N*L, D): inside the first axis
+    assert where["view (2)"] == (1, 1) and where["view (3)"] == (1, 1) and where["transpose"] == (2, 1)
+    assert where["reshape"] == (1, 1)  # (N, L*D): the tokens with each one's features after them
+    assert f["fc"][0].whole  # (a linear map over that axis: every token)
 
 
 def test_an_image_model_keeps_its_fields_and_the_rf_table_says_tokens(cli, tmp_path, monkeypatch):
