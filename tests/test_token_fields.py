@@ -128,6 +128,7 @@ class Flat(nn.Module):
 
     def forward(self, ids):
         x = self.embed(ids)
+        x = torch.cat([torch.zeros(x.shape[0], 0, 4), x], 1)  # (an empty cache before the tokens: they stay put)
         x = torch.addmm(torch.zeros(4), x.view(-1, 4), self.weight).view(x.shape)  # (N*L, D), then (N, L, D)
         heads = x.view(x.shape[0], 7, 2, 2).transpose(1, 2)  # (N, h, L, d)
         flat = heads.transpose(1, 2).reshape(x.shape[0], -1)  # (N, L*D)
@@ -140,7 +141,7 @@ def test_views_transposes_and_a_batch_merged_with_the_tokens_are_followed(batch)
     f = {r.label: (r.receptive, r.output_shapes[0]) for r in a.layers}
     where = {label: locate(field, shape) for label, (field, shape) in f.items() if field is not None and
              not field.whole}
-    assert where["view"] == (0, batch) and where["addmm"] == (0, batch)  # (N*L, D): inside the first axis
+    assert where["cat"] == (1, 1) and where["view"] == (0, batch) and where["addmm"] == (0, batch)  # (N*L, D): inside the first axis
     assert where["view (2)"] == (1, 1) and where["view (3)"] == (1, 1) and where["transpose"] == (2, 1)
     assert where["reshape"] == (1, 1)  # (N, L*D): the tokens with each one's features after them
     assert f["fc"][0].whole  # (a linear map over that axis: every token)

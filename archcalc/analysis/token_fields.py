@@ -412,8 +412,9 @@ def _rearranged(name: str, call, field: Tokens, shape: tuple, out: tuple, found)
         if name == "stack":
             d = dim % (rank + 1)
             return _at(field, out, a + 1 if d <= a else a, within)
-        if dim % rank == a:  # (sequences joined or cut: their positions move)
-            return None
+        if dim % rank == a:  # (sequences joined or cut: their positions move; not by an empty one, a cache's first)
+            empty = name in ("cat", "concat", "concatenate") and sum(prod(s) > 0 for s in call.inputs) == 1
+            return _at(field, out, a, within) if empty else None
         return _at(field, out, a - 1 if name in ("unbind", "select") and dim % rank < a else a, within)
     return None
 
