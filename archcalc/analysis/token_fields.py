@@ -166,16 +166,28 @@ def _kept(field: Tokens, shape: tuple, out: tuple, a: int, within: int) -> Token
     return _at(field, out, a, within) if len(out) == len(shape) and out[a] == shape[a] else None
 
 
+def _spatial(field: Tokens, shape: tuple, out: tuple, found, d: int) -> tuple[int | None, Tokens | None]:
+    """Where a window over the last d axes meets the tokens: (their place among those axes, None), or (None, the
+    field it leaves: per token where they lie on an earlier axis, none where a view merged them with another)."""
+    a, within = found
+    rank = len(shape)
+    if not rank - d <= a < rank:
+        return None, (_kept(field, shape, out, a, within) if a < rank - d else None)
+    if within != 1 or shape[a] != field.grid[0]:
+        return None, None
+    return a - (rank - d), None
+
+
 def _convolved(field: Tokens, shape: tuple, out: tuple, found, kernel, stride, padding, dilation) -> Tokens | None:
     """A convolution over the last len(kernel) axes: a window where the tokens are one of them, every token where
     they are among its input channels."""
-    a, within = found
-    d, rank = len(kernel), len(shape)
-    if a == rank - d - 1:
+    d = len(kernel)
+    if found[0] == len(shape) - d - 1:
         return _whole(field)
-    if not rank - d <= a < rank or within != 1 or shape[a] != field.grid[0]:
-        return None
-    i = a - (rank - d)
+    i, other = _spatial(field, shape, out, found, d)
+    if i is None:
+        return other
+    a = found[0]
     k, s, dl = kernel[i], _nth(stride, i, d), _nth(dilation, i, d)
     if isinstance(padding, str):  # 'same' keeps the positions; 'valid' pads none
         same = padding == "same"
@@ -188,25 +200,20 @@ def _convolved(field: Tokens, shape: tuple, out: tuple, found, kernel, stride, p
 def _pooled(field: Tokens, shape: tuple, out: tuple, found, d: int, kernel, stride, padding, dilation,
             ceil_mode: bool) -> Tokens | None:
     """A pooling over the last d axes: a window where the tokens are one of them; per token on another axis."""
-    a, within = found
-    rank = len(shape)
-    if not rank - d <= a < rank:
-        return _kept(field, shape, out, a, within) if a < rank - d else None
-    if within != 1 or shape[a] != field.grid[0]:
-        return None
-    i = a - (rank - d)
+    i, other = _spatial(field, shape, out, found, d)
+    if i is None:
+        return other
+    a = found[0]
     moved = _window(field, _nth(kernel, i, d), _nth(stride, i, d), _nth(padding, i, d), _nth(dilation, i, d),
                     bool(ceil_mode))
     return _at(moved, out, a, 1)
 
 
 def _adaptive(field: Tokens, shape: tuple, out: tuple, found, d: int) -> Tokens | None:
-    a, within = found
-    rank = len(shape)
-    if not rank - d <= a < rank:
-        return _kept(field, shape, out, a, within) if a < rank - d else None
-    if within != 1 or shape[a] != field.grid[0]:
-        return None
+    i, other = _spatial(field, shape, out, found, d)
+    if i is None:
+        return other
+    a = found[0]
     moved = receptive.adaptive(Field(*field[:4]), (shape[a],), (out[a],))
     return _at(Tokens(*moved, None), out, a, 1) if not moved.whole else _whole(field)
 
