@@ -107,6 +107,29 @@ def test_a_norm_over_features_keeps_the_token_and_a_mean_over_tokens_sees_them_a
     assert (first, final) == (0, 10)
 
 
+class Loop(nn.Module):
+    """A recurrent cell stepped by hand over the tokens, as tutorials write it: step t sees tokens 0 to t."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.cell, self.fc = nn.Embedding(30, 4), nn.GRUCell(4, 4), nn.Linear(4, 2)
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        h, seen = torch.zeros(ids.shape[0], 4), []
+        for t in range(ids.shape[1]):
+            h = self.cell(x[:, t], h)
+            seen.append(h)
+        return self.fc(torch.stack(seen, 1))
+
+
+def test_a_cell_stepped_by_hand_sees_the_tokens_up_to_its_step():
+    f = _rows(Loop(), 5)
+    assert [f["cell" if t == 0 else f"cell ({t + 1})"].size for t in range(5)] == [(1,), (2,), (3,), (4,), (5,)]
+    assert f["getitem (3)"].centre == (2.5,)  # (x[:, 2]: the third token)
+    assert f["stack"].size == (5,) and f["fc"].size == (5,)  # (the largest: the last step's, every token)
+
+
 @pytest.mark.parametrize("model", [
     nn.Sequential(nn.Embedding(30, 8), nn.LSTM(8, 8, batch_first=True)),
     nn.Sequential(nn.Embedding(30, 8), nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)),
@@ -162,3 +185,41 @@ def test_an_image_model_keeps_its_fields_and_the_rf_table_says_tokens(cli, tmp_p
     data = cli("rf", "tcn.py:Net", "--input", "30", "--input-dtype", "int64", "-f", "json").json()
     rows = {row["name"]: row["receptive_field"] for row in data["layers"]}
     assert rows["conv"] == {"size": [9], "jump": [1.0], "centre": [4.5]}  # 1 + (5 - 1)*2
+
+
+class Written(nn.Module):
+    """A shift written in place into a constant (not followed), and Fourier transforms over the features (per
+    token) and over the tokens (FNet's mixing: every token)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.fc = nn.Embedding(30, 4), nn.Linear(4, 2)
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        features = torch.fft.fft(x, dim=-1).real
+        mixed = torch.fft.fftn(x, dim=(1, 2)).real
+        out = torch.zeros_like(x)
+        out[:, 1:] = x[:, :-1]
+        return self.fc(out + features), mixed
+
+
+def test_a_write_in_place_is_not_followed_and_says_so(cli, tmp_path, monkeypatch):
+    f = _rows(Written(), 6)
+    assert f["fft_fft"].text() == "1 token" and f["fft_fftn"].whole  # (over the features; over the tokens too)
+    assert f["zeros_like"] is None  # (a constant shaped like x)
+    assert f["add"].text() == f["fc"].text() == "tokens: not tracked"  # (x[:, 1:] written into it)
+    (tmp_path / "written.py").write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.embed = nn.Embedding(30, 4)\n"
+        "    def forward(self, ids):\n"
+        "        out = torch.zeros_like(self.embed(ids))\n"
+        "        out[:, 1:] = self.embed(ids)[:, :-1]\n"
+        "        return out * 2\n")
+    monkeypatch.chdir(tmp_path)
+    run = cli("rf", "written.py:Net", "--input", "6", "--input-dtype", "int64")
+    assert run.code == 0 and "tokens: not tracked: a step moved the tokens where archcalc does not follow" in \
+        " ".join(run.out.split())

@@ -26,7 +26,7 @@ from torch import nn
 
 from archcalc.analysis import receptive
 from archcalc.analysis.counters.elementwise import ACTIVATIONS, DROPOUT, ELEMENTWISE
-from archcalc.analysis.receptive import WHOLE, Field
+from archcalc.analysis.receptive import PART, WHOLE, Field
 
 
 class Tokens(NamedTuple):
@@ -46,7 +46,8 @@ class Tokens(NamedTuple):
 
     @property
     def part(self) -> bool:
-        return False
+        """Tokens not tracked: a step moved them where these rules do not follow (LOST)."""
+        return self.size[0] == PART
 
     @property
     def positions(self) -> int:
@@ -55,6 +56,8 @@ class Tokens(NamedTuple):
     def text(self) -> str:
         if self.whole:
             return "whole input"
+        if self.part:
+            return LOST_TEXT
         r, j = self.size[0], self.jump[0]
         return f"{r} token{'s' if r != 1 else ''}" + (f" (jump {j:g})" if j != 1 else "")
 
@@ -64,13 +67,42 @@ def of_ids(shape: tuple[int, ...]) -> Tokens | None:
     return Tokens((1,), (1.0,), (0.5,), (shape[1],), shape[0]) if len(shape) == 2 else None
 
 
-def guarded(rule, *args) -> Tokens | None:
-    """A rule's field, or none where it fails on a call its author did not foresee (an argument of another form):
-    the field is not computed then, and the counts go on."""
-    try:
-        return rule(*args)
-    except (TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError, KeyError):
+LOST = Tokens((PART,), (0.0,), (0.0,), (0,), None)  # tokens a step moved where these rules do not follow
+LOST_TEXT = "tokens: not tracked"
+LOST_NOTE = ("tokens: not tracked: a step moved the tokens where archcalc does not follow them (a concatenation along "
+             "them, an in-place write, an operation without a rule here), so what each position sees is not "
+             "computed, and nor is it for anything that step reaches, until attention or recurrence makes it the "
+             "whole input")
+
+
+def layer(m: nn.Module, known: list, inputs: tuple, outputs: tuple) -> Tokens | None:
+    """A layer's output field, ``known`` being its inputs' (``inputs``, ``outputs``: the shapes): a recurrent
+    cell's step, as any layer given several, sees what they see together (a step's input and the state before it)."""
+    given = [f for f in known if f is not None]
+    return _settled(given, lambda: _layer(m, given, inputs, outputs))
+
+
+def for_op(name: str, call, fields: list) -> Tokens | None:
+    """An operation's output field; ``fields``: each tensor input's (call.inputs are their shapes), one at least
+    a token field. A constant shaped like its input (zeros_like) has none."""
+    if name in _CONSTANTS:
         return None
+    return _settled([f for f in fields if f is not None], lambda: _for_op(name, call, fields))
+
+
+def _settled(given: list, rule) -> Tokens:
+    """The whole input where an input sees it; tokens not tracked (LOST) where one is not tracked, meets an image's
+    field, or the rule cannot say (it returns None, or fails on an argument of a form it did not foresee)."""
+    whole = next((f for f in given if isinstance(f, Tokens) and f.whole), None)
+    if whole is not None:
+        return whole
+    if any(not isinstance(f, Tokens) or f.part for f in given):
+        return LOST
+    try:
+        found = rule()
+    except (TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError, KeyError):
+        found = None
+    return LOST if found is None else found
 
 
 def locate(field: Tokens, shape: tuple) -> tuple[int, int] | None:
@@ -88,6 +120,17 @@ def locate(field: Tokens, shape: tuple) -> tuple[int, int] | None:
 
 def _whole(field: Tokens) -> Tokens:
     return Tokens((WHOLE,), (0.0,), (0.0,), field.grid, None)
+
+
+def _union(fields: list) -> Tokens | None:
+    """Fields that meet at one position, or at the same place of one tensor: what they see together (their union,
+    on one grid: a recurrent step's input at token t and its state, which saw the tokens before it); none where they
+    lie at different places."""
+    if any(f.whole for f in fields):
+        return _whole(fields[0])
+    if len({f.before for f in fields}) != 1:
+        return None
+    return Tokens(*receptive.merge([Field(*f[:4]) for f in fields]), fields[0].before)
 
 
 def _at(field: Tokens, shape_out: tuple, axis: int, within: int) -> Tokens:
@@ -109,15 +152,15 @@ _SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
 _PASSING = (*(a for a in ACTIVATIONS if a not in _SOFTMAX and a is not nn.Softmax2d), nn.Dropout, nn.Dropout1d,
             nn.Dropout2d, nn.AlphaDropout, nn.FeatureAlphaDropout, nn.Identity,
             nn.modules.batchnorm._BatchNorm)  # (per position: an activation, dropout, BatchNorm's statistics)
-_WHOLE_LAYERS = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)  # (every token: recurrence, attention)
+_WHOLE_LAYERS = (nn.RNNBase, nn.MultiheadAttention)  # (every token: recurrence over the sequence, attention)
 _PADS = (nn.modules.padding._ConstantPadNd, nn.modules.padding._ReflectionPadNd,
          nn.modules.padding._ReplicationPadNd, *((nn.modules.padding._CircularPadNd,)
                                                   if hasattr(nn.modules.padding, "_CircularPadNd") else ()))
 
 
-def layer(m: nn.Module, field: Tokens, inputs: tuple, outputs: tuple) -> Tokens | None:
-    """A layer's output field, ``field`` being its first input's (``inputs``, ``outputs``: the shapes)."""
-    if field.whole or field.before is None:
+def _layer(m: nn.Module, given: list, inputs: tuple, outputs: tuple) -> Tokens | None:
+    field = given[0] if len(given) == 1 else _union(given)
+    if field is None or field.before is None:
         return field
     shape, out = inputs[0], outputs[0] if outputs else ()
     found = locate(field, shape)
@@ -240,11 +283,13 @@ def _nth(value, i: int, d: int):
 
 # -- operations ---------------------------------------------------------------------------------------------------
 
+_CONSTANTS = frozenset({"new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "zeros_like", "ones_like",
+                        "full_like", "empty_like", "rand_like", "randn_like", "randint_like", "size", "numel"})
 _PASS = frozenset(ELEMENTWISE) - {"softmax", "log_softmax", "softmin", "outer", "ger", "kron", "diff"} | {
     *DROPOUT, "contiguous", "clone", "detach", "to", "type", "type_as", "float", "half", "bfloat16", "double", "int",
     "long", "bool", "masked_fill", "identity", "cpu", "cuda", "real", "imag", "conj", "eq", "ne", "lt", "gt", "le",
     "ge", "logical_not", "logical_and", "logical_or", "bitwise_not", "expand", "expand_as", "broadcast_to",
-    "batch_norm", "new_ones", "new_zeros", "zeros_like", "ones_like", "full_like", "tril", "triu"}
+    "batch_norm", "tril", "triu"}  # (not zeros_like and its kin: constants shaped like their input, no field)
 _VIEWS = frozenset({"view", "reshape", "view_as", "reshape_as", "flatten", "unflatten", "ravel", "squeeze",
                     "unsqueeze", "embedding", "one_hot"})  # (the row-major order kept: ``before`` too)
 _REDUCTIONS = frozenset({"sum", "mean", "amax", "amin", "max", "min", "prod", "nansum", "nanmean", "var", "std",
@@ -256,23 +301,19 @@ _ATTENTION = frozenset({"scaled_dot_product_attention", "multi_head_attention_fo
 _PRODUCTS = {"matmul": (0, 1), "mm": (0, 1), "bmm": (0, 1), "baddbmm": (1, 2), "addmm": (1, 2)}
 
 
-def for_op(name: str, call, fields: list) -> Tokens | None:
-    """An operation's output field; ``fields``: each tensor input's (call.inputs are their shapes), one at least
-    a token field."""
+def _for_op(name: str, call, fields: list) -> Tokens | None:
     given = [(f, s) for f, s in zip(fields, call.inputs) if f is not None]
-    if any(not isinstance(f, Tokens) for f, _ in given):
-        return None  # (tokens met an image's field: not followed)
-    if any(f.whole for f, _ in given):
-        return _whole(given[0][0])
     out = call.outputs[0] if call.outputs else ()
     if name in _ATTENTION:
         return _whole(given[0][0])
     if name in _PRODUCTS or name == "einsum":
         return _product(name, call, fields)
-    if any(f.before is None for f, _ in given):  # (one position: whatever follows reads that position's field)
-        return given[0][0] if all(f.before is None for f, _ in given) else None
+    if any(f.before is None for f, _ in given):  # (one position: what follows sees what they see together)
+        return _union([f for f, _ in given])
     if name in _VIEWS:
         return given[0][0]
+    if name == "copy":  # (x.copy_(src): src's values, where x was a state or a constant)
+        return fields[1] if len(fields) > 1 else None
     if name in _PASS or (name in ("max", "min") and call.of_two_tensors):
         return _merged(given, out)
     field, shape = given[0]
@@ -292,6 +333,14 @@ def for_op(name: str, call, fields: list) -> Tokens | None:
         normalized = call.arg(1, "normalized_shape")
         k = len(normalized) if isinstance(normalized, (tuple, list)) else 1
         return _whole(field) if a >= rank - k else field
+    if name == "normalize":  # (F.normalize: divided by the p-norm along dim, 1 unless given)
+        return _whole(field) if call.arg(2, "dim", 1) % rank == a else field
+    if name.startswith("fft_"):  # (a Fourier transform along its dims: every token where they are one of them)
+        dims = call.arg(2, "dim", None)
+        if dims is None:
+            dims = range(rank) if name.endswith("n") else (-2, -1) if name.endswith("2") else (-1,)
+        dims = {d % rank for d in (dims if isinstance(dims, (tuple, list, range)) else (dims,))}
+        return _whole(field) if a in dims else _at(field, out, a, within)
     if name in ("group_norm", "instance_norm"):
         return _whole(field) if a >= (1 if name == "group_norm" else 2) else field
     if name in ("conv1d", "conv2d", "conv3d"):
@@ -419,9 +468,11 @@ def _rearranged(name: str, call, field: Tokens, shape: tuple, out: tuple, found)
         if name == "stack":
             d = dim % (rank + 1)
             return _at(field, out, a + 1 if d <= a else a, within)
-        if dim % rank == a:  # (sequences joined or cut: their positions move; not by an empty one, a cache's first)
-            empty = name in ("cat", "concat", "concatenate") and sum(prod(s) > 0 for s in call.inputs) == 1
-            return _at(field, out, a, within) if empty else None
+        if dim % rank == a:  # (sequences joined or cut: their positions move; not by an empty one, a cache's first,
+            # nor cut into all and nothing)
+            pieces = call.inputs if name in ("cat", "concat", "concatenate") else call.outputs
+            whole = [p for p in pieces if prod(p) > 0] == [tuple(shape if pieces is call.outputs else out)]
+            return _at(field, out, a, within) if whole else None
         return _at(field, out, a - 1 if name in ("unbind", "select") and dim % rank < a else a, within)
     return None
 
@@ -447,8 +498,9 @@ def _indexed(field: Tokens, shape: tuple, out: tuple, found, index) -> Tokens | 
         elif axis == a:
             if within != 1:
                 return None
-            if isinstance(item, int):
-                return field._replace(before=None)
+            if isinstance(item, int):  # (that token's field: the first unit's moved to it)
+                taken = item % shape[a]
+                return Tokens(*receptive.window(Field(*field[:4]), (1,), (1,), (-taken,), (1,), grid=(1,)), None)
             start, stop, step = item.indices(shape[a])
             if step != 1:
                 return None

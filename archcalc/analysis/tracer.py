@@ -543,7 +543,7 @@ class Tracer(AutogradRows, TorchFunctionMode):
         if known and known[0] is not None:
             rule = receptive.RULES.get(type(module)) or receptive.rule_for(module)
             if self.tokens and type(known[0]) is Tokens:  # (a sequence's: token_fields.py)
-                field = token_fields.guarded(token_fields.layer, module, known[0], shapes_in, shapes_out)
+                field = token_fields.layer(module, known, shapes_in, shapes_out)
             elif rule is receptive.through and len(known) == 1:  # an element-wise layer: the field passes
                 field = known[0]
             else:
@@ -653,6 +653,12 @@ class Tracer(AutogradRows, TorchFunctionMode):
                 self.size_reads.append((inputs[0], self.next_index))
             elif self.written is not None and len(inputs) > 1 and getattr(func, "__name__", "") == "__setitem__":
                 self._wrote(inputs[0], self._sources(inputs[1:]))  # (x[i] = v: v and i written into x)
+            if self.tokens and inputs and getattr(func, "__name__", "") == "__setitem__":  # (in order with the rows
+                # that make the fields it reads: after the pass, where they wait for it)
+                if self.pending is None:
+                    self._tokens_written(inputs)
+                else:
+                    self.pending.append((self._tokens_written, (inputs,)))
             return result  # metadata queries (size, dim) and tensor creation
         try:
             shapes_in, shapes_out = shapes_of(inputs), shapes_of(outputs)
@@ -701,7 +707,7 @@ class Tracer(AutogradRows, TorchFunctionMode):
         count = counter(call) if counter is not None else NOT_COUNTED
         every = self._fields(inputs) if self.tokens else ()
         if any(type(f) is Tokens for f in every):  # (a sequence's: token_fields.py)
-            field = token_fields.guarded(token_fields.for_op, name, call, every)
+            field = token_fields.for_op(name, call, every)
         else:
             field = receptive.for_op(name, call, self._fields([t for t in inputs if not isinstance(t, nn.Parameter)]))
         for t in outputs:
@@ -778,6 +784,11 @@ class Tracer(AutogradRows, TorchFunctionMode):
         elif x.dim() == 2 and not (x.is_floating_point() or x.is_complex() or x.dtype is torch.bool):  # token ids
             self._set_field(x, token_fields.of_ids(tuple(x.shape)))
             self.tokens = True
+
+    def _tokens_written(self, inputs: list) -> None:
+        """x[i] = v where x or v holds token fields: what x's positions see is not followed from here on."""
+        if any(type(f) is Tokens for f in self._fields(inputs)):
+            self._set_field(inputs[0], token_fields.LOST)
 
     def _set_field(self, t: torch.Tensor, field) -> None:
         if field is not None:

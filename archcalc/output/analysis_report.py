@@ -5,6 +5,7 @@ from __future__ import annotations
 from archcalc import conventions
 from archcalc.analysis.counting import NOT_COUNTED
 from archcalc.analysis.receptive import PART_NOTE
+from archcalc.analysis.token_fields import LOST_NOTE, Tokens
 from archcalc.analysis.records import Analysis, LayerRecord
 from archcalc.analysis.views import TypeTotal, by_type
 from archcalc.formulas.numbers import grouped, human, human_bytes, shape_text, shapes_text
@@ -225,8 +226,9 @@ def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...], conve
     else:
         members, table, lines, data = [(r,) for r in rows], [_row(r) for r in rows], footer(a), as_dict(a, rows)
         items = data["layers"]
-        if view in ("rf", "summary") and any(r.receptive is not None and r.receptive.part for r in rows):
-            lines = (*lines, f"Note: {PART_NOTE}")
+        if view in ("rf", "summary"):
+            parts = {type(r.receptive) for r in rows if r.receptive is not None and r.receptive.part}
+            lines = (*lines, *(f"Note: {LOST_NOTE if kind is Tokens else PART_NOTE}" for kind in sorted(parts, key=str)))
     columns = _COLUMNS[view]
     if count:
         wanted = ("mults", "adds") if count == "both" else (count,)
