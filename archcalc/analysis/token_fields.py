@@ -7,9 +7,11 @@ anywhere ((N, L, D) after an embedding, (N, D, L) after the transpose a Conv1d w
 elements that come before the tokens in the tensor's row-major order (its batch, and what else precedes them),
 which no view or reshape changes and a transpose, a reduction or a layer recomputes. The tokens are then found on
 the axis that holds them (alone, or merged with the batch before them or the features after them). Where a step
-cannot say where they went (an operation not listed here), the field is not computed rather than guessed: the
-image rules (receptive.py) take the last axes as the spatial ones, which does not hold here. An integer index on
-the tokens (BERT's pooler reads x[:, 0]) leaves one position, whose field passes on (``before`` None).
+cannot say where they went (an operation not listed here, a write in place, a concatenation along them), the field
+reads "tokens: not tracked" (LOST), and so does all it reaches, rather than a guess: the image rules (receptive.py)
+take the last axes as the spatial ones, which does not hold here; a constant shaped like its input (zeros_like) has
+no field. An integer index on the tokens (BERT's pooler reads x[:, 0]) leaves one position, that token's field,
+which passes on (``before`` None); where such fields meet (a recurrent cell stepped by hand), their union.
 
 Along the tokens a convolution or a pooling is a window (receptive.window: r_out = r_in + (K' - 1)*j_in); a linear
 map, a norm or a softmax over the axis that holds them, attention and recurrence see every token: the whole input
@@ -71,8 +73,8 @@ LOST = Tokens((PART,), (0.0,), (0.0,), (0,), None)  # tokens a step moved where 
 LOST_TEXT = "tokens: not tracked"
 LOST_NOTE = ("tokens: not tracked: a step moved the tokens where archcalc does not follow them (a concatenation along "
              "them, an in-place write, an operation without a rule here), so what each position sees is not "
-             "computed, and nor is it for anything that step reaches, until attention or recurrence makes it the "
-             "whole input")
+             "computed, and nor is it for anything that step reaches (but where it meets a path that already sees "
+             "the whole input: a residual sum after attention)")
 
 
 def layer(m: nn.Module, known: list, inputs: tuple, outputs: tuple) -> Tokens | None:
