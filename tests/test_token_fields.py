@@ -164,7 +164,8 @@ def test_views_transposes_and_a_batch_merged_with_the_tokens_are_followed(batch)
     f = {r.label: (r.receptive, r.output_shapes[0]) for r in a.layers}
     where = {label: locate(field, shape) for label, (field, shape) in f.items() if field is not None and
              not field.whole}
-    assert where["cat"] == (1, 1) and where["view"] == (0, batch) and where["addmm"] == (0, batch)  # (N*L, D): inside the first axis
+    assert where["cat"] == (1, 1)
+    assert where["view"] == (0, batch) and where["addmm"] == (0, batch)  # (N*L, D): inside the first axis
     assert where["view (2)"] == (1, 1) and where["view (3)"] == (1, 1) and where["transpose"] == (2, 1)
     assert where["reshape"] == (1, 1)  # (N, L*D): the tokens with each one's features after them
     assert f["fc"][0].whole  # (a linear map over that axis: every token)
