@@ -15,11 +15,10 @@ them, or a dict of keyword inputs), as fvcore and torchinfo's input_data take on
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from archcalc.errors import InputError
+from archcalc.errors import COMMAND_LINE, InputError
 
 if TYPE_CHECKING:  # (torch is imported when a function runs, not when archcalc is)
     from archcalc.analysis.records import Analysis
@@ -28,10 +27,6 @@ __all__ = ["analyze", "check", "compare", "memory", "reconcile", "rf", "summary"
 
 Size = Sequence[int]
 
-# Whether the calls come from the command line (cli/app.py's main sets it while a command runs): its --input, the size
-# without the batch, may be a shorthand (HxW with the model's channels, one number for a square), which a Python
-# caller's input_size, a full shape, is not (_full_shape).
-COMMAND_LINE: ContextVar[bool] = ContextVar("archcalc_command_line", default=False)
 
 
 def analyze(model: Any, input_size: Size | Sequence[Size] | None = None, *, inputs: Any = None,

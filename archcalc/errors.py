@@ -7,6 +7,29 @@ import os
 import sys
 import traceback
 from collections.abc import Iterator
+from contextvars import ContextVar
+
+# Whether the calls come from the command line (cli/app.py's main sets it while a command runs, and resets it): its
+# --input, the size without the batch, may be a shorthand (HxW with the model's channels, one number for a square),
+# which a Python caller's input_size, a full shape, is not (api._full_shape); and a message names an option as the
+# caller gave it (option).
+COMMAND_LINE: ContextVar[bool] = ContextVar("archcalc_command_line", default=False)
+
+
+def option(name: str, value: str = "") -> str:
+    """An option as the caller gave it, in a message: ``--fit 16GiB`` on the command line, ``fit='16GiB'`` in Python
+    (the functions' keyword: input_size for --input); ``value`` as the command line shows it."""
+    if COMMAND_LINE.get():
+        return f"--{name}" + (f" {value}" if value else "")
+    keyword = _KEYWORDS.get(name, name.replace("-", "_"))
+    if not value:
+        return keyword
+    shown = value if value[:1] in _QUOTES or value.isdigit() else repr(value)
+    return f"{keyword}={shown}"
+
+
+_KEYWORDS = {"input": "input_size", "input-dtype": "input_dtypes", "arg": "args"}
+_QUOTES = ("'", '"')
 
 
 class ArchcalcError(Exception):

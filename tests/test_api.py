@@ -292,6 +292,11 @@ def test_bad_arguments_get_one_clear_error():
         archcalc.memory(MLP(), (8, 784), batch=4)  # (the default batch, 1, defers to the size's)
     with pytest.raises(InputError, match="fit must be a positive number of bytes"):
         archcalc.memory(MLP(), (1, 784), fit=-5)
+    # (an option named as Python gives it: the command line's own words, --batch and --fit 'abc', are its own)
+    with pytest.raises(InputError, match=r"^batch must be a positive integer, got 0$"):
+        archcalc.analyze("cnnet", batch=0)
+    with pytest.raises(InputError, match=r"^fit='abc' is not a memory size"):
+        archcalc.memory("cnnet", fit="abc")
     assert [row.model for row in archcalc.compare("cnnet")] == ["cnnet"]  # one name is one model, not letters
     # A registered model's size without its batch: (3, 32, 32) was read as a batch of 3 of 32x32 images (the command
     # line's HxW, the channels filled in), three times one image's MACs, with no word of it.

@@ -14,7 +14,7 @@ def test_compare_arithmetic():
     rows = compare({"a": {"params": 100, "macs": 50}, "b": {"params": 150, "macs": 25}}, "a")
     assert rows[0].ratio == {"params": 1.0, "macs": 1.0} and rows[0].difference == {"params": 0, "macs": 0}
     assert rows[1].difference == {"params": 50, "macs": -25} and rows[1].ratio == {"params": 1.5, "macs": 0.5}
-    with pytest.raises(InputError, match="--baseline 'c' is not among"):
+    with pytest.raises(InputError, match="baseline='c' is not among"):  # (in Python; `--baseline 'c'` in the CLI)
         compare({"a": {"params": 1}}, "c")
 
 
@@ -60,7 +60,15 @@ def test_time_goes_on_after_a_failing_model(cli):
 
 def test_time_refuses_what_does_not_fit():
     t = measure(REGISTRY.get("vgg16"), None, 100_000, "cpu", "float32", Options(repeat=1))
-    assert t.runs == 0 and "does not fit" in t.error and "smaller --batch" in t.error
+    assert t.runs == 0 and "does not fit" in t.error and t.error.endswith("smaller batch")  # (its keyword in Python)
+    from archcalc.errors import COMMAND_LINE
+
+    token = COMMAND_LINE.set(True)  # (as the command line runs it: its flag)
+    try:
+        assert measure(REGISTRY.get("vgg16"), None, 100_000, "cpu", "float32", Options(repeat=1)).error.endswith(
+            "smaller --batch")
+    finally:
+        COMMAND_LINE.reset(token)
 
 
 def test_time_options_threads_and_channels_last():

@@ -133,7 +133,7 @@ def test_fit_device_is_the_memory_the_gpu_has_free(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (78 * 2**30, 80 * 2**30))
     assert parse_budget("device") == parse_budget(" Device ") == 78 * 2**30
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(InputError, match="--fit device needs a GPU"):
+    with pytest.raises(InputError, match="fit='device' needs a GPU"):  # (in Python; `--fit device` in the CLI)
         parse_budget("device")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archcalc.analysis.records import Analysis
-from archcalc.errors import InputError
+from archcalc.errors import InputError, option
 from archcalc.shown import Shown
 
 QUANTITIES = ("params", "macs", "flops", "param_bytes", "activation_bytes")
@@ -42,7 +42,7 @@ class Comparison(list, Shown):
 def compare(values: dict[str, dict[str, float]], baseline: str, context: str = "") -> Comparison:
     """values: model -> quantity -> number (in the caller's order); baseline must be one of them."""
     if baseline not in values:
-        raise InputError(f"--baseline {baseline!r} is not among the models compared: {', '.join(values)}")
+        raise InputError(f"{option('baseline', repr(baseline))} is not among the models compared: {', '.join(values)}")
     base = values[baseline]
     rows = []
     for model, own in values.items():

@@ -26,7 +26,7 @@ from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.packed import QUANTIZED_TYPES
 from archcalc.analysis.records import OP, Analysis, LayerRecord, Totals, from_input
 from archcalc.analysis.tracer import Tracer, shapes_of, tensors_in
-from archcalc.errors import ForwardError, InputError, chain
+from archcalc.errors import ForwardError, InputError, chain, option
 from archcalc.formulas.numbers import shape_text
 from archcalc.models.arguments import merged
 from archcalc.models.registry import ModelEntry
@@ -47,7 +47,8 @@ def resolve_device(name: str) -> torch.device:
     if kind not in DEVICES:
         raise InputError(f"unknown device {name!r}; use one of {', '.join(DEVICES)}")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise InputError("CUDA is not available on this machine; use --device meta (no memory) or --device cpu")
+        raise InputError(f"CUDA is not available on this machine; use {option('device', 'meta')} (no memory) or "
+                         f"{option('device', 'cpu')}")
     try:
         return torch.device(name)
     except RuntimeError as error:
@@ -91,7 +92,7 @@ def entry_shape(entry: ModelEntry, given: Sequence[int] | None, batch: int) -> t
 
 def _check_batch(batch: int) -> None:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise InputError(f"--batch must be a positive integer, got {batch!r}")
+        raise InputError(f"{option('batch')} must be a positive integer, got {batch!r}")
 
 
 INPUT_DTYPES = {**DTYPES, "int64": torch.int64, "int32": torch.int32, "int16": torch.int16, "int8": torch.int8,
@@ -404,7 +405,7 @@ def _trace(model: nn.Module, name: str, inputs: Inputs, device: torch.device, dt
             raise
         size = sum(prod(s) * d.itemsize for s, d in zip(inputs.shapes, inputs.dtypes(dtype)))
         raise InputError(f"the input {inputs.text()} ({_dtype_name(dtype)}) needs {size:,} bytes, more than {device} "
-                         f"can allocate; {_LESS_MEMORY}") from None
+                         f"can allocate; {_less_memory()}") from None
     tracer = Tracer(model, inner, deferred=device.type == "meta", backward=backward, nodes=nodes,
                     differentiating=differentiating)
     if tracer.lazy:
@@ -688,11 +689,13 @@ def _failure(name: str, inputs: Inputs, tracer: Tracer, error: Exception) -> str
     if alone:  # (the real mistake; what failed after it follows from it)
         what = f"{alone} ({what})"
     size = shape_text(shapes[0][1:]) if len(shapes) == 1 else inputs.text()
-    hint = f"; {_LESS_MEMORY}" if out_of_memory(error) else ""
+    hint = f"; {_less_memory()}" if out_of_memory(error) else ""
     return f"forward pass of {name} failed for input {size}{' ' + where if where else ''}: {what}{hint}"
 
 
-_LESS_MEMORY = "use --device meta (shapes and counts without allocating memory) or a smaller --batch or --input"
+def _less_memory() -> str:
+    return (f"use {option('device', 'meta')} (shapes and counts without allocating memory) or a smaller "
+            f"{option('batch')} or {option('input')}")
 
 
 def out_of_memory(error: BaseException) -> bool:

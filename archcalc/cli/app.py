@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from archcalc.errors import ArchcalcError, ForwardError
+from archcalc.errors import COMMAND_LINE, ArchcalcError, ForwardError
 from archcalc.output.render import FORMATS, choose_format, emit
 
 CONVENTIONS = ("paper", "torchvision", "fvcore", "torchinfo", "thop", "ptflops", "flop_counter", "flops")  # archcalc.analysis.tools.NAMES
@@ -549,8 +549,6 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("ARCHCALC_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     command = typer.main.get_command(app)
-    from archcalc.api import COMMAND_LINE
-
     token = COMMAND_LINE.set(True)  # (its --input sizes may be shorthands: api._full_shape)
     try:
         _run(command, args, debug)

@@ -27,7 +27,7 @@ from archcalc.analysis.diagnosis import unbatched_input, with_hint
 from archcalc.analysis.engine import build, entry_inputs, out_of_memory, placed, resolve_dtype
 from archcalc.analysis.packed import quantized
 from archcalc.analysis.placement import free_memory
-from archcalc.errors import ArchcalcError, InputError
+from archcalc.errors import ArchcalcError, InputError, option
 from archcalc.models.registry import ModelEntry
 from archcalc.shown import Shown
 from archcalc.training.batch import Batch, loss_of, made as made_batch
@@ -128,7 +128,7 @@ class Timings(list, Shown):
 def mixed(device: torch.device, amp: str | None):
     """torch.autocast on ``device`` in ``amp`` (float16 or bfloat16), or nothing."""
     if amp not in (None, "float16", "bfloat16"):
-        raise InputError(f"unknown --amp {amp!r}; use float16 or bfloat16")
+        raise InputError(f"unknown {option('amp', repr(amp))}; use float16 or bfloat16")
     return torch.autocast(device.type, dtype=getattr(torch, amp or "float16"), enabled=amp is not None)
 
 
@@ -251,7 +251,7 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
         gib = 2**30
         return _failed(base, f"batch {batch} does not fit: about {needed / gib:.1f} GiB needed, "
                              f"{_available_bytes(torch_device) / gib:.1f} GiB free on {torch_device}; use a smaller "
-                             f"--batch")
+                             f"{option('batch')}")
     previous_threads = torch.get_num_threads()
     try:
         if options.threads and torch_device.type == "cpu":
@@ -275,7 +275,8 @@ def measure(entry: ModelEntry, size: Sequence[int] | None, batch: int, device: s
         return _failed(base, str(error))
     except Exception as error:  # the model or torch.compile failed on this device
         if out_of_memory(error):
-            return _failed(base, f"batch {batch} does not fit in {torch_device} memory; use a smaller --batch")
+            return _failed(base, f"batch {batch} does not fit in {torch_device} memory; use a smaller "
+                                 f"{option('batch')}")
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return _failed(base, f"{entry.name} failed on {torch_device}: {with_hint(first)}")
     finally:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from archcalc.errors import InputError
+from archcalc.errors import InputError, option
 from archcalc.formulas.numbers import human_bytes
 from archcalc.shown import Shown
 
@@ -38,15 +38,16 @@ def parse_budget(text: str) -> int:
         import torch
 
         if not torch.cuda.is_available():
-            raise InputError("--fit device needs a GPU, and this machine has none; give a size, e.g. --fit 16GiB")
+            raise InputError(f"{option('fit', 'device')} needs a GPU, and this machine has none; give a size, e.g. "
+                             f"{option('fit', '16GiB')}")
         return torch.cuda.mem_get_info()[0]
     match = _SIZE.match(text)
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:
-        raise InputError(f"--fit {text!r} is not a memory size; use e.g. 16GiB, 512MiB, 24GB or device")
+        raise InputError(f"{option('fit', repr(text))} is not a memory size; use e.g. 16GiB, 512MiB, 24GB or device")
     size = int(float(match.group(1)) * _UNITS[unit])
     if size < 1:
-        raise InputError(f"--fit {text!r} is no memory at all; give a positive size")
+        raise InputError(f"{option('fit', repr(text))} is no memory at all; give a positive size")
     return size
 
 

@@ -38,7 +38,7 @@ from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, 
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.storages import keys as storage_keys, nbytes as storage_nbytes
 from archcalc.analysis.tracer import Tracer
-from archcalc.errors import ForwardError, InputError
+from archcalc.errors import ForwardError, InputError, option
 from archcalc.models.registry import ModelEntry
 from archcalc.shown import Shown
 from archcalc.training.batch import Batch, input_arithmetic, input_bytes, made as made_batch
@@ -174,8 +174,8 @@ def device_kind(device: str) -> str:
     """cpu or cuda, the two memory models; anything else is one line naming them."""
     kind = device.split(":", 1)[0]
     if kind not in ("cpu", "cuda"):
-        raise InputError(f"unknown --device {device!r} for memory; use cpu or cuda (a GPU need not be present: the "
-                         f"CUDA peak is simulated on the meta device)")
+        raise InputError(f"unknown {option('device', repr(device))} for memory; use cpu or cuda (a GPU need not be "
+                         f"present: the CUDA peak is simulated on the meta device)")
     return kind
 
 
@@ -240,9 +240,9 @@ def measurable(device: str) -> str:
     """cpu or cuda, where a real step can run here; anything else is one line saying what to type."""
     kind = device.split(":", 1)[0]
     if kind not in ("cpu", "cuda"):
-        raise InputError(f"unknown --measure {device!r}; use cpu or cuda")
+        raise InputError(f"unknown {option('measure', repr(device))}; use cpu or cuda")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise InputError("CUDA is not available on this machine; use --measure cpu")
+        raise InputError(f"CUDA is not available on this machine; use {option('measure', 'cpu')}")
     return kind
 
 

@@ -46,7 +46,7 @@ from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.placement import CPU_INPUT, free_memory, refuses_meta, user_line
 from archcalc.analysis.stand_ins import meta_fills, meta_refusal
 from archcalc.analysis.storages import keys as storage_keys, storages
-from archcalc.errors import ForwardError, InputError
+from archcalc.errors import ForwardError, InputError, option
 from archcalc.formulas.numbers import human_bytes
 from archcalc.models.registry import ModelEntry
 from archcalc.training.autocast import DTYPES as AMP_DTYPES, autocast
@@ -405,7 +405,7 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     ``channels_last``, the model and a 4-d input in torch.channels_last, as `archcalc time --channels-last`."""
     check_optimizer(optimizer)
     if amp is not None and amp not in AMP_DTYPES:
-        raise InputError(f"unknown --amp {amp!r}; use float16 or bfloat16")
+        raise InputError(f"unknown {option('amp', repr(amp))}; use float16 or bfloat16")
     if amp is not None and dtype != "float32":
         raise InputError(f"--amp {amp} runs a float32 model's forward in {amp}; drop --dtype {dtype}")
     torch_dtype = resolve_dtype(dtype)
