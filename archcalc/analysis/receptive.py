@@ -288,19 +288,25 @@ _NOT_PROPAGATED = {"interpolate", "upsample", "upsample_nearest", "upsample_bili
 _MERGING = {"add", "sub", "mul", "div", "cat", "concat", "concatenate", "stack", "maximum", "minimum", "where"}
 
 
+def index_items(index, rank: int) -> list:
+    """x[index]'s items, one for each axis of x of ``rank`` axes (an Ellipsis spelled out as full slices, and so are
+    the axes not named after the last item), and None where a new axis comes in."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    named = sum(item is not None and item is not Ellipsis for item in items)
+    spelled = [slice(None)] * (rank - named)
+    at = next((i for i, item in enumerate(items) if item is Ellipsis), None)
+    return items + spelled if at is None else items[:at] + spelled + items[at + 1:]
+
+
 def _strided(field: Field, index, rank: int) -> Field | None:
     """A slice with a step on each spatial axis is a subsampling: a window of one position at that stride from its
     start (x[..., 1::2, 0::2] of (N, C, H, W): stride 2, the centre a pixel down). The spatial axes are the last ones
     (N, C, H, W), or, for a field of two or more dimensions, those after the batch ((N, H, W, C): Swin's patch
     merging); a step on the batch leaves the field as it is, and others, which cannot be told from the channels'
     (x[:, ::2]), make it not computed."""
-    items = index if isinstance(index, tuple) else (index,)
-    consumed = sum(item is not None and item is not Ellipsis for item in items)
     axis, steps = 0, {}
-    for item in items:  # (each item's axis of the input: None adds an axis, Ellipsis stands for those not named)
-        if item is Ellipsis:
-            axis += rank - consumed
-        elif item is not None:
+    for item in index_items(index, rank):  # (each item's axis of the input: None adds an axis)
+        if item is not None:
             if isinstance(item, slice) and item.step not in (None, 1):
                 steps[axis] = item
             axis += 1

@@ -92,6 +92,12 @@ def for_op(name: str, call, fields: list) -> Tokens | None:
     return _settled([f for f in fields if f is not None], lambda: _for_op(name, call, fields))
 
 
+def met(known: list) -> Tokens | None:
+    """What a module that did no operation passes on: what its inputs see together."""
+    given = [f for f in known if f is not None]
+    return _settled(given, lambda: given[0] if len(given) == 1 else _union(given)) if given else None
+
+
 def _settled(given: list, rule) -> Tokens:
     """The whole input where an input sees it; tokens not tracked (LOST) where one is not tracked, meets an image's
     field, or the rule cannot say (it returns None, or fails on an argument of a form it did not foresee)."""
@@ -484,18 +490,12 @@ def _indexed(field: Tokens, shape: tuple, out: tuple, found, index) -> Tokens | 
     one position (``before`` None), a slice without a step keeps the tokens it takes (the first unit's centre moved
     to its start); an index tensor or a step there is not followed."""
     a, within = found
-    items = index if isinstance(index, tuple) else (index,)
-    if any(not (item is None or item is Ellipsis or isinstance(item, (int, slice))) for item in items):
+    items = receptive.index_items(index, len(shape))
+    if any(not (item is None or isinstance(item, (int, slice))) for item in items):
         return None
-    consumed = sum(item is not None and item is not Ellipsis for item in items)
     axis = out_axis = 0
     for item in items:
-        if item is Ellipsis:
-            skipped = len(shape) - consumed
-            if axis <= a < axis + skipped:
-                return _at(field, out, out_axis + a - axis, within)
-            axis, out_axis = axis + skipped, out_axis + skipped
-        elif item is None:
+        if item is None:
             out_axis += 1
         elif axis == a:
             if within != 1:
@@ -511,4 +511,4 @@ def _indexed(field: Tokens, shape: tuple, out: tuple, found, index) -> Tokens | 
         else:
             axis += 1
             out_axis += 0 if isinstance(item, int) else 1
-    return _at(field, out, out_axis + a - axis, within)
+    return None

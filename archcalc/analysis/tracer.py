@@ -592,7 +592,7 @@ class Tracer(AutogradRows, TorchFunctionMode):
         if field is None and outputs and not inside:  # a module that did no operation
             known = [f for f in self._fields(inputs) if f is not None]
             if known and self.tokens and any(type(f) is Tokens for f in known):
-                field = known[0] if len(known) == 1 else None  # (a sequence's, passed on)
+                field = token_fields.met(known)  # (a sequence's, passed on)
             elif known:
                 field = receptive.merge(known)
                 self._set_field(outputs[0], field)
