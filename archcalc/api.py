@@ -180,8 +180,10 @@ def time(models: Any, input_size: Size | Sequence[Size] | None = None, *, batch:
     ("float16", "bfloat16") runs the forward under autocast. ``input_size``: one full shape or several (a
     forward of several inputs), ``input_dtypes`` as analyze's (``"int64:30522"``: token ids below 30522);
     ``inputs``: example inputs instead (memory's: a graph network's ``(x, edge_index)``), their values used."""
-    from archcalc.timing.measure import Options, Timings, measure
+    from archcalc.timing.measure import Options, Timings, measure, resolve_timing_device
 
+    resolve_timing_device(device)  # (a device that cannot be had: an error, before any model is built; a model's
+    # own failure is its row's)
     names = [models] if isinstance(models, str) or _is_module(models) else list(models)
     input_size, inputs = _example_or_size(input_size, inputs)
     options = Options(warmup, repeat, min_time, threads, channels_last, compile, training, optimizer, amp)

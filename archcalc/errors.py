@@ -28,6 +28,53 @@ def option(name: str, value: str = "") -> str:
     return f"{keyword}={shown}"
 
 
+def input_option(size=None, batch: int = 1) -> str:
+    """An input size as the caller gave it: ``--input 3x224x224`` on the command line (without the batch),
+    ``input_size=(1, 3, 224, 224)`` in Python (the full shape, the batch first); without a size, the name."""
+    if size is None:
+        return option("input")
+    return f"--input {size_text(size)}" if COMMAND_LINE.get() else f"input_size={size_text(size, batch)}"
+
+
+def choices(name: str, values: tuple[str, ...], named: bool = True) -> str:
+    """An option and the values it takes: ``--device cpu, cuda or auto``, ``device='cpu', 'cuda' or 'auto'``;
+    not ``named``, the values alone."""
+    shown = list(values) if COMMAND_LINE.get() else [repr(v) for v in values]
+    listed = ", ".join(shown[:-1]) + f" or {shown[-1]}" if len(shown) > 1 else shown[0]
+    if not named:
+        return listed
+    return f"--{name} {listed}" if COMMAND_LINE.get() else f"{_KEYWORDS.get(name, name.replace('-', '_'))}={listed}"
+
+
+def real_device() -> str:
+    """What counts an operation that reads values the meta device does not hold."""
+    return f"run it on a real device ({option('device', 'cpu')})"
+
+
+def size_text(size, batch: int = 1) -> str:
+    """A size (without the batch) as the caller writes it: 3x224x224 on the command line, (1, 3, 224, 224) in
+    Python (the full shape)."""
+    return "x".join(str(s) for s in size) if COMMAND_LINE.get() else str((batch, *size))
+
+
+def input_words() -> str:
+    """How the caller gives an input size: the option and what it holds."""
+    return "--input, without the batch" if COMMAND_LINE.get() else "input_size, the full shape with the batch first"
+
+
+def example_sizes(batch: int = 1) -> str:
+    """Inputs of three kinds (an image, a vector, a sound) as the caller writes their sizes."""
+    first, second, third = (size_text(s, batch) for s in ((3, 224, 224), (784,), (1, 16000)))
+    return f"{first}, {second} or {third}"
+
+
+def argument_option(key: str, value: object) -> str:
+    """A builder argument as the caller gives it: ``--arg num_classes=10``, ``args={'num_classes': 10}``."""
+    if COMMAND_LINE.get():
+        return f"--arg {key}={value}"
+    return f"args={{{key!r}: {value!r}}}"
+
+
 _KEYWORDS = {"input": "input_size", "input-dtype": "input_dtypes", "arg": "args"}
 _QUOTES = ("'", '"')
 

@@ -159,7 +159,7 @@ def test_token_ids_by_size_by_example_and_by_keyword():
         assert archcalc.analyze(model, inputs=(ids, mask), device=device).totals.macs == expected
         assert archcalc.analyze(model, inputs={"ids": ids, "mask": mask}, device=device).totals.macs == expected
     assert archcalc.analyze(model, (3, 12), input_dtypes=["int64:1000"], device="cpu").totals.macs == expected
-    with pytest.raises(archcalc.ForwardError, match="--input-dtype int64"):
+    with pytest.raises(archcalc.ForwardError, match=r"input_dtypes=\[torch.int64\]"):
         archcalc.analyze(model, (3, 12))  # floats into an embedding: the error says what to give
 
 

@@ -244,6 +244,59 @@ def test_newcomers_mistakes_get_one_line_naming_what_to_type(cli, args, message)
     assert "Traceback" not in run.err and "internal error" not in run.err
 
 
+_NET = "from torch import nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n" \
+       "        self.fc = nn.Linear(4, 2)\n\n    def forward(self, x):\n        return self.fc(x)\n"
+
+
+def test_an_error_names_an_option_as_each_front_end_gives_it(cli, tmp_path, monkeypatch):
+    """The same mistake, said in the caller's words: the command line's flags and sizes without the batch, Python's
+    keywords and full shapes (errors.COMMAND_LINE, which main sets); a row's note is worded in the same way."""
+    import archcalc
+    from archcalc.errors import InputError
+    from archcalc.formulas.bottleneck import compare as bottleneck
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(_NET)
+    said = [  # (the command line's arguments, its error; the Python call, its error)
+        (("shapes", "cnnet", "--input", "1x3x32x32"),
+         "--input 1x3x32x32 does not fit this model's input 3x32x32; give 3 sizes (CxHxW), HxW or one number",
+         lambda: archcalc.analyze("cnnet", (1, 1, 3, 32, 32)),
+         "input_size=(1, 1, 3, 32, 32) does not fit this model's input (1, 3, 32, 32); give 4 sizes, the batch first"),
+        (("shapes", "net.py:Net"), "give the input size of net.py:Net with --input, without the batch (e.g. 3x224x224, "
+                                   "784 or 1x16000)",
+         lambda: archcalc.analyze("net.py:Net"), "give the input size of net.py:Net with input_size, the full shape "
+                                                 "with the batch first (e.g. (1, 3, 224, 224), (1, 784) or (1, 1, 16000))"),
+        (("time", "cnnet", "--device", "meta"), "the meta device has no time to measure; use --device cpu, cuda or auto",
+         lambda: archcalc.time("cnnet", device="meta"),
+         "the meta device has no time to measure; use device='cpu', 'cuda' or 'auto'"),
+        (("params", "se_resnet50", "--arg", "reduction=x"), "--arg reduction=x for se_resnet50 must be int",
+         lambda: archcalc.analyze("se_resnet50", args={"reduction": "x"}),
+         "args={'reduction': 'x'} for se_resnet50 must be int"),
+        (("shapes", "vit_b_16", "--input", "160"), "give --arg image_size=160 for 160x160",
+         lambda: archcalc.analyze("vit_b_16", (1, 3, 160, 160)), "give args={'image_size': 160} for 160x160"),
+        (("memory", "cnnet", "--amp", "float16", "--dtype", "bfloat16"),
+         "--amp float16 runs a float32 model's forward in float16; drop --dtype bfloat16",
+         lambda: archcalc.memory("cnnet", amp="float16", dtype="bfloat16"),
+         "amp='float16' runs a float32 model's forward in float16; drop dtype='bfloat16'"),
+        (("bottleneck", "480", "0", "48"), "C_MID must be a positive integer, got 0",
+         lambda: bottleneck(480, 0, 48), "c_mid must be a positive integer, got 0"),
+        (("graph", "cnnet", "--output", "x.bmp"), "use a .svg or .dot name, or give --format svg|dot",
+         lambda: archcalc.analyze("cnnet").graph("x.bmp"), "use a .svg or .dot name"),
+    ]
+    for args, command_line, call, python in said:
+        run = cli(*args)
+        assert run.code == 1 and command_line in run.err, (args, run.err)
+        with pytest.raises(archcalc.ArchcalcError) as error:
+            call()
+        assert python in str(error.value) and "--" not in str(error.value), (python, str(error.value))
+    with pytest.raises(InputError, match=r"^'cnnet@x': 'x' is not key=value; write a model's own arguments as "
+                                         r"NAME@key=value"):
+        archcalc.compare(["cnnet@x"])  # (a name's own arguments are not --arg, which the caller did not type)
+    note = next(n for n in archcalc.analyze("cnnet", device="auto").notes if n.startswith("device auto"))
+    assert "device='meta' gives the same counts" in note
+    assert "--device meta gives the same counts" in " ".join(cli("shapes", "cnnet", "--device", "auto").out.split())
+
+
 def test_a_file_without_its_models_name_is_answered_with_the_names_it_defines(cli, tmp_path, monkeypatch):
     """Read without running it (ast): its nn.Module classes first, then its other classes and functions."""
     (tmp_path / "net.py").write_text("from torch import nn\n\nclass Helper:\n    pass\n\ndef build():\n"

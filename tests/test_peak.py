@@ -459,7 +459,7 @@ def test_a_meta_kernel_that_refuses_float32_runs_the_steps_on_the_cpu():
     peak = simulate(entry, None, 12, "adam", device="cpu")
     assert peak.allocated == real_cpu_peak(entry, (12, 8), "adam") and peak.real
     assert "calls torch._grouped_mm in float32, which the meta device's kernel refuses" in peak.notes[0]
-    with pytest.raises(InputError, match="so its CUDA peak cannot be simulated; its CPU peak can: --device cpu"):
+    with pytest.raises(InputError, match="so its CUDA peak cannot be simulated; its CPU peak can: device='cpu'"):
         simulate(entry, None, 12, "adam", device="cuda")
 
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from archcalc.analysis.records import LayerRecord
 from archcalc.formulas.numbers import product_text, shape_text, shapes_text
+from archcalc.errors import COMMAND_LINE, option
 
 
 def _last_map(records: tuple[LayerRecord, ...]) -> tuple[int, ...] | None:
@@ -105,7 +106,7 @@ def with_hint(message: str) -> str:
     channel (a batch of 1 after global pooling, or a 1x1 map) cannot take batch statistics."""
     if _ONE_VALUE in message:
         return (f"{message}: in a training step BatchNorm takes its statistics over the batch, which needs more "
-                f"than one value per channel; use --batch 2 or more")
+                f"than one value per channel; use {option('batch', '2')} or more")
     if _FORWARD_AD in message and "attention" in message:
         return (f"{message.rstrip('.')}: PyTorch's fused attention kernels (the CPU's flash kernel, CUDA's flash and "
                 f"memory-efficient ones) have no forward-mode AD; run the forward under torch.nn.attention."
@@ -119,8 +120,8 @@ def with_hint(message: str) -> str:
                 f"use_cache=False")
     if message.startswith(_GUARDS):
         return (f"{message}: the program was exported for other input sizes (torch.export keeps each size fixed "
-                f"unless it was exported with dynamic shapes, torch.export.Dim); leave out --input and --batch to use "
-                f"its example inputs, or give their sizes")
+                f"unless it was exported with dynamic shapes, torch.export.Dim); leave out {option('input')} and "
+                f"{option('batch')} to use its example inputs, or give their sizes")
     return message
 
 
@@ -154,8 +155,8 @@ def explain(failed_op, frame_module, frame_name, frame_inputs, records, message:
         what = _conv(frame_module, frame_inputs)
     if not what and isinstance(frame_module, nn.Embedding) and "indices" in message:
         what = (f"an embedding looks up integer token ids, and it receives floating-point numbers: give the input's "
-                f"dtype, --input-dtype int64 (input_dtypes=[torch.int64] in Python)")
+                f"dtype, {option('input-dtype', 'int64') if COMMAND_LINE.get() else 'input_dtypes=[torch.int64]'}")
     if not what and any(k in message for k in ("too small", "can't be greater", "Output size")):
         what = (f"the input {shapes_text(frame_inputs)} is smaller than the window: use a larger "
-                f"--input or fewer downsampling layers ({message})")
+                f"{option('input')} or fewer downsampling layers ({message})")
     return where, what or with_hint(message)

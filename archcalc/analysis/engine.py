@@ -26,7 +26,8 @@ from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.packed import QUANTIZED_TYPES
 from archcalc.analysis.records import OP, Analysis, LayerRecord, Totals, from_input
 from archcalc.analysis.tracer import Tracer, shapes_of, tensors_in
-from archcalc.errors import ForwardError, InputError, chain, option
+from archcalc.errors import (COMMAND_LINE, ForwardError, InputError, chain, example_sizes, input_option, option,
+                             size_text)
 from archcalc.formulas.numbers import shape_text
 from archcalc.models.arguments import merged
 from archcalc.models.registry import ModelEntry
@@ -72,17 +73,23 @@ def input_shape(entry_default: Sequence[int], given: Sequence[int] | None, batch
         elif len(size) == 3 and len(given) == 1 and shorthand:
             size = size[:1] + given * 2
         elif shorthand:
-            shown = shape_text(size)
-            square = " (CxHxW), HxW or one number for a square" if len(size) == 3 else ""
-            raise InputError(f"--input {shape_text(given)} does not fit this model's input {shown}; give "
-                             f"{len(size)} sizes{square}")
+            raise InputError(_not_fitting(given, size, batch))
         else:
             size = given
     if not size:
-        raise InputError("the model has no input size; give one with --input (e.g. 3x224x224, 784 or 1x16000)")
+        raise InputError(f"the model has no input size; give one with {option('input')} (e.g. "
+                         f"{example_sizes(batch)})")
     if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
         raise InputError(f"input sizes must be positive integers, got {shape_text(size)}")
     return (batch, *size)
+
+
+def _not_fitting(given: tuple[int, ...], size: tuple[int, ...], batch: int) -> str:
+    """A size given for a registered model that fits neither its input nor a shorthand of it."""
+    said = f"{input_option(given, batch)} does not fit this model's input {size_text(size, batch)}"
+    if not COMMAND_LINE.get():
+        return f"{said}; give {len(size) + 1} sizes, the batch first"
+    return f"{said}; give {len(size)} sizes" + (" (CxHxW), HxW or one number for a square" if len(size) == 3 else "")
 
 
 def entry_shape(entry: ModelEntry, given: Sequence[int] | None, batch: int) -> tuple[int, ...]:
@@ -136,8 +143,8 @@ def entry_inputs(entry: ModelEntry, given: Sequence[int] | Sequence[Sequence[int
             sizes = [tuple(s) for s in entry.example]
         else:
             if batch != 1:
-                raise InputError(f"{entry.name}'s example inputs (archcalc_input) fix its batch; give --input sizes "
-                                 f"to set --batch")
+                raise InputError(f"{entry.name}'s example inputs (archcalc_input) fix its batch; give "
+                                 f"{option('input')} sizes to set {option('batch')}")
             return Inputs.of_example(entry.example)
     _check_batch(batch)
     if sizes is None:
@@ -204,20 +211,21 @@ def check_arguments(model: nn.Module, name: str, inputs: Inputs | None = None) -
         return
     given = len(inputs.args) if inputs is not None else 1
     if given and not required and not _takes(model, given) and (keyword_only := _keyword_only(model.forward)):
-        raise InputError(f"{name}.forward takes {', '.join(keyword_only)} by keyword only; archcalc passes --input "
-                         f"sizes by position: give inputs={{{keyword_only[0]!r}: ...}} in Python, or wrap the model in a "
-                         f"module whose forward passes them on")
+        raise InputError(f"{name}.forward takes {', '.join(keyword_only)} by keyword only; archcalc passes "
+                         f"{option('input')} sizes by position: give inputs={{{keyword_only[0]!r}: ...}}"
+                         f"{' in Python' if COMMAND_LINE.get() else ''}, or wrap the model in a module whose forward "
+                         f"passes them on")
     keywords = set(inputs.kwargs) if inputs is not None else set()
     missing = [r for r in required[given:] if r not in keywords]
     if missing or (given < len(required) and not keywords):
         wanted = ", ".join(required) or "no argument"
         raise InputError(
-            f"{name}.forward takes {wanted}; archcalc passes {_passed(given, keywords)}: give one --input per "
-            f"argument (or inputs= in Python), wrap the model in a module whose forward makes the others, or give "
+            f"{name}.forward takes {wanted}; archcalc passes {_passed(given, keywords)}: give one {option('input')} per "
+            f"argument ({'or inputs= in Python' if COMMAND_LINE.get() else 'or example tensors as inputs='}), wrap the model in a module whose forward makes the others, or give "
             f"them defaults")
     if not keywords and given > len(required) and not _takes(model, given):
         raise InputError(f"{name}.forward takes {', '.join(required) or 'no argument'}; archcalc was given "
-                         f"{given} inputs: give as many --input sizes as it takes")
+                         f"{given} inputs: give as many {option('input')} sizes as it takes")
 
 
 def _passed(given: int, keywords: set[str]) -> str:
@@ -507,7 +515,8 @@ def analyse(entry: ModelEntry, given_input: Sequence[int] | Sequence[Sequence[in
                       inner, backward)
     except ForwardError as failure:
         given = tuple(given_input) if given_input is not None and isinstance(next(iter(given_input), None), int) else ()
-        if len(given) == 2 and len(entry.default_input) == 3 and given[0] <= 4:  # '3x224' read as H=3, W=224
+        if COMMAND_LINE.get() and len(given) == 2 and len(entry.default_input) == 3 and given[0] <= 4:  # '3x224'
+            # read as H=3, W=224: the command line's shorthand (a Python caller gives the full shape)
             meant = shape_text((given[0], given[1], given[1]))
             hint = ForwardError(f"{failure} (--input {shape_text(given)} is H x W = {given[0]} x {given[1]} "
                                 f"with the model's {entry.default_input[0]} channels; did you mean --input {meant}?)")

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedTensorMixin
 
 from archcalc.analysis.packed import quantized
-from archcalc.errors import chain, user_frames
+from archcalc.errors import chain, option, user_frames
 
 
 CPU_PARAMS, CPU_INPUT = 30_000_000, 2_000_000  # the largest model and input ``auto`` runs on the CPU
@@ -45,7 +45,7 @@ def auto(model: nn.Module, elements: int, dtype: torch.dtype) -> tuple[str, str]
         return "meta", f"device auto: meta ({str(dtype).removeprefix('torch.')} runs slowly or not at all on the CPU)"
     if params <= CPU_PARAMS and elements <= CPU_INPUT:
         return "cpu", (f"device auto: the CPU ({params:,} parameters, an input of {elements:,} elements: a real pass "
-                       f"costs less than the meta device's start-up; --device meta gives the same counts, but for an "
+                       f"costs less than the meta device's start-up; {option('device', 'meta')} gives the same counts, but for an "
                        f"operation whose work its values decide: matrix_exp, ctc_loss, multilabel_margin_loss, NMS)")
     return "meta", (f"device auto: meta ({params:,} parameters, an input of {elements:,} elements: too large to run "
                     f"for real here at no cost)")

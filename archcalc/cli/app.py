@@ -331,11 +331,11 @@ def roofline(
     if measure:
         from archcalc.timing.peaks import measure_peaks
 
-        flops_peak, bytes_peak, how = measure_peaks(resolve_timing_device(measure, "--measure"), resolve_dtype(dtype))
+        flops_peak, bytes_peak, how = measure_peaks(resolve_timing_device(measure, "measure"), resolve_dtype(dtype))
     if time:
         from archcalc.timing.layers import layer_times
 
-        device = resolve_timing_device(time, "--time")
+        device = resolve_timing_device(time, "time")
         net = build(entry, device, resolve_dtype(dtype))
         args, kwargs = entry_inputs(entry, size, batch, input_dtype).make(device, resolve_dtype(dtype))
         if kwargs or len(args) != 1:

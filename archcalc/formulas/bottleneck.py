@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archcalc.errors import InputError
+from archcalc.errors import COMMAND_LINE, InputError, option
 from archcalc.formulas.terms import Term, expanded, product, total
 
 
@@ -68,9 +68,10 @@ def _conv(k: int, c_in: int, c_out: int, s: int) -> tuple[Term, Term, Term]:
 
 def compare(c_in: int, c_mid: int, c_out: int, size: int = 14, kernel: int = 5) -> BottleneckComparison:
     """The lecture's comparison; every term is kept so the sums can be printed term by term."""
-    for name, value in (("C_IN", c_in), ("C_MID", c_mid), ("C_OUT", c_out), ("--size", size), ("--kernel", kernel)):
+    for name, value in (("c_in", c_in), ("c_mid", c_mid), ("c_out", c_out), ("size", size), ("kernel", kernel)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InputError(f"{name} must be a positive integer, got {value!r}")
+            said = option(name) if name in ("size", "kernel") or not COMMAND_LINE.get() else name.upper()
+            raise InputError(f"{said} must be a positive integer, got {value!r}")
     p, a, m = _conv(kernel, c_in, c_out, size)
     direct = Design(f"direct {kernel}x{kernel} conv", [p], [a], [m])
     p1, a1, m1 = _conv(1, c_in, c_mid, size)

@@ -6,17 +6,20 @@ import ast
 import inspect
 from typing import Any, Iterable
 
-from archcalc.errors import InputError
+from archcalc.errors import InputError, argument_option
 from archcalc.models.registry import ModelEntry
 
 
-def parse(pairs: Iterable[str]) -> dict[str, Any]:
-    """['reduction=8', 'attention=se'] -> {'reduction': 8, 'attention': 'se'} (Python literals, else text)."""
+def parse(pairs: Iterable[str], spec: str | None = None) -> dict[str, Any]:
+    """['reduction=8', 'attention=se'] -> {'reduction': 8, 'attention': 'se'} (Python literals, else text): the
+    command line's --arg values, or those after a model's name in ``spec`` (split_arguments)."""
     values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         key = key.strip()
         if not sep or not key.isidentifier():
+            if spec is not None:
+                raise InputError(f"{spec!r}: {pair!r} is not key=value; {_SPEC_FORM}")
             raise InputError(f"--arg {pair!r} is not key=value, e.g. --arg num_classes=10")
         try:
             value = ast.literal_eval(text)
@@ -39,7 +42,7 @@ def merged(entry: ModelEntry, overrides: dict[str, Any]) -> dict[str, Any]:
         default = parameters[key].default
         if default is not inspect.Parameter.empty and default is not None and not _fits(value, default):
             raise InputError(
-                f"--arg {key}={value!r} for {entry.name} must be {type(default).__name__} like its default {default!r}")
+                f"{argument_option(key, value)} for {entry.name} must be {type(default).__name__} like its default {default!r}")
         kwargs[key] = value
     return kwargs
 
@@ -73,6 +76,8 @@ def split_arguments(spec: str) -> tuple[str, dict[str, Any]]:
     if not sep:
         return spec, {}
     if not name or not pairs:
-        raise InputError(f"{spec!r}: write a model's own arguments as NAME@key=value[,key=value], "
-                         f"e.g. se_resnet50@reduction=8")
-    return name, parse(p for p in pairs.split(",") if p)
+        raise InputError(f"{spec!r}: {_SPEC_FORM}")
+    return name, parse((p for p in pairs.split(",") if p), spec)
+
+
+_SPEC_FORM = "write a model's own arguments as NAME@key=value[,key=value], e.g. se_resnet50@reduction=8"

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from archcalc.errors import InputError, user_frames
+from archcalc.errors import InputError, argument_option, example_sizes, input_words, user_frames
 from archcalc.models import programs
 from archcalc.models.registry import ModelEntry
 
@@ -119,8 +119,8 @@ def construct(spec: str, kwargs: dict[str, Any]):
                 accepted = ", ".join(inspect.signature(obj).parameters) or "none"
             except (TypeError, ValueError):
                 accepted = "?"
-            raise InputError(f"{spec}: {_describe(error)} (it takes: {accepted}; pass them with --arg "
-                             f"key=value)") from None
+            raise InputError(f"{spec}: {_describe(error)} (it takes: {accepted}; pass them with "
+                             f"{argument_option('key', 'value')})") from None
         raise InputError(f"{_where(error, file)}: constructing {spec} failed: {_describe(error)}") from None
     except Exception as error:
         raise InputError(f"{_where(error, file)}: constructing {spec} failed: {_describe(error)}") from None
@@ -166,7 +166,8 @@ def program_entry(path: str, given_input) -> ModelEntry:
     exported without dynamic shapes runs at those sizes only, and says so)."""
     program = programs.load(path)
     entry = _entry(path, "", programs.declared_input(program), given_input,
-                   f"{Path(path).name} holds no example inputs: give its input size with --input, without the batch")
+                   f"{Path(path).name} holds no example inputs: give its input size with "
+                   f"{input_words()}")
     return replace(entry, description="a program torch.export saved", module=traceable(programs.modules(program), path))
 
 
@@ -174,8 +175,8 @@ def torchscript_entry(path: str, given_input, input_dtypes=None) -> ModelEntry:
     """A TorchScript archive torch.jit.save wrote (a .pt file): converted to an exported program (programs.py) at
     the size given, in the dtypes given, its batch left free."""
     module = programs.load_torchscript(path)
-    entry = _entry(path, "", None, given_input, f"a TorchScript file holds no input size: give it with --input, "
-                                                f"without the batch")
+    entry = _entry(path, "", None, given_input, f"a TorchScript file holds no input size: give it with "
+                                                f"{input_words()}")
     return replace(entry, description="a TorchScript module, converted",
                    module=_converted(module, entry, path, input_dtypes))
 
@@ -229,8 +230,8 @@ def _entry(name: str, builder: str, declared, given_input, missing: str | None =
     elif given_input is not None:  # several sizes
         example = [tuple(s) for s in given_input]
     if given_input is None and not default and example is None:
-        raise InputError(missing or f"give the input size of {name} with --input, without the batch (e.g. "
-                                    f"3x224x224, 784 or 1x16000), or set archcalc_input = (3, 224, 224) on it")
+        raise InputError(missing or f"give the input size of {name} with {input_words()} (e.g. "
+                                    f"{example_sizes()}), or set archcalc_input = (3, 224, 224) on it")
     return ModelEntry(name, "user", builder, default, "a user's model", name, example=example)
 
 

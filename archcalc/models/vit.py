@@ -18,6 +18,8 @@ from functools import partial
 import torch
 from torch import nn
 
+from archcalc.errors import argument_option
+
 CONFIGS = {  # name -> (layers, width D, MLP size, heads)
     "B": (12, 768, 3072, 12),
     "L": (24, 1024, 4096, 16),
@@ -82,7 +84,8 @@ class VisionTransformer(nn.Module):
         n, _, h, w = x.shape
         if h != self.image_size or w != self.image_size:
             raise ValueError(f"this ViT was built for {self.image_size}x{self.image_size} images (its position "
-                             f"embedding has one row per patch); give --arg image_size={h} for {h}x{w}")
+                             f"embedding has one row per patch); give "
+                             f"{argument_option('image_size', h)} for {h}x{w}")
         p = self.patch_size
         x = self.conv_proj(x).reshape(n, self.hidden_dim, (h // p) * (w // p)).permute(0, 2, 1)
         x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)

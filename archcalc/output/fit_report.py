@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from archcalc.errors import option
 from archcalc.formulas.numbers import human_bytes
 from archcalc.output.report import INT, Column, Report
 from archcalc.training.fit import LARGEST, Fit
@@ -15,8 +16,8 @@ def fit_report(fit: Fit) -> Report:
                Column("predicted", "Predicted"), Column("fits", f"Fits in {human_bytes(fit.budget)}"))
     cuda = ("the CUDA peak of archcalc memory --device cuda at each batch tried: two steps simulated on the meta "
             "device as the caching allocator counts them (cuDNN and cuBLAS workspaces not modelled)")
-    cpu = ("the CPU peak of archcalc memory at each batch tried: two steps simulated on the meta device, each "
-           "storage until PyTorch frees it; --device cuda predicts a GPU's")
+    cpu = (f"the CPU peak of archcalc memory at each batch tried: two steps simulated on the meta device, each "
+           f"storage until PyTorch frees it; {option('device', 'cuda')} predicts a GPU's")
     if fit.real:  # (a forward that reads values: never on CUDA, which refuses it)
         cpu = ("the CPU peak of archcalc memory at each batch tried: the forward pass reads a tensor's value, so "
                "its two steps ran on real CPU tensors at each, a random input, each storage followed until PyTorch "

@@ -17,7 +17,7 @@ from html import escape
 from pathlib import Path
 
 from archcalc.analysis.records import MODULE, Analysis
-from archcalc.errors import InputError
+from archcalc.errors import COMMAND_LINE, InputError, option
 from archcalc.formulas.numbers import human, shapes_text
 
 INPUT = -1  # the node of the model's input(s)
@@ -36,8 +36,8 @@ def format_of(path: str | None, given: str | None = None) -> str:
         return "svg"
     suffix = Path(str(path)).suffix.lower()
     if suffix not in _SUFFIXES:
-        raise InputError(f"cannot tell the graph's format from {str(path)!r}; use a .svg or .dot name, or give "
-                         f"--format svg|dot")
+        given = ", or give --format svg|dot" if COMMAND_LINE.get() else ""  # (Analysis.graph has no format)
+        raise InputError(f"cannot tell the graph's format from {str(path)!r}; use a .svg or .dot name{given}")
     return _SUFFIXES[suffix]
 
 
@@ -119,8 +119,8 @@ def svg(graph: Graph, layout: str = "auto") -> str:
         raise InputError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     binary = shutil.which("dot")
     if layout == "dot" and binary is None:
-        raise InputError("--layout dot needs graphviz's dot on the PATH (apt-get install graphviz); "
-                         "--layout python draws without it")
+        raise InputError(f"{option('layout', 'dot')} needs graphviz's dot on the PATH (apt-get install graphviz); "
+                         f"{option('layout', 'python')} draws without it")
     if layout != "python" and binary is not None:
         done = subprocess.run([binary, "-Tsvg"], input=to_dot(graph), capture_output=True, text=True, timeout=120)
         if done.returncode == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from archcalc.errors import option
 from archcalc.formulas.numbers import human_bytes
 from archcalc.training.memory import MemoryEstimate
 from archcalc.output.report import INT, Column, Report
@@ -72,8 +73,8 @@ def _peak_lines(p) -> list[str]:
                      f"workspace PyTorch keeps for cuBLAS from the first matrix product on (8 MiB + 128 KiB a stream, "
                      f"32 MiB on Hopper GPUs; CUBLAS_WORKSPACE_CONFIG sets it)")
     else:
-        lines.append("not modelled: what the math libraries keep after an operation's first use at a shape (--measure "
-                     "cpu says it apart) and their scratch memory inside one, and the C library's allocator's overhead")
+        lines.append(f"not modelled: what the math libraries keep after an operation's first use at a shape "
+                     f"({option('measure', 'cpu')} says it apart) and their scratch memory inside one, and the C library's allocator's overhead")
     return lines
 
 

@@ -27,7 +27,7 @@ from archcalc.analysis.diagnosis import unbatched_input, with_hint
 from archcalc.analysis.engine import build, entry_inputs, out_of_memory, placed, resolve_dtype
 from archcalc.analysis.packed import quantized
 from archcalc.analysis.placement import free_memory
-from archcalc.errors import ArchcalcError, InputError, option
+from archcalc.errors import ArchcalcError, InputError, choices, option
 from archcalc.models.registry import ModelEntry
 from archcalc.shown import Shown
 from archcalc.training.batch import Batch, loss_of, made as made_batch
@@ -164,18 +164,18 @@ def _as_batch(x: torch.Tensor | Batch) -> Batch:
     return x if isinstance(x, Batch) else Batch.of(x)
 
 
-def resolve_timing_device(name: str, option: str = "--device") -> torch.device:
-    """The device to time (or measure) on; ``option`` names the flag in the errors (roofline's --measure
+def resolve_timing_device(name: str, flag: str = "device") -> torch.device:
+    """The device to time (or measure) on; ``flag`` names the option in the errors (roofline's --measure
     and --time take cpu or cuda, time's --device auto as well)."""
-    offer = "cpu, cuda or auto" if option == "--device" else "cpu or cuda"
-    if name == "auto" and option == "--device":
+    values = ("cpu", "cuda", "auto") if flag == "device" else ("cpu", "cuda")
+    if name == "auto" and flag == "device":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.split(":")[0] == "meta":
-        raise InputError(f"the meta device has no time to measure; use {option} {offer}")
+        raise InputError(f"the meta device has no time to measure; use {choices(flag, values)}")
     if name.split(":")[0] == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"CUDA is not available on this machine; use {option} cpu")
+        raise InputError(f"CUDA is not available on this machine; use {option(flag, 'cpu')}")
     if name.split(":")[0] not in ("cpu", "cuda"):
-        raise InputError(f"unknown {option} {name!r}; use {offer}")
+        raise InputError(f"unknown {option(flag, repr(name))}; use {choices(flag, values, named=False)}")
     return torch.device(name)
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from archcalc.analysis.inputs import Inputs, leaves
-from archcalc.errors import InputError
+from archcalc.errors import InputError, option
 from archcalc.formulas.numbers import shape_text
 
 
@@ -60,7 +60,7 @@ def made(inputs: Inputs, device: torch.device, dtype: torch.dtype, channels_last
     images = [t for t in batch.tensors() if t.dim() == 4 and t.is_floating_point()]
     if not images:
         given = inputs.text()
-        raise InputError(f"--channels-last needs a 4-d input (N, C, H, W); {name} takes {given}")
+        raise InputError(f"{option('channels-last')} needs a 4-d input (N, C, H, W); {name} takes {given}")
     return Batch(*_in_channels_last((args, kwargs)))
 
 

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import _disable_current_modes
 
+from archcalc.errors import option
+
 _ATEN = torch.ops.aten
 MISSING = {  # aten overload packet -> (how a model reaches it, a call of it on a few CPU numbers of a dtype)
     _ATEN.avg_pool3d: ("avg_pool3d (nn.LocalResponseNorm and F.avg_pool3d call it)",
@@ -56,4 +58,4 @@ def refusal(func, args: tuple) -> str | None:
         return None
     name = str(low).removeprefix("torch.")
     return (f"the CPU has no {name} kernel for {MISSING[packet][0]}, so this step cannot run there in {name}: use "
-            f"--dtype float32, or --amp {name} (autocast runs it in float32)")
+            f"{option('dtype', 'float32')}, or {option('amp', name)} (autocast runs it in float32)")

@@ -38,7 +38,7 @@ from archcalc.analysis.engine import build, entry_inputs, make_lazy_parameters, 
 from archcalc.analysis.meta_autocast import meta_autocast
 from archcalc.analysis.storages import keys as storage_keys, nbytes as storage_nbytes
 from archcalc.analysis.tracer import Tracer
-from archcalc.errors import ForwardError, InputError, option
+from archcalc.errors import COMMAND_LINE, ForwardError, InputError, option
 from archcalc.models.registry import ModelEntry
 from archcalc.shown import Shown
 from archcalc.training.batch import Batch, input_arithmetic, input_bytes, made as made_batch
@@ -263,7 +263,8 @@ def measure_peak(entry: ModelEntry, size: Sequence[int] | None, batch: int, opti
     if entry.module is not None:
         raise InputError(f"measuring runs two real steps in a fresh process, which builds the model itself: give "
                          f"{entry.name} as a registered name or path/to/net.py:{entry.name}, not a module object")
-    request = Request(entry, size, batch, optimizer, dtype, device, limit, amp, channels_last, False, input_dtypes)
+    request = Request(entry, size, batch, optimizer, dtype, device, limit, amp, channels_last, False, input_dtypes,
+                      COMMAND_LINE.get())
     command = [sys.executable, "-m", "archcalc.training.probe", "-"]
     # glibc's mmap threshold fixed at its initial 128 KiB: a freed tensor's pages go back to the system at once.
     # By default glibc raises the threshold after each large free, and later tensors come from its heap, which

@@ -33,6 +33,8 @@ from functools import cache
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
+from archcalc.errors import option
+
 PAGE = 4096
 _LSTM = 2  # ideep::rnn_kind::LSTM
 
@@ -87,11 +89,11 @@ def refusal(dtype: torch.dtype, amp: torch.dtype | None) -> str | None:
     name = str(low).removeprefix("torch.")
     missing = lacks(low)
     if missing is not None:
-        return f"under --amp {name} oneDNN runs the LSTM in {name} (autocast casts inside it), which this CPU's " \
-               f"oneDNN has no kernel for: the real step fails (PyTorch: '{missing}'); drop --amp"
-    how = f"under --amp {name}" if amp else f"in {name}"
+        return f"under {option('amp', name)} oneDNN runs the LSTM in {name} (autocast casts inside it), which this CPU's " \
+               f"oneDNN has no kernel for: the real step fails (PyTorch: '{missing}'); drop {option('amp')}"
+    how = f"under {option('amp', name)}" if amp else f"in {name}"
     return f"oneDNN runs the LSTM {how}, whose {name} workspace is not modelled: not simulated; drop " \
-           f"{'--amp' if amp else '--dtype'}"
+           f"{option('amp') if amp else option('dtype')}"
 
 
 def runs(module: torch.nn.Module) -> bool:

@@ -321,7 +321,7 @@ def _refuse_recurrence(model: nn.Module, device: str, amp: str | None) -> None:
     recurrent = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (nn.RNNBase, nn.RNNCellBase))})
     if device != "cpu" and amp is not None and recurrent:
         raise InputError(f"autocast is not simulated for recurrent layers on {device} ({', '.join(recurrent)}): "
-                         f"cuDNN's RNN kernel casts inside itself; drop --amp")
+                         f"cuDNN's RNN kernel casts inside itself; drop {option('amp')}")
 
 
 def _recurrent_notes(model: nn.Module, device: str) -> tuple[str, ...]:
@@ -357,15 +357,17 @@ def meta_else_cpu(run, name: str, device: str, elements: int):
             reads = f"{where + ': ' if where else ''}the forward pass of {name} reads a tensor's value, which the " \
                     f"meta device cannot give"
     if device != "cpu":
-        raise InputError(f"{reads}, so its CUDA peak cannot be simulated{values}; its CPU peak can: --device cpu")
+        raise InputError(f"{reads}, so its CUDA peak cannot be simulated{values}; its CPU peak can: "
+                         f"{option('device', 'cpu')}")
     if elements > CPU_INPUT:
         raise InputError(f"{reads}, and its input of {elements:,} elements is too large to run its steps on the CPU "
-                         f"here (at most {CPU_INPUT:,}): give a smaller --batch or --input")
+                         f"here (at most {CPU_INPUT:,}): give a smaller {option('batch')} or {option('input')}")
     try:
         result = run(torch.device("cpu"))
     except ForwardError as failure:
         if out_of_memory(failure.__cause__ or failure):
-            raise InputError(f"{reads}, and its steps ran out of memory on the CPU here: give a smaller --batch") \
+            raise InputError(f"{reads}, and its steps ran out of memory on the CPU here: give a smaller "
+                             f"{option('batch')}") \
                 from None
         raise
     return result, (f"{reads}: its two steps ran on the CPU with real tensors (a random input), each followed as "
@@ -407,7 +409,8 @@ def simulate(entry: ModelEntry, size: Sequence[int] | None, batch: int, optimize
     if amp is not None and amp not in AMP_DTYPES:
         raise InputError(f"unknown {option('amp', repr(amp))}; use float16 or bfloat16")
     if amp is not None and dtype != "float32":
-        raise InputError(f"--amp {amp} runs a float32 model's forward in {amp}; drop --dtype {dtype}")
+        raise InputError(f"{option('amp', amp)} runs a float32 model's forward in {amp}; drop "
+                         f"{option('dtype', dtype)}")
     torch_dtype = resolve_dtype(dtype)
     inputs = entry_inputs(entry, size, batch, input_dtypes)
 
@@ -472,7 +475,7 @@ class FitTotal:
         self.real = peak.real
         free = free_memory()
         if peak.real and free is not None and self.budget > free:
-            raise InputError(f"the forward pass of {self.name} reads a tensor's value, so each batch --fit tries "
+            raise InputError(f"the forward pass of {self.name} reads a tensor's value, so each batch {option('fit')} tries "
                              f"runs for real on this CPU, and {human_bytes(self.budget)} is more than the "
-                             f"{human_bytes(free)} it has free: give a --fit below that")
+                             f"{human_bytes(free)} it has free: give a {option('fit')} below that")
         return peak.allocated

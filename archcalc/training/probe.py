@@ -50,6 +50,7 @@ from torch.autograd.graph import saved_tensors_hooks
 from archcalc.analysis.diagnosis import refuses_saved_hooks
 from archcalc.analysis.engine import build, entry_inputs, resolve_dtype
 from archcalc.analysis.storages import storages
+from archcalc.errors import COMMAND_LINE
 from archcalc.models.registry import ModelEntry
 from archcalc.models.user import lookup
 from archcalc.training.batch import loss_of, made as made_batch
@@ -73,6 +74,7 @@ class Request:
     channels_last: bool = False
     tensors: bool = False  # follow the real tensors too (always on CUDA)
     input_dtypes: Any = None
+    command_line: bool = False  # errors.COMMAND_LINE of the caller: the errors name options as it gave them
 
 
 def _rss_bytes() -> int:
@@ -116,6 +118,7 @@ def _step(model, make_optimizer, batch, amp=None) -> None:
 
 def main(argv: list[str]) -> None:
     request = pickle.load(sys.stdin.buffer) if argv == ["-"] else _from_words(argv)
+    COMMAND_LINE.set(request.command_line)
     torch_device = torch.device(request.device)
     if request.limit is not None and torch_device.type == "cuda":
         total = torch.cuda.get_device_properties(torch_device).total_memory
@@ -139,7 +142,7 @@ def _from_words(argv: list[str]) -> Request:
     size = tuple(int(s) for s in argv[5].split("x")) if len(argv) > 5 else None
     limit = int(options["--limit"]) if "--limit" in options else None
     return Request(lookup(name, size), size, int(batch), optimizer, dtype, device, limit, options.get("--amp"),
-                   channels_last, tensors)
+                   channels_last, tensors, command_line=True)
 
 
 def _measure(request: Request) -> dict:

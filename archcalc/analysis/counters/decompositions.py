@@ -79,6 +79,7 @@ from math import prod
 from typing import NamedTuple
 
 from archcalc.analysis.counting import GRAD_OPS, OPS, Count, Needs, OpCall, gradients
+from archcalc.errors import option
 from archcalc.formulas.numbers import grouped
 
 _LU = ("linalg_lu_factor", "linalg_lu_factor_ex", "linalg_lu", "lu")
@@ -342,8 +343,9 @@ _MEXP_THETAS = {"float": (1.192092800768788e-07, 5.978858893805233e-04, 5.116619
                 "double": (2.220446049250313e-16, 2.580956802971767e-08, 3.397168839976962e-04,
                            4.991228871115323e-02, 2.996158913811580e-01, 1.090863719290036e+00)}
 _MEXP_DEGREES = ((1, 0, 2), (2, 1, 4), (4, 2, 12), (8, 3, 22), (12, 4, 31), (18, 5, 49))  # (degree, products, n²)
-_MEXP_ON_META = ("its Taylor degree and squarings are chosen from the matrix's norm, a value the meta device does "
-                 "not have: --device cpu counts it")
+def _mexp_on_meta() -> str:
+    return (f"its Taylor degree and squarings are chosen from the matrix's norm, a value the meta device does not "
+            f"have: {option('device', 'cpu')} counts it")
 
 
 @OPS.register("linalg_matrix_exp", "matrix_exp")
@@ -356,7 +358,7 @@ def matrix_exp(call: OpCall) -> Count:
     if n <= 1:  # (0 x 0: a copy; 1 x 1: exp of the element)
         return Count(0, a.numel() if n else 0, {"elementwise": f"exp of each 1 x 1 matrix: {a.numel()}"})
     if a.device.type == "meta":
-        return Count(None, None, {}, _MEXP_ON_META)
+        return Count(None, None, {}, _mexp_on_meta())
     thetas = _MEXP_THETAS["float" if str(a.dtype) in ("torch.float32", "torch.complex64") else "double"]
     norms = a.detach().reshape(-1, n, n).abs().sum(-2).amax(-1)
     if len(norms) == 1:  # (the lowest degree whose bound holds it; a norm of exactly θ12 is run at 18 too, as there)

@@ -30,9 +30,11 @@ import torch
 
 from archcalc.analysis.counting import OPS, Count, OpCall
 from archcalc.analysis.shapes import elements_text
+from archcalc.errors import real_device
 from archcalc.formulas.numbers import grouped
 
-_NO_VALUES = "reads the boxes' coordinates, which the meta device does not hold: run it on a real device (--device cpu)"
+def _no_values() -> str:
+    return f"reads the boxes' coordinates, which the meta device does not hold: {real_device()}"
 
 
 def _rois(call: OpCall) -> torch.Tensor | None:
@@ -75,7 +77,7 @@ def roi_align(call: OpCall) -> Count:
         return Count(0, n, {"elementwise": f"{what}, {ratio}*{ratio} a bin: 8*{g}*{elements_text(out)} = {grouped(n)}"})
     rois = _rois(call)
     if rois is None:
-        return Count(None, None, {}, f"sampling_ratio {ratio}: a grid a box that {_NO_VALUES}")
+        return Count(None, None, {}, f"sampling_ratio {ratio}: a grid a box that {_no_values()}")
     aligned = call.name == "ps_roi_align" or bool(call.arg(6, "aligned", False))
     sides = align_grid(rois, call.arg(2, "spatial_scale"), tuple(call.args[3:5]), aligned,
                        clamp=call.name == "roi_align" and not aligned)
@@ -126,7 +128,7 @@ def roi_pool(call: OpCall) -> Count:
     """torch.ops.torchvision.roi_pool(input, rois, spatial_scale, pooled_h, pooled_w): (output, argmax)."""
     rois = _rois(call)
     if rois is None:
-        return Count(None, None, {}, f"bins that {_NO_VALUES}")
+        return Count(None, None, {}, f"bins that {_no_values()}")
     area = _bins(call, rois, plus_one=True, last=0)
     comparisons = int((area - 1).clamp(min=0).sum())
     channels = call.output[1]
@@ -140,7 +142,7 @@ def ps_roi_pool(call: OpCall) -> Count:
     """torch.ops.torchvision.ps_roi_pool(input, rois, spatial_scale, pooled_h, pooled_w): (output, mapping)."""
     rois = _rois(call)
     if rois is None:
-        return Count(None, None, {}, f"bins that {_NO_VALUES}")
+        return Count(None, None, {}, f"bins that {_no_values()}")
     elements = int(_bins(call, rois, plus_one=False, last=1).sum())
     channels = call.output[1]
     n = elements * channels
@@ -198,7 +200,7 @@ def nms(call: OpCall) -> Count:
         return Count(0, total, {"elementwise": f"nms on CUDA: every pair, {n}*({n} - 1)/2 = {grouped(pairs)} IoUs, "
                                                f"18 each = {grouped(total)}"})
     if boxes.device.type == "meta":
-        return Count(None, None, {}, f"which boxes it compares {_NO_VALUES}")
+        return Count(None, None, {}, f"which boxes it compares {_no_values()}")
     with torch.no_grad():
         pairs, kept = compared_pairs(boxes.detach().cpu(), scores.detach().cpu(), float(threshold))
     total = 3 * n + 12 * pairs

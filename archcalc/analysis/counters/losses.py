@@ -34,6 +34,7 @@ import torch
 
 from archcalc.analysis.counting import GRAD_OPS, OPS, Count, Needs, OpCall, gradients
 from archcalc.analysis.shapes import elements_text
+from archcalc.errors import real_device
 from archcalc.formulas.numbers import grouped
 
 POINT_WISE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
@@ -191,8 +192,9 @@ def multi_margin_loss(call: OpCall) -> Count:
                                        f" = {grouped(n)}"})
 
 
-_NO_TARGETS = ("its pairs of a target and a non-target class are read from the target's labels, which the meta device "
-               "does not hold: run it on a real device (--device cpu)")
+def _no_targets() -> str:
+    return (f"its pairs of a target and a non-target class are read from the target's labels, which the meta device "
+            f"does not hold: {real_device()}")
 
 
 @OPS.register("multilabel_margin_loss")
@@ -203,7 +205,7 @@ def multilabel_margin_loss(call: OpCall) -> Count:
     sample), then the reduction (1 a sample). The labels are read from the target's values."""
     x, target = call.inputs[0], call.arg(1, "target", None)
     if not isinstance(target, torch.Tensor) or target.device.type == "meta":
-        return Count(None, None, {}, _NO_TARGETS)
+        return Count(None, None, {}, _no_targets())
     classes = x[-1] if x else 1
     pairs, rows = 0, 0
     for row in target.detach().cpu().reshape(-1, classes).tolist():
@@ -222,8 +224,8 @@ def nll_loss(call: OpCall) -> Count:
                                        f"{elements_text(call.inputs[1])} = {grouped(t)}"})
 
 
-_NO_LABELS = ("reads the targets' labels and lengths, which the meta device does not hold: run it on a real device "
-              "(--device cpu)")
+def _no_labels() -> str:
+    return f"reads the targets' labels and lengths, which the meta device does not hold: {real_device()}"
 
 
 @OPS.register("ctc_loss")
@@ -239,7 +241,7 @@ def ctc_loss(call: OpCall) -> Count:
     log_probs, targets = call.args[0], call.args[1]
     lengths = [_values(call.arg(i, name)) for i, name in ((2, "input_lengths"), (3, "target_lengths"))]
     if targets.device.type == "meta" or None in lengths:
-        return Count(None, None, {}, _NO_LABELS)
+        return Count(None, None, {}, _no_labels())
     inputs, targets_per = lengths
     labels = targets.detach().cpu().reshape(len(targets_per), -1) if targets.dim() == 2 or log_probs.dim() == 2 \
         else torch.split(targets.detach().cpu(), targets_per)

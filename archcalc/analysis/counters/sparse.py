@@ -23,12 +23,14 @@ import torch
 
 from archcalc.analysis.counters.text import with_added
 from archcalc.analysis.counting import Count, OpCall
+from archcalc.errors import option
 from archcalc.formulas.numbers import grouped
 
 PRODUCTS = ("_sparse_mm", "_sparse_addmm", "hspmm", "smm", "sspaddmm")  # (torch.sparse's own: no tool counts them)
 SPARSE = "sparse"  # (in a sparse product's MACs arithmetic: what the tools' conventions look for)
-_META = ("a sparse matrix's stored values (nnz), which set the work, are lost on the meta device (its copy there "
-         "holds none): --device cpu counts it")
+def _on_meta() -> str:
+    return (f"a sparse matrix's stored values (nnz), which set the work, are lost on the meta device (its copy there "
+            f"holds none): {option('device', 'cpu')} counts it")
 
 
 def operands(call: OpCall, first: int = 0) -> tuple | None:
@@ -54,7 +56,7 @@ def product(call: OpCall, pair: tuple, added: bool) -> Count:
         return Count(None, None, {}, "a hybrid sparse tensor (dense dimensions in its values): no formula here")
     nnz = held._nnz()
     if held.device.type == "meta" and not nnz:
-        return Count(None, None, {}, _META)
+        return Count(None, None, {}, _on_meta())
     out = call.output
     other = (b.shape[-1] if b.dim() > 1 else 1) if sparse_a else prod(a.shape[:-1])
     macs = nnz * other
