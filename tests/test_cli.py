@@ -264,9 +264,11 @@ def test_an_error_names_an_option_as_each_front_end_gives_it(cli, tmp_path, monk
          "input_size=(1, 1, 3, 32, 32) does not fit this model's input (1, 3, 32, 32); give 4 sizes, the batch first"),
         (("shapes", "net.py:Net"), "give the input size of net.py:Net with --input, without the batch (e.g. 3x224x224, "
                                    "784 or 1x16000)",
-         lambda: archcalc.analyze("net.py:Net"), "give the input size of net.py:Net with input_size, the full shape "
-                                                 "with the batch first (e.g. (1, 3, 224, 224), (1, 784) or (1, 1, 16000))"),
-        (("time", "cnnet", "--device", "meta"), "the meta device has no time to measure; use --device cpu, cuda or auto",
+         lambda: archcalc.analyze("net.py:Net"),
+         "give the input size of net.py:Net with input_size, the full shape with the batch first (e.g. (1, 3, 224, "
+         "224), (1, 784) or (1, 1, 16000))"),
+        (("time", "cnnet", "--device", "meta"),
+         "the meta device has no time to measure; use --device cpu, cuda or auto",
          lambda: archcalc.time("cnnet", device="meta"),
          "the meta device has no time to measure; use device='cpu', 'cuda' or 'auto'"),
         (("params", "se_resnet50", "--arg", "reduction=x"), "--arg reduction=x for se_resnet50 must be int",

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedTensorMixin
 
 import archcalc.analysis.counters  # noqa: F401  (registers every formula, one file per family)
-from archcalc.analysis import draws, mixed_dtypes, placement, tools
+from archcalc.analysis import draws, mixed_dtypes, placement, sequence_input, tools
 from archcalc.analysis.counting import GRADIENTS_OFF, NOT_COUNTED, OFF_THE_PATH
 from archcalc.analysis.diagnosis import explain, unbatched, unbatched_input, with_hint
 from archcalc.analysis.differentiated import Differentiates
@@ -219,10 +219,11 @@ def check_arguments(model: nn.Module, name: str, inputs: Inputs | None = None) -
     missing = [r for r in required[given:] if r not in keywords]
     if missing or (given < len(required) and not keywords):
         wanted = ", ".join(required) or "no argument"
+        instead = "or inputs= in Python" if COMMAND_LINE.get() else "or example tensors as inputs="
         raise InputError(
-            f"{name}.forward takes {wanted}; archcalc passes {_passed(given, keywords)}: give one {option('input')} per "
-            f"argument ({'or inputs= in Python' if COMMAND_LINE.get() else 'or example tensors as inputs='}), wrap the model in a module whose forward makes the others, or give "
-            f"them defaults")
+            f"{name}.forward takes {wanted}; archcalc passes {_passed(given, keywords)}: give one {option('input')} "
+            f"per argument ({instead}), wrap the model in a module whose forward makes the others, or give them "
+            f"defaults")
     if not keywords and given > len(required) and not _takes(model, given):
         raise InputError(f"{name}.forward takes {', '.join(required) or 'no argument'}; archcalc was given "
                          f"{given} inputs: give as many {option('input')} sizes as it takes")
@@ -288,6 +289,8 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
             tracer, output = _trace(model, name, inputs, device, dtype, inner)
             trained = False
         records = tracer.inside_functions(tracer.ordered())
+        if tracer.sequence_reader:
+            notes += (sequence_input.note(inputs.shapes[0], tracer.sequence_reader),)
         if backward:  # a row whose output leads nowhere gets no gradient; QR's depends on which outputs get one
             if not any(t.is_floating_point() and t.requires_grad for t in tensors_in(output)):
                 notes += (f"the output of {name} holds no floating-point tensor that needs a gradient: there is no "

@@ -45,8 +45,9 @@ def auto(model: nn.Module, elements: int, dtype: torch.dtype) -> tuple[str, str]
         return "meta", f"device auto: meta ({str(dtype).removeprefix('torch.')} runs slowly or not at all on the CPU)"
     if params <= CPU_PARAMS and elements <= CPU_INPUT:
         return "cpu", (f"device auto: the CPU ({params:,} parameters, an input of {elements:,} elements: a real pass "
-                       f"costs less than the meta device's start-up; {option('device', 'meta')} gives the same counts, but for an "
-                       f"operation whose work its values decide: matrix_exp, ctc_loss, multilabel_margin_loss, NMS)")
+                       f"costs less than the meta device's start-up; {option('device', 'meta')} gives the same counts, "
+                       f"but for an operation whose work its values decide: matrix_exp, ctc_loss, "
+                       f"multilabel_margin_loss, NMS)")
     return "meta", (f"device auto: meta ({params:,} parameters, an input of {elements:,} elements: too large to run "
                     f"for real here at no cost)")
 

@@ -157,7 +157,7 @@ def _window(field: Tokens, kernel: int, stride, padding: int, dilation: int, cei
 # -- layers -------------------------------------------------------------------------------------------------------
 
 _SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
-_PASSING = (*(a for a in ACTIVATIONS if a not in _SOFTMAX and a is not nn.Softmax2d), nn.Dropout, nn.Dropout1d,
+PASSING = (*(a for a in ACTIVATIONS if a not in _SOFTMAX and a is not nn.Softmax2d), nn.Dropout, nn.Dropout1d,
             nn.Dropout2d, nn.AlphaDropout, nn.FeatureAlphaDropout, nn.Identity,
             nn.modules.batchnorm._BatchNorm)  # (per position: an activation, dropout, BatchNorm's statistics)
 _WHOLE_LAYERS = (nn.RNNBase, nn.MultiheadAttention)  # (every token: recurrence over the sequence, attention)
@@ -182,7 +182,7 @@ def _layer(m: nn.Module, given: list, inputs: tuple, outputs: tuple) -> Tokens |
     rank = len(shape)
     if isinstance(m, _SOFTMAX):
         return _whole(field) if m.dim is None or m.dim % rank == a else field
-    if isinstance(m, _PASSING):
+    if isinstance(m, PASSING):
         return _kept(field, shape, out, a, within)
     if isinstance(m, (nn.Linear, nn.Bilinear)):
         return _whole(field) if a == rank - 1 else field
@@ -293,12 +293,12 @@ def _nth(value, i: int, d: int):
 
 _CONSTANTS = frozenset({"new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "zeros_like", "ones_like",
                         "full_like", "empty_like", "rand_like", "randn_like", "randint_like", "size", "numel"})
-_PASS = frozenset(ELEMENTWISE) - {"softmax", "log_softmax", "softmin", "outer", "ger", "kron", "diff"} | {
+PASS = frozenset(ELEMENTWISE) - {"softmax", "log_softmax", "softmin", "outer", "ger", "kron", "diff"} | {
     *DROPOUT, "contiguous", "clone", "detach", "to", "type", "type_as", "float", "half", "bfloat16", "double", "int",
     "long", "bool", "masked_fill", "identity", "cpu", "cuda", "real", "imag", "conj", "eq", "ne", "lt", "gt", "le",
     "ge", "logical_not", "logical_and", "logical_or", "bitwise_not", "expand", "expand_as", "broadcast_to",
     "batch_norm", "tril", "triu"}  # (not zeros_like and its kin: constants shaped like their input, no field)
-_VIEWS = frozenset({"view", "reshape", "view_as", "reshape_as", "flatten", "unflatten", "ravel", "squeeze",
+VIEWS = frozenset({"view", "reshape", "view_as", "reshape_as", "flatten", "unflatten", "ravel", "squeeze",
                     "unsqueeze", "embedding", "one_hot"})  # (the row-major order kept: ``before`` too)
 _REDUCTIONS = frozenset({"sum", "mean", "amax", "amin", "max", "min", "prod", "nansum", "nanmean", "var", "std",
                          "logsumexp", "argmax", "argmin", "all", "any", "count_nonzero", "median"})
@@ -318,11 +318,11 @@ def _for_op(name: str, call, fields: list) -> Tokens | None:
         return _product(name, call, fields)
     if any(f.before is None for f, _ in given):  # (one position: what follows sees what they see together)
         return _union([f for f, _ in given])
-    if name in _VIEWS:
+    if name in VIEWS:
         return given[0][0]
     if name == "copy":  # (x.copy_(src): src's values, where x was a state or a constant)
         return fields[1] if len(fields) > 1 else None
-    if name in _PASS or (name in ("max", "min") and call.of_two_tensors):
+    if name in PASS or (name in ("max", "min") and call.of_two_tensors):
         return _merged(given, out)
     field, shape = given[0]
     found = locate(field, shape)

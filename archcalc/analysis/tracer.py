@@ -35,7 +35,8 @@ from torch.nn.parameter import UninitializedTensorMixin
 from torch.fx import GraphModule
 from torch.overrides import TorchFunctionMode
 
-from archcalc.analysis import aten, custom_functions, differentiated, receptive, storages, token_fields, transforms
+from archcalc.analysis import (aten, custom_functions, differentiated, receptive, sequence_input, storages,
+                               token_fields, transforms)
 from archcalc.analysis.autograd_rows import AutogradRows
 from archcalc.analysis.calls import (BACKWARD_RUN, NO_TORCH_FUNCTION, Frame, autograd_nodes, new_tuple, shapes_of,
                                      tensors_in)
@@ -207,6 +208,11 @@ class Tracer(AutogradRows, TorchFunctionMode):
         self.inputs: list[torch.Tensor] = []  # the model's input tensors (watch_input)
         self.layer: Frame | None = None  # the counted layer whose forward is running, if any
         self.tokens = False  # whether an input is token ids, whose fields are token_fields.Tokens
+        # A float input (N, A, B): its fields read as a sequence, id(tensor) -> (weak reference, Tokens), carried
+        # beside a signal's until a step says which it is (sequence_input.py), and the rows they were carried to
+        self.undecided: dict[int, tuple] | None = None
+        self.undecided_rows: list[tuple[int, Tokens]] = []
+        self.sequence_reader = ""  # the row that read it as a sequence
         self.quiet = False  # True while the mode is off the stack for that layer's forward
 
     def _unpack(self, module: nn.Module) -> None:
@@ -534,6 +540,8 @@ class Tracer(AutogradRows, TorchFunctionMode):
         first_in, first_out = shapes_in[0] if shapes_in else None, shapes_out[0] if shapes_out else None
         call = new_tuple(ModuleCall, (module, shapes_in, shapes_out, first_in, first_out))
         count = frame.counter(call)
+        if self.undecided is not None:
+            self._sequence_or_signal(frame, module, None, inputs, outputs, shapes_in, shapes_out)
         fields = self.fields
         known = []
         for t in inputs:
@@ -589,6 +597,8 @@ class Tracer(AutogradRows, TorchFunctionMode):
         frame.index + 1 up to ``end``), which also use its parameters."""
         inside = end > frame.index + 1
         field = self._field(outputs[0]) if outputs else None
+        if self.undecided is not None and outputs and id(outputs[0]) in self.undecided:
+            self.undecided_rows.append((frame.index, self.undecided[id(outputs[0])][1]))
         if field is None and outputs and not inside:  # a module that did no operation
             known = [f for f in self._fields(inputs) if f is not None]
             if known and self.tokens and any(type(f) is Tokens for f in known):
@@ -705,6 +715,8 @@ class Tracer(AutogradRows, TorchFunctionMode):
         counter = OPS.get(name)
         call = OpCall(name, tuple(args), kwargs, shapes_in, shapes_out, any(t.requires_grad for t in outputs))
         count = counter(call) if counter is not None else NOT_COUNTED
+        if self.undecided is not None:
+            self._sequence_or_signal(frame, None, call, inputs, outputs, shapes_in, shapes_out)
         every = self._fields(inputs) if self.tokens else ()
         if any(type(f) is Tokens for f in every):  # (a sequence's: token_fields.py)
             field = token_fields.for_op(name, call, every)
@@ -781,9 +793,45 @@ class Tracer(AutogradRows, TorchFunctionMode):
         self.producers[id(x)] = (weakref.ref(x), -1)
         if x.dim() >= 3:
             self._set_field(x, receptive.Field.of_input(tuple(x.shape[2:])))
+            sequence = sequence_input.of_input(tuple(x.shape), x.is_floating_point())
+            if sequence is not None and self.undecided is None and not self.inputs[:-1]:  # (the first input's)
+                self.undecided = {id(x): (weakref.ref(x), sequence)}
         elif x.dim() == 2 and not (x.is_floating_point() or x.is_complex() or x.dtype is torch.bool):  # token ids
             self._set_field(x, token_fields.of_ids(tuple(x.shape)))
             self.tokens = True
+
+    def _sequence_or_signal(self, frame: Frame, module: nn.Module | None, call: OpCall | None, inputs: list,
+                            outputs: list, shapes_in: tuple, shapes_out: tuple) -> None:
+        """A step that takes the float input (N, A, B), or what views and steps per element made of it: read as a
+        sequence or a signal (sequence_input.py). One that says nothing of it carries the sequence's fields on; the
+        first other one decides: a sequence's fields replace the signal's, in the tensors and in the rows."""
+        undecided = self.undecided
+        shadows = [e[1] if (e := undecided.get(id(t))) is not None and e[0]() is t else None for t in inputs]
+        held = next((i for i, f in enumerate(shadows) if f is not None), None)
+        if held is None:
+            return
+        if module is not None:
+            reads = sequence_input.layer_reads(module, shadows[held], shapes_in[held])
+        else:
+            reads = sequence_input.op_reads(call.name, call, shadows[held], shapes_in[held])
+        if reads is None:
+            field = token_fields.layer(module, shadows, shapes_in, shapes_out) if module is not None else \
+                token_fields.for_op(call.name, call, shadows)
+            if field is not None and not field.part and not field.whole:
+                for t in outputs:
+                    undecided[id(t)] = (weakref.ref(t), field)
+                self.undecided_rows.append((frame.index, field))
+                return
+        self.undecided = None
+        if reads:
+            for ref, field in undecided.values():
+                t = ref()
+                if t is not None:
+                    self.fields[id(t)] = (ref, field)
+            for index, field in self.undecided_rows:
+                self.records[index] = self.records[index]._replace(receptive=field)
+            self.tokens = True
+            self.sequence_reader = f"{frame.name} ({type_name(module) if module is not None else call.name})"
 
     def _tokens_written(self, inputs: list) -> None:
         """x[i] = v where x or v holds token fields: what x's positions see is not followed from here on."""

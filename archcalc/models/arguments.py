@@ -41,8 +41,8 @@ def merged(entry: ModelEntry, overrides: dict[str, Any]) -> dict[str, Any]:
             raise InputError(f"{entry.name} has no argument {key!r}; it takes: {accepted}")
         default = parameters[key].default
         if default is not inspect.Parameter.empty and default is not None and not _fits(value, default):
-            raise InputError(
-                f"{argument_option(key, value)} for {entry.name} must be {type(default).__name__} like its default {default!r}")
+            raise InputError(f"{argument_option(key, value)} for {entry.name} must be {type(default).__name__} like "
+                             f"its default {default!r}")
         kwargs[key] = value
     return kwargs
 

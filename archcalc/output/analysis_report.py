@@ -5,6 +5,7 @@ from __future__ import annotations
 from archcalc import conventions
 from archcalc.analysis.counting import NOT_COUNTED
 from archcalc.analysis.receptive import PART_NOTE
+from archcalc.analysis.sequence_input import NOTE_START
 from archcalc.analysis.token_fields import LOST_NOTE, Tokens
 from archcalc.analysis.records import Analysis, LayerRecord
 from archcalc.analysis.views import TypeTotal, by_type
@@ -229,6 +230,8 @@ def analysis_report(a: Analysis, view: str, rows: tuple[LayerRecord, ...], conve
         if view in ("rf", "summary"):
             parts = {type(r.receptive) for r in rows if r.receptive is not None and r.receptive.part}
             lines = (*lines, *(f"Note: {LOST_NOTE if kind is Tokens else PART_NOTE}" for kind in sorted(parts, key=str)))
+    if view not in ("rf", "summary"):
+        lines = tuple(line for line in lines if not line.startswith(f"Note: {NOTE_START}"))
     columns = _COLUMNS[view]
     if count:
         wanted = ("mults", "adds") if count == "both" else (count,)

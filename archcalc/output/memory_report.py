@@ -74,7 +74,8 @@ def _peak_lines(p) -> list[str]:
                      f"32 MiB on Hopper GPUs; CUBLAS_WORKSPACE_CONFIG sets it)")
     else:
         lines.append(f"not modelled: what the math libraries keep after an operation's first use at a shape "
-                     f"({option('measure', 'cpu')} says it apart) and their scratch memory inside one, and the C library's allocator's overhead")
+                     f"({option('measure', 'cpu')} says it apart) and their scratch memory inside one, and the C "
+                     f"library's allocator's overhead")
     return lines
 
 

@@ -89,8 +89,8 @@ def refusal(dtype: torch.dtype, amp: torch.dtype | None) -> str | None:
     name = str(low).removeprefix("torch.")
     missing = lacks(low)
     if missing is not None:
-        return f"under {option('amp', name)} oneDNN runs the LSTM in {name} (autocast casts inside it), which this CPU's " \
-               f"oneDNN has no kernel for: the real step fails (PyTorch: '{missing}'); drop {option('amp')}"
+        return f"under {option('amp', name)} oneDNN runs the LSTM in {name} (autocast casts inside it), which " \
+               f"this CPU's oneDNN has no kernel for: the real step fails (PyTorch: '{missing}'); drop {option('amp')}"
     how = f"under {option('amp', name)}" if amp else f"in {name}"
     return f"oneDNN runs the LSTM {how}, whose {name} workspace is not modelled: not simulated; drop " \
            f"{option('amp') if amp else option('dtype')}"

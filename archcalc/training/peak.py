@@ -475,7 +475,7 @@ class FitTotal:
         self.real = peak.real
         free = free_memory()
         if peak.real and free is not None and self.budget > free:
-            raise InputError(f"the forward pass of {self.name} reads a tensor's value, so each batch {option('fit')} tries "
-                             f"runs for real on this CPU, and {human_bytes(self.budget)} is more than the "
-                             f"{human_bytes(free)} it has free: give a {option('fit')} below that")
+            raise InputError(f"the forward pass of {self.name} reads a tensor's value, so each batch "
+                             f"{option('fit')} tries runs for real on this CPU, and {human_bytes(self.budget)} is "
+                             f"more than the {human_bytes(free)} it has free: give a {option('fit')} below that")
         return peak.allocated
