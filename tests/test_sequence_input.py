@@ -99,6 +99,27 @@ def test_steps_before_the_one_that_decides_are_given_the_sequences_fields():
     assert not any("read as a sequence" in line for line in a.report("flops").footer)  # (the fields' tables only)
 
 
+class Subsampling(nn.Module):
+    """A speech model's frames (N, T, F) given one channel and subsampled in time and frequency (a Conformer's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(1, 4, 3, 2), nn.ReLU(), nn.Conv2d(4, 4, 3, 2), nn.ReLU())
+
+    def forward(self, x):
+        return self.conv(x.unsqueeze(1))
+
+
+def test_frames_given_one_channel_are_an_image_of_time_and_frequency():
+    f, a = _rows(Subsampling(), (1, 20, 16))
+    assert type(f["conv.2"]) is Field and f["unsqueeze"].size == (1, 1)  # (the row before, given the image's too)
+    assert (f["conv.2"].size, f["conv.2"].jump) == ((7, 7), (4.0, 4.0))  # 3 + (3 - 1)*2 in time and in frequency
+    for axis in (1, 2):
+        assert _reached(Subsampling(), (1, 20, 16), axis, (0, 0, 0, 0)) == (0, 6)
+    assert "is read as an image of 20x16, as conv.0 (Conv2d) reads it" in next(
+        n for n in a.notes if n.startswith("receptive fields"))
+
+
 def test_a_signal_keeps_its_fields_along_its_last_axis():
     f, a = _rows(Signal(), (1, 4, 64))
     assert type(f["conv"]) is Field and (f["conv"].size, f["conv"].jump) == ((5,), (2.0,))

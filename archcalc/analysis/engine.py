@@ -290,7 +290,7 @@ def analyse_module(model: nn.Module, name: str, shape: tuple[int, ...] | Inputs,
             trained = False
         records = tracer.inside_functions(tracer.ordered())
         if tracer.sequence_reader:
-            notes += (sequence_input.note(inputs.shapes[0], tracer.sequence_reader),)
+            notes += (sequence_input.note(inputs.shapes[0], tracer.sequence_reader, tracer.sequence_reading),)
         if backward:  # a row whose output leads nowhere gets no gradient; QR's depends on which outputs get one
             if not any(t.is_floating_point() and t.requires_grad for t in tensors_in(output)):
                 notes += (f"the output of {name} holds no floating-point tensor that needs a gradient: there is no "

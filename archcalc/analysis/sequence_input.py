@@ -15,6 +15,8 @@ The first other step decides. A sequence where it reads one:
 - attention over the positions (scaled_dot_product_attention, nn.MultiheadAttention with batch_first), a
   recurrent layer with batch_first.
 
+A 2-d convolution or pooling over (N, 1, A, B), the input given one channel (a speech model's frames
+subsampled in time and frequency), reads an image of A x B: fields in both, as an image's (receptive.py).
 Anything else keeps the signal's fields (a Conv1d that takes the A rows as its input channels, the common case of
 audio): where the two readings agree (attention and recurrence see the whole input either way) nothing changes.
 An input of one row, (N, 1, B), is a signal.
@@ -45,57 +47,76 @@ def of_input(shape: tuple[int, ...], floating: bool) -> Tokens | None:
     return Tokens((1,), (1.0,), (0.5,), (shape[1],), shape[0])
 
 
-def layer_reads(m: nn.Module, field: Tokens, shape: tuple) -> bool | None:
-    """Whether layer ``m``, given the sequence's reading ``field`` of its input of ``shape``, reads a sequence
-    (True), a signal (False), or says nothing of it (None)."""
+SEQUENCE, SIGNAL, IMAGE = "sequence", "signal", "image"  # (what a step reads the input as)
+
+
+def layer_reads(m: nn.Module, field: Tokens, shape: tuple, given: tuple) -> str | None:
+    """What layer ``m``, given the sequence's reading ``field`` of its input of ``shape``, reads the model's input
+    of shape ``given`` as: SEQUENCE, SIGNAL, IMAGE, or None where it says nothing of it."""
     if isinstance(m, _NEUTRAL_LAYERS):
         return None
     found = locate(field, shape) if field.before is not None else None
     if found is None:
-        return False
+        return SIGNAL
     a, rank = found[0], len(shape)
     if isinstance(m, (nn.Linear, nn.Bilinear)):
-        return a < rank - 1
+        return _sequence_if(a < rank - 1)
     if isinstance(m, _NORMS):
-        return a < rank - len(m.normalized_shape)
+        return _sequence_if(a < rank - len(m.normalized_shape))
     if isinstance(m, (nn.RNNBase, nn.MultiheadAttention)):
-        return bool(m.batch_first) and a == 1 and rank == 3
+        return _sequence_if(bool(m.batch_first) and a == 1 and rank == 3)
     if isinstance(m, nn.modules.conv._ConvNd) and not isinstance(m, nn.modules.conv._ConvTransposeNd):
-        return a >= rank - len(m.kernel_size)
+        return _window_reads(len(m.kernel_size), a, shape, given)
     pooled = _POOLS.match(type(m).__name__)
     if pooled:
-        return a >= rank - int(pooled.group(1))
-    return False
+        return _window_reads(int(pooled.group(1)), a, shape, given)
+    return SIGNAL
 
 
-def op_reads(name: str, call, field: Tokens, shape: tuple) -> bool | None:
+def op_reads(name: str, call, field: Tokens, shape: tuple, given: tuple) -> str | None:
     """op ``name`` as layer_reads says of a layer; ``shape``: the shape of the input that holds ``field``."""
     if name in _NEUTRAL_OPS:
         return None
     found = locate(field, shape) if field.before is not None else None
     if found is None:
-        return False
+        return SIGNAL
     a, rank = found[0], len(shape)
     if name == "linear":
-        return a < rank - 1
+        return _sequence_if(a < rank - 1)
     if name in ("layer_norm", "rms_norm"):
         normalized = call.arg(1, "normalized_shape")
-        return a < rank - (len(normalized) if isinstance(normalized, (tuple, list)) else 1)
+        return _sequence_if(a < rank - (len(normalized) if isinstance(normalized, (tuple, list)) else 1))
     if name in ("conv1d", "conv2d", "conv3d"):
-        return a >= rank - int(name[4])
+        return _window_reads(int(name[4]), a, shape, given)
     pooled = _POOL_OPS.match(name)
     if pooled:
-        return a >= rank - int(pooled.group(1))
+        return _window_reads(int(pooled.group(1)), a, shape, given)
     if name in _ATTENTION_OPS:
-        return a == rank - 2
-    return False
+        return _sequence_if(a == rank - 2)
+    return SIGNAL
+
+
+def _sequence_if(reads: bool) -> str:
+    return SEQUENCE if reads else SIGNAL
+
+
+def _window_reads(d: int, a: int, shape: tuple, given: tuple) -> str:
+    """A convolution or a pooling over the last d axes, the positions on axis a: along them a sequence's window,
+    or, in 2-d over the input's own two axes (N, 1, A, B), an image's."""
+    if a < len(shape) - d:
+        return SIGNAL
+    return IMAGE if d == 2 and a == len(shape) - 2 and tuple(shape[-2:]) == tuple(given[1:]) else SEQUENCE
 
 
 NOTE_START = "receptive fields: "  # (a note the tables of receptive fields show, the others not)
 
 
-def note(shape: tuple[int, ...], reader: str) -> str:
-    """What the analysis says of an input read as a sequence."""
-    return (f"{NOTE_START}the input {'x'.join(map(str, shape))} is read as a sequence (N, L, D) of {shape[1]} "
-            f"positions, as {reader} reads it (a signal, (N, C, L), would be read along its last axis): the fields "
-            f"count positions, as tokens")
+def note(shape: tuple[int, ...], reader: str, reading: str) -> str:
+    """What the analysis says of an input read as a sequence or an image."""
+    given = "x".join(map(str, shape))
+    if reading == IMAGE:
+        return (f"{NOTE_START}the input {given} is read as an image of {shape[1]}x{shape[2]}, as {reader} reads it "
+                f"(a signal, (N, C, L), would be read along its last axis): the fields count its rows and columns")
+    return (f"{NOTE_START}the input {given} is read as a sequence (N, L, D) of {shape[1]} positions, as {reader} "
+            f"reads it (a signal, (N, C, L), would be read along its last axis): the fields count positions, as "
+            f"tokens")

@@ -212,7 +212,8 @@ class Tracer(AutogradRows, TorchFunctionMode):
         # beside a signal's until a step says which it is (sequence_input.py), and the rows they were carried to
         self.undecided: dict[int, tuple] | None = None
         self.undecided_rows: list[tuple[int, Tokens]] = []
-        self.sequence_reader = ""  # the row that read it as a sequence
+        self.sequence_reader = ""  # the row that read it as a sequence or an image, and which (sequence_input.py)
+        self.sequence_reading = ""
         self.quiet = False  # True while the mode is off the stack for that layer's forward
 
     def _unpack(self, module: nn.Module) -> None:
@@ -810,10 +811,11 @@ class Tracer(AutogradRows, TorchFunctionMode):
         held = next((i for i, f in enumerate(shadows) if f is not None), None)
         if held is None:
             return
+        given = tuple(self.inputs[0].shape)
         if module is not None:
-            reads = sequence_input.layer_reads(module, shadows[held], shapes_in[held])
+            reads = sequence_input.layer_reads(module, shadows[held], shapes_in[held], given)
         else:
-            reads = sequence_input.op_reads(call.name, call, shadows[held], shapes_in[held])
+            reads = sequence_input.op_reads(call.name, call, shadows[held], shapes_in[held], given)
         if reads is None:
             field = token_fields.layer(module, shadows, shapes_in, shapes_out) if module is not None else \
                 token_fields.for_op(call.name, call, shadows)
@@ -823,15 +825,24 @@ class Tracer(AutogradRows, TorchFunctionMode):
                 self.undecided_rows.append((frame.index, field))
                 return
         self.undecided = None
-        if reads:
-            for ref, field in undecided.values():
-                t = ref()
-                if t is not None:
-                    self.fields[id(t)] = (ref, field)
-            for index, field in self.undecided_rows:
-                self.records[index] = self.records[index]._replace(receptive=field)
-            self.tokens = True
-            self.sequence_reader = f"{frame.name} ({type_name(module) if module is not None else call.name})"
+        if reads == sequence_input.IMAGE and any(tuple(self.records[index].output_shapes[0][-2:]) != given[1:]
+                                                 for index, _ in self.undecided_rows):
+            reads = sequence_input.SEQUENCE  # (a transpose on the way: the image's axes are not the last two)
+        if reads == sequence_input.IMAGE:  # (N, A, B) given a channel, (N, 1, A, B): an image's fields, A x B
+            image = receptive.Field.of_input(given[1:])
+            undecided = {k: (ref, image) for k, (ref, _) in undecided.items()}
+            self.undecided_rows = [(index, image) for index, _ in self.undecided_rows]
+        elif reads != sequence_input.SEQUENCE:
+            return
+        for ref, field in undecided.values():
+            t = ref()
+            if t is not None:
+                self.fields[id(t)] = (ref, field)
+        for index, field in self.undecided_rows:
+            self.records[index] = self.records[index]._replace(receptive=field)
+        self.tokens = reads == sequence_input.SEQUENCE
+        self.sequence_reader = f"{frame.name} ({type_name(module) if module is not None else call.name})"
+        self.sequence_reading = reads
 
     def _tokens_written(self, inputs: list) -> None:
         """x[i] = v where x or v holds token fields: what x's positions see is not followed from here on."""
