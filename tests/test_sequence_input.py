@@ -60,10 +60,11 @@ def _rows(model, shape):
     return {r.label: r.receptive for r in a.layers}, a
 
 
-def _reached(model, shape, axis, index):
-    """The first and last position along ``axis`` of the input that the gradient of output ``index`` reaches."""
+def _reached(make, shape, axis, index):
+    """The first and last position along ``axis`` of the input that the gradient of output ``index`` reaches, on the
+    weights ``make()`` draws."""
     torch.manual_seed(0)
-    model = model.double().eval()
+    model = make().double().eval()
     x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
     model(x)[index].abs().sum().backward()
     reached = x.grad[0].abs().sum(tuple(d - 1 for d in range(1, x.dim()) if d != axis)) > 0
@@ -79,7 +80,7 @@ def test_a_convolution_over_frames_counts_frames_as_the_gradient_does():
     last = f["out"]
     for position in (0, 20, 39):
         low = last.centre[0] + position * last.jump[0] - last.size[0] / 2
-        assert _reached(FrameTCN(), (1, 40, 6), 1, (0, position)) == (max(0, round(low)), round(low + 16) - 1)
+        assert _reached(FrameTCN, (1, 40, 6), 1, (0, position)) == (max(0, round(low)), round(low + 16) - 1)
     note = next(n for n in a.notes if n.startswith("receptive fields"))
     assert "the input 1x40x6 is read as a sequence (N, L, D) of 40 positions, as convs.0 (Conv1d) reads it" in note
 
@@ -89,33 +90,40 @@ def test_steps_before_the_one_that_decides_are_given_the_sequences_fields():
     # x * 2, + pos: per element, they say nothing; the LayerNorm over the features reads a sequence
     assert [f[k].text() for k in ("mul", "add", "norm", "proj")] == ["1 token"] * 4
     assert f["attention"].text() == "whole input"
-    assert all(_reached(Encoder(), (1, 12, 8), 1, (0, p)) == (0, 11) for p in (0, 11))  # (attention: every frame)
+    assert all(_reached(Encoder, (1, 12, 8), 1, (0, p)) == (0, 11) for p in (0, 11))  # (attention: every frame)
     single = nn.Sequential(nn.Linear(8, 8))  # a linear map per frame: one frame, as its gradient says; it read
     # "whole input" when the last axis was taken as the positions
     assert _rows(single, (1, 12, 8))[0]["0"].text() == "1 token"
-    assert [_reached(single, (1, 12, 8), 1, (0, p)) for p in (0, 5)] == [(0, 0), (5, 5)]
+    assert [_reached(lambda: single, (1, 12, 8), 1, (0, p)) for p in (0, 5)] == [(0, 0), (5, 5)]
     shown = a.report("rf").footer
     assert any("read as a sequence" in line for line in shown)
     assert not any("read as a sequence" in line for line in a.report("flops").footer)  # (the fields' tables only)
 
 
 class Subsampling(nn.Module):
-    """A speech model's frames (N, T, F) given one channel and subsampled in time and frequency (a Conformer's)."""
+    """A speech model's frames (N, T, F) given one channel and subsampled in time and frequency (a Conformer's; the
+    Audio Spectrogram Transformer's patches are cut with the two axes swapped)."""
 
-    def __init__(self):
+    def __init__(self, swapped=False):
         super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(1, 4, 3, 2), nn.ReLU(), nn.Conv2d(4, 4, 3, 2), nn.ReLU())
+        self.conv = nn.Sequential(nn.Conv2d(1, 4, 3, 2), nn.Tanh(), nn.Conv2d(4, 4, (3, 5), 2), nn.Tanh())
+        self.swapped = swapped
 
     def forward(self, x):
-        return self.conv(x.unsqueeze(1))
+        x = x.unsqueeze(1)
+        return self.conv(x.transpose(2, 3) if self.swapped else x)
 
 
-def test_frames_given_one_channel_are_an_image_of_time_and_frequency():
-    f, a = _rows(Subsampling(), (1, 20, 16))
+@pytest.mark.parametrize("swapped", [False, True])
+def test_frames_given_one_channel_are_an_image_of_time_and_frequency(swapped):
+    f, a = _rows(Subsampling(swapped), (1, 20, 16))
     assert type(f["conv.2"]) is Field and f["unsqueeze"].size == (1, 1)  # (the row before, given the image's too)
-    assert (f["conv.2"].size, f["conv.2"].jump) == ((7, 7), (4.0, 4.0))  # 3 + (3 - 1)*2 in time and in frequency
-    for axis in (1, 2):
-        assert _reached(Subsampling(), (1, 20, 16), axis, (0, 0, 0, 0)) == (0, 6)
+    # 3 + (3 - 1)*2 and 3 + (5 - 1)*2 over the image's rows and columns (time and frequency, or the two swapped)
+    assert (f["conv.2"].size, f["conv.2"].jump) == ((7, 11), (4.0, 4.0))
+    assert f["conv.2"].grid == ((3, 3) if swapped else (4, 2))  # (20 x 16: 9 x 7, then (9 - 3)/2 + 1, (7 - 5)/2 + 1)
+    rows, columns = (2, 1) if swapped else (1, 2)  # (the input's axes that the image's rows and columns are)
+    assert _reached(lambda: Subsampling(swapped), (1, 20, 16), rows, (0, 0, 0, 0)) == (0, 6)
+    assert _reached(lambda: Subsampling(swapped), (1, 20, 16), columns, (0, 0, 0, 0)) == (0, 10)
     assert "is read as an image of 20x16, as conv.0 (Conv2d) reads it" in next(
         n for n in a.notes if n.startswith("receptive fields"))
 
@@ -124,7 +132,7 @@ def test_a_signal_keeps_its_fields_along_its_last_axis():
     f, a = _rows(Signal(), (1, 4, 64))
     assert type(f["conv"]) is Field and (f["conv"].size, f["conv"].jump) == ((5,), (2.0,))
     assert (f["pool"].size, f["pool"].jump) == ((9,), (6.0,))  # 5 + (3 - 1)*2
-    assert _reached(Signal(), (1, 4, 64), 2, (0, 0, 0)) == (0, 8)  # the first unit: pixels 0..8
+    assert _reached(Signal, (1, 4, 64), 2, (0, 0, 0)) == (0, 8)  # the first unit: pixels 0..8
     assert not any(n.startswith("receptive fields") for n in a.notes)
     one_row = nn.Sequential(nn.Linear(64, 10))  # (N, 1, L): one row is not a sequence: the linear map sees it all
     assert _rows(one_row, (1, 1, 64))[0]["0"].text() == "whole input"

@@ -29,6 +29,7 @@ import re
 from torch import nn
 
 from archcalc.analysis import token_fields
+from archcalc.analysis.receptive import Field
 from archcalc.analysis.token_fields import Tokens, locate
 
 _TRANSPOSES = frozenset({"transpose", "swapaxes", "swapdims", "t", "T", "mT", "permute", "movedim", "moveaxis"})
@@ -105,7 +106,18 @@ def _window_reads(d: int, a: int, shape: tuple, given: tuple) -> str:
     or, in 2-d over the input's own two axes (N, 1, A, B), an image's."""
     if a < len(shape) - d:
         return SIGNAL
-    return IMAGE if d == 2 and a == len(shape) - 2 and tuple(shape[-2:]) == tuple(given[1:]) else SEQUENCE
+    image = d == 2 and a >= len(shape) - 2 and tuple(shape[-2:]) in (tuple(given[1:]), tuple(given[:0:-1]))
+    return IMAGE if image else SEQUENCE
+
+
+def image_fields(given: tuple, shapes: list, fields: list) -> list[Field] | None:
+    """An image's fields, A x B in the order each holds the two axes (an Audio Spectrogram Transformer transposes
+    them), for the tensors and rows of these shapes whose sequence's fields are ``fields``; None where one of them
+    is not one position of the input (a pad on the way moved it) or its last two axes are not the input's two."""
+    axes = (tuple(given[1:]), tuple(given[:0:-1]))
+    if any(tuple(f[:3]) != ((1,), (1.0,), (0.5,)) or tuple(s[-2:]) not in axes for s, f in zip(shapes, fields)):
+        return None
+    return [Field.of_input(tuple(s[-2:])) for s in shapes]
 
 
 NOTE_START = "receptive fields: "  # (a note the tables of receptive fields show, the others not)

@@ -825,14 +825,17 @@ class Tracer(AutogradRows, TorchFunctionMode):
                 self.undecided_rows.append((frame.index, field))
                 return
         self.undecided = None
-        if reads == sequence_input.IMAGE and any(tuple(self.records[index].output_shapes[0][-2:]) != given[1:]
-                                                 for index, _ in self.undecided_rows):
-            reads = sequence_input.SEQUENCE  # (a transpose on the way: the image's axes are not the last two)
         if reads == sequence_input.IMAGE:  # (N, A, B) given a channel, (N, 1, A, B): an image's fields, A x B
-            image = receptive.Field.of_input(given[1:])
-            undecided = {k: (ref, image) for k, (ref, _) in undecided.items()}
-            self.undecided_rows = [(index, image) for index, _ in self.undecided_rows]
-        elif reads != sequence_input.SEQUENCE:
+            rows, tensors = self.undecided_rows, [(k, e) for k, e in undecided.items() if e[0]() is not None]
+            image = sequence_input.image_fields(given, [self.records[i].output_shapes[0] for i, _ in rows] +
+                                                [tuple(e[0]().shape) for _, e in tensors],
+                                                [f for _, f in rows] + [e[1] for _, e in tensors])
+            if image is None:
+                reads = sequence_input.SEQUENCE
+            else:
+                self.undecided_rows = [(i, f) for (i, _), f in zip(rows, image)]
+                undecided = {k: (e[0], f) for (k, e), f in zip(tensors, image[len(rows):])}
+        if reads not in (sequence_input.SEQUENCE, sequence_input.IMAGE):
             return
         for ref, field in undecided.values():
             t = ref()
