@@ -21,7 +21,7 @@ def option(name: str, value: str = "") -> str:
     (the functions' keyword: input_size for --input); ``value`` as the command line shows it."""
     if COMMAND_LINE.get():
         return f"--{name}" + (f" {value}" if value else "")
-    keyword = _KEYWORDS.get(name, name.replace("-", "_"))
+    keyword = _keyword(name)
     if not value:
         return keyword
     shown = value if value[:1] in _QUOTES or value.isdigit() else repr(value)
@@ -43,7 +43,7 @@ def choices(name: str, values: tuple[str, ...], named: bool = True) -> str:
     listed = ", ".join(shown[:-1]) + f" or {shown[-1]}" if len(shown) > 1 else shown[0]
     if not named:
         return listed
-    return f"--{name} {listed}" if COMMAND_LINE.get() else f"{_KEYWORDS.get(name, name.replace('-', '_'))}={listed}"
+    return f"--{name} {listed}" if COMMAND_LINE.get() else f"{_keyword(name)}={listed}"
 
 
 def real_device() -> str:
@@ -73,6 +73,11 @@ def argument_option(key: str, value: object) -> str:
     if COMMAND_LINE.get():
         return f"--arg {key}={value}"
     return f"args={{{key!r}: {value!r}}}"
+
+
+def _keyword(name: str) -> str:
+    """A flag's keyword in Python: input_size for --input, channels_last for --channels-last."""
+    return _KEYWORDS.get(name, name.replace("-", "_"))
 
 
 _KEYWORDS = {"input": "input_size", "input-dtype": "input_dtypes", "arg": "args"}

@@ -104,20 +104,24 @@ class Subsampling(nn.Module):
     """A speech model's frames (N, T, F) given one channel and subsampled in time and frequency (a Conformer's; the
     Audio Spectrogram Transformer's patches are cut with the two axes swapped)."""
 
-    def __init__(self, swapped=False):
+    def __init__(self, swapped=False, bins=16):
         super().__init__()
         self.conv = nn.Sequential(nn.Conv2d(1, 4, 3, 2), nn.Tanh(), nn.Conv2d(4, 4, (3, 5), 2), nn.Tanh())
         self.swapped = swapped
+        self.scale = nn.Parameter(torch.rand(bins, 1, 1) + 0.5)  # (per frequency bin, moved to the channels and
+        # back, as CNN14 does for its BatchNorm2d; not one here: PyTorch 2.13's CPU BatchNorm backward misplaces the
+        # gradient where the tensors are (N, C, H, 1) strided as channels-last, which the check below needs)
 
     def forward(self, x):
-        x = x.unsqueeze(1)
+        x = (x.unsqueeze(1).transpose(1, 3) * self.scale).transpose(1, 3)
         return self.conv(x.transpose(2, 3) if self.swapped else x)
 
 
 @pytest.mark.parametrize("swapped", [False, True])
 def test_frames_given_one_channel_are_an_image_of_time_and_frequency(swapped):
     f, a = _rows(Subsampling(swapped), (1, 20, 16))
-    assert type(f["conv.2"]) is Field and f["unsqueeze"].size == (1, 1)  # (the row before, given the image's too)
+    assert type(f["conv.2"]) is Field and f["unsqueeze"].size == f["mul"].size == (1, 1)  # (the rows before, the
+    # image's fields too)
     # 3 + (3 - 1)*2 and 3 + (5 - 1)*2 over the image's rows and columns (time and frequency, or the two swapped)
     assert (f["conv.2"].size, f["conv.2"].jump) == ((7, 11), (4.0, 4.0))
     assert f["conv.2"].grid == ((3, 3) if swapped else (4, 2))  # (20 x 16: 9 x 7, then (9 - 3)/2 + 1, (7 - 5)/2 + 1)

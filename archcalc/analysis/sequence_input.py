@@ -111,13 +111,14 @@ def _window_reads(d: int, a: int, shape: tuple, given: tuple) -> str:
 
 
 def image_fields(given: tuple, shapes: list, fields: list) -> list[Field] | None:
-    """An image's fields, A x B in the order each holds the two axes (an Audio Spectrogram Transformer transposes
-    them), for the tensors and rows of these shapes whose sequence's fields are ``fields``; None where one of them
-    is not one position of the input (a pad on the way moved it) or its last two axes are not the input's two."""
-    axes = (tuple(given[1:]), tuple(given[:0:-1]))
-    if any(tuple(f[:3]) != ((1,), (1.0,), (0.5,)) or tuple(s[-2:]) not in axes for s, f in zip(shapes, fields)):
+    """An image's fields, A x B, for the tensors and rows of these shapes whose sequence's fields are ``fields``: in
+    the order a tensor holds the two axes where its last two are B and A (an Audio Spectrogram Transformer swaps
+    them), else A x B (a step per element on the way, over another layout: views and transposes keep an image's
+    field as it is); None where one of them is not one position of the input (a pad on the way moved it)."""
+    swapped = tuple(given[:0:-1])
+    if any(tuple(f[:3]) != ((1,), (1.0,), (0.5,)) for f in fields):
         return None
-    return [Field.of_input(tuple(s[-2:])) for s in shapes]
+    return [Field.of_input(swapped if tuple(s[-2:]) == swapped else tuple(given[1:])) for s in shapes]
 
 
 NOTE_START = "receptive fields: "  # (a note the tables of receptive fields show, the others not)
@@ -125,10 +126,8 @@ NOTE_START = "receptive fields: "  # (a note the tables of receptive fields show
 
 def note(shape: tuple[int, ...], reader: str, reading: str) -> str:
     """What the analysis says of an input read as a sequence or an image."""
-    given = "x".join(map(str, shape))
-    if reading == IMAGE:
-        return (f"{NOTE_START}the input {given} is read as an image of {shape[1]}x{shape[2]}, as {reader} reads it "
-                f"(a signal, (N, C, L), would be read along its last axis): the fields count its rows and columns")
-    return (f"{NOTE_START}the input {given} is read as a sequence (N, L, D) of {shape[1]} positions, as {reader} "
-            f"reads it (a signal, (N, C, L), would be read along its last axis): the fields count positions, as "
-            f"tokens")
+    read = f"an image of {shape[1]}x{shape[2]}" if reading == IMAGE else \
+        f"a sequence (N, L, D) of {shape[1]} positions"
+    counted = "its rows and columns" if reading == IMAGE else "positions, as tokens"
+    return (f"{NOTE_START}the input {'x'.join(map(str, shape))} is read as {read}, as {reader} reads it (a signal, "
+            f"(N, C, L), would be read along its last axis): the fields count {counted}")

@@ -598,7 +598,7 @@ class Tracer(AutogradRows, TorchFunctionMode):
         frame.index + 1 up to ``end``), which also use its parameters."""
         inside = end > frame.index + 1
         field = self._field(outputs[0]) if outputs else None
-        if self.undecided is not None and outputs and id(outputs[0]) in self.undecided:
+        if self.undecided is not None and outputs and shapes_out and id(outputs[0]) in self.undecided:
             self.undecided_rows.append((frame.index, self.undecided[id(outputs[0])][1]))
         if field is None and outputs and not inside:  # a module that did no operation
             known = [f for f in self._fields(inputs) if f is not None]
@@ -795,7 +795,7 @@ class Tracer(AutogradRows, TorchFunctionMode):
         if x.dim() >= 3:
             self._set_field(x, receptive.Field.of_input(tuple(x.shape[2:])))
             sequence = sequence_input.of_input(tuple(x.shape), x.is_floating_point())
-            if sequence is not None and self.undecided is None and not self.inputs[:-1]:  # (the first input's)
+            if sequence is not None and len(self.inputs) == 1:  # (the first input's question only)
                 self.undecided = {id(x): (weakref.ref(x), sequence)}
         elif x.dim() == 2 and not (x.is_floating_point() or x.is_complex() or x.dtype is torch.bool):  # token ids
             self._set_field(x, token_fields.of_ids(tuple(x.shape)))
@@ -822,7 +822,8 @@ class Tracer(AutogradRows, TorchFunctionMode):
             if field is not None and not field.part and not field.whole:
                 for t in outputs:
                     undecided[id(t)] = (weakref.ref(t), field)
-                self.undecided_rows.append((frame.index, field))
+                if shapes_out:  # (a row that made a tensor: its field is replaced once it is decided)
+                    self.undecided_rows.append((frame.index, field))
                 return
         self.undecided = None
         if reads == sequence_input.IMAGE:  # (N, A, B) given a channel, (N, 1, A, B): an image's fields, A x B
