@@ -22,6 +22,16 @@ from archcalc.analysis.sequence_input import NOTE_START
 from archcalc.analysis.token_fields import Tokens
 
 
+def _analysed(name: str, build, sizes, dtypes):
+    """The analysis of one of the zoo's networks; None (and a line saying why) where this environment cannot."""
+    try:
+        torch.manual_seed(0)
+        return archcalc.analyze(build().eval(), sizes, input_dtypes=dtypes)
+    except Exception as error:  # (a model this environment cannot build)
+        print(f"{name:18s} not analysed: {type(error).__name__}: {str(error)[:80]}")
+        return None
+
+
 def main(names: list[str]) -> None:
     import hf_zoo
 
@@ -30,11 +40,8 @@ def main(names: list[str]) -> None:
     for name, (build, sizes, dtypes) in zoo.items():
         if names and name not in names or not dtypes or not any(str(d).startswith("int") for d in dtypes):
             continue
-        try:
-            torch.manual_seed(0)
-            a = archcalc.analyze(build().eval(), sizes, input_dtypes=dtypes)
-        except Exception as error:  # (a model this environment cannot build)
-            print(f"{name:18s} not analysed: {type(error).__name__}: {str(error)[:80]}")
+        a = _analysed(name, build, sizes, dtypes)
+        if a is None:
             continue
         fields = [r.receptive for r in a.records if isinstance(r.receptive, Tokens)]
         lost = next((r for r in a.records if r.kind != "module" and isinstance(r.receptive, Tokens)
@@ -53,11 +60,8 @@ def float_inputs(names: list[str]) -> None:
     for name, (build, sizes, dtypes) in zoo.items():
         if names and name not in names or dtypes and not str(dtypes[0]).startswith("float") or len(sizes[0]) != 3:
             continue
-        try:
-            torch.manual_seed(0)
-            a = archcalc.analyze(build().eval(), sizes, input_dtypes=dtypes)
-        except Exception as error:  # (a model this environment cannot build)
-            print(f"{name:18s} not analysed: {type(error).__name__}: {str(error)[:80]}")
+        a = _analysed(name, build, sizes, dtypes)
+        if a is None:
             continue
         note = next((n for n in a.notes if n.startswith(NOTE_START)), "")
         read = "an image" if "as an image" in note else "a sequence" if note else "a signal"
