@@ -100,6 +100,30 @@ def test_steps_before_the_one_that_decides_are_given_the_sequences_fields():
     assert not any("read as a sequence" in line for line in a.report("flops").footer)  # (the fields' tables only)
 
 
+class AntiCausal(nn.Module):
+    """A causal convolution over the frames flipped, flipped back: each position sees itself and the two after it
+    (the backward direction of a bidirectional network written with torch.flip)."""
+
+    def __init__(self, dim=6):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+        self.conv = nn.Conv1d(dim, dim, 3)
+
+    def forward(self, x):
+        x = self.proj(x).flip(1).transpose(1, 2)
+        return self.conv(F.pad(x, (2, 0))).transpose(1, 2).flip(1)
+
+
+def test_a_flip_along_the_frames_runs_their_positions_backwards():
+    f, _ = _rows(AntiCausal(), (1, 8, 6))
+    assert (f["flip"].jump, f["flip"].centre) == ((-1.0,), (7.5,))  # (the first unit: the last frame)
+    assert (f["conv"].size, f["conv"].jump) == ((3,), (-1.0,))
+    last = f["flip (2)"]
+    assert (last.size, last.jump, last.centre) == ((3,), (1.0,), (1.5,))  # position p: frames p .. p + 2
+    for p in (0, 3, 7):
+        assert _reached(AntiCausal, (1, 8, 6), 1, (0, p)) == (p, min(p + 2, 7))
+
+
 class Subsampling(nn.Module):
     """A speech model's frames (N, T, F) given one channel and subsampled in time and frequency (a Conformer's; the
     Audio Spectrogram Transformer's patches are cut with the two axes swapped)."""

@@ -94,7 +94,8 @@ def window(field: Field, kernel, stride, padding, dilation, ceil_mode: bool = Fa
     sizes, jumps, centres = [], [], []
     for r, j, c, k, s, p, dl in zip(size, jump, centre, kernel, stride, padding, dilation):
         span = dl * (k - 1)  # K' - 1
-        sizes.append(PART if r == PART else round(r + span * j))  # (a part not tracked stays one; its grid moves)
+        sizes.append(PART if r == PART else round(r + span * abs(j)))  # (a part not tracked stays one; its grid
+        # moves; a jump below 0: positions in reverse order, a sequence flipped)
         jumps.append(j * s)
         centres.append(c + (span / 2 - p) * j)
     return _new_field(Field, (tuple(sizes), tuple(jumps), tuple(centres), grid))

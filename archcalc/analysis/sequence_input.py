@@ -32,7 +32,8 @@ from archcalc.analysis import token_fields
 from archcalc.analysis.receptive import Field
 from archcalc.analysis.token_fields import Tokens, locate
 
-_TRANSPOSES = frozenset({"transpose", "swapaxes", "swapdims", "t", "T", "mT", "permute", "movedim", "moveaxis"})
+_TRANSPOSES = frozenset({"transpose", "swapaxes", "swapdims", "t", "T", "mT", "permute", "movedim", "moveaxis",
+                         "flip"})
 _NEUTRAL_OPS = token_fields.VIEWS | token_fields.PASS | _TRANSPOSES | {"pad"}  # (which it is, they do not say)
 _NEUTRAL_LAYERS = (*token_fields.PASSING, nn.Flatten, nn.Unflatten)
 _NORMS = (nn.LayerNorm, *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))

@@ -11,7 +11,9 @@ cannot say where they went (an operation not listed here, a write in place, a co
 reads "tokens: not tracked" (LOST), and so does all it reaches, rather than a guess: the image rules (receptive.py)
 take the last axes as the spatial ones, which does not hold here; a constant shaped like its input (zeros_like) has
 no field. An integer index on the tokens (BERT's pooler reads x[:, 0]) leaves one position, that token's field,
-which passes on (``before`` None); where such fields meet (a recurrent cell stepped by hand), their union.
+which passes on (``before`` None); where such fields meet (a recurrent cell stepped by hand), their union. A flip
+along the tokens runs their positions backwards: a negative jump, the first unit's centre the last token's (a
+bidirectional network's backward direction, flipped back after).
 
 Along the tokens a convolution or a pooling is a window (receptive.window: r_out = r_in + (K' - 1)*j_in); a linear
 map, a norm or a softmax over the axis that holds them, attention and recurrence see every token: the whole input
@@ -468,6 +470,14 @@ def _rearranged(name: str, call, field: Tokens, shape: tuple, out: tuple, found)
         order.insert(destination, source)
     if order is not None:
         return _at(field, out, order.index(a), within)
+    if name in ("flip", "fliplr", "flipud"):  # (along the tokens: the positions in reverse order, a negative jump)
+        dims = {"fliplr": (1,), "flipud": (0,)}.get(name) or call.arg(1, "dims")
+        if a not in {d % rank for d in (dims if isinstance(dims, (tuple, list)) else (dims,))}:
+            return _at(field, out, a, within)
+        if within != 1:
+            return None
+        (j,), (c,), (n,) = field.jump, field.centre, field.grid
+        return field._replace(jump=(-j,), centre=(c + (n - 1) * j,))
     if name == "getitem":
         return _indexed(field, shape, out, found, call.arg(1, "idx"))
     if name in ("cat", "concat", "concatenate", "stack", "chunk", "split", "tensor_split", "unbind", "narrow",
