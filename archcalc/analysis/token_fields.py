@@ -349,7 +349,7 @@ def _for_op(name: str, call, fields: list) -> Tokens | None:
         dims = call.arg(2, "dim", None)
         if dims is None:
             dims = range(rank) if name.endswith("n") else (-2, -1) if name.endswith("2") else (-1,)
-        dims = {d % rank for d in (dims if isinstance(dims, (tuple, list, range)) else (dims,))}
+        dims = _axes(dims, rank)
         return _whole(field) if a in dims else _at(field, out, a, within)
     if name in ("group_norm", "instance_norm"):
         return _whole(field) if a >= (1 if name == "group_norm" else 2) else field
@@ -368,6 +368,11 @@ def _for_op(name: str, call, fields: list) -> Tokens | None:
     if adaptive:
         return _adaptive(field, shape, out, found, int(adaptive.group(1)))
     return _rearranged(name, call, field, shape, out, found)
+
+
+def _axes(dims, rank: int) -> set[int]:
+    """An operation's dim argument, one axis or several, as axes from 0."""
+    return {d % rank for d in (dims if isinstance(dims, (tuple, list, range)) else (dims,))}
 
 
 def _merged(given: list, out: tuple) -> Tokens | None:
@@ -394,7 +399,7 @@ def _reduced(field: Tokens, shape: tuple, out: tuple, found, call) -> Tokens | N
     if dim is None or isinstance(dim, str):
         return _whole(field)
     rank = len(shape)
-    dims = {d % rank for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
+    dims = _axes(dim, rank)
     if a in dims:
         return _whole(field)
     kept = a if call.arg(2, "keepdim", False) else a - sum(d < a for d in dims)
@@ -472,7 +477,7 @@ def _rearranged(name: str, call, field: Tokens, shape: tuple, out: tuple, found)
         return _at(field, out, order.index(a), within)
     if name in ("flip", "fliplr", "flipud"):  # (along the tokens: the positions in reverse order, a negative jump)
         dims = {"fliplr": (1,), "flipud": (0,)}.get(name) or call.arg(1, "dims")
-        if a not in {d % rank for d in (dims if isinstance(dims, (tuple, list)) else (dims,))}:
+        if a not in _axes(dims, rank):
             return _at(field, out, a, within)
         if within != 1:
             return None
